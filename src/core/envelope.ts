@@ -1,0 +1,302 @@
+/**
+ * The fedmesh envelope: self-describing, signed, deterministic CBOR (DAG-CBOR rules:
+ * map keys sorted length-first then bytewise, shortest integer encodings, no floats for
+ * integers, no undefined). See docs/PROTOCOL.md for the field table and test vectors.
+ *
+ *   unsigned = dagCbor(fields without `sig`)
+ *   id       = multihash sha2-256(unsigned), multibase base32 ("b…")
+ *   sig      = Ed25519(agent key, "fedmesh/envelope/v1" || multihash bytes)
+ *   wire     = dagCbor(fields with `sig`)
+ *
+ * The hop count is not part of the envelope: it changes at each relay, so it travels in
+ * the frame header (net/frames.ts) and is checked against the signed `hops` limit.
+ */
+import { createHash } from 'node:crypto'
+import { gunzipSync, gzipSync } from 'node:zlib'
+import * as dagCbor from '@ipld/dag-cbor'
+import { base32 } from 'multiformats/bases/base32'
+import type { AgentId, MessageId, NetworkId, Topic } from './ids.ts'
+import { isNetworkId } from './ids.ts'
+import { isAgentId, verifyByDid, type AgentKey } from './keys.ts'
+import { isTopic } from './topics.ts'
+import { InvalidEnvelopeError, MessageTooLargeError } from './errors.ts'
+
+export const ENVELOPE_VERSION = 1
+export const SIGNATURE_DOMAIN = new TextEncoder().encode('fedmesh/envelope/v1')
+
+/** FIPA ACL performatives; `type` may also carry an application message type. */
+export const PERFORMATIVES = [
+  'inform', 'request', 'query-if', 'query-ref', 'propose', 'accept-proposal', 'reject-proposal',
+  'agree', 'refuse', 'failure', 'cfp', 'subscribe', 'cancel', 'not-understood'
+] as const
+export type Performative = typeof PERFORMATIVES[number]
+
+/** How the envelope is routed. */
+export const MODES = ['topic', 'direct', 'multicast', 'broadcast'] as const
+export type Mode = typeof MODES[number]
+
+export const COMPRESSIONS = ['gzip'] as const
+export type Compression = typeof COMPRESSIONS[number]
+
+/** Documented limits; nodes may lower them in config but never raise them above these. */
+export const LIMITS = {
+  maxEnvelopeBytes: 1024 * 1024,
+  maxRecipients: 256,
+  maxTtlSeconds: 7 * 24 * 3600,
+  maxHops: 32,
+  maxStringField: 256,
+  maxContentType: 128,
+  maxRetries: 16
+} as const
+
+export const DEFAULTS = { ttl: 300, hops: 8, prio: 1, contentType: 'application/json' } as const
+
+/** Delivery requirements. All optional. */
+export interface Delivery {
+  /** Sender wants a delivery confirmation from the recipient's node. */
+  ack?: boolean
+  /** Give up (and report) if not delivered within this many milliseconds. */
+  maxMs?: number
+  /** Retransmissions with exponential backoff when no confirmation arrives. */
+  retries?: number
+  /** Recipient suppresses duplicates by id (default on at every node anyway). */
+  dedup?: boolean
+  /** Per-sender ordering: `seq` is the sender's sequence number towards this recipient. */
+  seq?: number
+}
+
+export interface EnvelopeFields {
+  v: number
+  net: NetworkId
+  mode: Mode
+  /** Performative or application message type. */
+  type: string
+  from: AgentId
+  /** Recipients: exactly one for `direct`, one or more for `multicast`. */
+  to?: AgentId[]
+  topic?: Topic
+  /** Schema URI `ns/name@semver` (free-form string until the schema layer validates it). */
+  schema?: string
+  proto?: string
+  conv?: string
+  /** Correlation id: the id of the message this one answers. */
+  corr?: string
+  /** Where replies go, if not to `from`. */
+  replyTo?: string
+  /** Origin timestamp, milliseconds since the Unix epoch. */
+  ts: number
+  /** Lifetime in seconds from `ts`. */
+  ttl: number
+  /** Maximum number of relay hops. */
+  hops: number
+  /** Priority 0 (lowest) – 3 (highest). */
+  prio: number
+  dlv?: Delivery
+  /** Content type of `body` (after decompression). */
+  ct: string
+  /** Compression applied to `body`. */
+  enc?: Compression
+  body: Uint8Array
+}
+
+export interface Envelope extends EnvelopeFields {
+  readonly id: MessageId
+  readonly sig: Uint8Array
+  /** Canonical wire bytes (with signature). */
+  readonly bytes: Uint8Array
+}
+
+const FIELD_NAMES = new Set(['v', 'net', 'mode', 'type', 'from', 'to', 'topic', 'schema', 'proto', 'conv', 'corr', 'replyTo', 'ts', 'ttl', 'hops', 'prio', 'dlv', 'ct', 'enc', 'body', 'sig'])
+const DELIVERY_NAMES = new Set(['ack', 'maxMs', 'retries', 'dedup', 'seq'])
+
+export function messageIdFromBytes (unsigned: Uint8Array): { id: MessageId, multihash: Uint8Array } {
+  const digest = createHash('sha256').update(unsigned).digest()
+  const multihash = new Uint8Array(34)
+  multihash[0] = 0x12
+  multihash[1] = 0x20
+  multihash.set(digest, 2)
+  return { id: base32.encode(multihash) as MessageId, multihash }
+}
+
+function signingInput (multihash: Uint8Array): Uint8Array {
+  const out = new Uint8Array(SIGNATURE_DOMAIN.length + multihash.length)
+  out.set(SIGNATURE_DOMAIN, 0)
+  out.set(multihash, SIGNATURE_DOMAIN.length)
+  return out
+}
+
+/** Drops undefined members so the object is encodable and canonical. */
+function compact<T extends object> (obj: T): T {
+  const out: Record<string, unknown> = {}
+  for (const [k, v] of Object.entries(obj)) if (v !== undefined) out[k] = v
+  return out as T
+}
+
+/** Signs fields with the agent's key and returns the full envelope. */
+export function signEnvelope (fields: EnvelopeFields, key: AgentKey): Envelope {
+  if (fields.from !== key.id) throw new InvalidEnvelopeError('envelope `from` must be the signing agent')
+  const clean = compact({ ...fields, dlv: fields.dlv != null ? compact(fields.dlv) : undefined })
+  const problem = checkFields(clean)
+  if (problem != null) throw new InvalidEnvelopeError(problem)
+  const unsigned = dagCbor.encode(clean)
+  const { id, multihash } = messageIdFromBytes(unsigned)
+  const sig = key.sign(signingInput(multihash))
+  const bytes = dagCbor.encode({ ...clean, sig })
+  if (bytes.length > LIMITS.maxEnvelopeBytes) throw new MessageTooLargeError(`envelope is ${bytes.length} bytes, limit ${LIMITS.maxEnvelopeBytes}`)
+  return Object.freeze({ ...clean, id, sig, bytes })
+}
+
+export type DecodeFailure = 'malformed' | 'non-canonical' | 'bad-field' | 'bad-signature' | 'too-large'
+
+export type DecodeResult =
+  | { ok: true, envelope: Envelope }
+  | { ok: false, reason: DecodeFailure, detail: string }
+
+/**
+ * Decodes and verifies wire bytes: size, CBOR well-formedness, canonical encoding,
+ * field shapes and the signature. Never throws.
+ */
+export function decodeEnvelope (bytes: Uint8Array, maxBytes: number = LIMITS.maxEnvelopeBytes): DecodeResult {
+  if (bytes.length > maxBytes) return { ok: false, reason: 'too-large', detail: `${bytes.length} bytes > ${maxBytes}` }
+  let value: unknown
+  try {
+    value = dagCbor.decode(bytes)
+  } catch (err) {
+    return { ok: false, reason: 'malformed', detail: (err as Error).message.slice(0, 200) }
+  }
+  if (value == null || typeof value !== 'object' || Array.isArray(value) || value instanceof Uint8Array) {
+    return { ok: false, reason: 'malformed', detail: 'envelope is not a map' }
+  }
+  const obj = value as Record<string, unknown>
+  let reencoded: Uint8Array
+  try {
+    reencoded = dagCbor.encode(obj)
+  } catch (err) {
+    return { ok: false, reason: 'malformed', detail: (err as Error).message.slice(0, 200) }
+  }
+  if (!bytesEqual(reencoded, bytes)) return { ok: false, reason: 'non-canonical', detail: 'bytes are not the canonical encoding' }
+  const { sig, ...fields } = obj
+  if (!(sig instanceof Uint8Array) || sig.length !== 64) return { ok: false, reason: 'bad-field', detail: 'sig must be 64 bytes' }
+  const problem = checkFields(fields)
+  if (problem != null) return { ok: false, reason: 'bad-field', detail: problem }
+  const env = fields as unknown as EnvelopeFields
+  const { id, multihash } = messageIdFromBytes(dagCbor.encode(fields))
+  if (!verifyByDid(env.from, signingInput(multihash), sig)) return { ok: false, reason: 'bad-signature', detail: `signature does not verify for ${env.from}` }
+  return { ok: true, envelope: Object.freeze({ ...env, id, sig, bytes }) }
+}
+
+function bytesEqual (a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && Buffer.compare(a, b) === 0
+}
+
+function isInt (n: unknown, min: number, max: number): n is number {
+  return typeof n === 'number' && Number.isInteger(n) && n >= min && n <= max
+}
+
+function isShortString (s: unknown, max: number = LIMITS.maxStringField): s is string {
+  return typeof s === 'string' && s.length > 0 && s.length <= max
+}
+
+/** Returns a description of the first problem, or undefined when the fields are well formed. */
+export function checkFields (f: Record<string, unknown>): string | undefined {
+  for (const k of Object.keys(f)) if (!FIELD_NAMES.has(k)) return `unknown field ${JSON.stringify(k)}`
+  if (f.v !== ENVELOPE_VERSION) return `unsupported version ${String(f.v)}`
+  if (!isNetworkId(f.net)) return 'net must be a network id'
+  if (!MODES.includes(f.mode as Mode)) return `mode must be one of ${MODES.join(', ')}`
+  if (!isShortString(f.type, 64)) return 'type must be a string of 1–64 characters'
+  if (!isAgentId(f.from)) return 'from must be an Ed25519 did:key'
+  if (f.to !== undefined) {
+    if (!Array.isArray(f.to) || f.to.length === 0 || f.to.length > LIMITS.maxRecipients) return `to must list 1–${LIMITS.maxRecipients} agents`
+    for (const a of f.to) if (!isAgentId(a)) return 'to must contain did:key agent ids'
+  }
+  if (f.topic !== undefined && !isTopic(f.topic)) return 'topic is not a valid topic'
+  switch (f.mode) {
+    case 'topic': if (f.topic === undefined || f.to !== undefined) return 'topic mode needs topic and no recipients'; break
+    case 'direct': if (f.to === undefined || (f.to as unknown[]).length !== 1) return 'direct mode needs exactly one recipient'; break
+    case 'multicast': if (f.to === undefined) return 'multicast mode needs recipients'; break
+    case 'broadcast': if (f.to !== undefined) return 'broadcast mode takes no recipients'; break
+  }
+  for (const k of ['schema', 'proto', 'conv', 'corr', 'replyTo'] as const) {
+    if (f[k] !== undefined && !isShortString(f[k])) return `${k} must be a string of 1–${LIMITS.maxStringField} characters`
+  }
+  if (!isInt(f.ts, 0, Number.MAX_SAFE_INTEGER)) return 'ts must be a non-negative integer (ms)'
+  if (!isInt(f.ttl, 1, LIMITS.maxTtlSeconds)) return `ttl must be 1–${LIMITS.maxTtlSeconds} seconds`
+  if (!isInt(f.hops, 0, LIMITS.maxHops)) return `hops must be 0–${LIMITS.maxHops}`
+  if (!isInt(f.prio, 0, 3)) return 'prio must be 0–3'
+  if (f.dlv !== undefined) {
+    if (f.dlv == null || typeof f.dlv !== 'object' || Array.isArray(f.dlv) || f.dlv instanceof Uint8Array) return 'dlv must be a map'
+    const d = f.dlv as Record<string, unknown>
+    for (const k of Object.keys(d)) if (!DELIVERY_NAMES.has(k)) return `unknown delivery field ${JSON.stringify(k)}`
+    if (d.ack !== undefined && typeof d.ack !== 'boolean') return 'dlv.ack must be a boolean'
+    if (d.dedup !== undefined && typeof d.dedup !== 'boolean') return 'dlv.dedup must be a boolean'
+    if (d.maxMs !== undefined && !isInt(d.maxMs, 1, LIMITS.maxTtlSeconds * 1000)) return 'dlv.maxMs out of range'
+    if (d.retries !== undefined && !isInt(d.retries, 0, LIMITS.maxRetries)) return `dlv.retries must be 0–${LIMITS.maxRetries}`
+    if (d.seq !== undefined && !isInt(d.seq, 0, Number.MAX_SAFE_INTEGER)) return 'dlv.seq must be a non-negative integer'
+  }
+  if (!isShortString(f.ct, LIMITS.maxContentType)) return 'ct must be a content type'
+  if (f.enc !== undefined && !COMPRESSIONS.includes(f.enc as Compression)) return `enc must be one of ${COMPRESSIONS.join(', ')}`
+  if (!(f.body instanceof Uint8Array)) return 'body must be bytes'
+  return undefined
+}
+
+/** The payload bytes, decompressed when `enc` says so, bounded by `maxBytes`. */
+export function envelopePayload (env: Pick<EnvelopeFields, 'body' | 'enc'>, maxBytes: number = LIMITS.maxEnvelopeBytes): Uint8Array {
+  if (env.enc === 'gzip') {
+    try {
+      return new Uint8Array(gunzipSync(env.body, { maxOutputLength: maxBytes }))
+    } catch (err) {
+      throw new InvalidEnvelopeError(`payload does not decompress within ${maxBytes} bytes`, { cause: err })
+    }
+  }
+  return env.body
+}
+
+export function compressPayload (bytes: Uint8Array): Uint8Array {
+  return new Uint8Array(gzipSync(bytes))
+}
+
+/** JSON form used by the HTTP API and the CLI. */
+export interface EnvelopeJson {
+  id: string
+  v: number
+  net: string
+  mode: Mode
+  type: string
+  from: string
+  to?: string[]
+  topic?: string
+  schema?: string
+  proto?: string
+  conv?: string
+  corr?: string
+  replyTo?: string
+  ts: number
+  ttl: number
+  hops: number
+  prio: number
+  dlv?: Delivery
+  ct: string
+  enc?: Compression
+  /** Parsed payload when ct is JSON, otherwise absent (see payloadBase64). */
+  payload?: unknown
+  payloadBase64?: string
+  sig: string
+}
+
+export function isJsonContentType (ct: string): boolean {
+  return ct === 'application/json' || ct.endsWith('+json')
+}
+
+export function envelopeToJson (env: Envelope): EnvelopeJson {
+  const { bytes: _bytes, body: _body, sig, id, ...rest } = env
+  const out: EnvelopeJson = { id, ...rest, sig: Buffer.from(sig).toString('base64') }
+  const payload = envelopePayload(env)
+  if (isJsonContentType(env.ct)) {
+    try {
+      out.payload = JSON.parse(Buffer.from(payload).toString('utf8'))
+      return out
+    } catch { /* fall through to base64 */ }
+  }
+  out.payloadBase64 = Buffer.from(payload).toString('base64')
+  return out
+}

@@ -1,0 +1,6 @@
+export * from './ids.ts'
+export * from './errors.ts'
+export * from './keys.ts'
+export * from './topics.ts'
+export * from './envelope.ts'
+export * from './ingress.ts'

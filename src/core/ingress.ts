@@ -1,0 +1,137 @@
+/**
+ * Ingress verification, applied at every node a message enters. Rejection is normal flow:
+ * the check returns a reason value, the caller counts it (RejectionCounter) and drops the
+ * message; nothing is thrown and nothing is forwarded.
+ */
+import type { MessageId, NetworkId } from './ids.ts'
+import { decodeEnvelope, LIMITS, type DecodeFailure, type Envelope } from './envelope.ts'
+
+export const REJECTION_REASONS = [
+  'too-large', 'malformed', 'non-canonical', 'bad-field', 'bad-signature',
+  'wrong-network', 'expired', 'from-future', 'hop-limit', 'duplicate'
+] as const
+export type RejectionReason = typeof REJECTION_REASONS[number]
+
+export interface IngressOptions {
+  network: NetworkId
+  /** Largest accepted envelope in bytes. */
+  maxBytes: number
+  /**
+   * Tolerated clock skew in milliseconds: a message may carry a timestamp at most this far
+   * in the future, and is still accepted this long after its TTL ran out.
+   */
+  clockSkewMs: number
+}
+
+export const DEFAULT_INGRESS: Omit<IngressOptions, 'network'> = {
+  maxBytes: LIMITS.maxEnvelopeBytes,
+  clockSkewMs: 30_000
+}
+
+export type IngressResult =
+  | { ok: true, envelope: Envelope }
+  | { ok: false, reason: RejectionReason, detail: string, id?: MessageId }
+
+/** Checks that do not depend on node state beyond the clock. Pure given `now`. */
+export function checkEnvelopeContext (env: Envelope, hopCount: number, opts: IngressOptions, now: number): IngressResult {
+  if (env.net !== opts.network) return { ok: false, reason: 'wrong-network', detail: `network ${env.net}, this node is on ${opts.network}`, id: env.id }
+  if (env.ts > now + opts.clockSkewMs) return { ok: false, reason: 'from-future', detail: `timestamp ${env.ts - now} ms in the future`, id: env.id }
+  if (env.ts + env.ttl * 1000 + opts.clockSkewMs < now) return { ok: false, reason: 'expired', detail: `expired ${now - env.ts - env.ttl * 1000} ms ago`, id: env.id }
+  if (hopCount > env.hops) return { ok: false, reason: 'hop-limit', detail: `${hopCount} hops > limit ${env.hops}`, id: env.id }
+  return { ok: true, envelope: env }
+}
+
+/** Full pipeline for bytes off the wire, including dedup. */
+export function verifyIngress (bytes: Uint8Array, hopCount: number, opts: IngressOptions, dedup: DedupCache, now: number = Date.now()): IngressResult {
+  const decoded = decodeEnvelope(bytes, opts.maxBytes)
+  if (!decoded.ok) return { ok: false, reason: decoded.reason satisfies DecodeFailure, detail: decoded.detail }
+  const ctx = checkEnvelopeContext(decoded.envelope, hopCount, opts, now)
+  if (!ctx.ok) return ctx
+  const env = decoded.envelope
+  if (!dedup.add(env.id, env.ts + env.ttl * 1000 + opts.clockSkewMs, now)) return { ok: false, reason: 'duplicate', detail: 'already seen', id: env.id }
+  return { ok: true, envelope: env }
+}
+
+/**
+ * Remembers message ids until their expiry. An id is only forgotten once its message
+ * would be rejected as expired anyway, so a replay is caught either way; the cache is
+ * bounded in count and, when full, refuses to forget early (it evicts the soonest expiry).
+ */
+export class DedupCache {
+  private readonly expiries = new Map<string, number>()
+  private readonly maxEntries: number
+  private lastSweep = 0
+
+  constructor (maxEntries: number = 1_000_000) {
+    this.maxEntries = maxEntries
+  }
+
+  /** Records `id`; false when it was already present (and not expired). */
+  add (id: string, expiresAt: number, now: number = Date.now()): boolean {
+    const seen = this.expiries.get(id)
+    if (seen !== undefined && seen >= now) return false
+    if (now - this.lastSweep > 1000 || this.expiries.size >= this.maxEntries) this.sweep(now)
+    this.expiries.set(id, expiresAt)
+    return true
+  }
+
+  has (id: string): boolean {
+    return this.expiries.has(id)
+  }
+
+  get size (): number {
+    return this.expiries.size
+  }
+
+  private sweep (now: number): void {
+    this.lastSweep = now
+    for (const [id, exp] of this.expiries) if (exp < now) this.expiries.delete(id)
+    // Still full: drop the entries closest to expiry (insertion order approximates that).
+    let excess = this.expiries.size - this.maxEntries + 1
+    if (excess > 0) {
+      for (const id of this.expiries.keys()) {
+        this.expiries.delete(id)
+        if (--excess <= 0) break
+      }
+    }
+  }
+}
+
+export interface RejectionRecord {
+  at: number
+  reason: RejectionReason
+  detail: string
+  id?: MessageId
+  peer?: string
+}
+
+/** Counts rejections per reason and keeps the most recent ones for inspection. */
+export class RejectionCounter {
+  readonly counts: Record<RejectionReason, number>
+  private readonly recent: RejectionRecord[] = []
+  private readonly keep: number
+  private readonly onReject?: (r: RejectionRecord) => void
+
+  constructor (opts: { keep?: number, onReject?: (r: RejectionRecord) => void } = {}) {
+    this.keep = opts.keep ?? 200
+    this.onReject = opts.onReject
+    this.counts = Object.fromEntries(REJECTION_REASONS.map(r => [r, 0])) as Record<RejectionReason, number>
+  }
+
+  record (r: Omit<RejectionRecord, 'at'>): void {
+    const rec = { at: Date.now(), ...r }
+    this.counts[r.reason]++
+    this.recent.push(rec)
+    if (this.recent.length > this.keep) this.recent.shift()
+    this.onReject?.(rec)
+  }
+
+  total (): number {
+    return Object.values(this.counts).reduce((a, b) => a + b, 0)
+  }
+
+  list (filter: { reason?: RejectionReason, limit?: number } = {}): RejectionRecord[] {
+    const rows = filter.reason != null ? this.recent.filter(r => r.reason === filter.reason) : this.recent
+    return rows.slice(-(filter.limit ?? this.keep)).reverse()
+  }
+}

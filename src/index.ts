@@ -1,0 +1,17 @@
+/**
+ * fedmesh: a decentralized communication mesh for AI agents.
+ *
+ * @example
+ * ```ts
+ * import { createNode } from 'fedmesh'
+ * const node = await createNode({ dir: './data' })
+ * const agent = await node.agent('alice')
+ * await agent.publish('weather/paris', { tempC: 21 })
+ * ```
+ */
+export { createNode, MeshNodeImpl } from './node/mesh-node.ts'
+export { createAgent, AgentImpl } from './sdk/agent.ts'
+export * from './node/types.ts'
+export * from './core/index.ts'
+export { NODE_ROLES, type NodeRole, type AgentRecord, type NodeRecord } from './net/records.ts'
+export type { PeerStatus } from './net/peers.ts'

@@ -1,0 +1,240 @@
+/**
+ * MeshNode: composes the data dir, libp2p (net/), the peer tracker, the router and the
+ * agents hosted here, and starts the local API when configured. This is the one
+ * assembler; the services do not know about each other beyond their components.
+ */
+import { cpus, totalmem } from 'node:os'
+import pino from 'pino'
+import type { AgentId, NetworkId } from '../core/ids.ts'
+import { isAgentId } from '../core/keys.ts'
+import { AgentNotFoundError, InvalidArgumentError, abortReason } from '../core/errors.ts'
+import type { RejectionReason } from '../core/ingress.ts'
+import { createNet, type Net } from '../net/libp2p.ts'
+import { PeerTracker } from '../net/peers.ts'
+import { dhtSelectors, dhtValidators, signNodeRecord, type AgentRecord, type NodeRecord } from '../net/records.ts'
+import { Router, AGENT_RECORD_TTL_MS } from '../routing/router.ts'
+import type { AgentTransport } from '../routing/types.ts'
+import { createAgent, type AgentImpl } from '../sdk/agent.ts'
+import { loadAgentKey, openDataDir, writeRuntimeInfo, type DataDir } from './datadir.ts'
+import type { AbortOptions, AgentInfo, CreateNodeOptions, Logger, MeshNode, NodeConfig, NodeStatus, PeerInfo } from './types.ts'
+
+export interface ApiHandle { url: string, close: () => Promise<void> }
+
+export class MeshNodeImpl implements MeshNode {
+  readonly peerId: string
+  readonly network: NetworkId
+  readonly dir: string
+  readonly config: NodeConfig
+  readonly apiToken: string
+  readonly net: Net
+  readonly router: Router
+  readonly tracker: PeerTracker
+  readonly transport: AgentTransport
+  readonly logger: Logger
+  private readonly data: DataDir
+  private readonly local = new Map<string, Promise<AgentImpl>>()
+  private readonly startedAt = Date.now()
+  private api?: ApiHandle
+  private stopping?: Promise<void>
+
+  constructor (data: DataDir, net: Net, logger: Logger) {
+    this.data = data
+    this.dir = data.dir
+    this.config = data.config
+    this.apiToken = data.apiToken
+    this.peerId = data.peerId
+    this.network = data.config.network as NetworkId
+    this.net = net
+    this.logger = logger
+    this.tracker = new PeerTracker(net)
+    this.router = new Router({
+      net,
+      network: this.network,
+      ingress: { network: this.network, maxBytes: this.config.maxMessageBytes, clockSkewMs: this.config.clockSkewMs },
+      peers: this.tracker,
+      logger,
+      nodeRecord: async () => await this.nodeRecord()
+    })
+    const router = this.router
+    this.transport = {
+      submit: async (env, options) => await router.submit(env, options),
+      subscribe: async (agent, pattern) => { router.subscribe(agent, pattern) },
+      unsubscribe: async (agent, pattern) => { router.unsubscribe(agent, pattern) },
+      openStream: async (open, options) => await router.openStream(open, options),
+      attach: async (endpoint, onStream) => { await router.attach(endpoint, onStream) },
+      detach: async (agent) => { await router.detach(agent) }
+    }
+  }
+
+  /** Started by createNode; separate so the API can be given a fully built node. */
+  async start (): Promise<void> {
+    this.tracker.start()
+    await this.router.start()
+    if (this.config.api !== false) {
+      const [host, port] = splitHostPort(this.config.api)
+      const { startApi } = await import('../api/server.ts')
+      this.api = await startApi(this, { host, port, token: this.apiToken, logger: this.logger })
+    }
+    await writeRuntimeInfo(this.dir, { pid: process.pid, peerId: this.peerId, addresses: this.multiaddrs(), api: this.api?.url, startedAt: this.startedAt })
+    void this.router.announceAll()
+  }
+
+  get apiUrl (): string | undefined { return this.api?.url }
+
+  multiaddrs (): string[] {
+    return this.net.getMultiaddrs().map(String)
+  }
+
+  async agent (name: string, options: { capabilities?: string[] } = {}): Promise<AgentImpl> {
+    let p = this.local.get(name)
+    if (p == null) {
+      p = (async () => {
+        const key = await loadAgentKey(this.dir, name, { create: true })
+        if (key == null) throw new InvalidArgumentError(`cannot create agent ${name}`)
+        return await createAgent(key, this.transport, { network: this.network, name, capabilities: options.capabilities, kind: 'local' })
+      })()
+      this.local.set(name, p)
+      p.catch(() => { this.local.delete(name) })
+    }
+    return await p
+  }
+
+  agents (): AgentInfo[] {
+    return this.router.localAgents().map(ep => ({
+      id: ep.agent,
+      name: ep.name,
+      kind: ep.kind,
+      subscriptions: this.router.subscriptionsOf(ep.agent),
+      handlesRequests: ep.handlesRequests()
+    }))
+  }
+
+  status (): NodeStatus {
+    return {
+      peerId: this.peerId,
+      network: this.network,
+      addresses: this.multiaddrs(),
+      peers: this.net.getPeers().length,
+      roles: this.config.roles,
+      agents: this.agents(),
+      api: this.api?.url,
+      uptimeMs: Date.now() - this.startedAt,
+      rejections: { ...this.router.rejections.counts },
+      counters: { ...this.router.counters }
+    }
+  }
+
+  peers (): PeerInfo[] {
+    const records = new Map(this.router.nodeRecords().map(r => [r.peer, r]))
+    const connected = new Set(this.net.getPeers().map(String))
+    return this.tracker.list()
+      .filter(p => connected.has(p.peerId) || p.status !== 'connected')
+      .map(p => ({ ...p, roles: records.get(p.peerId)?.roles, capacity: records.get(p.peerId)?.capacity }))
+  }
+
+  nodeRecords (): NodeRecord[] {
+    return this.router.nodeRecords()
+  }
+
+  rejections (filter: { reason?: RejectionReason, limit?: number } = {}) {
+    return { counts: { ...this.router.rejections.counts }, recent: this.router.rejections.list(filter) }
+  }
+
+  async findAgent (id: AgentId | string, options: AbortOptions = {}): Promise<AgentRecord> {
+    if (!isAgentId(id)) throw new InvalidArgumentError(`not an agent id (did:key): ${JSON.stringify(id)}`)
+    return await this.router.findAgent(id, options)
+  }
+
+  async waitForAgent (id: AgentId | string, options: AbortOptions = {}): Promise<AgentRecord> {
+    if (!isAgentId(id)) throw new InvalidArgumentError(`not an agent id (did:key): ${JSON.stringify(id)}`)
+    const signal = options.signal ?? AbortSignal.timeout(30_000)
+    for (let attempt = 0; ; attempt++) {
+      const known = this.router.knownAgent(id)
+      if (known != null) return known
+      try {
+        return await this.router.findAgent(id, { signal: AbortSignal.any([signal, AbortSignal.timeout(2000)]) })
+      } catch (err) {
+        if (signal.aborted) throw abortReason(signal, `waiting for agent ${id}`)
+        if (!(err instanceof AgentNotFoundError)) throw err
+      }
+      await new Promise(resolve => setTimeout(resolve, Math.min(1000, 100 * (attempt + 1))))
+    }
+  }
+
+  async dial (addr: string, options: AbortOptions = {}): Promise<void> {
+    const { multiaddr } = await import('@multiformats/multiaddr')
+    let ma
+    try { ma = multiaddr(addr) } catch (err) { throw new InvalidArgumentError(`bad multiaddr ${JSON.stringify(addr)}: ${(err as Error).message}`) }
+    await this.net.dial(ma, { signal: options.signal ?? AbortSignal.timeout(10_000) })
+  }
+
+  private async nodeRecord (): Promise<NodeRecord> {
+    const now = Date.now()
+    return await signNodeRecord({
+      v: 1,
+      net: this.network,
+      peer: this.peerId,
+      roles: this.config.roles,
+      caps: ['pubsub', 'direct', 'request', 'stream', 'broadcast', 'multicast', ...(this.config.relay ? ['relay'] : [])],
+      capacity: { cpus: cpus().length, memoryMB: Math.round(totalmem() / 1048576), ...this.config.capacity },
+      addrs: this.multiaddrs(),
+      agents: this.router.localAgents().length,
+      seq: now,
+      exp: now + AGENT_RECORD_TTL_MS
+    }, this.data.privateKey)
+  }
+
+  async stop (): Promise<void> {
+    this.stopping ??= (async () => {
+      for (const p of this.local.values()) await p.then(a => a.close()).catch(() => {})
+      await this.api?.close().catch(() => {})
+      this.tracker.stop()
+      await this.router.stop()
+      await this.net.stop()
+    })()
+    await this.stopping
+  }
+}
+
+function splitHostPort (s: string): [string, number] {
+  const i = s.lastIndexOf(':')
+  const host = s.slice(0, i).replace(/^\[|\]$/g, '')
+  return [host, Number(s.slice(i + 1))]
+}
+
+/**
+ * Creates and starts a node.
+ *
+ * @example
+ * ```ts
+ * const node = await createNode({ dir: './data', listen: ['/ip4/127.0.0.1/tcp/0'], api: false })
+ * const alice = await node.agent('alice')
+ * for await (const msg of alice.subscribe('news/#')) console.log(msg.topic, msg.data())
+ * ```
+ */
+export async function createNode (options: CreateNodeOptions): Promise<MeshNodeImpl> {
+  if (options == null || typeof options.dir !== 'string' || options.dir.length === 0) throw new InvalidArgumentError('createNode needs a data dir: { dir }')
+  const { dir, logger: givenLogger, ...overrides } = options
+  const logger: Logger = givenLogger ?? pino({ level: 'silent' })
+  const data = await openDataDir(dir, overrides)
+  const relayServer = data.config.relay && data.config.roles.some(r => r === 'full' || r === 'gateway')
+  const net = await createNet({
+    privateKey: data.privateKey,
+    network: data.config.network as NetworkId,
+    listen: data.config.listen,
+    announce: data.config.announce,
+    bootstrap: data.config.bootstrap,
+    mdns: data.config.mdns,
+    relayServer,
+    dhtValidators,
+    dhtSelectors
+  })
+  const node = new MeshNodeImpl(data, net, logger)
+  try {
+    await node.start()
+  } catch (err) {
+    await node.stop().catch(() => {})
+    throw err
+  }
+  return node
+}

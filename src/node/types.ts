@@ -1,0 +1,205 @@
+/**
+ * Public contracts of the node and the agent SDK. Implementations live in
+ * node/mesh-node.ts (MeshNode), sdk/agent.ts (in-process Agent) and sdk/remote.ts
+ * (remote Agent over the node's WebSocket API); both Agents satisfy `Agent`.
+ */
+import type { AgentId, MessageId, NetworkId, Topic } from '../core/ids.ts'
+import type { Envelope, EnvelopeJson, Mode } from '../core/envelope.ts'
+import type { RejectionReason, RejectionRecord } from '../core/ingress.ts'
+import type { PeerState } from '../net/peers.ts'
+import type { AgentRecord, NodeCapacity, NodeRecord, NodeRole } from '../net/records.ts'
+
+export interface AbortOptions { signal?: AbortSignal }
+
+export interface NodeConfig {
+  /** Network id; nodes ignore traffic of other networks. Default `fedmesh`. */
+  network: string
+  /** libp2p listen multiaddrs. Default TCP 7401 and WebSockets 7402 on all interfaces. */
+  listen: string[]
+  /** Extra addresses to announce (e.g. a public address). */
+  announce: string[]
+  /** Bootstrap peer multiaddrs (with /p2p/). Only these are contacted at start. */
+  bootstrap: string[]
+  /** HTTP + WebSocket API, `host:port`, or false to disable. Default 127.0.0.1:7400. */
+  api: string | false
+  roles: NodeRole[]
+  /** Opt-in LAN discovery (multicasts on the LAN). */
+  mdns: boolean
+  /** Serve as a circuit relay v2 for other nodes. Default: on for full and gateway roles. */
+  relay: boolean
+  capacity?: Partial<NodeCapacity>
+  /** Tolerated clock skew for ingress freshness checks, ms. Default 30 000. */
+  clockSkewMs: number
+  /** Largest accepted envelope, bytes (≤ 1 MiB). */
+  maxMessageBytes: number
+}
+
+export interface CreateNodeOptions extends Partial<NodeConfig> {
+  /** Data directory: keys, config, API token. Created when missing. */
+  dir: string
+  /** pino-compatible logger; default a silent one (the CLI passes a real one). */
+  logger?: Logger
+}
+
+export interface Logger {
+  info: (obj: unknown, msg?: string) => void
+  warn: (obj: unknown, msg?: string) => void
+  error: (obj: unknown, msg?: string) => void
+  debug: (obj: unknown, msg?: string) => void
+}
+
+export interface PeerInfo extends PeerState {
+  /** Roles and capacity from the peer's signed node record, when known. */
+  roles?: NodeRole[]
+  capacity?: NodeCapacity
+}
+
+export interface AgentInfo {
+  id: AgentId
+  name?: string
+  /** `local`: in this process; `remote`: attached over the WebSocket API. */
+  kind: 'local' | 'remote'
+  subscriptions: string[]
+  handlesRequests: boolean
+}
+
+export interface NodeStatus {
+  peerId: string
+  network: NetworkId
+  /** Full multiaddrs with /p2p/<peerId>. */
+  addresses: string[]
+  peers: number
+  roles: NodeRole[]
+  agents: AgentInfo[]
+  api?: string
+  uptimeMs: number
+  rejections: Record<RejectionReason, number>
+  counters: { published: number, delivered: number, forwarded: number, received: number }
+}
+
+/** Anything an agent can send: bytes (application/octet-stream) or a JSON value. */
+export type Payload = Uint8Array | unknown
+
+export interface SendOptions extends AbortOptions {
+  /** Performative or message type. Default `inform` (`request` for request()). */
+  type?: string
+  schema?: string
+  protocol?: string
+  conversation?: string
+  correlation?: string
+  replyTo?: string
+  /** Seconds. Default 300. */
+  ttl?: number
+  /** Hop limit. Default 8. */
+  hops?: number
+  /** 0–3, default 1. */
+  priority?: number
+  contentType?: string
+  /** gzip the payload. */
+  compress?: boolean
+  /** Wait for the recipient node's delivery confirmation (direct/multicast). */
+  confirm?: boolean
+  /** Retransmissions with exponential backoff until confirmed (implies confirm). */
+  retries?: number
+  /** Fail when not confirmed within this many ms. */
+  maxDeliveryMs?: number
+  /** Per-sender ordering towards each recipient. */
+  ordered?: boolean
+}
+
+export interface RequestOptions extends SendOptions {
+  /** ms; default 10 000. */
+  timeout?: number
+}
+
+export interface SendResult {
+  id: MessageId
+  /** Recipients whose node confirmed delivery (only when confirmation was asked). */
+  confirmed: AgentId[]
+}
+
+export interface Message {
+  readonly id: MessageId
+  readonly mode: Mode
+  readonly type: string
+  readonly from: AgentId
+  readonly to?: AgentId[]
+  readonly topic?: Topic
+  readonly schema?: string
+  readonly protocol?: string
+  readonly conversation?: string
+  readonly correlation?: string
+  readonly replyTo?: string
+  readonly timestamp: number
+  readonly ttl: number
+  readonly priority: number
+  readonly contentType: string
+  /** Decompressed payload bytes. */
+  readonly payload: Uint8Array
+  /** Payload parsed as JSON (throws InvalidArgumentError when it is not JSON). */
+  data: <T = unknown>() => T
+  readonly envelope: Envelope
+  toJSON: () => EnvelopeJson
+}
+
+export interface Subscription extends AsyncIterable<Message>, AsyncDisposable {
+  readonly pattern: string
+  /** Stop receiving; pending iteration ends. */
+  unsubscribe: () => void
+  /** Resolves when the subscription has ended. */
+  readonly closed: Promise<void>
+}
+
+/** Returns the reply payload; throwing sends a `failure` reply. */
+export type RequestHandler = (msg: Message, ctx: { signal: AbortSignal }) => Promise<Payload> | Payload
+
+export interface AgentStream extends AsyncIterable<Uint8Array> {
+  readonly remote: AgentId
+  readonly name: string
+  /** Resolves when the chunk is accepted by the transport (backpressure). */
+  write: (chunk: Uint8Array, options?: AbortOptions) => Promise<void>
+  /** Ends our side; the remote's iteration ends. */
+  close: () => Promise<void>
+  abort: (err: Error) => void
+}
+
+export type StreamHandler = (stream: AgentStream, open: Message) => void | Promise<void>
+
+export interface Agent {
+  readonly id: AgentId
+  readonly name?: string
+  publish: (topic: string, payload: Payload, options?: SendOptions) => Promise<SendResult>
+  subscribe: (pattern: string, options?: AbortOptions) => Subscription
+  /** Direct, multicast and broadcast messages addressed to this agent (not replies). */
+  messages: (options?: AbortOptions) => Subscription
+  send: (to: AgentId | string, payload: Payload, options?: SendOptions) => Promise<SendResult>
+  multicast: (to: Array<AgentId | string>, payload: Payload, options?: SendOptions) => Promise<SendResult>
+  broadcast: (payload: Payload, options?: SendOptions) => Promise<SendResult>
+  request: (to: AgentId | string, payload: Payload, options?: RequestOptions) => Promise<Message>
+  /** Installs the request handler (one per agent); returns a function that removes it. */
+  handle: (handler: RequestHandler) => () => void
+  openStream: (to: AgentId | string, name: string, options?: AbortOptions) => Promise<AgentStream>
+  onStream: (handler: StreamHandler) => () => void
+  close: () => Promise<void>
+}
+
+export interface MeshNode {
+  readonly peerId: string
+  readonly network: NetworkId
+  readonly dir: string
+  readonly config: NodeConfig
+  multiaddrs: () => string[]
+  /** Creates (first time) or loads the agent named `name`, keyed in the data dir. */
+  agent: (name: string, options?: { capabilities?: string[] }) => Promise<Agent>
+  agents: () => AgentInfo[]
+  status: () => NodeStatus
+  peers: () => PeerInfo[]
+  nodeRecords: () => NodeRecord[]
+  rejections: (filter?: { reason?: RejectionReason, limit?: number }) => { counts: Record<RejectionReason, number>, recent: RejectionRecord[] }
+  /** Finds an agent's signed record (local directory, then the DHT). */
+  findAgent: (id: AgentId | string, options?: AbortOptions) => Promise<AgentRecord>
+  /** Resolves once the agent's record can be found (polls the directory and DHT). */
+  waitForAgent: (id: AgentId | string, options?: AbortOptions) => Promise<AgentRecord>
+  dial: (multiaddr: string, options?: AbortOptions) => Promise<void>
+  stop: () => Promise<void>
+}

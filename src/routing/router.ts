@@ -1,0 +1,547 @@
+/**
+ * The router: where every envelope enters and leaves a node.
+ *
+ *   agent ──submit──▶ router ──┬─ topic / broadcast ─▶ local subscribers + gossipsub (mesh topic)
+ *                              └─ direct / multicast ─▶ local endpoint, or FrameLink to the
+ *                                                       recipient's home node (found by record)
+ *   wire ──▶ ingress (verifyIngress) ──▶ deliver to local endpoints ──▶ confirm frame
+ *
+ * Ingress rejections are counted by reason and never forwarded: gossipsub asks our topic
+ * validator before it relays anything.
+ */
+import * as dagCbor from '@ipld/dag-cbor'
+import * as lp from 'it-length-prefixed'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { multiaddr } from '@multiformats/multiaddr'
+import type { Connection, Stream } from '@libp2p/interface'
+import { TopicValidatorResult } from '@libp2p/gossipsub'
+import type { AgentId, NetworkId } from '../core/ids.ts'
+import type { Envelope } from '../core/envelope.ts'
+import { DedupCache, RejectionCounter, verifyIngress, type IngressOptions, type RejectionReason } from '../core/ingress.ts'
+import {
+  AgentNotFoundError, DeliveryFailedError, FedmeshError, NoRespondersError, TimeoutError, UnreachableError, abortReason
+} from '../core/errors.ts'
+import { topicMatches } from '../core/topics.ts'
+import { FrameLink, FRAME_CONFIRM, FRAME_MESSAGE, msgProtocol, streamProtocol, MAX_FRAME_BYTES, decodeFrame, encodeFrame, type Frame } from '../net/frames.ts'
+import { controlTopic, gossipTopic, type Net } from '../net/libp2p.ts'
+import {
+  agentRecordKey, agentRecordSigningInput, decodeAgentRecord, decodeNodeRecord, encodeAgentRecord, encodeNodeRecord,
+  type AgentRecord, type AgentRecordFields, type NodeRecord
+} from '../net/records.ts'
+import type { PeerTracker } from '../net/peers.ts'
+import type { AbortOptions, Logger, SendResult } from '../node/types.ts'
+import type { ByteStream, Endpoint } from './types.ts'
+import { libp2pByteStream, memoryStreamPair } from './streams.ts'
+import { retryDelay } from './retry.ts'
+
+export const AGENT_RECORD_TTL_MS = 60 * 60 * 1000
+export const AGENT_RECORD_REFRESH_MS = 10 * 60 * 1000
+const CONFIRM_TIMEOUT_MS = 5000
+const STREAM_OPEN_TIMEOUT_MS = 10_000
+
+export interface RouterComponents {
+  net: Net
+  network: NetworkId
+  ingress: IngressOptions
+  peers: PeerTracker
+  logger: Logger
+  /** Supplies this node's signed record for announcements. */
+  nodeRecord: () => Promise<NodeRecord>
+}
+
+export interface RouterCounters { published: number, delivered: number, forwarded: number, received: number }
+
+interface Attached {
+  ep: Endpoint
+  onStream: (stream: ByteStream, open: Envelope) => void
+  patterns: Set<string>
+  record?: Uint8Array
+}
+
+interface PendingConfirm {
+  resolve: (f: Frame & { t: typeof FRAME_CONFIRM }) => void
+  reject: (err: Error) => void
+}
+
+export class Router {
+  readonly dedup = new DedupCache()
+  readonly rejections: RejectionCounter
+  readonly counters: RouterCounters = { published: 0, delivered: 0, forwarded: 0, received: 0 }
+  private readonly c: RouterComponents
+  private readonly endpoints = new Map<AgentId, Attached>()
+  private readonly directory = new Map<AgentId, AgentRecord>()
+  private readonly nodes = new Map<string, NodeRecord>()
+  private readonly links = new Map<string, Promise<FrameLink>>()
+  private readonly inbound = new Set<FrameLink>()
+  private readonly confirms = new Map<string, PendingConfirm>()
+  private refreshTimer?: NodeJS.Timeout
+  private announceTimer?: NodeJS.Timeout
+  private stopped = false
+
+  constructor (components: RouterComponents) {
+    this.c = components
+    this.rejections = new RejectionCounter({
+      onReject: (r) => this.c.logger.debug({ reason: r.reason, detail: r.detail, peer: r.peer, id: r.id }, 'message rejected')
+    })
+  }
+
+  private get pubsub () { return this.c.net.services.pubsub }
+  private get peerId (): string { return this.c.net.peerId.toString() }
+
+  async start (): Promise<void> {
+    const net = this.c.net
+    await net.handle(msgProtocol(this.c.network), (stream, connection) => { this.acceptLink(stream, connection) }, { maxInboundStreams: 64 })
+    await net.handle(streamProtocol(this.c.network), (stream, connection) => { void this.acceptStream(stream, connection) }, { maxInboundStreams: 256 })
+    const mesh = gossipTopic(this.c.network)
+    const control = controlTopic(this.c.network)
+    this.pubsub.topicValidators.set(mesh, (peer, msg) => this.validateGossip(peer.toString(), msg.data))
+    this.pubsub.topicValidators.set(control, async (peer, msg) => await this.validateControl(peer.toString(), msg.data))
+    this.pubsub.subscribe(mesh)
+    this.pubsub.subscribe(control)
+    // A peer that joins later has missed earlier announcements: re-announce, debounced.
+    net.addEventListener('peer:identify', () => { this.scheduleAnnounce(500) })
+    this.refreshTimer = setInterval(() => { void this.announceAll() }, AGENT_RECORD_REFRESH_MS)
+    this.refreshTimer.unref()
+  }
+
+  async stop (): Promise<void> {
+    this.stopped = true
+    clearInterval(this.refreshTimer)
+    clearTimeout(this.announceTimer)
+    for (const p of this.confirms.values()) p.reject(new UnreachableError('node stopping'))
+    this.confirms.clear()
+    const links = await Promise.allSettled([...this.links.values()])
+    await Promise.allSettled([...links.flatMap(l => l.status === 'fulfilled' ? [l.value.close()] : []), ...[...this.inbound].map(l => l.close())])
+  }
+
+  // ---- agents ---------------------------------------------------------------------------
+
+  async attach (ep: Endpoint, onStream: (stream: ByteStream, open: Envelope) => void): Promise<void> {
+    const existing = this.endpoints.get(ep.agent)
+    this.endpoints.set(ep.agent, { ep, onStream, patterns: existing?.patterns ?? new Set() })
+    await this.publishAgentRecord(ep.agent)
+  }
+
+  async detach (agent: AgentId): Promise<void> {
+    this.endpoints.delete(agent)
+  }
+
+  subscribe (agent: AgentId, pattern: string): void {
+    this.endpoints.get(agent)?.patterns.add(pattern)
+  }
+
+  unsubscribe (agent: AgentId, pattern: string): void {
+    this.endpoints.get(agent)?.patterns.delete(pattern)
+  }
+
+  localAgents (): Endpoint[] { return [...this.endpoints.values()].map(a => a.ep) }
+  subscriptionsOf (agent: AgentId): string[] { return [...(this.endpoints.get(agent)?.patterns ?? [])] }
+  nodeRecords (): NodeRecord[] { return [...this.nodes.values()] }
+
+  // ---- outbound -------------------------------------------------------------------------
+
+  /** Routes an envelope signed by a local agent. */
+  async submit (env: Envelope, options: AbortOptions = {}): Promise<SendResult> {
+    this.dedup.add(env.id, env.ts + env.ttl * 1000 + this.c.ingress.clockSkewMs)
+    this.counters.published++
+    if (env.mode === 'topic' || env.mode === 'broadcast') {
+      this.deliverFanout(env)
+      await this.pubsub.publish(gossipTopic(this.c.network), env.bytes)
+      return { id: env.id, confirmed: [] }
+    }
+    return await this.sendDirect(env, options)
+  }
+
+  private async sendDirect (env: Envelope, options: AbortOptions): Promise<SendResult> {
+    const recipients = env.to ?? []
+    const wantConfirm = env.dlv?.ack === true || (env.dlv?.retries ?? 0) > 0 || env.replyTo != null
+    const deadline = env.dlv?.maxMs != null ? AbortSignal.timeout(env.dlv.maxMs) : undefined
+    const signal = anySignal(options.signal, deadline)
+    const confirmed: AgentId[] = []
+    const remote = new Map<string, { home: AgentRecord['home'], agents: AgentId[] }>()
+    for (const to of recipients) {
+      if (this.endpoints.has(to)) {
+        this.deliverDirect(env, to)
+        confirmed.push(to)
+        continue
+      }
+      const rec = await this.findAgent(to, { signal })
+      const key = rec.home.map(h => h.id).join(',')
+      const group = remote.get(key) ?? { home: rec.home, agents: [] }
+      group.agents.push(to)
+      remote.set(key, group)
+    }
+    await Promise.all([...remote.values()].map(async (group) => {
+      const ok = await this.sendToHomes(env, group.home, wantConfirm, signal)
+      if (ok) confirmed.push(...group.agents)
+    }))
+    return { id: env.id, confirmed: wantConfirm ? confirmed : [] }
+  }
+
+  /** Sends to the first reachable home node, retrying with backoff when asked to. */
+  private async sendToHomes (env: Envelope, homes: AgentRecord['home'], wantConfirm: boolean, signal?: AbortSignal): Promise<boolean> {
+    const attempts = 1 + (env.dlv?.retries ?? 0)
+    let lastError: Error = new UnreachableError('no home node reachable')
+    for (let attempt = 0; attempt < attempts; attempt++) {
+      if (attempt > 0) await sleep(retryDelay(attempt), signal)
+      for (const home of homes) {
+        if (signal?.aborted === true) throw abortReason(signal, 'delivery')
+        if (home.id === this.peerId) continue
+        try {
+          const link = await this.linkTo(home.id, home.addrs, signal)
+          const frame: Frame = { t: FRAME_MESSAGE, h: 1, e: env.bytes }
+          if (!wantConfirm) {
+            await link.send(frame, env.prio)
+            this.counters.forwarded++
+            return true
+          }
+          const confirm = this.awaitConfirm(home.id, env.id, signal)
+          await link.send(frame, env.prio)
+          this.counters.forwarded++
+          const reply = await confirm
+          if (reply.ok) return true
+          // A definite answer from the recipient's node: do not retry.
+          throw errorFromConfirm(reply.code, reply.msg)
+        } catch (err) {
+          if (err instanceof NoRespondersError || err instanceof AgentNotFoundError || err instanceof DeliveryFailedError) throw err
+          if (isAborted(signal)) throw abortReason(signal as AbortSignal, 'delivery')
+          lastError = err as Error
+          this.c.logger.debug({ err: (err as Error).message, peer: home.id, attempt }, 'send attempt failed')
+        }
+      }
+    }
+    throw lastError instanceof FedmeshError ? lastError : new UnreachableError(`could not deliver ${env.id}: ${lastError.message}`, { cause: lastError })
+  }
+
+  private awaitConfirm (peer: string, id: string, signal?: AbortSignal): Promise<Frame & { t: typeof FRAME_CONFIRM }> {
+    const key = `${peer}|${id}`
+    const { promise, resolve, reject } = Promise.withResolvers<Frame & { t: typeof FRAME_CONFIRM }>()
+    const timer = setTimeout(() => { cleanup(); reject(new TimeoutError(`no delivery confirmation for ${id} from ${peer}`)) }, CONFIRM_TIMEOUT_MS)
+    const onAbort = (): void => { cleanup(); reject(abortReason(signal as AbortSignal, 'delivery')) }
+    const cleanup = (): void => { clearTimeout(timer); signal?.removeEventListener('abort', onAbort); this.confirms.delete(key) }
+    signal?.addEventListener('abort', onAbort, { once: true })
+    this.confirms.set(key, { resolve: (f) => { cleanup(); resolve(f) }, reject: (e) => { cleanup(); reject(e) } })
+    return promise
+  }
+
+  private async linkTo (peer: string, addrs: string[], signal?: AbortSignal): Promise<FrameLink> {
+    const existing = this.links.get(peer)
+    if (existing != null) {
+      const link = await existing.catch(() => undefined)
+      if (link != null && !link.isClosed) return link
+      this.links.delete(peer)
+    }
+    const p = this.dialLink(peer, addrs, signal)
+    this.links.set(peer, p)
+    p.catch(() => { if (this.links.get(peer) === p) this.links.delete(peer) })
+    return await p
+  }
+
+  private async dialLink (peer: string, addrs: string[], signal?: AbortSignal): Promise<FrameLink> {
+    const pid = peerIdFromString(peer)
+    this.c.peers.dialing(peer)
+    try {
+      if (addrs.length > 0) await this.c.net.peerStore.merge(pid, { multiaddrs: addrs.map(a => multiaddr(a)) })
+      const stream = await this.c.net.dialProtocol(pid, msgProtocol(this.c.network), { signal: signal ?? AbortSignal.timeout(10_000) })
+      const link: FrameLink = new FrameLink(stream, {
+        onFrame: (f) => { this.onFrame(f, link, peer) },
+        onGarbage: (detail) => { this.reject('malformed', detail, peer) },
+        onClose: () => { if (this.links.get(peer) != null) void this.links.get(peer)?.then(l => { if (l === link) this.links.delete(peer) }) }
+      })
+      return link
+    } catch (err) {
+      this.c.peers.dialFailed(peer)
+      throw new UnreachableError(`cannot reach node ${peer}: ${(err as Error).message}`, { cause: err })
+    }
+  }
+
+  // ---- inbound --------------------------------------------------------------------------
+
+  private acceptLink (stream: Stream, connection: Connection): void {
+    const peer = connection.remotePeer.toString()
+    const link: FrameLink = new FrameLink(stream, {
+      onFrame: (f) => { this.onFrame(f, link, peer) },
+      onGarbage: (detail) => { this.reject('malformed', detail, peer) },
+      onClose: () => { this.inbound.delete(link) }
+    })
+    this.inbound.add(link)
+  }
+
+  private onFrame (frame: Frame, link: FrameLink, peer: string): void {
+    this.c.peers.seen(peer)
+    if (frame.t === FRAME_CONFIRM) {
+      this.confirms.get(`${peer}|${frame.id}`)?.resolve(frame)
+      return
+    }
+    this.counters.received++
+    const res = verifyIngress(frame.e, frame.h, this.c.ingress, this.dedup)
+    if (!res.ok) {
+      this.reject(res.reason, res.detail, peer, res.id)
+      // A retransmission of something we already delivered: confirm it again, since
+      // the first confirmation may be what was lost.
+      if (res.reason === 'duplicate' && res.id != null) void link.send({ t: FRAME_CONFIRM, id: res.id, ok: true }, 3).catch(() => {})
+      else if (res.id != null) void link.send({ t: FRAME_CONFIRM, id: res.id, ok: false, code: 'DeliveryFailedError', msg: `rejected: ${res.reason}` }, 3).catch(() => {})
+      return
+    }
+    const env = res.envelope
+    if (env.mode !== 'direct' && env.mode !== 'multicast') {
+      this.reject('bad-field', `${env.mode} envelopes travel by gossip, not by link`, peer, env.id)
+      return
+    }
+    let delivered = 0
+    let failure: { code: string, msg: string } | undefined
+    for (const to of env.to ?? []) {
+      const a = this.endpoints.get(to)
+      if (a == null) continue
+      if (env.replyTo != null && env.corr == null && !a.ep.handlesRequests()) {
+        failure = { code: 'NoRespondersError', msg: `agent ${to} does not answer requests` }
+        continue
+      }
+      this.deliverDirect(env, to)
+      delivered++
+    }
+    if (delivered === 0 && failure == null) failure = { code: 'AgentNotFoundError', msg: `no recipient of ${env.id} is hosted on node ${this.peerId}` }
+    const confirm: Frame = failure != null && delivered === 0
+      ? { t: FRAME_CONFIRM, id: env.id, ok: false, code: failure.code, msg: failure.msg }
+      : { t: FRAME_CONFIRM, id: env.id, ok: true }
+    void link.send(confirm, 3).catch(() => {})
+  }
+
+  private validateGossip (peer: string, data: Uint8Array): TopicValidatorResult {
+    this.counters.received++
+    const res = verifyIngress(data, 0, this.c.ingress, this.dedup)
+    if (!res.ok) {
+      this.reject(res.reason, res.detail, peer, res.id)
+      // Duplicates are not the sender's fault (we may have published it ourselves).
+      return res.reason === 'duplicate' ? TopicValidatorResult.Ignore : TopicValidatorResult.Reject
+    }
+    if (res.envelope.mode !== 'topic' && res.envelope.mode !== 'broadcast') {
+      this.reject('bad-field', `${res.envelope.mode} envelopes are not gossiped`, peer, res.envelope.id)
+      return TopicValidatorResult.Reject
+    }
+    const env = res.envelope
+    queueMicrotask(() => { this.deliverFanout(env) })
+    return TopicValidatorResult.Accept
+  }
+
+  private reject (reason: RejectionReason, detail: string, peer?: string, id?: string): void {
+    this.rejections.record({ reason, detail, peer, id: id as Envelope['id'] | undefined })
+  }
+
+  // ---- local delivery -------------------------------------------------------------------
+
+  private deliverFanout (env: Envelope): void {
+    for (const a of this.endpoints.values()) {
+      if (env.mode === 'broadcast') {
+        if (a.ep.agent === env.from) continue
+      } else {
+        let match = false
+        for (const p of a.patterns) if (topicMatches(p, env.topic as string)) { match = true; break }
+        if (!match) continue
+      }
+      this.counters.delivered++
+      a.ep.deliver(env)
+    }
+  }
+
+  private deliverDirect (env: Envelope, to: AgentId): void {
+    const a = this.endpoints.get(to)
+    if (a == null) return
+    this.counters.delivered++
+    a.ep.deliver(env)
+  }
+
+  // ---- streams --------------------------------------------------------------------------
+
+  async openStream (open: Envelope, options: AbortOptions = {}): Promise<ByteStream> {
+    const to = open.to?.[0] as AgentId
+    this.dedup.add(open.id, open.ts + open.ttl * 1000 + this.c.ingress.clockSkewMs)
+    const local = this.endpoints.get(to)
+    if (local != null) {
+      if (!local.ep.acceptsStreams()) throw new NoRespondersError(`agent ${to} does not accept streams`)
+      const [mine, theirs] = memoryStreamPair()
+      local.onStream(theirs, open)
+      return mine
+    }
+    const rec = await this.findAgent(to, options)
+    let lastError: Error = new UnreachableError(`no home node of ${to} reachable`)
+    for (const home of rec.home) {
+      try {
+        const pid = peerIdFromString(home.id)
+        if (home.addrs.length > 0) await this.c.net.peerStore.merge(pid, { multiaddrs: home.addrs.map(a => multiaddr(a)) })
+        const signal = anySignal(options.signal, AbortSignal.timeout(STREAM_OPEN_TIMEOUT_MS))
+        const stream = await this.c.net.dialProtocol(pid, streamProtocol(this.c.network), { signal })
+        const frames = lp.decode(stream, { maxDataLength: MAX_FRAME_BYTES })[Symbol.asyncIterator]()
+        stream.send(lp.encode.single(encodeFrame({ t: FRAME_MESSAGE, h: 1, e: open.bytes })))
+        const first = await withTimeout(frames.next(), signal)
+        const reply = first.done === true ? undefined : decodeFrame(first.value.subarray())
+        if (reply == null || reply.t !== FRAME_CONFIRM) throw new UnreachableError('stream handshake failed')
+        if (!reply.ok) { stream.abort(new Error('refused')); throw errorFromConfirm(reply.code, reply.msg) }
+        return libp2pByteStream(stream, frames)
+      } catch (err) {
+        if (err instanceof NoRespondersError || err instanceof AgentNotFoundError) throw err
+        lastError = err as Error
+      }
+    }
+    throw lastError
+  }
+
+  private async acceptStream (stream: Stream, connection: Connection): Promise<void> {
+    const peer = connection.remotePeer.toString()
+    const frames = lp.decode(stream, { maxDataLength: MAX_FRAME_BYTES })[Symbol.asyncIterator]()
+    const refuse = (id: string, code: string, msg: string): void => {
+      stream.send(lp.encode.single(encodeFrame({ t: FRAME_CONFIRM, id, ok: false, code, msg })))
+      void stream.close().catch(() => {})
+    }
+    try {
+      const first = await withTimeout(frames.next(), AbortSignal.timeout(STREAM_OPEN_TIMEOUT_MS))
+      const frame = first.done === true ? undefined : decodeFrame(first.value.subarray())
+      if (frame == null || frame.t !== FRAME_MESSAGE) { this.reject('malformed', 'stream open is not a message frame', peer); stream.abort(new Error('bad open')); return }
+      const res = verifyIngress(frame.e, frame.h, this.c.ingress, this.dedup)
+      if (!res.ok) { this.reject(res.reason, res.detail, peer, res.id); refuse(res.id ?? '', 'DeliveryFailedError', `rejected: ${res.reason}`); return }
+      const env = res.envelope
+      const to = env.to?.[0] as AgentId
+      const a = this.endpoints.get(to)
+      if (env.mode !== 'direct' || env.type !== 'stream') { refuse(env.id, 'InvalidEnvelopeError', 'stream open must be a direct envelope of type stream'); return }
+      if (a == null) { refuse(env.id, 'AgentNotFoundError', `agent ${to} is not hosted here`); return }
+      if (!a.ep.acceptsStreams()) { refuse(env.id, 'NoRespondersError', `agent ${to} does not accept streams`); return }
+      stream.send(lp.encode.single(encodeFrame({ t: FRAME_CONFIRM, id: env.id, ok: true })))
+      a.onStream(libp2pByteStream(stream, frames), env)
+    } catch (err) {
+      this.reject('malformed', `stream open failed: ${(err as Error).message}`, peer)
+      stream.abort(err as Error)
+    }
+  }
+
+  // ---- records --------------------------------------------------------------------------
+
+  async publishAgentRecord (agent: AgentId): Promise<void> {
+    const a = this.endpoints.get(agent)
+    if (a == null) return
+    const now = Date.now()
+    const fields: AgentRecordFields = {
+      v: 1,
+      net: this.c.network,
+      agent,
+      name: a.ep.name,
+      home: [{ id: this.peerId, addrs: this.c.net.getMultiaddrs().map(String) }],
+      caps: a.ep.caps,
+      seq: now,
+      exp: now + AGENT_RECORD_TTL_MS
+    }
+    const sig = await a.ep.signRecord(agentRecordSigningInput(fields))
+    const bytes = encodeAgentRecord(fields, sig)
+    const rec = decodeAgentRecord(bytes)
+    a.record = bytes
+    this.directory.set(agent, rec)
+    await this.pubsub.publish(controlTopic(this.c.network), dagCbor.encode({ k: 'agent', r: bytes })).catch(() => {})
+    // The DHT put needs peers; without any it fails, and the next refresh retries.
+    void this.c.net.contentRouting.put(agentRecordKey(this.c.network, agent), bytes, { signal: AbortSignal.timeout(30_000) })
+      .catch((err: Error) => { this.c.logger.debug({ err: err.message, agent }, 'DHT put of agent record failed') })
+  }
+
+  private scheduleAnnounce (delayMs: number): void {
+    if (this.announceTimer != null || this.stopped) return
+    this.announceTimer = setTimeout(() => {
+      this.announceTimer = undefined
+      void this.announceAll()
+    }, delayMs)
+    this.announceTimer.unref()
+  }
+
+  async announceAll (): Promise<void> {
+    if (this.stopped) return
+    try {
+      const node = await this.c.nodeRecord()
+      this.nodes.set(node.peer, node)
+      await this.pubsub.publish(controlTopic(this.c.network), dagCbor.encode({ k: 'node', r: encodeNodeRecord(node) })).catch(() => {})
+      for (const agent of this.endpoints.keys()) await this.publishAgentRecord(agent)
+    } catch (err) {
+      this.c.logger.warn({ err: (err as Error).message }, 'announcement failed')
+    }
+  }
+
+  private async validateControl (peer: string, data: Uint8Array): Promise<TopicValidatorResult> {
+    try {
+      const msg = dagCbor.decode(data) as { k?: unknown, r?: unknown }
+      if (!(msg?.r instanceof Uint8Array)) throw new Error('no record')
+      if (msg.k === 'agent') {
+        const rec = decodeAgentRecord(msg.r)
+        if (rec.net !== this.c.network) return TopicValidatorResult.Ignore
+        const known = this.directory.get(rec.agent)
+        if (known == null || known.seq < rec.seq) this.directory.set(rec.agent, rec)
+        return TopicValidatorResult.Accept
+      }
+      if (msg.k === 'node') {
+        const rec = await decodeNodeRecord(msg.r)
+        if (rec.net !== this.c.network) return TopicValidatorResult.Ignore
+        const known = this.nodes.get(rec.peer)
+        if (known == null || known.seq < rec.seq) this.nodes.set(rec.peer, rec)
+        return TopicValidatorResult.Accept
+      }
+      throw new Error(`unknown control kind ${String(msg.k)}`)
+    } catch (err) {
+      this.reject('bad-field', `control message: ${(err as Error).message}`, peer)
+      return TopicValidatorResult.Reject
+    }
+  }
+
+  async findAgent (id: AgentId, options: AbortOptions = {}): Promise<AgentRecord> {
+    const cached = this.directory.get(id)
+    if (cached != null && cached.exp > Date.now()) return cached
+    try {
+      const signal = anySignal(options.signal, AbortSignal.timeout(10_000))
+      const bytes = await this.c.net.contentRouting.get(agentRecordKey(this.c.network, id), { signal })
+      const rec = decodeAgentRecord(bytes)
+      if (rec.agent !== id || rec.net !== this.c.network) throw new Error('record does not match')
+      this.directory.set(id, rec)
+      return rec
+    } catch (err) {
+      if (options.signal?.aborted === true) throw abortReason(options.signal, 'agent lookup')
+      throw new AgentNotFoundError(`no record for agent ${id}`, { cause: err, details: { agent: id } })
+    }
+  }
+
+  knownAgent (id: AgentId): AgentRecord | undefined {
+    const r = this.directory.get(id)
+    return r != null && r.exp > Date.now() ? r : undefined
+  }
+}
+
+export function errorFromConfirm (code: string | undefined, msg: string | undefined): FedmeshError {
+  const message = msg ?? 'delivery refused'
+  switch (code) {
+    case 'NoRespondersError': return new NoRespondersError(message)
+    case 'AgentNotFoundError': return new AgentNotFoundError(message)
+    default: return new DeliveryFailedError(message, { details: { code } })
+  }
+}
+
+export function anySignal (...signals: Array<AbortSignal | undefined>): AbortSignal | undefined {
+  const s = signals.filter((x): x is AbortSignal => x != null)
+  if (s.length === 0) return undefined
+  return s.length === 1 ? s[0] : AbortSignal.any(s)
+}
+
+function isAborted (signal?: AbortSignal): boolean {
+  return signal?.aborted === true
+}
+
+function sleep (ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted === true) { reject(abortReason(signal, 'retry')); return }
+    const t = setTimeout(() => { signal?.removeEventListener('abort', onAbort); resolve() }, ms)
+    const onAbort = (): void => { clearTimeout(t); reject(abortReason(signal as AbortSignal, 'retry')) }
+    signal?.addEventListener('abort', onAbort, { once: true })
+  })
+}
+
+async function withTimeout<T> (p: Promise<T>, signal?: AbortSignal): Promise<T> {
+  if (signal == null) return await p
+  return await new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(abortReason(signal, 'stream open'))
+    if (signal.aborted) { onAbort(); return }
+    signal.addEventListener('abort', onAbort, { once: true })
+    p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort))
+  })
+}

@@ -1,0 +1,44 @@
+/**
+ * Internal contracts between the router and whatever hosts an agent. An agent is an
+ * Endpoint: in-process (sdk/agent.ts over the node directly) or remote (attached through
+ * the WebSocket API). The router never holds agent keys: agents sign their own envelopes
+ * and records, the router verifies, routes and delivers.
+ */
+import type { AgentId } from '../core/ids.ts'
+import type { Envelope } from '../core/envelope.ts'
+import type { AbortOptions, SendResult } from '../node/types.ts'
+
+export interface Endpoint {
+  readonly agent: AgentId
+  readonly name?: string
+  readonly kind: 'local' | 'remote'
+  readonly caps: string[]
+  /** A verified envelope for this agent (topic matches its subscriptions, or addressed to it). */
+  deliver: (env: Envelope) => void
+  /** True when the agent answers requests (envelopes with `replyTo`). */
+  handlesRequests: () => boolean
+  /** True when the agent accepts incoming streams. */
+  acceptsStreams: () => boolean
+  /** Signs its agent record's signing input with the agent key. */
+  signRecord: (input: Uint8Array) => Promise<Uint8Array> | Uint8Array
+}
+
+/** A raw byte duplex between two agents, already accepted by both sides. */
+export interface ByteStream extends AsyncIterable<Uint8Array> {
+  write: (chunk: Uint8Array, options?: AbortOptions) => Promise<void>
+  close: () => Promise<void>
+  abort: (err: Error) => void
+}
+
+/** What an agent needs from the node it is attached to. */
+export interface AgentTransport {
+  /** Routes a signed envelope; resolves per its delivery options (confirmation, retries). */
+  submit: (env: Envelope, options?: AbortOptions) => Promise<SendResult>
+  subscribe: (agent: AgentId, pattern: string) => Promise<void>
+  unsubscribe: (agent: AgentId, pattern: string) => Promise<void>
+  /** Opens a stream to the recipient of `open` (a signed direct envelope of type `stream`). */
+  openStream: (open: Envelope, options?: AbortOptions) => Promise<ByteStream>
+  /** Registers the agent with the node and publishes its record. */
+  attach: (endpoint: Endpoint, onStream: (stream: ByteStream, open: Envelope) => void) => Promise<void>
+  detach: (agent: AgentId) => Promise<void>
+}
