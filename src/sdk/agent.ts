@@ -284,13 +284,23 @@ export class AgentImpl implements Agent {
   private async answer (msg: Message, handler: RequestHandler): Promise<void> {
     const replyTo = msg.replyTo as string
     if (!isAgentId(replyTo)) return
+    const reply = { corr: msg.id, conv: msg.conversation }
+    const failure = (err: unknown): Envelope => {
+      const e = err as { code?: string, message?: string }
+      return this.envelope('direct', { to: [replyTo] }, { error: { code: e.code ?? 'HandlerError', message: e.message ?? String(err) } }, {}, { ...reply, type: 'failure' })
+    }
+    let outcome: { ok: true, value: Payload } | { ok: false, error: unknown }
+    try {
+      outcome = { ok: true, value: await handler(msg, { signal: this.handlerAborts.signal }) }
+    } catch (error) {
+      outcome = { ok: false, error }
+    }
+    if (this.closed) return
     let env: Envelope
     try {
-      const result = await handler(msg, { signal: this.handlerAborts.signal })
-      env = this.envelope('direct', { to: [replyTo] }, result, {}, { corr: msg.id, conv: msg.conversation, type: 'inform' })
+      env = outcome.ok ? this.envelope('direct', { to: [replyTo] }, outcome.value, {}, { ...reply, type: 'inform' }) : failure(outcome.error)
     } catch (err) {
-      const e = err as { code?: string, message?: string }
-      env = this.envelope('direct', { to: [replyTo] }, { error: { code: e.code ?? 'HandlerError', message: e.message ?? String(err) } }, {}, { corr: msg.id, conv: msg.conversation, type: 'failure' })
+      env = failure(err) // e.g. a reply that is not JSON-serialisable or too large
     }
     await this.transport.submit(env).catch(() => { /* requester gone: its timeout reports it */ })
   }
