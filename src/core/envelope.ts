@@ -14,6 +14,7 @@
 import { createHash } from 'node:crypto'
 import { gunzipSync, gzipSync } from 'node:zlib'
 import * as dagCbor from '@ipld/dag-cbor'
+import * as cborg from 'cborg'
 import { base32 } from 'multiformats/bases/base32'
 import type { AgentId, MessageId, NetworkId, Topic } from './ids.ts'
 import { isNetworkId } from './ids.ts'
@@ -160,7 +161,9 @@ export function decodeEnvelope (bytes: Uint8Array, maxBytes: number = LIMITS.max
   if (bytes.length > maxBytes) return { ok: false, reason: 'too-large', detail: `${bytes.length} bytes > ${maxBytes}` }
   let value: unknown
   try {
-    value = dagCbor.decode(bytes)
+    // Lenient parse first, so that well-formed but non-canonical CBOR (non-minimal
+    // integers, indefinite lengths, unsorted keys) is told apart from garbage below.
+    value = cborg.decode(bytes, LENIENT_DECODE)
   } catch (err) {
     return { ok: false, reason: 'malformed', detail: (err as Error).message.slice(0, 200) }
   }
@@ -184,6 +187,8 @@ export function decodeEnvelope (bytes: Uint8Array, maxBytes: number = LIMITS.max
   if (!verifyByDid(env.from, signingInput(multihash), sig)) return { ok: false, reason: 'bad-signature', detail: `signature does not verify for ${env.from}` }
   return { ok: true, envelope: Object.freeze({ ...env, id, sig, bytes }) }
 }
+
+const LENIENT_DECODE = { ...dagCbor.decodeOptions, strict: false, allowIndefinite: true, rejectDuplicateMapKeys: true }
 
 function bytesEqual (a: Uint8Array, b: Uint8Array): boolean {
   return a.length === b.length && Buffer.compare(a, b) === 0

@@ -1,0 +1,151 @@
+/**
+ * An adversarial peer — a plain js-libp2p node, no fedmesh code on its side of the wire
+ * except the envelope signer it uses to craft near-valid messages — sends forged,
+ * tampered, expired, future-dated, oversized, wrong-network, hop-exceeded, duplicate and
+ * garbage frames, on the direct-message protocol and by gossip. Each is rejected with
+ * its reason; the node keeps serving honest traffic.
+ */
+import { describe, it, before, after } from 'node:test'
+import assert from 'node:assert/strict'
+import * as dagCbor from '@ipld/dag-cbor'
+import * as lp from 'it-length-prefixed'
+import { createLibp2p, type Libp2p } from 'libp2p'
+import { tcp } from '@libp2p/tcp'
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { identify } from '@libp2p/identify'
+import { gossipsub } from '@libp2p/gossipsub'
+import { multiaddr } from '@multiformats/multiaddr'
+import type { Stream } from '@libp2p/interface'
+import { generateAgentKey, signEnvelope, type AgentId, type EnvelopeFields, type NetworkId } from '../../src/index.ts'
+import { Mesh, type NodeProc } from '../helpers/mesh.ts'
+
+const NET = 'advnet' as NetworkId
+const MAX = 64 * 1024
+
+describe('adversarial peer', { timeout: 120_000 }, () => {
+  const mesh = new Mesh()
+  let target: NodeProc
+  let honest: NodeProc
+  let victim: AgentId
+  let adversary: Libp2p<any>
+  let stream: Stream
+  const mallory = generateAgentKey()
+  const alice = generateAgentKey()
+
+  const fields = (over: Partial<EnvelopeFields> = {}): EnvelopeFields => ({
+    v: 1, net: NET, mode: 'direct', type: 'inform', from: mallory.id, to: [victim], ts: Date.now(), ttl: 60, hops: 4, prio: 1,
+    ct: 'application/json', body: new TextEncoder().encode('{"evil":true}'), ...over
+  })
+  const frame = (e: Uint8Array, h = 1): Uint8Array => lp.encode.single(dagCbor.encode({ t: 1, h, e })).subarray()
+  const rejections = async (): Promise<Record<string, number>> => (await target.call('rejections')).counts
+
+  async function expectRejection (reason: string, send: () => void | Promise<void>): Promise<void> {
+    const before = (await rejections())[reason]
+    await send()
+    const deadline = Date.now() + 10_000
+    while ((await rejections())[reason] <= before) {
+      if (Date.now() > deadline) assert.fail(`no ${reason} rejection counted`)
+      await new Promise(resolve => setTimeout(resolve, 50))
+    }
+  }
+
+  before(async () => {
+    target = await mesh.start({ network: NET, maxMessageBytes: MAX })
+    honest = await mesh.start({ network: NET })
+    victim = await target.call('agent', { name: 'victim' })
+    await target.call('inbox', { agent: 'victim', sub: 'inbox' })
+    await target.call('subscribe', { agent: 'victim', pattern: '#', sub: 'all' })
+    await honest.call('agent', { name: 'alice' })
+    await honest.call('waitForAgent', { id: victim })
+    adversary = await createLibp2p({
+      addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
+      transports: [tcp()],
+      connectionEncrypters: [noise()],
+      streamMuxers: [yamux()],
+      services: { identify: identify({ protocolPrefix: `fedmesh/${NET}` }), pubsub: gossipsub({ globalSignaturePolicy: 'StrictNoSign', allowPublishToZeroTopicPeers: true }) }
+    })
+    stream = await adversary.dialProtocol(multiaddr(target.addresses[0]), `/fedmesh/${NET}/msg/1.0.0`)
+  })
+
+  after(async () => {
+    await adversary?.stop()
+    await mesh.stopAll()
+  })
+
+  it('rejects a forged envelope (signed by another key than `from`)', async () => {
+    const env = signEnvelope(fields(), mallory)
+    const { sig, bytes: _b, id: _i, ...rest } = env
+    const forged = dagCbor.encode({ ...rest, from: alice.id, sig })
+    await expectRejection('bad-signature', () => { stream.send(frame(forged)) })
+  })
+
+  it('rejects a tampered envelope', async () => {
+    const env = signEnvelope(fields(), mallory)
+    const tampered = new Uint8Array(env.bytes)
+    const at = Buffer.from(tampered).indexOf(Buffer.from('evil'))
+    tampered[at] = 'E'.charCodeAt(0)
+    await expectRejection('bad-signature', () => { stream.send(frame(tampered)) })
+  })
+
+  it('rejects expired, future-dated, wrong-network and hop-exceeded envelopes', async () => {
+    const expired = signEnvelope(fields({ ts: Date.now() - 3_600_000, ttl: 60 }), mallory)
+    await expectRejection('expired', () => { stream.send(frame(expired.bytes)) })
+    const future = signEnvelope(fields({ ts: Date.now() + 3_600_000 }), mallory)
+    await expectRejection('from-future', () => { stream.send(frame(future.bytes)) })
+    const other = signEnvelope(fields({ net: 'othernet' as NetworkId }), mallory)
+    await expectRejection('wrong-network', () => { stream.send(frame(other.bytes)) })
+    const hops = signEnvelope(fields({ hops: 2 }), mallory)
+    await expectRejection('hop-limit', () => { stream.send(frame(hops.bytes, 3)) })
+  })
+
+  it('rejects oversized envelopes and non-canonical encodings', async () => {
+    const big = signEnvelope(fields({ ct: 'application/octet-stream', body: new Uint8Array(MAX + 1024) }), mallory)
+    await expectRejection('too-large', () => { stream.send(frame(big.bytes)) })
+    const env = signEnvelope(fields(), mallory)
+    // Same content with a non-minimal integer encoding of `v` (0x18 0x01 instead of 0x01).
+    const hex = Buffer.from(env.bytes).toString('hex').replace('617601', '61761801')
+    await expectRejection('non-canonical', () => { stream.send(frame(Buffer.from(hex, 'hex'))) })
+  })
+
+  it('rejects replays as duplicates and garbage frames as malformed', async () => {
+    const env = signEnvelope(fields({ body: new TextEncoder().encode('{"once":true}') }), mallory)
+    await expectRejection('duplicate', async () => {
+      stream.send(frame(env.bytes))
+      stream.send(frame(env.bytes))
+    })
+    await expectRejection('malformed', () => { stream.send(lp.encode.single(new Uint8Array([0xff, 0x00, 0x13, 0x37])).subarray()) })
+    await expectRejection('malformed', () => { stream.send(frame(new Uint8Array([0xa1, 0x61, 0x78]))) })
+  })
+
+  it('rejects bad gossip and never forwards it', async () => {
+    await adversary.dial(multiaddr(target.addresses[0]))
+    const pubsub = adversary.services.pubsub
+    const topic = `/fedmesh/${NET}/mesh/1`
+    pubsub.subscribe(topic)
+    const forged = signEnvelope(fields({ mode: 'topic', to: undefined, topic: 'news/x' as EnvelopeFields['topic'] }), mallory)
+    const { sig, bytes: _b, id: _i, ...rest } = forged
+    const bad = dagCbor.encode({ ...rest, from: alice.id, sig })
+    const deadline = Date.now() + 15_000
+    let counted = false
+    const before = (await rejections())['bad-signature']
+    while (!counted && Date.now() < deadline) {
+      await pubsub.publish(topic, bad).catch(() => {})
+      await new Promise(resolve => setTimeout(resolve, 200))
+      counted = (await rejections())['bad-signature'] > before
+    }
+    assert.ok(counted, 'forged gossip counted as bad-signature')
+    assert.ok(!target.received('all').some(m => m.from === alice.id), 'forged message never delivered')
+  })
+
+  it('keeps serving honest traffic and records every rejection with its reason', async () => {
+    assert.equal(target.received('inbox').filter(m => m.from === mallory.id).length, 1, 'only the one valid mallory message was delivered')
+    await honest.call('send', { agent: 'alice', to: victim, data: { honest: true }, options: { confirm: true } })
+    await target.until(() => target.received('inbox').some(m => m.data?.honest === true), 'honest message')
+    const { counts, recent } = await target.call('rejections')
+    for (const reason of ['bad-signature', 'expired', 'from-future', 'wrong-network', 'hop-limit', 'too-large', 'non-canonical', 'duplicate', 'malformed']) {
+      assert.ok(counts[reason] > 0, `${reason} counted`)
+    }
+    assert.ok(recent.length > 0 && recent.every((r: any) => typeof r.reason === 'string' && typeof r.detail === 'string'))
+  })
+})
