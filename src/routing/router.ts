@@ -160,7 +160,9 @@ export class Router {
     const confirmed: AgentId[] = []
     const remote = new Map<string, { home: AgentRecord['home'], agents: AgentId[] }>()
     for (const to of recipients) {
-      if (this.endpoints.has(to)) {
+      const local = this.endpoints.get(to)
+      if (local != null) {
+        if (env.replyTo != null && env.corr == null && !local.ep.handlesRequests()) throw new NoRespondersError(`agent ${to} does not answer requests`)
         this.deliverDirect(env, to)
         confirmed.push(to)
         continue
