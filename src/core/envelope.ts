@@ -86,6 +86,11 @@ export interface EnvelopeFields {
   replyTo?: string
   /** Origin timestamp, milliseconds since the Unix epoch. */
   ts: number
+  /**
+   * Distinguishes envelopes an agent creates within the same millisecond (1, 2, …);
+   * absent on the first. Without it two identical sends would share one id.
+   */
+  nonce?: number
   /** Lifetime in seconds from `ts`. */
   ttl: number
   /** Maximum number of relay hops. */
@@ -107,7 +112,7 @@ export interface Envelope extends EnvelopeFields {
   readonly bytes: Uint8Array
 }
 
-const FIELD_NAMES = new Set(['v', 'net', 'mode', 'type', 'from', 'to', 'topic', 'schema', 'proto', 'conv', 'corr', 'replyTo', 'ts', 'ttl', 'hops', 'prio', 'dlv', 'ct', 'enc', 'body', 'sig'])
+const FIELD_NAMES = new Set(['v', 'net', 'mode', 'type', 'from', 'to', 'topic', 'schema', 'proto', 'conv', 'corr', 'replyTo', 'ts', 'nonce', 'ttl', 'hops', 'prio', 'dlv', 'ct', 'enc', 'body', 'sig'])
 const DELIVERY_NAMES = new Set(['ack', 'maxMs', 'retries', 'dedup', 'seq'])
 
 export function messageIdFromBytes (unsigned: Uint8Array): { id: MessageId, multihash: Uint8Array } {
@@ -225,6 +230,7 @@ export function checkFields (f: Record<string, unknown>): string | undefined {
     if (f[k] !== undefined && !isShortString(f[k])) return `${k} must be a string of 1–${LIMITS.maxStringField} characters`
   }
   if (!isInt(f.ts, 0, Number.MAX_SAFE_INTEGER)) return 'ts must be a non-negative integer (ms)'
+  if (f.nonce !== undefined && !isInt(f.nonce, 1, Number.MAX_SAFE_INTEGER)) return 'nonce must be a positive integer'
   if (!isInt(f.ttl, 1, LIMITS.maxTtlSeconds)) return `ttl must be 1–${LIMITS.maxTtlSeconds} seconds`
   if (!isInt(f.hops, 0, LIMITS.maxHops)) return `hops must be 0–${LIMITS.maxHops}`
   if (!isInt(f.prio, 0, 3)) return 'prio must be 0–3'

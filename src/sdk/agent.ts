@@ -101,6 +101,8 @@ export class AgentImpl implements Agent {
   private streamHandler?: StreamHandler
   private readonly handlerAborts = new AbortController()
   private closed = false
+  private lastTs = 0
+  private nonce = 0
   readonly endpoint: Endpoint
 
   constructor (key: AgentKey, transport: AgentTransport, opts: CreateAgentOptions) {
@@ -127,6 +129,9 @@ export class AgentImpl implements Agent {
   private envelope (mode: Mode, target: { to?: AgentId[], topic?: string }, payload: Payload, o: SendOptions, extra: Partial<EnvelopeFields> = {}, seq?: number): Envelope {
     if (this.closed) throw new ClosedError('agent closed')
     const { body, ct } = encodePayload(payload, o.contentType)
+    const ts = Date.now()
+    if (ts === this.lastTs) this.nonce++
+    else { this.lastTs = ts; this.nonce = 0 }
     const wantsDelivery = o.confirm === true || o.retries != null || o.maxDeliveryMs != null || o.ordered === true
     const fields: EnvelopeFields = {
       v: 1,
@@ -141,7 +146,8 @@ export class AgentImpl implements Agent {
       conv: o.conversation,
       corr: o.correlation,
       replyTo: o.replyTo,
-      ts: Date.now(),
+      ts,
+      nonce: this.nonce > 0 ? this.nonce : undefined,
       ttl: o.ttl ?? DEFAULTS.ttl,
       hops: o.hops ?? DEFAULTS.hops,
       prio: o.priority ?? DEFAULTS.prio,
