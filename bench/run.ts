@@ -1,148 +1,135 @@
 /**
- * Side-by-side benchmark: fedmesh vs nats-server + nats.js vs mosquitto + mqtt.js, each with
- * publisher and subscriber in separate processes on loopback, in one run. Prints one table;
- * `--json` prints { rows: [{ system, measure, value, unit, ratio }] } where ratio is
- * fedmesh ÷ system for throughput and system ÷ fedmesh for latency (> 1 means fedmesh is better).
- *   npm run bench -- [--json] [--seconds 5] [--size 256] [--only fedmesh,nats,mosquitto]
+ * fedmesh benchmark harness: pub/sub throughput and request–reply latency of fedmesh and of
+ * the systems people compare it with, each client in its own OS process, everything on
+ * 127.0.0.1. See bench/README.md.
+ *
+ *   node bench/run.ts [--json] [--only nats,fedmesh] [--duration 5] [--size 256]
  */
-import { fork, spawn, type ChildProcess } from 'node:child_process'
-import { createServer } from 'node:net'
-import { mkdtempSync, writeFileSync, existsSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
+import { HEADER_BYTES } from './lib/payload.ts'
+import { installCleanup } from './lib/proc.ts'
+import { measureRequestReply, measureThroughput, type MeasureOptions, type Target } from './lib/measure.ts'
+import { formatReport, RATIO_NOTE, toJsonRows, type Outcome, type SystemRun } from './lib/report.ts'
+import { REFERENCE, SYSTEMS, type SystemEntry } from './systems/index.ts'
+import type { Broker } from './lib/types.ts'
 
-const { values } = parseArgs({ options: { json: { type: 'boolean' }, seconds: { type: 'string', default: '5' }, size: { type: 'string', default: '256' }, only: { type: 'string' } } })
-const SECONDS = Number(values.seconds)
-const SIZE = Number(values.size)
-const WORKER = new URL('./worker.ts', import.meta.url).pathname
-const children: ChildProcess[] = []
-const cleanup = (): void => { for (const c of children) if (c.exitCode == null) c.kill('SIGKILL') }
-process.on('exit', cleanup)
-process.on('SIGINT', () => { cleanup(); process.exit(130) })
+const USAGE = `usage: node bench/run.ts [options]
+  --json               print one JSON document { rows: [{ system, measure, value, unit, ratio }] }
+  --only a,b           run only these systems (${SYSTEMS.map(s => s.name).join(', ')})
+  --duration SECONDS   measured window of each measurement (default 5)
+  --size BYTES         payload size (default 256, at least ${HEADER_BYTES + 3})
+  --requests N         most round trips measured (default 2000)
+  --help`
 
-function freePort (): Promise<number> {
-  return new Promise((resolve) => { const s = createServer(); s.listen(0, '127.0.0.1', () => { const a = s.address() as { port: number }; s.close(() => resolve(a.port)) }) })
-}
+interface CliOptions { json: boolean, systems: SystemEntry[], measure: MeasureOptions }
 
-async function waitPort (port: number, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms
-  while (Date.now() < deadline) {
-    const ok = await new Promise<boolean>((resolve) => { const s = createServer(); s.once('error', () => resolve(true)); s.listen(port, '127.0.0.1', () => s.close(() => resolve(false))) })
-    if (ok) return
-    await new Promise(resolve => setTimeout(resolve, 50))
+function parseCli (argv: string[]): CliOptions {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      json: { type: 'boolean', default: false },
+      only: { type: 'string' },
+      duration: { type: 'string', default: '5' },
+      size: { type: 'string', default: '256' },
+      requests: { type: 'string', default: '2000' },
+      help: { type: 'boolean', default: false }
+    }
+  })
+  if (values.help) { console.log(USAGE); process.exit(0) }
+  const number = (name: string, text: string, min: number, max: number): number => {
+    const n = Number(text)
+    if (!Number.isFinite(n) || n < min || n > max) throw new Error(`--${name} must be a number in [${min}, ${max}], got ${JSON.stringify(text)}`)
+    return n
   }
-  throw new Error(`port ${port} never opened`)
-}
-
-class Worker {
-  readonly child: ChildProcess
-  info: any
-  private rid = 0
-  private readonly pending = new Map<number, (m: any) => void>()
-  readonly ready: Promise<void>
-  constructor (system: string, role: string, arg: string) {
-    this.child = fork(WORKER, [system, role, arg], { execPath: process.execPath, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
-    children.push(this.child)
-    this.ready = new Promise((resolve, reject) => {
-      this.child.on('message', (m: any) => {
-        if (m.event === 'ready') { this.info = m.info; resolve() } else this.pending.get(m.rid)?.(m)
-      })
-      this.child.on('exit', (code) => reject(new Error(`${system} ${role} worker exited ${code}`)))
-    })
+  let systems = SYSTEMS
+  if (values.only != null) {
+    const names = values.only.split(',').map(s => s.trim()).filter(s => s !== '')
+    const unknown = names.filter(n => !SYSTEMS.some(s => s.name === n))
+    if (unknown.length > 0) throw new Error(`unknown system(s): ${unknown.join(', ')}; known: ${SYSTEMS.map(s => s.name).join(', ')}`)
+    systems = SYSTEMS.filter(s => names.includes(s.name))
   }
-
-  call (op: string, args: Record<string, unknown> = {}, timeoutMs = 120_000): Promise<any> {
-    const rid = ++this.rid
-    return new Promise((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`${op} timed out`)), timeoutMs)
-      this.pending.set(rid, (m) => { clearTimeout(t); this.pending.delete(rid); if (m.ok) resolve(m.result); else reject(new Error(m.error)) })
-      this.child.send({ rid, op, ...args })
-    })
-  }
-}
-
-interface Row { system: string, measure: string, value: number, unit: string, ratio?: number }
-
-async function measure (system: string, subArg: string, pubArgOf: (sub: Worker) => string): Promise<Row[]> {
-  const sub = new Worker(system, 'sub', subArg)
-  await sub.ready
-  await sub.call('subscribe')
-  const pub = new Worker(system, 'pub', pubArgOf(sub))
-  await pub.ready
-  // Warm up until the subscriber sees traffic (gossip meshes take a heartbeat to form).
-  for (let i = 0; i < 100; i++) {
-    await pub.call('publish', { count: 10, size: SIZE, seconds: 1 })
-    await new Promise(resolve => setTimeout(resolve, 100))
-    if ((await sub.call('count')).received > 0) break
-  }
-  await sub.call('reset')
-  const { sent } = await pub.call('publish', { count: 5_000_000, size: SIZE, seconds: SECONDS })
-  let prev = -1
-  for (let i = 0; i < 100; i++) { // wait for delivery to settle (bounded)
-    await new Promise(resolve => setTimeout(resolve, 200))
-    const c = await sub.call('count')
-    if (c.received === prev || c.received >= sent) break
-    prev = c.received
-  }
-  const { received, seconds } = await sub.call('count')
-  const { rtts } = await pub.call('latency', { count: 2000, size: SIZE, seconds: SECONDS })
-  rtts.sort((a: number, b: number) => a - b)
-  const pct = (p: number): number => rtts[Math.min(rtts.length - 1, Math.floor(p * rtts.length))]
-  await Promise.allSettled([pub.call('close', {}, 10_000), sub.call('close', {}, 10_000)])
-  return [
-    { system, measure: 'pub/sub throughput', value: Math.round(received / Math.max(seconds, 1e-3)), unit: 'msgs/s' },
-    { system, measure: 'pub/sub delivered', value: received, unit: `of ${sent}` },
-    { system, measure: 'request-reply p50', value: Number(pct(0.5).toFixed(3)), unit: 'ms' },
-    { system, measure: 'request-reply p99', value: Number(pct(0.99).toFixed(3)), unit: 'ms' }
-  ]
-}
-
-const systems: Record<string, () => Promise<Row[]>> = {
-  fedmesh: async () => await measure('fedmesh', JSON.stringify({}), (sub) => JSON.stringify({ bootstrap: [sub.info.addr], target: sub.info.agent })),
-  'nats-server': async () => {
-    const port = await freePort()
-    const srv = spawn('/usr/sbin/nats-server', ['-a', '127.0.0.1', '-p', String(port)], { stdio: 'ignore' })
-    children.push(srv)
-    await waitPort(port)
-    try { return await measure('nats', `nats://127.0.0.1:${port}`, () => `nats://127.0.0.1:${port}`) } finally { srv.kill() }
-  },
-  mosquitto: async () => {
-    const port = await freePort()
-    const conf = join(mkdtempSync(join(tmpdir(), 'mosq-')), 'm.conf')
-    writeFileSync(conf, `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\n`)
-    const srv = spawn('/usr/sbin/mosquitto', ['-c', conf], { stdio: 'ignore' })
-    children.push(srv)
-    await waitPort(port)
-    try { return await measure('mqtt', `mqtt://127.0.0.1:${port}`, () => `mqtt://127.0.0.1:${port}`) } finally { srv.kill() }
+  return {
+    json: values.json,
+    systems,
+    measure: {
+      durationMs: number('duration', values.duration, 0.5, 600) * 1000,
+      size: Math.floor(number('size', values.size, HEADER_BYTES + 3, 1 << 20)),
+      maxMessages: 20_000_000,
+      maxRequests: Math.floor(number('requests', values.requests, 1, 1_000_000)),
+      requestTimeoutMs: 2000
+    }
   }
 }
 
-const only = values.only?.split(',')
-const rows: Row[] = []
-for (const [name, run] of Object.entries(systems)) {
-  if (only != null && !only.includes(name)) continue
-  if (name !== 'fedmesh' && !existsSync(name === 'nats-server' ? '/usr/sbin/nats-server' : '/usr/sbin/mosquitto')) { process.stderr.write(`skipping ${name}: not installed\n`); continue }
+const log = (line: string): void => { process.stderr.write(`[bench] ${line}\n`) }
+const errorText = (err: unknown): string => err instanceof Error ? err.message : String(err)
+
+async function attempt<T> (what: string, fn: () => Promise<T>): Promise<Outcome<T>> {
   try {
-    const r = await run()
-    for (const row of r) row.system = name
-    rows.push(...r)
+    return { ok: true, value: await fn() }
   } catch (err) {
-    process.stderr.write(`${name} failed: ${(err as Error).message}\n`)
+    log(`${what} failed: ${errorText(err).split('\n')[0]}`)
+    return { ok: false, error: errorText(err) }
   }
 }
-const fm = new Map(rows.filter(r => r.system === 'fedmesh').map(r => [r.measure, r.value]))
-for (const r of rows) {
-  const f = fm.get(r.measure)
-  if (f == null || r.value === 0 || r.measure === 'pub/sub delivered') continue
-  r.ratio = Number((r.unit === 'ms' ? r.value / f : f / r.value).toFixed(3))
+
+/** Loads, starts and measures one system; failures end up in the result, never thrown. */
+async function benchSystem (entry: SystemEntry, opts: MeasureOptions, root: string): Promise<SystemRun> {
+  const failed = (description: string, error: string): SystemRun =>
+    ({ system: entry.name, description, throughput: { ok: false, error }, requestReply: { ok: false, error } })
+
+  const loaded = await attempt(`${entry.name}: loading`, entry.load)
+  if (!loaded.ok) return failed('(did not load)', `loading failed: ${loaded.error}`)
+  const system = loaded.value
+  const dir = join(root, system.name)
+  mkdirSync(dir, { recursive: true })
+
+  let broker: Broker = { info: null, stop: async () => {} }
+  if (system.start != null) {
+    log(`${system.name}: starting broker`)
+    const started = await attempt(`${system.name}: broker`, async () => await system.start!({ dir }))
+    if (!started.ok) return failed(system.description, `broker did not start: ${started.error}`)
+    broker = started.value
+  }
+  try {
+    const target: Target = { system: system.name, broker: broker.info, dir }
+    log(`${system.name}: pub/sub throughput (${opts.durationMs / 1000} s)`)
+    const throughput = await attempt(`${system.name}: throughput`, async () => await measureThroughput(target, opts))
+    if (throughput.ok) log(`${system.name}: ${Math.round(throughput.value.msgsPerSec)} msgs/s, loss ${(throughput.value.loss * 100).toFixed(1)}%`)
+    log(`${system.name}: request-reply (≤ ${opts.maxRequests} round trips, ≤ ${opts.durationMs / 1000} s)`)
+    const requestReply = await attempt(`${system.name}: request-reply`, async () => await measureRequestReply(target, opts))
+    if (requestReply.ok) log(`${system.name}: p50 ${requestReply.value.p50Ms.toFixed(3)} ms, p99 ${requestReply.value.p99Ms.toFixed(3)} ms`)
+    return { system: system.name, description: system.description, throughput, requestReply }
+  } finally {
+    await broker.stop().catch((err: unknown) => { log(`${system.name}: stopping broker: ${errorText(err)}`) })
+  }
 }
-if (values.json === true) {
-  process.stdout.write(JSON.stringify({ size: SIZE, seconds: SECONDS, rows }, null, 2) + '\n')
-} else {
-  process.stdout.write(`payload ${SIZE} B, ${SECONDS} s per measure; ratio = fedmesh advantage (>1 better, <1 worse)\n\n`)
-  process.stdout.write('| system | measure | value | unit | ratio |\n|---|---|---|---|---|\n')
-  for (const r of rows) process.stdout.write(`| ${r.system} | ${r.measure} | ${r.value} | ${r.unit} | ${r.ratio ?? ''} |\n`)
+
+async function main (): Promise<void> {
+  const cli = parseCli(process.argv.slice(2))
+  const root = mkdtempSync(join(tmpdir(), 'fedmesh-bench-'))
+  const removeRoot = (): void => { rmSync(root, { recursive: true, force: true }) }
+  installCleanup(removeRoot)
+  try {
+    const runs: SystemRun[] = []
+    for (const entry of cli.systems) runs.push(await benchSystem(entry, cli.measure, root))
+    if (cli.json) {
+      const { durationMs, size, maxRequests, requestTimeoutMs } = cli.measure
+      const doc = { reference: REFERENCE, ratio: RATIO_NOTE, options: { durationMs, size, maxRequests, requestTimeoutMs }, rows: toJsonRows(runs, REFERENCE) }
+      console.log(JSON.stringify(doc, null, 2))
+    } else {
+      console.log(`\npayload ${cli.measure.size} B, window ${cli.measure.durationMs / 1000} s per measurement, publisher and subscriber in separate processes\n`)
+      console.log(formatReport(runs, REFERENCE))
+    }
+  } finally {
+    removeRoot()
+  }
 }
-cleanup()
-process.exit(0)
+
+main().catch((err: unknown) => {
+  console.error(`bench: ${errorText(err)}`)
+  process.exitCode = 1
+})

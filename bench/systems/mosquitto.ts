@@ -1,0 +1,38 @@
+/** Eclipse Mosquitto 2 (its own binary, a temp config on a free loopback port) + mqtt.js, QoS 0. */
+import { writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { freePort, HOST, waitForPort } from '../lib/net.ts'
+import { spawnProcess } from '../lib/proc.ts'
+import type { System } from '../lib/types.ts'
+import { mqttEndpoint } from './mqtt-client.ts'
+
+const MOSQUITTO = '/usr/sbin/mosquitto'
+
+export const mosquitto: System = {
+  name: 'mosquitto',
+  description: `mosquitto (${MOSQUITTO}) + mqtt.js 5, QoS 0, request–reply over two topics`,
+
+  async start (ctx) {
+    const port = await freePort()
+    const config = join(ctx.dir, 'mosquitto.conf')
+    await writeFile(config, [
+      `listener ${port} ${HOST}`,
+      'allow_anonymous true',
+      'persistence false',
+      'log_dest stderr',
+      'log_type error',
+      'log_type warning',
+      ''
+    ].join('\n'))
+    const proc = spawnProcess('mosquitto', MOSQUITTO, ['-c', config])
+    try {
+      await waitForPort(port, 10_000, () => proc.alive)
+    } catch (err) {
+      await proc.stop()
+      throw new Error(`${(err as Error).message}\n${proc.describeExit()}`)
+    }
+    return { info: { host: HOST, port }, stop: async () => { await proc.stop() } }
+  },
+
+  connect: mqttEndpoint
+}
