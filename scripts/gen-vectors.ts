@@ -1,53 +1,196 @@
 /**
- * Writes test/vectors/envelopes.json: envelopes built from fixed seeds and timestamps.
- * Ed25519 is deterministic, so the bytes, ids and signatures are stable; the unit tests
- * re-derive every vector and docs/PROTOCOL.md quotes them.
- *   node scripts/gen-vectors.ts
+ * Writes test/vectors/envelopes.json — envelopes built from fixed seeds, timestamps and
+ * bodies — and the generated test-vector section of docs/PROTOCOL.md (between the
+ * `BEGIN GENERATED VECTORS` / `END GENERATED VECTORS` markers). Ed25519 is deterministic,
+ * so the bytes, ids and signatures are stable; test/unit/envelope.test.ts re-derives every
+ * vector and checks that PROTOCOL.md quotes the current values.
+ *
+ *   node scripts/gen-vectors.ts          # rewrite both files
+ *   node scripts/gen-vectors.ts --check  # exit 1 if either file is out of date
  */
-import { writeFileSync } from 'node:fs'
+import { readFileSync, writeFileSync } from 'node:fs'
 import * as dagCbor from '@ipld/dag-cbor'
-import { agentKeyFromSeed, signEnvelope, type EnvelopeFields, type AgentId, type NetworkId, type Topic } from '../src/index.ts'
+import { agentKeyFromSeed, type AgentKey } from '../src/core/keys.ts'
+import { signEnvelope, envelopePayload, messageIdFromBytes, SIGNATURE_DOMAIN, type EnvelopeFields } from '../src/core/envelope.ts'
+import type { AgentId, NetworkId, Topic } from '../src/core/ids.ts'
 
-export const SEED_A = Uint8Array.from({ length: 32 }, (_, i) => i + 1)
+export const SEED_A = Uint8Array.from({ length: 32 }, (_, i) => i + 0x01)
 export const SEED_B = Uint8Array.from({ length: 32 }, (_, i) => i + 0x21)
+/** 2026-01-01T00:00:00Z */
+export const TS = 1_767_225_600_000
+
 const a = agentKeyFromSeed(SEED_A)
 const b = agentKeyFromSeed(SEED_B)
-const TS = 1_767_225_600_000 // 2026-01-01T00:00:00Z
 const net = 'fedmesh' as NetworkId
-const json = (v: unknown): Uint8Array => new TextEncoder().encode(JSON.stringify(v))
+const utf8 = (s: string): Uint8Array => new TextEncoder().encode(s)
+const hex = (u: Uint8Array): string => Buffer.from(u).toString('hex')
+const unhex = (h: string): Uint8Array => new Uint8Array(Buffer.from(h, 'hex'))
 
-export function vectorInputs (): Array<{ name: string, fields: EnvelopeFields }> {
+/**
+ * gzip (zlib level 9) of GZIP_PLAIN. Hard-coded rather than compressed here, so the vector
+ * does not depend on the zlib build that runs this script: any gzip member is a valid body.
+ */
+const GZIP_PLAIN = '{"price":42,"currency":"EUR","lines":[{"sku":"item-0","qty":1},{"sku":"item-1","qty":1},{"sku":"item-2","qty":1},{"sku":"item-3","qty":1},{"sku":"item-4","qty":1},{"sku":"item-5","qty":1},{"sku":"item-6","qty":1},{"sku":"item-7","qty":1}]}'
+const GZIP_BODY = '1f8b080000000000020375c9b10a80201405d07fb9b3419a15bcbd1f089aa2491ca492321d44fcf7c66878673d055770c682b412302904eb4d06615a66081ccedb07b4163c7b02c1457b362d04ee9841b28a5f482e14171d179a8b9e8b818bf18badbed9b656dfef000000'
+
+export interface VectorInput { name: string, fields: EnvelopeFields }
+
+export function vectorInputs (): VectorInput[] {
+  const direct: EnvelopeFields = {
+    v: 1, net, mode: 'direct', type: 'request', from: a.id, to: [b.id], replyTo: a.id, conv: 'c-1', schema: 'market/rfp@1.0.0',
+    ts: TS, ttl: 60, hops: 4, prio: 3, dlv: { ack: true, retries: 3, seq: 1 }, ct: 'application/json', body: utf8('{"q":"price?"}')
+  }
+  const directId = signEnvelope(direct, a).id
   return [
-    { name: 'topic publish, JSON body', fields: { v: 1, net, mode: 'topic', type: 'inform', from: a.id, topic: 'weather/paris' as Topic, ts: TS, ttl: 300, hops: 8, prio: 1, ct: 'application/json', body: json({ tempC: 21 }) } },
-    { name: 'direct with delivery options', fields: { v: 1, net, mode: 'direct', type: 'request', from: a.id, to: [b.id], replyTo: a.id, conv: 'c-1', schema: 'market/rfp@1.0.0', ts: TS, ttl: 60, hops: 4, prio: 3, dlv: { ack: true, retries: 3, seq: 1 }, ct: 'application/json', body: json({ q: 'price?' }) } },
-    { name: 'multicast, binary body', fields: { v: 1, net, mode: 'multicast', type: 'inform', from: b.id, to: [a.id, b.id], ts: TS, ttl: 30, hops: 8, prio: 0, ct: 'application/octet-stream', body: Uint8Array.from([0, 1, 2, 3, 255]) } },
-    { name: 'broadcast', fields: { v: 1, net, mode: 'broadcast', type: 'inform', from: b.id, ts: TS, ttl: 10, hops: 8, prio: 2, ct: 'text/plain', body: new TextEncoder().encode('hello mesh') } }
+    {
+      name: 'topic publish, JSON body',
+      fields: { v: 1, net, mode: 'topic', type: 'inform', from: a.id, topic: 'weather/paris' as Topic, ts: TS, ttl: 300, hops: 8, prio: 1, ct: 'application/json', body: utf8('{"tempC":21}') }
+    },
+    { name: 'direct with delivery options', fields: direct },
+    {
+      name: 'multicast, binary body',
+      fields: { v: 1, net, mode: 'multicast', type: 'inform', from: b.id, to: [a.id, b.id], ts: TS, ttl: 30, hops: 8, prio: 0, ct: 'application/octet-stream', body: Uint8Array.from([0, 1, 2, 3, 255]) }
+    },
+    {
+      // The reply to the direct request above: `corr` is the request's id; `nonce` 1 as on
+      // the second envelope its sender created within that millisecond.
+      name: 'gzip-compressed reply',
+      fields: {
+        v: 1, net, mode: 'direct', type: 'inform', from: b.id, to: [a.id], proto: 'fipa-request', conv: 'c-1', corr: directId,
+        ts: TS + 1500, nonce: 1, ttl: 60, hops: 4, prio: 2, dlv: { maxMs: 5000, dedup: true }, ct: 'application/json', enc: 'gzip', body: unhex(GZIP_BODY)
+      }
+    },
+    {
+      name: 'broadcast',
+      fields: { v: 1, net, mode: 'broadcast', type: 'inform', from: b.id, ts: TS, ttl: 10, hops: 8, prio: 2, ct: 'text/plain', body: utf8('hello mesh') }
+    }
   ]
 }
 
-const hex = (u: Uint8Array): string => Buffer.from(u).toString('hex')
+function payloadText (bytes: Uint8Array): string {
+  try {
+    const text = new TextDecoder('utf-8', { fatal: true }).decode(bytes)
+    if (/^[\x20-\x7e]*$/.test(text)) return text
+  } catch { /* not text */ }
+  return `hex:${hex(bytes)}`
+}
+
+/** Unsigned-varint length prefix + bytes: how frames travel on `/fedmesh/<network>/msg/1.0.0`. */
+function lengthPrefixed (bytes: Uint8Array): Uint8Array {
+  const prefix: number[] = []
+  let n = bytes.length
+  while (n >= 0x80) { prefix.push((n & 0x7f) | 0x80); n = Math.floor(n / 128) }
+  prefix.push(n)
+  const out = new Uint8Array(prefix.length + bytes.length)
+  out.set(prefix, 0)
+  out.set(bytes, prefix.length)
+  return out
+}
 
 export function buildVectors () {
-  const keys: Record<string, typeof a> = { [a.id]: a, [b.id]: b }
+  const keys: Record<string, AgentKey> = { [a.id]: a, [b.id]: b }
+  const vectors = vectorInputs().map(({ name, fields }) => {
+    const env = signEnvelope(fields, keys[fields.from])
+    const { bytes, sig, id, ...rest } = env
+    const unsigned = dagCbor.encode(rest)
+    const { multihash } = messageIdFromBytes(unsigned)
+    return {
+      name,
+      fields: { ...rest, body: hex(rest.body) },
+      /** The payload after decompression: UTF-8 text, or hex when it is not text. */
+      payload: payloadText(envelopePayload(env)),
+      unsigned: hex(unsigned),
+      multihash: hex(multihash),
+      signingInput: hex(SIGNATURE_DOMAIN) + hex(multihash),
+      id,
+      sig: hex(sig),
+      wire: hex(bytes)
+    }
+  })
+  const direct = vectors[1]
+  const frame = (value: Record<string, unknown>) => {
+    const cbor = dagCbor.encode(value)
+    return { cbor: hex(cbor), lengthPrefixed: hex(lengthPrefixed(cbor)) }
+  }
   return {
     seeds: { A: hex(SEED_A), B: hex(SEED_B) },
     agents: { A: a.id, B: b.id } as Record<string, AgentId>,
-    vectors: vectorInputs().map(({ name, fields }) => {
-      const env = signEnvelope(fields, keys[fields.from])
-      const { bytes, sig, id, ...rest } = env
-      return {
-        name,
-        fields: { ...rest, body: hex(rest.body) },
-        unsigned: hex(dagCbor.encode(rest)),
-        id,
-        sig: hex(sig),
-        wire: hex(bytes)
+    publicKeys: { A: hex(a.publicKey), B: hex(b.publicKey) },
+    vectors,
+    /** Net-layer frames carrying the direct vector (see PROTOCOL.md, "Frames"). */
+    frames: {
+      message: { value: `{t: 1, h: 1, e: <wire bytes of "${direct.name}">}`, ...frame({ t: 1, h: 1, e: unhex(direct.wire) }) },
+      confirmOk: { value: `{t: 2, id: "${direct.id}", ok: true}`, ...frame({ t: 2, id: direct.id, ok: true }) },
+      confirmFailed: {
+        value: `{t: 2, id: "${direct.id}", ok: false, code: "NoRespondersError", msg: "no handler"}`,
+        ...frame({ t: 2, id: direct.id, ok: false, code: 'NoRespondersError', msg: 'no handler' })
       }
-    })
+    }
   }
 }
 
+export type Vectors = ReturnType<typeof buildVectors>
+
+export const DOC_BEGIN = '<!-- BEGIN GENERATED VECTORS: node scripts/gen-vectors.ts -->'
+export const DOC_END = '<!-- END GENERATED VECTORS -->'
+
+/** Hex wrapped at 64 characters (32 bytes) a line. */
+function block (h: string): string {
+  return '```\n' + (h.match(/.{1,64}/g) ?? []).join('\n') + '\n```'
+}
+
+export function vectorsMarkdown (v: Vectors): string {
+  const out: string[] = [DOC_BEGIN, '']
+  out.push('Seeds (32 bytes) and the agents they give:', '')
+  out.push('| agent | seed | public key | did |', '|---|---|---|---|')
+  for (const k of ['A', 'B'] as const) out.push(`| ${k} | \`${v.seeds[k]}\` | \`${v.publicKeys[k]}\` | \`${v.agents[k]}\` |`)
+  out.push('', `All vectors use network \`fedmesh\` and \`ts\` ${TS} (2026-01-01T00:00:00Z) or shortly after.`,
+    'Hex blocks are wrapped at 32 bytes a line; join the lines to get the bytes.', '')
+  v.vectors.forEach((vec, i) => {
+    out.push(`### ${i + 1}. ${vec.name}`, '')
+    out.push('Input fields (`body` as hex; the signer is the agent named in `from`):', '')
+    out.push('```json', JSON.stringify(vec.fields, null, 2), '```', '')
+    out.push(`Payload${vec.fields.enc != null ? ' after gunzip' : ''}: \`${vec.payload}\``, '')
+    out.push('Unsigned canonical bytes:', '', block(vec.unsigned), '')
+    out.push(`- multihash (\`0x12 0x20\` ‖ sha2-256): \`${vec.multihash}\``)
+    out.push(`- id: \`${vec.id}\``)
+    out.push(`- sig: \`${vec.sig}\``, '')
+    out.push('Wire bytes:', '', block(vec.wire), '')
+  })
+  out.push('### Frames (net layer)', '', 'The direct vector (2) as it travels to the recipient\'s node, and the two kinds of answer.',
+    'Each frame is shown as its DAG-CBOR map and as it appears on the stream (unsigned-varint length first).', '')
+  for (const [name, f] of Object.entries(v.frames)) {
+    out.push(`**${name}** \`${f.value}\``, '', 'on the stream:', '', block(f.lengthPrefixed), '')
+  }
+  out.push(DOC_END)
+  return out.join('\n')
+}
+
+/** Replaces the generated section of PROTOCOL.md; throws if the markers are missing. */
+export function withVectorsSection (doc: string, v: Vectors): string {
+  const start = doc.indexOf(DOC_BEGIN)
+  const end = doc.indexOf(DOC_END)
+  if (start < 0 || end < start) throw new Error('docs/PROTOCOL.md lacks the generated-vectors markers')
+  return doc.slice(0, start) + vectorsMarkdown(v) + doc.slice(end + DOC_END.length)
+}
+
+export const VECTORS_FILE = new URL('../test/vectors/envelopes.json', import.meta.url)
+export const PROTOCOL_FILE = new URL('../docs/PROTOCOL.md', import.meta.url)
+
 if (import.meta.url === `file://${process.argv[1]}`) {
-  writeFileSync(new URL('../test/vectors/envelopes.json', import.meta.url), JSON.stringify(buildVectors(), null, 2) + '\n')
-  process.stdout.write('wrote test/vectors/envelopes.json\n')
+  const v = buildVectors()
+  const json = JSON.stringify(v, null, 2) + '\n'
+  const doc = withVectorsSection(readFileSync(PROTOCOL_FILE, 'utf8'), v)
+  if (process.argv.includes('--check')) {
+    const stale = [
+      readFileSync(VECTORS_FILE, 'utf8') !== json ? 'test/vectors/envelopes.json' : '',
+      readFileSync(PROTOCOL_FILE, 'utf8') !== doc ? 'docs/PROTOCOL.md' : ''
+    ].filter(Boolean)
+    if (stale.length > 0) { process.stderr.write(`out of date: ${stale.join(', ')}\n`); process.exit(1) }
+    process.stdout.write('vectors up to date\n')
+  } else {
+    writeFileSync(VECTORS_FILE, json)
+    writeFileSync(PROTOCOL_FILE, doc)
+    process.stdout.write('wrote test/vectors/envelopes.json and the vectors section of docs/PROTOCOL.md\n')
+  }
 }

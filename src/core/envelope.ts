@@ -112,7 +112,9 @@ export interface Envelope extends EnvelopeFields {
   readonly bytes: Uint8Array
 }
 
-const FIELD_NAMES = new Set(['v', 'net', 'mode', 'type', 'from', 'to', 'topic', 'schema', 'proto', 'conv', 'corr', 'replyTo', 'ts', 'nonce', 'ttl', 'hops', 'prio', 'dlv', 'ct', 'enc', 'body', 'sig'])
+// The unsigned fields. `sig` is not among them: decodeEnvelope strips it before checkFields,
+// and a `sig` handed to signEnvelope would be hashed into the id and never verify.
+const FIELD_NAMES = new Set(['v', 'net', 'mode', 'type', 'from', 'to', 'topic', 'schema', 'proto', 'conv', 'corr', 'replyTo', 'ts', 'nonce', 'ttl', 'hops', 'prio', 'dlv', 'ct', 'enc', 'body'])
 const DELIVERY_NAMES = new Set(['ack', 'maxMs', 'retries', 'dedup', 'seq'])
 
 export function messageIdFromBytes (unsigned: Uint8Array): { id: MessageId, multihash: Uint8Array } {

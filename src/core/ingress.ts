@@ -54,8 +54,10 @@ export function verifyIngress (bytes: Uint8Array, hopCount: number, opts: Ingres
 
 /**
  * Remembers message ids until their expiry. An id is only forgotten once its message
- * would be rejected as expired anyway, so a replay is caught either way; the cache is
- * bounded in count and, when full, refuses to forget early (it evicts the soonest expiry).
+ * would be rejected as expired anyway, so a replay is caught either way — unless the cache
+ * is full: it is bounded in count, and then forgets the oldest-inserted ids first.
+ * Expired ids are swept at most once a second; eviction when full is O(1) per add, so a
+ * flood of valid messages cannot turn every add into a scan of the whole cache.
  */
 export class DedupCache {
   private readonly expiries = new Map<string, number>()
@@ -70,7 +72,14 @@ export class DedupCache {
   add (id: string, expiresAt: number, now: number = Date.now()): boolean {
     const seen = this.expiries.get(id)
     if (seen !== undefined && seen >= now) return false
-    if (now - this.lastSweep > 1000 || this.expiries.size >= this.maxEntries) this.sweep(now)
+    if (now - this.lastSweep > 1000) this.sweep(now)
+    if (seen === undefined) {
+      // Still full: drop the oldest entries (Map iteration is insertion order).
+      for (const old of this.expiries.keys()) {
+        if (this.expiries.size < this.maxEntries) break
+        this.expiries.delete(old)
+      }
+    }
     this.expiries.set(id, expiresAt)
     return true
   }
@@ -86,14 +95,6 @@ export class DedupCache {
   private sweep (now: number): void {
     this.lastSweep = now
     for (const [id, exp] of this.expiries) if (exp < now) this.expiries.delete(id)
-    // Still full: drop the entries closest to expiry (insertion order approximates that).
-    let excess = this.expiries.size - this.maxEntries + 1
-    if (excess > 0) {
-      for (const id of this.expiries.keys()) {
-        this.expiries.delete(id)
-        if (--excess <= 0) break
-      }
-    }
   }
 }
 

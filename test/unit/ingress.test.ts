@@ -1,0 +1,320 @@
+import { test, describe } from 'node:test'
+import assert from 'node:assert/strict'
+import * as dagCbor from '@ipld/dag-cbor'
+import {
+  verifyIngress, checkEnvelopeContext, DedupCache, RejectionCounter, REJECTION_REASONS, DEFAULT_INGRESS,
+  type IngressOptions, type IngressResult, type RejectionReason, type RejectionRecord
+} from '../../src/core/ingress.ts'
+import { signEnvelope, messageIdFromBytes, SIGNATURE_DOMAIN, type EnvelopeFields } from '../../src/core/envelope.ts'
+import { agentKeyFromSeed, type AgentKey } from '../../src/core/keys.ts'
+import type { NetworkId, Topic } from '../../src/core/ids.ts'
+import { unhex, utf8 } from '../helpers/reference.ts'
+
+const alice = agentKeyFromSeed(unhex('0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f20'))
+const mallory = agentKeyFromSeed(unhex('2122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f40'))
+const NOW = 1_800_000_000_000
+const SKEW = 30_000
+const opts: IngressOptions = { network: 'test' as NetworkId, maxBytes: 4096, clockSkewMs: SKEW }
+
+const fields = (over: Partial<EnvelopeFields> = {}): EnvelopeFields => ({
+  v: 1, net: 'test' as NetworkId, mode: 'topic', type: 'inform', from: alice.id, topic: 'a/b' as Topic, ts: NOW, ttl: 60, hops: 2, prio: 1,
+  ct: 'application/json', body: utf8('{"n":1}'), ...over
+})
+const wire = (over: Partial<EnvelopeFields> = {}): Uint8Array => signEnvelope(fields(over), alice).bytes
+
+/** Signs `f` with `signer` whatever `f.from` says: how a forger would build an envelope. */
+function signAs (f: EnvelopeFields, signer: AgentKey): Uint8Array {
+  const { multihash } = messageIdFromBytes(dagCbor.encode(f))
+  const sig = signer.sign(Uint8Array.from([...SIGNATURE_DOMAIN, ...multihash]))
+  return dagCbor.encode({ ...f, sig })
+}
+
+function check (bytes: Uint8Array, { hop = 0, dedup = new DedupCache(), now = NOW } = {}): IngressResult {
+  return verifyIngress(bytes, hop, opts, dedup, now)
+}
+const reason = (r: IngressResult): string => r.ok ? 'ok' : r.reason
+
+describe('verifyIngress', () => {
+  const produced = new Set<RejectionReason>()
+  const expect = (bytes: Uint8Array, want: RejectionReason, o: Parameters<typeof check>[1] = {}): IngressResult => {
+    const r = check(bytes, o)
+    assert.equal(reason(r), want)
+    if (!r.ok) { produced.add(r.reason); assert.ok(r.detail.length > 0) }
+    return r
+  }
+
+  test('defaults are the documented ones', () => {
+    assert.equal(DEFAULT_INGRESS.clockSkewMs, 30_000)
+    assert.equal(DEFAULT_INGRESS.maxBytes, 1024 * 1024)
+  })
+
+  test('accepts a valid envelope and returns it', () => {
+    const env = signEnvelope(fields(), alice)
+    const r = check(env.bytes)
+    assert.ok(r.ok)
+    assert.equal(r.envelope.id, env.id)
+    assert.equal(r.envelope.from, alice.id)
+    assert.deepEqual(r.envelope.body, utf8('{"n":1}'))
+  })
+
+  test('too-large: one byte over the limit; exactly the limit is accepted', () => {
+    // Find a body length whose envelope is exactly maxBytes long.
+    let len = 3000
+    let bytes = wire({ body: new Uint8Array(len) })
+    for (let i = 0; i < 10 && bytes.length !== opts.maxBytes; i++) {
+      len += opts.maxBytes - bytes.length
+      bytes = wire({ body: new Uint8Array(len) })
+    }
+    assert.equal(bytes.length, opts.maxBytes)
+    assert.equal(reason(check(bytes)), 'ok')
+    const over = wire({ body: new Uint8Array(len + 1) })
+    assert.equal(over.length, opts.maxBytes + 1)
+    const r = expect(over, 'too-large')
+    assert.equal(r.ok ? undefined : r.id, undefined, 'no id before decoding')
+  })
+
+  test('malformed: garbage, truncation, trailing bytes, not a map', () => {
+    const good = wire()
+    for (const bytes of [
+      new Uint8Array(0), Uint8Array.from([0xff]), Uint8Array.from([0x1c]), utf8('{"v":1}'),
+      good.subarray(0, good.length - 1), Uint8Array.from([...good, 0x00]), dagCbor.encode([1, 2]), dagCbor.encode('map'), dagCbor.encode(null)
+    ]) expect(bytes, 'malformed')
+  })
+
+  test('non-canonical: unsorted keys, non-minimal integer, indefinite-length map', () => {
+    const good = wire()
+    const obj = dagCbor.decode(good) as Record<string, unknown>
+    // Keys in reverse canonical order.
+    const entries = Object.entries(obj).reverse()
+    const unsorted = Buffer.concat([Buffer.from([0xa0 + entries.length]), ...entries.flatMap(([k, v]) => [dagCbor.encode(k), dagCbor.encode(v as never)])])
+    expect(unsorted, 'non-canonical')
+    // `hops` 2 written as 0x18 0x02 instead of 0x02.
+    const hopsKey = Buffer.from('64686f707302', 'hex')
+    const at = Buffer.from(good).indexOf(hopsKey)
+    assert.ok(at > 0)
+    expect(Buffer.concat([good.subarray(0, at + 5), Buffer.from([0x18, 0x02]), good.subarray(at + 6)]), 'non-canonical')
+    // The same map with an indefinite-length header.
+    expect(Buffer.concat([Buffer.from([0xbf]), good.subarray(1), Buffer.from([0xff])]), 'non-canonical')
+  })
+
+  test('bad-field: an unknown field, a missing signature', () => {
+    const obj = dagCbor.decode(wire()) as Record<string, unknown>
+    expect(dagCbor.encode({ ...obj, extra: 1 }), 'bad-field')
+    const { sig: _sig, ...unsigned } = obj
+    expect(dagCbor.encode(unsigned), 'bad-field')
+    expect(dagCbor.encode({ ...obj, ttl: 0 }), 'bad-field')
+  })
+
+  test('bad-signature: forged (signed by a key other than `from`), or a flipped signature bit', () => {
+    // The same construction with the right key is accepted, so the forgery fails only for its key.
+    assert.equal(reason(check(signAs(fields(), alice))), 'ok')
+    expect(signAs(fields(), mallory), 'bad-signature')
+    const t = new Uint8Array(wire())
+    const sigAt = Buffer.from(t).indexOf(Buffer.from('6373696758', 'hex')) + 6
+    t[sigAt + 5] ^= 0x01
+    expect(t, 'bad-signature')
+  })
+
+  test('wrong-network', () => {
+    const r = expect(wire({ net: 'other' as NetworkId }), 'wrong-network')
+    assert.equal(r.ok ? undefined : r.id, signEnvelope(fields({ net: 'other' as NetworkId }), alice).id, 'context rejections carry the id')
+  })
+
+  test('from-future: beyond the skew bound; exactly at the bound is accepted', () => {
+    assert.equal(reason(check(wire({ ts: NOW + SKEW }))), 'ok')
+    expect(wire({ ts: NOW + SKEW + 1 }), 'from-future')
+  })
+
+  test('expired: after ts + ttl + skew; exactly at the bound is accepted', () => {
+    const ttl = 60
+    assert.equal(reason(check(wire({ ts: NOW - ttl * 1000 - SKEW, ttl }))), 'ok')
+    expect(wire({ ts: NOW - ttl * 1000 - SKEW - 1, ttl }), 'expired')
+    // The same bytes, judged at different times.
+    const bytes = wire({ ttl: 1 })
+    assert.equal(reason(check(bytes, { now: NOW + 1000 + SKEW })), 'ok')
+    assert.equal(reason(check(bytes, { now: NOW + 1000 + SKEW + 1 })), 'expired')
+    assert.equal(reason(check(bytes, { now: NOW - SKEW })), 'ok')
+    assert.equal(reason(check(bytes, { now: NOW - SKEW - 1 })), 'from-future')
+  })
+
+  test('hop-limit: the frame hop count against the signed limit', () => {
+    const bytes = wire({ hops: 2 })
+    assert.equal(reason(check(bytes, { hop: 2 })), 'ok')
+    expect(bytes, 'hop-limit', { hop: 3 })
+    const local = wire({ hops: 0 })
+    assert.equal(reason(check(local, { hop: 0 })), 'ok')
+    assert.equal(reason(check(local, { hop: 1 })), 'hop-limit')
+  })
+
+  test('duplicate: the same id twice; a different nonce is a different message', () => {
+    const dedup = new DedupCache()
+    const bytes = wire()
+    assert.equal(reason(check(bytes, { dedup })), 'ok')
+    const r = expect(bytes, 'duplicate', { dedup })
+    assert.equal(r.ok ? undefined : r.id, signEnvelope(fields(), alice).id)
+    // Re-signing the same fields gives the same bytes, hence the same id.
+    assert.equal(reason(check(wire(), { dedup })), 'duplicate')
+    assert.equal(reason(check(wire({ nonce: 1 }), { dedup })), 'ok')
+    // A fresh cache (another node) accepts it.
+    assert.equal(reason(check(bytes)), 'ok')
+  })
+
+  test('a replay is refused until and after the id is forgotten', () => {
+    const dedup = new DedupCache()
+    const bytes = wire({ ttl: 1 })
+    const last = NOW + 1000 + SKEW
+    assert.equal(reason(check(bytes, { dedup })), 'ok')
+    assert.equal(reason(check(bytes, { dedup, now: last })), 'duplicate', 'remembered through the last accepted instant')
+    assert.equal(reason(check(bytes, { dedup, now: last + 1 })), 'expired')
+    assert.equal(reason(check(bytes, { dedup, now: last + 5000 })), 'expired')
+  })
+
+  test('rejected envelopes are not remembered', () => {
+    const dedup = new DedupCache()
+    const bytes = wire({ hops: 1 })
+    assert.equal(reason(check(bytes, { dedup, hop: 2 })), 'hop-limit')
+    assert.equal(dedup.size, 0)
+    assert.equal(reason(check(bytes, { dedup, hop: 1 })), 'ok', 'accepted on a shorter path')
+  })
+
+  test('checks run in the documented order', () => {
+    // bad signature before wrong network
+    assert.equal(reason(check(signAs(fields({ net: 'other' as NetworkId }), mallory))), 'bad-signature')
+    // wrong network before freshness
+    assert.equal(reason(check(wire({ net: 'other' as NetworkId, ts: NOW + 10 * SKEW }))), 'wrong-network')
+    // from-future before hop limit
+    assert.equal(reason(check(wire({ ts: NOW + 2 * SKEW }), { hop: 99 })), 'from-future')
+    // expired before hop limit
+    assert.equal(reason(check(wire({ ts: 0 }), { hop: 99 })), 'expired')
+    // hop limit before duplicate
+    const dedup = new DedupCache()
+    const bytes = wire()
+    check(bytes, { dedup })
+    assert.equal(reason(check(bytes, { dedup, hop: 99 })), 'hop-limit')
+    // size before anything: garbage over the limit is too-large, not malformed
+    assert.equal(reason(check(new Uint8Array(opts.maxBytes + 1).fill(0xff))), 'too-large')
+  })
+
+  test('verifyIngress never throws on arbitrary bytes', () => {
+    let seed = 12345
+    const rand = (): number => { seed = (seed * 1103515245 + 12345) & 0x7fffffff; return seed }
+    const good = wire()
+    for (let i = 0; i < 500; i++) {
+      const bytes = new Uint8Array(good)
+      for (let j = 0; j < 1 + (rand() % 4); j++) bytes[rand() % bytes.length] = rand() & 0xff
+      const r = check(bytes.subarray(0, bytes.length - (rand() % 3)))
+      if (!r.ok) assert.ok((REJECTION_REASONS as readonly string[]).includes(r.reason))
+    }
+  })
+
+  test('every reason in REJECTION_REASONS was produced above', () => {
+    assert.deepEqual([...produced].sort(), [...REJECTION_REASONS].sort())
+  })
+})
+
+describe('checkEnvelopeContext', () => {
+  test('is pure given now', () => {
+    const env = signEnvelope(fields({ ttl: 10 }), alice)
+    assert.equal(reason(checkEnvelopeContext(env, 0, opts, NOW)), 'ok')
+    assert.equal(reason(checkEnvelopeContext(env, 0, { ...opts, clockSkewMs: 0 }, NOW + 10_001)), 'expired')
+    assert.equal(reason(checkEnvelopeContext(env, 0, { ...opts, clockSkewMs: 0 }, NOW + 10_000)), 'ok')
+    assert.equal(reason(checkEnvelopeContext(env, 0, { ...opts, clockSkewMs: 0 }, NOW - 1)), 'from-future')
+    assert.equal(reason(checkEnvelopeContext(env, 0, { ...opts, network: 'x' as NetworkId }, NOW)), 'wrong-network')
+  })
+})
+
+describe('DedupCache', () => {
+  test('remembers an id through its expiry instant, then forgets it', () => {
+    const d = new DedupCache()
+    assert.equal(d.add('x', 100, 0), true)
+    assert.equal(d.has('x'), true)
+    assert.equal(d.add('x', 100, 50), false)
+    assert.equal(d.add('x', 100, 100), false, 'still remembered at expiresAt')
+    assert.equal(d.add('x', 300, 101), true, 'forgotten after expiresAt')
+    assert.equal(d.add('x', 300, 200), false, 'the new expiry applies')
+    assert.equal(d.size, 1)
+  })
+
+  test('sweeps expired ids', () => {
+    const d = new DedupCache()
+    for (let i = 0; i < 10; i++) d.add(`old${i}`, 500, 0)
+    d.add('live', 100_000, 0)
+    assert.equal(d.size, 11)
+    d.add('new', 100_000, 5000)
+    assert.equal(d.size, 2)
+    assert.equal(d.has('old0'), false)
+    assert.equal(d.has('live'), true)
+  })
+
+  test('is bounded: when full, the oldest-inserted ids go first', () => {
+    const d = new DedupCache(3)
+    for (const id of ['a', 'b', 'c']) assert.ok(d.add(id, 10_000, 0))
+    assert.ok(d.add('d', 10_000, 0))
+    assert.equal(d.size, 3)
+    assert.deepEqual(['a', 'b', 'c', 'd'].map(id => d.has(id)), [false, true, true, true])
+    assert.ok(d.add('e', 10_000, 1))
+    assert.deepEqual(['b', 'c', 'd', 'e'].map(id => d.has(id)), [false, true, true, true])
+    for (let i = 0; i < 100; i++) d.add(`x${i}`, 10_000, 2)
+    assert.equal(d.size, 3)
+  })
+
+  test('when full, expired ids are dropped before live ones', () => {
+    const d = new DedupCache(3)
+    d.add('short', 500, 0)
+    d.add('b', 10_000, 0)
+    d.add('c', 10_000, 0)
+    d.add('d', 10_000, 2000)
+    assert.deepEqual(['short', 'b', 'c', 'd'].map(id => d.has(id)), [false, true, true, true])
+  })
+
+  test('a re-added expired id does not evict anything', () => {
+    const d = new DedupCache(2)
+    d.add('a', 100, 0)
+    d.add('b', 10_000, 0)
+    assert.ok(d.add('a', 10_000, 200))
+    assert.deepEqual([d.has('a'), d.has('b'), d.size], [true, true, 2])
+  })
+
+  test('adding to a full cache costs O(1), not a scan of the cache', () => {
+    const n = 100_000
+    const d = new DedupCache(n)
+    for (let i = 0; i < n; i++) d.add(`id${i}`, 1e12, 0)
+    const start = performance.now()
+    for (let i = 0; i < 20_000; i++) d.add(`more${i}`, 1e12, 0)
+    const ms = performance.now() - start
+    assert.equal(d.size, n)
+    assert.ok(ms < 2000, `20 000 adds to a full cache took ${ms.toFixed(0)} ms`)
+  })
+})
+
+describe('RejectionCounter', () => {
+  test('starts at zero for every reason', () => {
+    const c = new RejectionCounter()
+    assert.deepEqual(Object.keys(c.counts).sort(), [...REJECTION_REASONS].sort())
+    assert.ok(Object.values(c.counts).every(n => n === 0))
+    assert.equal(c.total(), 0)
+    assert.deepEqual(c.list(), [])
+  })
+
+  test('counts per reason, keeps the most recent, newest first', () => {
+    const seen: RejectionRecord[] = []
+    const c = new RejectionCounter({ keep: 3, onReject: (r) => seen.push(r) })
+    const before = Date.now()
+    c.record({ reason: 'expired', detail: 'e1', peer: 'p1' })
+    c.record({ reason: 'malformed', detail: 'm1' })
+    c.record({ reason: 'expired', detail: 'e2', id: 'bxyz' as never })
+    c.record({ reason: 'duplicate', detail: 'd1' })
+    assert.equal(c.counts.expired, 2)
+    assert.equal(c.counts.malformed, 1)
+    assert.equal(c.counts.duplicate, 1)
+    assert.equal(c.counts['bad-signature'], 0)
+    assert.equal(c.total(), 4)
+    assert.deepEqual(c.list().map(r => r.detail), ['d1', 'e2', 'm1'], 'only `keep` records are kept')
+    assert.deepEqual(c.list({ reason: 'expired' }).map(r => r.detail), ['e2'])
+    assert.deepEqual(c.list({ limit: 1 }).map(r => r.detail), ['d1'])
+    assert.deepEqual(seen.map(r => r.detail), ['e1', 'm1', 'e2', 'd1'])
+    assert.equal(seen[0].peer, 'p1')
+    assert.equal(seen[2].id, 'bxyz')
+    assert.ok(seen.every(r => r.at >= before && r.at <= Date.now()))
+  })
+})
