@@ -4,7 +4,7 @@
  * message; nothing is thrown and nothing is forwarded.
  */
 import type { MessageId, NetworkId } from './ids.ts'
-import { decodeEnvelope, LIMITS, type DecodeFailure, type Envelope } from './envelope.ts'
+import { decodeEnvelope, envelopePayload, LIMITS, type DecodeFailure, type Envelope } from './envelope.ts'
 
 export const REJECTION_REASONS = [
   'too-large', 'malformed', 'non-canonical', 'bad-field', 'bad-signature',
@@ -47,6 +47,15 @@ export function verifyIngress (bytes: Uint8Array, hopCount: number, opts: Ingres
   if (!decoded.ok) return { ok: false, reason: decoded.reason satisfies DecodeFailure, detail: decoded.detail }
   const ctx = checkEnvelopeContext(decoded.envelope, hopCount, opts, now)
   if (!ctx.ok) return ctx
+  if (decoded.envelope.enc != null) {
+    // A compressed payload must inflate within the size limit here, not fail later in a
+    // subscriber (and a gzip bomb must not inflate at all).
+    try {
+      envelopePayload(decoded.envelope, opts.maxBytes)
+    } catch {
+      return { ok: false, reason: 'bad-field', detail: `${decoded.envelope.enc} payload does not decompress within ${opts.maxBytes} bytes`, id: decoded.envelope.id }
+    }
+  }
   const env = decoded.envelope
   if (!dedup.add(env.id, env.ts + env.ttl * 1000 + opts.clockSkewMs, now)) return { ok: false, reason: 'duplicate', detail: 'already seen', id: env.id }
   return { ok: true, envelope: env }

@@ -18,6 +18,9 @@ import { createAgent, type AgentImpl } from '../sdk/agent.ts'
 import { loadAgentKey, openDataDir, writeRuntimeInfo, type DataDir } from './datadir.ts'
 import type { AbortOptions, AgentInfo, CreateNodeOptions, Logger, MeshNode, NodeConfig, NodeStatus, PeerInfo } from './types.ts'
 
+/** Below this many connections, discovered peers are dialed. */
+const MIN_CONNECTIONS = 16
+
 export interface ApiHandle { url: string, close: () => Promise<void> }
 
 export class MeshNodeImpl implements MeshNode {
@@ -69,6 +72,19 @@ export class MeshNodeImpl implements MeshNode {
   /** Started by createNode; separate so the API can be given a fully built node. */
   async start (): Promise<void> {
     this.tracker.start()
+    // libp2p 3 does not dial discovered peers by itself (bootstrap does; mDNS and the DHT
+    // only report them). Dial them while the node has few connections, so a LAN found by
+    // mDNS forms a mesh; past the floor, gossip and the DHT carry discovery.
+    this.net.addEventListener('peer:discovery', (e) => {
+      const peer = e.detail.id
+      if (peer.equals(this.net.peerId) || this.net.getConnections(peer).length > 0) return
+      if (this.net.getConnections().length >= MIN_CONNECTIONS) return
+      this.tracker.dialing(peer.toString())
+      void this.net.dial(peer, { signal: AbortSignal.timeout(10_000) }).catch((err: Error) => {
+        this.tracker.dialFailed(peer.toString())
+        this.logger.debug({ peer: peer.toString(), err: err.message }, 'dial of discovered peer failed')
+      })
+    })
     await this.router.start()
     if (this.config.api !== false) {
       const [host, port] = splitHostPort(this.config.api)

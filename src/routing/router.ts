@@ -100,6 +100,9 @@ export class Router {
     this.pubsub.subscribe(control)
     // A peer that joins later has missed earlier announcements: re-announce, debounced.
     net.addEventListener('peer:identify', () => { this.scheduleAnnounce(500) })
+    // Our own addresses changed (listening, a relay reservation, an observed address):
+    // records must carry them, or agents behind a relay stay unreachable.
+    net.addEventListener('self:peer:update', () => { this.scheduleAnnounce(200) })
     this.refreshTimer = setInterval(() => { void this.announceAll() }, AGENT_RECORD_REFRESH_MS)
     this.refreshTimer.unref()
   }

@@ -27,11 +27,13 @@ export class NodeProc {
   private readonly waiters = new Set<() => void>()
   exited = false
 
-  constructor (opts: Record<string, unknown>) {
+  /** `netns`: run the node inside that network namespace (through `ip netns exec`). */
+  constructor (opts: Record<string, unknown>, netns?: string) {
     this.dir = mkdtempSync(join(tmpdir(), 'fedmesh-test-'))
-    this.child = fork(FIXTURE, [JSON.stringify({ dir: this.dir, listen: ['/ip4/127.0.0.1/tcp/0'], api: false, ...opts })], {
-      execPath: process.execPath, stdio: ['ignore', 'inherit', 'inherit', 'ipc']
-    })
+    const args = [JSON.stringify({ dir: this.dir, listen: ['/ip4/127.0.0.1/tcp/0'], api: false, ...opts })]
+    this.child = netns == null
+      ? fork(FIXTURE, args, { execPath: process.execPath, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+      : fork(FIXTURE, args, { execPath: '/usr/sbin/ip', execArgv: ['netns', 'exec', netns, process.execPath], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
     this.child.on('message', (m: any) => {
       if (m.event === 'message') { this.messages.push(m); for (const w of this.waiters) w() }
       else if (m.event === 'ready') { this.peerId = m.peerId; this.addresses = m.addresses; for (const w of this.waiters) w() }

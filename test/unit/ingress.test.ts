@@ -318,3 +318,20 @@ describe('RejectionCounter', () => {
     assert.ok(seen.every(r => r.at >= before && r.at <= Date.now()))
   })
 })
+
+describe('ingress: compressed payloads', () => {
+  test('rejects a gzip body that does not inflate, or inflates past the limit', async () => {
+    const { gzipSync } = await import('node:zlib')
+    const { generateAgentKey, signEnvelope, verifyIngress, DedupCache } = await import('../../src/index.ts')
+    const key = generateAgentKey()
+    const opts = { network: 'test' as never, maxBytes: 4096, clockSkewMs: 30_000 }
+    const mk = (body: Uint8Array) => signEnvelope({
+      v: 1, net: 'test' as never, mode: 'topic', type: 'inform', from: key.id, topic: 'a/b' as never, ts: Date.now(), ttl: 60, hops: 2, prio: 1,
+      ct: 'text/plain', enc: 'gzip', body
+    }, key).bytes
+    const reason = (b: Uint8Array): string => { const r = verifyIngress(b, 0, opts, new DedupCache()); return r.ok ? 'ok' : r.reason }
+    assert.equal(reason(mk(new Uint8Array(gzipSync(Buffer.from('hello'))))), 'ok')
+    assert.equal(reason(mk(Uint8Array.from([1, 2, 3, 4]))), 'bad-field')
+    assert.equal(reason(mk(new Uint8Array(gzipSync(Buffer.alloc(100_000))))), 'bad-field')
+  })
+})
