@@ -63,6 +63,8 @@ export class PeerTracker {
       s.pingFailures = 0
       s.addresses = [e.detail.remoteAddr.toString()]
       s.quality = peerQuality(s)
+      // Measure latency right away rather than at the next ping round.
+      void this.pingOne(e.detail.remotePeer)
     })
     l.addEventListener('peer:disconnect', (e) => {
       const s = this.state(e.detail.toString())
@@ -100,19 +102,21 @@ export class PeerTracker {
   }
 
   async pingAll (): Promise<void> {
-    await Promise.all(this.libp2p.getPeers().map(async (peer) => {
-      const s = this.state(peer.toString())
-      try {
-        const rtt = await this.libp2p.services.ping.ping(peer, { signal: AbortSignal.timeout(5000) })
-        s.latencyMs = s.latencyMs == null ? rtt : Math.round((s.latencyMs * 0.7 + rtt * 0.3) * 100) / 100
-        s.pingFailures = 0
-        s.lastSeen = Date.now()
-      } catch {
-        s.pingFailures++
-      }
-      if (s.status === 'connected' || s.status === 'degraded') s.status = statusAfterPing(s.latencyMs, s.pingFailures)
-      s.quality = peerQuality(s)
-    }))
+    await Promise.all(this.libp2p.getPeers().map(async (peer) => { await this.pingOne(peer) }))
+  }
+
+  private async pingOne (peer: PeerId): Promise<void> {
+    const s = this.state(peer.toString())
+    try {
+      const rtt = await this.libp2p.services.ping.ping(peer, { signal: AbortSignal.timeout(5000) })
+      s.latencyMs = s.latencyMs == null ? rtt : Math.round((s.latencyMs * 0.7 + rtt * 0.3) * 100) / 100
+      s.pingFailures = 0
+      s.lastSeen = Date.now()
+    } catch {
+      s.pingFailures++
+    }
+    if (s.status === 'connected' || s.status === 'degraded') s.status = statusAfterPing(s.latencyMs, s.pingFailures)
+    s.quality = peerQuality(s)
   }
 
   list (): PeerState[] {

@@ -145,7 +145,28 @@ describe('mesh of 5 node processes', { timeout: 180_000 }, () => {
     assert.equal(back.data.by, 'late')
   })
 
+  it('peers show status, latency, last seen, quality and roles from signed node records', async () => {
+    let peers: any[] = []
+    for (let i = 0; i < 50; i++) {
+      peers = await n[0].call('peers')
+      if (peers.filter(p => p.status === 'connected' && p.latencyMs != null && p.roles != null).length >= 4) break
+      await new Promise(resolve => setTimeout(resolve, 200))
+    }
+    const others = new Set((await Promise.all(n.slice(1, 5).map(x => x.call('status')))).map(s => s.peerId))
+    const seen = peers.filter(p => others.has(p.peerId))
+    assert.equal(seen.length, 4)
+    for (const p of seen) {
+      assert.equal(p.status, 'connected')
+      assert.equal(typeof p.latencyMs, 'number')
+      assert.ok(p.lastSeen > Date.now() - 60_000)
+      assert.ok(p.quality > 0 && p.quality <= 1)
+      assert.deepEqual(p.roles, ['full'])
+      assert.ok(p.capacity.cpus >= 1)
+    }
+  })
+
   it('killing one node does not stop the rest', async () => {
+    const killedId = (await n[3].call('status')).peerId
     n[3].kill()
     await n[3].until(() => n[3].exited, 'node 3 exit')
     const before = n[1].received('all').length
@@ -155,5 +176,12 @@ describe('mesh of 5 node processes', { timeout: 180_000 }, () => {
     assert.equal(reply.data.by, 'a2')
     const status = await n[0].call('status')
     assert.ok(status.peers >= 3)
+    let killed: any
+    for (let i = 0; i < 50 && killed?.status !== 'disconnected'; i++) {
+      killed = (await n[0].call('peers')).find((p: any) => p.peerId === killedId)
+      if (killed?.status !== 'disconnected') await new Promise(resolve => setTimeout(resolve, 200))
+    }
+    assert.equal(killed?.status, 'disconnected')
+    assert.equal(killed.quality, 0)
   })
 })
