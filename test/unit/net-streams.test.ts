@@ -1,0 +1,72 @@
+import { describe, it } from 'node:test'
+import assert from 'node:assert/strict'
+import type { Stream } from '@libp2p/interface'
+import * as lp from 'it-length-prefixed'
+import { Uint8ArrayList } from 'uint8arraylist'
+import { FrameLink, decodeFrame } from '../../src/net/frames.ts'
+import { memoryStreamPair } from '../../src/routing/streams.ts'
+
+/** The parts of a libp2p Stream that FrameLink uses; `send` reports a full buffer every time. */
+function fakeStream () {
+  const writes: Uint8Array[] = []
+  let drain: (() => void) | undefined
+  const stream = {
+    send (buf: Uint8Array) { writes.push(buf); return false },
+    onDrain () { return new Promise<void>((resolve) => { drain = resolve }) },
+    close: async () => {},
+    abort () {},
+    async * [Symbol.asyncIterator] () { await new Promise(() => {}) }
+  }
+  return { stream: stream as unknown as Stream, writes, drain: () => { const d = drain; drain = undefined; d?.() } }
+}
+
+async function framesOf (buf: Uint8Array): Promise<number[]> {
+  const out: number[] = []
+  for await (const chunk of lp.decode([new Uint8ArrayList(buf)])) {
+    const f = decodeFrame(chunk.subarray())
+    if (f?.t === 1) out.push(f.h)
+  }
+  return out
+}
+
+describe('FrameLink', () => {
+  it('batches frames queued together into one write, highest priority first', async () => {
+    const { stream, writes, drain } = fakeStream()
+    const link = new FrameLink(stream, { onFrame () {} })
+    // h carries the priority so the order is visible on the wire.
+    const sent = [0, 3, 1, 2, 3, 0].map(p => link.send({ t: 1, h: p, e: new Uint8Array(4) }, p))
+    await new Promise(resolve => setImmediate(resolve))
+    assert.equal(writes.length, 1, 'one write for frames queued in the same tick')
+    assert.deepEqual(await framesOf(writes[0]), [3, 3, 2, 1, 0, 0])
+    drain()
+    await Promise.all(sent)
+  })
+
+  it('under load (transport full), later high-priority frames overtake queued low-priority ones', async () => {
+    const { stream, writes, drain } = fakeStream()
+    const link = new FrameLink(stream, { onFrame () {}, maxBatchBytes: 16 })
+    const all = [link.send({ t: 1, h: 0, e: new Uint8Array(4) }, 0)]
+    await new Promise(resolve => setImmediate(resolve)) // first write in flight, transport full
+    for (const p of [0, 0, 3, 1]) all.push(link.send({ t: 1, h: p, e: new Uint8Array(4) }, p))
+    for (let i = 0; i < 5; i++) { drain(); await new Promise(resolve => setImmediate(resolve)) }
+    await Promise.all(all)
+    const order = (await Promise.all(writes.map(framesOf))).flat()
+    assert.deepEqual(order, [0, 3, 1, 0, 0])
+  })
+})
+
+describe('in-process streams', () => {
+  it('a writer waits when the reader does not read (backpressure), and resumes when it does', async () => {
+    const [a, b] = memoryStreamPair(4)
+    const writes: Array<Promise<void>> = []
+    let done = 0
+    for (let i = 0; i < 10; i++) writes.push(a.write(new Uint8Array([i])).then(() => { done++ }))
+    await new Promise(resolve => setImmediate(resolve))
+    assert.ok(done <= 5, `only the buffer's worth completes before reading (${done})`)
+    const got: number[] = []
+    const reader = (async () => { for await (const c of b) { got.push(c[0]); if (got.length === 10) break } })()
+    await Promise.all(writes)
+    await reader
+    assert.deepEqual(got, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9])
+  })
+})
