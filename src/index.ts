@@ -11,6 +11,7 @@
  */
 export { createNode, MeshNodeImpl } from './node/mesh-node.ts'
 export { createAgent, AgentImpl } from './sdk/agent.ts'
+export { connect, type RemoteAgent, type ConnectOptions } from './sdk/remote.ts'
 export * from './node/types.ts'
 export * from './core/index.ts'
 export { NODE_ROLES, type NodeRole, type AgentRecord, type NodeRecord } from './net/records.ts'

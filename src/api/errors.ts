@@ -1,32 +1,92 @@
 /**
- * The one table of error codes at the HTTP boundary: code → status. Documented in docs/API.md.
+ * The one table of error codes at the API boundary: code → HTTP status → meaning.
+ * Every error response (HTTP and WebSocket) has the body `{ error: { code, message, details? } }`.
+ * docs/API.md lists the same table; test/api/errors.test.ts checks they agree.
+ * Pure: used by the server, and by clients (remote SDK, CLI) to rebuild typed errors.
  */
-import { FedmeshError } from '../core/errors.ts'
+import * as core from '../core/errors.ts'
+import { FedmeshError, ConflictError, TooManyRequestsError, NotSupportedError } from '../core/errors.ts'
+import type { ErrorJson } from './protocol.ts'
 
-export const HTTP_STATUS: Record<string, number> = {
-  InvalidArgumentError: 400,
-  InvalidTopicError: 400,
-  InvalidEnvelopeError: 400,
-  MessageTooLargeError: 413,
-  UnauthorizedError: 401,
-  NotFoundError: 404,
-  AgentNotFoundError: 404,
-  NoRespondersError: 503,
-  TimeoutError: 504,
-  AbortError: 499,
-  UnreachableError: 502,
-  DeliveryFailedError: 502,
-  RemoteError: 502,
-  ClosedError: 503
+// Re-exported for the API's callers; the classes live with the others in core/errors.ts.
+export { ConflictError, TooManyRequestsError, NotSupportedError }
+
+export interface ErrorEntry { status: number, meaning: string }
+
+export const ERROR_TABLE = {
+  InvalidArgumentError: { status: 400, meaning: 'A request field is missing, malformed or out of range (also every request-validation failure).' },
+  InvalidTopicError: { status: 400, meaning: 'A topic or subscription pattern is not valid.' },
+  InvalidEnvelopeError: { status: 400, meaning: 'An envelope (from a remote agent) does not decode, verify or fit this node.' },
+  MessageTooLargeError: { status: 400, meaning: 'The request body or the envelope is over the size limit.' },
+  UnauthorizedError: { status: 401, meaning: 'Missing or wrong bearer token; a remote agent failed its key proof or used another agent\'s id.' },
+  NotFoundError: { status: 404, meaning: 'No such route or object.' },
+  AgentNotFoundError: { status: 404, meaning: 'No record of the agent could be found (directory, then DHT).' },
+  ConflictError: { status: 409, meaning: 'The agent is already attached to this node.' },
+  TooManyRequestsError: { status: 429, meaning: 'A per-connection limit was reached (subscriptions, requests in flight).' },
+  NotSupportedError: { status: 501, meaning: 'The operation is not available over this API (agent streams over the remote API).' },
+  UnreachableError: { status: 502, meaning: 'The recipient\'s home node could not be reached.' },
+  DeliveryFailedError: { status: 502, meaning: 'The recipient\'s node refused the message.' },
+  RemoteError: { status: 502, meaning: 'The responder\'s handler failed; `details.code` carries its error code.' },
+  NoRespondersError: { status: 503, meaning: 'The recipient exists but does not answer requests.' },
+  ClosedError: { status: 503, meaning: 'The agent or node is closing.' },
+  TimeoutError: { status: 504, meaning: 'No reply or confirmation in time.' }
+} as const satisfies Record<string, ErrorEntry>
+
+export type ApiErrorCode = keyof typeof ERROR_TABLE | 'InternalError'
+
+/** Status for anything not in the table. */
+export const DEFAULT_STATUS = 500
+
+export function statusOf (code: string): number {
+  return (ERROR_TABLE as Record<string, ErrorEntry>)[code]?.status ?? DEFAULT_STATUS
 }
 
-export function errorBody (err: unknown): { status: number, body: { error: { code: string, message: string, details?: unknown } } } {
+export interface ErrorBody { error: ErrorJson }
+
+interface FastifyLikeError { code?: string, statusCode?: number, validation?: Array<{ instancePath?: string, message?: string, params?: unknown }>, validationContext?: string, message?: string }
+
+/** Maps anything thrown to its status and JSON body. */
+export function errorBody (err: unknown): { status: number, body: ErrorBody } {
   if (err instanceof FedmeshError) {
-    return { status: HTTP_STATUS[err.code] ?? 500, body: { error: { code: err.code, message: err.message, ...(err.details != null ? { details: err.details } : {}) } } }
+    const error: ErrorJson = { code: err.code, message: err.message }
+    if (err.details != null) error.details = err.details
+    return { status: statusOf(err.code), body: { error } }
   }
-  const e = err as { validation?: unknown, statusCode?: number, message?: string }
-  if (e?.validation != null || e?.statusCode === 400) return { status: 400, body: { error: { code: 'InvalidArgumentError', message: e.message ?? 'bad request' } } }
-  if (e?.statusCode === 413) return { status: 413, body: { error: { code: 'MessageTooLargeError', message: e.message ?? 'body too large' } } }
-  if (e?.statusCode === 404) return { status: 404, body: { error: { code: 'NotFoundError', message: e.message ?? 'not found' } } }
-  return { status: 500, body: { error: { code: 'InternalError', message: e?.message ?? String(err) } } }
+  const e = (err ?? {}) as FastifyLikeError
+  if (e.validation != null) {
+    // Fastify request validation: one message naming the field.
+    const first = e.validation[0]
+    const where = `${e.validationContext ?? 'request'}${first?.instancePath ?? ''}`
+    const message = first != null ? `${where} ${first.message ?? 'is invalid'}` : (e.message ?? 'invalid request')
+    return { status: 400, body: { error: { code: 'InvalidArgumentError', message, details: { validation: e.validation.slice(0, 5).map(v => ({ path: `${e.validationContext ?? 'request'}${v.instancePath ?? ''}`, message: v.message, params: v.params })) } } } }
+  }
+  if (e.statusCode === 413 || e.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+    return { status: statusOf('MessageTooLargeError'), body: { error: { code: 'MessageTooLargeError', message: e.message ?? 'request body too large' } } }
+  }
+  if (e.statusCode === 404) return { status: 404, body: { error: { code: 'NotFoundError', message: e.message ?? 'not found' } } }
+  // Fastify's other client errors: bad JSON, __proto__ keys, wrong content type, empty body.
+  if (typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) {
+    return { status: 400, body: { error: { code: 'InvalidArgumentError', message: e.message ?? 'bad request' } } }
+  }
+  return { status: DEFAULT_STATUS, body: { error: { code: 'InternalError', message: e.message ?? String(err) } } }
+}
+
+type ErrorClass = new (message?: string, options?: { cause?: unknown, details?: Record<string, unknown> }) => FedmeshError
+
+const CLASSES = new Map<string, ErrorClass>()
+for (const v of Object.values(core)) {
+  const code = (v as { code?: unknown }).code
+  if (typeof v === 'function' && typeof code === 'string' && v.prototype instanceof FedmeshError) CLASSES.set(code, v as ErrorClass)
+}
+
+/**
+ * Rebuilds a typed error from an error body, so `err instanceof NoRespondersError` and
+ * `err.code` work the same for remote and in-process agents.
+ */
+export function errorFromJson (e: Partial<ErrorJson> | undefined, fallbackMessage: string = 'request failed'): FedmeshError {
+  const code = typeof e?.code === 'string' ? e.code : 'InternalError'
+  const message = typeof e?.message === 'string' ? e.message : fallbackMessage
+  const details = e?.details != null && typeof e.details === 'object' ? e.details as Record<string, unknown> : undefined
+  const Cls = CLASSES.get(code)
+  return Cls != null ? new Cls(message, { details }) : new FedmeshError(code, message, { details })
 }

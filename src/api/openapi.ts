@@ -1,45 +1,96 @@
-/** OpenAPI 3.1 description of the node API (served at /openapi.json). */
-const err = { $ref: '#/components/schemas/Error' }
-const sendProps = {
-  agent: { type: 'string', description: 'Local agent name (default "default")' },
-  payload: { description: 'JSON payload' },
-  payloadBase64: { type: 'string', description: 'Binary payload, base64 (instead of payload)' },
-  contentType: { type: 'string' }, schema: { type: 'string' }, type: { type: 'string', description: 'Performative or message type' },
-  ttl: { type: 'integer' }, priority: { type: 'integer', minimum: 0, maximum: 3 }, conversation: { type: 'string' },
-  confirm: { type: 'boolean' }, retries: { type: 'integer' }, ordered: { type: 'boolean' }
-}
-const json = (schema: unknown) => ({ content: { 'application/json': { schema } } })
-const op = (summary: string, body?: unknown, extra: Record<string, unknown> = {}) => ({
-  summary,
-  ...(body != null ? { requestBody: { required: true, ...json(body) } } : {}),
-  responses: { 200: { description: 'OK' }, 400: { description: 'Invalid input', ...json(err) }, 401: { description: 'Missing or bad token', ...json(err) }, default: { description: 'Error', ...json(err) } },
-  ...extra
-})
+/**
+ * The OpenAPI 3.1 document served at /openapi.json. It is assembled from the routes as
+ * they are registered (their request schemas and `config.doc`), so every route is in it
+ * and the documented request shapes are the ones actually enforced.
+ */
+import { ERROR_TABLE } from './errors.ts'
+import { components } from './schemas.ts'
 
-export const openApiDocument = {
-  openapi: '3.1.0',
-  info: { title: 'fedmesh node API', version: '1' },
-  components: {
-    securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'Token from <data dir>/api.token' } },
-    schemas: {
-      Error: { type: 'object', properties: { error: { type: 'object', properties: { code: { type: 'string' }, message: { type: 'string' }, details: {} }, required: ['code', 'message'] } } }
-    }
-  },
-  security: [{ bearer: [] }],
-  paths: {
-    '/healthz': { get: op('Liveness (no auth)', undefined, { security: [] }) },
-    '/metrics': { get: op('Prometheus metrics') },
-    '/v1/status': { get: op('Node status: peerId, addresses, peers, agents, rejections, counters') },
-    '/v1/peers': { get: op('Peers with status, latency, last seen, quality, roles') },
-    '/v1/nodes': { get: op('Signed node records seen on the network') },
-    '/v1/agents': { get: op('Agents hosted on this node'), post: op('Create or load an agent', { type: 'object', required: ['name'], properties: { name: { type: 'string' } } }) },
-    '/v1/agents/{id}/record': { get: op('Find an agent record (directory, then DHT)', undefined, { parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }] }) },
-    '/v1/publish': { post: op('Publish to a topic', { type: 'object', required: ['topic'], properties: { ...sendProps, topic: { type: 'string' } } }) },
-    '/v1/send': { post: op('Send directly to an agent', { type: 'object', required: ['to'], properties: { ...sendProps, to: { type: 'string' } } }) },
-    '/v1/multicast': { post: op('Send to a list of agents', { type: 'object', required: ['to'], properties: { ...sendProps, to: { type: 'array', items: { type: 'string' } } } }) },
-    '/v1/broadcast': { post: op('Broadcast to every agent of the network', { type: 'object', properties: sendProps }) },
-    '/v1/request': { post: op('Request–reply; returns the reply message', { type: 'object', required: ['to'], properties: { ...sendProps, to: { type: 'string' }, timeout: { type: 'integer' } } }) },
-    '/v1/rejections': { get: op('Ingress rejections by reason, and the most recent ones', undefined, { parameters: [{ name: 'reason', in: 'query', schema: { type: 'string' } }, { name: 'limit', in: 'query', schema: { type: 'integer' } }] }) },
-    '/v1/ws': { get: op('WebSocket: {op:"subscribe",id,pattern,agent?} | {op:"messages",id,agent?} | {op:"unsubscribe",id}; server sends {op:"message",sub,message}') }
+export interface RouteDoc {
+  summary: string
+  description?: string
+  /** Success response: a `#/components/schemas` name, or a literal schema. */
+  response?: keyof typeof components | Record<string, unknown>
+  /** Content type of the success response; default application/json. */
+  produces?: string
+  /** Status of the success response; default 200. */
+  status?: number
+  /** No bearer token needed. */
+  public?: boolean
+  /** Error codes this route is expected to return (besides 400/401/500). */
+  errors?: Array<keyof typeof ERROR_TABLE>
+}
+
+export interface RegisteredRoute {
+  method: string
+  url: string
+  schema?: { body?: unknown, querystring?: unknown, params?: unknown }
+  doc: RouteDoc
+}
+
+const ref = (name: string): { $ref: string } => ({ $ref: `#/components/schemas/${name}` })
+
+function parameters (where: 'query' | 'path', schema: unknown): unknown[] {
+  const obj = schema as { properties?: Record<string, unknown>, required?: string[] } | undefined
+  return Object.entries(obj?.properties ?? {}).map(([name, sch]) => ({
+    name,
+    in: where,
+    required: where === 'path' || (obj?.required ?? []).includes(name),
+    schema: sch
+  }))
+}
+
+function errorResponse (codes: string[]): unknown {
+  return {
+    description: `Error (${codes.join(', ')})`,
+    content: { 'application/json': { schema: ref('Error') } }
   }
-} as const
+}
+
+export function buildOpenApi (routes: RegisteredRoute[], info: { version: string }): Record<string, unknown> {
+  const paths: Record<string, Record<string, unknown>> = {}
+  for (const r of routes) {
+    const url = r.url.replace(/:([A-Za-z0-9_]+)/g, '{$1}')
+    const d = r.doc
+    const responses: Record<string, unknown> = {}
+    const ok = d.response == null ? { type: 'object' } : typeof d.response === 'string' ? ref(d.response) : d.response
+    responses[String(d.status ?? 200)] = {
+      description: d.summary,
+      content: { [d.produces ?? 'application/json']: { schema: ok } }
+    }
+    // Group the route's errors by status, as the table says.
+    const byStatus = new Map<number, string[]>()
+    const codes: string[] = ['InvalidArgumentError', ...(d.public === true ? [] : ['UnauthorizedError']), ...(d.errors ?? [])]
+    for (const code of codes) {
+      const status = (ERROR_TABLE as Record<string, { status: number }>)[code].status
+      byStatus.set(status, [...(byStatus.get(status) ?? []), code])
+    }
+    for (const [status, list] of byStatus) responses[String(status)] = errorResponse(list)
+    responses['500'] = errorResponse(['InternalError'])
+    const op: Record<string, unknown> = {
+      operationId: `${r.method.toLowerCase()}${url.replace(/[^A-Za-z0-9]+(.)?/g, (_m, c: string | undefined) => (c ?? '').toUpperCase())}`,
+      summary: d.summary,
+      ...(d.description != null ? { description: d.description } : {}),
+      ...(d.public === true ? { security: [] } : {}),
+      parameters: [...parameters('path', r.schema?.params), ...parameters('query', r.schema?.querystring)],
+      responses
+    }
+    if (r.schema?.body != null) op.requestBody = { required: true, content: { 'application/json': { schema: r.schema.body } } }
+    paths[url] = { ...paths[url], [r.method.toLowerCase()]: op }
+  }
+  return {
+    openapi: '3.1.0',
+    info: {
+      title: 'fedmesh node API',
+      version: info.version,
+      description: 'HTTP + WebSocket API of a fedmesh node. Errors are `{ error: { code, message, details? } }`; ' +
+        'the code → status table is in docs/API.md. The WebSocket protocol of /v1/ws is described there too.'
+    },
+    components: {
+      securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'Token from `<data dir>/api.token`.' } },
+      schemas: components
+    },
+    security: [{ bearer: [] }],
+    paths
+  }
+}

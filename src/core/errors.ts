@@ -42,6 +42,9 @@ export const NotStartedError = errorClass('NotStartedError', 'node not started')
 export const UnauthorizedError = errorClass('UnauthorizedError', 'missing or invalid bearer token')
 export const NotFoundError = errorClass('NotFoundError', 'not found')
 export const ClosedError = errorClass('ClosedError', 'closed')
+export const ConflictError = errorClass('ConflictError', 'already attached')
+export const TooManyRequestsError = errorClass('TooManyRequestsError', 'too many requests')
+export const NotSupportedError = errorClass('NotSupportedError', 'not supported')
 
 /** Turns an AbortSignal's reason into a typed fedmesh error. */
 export function abortReason (signal: AbortSignal, what: string): FedmeshError {

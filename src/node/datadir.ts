@@ -6,7 +6,7 @@
  *   agents/NAME.key  agent Ed25519 seeds (JSON), mode 0600
  *   node.json     written while running: pid, peerId, addresses, api URL
  */
-import { mkdir, readFile, writeFile, rename, chmod, stat, readdir } from 'node:fs/promises'
+import { mkdir, readFile, writeFile, rename, chmod, stat, readdir, rm } from 'node:fs/promises'
 import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
@@ -135,6 +135,10 @@ export interface RuntimeInfo { pid: number, peerId: string, addresses: string[],
 
 export async function writeRuntimeInfo (dir: string, info: RuntimeInfo): Promise<void> {
   await writeSecret(join(dir, 'node.json'), JSON.stringify(info, null, 2) + '\n', 0o644)
+}
+
+export async function removeRuntimeInfo (dir: string): Promise<void> {
+  await rm(join(dir, 'node.json'), { force: true })
 }
 
 export async function readRuntimeInfo (dir: string): Promise<RuntimeInfo | undefined> {

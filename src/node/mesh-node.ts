@@ -15,7 +15,7 @@ import { dhtSelectors, dhtValidators, signNodeRecord, type AgentRecord, type Nod
 import { Router, AGENT_RECORD_TTL_MS } from '../routing/router.ts'
 import type { AgentTransport } from '../routing/types.ts'
 import { createAgent, type AgentImpl } from '../sdk/agent.ts'
-import { loadAgentKey, openDataDir, writeRuntimeInfo, type DataDir } from './datadir.ts'
+import { loadAgentKey, openDataDir, removeRuntimeInfo, writeRuntimeInfo, type DataDir } from './datadir.ts'
 import type { AbortOptions, AgentInfo, CreateNodeOptions, Logger, MeshNode, NodeConfig, NodeStatus, PeerInfo } from './types.ts'
 
 /** Below this many connections, discovered peers are dialed. */
@@ -207,6 +207,7 @@ export class MeshNodeImpl implements MeshNode {
       this.tracker.stop()
       await this.router.stop()
       await this.net.stop()
+      await removeRuntimeInfo(this.dir)
     })()
     await this.stopping
   }

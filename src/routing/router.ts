@@ -460,10 +460,15 @@ export class Router {
       const node = await this.c.nodeRecord()
       this.nodes.set(node.peer, node)
       await this.pubsub.publish(controlTopic(this.c.network), dagCbor.encode({ k: 'node', r: encodeNodeRecord(node) })).catch(() => {})
-      for (const agent of this.endpoints.keys()) await this.publishAgentRecord(agent)
     } catch (err) {
-      this.c.logger.warn({ err: (err as Error).message }, 'announcement failed')
+      this.c.logger.warn({ err: (err as Error).message }, 'node record announcement failed')
     }
+    // One agent failing to sign (a remote agent gone quiet) must not hold back the others.
+    await Promise.all([...this.endpoints.keys()].map(async (agent) => {
+      await this.publishAgentRecord(agent).catch((err: Error) => {
+        this.c.logger.warn({ err: err.message, agent }, 'agent record announcement failed')
+      })
+    }))
   }
 
   private async validateControl (peer: string, data: Uint8Array): Promise<TopicValidatorResult> {
@@ -494,6 +499,8 @@ export class Router {
   async findAgent (id: AgentId, options: AbortOptions = {}): Promise<AgentRecord> {
     const cached = this.directory.get(id)
     if (cached != null && cached.exp > Date.now()) return cached
+    // With no peers there is no DHT to ask: answer now rather than after the query timeout.
+    if (this.c.net.getPeers().length === 0) throw new AgentNotFoundError(`no record for agent ${id} (this node has no peers)`, { details: { agent: id } })
     try {
       const signal = anySignal(options.signal, AbortSignal.timeout(10_000))
       const bytes = await this.c.net.contentRouting.get(agentRecordKey(this.c.network, id), { signal })

@@ -1,0 +1,147 @@
+/**
+ * JSON Schemas of the API: request schemas (Fastify validates with them; every object is
+ * closed and every string and list is bounded) and response schemas (documentation only,
+ * served in /openapi.json; responses are not filtered through them).
+ */
+import { LIMITS, MODES } from '../core/envelope.ts'
+import { REJECTION_REASONS } from '../core/ingress.ts'
+import { MAX_TOPIC_LENGTH } from '../core/topics.ts'
+import { AGENT_NAME_RE } from '../node/datadir.ts'
+
+/** A base64 string of at most LIMITS.maxEnvelopeBytes bytes. */
+const MAX_BASE64 = Math.ceil(LIMITS.maxEnvelopeBytes / 3) * 4
+
+export const agentName = { type: 'string', minLength: 1, maxLength: 64, pattern: AGENT_NAME_RE.source, description: 'Name of an agent hosted on this node (created on first use). Default `default`.' } as const
+export const agentId = { type: 'string', minLength: 1, maxLength: 128, description: 'Agent id, an Ed25519 `did:key`.' } as const
+
+/** Fields shared by every sending route. */
+export const sendFields = {
+  agent: agentName,
+  payload: { description: 'JSON payload (sent as application/json unless contentType says otherwise).' },
+  payloadBase64: { type: 'string', maxLength: MAX_BASE64, pattern: '^[A-Za-z0-9+/]*={0,2}$', description: 'Binary payload in base64 (instead of `payload`); default content type application/octet-stream.' },
+  contentType: { type: 'string', minLength: 1, maxLength: LIMITS.maxContentType },
+  schema: { type: 'string', minLength: 1, maxLength: LIMITS.maxStringField, description: 'Schema URI, e.g. `market/rfp@1.0.0`.' },
+  type: { type: 'string', minLength: 1, maxLength: 64, description: 'Performative or message type. Default `inform` (`request` for /v1/request).' },
+  protocol: { type: 'string', minLength: 1, maxLength: LIMITS.maxStringField },
+  conversation: { type: 'string', minLength: 1, maxLength: LIMITS.maxStringField },
+  ttl: { type: 'integer', minimum: 1, maximum: LIMITS.maxTtlSeconds, description: 'Seconds. Default 300.' },
+  hops: { type: 'integer', minimum: 0, maximum: LIMITS.maxHops },
+  priority: { type: 'integer', minimum: 0, maximum: 3, description: '0 (lowest) – 3. Default 1.' },
+  compress: { type: 'boolean', description: 'gzip the payload.' }
+} as const
+
+/** Delivery options of direct and multicast sends. */
+export const deliveryFields = {
+  confirm: { type: 'boolean', description: 'Wait for the recipient node\'s delivery confirmation.' },
+  retries: { type: 'integer', minimum: 0, maximum: LIMITS.maxRetries, description: 'Retransmissions with exponential backoff until confirmed (implies confirm).' },
+  maxDeliveryMs: { type: 'integer', minimum: 1, maximum: 600_000, description: 'Fail when not confirmed within this many ms.' },
+  ordered: { type: 'boolean', description: 'Per-sender ordering towards the recipient.' }
+} as const
+
+const closed = <P extends Record<string, unknown>>(properties: P, required: string[] = []) =>
+  ({ type: 'object', additionalProperties: false, required, properties }) as const
+
+export const bodies = {
+  createAgent: closed({ name: agentName }, ['name']),
+  publish: closed({ ...sendFields, topic: { type: 'string', minLength: 1, maxLength: MAX_TOPIC_LENGTH, description: 'Topic `a/b/c` (no wildcards).' } }, ['topic']),
+  send: closed({ ...sendFields, ...deliveryFields, to: agentId }, ['to']),
+  multicast: closed({ ...sendFields, ...deliveryFields, to: { type: 'array', minItems: 1, maxItems: LIMITS.maxRecipients, items: agentId } }, ['to']),
+  broadcast: closed({ ...sendFields }),
+  request: closed({ ...sendFields, ...deliveryFields, to: agentId, timeout: { type: 'integer', minimum: 1, maximum: 300_000, description: 'ms; default 10 000.' } }, ['to'])
+} as const
+
+const intString = (max: number, description: string) => ({ type: 'string', pattern: `^[0-9]{1,${max}}$`, description } as const)
+
+export const queries = {
+  rejections: closed({
+    reason: { type: 'string', enum: [...REJECTION_REASONS] },
+    limit: intString(4, 'At most this many recent rejections (1–1000), newest first.')
+  }),
+  record: closed({ wait: intString(6, 'Wait up to this many ms for the record to appear (polls the directory and the DHT); 0 = look once.') }),
+  ws: closed({ token: { type: 'string', maxLength: 256, description: 'Bearer token, for clients that cannot set headers.' } })
+} as const
+
+export const params = {
+  agentId: closed({ id: agentId }, ['id'])
+} as const
+
+// ---- response schemas (documentation) ------------------------------------------------
+
+const s = { type: 'string' } as const
+const i = { type: 'integer' } as const
+const n = { type: 'number' } as const
+const strings = { type: 'array', items: s } as const
+
+export const components = {
+  Error: closed({
+    error: closed({ code: s, message: s, details: { type: 'object' } }, ['code', 'message'])
+  }, ['error']),
+  AgentInfo: closed({ id: s, name: s, kind: { enum: ['local', 'remote'] }, subscriptions: strings, handlesRequests: { type: 'boolean' } }, ['id', 'kind', 'subscriptions', 'handlesRequests']),
+  NodeStatus: closed({
+    peerId: s,
+    network: s,
+    addresses: { ...strings, description: 'Full multiaddrs with /p2p/<peerId>.' },
+    peers: i,
+    roles: strings,
+    agents: { type: 'array', items: { $ref: '#/components/schemas/AgentInfo' } },
+    api: s,
+    uptimeMs: i,
+    rejections: { type: 'object', additionalProperties: i, description: 'Ingress rejections by reason.' },
+    counters: closed({ published: i, delivered: i, forwarded: i, received: i })
+  }, ['peerId', 'network', 'addresses', 'peers', 'roles', 'agents', 'uptimeMs', 'rejections', 'counters']),
+  PeerInfo: closed({
+    peerId: s,
+    status: { enum: ['connecting', 'connected', 'degraded', 'disconnected', 'failed'] },
+    latencyMs: n,
+    lastSeen: i,
+    quality: n,
+    addresses: strings,
+    pingFailures: i,
+    protocols: strings,
+    roles: strings,
+    capacity: { type: 'object' }
+  }, ['peerId', 'status', 'quality']),
+  NodeRecord: closed({ v: i, net: s, peer: s, roles: strings, caps: strings, capacity: { type: 'object' }, addrs: strings, agents: i, seq: i, exp: i, sig: { ...s, description: 'base64' } }),
+  AgentRecord: closed({
+    v: i,
+    net: s,
+    agent: s,
+    name: s,
+    home: { type: 'array', items: closed({ id: s, addrs: strings }) },
+    caps: strings,
+    seq: i,
+    exp: i,
+    sig: { ...s, description: 'base64 Ed25519 signature by the agent key' }
+  }),
+  CreatedAgent: closed({ id: s, name: s }, ['id']),
+  SendResult: closed({ id: { ...s, description: 'Message id (multibase sha2-256 multihash).' }, confirmed: { ...strings, description: 'Recipients whose node confirmed delivery (when asked).' } }, ['id', 'confirmed']),
+  Message: closed({
+    id: s,
+    v: i,
+    net: s,
+    mode: { enum: [...MODES] },
+    type: s,
+    from: s,
+    to: strings,
+    topic: s,
+    schema: s,
+    proto: s,
+    conv: s,
+    corr: s,
+    replyTo: s,
+    ts: i,
+    ttl: i,
+    hops: i,
+    prio: i,
+    dlv: { type: 'object' },
+    ct: s,
+    enc: s,
+    payload: { description: 'Parsed payload when the content type is JSON.' },
+    payloadBase64: { ...s, description: 'Payload bytes otherwise.' },
+    sig: s
+  }, ['id', 'mode', 'type', 'from', 'ts', 'ttl', 'ct', 'sig']),
+  Rejections: closed({
+    counts: { type: 'object', additionalProperties: i },
+    recent: { type: 'array', items: closed({ at: i, reason: { enum: [...REJECTION_REASONS] }, detail: s, id: s, peer: s }) }
+  }, ['counts', 'recent'])
+} as const

@@ -1,0 +1,28 @@
+import type { MeshNode, Logger } from '../node/types.ts'
+import type { AgentTransport } from '../routing/types.ts'
+import type { WsLimits } from './protocol.ts'
+
+/**
+ * What the API needs from a node: the public MeshNode surface plus the node-side
+ * AgentTransport that remote agents are attached through. MeshNodeImpl satisfies it;
+ * tests may pass a stub.
+ */
+export type ApiNode = Pick<MeshNode, 'peerId' | 'network' | 'config' | 'agent' | 'agents' | 'status' | 'peers' | 'nodeRecords' | 'rejections' | 'findAgent' | 'waitForAgent'> & {
+  readonly transport: AgentTransport
+}
+
+export interface ApiOptions {
+  host: string
+  port: number
+  /** Bearer token every request must carry (except /healthz and /openapi.json). */
+  token: string
+  logger?: Logger
+  /** Per-connection WebSocket limits (defaults: WS_LIMITS in api/protocol.ts). */
+  limits?: Partial<WsLimits>
+}
+
+export interface ApiHandle {
+  /** `http://host:port` with the port actually bound. */
+  url: string
+  close: () => Promise<void>
+}

@@ -1,0 +1,362 @@
+/**
+ * Remote agents: an agent in its own process, attached to a node over the node's
+ * WebSocket API (protocol in api/protocol.ts, docs/API.md). The agent key never leaves
+ * this process: envelopes are signed here, the node verifies and routes them, and the
+ * node asks this side to sign the agent's record (which is checked before signing).
+ * The returned agent is the same AgentImpl that in-process agents use, over a
+ * WebSocket AgentTransport, so the API is identical. Streams are not supported remotely.
+ *
+ * @example
+ * ```ts
+ * import { connect } from 'fedmesh'
+ * import { generateAgentKey } from 'fedmesh'
+ * const agent = await connect({ url: 'http://127.0.0.1:7400', token, key: generateAgentKey(), name: 'bot' })
+ * agent.handle(async (msg) => ({ echo: msg.data() }))
+ * await agent.synced()
+ * for await (const m of agent.subscribe('news/#')) console.log(m.topic, m.data())
+ * ```
+ */
+import WebSocket from 'ws'
+import * as dagCbor from '@ipld/dag-cbor'
+import type { AgentKey } from '../core/keys.ts'
+import { decodeEnvelope, type Envelope } from '../core/envelope.ts'
+import { ClosedError, FedmeshError, InvalidArgumentError, UnreachableError, abortReason } from '../core/errors.ts'
+import type { AbortOptions, Agent, SendResult } from '../node/types.ts'
+import type { AgentTransport, ByteStream, Endpoint } from '../routing/types.ts'
+import { NotSupportedError, errorFromJson } from '../api/errors.ts'
+import {
+  AGENT_RECORD_DOMAIN, WS_LIMITS, WS_PROTOCOL_VERSION, attachSigningInput, hasPrefix, type ErrorJson
+} from '../api/protocol.ts'
+import { createAgent, type AgentImpl } from './agent.ts'
+
+export interface ConnectOptions extends AbortOptions {
+  /** The node's API: `http://host:port` (as in `<dir>/node.json`), or a `ws://…/v1/ws` URL. */
+  url: string
+  /** Bearer token of the node's API (`<dir>/api.token`). */
+  token: string
+  /** The agent's key; it never leaves this process. */
+  key: AgentKey
+  name?: string
+  capabilities?: string[]
+  /** ms to connect and attach; default 10 000. */
+  timeout?: number
+  /** Buffered messages per subscription before new ones are dropped. */
+  subscriptionCapacity?: number
+}
+
+export interface RemoteAgent extends Agent {
+  /** The node's network and peer id, from its hello. */
+  readonly network: string
+  readonly nodePeerId: string
+  /** Resolves when the connection has ended: after close(), or when the node dropped it. */
+  readonly disconnected: Promise<{ code: number, reason: string }>
+  /** Resolves once the node has applied every subscription and handler change made so far. */
+  synced: () => Promise<void>
+}
+
+function toWsUrl (url: string): string {
+  let u: URL
+  try { u = new URL(url) } catch { throw new InvalidArgumentError(`not a URL: ${JSON.stringify(url)}`) }
+  if (u.protocol === 'http:') u.protocol = 'ws:'
+  else if (u.protocol === 'https:') u.protocol = 'wss:'
+  else if (u.protocol !== 'ws:' && u.protocol !== 'wss:') throw new InvalidArgumentError(`unsupported URL scheme ${u.protocol}`)
+  if (!u.pathname.endsWith('/v1/ws')) u.pathname = u.pathname.replace(/\/$/, '') + '/v1/ws'
+  return u.toString()
+}
+
+function b64 (u: Uint8Array): string { return Buffer.from(u.buffer, u.byteOffset, u.byteLength).toString('base64') }
+function fromB64 (s: unknown): Uint8Array {
+  if (typeof s !== 'string') throw new InvalidArgumentError('expected base64')
+  return new Uint8Array(Buffer.from(s, 'base64'))
+}
+
+const CONTROL_TIMEOUT_MS = 10_000
+
+interface Pending { resolve: (v: unknown) => void, reject: (e: Error) => void, op: string }
+
+/** AgentTransport over the node API's WebSocket. */
+export class WebSocketTransport implements AgentTransport {
+  network = ''
+  peerId = ''
+  /** Deliveries that failed verification here (the node should never send one). */
+  dropped = 0
+  readonly disconnected: Promise<{ code: number, reason: string }>
+  private readonly ws: WebSocket
+  private readonly key: AgentKey
+  private readonly pending = new Map<number, Pending>()
+  private readonly hello = Promise.withResolvers<void>()
+  private readonly slots: Array<() => void> = []
+  private inflight = 0
+  private rid = 0
+  private readonly changes = new Set<Promise<void>>()
+  private endpoint?: Endpoint
+  private closed = false
+  /** Called once when the connection ends. */
+  onDisconnect?: (info: { code: number, reason: string }) => void
+
+  constructor (ws: WebSocket, key: AgentKey) {
+    this.ws = ws
+    this.key = key
+    this.hello.promise.catch(() => {})
+    const ended = Promise.withResolvers<{ code: number, reason: string }>()
+    this.disconnected = ended.promise
+    ws.on('message', (raw: WebSocket.RawData, isBinary: boolean) => { if (!isBinary) this.onMessage(raw.toString()) })
+    ws.on('unexpected-response', (req, res) => {
+      // The node answered the upgrade with an HTTP error (401 for a bad token): read its body.
+      let body = ''
+      res.setEncoding('utf8')
+      res.on('data', (c: string) => { if (body.length < 4096) body += c })
+      res.on('end', () => {
+        let err: FedmeshError
+        try { err = errorFromJson((JSON.parse(body) as { error?: ErrorJson }).error, `HTTP ${String(res.statusCode)}`) } catch { err = new FedmeshError('InternalError', `HTTP ${String(res.statusCode)} from the node`) }
+        this.hello.reject(err)
+        req.destroy()
+      })
+    })
+    ws.on('error', (err: Error) => { this.hello.reject(new UnreachableError(`cannot reach the node API: ${err.message}`, { cause: err })) })
+    ws.on('close', (code: number, reason: Buffer) => {
+      const info = { code, reason: reason.toString() }
+      this.closed = true
+      const err = new ClosedError(`connection to the node closed (${code}${info.reason !== '' ? ' ' + info.reason : ''})`, { details: info })
+      this.hello.reject(err)
+      for (const p of this.pending.values()) p.reject(err)
+      this.pending.clear()
+      for (const wake of this.slots.splice(0)) wake()
+      ended.resolve(info)
+      this.onDisconnect?.(info)
+    })
+  }
+
+  /** Resolves on the node's hello (or rejects: unreachable, unauthorized, timeout). */
+  async ready (signal: AbortSignal): Promise<void> {
+    const onAbort = (): void => { this.hello.reject(abortReason(signal, 'connecting to the node')); this.close() }
+    if (signal.aborted) onAbort()
+    signal.addEventListener('abort', onAbort, { once: true })
+    try { await this.hello.promise } finally { signal.removeEventListener('abort', onAbort) }
+  }
+
+  get isClosed (): boolean { return this.closed }
+
+  close (code: number = 1000, reason: string = 'agent closed'): void {
+    if (this.ws.readyState === WebSocket.CLOSED) return
+    if (this.ws.readyState === WebSocket.CONNECTING) { this.ws.terminate(); return }
+    this.ws.close(code, reason)
+  }
+
+  terminate (): void { this.ws.terminate() }
+
+  private send (m: Record<string, unknown>): void {
+    if (this.closed || this.ws.readyState !== WebSocket.OPEN) throw new ClosedError('not connected to the node')
+    this.ws.send(JSON.stringify(m))
+  }
+
+  /**
+   * One request with a `rid`, answered by `result`. Control requests (everything but
+   * submit, which the caller bounds) give up after CONTROL_TIMEOUT_MS.
+   */
+  private async call (op: string, fields: Record<string, unknown> = {}, signal: AbortSignal | undefined = op === 'submit' ? undefined : AbortSignal.timeout(CONTROL_TIMEOUT_MS)): Promise<unknown> {
+    if (signal?.aborted === true) throw abortReason(signal, op)
+    const rid = ++this.rid
+    const { promise, resolve, reject } = Promise.withResolvers<unknown>()
+    this.pending.set(rid, { resolve, reject, op })
+    const onAbort = (): void => {
+      if (!this.pending.delete(rid)) return
+      if (op === 'submit') { try { this.send({ op: 'cancel', rid }) } catch {} }
+      reject(abortReason(signal as AbortSignal, op))
+    }
+    signal?.addEventListener('abort', onAbort, { once: true })
+    try {
+      this.send({ op, rid, ...fields })
+      return await promise
+    } finally {
+      this.pending.delete(rid)
+      signal?.removeEventListener('abort', onAbort)
+    }
+  }
+
+  private onMessage (text: string): void {
+    let m: Record<string, unknown>
+    try { m = JSON.parse(text) } catch { return }
+    if (m == null || typeof m !== 'object') return
+    switch (m.op) {
+      case 'hello':
+        if (m.v !== WS_PROTOCOL_VERSION) { this.hello.reject(new NotSupportedError(`node speaks API protocol ${String(m.v)}, this SDK ${WS_PROTOCOL_VERSION}`)); this.close(1000, 'protocol version'); return }
+        this.network = String(m.network)
+        this.peerId = String(m.peerId)
+        this.hello.resolve()
+        return
+      case 'challenge': {
+        const rid = m.rid as number
+        if (this.pending.get(rid)?.op !== 'attach') return
+        try {
+          const sig = this.key.sign(attachSigningInput(fromB64(m.nonce)))
+          this.send({ op: 'prove', rid, sig: b64(sig) })
+        } catch (err) { this.pending.get(rid)?.reject(err as Error) }
+        return
+      }
+      case 'result': {
+        const p = this.pending.get(m.rid as number)
+        if (p == null) return
+        this.pending.delete(m.rid as number)
+        if (m.ok === true) p.resolve(m.result)
+        else p.reject(errorFromJson(m.error as ErrorJson))
+        return
+      }
+      case 'deliver': {
+        // Verified again here: the node is trusted to route, not to author.
+        let env: Envelope | undefined
+        try {
+          const res = decodeEnvelope(fromB64(m.env))
+          if (res.ok) env = res.envelope
+        } catch {}
+        if (env == null || this.endpoint == null) { this.dropped++; return }
+        this.endpoint.deliver(env)
+        return
+      }
+      case 'sign':
+        void this.onSign(m.rid as number, m.input)
+    }
+  }
+
+  /** Signs only this agent's own record for this network, never anything else the node asks. */
+  private async onSign (rid: number, input: unknown): Promise<void> {
+    try {
+      const bytes = fromB64(input)
+      if (!hasPrefix(bytes, AGENT_RECORD_DOMAIN)) throw new InvalidArgumentError('not an agent record')
+      const rec = dagCbor.decode(bytes.subarray(AGENT_RECORD_DOMAIN.length)) as { agent?: unknown, net?: unknown }
+      if (rec?.agent !== this.key.id || rec.net !== this.network) throw new InvalidArgumentError('not this agent\'s record on this network')
+      if (this.endpoint == null) throw new ClosedError('not attached')
+      const sig = await this.endpoint.signRecord(bytes)
+      this.send({ op: 'signed', rid, sig: b64(sig) })
+    } catch (err) {
+      const e = err as Partial<FedmeshError>
+      try { this.send({ op: 'signed', rid, error: { code: e.code ?? 'InvalidArgumentError', message: e.message ?? 'refused' } }) } catch {}
+    }
+  }
+
+  // ---- AgentTransport -------------------------------------------------------------------
+
+  async submit (env: Envelope, options: AbortOptions = {}): Promise<SendResult> {
+    // Stay under the node's in-flight limit by queueing here instead of failing there.
+    while (this.inflight >= WS_LIMITS.maxInflight && !this.closed) await new Promise<void>(resolve => { this.slots.push(resolve) })
+    this.inflight++
+    try {
+      return await this.call('submit', { env: b64(env.bytes) }, options.signal) as SendResult
+    } finally {
+      this.inflight--
+      this.slots.shift()?.()
+    }
+  }
+
+  async subscribe (_agent: string, pattern: string): Promise<void> {
+    await this.stateChange(this.call('add-pattern', { pattern }))
+  }
+
+  async unsubscribe (_agent: string, pattern: string): Promise<void> {
+    if (this.closed) return
+    await this.stateChange(this.call('remove-pattern', { pattern }))
+  }
+
+  /** Resolves once every subscription and handler change sent so far has been applied by the node. */
+  async synced (): Promise<void> {
+    await Promise.all([...this.changes])
+  }
+
+  private async stateChange (p: Promise<unknown>): Promise<void> {
+    const done = p.then(() => {}, () => {})
+    this.changes.add(done)
+    void done.then(() => { this.changes.delete(done) })
+    await p
+  }
+
+  async openStream (): Promise<ByteStream> {
+    throw new NotSupportedError('agent streams are not supported over the remote API; host the agent in-process to use streams')
+  }
+
+  async attach (endpoint: Endpoint): Promise<void> {
+    this.endpoint = endpoint
+    // Bounded by connect()'s own timeout, which closes the socket.
+    await this.call('attach', { agent: endpoint.agent, name: endpoint.name, caps: endpoint.caps }, AbortSignal.timeout(10 * CONTROL_TIMEOUT_MS))
+  }
+
+  async detach (): Promise<void> {
+    if (this.closed) return
+    await this.call('detach', {}, AbortSignal.timeout(2000)).catch(() => {})
+  }
+
+  async setHandler (requests: boolean): Promise<void> {
+    await this.stateChange(this.call('set-handler', { requests }))
+  }
+}
+
+/**
+ * Connects an agent to a node over its API and attaches it, proving possession of the key.
+ * Rejects with UnauthorizedError (bad token), UnreachableError (no node there),
+ * ConflictError (the agent is already attached there) or TimeoutError.
+ */
+export async function connect (opts: ConnectOptions): Promise<RemoteAgent> {
+  if (opts == null || typeof opts.url !== 'string' || typeof opts.token !== 'string' || opts.key == null) {
+    throw new InvalidArgumentError('connect needs { url, token, key }')
+  }
+  const signal = AbortSignal.any([AbortSignal.timeout(opts.timeout ?? 10_000), ...(opts.signal != null ? [opts.signal] : [])])
+  const ws = new WebSocket(toWsUrl(opts.url), {
+    headers: { authorization: `Bearer ${opts.token}` },
+    maxPayload: WS_LIMITS.maxMessageBytes
+  })
+  const transport = new WebSocketTransport(ws, opts.key)
+  let inner: AgentImpl
+  try {
+    await transport.ready(signal)
+    const onAbort = (): void => { transport.close(1000, 'attach aborted') }
+    signal.addEventListener('abort', onAbort, { once: true })
+    try {
+      inner = await createAgent(opts.key, transport, {
+        network: transport.network,
+        name: opts.name,
+        capabilities: opts.capabilities,
+        kind: 'remote',
+        subscriptionCapacity: opts.subscriptionCapacity
+      })
+    } finally {
+      signal.removeEventListener('abort', onAbort)
+    }
+  } catch (err) {
+    transport.close(1000, 'connect failed')
+    if (signal.aborted && err instanceof ClosedError) throw abortReason(signal, 'connecting to the node')
+    throw err
+  }
+
+  // The node dropped us: end the agent's subscriptions and pending requests.
+  transport.onDisconnect = () => { void inner.close() }
+  const sync = (): void => { transport.setHandler(inner.endpoint.handlesRequests()).catch(() => {}) }
+  return {
+    id: inner.id,
+    name: inner.name,
+    network: transport.network,
+    nodePeerId: transport.peerId,
+    disconnected: transport.disconnected,
+    synced: async () => { await transport.synced() },
+    publish: async (topic, payload, options) => await inner.publish(topic, payload, options),
+    subscribe: (pattern, options) => inner.subscribe(pattern, options),
+    messages: (options) => inner.messages(options),
+    send: async (to, payload, options) => await inner.send(to, payload, options),
+    multicast: async (to, payload, options) => await inner.multicast(to, payload, options),
+    broadcast: async (payload, options) => await inner.broadcast(payload, options),
+    request: async (to, payload, options) => await inner.request(to, payload, options),
+    handle: (handler) => {
+      const off = inner.handle(handler)
+      sync()
+      return () => { off(); sync() }
+    },
+    openStream: async (to, name, options) => await inner.openStream(to, name, options),
+    onStream: (handler) => inner.onStream(handler),
+    close: async () => {
+      await inner.close()
+      transport.close(1000, 'agent closed')
+      // A node that does not answer the close handshake is cut off after a short grace.
+      const grace = setTimeout(() => { transport.terminate() }, 2000)
+      await transport.disconnected
+      clearTimeout(grace)
+    }
+  }
+}
