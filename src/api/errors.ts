@@ -23,7 +23,7 @@ export const ERROR_TABLE = {
   AgentNotFoundError: { status: 404, meaning: 'No record of the agent could be found (directory, then DHT).' },
   ConflictError: { status: 409, meaning: 'The agent is already attached to this node.' },
   TooManyRequestsError: { status: 429, meaning: 'A per-connection limit was reached (subscriptions, requests in flight).' },
-  NotSupportedError: { status: 501, meaning: 'The operation is not available over this API (agent streams over the remote API).' },
+  NotSupportedError: { status: 501, meaning: 'Not available: the node speaks another version of the WebSocket protocol.' },
   UnreachableError: { status: 502, meaning: 'The recipient\'s home node could not be reached.' },
   DeliveryFailedError: { status: 502, meaning: 'The recipient\'s node refused the message.' },
   RemoteError: { status: 502, meaning: 'The responder\'s handler failed; `details.code` carries its error code.' },

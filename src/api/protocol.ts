@@ -19,8 +19,12 @@
  *   → {op:'submit', rid, env}                 (base64 wire bytes of an envelope the agent signed)
  *   → {op:'cancel', rid}                      (aborts a pending submit; no answer)
  *   → {op:'add-pattern' | 'remove-pattern', rid, pattern}
- *   → {op:'set-handler', rid, requests}       (whether the agent answers requests now)
- *   → {op:'open-stream', rid}                 (not supported over this API: NotSupportedError)
+ *   → {op:'set-handler', rid, requests, streams?}  (whether the agent answers requests / accepts streams now)
+ *   → {op:'open-stream', rid, env}            ← {op:'result', rid, ok, result:{sid}}
+ *      env = base64 of the agent's signed open envelope (direct, type `stream`)
+ *   ← {op:'stream-open', sid, env}            (an agent elsewhere opened a stream to this one)
+ *   ↔ {op:'stream-data', sid, data} | {op:'stream-credit', sid, n} | {op:'stream-end', sid, error?}
+ *      (credit-based flow control, see api/ws-streams.ts)
  *   → {op:'detach', rid}
  *   ← {op:'deliver', env}                     (base64 wire bytes of a verified envelope)
  */
@@ -80,8 +84,8 @@ export type ClientMessage =
   | { op: 'cancel', rid: number }
   | { op: 'add-pattern', rid: number, pattern: string }
   | { op: 'remove-pattern', rid: number, pattern: string }
-  | { op: 'set-handler', rid: number, requests: boolean }
-  | { op: 'open-stream', rid: number }
+  | { op: 'set-handler', rid: number, requests: boolean, streams?: boolean }
+  | { op: 'open-stream', rid: number, env: string }
   | { op: 'detach', rid: number }
 
 /** Messages the server sends. */
@@ -96,6 +100,7 @@ export type ServerMessage =
   | { op: 'result', rid: number, ok: false, error: ErrorJson }
   | { op: 'sign', rid: number, input: string }
   | { op: 'deliver', env: string }
+  | { op: 'stream-open', sid: string, env: string }
 
 /** WebSocket close codes the server uses. */
 export const WS_CLOSE = {

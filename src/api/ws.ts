@@ -18,7 +18,9 @@ import {
 import { AGENT_NAME_RE } from '../node/datadir.ts'
 import type { Logger, Subscription } from '../node/types.ts'
 import type { Endpoint } from '../routing/types.ts'
-import { ConflictError, NotSupportedError, TooManyRequestsError, errorBody, errorFromJson } from './errors.ts'
+import { ConflictError, TooManyRequestsError, errorBody, errorFromJson } from './errors.ts'
+import { MAX_STREAMS_PER_CONNECTION, WsByteStream, pipeStream, type StreamWireMessage } from './ws-streams.ts'
+import type { ByteStream } from '../routing/types.ts'
 import type { ApiMetrics } from './metrics.ts'
 import {
   ATTACH_NONCE_BYTES, WS_CLOSE, WS_LIMITS, WS_PROTOCOL_VERSION, attachSigningInput, type ServerMessage, type WsLimits
@@ -40,6 +42,7 @@ interface Attached {
   did: AgentId
   endpoint: Endpoint
   requests: boolean
+  streams: boolean
   patterns: Set<string>
 }
 
@@ -81,6 +84,8 @@ export class ApiConnection {
   private attached?: Attached
   private signRid = 0
   private closed = false
+  private readonly streams = new Map<string, WsByteStream>()
+  private streamSeq = 0
 
   constructor (socket: WebSocket, ctx: WsContext) {
     this.socket = socket
@@ -93,7 +98,7 @@ export class ApiConnection {
   }
 
   /** Sends one message; false (and the connection is dropped) when the client is not reading. */
-  private send (m: ServerMessage): boolean {
+  private send (m: ServerMessage | StreamWireMessage): boolean {
     if (this.closed || this.socket.readyState !== this.socket.OPEN) return false
     if (this.socket.bufferedAmount > this.ctx.limits.maxBufferedBytes) {
       this.drop(WS_CLOSE.slowConsumer, 'slow consumer', `slow consumer: over ${this.ctx.limits.maxBufferedBytes} bytes unsent`)
@@ -153,11 +158,20 @@ export class ApiConnection {
         this.answer(msg, async () => {
           const a = this.requireAttached()
           if (typeof msg.requests !== 'boolean') throw new InvalidArgumentError('requests must be a boolean')
+          if (msg.streams !== undefined && typeof msg.streams !== 'boolean') throw new InvalidArgumentError('streams must be a boolean')
           a.requests = msg.requests
+          if (msg.streams !== undefined) a.streams = msg.streams
         })
         return
-      case 'open-stream':
-        this.answer(msg, async () => { throw new NotSupportedError('agent streams are not supported over the remote API; host the agent in-process to use streams') })
+      case 'open-stream': this.answer(msg, async () => await this.openStream(msg)); return
+      case 'stream-data':
+      case 'stream-credit':
+      case 'stream-end':
+        this.guard(msg, () => {
+          const sid = str(msg, 'sid', WS_LIMITS.maxIdLength, true)
+          // Unknown ids are streams that just ended on this side: late messages are harmless.
+          this.streams.get(sid)?.receive(msg)
+        })
         return
       case 'detach': this.answer(msg, async () => { await this.detach() }); return
       default:
@@ -275,6 +289,7 @@ export class ApiConnection {
     const state: Attached = {
       did: pending.did,
       requests: false,
+      streams: false,
       patterns: new Set(),
       endpoint: {
         agent: pending.did,
@@ -283,7 +298,7 @@ export class ApiConnection {
         caps: pending.caps,
         deliver: (env: Envelope) => { if (this.attached === state) this.send({ op: 'deliver', env: base64(env.bytes) }) },
         handlesRequests: () => state.requests,
-        acceptsStreams: () => false,
+        acceptsStreams: () => state.streams && this.streams.size < MAX_STREAMS_PER_CONNECTION,
         signRecord: async (input: Uint8Array) => await this.requestSignature(state.did, input)
       }
     }
@@ -291,8 +306,11 @@ export class ApiConnection {
     this.attached = state
     this.ctx.metrics.remoteAgents.inc()
     try {
-      await this.ctx.node.transport.attach(state.endpoint, (stream) => {
-        stream.abort(new NotSupportedError('agent streams are not supported over the remote API'))
+      await this.ctx.node.transport.attach(state.endpoint, (stream, open) => {
+        // An agent elsewhere opened a stream to this remote agent: hand it over the socket.
+        if (this.attached !== state) { stream.abort(new ClosedError('remote agent detached')); return }
+        const ws = this.newStream(stream)
+        if (!this.send({ op: 'stream-open', sid: ws.sid, env: base64(open.bytes) })) ws.abort(new ClosedError('remote agent disconnected'))
       })
     } catch (err) {
       await this.release()
@@ -341,6 +359,18 @@ export class ApiConnection {
     const a = this.requireAttached()
     if (this.inflight.has(rid)) throw new InvalidArgumentError(`rid ${rid} is already in flight`)
     if (this.inflight.size >= this.ctx.limits.maxInflight) throw new TooManyRequestsError(`at most ${this.ctx.limits.maxInflight} submits in flight per connection`)
+    const env = this.verifiedFromAgent(a, msg)
+    const ac = new AbortController()
+    this.inflight.set(rid, ac)
+    try {
+      return await this.ctx.node.transport.submit(env, { signal: AbortSignal.any([ac.signal, AbortSignal.timeout(this.ctx.limits.maxSubmitMs)]) })
+    } finally {
+      this.inflight.delete(rid)
+    }
+  }
+
+  /** Decodes `msg.env` and checks it as ingress would, plus that the attached agent signed it. */
+  private verifiedFromAgent (a: Attached, msg: Msg): Envelope {
     const text = msg.env
     if (typeof text !== 'string' || text.length === 0) throw new InvalidArgumentError('env must be base64 envelope bytes')
     if (text.length > MAX_ENV_BASE64) throw new MessageTooLargeError(`envelope over ${LIMITS.maxEnvelopeBytes} bytes`)
@@ -361,13 +391,28 @@ export class ApiConnection {
       metrics.apiRejections.inc({ reason: ctx.reason })
       throw new InvalidEnvelopeError(`${ctx.reason}: ${ctx.detail}`, { details: { reason: ctx.reason } })
     }
-    const ac = new AbortController()
-    this.inflight.set(rid, ac)
-    try {
-      return await node.transport.submit(env, { signal: AbortSignal.any([ac.signal, AbortSignal.timeout(this.ctx.limits.maxSubmitMs)]) })
-    } finally {
-      this.inflight.delete(rid)
-    }
+    return env
+  }
+
+  /** Opens a stream for the attached agent; `env` is its signed open envelope (type `stream`). */
+  private async openStream (msg: Msg): Promise<{ sid: string }> {
+    const a = this.requireAttached()
+    if (this.streams.size >= MAX_STREAMS_PER_CONNECTION) throw new TooManyRequestsError(`at most ${MAX_STREAMS_PER_CONNECTION} streams per connection`)
+    const env = this.verifiedFromAgent(a, msg)
+    if (env.mode !== 'direct' || env.type !== 'stream') throw new InvalidEnvelopeError('a stream is opened by a direct envelope of type stream')
+    const remote = await this.ctx.node.transport.openStream(env, { signal: AbortSignal.timeout(this.ctx.limits.handshakeTimeoutMs) })
+    if (this.closed) { remote.abort(new ClosedError('connection closed')); throw new ClosedError('connection closed') }
+    return { sid: this.newStream(remote).sid }
+  }
+
+  /** Bridges a node-side byte stream to a new stream id on this socket, both ways. */
+  private newStream (remote: ByteStream): WsByteStream {
+    const sid = `s${++this.streamSeq}`
+    const ws = new WsByteStream(sid, (m) => { this.send(m) }, () => { this.streams.delete(sid) })
+    this.streams.set(sid, ws)
+    void pipeStream(remote, ws)
+    void pipeStream(ws, remote)
+    return ws
   }
 
   private async addPattern (msg: Msg): Promise<void> {
@@ -412,6 +457,7 @@ export class ApiConnection {
     for (const s of this.subs.values()) s.unsubscribe()
     this.subs.clear()
     for (const ac of this.inflight.values()) ac.abort(new ClosedError('connection closed'))
+    for (const st of [...this.streams.values()]) st.fail(new ClosedError('connection closed'), false)
     if (this.attaching != null) clearTimeout(this.attaching.timer)
     this.attaching = undefined
     void this.release()

@@ -10,6 +10,7 @@ import * as lp from 'it-length-prefixed'
 import type { Stream } from '@libp2p/interface'
 import { LIMITS } from '../core/envelope.ts'
 import { ClosedError } from '../core/errors.ts'
+import { boundedSource, sendWithBackpressure } from './flow.ts'
 
 export const FRAME_MESSAGE = 1
 export const FRAME_CONFIRM = 2
@@ -119,7 +120,7 @@ export class FrameLink {
         let off = 0
         for (const c of chunks) { buf.set(c, off); off += c.length }
         try {
-          if (!this.stream.send(buf)) await this.stream.onDrain()
+          await sendWithBackpressure(this.stream, buf)
           for (const p of batch) p.resolve()
         } catch (err) {
           for (const p of batch) p.reject(err as Error)
@@ -134,7 +135,7 @@ export class FrameLink {
   private async readLoop (): Promise<void> {
     let error: Error | undefined
     try {
-      for await (const chunk of lp.decode(this.stream, { maxDataLength: MAX_FRAME_BYTES })) {
+      for await (const chunk of lp.decode(boundedSource(this.stream), { maxDataLength: MAX_FRAME_BYTES })) {
         const raw = chunk.subarray()
         const frame = decodeFrame(raw)
         if (frame == null) this.opts.onGarbage?.('frame is not a well-formed fedmesh frame')

@@ -77,7 +77,9 @@ export async function createNet (init: NetInit) {
     addresses: { listen: init.listen, announce: init.announce ?? [] },
     transports: [tcp(), webSockets(), circuitRelayTransport()],
     connectionEncrypters: [noise()],
-    streamMuxers: [yamux()],
+    // A bounded per-stream window: a paused (slow) reader holds at most this much from one
+    // stream, well under libp2p's 4 MiB read-buffer limit that would otherwise reset it.
+    streamMuxers: [yamux({ streamOptions: { maxStreamWindowSize: 2 * 1024 * 1024 } })],
     peerDiscovery,
     services
   })

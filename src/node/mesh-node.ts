@@ -168,7 +168,8 @@ export class MeshNodeImpl implements MeshNode {
       const known = this.router.knownAgent(id)
       if (known != null) return known
       try {
-        return await this.router.findAgent(id, { signal: AbortSignal.any([signal, AbortSignal.timeout(2000)]) })
+        // Growing per-attempt bounds: a loaded node's DHT query may need more than the first.
+        return await this.router.findAgent(id, { signal: AbortSignal.any([signal, AbortSignal.timeout(Math.min(10_000, 2000 * (attempt + 1)))]) })
       } catch (err) {
         if (signal.aborted) throw abortReason(signal, `waiting for agent ${id}`)
         if (!(err instanceof AgentNotFoundError)) throw err

@@ -29,6 +29,7 @@ import {
   type AgentRecord, type AgentRecordFields, type NodeRecord
 } from '../net/records.ts'
 import type { PeerTracker } from '../net/peers.ts'
+import { boundedSource } from '../net/flow.ts'
 import type { AbortOptions, Logger, SendResult } from '../node/types.ts'
 import type { ByteStream, Endpoint } from './types.ts'
 import { libp2pByteStream, memoryStreamPair } from './streams.ts'
@@ -376,7 +377,7 @@ export class Router {
         if (home.addrs.length > 0) await this.c.net.peerStore.merge(pid, { multiaddrs: home.addrs.map(a => multiaddr(a)) })
         const signal = anySignal(options.signal, AbortSignal.timeout(STREAM_OPEN_TIMEOUT_MS))
         const stream = await this.c.net.dialProtocol(pid, streamProtocol(this.c.network), { signal })
-        const frames = lp.decode(stream, { maxDataLength: MAX_FRAME_BYTES })[Symbol.asyncIterator]()
+        const frames = lp.decode(boundedSource(stream), { maxDataLength: MAX_FRAME_BYTES })[Symbol.asyncIterator]()
         stream.send(lp.encode.single(encodeFrame({ t: FRAME_MESSAGE, h: 1, e: open.bytes })))
         const first = await withTimeout(frames.next(), signal)
         const reply = first.done === true ? undefined : decodeFrame(first.value.subarray())
@@ -393,7 +394,7 @@ export class Router {
 
   private async acceptStream (stream: Stream, connection: Connection): Promise<void> {
     const peer = connection.remotePeer.toString()
-    const frames = lp.decode(stream, { maxDataLength: MAX_FRAME_BYTES })[Symbol.asyncIterator]()
+    const frames = lp.decode(boundedSource(stream), { maxDataLength: MAX_FRAME_BYTES })[Symbol.asyncIterator]()
     const refuse = (id: string, code: string, msg: string): void => {
       stream.send(lp.encode.single(encodeFrame({ t: FRAME_CONFIRM, id, ok: false, code, msg })))
       void stream.close().catch(() => {})

@@ -11,6 +11,7 @@ import { Channel } from '../util/channel.ts'
 import type { ByteStream } from './types.ts'
 import type { AbortOptions } from '../node/types.ts'
 import { ClosedError } from '../core/errors.ts'
+import { sendWithBackpressure } from '../net/flow.ts'
 
 export const MAX_CHUNK_BYTES = 1024 * 1024
 
@@ -19,7 +20,7 @@ export function libp2pByteStream (stream: Stream, frames: AsyncIterator<Uint8Arr
     async write (chunk: Uint8Array, options: AbortOptions = {}): Promise<void> {
       if (chunk.length > MAX_CHUNK_BYTES) throw new RangeError(`stream chunk over ${MAX_CHUNK_BYTES} bytes`)
       if (stream.writeStatus !== 'writable') throw new ClosedError('stream closed for writing')
-      if (!stream.send(lp.encode.single(chunk))) await stream.onDrain({ signal: options.signal })
+      await sendWithBackpressure(stream, lp.encode.single(chunk), { signal: options.signal })
     },
     async close (): Promise<void> { await stream.close().catch(() => {}) },
     abort (err: Error): void { stream.abort(err) },

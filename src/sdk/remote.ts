@@ -4,7 +4,7 @@
  * this process: envelopes are signed here, the node verifies and routes them, and the
  * node asks this side to sign the agent's record (which is checked before signing).
  * The returned agent is the same AgentImpl that in-process agents use, over a
- * WebSocket AgentTransport, so the API is identical. Streams are not supported remotely.
+ * WebSocket AgentTransport, so the API is identical, streams included.
  *
  * @example
  * ```ts
@@ -24,6 +24,7 @@ import { ClosedError, FedmeshError, InvalidArgumentError, UnreachableError, abor
 import type { AbortOptions, Agent, SendResult } from '../node/types.ts'
 import type { AgentTransport, ByteStream, Endpoint } from '../routing/types.ts'
 import { NotSupportedError, errorFromJson } from '../api/errors.ts'
+import { WsByteStream } from '../api/ws-streams.ts'
 import {
   AGENT_RECORD_DOMAIN, WS_LIMITS, WS_PROTOCOL_VERSION, attachSigningInput, hasPrefix, type ErrorJson
 } from '../api/protocol.ts'
@@ -72,7 +73,13 @@ function fromB64 (s: unknown): Uint8Array {
 
 const CONTROL_TIMEOUT_MS = 10_000
 
-interface Pending { resolve: (v: unknown) => void, reject: (e: Error) => void, op: string }
+interface Pending {
+  resolve: (v: unknown) => void
+  reject: (e: Error) => void
+  op: string
+  /** Runs synchronously on success, before later messages are handled (stream registration). */
+  onResult?: (result: unknown) => unknown
+}
 
 /** AgentTransport over the node API's WebSocket. */
 export class WebSocketTransport implements AgentTransport {
@@ -90,6 +97,8 @@ export class WebSocketTransport implements AgentTransport {
   private rid = 0
   private readonly changes = new Set<Promise<void>>()
   private endpoint?: Endpoint
+  private onStream?: (stream: ByteStream, open: Envelope) => void
+  private readonly streams = new Map<string, WsByteStream>()
   private closed = false
   /** Called once when the connection ends. */
   onDisconnect?: (info: { code: number, reason: string }) => void
@@ -122,6 +131,7 @@ export class WebSocketTransport implements AgentTransport {
       for (const p of this.pending.values()) p.reject(err)
       this.pending.clear()
       for (const wake of this.slots.splice(0)) wake()
+      for (const st of [...this.streams.values()]) st.fail(err, false)
       ended.resolve(info)
       this.onDisconnect?.(info)
     })
@@ -154,11 +164,11 @@ export class WebSocketTransport implements AgentTransport {
    * One request with a `rid`, answered by `result`. Control requests (everything but
    * submit, which the caller bounds) give up after CONTROL_TIMEOUT_MS.
    */
-  private async call (op: string, fields: Record<string, unknown> = {}, signal: AbortSignal | undefined = op === 'submit' ? undefined : AbortSignal.timeout(CONTROL_TIMEOUT_MS)): Promise<unknown> {
+  private async call (op: string, fields: Record<string, unknown> = {}, signal: AbortSignal | undefined = op === 'submit' ? undefined : AbortSignal.timeout(CONTROL_TIMEOUT_MS), onResult?: (result: unknown) => unknown): Promise<unknown> {
     if (signal?.aborted === true) throw abortReason(signal, op)
     const rid = ++this.rid
     const { promise, resolve, reject } = Promise.withResolvers<unknown>()
-    this.pending.set(rid, { resolve, reject, op })
+    this.pending.set(rid, { resolve, reject, op, onResult })
     const onAbort = (): void => {
       if (!this.pending.delete(rid)) return
       if (op === 'submit') { try { this.send({ op: 'cancel', rid }) } catch {} }
@@ -198,10 +208,26 @@ export class WebSocketTransport implements AgentTransport {
         const p = this.pending.get(m.rid as number)
         if (p == null) return
         this.pending.delete(m.rid as number)
-        if (m.ok === true) p.resolve(m.result)
-        else p.reject(errorFromJson(m.error as ErrorJson))
+        if (m.ok !== true) { p.reject(errorFromJson(m.error as ErrorJson)); return }
+        try { p.resolve(p.onResult != null ? p.onResult(m.result) : m.result) } catch (err) { p.reject(err as Error) }
         return
       }
+      case 'stream-open': {
+        // Another agent opened a stream to ours; registered now so no chunk can outrun it.
+        const sid = m.sid
+        if (typeof sid !== 'string' || this.streams.has(sid)) return
+        const stream = this.newStream(sid)
+        let open: Envelope | undefined
+        try { const res = decodeEnvelope(fromB64(m.env)); if (res.ok) open = res.envelope } catch {}
+        if (open == null || open.to?.[0] !== this.key.id || this.onStream == null) { stream.abort(new InvalidArgumentError('stream open not for this agent')); return }
+        this.onStream(stream, open)
+        return
+      }
+      case 'stream-data':
+      case 'stream-credit':
+      case 'stream-end':
+        if (typeof m.sid === 'string') this.streams.get(m.sid)?.receive(m)
+        return
       case 'deliver': {
         // Verified again here: the node is trusted to route, not to author.
         let env: Envelope | undefined
@@ -269,12 +295,24 @@ export class WebSocketTransport implements AgentTransport {
     await p
   }
 
-  async openStream (): Promise<ByteStream> {
-    throw new NotSupportedError('agent streams are not supported over the remote API; host the agent in-process to use streams')
+  private newStream (sid: string): WsByteStream {
+    const stream = new WsByteStream(sid, (msg) => { this.send(msg) }, () => { this.streams.delete(sid) })
+    this.streams.set(sid, stream)
+    return stream
   }
 
-  async attach (endpoint: Endpoint): Promise<void> {
+  async openStream (open: Envelope, options: AbortOptions = {}): Promise<ByteStream> {
+    const signal = AbortSignal.any([AbortSignal.timeout(CONTROL_TIMEOUT_MS), ...(options.signal != null ? [options.signal] : [])])
+    return await this.call('open-stream', { env: b64(open.bytes) }, signal, (result) => {
+      const sid = (result as { sid?: unknown } | null)?.sid
+      if (typeof sid !== 'string') throw new InvalidArgumentError('node answered open-stream without a stream id')
+      return this.newStream(sid)
+    }) as ByteStream
+  }
+
+  async attach (endpoint: Endpoint, onStream?: (stream: ByteStream, open: Envelope) => void): Promise<void> {
     this.endpoint = endpoint
+    this.onStream = onStream
     // Bounded by connect()'s own timeout, which closes the socket.
     await this.call('attach', { agent: endpoint.agent, name: endpoint.name, caps: endpoint.caps }, AbortSignal.timeout(10 * CONTROL_TIMEOUT_MS))
   }
@@ -284,8 +322,8 @@ export class WebSocketTransport implements AgentTransport {
     await this.call('detach', {}, AbortSignal.timeout(2000)).catch(() => {})
   }
 
-  async setHandler (requests: boolean): Promise<void> {
-    await this.stateChange(this.call('set-handler', { requests }))
+  async setHandler (requests: boolean, streams: boolean): Promise<void> {
+    await this.stateChange(this.call('set-handler', { requests, streams }))
   }
 }
 
@@ -328,7 +366,7 @@ export async function connect (opts: ConnectOptions): Promise<RemoteAgent> {
 
   // The node dropped us: end the agent's subscriptions and pending requests.
   transport.onDisconnect = () => { void inner.close() }
-  const sync = (): void => { transport.setHandler(inner.endpoint.handlesRequests()).catch(() => {}) }
+  const sync = (): void => { transport.setHandler(inner.endpoint.handlesRequests(), inner.endpoint.acceptsStreams()).catch(() => {}) }
   return {
     id: inner.id,
     name: inner.name,
@@ -349,7 +387,11 @@ export async function connect (opts: ConnectOptions): Promise<RemoteAgent> {
       return () => { off(); sync() }
     },
     openStream: async (to, name, options) => await inner.openStream(to, name, options),
-    onStream: (handler) => inner.onStream(handler),
+    onStream: (handler) => {
+      const off = inner.onStream(handler)
+      sync()
+      return () => { off(); sync() }
+    },
     close: async () => {
       await inner.close()
       transport.close(1000, 'agent closed')

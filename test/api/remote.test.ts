@@ -13,7 +13,7 @@ import { generateAgentKey, verifyByDid, type AgentKey } from '../../src/core/key
 import { signEnvelope, type EnvelopeFields } from '../../src/core/envelope.ts'
 import * as errors from '../../src/core/errors.ts'
 import { attachSigningInput } from '../../src/api/protocol.ts'
-import { ConflictError, NotSupportedError } from '../../src/api/errors.ts'
+import { ConflictError } from '../../src/api/errors.ts'
 import { agentRecordSigningInput } from '../../src/net/records.ts'
 import type { MeshNodeImpl } from '../../src/node/mesh-node.ts'
 import type { Agent, Message, Subscription } from '../../src/node/types.ts'
@@ -236,10 +236,65 @@ describe('remote agents', { timeout: 120_000 }, () => {
       off()
     })
 
-    it('streams are refused with typed errors both ways', async () => {
-      await assert.rejects(remote.openStream(onB.id, 'data'), NotSupportedError)
-      onA.onStream(() => {})
-      await assert.rejects(onA.openStream(remote.id, 'data'), errors.NoRespondersError)
+    it('streams work both ways across the WebSocket and the mesh, chunks larger than a WS frame included', async () => {
+      // remote (on node A) → in-process agent on node B, which echoes
+      const offB = onB.onStream(async (s) => { for await (const c of s) await s.write(c); await s.close() })
+      const st = await remote.openStream(onB.id, 'echo')
+      const chunk = new Uint8Array(300 * 1024).map((_, i) => i & 0xff)
+      const writing = (async () => { for (let i = 0; i < 8; i++) await st.write(chunk); await st.close() })()
+      let echoed = 0
+      let sum = 0
+      for await (const c of st) { echoed += c.length; for (let i = 0; i < c.length; i += 4096) sum += c[i] }
+      await writing
+      assert.equal(echoed, 8 * 300 * 1024)
+      let want = 0
+      for (let k = 0; k < 8; k++) for (let i = 0; i < chunk.length; i += 4096) want += chunk[i]
+      assert.equal(sum, want, 'bytes arrive intact and in order')
+      offB()
+      // an agent on node B → the remote agent, which counts and answers
+      const offR = remote.onStream(async (s, open) => {
+        let n = 0
+        for await (const c of s) n += c.length
+        await s.write(new TextEncoder().encode(JSON.stringify({ n, from: open.from })))
+        await s.close()
+      })
+      await remote.synced()
+      const s2 = await onB.openStream(remote.id, 'count')
+      for (let i = 0; i < 16; i++) await s2.write(new Uint8Array(64 * 1024))
+      await s2.close()
+      let reply = ''
+      for await (const c of s2) reply += new TextDecoder().decode(c)
+      assert.deepEqual(JSON.parse(reply), { n: 16 * 64 * 1024, from: onB.id })
+      offR()
+      await remote.synced()
+      await assert.rejects(onB.openStream(remote.id, 'again'), errors.NoRespondersError)
+    })
+
+    it('a remote reader that does not read holds the writer back (credit), then everything arrives', async () => {
+      let release!: () => void
+      const gate = new Promise<void>(resolve => { release = resolve })
+      let got = 0
+      const done = Promise.withResolvers<void>()
+      const off = remote.onStream(async (s) => {
+        await gate
+        for await (const c of s) got += c.length
+        done.resolve()
+      })
+      await remote.synced()
+      const s = await onB.openStream(remote.id, 'slow')
+      const CHUNKS = 256
+      const SIZE = 64 * 1024 // 16 MiB in all: far more than every buffer on the way together
+      let written = 0
+      const writing = (async () => { for (let i = 0; i < CHUNKS; i++) { await s.write(new Uint8Array(SIZE)); written++ } await s.close() })()
+      // Wait until the writer stops making progress, then check it stopped well short.
+      let last = -1
+      for (let i = 0; i < 50 && written !== last; i++) { last = written; await new Promise(resolve => setTimeout(resolve, 100)) }
+      assert.ok(written < CHUNKS / 2, `writer held back by the reader (${written} of ${CHUNKS} chunks written)`)
+      release()
+      await within(writing, 30_000, 'all writes')
+      await within(done.promise, 30_000, 'all reads')
+      assert.equal(got, CHUNKS * SIZE)
+      off()
     })
 
     it('when the node goes away, the remote agent sees it: disconnected resolves, subscriptions end', async () => {

@@ -131,8 +131,9 @@ describe('WebSocket API', { timeout: 120_000 }, () => {
       assert.equal(r.ok, false)
       assert.equal(r.error.code, 'InvalidArgumentError')
       assert.match(r.error.message, /attach/)
-      const s = await c.call({ op: 'open-stream', rid: 2 })
-      assert.equal(s.error.code, 'NotSupportedError')
+      const s = await c.call({ op: 'open-stream', rid: 2, env: 'AAAA' })
+      assert.equal(s.error.code, 'InvalidArgumentError')
+      assert.match(s.error.message, /attach/)
     })
   })
 

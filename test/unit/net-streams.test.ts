@@ -6,18 +6,28 @@ import { Uint8ArrayList } from 'uint8arraylist'
 import { FrameLink, decodeFrame } from '../../src/net/frames.ts'
 import { memoryStreamPair } from '../../src/routing/streams.ts'
 
-/** The parts of a libp2p Stream that FrameLink uses; `send` reports a full buffer every time. */
+/**
+ * The parts of a libp2p Stream that FrameLink uses. The transport is "full": every write
+ * stays in the write buffer until the test calls `drain()`, which empties it and fires
+ * `idle`, as a muxer does when the remote grants window.
+ */
 function fakeStream () {
   const writes: Uint8Array[] = []
-  let drain: (() => void) | undefined
+  const idle = new EventTarget()
+  let buffered = 0
   const stream = {
-    send (buf: Uint8Array) { writes.push(buf); return false },
-    onDrain () { return new Promise<void>((resolve) => { drain = resolve }) },
+    writeStatus: 'writable',
+    get writeBufferLength () { return buffered },
+    send (buf: Uint8Array) { writes.push(buf); buffered += 1024 * 1024; return false },
+    addEventListener: (type: string, fn: EventListener) => { idle.addEventListener(type, fn) },
+    removeEventListener: (type: string, fn: EventListener) => { idle.removeEventListener(type, fn) },
+    pause () {},
+    resume () {},
+    readStatus: 'readable',
     close: async () => {},
-    abort () {},
-    async * [Symbol.asyncIterator] () { await new Promise(() => {}) }
+    abort () {}
   }
-  return { stream: stream as unknown as Stream, writes, drain: () => { const d = drain; drain = undefined; d?.() } }
+  return { stream: stream as unknown as Stream, writes, drain: () => { buffered = 0; idle.dispatchEvent(new Event('idle')) } }
 }
 
 async function framesOf (buf: Uint8Array): Promise<number[]> {
