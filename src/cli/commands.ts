@@ -142,10 +142,10 @@ const peers: Command = {
   summary: 'List the node\'s peers with status, latency, quality and roles.',
   options: json,
   run: async ({ values, dir }) => {
-    const list = await call<Array<{ peerId: string, status: string, latencyMs?: number, quality: number, roles?: string[] }>>(await locateNode(dir), 'GET', '/v1/peers')
+    const list = await call<Array<{ peerId: string, status: string, latencyMs?: number, quality: number, roles?: string[], relayed?: boolean }>>(await locateNode(dir), 'GET', '/v1/peers')
     if (values.json === true) { out(list); return }
     if (list.length === 0) { print('no peers'); return }
-    for (const p of list) print(`${p.peerId}  ${p.status.padEnd(12)} ${p.latencyMs != null ? `${Math.round(p.latencyMs)} ms` : '-'}  quality ${p.quality}  ${(p.roles ?? []).join(',')}`)
+    for (const p of list) print(`${p.peerId}  ${p.status.padEnd(12)} ${p.latencyMs != null ? `${Math.round(p.latencyMs)} ms` : '-'}  quality ${p.quality}  ${(p.roles ?? []).join(',')}${p.relayed === true ? '  via relay' : ''}`)
   }
 }
 

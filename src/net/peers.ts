@@ -17,6 +17,8 @@ export interface PeerState {
   addresses: string[]
   pingFailures: number
   protocols: string[]
+  /** True while every open connection to the peer goes through a circuit relay. */
+  relayed: boolean
 }
 
 export const DEGRADED_LATENCY_MS = 500
@@ -120,12 +122,17 @@ export class PeerTracker {
   }
 
   list (): PeerState[] {
-    return [...this.peers.values()].map(s => ({ ...s }))
+    return [...this.peers.values()].map(s => ({ ...s, relayed: this.relayedOnly(s.peerId) }))
+  }
+
+  private relayedOnly (peerId: string): boolean {
+    const conns = this.libp2p.getConnections().filter(c => c.remotePeer.toString() === peerId)
+    return conns.length > 0 && conns.every(c => c.limits != null || c.remoteAddr.toString().includes('/p2p-circuit'))
   }
 
   get (peerId: string): PeerState | undefined {
     const s = this.peers.get(peerId)
-    return s == null ? undefined : { ...s }
+    return s == null ? undefined : { ...s, relayed: this.relayedOnly(peerId) }
   }
 
   private state (peerId: string): PeerState {
@@ -134,7 +141,7 @@ export class PeerTracker {
       if (this.peers.size >= this.maxTracked) {
         for (const [id, st] of this.peers) if (st.status === 'disconnected' || st.status === 'failed') { this.peers.delete(id); break }
       }
-      s = { peerId, status: 'connecting', quality: 0.1, addresses: [], pingFailures: 0, protocols: [] }
+      s = { peerId, status: 'connecting', quality: 0.1, addresses: [], pingFailures: 0, protocols: [], relayed: false }
       this.peers.set(peerId, s)
     }
     return s

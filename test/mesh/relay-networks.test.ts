@@ -44,6 +44,16 @@ describe('circuit relay', { timeout: 90_000 }, () => {
     await hidden.until(() => hidden.received('in').some(m => m.data?.via === 'relay'), 'relayed message')
     const reply = await sender.call('request', { agent: 'sender', to: hiddenAgent, data: 'ping' })
     assert.equal(reply.data.by, 'hidden')
+    // The hidden node can dial out: once it has learnt the sender's address over the relayed
+    // connection, the two end up directly connected and traffic stops using the relay.
+    const hiddenPeer = (await hidden.call('status')).peerId
+    let view: any
+    for (let i = 0; i < 100; i++) {
+      view = (await sender.call('peers')).find((p: any) => p.peerId === hiddenPeer)
+      if (view?.relayed === false && view.status === 'connected') break
+      await new Promise(resolve => setTimeout(resolve, 100))
+    }
+    assert.equal(view?.relayed, false, 'connection upgraded from relayed to direct')
   })
 })
 
