@@ -4,7 +4,8 @@
  * it on exit, error or signal; every wait on a child is bounded.
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process'
-import type { FromWorker, ToWorker } from './types.ts'
+import type { Broker, FromWorker, ToWorker } from './types.ts'
+import { HOST, waitForPort } from './net.ts'
 
 const live = new Set<ChildProcess>()
 const TAIL_CHARS = 4000
@@ -143,4 +144,18 @@ export function installCleanup (onSignal: () => void): void {
 
 function indent (text: string): string {
   return text.split('\n').map(l => `    ${l}`).join('\n')
+}
+
+/**
+ * Waits until a broker process listens on `port`, then hands it over as a Broker; if it
+ * never does, stops it and reports why (with how it exited).
+ */
+export async function brokerWhenListening (proc: Proc, port: number, timeoutMs: number): Promise<Broker> {
+  try {
+    await waitForPort(port, timeoutMs, () => proc.alive)
+  } catch (err) {
+    await proc.stop()
+    throw new Error(`${(err as Error).message}\n${proc.describeExit()}`)
+  }
+  return { info: { host: HOST, port }, stop: async () => { await proc.stop() } }
 }

@@ -2,8 +2,8 @@
  * aedes 1 (a Node MQTT broker) in its own process (workers/aedes-broker.ts) + mqtt.js,
  * QoS 0, request–reply over two topics.
  */
-import { freePort, HOST, waitForPort } from '../lib/net.ts'
-import { forkScript } from '../lib/proc.ts'
+import { freePort, HOST } from '../lib/net.ts'
+import { brokerWhenListening, forkScript } from '../lib/proc.ts'
 import type { System } from '../lib/types.ts'
 import { mqttEndpoint } from './mqtt-client.ts'
 
@@ -16,13 +16,7 @@ export const aedes: System = {
   async start () {
     const port = await freePort()
     const proc = forkScript('aedes broker', BROKER_SCRIPT, [HOST, String(port)])
-    try {
-      await waitForPort(port, 15_000, () => proc.alive)
-    } catch (err) {
-      await proc.stop()
-      throw new Error(`${(err as Error).message}\n${proc.describeExit()}`)
-    }
-    return { info: { host: HOST, port }, stop: async () => { await proc.stop() } }
+    return await brokerWhenListening(proc, port, 15_000)
   },
 
   connect: mqttEndpoint

@@ -1,8 +1,8 @@
 /** Eclipse Mosquitto 2 (its own binary, a temp config on a free loopback port) + mqtt.js, QoS 0. */
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { freePort, HOST, waitForPort } from '../lib/net.ts'
-import { spawnProcess } from '../lib/proc.ts'
+import { freePort, HOST } from '../lib/net.ts'
+import { brokerWhenListening, spawnProcess } from '../lib/proc.ts'
 import type { System } from '../lib/types.ts'
 import { mqttEndpoint } from './mqtt-client.ts'
 
@@ -25,13 +25,7 @@ export const mosquitto: System = {
       ''
     ].join('\n'))
     const proc = spawnProcess('mosquitto', MOSQUITTO, ['-c', config])
-    try {
-      await waitForPort(port, 10_000, () => proc.alive)
-    } catch (err) {
-      await proc.stop()
-      throw new Error(`${(err as Error).message}\n${proc.describeExit()}`)
-    }
-    return { info: { host: HOST, port }, stop: async () => { await proc.stop() } }
+    return await brokerWhenListening(proc, port, 10_000)
   },
 
   connect: mqttEndpoint

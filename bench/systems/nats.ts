@@ -4,8 +4,8 @@
  * windows in flight. Request–reply is NATS's own (`request`, muxed reply inbox).
  */
 import { connect, type NatsConnection } from 'nats'
-import { freePort, HOST, waitForPort } from '../lib/net.ts'
-import { spawnProcess } from '../lib/proc.ts'
+import { freePort, HOST } from '../lib/net.ts'
+import { brokerWhenListening, spawnProcess } from '../lib/proc.ts'
 import type { Endpoint, System, TopicName } from '../lib/types.ts'
 
 const NATS_SERVER = '/usr/sbin/nats-server'
@@ -20,13 +20,7 @@ export const nats: System = {
   async start () {
     const port = await freePort()
     const proc = spawnProcess('nats-server', NATS_SERVER, ['-a', HOST, '-p', String(port)])
-    try {
-      await waitForPort(port, 10_000, () => proc.alive)
-    } catch (err) {
-      await proc.stop()
-      throw new Error(`${(err as Error).message}\n${proc.describeExit()}`)
-    }
-    return { info: { host: HOST, port }, stop: async () => { await proc.stop() } }
+    return await brokerWhenListening(proc, port, 10_000)
   },
 
   async connect (opts): Promise<Endpoint> {
