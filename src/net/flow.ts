@@ -19,49 +19,73 @@ export function boundedSource (stream: Stream, highWater: number = DEFAULT_HIGH_
       const queue: Array<Uint8Array | Uint8ArrayList> = []
       let queued = 0
       let paused = false
-      let ended = false
+      // The remote finished writing, or the stream closed. Data can still be waiting in the
+      // stream's own read buffer (it holds what arrives while paused, and hands it out only
+      // on resume), so this is the end only once that buffer is empty too.
+      let finished = false
       let error: Error | undefined
       let wake: (() => void) | undefined
       const notify = (): void => { const w = wake; wake = undefined; w?.() }
+      // pause/resume throw on a stream whose readable end has closed; by then there is
+      // nothing left to flow-control.
+      const setPaused = (on: boolean): void => {
+        if (paused === on) return
+        paused = on
+        try { if (on) stream.pause(); else stream.resume() } catch { paused = false }
+      }
       const onMessage = (evt: Event): void => {
         const data = (evt as Event & { data: Uint8Array | Uint8ArrayList }).data
         queue.push(data)
         queued += data.byteLength
-        if (!paused && queued > highWater) { paused = true; stream.pause() }
+        // Deferred: this can run inside stream.resume(), which dispatches the buffered data
+        // before it tells the muxer to resume; pausing synchronously here would be undone
+        // by that, leaving the stream marked paused while the muxer keeps granting window.
+        if (queued > highWater && !finished) queueMicrotask(() => { if (queued > highWater && !finished) setPaused(true) })
         notify()
       }
-      const onClose = (evt: Event): void => { ended = true; error = (evt as Event & { error?: Error }).error; notify() }
-      const onRemoteCloseWrite = (): void => { ended = true; notify() }
+      const onEnd = (evt: Event): void => {
+        finished = true
+        error ??= (evt as Event & { error?: Error }).error
+        // Let the rest of the read buffer out now that the sender is done.
+        setPaused(false)
+        notify()
+      }
       const cleanup = (): void => {
         stream.removeEventListener('message', onMessage)
-        stream.removeEventListener('close', onClose)
-        stream.removeEventListener('remoteCloseWrite', onRemoteCloseWrite)
+        stream.removeEventListener('close', onEnd)
+        stream.removeEventListener('remoteCloseWrite', onEnd)
       }
-      if (stream.readStatus !== 'readable' && stream.readStatus !== 'paused') ended = true
+      if (stream.readStatus !== 'readable' && stream.readStatus !== 'paused') finished = true
       else {
         stream.addEventListener('message', onMessage)
-        stream.addEventListener('close', onClose)
-        stream.addEventListener('remoteCloseWrite', onRemoteCloseWrite)
+        stream.addEventListener('close', onEnd)
+        stream.addEventListener('remoteCloseWrite', onEnd)
       }
+      const drained = (): boolean => finished && queue.length === 0 && stream.readBufferLength === 0
       return {
         async next (): Promise<IteratorResult<Uint8Array | Uint8ArrayList>> {
           while (queue.length === 0) {
-            if (ended) {
+            if (drained()) {
               cleanup()
               if (error != null) throw error
               return { done: true, value: undefined }
             }
-            await new Promise<void>(resolve => { wake = resolve })
+            await new Promise<void>((resolve) => {
+              wake = resolve
+              // Buffered data is dispatched by the stream on a timer: poll once in case the
+              // last of it arrives without another event to wake us.
+              if (finished) setTimeout(() => { notify() }, 10)
+            })
           }
           const value = queue.shift() as Uint8Array | Uint8ArrayList
           queued -= value.byteLength
-          if (paused && queued <= highWater / 2) { paused = false; stream.resume() }
+          if (paused && queued <= highWater / 2) setPaused(false)
           return { done: false, value }
         },
         async return (): Promise<IteratorResult<Uint8Array | Uint8ArrayList>> {
           cleanup()
           queue.length = 0
-          if (paused) stream.resume()
+          setPaused(false)
           return { done: true, value: undefined }
         }
       }

@@ -25,6 +25,7 @@ export const MAX_FRAME_BYTES = LIMITS.maxEnvelopeBytes + 4096
 
 export function msgProtocol (network: string): string { return `/fedmesh/${network}/msg/1.0.0` }
 export function streamProtocol (network: string): string { return `/fedmesh/${network}/stream/1.0.0` }
+export function directoryProtocol (network: string): string { return `/fedmesh/${network}/directory/1.0.0` }
 
 export function encodeFrame (frame: Frame): Uint8Array {
   const clean: Record<string, unknown> = {}

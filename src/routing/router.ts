@@ -22,14 +22,14 @@ import {
   AgentNotFoundError, DeliveryFailedError, FedmeshError, NoRespondersError, TimeoutError, UnreachableError, abortReason
 } from '../core/errors.ts'
 import { topicMatches } from '../core/topics.ts'
-import { FrameLink, FRAME_CONFIRM, FRAME_MESSAGE, msgProtocol, streamProtocol, MAX_FRAME_BYTES, decodeFrame, encodeFrame, type Frame } from '../net/frames.ts'
+import { FrameLink, FRAME_CONFIRM, FRAME_MESSAGE, directoryProtocol, msgProtocol, streamProtocol, MAX_FRAME_BYTES, decodeFrame, encodeFrame, type Frame } from '../net/frames.ts'
 import { controlTopic, gossipTopic, type Net } from '../net/libp2p.ts'
 import {
   agentRecordKey, agentRecordSigningInput, decodeAgentRecord, decodeNodeRecord, encodeAgentRecord, encodeNodeRecord,
   type AgentRecord, type AgentRecordFields, type NodeRecord
 } from '../net/records.ts'
 import type { PeerTracker } from '../net/peers.ts'
-import { boundedSource } from '../net/flow.ts'
+import { boundedSource, sendWithBackpressure } from '../net/flow.ts'
 import type { AbortOptions, Logger, SendResult } from '../node/types.ts'
 import type { ByteStream, Endpoint } from './types.ts'
 import { libp2pByteStream, memoryStreamPair } from './streams.ts'
@@ -38,6 +38,10 @@ import { retryDelay } from './retry.ts'
 export const AGENT_RECORD_TTL_MS = 60 * 60 * 1000
 export const AGENT_RECORD_REFRESH_MS = 10 * 60 * 1000
 const CONFIRM_TIMEOUT_MS = 5000
+/** Most agent records exchanged in one directory sync. */
+const DIRECTORY_SYNC_MAX = 2000
+const ROUTE_HINTS_MAX = 10_000
+const ROUTE_HINT_TTL_MS = 5 * 60 * 1000
 const STREAM_OPEN_TIMEOUT_MS = 10_000
 
 export interface RouterComponents {
@@ -75,6 +79,12 @@ export class Router {
   private readonly links = new Map<string, Promise<FrameLink>>()
   private readonly inbound = new Set<FrameLink>()
   private readonly confirms = new Map<string, PendingConfirm>()
+  /**
+   * Reverse-path hints: the peer a validly signed direct message from an agent arrived
+   * from. Used only when no signed record of that agent is known (before asking the DHT),
+   * so that a reply to a newcomer does not wait for its record to spread. Bounded, expiring.
+   */
+  private readonly routeHints = new Map<AgentId, { peer: string, at: number }>()
   private refreshTimer?: NodeJS.Timeout
   private announceTimer?: NodeJS.Timeout
   private stopped = false
@@ -100,7 +110,12 @@ export class Router {
     this.pubsub.subscribe(mesh)
     this.pubsub.subscribe(control)
     // A peer that joins later has missed earlier announcements: re-announce, debounced.
-    net.addEventListener('peer:identify', () => { this.scheduleAnnounce(500) })
+    await net.handle(directoryProtocol(this.c.network), (stream) => { void this.serveDirectory(stream) }, { maxInboundStreams: 8 })
+    net.addEventListener('peer:identify', (e) => {
+      this.scheduleAnnounce(500)
+      // A peer we just met may know agents whose announcements we missed: ask once.
+      if (e.detail.protocols.includes(directoryProtocol(this.c.network))) void this.fetchDirectory(e.detail.peerId.toString())
+    })
     // Our own addresses changed (listening, a relay reservation, an observed address):
     // records must carry them, or agents behind a relay stay unreachable.
     net.addEventListener('self:peer:update', () => { this.scheduleAnnounce(200) })
@@ -171,7 +186,7 @@ export class Router {
         confirmed.push(to)
         continue
       }
-      const rec = await this.findAgent(to, { signal })
+      const rec = this.knownAgent(to) ?? this.hintedRecord(to) ?? await this.findAgent(to, { signal })
       const key = rec.home.map(h => h.id).join(',')
       const group = remote.get(key) ?? { home: rec.home, agents: [] }
       group.agents.push(to)
@@ -294,6 +309,7 @@ export class Router {
       this.reject('bad-field', `${env.mode} envelopes travel by gossip, not by link`, peer, env.id)
       return
     }
+    this.rememberRoute(env.from, peer)
     let delivered = 0
     let failure: { code: string, msg: string } | undefined
     for (const to of env.to ?? []) {
@@ -497,6 +513,45 @@ export class Router {
     }
   }
 
+  /** Sends the freshest agent records we know (bounded), one length-prefixed record each. */
+  private async serveDirectory (stream: Stream): Promise<void> {
+    try {
+      const now = Date.now()
+      const records = [...this.directory.values()].filter(r => r.exp > now).sort((a, b) => b.seq - a.seq).slice(0, DIRECTORY_SYNC_MAX)
+      for (const r of records) {
+        const { sig, ...fields } = r
+        await sendWithBackpressure(stream, lp.encode.single(encodeAgentRecord(fields, sig)))
+      }
+      await stream.close()
+    } catch (err) {
+      stream.abort(err as Error)
+    }
+  }
+
+  /** Learns a peer's directory; every record is verified, newer ones replace older. */
+  private async fetchDirectory (peer: string): Promise<void> {
+    if (this.stopped) return
+    try {
+      const signal = AbortSignal.timeout(10_000)
+      const stream = await this.c.net.dialProtocol(peerIdFromString(peer), directoryProtocol(this.c.network), { signal })
+      await stream.close() // nothing to send: half-close our side
+      let n = 0
+      for await (const chunk of lp.decode(boundedSource(stream), { maxDataLength: 16 * 1024 })) {
+        if (++n > DIRECTORY_SYNC_MAX) { stream.abort(new Error('directory too long')); break }
+        try {
+          const rec = decodeAgentRecord(chunk.subarray())
+          if (rec.net !== this.c.network) continue
+          const known = this.directory.get(rec.agent)
+          if (known == null || known.seq < rec.seq) this.directory.set(rec.agent, rec)
+        } catch (err) {
+          this.reject('bad-field', `directory record: ${(err as Error).message}`, peer)
+        }
+      }
+    } catch (err) {
+      this.c.logger.debug({ peer, err: (err as Error).message }, 'directory sync failed')
+    }
+  }
+
   async findAgent (id: AgentId, options: AbortOptions = {}): Promise<AgentRecord> {
     const cached = this.directory.get(id)
     if (cached != null && cached.exp > Date.now()) return cached
@@ -513,6 +568,20 @@ export class Router {
       if (options.signal?.aborted === true) throw abortReason(options.signal, 'agent lookup')
       throw new AgentNotFoundError(`no record for agent ${id}`, { cause: err, details: { agent: id } })
     }
+  }
+
+  private rememberRoute (agent: AgentId, peer: string): void {
+    this.routeHints.delete(agent)
+    this.routeHints.set(agent, { peer, at: Date.now() })
+    if (this.routeHints.size > ROUTE_HINTS_MAX) this.routeHints.delete(this.routeHints.keys().next().value as AgentId)
+  }
+
+  /** A stand-in record pointing at the peer a message from `agent` came from, if recent and still connected. */
+  private hintedRecord (agent: AgentId): AgentRecord | undefined {
+    const hint = this.routeHints.get(agent)
+    if (hint == null || Date.now() - hint.at > ROUTE_HINT_TTL_MS) return undefined
+    if (this.c.net.getConnections(peerIdFromString(hint.peer)).length === 0) return undefined
+    return { v: 1, net: this.c.network, agent, home: [{ id: hint.peer, addrs: [] }], caps: [], seq: 0, exp: hint.at + ROUTE_HINT_TTL_MS, sig: new Uint8Array(0) }
   }
 
   knownAgent (id: AgentId): AgentRecord | undefined {
