@@ -1,0 +1,114 @@
+/**
+ * Group commit: write operations queue up and run in batches, one transaction (one disk
+ * flush) per batch. A batch starts on the next turn of the event loop (or after
+ * `maxDelayMs`); while it commits, new operations queue, and the next batch takes them all.
+ * So one caller waiting on each write pays one flush per write, and a thousand concurrent
+ * callers pay a handful.
+ */
+import { abortReason } from '../core/errors.ts'
+
+/** What one operation of a batch came to: a value, or an error for that operation alone. */
+export type OpOutcome<R> = { ok: true, value: R } | { ok: false, error: Error }
+
+export interface GroupCommitInit<Op, R> {
+  maxBatch: number
+  maxDelayMs: number
+  /** Runs the operations in one transaction; throws when the transaction failed as a whole. */
+  execute: (ops: Op[]) => Promise<Array<OpOutcome<R>>>
+}
+
+export interface GroupCommit<Op, R> {
+  /** Queues an operation; resolves with its outcome once its batch committed. */
+  submit: (op: Op, signal?: AbortSignal) => Promise<R>
+  /** Resolves when everything submitted so far has committed or failed. */
+  drain: () => Promise<void>
+  /** Operations queued and not yet in a batch. */
+  readonly queued: number
+}
+
+interface Item<Op, R> {
+  op: Op
+  resolve: (value: R) => void
+  reject: (err: Error) => void
+  signal?: AbortSignal
+  onAbort?: () => void
+}
+
+export function createGroupCommit<Op, R> (init: GroupCommitInit<Op, R>): GroupCommit<Op, R> {
+  const queue: Array<Item<Op, R>> = []
+  let running: Promise<void> | null = null
+  let timer: { timeout: NodeJS.Timeout } | { immediate: NodeJS.Immediate } | null = null
+
+  function schedule (delayMs: number): void {
+    if (running != null || timer != null || queue.length === 0) return
+    timer = delayMs > 0 ? { timeout: setTimeout(flush, delayMs) } : { immediate: setImmediate(flush) }
+  }
+
+  function cancelTimer (): void {
+    if (timer == null) return
+    if ('timeout' in timer) clearTimeout(timer.timeout)
+    else clearImmediate(timer.immediate)
+    timer = null
+  }
+
+  function flush (): void {
+    timer = null
+    if (running != null || queue.length === 0) return
+    const batch = queue.splice(0, init.maxBatch)
+    for (const item of batch) {
+      if (item.onAbort != null) item.signal?.removeEventListener('abort', item.onAbort)
+    }
+    running = (async () => {
+      try {
+        const outcomes = await init.execute(batch.map(i => i.op))
+        batch.forEach((item, i) => {
+          const o = outcomes[i]
+          if (o == null) item.reject(new Error('group commit: no outcome for operation'))
+          else if (o.ok) item.resolve(o.value)
+          else item.reject(o.error)
+        })
+      } catch (err) {
+        for (const item of batch) item.reject(err as Error)
+      } finally {
+        running = null
+        // Whatever queued during this commit has waited long enough.
+        schedule(0)
+      }
+    })()
+  }
+
+  return {
+    submit (op, signal) {
+      if (signal?.aborted === true) return Promise.reject(abortReason(signal, 'store write'))
+      return new Promise<R>((resolve, reject) => {
+        const item: Item<Op, R> = { op, resolve, reject, signal }
+        if (signal != null) {
+          // Aborted while still queued: take it out, so it is never written.
+          item.onAbort = () => {
+            const i = queue.indexOf(item)
+            if (i === -1) return
+            queue.splice(i, 1)
+            reject(abortReason(signal, 'store write'))
+          }
+          signal.addEventListener('abort', item.onAbort, { once: true })
+        }
+        queue.push(item)
+        schedule(init.maxDelayMs)
+      })
+    },
+
+    async drain () {
+      // Bounded: nothing new is submitted once the store is closing, and each turn
+      // commits at least one operation.
+      while (running != null || queue.length > 0) {
+        if (running == null) {
+          cancelTimer()
+          flush()
+        }
+        await running
+      }
+    },
+
+    get queued () { return queue.length }
+  }
+}

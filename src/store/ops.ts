@@ -1,0 +1,365 @@
+/**
+ * Write operations, run by the group commit inside one transaction per batch. Consecutive
+ * operations of one kind are executed together (one multi-row statement for many appends,
+ * one plan for many enqueues); kinds keep their order, so an ack queued after an enqueue
+ * sees it. An expected refusal (a quota) is the outcome of that operation alone; anything
+ * thrown fails — and rolls back — the whole batch.
+ */
+import type { InboxQuota } from './types.ts'
+import { LOG_RECORD_OVERHEAD } from './config.ts'
+import { chunks, num, valuesList, type Dialect, type Row, type Sql } from './backend.ts'
+import type { OpOutcome } from './group-commit.ts'
+import { heldKey, planEnqueue, usageKeyOf, usageMapKey, type PlanState, type SeqSlot, type Usage, type UsageRow, type UsageScope } from './plan.ts'
+import type { NormalizedEntry, NormalizedLogRecord, NormalizedPatch } from './validate.ts'
+import type { AckResult, ExpiredEntry, ExpireResult, RetainResult } from './types.ts'
+import type { AgentId, MessageId } from '../core/ids.ts'
+
+export type WriteOp =
+  | { kind: 'enqueue', entry: NormalizedEntry, quota: InboxQuota }
+  | { kind: 'ack', recipient: string, ids: string[] }
+  | { kind: 'mark', agent: string, id: string, expiresAt: number }
+  | { kind: 'log', records: NormalizedLogRecord[] }
+  | { kind: 'update', id: string, patch: NormalizedPatch, event: string | null }
+  | { kind: 'expire', now: number, limit: number }
+  | { kind: 'retain', maxAgeMs: number | null, maxBytes: number | null, now: number, limit: number }
+
+export interface OpContext {
+  sql: Sql
+  d: Dialect
+  /** The commit's clock reading. */
+  now: number
+  keepDeliveredMs: number
+}
+
+type Outcome = OpOutcome<unknown>
+
+export async function executeOps (ctx: OpContext, ops: WriteOp[]): Promise<Outcome[]> {
+  const outcomes: Outcome[] = []
+  let i = 0
+  while (i < ops.length) {
+    const kind = ops[i].kind
+    let j = i + 1
+    while (j < ops.length && ops[j].kind === kind) j++
+    const run = ops.slice(i, j)
+    outcomes.push(...await executeRun(ctx, kind, run))
+    i = j
+  }
+  return outcomes
+}
+
+async function executeRun (ctx: OpContext, kind: WriteOp['kind'], run: WriteOp[]): Promise<Outcome[]> {
+  switch (kind) {
+    case 'enqueue': return await enqueueRun(ctx, run as Array<Extract<WriteOp, { kind: 'enqueue' }>>)
+    case 'mark': return await markRun(ctx, run as Array<Extract<WriteOp, { kind: 'mark' }>>)
+    case 'log': return await logRun(ctx, run as Array<Extract<WriteOp, { kind: 'log' }>>)
+    default: {
+      const out: Outcome[] = []
+      for (const op of run) out.push({ ok: true, value: await single(ctx, op) })
+      return out
+    }
+  }
+}
+
+async function single (ctx: OpContext, op: WriteOp): Promise<unknown> {
+  switch (op.kind) {
+    case 'ack': return await ack(ctx, op.recipient, op.ids)
+    case 'update': return await updateStatus(ctx, op.id, op.patch, op.event)
+    case 'expire': return await expire(ctx, op.now, op.limit)
+    case 'retain': return await retain(ctx, op)
+    default: throw new Error(`unexpected operation ${op.kind}`)
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Counters
+
+async function readCounters (ctx: OpContext, names: string[]): Promise<Map<string, number>> {
+  const rows = await ctx.sql.all(`SELECT name, value FROM ${ctx.d.table('counters')} WHERE name IN (${names.map(() => '?').join(', ')})`, names)
+  const out = new Map<string, number>()
+  for (const r of rows) out.set(String(r.name), num(r.value))
+  for (const n of names) if (!out.has(n)) throw new Error(`counter ${n} missing`)
+  return out
+}
+
+async function writeCounter (ctx: OpContext, name: string, value: number): Promise<void> {
+  await ctx.sql.run(`UPDATE ${ctx.d.table('counters')} SET value = ? WHERE name = ?`, [value, name])
+}
+
+// ---------------------------------------------------------------------------------------
+// Inbox
+
+async function enqueueRun (ctx: OpContext, run: Array<Extract<WriteOp, { kind: 'enqueue' }>>): Promise<Outcome[]> {
+  const { sql, d } = ctx
+  const entries = run.map(o => o.entry)
+  const inbox = d.table('inbox')
+
+  const held = new Set<string>()
+  const pairs = uniqueBy(entries, e => heldKey(e.recipient, e.id))
+  for (const part of chunks(pairs, 2, d.maxParams)) {
+    const rows = await sql.all(`SELECT recipient, id FROM ${inbox} WHERE (recipient, id) IN (VALUES ${valuesList(part.length, 2)})`, part.flatMap(e => [e.recipient, e.id]))
+    for (const r of rows) held.add(heldKey(String(r.recipient), String(r.id)))
+  }
+
+  const usageKeys = new Map<string, [UsageScope, string]>()
+  for (const e of entries) {
+    for (const scope of ['inbox', 'pair', 'sender'] as const) {
+      const key = usageKeyOf(scope, e.recipient, e.sender)
+      usageKeys.set(usageMapKey(scope, key), [scope, key])
+    }
+  }
+  const usage = new Map<string, Usage>()
+  for (const part of chunks([...usageKeys.values()], 2, d.maxParams)) {
+    const rows = await sql.all(`SELECT scope, key, count, bytes FROM ${d.table('usage')} WHERE (scope, key) IN (VALUES ${valuesList(part.length, 2)})`, part.flat())
+    for (const r of rows) usage.set(usageMapKey(r.scope as UsageScope, String(r.key)), { count: num(r.count), bytes: num(r.bytes) })
+  }
+
+  // Pending sequenced entries that a newcomer may have to move ahead of.
+  const minSeq = new Map<string, { recipient: string, sender: string, seq: number }>()
+  for (const e of entries) {
+    if (e.senderSeq == null) continue
+    const k = usageKeyOf('pair', e.recipient, e.sender)
+    const cur = minSeq.get(k)
+    if (cur == null || e.senderSeq < cur.seq) minSeq.set(k, { recipient: e.recipient, sender: e.sender, seq: e.senderSeq })
+  }
+  const seqSlots = new Map<string, SeqSlot[]>()
+  for (const part of chunks([...minSeq.values()], 3, d.maxParams)) {
+    const rows = await sql.all(
+      `SELECT i.recipient, i.sender, i.id, i.sender_seq, i.pos FROM ${inbox} i JOIN (VALUES ${valuesList(part.length, '(?, ?, CAST(? AS BIGINT))')}) v` +
+      ' ON i.recipient = v.column1 AND i.sender = v.column2 AND i.sender_seq > v.column3' +
+      ' WHERE i.delivered_ts IS NULL AND i.sender_seq IS NOT NULL ORDER BY i.sender_seq, i.pos',
+      part.flatMap(p => [p.recipient, p.sender, p.seq]))
+    for (const r of rows) {
+      const k = usageKeyOf('pair', String(r.recipient), String(r.sender))
+      const list = seqSlots.get(k) ?? []
+      list.push({ recipient: String(r.recipient), id: String(r.id), seq: num(r.sender_seq), pos: num(r.pos) })
+      seqSlots.set(k, list)
+    }
+  }
+
+  const counters = await readCounters(ctx, ['inbox_pos'])
+  const state: PlanState = { held, usage, seqSlots, nextPos: (counters.get('inbox_pos') ?? 0) + 1 }
+  const plan = planEnqueue(run.map(o => ({ entry: o.entry, quota: o.quota })), state)
+
+  const cols = ['recipient', 'id', 'sender', 'sender_seq', 'priority', 'size', 'payload', 'crc', 'enqueued_ts', 'expires_at', 'replica', 'home', 'pos']
+  for (const part of chunks(plan.inserts, cols.length, d.maxParams)) {
+    await sql.run(`INSERT INTO ${inbox} (${cols.join(', ')}) VALUES ${valuesList(part.length, cols.length)}`, part.flatMap(e => [
+      e.recipient, e.id, e.sender, e.senderSeq, e.priority, e.size, e.bytes, e.crc, ctx.now, e.expiresAt, e.replica ? 1 : 0, e.home, e.pos
+    ]))
+  }
+  for (const m of plan.moves) await sql.run(`UPDATE ${inbox} SET pos = ? WHERE recipient = ? AND id = ?`, [m.pos, m.recipient, m.id])
+  await setUsage(ctx, plan.usage)
+  if (plan.inserts.length > 0) await writeCounter(ctx, 'inbox_pos', plan.nextPos - 1)
+  return plan.outcomes.map(o => o instanceof Error ? { ok: false, error: o } : { ok: true, value: o })
+}
+
+async function setUsage (ctx: OpContext, rows: UsageRow[]): Promise<void> {
+  const usage = ctx.d.table('usage')
+  const live = rows.filter(r => r.count > 0)
+  for (const part of chunks(live, 4, ctx.d.maxParams)) {
+    await ctx.sql.run(`INSERT INTO ${usage} AS u (scope, key, count, bytes) VALUES ${valuesList(part.length, 4)} ON CONFLICT (scope, key) DO UPDATE SET count = excluded.count, bytes = excluded.bytes`,
+      part.flatMap(r => [r.scope, r.key, r.count, r.bytes]))
+  }
+  const gone = rows.filter(r => r.count <= 0)
+  for (const part of chunks(gone, 2, ctx.d.maxParams)) {
+    await ctx.sql.run(`DELETE FROM ${usage} WHERE (scope, key) IN (VALUES ${valuesList(part.length, 2)})`, part.flatMap(r => [r.scope, r.key]))
+  }
+}
+
+/** Takes removed pending entries off the quota usage. */
+async function releaseUsage (ctx: OpContext, removed: Array<{ recipient: string, sender: string, size: number }>): Promise<void> {
+  if (removed.length === 0) return
+  const deltas = new Map<string, UsageRow>()
+  for (const r of removed) {
+    for (const scope of ['inbox', 'pair', 'sender'] as const) {
+      const key = usageKeyOf(scope, r.recipient, r.sender)
+      const k = usageMapKey(scope, key)
+      const row = deltas.get(k) ?? { scope, key, count: 0, bytes: 0 }
+      row.count += 1
+      row.bytes += r.size
+      deltas.set(k, row)
+    }
+  }
+  const usage = ctx.d.table('usage')
+  const rows = [...deltas.values()]
+  for (const part of chunks(rows, 4, ctx.d.maxParams)) {
+    await ctx.sql.run(`UPDATE ${usage} SET count = count - v.column3, bytes = bytes - v.column4 FROM (VALUES ${valuesList(part.length, '(?, ?, CAST(? AS BIGINT), CAST(? AS BIGINT))')}) AS v WHERE ${usage}.scope = v.column1 AND ${usage}.key = v.column2`,
+      part.flatMap(r => [r.scope, r.key, r.count, r.bytes]))
+    await ctx.sql.run(`DELETE FROM ${usage} WHERE (scope, key) IN (VALUES ${valuesList(part.length, 2)}) AND count <= 0`, part.flatMap(r => [r.scope, r.key]))
+  }
+}
+
+async function ack (ctx: OpContext, recipient: string, ids: string[]): Promise<AckResult> {
+  const inbox = ctx.d.table('inbox')
+  const dropPayload = ctx.keepDeliveredMs > 0 ? '' : ', payload = NULL'
+  const acked: MessageId[] = []
+  const removed: Array<{ recipient: string, sender: string, size: number }> = []
+  for (const part of chunks([...new Set(ids)], 1, ctx.d.maxParams - 2)) {
+    const rows = await ctx.sql.all(`UPDATE ${inbox} SET delivered_ts = ?${dropPayload} WHERE recipient = ? AND id IN (${part.map(() => '?').join(', ')}) AND delivered_ts IS NULL RETURNING id, sender, size`,
+      [ctx.now, recipient, ...part])
+    for (const r of rows) {
+      acked.push(String(r.id) as MessageId)
+      removed.push({ recipient, sender: String(r.sender), size: num(r.size) })
+    }
+  }
+  await releaseUsage(ctx, removed)
+  // Report in the order asked.
+  const set = new Set<string>(acked)
+  return { acked: [...new Set(ids)].filter(id => set.has(id)) as MessageId[] }
+}
+
+async function expire (ctx: OpContext, now: number, limit: number): Promise<ExpireResult> {
+  const { sql, d } = ctx
+  const inbox = d.table('inbox')
+  const rows = await sql.all(`SELECT rid, recipient, id, sender, size, expires_at, replica, home FROM ${inbox} WHERE delivered_ts IS NULL AND expires_at <= ? ORDER BY expires_at, rid LIMIT ${limit}`, [now])
+  for (const part of chunks(rows, 1, d.maxParams)) {
+    await sql.run(`DELETE FROM ${inbox} WHERE rid IN (${part.map(() => '?').join(', ')})`, part.map(r => r.rid))
+  }
+  await releaseUsage(ctx, rows.map(r => ({ recipient: String(r.recipient), sender: String(r.sender), size: num(r.size) })))
+  const expired: ExpiredEntry[] = rows.map(r => {
+    const e: ExpiredEntry = { recipient: String(r.recipient) as AgentId, id: String(r.id) as MessageId, sender: String(r.sender) as AgentId, expiresAt: num(r.expires_at), replica: num(r.replica) === 1 }
+    if (r.home != null) e.home = String(r.home)
+    return e
+  })
+  // Delivered entries: kept (id only, or with payload while keepDeliveredMs runs) until both have passed.
+  const deliveredPruned = await sql.run(`DELETE FROM ${inbox} WHERE rid IN (SELECT rid FROM ${inbox} WHERE delivered_ts IS NOT NULL AND expires_at <= ? AND delivered_ts <= ? LIMIT ${limit})`, [now, now - ctx.keepDeliveredMs])
+  const processed = d.table('processed')
+  const marksPruned = await sql.run(`DELETE FROM ${processed} WHERE (agent, id) IN (SELECT agent, id FROM ${processed} WHERE expires_at <= ? LIMIT ${limit})`, [now])
+  return { expired, pruned: deliveredPruned + marksPruned, more: rows.length === limit || deliveredPruned === limit || marksPruned === limit }
+}
+
+// ---------------------------------------------------------------------------------------
+// Processed marks
+
+async function markRun (ctx: OpContext, run: Array<Extract<WriteOp, { kind: 'mark' }>>): Promise<Outcome[]> {
+  const inserted = new Set<string>()
+  for (const part of chunks(run, 3, ctx.d.maxParams)) {
+    const rows = await ctx.sql.all(`INSERT INTO ${ctx.d.table('processed')} (agent, id, expires_at) VALUES ${valuesList(part.length, 3)} ON CONFLICT (agent, id) DO NOTHING RETURNING agent, id`,
+      part.flatMap(o => [o.agent, o.id, o.expiresAt]))
+    for (const r of rows) inserted.add(heldKey(String(r.agent), String(r.id)))
+  }
+  // The first of several marks of one (agent, id) in a batch is the one that inserted.
+  return run.map(o => {
+    const k = heldKey(o.agent, o.id)
+    const first = inserted.delete(k)
+    return { ok: true, value: first }
+  })
+}
+
+// ---------------------------------------------------------------------------------------
+// Message log
+
+const LOG_INSERT_COLUMNS = ['seq', 'id', 'event', 'status', 'sender', 'recipients', 'topic', 'schema_uri', 'proto', 'conv', 'type', 'size', 'reason', 'origin_ts', 'received_ts', 'acked_ts', 'peer', 'payload', 'payload_crc', 'stored_bytes']
+
+/** Bytes a record accounts for in `retain({ maxBytes })` and the stats. */
+export function accountedBytes (storedBytes: number): number {
+  return LOG_RECORD_OVERHEAD + storedBytes
+}
+
+async function logRun (ctx: OpContext, run: Array<Extract<WriteOp, { kind: 'log' }>>): Promise<Outcome[]> {
+  const { sql, d } = ctx
+  const records = run.flatMap(o => o.records)
+  if (records.length > 0) {
+    const counters = await readCounters(ctx, ['log_seq', 'log_count', 'log_bytes'])
+    let seq = counters.get('log_seq') ?? 0
+    let bytes = counters.get('log_bytes') ?? 0
+    const rows: unknown[][] = []
+    const to: Array<[string, number]> = []
+    for (const r of records) {
+      seq += 1
+      const stored = r.bytes?.length ?? 0
+      bytes += accountedBytes(stored)
+      rows.push([seq, r.id, r.event, r.status, r.from, JSON.stringify(r.to), r.topic, r.schema, r.proto, r.conv, r.type, r.size, r.reason, r.originTs, r.receivedTs, r.ackedTs, r.peer, r.bytes, r.crc, stored])
+      for (const agent of new Set(r.to)) to.push([agent, seq])
+    }
+    for (const part of chunks(rows, LOG_INSERT_COLUMNS.length, d.maxParams)) {
+      await sql.run(`INSERT INTO ${d.table('log')} (${LOG_INSERT_COLUMNS.join(', ')}) VALUES ${valuesList(part.length, LOG_INSERT_COLUMNS.length)}`, part.flat())
+    }
+    for (const part of chunks(to, 2, d.maxParams)) {
+      await sql.run(`INSERT INTO ${d.table('log_to')} (agent, seq) VALUES ${valuesList(part.length, 2)}`, part.flat())
+    }
+    await writeCounter(ctx, 'log_seq', seq)
+    await writeCounter(ctx, 'log_count', (counters.get('log_count') ?? 0) + records.length)
+    await writeCounter(ctx, 'log_bytes', bytes)
+  }
+  return run.map(() => ({ ok: true, value: undefined }))
+}
+
+async function updateStatus (ctx: OpContext, id: string, patch: NormalizedPatch, event: string | null): Promise<number> {
+  const sets: string[] = []
+  const params: unknown[] = []
+  if (patch.status != null) { sets.push('status = ?'); params.push(patch.status) }
+  if (patch.ackedTs != null) { sets.push('acked_ts = ?'); params.push(patch.ackedTs) }
+  if (patch.reason != null) { sets.push('reason = ?'); params.push(patch.reason) }
+  params.push(id)
+  let where = 'id = ?'
+  if (event != null) { where += ' AND event = ?'; params.push(event) }
+  return await ctx.sql.run(`UPDATE ${ctx.d.table('log')} SET ${sets.join(', ')} WHERE ${where}`, params)
+}
+
+async function deleteLogRows (ctx: OpContext, rows: Row[]): Promise<{ deleted: number, bytes: number }> {
+  const { sql, d } = ctx
+  let bytes = 0
+  for (const r of rows) bytes += accountedBytes(num(r.stored_bytes))
+  for (const part of chunks(rows, 1, d.maxParams)) {
+    const seqs = part.map(r => num(r.seq))
+    const marks = seqs.map(() => '?').join(', ')
+    await sql.run(`DELETE FROM ${d.table('log_to')} WHERE seq IN (${marks})`, seqs)
+    await sql.run(`DELETE FROM ${d.table('log')} WHERE seq IN (${marks})`, seqs)
+  }
+  return { deleted: rows.length, bytes }
+}
+
+async function retain (ctx: OpContext, op: Extract<WriteOp, { kind: 'retain' }>): Promise<RetainResult> {
+  const { sql, d } = ctx
+  const log = d.table('log')
+  const counters = await readCounters(ctx, ['log_count', 'log_bytes'])
+  let count = counters.get('log_count') ?? 0
+  let total = counters.get('log_bytes') ?? 0
+  let deleted = 0
+  let freed = 0
+  let more = false
+  const drop = async (rows: Row[]): Promise<void> => {
+    const r = await deleteLogRows(ctx, rows)
+    deleted += r.deleted
+    freed += r.bytes
+    count -= r.deleted
+    total -= r.bytes
+  }
+  if (op.maxAgeMs != null) {
+    const rows = await sql.all(`SELECT seq, stored_bytes FROM ${log} WHERE received_ts < ? ORDER BY received_ts, seq LIMIT ${op.limit}`, [op.now - op.maxAgeMs])
+    await drop(rows)
+    if (rows.length === op.limit) more = true
+  }
+  if (op.maxBytes != null) {
+    // Oldest first, a bounded chunk at a time, until the log fits or the limit is reached.
+    const CHUNK = 1000
+    while (total > op.maxBytes && deleted < op.limit) {
+      const rows = await sql.all(`SELECT seq, stored_bytes FROM ${log} ORDER BY seq LIMIT ${Math.min(CHUNK, op.limit - deleted)}`)
+      if (rows.length === 0) break
+      const take: Row[] = []
+      let t = total
+      for (const r of rows) {
+        if (t <= op.maxBytes) break
+        take.push(r)
+        t -= accountedBytes(num(r.stored_bytes))
+      }
+      await drop(take)
+    }
+    if (total > op.maxBytes && count > 0) more = true
+  }
+  if (deleted > 0) {
+    await writeCounter(ctx, 'log_count', count)
+    await writeCounter(ctx, 'log_bytes', total)
+  }
+  return { deleted, bytes: freed, more }
+}
+
+function uniqueBy<T> (items: T[], key: (t: T) => string): T[] {
+  const seen = new Set<string>()
+  return items.filter(t => {
+    const k = key(t)
+    if (seen.has(k)) return false
+    seen.add(k)
+    return true
+  })
+}

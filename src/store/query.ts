@@ -1,0 +1,270 @@
+/**
+ * Message-log queries (pure): filter validation, opaque cursors, topic patterns in SQL,
+ * and the one SELECT both backends run. Malformed input throws `InvalidQueryError`
+ * before anything touches the database.
+ */
+import { createHash } from 'node:crypto'
+import { parsePattern } from '../core/topics.ts'
+import { InvalidQueryError } from './errors.ts'
+import { LOG_EVENTS, LOG_STATUSES, type LogEvent, type LogFilter, type LogStatus, type QueryOptions } from './types.ts'
+import { PAGE_LIMITS, FIELD_LIMITS } from './config.ts'
+import { isLogEvent, isLogStatus, pageLimit } from './validate.ts'
+
+// ---------------------------------------------------------------------------------------
+// Topic patterns
+
+export interface TopicFilter {
+  pattern: string
+  /** No wildcard: plain equality. */
+  exact: boolean
+  /** The literal levels before the first wildcard, with their trailing `/` ('' if none). */
+  prefix: string
+}
+
+export function parseTopicFilter (s: unknown): TopicFilter {
+  let pattern: string
+  try {
+    pattern = parsePattern(s)
+  } catch (err) {
+    throw new InvalidQueryError(`filter.topic: ${(err as Error).message}`, { cause: err, details: { field: 'topic' } })
+  }
+  const levels = pattern.split('/')
+  const firstWild = levels.findIndex(l => l === '*' || l === '#')
+  if (firstWild === -1) return { pattern, exact: true, prefix: pattern }
+  return { pattern, exact: false, prefix: levels.slice(0, firstWild).map(l => `${l}/`).join('') }
+}
+
+/**
+ * The smallest string greater than every string starting with `prefix` (bytewise, for
+ * a range scan on an index). Prefixes end in '/', so bumping that last character works.
+ */
+export function prefixUpperBound (prefix: string): string {
+  const last = prefix.charCodeAt(prefix.length - 1)
+  return prefix.slice(0, -1) + String.fromCharCode(last + 1)
+}
+
+const REGEX_SPECIAL = /[\\^$.|?*+()[\]{}]/g
+
+/**
+ * A pattern as an anchored regular expression with the semantics of `topicMatches`:
+ * `*` is exactly one non-empty level, a final `#` is one or more levels. The syntax is the
+ * common subset of JavaScript and PostgreSQL (ARE) regular expressions.
+ */
+export function patternToRegex (pattern: string): string {
+  const levels = pattern.split('/')
+  let out = '^'
+  levels.forEach((level, i) => {
+    const sep = i === 0 ? '' : '/'
+    if (level === '#') out += i === 0 ? '.+' : '/.+'
+    else if (level === '*') out += `${sep}[^/]+`
+    else out += sep + level.replace(REGEX_SPECIAL, '\\$&')
+  })
+  return out + '$'
+}
+
+// ---------------------------------------------------------------------------------------
+// Filters
+
+export interface NormalizedFilter {
+  id?: string
+  agent?: string
+  topic?: TopicFilter
+  conversation?: string
+  since?: number
+  until?: number
+  status?: LogStatus[]
+  type?: string
+  event?: LogEvent[]
+}
+
+const FILTER_KEYS = ['id', 'agent', 'topic', 'conversation', 'since', 'until', 'status', 'type', 'event']
+
+function bad (field: string, problem: string): never {
+  throw new InvalidQueryError(`filter.${field} ${problem}`, { details: { field } })
+}
+
+function text (field: string, v: unknown): string {
+  if (typeof v !== 'string' || v.length === 0 || v.length > FIELD_LIMITS.maxIdLength) bad(field, `must be a string of 1 … ${FIELD_LIMITS.maxIdLength} characters`)
+  return v
+}
+
+function time (field: string, v: unknown): number {
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) bad(field, 'must be an integer ≥ 0 (ms since the epoch)')
+  return v
+}
+
+function oneOrMany<T extends string> (field: string, v: unknown, ok: (x: unknown) => x is T, allowed: readonly string[]): T[] {
+  const list = Array.isArray(v) ? v : [v]
+  if (list.length === 0 || list.length > allowed.length) bad(field, `must be one or more of ${allowed.join(', ')}`)
+  for (const x of list) if (!ok(x)) bad(field, `must be one or more of ${allowed.join(', ')}`)
+  return [...new Set(list as T[])].sort()
+}
+
+/** Validates a log filter (as given by a caller, the CLI or the HTTP API). */
+export function parseLogFilter (input: LogFilter | unknown): NormalizedFilter {
+  if (input == null || typeof input !== 'object' || Array.isArray(input)) throw new InvalidQueryError('filter must be an object')
+  const f = input as Record<string, unknown>
+  const out: NormalizedFilter = {}
+  for (const key of Object.keys(f)) {
+    if (!FILTER_KEYS.includes(key)) throw new InvalidQueryError(`filter.${key} is not a known filter (known: ${FILTER_KEYS.join(', ')})`, { details: { field: key } })
+    const v = f[key]
+    if (v === undefined) continue
+    switch (key) {
+      case 'id': out.id = text(key, v); break
+      case 'agent': out.agent = text(key, v); break
+      case 'conversation': out.conversation = text(key, v); break
+      case 'type': out.type = text(key, v); break
+      case 'topic': out.topic = parseTopicFilter(v); break
+      case 'since': out.since = time(key, v); break
+      case 'until': out.until = time(key, v); break
+      case 'status': out.status = oneOrMany(key, v, isLogStatus, LOG_STATUSES); break
+      case 'event': out.event = oneOrMany(key, v, isLogEvent, LOG_EVENTS); break
+    }
+  }
+  if (out.since != null && out.until != null && out.since > out.until) throw new InvalidQueryError('filter.since is after filter.until', { details: { field: 'since' } })
+  return out
+}
+
+/** A short fingerprint of a normalized filter: a cursor only continues the query it came from. */
+export function filterKey (f: NormalizedFilter): string {
+  const canonical = JSON.stringify([f.id, f.agent, f.topic?.pattern, f.conversation, f.since, f.until, f.status, f.type, f.event])
+  return createHash('sha256').update(canonical).digest('base64url').slice(0, 12)
+}
+
+// ---------------------------------------------------------------------------------------
+// Cursors: opaque to callers (base64url text), strictly parsed here.
+
+const CURSOR_VERSION = 'fm1'
+const MAX_CURSOR_LENGTH = 200
+
+function encodeCursor (parts: Array<string | number>): string {
+  return Buffer.from([CURSOR_VERSION, ...parts].join('|'), 'utf8').toString('base64url')
+}
+
+function decodeCursor (cursor: unknown, kind: string, count: number): string[] {
+  if (typeof cursor !== 'string' || cursor.length === 0 || cursor.length > MAX_CURSOR_LENGTH || !/^[A-Za-z0-9_-]+$/.test(cursor)) {
+    throw new InvalidQueryError('cursor is malformed', { details: { field: 'cursor' } })
+  }
+  const parts = Buffer.from(cursor, 'base64url').toString('utf8').split('|')
+  if (parts.length !== count + 2 || parts[0] !== CURSOR_VERSION || parts[1] !== kind) {
+    throw new InvalidQueryError(`cursor is not a ${kind} cursor`, { details: { field: 'cursor' } })
+  }
+  return parts.slice(2)
+}
+
+function cursorPosition (s: string): number {
+  if (!/^(0|[1-9][0-9]{0,15})$/.test(s)) throw new InvalidQueryError('cursor is malformed', { details: { field: 'cursor' } })
+  const n = Number(s)
+  if (!Number.isSafeInteger(n)) throw new InvalidQueryError('cursor is malformed', { details: { field: 'cursor' } })
+  return n
+}
+
+export type Order = 'asc' | 'desc'
+
+export function encodeLogCursor (order: Order, seq: number, key: string): string {
+  return encodeCursor(['log', order, seq, key])
+}
+
+/** The log position after which the next page starts; the cursor must come from the same filter and order. */
+export function decodeLogCursor (cursor: unknown, order: Order, key: string): number {
+  const [o, seq, k] = decodeCursor(cursor, 'log', 3)
+  if (o !== order) throw new InvalidQueryError(`cursor was made for order ${o}, not ${order}`, { details: { field: 'cursor' } })
+  if (k !== key) throw new InvalidQueryError('cursor was made for another filter', { details: { field: 'cursor' } })
+  return cursorPosition(seq)
+}
+
+function recipientKey (recipient: string): string {
+  return createHash('sha256').update(recipient).digest('base64url').slice(0, 12)
+}
+
+export function encodeInboxCursor (recipient: string, pos: number): string {
+  return encodeCursor(['inbox', recipientKey(recipient), pos])
+}
+
+export function decodeInboxCursor (cursor: unknown, recipient: string): number {
+  const [k, pos] = decodeCursor(cursor, 'inbox', 2)
+  if (k !== recipientKey(recipient)) throw new InvalidQueryError('cursor was made for another inbox', { details: { field: 'afterCursor' } })
+  return cursorPosition(pos)
+}
+
+// ---------------------------------------------------------------------------------------
+// Page options
+
+export interface LogPageOptions {
+  limit: number
+  order: Order
+  /** Continue after this log position. */
+  after: number | null
+  includeBytes: boolean
+  key: string
+}
+
+export function parseQueryOptions (filter: NormalizedFilter, options: QueryOptions): LogPageOptions {
+  if (options == null || typeof options !== 'object') throw new InvalidQueryError('options must be an object')
+  const limit = pageLimit('limit', options.limit, PAGE_LIMITS.query, InvalidQueryError)
+  const order = options.order ?? 'asc'
+  if (order !== 'asc' && order !== 'desc') throw new InvalidQueryError('order must be asc or desc', { details: { field: 'order' } })
+  const includeBytes = options.includeBytes ?? false
+  if (typeof includeBytes !== 'boolean') throw new InvalidQueryError('includeBytes must be a boolean', { details: { field: 'includeBytes' } })
+  const key = filterKey(filter)
+  const after = options.cursor === undefined ? null : decodeLogCursor(options.cursor, order, key)
+  return { limit, order, after, includeBytes, key }
+}
+
+// ---------------------------------------------------------------------------------------
+// SQL
+
+/** How the backends differ in the log SELECT. Parameters are always written `?`. */
+export interface QueryDialect {
+  /** A table name, qualified as the backend needs. */
+  table: (name: string) => string
+  /** The condition "column matches this topic pattern" and its one parameter value. */
+  topicMatch: (column: string, pattern: string) => { sql: string, value: unknown }
+}
+
+export interface SqlQuery {
+  sql: string
+  params: unknown[]
+}
+
+export const LOG_COLUMNS = 'l.seq, l.id, l.event, l.status, l.sender, l.recipients, l.topic, l.schema_uri, l.proto, l.conv, l.type, l.size, l.reason, l.origin_ts, l.received_ts, l.acked_ts, l.peer, l.stored_bytes, l.payload_crc'
+
+/** Conditions of a normalized filter on the log table aliased `l`. */
+export function filterConditions (f: NormalizedFilter, d: QueryDialect, params: unknown[]): string[] {
+  const where: string[] = []
+  const add = (v: unknown): string => { params.push(v); return '?' }
+  if (f.id != null) where.push(`l.id = ${add(f.id)}`)
+  if (f.agent != null) where.push(`(l.sender = ${add(f.agent)} OR EXISTS (SELECT 1 FROM ${d.table('log_to')} t WHERE t.agent = ${add(f.agent)} AND t.seq = l.seq))`)
+  if (f.topic != null) {
+    if (f.topic.exact) {
+      where.push(`l.topic = ${add(f.topic.pattern)}`)
+    } else {
+      // The literal prefix narrows the scan to an index range; the match decides.
+      if (f.topic.prefix !== '') where.push(`l.topic >= ${add(f.topic.prefix)} AND l.topic < ${add(prefixUpperBound(f.topic.prefix))}`)
+      const m = d.topicMatch('l.topic', f.topic.pattern)
+      params.push(m.value)
+      where.push(`(l.topic IS NOT NULL AND ${m.sql})`)
+    }
+  }
+  if (f.conversation != null) where.push(`l.conv = ${add(f.conversation)}`)
+  if (f.since != null) where.push(`l.received_ts >= ${add(f.since)}`)
+  if (f.until != null) where.push(`l.received_ts < ${add(f.until)}`)
+  if (f.status != null) where.push(`l.status IN (${f.status.map(add).join(', ')})`)
+  if (f.type != null) where.push(`l.type = ${add(f.type)}`)
+  if (f.event != null) where.push(`l.event IN (${f.event.map(add).join(', ')})`)
+  return where
+}
+
+/**
+ * One window of a page: the rows matching the filter with `from ≤ seq < to`, in page order,
+ * at most `take + 1` of them (one more, to tell whether more follow).
+ */
+export function buildLogQuery (f: NormalizedFilter, page: LogPageOptions, window: { from: number, to: number, take: number }, d: QueryDialect): SqlQuery {
+  const params: unknown[] = []
+  const where = filterConditions(f, d, params)
+  params.push(window.from, window.to)
+  where.push('l.seq >= ? AND l.seq < ?')
+  const cols = page.includeBytes ? `${LOG_COLUMNS}, l.payload` : LOG_COLUMNS
+  const sql = `SELECT ${cols} FROM ${d.table('log')} l WHERE ${where.join(' AND ')} ORDER BY l.seq ${page.order === 'asc' ? 'ASC' : 'DESC'} LIMIT ${window.take + 1}`
+  return { sql, params }
+}

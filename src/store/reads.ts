@@ -1,0 +1,213 @@
+/**
+ * Reads, shared by the backends; they see committed data only. Every payload handed out
+ * is checked against its stored checksum first: a mismatch is `StoreCorruptError`, never
+ * silently wrong bytes. `verifyStored` runs the same check over the store at open.
+ */
+import type { AgentId, MessageId } from '../core/ids.ts'
+import { StoreCorruptError } from './errors.ts'
+import { chunks, num, optNum, optStr, type Dialect, type Row, type Sql } from './backend.ts'
+import { buildLogQuery, encodeInboxCursor, encodeLogCursor, LOG_COLUMNS, type LogPageOptions, type NormalizedFilter } from './query.ts'
+import { payloadChecksum, plainBytes } from './validate.ts'
+import type { InboxEntry, LogEvent, LogPage, LogRecord, LogStatus, PendingPage, StoreStats, VerifyMode } from './types.ts'
+
+function verifiedBytes (where: Record<string, unknown>, id: string, payload: unknown, crc: unknown): Uint8Array {
+  if (!(payload instanceof Uint8Array)) throw new StoreCorruptError(`stored payload of ${id} is missing`, { details: where })
+  const bytes = plainBytes(payload)
+  const expected = num(crc)
+  const actual = payloadChecksum(id, bytes)
+  if (actual !== expected) throw new StoreCorruptError(`stored payload of ${id} fails its checksum`, { details: { ...where, expected, actual } })
+  return bytes
+}
+
+// ---------------------------------------------------------------------------------------
+// Inbox
+
+export async function readPending (sql: Sql, d: Dialect, recipient: string, after: number | null, limit: number, now: number): Promise<PendingPage> {
+  const params: unknown[] = [recipient, now]
+  let where = 'recipient = ? AND delivered_ts IS NULL AND expires_at > ?'
+  if (after != null) { where += ' AND pos > ?'; params.push(after) }
+  const rows = await sql.all(`SELECT recipient, id, sender, sender_seq, priority, size, payload, crc, enqueued_ts, expires_at, replica, home, pos FROM ${d.table('inbox')} WHERE ${where} ORDER BY pos LIMIT ${limit + 1}`, params)
+  const more = rows.length > limit
+  const page = rows.slice(0, limit)
+  const entries = page.map((r): InboxEntry => {
+    const id = String(r.id)
+    const e: InboxEntry = {
+      recipient: String(r.recipient) as AgentId,
+      id: id as MessageId,
+      sender: String(r.sender) as AgentId,
+      bytes: verifiedBytes({ table: 'inbox', recipient, id }, id, r.payload, r.crc),
+      size: num(r.size),
+      priority: num(r.priority),
+      expiresAt: num(r.expires_at),
+      replica: num(r.replica) === 1,
+      enqueuedAt: num(r.enqueued_ts)
+    }
+    if (r.sender_seq != null) e.senderSeq = num(r.sender_seq)
+    if (r.home != null) e.home = String(r.home)
+    return e
+  })
+  const lastPos = page.length > 0 ? num(page[page.length - 1].pos) : after
+  return { entries, cursor: lastPos == null ? undefined : encodeInboxCursor(recipient, lastPos), more }
+}
+
+export async function readProcessed (sql: Sql, d: Dialect, agent: string, id: string): Promise<boolean> {
+  const rows = await sql.all(`SELECT 1 AS one FROM ${d.table('processed')} WHERE agent = ? AND id = ?`, [agent, id])
+  return rows.length > 0
+}
+
+export async function readStats (sql: Sql, d: Dialect, recipient: string | undefined): Promise<StoreStats> {
+  const usage = d.table('usage')
+  const inbox = recipient != null
+    ? await sql.all(`SELECT count, bytes FROM ${usage} WHERE scope = 'inbox' AND key = ?`, [recipient])
+    : await sql.all(`SELECT SUM(count) AS count, SUM(bytes) AS bytes FROM ${usage} WHERE scope = 'inbox'`)
+  const counters = await sql.all(`SELECT name, value FROM ${d.table('counters')} WHERE name IN ('log_count', 'log_bytes')`)
+  const c = new Map(counters.map(r => [String(r.name), num(r.value)]))
+  const processed = await sql.all(`SELECT COUNT(*) AS n FROM ${d.table('processed')}`)
+  return {
+    inbox: { count: num(inbox[0]?.count), bytes: num(inbox[0]?.bytes) },
+    log: { count: c.get('log_count') ?? 0, bytes: c.get('log_bytes') ?? 0 },
+    processed: num(processed[0]?.n)
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Message log
+
+function toRecord (r: Row, withBytes: boolean): LogRecord {
+  const id = String(r.id)
+  const seq = num(r.seq)
+  const rec: LogRecord = {
+    seq,
+    id: id as MessageId,
+    event: String(r.event) as LogEvent,
+    status: String(r.status) as LogStatus,
+    to: JSON.parse(String(r.recipients)) as AgentId[],
+    size: num(r.size),
+    receivedTs: num(r.received_ts),
+    hasBytes: r.payload_crc != null
+  }
+  const opt: Array<[keyof LogRecord, unknown]> = [
+    ['from', optStr(r.sender)], ['topic', optStr(r.topic)], ['schema', optStr(r.schema_uri)], ['proto', optStr(r.proto)],
+    ['conv', optStr(r.conv)], ['type', optStr(r.type)], ['reason', optStr(r.reason)], ['originTs', optNum(r.origin_ts)],
+    ['ackedTs', optNum(r.acked_ts)], ['peer', optStr(r.peer)]
+  ]
+  for (const [k, v] of opt) if (v !== undefined) (rec as unknown as Record<string, unknown>)[k] = v
+  if (withBytes && r.payload_crc != null) rec.bytes = verifiedBytes({ table: 'log', seq, id }, id, r.payload, r.payload_crc)
+  return rec
+}
+
+/** Log positions one query window covers, and how many windows one page may scan. */
+export const SCAN_WINDOW = 10_000
+export const MAX_WINDOWS = 10
+
+/**
+ * A page of the log. The scan walks the log in windows of `SCAN_WINDOW` positions and stops
+ * after `MAX_WINDOWS`, so no query — however unselective its filter — reads more than about
+ * 100 000 rows (SQLite runs on the event loop). A page can therefore hold fewer records than
+ * the limit while `more` is true; its cursor then marks how far the scan got.
+ */
+export async function readLogPage (sql: Sql, d: Dialect, filter: NormalizedFilter, page: LogPageOptions): Promise<LogPage> {
+  const range = await sql.all(`SELECT MIN(seq) AS lo, MAX(seq) AS hi FROM ${d.table('log')}`)
+  const records: LogRecord[] = []
+  const cursorAt = (pos: number): string => encodeLogCursor(page.order, pos, page.key)
+  if (range[0]?.hi == null) return { records, cursor: page.after == null ? undefined : cursorAt(page.after), more: false }
+  const lo = num(range[0].lo)
+  const hi = num(range[0].hi)
+  const asc = page.order === 'asc'
+  // The scan position: in `asc` everything ≤ pos is done, in `desc` everything ≥ pos.
+  let pos = asc ? Math.max(page.after ?? 0, lo - 1) : Math.min(page.after ?? hi + 1, hi + 1)
+  for (let w = 0; w < MAX_WINDOWS && (asc ? pos < hi : pos > lo); w++) {
+    const from = asc ? pos + 1 : Math.max(pos - SCAN_WINDOW, lo)
+    const to = asc ? Math.min(pos + SCAN_WINDOW, hi) + 1 : pos
+    const take = page.limit - records.length
+    const q = buildLogQuery(filter, page, { from, to, take }, d)
+    const rows = await sql.all(q.sql, q.params)
+    records.push(...rows.slice(0, take).map(r => toRecord(r, page.includeBytes)))
+    if (rows.length > take) return { records, cursor: cursorAt(records[records.length - 1].seq), more: true }
+    pos = asc ? to - 1 : from
+    if (records.length === page.limit) break
+  }
+  if (records.length === page.limit) {
+    // Full page: continue after its last record (the window may reach further, unread).
+    return { records, cursor: cursorAt(records[records.length - 1].seq), more: asc ? records[records.length - 1].seq < hi : records[records.length - 1].seq > lo }
+  }
+  return { records, cursor: cursorAt(pos), more: asc ? pos < hi : pos > lo }
+}
+
+/** One record per message (its first in the log), in log order, with the first payload kept for it. */
+export async function readConversation (sql: Sql, d: Dialect, conv: string, limit: number): Promise<LogRecord[]> {
+  const log = d.table('log')
+  const firsts = await sql.all(
+    `SELECT ${LOG_COLUMNS}, l.payload FROM ${log} l WHERE l.seq IN (SELECT MIN(m.seq) FROM ${log} m WHERE m.conv = ? GROUP BY m.id) ORDER BY l.seq LIMIT ${limit}`,
+    [conv])
+  const records = firsts.map(r => toRecord(r, true))
+  const missing = records.filter(r => r.bytes == null).map(r => r.id as string)
+  const found = new Map<string, Uint8Array>()
+  for (const part of chunks(missing, 1, d.maxParams - 1)) {
+    const rows = await sql.all(`SELECT seq, id, payload, payload_crc FROM ${log} WHERE conv = ? AND payload_crc IS NOT NULL AND id IN (${part.map(() => '?').join(', ')}) ORDER BY seq`, [conv, ...part])
+    for (const r of rows) {
+      const id = String(r.id)
+      if (!found.has(id)) found.set(id, verifiedBytes({ table: 'log', seq: num(r.seq), id }, id, r.payload, r.payload_crc))
+    }
+  }
+  for (const r of records) {
+    const b = found.get(r.id)
+    if (b != null) { r.bytes = b; r.hasBytes = true }
+  }
+  return records
+}
+
+// ---------------------------------------------------------------------------------------
+// Checksum verification at open
+
+const QUICK_INBOX_ROWS = 100_000
+const QUICK_LOG_NEWEST = 1_000
+const QUICK_LOG_SAMPLES = 64
+const PAGE = 1_000
+
+/**
+ * Checks stored payloads against their checksums: in `quick` mode every inbox payload (at
+ * most 100 000, newest first) and a sample of the log; in `full` mode everything.
+ * Throws `StoreCorruptError` at the first mismatch.
+ */
+export async function verifyStored (sql: Sql, d: Dialect, mode: VerifyMode): Promise<void> {
+  if (mode === 'off') return
+  const inbox = d.table('inbox')
+  const log = d.table('log')
+  const inboxBudget = mode === 'full' ? Number.MAX_SAFE_INTEGER : QUICK_INBOX_ROWS
+  let checked = 0
+  let before = Number.MAX_SAFE_INTEGER
+  // Bounded: each turn advances `before` past a page of rows.
+  while (checked < inboxBudget) {
+    const rows = await sql.all(`SELECT rid, recipient, id, payload, crc FROM ${inbox} WHERE payload IS NOT NULL AND rid < ? ORDER BY rid DESC LIMIT ${PAGE}`, [before])
+    for (const r of rows) verifiedBytes({ table: 'inbox', recipient: String(r.recipient), id: String(r.id) }, String(r.id), r.payload, r.crc)
+    checked += rows.length
+    if (rows.length < PAGE) break
+    before = num(rows[rows.length - 1].rid)
+  }
+
+  const checkLog = (rows: Row[]): void => {
+    for (const r of rows) verifiedBytes({ table: 'log', seq: num(r.seq), id: String(r.id) }, String(r.id), r.payload, r.payload_crc)
+  }
+  const cols = `seq, id, payload, payload_crc FROM ${log} WHERE payload_crc IS NOT NULL`
+  if (mode === 'full') {
+    let after = -1
+    // Bounded: each turn advances `after` past a page of rows.
+    while (true) {
+      const rows = await sql.all(`SELECT ${cols} AND seq > ? ORDER BY seq LIMIT ${PAGE}`, [after])
+      checkLog(rows)
+      if (rows.length < PAGE) break
+      after = num(rows[rows.length - 1].seq)
+    }
+    return
+  }
+  checkLog(await sql.all(`SELECT ${cols} ORDER BY seq DESC LIMIT ${QUICK_LOG_NEWEST}`))
+  const range = await sql.all(`SELECT MIN(seq) AS lo, MAX(seq) AS hi FROM ${log}`)
+  const lo = num(range[0]?.lo)
+  const hi = num(range[0]?.hi)
+  if (hi - lo <= QUICK_LOG_NEWEST) return
+  for (let i = 0; i < QUICK_LOG_SAMPLES; i++) {
+    const at = lo + Math.floor(Math.random() * (hi - lo))
+    checkLog(await sql.all(`SELECT ${cols} AND seq >= ? AND seq < ? ORDER BY seq LIMIT 1`, [at, at + PAGE]))
+  }
+}

@@ -1,0 +1,204 @@
+/**
+ * Input checks for everything written to the store (pure). Each `normalizeX` returns the
+ * value in the shape the backends store, or throws `InvalidArgumentError` naming the field:
+ * a malformed input is refused before it joins a batch, so it can never fail someone else's
+ * transaction.
+ */
+import { crc32 } from 'node:zlib'
+import { InvalidArgumentError } from '../core/errors.ts'
+import { FIELD_LIMITS } from './config.ts'
+import { LOG_EVENTS, LOG_STATUSES, type InboxEntryInit, type LogEvent, type LogRecordInit, type LogStatus, type StatusPatch } from './types.ts'
+
+// Control characters are refused in ids: '\n' separates the parts of quota keys.
+const CONTROL_RE = /[\u0000-\u001f\u007f]/
+
+function fail (field: string, problem: string): never {
+  throw new InvalidArgumentError(`${field} ${problem}`, { details: { field } })
+}
+
+export function checkId (field: string, v: unknown, max: number = FIELD_LIMITS.maxIdLength): string {
+  if (typeof v !== 'string' || v.length === 0) fail(field, 'must be a non-empty string')
+  if (v.length > max) fail(field, `longer than ${max} characters`)
+  if (CONTROL_RE.test(v)) fail(field, 'contains control characters')
+  return v
+}
+
+function optId (field: string, v: unknown, max?: number): string | null {
+  return v === undefined ? null : checkId(field, v, max)
+}
+
+export function checkTime (field: string, v: unknown): number {
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) fail(field, 'must be an integer ≥ 0 (ms since the epoch)')
+  return v
+}
+
+function optTime (field: string, v: unknown): number | null {
+  return v === undefined ? null : checkTime(field, v)
+}
+
+function checkBytes (field: string, v: unknown, allowEmpty: boolean): Uint8Array {
+  if (!(v instanceof Uint8Array)) fail(field, 'must be a Uint8Array')
+  if (!allowEmpty && v.length === 0) fail(field, 'must not be empty')
+  if (v.length > FIELD_LIMITS.maxPayloadBytes) fail(field, `larger than ${FIELD_LIMITS.maxPayloadBytes} bytes`)
+  return v
+}
+
+function checkKeys (what: string, obj: unknown, allowed: readonly string[]): Record<string, unknown> {
+  if (obj == null || typeof obj !== 'object' || Array.isArray(obj)) throw new InvalidArgumentError(`${what} must be an object`)
+  for (const k of Object.keys(obj)) if (!allowed.includes(k)) fail(`${what}.${k}`, 'is not a known field')
+  return obj as Record<string, unknown>
+}
+
+/**
+ * Checksum of a stored payload: CRC-32 over the message id, a zero byte and the bytes, so a
+ * payload that ends up under the wrong id fails as surely as a flipped bit.
+ */
+export function payloadChecksum (id: string, bytes: Uint8Array): number {
+  return crc32(bytes, crc32(`${id}\u0000`))
+}
+
+/** Copies into a plain Uint8Array (drivers hand out Buffers or views of shared memory). */
+export function plainBytes (b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(b.length)
+  out.set(b)
+  return out
+}
+
+export interface NormalizedEntry {
+  recipient: string
+  id: string
+  sender: string
+  bytes: Uint8Array
+  size: number
+  priority: number
+  expiresAt: number
+  senderSeq: number | null
+  replica: boolean
+  home: string | null
+  crc: number
+}
+
+const ENTRY_FIELDS = ['recipient', 'id', 'sender', 'bytes', 'expiresAt', 'priority', 'senderSeq', 'replica', 'home'] as const
+
+export function normalizeEntry (input: InboxEntryInit): NormalizedEntry {
+  const e = checkKeys('entry', input, ENTRY_FIELDS)
+  const recipient = checkId('entry.recipient', e.recipient)
+  const id = checkId('entry.id', e.id)
+  const sender = checkId('entry.sender', e.sender)
+  // A copy: the write happens later, in a batch, and the caller may reuse its buffer meanwhile.
+  const bytes = plainBytes(checkBytes('entry.bytes', e.bytes, false))
+  const expiresAt = checkTime('entry.expiresAt', e.expiresAt)
+  const priority = e.priority ?? 1
+  if (typeof priority !== 'number' || !Number.isInteger(priority) || priority < 0 || priority > 3) fail('entry.priority', 'must be 0 … 3')
+  const senderSeq = e.senderSeq === undefined ? null : checkTime('entry.senderSeq', e.senderSeq)
+  const replica = e.replica ?? false
+  if (typeof replica !== 'boolean') fail('entry.replica', 'must be a boolean')
+  const home = optId('entry.home', e.home)
+  return { recipient, id, sender, bytes, size: bytes.length, priority, expiresAt, senderSeq, replica, home, crc: payloadChecksum(id, bytes) }
+}
+
+export function checkIdList (field: string, v: unknown, max: number): string[] {
+  if (!Array.isArray(v)) fail(field, 'must be an array')
+  if (v.length > max) fail(field, `has more than ${max} entries`)
+  return v.map((x, i) => checkId(`${field}[${i}]`, x))
+}
+
+export function isLogEvent (v: unknown): v is LogEvent {
+  return typeof v === 'string' && (LOG_EVENTS as readonly string[]).includes(v)
+}
+
+export function isLogStatus (v: unknown): v is LogStatus {
+  return typeof v === 'string' && (LOG_STATUSES as readonly string[]).includes(v)
+}
+
+export interface NormalizedLogRecord {
+  id: string
+  event: LogEvent
+  status: LogStatus
+  from: string | null
+  to: string[]
+  topic: string | null
+  schema: string | null
+  proto: string | null
+  conv: string | null
+  type: string | null
+  size: number
+  reason: string | null
+  originTs: number | null
+  receivedTs: number
+  ackedTs: number | null
+  peer: string | null
+  bytes: Uint8Array | null
+  crc: number | null
+}
+
+const RECORD_FIELDS = ['id', 'event', 'status', 'from', 'to', 'topic', 'schema', 'proto', 'conv', 'type', 'size', 'reason', 'originTs', 'receivedTs', 'ackedTs', 'peer', 'bytes'] as const
+
+function optReason (field: string, v: unknown): string | null {
+  if (v === undefined) return null
+  if (typeof v !== 'string') fail(field, 'must be a string')
+  return v.slice(0, FIELD_LIMITS.maxReasonLength)
+}
+
+export function normalizeLogRecord (input: LogRecordInit, now: number, index: number): NormalizedLogRecord {
+  const w = `records[${index}]`
+  const r = checkKeys(w, input, RECORD_FIELDS)
+  const id = checkId(`${w}.id`, r.id)
+  if (!isLogEvent(r.event)) fail(`${w}.event`, `must be one of ${LOG_EVENTS.join(', ')}`)
+  const status = r.status ?? (r.event === 'rejected' ? 'rejected' : 'ok')
+  if (!isLogStatus(status)) fail(`${w}.status`, `must be one of ${LOG_STATUSES.join(', ')}`)
+  const to = r.to === undefined ? [] : checkIdList(`${w}.to`, r.to, FIELD_LIMITS.maxRecipients)
+  const bytes = r.bytes === undefined ? null : plainBytes(checkBytes(`${w}.bytes`, r.bytes, true))
+  let size: number
+  if (r.size === undefined) {
+    if (bytes == null) fail(`${w}.size`, 'is required when bytes are not given')
+    size = bytes.length
+  } else {
+    if (typeof r.size !== 'number' || !Number.isSafeInteger(r.size) || r.size < 0) fail(`${w}.size`, 'must be an integer ≥ 0')
+    size = r.size
+    if (bytes != null && bytes.length !== size) fail(`${w}.size`, `is ${size} but bytes has ${bytes.length}`)
+  }
+  return {
+    id,
+    event: r.event,
+    status,
+    from: optId(`${w}.from`, r.from),
+    to,
+    topic: optId(`${w}.topic`, r.topic, FIELD_LIMITS.maxTopicLength),
+    schema: optId(`${w}.schema`, r.schema),
+    proto: optId(`${w}.proto`, r.proto),
+    conv: optId(`${w}.conv`, r.conv),
+    type: optId(`${w}.type`, r.type),
+    size,
+    reason: optReason(`${w}.reason`, r.reason),
+    originTs: optTime(`${w}.originTs`, r.originTs),
+    receivedTs: r.receivedTs === undefined ? now : checkTime(`${w}.receivedTs`, r.receivedTs),
+    ackedTs: optTime(`${w}.ackedTs`, r.ackedTs),
+    peer: optId(`${w}.peer`, r.peer),
+    bytes,
+    crc: bytes == null ? null : payloadChecksum(id, bytes)
+  }
+}
+
+export interface NormalizedPatch {
+  status: LogStatus | null
+  ackedTs: number | null
+  reason: string | null
+}
+
+export function normalizePatch (input: StatusPatch): NormalizedPatch {
+  const p = checkKeys('patch', input, ['status', 'ackedTs', 'reason'])
+  if (p.status !== undefined && !isLogStatus(p.status)) fail('patch.status', `must be one of ${LOG_STATUSES.join(', ')}`)
+  const out = { status: (p.status as LogStatus | undefined) ?? null, ackedTs: optTime('patch.ackedTs', p.ackedTs), reason: optReason('patch.reason', p.reason) }
+  if (out.status == null && out.ackedTs == null && out.reason == null) throw new InvalidArgumentError('patch changes nothing')
+  return out
+}
+
+/** A paging limit: undefined → default; otherwise an integer in 1 … max. */
+export function pageLimit (field: string, v: unknown, bounds: { default: number, max: number }, ErrorClass: new (message: string, options?: { details?: Record<string, unknown> }) => Error = InvalidArgumentError): number {
+  if (v === undefined) return bounds.default
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > bounds.max) {
+    throw new ErrorClass(`${field} must be an integer in 1 … ${bounds.max}`, { details: { field } })
+  }
+  return v
+}

@@ -1,0 +1,750 @@
+/**
+ * The behavioural suite every `MessageStore` backend must pass. A backend's test file calls
+ * `storeCompliance(name, harness)`; the harness hands out fresh, isolated locations (a temp
+ * file, a PostgreSQL schema) and raw SQL access to them for the tampering tests.
+ */
+import { describe, test, before, after } from 'node:test'
+import assert from 'node:assert/strict'
+import { topicMatches } from '../../src/core/topics.ts'
+import type { AgentId, MessageId } from '../../src/core/ids.ts'
+import {
+  QuotaExceededError, StoreClosedError, StoreVersionError,
+  type CommonStoreConfig, type InboxEntryInit, type LogRecordInit, type MessageStore, type QuotaKind
+} from '../../src/store/index.ts'
+
+export interface StoreLocation {
+  /** A new store instance (not open) on this location. */
+  create: (overrides?: CommonStoreConfig) => MessageStore
+  /** Runs SQL directly on the location; `table(name)` qualifies a table name. */
+  raw: (sql: string, params?: unknown[]) => Promise<Array<Record<string, unknown>>>
+  table: (name: string) => string
+  /** Closes every store created here and removes the location. */
+  dispose: () => Promise<void>
+}
+
+export interface StoreHarness {
+  fresh: () => Promise<StoreLocation>
+  /** Called once after the suite. */
+  teardown?: () => Promise<void>
+}
+
+export const A = (s: string): AgentId => `did:key:z${s}` as AgentId
+export const M = (s: string): MessageId => s as MessageId
+
+const ALICE = A('Alice')
+const BOB = A('Bob')
+const CAROL = A('Carol')
+const DAVE = A('Dave')
+const HOUR = 3_600_000
+
+export function payload (id: string, size: number): Uint8Array {
+  const b = new Uint8Array(size)
+  for (let i = 0; i < size; i++) b[i] = (id.charCodeAt(i % id.length) + i) & 0xff
+  return b
+}
+
+export function entry (id: string, o: Partial<InboxEntryInit> & { size?: number } = {}): InboxEntryInit {
+  const { size, ...rest } = o
+  return { recipient: BOB, id: M(id), sender: ALICE, bytes: payload(id, size ?? 32), expiresAt: Date.now() + HOUR, ...rest }
+}
+
+/** A clock the test moves by hand. */
+export function manualClock (start = Date.now()): { now: () => number, set: (t: number) => void, advance: (ms: number) => void } {
+  let t = start
+  return { now: () => t, set: (v) => { t = v }, advance: (ms) => { t += ms } }
+}
+
+async function rejectsWith (p: Promise<unknown>, code: string, check?: (err: any) => void): Promise<void> {
+  await assert.rejects(p, (err: any) => {
+    assert.equal(err?.code, code, `expected ${code}, got ${err?.code}: ${err?.message}`)
+    check?.(err)
+    return true
+  })
+}
+
+async function allPending (store: MessageStore, recipient: AgentId): Promise<string[]> {
+  const ids: string[] = []
+  let cursor: string | undefined
+  for (let i = 0; i < 1000; i++) {
+    const page = await store.pending(recipient, { limit: 7, afterCursor: cursor })
+    ids.push(...page.entries.map(e => e.id))
+    cursor = page.cursor
+    if (!page.more) break
+  }
+  return ids
+}
+
+export function storeCompliance (name: string, makeHarness: () => Promise<StoreHarness>, options: { skip?: string | false } = {}): void {
+  describe(`MessageStore compliance: ${name}`, { skip: options.skip ?? false }, () => {
+    let harness: StoreHarness
+    before(async () => { harness = await makeHarness() })
+    after(async () => { await harness?.teardown?.() })
+
+    /** Runs `fn` with an open store on a fresh location, cleaned up afterwards. */
+    async function withStore (fn: (store: MessageStore, loc: StoreLocation) => Promise<void>, overrides?: CommonStoreConfig): Promise<void> {
+      const loc = await harness.fresh()
+      try {
+        const store = loc.create(overrides)
+        await store.open()
+        await fn(store, loc)
+      } finally {
+        await loc.dispose()
+      }
+    }
+
+    describe('lifecycle', () => {
+      test('every call before open and after close rejects with StoreClosedError', async () => {
+        const loc = await harness.fresh()
+        try {
+          const store = loc.create()
+          const calls = (s: MessageStore): Array<() => Promise<unknown>> => [
+            async () => await s.enqueue(entry('x')),
+            async () => await s.pending(BOB),
+            async () => await s.ack(BOB, [M('x')]),
+            async () => await s.expire(),
+            async () => await s.stats(),
+            async () => await s.markProcessed(BOB, M('x'), Date.now() + HOUR),
+            async () => await s.isProcessed(BOB, M('x')),
+            async () => await s.log([{ id: M('x'), event: 'sent', size: 1 }]),
+            async () => await s.updateStatus(M('x'), { status: 'acked' }),
+            async () => await s.query({}),
+            async () => await s.conversation('c'),
+            async () => await s.retain({ maxAgeMs: 1 })
+          ]
+          for (const call of calls(store)) await rejectsWith(call(), 'StoreClosedError')
+          assert.throws(() => store.info(), StoreClosedError)
+          await store.open()
+          await store.open() // idempotent
+          assert.equal(store.info().schemaVersion, 1)
+          assert.ok(['power-loss', 'process-crash'].includes(store.info().durability))
+          await store.close()
+          await store.close() // idempotent
+          for (const call of calls(store)) await rejectsWith(call(), 'StoreClosedError')
+          await rejectsWith(store.open(), 'StoreClosedError')
+        } finally {
+          await loc.dispose()
+        }
+      })
+
+      test('close finishes the writes already accepted', async () => {
+        const loc = await harness.fresh()
+        try {
+          const store = loc.create()
+          await store.open()
+          const writes = Array.from({ length: 50 }, async (_, i) => await store.enqueue(entry(`c${i}`)))
+          await store.close()
+          assert.deepEqual((await Promise.all(writes)).map(r => r.status), new Array(50).fill('stored'))
+          const again = loc.create()
+          await again.open()
+          assert.equal((await again.stats(BOB)).inbox.count, 50)
+          await again.close()
+        } finally {
+          await loc.dispose()
+        }
+      })
+
+      test('Symbol.asyncDispose closes the store', async () => {
+        const loc = await harness.fresh()
+        try {
+          const store = loc.create()
+          await store.open()
+          await store[Symbol.asyncDispose]()
+          await rejectsWith(store.stats(), 'StoreClosedError')
+        } finally {
+          await loc.dispose()
+        }
+      })
+    })
+
+    describe('inbox', () => {
+      test('an enqueue is durable when it resolves: another instance sees it at once, intact', async () => {
+        await withStore(async (store, loc) => {
+          const e = entry('d1', { size: 256, priority: 3, senderSeq: 7, replica: true, home: '12D3KooWHome' })
+          assert.deepEqual(await store.enqueue(e), { status: 'stored' })
+          const other = loc.create()
+          await other.open()
+          const { entries } = await other.pending(BOB)
+          assert.equal(entries.length, 1)
+          const got = entries[0]
+          assert.deepEqual(got.bytes, e.bytes)
+          assert.equal(got.size, 256)
+          assert.equal(got.id, 'd1')
+          assert.equal(got.sender, ALICE)
+          assert.equal(got.recipient, BOB)
+          assert.equal(got.priority, 3)
+          assert.equal(got.senderSeq, 7)
+          assert.equal(got.replica, true)
+          assert.equal(got.home, '12D3KooWHome')
+          assert.equal(got.expiresAt, e.expiresAt)
+          assert.ok(got.enqueuedAt > 0)
+          await other.close()
+          // And after the writer closes and a fresh instance opens.
+          await store.close()
+          const third = loc.create()
+          await third.open()
+          assert.deepEqual((await third.pending(BOB)).entries.map(x => x.id), ['d1'])
+          await third.close()
+        })
+      })
+
+      test('enqueue is idempotent on (recipient, id), also within one batch and after ack', async () => {
+        await withStore(async (store) => {
+          assert.deepEqual(await store.enqueue(entry('i1')), { status: 'stored' })
+          assert.deepEqual(await store.enqueue(entry('i1')), { status: 'duplicate' })
+          const same = await Promise.all([store.enqueue(entry('i2')), store.enqueue(entry('i2')), store.enqueue(entry('i2'))])
+          assert.deepEqual(same.map(r => r.status).sort(), ['duplicate', 'duplicate', 'stored'])
+          // Same id for another recipient is another entry.
+          assert.deepEqual(await store.enqueue(entry('i1', { recipient: CAROL })), { status: 'stored' })
+          assert.deepEqual(await allPending(store, BOB), ['i1', 'i2'])
+          await store.ack(BOB, [M('i1')])
+          // A retransmission of an acknowledged message is still a duplicate until it expires.
+          assert.deepEqual(await store.enqueue(entry('i1')), { status: 'duplicate' })
+          assert.deepEqual(await allPending(store, BOB), ['i2'])
+          assert.equal((await store.stats(BOB)).inbox.count, 1)
+        })
+      })
+
+      test('many concurrent enqueues all commit (group commit) and all are there', async () => {
+        await withStore(async (store) => {
+          const n = 600
+          const results = await Promise.all(Array.from({ length: n }, async (_, i) =>
+            await store.enqueue(entry(`g${i}`, { recipient: [BOB, CAROL, DAVE][i % 3], size: 256 }))))
+          assert.ok(results.every(r => r.status === 'stored'))
+          const s = await store.stats()
+          assert.deepEqual(s.inbox, { count: n, bytes: n * 256 })
+          assert.equal((await allPending(store, CAROL)).length, n / 3)
+        }, { quota: { inboxCount: 1000, senderCount: 1000 } })
+      })
+
+      const quotaCases: Array<{ quota: QuotaKind, limits: CommonStoreConfig['quota'], fill: (i: number) => Partial<InboxEntryInit> & { size?: number }, next: Partial<InboxEntryInit> & { size?: number }, limit: number, current: number }> = [
+        { quota: 'inbox-count', limits: { inboxCount: 3 }, fill: i => ({ sender: [ALICE, CAROL, DAVE][i] }), next: { sender: A('Eve') }, limit: 3, current: 3 },
+        { quota: 'inbox-bytes', limits: { inboxBytes: 100 }, fill: i => ({ sender: [ALICE, CAROL][i], size: 50 }), next: { sender: DAVE, size: 1 }, limit: 100, current: 100 },
+        { quota: 'sender-count', limits: { senderCount: 2 }, fill: () => ({}), next: {}, limit: 2, current: 2 },
+        { quota: 'sender-bytes', limits: { senderBytes: 90 }, fill: () => ({ size: 40 }), next: { size: 11 }, limit: 90, current: 80 },
+        { quota: 'sender-total-count', limits: { senderTotalCount: 2 }, fill: i => ({ recipient: [BOB, CAROL][i] }), next: { recipient: DAVE }, limit: 2, current: 2 },
+        { quota: 'sender-total-bytes', limits: { senderTotalBytes: 64 }, fill: i => ({ recipient: [BOB, CAROL][i], size: 32 }), next: { recipient: DAVE, size: 1 }, limit: 64, current: 64 }
+      ]
+      for (const c of quotaCases) {
+        test(`quota ${c.quota}: rejected with QuotaExceededError and nothing written`, async () => {
+          await withStore(async (store) => {
+            const fills = c.limits != null && 'inboxCount' in c.limits ? 3 : 2
+            for (let i = 0; i < fills; i++) assert.equal((await store.enqueue(entry(`q${i}`, c.fill(i)))).status, 'stored')
+            const before = await store.stats()
+            const pendingBefore = await Promise.all([BOB, CAROL, DAVE].map(async r => await allPending(store, r)))
+            const next = entry('qx', c.next)
+            await rejectsWith(store.enqueue(next), 'QuotaExceededError', (err: QuotaExceededError) => {
+              assert.ok(err instanceof QuotaExceededError)
+              assert.equal(err.quota, c.quota)
+              assert.equal(err.limit, c.limit)
+              assert.equal(err.current, c.current)
+              assert.equal(err.details?.recipient, next.recipient)
+              assert.equal(err.details?.sender, next.sender)
+            })
+            assert.deepEqual(await store.stats(), before)
+            assert.deepEqual(await Promise.all([BOB, CAROL, DAVE].map(async r => await allPending(store, r))), pendingBefore)
+            // Not remembered either: with the quota lifted for this call, it is stored (not a duplicate).
+            assert.deepEqual(await store.enqueue(next, { quota: { [quotaField(c.quota)]: Infinity } }), { status: 'stored' })
+          }, { quota: c.limits })
+        })
+      }
+
+      test('quotas hold within one batch, and ack frees quota', async () => {
+        await withStore(async (store) => {
+          const results = await Promise.allSettled(Array.from({ length: 10 }, async (_, i) => await store.enqueue(entry(`b${i}`))))
+          assert.equal(results.filter(r => r.status === 'fulfilled').length, 4)
+          assert.ok(results.filter(r => r.status === 'rejected').every(r => (r as PromiseRejectedResult).reason instanceof QuotaExceededError))
+          assert.equal((await store.stats(BOB)).inbox.count, 4)
+          await rejectsWith(store.enqueue(entry('b-late')), 'QuotaExceededError')
+          const acked = await store.ack(BOB, (await store.pending(BOB)).entries.slice(0, 2).map(e => e.id))
+          assert.equal(acked.acked.length, 2)
+          assert.equal((await store.enqueue(entry('b-late'))).status, 'stored')
+          assert.equal((await store.stats(BOB)).inbox.count, 3)
+        }, { quota: { senderCount: 4 } })
+      })
+
+      test('delivery order: enqueue order, per-sender sequence numbers respected', async () => {
+        await withStore(async (store) => {
+          await store.enqueue(entry('a3', { senderSeq: 3 }))
+          await store.enqueue(entry('c1', { sender: CAROL }))
+          await store.enqueue(entry('a5', { senderSeq: 5 }))
+          await store.enqueue(entry('c2', { sender: CAROL }))
+          // A late lower sequence number moves ahead of that sender's higher ones only.
+          await store.enqueue(entry('a1', { senderSeq: 1 }))
+          assert.deepEqual(await allPending(store, BOB), ['a1', 'c1', 'a3', 'c2', 'a5'])
+          // Out of order within one batch, interleaved with another sender.
+          await Promise.all([
+            store.enqueue(entry('a9', { senderSeq: 9 })),
+            store.enqueue(entry('c3', { sender: CAROL })),
+            store.enqueue(entry('a7', { senderSeq: 7 })),
+            store.enqueue(entry('a8', { senderSeq: 8 })),
+            store.enqueue(entry('a4', { senderSeq: 4 }))
+          ])
+          const order = await allPending(store, BOB)
+          const alice = order.filter(id => id.startsWith('a'))
+          assert.deepEqual(alice, ['a1', 'a3', 'a4', 'a5', 'a7', 'a8', 'a9'])
+          assert.deepEqual(order.filter(id => id.startsWith('c')), ['c1', 'c2', 'c3'])
+          // Carol's entries kept their slots.
+          assert.deepEqual(order.slice(0, 4), ['a1', 'c1', 'a3', 'c2'])
+        })
+      })
+
+      test('pending pages with cursors: no duplicates or gaps, bad cursors rejected', async () => {
+        await withStore(async (store) => {
+          for (let i = 0; i < 20; i++) await store.enqueue(entry(`p${String(i).padStart(2, '0')}`))
+          const first = await store.pending(BOB, { limit: 8 })
+          assert.equal(first.entries.length, 8)
+          assert.equal(first.more, true)
+          const second = await store.pending(BOB, { limit: 8, afterCursor: first.cursor })
+          // New arrivals between pages come after the cursor.
+          await store.enqueue(entry('p20'))
+          const third = await store.pending(BOB, { limit: 8, afterCursor: second.cursor })
+          const ids = [...first.entries, ...second.entries, ...third.entries].map(e => e.id)
+          assert.deepEqual(ids, Array.from({ length: 21 }, (_, i) => `p${String(i).padStart(2, '0')}`))
+          assert.equal(third.more, false)
+          const empty = await store.pending(BOB, { afterCursor: third.cursor })
+          assert.deepEqual(empty.entries, [])
+          assert.equal(empty.cursor, third.cursor)
+          await rejectsWith(store.pending(CAROL, { afterCursor: first.cursor }), 'InvalidQueryError')
+          for (const bad of ['', 'nope', '!!!', 'Zm0xfGxvZ3xhc2N8MXxYdWt2MU9fbHRXMk4', Buffer.from('fm1|inbox|x|-1').toString('base64url')]) {
+            await rejectsWith(store.pending(BOB, { afterCursor: bad }), 'InvalidQueryError')
+          }
+          for (const limit of [0, -1, 1001, 1.5]) await rejectsWith(store.pending(BOB, { limit }), 'InvalidQueryError')
+        })
+      })
+
+      test('ack removes entries from pending and quota; unknown ids are skipped', async () => {
+        await withStore(async (store) => {
+          for (const id of ['k1', 'k2', 'k3']) await store.enqueue(entry(id, { size: 10 }))
+          assert.deepEqual(await store.ack(BOB, [M('k3'), M('nope'), M('k1'), M('k1')]), { acked: ['k3', 'k1'] })
+          assert.deepEqual(await allPending(store, BOB), ['k2'])
+          assert.deepEqual((await store.stats(BOB)).inbox, { count: 1, bytes: 10 })
+          assert.deepEqual(await store.ack(BOB, [M('k1')]), { acked: [] })
+          assert.deepEqual(await store.ack(CAROL, [M('k2')]), { acked: [] })
+          assert.deepEqual(await store.ack(BOB, []), { acked: [] })
+        })
+      })
+
+      test('expiry: expired entries are not served, expire() reports them, acked ones are pruned silently', async () => {
+        const clock = manualClock(1_000_000)
+        await withStore(async (store) => {
+          await rejectsWith(store.enqueue(entry('old', { expiresAt: 999_999 })), 'MessageExpiredError')
+          await rejectsWith(store.enqueue(entry('now', { expiresAt: 1_000_000 })), 'MessageExpiredError')
+          assert.equal((await store.stats()).inbox.count, 0)
+          await store.enqueue(entry('e1', { expiresAt: 1_001_000 }))
+          await store.enqueue(entry('e2', { expiresAt: 1_002_000, sender: CAROL, replica: true, home: 'peerH' }))
+          await store.enqueue(entry('e3', { expiresAt: 1_005_000 }))
+          await store.enqueue(entry('e4', { expiresAt: 1_001_500 }))
+          await store.ack(BOB, [M('e4')])
+          await store.markProcessed(BOB, M('e4'), 1_001_500)
+          clock.set(1_002_000)
+          assert.deepEqual(await allPending(store, BOB), ['e3'])
+          const r = await store.expire()
+          assert.deepEqual(r.expired.map(e => [e.id, e.sender, e.recipient]), [['e1', ALICE, BOB], ['e2', CAROL, BOB]])
+          assert.equal(r.expired[1].replica, true)
+          assert.equal(r.expired[1].home, 'peerH')
+          assert.equal(r.expired[0].expiresAt, 1_001_000)
+          assert.equal(r.pruned, 2) // e4 (acked) and its processed mark
+          assert.equal(r.more, false)
+          assert.equal(await store.isProcessed(BOB, M('e4')), false)
+          assert.deepEqual((await store.stats(BOB)).inbox.count, 1)
+          // Pruned: e4 could now be stored again (it would be refused at ingress as expired anyway).
+          assert.deepEqual(await store.expire(), { expired: [], pruned: 0, more: false })
+          // An explicit `now`, and the limit.
+          for (let i = 0; i < 5; i++) await store.enqueue(entry(`l${i}`, { expiresAt: 1_003_000 }))
+          const part = await store.expire(1_003_000, { limit: 2 })
+          assert.equal(part.expired.length, 2)
+          assert.equal(part.more, true)
+          assert.equal((await store.expire(1_003_000)).expired.length, 3)
+          await rejectsWith(store.expire(-1), 'InvalidArgumentError')
+        }, { clock: clock.now })
+      })
+
+      test('keepDeliveredMs: an acked entry keeps its payload for a while, but is not pending', async () => {
+        const clock = manualClock(5_000_000)
+        await withStore(async (store, loc) => {
+          await store.enqueue(entry('r1', { expiresAt: 5_001_000 }))
+          await store.ack(BOB, [M('r1')])
+          assert.deepEqual(await allPending(store, BOB), [])
+          const rows = await loc.raw(`SELECT payload FROM ${loc.table('inbox')} WHERE id = 'r1'`)
+          assert.equal(rows.length, 1)
+          assert.ok(rows[0].payload != null)
+          clock.set(5_002_000)
+          assert.equal((await store.expire()).pruned, 0) // expired, but kept for keepDeliveredMs
+          clock.set(5_010_000)
+          assert.equal((await store.expire()).pruned, 1)
+        }, { clock: clock.now, keepDeliveredMs: 10_000 })
+      })
+
+      test('malformed entries are refused with InvalidArgumentError and nothing written', async () => {
+        await withStore(async (store) => {
+          const bad: unknown[] = [
+            { ...entry('x'), recipient: '' }, { ...entry('x'), id: 7 }, { ...entry('x'), sender: 'a\nb' },
+            { ...entry('x'), bytes: 'abc' }, { ...entry('x'), bytes: new Uint8Array(0) }, { ...entry('x'), bytes: new Uint8Array(1024 * 1024 + 1) },
+            { ...entry('x'), expiresAt: 1.5 }, { ...entry('x'), priority: 4 }, { ...entry('x'), senderSeq: -1 },
+            { ...entry('x'), replica: 'yes' }, { ...entry('x'), extra: 1 }, null
+          ]
+          for (const b of bad) await rejectsWith(store.enqueue(b as InboxEntryInit), 'InvalidArgumentError')
+          await rejectsWith(store.enqueue(entry('x'), { quota: { inboxCount: -1 } }), 'InvalidArgumentError')
+          await rejectsWith(store.enqueue(entry('x'), { quota: { nope: 1 } as never }), 'InvalidArgumentError')
+          await rejectsWith(store.ack(BOB, 'x' as never), 'InvalidArgumentError')
+          assert.equal((await store.stats()).inbox.count, 0)
+        })
+      })
+
+      test('an aborted signal writes nothing', async () => {
+        await withStore(async (store) => {
+          await rejectsWith(store.enqueue(entry('ab'), { signal: AbortSignal.abort() }), 'AbortError')
+          // Aborted while queued, before its batch started.
+          const ctl = new AbortController()
+          const p = store.enqueue(entry('ab2'), { signal: ctl.signal })
+          ctl.abort()
+          await rejectsWith(p, 'AbortError')
+          await rejectsWith(store.pending(BOB, { signal: AbortSignal.abort() }), 'AbortError')
+          assert.equal((await store.stats()).inbox.count, 0)
+          assert.equal((await store.enqueue(entry('ab2'))).status, 'stored')
+        })
+      })
+
+      test('stats per recipient and overall', async () => {
+        await withStore(async (store) => {
+          await store.enqueue(entry('s1', { size: 10 }))
+          await store.enqueue(entry('s2', { size: 20, recipient: CAROL }))
+          await store.markProcessed(BOB, M('s0'), Date.now() + HOUR)
+          await store.log([{ id: M('s1'), event: 'stored', size: 10, bytes: payload('s1', 10) }])
+          assert.deepEqual(await store.stats(BOB), { inbox: { count: 1, bytes: 10 }, log: { count: 1, bytes: 256 + 10 }, processed: 1 })
+          assert.deepEqual((await store.stats()).inbox, { count: 2, bytes: 30 })
+          assert.deepEqual((await store.stats(DAVE)).inbox, { count: 0, bytes: 0 })
+        })
+      })
+    })
+
+    describe('processed marks', () => {
+      test('markProcessed / isProcessed, durable across reopen', async () => {
+        await withStore(async (store, loc) => {
+          assert.equal(await store.isProcessed(BOB, M('m1')), false)
+          assert.equal(await store.markProcessed(BOB, M('m1'), Date.now() + HOUR), true)
+          assert.equal(await store.markProcessed(BOB, M('m1'), Date.now() + HOUR), false)
+          const both = await Promise.all([store.markProcessed(BOB, M('m2'), Date.now() + HOUR), store.markProcessed(BOB, M('m2'), Date.now() + HOUR)])
+          assert.deepEqual(both.sort(), [false, true])
+          assert.equal(await store.isProcessed(BOB, M('m1')), true)
+          assert.equal(await store.isProcessed(CAROL, M('m1')), false)
+          await store.close()
+          const again = loc.create()
+          await again.open()
+          assert.equal(await again.isProcessed(BOB, M('m1')), true)
+          assert.equal(await again.isProcessed(BOB, M('m2')), true)
+          await again.close()
+        })
+      })
+    })
+
+    describe('message log', () => {
+      const T0 = 1_700_000_000_000
+      const records: LogRecordInit[] = [
+        { id: M('L1'), event: 'sent', from: ALICE, to: [BOB], topic: 'sensors/room1/temp', conv: 'c1', type: 'inform', size: 3, originTs: T0, receivedTs: T0 + 1, bytes: payload('L1', 3), schema: 'iot/temp@1.0.0', proto: 'fipa-request', peer: 'peerA' },
+        { id: M('L2'), event: 'received', from: BOB, to: [ALICE, CAROL], topic: 'sensors/room2/temp', conv: 'c1', type: 'request', size: 5, receivedTs: T0 + 2, status: 'pending' },
+        { id: M('L3'), event: 'relayed', from: CAROL, to: [DAVE], topic: 'sensors/room1/humidity', type: 'inform', size: 7, receivedTs: T0 + 3 },
+        { id: M('L4'), event: 'rejected', from: DAVE, topic: 'alerts', size: 9, receivedTs: T0 + 4, reason: 'bad-signature' },
+        { id: M('L1'), event: 'delivered', from: ALICE, to: [BOB], topic: 'sensors/room1/temp', conv: 'c1', type: 'inform', size: 3, receivedTs: T0 + 5, status: 'delivered' },
+        { id: M('L5'), event: 'stored', from: ALICE, to: [DAVE], topic: 'sensors/room1/temp/raw', conv: 'c2', type: 'inform', size: 4, receivedTs: T0 + 6, bytes: payload('L5', 4) }
+      ]
+      const ids = (page: { records: Array<{ id: string, event: string }> }): string[] => page.records.map(r => `${r.id}:${r.event}`)
+
+      test('appends are durable and come back field for field', async () => {
+        await withStore(async (store, loc) => {
+          await store.log(records)
+          const other = loc.create()
+          await other.open()
+          const page = await other.query({}, { includeBytes: true })
+          await other.close()
+          assert.equal(page.records.length, records.length)
+          const r1 = page.records[0]
+          assert.deepEqual({ ...r1, bytes: undefined }, {
+            seq: r1.seq, id: 'L1', event: 'sent', status: 'ok', from: ALICE, to: [BOB], topic: 'sensors/room1/temp', schema: 'iot/temp@1.0.0', proto: 'fipa-request',
+            conv: 'c1', type: 'inform', size: 3, originTs: T0, receivedTs: T0 + 1, peer: 'peerA', hasBytes: true, bytes: undefined
+          })
+          assert.deepEqual(r1.bytes, payload('L1', 3))
+          assert.equal(page.records[3].status, 'rejected')
+          assert.equal(page.records[3].reason, 'bad-signature')
+          assert.equal(page.records[1].hasBytes, false)
+          assert.equal(page.records[1].bytes, undefined)
+          const seqs = page.records.map(r => r.seq)
+          assert.deepEqual(seqs, [...seqs].sort((a, b) => a - b))
+          assert.equal(new Set(seqs).size, seqs.length)
+          // Without includeBytes no payload is returned.
+          assert.equal((await store.query({ id: 'L1' })).records[0].bytes, undefined)
+        })
+      })
+
+      test('every filter', async () => {
+        await withStore(async (store) => {
+          await store.log(records)
+          const q = async (f: Parameters<MessageStore['query']>[0]): Promise<string[]> => ids(await store.query(f))
+          assert.deepEqual(await q({ id: 'L1' }), ['L1:sent', 'L1:delivered'])
+          assert.deepEqual(await q({ agent: CAROL }), ['L2:received', 'L3:relayed'])
+          assert.deepEqual(await q({ agent: DAVE }), ['L3:relayed', 'L4:rejected', 'L5:stored'])
+          assert.deepEqual(await q({ topic: 'sensors/room1/temp' }), ['L1:sent', 'L1:delivered'])
+          assert.deepEqual(await q({ topic: 'sensors/*/temp' }), ['L1:sent', 'L2:received', 'L1:delivered'])
+          assert.deepEqual(await q({ topic: 'sensors/room1/#' }), ['L1:sent', 'L3:relayed', 'L1:delivered', 'L5:stored'])
+          assert.deepEqual(await q({ topic: 'sensors/#' }), ['L1:sent', 'L2:received', 'L3:relayed', 'L1:delivered', 'L5:stored'])
+          assert.deepEqual(await q({ topic: '*/room1/*' }), ['L1:sent', 'L3:relayed', 'L1:delivered'])
+          assert.deepEqual(await q({ topic: '#' }), ['L1:sent', 'L2:received', 'L3:relayed', 'L4:rejected', 'L1:delivered', 'L5:stored'])
+          assert.deepEqual(await q({ topic: '*' }), ['L4:rejected'])
+          assert.deepEqual(await q({ topic: 'alerts/#' }), [])
+          assert.deepEqual(await q({ conversation: 'c1' }), ['L1:sent', 'L2:received', 'L1:delivered'])
+          assert.deepEqual(await q({ since: T0 + 2, until: T0 + 4 }), ['L2:received', 'L3:relayed'])
+          assert.deepEqual(await q({ since: T0 + 6 }), ['L5:stored'])
+          assert.deepEqual(await q({ until: T0 + 2 }), ['L1:sent'])
+          assert.deepEqual(await q({ status: 'pending' }), ['L2:received'])
+          assert.deepEqual(await q({ status: ['delivered', 'rejected'] }), ['L4:rejected', 'L1:delivered'])
+          assert.deepEqual(await q({ type: 'request' }), ['L2:received'])
+          assert.deepEqual(await q({ event: 'relayed' }), ['L3:relayed'])
+          assert.deepEqual(await q({ event: ['sent', 'stored'] }), ['L1:sent', 'L5:stored'])
+          assert.deepEqual(await q({ agent: ALICE, topic: 'sensors/room1/#', event: 'stored' }), ['L5:stored'])
+          assert.deepEqual(await q({ agent: A('Nobody') }), [])
+          assert.deepEqual(ids(await store.query({ conversation: 'c1' }, { order: 'desc' })), ['L1:delivered', 'L2:received', 'L1:sent'])
+        })
+      })
+
+      test('wildcard topics match exactly as topicMatches does', async () => {
+        await withStore(async (store) => {
+          const topics = ['a', 'b', 'a/b', 'a/c', 'a/b/c', 'a/b/c/d', 'x/b/c', 'a.b/c', 'a+b/c', 'a/bc', 'ab/c', 'a/b.c', 'A/b', 'a/(b)', 'a/[b]/c', 'a/b$/c', 'a/^b']
+          await store.log(topics.map((topic, i) => ({ id: M(`w${i}`), event: 'received', topic, size: 1 })))
+          const patterns = ['#', '*', 'a', 'a/#', 'a/*', '*/b', '*/b/#', 'a/*/c', '*/*/*', 'a/b/#', 'a/+', 'a.b/*', 'a+b/#', 'a/(b)', 'a/[b]/#', 'a/b$/*', 'a/^b', '*/#', 'a/b/c/d/#']
+          for (const pattern of patterns) {
+            const got = (await store.query({ topic: pattern }, { limit: 1000 })).records.map(r => r.topic)
+            const expected = topics.filter(t => topicMatches(pattern, t))
+            assert.deepEqual(got, expected, pattern)
+          }
+        })
+      })
+
+      test('cursor pagination is stable while new records are appended', async () => {
+        await withStore(async (store) => {
+          const mk = (id: string, i: number): LogRecordInit => ({ id: M(id), event: 'received', topic: i % 2 === 0 ? 'even/x' : 'odd/x', size: 1, receivedTs: 1000 + i })
+          await store.log(Array.from({ length: 10 }, (_, i) => mk(`P${i}`, i)))
+          const everything = async (): Promise<string[]> => (await store.query({ topic: '#' }, { limit: 1000 })).records.map(r => r.id)
+          for (const order of ['asc', 'desc'] as const) {
+            const snapshot = await everything()
+            const seen: string[] = []
+            let cursor: string | undefined
+            let appended = 0
+            let appending: Promise<void> = Promise.resolve()
+            // Bounded: each page takes 3 records and 2 are appended per page.
+            for (let turn = 0; turn < 100; turn++) {
+              // The next page is read while an append is under way.
+              const [page] = await Promise.all([store.query({ topic: '#' }, { limit: 3, cursor, order }), appending])
+              seen.push(...page.records.map(r => r.id))
+              await store.log([mk(`${order}${appended}`, appended++)])
+              appending = store.log([mk(`${order}${appended}`, appended++)])
+              cursor = page.cursor
+              if (!page.more) break
+            }
+            await appending
+            assert.equal(new Set(seen).size, seen.length, `${order}: no duplicates`)
+            if (order === 'asc') {
+              // A gapless prefix of the log, which covers every record there was at the start.
+              assert.deepEqual(seen, (await everything()).slice(0, seen.length))
+              assert.ok(snapshot.every(id => seen.includes(id)))
+            } else {
+              // Exactly what there was at the first page, newest first.
+              assert.deepEqual(seen, [...snapshot].reverse())
+            }
+          }
+          // With a filter: all pages together equal the unpaged result.
+          const full = ids(await store.query({ topic: 'even/#' }, { limit: 1000 }))
+          const paged: string[] = []
+          let c: string | undefined
+          for (let i = 0; i < 100; i++) {
+            const p = await store.query({ topic: 'even/#' }, { limit: 4, cursor: c })
+            paged.push(...ids(p))
+            c = p.cursor
+            if (!p.more) break
+          }
+          assert.deepEqual(paged, full)
+        })
+      })
+
+      test('a page scans a bounded stretch of the log: short pages with more=true, still no gaps', async () => {
+        await withStore(async (store, loc) => {
+          await store.log([{ id: M('G1'), event: 'sent', topic: 'rare/x', size: 1 }, { id: M('F1'), event: 'sent', topic: 'common', size: 1 }])
+          // Leave 250 000 positions between the two halves, more than one page may scan.
+          await loc.raw(`UPDATE ${loc.table('counters')} SET value = value + 250000 WHERE name = 'log_seq'`)
+          await store.log([{ id: M('G2'), event: 'sent', topic: 'rare/x', size: 1 }, { id: M('F2'), event: 'sent', topic: 'common', size: 1 }])
+          for (const order of ['asc', 'desc'] as const) {
+            const seen: string[] = []
+            const sizes: number[] = []
+            let cursor: string | undefined
+            for (let i = 0; i < 20; i++) {
+              const page = await store.query({ topic: 'rare/#' }, { limit: 10, cursor, order })
+              seen.push(...page.records.map(r => r.id))
+              sizes.push(page.records.length)
+              cursor = page.cursor
+              if (!page.more) break
+            }
+            assert.deepEqual(seen, order === 'asc' ? ['G1', 'G2'] : ['G2', 'G1'])
+            assert.ok(sizes.length > 2, `${order}: the scan stopped early at least once (${sizes.join(',')})`)
+          }
+        })
+      })
+
+      test('malformed filters, options and cursors: InvalidQueryError, nothing changed', async () => {
+        await withStore(async (store) => {
+          await store.log(records)
+          const before = await store.stats()
+          const good = await store.query({ topic: 'sensors/#' }, { limit: 2 })
+          const badFilters: unknown[] = [
+            null, 'x', [], { nope: 1 }, { topic: 'a/#/b' }, { topic: '' }, { topic: 'a//b' }, { topic: 7 }, { since: -1 }, { since: 1.5 },
+            { since: 10, until: 5 }, { status: 'weird' }, { status: [] }, { status: ['ok', 'weird'] }, { event: 'eaten' }, { agent: '' },
+            { id: 5 }, { conversation: 'x'.repeat(300) }, { type: null }
+          ]
+          for (const f of badFilters) await rejectsWith(store.query(f as never), 'InvalidQueryError')
+          const badOptions: unknown[] = [
+            { limit: 0 }, { limit: 1001 }, { limit: 2.5 }, { limit: '10' }, { order: 'sideways' }, { includeBytes: 'yes' },
+            { cursor: '' }, { cursor: 'garbage!' }, { cursor: 'Zm0x' }, { cursor: Buffer.from('fm1|log|asc|abc|x').toString('base64url') },
+            { cursor: Buffer.from('fm1|log|asc|9007199254740993|x').toString('base64url') }
+          ]
+          for (const o of badOptions) await rejectsWith(store.query({ topic: 'sensors/#' }, o as never), 'InvalidQueryError')
+          // A cursor from another filter or order, or an inbox cursor.
+          await rejectsWith(store.query({ topic: 'alerts' }, { cursor: good.cursor }), 'InvalidQueryError')
+          await rejectsWith(store.query({ topic: 'sensors/#' }, { cursor: good.cursor, order: 'desc' }), 'InvalidQueryError')
+          await store.enqueue(entry('ic'))
+          const inboxCursor = (await store.pending(BOB)).cursor
+          await rejectsWith(store.query({}, { cursor: inboxCursor }), 'InvalidQueryError')
+          await rejectsWith(store.conversation(''), 'InvalidQueryError')
+          await rejectsWith(store.conversation('c1', { limit: 0 }), 'InvalidQueryError')
+          const after = await store.stats()
+          assert.deepEqual(after.log, before.log)
+          // The good cursor still works.
+          assert.deepEqual(ids(await store.query({ topic: 'sensors/#' }, { cursor: good.cursor, limit: 100 })), ['L3:relayed', 'L1:delivered', 'L5:stored'])
+        })
+      })
+
+      test('malformed records are refused and nothing of the call is written', async () => {
+        await withStore(async (store) => {
+          const bad: unknown[] = [
+            { id: M('x'), event: 'eaten', size: 1 }, { id: '', event: 'sent', size: 1 }, { id: M('x'), event: 'sent' },
+            { id: M('x'), event: 'sent', size: -1 }, { id: M('x'), event: 'sent', status: 'weird', size: 1 }, { id: M('x'), event: 'sent', to: 'bob', size: 1 },
+            { id: M('x'), event: 'sent', bytes: new Uint8Array(3), size: 4 }, { id: M('x'), event: 'sent', size: 1, extra: true }
+          ]
+          for (const b of bad) await rejectsWith(store.log([{ id: M('ok'), event: 'sent', size: 1 }, b as LogRecordInit]), 'InvalidArgumentError')
+          await rejectsWith(store.log('x' as never), 'InvalidArgumentError')
+          assert.equal((await store.stats()).log.count, 0)
+          assert.deepEqual((await store.query({})).records, [])
+        })
+      })
+
+      test('updateStatus sets status, acked time and reason, per message or per event', async () => {
+        await withStore(async (store) => {
+          await store.log(records)
+          assert.equal(await store.updateStatus(M('L1'), { status: 'acked', ackedTs: T0 + 50 }), 2)
+          assert.deepEqual((await store.query({ id: 'L1' })).records.map(r => [r.status, r.ackedTs]), [['acked', T0 + 50], ['acked', T0 + 50]])
+          assert.equal(await store.updateStatus(M('L1'), { status: 'failed', reason: 'timeout' }, { event: 'delivered' }), 1)
+          assert.deepEqual((await store.query({ id: 'L1' })).records.map(r => [r.status, r.reason]), [['acked', undefined], ['failed', 'timeout']])
+          assert.deepEqual(ids(await store.query({ status: 'failed' })), ['L1:delivered'])
+          assert.equal(await store.updateStatus(M('nope'), { status: 'acked' }), 0)
+          await rejectsWith(store.updateStatus(M('L1'), {}), 'InvalidArgumentError')
+          await rejectsWith(store.updateStatus(M('L1'), { status: 'weird' as never }), 'InvalidArgumentError')
+          await rejectsWith(store.updateStatus(M('L1'), { status: 'ok' }, { event: 'eaten' as never }), 'InvalidArgumentError')
+        })
+      })
+
+      test('conversation replay: one record per message, in log order, with its payload', async () => {
+        await withStore(async (store) => {
+          await store.log([
+            { id: M('C2'), event: 'received', conv: 'cv', from: BOB, size: 2, receivedTs: 10 },
+            { id: M('C1'), event: 'sent', conv: 'cv', from: ALICE, size: 3, receivedTs: 11, bytes: payload('C1', 3) },
+            { id: M('X1'), event: 'sent', conv: 'other', size: 1, bytes: payload('X1', 1) },
+            { id: M('C2'), event: 'stored', conv: 'cv', size: 2, receivedTs: 12, bytes: payload('C2', 2) },
+            { id: M('C3'), event: 'sent', conv: 'cv', size: 0, bytes: new Uint8Array(0) },
+            { id: M('C1'), event: 'delivered', conv: 'cv', size: 3, bytes: payload('C1', 3) }
+          ])
+          const conv = await store.conversation('cv')
+          assert.deepEqual(conv.map(r => [r.id, r.event]), [['C2', 'received'], ['C1', 'sent'], ['C3', 'sent']])
+          assert.deepEqual(conv[0].bytes, payload('C2', 2))
+          assert.deepEqual(conv[1].bytes, payload('C1', 3))
+          assert.deepEqual(conv[2].bytes, new Uint8Array(0))
+          assert.equal(conv[0].from, BOB)
+          assert.deepEqual((await store.conversation('cv', { limit: 2 })).map(r => r.id), ['C2', 'C1'])
+          assert.deepEqual(await store.conversation('none'), [])
+        })
+      })
+
+      test('retention by age and by size deletes the oldest records', async () => {
+        await withStore(async (store) => {
+          await store.log(Array.from({ length: 20 }, (_, i) => ({ id: M(`R${i}`), event: 'received' as const, to: [BOB], size: 100, receivedTs: 1000 + i * 10, bytes: payload(`R${i}`, 100) })))
+          assert.deepEqual((await store.stats()).log, { count: 20, bytes: 20 * 356 })
+          const byAge = await store.retain({ maxAgeMs: 100 }, { now: 1150 })
+          assert.deepEqual(byAge, { deleted: 5, bytes: 5 * 356, more: false })
+          assert.equal((await store.query({}, { limit: 1 })).records[0].id, 'R5')
+          const bySize = await store.retain({ maxBytes: 10 * 356 + 100 })
+          assert.deepEqual(bySize, { deleted: 5, bytes: 5 * 356, more: false })
+          assert.deepEqual((await store.stats()).log, { count: 10, bytes: 10 * 356 })
+          assert.equal((await store.query({}, { limit: 1 })).records[0].id, 'R10')
+          // The agent filter forgets deleted records too.
+          assert.equal((await store.query({ agent: BOB }, { limit: 1000 })).records.length, 10)
+          const limited = await store.retain({ maxBytes: 0 }, { limit: 4 })
+          assert.deepEqual(limited, { deleted: 4, bytes: 4 * 356, more: true })
+          assert.deepEqual(await store.retain({ maxBytes: 0 }), { deleted: 6, bytes: 6 * 356, more: false })
+          assert.deepEqual((await store.stats()).log, { count: 0, bytes: 0 })
+          await rejectsWith(store.retain({}), 'InvalidArgumentError')
+          await rejectsWith(store.retain({ maxBytes: -1 }), 'InvalidArgumentError')
+          // Positions are never reused after deletion.
+          await store.log([{ id: M('after'), event: 'sent', size: 1 }])
+          assert.equal((await store.query({})).records[0].seq, 21)
+        })
+      })
+    })
+
+    describe('integrity', () => {
+      test('a tampered inbox payload is StoreCorruptError on read and at open', async () => {
+        await withStore(async (store, loc) => {
+          await store.enqueue(entry('t1', { size: 64 }))
+          await store.enqueue(entry('t2', { size: 64 }))
+          await loc.raw(`UPDATE ${loc.table('inbox')} SET crc = crc + 1 WHERE id = 't2'`)
+          await rejectsWith(store.pending(BOB), 'StoreCorruptError', err => { assert.equal(err.details.id, 't2') })
+          await store.close()
+          const again = loc.create()
+          await rejectsWith(again.open(), 'StoreCorruptError')
+          await rejectsWith(again.stats(), 'StoreClosedError')
+          // `verify: 'off'` opens it (for repair tools); the read still refuses the bad entry.
+          const tool = loc.create({ verify: 'off' })
+          await tool.open()
+          await rejectsWith(tool.pending(BOB), 'StoreCorruptError')
+          await tool.close()
+        })
+      })
+
+      test('a tampered log payload is StoreCorruptError in queries, replay and at open', async () => {
+        await withStore(async (store, loc) => {
+          await store.log([{ id: M('T1'), event: 'sent', conv: 'cc', size: 4, bytes: payload('T1', 4) }])
+          await loc.raw(`UPDATE ${loc.table('log')} SET payload_crc = payload_crc + 1`)
+          assert.equal((await store.query({})).records.length, 1) // metadata is still served
+          await rejectsWith(store.query({}, { includeBytes: true }), 'StoreCorruptError')
+          await rejectsWith(store.conversation('cc'), 'StoreCorruptError')
+          await store.close()
+          await rejectsWith(loc.create().open(), 'StoreCorruptError')
+        })
+      })
+
+      test('a store with a newer schema version is refused', async () => {
+        await withStore(async (store, loc) => {
+          await store.close()
+          await loc.raw(`UPDATE ${loc.table('meta')} SET value = '99' WHERE key = 'schema_version'`)
+          await rejectsWith(loc.create().open(), 'StoreVersionError', (err: StoreVersionError) => { assert.equal(err.details?.version, 99) })
+        })
+      })
+    })
+  })
+}
+
+function quotaField (q: QuotaKind): string {
+  return ({
+    'inbox-count': 'inboxCount',
+    'inbox-bytes': 'inboxBytes',
+    'sender-count': 'senderCount',
+    'sender-bytes': 'senderBytes',
+    'sender-total-count': 'senderTotalCount',
+    'sender-total-bytes': 'senderTotalBytes'
+  } as const)[q]
+}

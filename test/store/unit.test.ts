@@ -1,0 +1,213 @@
+/**
+ * Pure parts of the store, without a database: topic patterns in SQL, filters, cursors,
+ * the query builder, the enqueue planner and the group commit.
+ */
+import { test, describe } from 'node:test'
+import assert from 'node:assert/strict'
+import { topicMatches } from '../../src/core/topics.ts'
+import { patternToRegex, parseTopicFilter, prefixUpperBound, parseLogFilter, filterKey, encodeLogCursor, decodeLogCursor, encodeInboxCursor, decodeInboxCursor, buildLogQuery, parseQueryOptions, type QueryDialect } from '../../src/store/query.ts'
+import { planEnqueue, usageKeyOf, usageMapKey, heldKey, type PlanState } from '../../src/store/plan.ts'
+import { createGroupCommit } from '../../src/store/group-commit.ts'
+import { normalizeEntry, payloadChecksum } from '../../src/store/validate.ts'
+import { defaultQuota, mergeQuota } from '../../src/store/config.ts'
+import { numberPlaceholders } from '../../src/store/postgres.ts'
+import { InvalidQueryError, QuotaExceededError } from '../../src/store/errors.ts'
+import type { InboxEntryInit } from '../../src/store/types.ts'
+import type { AgentId, MessageId } from '../../src/core/ids.ts'
+
+describe('topic patterns as SQL', () => {
+  const topics = ['a', 'b', 'a/b', 'a/c', 'a/b/c', 'a/b/c/d', 'x/b/c', 'a.b/c', 'axb/c', 'a+b/c', 'aab/c', 'a/bc', 'a/(b)', 'a/[b]', 'a/b$', 'a/^b', 'a/b|c', 'a/{1}', 'a/b?', 'a\\b/c', 'é/ü']
+  const patterns = ['#', '*', 'a', 'a/#', 'a/*', '*/b', '*/#', 'a/*/c', '*/*/*', 'a.b/*', 'a+b/#', 'a/(b)', 'a/[b]', 'a/b$', 'a/^b', 'a/b|c', 'a/{1}', 'a/b?', 'a\\b/#', 'é/*', '*/*/*/#']
+
+  test('patternToRegex agrees with topicMatches', () => {
+    for (const p of patterns) {
+      const re = new RegExp(patternToRegex(p), 'u')
+      for (const t of topics) assert.equal(re.test(t), topicMatches(p, t), `${p} vs ${t}`)
+    }
+  })
+
+  test('literal prefix and its upper bound', () => {
+    assert.deepEqual(parseTopicFilter('a/b'), { pattern: 'a/b', exact: true, prefix: 'a/b' })
+    assert.deepEqual(parseTopicFilter('a/b/*/c'), { pattern: 'a/b/*/c', exact: false, prefix: 'a/b/' })
+    assert.deepEqual(parseTopicFilter('#'), { pattern: '#', exact: false, prefix: '' })
+    assert.equal(prefixUpperBound('a/b/'), 'a/b0')
+    for (const t of topics) {
+      const inRange = t >= 'a/' && t < prefixUpperBound('a/')
+      assert.equal(inRange, t.startsWith('a/'), t)
+    }
+    assert.throws(() => parseTopicFilter('a/#/b'), InvalidQueryError)
+  })
+})
+
+describe('filters and cursors', () => {
+  test('filters normalize; the fingerprint ignores key and list order', () => {
+    const a = parseLogFilter({ status: ['acked', 'ok', 'ok'], agent: 'x', since: 5 })
+    const b = parseLogFilter({ since: 5, agent: 'x', status: ['ok', 'acked'], topic: undefined })
+    assert.deepEqual(a, { agent: 'x', since: 5, status: ['acked', 'ok'] })
+    assert.equal(filterKey(a), filterKey(b))
+    assert.notEqual(filterKey(a), filterKey(parseLogFilter({ agent: 'y', since: 5, status: ['ok', 'acked'] })))
+  })
+
+  test('cursors round-trip and are bound to their filter, order and inbox', () => {
+    const c = encodeLogCursor('asc', 42, 'k1')
+    assert.match(c, /^[A-Za-z0-9_-]+$/)
+    assert.equal(decodeLogCursor(c, 'asc', 'k1'), 42)
+    assert.throws(() => decodeLogCursor(c, 'desc', 'k1'), InvalidQueryError)
+    assert.throws(() => decodeLogCursor(c, 'asc', 'k2'), InvalidQueryError)
+    const i = encodeInboxCursor('bob', 7)
+    assert.equal(decodeInboxCursor(i, 'bob'), 7)
+    assert.throws(() => decodeInboxCursor(i, 'carol'), InvalidQueryError)
+    assert.throws(() => decodeLogCursor(i, 'asc', 'k1'), InvalidQueryError)
+    for (const bad of [undefined, 5, '', 'x'.repeat(300), 'a b', Buffer.from('fm1|log|asc|01|k1').toString('base64url'), Buffer.from('fm2|log|asc|1|k1').toString('base64url')]) {
+      assert.throws(() => decodeLogCursor(bad, 'asc', 'k1'), InvalidQueryError, String(bad))
+    }
+  })
+
+  test('the query builder: conditions, parameters, one extra row', () => {
+    const d: QueryDialect = { table: n => `s.${n}`, topicMatch: (col, p) => ({ sql: `match(${col}, ?)`, value: `re:${p}` }) }
+    const f = parseLogFilter({ agent: 'bob', topic: 'a/*/c', status: ['ok', 'acked'], since: 1, until: 9 })
+    const page = parseQueryOptions(f, { limit: 10, order: 'desc', cursor: encodeLogCursor('desc', 100, filterKey(f)) })
+    const q = buildLogQuery(f, page, { from: 50, to: 100, take: 10 }, d)
+    assert.match(q.sql, /FROM s\.log l WHERE /)
+    assert.match(q.sql, /EXISTS \(SELECT 1 FROM s\.log_to t WHERE t\.agent = \? AND t\.seq = l\.seq\)/)
+    assert.match(q.sql, /l\.topic >= \? AND l\.topic < \? AND \(l\.topic IS NOT NULL AND match\(l\.topic, \?\)\)/)
+    assert.match(q.sql, /l\.seq >= \? AND l\.seq < \? ORDER BY l\.seq DESC LIMIT 11$/)
+    assert.doesNotMatch(q.sql, /l\.payload[^_]/)
+    assert.deepEqual(q.params, ['bob', 'bob', 'a/', 'a0', 're:a/*/c', 1, 9, 'acked', 'ok', 50, 100])
+    assert.equal(page.after, 100)
+    assert.equal((q.sql.match(/\?/g) ?? []).length, q.params.length)
+    assert.match(buildLogQuery(f, { ...page, includeBytes: true }, { from: 0, to: 1, take: 1 }, d).sql, /l\.payload FROM/)
+  })
+
+  test('placeholders are renumbered for PostgreSQL outside literals', () => {
+    assert.equal(numberPlaceholders("SELECT ?, '?', ? FROM t WHERE a = '' AND b = ?"), "SELECT $1, '?', $2 FROM t WHERE a = '' AND b = $3")
+  })
+})
+
+describe('enqueue planner', () => {
+  const R = 'bob'
+  const e = (id: string, o: Partial<InboxEntryInit> & { size?: number } = {}): ReturnType<typeof normalizeEntry> => normalizeEntry({
+    recipient: R as AgentId, id: id as MessageId, sender: 'alice' as AgentId, bytes: new Uint8Array(o.size ?? 10), expiresAt: 1e12, ...o
+  })
+  const empty = (): PlanState => ({ held: new Set(), usage: new Map(), seqSlots: new Map(), nextPos: 1 })
+  const quota = { ...defaultQuota }
+
+  test('stored, duplicate (held or earlier in the batch), and usage', () => {
+    const state = empty()
+    state.held.add(heldKey(R, 'old'))
+    const plan = planEnqueue([{ entry: e('a'), quota }, { entry: e('old'), quota }, { entry: e('a'), quota }, { entry: e('b'), quota }], state)
+    assert.deepEqual(plan.outcomes, [{ status: 'stored' }, { status: 'duplicate' }, { status: 'duplicate' }, { status: 'stored' }])
+    assert.deepEqual(plan.inserts.map(i => [i.id, i.pos]), [['a', 1], ['b', 2]])
+    assert.equal(plan.nextPos, 3)
+    assert.deepEqual(plan.usage.find(u => u.scope === 'inbox'), { scope: 'inbox', key: R, count: 2, bytes: 20 })
+    assert.deepEqual(plan.usage.find(u => u.scope === 'pair'), { scope: 'pair', key: `${R}\nalice`, count: 2, bytes: 20 })
+  })
+
+  test('quotas count what the batch already admitted; a refused entry is not held', () => {
+    const state = empty()
+    state.usage.set(usageMapKey('inbox', R), { count: 1, bytes: 10 })
+    const q = { ...quota, inboxCount: 3 }
+    const plan = planEnqueue([{ entry: e('a'), quota: q }, { entry: e('b'), quota: q }, { entry: e('c'), quota: q }, { entry: e('c'), quota: { ...q, inboxCount: 4 } }], state)
+    assert.deepEqual(plan.outcomes.slice(0, 2), [{ status: 'stored' }, { status: 'stored' }])
+    const err = plan.outcomes[2] as QuotaExceededError
+    assert.ok(err instanceof QuotaExceededError)
+    assert.deepEqual([err.quota, err.limit, err.current], ['inbox-count', 3, 3])
+    assert.deepEqual(plan.outcomes[3], { status: 'stored' })
+    assert.deepEqual(plan.usage.find(u => u.scope === 'inbox'), { scope: 'inbox', key: R, count: 4, bytes: 40 })
+  })
+
+  test('sequence numbers: a late lower one takes the first higher slot; existing rows move', () => {
+    const state = empty()
+    // Pending: s5 at pos 10, s7 at pos 12 (another sender holds 11).
+    state.seqSlots.set(usageKeyOf('pair', R, 'alice'), [{ recipient: R, id: 's5', seq: 5, pos: 10 }, { recipient: R, id: 's7', seq: 7, pos: 12 }])
+    state.nextPos = 13
+    const plan = planEnqueue([
+      { entry: e('s6', { senderSeq: 6 }), quota },
+      { entry: e('s9', { senderSeq: 9 }), quota },
+      { entry: e('s4', { senderSeq: 4 }), quota },
+      { entry: e('x', { sender: 'carol' as AgentId }), quota }
+    ], state)
+    // The sender's entries keep their set of slots, now in sequence order (the other
+    // sender's slot 11 stays put): s4 [11] s5 s6 s7 s9, then carol's x.
+    const pos = new Map<string, number>([...plan.inserts.map(i => [i.id, i.pos] as const), ...plan.moves.map(m => [m.id, m.pos] as const)])
+    const order = [...pos.entries()].concat([['[11]', 11]]).filter(([id]) => id !== 'x').sort((a, b) => a[1] - b[1]).map(([id]) => id)
+    assert.deepEqual(order, ['s4', '[11]', 's5', 's6', 's7', 's9'])
+    assert.deepEqual(plan.moves.map(m => m.id).sort(), ['s5', 's7'])
+    assert.ok(pos.get('x')! > pos.get('s9')!)
+    assert.equal(plan.nextPos, 17)
+    assert.equal(new Set(pos.values()).size, pos.size)
+  })
+})
+
+describe('group commit', () => {
+  test('submissions in one tick share a batch; those during a commit share the next', async () => {
+    const batches: number[][] = []
+    let release: (() => void) | null = null
+    const gc = createGroupCommit<number, number>({
+      maxBatch: 1000,
+      maxDelayMs: 0,
+      execute: async (ops) => {
+        batches.push(ops)
+        if (batches.length === 1) await new Promise<void>(resolve => { release = resolve })
+        return ops.map(o => o === 13 ? { ok: false as const, error: new Error('thirteen') } : { ok: true as const, value: o * 2 })
+      }
+    })
+    const first = Array.from({ length: 100 }, async (_, i) => await gc.submit(i))
+    // Wait until the first batch is executing, then submit more.
+    for (let i = 0; i < 100 && batches.length === 0; i++) await new Promise(resolve => setImmediate(resolve))
+    const second = Array.from({ length: 50 }, async (_, i) => await gc.submit(1000 + i))
+    assert.equal(gc.queued, 50)
+    release!()
+    const r1 = await Promise.allSettled(first)
+    const r2 = await Promise.all(second)
+    assert.deepEqual(batches.map(b => b.length), [100, 50])
+    assert.equal((r1[13] as PromiseRejectedResult).reason.message, 'thirteen')
+    assert.equal((r1[12] as PromiseFulfilledResult<number>).value, 24)
+    assert.equal(r2[49], 2098)
+  })
+
+  test('maxBatch bounds a batch; a failed batch rejects all its operations; drain waits', async () => {
+    const sizes: number[] = []
+    const gc = createGroupCommit<number, number>({
+      maxBatch: 10,
+      maxDelayMs: 2,
+      execute: async (ops) => {
+        sizes.push(ops.length)
+        if (ops.includes(-1)) throw new Error('disk on fire')
+        return ops.map(o => ({ ok: true as const, value: o }))
+      }
+    })
+    const all = Array.from({ length: 25 }, async (_, i) => await gc.submit(i === 12 ? -1 : i))
+    await gc.drain()
+    const results = await Promise.allSettled(all)
+    assert.deepEqual(sizes, [10, 10, 5])
+    assert.deepEqual(results.map(r => r.status === 'rejected'), Array.from({ length: 25 }, (_, i) => i >= 10 && i < 20))
+  })
+
+  test('an operation aborted while queued is never executed', async () => {
+    const seen: number[] = []
+    const gc = createGroupCommit<number, number>({ maxBatch: 10, maxDelayMs: 0, execute: async (ops) => { seen.push(...ops); return ops.map(o => ({ ok: true as const, value: o })) } })
+    const ctl = new AbortController()
+    const a = gc.submit(1, ctl.signal)
+    const b = gc.submit(2)
+    ctl.abort()
+    await assert.rejects(a, { code: 'AbortError' })
+    assert.equal(await b, 2)
+    await assert.rejects(gc.submit(3, AbortSignal.abort()), { code: 'AbortError' })
+    assert.deepEqual(seen, [2])
+  })
+})
+
+describe('checksums and config', () => {
+  test('the checksum covers the id and the bytes', () => {
+    const b = new Uint8Array([1, 2, 3])
+    assert.equal(payloadChecksum('a', b), payloadChecksum('a', new Uint8Array([1, 2, 3])))
+    assert.notEqual(payloadChecksum('a', b), payloadChecksum('b', b))
+    assert.notEqual(payloadChecksum('a', b), payloadChecksum('a', new Uint8Array([1, 2, 4])))
+  })
+
+  test('quota overrides merge over the defaults', () => {
+    assert.deepEqual(mergeQuota(defaultQuota, { inboxCount: 5, senderBytes: Infinity }), { ...defaultQuota, inboxCount: 5, senderBytes: Infinity })
+    assert.throws(() => mergeQuota(defaultQuota, { inboxCount: 1.5 }), { code: 'InvalidArgumentError' })
+  })
+})
