@@ -109,6 +109,11 @@ export class Router {
     this.pubsub.topicValidators.set(control, async (peer, msg) => await this.validateControl(peer.toString(), msg.data))
     this.pubsub.subscribe(mesh)
     this.pubsub.subscribe(control)
+    // Announcements sent before a peer's subscription to the control topic is known reach
+    // no one: announce again once a peer subscribes.
+    this.pubsub.addEventListener('subscription-change', (e) => {
+      if (e.detail.subscriptions.some(sub => sub.topic === control && sub.subscribe)) this.scheduleAnnounce(100)
+    })
     // A peer that joins later has missed earlier announcements: re-announce, debounced.
     await net.handle(directoryProtocol(this.c.network), (stream) => { void this.serveDirectory(stream) }, { maxInboundStreams: 8 })
     net.addEventListener('peer:identify', (e) => {
