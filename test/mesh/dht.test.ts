@@ -4,26 +4,14 @@
  */
 import { describe, it, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { createNode, generateAgentKey, type MeshNodeImpl } from '../../src/index.ts'
+import { generateAgentKey, type MeshNodeImpl } from '../../src/index.ts'
+import { Nodes } from '../helpers/api.ts'
 import { agentRecordKey, decodeAgentRecord, encodeAgentRecord } from '../../src/net/records.ts'
 
 describe('agent records in the DHT', { timeout: 60_000 }, () => {
-  const nodes: MeshNodeImpl[] = []
-  const dirs: string[] = []
-  const start = async (bootstrap: string[]): Promise<MeshNodeImpl> => {
-    const dir = mkdtempSync(join(tmpdir(), 'fedmesh-dht-'))
-    dirs.push(dir)
-    const n = await createNode({ dir, listen: ['/ip4/127.0.0.1/tcp/0'], api: false, bootstrap, network: 'dhtnet' })
-    nodes.push(n)
-    return n
-  }
-  after(async () => {
-    await Promise.allSettled(nodes.map(n => n.stop()))
-    for (const d of dirs) rmSync(d, { recursive: true, force: true })
-  })
+  const nodes = new Nodes()
+  const start = async (bootstrap: string[]): Promise<MeshNodeImpl> => await nodes.start({ bootstrap, network: 'dhtnet' })
+  after(async () => { await nodes.stopAll() })
 
   it('any node finds a record by DHT lookup, and forged records are refused', async () => {
     const a = await start([])

@@ -5,25 +5,13 @@
  */
 import { describe, it, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { createNode, type MeshNodeImpl } from '../../src/index.ts'
+import type { MeshNodeImpl } from '../../src/index.ts'
+import { Nodes } from '../helpers/api.ts'
 
 describe('directory sync', { timeout: 60_000 }, () => {
-  const nodes: MeshNodeImpl[] = []
-  const dirs: string[] = []
-  const start = async (bootstrap: string[]): Promise<MeshNodeImpl> => {
-    const dir = mkdtempSync(join(tmpdir(), 'fedmesh-dir-'))
-    dirs.push(dir)
-    const n = await createNode({ dir, listen: ['/ip4/127.0.0.1/tcp/0'], api: false, bootstrap, network: 'dirnet' })
-    nodes.push(n)
-    return n
-  }
-  after(async () => {
-    await Promise.allSettled(nodes.map(n => n.stop()))
-    for (const d of dirs) rmSync(d, { recursive: true, force: true })
-  })
+  const nodes = new Nodes()
+  const start = async (bootstrap: string[]): Promise<MeshNodeImpl> => await nodes.start({ bootstrap, network: 'dirnet' })
+  after(async () => { await nodes.stopAll() })
 
   it('a late node learns agents of nodes it never met from its first peer', async () => {
     const a = await start([])
