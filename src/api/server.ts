@@ -24,6 +24,7 @@ import { WS_CLOSE, WS_LIMITS } from './protocol.ts'
 import { bodies, params, queries } from './schemas.ts'
 import type { ApiHandle, ApiNode, ApiOptions } from './types.ts'
 import { ApiConnection, type WsContext } from './ws.ts'
+import { toBase64 } from '../util/base64.ts'
 
 export type { ApiHandle, ApiNode, ApiOptions } from './types.ts'
 
@@ -124,8 +125,6 @@ function clientGone (reply: FastifyReply): AbortSignal {
   return ac.signal
 }
 
-function b64 (u: Uint8Array): string { return Buffer.from(u).toString('base64') }
-
 /** Builds the Fastify app (not listening): `inject()` it in tests, or `startApi` to serve. */
 export async function buildApi (node: ApiNode, opts: Pick<ApiOptions, 'token' | 'logger' | 'limits'>): Promise<FastifyInstance> {
   const logger = opts.logger ?? silentLogger
@@ -203,7 +202,7 @@ export async function buildApi (node: ApiNode, opts: Pick<ApiOptions, 'token' | 
   app.get('/v1/peers', { config: { doc: { summary: 'Peers with status, latency, last seen, quality, roles', response: { type: 'array', items: { $ref: '#/components/schemas/PeerInfo' } } } } }, async () => node.peers())
 
   app.get('/v1/nodes', { config: { doc: { summary: 'Signed node records seen on the network', response: { type: 'array', items: { $ref: '#/components/schemas/NodeRecord' } } } } },
-    async () => node.nodeRecords().map(r => ({ ...r, sig: b64(r.sig) })))
+    async () => node.nodeRecords().map(r => ({ ...r, sig: toBase64(r.sig) })))
 
   app.get('/v1/agents', { config: { doc: { summary: 'Agents attached to this node (local and remote)', response: { type: 'array', items: { $ref: '#/components/schemas/AgentInfo' } } } } }, async () => node.agents())
 
@@ -224,7 +223,7 @@ export async function buildApi (node: ApiNode, opts: Pick<ApiOptions, 'token' | 
     const rec = wait > 0
       ? await node.waitForAgent(req.params.id as AgentId, { signal: AbortSignal.any([AbortSignal.timeout(wait), gone]) })
       : await node.findAgent(req.params.id as AgentId, { signal: gone }) // the lookup has its own bound
-    return { ...rec, sig: b64(rec.sig) }
+    return { ...rec, sig: toBase64(rec.sig) }
   })
 
   const directErrors: RouteDoc['errors'] = ['AgentNotFoundError', 'UnreachableError', 'DeliveryFailedError', 'TimeoutError', 'MessageTooLargeError']

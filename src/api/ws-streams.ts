@@ -18,6 +18,7 @@ import type { ByteStream } from '../routing/types.ts'
 import type { AbortOptions } from '../node/types.ts'
 import type { ErrorJson } from './protocol.ts'
 import { errorFromJson } from './errors.ts'
+import { toBase64 } from '../util/base64.ts'
 
 export const STREAM_WINDOW = 8
 export const MAX_WS_CHUNK = 256 * 1024
@@ -89,7 +90,7 @@ export class WsByteStream implements ByteStream {
       if (this.writeEnded) throw new ClosedError('stream closed for writing')
       if (options.signal?.aborted === true) throw abortReason(options.signal, 'stream write')
       this.credit--
-      this.sendWire({ op: 'stream-data', sid: this.sid, data: Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength).toString('base64') })
+      this.sendWire({ op: 'stream-data', sid: this.sid, data: toBase64(piece) })
       if (chunk.length === 0) break
     }
   }

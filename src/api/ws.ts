@@ -21,6 +21,7 @@ import type { Endpoint } from '../routing/types.ts'
 import { ConflictError, TooManyRequestsError, errorBody, errorFromJson } from './errors.ts'
 import { MAX_STREAMS_PER_CONNECTION, WsByteStream, pipeStream, type StreamWireMessage } from './ws-streams.ts'
 import type { ByteStream } from '../routing/types.ts'
+import { fromBase64, toBase64 } from '../util/base64.ts'
 import type { ApiMetrics } from './metrics.ts'
 import {
   ATTACH_NONCE_BYTES, WS_CLOSE, WS_LIMITS, WS_PROTOCOL_VERSION, attachSigningInput, type ServerMessage, type WsLimits
@@ -63,15 +64,6 @@ function ridOf (m: Msg): number {
   const v = m.rid
   if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw new InvalidArgumentError('rid must be a non-negative integer')
   return v
-}
-
-function base64 (bytes: Uint8Array): string {
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64')
-}
-
-function fromBase64 (s: string, what: string): Uint8Array {
-  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(s)) throw new InvalidArgumentError(`${what} must be base64`)
-  return new Uint8Array(Buffer.from(s, 'base64'))
 }
 
 export class ApiConnection {
@@ -269,7 +261,7 @@ export class ApiConnection {
     }, this.ctx.limits.handshakeTimeoutMs)
     timer.unref()
     this.attaching = { rid, did, name, caps: caps as string[], nonce, timer }
-    this.send({ op: 'challenge', rid, nonce: base64(nonce) })
+    this.send({ op: 'challenge', rid, nonce: toBase64(nonce) })
   }
 
   private async prove (rid: number, msg: Msg): Promise<unknown> {
@@ -296,7 +288,7 @@ export class ApiConnection {
         name: pending.name,
         kind: 'remote',
         caps: pending.caps,
-        deliver: (env: Envelope) => { if (this.attached === state) this.send({ op: 'deliver', env: base64(env.bytes) }) },
+        deliver: (env: Envelope) => { if (this.attached === state) this.send({ op: 'deliver', env: toBase64(env.bytes) }) },
         handlesRequests: () => state.requests,
         acceptsStreams: () => state.streams && this.streams.size < MAX_STREAMS_PER_CONNECTION,
         signRecord: async (input: Uint8Array) => await this.requestSignature(state.did, input)
@@ -310,7 +302,7 @@ export class ApiConnection {
         // An agent elsewhere opened a stream to this remote agent: hand it over the socket.
         if (this.attached !== state) { stream.abort(new ClosedError('remote agent detached')); return }
         const ws = this.newStream(stream)
-        if (!this.send({ op: 'stream-open', sid: ws.sid, env: base64(open.bytes) })) ws.abort(new ClosedError('remote agent disconnected'))
+        if (!this.send({ op: 'stream-open', sid: ws.sid, env: toBase64(open.bytes) })) ws.abort(new ClosedError('remote agent disconnected'))
       })
     } catch (err) {
       await this.release()
@@ -332,7 +324,7 @@ export class ApiConnection {
       resolve: (sig) => { clearTimeout(timer); resolve(sig) },
       reject: (e) => { clearTimeout(timer); reject(e) }
     })
-    if (!this.send({ op: 'sign', rid, input: base64(input) })) {
+    if (!this.send({ op: 'sign', rid, input: toBase64(input) })) {
       this.signs.delete(rid)
       clearTimeout(timer)
       throw new ClosedError('remote agent disconnected')

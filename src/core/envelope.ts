@@ -134,7 +134,7 @@ function signingInput (multihash: Uint8Array): Uint8Array {
 }
 
 /** Drops undefined members so the object is encodable and canonical. */
-function compact<T extends object> (obj: T): T {
+export function compact<T extends object> (obj: T): T {
   const out: Record<string, unknown> = {}
   for (const [k, v] of Object.entries(obj)) if (v !== undefined) out[k] = v
   return out as T

@@ -18,7 +18,8 @@ export class FedmeshError extends Error {
   }
 }
 
-function errorClass (code: string, defaultMessage: string) {
+/** Makes an error class with a stable `code` (also its `name`) and a default message. */
+export function errorClass (code: string, defaultMessage: string) {
   return class extends FedmeshError {
     static readonly code = code
     constructor (message: string = defaultMessage, options: { cause?: unknown, details?: Record<string, unknown> } = {}) {

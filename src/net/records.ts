@@ -14,6 +14,7 @@ import type { AgentId, NetworkId } from '../core/ids.ts'
 import { isNetworkId } from '../core/ids.ts'
 import { isAgentId, verifyByDid } from '../core/keys.ts'
 import { InvalidArgumentError } from '../core/errors.ts'
+import { compact } from '../core/envelope.ts'
 
 const enc = new TextEncoder()
 const AGENT_DOMAIN = enc.encode('fedmesh/agent-record/v1')
@@ -60,12 +61,6 @@ function withDomain (domain: Uint8Array, bytes: Uint8Array): Uint8Array {
   out.set(domain, 0)
   out.set(bytes, domain.length)
   return out
-}
-
-function compact<T extends object> (obj: T): T {
-  const out: Record<string, unknown> = {}
-  for (const [k, v] of Object.entries(obj)) if (v !== undefined) out[k] = v
-  return out as T
 }
 
 export function agentRecordKey (net: string, agent: string): Uint8Array {

@@ -25,6 +25,7 @@ import type { AbortOptions, Agent, SendResult } from '../node/types.ts'
 import type { AgentTransport, ByteStream, Endpoint } from '../routing/types.ts'
 import { NotSupportedError, errorFromJson } from '../api/errors.ts'
 import { WsByteStream } from '../api/ws-streams.ts'
+import { fromBase64, toBase64 } from '../util/base64.ts'
 import {
   AGENT_RECORD_DOMAIN, WS_LIMITS, WS_PROTOCOL_VERSION, attachSigningInput, hasPrefix, type ErrorJson
 } from '../api/protocol.ts'
@@ -65,11 +66,6 @@ function toWsUrl (url: string): string {
   return u.toString()
 }
 
-function b64 (u: Uint8Array): string { return Buffer.from(u.buffer, u.byteOffset, u.byteLength).toString('base64') }
-function fromB64 (s: unknown): Uint8Array {
-  if (typeof s !== 'string') throw new InvalidArgumentError('expected base64')
-  return new Uint8Array(Buffer.from(s, 'base64'))
-}
 
 const CONTROL_TIMEOUT_MS = 10_000
 
@@ -199,8 +195,8 @@ export class WebSocketTransport implements AgentTransport {
         const rid = m.rid as number
         if (this.pending.get(rid)?.op !== 'attach') return
         try {
-          const sig = this.key.sign(attachSigningInput(fromB64(m.nonce)))
-          this.send({ op: 'prove', rid, sig: b64(sig) })
+          const sig = this.key.sign(attachSigningInput(fromBase64(m.nonce)))
+          this.send({ op: 'prove', rid, sig: toBase64(sig) })
         } catch (err) { this.pending.get(rid)?.reject(err as Error) }
         return
       }
@@ -218,7 +214,7 @@ export class WebSocketTransport implements AgentTransport {
         if (typeof sid !== 'string' || this.streams.has(sid)) return
         const stream = this.newStream(sid)
         let open: Envelope | undefined
-        try { const res = decodeEnvelope(fromB64(m.env)); if (res.ok) open = res.envelope } catch {}
+        try { const res = decodeEnvelope(fromBase64(m.env)); if (res.ok) open = res.envelope } catch {}
         if (open == null || open.to?.[0] !== this.key.id || this.onStream == null) { stream.abort(new InvalidArgumentError('stream open not for this agent')); return }
         this.onStream(stream, open)
         return
@@ -232,7 +228,7 @@ export class WebSocketTransport implements AgentTransport {
         // Verified again here: the node is trusted to route, not to author.
         let env: Envelope | undefined
         try {
-          const res = decodeEnvelope(fromB64(m.env))
+          const res = decodeEnvelope(fromBase64(m.env))
           if (res.ok) env = res.envelope
         } catch {}
         if (env == null || this.endpoint == null) { this.dropped++; return }
@@ -247,13 +243,13 @@ export class WebSocketTransport implements AgentTransport {
   /** Signs only this agent's own record for this network, never anything else the node asks. */
   private async onSign (rid: number, input: unknown): Promise<void> {
     try {
-      const bytes = fromB64(input)
+      const bytes = fromBase64(input)
       if (!hasPrefix(bytes, AGENT_RECORD_DOMAIN)) throw new InvalidArgumentError('not an agent record')
       const rec = dagCbor.decode(bytes.subarray(AGENT_RECORD_DOMAIN.length)) as { agent?: unknown, net?: unknown }
       if (rec?.agent !== this.key.id || rec.net !== this.network) throw new InvalidArgumentError('not this agent\'s record on this network')
       if (this.endpoint == null) throw new ClosedError('not attached')
       const sig = await this.endpoint.signRecord(bytes)
-      this.send({ op: 'signed', rid, sig: b64(sig) })
+      this.send({ op: 'signed', rid, sig: toBase64(sig) })
     } catch (err) {
       const e = err as Partial<FedmeshError>
       try { this.send({ op: 'signed', rid, error: { code: e.code ?? 'InvalidArgumentError', message: e.message ?? 'refused' } }) } catch {}
@@ -267,7 +263,7 @@ export class WebSocketTransport implements AgentTransport {
     while (this.inflight >= WS_LIMITS.maxInflight && !this.closed) await new Promise<void>(resolve => { this.slots.push(resolve) })
     this.inflight++
     try {
-      return await this.call('submit', { env: b64(env.bytes) }, options.signal) as SendResult
+      return await this.call('submit', { env: toBase64(env.bytes) }, options.signal) as SendResult
     } finally {
       this.inflight--
       this.slots.shift()?.()
@@ -303,7 +299,7 @@ export class WebSocketTransport implements AgentTransport {
 
   async openStream (open: Envelope, options: AbortOptions = {}): Promise<ByteStream> {
     const signal = AbortSignal.any([AbortSignal.timeout(CONTROL_TIMEOUT_MS), ...(options.signal != null ? [options.signal] : [])])
-    return await this.call('open-stream', { env: b64(open.bytes) }, signal, (result) => {
+    return await this.call('open-stream', { env: toBase64(open.bytes) }, signal, (result) => {
       const sid = (result as { sid?: unknown } | null)?.sid
       if (typeof sid !== 'string') throw new InvalidArgumentError('node answered open-stream without a stream id')
       return this.newStream(sid)

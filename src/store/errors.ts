@@ -2,9 +2,7 @@
  * Typed errors of the storage layer. Each has a stable `code` (also its `name`), a
  * `cause` where one exists, and `details` for the fields a caller acts on.
  */
-import { FedmeshError } from '../core/errors.ts'
-
-interface ErrorOptions { cause?: unknown, details?: Record<string, unknown> }
+import { FedmeshError, errorClass } from '../core/errors.ts'
 
 /** Which quota an enqueue would exceed. */
 export type QuotaKind =
@@ -39,52 +37,28 @@ export class QuotaExceededError extends FedmeshError {
 }
 
 /** The store's files or rows fail an integrity or checksum check; the data is not served. */
-export class StoreCorruptError extends FedmeshError {
-  static readonly code = 'StoreCorruptError'
-  constructor (message = 'store is corrupt', options: ErrorOptions = {}) { super('StoreCorruptError', message, options) }
-}
+export const StoreCorruptError = errorClass('StoreCorruptError', 'store is corrupt')
 
 /** The store is not open (never opened, closing or closed). */
-export class StoreClosedError extends FedmeshError {
-  static readonly code = 'StoreClosedError'
-  constructor (message = 'store is closed', options: ErrorOptions = {}) { super('StoreClosedError', message, options) }
-}
+export const StoreClosedError = errorClass('StoreClosedError', 'store is closed')
 
 /** A log filter, page option or cursor is malformed; nothing was read or changed. */
-export class InvalidQueryError extends FedmeshError {
-  static readonly code = 'InvalidQueryError'
-  constructor (message = 'invalid query', options: ErrorOptions = {}) { super('InvalidQueryError', message, options) }
-}
+export const InvalidQueryError = errorClass('InvalidQueryError', 'invalid query')
 
 /** The message was already past its expiry when it reached the store; nothing was written. */
-export class MessageExpiredError extends FedmeshError {
-  static readonly code = 'MessageExpiredError'
-  constructor (message = 'message expired', options: ErrorOptions = {}) { super('MessageExpiredError', message, options) }
-}
+export const MessageExpiredError = errorClass('MessageExpiredError', 'message expired')
 
 /** The database cannot be reached (PostgreSQL down, connection refused or lost). */
-export class StoreUnavailableError extends FedmeshError {
-  static readonly code = 'StoreUnavailableError'
-  constructor (message = 'store unavailable', options: ErrorOptions = {}) { super('StoreUnavailableError', message, options) }
-}
+export const StoreUnavailableError = errorClass('StoreUnavailableError', 'store unavailable')
 
 /** A read or write failed in the database (I/O error, disk full, lock timeout); a failed write wrote nothing. */
-export class StoreIOError extends FedmeshError {
-  static readonly code = 'StoreIOError'
-  constructor (message = 'store I/O error', options: ErrorOptions = {}) { super('StoreIOError', message, options) }
-}
+export const StoreIOError = errorClass('StoreIOError', 'store I/O error')
 
 /** The stored schema is newer than this code understands, or not a fedmesh store at all. */
-export class StoreVersionError extends FedmeshError {
-  static readonly code = 'StoreVersionError'
-  constructor (message = 'unsupported store schema version', options: ErrorOptions = {}) { super('StoreVersionError', message, options) }
-}
+export const StoreVersionError = errorClass('StoreVersionError', 'unsupported store schema version')
 
 /** A write was attempted on a store opened read-only. */
-export class StoreReadOnlyError extends FedmeshError {
-  static readonly code = 'StoreReadOnlyError'
-  constructor (message = 'store is read-only', options: ErrorOptions = {}) { super('StoreReadOnlyError', message, options) }
-}
+export const StoreReadOnlyError = errorClass('StoreReadOnlyError', 'store is read-only')
 
 /**
  * Every error code this layer defines, for the API's status table. Besides these the store

@@ -731,7 +731,7 @@ export function storeCompliance (name: string, makeHarness: () => Promise<StoreH
         await withStore(async (store, loc) => {
           await store.close()
           await loc.raw(`UPDATE ${loc.table('meta')} SET value = '99' WHERE key = 'schema_version'`)
-          await rejectsWith(loc.create().open(), 'StoreVersionError', (err: StoreVersionError) => { assert.equal(err.details?.version, 99) })
+          await rejectsWith(loc.create().open(), 'StoreVersionError', (err: InstanceType<typeof StoreVersionError>) => { assert.equal(err.details?.version, 99) })
         })
       })
     })
