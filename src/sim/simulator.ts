@@ -375,8 +375,7 @@ class Simulation {
       const e = this.ov.edgeIds[i][k]
       const d = this.nodes[j]
       if (d === undefined || this.cut[e] !== 0) continue
-      this.edgeEpoch[e]++
-      this.apply(j, d.neighbourDown(this.ids[i], now), now)
+      this.linkEvent(e, i, j, false, now)
     }
     const churn = this.cfg.churn as NonNullable<SimConfig['churn']>
     this.q.push(new Ev(now + churn.downtimeMs, K_JOIN, i, -1, -1, this.incarnation[i] + 1))
@@ -396,13 +395,23 @@ class Simulation {
       const e = this.ov.edgeIds[i][k]
       const dj = this.nodes[j]
       if (dj === undefined || this.cut[e] !== 0) continue
-      this.edgeEpoch[e]++
-      this.apply(i, d.neighbourUp(this.ids[j], now), now)
-      this.apply(j, dj.neighbourUp(this.ids[i], now), now)
+      this.linkEvent(e, i, j, true, now)
     }
     if (this.pattern[i] !== undefined) {
       this.subscribedAt[i] = now
       this.apply(i, d.localSubscribe(this.pattern[i] as string, now), now)
+    }
+  }
+
+  /**
+   * Edge `e` between `a` and `b` goes up or down: a new epoch (frames in flight on the old
+   * link are dropped) and the news for each end that is currently a live node, `a` first.
+   */
+  private linkEvent (e: number, a: number, b: number, up: boolean, now: number): void {
+    this.edgeEpoch[e]++
+    for (const [x, y] of [[a, b], [b, a]]) {
+      const d = this.nodes[x]
+      if (d !== undefined) this.apply(x, up ? d.neighbourUp(this.ids[y], now) : d.neighbourDown(this.ids[y], now), now)
     }
   }
 
@@ -418,9 +427,7 @@ class Simulation {
       this.cut[e]++
       cut.push(e)
       if (!wasActive) return
-      this.edgeEpoch[e]++
-      this.apply(a, (this.nodes[a] as Disseminator<number>).neighbourDown(this.ids[b], now), now)
-      this.apply(b, (this.nodes[b] as Disseminator<number>).neighbourDown(this.ids[a], now), now)
+      this.linkEvent(e, a, b, false, now)
     })
     this.cutEdges[k] = cut
   }
@@ -430,9 +437,7 @@ class Simulation {
       this.cut[e]--
       if (!this.active(e)) continue
       const [a, b] = this.ov.edges[e]
-      this.edgeEpoch[e]++
-      this.apply(a, (this.nodes[a] as Disseminator<number>).neighbourUp(this.ids[b], now), now)
-      this.apply(b, (this.nodes[b] as Disseminator<number>).neighbourUp(this.ids[a], now), now)
+      this.linkEvent(e, a, b, true, now)
     }
     this.cutEdges[k] = []
   }
