@@ -8,7 +8,9 @@ import { decodeEnvelope, envelopePayload, LIMITS, type DecodeFailure, type Envel
 
 export const REJECTION_REASONS = [
   'too-large', 'malformed', 'non-canonical', 'bad-field', 'bad-signature',
-  'wrong-network', 'expired', 'from-future', 'hop-limit', 'duplicate'
+  'wrong-network', 'expired', 'from-future', 'hop-limit', 'duplicate',
+  // The semantic layer's ingress check (src/node/semantic.ts, docs/SEMANTIC.md §6), after the above.
+  'payload-bomb', 'schema-unknown', 'schema-invalid'
 ] as const
 export type RejectionReason = typeof REJECTION_REASONS[number]
 
@@ -95,6 +97,14 @@ export class DedupCache {
 
   has (id: string): boolean {
     return this.expiries.has(id)
+  }
+
+  /**
+   * Forgets `id`: a message refused after it was recorded (by a later check, such as schema
+   * validation) must not have its retransmission taken for a duplicate and confirmed.
+   */
+  delete (id: string): void {
+    this.expiries.delete(id)
   }
 
   get size (): number {

@@ -136,7 +136,8 @@ export type IngestResult =
   | { ok: true, document: VerifiedDocument, fresh: boolean }
   | { ok: false, reason: IngestReason, detail: string, path?: string }
 
-export type IngestOrigin = 'local' | 'announce' | 'fetch'
+/** Where a document came from: published here, announced, fetched from the network, or reloaded from the node's cache. */
+export type IngestOrigin = 'local' | 'announce' | 'fetch' | 'cache'
 
 export interface PublishResult {
   uri: SchemaUri
@@ -174,6 +175,11 @@ export interface SchemaRegistryInit {
   maxLookups?: number
   compat?: Partial<CompatOptions>
   now?: () => number
+  /**
+   * Called once for every document newly taken in (not the built-ins), after it is held:
+   * the node persists them here so its registry survives a restart.
+   */
+  onAccept?: (document: VerifiedDocument, origin: IngestOrigin) => void
 }
 
 export const defaultRegistryInit = Object.freeze({
@@ -244,6 +250,7 @@ class SchemaRegistryImpl implements SchemaRegistry {
   private translatorCount = 0
   private readonly ajv: Ajv2020
   private readonly unsubscribe?: () => void
+  private readonly onAccept?: (document: VerifiedDocument, origin: IngestOrigin) => void
   readonly counters: RegistryCounters = { accepted: 0, duplicate: 0, fetched: 0, fetchFailed: 0, refused: Object.fromEntries(INGEST_REASONS.map((r) => [r, 0])) as Record<IngestReason, number> }
 
   constructor (init: SchemaRegistryInit) {
@@ -257,6 +264,7 @@ class SchemaRegistryImpl implements SchemaRegistry {
     this.compatOptions = init.compat ?? {}
     this.now = init.now ?? Date.now
     this.ajv = createAjv()
+    this.onAccept = init.onAccept
     if (this.cfg.builtins) {
       for (const d of builtinDocuments()) {
         this.builtinHashes.add(d.hash)
@@ -334,6 +342,9 @@ class SchemaRegistryImpl implements SchemaRegistry {
     this.misses.delete(registryKeys.hash(d.hash))
     this.counters.accepted++
     if (origin === 'fetch') this.counters.fetched++
+    if (!this.builtinHashes.has(d.hash)) {
+      try { this.onAccept?.(d, origin) } catch { /* the hook must not undo a decision */ }
+    }
     return { ok: true, document: d, fresh: true }
   }
 
