@@ -85,8 +85,9 @@ function summary (performative: string, payload: unknown): string {
 export function runSeller (agent: Agent, opts: SellerOptions): { done: Promise<void> } {
   const inbox = agent.messages({ signal: opts.signal })
   const say = async (to: Message, performative: string, payload: unknown, schema?: string): Promise<void> => {
-    await agent.reply(to, payload, { type: performative, ...(schema != null ? { schema } : {}) })
+    // Reported as it leaves, so that the transcript is in sending order.
     opts.onStep?.({ conversation: to.conversation as string, from: agent.id, to: [to.from], performative, schema, summary: summary(performative, payload) })
+    await agent.reply(to, payload, { type: performative, ...(schema != null ? { schema } : {}) })
   }
   const done = (async () => {
     for await (const m of inbox) {
@@ -154,9 +155,9 @@ export async function runBuyer (agent: Agent, opts: BuyerOptions): Promise<Marke
     const { conversation, protocol } = await agent.openConversation({ protocol: MARKET, with: sellers, signal: opts.signal })
     const tell = async (to: AgentId[], performative: string, payload: unknown, schema?: string, corr?: string): Promise<void> => {
       const o = { type: performative, protocol, conversation, ...(schema != null ? { schema } : {}), ...(corr != null ? { correlation: corr } : {}), confirm: true }
+      opts.onStep?.({ conversation, from: agent.id, to, performative, schema, summary: summary(performative, payload) })
       if (to.length === 1) await agent.send(to[0], payload, o)
       else await agent.multicast(to, payload, o)
-      opts.onStep?.({ conversation, from: agent.id, to, performative, schema, summary: summary(performative, payload) })
     }
     await tell(sellers, 'cfp', opts.rfp, MARKET_RFP)
     const offers = new Map<AgentId, Message>()
