@@ -220,12 +220,28 @@ export class NodeSemantics {
   /** Signs a schema (`{ uri, schema }` or a bare schema plus `uri`) with `key` and publishes it. */
   async publishSchema (input: unknown, key: AgentKey, options: { uri?: string, signal?: AbortSignal } = {}): Promise<PublishResult> {
     const file = parseSchemaFile(JSON.stringify(input ?? null), options.uri)
-    return await this.registry.publish(signSchemaDocument(file, key), options)
+    return this.republished(file.uri, key, file.schema) ?? await this.registry.publish(signSchemaDocument(file, key), options)
+  }
+
+  /**
+   * Publishing the same content again under the same key is not a conflict: signing anew
+   * would give another document (a new timestamp), so answer with the one held.
+   */
+  private republished (uri: string, key: AgentKey, content: unknown): PublishResult | undefined {
+    const held = this.registry.get(uri)
+    if (held == null || held.doc.publisher !== key.id) return undefined
+    try {
+      const same = bytesEqual(dagCbor.encode(held.kind === 'schema' ? held.doc.schema : held.doc.protocol), dagCbor.encode(content))
+      return same ? { uri: held.parsed.uri, hash: held.hash, fresh: false } : undefined
+    } catch {
+      return undefined // not encodable as it stands: let publish decide
+    }
   }
 
   /** Validates a protocol definition, signs it with `key` and publishes it as `proto/<name>@<version>`. */
   async publishProtocol (def: unknown, key: AgentKey, options: { signal?: AbortSignal } = {}): Promise<PublishResult> {
-    return await this.registry.publish(signProtocolDocument(parseProtocol(def), key), options)
+    const parsed = parseProtocol(def)
+    return this.republished(`proto/${parsed.name}@${parsed.version}`, key, parsed) ?? await this.registry.publish(signProtocolDocument(parsed, key), options)
   }
 
   // ---- the mesh RegistryNetwork -------------------------------------------------------------
@@ -250,8 +266,8 @@ export class NodeSemantics {
   private async announce (bytes: Uint8Array, options: { signal?: AbortSignal } = {}): Promise<void> {
     if (options.signal?.aborted === true) throw abortReason(options.signal, 'registry announce')
     const pubsub = this.c.net.services.pubsub
-    // No subscriber yet is not a failure: late joiners fetch on demand.
-    if (pubsub.getSubscribers(controlTopic(this.c.network)).length === 0) return
+    // Reported (not thrown at the publisher): the document stands here, and late joiners fetch it on demand.
+    if (pubsub.getSubscribers(controlTopic(this.c.network)).length === 0) throw new Error('no peer to announce to yet')
     await pubsub.publish(controlTopic(this.c.network), dagCbor.encode({ k: 'doc', r: bytes }))
   }
 
@@ -260,7 +276,7 @@ export class NodeSemantics {
     if (problem != null) throw new InvalidArgumentError(`registry record refused: ${problem}`)
     this.store.put(key, bytes)
     const peers = this.c.net.getPeers().map(String)
-    if (peers.length === 0) return // kept here; announced and re-fetched once peers exist
+    if (peers.length === 0) throw new Error('no peers: kept on this node only') // served from here once peers exist
     const signal = anyOf(options.signal, AbortSignal.timeout(DHT_TIMEOUT_MS))
     const storage = this.storagePeers().slice(0, PUT_FANOUT)
     const results = await Promise.allSettled([
