@@ -134,7 +134,7 @@ export class NodeSemantics {
   private readonly c: NodeSemanticsInit
   private readonly store = new RecordStore()
   private readonly cacheDir: string
-  private announceHandler?: (bytes: Uint8Array) => IngestResult | undefined
+  private readonly announceHandlers = new Set<(bytes: Uint8Array) => IngestResult | undefined>()
   private loading = true
   private readonly writes = new Set<Promise<void>>()
 
@@ -144,8 +144,8 @@ export class NodeSemantics {
     this.network = {
       announce: async (bytes, options) => { await this.announce(bytes, options) },
       onAnnounce: (handler) => {
-        this.announceHandler = handler
-        return () => { if (this.announceHandler === handler) this.announceHandler = undefined }
+        this.announceHandlers.add(handler)
+        return () => { this.announceHandlers.delete(handler) }
       },
       put: async (key, bytes, options) => { await this.put(key, bytes, options) },
       get: async (key, options) => await this.get(key, options)
@@ -204,7 +204,9 @@ export class NodeSemantics {
   /** `{ k: 'doc', r }` on the control topic: take it in; the answer steers gossip forwarding. */
   onControlDocument (_peer: string, bytes: Uint8Array): TopicValidatorResult {
     if (bytes.length > MAX_DOCUMENT_BYTES) return TopicValidatorResult.Reject
-    const r = this.announceHandler?.(bytes)
+    // The registry's verdict decides forwarding (other handlers only listen).
+    let r: IngestResult | undefined
+    for (const h of this.announceHandlers) r = h(bytes) ?? r
     if (r == null) return TopicValidatorResult.Ignore
     if (r.ok) return r.fresh ? TopicValidatorResult.Accept : TopicValidatorResult.Ignore
     // Malformed or forged: the sender's fault. Conflicts and the like: a disagreement.
@@ -289,6 +291,7 @@ export class NodeSemantics {
   }
 
   private async get (key: string, options: { signal?: AbortSignal } = {}): Promise<Uint8Array | undefined> {
+    if (options.signal?.aborted === true) throw abortReason(options.signal, 'registry lookup')
     const local = this.store.byKey.get(key)
     if (local != null && parseRegistryKey(key)?.kind !== 'latest') return local
     const peers = this.candidatePeers()
@@ -308,7 +311,9 @@ export class NodeSemantics {
         if (all.length === 0) return undefined
         return all[selectRegistryRecord(key, all)]
       }
-      return await firstDefined(lookups)
+      const found = await firstDefined(lookups)
+      if (found == null && aborted(options.signal)) throw abortReason(options.signal, 'registry lookup')
+      return found
     } finally {
       inner.abort()
     }
@@ -366,6 +371,10 @@ export class NodeSemantics {
       stream.abort(err as Error)
     }
   }
+}
+
+function aborted (signal: AbortSignal | undefined): signal is AbortSignal {
+  return signal?.aborted === true
 }
 
 function anyOf (...signals: Array<AbortSignal | undefined>): AbortSignal {
