@@ -5,6 +5,7 @@
  */
 import type { FastifyInstance } from 'fastify'
 import { InvalidArgumentError } from '../core/errors.ts'
+import type { Envelope } from '../core/envelope.ts'
 import { fromBase64, toBase64 } from '../util/base64.ts'
 import {
   parseRegistryKey, SchemaNotFoundError, type PublishResult, type SchemaRegistry, type ValidationIssue, type VerifiedDocument, type RegistryNetwork, type Validation
@@ -21,6 +22,8 @@ export interface ApiSemantics {
   /** Signs with the local agent `agent` (default `default`) and publishes. */
   publishSchema: (input: unknown, options: { agent?: string, uri?: string, signal?: AbortSignal }) => Promise<PublishResult>
   publishProtocol: (def: unknown, options: { agent?: string, signal?: AbortSignal }) => Promise<PublishResult>
+  /** Checks an envelope a remote agent submits (naming a schema): throws the typed validation error. */
+  checkSubmission: (env: Envelope) => Promise<void>
 }
 
 const MAX_DOC_BASE64 = Math.ceil((256 * 1024) / 3) * 4

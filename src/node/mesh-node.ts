@@ -17,7 +17,7 @@ import type { AgentTransport } from '../routing/types.ts'
 import { createAgent, type AgentImpl } from '../sdk/agent.ts'
 import { createValidation } from '../semantic/index.ts'
 import { loadAgentKey, openDataDir, removeRuntimeInfo, writeRuntimeInfo, type DataDir } from './datadir.ts'
-import { NodeSemantics } from './semantic.ts'
+import { INGRESS_FETCH_MS, NodeSemantics } from './semantic.ts'
 import type { ApiSemantics } from '../api/semantic-routes.ts'
 import type { AgentSemantics } from '../sdk/conversations.ts'
 import type { AgentKey } from '../core/keys.ts'
@@ -75,7 +75,8 @@ export class MeshNodeImpl implements MeshNode {
       network: sem.network,
       publishDocument: async (bytes, o) => await sem.publish(bytes, o),
       publishSchema: async (input, o) => await sem.publishSchema(input, await this.agentKey(o.agent), o),
-      publishProtocol: async (def, o) => await sem.publishProtocol(def, await this.agentKey(o.agent), o)
+      publishProtocol: async (def, o) => await sem.publishProtocol(def, await this.agentKey(o.agent), o),
+      checkSubmission: async (env) => { if (env.schema != null) await sem.validation.checkOutgoing(env, { signal: AbortSignal.timeout(INGRESS_FETCH_MS) }) }
     }
     this.agentSemantics = {
       registry: sem.registry,

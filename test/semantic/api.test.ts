@@ -8,7 +8,8 @@ import { describe, it, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { Nodes, within } from '../helpers/api.ts'
 import type { MeshNodeImpl } from '../../src/node/mesh-node.ts'
-import { connect } from '../../src/sdk/remote.ts'
+import WebSocket from 'ws'
+import { connect, WebSocketTransport } from '../../src/sdk/remote.ts'
 import { createAgent } from '../../src/sdk/agent.ts'
 import { generateAgentKey } from '../../src/core/keys.ts'
 import { encodeDocument, signSchemaDocument } from '../../src/semantic/index.ts'
@@ -79,6 +80,18 @@ describe('registry API and remote agents', () => {
       assert.deepEqual(m.value?.data(), { n: 4 })
       inbox.unsubscribe()
     } finally { await remote.close() }
+  })
+
+  it('the node checks what a remote agent submits even when its SDK did not', async () => {
+    const key = generateAgentKey()
+    const ws = new WebSocket(`${(b.apiUrl as string).replace(/^http/, 'ws')}/v1/ws`, { headers: { authorization: `Bearer ${b.apiToken}` } })
+    const transport = new WebSocketTransport(ws, key)
+    await transport.ready(AbortSignal.timeout(10_000))
+    const rogue = await createAgent(key, transport, { network: transport.network, name: 'rogue-remote', kind: 'remote' })
+    try {
+      const target = await a.agent('target')
+      await assert.rejects(rogue.send(target.id, { n: 'x' }, { schema: 'count/n@1.0.0' }), (err: any) => err.code === 'SchemaValidationError' && err.details.errors[0].path === '/n')
+    } finally { await rogue.close(); transport.close() }
   })
 
   it('rejects a flood of 1 MiB payload bombs at ingress, counted, with memory bounded', async () => {
