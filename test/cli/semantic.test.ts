@@ -109,6 +109,23 @@ describe('fedmesh schema, protocol, audit and demo', { timeout: 240_000 }, () =>
     assert.match(bad.stdout, /FAILED at signature/)
   })
 
+  it('fedmesh demo leaves its nodes up for the CLI until Ctrl-C, then stops them', async () => {
+    const demo = procs.start(['demo', '--sellers', '1'])
+    await demo.stdout.wait(l => l.startsWith('the nodes keep running'), 'the demo to finish its run', 120_000)
+    assert.match(demo.stdout.text, /agreed: seller-1 sells 10 × gpu-hours at 700/)
+    const hubDir = /fedmesh status --dir (\S+)/.exec(demo.stdout.text)?.[1] as string
+    const status = await fedmesh('status', '--dir', hubDir, '--json')
+    assert.equal(status.code, 0, status.stderr)
+    assert.equal(JSON.parse(status.stdout).peers, 1)
+    const protocols = await fedmesh('protocol', 'list', '--dir', hubDir)
+    assert.match(protocols.stdout, /proto\/market@1\.0\.0/)
+    demo.kill('SIGINT')
+    const { code } = await demo.exit(60_000)
+    assert.equal(code, 0, demo.stderr.text)
+    assert.match(demo.stdout.text, /stopped$/m)
+    assert.equal(existsSync(hubDir), false)
+  })
+
   it('fedmesh demo runs the market protocol across node processes and stops cleanly', async () => {
     const r = await procs.run(['demo', '--sellers', '2', '--exit-after-run'], 120_000)
     assert.equal(r.code, 0, r.stderr + r.stdout)
