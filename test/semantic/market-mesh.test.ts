@@ -1,7 +1,8 @@
 /**
  * The market protocol end to end across three node processes (test/helpers/mesh.ts): a
  * buyer on one node, sellers on two others; negotiation, a multicast RFP, offers, a
- * counter-offer, the contract signed by both, and an audit of the exported conversation.
+ * counter-offer, the contract signed by both, and an audit of the exported conversation;
+ * and a schema fetched by a late joiner after the node that published it was killed.
  */
 import { describe, it, before, after } from 'node:test'
 import assert from 'node:assert/strict'
@@ -31,5 +32,17 @@ describe('market protocol across node processes', () => {
     assert.deepEqual(r.outcome.contract.signatures.map((s: any) => s.role).sort(), ['buyer', 'seller'])
     assert.deepEqual(r.steps.map((s: any) => s.performative), ['cfp', 'reject-proposal', 'propose', 'accept-proposal'])
     assert.deepEqual(r.audit, { ok: true, final: 'agreed', steps: 6 })
+  })
+
+  it('a schema published on a node that is then killed is fetched by a node that joins later', async () => {
+    const [n1, , n3] = mesh.nodes
+    const pub = await n3.call('publishSchema', { uri: 'proc/thing@1.0.0', schema: { type: 'object', required: ['id'] }, agent: 'publisher' })
+    assert.equal(pub.uri, 'proc/thing@1.0.0')
+    for (let i = 0; i < 100 && !(await n1.call('hasSchema', { uri: 'proc/thing@1.0.0' })); i++) await new Promise(resolve => setTimeout(resolve, 100))
+    n3.kill()
+    const late = await mesh.start() // bootstraps from n1; never saw the announcement
+    assert.equal(await late.call('hasSchema', { uri: 'proc/thing@1.0.0' }), false)
+    const got = await late.call('resolveSchema', { uri: 'proc/thing@1.0.0' })
+    assert.equal(got.hash, pub.hash)
   })
 })
