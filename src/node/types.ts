@@ -191,6 +191,10 @@ export interface Agent {
   conversation: (conversation: string, peer: AgentId | string) => ConversationInfo | undefined
   /** Timeouts and refused (not-understood) steps, as they happen. */
   conversationEvents: (options?: AbortOptions) => AsyncIterable<ConversationEvent> & { close: () => void }
+  /** Registers a schema translator `from` → `to` (TranslationError when it gives an invalid value); returns its remover. */
+  registerTranslator: (from: string, to: string, fn: (value: unknown) => unknown) => () => void
+  /** The payload of `msg` translated to one of the schemas `to` (as it is when it already names one). */
+  translate: (msg: Message, to: string | string[], options?: AbortOptions) => Promise<{ value: unknown, schema: string }>
   /** A conversation's messages with `peer` as a `fedmesh audit` file. */
   exportConversation: (conversation: string, peer: AgentId | string) => Uint8Array
   close: () => Promise<void>

@@ -406,6 +406,25 @@ export class AgentImpl implements Agent {
     return { conversation: options.id ?? randomUUID(), protocol: uri }
   }
 
+  /**
+   * Registers a translator from one schema to another (`fn` gets a copy of the value). In-process
+   * agents share their node's registry, so the translator serves every local agent. Returns
+   * the function that removes it.
+   */
+  registerTranslator (from: string, to: string, fn: (value: unknown) => unknown): () => void {
+    return this.semantic.semantics.registry.registerTranslator(from, to, fn)
+  }
+
+  /**
+   * The payload of `msg` under one of the schemas in `to`: as it is when it already names one
+   * of them, else through the shortest chain of translators (and implicit upgrades within a
+   * major), validated at every step. Throws TranslationError.
+   */
+  async translate (msg: Message, to: string | string[], options: AbortOptions = {}): Promise<{ value: unknown, schema: string }> {
+    if (msg.schema == null) throw new InvalidArgumentError(`message ${msg.id} names no schema`)
+    return await this.semantic.semantics.registry.translate(msg.data(), msg.schema, to, options)
+  }
+
   /** This agent's view of a conversation with `peer`: state, status, and the steps expected next. */
   conversation (conversation: string, peer: AgentId | string): ConversationInfo | undefined {
     return this.semantic.info(conversation, parseAgentId(peer))

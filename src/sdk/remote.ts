@@ -396,6 +396,8 @@ export async function connect (opts: ConnectOptions): Promise<RemoteAgent> {
     conversation: (conversation, peer) => inner.conversation(conversation, peer),
     conversationEvents: (options) => inner.conversationEvents(options),
     exportConversation: (conversation, peer) => inner.exportConversation(conversation, peer),
+    registerTranslator: (from, to, fn) => inner.registerTranslator(from, to, fn),
+    translate: async (msg, to, options) => await inner.translate(msg, to, options),
     close: async () => {
       await inner.close()
       transport.close(1000, 'agent closed')
