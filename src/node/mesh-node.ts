@@ -7,7 +7,7 @@ import { cpus, totalmem } from 'node:os'
 import pino from 'pino'
 import type { AgentId, NetworkId } from '../core/ids.ts'
 import { isAgentId } from '../core/keys.ts'
-import { AgentNotFoundError, InvalidArgumentError, abortReason } from '../core/errors.ts'
+import { AgentNotFoundError, InvalidArgumentError, TimeoutError, abortReason } from '../core/errors.ts'
 import type { RejectionReason } from '../core/ingress.ts'
 import { createNet, type Net } from '../net/libp2p.ts'
 import { PeerTracker } from '../net/peers.ts'
@@ -215,7 +215,8 @@ export class MeshNodeImpl implements MeshNode {
         return await this.router.findAgent(id, { signal: AbortSignal.any([signal, AbortSignal.timeout(Math.min(10_000, 2000 * (attempt + 1)))]) })
       } catch (err) {
         if (signal.aborted) throw abortReason(signal, `waiting for agent ${id}`)
-        if (!(err instanceof AgentNotFoundError)) throw err
+        // One attempt's own bound running out is not the end of the wait: try again.
+        if (!(err instanceof AgentNotFoundError) && !(err instanceof TimeoutError)) throw err
       }
       await new Promise(resolve => setTimeout(resolve, Math.min(1000, 100 * (attempt + 1))))
     }

@@ -21,7 +21,7 @@ import { TopicValidatorResult } from '@libp2p/gossipsub'
 import type { AgentId, NetworkId } from '../core/ids.ts'
 import type { Envelope } from '../core/envelope.ts'
 import type { AgentKey } from '../core/keys.ts'
-import { abortReason, InvalidArgumentError } from '../core/errors.ts'
+import { abortReason, InvalidArgumentError, UnreachableError } from '../core/errors.ts'
 import { boundedSource } from '../net/flow.ts'
 import { controlTopic, type Net } from '../net/libp2p.ts'
 import type { NodeRecord } from '../net/records.ts'
@@ -295,7 +295,10 @@ export class NodeSemantics {
     const local = this.store.byKey.get(key)
     if (local != null && parseRegistryKey(key)?.kind !== 'latest') return local
     const peers = this.candidatePeers()
-    if (peers.length === 0) return local
+    if (peers.length === 0) {
+      if (local != null) return local
+      throw new UnreachableError(`no peers to ask for ${key}`)
+    }
     const inner = new AbortController()
     const signal = anyOf(options.signal, inner.signal, AbortSignal.timeout(DHT_TIMEOUT_MS))
     const valid = (b: Uint8Array | undefined): Uint8Array | undefined => b != null && validateRegistryRecord(key, b) == null ? b : undefined

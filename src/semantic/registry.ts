@@ -12,7 +12,7 @@
 import type { ValidateFunction } from 'ajv'
 import type { Ajv2020 } from 'ajv/dist/2020.js'
 import type { AgentId, SchemaUri } from '../core/ids.ts'
-import { abortReason, InvalidArgumentError } from '../core/errors.ts'
+import { abortReason, InvalidArgumentError, UnreachableError } from '../core/errors.ts'
 import { createAjv, toIssues } from './ajv.ts'
 import { createSchemaLimits, type SchemaLimits } from './bounds.ts'
 import { BUILTIN_PUBLISHER, builtinDocuments } from './builtins.ts'
@@ -47,7 +47,10 @@ export interface RegistryNetwork {
    * a key already holds a value, the store keeps the one `selectRegistryRecord` prefers.
    */
   put: (key: string, bytes: Uint8Array, options?: { signal?: AbortSignal }) => Promise<void>
-  /** Finds the value stored under `key`, or undefined. Must honour `signal`. */
+  /**
+   * Finds the value stored under `key`, or undefined. Must honour `signal`. Throws
+   * UnreachableError when there was no one to ask (the registry then does not remember a miss).
+   */
   get: (key: string, options?: { signal?: AbortSignal }) => Promise<Uint8Array | undefined>
 }
 
@@ -478,7 +481,8 @@ class SchemaRegistryImpl implements SchemaRegistry {
           return r.document
         } catch (err) {
           this.counters.fetchFailed++
-          this.rememberMiss(key)
+          // No one was there to ask (a node with no peers yet): not evidence of absence.
+          if (!(err instanceof UnreachableError)) this.rememberMiss(key)
           throw err instanceof SchemaNotFoundError ? err : new SchemaNotFoundError(`${what} could not be fetched: ${(err as Error).message}`, { cause: err })
         } finally {
           this.inflight.delete(key)

@@ -40,8 +40,10 @@ describe('market protocol across node processes', () => {
     assert.equal(pub.uri, 'proc/thing@1.0.0')
     for (let i = 0; i < 100 && !(await n1.call('hasSchema', { uri: 'proc/thing@1.0.0' })); i++) await new Promise(resolve => setTimeout(resolve, 100))
     n3.kill()
+    assert.equal(await n1.call('hasSchema', { uri: 'proc/thing@1.0.0' }), true, 'n1 took the announcement in')
     const late = await mesh.start() // bootstraps from n1; never saw the announcement
     assert.equal(await late.call('hasSchema', { uri: 'proc/thing@1.0.0' }), false)
+    for (let i = 0; i < 200 && (await late.call('status')).peers === 0; i++) await new Promise(resolve => setTimeout(resolve, 100))
     const got = await late.call('resolveSchema', { uri: 'proc/thing@1.0.0' })
     assert.equal(got.hash, pub.hash)
   })

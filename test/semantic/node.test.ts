@@ -242,6 +242,11 @@ describe('semantic layer in nodes', () => {
       c = await createNode({ dir, listen: ['/ip4/127.0.0.1/tcp/0'], api: false })
       try {
         assert.equal(c.semantics.registry.has('late/thing@1.0.0'), true, 'reloaded from the data dir with no peers')
+        // With no one to ask, a lookup fails, but is not remembered as a miss: once connected it succeeds.
+        await assert.rejects(c.semantics.registry.resolve('acme/order@1.0.0'), (err: any) => err.code === 'SchemaNotFoundError')
+        await c.dial(b.multiaddrs()[0])
+        await until(() => c.net.getPeers().length > 0, 'c connected again')
+        assert.equal((await c.semantics.registry.resolve('acme/order@1.0.0')).parsed.uri, 'acme/order@1.0.0')
       } finally { await c.stop() }
     } finally { rmSync(dir, { recursive: true, force: true }) }
   })
