@@ -251,7 +251,8 @@ class SchemaRegistryImpl implements SchemaRegistry {
   private readonly inflight = new Map<string, Promise<VerifiedDocument>>()
   private readonly translators = new Map<string, Map<string, Translator>>()
   private translatorCount = 0
-  private readonly ajv: Ajv2020
+  /** Created on the first compile (see ajv.ts). */
+  private ajvInstance?: Ajv2020
   private readonly unsubscribe?: () => void
   private readonly onAccept?: (document: VerifiedDocument, origin: IngestOrigin) => void
   readonly counters: RegistryCounters = { accepted: 0, duplicate: 0, fetched: 0, fetchFailed: 0, refused: Object.fromEntries(INGEST_REASONS.map((r) => [r, 0])) as Record<IngestReason, number> }
@@ -266,7 +267,6 @@ class SchemaRegistryImpl implements SchemaRegistry {
     this.owners = init.owners ?? {}
     this.compatOptions = init.compat ?? {}
     this.now = init.now ?? Date.now
-    this.ajv = createAjv()
     this.onAccept = init.onAccept
     if (this.cfg.builtins) {
       for (const d of builtinDocuments()) {
@@ -311,7 +311,8 @@ class SchemaRegistryImpl implements SchemaRegistry {
     if (this.byUri.size >= this.cfg.maxDocuments) return this.refuse('full', `registry holds ${this.cfg.maxDocuments} documents`)
 
     let validator: CompiledValidator | undefined
-    if (d.kind === 'schema') {
+    // Built-ins are known to compile (test/semantic); they are compiled on first use.
+    if (d.kind === 'schema' && !this.builtinHashes.has(d.hash)) {
       try {
         validator = this.compile(d)
       } catch (err) {
@@ -351,6 +352,11 @@ class SchemaRegistryImpl implements SchemaRegistry {
     return { ok: true, document: d, fresh: true }
   }
 
+  private ajv (): Ajv2020 {
+    this.ajvInstance ??= createAjv()
+    return this.ajvInstance
+  }
+
   private compile (d: VerifiedDocument & { kind: 'schema' }): CompiledValidator {
     const cached = this.compiled.get(d.hash)
     if (cached != null) {
@@ -358,7 +364,7 @@ class SchemaRegistryImpl implements SchemaRegistry {
       this.compiled.set(d.hash, cached)
       return cached
     }
-    const fn: ValidateFunction = this.ajv.compile(d.doc.schema as object | boolean as never)
+    const fn: ValidateFunction = this.ajv().compile(d.doc.schema as object | boolean as never)
     const validator: CompiledValidator = (value) => fn(value) ? [] : toIssues(fn.errors)
     this.compiled.set(d.hash, validator)
     if (this.compiled.size > this.cfg.maxCompiled) {
@@ -376,7 +382,7 @@ class SchemaRegistryImpl implements SchemaRegistry {
   }
 
   private removeFromAjv (d: VerifiedDocument): void {
-    if (d.kind === 'schema' && typeof d.doc.schema === 'object') this.ajv.removeSchema(d.doc.schema as object as never)
+    if (d.kind === 'schema' && typeof d.doc.schema === 'object' && this.ajvInstance != null) this.ajvInstance.removeSchema(d.doc.schema as object as never)
   }
 
   async publish (input: RegistryDocument | Uint8Array, options: { signal?: AbortSignal } = {}): Promise<PublishResult> {
