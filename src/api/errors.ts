@@ -5,6 +5,7 @@
  * Pure: used by the server, and by clients (remote SDK, CLI) to rebuild typed errors.
  */
 import * as core from '../core/errors.ts'
+import * as semantic from '../semantic/errors.ts'
 import { FedmeshError, ConflictError, TooManyRequestsError, NotSupportedError } from '../core/errors.ts'
 import type { ErrorJson } from './protocol.ts'
 
@@ -29,7 +30,19 @@ export const ERROR_TABLE = {
   RemoteError: { status: 502, meaning: 'The responder\'s handler failed; `details.code` carries its error code.' },
   NoRespondersError: { status: 503, meaning: 'The recipient exists but does not answer requests.' },
   ClosedError: { status: 503, meaning: 'The agent or node is closing.' },
-  TimeoutError: { status: 504, meaning: 'No reply or confirmation in time.' }
+  TimeoutError: { status: 504, meaning: 'No reply or confirmation in time.' },
+  // The semantic layer (docs/SEMANTIC.md §12).
+  SchemaValidationError: { status: 422, meaning: 'The payload does not match the schema it names; `details.errors` lists `{ path, message, keyword }`.' },
+  PayloadLimitError: { status: 413, meaning: 'The payload breaks a bomb limit (size, depth, keys, string or array length); `details.errors`.' },
+  SchemaNotFoundError: { status: 404, meaning: 'The schema or protocol URI (or hash) is not known here and could not be fetched from the mesh.' },
+  InvalidDocumentError: { status: 400, meaning: 'A schema or protocol document is malformed, badly signed, over the limits, or does not compile.' },
+  IncompatibleSchemaError: { status: 409, meaning: 'A new minor/patch version does not accept everything its predecessor accepted, or is lower than one published (`details.path`).' },
+  SchemaConflictError: { status: 409, meaning: 'The URI is taken by another document, the name belongs to another publisher, or the name is reserved.' },
+  InvalidProtocolError: { status: 400, meaning: 'A protocol definition is not valid (`details.problems`).' },
+  ProtocolViolationError: { status: 409, meaning: 'The message is not a legal next step of its conversation (`details.expected`).' },
+  NoCommonVersionError: { status: 409, meaning: 'The agents share no version of the schema or protocol (`details.mine`, `details.theirs`).' },
+  TranslationError: { status: 422, meaning: 'No translator chain between the schema versions, or a translator gave an invalid value.' },
+  ContractError: { status: 400, meaning: 'A market contract is malformed or its signatures do not verify.' }
 } as const satisfies Record<string, ErrorEntry>
 
 export type ApiErrorCode = keyof typeof ERROR_TABLE | 'InternalError'
@@ -74,7 +87,7 @@ export function errorBody (err: unknown): { status: number, body: ErrorBody } {
 type ErrorClass = new (message?: string, options?: { cause?: unknown, details?: Record<string, unknown> }) => FedmeshError
 
 const CLASSES = new Map<string, ErrorClass>()
-for (const v of Object.values(core)) {
+for (const v of [...Object.values(core), ...Object.values(semantic)]) {
   const code = (v as { code?: unknown }).code
   if (typeof v === 'function' && typeof code === 'string' && v.prototype instanceof FedmeshError) CLASSES.set(code, v as ErrorClass)
 }

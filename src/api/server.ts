@@ -25,6 +25,7 @@ import { bodies, params, queries } from './schemas.ts'
 import type { ApiHandle, ApiNode, ApiOptions } from './types.ts'
 import { ApiConnection, type WsContext } from './ws.ts'
 import { toBase64 } from '../util/base64.ts'
+import { registerSemanticRoutes } from './semantic-routes.ts'
 
 export type { ApiHandle, ApiNode, ApiOptions } from './types.ts'
 
@@ -264,6 +265,8 @@ export async function buildApi (node: ApiNode, opts: Pick<ApiOptions, 'token' | 
     if (limit != null && (limit < 1 || limit > 1000)) throw new InvalidArgumentError('limit must be 1–1000')
     return node.rejections({ reason: req.query.reason, limit })
   })
+
+  registerSemanticRoutes(app, () => node.semantic)
 
   app.get(WS_PATH, {
     websocket: true,

@@ -1,6 +1,7 @@
 import type { MeshNode, Logger } from '../node/types.ts'
 import type { AgentTransport } from '../routing/types.ts'
 import type { WsLimits } from './protocol.ts'
+import type { ApiSemantics } from './semantic-routes.ts'
 
 /**
  * What the API needs from a node: the public MeshNode surface plus the node-side
@@ -9,6 +10,8 @@ import type { WsLimits } from './protocol.ts'
  */
 export type ApiNode = Pick<MeshNode, 'peerId' | 'network' | 'config' | 'agent' | 'agents' | 'status' | 'peers' | 'nodeRecords' | 'rejections' | 'findAgent' | 'waitForAgent'> & {
   readonly transport: AgentTransport
+  /** The schema registry routes (absent: they answer SchemaNotFoundError). */
+  readonly semantic?: ApiSemantics
 }
 
 export interface ApiOptions {

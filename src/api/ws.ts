@@ -352,6 +352,8 @@ export class ApiConnection {
     if (this.inflight.has(rid)) throw new InvalidArgumentError(`rid ${rid} is already in flight`)
     if (this.inflight.size >= this.ctx.limits.maxInflight) throw new TooManyRequestsError(`at most ${this.ctx.limits.maxInflight} submits in flight per connection`)
     const env = this.verifiedFromAgent(a, msg)
+    // Schema check as at every ingress (the agent's SDK checked already; this one may not have).
+    await this.ctx.node.semantic?.checkSubmission(env)
     const ac = new AbortController()
     this.inflight.set(rid, ac)
     try {

@@ -15,6 +15,8 @@ import { REJECTION_REASONS } from '../core/ingress.ts'
 import { LIMITS } from '../core/envelope.ts'
 import { CliError, UsageError, intFlag, jsonFlag, listFlag, stringFlag, type Command, type OptionSpec, type Parsed } from './args.ts'
 import { apiError, call, locateNode, openSocket } from './client.ts'
+import { SEMANTIC_COMMANDS } from './semantic-commands.ts'
+import { DEMO_COMMANDS } from './demo.ts'
 
 function out (v: unknown): void {
   process.stdout.write(JSON.stringify(v) + '\n')
@@ -290,7 +292,9 @@ const sendOptions: Record<string, OptionSpec> = {
   ...agentOpt,
   data: { type: 'string', arg: 'JSON', help: 'Payload, as JSON (required)' },
   type: { type: 'string', arg: 'T', help: 'Performative or message type' },
-  schema: { type: 'string', arg: 'URI', help: 'Schema URI, e.g. market/rfp@1.0.0' },
+  schema: { type: 'string', arg: 'URI', help: 'Schema URI, e.g. market/rfp@1.0.0 (the payload is validated before it is sent)' },
+  protocol: { type: 'string', arg: 'URI', help: 'Protocol of the conversation, e.g. proto/request@1.0.0 (the step is checked)' },
+  conversation: { type: 'string', arg: 'ID', help: 'Conversation id' },
   ttl: { type: 'string', arg: 'S', help: 'Time to live in seconds (default 300)' },
   priority: { type: 'string', arg: 'P', help: 'Priority 0–3 (default 1)' }
 }
@@ -301,6 +305,8 @@ function common (values: Parsed['values']): Record<string, unknown> {
     payload: jsonFlag(values.data, 'data'),
     type: stringFlag(values.type),
     schema: stringFlag(values.schema),
+    protocol: stringFlag(values.protocol),
+    conversation: stringFlag(values.conversation),
     ttl: intFlag(values.ttl, 'ttl', 1, LIMITS.maxTtlSeconds),
     priority: intFlag(values.priority, 'priority', 0, 3)
   }
@@ -354,7 +360,7 @@ const request: Command = {
   }
 }
 
-export const COMMANDS: Command[] = [init, nodeStart, status, peers, agentCreate, agentList, agentFind, sub, inbox, pub, send, request, rejections]
+export const COMMANDS: Command[] = [init, nodeStart, status, peers, agentCreate, agentList, agentFind, sub, inbox, pub, send, request, rejections, ...SEMANTIC_COMMANDS, ...DEMO_COMMANDS]
 
 export function usage (): string {
   const width = Math.max(...COMMANDS.map(c => `${c.name}${(c.args ?? []).map(a => ` ${a}`).join('')}`.length))

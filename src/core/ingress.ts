@@ -6,10 +6,14 @@
 import type { MessageId, NetworkId } from './ids.ts'
 import { decodeEnvelope, envelopePayload, LIMITS, type DecodeFailure, type Envelope } from './envelope.ts'
 
-export const REJECTION_REASONS = [
+/** What verifyIngress checks: the envelope itself. */
+export const ENVELOPE_REJECTION_REASONS = [
   'too-large', 'malformed', 'non-canonical', 'bad-field', 'bad-signature',
   'wrong-network', 'expired', 'from-future', 'hop-limit', 'duplicate'
 ] as const
+/** The semantic layer's ingress check (src/node/semantic.ts, docs/SEMANTIC.md §6), after verifyIngress. */
+export const SEMANTIC_REJECTION_REASONS = ['payload-bomb', 'schema-unknown', 'schema-invalid'] as const
+export const REJECTION_REASONS = [...ENVELOPE_REJECTION_REASONS, ...SEMANTIC_REJECTION_REASONS] as const
 export type RejectionReason = typeof REJECTION_REASONS[number]
 
 export interface IngressOptions {
@@ -95,6 +99,14 @@ export class DedupCache {
 
   has (id: string): boolean {
     return this.expiries.has(id)
+  }
+
+  /**
+   * Forgets `id`: a message refused after it was recorded (by a later check, such as schema
+   * validation) must not have its retransmission taken for a duplicate and confirmed.
+   */
+  delete (id: string): void {
+    this.expiries.delete(id)
   }
 
   get size (): number {

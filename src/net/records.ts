@@ -15,6 +15,7 @@ import { isNetworkId } from '../core/ids.ts'
 import { isAgentId, verifyByDid } from '../core/keys.ts'
 import { InvalidArgumentError } from '../core/errors.ts'
 import { compact } from '../core/envelope.ts'
+import { selectRegistryRecord, validateRegistryRecord } from '../semantic/registry.ts'
 
 const enc = new TextEncoder()
 const AGENT_DOMAIN = enc.encode('fedmesh/agent-record/v1')
@@ -128,16 +129,26 @@ export async function decodeNodeRecord (bytes: Uint8Array, now: number = Date.no
 }
 
 /** Kad-DHT hooks for the `fedmesh` namespace. */
+/** Schema registry documents (docs/SEMANTIC.md §4) share the `/fedmesh/` DHT namespace. */
+const REGISTRY_PREFIX = '/fedmesh/schema/'
+
 export const dhtValidators = {
   fedmesh: async (key: Uint8Array, value: Uint8Array): Promise<void> => {
     const k = new TextDecoder().decode(key)
+    if (k.startsWith(REGISTRY_PREFIX)) {
+      const problem = validateRegistryRecord(k, value)
+      if (problem != null) throw new InvalidArgumentError(`registry record: ${problem}`)
+      return
+    }
     const rec = decodeAgentRecord(value)
     if (k !== `/fedmesh/agent/${rec.net}/${rec.agent}`) throw new InvalidArgumentError('agent record does not match its key')
   }
 }
 
 export const dhtSelectors = {
-  fedmesh: (_key: Uint8Array, values: Uint8Array[]): number => {
+  fedmesh: (key: Uint8Array, values: Uint8Array[]): number => {
+    const k = new TextDecoder().decode(key)
+    if (k.startsWith(REGISTRY_PREFIX)) return selectRegistryRecord(k, values)
     let best = 0
     let bestSeq = -1
     values.forEach((v, i) => {

@@ -7,7 +7,7 @@ import { cpus, totalmem } from 'node:os'
 import pino from 'pino'
 import type { AgentId, NetworkId } from '../core/ids.ts'
 import { isAgentId } from '../core/keys.ts'
-import { AgentNotFoundError, InvalidArgumentError, abortReason } from '../core/errors.ts'
+import { AgentNotFoundError, InvalidArgumentError, TimeoutError, abortReason } from '../core/errors.ts'
 import type { RejectionReason } from '../core/ingress.ts'
 import { createNet, type Net } from '../net/libp2p.ts'
 import { PeerTracker } from '../net/peers.ts'
@@ -15,7 +15,12 @@ import { dhtSelectors, dhtValidators, signNodeRecord, type AgentRecord, type Nod
 import { Router, AGENT_RECORD_TTL_MS } from '../routing/router.ts'
 import type { AgentTransport } from '../routing/types.ts'
 import { createAgent, type AgentImpl } from '../sdk/agent.ts'
+import { createValidation } from '../semantic/index.ts'
 import { loadAgentKey, openDataDir, removeRuntimeInfo, writeRuntimeInfo, type DataDir } from './datadir.ts'
+import { INGRESS_FETCH_MS, NodeSemantics } from './semantic.ts'
+import type { ApiSemantics } from '../api/semantic-routes.ts'
+import type { AgentSemantics } from '../sdk/conversations.ts'
+import type { AgentKey } from '../core/keys.ts'
 import type { AbortOptions, AgentInfo, CreateNodeOptions, Logger, MeshNode, NodeConfig, NodeStatus, PeerInfo } from './types.ts'
 
 /** Below this many connections, discovered peers are dialed. */
@@ -34,6 +39,11 @@ export class MeshNodeImpl implements MeshNode {
   readonly tracker: PeerTracker
   readonly transport: AgentTransport
   readonly logger: Logger
+  /** Schema registry, its distribution and disk cache, and the ingress check (docs/SEMANTIC.md). */
+  readonly semantics: NodeSemantics
+  /** The registry routes of the API. */
+  readonly semantic: ApiSemantics
+  private readonly agentSemantics: AgentSemantics
   private readonly data: DataDir
   private readonly local = new Map<string, Promise<AgentImpl>>()
   private readonly startedAt = Date.now()
@@ -50,13 +60,38 @@ export class MeshNodeImpl implements MeshNode {
     this.net = net
     this.logger = logger
     this.tracker = new PeerTracker(net)
+    this.semantics = new NodeSemantics({
+      net,
+      network: this.network,
+      dir: this.dir,
+      storage: this.config.roles.includes('storage'),
+      logger,
+      nodeRecords: () => this.router.nodeRecords()
+    })
+    const sem = this.semantics
+    this.semantic = {
+      registry: sem.registry,
+      validation: sem.validation,
+      network: sem.network,
+      publishDocument: async (bytes, o) => await sem.publish(bytes, o),
+      publishSchema: async (input, o) => await sem.publishSchema(input, await this.agentKey(o.agent), o),
+      publishProtocol: async (def, o) => await sem.publishProtocol(def, await this.agentKey(o.agent), o),
+      checkSubmission: async (env) => { if (env.schema != null) await sem.validation.checkOutgoing(env, { signal: AbortSignal.timeout(INGRESS_FETCH_MS) }) }
+    }
+    this.agentSemantics = {
+      registry: sem.registry,
+      validation: createValidation(sem.registry),
+      lookupCaps: async (agent, o) => (await this.router.findAgent(agent, o)).caps
+    }
     this.router = new Router({
       net,
       network: this.network,
       ingress: { network: this.network, maxBytes: this.config.maxMessageBytes, clockSkewMs: this.config.clockSkewMs },
       peers: this.tracker,
       logger,
-      nodeRecord: async () => await this.nodeRecord()
+      nodeRecord: async () => await this.nodeRecord(),
+      inspect: (env) => sem.inspect(env),
+      onControlDocument: (peer, bytes) => sem.onControlDocument(peer, bytes)
     })
     const router = this.router
     this.transport = {
@@ -85,6 +120,7 @@ export class MeshNodeImpl implements MeshNode {
         this.logger.debug({ peer: peer.toString(), err: err.message }, 'dial of discovered peer failed')
       })
     })
+    await this.semantics.start()
     await this.router.start()
     if (this.config.api !== false) {
       const [host, port] = splitHostPort(this.config.api)
@@ -107,12 +143,19 @@ export class MeshNodeImpl implements MeshNode {
       p = (async () => {
         const key = await loadAgentKey(this.dir, name, { create: true })
         if (key == null) throw new InvalidArgumentError(`cannot create agent ${name}`)
-        return await createAgent(key, this.transport, { network: this.network, name, capabilities: options.capabilities, kind: 'local' })
+        return await createAgent(key, this.transport, { network: this.network, name, capabilities: options.capabilities, kind: 'local', semantics: this.agentSemantics })
       })()
       this.local.set(name, p)
       p.catch(() => { this.local.delete(name) })
     }
     return await p
+  }
+
+  /** The key of local agent `name` (default `default`), created on first use: it signs what the API publishes. */
+  private async agentKey (name: string = 'default'): Promise<AgentKey> {
+    const key = await loadAgentKey(this.dir, name, { create: true })
+    if (key == null) throw new InvalidArgumentError(`cannot create agent ${name}`)
+    return key
   }
 
   agents (): AgentInfo[] {
@@ -172,7 +215,8 @@ export class MeshNodeImpl implements MeshNode {
         return await this.router.findAgent(id, { signal: AbortSignal.any([signal, AbortSignal.timeout(Math.min(10_000, 2000 * (attempt + 1)))]) })
       } catch (err) {
         if (signal.aborted) throw abortReason(signal, `waiting for agent ${id}`)
-        if (!(err instanceof AgentNotFoundError)) throw err
+        // One attempt's own bound running out is not the end of the wait: try again.
+        if (!(err instanceof AgentNotFoundError) && !(err instanceof TimeoutError)) throw err
       }
       await new Promise(resolve => setTimeout(resolve, Math.min(1000, 100 * (attempt + 1))))
     }
@@ -207,6 +251,7 @@ export class MeshNodeImpl implements MeshNode {
       await this.api?.close().catch(() => {})
       this.tracker.stop()
       await this.router.stop()
+      await this.semantics.stop()
       await this.net.stop()
       await removeRuntimeInfo(this.dir)
     })()

@@ -8,6 +8,7 @@ import type { Envelope, EnvelopeJson, Mode } from '../core/envelope.ts'
 import type { RejectionReason, RejectionRecord } from '../core/ingress.ts'
 import type { PeerState } from '../net/peers.ts'
 import type { AgentRecord, NodeCapacity, NodeRecord, NodeRole } from '../net/records.ts'
+import type { ConversationEvent, ConversationInfo } from '../sdk/conversations.ts'
 
 export interface AbortOptions { signal?: AbortSignal }
 
@@ -180,6 +181,22 @@ export interface Agent {
   handle: (handler: RequestHandler) => () => void
   openStream: (to: AgentId | string, name: string, options?: AbortOptions) => Promise<AgentStream>
   onStream: (handler: StreamHandler) => () => void
+  // Conversations (docs/SEMANTIC.md): payloads naming a `schema` are validated before
+  // signing; messages with `protocol` and `conversation` are tracked on both ends.
+  /** Answers a message in its conversation (same conversation and protocol, correlated); `type` is the performative. */
+  reply: (to: Message, payload: Payload, options: SendOptions & { type: string }) => Promise<SendResult>
+  /** Negotiates the protocol version with the other parties (NoCommonVersionError) and picks a conversation id. */
+  openConversation: (options: { protocol: string, with: Array<AgentId | string>, id?: string } & AbortOptions) => Promise<{ conversation: string, protocol: string }>
+  /** This agent's state of a conversation with `peer`, and the steps expected next. */
+  conversation: (conversation: string, peer: AgentId | string) => ConversationInfo | undefined
+  /** Timeouts and refused (not-understood) steps, as they happen. */
+  conversationEvents: (options?: AbortOptions) => AsyncIterable<ConversationEvent> & { close: () => void }
+  /** Registers a schema translator `from` → `to` (TranslationError when it gives an invalid value); returns its remover. */
+  registerTranslator: (from: string, to: string, fn: (value: unknown) => unknown) => () => void
+  /** The payload of `msg` translated to one of the schemas `to` (as it is when it already names one). */
+  translate: (msg: Message, to: string | string[], options?: AbortOptions) => Promise<{ value: unknown, schema: string }>
+  /** A conversation's messages with `peer` as a `fedmesh audit` file. */
+  exportConversation: (conversation: string, peer: AgentId | string) => Uint8Array
   close: () => Promise<void>
 }
 

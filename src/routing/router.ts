@@ -44,6 +44,14 @@ const ROUTE_HINTS_MAX = 10_000
 const ROUTE_HINT_TTL_MS = 5 * 60 * 1000
 const STREAM_OPEN_TIMEOUT_MS = 10_000
 
+/**
+ * What the semantic ingress check (src/node/semantic.ts) says about an envelope that passed
+ * verifyIngress: nothing (pass), or a rejection with its reason and the error code the
+ * sender's node is told in the delivery confirmation.
+ */
+export interface InspectRejection { reason: RejectionReason, detail: string, code: string }
+export type InspectVerdict = InspectRejection | undefined
+
 export interface RouterComponents {
   net: Net
   network: NetworkId
@@ -52,6 +60,15 @@ export interface RouterComponents {
   logger: Logger
   /** Supplies this node's signed record for announcements. */
   nodeRecord: () => Promise<NodeRecord>
+  /**
+   * The semantic ingress hook, run at every ingress point (link frames, gossip) after
+   * verifyIngress accepted the envelope. Returns undefined synchronously for envelopes it
+   * has nothing to say about (the fast path), else a verdict or a promise of one (schema
+   * validation, maybe a bounded registry fetch).
+   */
+  inspect?: (env: Envelope) => InspectVerdict | Promise<InspectVerdict>
+  /** Registry documents announced on the control topic (`{ k: 'doc', r }`). */
+  onControlDocument?: (peer: string, bytes: Uint8Array) => TopicValidatorResult
 }
 
 export interface RouterCounters { published: number, delivered: number, forwarded: number, received: number }
@@ -105,7 +122,7 @@ export class Router {
     await net.handle(streamProtocol(this.c.network), (stream, connection) => { void this.acceptStream(stream, connection) }, { maxInboundStreams: 256 })
     const mesh = gossipTopic(this.c.network)
     const control = controlTopic(this.c.network)
-    this.pubsub.topicValidators.set(mesh, (peer, msg) => this.validateGossip(peer.toString(), msg.data))
+    this.pubsub.topicValidators.set(mesh, (peer, msg) => this.inspectGossip(peer.toString(), msg.data))
     this.pubsub.topicValidators.set(control, async (peer, msg) => await this.validateControl(peer.toString(), msg.data))
     this.pubsub.subscribe(mesh)
     this.pubsub.subscribe(control)
@@ -315,6 +332,21 @@ export class Router {
       return
     }
     this.rememberRoute(env.from, peer)
+    const verdict = this.c.inspect?.(env)
+    if (verdict == null) { this.deliverFrame(env, link); return }
+    void Promise.resolve(verdict).then((v) => {
+      if (v == null) { this.deliverFrame(env, link); return }
+      this.rejectInspected(v, peer, env)
+      void link.send({ t: FRAME_CONFIRM, id: env.id, ok: false, code: v.code, msg: `rejected: ${v.reason}: ${v.detail}` }, 3).catch(() => {})
+    })
+  }
+
+  private rejectInspected (v: InspectRejection, peer: string, env: Envelope): void {
+    this.dedup.delete(env.id)
+    this.reject(v.reason, v.detail, peer, env.id)
+  }
+
+  private deliverFrame (env: Envelope, link: FrameLink): void {
     let delivered = 0
     let failure: { code: string, msg: string } | undefined
     for (const to of env.to ?? []) {
@@ -334,7 +366,8 @@ export class Router {
     void link.send(confirm, 3).catch(() => {})
   }
 
-  private validateGossip (peer: string, data: Uint8Array): TopicValidatorResult {
+  /** With `hold`, an accepted envelope is handed to it instead of being delivered. */
+  private validateGossip (peer: string, data: Uint8Array, hold?: (env: Envelope) => void): TopicValidatorResult {
     this.counters.received++
     const res = verifyIngress(data, 0, this.c.ingress, this.dedup)
     if (!res.ok) {
@@ -347,8 +380,26 @@ export class Router {
       return TopicValidatorResult.Reject
     }
     const env = res.envelope
-    queueMicrotask(() => { this.deliverFanout(env) })
+    if (hold != null) hold(env)
+    else queueMicrotask(() => { this.deliverFanout(env) })
     return TopicValidatorResult.Accept
+  }
+
+  /** validateGossip, then the semantic hook (async only for envelopes that name a schema). */
+  private inspectGossip (peer: string, data: Uint8Array): TopicValidatorResult | Promise<TopicValidatorResult> {
+    if (this.c.inspect == null) return this.validateGossip(peer, data)
+    let held: Envelope | undefined
+    const result = this.validateGossip(peer, data, (env) => { held = env })
+    const env = held
+    if (result !== TopicValidatorResult.Accept || env == null) return result
+    const verdict = this.c.inspect(env)
+    if (verdict == null) { queueMicrotask(() => { this.deliverFanout(env) }); return result }
+    return Promise.resolve(verdict).then((v) => {
+      if (v == null) { queueMicrotask(() => { this.deliverFanout(env) }); return TopicValidatorResult.Accept }
+      this.rejectInspected(v, peer, env)
+      // A schema this node cannot fetch is not proof the sender misbehaved: do not penalise.
+      return v.reason === 'schema-unknown' ? TopicValidatorResult.Ignore : TopicValidatorResult.Reject
+    })
   }
 
   private reject (reason: RejectionReason, detail: string, peer?: string, id?: string): void {
@@ -511,6 +562,7 @@ export class Router {
         if (known == null || known.seq < rec.seq) this.nodes.set(rec.peer, rec)
         return TopicValidatorResult.Accept
       }
+      if (msg.k === 'doc' && this.c.onControlDocument != null) return this.c.onControlDocument(peer, msg.r)
       throw new Error(`unknown control kind ${String(msg.k)}`)
     } catch (err) {
       this.reject('bad-field', `control message: ${(err as Error).message}`, peer)

@@ -19,6 +19,9 @@ import type {
 } from '../node/types.ts'
 import type { AgentTransport, ByteStream, Endpoint } from '../routing/types.ts'
 import { toMessage } from './message.ts'
+import { AgentConversations, type AgentSemantics, type ConversationEvent, type ConversationInfo } from './conversations.ts'
+import { randomUUID } from 'node:crypto'
+import { NoCommonVersionError, NOT_UNDERSTOOD_SCHEMA, parseUri, compareSemver, type NotUnderstoodPayload } from '../semantic/index.ts'
 
 export interface CreateAgentOptions {
   network: string
@@ -27,6 +30,11 @@ export interface CreateAgentOptions {
   kind?: 'local' | 'remote'
   /** Buffered messages per subscription before new ones are dropped (slow consumer). */
   subscriptionCapacity?: number
+  /**
+   * Schema registry and validation (src/sdk/conversations.ts): payloads are checked before
+   * signing, protocol conversations are tracked. Nodes give their agents their registry.
+   */
+  semantics?: AgentSemantics
 }
 
 const DEFAULT_REQUEST_TIMEOUT_MS = 10_000
@@ -104,6 +112,10 @@ export class AgentImpl implements Agent {
   private lastTs = 0
   private nonce = 0
   readonly endpoint: Endpoint
+  /** The semantic layer's state for this agent (absent without `semantics`). */
+  readonly conversations?: AgentConversations
+  /** Tracked deliveries are checked in arrival order. */
+  private receiving: Promise<void> = Promise.resolve()
 
   constructor (key: AgentKey, transport: AgentTransport, opts: CreateAgentOptions) {
     this.id = key.id
@@ -112,6 +124,7 @@ export class AgentImpl implements Agent {
     this.transport = transport
     this.opts = opts
     this.reorder = new Reorderer((m) => { this.toInbox(m) })
+    if (opts.semantics != null) this.conversations = new AgentConversations(key.id, opts.semantics)
     this.endpoint = {
       agent: this.id,
       name: opts.name,
@@ -126,9 +139,9 @@ export class AgentImpl implements Agent {
 
   // ---- building envelopes ---------------------------------------------------------------
 
-  private envelope (mode: Mode, target: { to?: AgentId[], topic?: string }, payload: Payload, o: SendOptions, extra: Partial<EnvelopeFields> = {}, seq?: number): Envelope {
+  private envelope (mode: Mode, target: { to?: AgentId[], topic?: string }, payload: Payload, o: SendOptions, extra: Partial<EnvelopeFields> = {}, seq?: number, encoded?: { body: Uint8Array, ct: string }): Envelope {
     if (this.closed) throw new ClosedError('agent closed')
-    const { body, ct } = encodePayload(payload, o.contentType)
+    const { body, ct } = encoded ?? encodePayload(payload, o.contentType)
     const ts = Date.now()
     if (ts === this.lastTs) this.nonce++
     else { this.lastTs = ts; this.nonce = 0 }
@@ -162,6 +175,30 @@ export class AgentImpl implements Agent {
     return signEnvelope(fields, this.key)
   }
 
+  /**
+   * envelope(), after the semantic checks: the payload against its limits and schema, and a
+   * protocol message against its conversation. Throws the typed error; nothing is sent.
+   */
+  private async checked (mode: Mode, target: { to?: AgentId[], topic?: string }, payload: Payload, o: SendOptions, extra: Partial<EnvelopeFields> = {}, seq?: number): Promise<Envelope> {
+    const c = this.conversations
+    const schema = extra.schema ?? o.schema
+    const protocol = extra.proto ?? o.protocol
+    // Messages naming neither a schema nor a protocol take the plain path: no extra work
+    // per message where the semantic layer has nothing to check.
+    if (c == null || (schema == null && protocol == null)) {
+      const env = this.envelope(mode, target, payload, o, extra, seq)
+      if (c != null && env.conv != null) c.record(env)
+      return env
+    }
+    if (this.closed) throw new ClosedError('agent closed')
+    const encoded = encodePayload(payload, o.contentType)
+    await c.checkPayload({ schema, ct: encoded.ct, body: encoded.body }, o.signal)
+    await c.checkStep({ type: extra.type ?? o.type ?? 'inform', protocol, conversation: extra.conv ?? o.conversation, schema, to: target.to ?? [] }, o.signal)
+    const env = this.envelope(mode, target, payload, o, extra, seq, encoded)
+    c.record(env)
+    return env
+  }
+
   private nextSeq (to: AgentId): number {
     const n = (this.seqs.get(to) ?? 0) + 1
     this.seqs.set(to, n)
@@ -171,38 +208,35 @@ export class AgentImpl implements Agent {
   // ---- sending --------------------------------------------------------------------------
 
   async publish (topic: string, payload: Payload, options: SendOptions = {}): Promise<SendResult> {
-    const env = this.envelope('topic', { topic: parseTopic(topic) }, payload, options)
+    const env = await this.checked('topic', { topic: parseTopic(topic) }, payload, options)
     return await this.transport.submit(env, options)
   }
 
   async send (to: AgentId | string, payload: Payload, options: SendOptions = {}): Promise<SendResult> {
     const id = parseAgentId(to)
-    const env = this.directEnvelope('direct', [id], payload, options)
+    const seq = options.ordered === true ? this.nextSeq(id) : undefined
+    const env = await this.checked('direct', { to: [id] }, payload, options, {}, seq)
     return await this.transport.submit(env, options)
   }
 
   async multicast (to: Array<AgentId | string>, payload: Payload, options: SendOptions = {}): Promise<SendResult> {
     if (!Array.isArray(to) || to.length === 0) throw new InvalidArgumentError('multicast needs at least one recipient')
     const ids = [...new Set(to.map(parseAgentId))]
-    const env = this.envelope('multicast', { to: ids }, payload, options)
+    const env = await this.checked('multicast', { to: ids }, payload, options)
     return await this.transport.submit(env, options)
   }
 
   async broadcast (payload: Payload, options: SendOptions = {}): Promise<SendResult> {
-    const env = this.envelope('broadcast', {}, payload, options)
+    const env = await this.checked('broadcast', {}, payload, options)
     return await this.transport.submit(env, options)
-  }
-
-  private directEnvelope (mode: 'direct', to: AgentId[], payload: Payload, options: SendOptions, extra: Partial<EnvelopeFields> = {}): Envelope {
-    const seq = options.ordered === true ? this.nextSeq(to[0]) : undefined
-    return this.envelope(mode, { to }, payload, options, extra, seq)
   }
 
   async request (to: AgentId | string, payload: Payload, options: RequestOptions = {}): Promise<Message> {
     const target = parseAgentId(to)
     const timeout = options.timeout ?? DEFAULT_REQUEST_TIMEOUT_MS
     const signal = AbortSignal.any([AbortSignal.timeout(timeout), ...(options.signal != null ? [options.signal] : [])])
-    const env = this.directEnvelope('direct', [target], payload, { ...options, type: options.type ?? 'request', replyTo: this.id })
+    const seq = options.ordered === true ? this.nextSeq(target) : undefined
+    const env = await this.checked('direct', { to: [target] }, payload, { ...options, type: options.type ?? 'request', replyTo: this.id }, {}, seq)
     const { promise, resolve, reject } = Promise.withResolvers<Message>()
     promise.catch(() => {}) // observed below; this only keeps a late rejection from going unhandled
     const onAbort = (): void => { reject(abortReason(signal, `request to ${target}`)) }
@@ -269,6 +303,30 @@ export class AgentImpl implements Agent {
 
   private onDeliver (env: Envelope): void {
     if (this.closed) return
+    const c = this.conversations
+    if (c != null && env.conv != null && env.mode !== 'topic' && env.mode !== 'broadcast') {
+      // Conversation steps are checked in arrival order; a refused one is answered, not delivered.
+      this.receiving = this.receiving.then(async () => {
+        const refusal = env.proto != null ? await c.receive(env) : undefined
+        if (this.closed) return
+        c.record(env)
+        if (refusal == null) { this.dispatch(env); return }
+        await this.answerNotUnderstood(env, refusal).catch(() => { /* sender gone */ })
+      })
+      return
+    }
+    this.dispatch(env)
+  }
+
+  private async answerNotUnderstood (env: Envelope, payload: NotUnderstoodPayload): Promise<void> {
+    const to = env.replyTo != null && isAgentId(env.replyTo) ? env.replyTo : env.from
+    const fields: Partial<EnvelopeFields> = { type: 'not-understood', schema: NOT_UNDERSTOOD_SCHEMA, corr: env.id, conv: env.conv, proto: env.proto }
+    const out = this.envelope('direct', { to: [to] }, payload, {}, fields)
+    this.conversations?.record(out)
+    await this.transport.submit(out)
+  }
+
+  private dispatch (env: Envelope): void {
     const msg = toMessage(env)
     if (env.mode === 'topic') {
       for (const s of this.subs) if (topicMatches(s.pattern, env.topic as string)) s.push(msg)
@@ -311,6 +369,77 @@ export class AgentImpl implements Agent {
     await this.transport.submit(env).catch(() => { /* requester gone: its timeout reports it */ })
   }
 
+  // ---- conversations (the semantic layer) ----------------------------------------------------
+
+  private get semantic (): AgentConversations {
+    if (this.conversations == null) throw new InvalidArgumentError('this agent has no schema registry (created without semantics)')
+    return this.conversations
+  }
+
+  /**
+   * Answers `to` within its conversation: direct to its `replyTo` (or sender), same
+   * conversation and protocol, correlated with it; `type` is the performative.
+   */
+  async reply (to: Message, payload: Payload, options: SendOptions & { type: string }): Promise<SendResult> {
+    const target = to.replyTo != null && isAgentId(to.replyTo) ? to.replyTo : to.from
+    const o: SendOptions = { ...options, conversation: options.conversation ?? to.conversation, protocol: options.protocol ?? to.protocol, correlation: to.id }
+    return await this.send(target, payload, o)
+  }
+
+  /**
+   * Picks the protocol version to use with `with` (the highest version every party
+   * advertises in its agent record, when `protocol` names no version) and a conversation id.
+   * Throws NoCommonVersionError when there is none. Send the opening message with
+   * `{ protocol, conversation, type }` from the result.
+   */
+  async openConversation (options: { protocol: string, with: Array<AgentId | string>, id?: string } & AbortOptions): Promise<{ conversation: string, protocol: string }> {
+    const c = this.semantic
+    const peers = options.with.map(parseAgentId)
+    let uri = options.protocol
+    if (parseUri(uri) == null) {
+      const picked = await Promise.all(peers.map(async (p) => await c.negotiate(this.opts.capabilities ?? [], p, options.protocol, options)))
+      const majors = new Set(picked.map(u => parseUri(u)?.version.major))
+      if (majors.size > 1) throw new NoCommonVersionError(`the parties share no major version of ${options.protocol}: ${picked.join(', ')}`, { details: { name: options.protocol, picked } })
+      uri = picked.sort((a, b) => compareSemver((parseUri(a) as NonNullable<ReturnType<typeof parseUri>>).version, (parseUri(b) as NonNullable<ReturnType<typeof parseUri>>).version))[0] ?? uri
+    }
+    await c.semantics.registry.protocol(uri, options)
+    return { conversation: options.id ?? randomUUID(), protocol: uri }
+  }
+
+  /**
+   * Registers a translator from one schema to another (`fn` gets a copy of the value). In-process
+   * agents share their node's registry, so the translator serves every local agent. Returns
+   * the function that removes it.
+   */
+  registerTranslator (from: string, to: string, fn: (value: unknown) => unknown): () => void {
+    return this.semantic.semantics.registry.registerTranslator(from, to, fn)
+  }
+
+  /**
+   * The payload of `msg` under one of the schemas in `to`: as it is when it already names one
+   * of them, else through the shortest chain of translators (and implicit upgrades within a
+   * major), validated at every step. Throws TranslationError.
+   */
+  async translate (msg: Message, to: string | string[], options: AbortOptions = {}): Promise<{ value: unknown, schema: string }> {
+    if (msg.schema == null) throw new InvalidArgumentError(`message ${msg.id} names no schema`)
+    return await this.semantic.semantics.registry.translate(msg.data(), msg.schema, to, options)
+  }
+
+  /** This agent's view of a conversation with `peer`: state, status, and the steps expected next. */
+  conversation (conversation: string, peer: AgentId | string): ConversationInfo | undefined {
+    return this.semantic.info(conversation, parseAgentId(peer))
+  }
+
+  /** Timeouts that fired and incoming steps refused with not-understood, as they happen. */
+  conversationEvents (options: AbortOptions = {}): AsyncIterable<ConversationEvent> & { close: () => void } {
+    return this.semantic.subscribe(options.signal)
+  }
+
+  /** The messages exchanged with `peer` in `conversation`, as an export file for `fedmesh audit`. */
+  exportConversation (conversation: string, peer: AgentId | string): Uint8Array {
+    return this.semantic.export(conversation, parseAgentId(peer))
+  }
+
   // ---- streams --------------------------------------------------------------------------
 
   async openStream (to: AgentId | string, name: string, options: AbortOptions = {}): Promise<AgentStream> {
@@ -343,6 +472,7 @@ export class AgentImpl implements Agent {
     for (const s of [...this.subs, ...this.inboxes]) s.unsubscribe()
     for (const p of this.pending.values()) p.reject(new ClosedError('agent closed'))
     this.reorder.close()
+    this.conversations?.close()
     await this.transport.detach(this.id)
   }
 }

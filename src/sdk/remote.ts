@@ -30,6 +30,7 @@ import {
   AGENT_RECORD_DOMAIN, WS_LIMITS, WS_PROTOCOL_VERSION, attachSigningInput, hasPrefix, type ErrorJson
 } from '../api/protocol.ts'
 import { createAgent, type AgentImpl } from './agent.ts'
+import { remoteSemantics } from './http-registry.ts'
 
 export interface ConnectOptions extends AbortOptions {
   /** The node's API: `http://host:port` (as in `<dir>/node.json`), or a `ws://…/v1/ws` URL. */
@@ -349,7 +350,9 @@ export async function connect (opts: ConnectOptions): Promise<RemoteAgent> {
         name: opts.name,
         capabilities: opts.capabilities,
         kind: 'remote',
-        subscriptionCapacity: opts.subscriptionCapacity
+        subscriptionCapacity: opts.subscriptionCapacity,
+        // The same egress checks as in-process agents, with schemas fetched through the node.
+        semantics: remoteSemantics(opts.url, opts.token)
       })
     } finally {
       signal.removeEventListener('abort', onAbort)
@@ -388,6 +391,13 @@ export async function connect (opts: ConnectOptions): Promise<RemoteAgent> {
       sync()
       return () => { off(); sync() }
     },
+    reply: async (to, payload, options) => await inner.reply(to, payload, options),
+    openConversation: async (options) => await inner.openConversation(options),
+    conversation: (conversation, peer) => inner.conversation(conversation, peer),
+    conversationEvents: (options) => inner.conversationEvents(options),
+    exportConversation: (conversation, peer) => inner.exportConversation(conversation, peer),
+    registerTranslator: (from, to, fn) => inner.registerTranslator(from, to, fn),
+    translate: async (msg, to, options) => await inner.translate(msg, to, options),
     close: async () => {
       await inner.close()
       transport.close(1000, 'agent closed')

@@ -4,15 +4,25 @@
  * by `$id`, patterns run by V8's linear-time engine (bounds.ts), and the ajv-formats
  * formats except `regex` (which would compile regular expressions taken from payloads).
  */
-import { Ajv2020 } from 'ajv/dist/2020.js'
-import addFormatsModule from 'ajv-formats'
+import { createRequire } from 'node:module'
+import type { Ajv2020 } from 'ajv/dist/2020.js'
 import type { ErrorObject } from 'ajv'
 import { linearRegExp } from './bounds.ts'
 import type { ValidationIssue } from './errors.ts'
 
-// ajv-formats is CommonJS; its default export arrives as the module object under NodeNext.
 type FormatsPlugin = (ajv: Ajv2020, opts?: { formats?: string[], mode?: 'fast' | 'full' }) => Ajv2020
-const addFormats = ((addFormatsModule as unknown as { default?: FormatsPlugin }).default ?? addFormatsModule) as unknown as FormatsPlugin
+
+// Ajv and ajv-formats (CommonJS) are loaded on the first compile, not when a node starts:
+// most of a node's life may pass without a schema, and loading them costs start-up time.
+const require = createRequire(import.meta.url)
+let loaded: { Ajv: typeof Ajv2020, addFormats: FormatsPlugin } | undefined
+function ajvModules (): { Ajv: typeof Ajv2020, addFormats: FormatsPlugin } {
+  if (loaded == null) {
+    const formats = require('ajv-formats') as FormatsPlugin & { default?: FormatsPlugin }
+    loaded = { Ajv: (require('ajv/dist/2020.js') as { Ajv2020: typeof Ajv2020 }).Ajv2020, addFormats: formats.default ?? formats }
+  }
+  return loaded
+}
 
 export const ALLOWED_FORMATS = [
   'date', 'time', 'date-time', 'iso-time', 'iso-date-time', 'duration', 'uri', 'uri-reference', 'uri-template', 'url',
@@ -23,7 +33,8 @@ export const ALLOWED_FORMATS = [
 const linearEngine = Object.assign((pattern: string) => linearRegExp(pattern), { code: 'linearRegExp' })
 
 export function createAjv (): Ajv2020 {
-  const ajv = new Ajv2020({
+  const { Ajv, addFormats } = ajvModules()
+  const ajv = new Ajv({
     strictSchema: true,
     strictNumbers: true,
     strictTypes: false,

@@ -27,7 +27,7 @@ export {
 export {
   createSchemaRegistry, registryKeys, parseRegistryKey, validateRegistryRecord, selectRegistryRecord, defaultRegistryInit, INGEST_REASONS,
   type SchemaRegistry, type SchemaRegistryInit, type RegistryNetwork, type PublishResult, type IngestResult, type IngestReason,
-  type CompiledValidator, type Translator, type RegistryCounters
+  type CompiledValidator, type Translator, type RegistryCounters, type IngestOrigin
 } from './registry.ts'
 export { createMemoryRegistryHub, type MemoryRegistryHub, type MemoryRegistryNode, type MemoryRegistryHubInit } from './memory-network.ts'
 export { createValidation, INCOMING_REASONS, type Validation, type ValidationInit, type IncomingResult, type IncomingReason, type PayloadCarrier } from './validate.ts'

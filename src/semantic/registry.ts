@@ -12,7 +12,7 @@
 import type { ValidateFunction } from 'ajv'
 import type { Ajv2020 } from 'ajv/dist/2020.js'
 import type { AgentId, SchemaUri } from '../core/ids.ts'
-import { abortReason, InvalidArgumentError } from '../core/errors.ts'
+import { abortReason, InvalidArgumentError, UnreachableError } from '../core/errors.ts'
 import { createAjv, toIssues } from './ajv.ts'
 import { createSchemaLimits, type SchemaLimits } from './bounds.ts'
 import { BUILTIN_PUBLISHER, builtinDocuments } from './builtins.ts'
@@ -47,7 +47,10 @@ export interface RegistryNetwork {
    * a key already holds a value, the store keeps the one `selectRegistryRecord` prefers.
    */
   put: (key: string, bytes: Uint8Array, options?: { signal?: AbortSignal }) => Promise<void>
-  /** Finds the value stored under `key`, or undefined. Must honour `signal`. */
+  /**
+   * Finds the value stored under `key`, or undefined. Must honour `signal`. Throws
+   * UnreachableError when there was no one to ask (the registry then does not remember a miss).
+   */
   get: (key: string, options?: { signal?: AbortSignal }) => Promise<Uint8Array | undefined>
 }
 
@@ -136,7 +139,8 @@ export type IngestResult =
   | { ok: true, document: VerifiedDocument, fresh: boolean }
   | { ok: false, reason: IngestReason, detail: string, path?: string }
 
-export type IngestOrigin = 'local' | 'announce' | 'fetch'
+/** Where a document came from: published here, announced, fetched from the network, or reloaded from the node's cache. */
+export type IngestOrigin = 'local' | 'announce' | 'fetch' | 'cache'
 
 export interface PublishResult {
   uri: SchemaUri
@@ -174,6 +178,11 @@ export interface SchemaRegistryInit {
   maxLookups?: number
   compat?: Partial<CompatOptions>
   now?: () => number
+  /**
+   * Called once for every document newly taken in (not the built-ins), after it is held:
+   * the node persists them here so its registry survives a restart.
+   */
+  onAccept?: (document: VerifiedDocument, origin: IngestOrigin) => void
 }
 
 export const defaultRegistryInit = Object.freeze({
@@ -242,8 +251,10 @@ class SchemaRegistryImpl implements SchemaRegistry {
   private readonly inflight = new Map<string, Promise<VerifiedDocument>>()
   private readonly translators = new Map<string, Map<string, Translator>>()
   private translatorCount = 0
-  private readonly ajv: Ajv2020
+  /** Created on the first compile (see ajv.ts). */
+  private ajvInstance?: Ajv2020
   private readonly unsubscribe?: () => void
+  private readonly onAccept?: (document: VerifiedDocument, origin: IngestOrigin) => void
   readonly counters: RegistryCounters = { accepted: 0, duplicate: 0, fetched: 0, fetchFailed: 0, refused: Object.fromEntries(INGEST_REASONS.map((r) => [r, 0])) as Record<IngestReason, number> }
 
   constructor (init: SchemaRegistryInit) {
@@ -256,7 +267,7 @@ class SchemaRegistryImpl implements SchemaRegistry {
     this.owners = init.owners ?? {}
     this.compatOptions = init.compat ?? {}
     this.now = init.now ?? Date.now
-    this.ajv = createAjv()
+    this.onAccept = init.onAccept
     if (this.cfg.builtins) {
       for (const d of builtinDocuments()) {
         this.builtinHashes.add(d.hash)
@@ -300,7 +311,8 @@ class SchemaRegistryImpl implements SchemaRegistry {
     if (this.byUri.size >= this.cfg.maxDocuments) return this.refuse('full', `registry holds ${this.cfg.maxDocuments} documents`)
 
     let validator: CompiledValidator | undefined
-    if (d.kind === 'schema') {
+    // Built-ins are known to compile (test/semantic); they are compiled on first use.
+    if (d.kind === 'schema' && !this.builtinHashes.has(d.hash)) {
       try {
         validator = this.compile(d)
       } catch (err) {
@@ -334,7 +346,15 @@ class SchemaRegistryImpl implements SchemaRegistry {
     this.misses.delete(registryKeys.hash(d.hash))
     this.counters.accepted++
     if (origin === 'fetch') this.counters.fetched++
+    if (!this.builtinHashes.has(d.hash)) {
+      try { this.onAccept?.(d, origin) } catch { /* the hook must not undo a decision */ }
+    }
     return { ok: true, document: d, fresh: true }
+  }
+
+  private ajv (): Ajv2020 {
+    this.ajvInstance ??= createAjv()
+    return this.ajvInstance
   }
 
   private compile (d: VerifiedDocument & { kind: 'schema' }): CompiledValidator {
@@ -344,7 +364,7 @@ class SchemaRegistryImpl implements SchemaRegistry {
       this.compiled.set(d.hash, cached)
       return cached
     }
-    const fn: ValidateFunction = this.ajv.compile(d.doc.schema as object | boolean as never)
+    const fn: ValidateFunction = this.ajv().compile(d.doc.schema as object | boolean as never)
     const validator: CompiledValidator = (value) => fn(value) ? [] : toIssues(fn.errors)
     this.compiled.set(d.hash, validator)
     if (this.compiled.size > this.cfg.maxCompiled) {
@@ -362,7 +382,7 @@ class SchemaRegistryImpl implements SchemaRegistry {
   }
 
   private removeFromAjv (d: VerifiedDocument): void {
-    if (d.kind === 'schema' && typeof d.doc.schema === 'object') this.ajv.removeSchema(d.doc.schema as object as never)
+    if (d.kind === 'schema' && typeof d.doc.schema === 'object' && this.ajvInstance != null) this.ajvInstance.removeSchema(d.doc.schema as object as never)
   }
 
   async publish (input: RegistryDocument | Uint8Array, options: { signal?: AbortSignal } = {}): Promise<PublishResult> {
@@ -467,7 +487,8 @@ class SchemaRegistryImpl implements SchemaRegistry {
           return r.document
         } catch (err) {
           this.counters.fetchFailed++
-          this.rememberMiss(key)
+          // No one was there to ask (a node with no peers yet): not evidence of absence.
+          if (!(err instanceof UnreachableError)) this.rememberMiss(key)
           throw err instanceof SchemaNotFoundError ? err : new SchemaNotFoundError(`${what} could not be fetched: ${(err as Error).message}`, { cause: err })
         } finally {
           this.inflight.delete(key)

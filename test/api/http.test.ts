@@ -99,6 +99,8 @@ describe('HTTP API (inject)', { timeout: 120_000 }, () => {
       const carol = await node.agent('carol')
       const sub = bob.subscribe('news/#')
       const inbox = carol.messages()
+      // A payload naming a schema is validated, so the schema must be published first.
+      assert.equal((await post('/v1/schemas', { uri: 'news/item@1.0.0', schema: { type: 'object', properties: { headline: { type: 'string' } } } })).statusCode, 200)
       const pub = (await post('/v1/publish', { agent: 'alice', topic: 'news/today', payload: { headline: 'hi' }, schema: 'news/item@1.0.0', type: 'inform' })).json()
       assert.match(pub.id, /^b/)
       const got = await within(first(sub), 5000, 'published message')
@@ -259,8 +261,9 @@ describe('HTTP API (inject)', { timeout: 120_000 }, () => {
       const routes = Object.entries(doc.paths as Record<string, Record<string, unknown>>).flatMap(([p, ops]) => Object.keys(ops).map(m => `${m.toUpperCase()} ${p}`)).sort()
       assert.deepEqual(routes, [
         'GET /healthz', 'GET /metrics', 'GET /openapi.json', 'GET /v1/agents', 'GET /v1/agents/{id}/record', 'GET /v1/nodes',
-        'GET /v1/peers', 'GET /v1/rejections', 'GET /v1/status', 'GET /v1/ws', 'POST /v1/agents', 'POST /v1/broadcast',
-        'POST /v1/multicast', 'POST /v1/publish', 'POST /v1/request', 'POST /v1/send'
+        'GET /v1/peers', 'GET /v1/protocols', 'GET /v1/protocols/document', 'GET /v1/registry/record', 'GET /v1/rejections',
+        'GET /v1/schemas', 'GET /v1/schemas/document', 'GET /v1/status', 'GET /v1/ws', 'POST /v1/agents', 'POST /v1/broadcast',
+        'POST /v1/multicast', 'POST /v1/protocols', 'POST /v1/publish', 'POST /v1/request', 'POST /v1/schemas', 'POST /v1/schemas/validate', 'POST /v1/send'
       ])
       const publish = doc.paths['/v1/publish'].post
       assert.equal(publish.requestBody.content['application/json'].schema.additionalProperties, false)

@@ -6,7 +6,7 @@
  */
 import { describe, it, before, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Procs, ROOT, freePort, type Proc, type RunResult } from '../helpers/cli.ts'
@@ -169,6 +169,10 @@ describe('fedmesh CLI', { timeout: 240_000 }, () => {
       const sub = procs.start(['sub', 'alerts/*', '--dir', d1, '--agent', 'alice', '--count', '2'])
       const subscribed = await sub.stderr.waitJson(v => v.event === 'subscribed', 'subscribed')
       assert.equal(subscribed.pattern, 'alerts/*')
+      // A payload naming a schema is validated, so the schema is published first.
+      const schemaFile = join(root, 'fire.schema.json')
+      writeFileSync(schemaFile, JSON.stringify({ uri: 'alerts/fire@1.0.0', schema: { type: 'object', properties: { level: { type: 'integer' } } } }))
+      assert.equal((await fedmesh('schema', 'publish', schemaFile, '--dir', d2)).code, 0)
       const p1 = await fedmesh('pub', 'alerts/fire', '--dir', d2, '--data', '{"level":3}', '--schema', 'alerts/fire@1.0.0', '--type', 'inform')
       assert.equal(p1.code, 0, p1.stderr)
       const { id } = JSON.parse(p1.stdout)
