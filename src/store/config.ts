@@ -20,6 +20,7 @@ export const defaultGroupCommit: Readonly<GroupCommitOptions> = Object.freeze({ 
 /** Bounds of the paging options (inclusive). */
 export const PAGE_LIMITS = Object.freeze({
   pending: { default: 100, max: 1_000 },
+  inboxes: { default: 100, max: 1_000 },
   query: { default: 100, max: 1_000 },
   conversation: { default: 1_000, max: 10_000 },
   expire: { default: 10_000, max: 100_000 },

@@ -200,6 +200,21 @@ export interface PendingPage {
   more: boolean
 }
 
+export interface InboxesOptions extends Abortable {
+  /** Only recipients holding replica entries (`true`) or home entries (`false`). Default: both. */
+  replica?: boolean
+  /** 1 … 1 000, default 100. */
+  limit?: number
+  /** Continue after this recipient (the last one of the previous page). */
+  after?: AgentId
+}
+
+export interface InboxesPage {
+  /** Recipients with pending, unexpired entries, in ascending order. */
+  recipients: AgentId[]
+  more: boolean
+}
+
 export interface AckResult {
   /** The ids that were pending and are now delivered; unknown or already acknowledged ids are skipped. */
   acked: MessageId[]
@@ -395,6 +410,8 @@ export interface MessageStore extends AsyncDisposable {
   enqueue (entry: InboxEntryInit, options?: EnqueueOptions): Promise<EnqueueResult>
   /** Undelivered, unexpired entries in delivery order; payload checksums verified. */
   pending (recipient: AgentId, options?: PendingOptions): Promise<PendingPage>
+  /** Recipients that have pending entries (e.g. to hand replicas over to their home nodes). */
+  inboxes (options?: InboxesOptions): Promise<InboxesPage>
   /** Marks entries delivered (durably): they leave `pending` and stop counting against quotas. */
   ack (recipient: AgentId, ids: MessageId[], options?: Abortable): Promise<AckResult>
   /** Removes entries past their expiry and reports the undelivered ones; prunes old marks. */

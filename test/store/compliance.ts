@@ -100,6 +100,7 @@ export function storeCompliance (name: string, makeHarness: () => Promise<StoreH
           const calls = (s: MessageStore): Array<() => Promise<unknown>> => [
             async () => await s.enqueue(entry('x')),
             async () => await s.pending(BOB),
+            async () => await s.inboxes(),
             async () => await s.ack(BOB, [M('x')]),
             async () => await s.expire(),
             async () => await s.stats(),
@@ -184,6 +185,26 @@ export function storeCompliance (name: string, makeHarness: () => Promise<StoreH
           await third.open()
           assert.deepEqual((await third.pending(BOB)).entries.map(x => x.id), ['d1'])
           await third.close()
+        })
+      })
+
+      test('inboxes lists recipients with pending entries, by replica flag, paged', async () => {
+        await withStore(async (store) => {
+          assert.deepEqual(await store.inboxes(), { recipients: [], more: false })
+          await store.enqueue(entry('h1'))
+          await store.enqueue(entry('r1', { recipient: CAROL, replica: true, home: '12D3KooWHome' }))
+          await store.enqueue(entry('r2', { recipient: CAROL, replica: true, home: '12D3KooWHome' }))
+          const all = [BOB, CAROL].sort()
+          assert.deepEqual((await store.inboxes()).recipients, all)
+          assert.deepEqual((await store.inboxes({ replica: true })).recipients, [CAROL])
+          assert.deepEqual((await store.inboxes({ replica: false })).recipients, [BOB])
+          const first = await store.inboxes({ limit: 1 })
+          assert.deepEqual(first, { recipients: [all[0]], more: true })
+          assert.deepEqual(await store.inboxes({ limit: 1, after: first.recipients[0] }), { recipients: [all[1]], more: false })
+          await store.ack(CAROL, [M('r1'), M('r2')])
+          assert.deepEqual((await store.inboxes()).recipients, [BOB])
+          await rejectsWith(store.inboxes({ limit: 0 }), 'InvalidQueryError')
+          await rejectsWith(store.inboxes({ replica: 'yes' as unknown as boolean }), 'InvalidQueryError')
         })
       })
 
