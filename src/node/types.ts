@@ -8,6 +8,8 @@ import type { Envelope, EnvelopeJson, Mode } from '../core/envelope.ts'
 import type { RejectionReason, RejectionRecord } from '../core/ingress.ts'
 import type { PeerState } from '../net/peers.ts'
 import type { AgentRecord, NodeCapacity, NodeRecord, NodeRole } from '../net/records.ts'
+import type { NodeStoreConfig } from './storage.ts'
+import type { LogFilter, LogPage, LogRecord, QueryOptions } from '../store/types.ts'
 
 export interface AbortOptions { signal?: AbortSignal }
 
@@ -32,6 +34,8 @@ export interface NodeConfig {
   clockSkewMs: number
   /** Largest accepted envelope, bytes (≤ 1 MiB). */
   maxMessageBytes: number
+  /** Store backend (SQLite in the data dir, or PostgreSQL by `url`), replicas, quotas, log retention. */
+  store: NodeStoreConfig
 }
 
 export interface CreateNodeOptions extends Partial<NodeConfig> {
@@ -105,6 +109,12 @@ export interface SendOptions extends AbortOptions {
   maxDeliveryMs?: number
   /** Per-sender ordering towards each recipient. */
   ordered?: boolean
+  /**
+   * Store-and-forward (direct sends): resolves only once the message is on stable storage at
+   * the recipient's home node (or, while that is down, on a storage node of its replica set);
+   * held until the recipient acknowledges it with a signed receipt. Ordered per sender.
+   */
+  durable?: boolean
 }
 
 export interface RequestOptions extends SendOptions {
@@ -116,6 +126,8 @@ export interface SendResult {
   id: MessageId
   /** Recipients whose node confirmed delivery (only when confirmation was asked). */
   confirmed: AgentId[]
+  /** Durable sends: where the message is held. */
+  durable?: { status: 'stored' | 'duplicate', home?: string, replicas: number }
 }
 
 export interface Message {
@@ -170,8 +182,14 @@ export interface Agent {
   readonly name?: string
   publish: (topic: string, payload: Payload, options?: SendOptions) => Promise<SendResult>
   subscribe: (pattern: string, options?: AbortOptions) => Subscription
-  /** Direct, multicast and broadcast messages addressed to this agent (not replies). */
+  /**
+   * Direct, multicast and broadcast messages addressed to this agent (not replies). Durable
+   * messages come here exactly once: each is durably marked processed as the iterator hands
+   * it over, and acknowledged to its sender with a signed receipt.
+   */
   messages: (options?: AbortOptions) => Subscription
+  /** Signed delivery receipts for this agent's durable sends (messages of type `receipt`; see `parseReceipt`). */
+  receipts: (options?: AbortOptions) => Subscription
   send: (to: AgentId | string, payload: Payload, options?: SendOptions) => Promise<SendResult>
   multicast: (to: Array<AgentId | string>, payload: Payload, options?: SendOptions) => Promise<SendResult>
   broadcast: (payload: Payload, options?: SendOptions) => Promise<SendResult>
@@ -201,5 +219,9 @@ export interface MeshNode {
   /** Resolves once the agent's record can be found (polls the directory and DHT). */
   waitForAgent: (id: AgentId | string, options?: AbortOptions) => Promise<AgentRecord>
   dial: (multiaddr: string, options?: AbortOptions) => Promise<void>
+  /** The message log: what this node sent, received, stored, delivered or rejected (docs/STORE.md filters). */
+  log: (filter?: LogFilter, options?: QueryOptions) => Promise<LogPage>
+  /** A conversation's messages in order, with their wire bytes where the log kept them. */
+  conversation: (conv: string, options?: { limit?: number } & AbortOptions) => Promise<LogRecord[]>
   stop: () => Promise<void>
 }

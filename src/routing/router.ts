@@ -34,6 +34,7 @@ import type { AbortOptions, Logger, SendResult } from '../node/types.ts'
 import type { ByteStream, Endpoint } from './types.ts'
 import { libp2pByteStream, memoryStreamPair } from './streams.ts'
 import { retryDelay } from './retry.ts'
+import type { MessageObservation } from '../log/recorder.ts'
 
 export const AGENT_RECORD_TTL_MS = 60 * 60 * 1000
 export const AGENT_RECORD_REFRESH_MS = 10 * 60 * 1000
@@ -52,6 +53,8 @@ export interface RouterComponents {
   logger: Logger
   /** Supplies this node's signed record for announcements. */
   nodeRecord: () => Promise<NodeRecord>
+  /** Told what happens to each message here (sent, received, rejected): the message log. Must not block. */
+  observe?: (o: MessageObservation) => void
 }
 
 export interface RouterCounters { published: number, delivered: number, forwarded: number, received: number }
@@ -168,6 +171,7 @@ export class Router {
   async submit (env: Envelope, options: AbortOptions = {}): Promise<SendResult> {
     this.dedup.add(env.id, env.ts + env.ttl * 1000 + this.c.ingress.clockSkewMs)
     this.counters.published++
+    this.c.observe?.({ event: 'sent', env })
     if (env.mode === 'topic' || env.mode === 'broadcast') {
       this.deliverFanout(env)
       await this.pubsub.publish(gossipTopic(this.c.network), env.bytes)
@@ -314,6 +318,7 @@ export class Router {
       this.reject('bad-field', `${env.mode} envelopes travel by gossip, not by link`, peer, env.id)
       return
     }
+    this.c.observe?.({ event: 'received', env, peer })
     this.rememberRoute(env.from, peer)
     let delivered = 0
     let failure: { code: string, msg: string } | undefined
@@ -347,12 +352,15 @@ export class Router {
       return TopicValidatorResult.Reject
     }
     const env = res.envelope
+    this.c.observe?.({ event: 'received', env, peer })
     queueMicrotask(() => { this.deliverFanout(env) })
     return TopicValidatorResult.Accept
   }
 
   private reject (reason: RejectionReason, detail: string, peer?: string, id?: string): void {
     this.rejections.record({ reason, detail, peer, id: id as Envelope['id'] | undefined })
+    // Retransmissions are not logged again: the first copy was.
+    if (id != null && reason !== 'duplicate') this.c.observe?.({ event: 'rejected', id, reason: `${reason}: ${detail}`, peer })
   }
 
   // ---- local delivery -------------------------------------------------------------------

@@ -318,6 +318,14 @@ export class WebSocketTransport implements AgentTransport {
     await this.call('detach', {}, AbortSignal.timeout(2000)).catch(() => {})
   }
 
+  async markProcessed (_agent: string, id: string, expiresAt: number): Promise<boolean> {
+    return await this.call('mark-processed', { id, exp: expiresAt }) === true
+  }
+
+  async isProcessed (_agent: string, id: string): Promise<boolean> {
+    return await this.call('is-processed', { id }) === true
+  }
+
   async setHandler (requests: boolean, streams: boolean): Promise<void> {
     await this.stateChange(this.call('set-handler', { requests, streams }))
   }
@@ -373,6 +381,7 @@ export async function connect (opts: ConnectOptions): Promise<RemoteAgent> {
     publish: async (topic, payload, options) => await inner.publish(topic, payload, options),
     subscribe: (pattern, options) => inner.subscribe(pattern, options),
     messages: (options) => inner.messages(options),
+    receipts: (options) => inner.receipts(options),
     send: async (to, payload, options) => await inner.send(to, payload, options),
     multicast: async (to, payload, options) => await inner.multicast(to, payload, options),
     broadcast: async (payload, options) => await inner.broadcast(payload, options),
