@@ -61,6 +61,7 @@ export class LogRecorder {
   private readonly counts = { written: 0, dropped: 0, failed: 0 }
   private readonly maxBuffered: number
   private stopped = false
+  private readonly updates = new Set<Promise<void>>()
 
   constructor (o: RecorderOptions) {
     this.o = o
@@ -116,8 +117,13 @@ export class LogRecorder {
     return rec
   }
 
-  /** Writes everything buffered so far; resolves once it is durable (or failed). */
+  /** Writes everything buffered so far (and the status updates under way); resolves once durable (or failed). */
   async flush (): Promise<void> {
+    await this.appends()
+    while (this.updates.size > 0) await Promise.all([...this.updates])
+  }
+
+  private async appends (): Promise<void> {
     while (this.flushing != null) await this.flushing
     if (this.buffer.length === 0) return
     this.flushing = (async () => {
@@ -139,8 +145,10 @@ export class LogRecorder {
   updateStatus (id: MessageId, status: LogStatus, ackedTs?: number): void {
     if (this.stopped) return
     // After the append of the same message, so the update finds its records.
-    void this.flush().then(async () => await this.o.store.updateStatus(id, { status, ...(ackedTs != null ? { ackedTs } : {}) }))
+    const p: Promise<void> = this.appends().then(async () => { await this.o.store.updateStatus(id, { status, ...(ackedTs != null ? { ackedTs } : {}) }) })
       .catch((err: Error) => { this.o.logger.debug({ err: err.message, id }, 'log status update failed') })
+      .finally(() => { this.updates.delete(p) })
+    this.updates.add(p)
   }
 
   /** Applies the retention limits (bounded work per call; more next time). */
