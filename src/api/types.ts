@@ -9,6 +9,9 @@ import type { WsLimits } from './protocol.ts'
  */
 export type ApiNode = Pick<MeshNode, 'peerId' | 'network' | 'config' | 'agent' | 'agents' | 'status' | 'peers' | 'nodeRecords' | 'rejections' | 'findAgent' | 'waitForAgent'> & {
   readonly transport: AgentTransport
+  /** The message log (absent on a node without a store: the log routes answer 501). */
+  log?: MeshNode['log']
+  conversation?: MeshNode['conversation']
 }
 
 export interface ApiOptions {

@@ -108,7 +108,9 @@ export async function openDataDir (dir: string, overrides: Partial<NodeConfig> =
       throw new InvalidArgumentError(`${configPath} is not valid JSON: ${(err as Error).message}`)
     }
   }
-  const config = validateConfig({ ...stored, ...overrides })
+  // The store section merges key by key: `--store URL` must not drop the stored quotas.
+  const store = overrides.store != null ? { ...stored.store, ...overrides.store } : stored.store
+  const config = validateConfig({ ...stored, ...overrides, ...(store != null ? { store } : {}) })
   if (opts.save === true || !(await exists(configPath))) await writeSecret(configPath, JSON.stringify(config, null, 2) + '\n', 0o644)
   return { dir, privateKey, peerId: peerIdFromPrivateKey(privateKey).toString(), config, apiToken }
 }
