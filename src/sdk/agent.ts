@@ -129,6 +129,8 @@ export class AgentImpl implements Agent {
   /** Durable ids processed by this agent object (a redelivery after a node restart is recognised without asking). */
   private readonly recent = new Set<string>()
   private readonly claims = new Map<string, Promise<boolean>>()
+  /** Durable ids whose processed mark was asked for and never answered (never handed over). */
+  private readonly inDoubt = new Set<string>()
   /** Durable ids queued for a consumer and not yet claimed: a redelivery meanwhile is not queued again. */
   private readonly queued = new Set<string>()
   private backlog: Message[] = []
@@ -308,6 +310,11 @@ export class AgentImpl implements Agent {
     } else this.patternRefs.set(sub.pattern, refs)
   }
 
+  /** The topic patterns this agent is subscribed to (re-applied after a reconnect). */
+  patterns (): string[] {
+    return [...this.patternRefs.keys()]
+  }
+
   messages (options: AbortOptions = {}): Subscription {
     if (this.closed) throw new ClosedError('agent closed')
     const sub = new Sub('', this.opts.subscriptionCapacity ?? 10_000, (s) => { this.dropSub(s) }, options.signal, async (m) => await this.admit(m))
@@ -359,10 +366,17 @@ export class AgentImpl implements Agent {
         ? await this.transport.markProcessed(this.id, env.id, env.ts + env.ttl * 1000 + MARK_SLACK_MS)
         : !this.recent.has(env.id)
     } catch {
+      // Outcome unknown (the node went away mid-call): the mark may be durable or not. Not
+      // handed over now; the message comes again, and then a mark found already set by this
+      // very attempt still counts as ours.
+      this.inDoubt.add(env.id)
+      if (this.inDoubt.size > RECENT_PROCESSED) this.inDoubt.delete(this.inDoubt.values().next().value as string)
       this.claims.delete(env.id)
       this.queued.delete(env.id)
       return false
     }
+    if (!fresh && this.inDoubt.has(env.id)) fresh = true
+    this.inDoubt.delete(env.id)
     this.queued.delete(env.id)
     this.remember(env.id)
     this.queueReceipt(env.from, env.id)
