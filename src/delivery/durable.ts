@@ -322,7 +322,7 @@ export class DurableService {
           if (req.home != null) return { ok: true, st: await this.storeAsReplica(env, req.home, peer) }
           const recipient = (env.to as AgentId[])[0]
           // A replica handing over a message the recipient has already processed here.
-          if (await this.c.store.isProcessed(recipient, env.id)) return { ok: true, st: 'processed' }
+          if (req.ho === true && await this.c.store.isProcessed(recipient, env.id)) return { ok: true, st: 'processed' }
           const out = await this.storeAsHome(env, peer)
           this.holdersOf(recipient).add(peer)
           return { ok: true, st: out.status, n: out.replicas }
@@ -365,7 +365,7 @@ export class DurableService {
       const res = await this.c.store.pending(agent, { limit: 200, afterCursor: cursor })
       const copies = res.entries.filter(e => e.replica && (force || now - (this.handedOver.get(e.id) ?? 0) > 60_000))
       const outcomes = await Promise.allSettled(copies.map(async (e) => {
-        const r = await this.request(target.peer, target.addrs, { op: 'put', e: e.bytes }, {})
+        const r = await this.request(target.peer, target.addrs, { op: 'put', e: e.bytes, ho: true }, {})
         return { e, r }
       }))
       const done: MessageId[] = []

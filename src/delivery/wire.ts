@@ -8,7 +8,9 @@
  *
  *   put   {r, op: 'put', e: <envelope wire bytes>, home?: <peer id>}
  *         store the envelope for its recipient: as the recipient's home node (no `home`), or as a
- *         replica held for the home node `home`. Answered after the write is durable.
+ *         replica held for the home node `home`. Answered after the write is durable. `ho: true`
+ *         marks a replica handing its copy over (the home then first checks whether the
+ *         recipient already processed it).
  *   ack   {r, op: 'ack', to: <agent>, ids: [<message id>…]}
  *         the recipient acknowledged these: a replica drops its copies.
  *   pull  {r, op: 'pull', to: <agent>}
@@ -32,7 +34,7 @@ export const MAX_DURABLE_FRAME = LIMITS.maxEnvelopeBytes + 64 * 1024
 export const MAX_ACK_IDS = 1000
 
 export type DurableRequest =
-  | { r: number, op: 'put', e: Uint8Array, home?: string }
+  | { r: number, op: 'put', e: Uint8Array, home?: string, ho?: boolean }
   | { r: number, op: 'ack', to: string, ids: string[] }
   | { r: number, op: 'pull', to: string }
 
@@ -56,7 +58,7 @@ export function decodeRequest (bytes: Uint8Array): DurableRequest | undefined {
   if (!Number.isSafeInteger(m.r) || (m.r as number) < 0) return undefined
   switch (m.op) {
     case 'put':
-      if (!(m.e instanceof Uint8Array) || (m.home !== undefined && !isStr(m.home))) return undefined
+      if (!(m.e instanceof Uint8Array) || (m.home !== undefined && !isStr(m.home)) || (m.ho !== undefined && typeof m.ho !== 'boolean')) return undefined
       return m as unknown as DurableRequest
     case 'ack':
       if (!isStr(m.to) || !Array.isArray(m.ids) || m.ids.length > MAX_ACK_IDS || !m.ids.every(i => isStr(i, 256))) return undefined
