@@ -1,7 +1,7 @@
 /**
  * Delivery receipts: end-to-end proof that a recipient agent processed durable messages.
  * A receipt is an ordinary envelope, so it is signed by the recipient's own key and any
- * sender verifies it with `decodeEnvelope` alone (docs/PROTOCOL.md §11.3):
+ * sender verifies it with `decodeEnvelope` alone (docs/PROTOCOL.md §8.4.4):
  *
  *   mode direct, type `receipt`, from = the recipient, to = [the original sender],
  *   corr = the first acknowledged id, ct application/json, body {"ids": [<message id>…]}

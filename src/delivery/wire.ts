@@ -1,6 +1,6 @@
 /**
  * The durable-delivery protocol between nodes, `/fedmesh/<network>/durable/1.0.0`
- * (docs/PROTOCOL.md §11). The opener of a stream sends requests, the acceptor answers each
+ * (docs/PROTOCOL.md §8.4). The opener of a stream sends requests, the acceptor answers each
  * with one response carrying the same `r`; both directions are varint-length-prefixed
  * DAG-CBOR maps. Many requests may be in flight on one stream, and frames written in the
  * same tick go out in one write (the same batching as net/frames.ts), which is what lets a
