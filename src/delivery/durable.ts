@@ -38,7 +38,7 @@ import { MessageExpiredError, QuotaExceededError } from '../store/errors.ts'
 import type { InboxEntry, InboxQuota, MessageStore } from '../store/types.ts'
 import type { LogRecorder, Observe } from '../log/recorder.ts'
 import { chooseReplicas } from './replicas.ts'
-import { isReceipt, parseReceipt } from './receipts.ts'
+import { isReceipt, parseReceipt, verifyReceipt } from './receipts.ts'
 import { DurableClient, durableProtocol, MAX_ACK_IDS, serveDurable, type DurableAnswer, type DurableRequest, type DurableResponse } from './wire.ts'
 
 /** What a durable send reports (in `SendResult.durable`). */
@@ -328,12 +328,17 @@ export class DurableService {
           return { ok: true, st: out.status, n: out.replicas }
         }
         case 'ack': {
-          const { acked } = await this.c.store.ack(req.to as AgentId, req.ids as MessageId[])
+          const receipt = verifyReceipt(req.rc)
+          const { acked } = await this.c.store.ack(receipt.by, receipt.ids)
           for (const id of acked) this.c.recorder?.updateStatus(id, 'acked', Date.now())
           return { ok: true, n: acked.length }
         }
         case 'pull':
           return { ok: true, n: await this.handOver(req.to as AgentId, { peer, addrs: [] }) }
+        case 'expired':
+          // Only what its sender is known to have sent through this node is marked.
+          for (const id of req.ids) this.expiredHere(req.from as AgentId, id as MessageId)
+          return { ok: true, n: req.ids.length }
       }
     } catch (err) {
       return responseOf(err)
@@ -492,7 +497,7 @@ export class DurableService {
     for (const id of receipt.ids) d?.inflight.delete(id)
     this.counters.acked += acked.length
     for (const id of acked) this.c.recorder?.updateStatus(id, 'acked', now)
-    if (acked.length > 0) void this.notifyAcked(agent, acked)
+    if (acked.length > 0) void this.notifyAcked(agent, env.bytes)
     if (d != null) this.kick(agent)
     // The end-to-end proof travels to the sender on a best-effort basis; the acknowledgement above does not depend on it.
     void this.c.route(env).catch((err: Error) => { this.c.logger.debug({ err: err.message, to: receipt.to }, 'receipt not forwarded') })
@@ -503,17 +508,40 @@ export class DurableService {
   observeReceipt (env: Envelope): void {
     try {
       const r = parseReceipt(env)
-      for (const id of r.ids) this.c.recorder?.updateStatus(id, 'acked', env.ts)
+      // Only messages the receipt's addressee sent to its signer are marked.
+      for (const id of r.ids) this.c.recorder?.updateStatus(id, 'acked', env.ts, { event: 'sent', from: r.to, to: r.by })
     } catch { /* not a well-formed receipt: the SDK ignores it too */ }
   }
 
-  private async notifyAcked (agent: AgentId, ids: MessageId[]): Promise<void> {
+  /** Passes the agent's signed receipt to every node that may hold copies: they verify it and drop theirs. */
+  private async notifyAcked (agent: AgentId, receipt: Uint8Array): Promise<void> {
     const peers = new Set([...this.replicaSet(agent, new Set([this.c.peerId]), false), ...(this.holders.get(agent) ?? [])])
     peers.delete(this.c.peerId)
-    for (let i = 0; i < ids.length; i += MAX_ACK_IDS) {
-      const chunk = ids.slice(i, i + MAX_ACK_IDS)
-      await Promise.allSettled([...peers].map(async p => await this.request(p, [], { op: 'ack', to: agent, ids: chunk }, {})))
+    await Promise.allSettled([...peers].map(async p => await this.request(p, [], { op: 'ack', rc: receipt }, {})))
+  }
+
+  /** Tells the sender's node that its messages expired undelivered (best effort; its log then says so). */
+  private async notifyExpired (sender: AgentId, ids: MessageId[]): Promise<void> {
+    if (this.deliveries.has(sender) || this.c.hostsKey(sender)) {
+      for (const id of ids) this.expiredHere(sender, id)
+      return
     }
+    const rec = this.c.knownAgent(sender)
+    if (rec == null) return
+    for (const home of rec.home) {
+      if (home.id === this.c.peerId) { for (const id of ids) this.expiredHere(sender, id); return }
+      try {
+        for (let i = 0; i < ids.length; i += MAX_ACK_IDS) await this.request(home.id, home.addrs, { op: 'expired', from: sender, ids: ids.slice(i, i + MAX_ACK_IDS) }, {})
+        return
+      } catch (err) {
+        this.c.logger.debug({ sender, home: home.id, err: (err as Error).message }, 'expiry notice not delivered')
+      }
+    }
+  }
+
+  /** Marks the sender's `sent` record of a message expired (other nodes' records are theirs). */
+  private expiredHere (sender: AgentId, id: MessageId): void {
+    this.c.recorder?.updateStatus(id, 'expired', undefined, { event: 'sent', from: sender })
   }
 
   // ---- timers ----------------------------------------------------------------------------------
@@ -523,10 +551,15 @@ export class DurableService {
     this.ticking = true
     try {
       const { expired } = await this.c.store.expire()
+      const bySender = new Map<AgentId, MessageId[]>()
       for (const e of expired) {
         this.counters.expired++
         this.c.recorder?.updateStatus(e.id, 'expired')
+        const ids = bySender.get(e.sender) ?? []
+        ids.push(e.id)
+        bySender.set(e.sender, ids)
       }
+      for (const [sender, ids] of bySender) void this.notifyExpired(sender, ids)
       for (const agent of this.deliveries.keys()) this.kick(agent)
       await this.handOverAll()
     } catch (err) {

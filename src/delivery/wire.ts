@@ -11,10 +11,13 @@
  *         replica held for the home node `home`. Answered after the write is durable. `ho: true`
  *         marks a replica handing its copy over (the home then first checks whether the
  *         recipient already processed it).
- *   ack   {r, op: 'ack', to: <agent>, ids: [<message id>…]}
- *         the recipient acknowledged these: a replica drops its copies.
+ *   ack   {r, op: 'ack', rc: <receipt envelope wire bytes>}
+ *         the recipient acknowledged these (its signed receipt, verified by the replica,
+ *         so no peer can make a replica drop copies it holds): a replica drops its copies.
  *   pull  {r, op: 'pull', to: <agent>}
  *         hand over now whatever is held for `to` (sent by a home node before it delivers).
+ *   expired {r, op: 'expired', from: <agent>, ids: [<message id>…]}
+ *         these messages of sender `from` expired undelivered (to the sender's home node).
  *   response {r, ok: true, st?: 'stored' | 'duplicate' | 'processed', n?: uint}
  *            | {r, ok: false, code, msg, d?: {details}}
  *         `processed`: the recipient already processed the message (a replica may drop its copy);
@@ -35,8 +38,9 @@ export const MAX_ACK_IDS = 1000
 
 export type DurableRequest =
   | { r: number, op: 'put', e: Uint8Array, home?: string, ho?: boolean }
-  | { r: number, op: 'ack', to: string, ids: string[] }
+  | { r: number, op: 'ack', rc: Uint8Array }
   | { r: number, op: 'pull', to: string }
+  | { r: number, op: 'expired', from: string, ids: string[] }
 
 /** A response without its request id. */
 export type DurableAnswer =
@@ -61,10 +65,13 @@ export function decodeRequest (bytes: Uint8Array): DurableRequest | undefined {
       if (!(m.e instanceof Uint8Array) || (m.home !== undefined && !isStr(m.home)) || (m.ho !== undefined && typeof m.ho !== 'boolean')) return undefined
       return m as unknown as DurableRequest
     case 'ack':
-      if (!isStr(m.to) || !Array.isArray(m.ids) || m.ids.length > MAX_ACK_IDS || !m.ids.every(i => isStr(i, 256))) return undefined
+      if (!(m.rc instanceof Uint8Array)) return undefined
       return m as unknown as DurableRequest
     case 'pull':
       if (!isStr(m.to)) return undefined
+      return m as unknown as DurableRequest
+    case 'expired':
+      if (!isStr(m.from) || !Array.isArray(m.ids) || m.ids.length > MAX_ACK_IDS || !m.ids.every(i => isStr(i, 256))) return undefined
       return m as unknown as DurableRequest
     default:
       return undefined

@@ -148,11 +148,22 @@ export class LogRecorder {
     try { await this.flushing } finally { this.flushing = undefined }
   }
 
-  /** Moves every record of `id` to `status` (batched by the store's group commit). */
-  updateStatus (id: MessageId, status: LogStatus, ackedTs?: number): void {
+  /**
+   * Moves every record of `id` (or those of one event) to `status` (batched by the store's
+   * group commit). With `only.from`, only when the log holds a record of `id` sent by that
+   * agent — a notice from another node cannot touch records it has no business with.
+   */
+  updateStatus (id: MessageId, status: LogStatus, ackedTs?: number, only: { event?: LogEvent, from?: AgentId, to?: AgentId } = {}): void {
     if (this.stopped) return
     // After the append of the same message, so the update finds its records.
-    const p: Promise<void> = this.appends().then(async () => { await this.o.store.updateStatus(id, { status, ...(ackedTs != null ? { ackedTs } : {}) }) })
+    const p: Promise<void> = this.appends().then(async () => {
+      if (only.from != null || only.to != null) {
+        const { records } = await this.o.store.query({ id, event: only.event ?? 'sent' }, { limit: 1 })
+        const r = records[0]
+        if (r == null || (only.from != null && r.from !== only.from) || (only.to != null && !r.to.includes(only.to))) return
+      }
+      await this.o.store.updateStatus(id, { status, ...(ackedTs != null ? { ackedTs } : {}) }, only.event != null ? { event: only.event } : {})
+    })
       .catch((err: Error) => { this.o.logger.debug({ err: err.message, id }, 'log status update failed') })
       .finally(() => { this.updates.delete(p) })
     this.updates.add(p)

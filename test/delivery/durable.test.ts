@@ -117,6 +117,8 @@ describe('durable delivery', () => {
     assert.equal(r.durable?.status, 'stored')
     await until(async () => (await b.log({ id: r.id, event: 'stored' })).records[0]?.status === 'expired', 'expiry recorded', 15_000)
     assert.equal((await b.store.stats(dave.id)).inbox.count, 0)
+    // The sender's node was told: its log says the message expired undelivered.
+    await until(async () => (await a.log({ id: r.id, event: 'sent' })).records[0]?.status === 'expired', 'sender told of the expiry', 15_000)
   })
 })
 
