@@ -12,6 +12,9 @@ import { parseReceipt, verifyReceipt } from '../../src/delivery/receipts.ts'
 import { chooseReplicas } from '../../src/delivery/replicas.ts'
 import { Nodes, tempDir, within } from '../helpers/api.ts'
 import { freePort } from '../helpers/cli.ts'
+import { buildApi } from '../../src/api/server.ts'
+
+const TOKEN = 'durable-test-token-0123456789'
 
 async function take (sub: Subscription, n: number, ms: number = 20_000): Promise<Message[]> {
   const out: Message[] = []
@@ -82,6 +85,28 @@ describe('durable delivery', () => {
     const replay = await b.conversation('c-durable')
     assert.deepEqual(replay.map(r => r.id), sent.map(s => s.id))
     assert.ok(replay.every(r => r.bytes != null))
+
+    // The same over HTTP: filters, cursors, replay with payloads, typed refusals.
+    const app = await buildApi(b, { token: TOKEN })
+    try {
+      const get = async (url: string) => await app.inject({ method: 'GET', url, headers: { authorization: `Bearer ${TOKEN}` } })
+      const page1 = await get(`/v1/log?agent=${encodeURIComponent(bob.id)}&event=stored&limit=15`)
+      assert.equal(page1.statusCode, 200)
+      const p1 = page1.json() as { records: Array<{ id: string, status: string }>, cursor: string, more: boolean }
+      assert.equal(p1.records.length, 15)
+      assert.equal(p1.more, true)
+      const p2 = (await get(`/v1/log?agent=${encodeURIComponent(bob.id)}&event=stored&limit=15&cursor=${encodeURIComponent(p1.cursor)}`)).json() as typeof p1
+      assert.deepEqual([...p1.records, ...p2.records].map(r => r.id), sent.map(s => s.id))
+      const conv = (await get('/v1/log/conversations/c-durable')).json() as { messages: Array<{ id: string, message: { payload: { i: number } } }> }
+      assert.deepEqual(conv.messages.map(m => m.message.payload.i), Array.from({ length: 20 }, (_, i) => i))
+      for (const [q, code] of [['status=lost', 'InvalidQueryError'], ['since=5&until=1', 'InvalidQueryError'], ['topic=a%2F%23%2Fb', 'InvalidQueryError'], ['cursor=bogus', 'InvalidQueryError'], ['limit=abc', 'InvalidArgumentError'], ['colour=red', 'InvalidArgumentError']] as const) {
+        const r = await get(`/v1/log?${q}`)
+        assert.equal(r.statusCode, 400, q)
+        assert.equal((r.json() as { error: { code: string } }).error.code, code, q)
+      }
+    } finally {
+      await app.close()
+    }
   })
 
   test('bad input: unknown recipient, quota exceeded (typed, nothing written), non-direct durable', async () => {
