@@ -87,6 +87,11 @@ export interface DurableComponents {
 
 interface Delivery { endpoint: Endpoint, inflight: Map<string, number>, draining?: Promise<void>, again: boolean, ready: boolean }
 
+/** How long a home node waits for its replicas' answers before answering the sender. */
+const REPLICA_TIMEOUT_MS = 3_000
+/** A peer that failed to answer is not asked again for this long. */
+const DOWN_BACKOFF_MS = 2_000
+
 const DEFINITE = new Set(['QuotaExceededError', 'MessageExpiredError', 'AgentNotFoundError', 'InvalidEnvelopeError', 'MessageTooLargeError', 'InvalidArgumentError', 'StoreReadOnlyError'])
 
 const ERROR_CLASSES = new Map<string, new (message?: string, options?: { details?: Record<string, unknown> }) => FedmeshError>()
@@ -120,6 +125,8 @@ export class DurableService {
   private readonly handedOver = new Map<string, number>()
   /** Peers that handed copies of a recipient's messages to us: told when they are acknowledged. */
   private readonly holders = new Map<AgentId, Set<string>>()
+  /** Peers that just failed to answer: not asked again until then (a dead replica must not stall every send). */
+  private readonly downUntil = new Map<string, number>()
   private timer?: NodeJS.Timeout
   private ticking = false
   private stopped = false
@@ -295,7 +302,8 @@ export class DurableService {
     let replicas = 0
     if (status === 'stored' && this.o.replicas > 0) {
       const targets = this.replicaSet(recipient, new Set([this.c.peerId]), false)
-      const results = await Promise.allSettled(targets.map(async p => await this.request(p, [], { op: 'put', e: env.bytes, home: this.c.peerId }, {})))
+      // Bounded: a replica that does not answer in time is not counted (the sender learns how many did).
+      const results = await Promise.allSettled(targets.map(async p => await this.request(p, [], { op: 'put', e: env.bytes, home: this.c.peerId }, { timeoutMs: REPLICA_TIMEOUT_MS })))
       replicas = results.filter(r => r.status === 'fulfilled').length
       this.counters.replicated += replicas
     }
@@ -571,10 +579,24 @@ export class DurableService {
 
   // ---- links -----------------------------------------------------------------------------------
 
-  private async request (peer: string, addrs: string[], req: Parameters<DurableClient['request']>[0], options: AbortOptions): Promise<DurableResponse & { ok: true }> {
+  private async request (peer: string, addrs: string[], req: Parameters<DurableClient['request']>[0], options: AbortOptions & { timeoutMs?: number }): Promise<DurableResponse & { ok: true }> {
     if (peer === this.c.peerId) throw new InvalidArgumentError('durable request to self')
-    const client = await this.client(peer, addrs, options.signal)
-    const res = await client.request(req, { signal: options.signal, timeoutMs: this.o.requestTimeoutMs })
+    const down = this.downUntil.get(peer)
+    if (down != null) {
+      if (down > Date.now()) throw new UnreachableError(`node ${peer} did not answer recently; retrying after ${new Date(down).toISOString()}`)
+      this.downUntil.delete(peer)
+    }
+    let res: DurableResponse
+    try {
+      const client = await this.client(peer, addrs, options.signal)
+      res = await client.request(req, { signal: options.signal, timeoutMs: options.timeoutMs ?? this.o.requestTimeoutMs })
+    } catch (err) {
+      if (options.signal?.aborted !== true) {
+        this.downUntil.set(peer, Date.now() + DOWN_BACKOFF_MS)
+        if (this.downUntil.size > 10_000) this.downUntil.delete(this.downUntil.keys().next().value as string)
+      }
+      throw err
+    }
     if (!res.ok) throw errorFromResponse(res.code, res.msg, res.d)
     return res
   }
