@@ -23,6 +23,8 @@ export interface NodeStoreConfig {
   replicas?: number
   /** Inbox quotas (per inbox, per sender, per sender overall; count and bytes). Defaults: docs/STORE.md. */
   quota?: Partial<InboxQuota>
+  /** Keep an acknowledged inbox entry's payload this long after delivery, ms. Default 0 (dropped at acknowledgement). */
+  keepDeliveredMs?: number
   /** Message log: delete records older than this, ms. Default 30 days; 0 keeps them. */
   logMaxAgeMs?: number
   /** Message log: keep it under this many accounted bytes. Default 1 GiB; 0 = no limit. */
@@ -39,7 +41,7 @@ export const STORE_DEFAULTS = {
   logPayloads: 'conversation' as const
 }
 
-const KEYS = new Set(['url', 'schema', 'synchronous', 'replicas', 'quota', 'logMaxAgeMs', 'logMaxBytes', 'logPayloads'])
+const KEYS = new Set(['url', 'schema', 'synchronous', 'replicas', 'quota', 'keepDeliveredMs', 'logMaxAgeMs', 'logMaxBytes', 'logPayloads'])
 const QUOTA_KEYS = new Set(['inboxCount', 'inboxBytes', 'senderCount', 'senderBytes', 'senderTotalCount', 'senderTotalBytes'])
 
 function nonNegInt (v: unknown, name: string, max: number = Number.MAX_SAFE_INTEGER): void {
@@ -56,6 +58,7 @@ export function validateStoreConfig (v: unknown): NodeStoreConfig {
   if (c.schema !== undefined && (typeof c.schema !== 'string' || !/^[a-z_][a-z0-9_]{0,62}$/.test(c.schema))) throw new InvalidArgumentError('store.schema must match [a-z_][a-z0-9_]{0,62}')
   if (c.synchronous !== undefined && c.synchronous !== 'full' && c.synchronous !== 'normal') throw new InvalidArgumentError('store.synchronous must be full or normal')
   nonNegInt(c.replicas, 'replicas', 8)
+  nonNegInt(c.keepDeliveredMs, 'keepDeliveredMs')
   nonNegInt(c.logMaxAgeMs, 'logMaxAgeMs')
   nonNegInt(c.logMaxBytes, 'logMaxBytes')
   if (c.logPayloads !== undefined && !['conversation', 'all', 'none'].includes(c.logPayloads as string)) throw new InvalidArgumentError('store.logPayloads must be conversation, all or none')
@@ -100,7 +103,7 @@ export function sqlitePath (dir: string): string {
  */
 export async function openNodeStore (dir: string, cfg: NodeStoreConfig, opts: { readOnly?: boolean, signal?: AbortSignal } = {}): Promise<MessageStore> {
   const { openStore } = await loadStoreModule()
-  const common = { quota: cfg.quota }
+  const common = { quota: cfg.quota, keepDeliveredMs: cfg.keepDeliveredMs }
   if (cfg.url != null) return await openStore({ kind: 'postgres', url: cfg.url, schema: cfg.schema, ...common }, { signal: opts.signal })
   return await openStore({ kind: 'sqlite', path: sqlitePath(dir), synchronous: cfg.synchronous ?? STORE_DEFAULTS.synchronous, readOnly: opts.readOnly, ...common }, { signal: opts.signal })
 }

@@ -13,6 +13,8 @@ import { chooseReplicas } from '../../src/delivery/replicas.ts'
 import { Nodes, tempDir, within } from '../helpers/api.ts'
 import { freePort } from '../helpers/cli.ts'
 import { buildApi } from '../../src/api/server.ts'
+import { loadAgentKey } from '../../src/node/datadir.ts'
+import { signEnvelope } from '../../src/core/envelope.ts'
 
 const TOKEN = 'durable-test-token-0123456789'
 
@@ -126,6 +128,21 @@ describe('durable delivery', () => {
     assert.equal(rejected.records.length, 1)
     const refused = await b.log({ event: 'rejected' })
     assert.match(refused.records[0]?.reason ?? '', /QuotaExceededError/)
+    // Too large for the home node (its limit is lower than the sender's): refused there, typed.
+    const small = await nodes.start({ maxMessageBytes: 4096, bootstrap: [b.multiaddrs()[0]] })
+    const frank = await small.agent('frank')
+    await a.waitForAgent(frank.id)
+    await assert.rejects(alice.send(frank.id, new Uint8Array(8192), { durable: true }), { code: 'MessageTooLargeError' })
+    assert.equal((await small.store.stats(frank.id)).inbox.count, 0)
+    // Past its TTL when it reaches the store (within the clock-skew tolerance of ingress): refused, typed.
+    const key = await loadAgentKey(a.dir, 'alice2', { create: false })
+    assert.ok(key != null)
+    const old = signEnvelope({
+      v: 1, net: a.network, mode: 'direct', type: 'inform', from: key.id, to: [carol.id], ts: Date.now() - 5000, ttl: 1, hops: 8, prio: 1,
+      dlv: { durable: true }, ct: 'application/json', body: new TextEncoder().encode('{}')
+    }, key)
+    await assert.rejects(a.transport.submit(old), { code: 'MessageExpiredError' })
+    assert.equal((await b.store.stats(carol.id)).inbox.count, 3)
     const stranger = 'did:key:z6MkneMkZqwqRiU5mJzSG3kDwzt9P8C59N4NGTfBLfSGE7c7'
     await assert.rejects(alice.send(stranger, {}, { durable: true }), { code: 'AgentNotFoundError' })
     await assert.rejects(alice.publish('a/b', {}, { durable: true }), { code: 'InvalidArgumentError' })
