@@ -17,7 +17,7 @@ import { NodeProc } from '../helpers/mesh.ts'
 import { freePort } from '../helpers/cli.ts'
 
 const SEED = Number(process.env.FEDMESH_CRASH_SEED ?? 20261121)
-const TRIALS = 4
+const TRIALS = 3
 const PER_TRIAL = 150
 
 function seeded (seed: number): () => number {
