@@ -149,6 +149,24 @@ describe('durable delivery', () => {
     await assert.rejects(alice.request(carol.id, {}, { durable: true }), { code: 'InvalidArgumentError' })
   })
 
+  test('log retention by age and by size, from the node config', async () => {
+    const byAge = await nodes.start({ store: { logMaxAgeMs: 1 } })
+    const bySize = await nodes.start({ store: { logMaxBytes: 256 * 3 } })
+    for (const n of [byAge, bySize]) {
+      const x = await n.agent('x')
+      for (let i = 0; i < 10; i++) await x.publish('news/a', { i })
+      assert.equal((await n.log({ event: 'sent' })).records.length, 10)
+    }
+    await new Promise(resolve => setTimeout(resolve, 5))
+    await byAge.recorder.retain()
+    assert.equal((await byAge.log({})).records.length, 0)
+    await bySize.recorder.retain()
+    const left = (await bySize.log({})).records
+    assert.ok(left.length <= 3 && left.length > 0, `${left.length} records left`)
+    assert.deepEqual(left.map(r => r.seq), [...left.map(r => r.seq)].sort((a, b) => a - b))
+    assert.equal(left[left.length - 1].seq, 10, 'the newest are kept')
+  })
+
   test('expired messages leave the inbox and the log says so', async () => {
     const b = await nodes.start()
     const a = await nodes.start({ bootstrap: [b.multiaddrs()[0]] })

@@ -11,6 +11,9 @@ import { join } from 'node:path'
 import pg from 'pg'
 import { Nodes, within } from '../helpers/api.ts'
 import { PG_URL, postgresAvailability } from '../store/pg-harness.ts'
+import { readFileSync, rmSync } from 'node:fs'
+import { Procs } from '../helpers/cli.ts'
+import { tempDir } from '../helpers/api.ts'
 
 const availability = await postgresAvailability()
 if (availability.failure != null) {
@@ -20,7 +23,11 @@ if (availability.failure != null) {
 describe('node on a PostgreSQL store', { skip: availability.skip }, () => {
   const nodes = new Nodes()
   const schema = `fmn_${process.pid}_${Math.floor(Math.random() * 1e6)}`
+  const procs = new Procs()
+  const dirs: string[] = []
   after(async () => {
+    await procs.killAll()
+    for (const d of dirs) rmSync(d, { recursive: true, force: true })
     await nodes.stopAll()
     const client = new pg.Client({ connectionString: PG_URL })
     await client.connect()
@@ -48,5 +55,29 @@ describe('node on a PostgreSQL store', { skip: availability.skip }, () => {
     assert.equal(await node.store.isProcessed(bob.id, sent.id), true)
     const replay = await node.conversation('pg-conv')
     assert.deepEqual(replay.map(r => r.id), [sent.id])
+  })
+
+  test('the CLI selects PostgreSQL by --store or FEDMESH_STORE_URL', async () => {
+    const url = `${PG_URL}${PG_URL.includes('?') ? '&' : '?'}application_name=fedmesh-cli-test`
+    const dir = tempDir()
+    dirs.push(dir)
+    const init = await procs.run(['init', '--dir', dir, '--store', url, '--replicas', '1'])
+    assert.equal(init.code, 0, init.stderr)
+    const config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as { store: { url: string, replicas: number } }
+    assert.deepEqual(config.store, { url, replicas: 1 })
+    // The schema of the node above: the CLI reads that node's log from PostgreSQL.
+    const cfg = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as Record<string, unknown>
+    const fs = await import('node:fs')
+    fs.writeFileSync(join(dir, 'config.json'), JSON.stringify({ ...cfg, store: { ...(cfg.store as object), schema } }))
+    const log = await procs.run(['log', '--json', '--dir', dir])
+    assert.equal(log.code, 0, log.stderr)
+    const records = log.stdout.trim().split('\n').map(l => JSON.parse(l) as { conv?: string, event: string })
+    assert.ok(records.some(r => r.conv === 'pg-conv' && r.event === 'stored'), log.stdout)
+    assert.equal(existsSync(join(dir, 'store.db')), false)
+    const other = tempDir()
+    dirs.push(other)
+    const bad = await procs.run(['log', '--dir', other], 30_000, { FEDMESH_STORE_URL: 'mysql://nope' })
+    assert.equal(bad.code, 2)
+    assert.match(bad.stderr, /store.url must be a postgres/)
   })
 })
