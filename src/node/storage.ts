@@ -103,7 +103,9 @@ export function sqlitePath (dir: string): string {
  */
 export async function openNodeStore (dir: string, cfg: NodeStoreConfig, opts: { readOnly?: boolean, signal?: AbortSignal } = {}): Promise<MessageStore> {
   const { openStore } = await loadStoreModule()
-  const common = { quota: cfg.quota, keepDeliveredMs: cfg.keepDeliveredMs }
+  // The message log is an audit trail: its own batches do not wait for an fsync (they still
+  // survive a killed process); inbox, ack and processed-mark writes always do.
+  const common = { quota: cfg.quota, keepDeliveredMs: cfg.keepDeliveredMs, logSync: 'deferred' as const }
   if (cfg.url != null) return await openStore({ kind: 'postgres', url: cfg.url, schema: cfg.schema, ...common }, { signal: opts.signal })
   return await openStore({ kind: 'sqlite', path: sqlitePath(dir), synchronous: cfg.synchronous ?? STORE_DEFAULTS.synchronous, readOnly: opts.readOnly, ...common }, { signal: opts.signal })
 }

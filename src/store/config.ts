@@ -49,6 +49,7 @@ export const FIELD_LIMITS = Object.freeze({
 export const LOG_RECORD_OVERHEAD = 256
 
 export interface StoreSettings {
+  logSync: 'commit' | 'deferred'
   quota: InboxQuota
   keepDeliveredMs: number
   groupCommit: GroupCommitOptions
@@ -88,5 +89,7 @@ export function createStoreSettings (config: StoreConfig): StoreSettings {
   if (!['quick', 'full', 'off'].includes(verify)) throw new InvalidArgumentError('verify must be quick, full or off')
   const clock = config.clock ?? Date.now
   if (typeof clock !== 'function') throw new InvalidArgumentError('clock must be a function')
-  return { quota: mergeQuota({ ...defaultQuota }, config.quota), keepDeliveredMs, groupCommit: gc, verify, clock }
+  const logSync = config.logSync ?? 'commit'
+  if (logSync !== 'commit' && logSync !== 'deferred') throw new InvalidArgumentError('logSync must be commit or deferred')
+  return { logSync, quota: mergeQuota({ ...defaultQuota }, config.quota), keepDeliveredMs, groupCommit: gc, verify, clock }
 }

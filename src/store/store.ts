@@ -31,8 +31,10 @@ export function createMessageStore (backend: Backend, settings: StoreSettings): 
   const commit = createGroupCommit<WriteOp, unknown>({
     ...settings.groupCommit,
     execute: async (ops) => {
+      // Only message-log work in this batch: with logSync 'deferred' it need not wait for the disk.
+      const flush = settings.logSync === 'commit' || !ops.every(op => op.kind === 'log' || op.kind === 'update' || op.kind === 'retain')
       try {
-        return await backend.transaction(async sql => await executeOps({ sql, d, now: settings.clock(), keepDeliveredMs: settings.keepDeliveredMs }, ops))
+        return await backend.transaction(async sql => await executeOps({ sql, d, now: settings.clock(), keepDeliveredMs: settings.keepDeliveredMs }, ops), { flush })
       } catch (err) {
         throw backend.mapError(err, 'write')
       }

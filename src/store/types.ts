@@ -79,6 +79,14 @@ export interface CommonStoreConfig {
    */
   keepDeliveredMs?: number
   groupCommit?: Partial<GroupCommitOptions>
+  /**
+   * `commit` (default): message-log writes are flushed like every write. `deferred`: a
+   * transaction holding only message-log writes (appends, status updates, retention)
+   * commits without its own disk flush — it survives a killed process and reaches the disk
+   * with the next flushed commit (any inbox, ack or processed-mark write) or checkpoint;
+   * a power cut may lose such records. Inbox entries, acks and marks are always flushed.
+   */
+  logSync?: 'commit' | 'deferred'
   verify?: VerifyMode
   /** Clock in ms since the epoch. Default `Date.now`. */
   clock?: () => number

@@ -11,6 +11,8 @@ import {
   QuotaExceededError, StoreClosedError, StoreVersionError,
   type CommonStoreConfig, type InboxEntryInit, type LogRecordInit, type MessageStore, type QuotaKind
 } from '../../src/store/index.ts'
+import { createStoreSettings } from '../../src/store/config.ts'
+import { InvalidArgumentError } from '../../src/core/errors.ts'
 
 export interface StoreLocation {
   /** A new store instance (not open) on this location. */
@@ -186,6 +188,21 @@ export function storeCompliance (name: string, makeHarness: () => Promise<StoreH
           assert.deepEqual((await third.pending(BOB)).entries.map(x => x.id), ['d1'])
           await third.close()
         })
+      })
+
+      test('logSync deferred: log-only batches commit (another instance reads them), inbox writes unchanged', async () => {
+        await withStore(async (store, loc) => {
+          await store.log([{ id: M('lg1'), event: 'sent', size: 1 }, { id: M('lg2'), event: 'received', size: 2 }])
+          await Promise.all([store.log([{ id: M('lg3'), event: 'stored', size: 3 }]), store.enqueue(entry('lgq'))])
+          assert.equal(await store.updateStatus(M('lg1'), { status: 'acked' }), 1)
+          const other = loc.create()
+          await other.open()
+          const { records } = await other.query({})
+          assert.deepEqual(records.map(r => [r.id, r.status]), [['lg1', 'acked'], ['lg2', 'ok'], ['lg3', 'ok']])
+          assert.deepEqual((await other.pending(BOB)).entries.map(e => e.id), ['lgq'])
+          await other.close()
+        }, { logSync: 'deferred' })
+        assert.throws(() => createStoreSettings({ path: 'x', logSync: 'sometimes' as 'commit' }), InvalidArgumentError)
       })
 
       test('inboxes lists recipients with pending entries, by replica flag, paged', async () => {
