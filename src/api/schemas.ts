@@ -105,7 +105,12 @@ export const components = {
     api: s,
     uptimeMs: i,
     rejections: { type: 'object', additionalProperties: i, description: 'Ingress rejections by reason.' },
-    counters: closed({ published: i, delivered: i, forwarded: i, received: i })
+    counters: closed({ published: i, delivered: i, forwarded: i, received: i }),
+    store: closed({
+      kind: { enum: ['sqlite', 'postgres'] },
+      durable: closed({ stored: i, replicated: i, delivered: i, acked: i, expired: i, refused: i, handedOver: i }),
+      log: closed({ written: i, dropped: i, failed: i, buffered: i })
+    })
   }, ['peerId', 'network', 'addresses', 'peers', 'roles', 'agents', 'uptimeMs', 'rejections', 'counters']),
   PeerInfo: closed({
     peerId: s,

@@ -187,7 +187,8 @@ export class MeshNodeImpl implements MeshNode {
       api: this.api?.url,
       uptimeMs: Date.now() - this.startedAt,
       rejections: { ...this.router.rejections.counts },
-      counters: { ...this.router.counters }
+      counters: { ...this.router.counters },
+      store: { kind: this.store.kind, durable: { ...this.durable.counters }, log: this.recorder.stats() }
     }
   }
 

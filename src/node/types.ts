@@ -79,6 +79,12 @@ export interface NodeStatus {
   uptimeMs: number
   rejections: Record<RejectionReason, number>
   counters: { published: number, delivered: number, forwarded: number, received: number }
+  /** The store and durable delivery: backend, what this node stored, delivered, acknowledged, expired, refused, handed over; the log writer's counts. */
+  store?: {
+    kind: 'sqlite' | 'postgres'
+    durable: { stored: number, replicated: number, delivered: number, acked: number, expired: number, refused: number, handedOver: number }
+    log: { written: number, dropped: number, failed: number, buffered: number }
+  }
 }
 
 /** Anything an agent can send: bytes (application/octet-stream) or a JSON value. */

@@ -82,7 +82,12 @@ describe('durable delivery', () => {
     // A retransmission of an acknowledged message is recognised, not delivered again.
     await until(async () => (await b.store.stats(bob.id)).inbox.count === 0, 'inbox drained')
     await until(async () => (await a.log({ id: sent[0].id, event: 'sent' })).records[0]?.status === 'acked', 'sender log acked')
+    const st = b.status().store
+    assert.equal(st?.kind, 'sqlite')
+    assert.equal(st?.durable.stored, 20)
+    assert.equal(st?.durable.acked, 20)
     const bLog = await b.log({ agent: bob.id, event: 'stored' })
+
     assert.equal(bLog.records.length, 20)
     const replay = await b.conversation('c-durable')
     assert.deepEqual(replay.map(r => r.id), sent.map(s => s.id))
