@@ -14,6 +14,8 @@ import { Nodes, tempDir, within } from '../helpers/api.ts'
 import { freePort } from '../helpers/cli.ts'
 import { buildApi } from '../../src/api/server.ts'
 import { loadAgentKey } from '../../src/node/datadir.ts'
+import { connect } from '../../src/sdk/remote.ts'
+import { generateAgentKey } from '../../src/core/keys.ts'
 import { signEnvelope } from '../../src/core/envelope.ts'
 
 const TOKEN = 'durable-test-token-0123456789'
@@ -240,3 +242,37 @@ describe('home node down: replicas hold, hand over, and the agent gets everythin
     assert.equal(extra, 0)
   })
 })
+
+describe('an agent that connects to a storage node instead of its home gets the copies held there', () => {
+  const nodes = new Nodes()
+  after(async () => { await nodes.stopAll() })
+
+  test('replica copies delivered by the replica, in order, once; the other replica learns of the receipt', async () => {
+    const s1 = await nodes.start({ roles: ['full', 'storage'], api: '127.0.0.1:0' })
+    const boot = [s1.multiaddrs()[0]]
+    const s2 = await nodes.start({ roles: ['full', 'storage'], bootstrap: boot })
+    const home = await nodes.start({ bootstrap: boot, api: '127.0.0.1:0' })
+    const a = await nodes.start({ bootstrap: boot })
+    const key = generateAgentKey()
+    const atHome = await connect({ url: home.apiUrl as string, token: home.apiToken, key, name: 'gina' })
+    const alice = await a.agent('alice')
+    await a.waitForAgent(key.id)
+    await until(() => a.nodeRecords().filter(r => r.roles.includes('storage')).length >= 2, 'storage node records at the sender')
+    await until(() => s1.nodeRecords().filter(r => r.roles.includes('storage')).length >= 2, 'storage node records at s1')
+    await atHome.close()
+    await home.stop()
+    const sent = []
+    for (let i = 1; i <= 4; i++) sent.push(await alice.send(key.id, { i }, { durable: true }))
+    assert.ok(sent.every(r => r.durable?.replicas === 2 && r.durable.home == null))
+    const atS1 = await connect({ url: s1.apiUrl as string, token: s1.apiToken, key, name: 'gina' })
+    try {
+      const got = await take(atS1.messages(), 4)
+      assert.deepEqual(got.map(m => (m.data() as { i: number }).i), [1, 2, 3, 4])
+      const held = async (n: MeshNodeImpl): Promise<number> => (await n.store.stats(key.id)).inbox.count
+      await until(async () => await held(s1) === 0 && await held(s2) === 0, 'both replicas acknowledged', 20_000)
+    } finally {
+      await atS1.close()
+    }
+  })
+})
+
