@@ -41,6 +41,11 @@ export function vectorInputs (): VectorInput[] {
     ts: TS, ttl: 60, hops: 4, prio: 3, dlv: { ack: true, retries: 3, seq: 1 }, ct: 'application/json', body: utf8('{"q":"price?"}')
   }
   const directId = signEnvelope(direct, a).id
+  const durable: EnvelopeFields = {
+    v: 1, net, mode: 'direct', type: 'inform', from: a.id, to: [b.id], conv: 'order-42',
+    ts: TS, ttl: 86400, hops: 8, prio: 1, dlv: { seq: TS * 1000, durable: true }, ct: 'application/json', body: utf8('{"n":1}')
+  }
+  const durableId = signEnvelope(durable, a).id
   return [
     {
       name: 'topic publish, JSON body',
@@ -58,6 +63,19 @@ export function vectorInputs (): VectorInput[] {
       fields: {
         v: 1, net, mode: 'direct', type: 'inform', from: b.id, to: [a.id], proto: 'fipa-request', conv: 'c-1', corr: directId,
         ts: TS + 1500, nonce: 1, ttl: 60, hops: 4, prio: 2, dlv: { maxMs: 5000, dedup: true }, ct: 'application/json', enc: 'gzip', body: unhex(GZIP_BODY)
+      }
+    },
+    {
+      // Store-and-forward: `dlv.durable`, with the sender's clock-based sequence number.
+      name: 'durable direct',
+      fields: durable
+    },
+    {
+      // The recipient's signed receipt for the durable message above (its id in `ids` and `corr`).
+      name: 'delivery receipt',
+      fields: {
+        v: 1, net, mode: 'direct', type: 'receipt', from: b.id, to: [a.id], corr: durableId,
+        ts: TS + 2000, ttl: 3600, hops: 8, prio: 1, ct: 'application/json', body: utf8(`{"ids":["${durableId}"]}`)
       }
     },
     {

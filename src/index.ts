@@ -25,3 +25,6 @@ export {
 } from './semantic/index.ts'
 export type { ConversationEvent, ConversationInfo, AgentSemantics } from './sdk/conversations.ts'
 export { runBuyer, runSeller, MARKET_CAPABILITIES, type MarketStep, type MarketOutcome } from './sdk/market-agents.ts'
+export { parseReceipt, verifyReceipt, RECEIPT_TYPE, type Receipt } from './delivery/receipts.ts'
+export type { NodeStoreConfig } from './node/storage.ts'
+export type { LogFilter, LogPage, LogRecord, LogEvent, LogStatus, QueryOptions, InboxQuota } from './store/types.ts'

@@ -7,6 +7,9 @@
 import * as core from '../core/errors.ts'
 import * as semantic from '../semantic/errors.ts'
 import { FedmeshError, ConflictError, TooManyRequestsError, NotSupportedError } from '../core/errors.ts'
+// The store's errors only (no backend): a client rebuilding typed errors must not load node:sqlite.
+import * as storeErrors from '../store/errors.ts'
+import { QuotaExceededError } from '../store/errors.ts'
 import type { ErrorJson } from './protocol.ts'
 
 // Re-exported for the API's callers; the classes live with the others in core/errors.ts.
@@ -24,6 +27,15 @@ export const ERROR_TABLE = {
   AgentNotFoundError: { status: 404, meaning: 'No record of the agent could be found (directory, then DHT).' },
   ConflictError: { status: 409, meaning: 'The agent is already attached to this node.' },
   TooManyRequestsError: { status: 429, meaning: 'A per-connection limit was reached (subscriptions, requests in flight).' },
+  QuotaExceededError: { status: 429, meaning: 'A durable message would exceed an inbox quota (`details.quota`, `limit`, `current`); nothing was stored.' },
+  MessageExpiredError: { status: 400, meaning: 'A durable message was past its TTL when it reached the store; nothing was stored.' },
+  InvalidQueryError: { status: 400, meaning: 'A message-log filter, page option or cursor is malformed.' },
+  StoreReadOnlyError: { status: 409, meaning: 'A write on a store opened read-only.' },
+  StoreClosedError: { status: 503, meaning: 'The store is not open (the node is starting or stopping).' },
+  StoreUnavailableError: { status: 503, meaning: 'The PostgreSQL store cannot be reached.' },
+  StoreIOError: { status: 500, meaning: 'The store failed to read or write (I/O error, disk full); a failed write wrote nothing.' },
+  StoreCorruptError: { status: 500, meaning: 'Stored data fails its integrity check; it is not served.' },
+  StoreVersionError: { status: 500, meaning: 'The store is not a fedmesh store or has a newer schema.' },
   NotSupportedError: { status: 501, meaning: 'Not available: the node speaks another version of the WebSocket protocol.' },
   UnreachableError: { status: 502, meaning: 'The recipient\'s home node could not be reached.' },
   DeliveryFailedError: { status: 502, meaning: 'The recipient\'s node refused the message.' },
@@ -87,7 +99,7 @@ export function errorBody (err: unknown): { status: number, body: ErrorBody } {
 type ErrorClass = new (message?: string, options?: { cause?: unknown, details?: Record<string, unknown> }) => FedmeshError
 
 const CLASSES = new Map<string, ErrorClass>()
-for (const v of [...Object.values(core), ...Object.values(semantic)]) {
+for (const v of [...Object.values(core), ...Object.values(semantic), ...Object.values(storeErrors)]) {
   const code = (v as { code?: unknown }).code
   if (typeof v === 'function' && typeof code === 'string' && v.prototype instanceof FedmeshError) CLASSES.set(code, v as ErrorClass)
 }
@@ -100,6 +112,11 @@ export function errorFromJson (e: Partial<ErrorJson> | undefined, fallbackMessag
   const code = typeof e?.code === 'string' ? e.code : 'InternalError'
   const message = typeof e?.message === 'string' ? e.message : fallbackMessage
   const details = e?.details != null && typeof e.details === 'object' ? e.details as Record<string, unknown> : undefined
+  if (code === 'QuotaExceededError' && details != null) {
+    const err = new QuotaExceededError(details as unknown as ConstructorParameters<typeof QuotaExceededError>[0])
+    err.message = message
+    return err
+  }
   const Cls = CLASSES.get(code)
   return Cls != null ? new Cls(message, { details }) : new FedmeshError(code, message, { details })
 }

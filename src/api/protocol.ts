@@ -25,6 +25,9 @@
  *   ← {op:'stream-open', sid, env}            (an agent elsewhere opened a stream to this one)
  *   ↔ {op:'stream-data', sid, data} | {op:'stream-credit', sid, n} | {op:'stream-end', sid, error?}
  *      (credit-based flow control, see api/ws-streams.ts)
+ *   → {op:'mark-processed', rid, id, exp}   ← result true when newly marked (durable, in the node's store)
+ *   → {op:'is-processed', rid, id}          ← result boolean
+ *      (exactly-once durable delivery: the SDK marks a message as it hands it to a consumer)
  *   → {op:'detach', rid}
  *   ← {op:'deliver', env}                     (base64 wire bytes of a verified envelope)
  */
@@ -86,6 +89,8 @@ export type ClientMessage =
   | { op: 'remove-pattern', rid: number, pattern: string }
   | { op: 'set-handler', rid: number, requests: boolean, streams?: boolean }
   | { op: 'open-stream', rid: number, env: string }
+  | { op: 'mark-processed', rid: number, id: string, exp: number }
+  | { op: 'is-processed', rid: number, id: string }
   | { op: 'detach', rid: number }
 
 /** Messages the server sends. */

@@ -35,7 +35,8 @@ export const deliveryFields = {
   confirm: { type: 'boolean', description: 'Wait for the recipient node\'s delivery confirmation.' },
   retries: { type: 'integer', minimum: 0, maximum: LIMITS.maxRetries, description: 'Retransmissions with exponential backoff until confirmed (implies confirm).' },
   maxDeliveryMs: { type: 'integer', minimum: 1, maximum: 600_000, description: 'Fail when not confirmed within this many ms.' },
-  ordered: { type: 'boolean', description: 'Per-sender ordering towards the recipient.' }
+  ordered: { type: 'boolean', description: 'Per-sender ordering towards the recipient.' },
+  durable: { type: 'boolean', description: 'Store-and-forward (send only): answered once the message is on stable storage at the recipient\'s home node (or its replicas); `SendResult.durable` says where.' }
 } as const
 
 const closed = <P extends Record<string, unknown>>(properties: P, required: string[] = []) =>
@@ -58,11 +59,28 @@ export const queries = {
     limit: intString(4, 'At most this many recent rejections (1–1000), newest first.')
   }),
   record: closed({ wait: intString(6, 'Wait up to this many ms for the record to appear (polls the directory and the DHT); 0 = look once.') }),
+  log: closed({
+    id: { type: 'string', minLength: 1, maxLength: 256, description: 'Records of this message id.' },
+    agent: { type: 'string', minLength: 1, maxLength: 256, description: 'As sender or recipient.' },
+    topic: { type: 'string', minLength: 1, maxLength: MAX_TOPIC_LENGTH, description: 'A topic or pattern (`*` one level, `#` last: one or more).' },
+    conversation: { type: 'string', minLength: 1, maxLength: 256 },
+    since: intString(16, 'receivedTs ≥ since (ms since the epoch).'),
+    until: intString(16, 'receivedTs < until (ms since the epoch).'),
+    status: { type: 'string', minLength: 1, maxLength: 200, description: 'A status or a comma-separated list: ok, pending, delivered, acked, expired, failed, rejected.' },
+    type: { type: 'string', minLength: 1, maxLength: 64 },
+    event: { type: 'string', minLength: 1, maxLength: 200, description: 'An event or a comma-separated list: sent, received, relayed, stored, delivered, rejected.' },
+    limit: intString(4, 'Records per page, 1–1000 (default 100).'),
+    cursor: { type: 'string', minLength: 1, maxLength: 1024, description: 'The `cursor` of the previous page (same filter and order).' },
+    order: { type: 'string', enum: ['asc', 'desc'], description: 'By log position; default asc (oldest first).' },
+    payloads: { type: 'string', enum: ['true', 'false'], description: 'Include the messages (decoded) where the log kept their bytes.' }
+  }),
+  conversation: closed({ limit: intString(5, 'At most this many messages, 1–10000 (default 1000).') }),
   ws: closed({ token: { type: 'string', maxLength: 256, description: 'Bearer token, for clients that cannot set headers.' } })
 } as const
 
 export const params = {
-  agentId: closed({ id: agentId }, ['id'])
+  agentId: closed({ id: agentId }, ['id']),
+  conversation: closed({ conv: { type: 'string', minLength: 1, maxLength: 256 } }, ['conv'])
 } as const
 
 // ---- response schemas (documentation) ------------------------------------------------
@@ -87,7 +105,12 @@ export const components = {
     api: s,
     uptimeMs: i,
     rejections: { type: 'object', additionalProperties: i, description: 'Ingress rejections by reason.' },
-    counters: closed({ published: i, delivered: i, forwarded: i, received: i })
+    counters: closed({ published: i, delivered: i, forwarded: i, received: i }),
+    store: closed({
+      kind: { enum: ['sqlite', 'postgres'] },
+      durable: closed({ stored: i, replicated: i, delivered: i, acked: i, expired: i, refused: i, handedOver: i }),
+      log: closed({ written: i, dropped: i, failed: i, buffered: i })
+    })
   }, ['peerId', 'network', 'addresses', 'peers', 'roles', 'agents', 'uptimeMs', 'rejections', 'counters']),
   PeerInfo: closed({
     peerId: s,
@@ -114,7 +137,45 @@ export const components = {
     sig: { ...s, description: 'base64 Ed25519 signature by the agent key' }
   }),
   CreatedAgent: closed({ id: s, name: s }, ['id']),
-  SendResult: closed({ id: { ...s, description: 'Message id (multibase sha2-256 multihash).' }, confirmed: { ...strings, description: 'Recipients whose node confirmed delivery (when asked).' } }, ['id', 'confirmed']),
+  SendResult: closed({
+    id: { ...s, description: 'Message id (multibase sha2-256 multihash).' },
+    confirmed: { ...strings, description: 'Recipients whose node confirmed delivery (when asked).' },
+    durable: closed({
+      status: { enum: ['stored', 'duplicate'] },
+      home: { ...s, description: 'Peer id of the home node holding it (absent: held by replicas while the home is down).' },
+      replicas: { ...i, description: 'Storage nodes that confirmed a copy.' }
+    }, ['status', 'replicas'])
+  }, ['id', 'confirmed']),
+  LogRecord: closed({
+    seq: { ...i, description: 'Position in the log.' },
+    id: s,
+    event: { enum: ['sent', 'received', 'relayed', 'stored', 'delivered', 'rejected'] },
+    status: { enum: ['ok', 'pending', 'delivered', 'acked', 'expired', 'failed', 'rejected'] },
+    from: s,
+    to: strings,
+    topic: s,
+    schema: s,
+    proto: s,
+    conv: s,
+    type: s,
+    size: i,
+    reason: s,
+    originTs: i,
+    receivedTs: i,
+    ackedTs: i,
+    peer: s,
+    hasBytes: { type: 'boolean' },
+    message: { $ref: '#/components/schemas/Message', description: 'With `payloads=true` (and in replays), when the log kept the bytes.' }
+  }, ['seq', 'id', 'event', 'status', 'to', 'size', 'receivedTs', 'hasBytes']),
+  LogPage: closed({
+    records: { type: 'array', items: { $ref: '#/components/schemas/LogRecord' } },
+    cursor: { type: ['string', 'null'], description: 'Pass as `cursor` for the next page.' },
+    more: { type: 'boolean' }
+  }, ['records', 'more']),
+  Conversation: closed({
+    conversation: s,
+    messages: { type: 'array', items: { $ref: '#/components/schemas/LogRecord' } }
+  }, ['conversation', 'messages']),
   Message: closed({
     id: s,
     v: i,

@@ -14,7 +14,9 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import websocket from '@fastify/websocket'
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { AgentId } from '../core/ids.ts'
-import { InvalidArgumentError, UnauthorizedError } from '../core/errors.ts'
+import { InvalidArgumentError, NotSupportedError, UnauthorizedError } from '../core/errors.ts'
+import { decodeEnvelope, envelopeToJson } from '../core/envelope.ts'
+import type { LogFilter, LogRecord, QueryOptions } from '../store/types.ts'
 import type { RejectionReason } from '../core/ingress.ts'
 import type { Logger, Payload, RequestOptions } from '../node/types.ts'
 import { errorBody } from './errors.ts'
@@ -73,6 +75,7 @@ interface SendBody {
   retries?: number
   maxDeliveryMs?: number
   ordered?: boolean
+  durable?: boolean
   timeout?: number
 }
 
@@ -113,10 +116,45 @@ function optionsOf (b: SendBody, signal: AbortSignal): RequestOptions {
     retries: b.retries,
     maxDeliveryMs: b.maxDeliveryMs,
     ordered: b.ordered,
+    durable: b.durable,
     timeout: b.timeout
   }
   for (const k of Object.keys(o) as Array<keyof RequestOptions>) if (o[k] === undefined) delete o[k]
   return o
+}
+
+interface LogQuery {
+  id?: string, agent?: string, topic?: string, conversation?: string, since?: string, until?: string, status?: string,
+  type?: string, event?: string, limit?: string, cursor?: string, order?: 'asc' | 'desc', payloads?: 'true' | 'false'
+}
+
+/** Query-string values to a log filter and page options; the store validates them (InvalidQueryError). */
+function logQuery (q: LogQuery): { filter: LogFilter, options: QueryOptions } {
+  const filter: Record<string, unknown> = {}
+  for (const k of ['id', 'agent', 'topic', 'conversation', 'type'] as const) if (q[k] != null) filter[k] = q[k]
+  if (q.since != null) filter.since = Number(q.since)
+  if (q.until != null) filter.until = Number(q.until)
+  const list = (v: string): string | string[] => { const parts = v.split(','); return parts.length === 1 ? parts[0] : parts }
+  if (q.status != null) filter.status = list(q.status)
+  if (q.event != null) filter.event = list(q.event)
+  const options: QueryOptions = { includeBytes: q.payloads === 'true' }
+  if (q.limit != null) options.limit = Number(q.limit)
+  if (q.cursor != null) options.cursor = q.cursor
+  if (q.order != null) options.order = q.order
+  return { filter: filter as LogFilter, options }
+}
+
+/** A log record as JSON: the wire bytes, when present, become the message's JSON form. */
+export function logRecordJson (r: LogRecord): Record<string, unknown> {
+  const { bytes, ...rest } = r
+  const out: Record<string, unknown> = { ...rest }
+  if (bytes != null) {
+    const decoded = decodeEnvelope(bytes)
+    if (decoded.ok) {
+      try { out.message = envelopeToJson(decoded.envelope) } catch { out.messageBase64 = toBase64(bytes) }
+    }
+  }
+  return out
 }
 
 /** Aborted when the client goes away before the response is written. */
@@ -267,6 +305,27 @@ export async function buildApi (node: ApiNode, opts: Pick<ApiOptions, 'token' | 
   })
 
   registerSemanticRoutes(app, () => node.semantic)
+  const logErrors: RouteDoc['errors'] = ['InvalidQueryError', 'NotSupportedError', 'StoreCorruptError', 'StoreUnavailableError']
+
+  app.get<{ Querystring: LogQuery }>('/v1/log', {
+    schema: { querystring: queries.log },
+    config: { doc: { summary: 'The message log: what this node sent, received, relayed, stored, delivered or rejected; filtered, cursor-paginated', response: 'LogPage', errors: logErrors } }
+  }, async (req) => {
+    if (node.log == null) throw new NotSupportedError('this node keeps no message log')
+    const { filter, options } = logQuery(req.query)
+    const page = await node.log(filter, options)
+    return { records: page.records.map(logRecordJson), cursor: page.cursor ?? null, more: page.more }
+  })
+
+  app.get<{ Params: { conv: string }, Querystring: { limit?: string } }>('/v1/log/conversations/:conv', {
+    schema: { params: params.conversation, querystring: queries.conversation },
+    config: { doc: { summary: 'Replay a conversation: its messages in log order, with their payloads where the log kept them', response: 'Conversation', errors: logErrors } }
+  }, async (req) => {
+    if (node.conversation == null) throw new NotSupportedError('this node keeps no message log')
+    const limit = req.query.limit != null ? Number(req.query.limit) : undefined
+    const records = await node.conversation(req.params.conv, { limit })
+    return { conversation: req.params.conv, messages: records.map(logRecordJson) }
+  })
 
   app.get(WS_PATH, {
     websocket: true,

@@ -12,6 +12,9 @@ export type ApiNode = Pick<MeshNode, 'peerId' | 'network' | 'config' | 'agent' |
   readonly transport: AgentTransport
   /** The schema registry routes (absent: they answer SchemaNotFoundError). */
   readonly semantic?: ApiSemantics
+  /** The message log (absent on a node without a store: the log routes answer 501). */
+  log?: MeshNode['log']
+  conversation?: MeshNode['conversation']
 }
 
 export interface ApiOptions {

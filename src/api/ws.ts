@@ -7,7 +7,7 @@
  */
 import { randomBytes } from 'node:crypto'
 import type { WebSocket, RawData } from 'ws'
-import type { AgentId } from '../core/ids.ts'
+import type { AgentId, MessageId } from '../core/ids.ts'
 import { isAgentId, verifyByDid } from '../core/keys.ts'
 import { parsePattern } from '../core/topics.ts'
 import { decodeEnvelope, LIMITS, type Envelope } from '../core/envelope.ts'
@@ -18,7 +18,7 @@ import {
 import { AGENT_NAME_RE } from '../node/datadir.ts'
 import type { Logger, Subscription } from '../node/types.ts'
 import type { Endpoint } from '../routing/types.ts'
-import { ConflictError, TooManyRequestsError, errorBody, errorFromJson } from './errors.ts'
+import { ConflictError, NotSupportedError, TooManyRequestsError, errorBody, errorFromJson } from './errors.ts'
 import { MAX_STREAMS_PER_CONNECTION, WsByteStream, pipeStream, type StreamWireMessage } from './ws-streams.ts'
 import type { ByteStream } from '../routing/types.ts'
 import { fromBase64, toBase64 } from '../util/base64.ts'
@@ -144,6 +144,8 @@ export class ApiConnection {
       case 'cancel':
         this.guard(msg, () => { this.inflight.get(ridOf(msg))?.abort(new AbortError('cancelled by the client')) })
         return
+      case 'mark-processed': this.answer(msg, async () => await this.processed(msg, true)); return
+      case 'is-processed': this.answer(msg, async () => await this.processed(msg, false)); return
       case 'add-pattern': this.answer(msg, async () => { await this.addPattern(msg) }); return
       case 'remove-pattern': this.answer(msg, async () => { await this.removePattern(msg) }); return
       case 'set-handler':
@@ -407,6 +409,18 @@ export class ApiConnection {
     void pipeStream(remote, ws)
     void pipeStream(ws, remote)
     return ws
+  }
+
+  /** Processed marks of the attached agent, kept in the node's store (exactly-once across reconnects). */
+  private async processed (msg: Msg, mark: boolean): Promise<boolean> {
+    const a = this.requireAttached()
+    const id = str(msg, 'id', 256, true) as MessageId
+    const t = this.ctx.node.transport
+    if (t.markProcessed == null || t.isProcessed == null) throw new NotSupportedError('this node keeps no processed marks')
+    if (!mark) return await t.isProcessed(a.did, id)
+    const exp = msg.exp
+    if (typeof exp !== 'number' || !Number.isSafeInteger(exp) || exp <= 0) throw new InvalidArgumentError('exp must be a time in ms')
+    return await t.markProcessed(a.did, id, exp)
   }
 
   private async addPattern (msg: Msg): Promise<void> {

@@ -17,6 +17,7 @@ import { CliError, UsageError, intFlag, jsonFlag, listFlag, stringFlag, type Com
 import { apiError, call, locateNode, openSocket } from './client.ts'
 import { SEMANTIC_COMMANDS } from './semantic-commands.ts'
 import { DEMO_COMMANDS } from './demo.ts'
+import { logCommand } from './log.ts'
 
 function out (v: unknown): void {
   process.stdout.write(JSON.stringify(v) + '\n')
@@ -38,7 +39,9 @@ const nodeOptions: Record<string, OptionSpec> = {
   bootstrap: { type: 'string', multiple: true, arg: 'MA', help: 'Bootstrap peer multiaddr with /p2p/ (repeatable)' },
   api: { type: 'string', arg: 'HOST:PORT', help: 'API address, or "off" (default 127.0.0.1:7400)' },
   roles: { type: 'string', arg: 'R,…', help: 'Node roles: full, light, gateway, validator, storage, compute' },
-  mdns: { type: 'boolean', help: 'Enable mDNS discovery on the LAN (off by default)' }
+  mdns: { type: 'boolean', help: 'Enable mDNS discovery on the LAN (off by default)' },
+  store: { type: 'string', arg: 'URL', help: 'PostgreSQL connection string for the store (default $FEDMESH_STORE_URL, else SQLite in DIR)' },
+  replicas: { type: 'string', arg: 'K', help: 'Replicas of each durable message on storage-role nodes (default 2)' }
 }
 
 function configOverrides (v: Parsed['values']): Partial<NodeConfig> {
@@ -56,6 +59,9 @@ function configOverrides (v: Parsed['values']): Partial<NodeConfig> {
   const roles = stringFlag(v.roles)
   if (roles != null) o.roles = parseRoles(roles)
   if (v.mdns === true) o.mdns = true
+  const replicas = intFlag(v.replicas, 'replicas', 0, 8)
+  const url = stringFlag(v.store) ?? (process.env.FEDMESH_STORE_URL !== '' ? process.env.FEDMESH_STORE_URL : undefined)
+  if (replicas != null || url != null) o.store = { ...(url != null ? { url } : {}), ...(replicas != null ? { replicas } : {}) }
   return o
 }
 
@@ -89,7 +95,10 @@ const nodeStart: Command = {
     } catch (err) {
       const e = err as Error & { code?: string }
       if (e.code === 'InvalidArgumentError') throw err // bad config or flags: exit 2
-      throw new CliError(`cannot start the node in ${dir}: ${e.message}`)
+      if (e.code === 'StoreCorruptError') {
+        throw new CliError(`cannot start the node in ${dir}: its store is corrupt (StoreCorruptError: ${e.message}); the node will not serve from it. Move the store aside or restore it from a backup.`, { code: e.code })
+      }
+      throw new CliError(`cannot start the node in ${dir}: ${e.code != null ? `${e.code}: ` : ''}${e.message}`, { code: e.code })
     }
     out({ event: 'ready', peerId: node.peerId, addresses: node.multiaddrs(), api: node.status().api ?? null })
     logger.info({ peerId: node.peerId, addresses: node.multiaddrs(), api: node.status().api }, 'node ready')
@@ -123,6 +132,7 @@ function statusText (s: NodeStatus): string {
     `peers      ${s.peers}`,
     `agents     ${s.agents.length}${s.agents.length > 0 ? ` (${s.agents.map(a => a.name ?? a.id).join(', ')})` : ''}`,
     `messages   published ${s.counters.published}, delivered ${s.counters.delivered}, forwarded ${s.counters.forwarded}, received ${s.counters.received}, rejected ${rejected}`,
+    ...(s.store != null ? [`durable    stored ${s.store.durable.stored}, delivered ${s.store.durable.delivered}, acked ${s.store.durable.acked}, expired ${s.store.durable.expired}, refused ${s.store.durable.refused} (${s.store.kind} store; log ${s.store.log.written} written, ${s.store.log.dropped} dropped)`] : []),
     'addresses',
     ...s.addresses.map(a => `  ${a}`)
   ].join('\n')
@@ -332,11 +342,20 @@ const send: Command = {
   options: {
     ...sendOptions,
     confirm: { type: 'boolean', help: 'Wait for the recipient node\'s delivery confirmation' },
-    retries: { type: 'string', arg: 'N', help: 'Retransmit up to N times until confirmed' }
+    retries: { type: 'string', arg: 'N', help: 'Retransmit up to N times until confirmed' },
+    durable: { type: 'boolean', help: 'Store-and-forward: answered once the message is on stable storage at the recipient\'s home node (or replicas); delivered when it comes online' },
+    conversation: { type: 'string', arg: 'C', help: 'Conversation id' }
   },
   run: async ({ values, positionals, dir }) => {
     const to = agentArg(positionals[0])
-    const body = { ...common(values), to, confirm: values.confirm === true ? true : undefined, retries: intFlag(values.retries, 'retries', 0, LIMITS.maxRetries) }
+    const body = {
+      ...common(values),
+      to,
+      confirm: values.confirm === true ? true : undefined,
+      retries: intFlag(values.retries, 'retries', 0, LIMITS.maxRetries),
+      durable: values.durable === true ? true : undefined,
+      conversation: stringFlag(values.conversation)
+    }
     out(await call(await locateNode(dir), 'POST', '/v1/send', body, 120_000))
   }
 }
@@ -360,7 +379,7 @@ const request: Command = {
   }
 }
 
-export const COMMANDS: Command[] = [init, nodeStart, status, peers, agentCreate, agentList, agentFind, sub, inbox, pub, send, request, rejections, ...SEMANTIC_COMMANDS, ...DEMO_COMMANDS]
+export const COMMANDS: Command[] = [init, nodeStart, status, peers, agentCreate, agentList, agentFind, sub, inbox, pub, send, request, rejections, logCommand, ...SEMANTIC_COMMANDS, ...DEMO_COMMANDS]
 
 export function usage (): string {
   const width = Math.max(...COMMANDS.map(c => `${c.name}${(c.args ?? []).map(a => ` ${a}`).join('')}`.length))

@@ -64,6 +64,12 @@ export interface Delivery {
   dedup?: boolean
   /** Per-sender ordering: `seq` is the sender's sequence number towards this recipient. */
   seq?: number
+  /**
+   * Store-and-forward: the message is written to stable storage on the recipient's home
+   * node (and replicas) before the sender is acknowledged, and held until the recipient
+   * acknowledges it with a signed receipt (docs/PROTOCOL.md, durable delivery).
+   */
+  durable?: boolean
 }
 
 export interface EnvelopeFields {
@@ -115,7 +121,7 @@ export interface Envelope extends EnvelopeFields {
 // The unsigned fields. `sig` is not among them: decodeEnvelope strips it before checkFields,
 // and a `sig` handed to signEnvelope would be hashed into the id and never verify.
 const FIELD_NAMES = new Set(['v', 'net', 'mode', 'type', 'from', 'to', 'topic', 'schema', 'proto', 'conv', 'corr', 'replyTo', 'ts', 'nonce', 'ttl', 'hops', 'prio', 'dlv', 'ct', 'enc', 'body'])
-const DELIVERY_NAMES = new Set(['ack', 'maxMs', 'retries', 'dedup', 'seq'])
+const DELIVERY_NAMES = new Set(['ack', 'maxMs', 'retries', 'dedup', 'seq', 'durable'])
 
 export function messageIdFromBytes (unsigned: Uint8Array): { id: MessageId, multihash: Uint8Array } {
   const digest = createHash('sha256').update(unsigned).digest()
@@ -242,6 +248,7 @@ export function checkFields (f: Record<string, unknown>): string | undefined {
     for (const k of Object.keys(d)) if (!DELIVERY_NAMES.has(k)) return `unknown delivery field ${JSON.stringify(k)}`
     if (d.ack !== undefined && typeof d.ack !== 'boolean') return 'dlv.ack must be a boolean'
     if (d.dedup !== undefined && typeof d.dedup !== 'boolean') return 'dlv.dedup must be a boolean'
+    if (d.durable !== undefined && typeof d.durable !== 'boolean') return 'dlv.durable must be a boolean'
     if (d.maxMs !== undefined && !isInt(d.maxMs, 1, LIMITS.maxTtlSeconds * 1000)) return 'dlv.maxMs out of range'
     if (d.retries !== undefined && !isInt(d.retries, 0, LIMITS.maxRetries)) return `dlv.retries must be 0–${LIMITS.maxRetries}`
     if (d.seq !== undefined && !isInt(d.seq, 0, Number.MAX_SAFE_INTEGER)) return 'dlv.seq must be a non-negative integer'

@@ -5,6 +5,7 @@
  *   api.token     bearer token for the local API, mode 0600
  *   agents/NAME.key  agent Ed25519 seeds (JSON), mode 0600
  *   node.json     written while running: pid, peerId, addresses, api URL
+ *   store.db      the SQLite store (inboxes, processed marks, message log), unless config.store.url names PostgreSQL
  */
 import { mkdir, readFile, writeFile, rename, chmod, stat, readdir, rm } from 'node:fs/promises'
 import { randomBytes } from 'node:crypto'
@@ -18,6 +19,7 @@ import { isNetworkId } from '../core/ids.ts'
 import { NODE_ROLES, type NodeRole } from '../net/records.ts'
 import { LIMITS } from '../core/envelope.ts'
 import type { NodeConfig } from './types.ts'
+import { validateStoreConfig } from './storage.ts'
 
 export const DEFAULT_CONFIG: NodeConfig = {
   network: 'fedmesh',
@@ -29,7 +31,8 @@ export const DEFAULT_CONFIG: NodeConfig = {
   mdns: false,
   relay: true,
   clockSkewMs: 30_000,
-  maxMessageBytes: LIMITS.maxEnvelopeBytes
+  maxMessageBytes: LIMITS.maxEnvelopeBytes,
+  store: {}
 }
 
 export const AGENT_NAME_RE = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$/
@@ -62,6 +65,7 @@ export function validateConfig (partial: Partial<NodeConfig>): NodeConfig {
   if (!Number.isInteger(c.maxMessageBytes) || c.maxMessageBytes < 1024 || c.maxMessageBytes > LIMITS.maxEnvelopeBytes) {
     throw new InvalidArgumentError(`maxMessageBytes must be 1024–${LIMITS.maxEnvelopeBytes}`)
   }
+  c.store = validateStoreConfig(c.store)
   return c
 }
 
@@ -104,7 +108,9 @@ export async function openDataDir (dir: string, overrides: Partial<NodeConfig> =
       throw new InvalidArgumentError(`${configPath} is not valid JSON: ${(err as Error).message}`)
     }
   }
-  const config = validateConfig({ ...stored, ...overrides })
+  // The store section merges key by key: `--store URL` must not drop the stored quotas.
+  const store = overrides.store != null ? { ...stored.store, ...overrides.store } : stored.store
+  const config = validateConfig({ ...stored, ...overrides, ...(store != null ? { store } : {}) })
   if (opts.save === true || !(await exists(configPath))) await writeSecret(configPath, JSON.stringify(config, null, 2) + '\n', 0o644)
   return { dir, privateKey, peerId: peerIdFromPrivateKey(privateKey).toString(), config, apiToken }
 }
@@ -121,6 +127,18 @@ export async function loadAgentKey (dir: string, name: string, opts: { create: b
   await mkdir(join(dir, 'agents'), { recursive: true, mode: 0o700 })
   await writeSecret(path, JSON.stringify({ id: key.id, seed: Buffer.from(key.seed).toString('base64') }) + '\n')
   return key
+}
+
+/** The ids (did:key) of the agents whose keys are in the data dir. */
+export async function listAgentIds (dir: string): Promise<string[]> {
+  const ids: string[] = []
+  for (const name of await listAgentNames(dir)) {
+    try {
+      const { id } = JSON.parse(await readFile(join(dir, 'agents', `${name}.key`), 'utf8')) as { id?: unknown }
+      if (typeof id === 'string') ids.push(id)
+    } catch { /* unreadable key file: loadAgentKey reports it when the agent is used */ }
+  }
+  return ids
 }
 
 export async function listAgentNames (dir: string): Promise<string[]> {

@@ -16,12 +16,17 @@ import { Router, AGENT_RECORD_TTL_MS } from '../routing/router.ts'
 import type { AgentTransport } from '../routing/types.ts'
 import { createAgent, type AgentImpl } from '../sdk/agent.ts'
 import { createValidation } from '../semantic/index.ts'
-import { loadAgentKey, openDataDir, removeRuntimeInfo, writeRuntimeInfo, type DataDir } from './datadir.ts'
+import { listAgentIds, loadAgentKey, openDataDir, removeRuntimeInfo, writeRuntimeInfo, type DataDir } from './datadir.ts'
 import { INGRESS_FETCH_MS, NodeSemantics } from './semantic.ts'
 import type { ApiSemantics } from '../api/semantic-routes.ts'
 import type { AgentSemantics } from '../sdk/conversations.ts'
 import type { AgentKey } from '../core/keys.ts'
 import type { AbortOptions, AgentInfo, CreateNodeOptions, Logger, MeshNode, NodeConfig, NodeStatus, PeerInfo } from './types.ts'
+import { openNodeStore, STORE_DEFAULTS } from './storage.ts'
+import type { LogFilter, LogPage, LogRecord, MessageStore, QueryOptions } from '../store/types.ts'
+import { LogRecorder, type MessageObservation } from '../log/recorder.ts'
+import { DurableService } from '../delivery/durable.ts'
+import { isReceipt } from '../delivery/receipts.ts'
 
 /** Below this many connections, discovered peers are dialed. */
 const MIN_CONNECTIONS = 16
@@ -44,14 +49,20 @@ export class MeshNodeImpl implements MeshNode {
   /** The registry routes of the API. */
   readonly semantic: ApiSemantics
   private readonly agentSemantics: AgentSemantics
+  readonly store: MessageStore
+  readonly recorder: LogRecorder
+  readonly durable: DurableService
   private readonly data: DataDir
+  private readonly keyIds: Set<string>
   private readonly local = new Map<string, Promise<AgentImpl>>()
   private readonly startedAt = Date.now()
   private api?: ApiHandle
   private stopping?: Promise<void>
 
-  constructor (data: DataDir, net: Net, logger: Logger) {
+  constructor (data: DataDir, net: Net, logger: Logger, store: MessageStore, keyIds: Set<string>) {
     this.data = data
+    this.store = store
+    this.keyIds = keyIds
     this.dir = data.dir
     this.config = data.config
     this.apiToken = data.apiToken
@@ -83,6 +94,17 @@ export class MeshNodeImpl implements MeshNode {
       validation: createValidation(sem.registry),
       lookupCaps: async (agent, o) => (await this.router.findAgent(agent, o)).caps
     }
+    const storeConfig = { ...STORE_DEFAULTS, ...this.config.store }
+    this.recorder = new LogRecorder({
+      store,
+      logger,
+      retention: { maxAgeMs: storeConfig.logMaxAgeMs, maxBytes: storeConfig.logMaxBytes },
+      payloads: storeConfig.logPayloads
+    })
+    const observe = (o: MessageObservation): void => {
+      this.recorder.observe(o)
+      if (o.event === 'received' && o.env != null && isReceipt(o.env)) this.durable.observeReceipt(o.env)
+    }
     this.router = new Router({
       net,
       network: this.network,
@@ -91,16 +113,42 @@ export class MeshNodeImpl implements MeshNode {
       logger,
       nodeRecord: async () => await this.nodeRecord(),
       inspect: (env) => sem.inspect(env),
-      onControlDocument: (peer, bytes) => sem.onControlDocument(peer, bytes)
+      onControlDocument: (peer, bytes) => sem.onControlDocument(peer, bytes),
+      observe
     })
     const router = this.router
+    this.durable = new DurableService({
+      net,
+      network: this.network,
+      peerId: this.peerId,
+      roles: this.config.roles,
+      store,
+      ingress: { network: this.network, maxBytes: this.config.maxMessageBytes, clockSkewMs: this.config.clockSkewMs },
+      logger,
+      observe,
+      recorder: this.recorder,
+      nodeRecords: () => router.nodeRecords(),
+      knownAgent: (id) => router.knownAgent(id),
+      findAgent: async (id, options) => await router.findAgent(id, options),
+      route: async (env) => await router.submit(env),
+      hostsKey: (id) => this.keyIds.has(id)
+    }, { replicas: storeConfig.replicas, quota: storeConfig.quota })
+    const durable = this.durable
     this.transport = {
-      submit: async (env, options) => await router.submit(env, options),
+      submit: async (env, options) => durable.handles(env) ? await durable.submit(env, options) : await router.submit(env, options),
       subscribe: async (agent, pattern) => { router.subscribe(agent, pattern) },
       unsubscribe: async (agent, pattern) => { router.unsubscribe(agent, pattern) },
       openStream: async (open, options) => await router.openStream(open, options),
-      attach: async (endpoint, onStream) => { await router.attach(endpoint, onStream) },
-      detach: async (agent) => { await router.detach(agent) }
+      attach: async (endpoint, onStream) => {
+        await router.attach(endpoint, onStream)
+        durable.attached(endpoint)
+      },
+      detach: async (agent) => {
+        durable.detached(agent)
+        await router.detach(agent)
+      },
+      markProcessed: async (agent, id, expiresAt) => await durable.markProcessed(agent, id, expiresAt),
+      isProcessed: async (agent, id) => await durable.isProcessed(agent, id)
     }
   }
 
@@ -122,6 +170,8 @@ export class MeshNodeImpl implements MeshNode {
     })
     await this.semantics.start()
     await this.router.start()
+    this.recorder.start()
+    await this.durable.start()
     if (this.config.api !== false) {
       const [host, port] = splitHostPort(this.config.api)
       const { startApi } = await import('../api/server.ts')
@@ -143,6 +193,7 @@ export class MeshNodeImpl implements MeshNode {
       p = (async () => {
         const key = await loadAgentKey(this.dir, name, { create: true })
         if (key == null) throw new InvalidArgumentError(`cannot create agent ${name}`)
+        this.keyIds.add(key.id)
         return await createAgent(key, this.transport, { network: this.network, name, capabilities: options.capabilities, kind: 'local', semantics: this.agentSemantics })
       })()
       this.local.set(name, p)
@@ -179,7 +230,8 @@ export class MeshNodeImpl implements MeshNode {
       api: this.api?.url,
       uptimeMs: Date.now() - this.startedAt,
       rejections: { ...this.router.rejections.counts },
-      counters: { ...this.router.counters }
+      counters: { ...this.router.counters },
+      store: { kind: this.store.kind, durable: { ...this.durable.counters }, log: this.recorder.stats() }
     }
   }
 
@@ -229,6 +281,16 @@ export class MeshNodeImpl implements MeshNode {
     await this.net.dial(ma, { signal: options.signal ?? AbortSignal.timeout(10_000) })
   }
 
+  async log (filter: LogFilter = {}, options: QueryOptions = {}): Promise<LogPage> {
+    await this.recorder.flush()
+    return await this.store.query(filter, options)
+  }
+
+  async conversation (conv: string, options: { limit?: number } & AbortOptions = {}): Promise<LogRecord[]> {
+    await this.recorder.flush()
+    return await this.store.conversation(conv, options)
+  }
+
   private async nodeRecord (): Promise<NodeRecord> {
     const now = Date.now()
     return await signNodeRecord({
@@ -250,9 +312,12 @@ export class MeshNodeImpl implements MeshNode {
       for (const p of this.local.values()) await p.then(a => a.close()).catch(() => {})
       await this.api?.close().catch(() => {})
       this.tracker.stop()
+      await this.durable.stop()
       await this.router.stop()
       await this.semantics.stop()
       await this.net.stop()
+      await this.recorder.stop()
+      await this.store.close().catch((err: Error) => { this.logger.warn({ err: err.message }, 'store close failed') })
       await removeRuntimeInfo(this.dir)
     })()
     await this.stopping
@@ -280,8 +345,13 @@ export async function createNode (options: CreateNodeOptions): Promise<MeshNodeI
   const { dir, logger: givenLogger, ...overrides } = options
   const logger: Logger = givenLogger ?? pino({ level: 'silent' })
   const data = await openDataDir(dir, overrides)
+  // The store first: a damaged one stops the node here, before it joins the network.
+  const store = await openNodeStore(dir, data.config.store)
+  const keyIds = new Set(await listAgentIds(dir))
   const relayServer = data.config.relay && data.config.roles.some(r => r === 'full' || r === 'gateway')
-  const net = await createNet({
+  let net
+  try {
+    net = await createNet({
     privateKey: data.privateKey,
     network: data.config.network as NetworkId,
     listen: data.config.listen,
@@ -291,8 +361,12 @@ export async function createNode (options: CreateNodeOptions): Promise<MeshNodeI
     relayServer,
     dhtValidators,
     dhtSelectors
-  })
-  const node = new MeshNodeImpl(data, net, logger)
+    })
+  } catch (err) {
+    await store.close().catch(() => {})
+    throw err
+  }
+  const node = new MeshNodeImpl(data, net, logger, store, keyIds)
   try {
     await node.start()
   } catch (err) {

@@ -9,6 +9,8 @@ import type { RejectionReason, RejectionRecord } from '../core/ingress.ts'
 import type { PeerState } from '../net/peers.ts'
 import type { AgentRecord, NodeCapacity, NodeRecord, NodeRole } from '../net/records.ts'
 import type { ConversationEvent, ConversationInfo } from '../sdk/conversations.ts'
+import type { NodeStoreConfig } from './storage.ts'
+import type { LogFilter, LogPage, LogRecord, QueryOptions } from '../store/types.ts'
 
 export interface AbortOptions { signal?: AbortSignal }
 
@@ -33,6 +35,8 @@ export interface NodeConfig {
   clockSkewMs: number
   /** Largest accepted envelope, bytes (≤ 1 MiB). */
   maxMessageBytes: number
+  /** Store backend (SQLite in the data dir, or PostgreSQL by `url`), replicas, quotas, log retention. */
+  store: NodeStoreConfig
 }
 
 export interface CreateNodeOptions extends Partial<NodeConfig> {
@@ -76,6 +80,12 @@ export interface NodeStatus {
   uptimeMs: number
   rejections: Record<RejectionReason, number>
   counters: { published: number, delivered: number, forwarded: number, received: number }
+  /** The store and durable delivery: backend, what this node stored, delivered, acknowledged, expired, refused, handed over; the log writer's counts. */
+  store?: {
+    kind: 'sqlite' | 'postgres'
+    durable: { stored: number, replicated: number, delivered: number, acked: number, expired: number, refused: number, handedOver: number }
+    log: { written: number, dropped: number, failed: number, buffered: number }
+  }
 }
 
 /** Anything an agent can send: bytes (application/octet-stream) or a JSON value. */
@@ -106,6 +116,12 @@ export interface SendOptions extends AbortOptions {
   maxDeliveryMs?: number
   /** Per-sender ordering towards each recipient. */
   ordered?: boolean
+  /**
+   * Store-and-forward (direct sends): resolves only once the message is on stable storage at
+   * the recipient's home node (or, while that is down, on a storage node of its replica set);
+   * held until the recipient acknowledges it with a signed receipt. Ordered per sender.
+   */
+  durable?: boolean
 }
 
 export interface RequestOptions extends SendOptions {
@@ -117,6 +133,8 @@ export interface SendResult {
   id: MessageId
   /** Recipients whose node confirmed delivery (only when confirmation was asked). */
   confirmed: AgentId[]
+  /** Durable sends: where the message is held. */
+  durable?: { status: 'stored' | 'duplicate', home?: string, replicas: number }
 }
 
 export interface Message {
@@ -171,8 +189,14 @@ export interface Agent {
   readonly name?: string
   publish: (topic: string, payload: Payload, options?: SendOptions) => Promise<SendResult>
   subscribe: (pattern: string, options?: AbortOptions) => Subscription
-  /** Direct, multicast and broadcast messages addressed to this agent (not replies). */
+  /**
+   * Direct, multicast and broadcast messages addressed to this agent (not replies). Durable
+   * messages come here exactly once: each is durably marked processed as the iterator hands
+   * it over, and acknowledged to its sender with a signed receipt.
+   */
   messages: (options?: AbortOptions) => Subscription
+  /** Signed delivery receipts for this agent's durable sends (messages of type `receipt`; see `parseReceipt`). */
+  receipts: (options?: AbortOptions) => Subscription
   send: (to: AgentId | string, payload: Payload, options?: SendOptions) => Promise<SendResult>
   multicast: (to: Array<AgentId | string>, payload: Payload, options?: SendOptions) => Promise<SendResult>
   broadcast: (payload: Payload, options?: SendOptions) => Promise<SendResult>
@@ -218,5 +242,9 @@ export interface MeshNode {
   /** Resolves once the agent's record can be found (polls the directory and DHT). */
   waitForAgent: (id: AgentId | string, options?: AbortOptions) => Promise<AgentRecord>
   dial: (multiaddr: string, options?: AbortOptions) => Promise<void>
+  /** The message log: what this node sent, received, stored, delivered or rejected (docs/STORE.md filters). */
+  log: (filter?: LogFilter, options?: QueryOptions) => Promise<LogPage>
+  /** A conversation's messages in order, with their wire bytes where the log kept them. */
+  conversation: (conv: string, options?: { limit?: number } & AbortOptions) => Promise<LogRecord[]>
   stop: () => Promise<void>
 }

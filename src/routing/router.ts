@@ -34,6 +34,7 @@ import type { AbortOptions, Logger, SendResult } from '../node/types.ts'
 import type { ByteStream, Endpoint } from './types.ts'
 import { libp2pByteStream, memoryStreamPair } from './streams.ts'
 import { retryDelay } from './retry.ts'
+import type { MessageObservation } from '../log/recorder.ts'
 
 export const AGENT_RECORD_TTL_MS = 60 * 60 * 1000
 export const AGENT_RECORD_REFRESH_MS = 10 * 60 * 1000
@@ -69,6 +70,8 @@ export interface RouterComponents {
   inspect?: (env: Envelope) => InspectVerdict | Promise<InspectVerdict>
   /** Registry documents announced on the control topic (`{ k: 'doc', r }`). */
   onControlDocument?: (peer: string, bytes: Uint8Array) => TopicValidatorResult
+  /** Told what happens to each message here (sent, received, rejected): the message log. Must not block. */
+  observe?: (o: MessageObservation) => void
 }
 
 export interface RouterCounters { published: number, delivered: number, forwarded: number, received: number }
@@ -185,6 +188,7 @@ export class Router {
   async submit (env: Envelope, options: AbortOptions = {}): Promise<SendResult> {
     this.dedup.add(env.id, env.ts + env.ttl * 1000 + this.c.ingress.clockSkewMs)
     this.counters.published++
+    this.c.observe?.({ event: 'sent', env })
     if (env.mode === 'topic' || env.mode === 'broadcast') {
       this.deliverFanout(env)
       await this.pubsub.publish(gossipTopic(this.c.network), env.bytes)
@@ -331,6 +335,7 @@ export class Router {
       this.reject('bad-field', `${env.mode} envelopes travel by gossip, not by link`, peer, env.id)
       return
     }
+    this.c.observe?.({ event: 'received', env, peer })
     this.rememberRoute(env.from, peer)
     const verdict = this.c.inspect?.(env)
     if (verdict == null) { this.deliverFrame(env, link); return }
@@ -380,6 +385,7 @@ export class Router {
       return TopicValidatorResult.Reject
     }
     const env = res.envelope
+    this.c.observe?.({ event: 'received', env, peer })
     if (hold != null) hold(env)
     else queueMicrotask(() => { this.deliverFanout(env) })
     return TopicValidatorResult.Accept
@@ -404,6 +410,8 @@ export class Router {
 
   private reject (reason: RejectionReason, detail: string, peer?: string, id?: string): void {
     this.rejections.record({ reason, detail, peer, id: id as Envelope['id'] | undefined })
+    // Retransmissions are not logged again: the first copy was.
+    if (id != null && reason !== 'duplicate') this.c.observe?.({ event: 'rejected', id, reason: `${reason}: ${detail}`, peer })
   }
 
   // ---- local delivery -------------------------------------------------------------------

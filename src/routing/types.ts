@@ -4,7 +4,7 @@
  * the WebSocket API). The router never holds agent keys: agents sign their own envelopes
  * and records, the router verifies, routes and delivers.
  */
-import type { AgentId } from '../core/ids.ts'
+import type { AgentId, MessageId } from '../core/ids.ts'
 import type { Envelope } from '../core/envelope.ts'
 import type { AbortOptions, SendResult } from '../node/types.ts'
 
@@ -41,4 +41,7 @@ export interface AgentTransport {
   /** Registers the agent with the node and publishes its record. */
   attach: (endpoint: Endpoint, onStream: (stream: ByteStream, open: Envelope) => void) => Promise<void>
   detach: (agent: AgentId) => Promise<void>
+  /** Durably records that the agent processed a message (exactly-once handlers); true when newly marked. */
+  markProcessed?: (agent: AgentId, id: MessageId, expiresAt: number) => Promise<boolean>
+  isProcessed?: (agent: AgentId, id: MessageId) => Promise<boolean>
 }

@@ -14,6 +14,7 @@ import {
 } from '../core/errors.ts'
 import { Channel } from '../util/channel.ts'
 import { Reorderer } from '../delivery/ordering.ts'
+import { isReceipt, MAX_RECEIPT_IDS, receiptPayload } from '../delivery/receipts.ts'
 import type {
   AbortOptions, Agent, AgentStream, Message, Payload, RequestHandler, RequestOptions, SendOptions, SendResult, StreamHandler, Subscription
 } from '../node/types.ts'
@@ -38,6 +39,12 @@ export interface CreateAgentOptions {
 }
 
 const DEFAULT_REQUEST_TIMEOUT_MS = 10_000
+/** Durable message ids this agent remembers having processed (besides the node's durable marks). */
+const RECENT_PROCESSED = 100_000
+/** Durable messages held while no `messages()` iterator exists yet. */
+const BACKLOG_MAX = 10_000
+/** A processed mark outlives the message by this much (the ingress skew tolerance and then some). */
+const MARK_SLACK_MS = 60_000
 
 function parseAgentId (s: unknown): AgentId {
   if (!isAgentId(s)) throw new InvalidArgumentError(`not an agent id (did:key): ${JSON.stringify(s)}`)
@@ -61,12 +68,15 @@ class Sub implements Subscription {
   readonly channel: Channel<Message>
   readonly closed: Promise<void>
   private readonly onEnd: (s: Sub) => void
+  /** Decides, when the consumer takes a message, whether it is handed over (exactly-once for durable messages). */
+  private readonly gate?: (m: Message) => Promise<boolean>
 
-  constructor (pattern: string, capacity: number, onEnd: (s: Sub) => void, signal?: AbortSignal) {
+  constructor (pattern: string, capacity: number, onEnd: (s: Sub) => void, signal?: AbortSignal, gate?: (m: Message) => Promise<boolean>) {
     this.pattern = pattern
     this.channel = new Channel<Message>(capacity)
     this.closed = this.channel.closed
     this.onEnd = onEnd
+    this.gate = gate
     signal?.addEventListener('abort', () => { this.unsubscribe() }, { once: true })
   }
 
@@ -86,8 +96,25 @@ class Sub implements Subscription {
 
   [Symbol.asyncIterator] (): AsyncIterator<Message> {
     const it = this.channel[Symbol.asyncIterator]()
+    const gate = this.gate
+    // Durable ids this subscription handed over: a copy queued twice goes out once.
+    const passed = new Set<string>()
     return {
-      next: () => it.next(),
+      next: gate == null
+        ? () => it.next()
+        : async () => {
+          for (;;) {
+            const r = await it.next()
+            if (r.done === true) return r
+            if (!await gate(r.value)) continue
+            if (r.value.envelope.dlv?.durable === true) {
+              if (passed.has(r.value.id)) continue
+              passed.add(r.value.id)
+              if (passed.size > 10_000) passed.delete(passed.values().next().value as string)
+            }
+            return r
+          }
+        },
       return: async () => { this.unsubscribe(); return { value: undefined, done: true } }
     }
   }
@@ -104,7 +131,19 @@ export class AgentImpl implements Agent {
   private readonly patternRefs = new Map<string, number>()
   private readonly pending = new Map<string, { to: AgentId, resolve: (m: Message) => void, reject: (e: Error) => void }>()
   private readonly seqs = new Map<AgentId, number>()
+  private readonly durableSeqs = new Map<AgentId, number>()
   private readonly reorder: Reorderer<Message>
+  private readonly receiptSubs = new Set<Sub>()
+  /** Durable ids processed by this agent object (a redelivery after a node restart is recognised without asking). */
+  private readonly recent = new Set<string>()
+  private readonly claims = new Map<string, Promise<boolean>>()
+  /** Durable ids whose processed mark was asked for and never answered (never handed over). */
+  private readonly inDoubt = new Set<string>()
+  /** Durable ids queued for a consumer and not yet claimed: a redelivery meanwhile is not queued again. */
+  private readonly queued = new Set<string>()
+  private backlog: Message[] = []
+  private readonly receiptQueue = new Map<AgentId, MessageId[]>()
+  private receiptFlush = false
   private handler?: RequestHandler
   private streamHandler?: StreamHandler
   private readonly handlerAborts = new AbortController()
@@ -145,7 +184,7 @@ export class AgentImpl implements Agent {
     const ts = Date.now()
     if (ts === this.lastTs) this.nonce++
     else { this.lastTs = ts; this.nonce = 0 }
-    const wantsDelivery = o.confirm === true || o.retries != null || o.maxDeliveryMs != null || o.ordered === true
+    const wantsDelivery = o.confirm === true || o.retries != null || o.maxDeliveryMs != null || o.ordered === true || o.durable === true
     const fields: EnvelopeFields = {
       v: 1,
       net: this.opts.network as EnvelopeFields['net'],
@@ -165,7 +204,7 @@ export class AgentImpl implements Agent {
       hops: o.hops ?? DEFAULTS.hops,
       prio: o.priority ?? DEFAULTS.prio,
       dlv: wantsDelivery
-        ? { ack: o.confirm === true || (o.retries ?? 0) > 0 ? true : undefined, retries: o.retries, maxMs: o.maxDeliveryMs, seq }
+        ? { ack: o.confirm === true || (o.retries ?? 0) > 0 ? true : undefined, retries: o.retries, maxMs: o.maxDeliveryMs, seq, durable: o.durable === true ? true : undefined }
         : undefined,
       ct,
       enc: o.compress === true ? 'gzip' : undefined,
@@ -199,6 +238,17 @@ export class AgentImpl implements Agent {
     return env
   }
 
+  /**
+   * Durable sends are numbered from the clock (µs-scaled ms, then +1 per send), so the
+   * numbers keep increasing across restarts of the sender: the recipient's store orders a
+   * sender's pending messages by them. Not dense; the store does not wait for gaps.
+   */
+  private nextDurableSeq (to: AgentId): number {
+    const n = Math.max((this.durableSeqs.get(to) ?? 0) + 1, Date.now() * 1000)
+    this.durableSeqs.set(to, n)
+    return n
+  }
+
   private nextSeq (to: AgentId): number {
     const n = (this.seqs.get(to) ?? 0) + 1
     this.seqs.set(to, n)
@@ -208,18 +258,20 @@ export class AgentImpl implements Agent {
   // ---- sending --------------------------------------------------------------------------
 
   async publish (topic: string, payload: Payload, options: SendOptions = {}): Promise<SendResult> {
+    if (options.durable === true) throw new InvalidArgumentError('durable delivery is for send() to one agent')
     const env = await this.checked('topic', { topic: parseTopic(topic) }, payload, options)
     return await this.transport.submit(env, options)
   }
 
   async send (to: AgentId | string, payload: Payload, options: SendOptions = {}): Promise<SendResult> {
     const id = parseAgentId(to)
-    const seq = options.ordered === true ? this.nextSeq(id) : undefined
+    const seq = options.durable === true ? this.nextDurableSeq(id) : options.ordered === true ? this.nextSeq(id) : undefined
     const env = await this.checked('direct', { to: [id] }, payload, options, {}, seq)
     return await this.transport.submit(env, options)
   }
 
   async multicast (to: Array<AgentId | string>, payload: Payload, options: SendOptions = {}): Promise<SendResult> {
+    if (options.durable === true) throw new InvalidArgumentError('durable delivery is for send() to one agent')
     if (!Array.isArray(to) || to.length === 0) throw new InvalidArgumentError('multicast needs at least one recipient')
     const ids = [...new Set(to.map(parseAgentId))]
     const env = await this.checked('multicast', { to: ids }, payload, options)
@@ -227,11 +279,13 @@ export class AgentImpl implements Agent {
   }
 
   async broadcast (payload: Payload, options: SendOptions = {}): Promise<SendResult> {
+    if (options.durable === true) throw new InvalidArgumentError('durable delivery is for send() to one agent')
     const env = await this.checked('broadcast', {}, payload, options)
     return await this.transport.submit(env, options)
   }
 
   async request (to: AgentId | string, payload: Payload, options: RequestOptions = {}): Promise<Message> {
+    if (options.durable === true) throw new InvalidArgumentError('a request cannot be durable: its reply is awaited now')
     const target = parseAgentId(to)
     const timeout = options.timeout ?? DEFAULT_REQUEST_TIMEOUT_MS
     const signal = AbortSignal.any([AbortSignal.timeout(timeout), ...(options.signal != null ? [options.signal] : [])])
@@ -290,11 +344,109 @@ export class AgentImpl implements Agent {
     } else this.patternRefs.set(sub.pattern, refs)
   }
 
+  /** The topic patterns this agent is subscribed to (re-applied after a reconnect). */
+  patterns (): string[] {
+    return [...this.patternRefs.keys()]
+  }
+
   messages (options: AbortOptions = {}): Subscription {
     if (this.closed) throw new ClosedError('agent closed')
-    const sub = new Sub('', this.opts.subscriptionCapacity ?? 10_000, (s) => { this.dropSub(s) }, options.signal)
+    const sub = new Sub('', this.opts.subscriptionCapacity ?? 10_000, (s) => { this.dropSub(s) }, options.signal, async (m) => await this.admit(m))
     this.inboxes.add(sub)
+    // Durable messages that arrived before anyone listened.
+    const held = this.backlog
+    this.backlog = []
+    for (const m of held) sub.push(m)
     return sub
+  }
+
+  /**
+   * Signed delivery receipts for this agent's durable sends, as messages of type `receipt`
+   * (read them with `parseReceipt(msg.envelope)`: `{ by, ids }`; `msg.envelope.bytes` is
+   * the portable proof, `verifyReceipt(bytes)`).
+   */
+  receipts (options: AbortOptions = {}): Subscription {
+    if (this.closed) throw new ClosedError('agent closed')
+    const sub = new Sub('', this.opts.subscriptionCapacity ?? 10_000, (s) => { this.receiptSubs.delete(s) }, options.signal)
+    this.receiptSubs.add(sub)
+    return sub
+  }
+
+  // ---- exactly-once durable delivery ---------------------------------------------------
+
+  /**
+   * Called when a consumer takes a message from `messages()`. A durable message is handed
+   * over only if it is newly marked processed — durably, in the node's store — so a
+   * redelivery after a reconnect or a restart of either side never reaches a consumer
+   * twice; the receipt goes out once the mark is durable. If the mark cannot be written
+   * (node gone), the message is held back: it stays unacknowledged and comes again.
+   */
+  private async admit (m: Message): Promise<boolean> {
+    const env = m.envelope
+    if (env.dlv?.durable !== true) return true
+    let p = this.claims.get(env.id)
+    if (p == null) {
+      p = this.claim(env)
+      this.claims.set(env.id, p)
+      if (this.claims.size > 10_000) this.claims.delete(this.claims.keys().next().value as string)
+    }
+    return await p
+  }
+
+  private async claim (env: Envelope): Promise<boolean> {
+    let fresh: boolean
+    try {
+      fresh = this.transport.markProcessed != null
+        ? await this.transport.markProcessed(this.id, env.id, env.ts + env.ttl * 1000 + MARK_SLACK_MS)
+        : !this.recent.has(env.id)
+    } catch {
+      // Outcome unknown (the node went away mid-call): the mark may be durable or not. Not
+      // handed over now; the message comes again, and then a mark found already set by this
+      // very attempt still counts as ours.
+      this.inDoubt.add(env.id)
+      if (this.inDoubt.size > RECENT_PROCESSED) this.inDoubt.delete(this.inDoubt.values().next().value as string)
+      this.claims.delete(env.id)
+      this.queued.delete(env.id)
+      return false
+    }
+    if (!fresh && this.inDoubt.has(env.id)) fresh = true
+    this.inDoubt.delete(env.id)
+    this.queued.delete(env.id)
+    this.remember(env.id)
+    this.queueReceipt(env.from, env.id)
+    return fresh
+  }
+
+  private remember (id: string): void {
+    this.recent.add(id)
+    if (this.recent.size > RECENT_PROCESSED) this.recent.delete(this.recent.values().next().value as string)
+  }
+
+  private queueReceipt (to: AgentId, id: MessageId): void {
+    let ids = this.receiptQueue.get(to)
+    if (ids == null) { ids = []; this.receiptQueue.set(to, ids) }
+    ids.push(id)
+    if (this.receiptFlush) return
+    this.receiptFlush = true
+    setImmediate(() => { this.receiptFlush = false; this.flushReceipts() })
+  }
+
+  /** One signed receipt per sender and batch (at most MAX_RECEIPT_IDS ids each). */
+  private flushReceipts (): void {
+    if (this.closed) return
+    const queued = [...this.receiptQueue]
+    this.receiptQueue.clear()
+    for (const [to, ids] of queued) {
+      for (let i = 0; i < ids.length; i += MAX_RECEIPT_IDS) {
+        const chunk = ids.slice(i, i + MAX_RECEIPT_IDS)
+        let env: Envelope
+        try {
+          env = this.envelope('direct', { to: [to] }, receiptPayload(chunk), { type: 'receipt', ttl: 3600 }, { corr: chunk[0] })
+        } catch { continue }
+        // Unacknowledged messages come again, and are receipted again then.
+        void this.transport.submit(env).catch(() => {})
+      }
+    }
   }
 
   private toInbox (msg: Message): void {
@@ -328,6 +480,20 @@ export class AgentImpl implements Agent {
 
   private dispatch (env: Envelope): void {
     const msg = toMessage(env)
+    if (isReceipt(env)) {
+      for (const s of this.receiptSubs) s.push(msg)
+      return
+    }
+    if (env.dlv?.durable === true) {
+      // Already processed by this agent: only the acknowledgement may have been lost.
+      if (this.recent.has(env.id)) { this.queueReceipt(env.from, env.id); return }
+      if (this.queued.has(env.id)) return
+      if (this.queued.size < BACKLOG_MAX * 10) this.queued.add(env.id)
+      // In the order the node's store gives (per-sender seq), not through the reorderer.
+      if (this.inboxes.size === 0) { if (this.backlog.length < BACKLOG_MAX) this.backlog.push(msg); return }
+      this.toInbox(msg)
+      return
+    }
     if (env.mode === 'topic') {
       for (const s of this.subs) if (topicMatches(s.pattern, env.topic as string)) s.push(msg)
       return
@@ -469,7 +635,7 @@ export class AgentImpl implements Agent {
     if (this.closed) return
     this.closed = true
     this.handlerAborts.abort(new ClosedError('agent closed'))
-    for (const s of [...this.subs, ...this.inboxes]) s.unsubscribe()
+    for (const s of [...this.subs, ...this.inboxes, ...this.receiptSubs]) s.unsubscribe()
     for (const p of this.pending.values()) p.reject(new ClosedError('agent closed'))
     this.reorder.close()
     this.conversations?.close()

@@ -45,14 +45,20 @@ export interface ConnectOptions extends AbortOptions {
   timeout?: number
   /** Buffered messages per subscription before new ones are dropped. */
   subscriptionCapacity?: number
+  /** Re-establish the connection when the node drops it (a restart): default false. */
+  reconnect?: boolean
+  /** With `reconnect`: give up (and close the agent) after this many ms without a connection. Default 60 000. */
+  reconnectForMs?: number
 }
 
 export interface RemoteAgent extends Agent {
   /** The node's network and peer id, from its hello. */
   readonly network: string
   readonly nodePeerId: string
-  /** Resolves when the connection has ended: after close(), or when the node dropped it. */
+  /** Resolves when the connection has ended: after close(), or when the node dropped it (and, with `reconnect`, it could not be re-established). */
   readonly disconnected: Promise<{ code: number, reason: string }>
+  /** Whether the agent is connected to its node right now. */
+  connected: () => boolean
   /** Resolves once the node has applied every subscription and handler change made so far. */
   synced: () => Promise<void>
 }
@@ -319,34 +325,81 @@ export class WebSocketTransport implements AgentTransport {
     await this.call('detach', {}, AbortSignal.timeout(2000)).catch(() => {})
   }
 
+  async markProcessed (_agent: string, id: string, expiresAt: number): Promise<boolean> {
+    return await this.call('mark-processed', { id, exp: expiresAt }) === true
+  }
+
+  async isProcessed (_agent: string, id: string): Promise<boolean> {
+    return await this.call('is-processed', { id }) === true
+  }
+
   async setHandler (requests: boolean, streams: boolean): Promise<void> {
     await this.stateChange(this.call('set-handler', { requests, streams }))
   }
 }
 
 /**
+ * The agent's transport across connections: delegates to the current WebSocket connection,
+ * which `connect({ reconnect })` replaces after the node went away. The agent object (its
+ * subscriptions, handlers and exactly-once state) lives on.
+ */
+class SwitchingTransport implements AgentTransport {
+  current: WebSocketTransport
+  constructor (t: WebSocketTransport) { this.current = t }
+  async submit (env: Envelope, options?: AbortOptions): Promise<SendResult> { return await this.current.submit(env, options) }
+  async subscribe (agent: string, pattern: string): Promise<void> { await this.current.subscribe(agent, pattern) }
+  async unsubscribe (agent: string, pattern: string): Promise<void> { await this.current.unsubscribe(agent, pattern) }
+  async openStream (open: Envelope, options?: AbortOptions): Promise<ByteStream> { return await this.current.openStream(open, options) }
+  async attach (endpoint: Endpoint, onStream?: (stream: ByteStream, open: Envelope) => void): Promise<void> { await this.current.attach(endpoint, onStream) }
+  async detach (): Promise<void> { await this.current.detach() }
+  async markProcessed (agent: string, id: string, expiresAt: number): Promise<boolean> { return await this.current.markProcessed(agent, id, expiresAt) }
+  async isProcessed (agent: string, id: string): Promise<boolean> { return await this.current.isProcessed(agent, id) }
+}
+
+/**
  * Connects an agent to a node over its API and attaches it, proving possession of the key.
  * Rejects with UnauthorizedError (bad token), UnreachableError (no node there),
  * ConflictError (the agent is already attached there) or TimeoutError.
+ *
+ * With `reconnect`, a lost connection is re-established (backoff up to 2 s, for at most
+ * `reconnectForMs`): the agent re-attaches, re-subscribes and re-installs its handlers,
+ * and durable messages continue exactly once. Sends fail with ClosedError meanwhile.
  */
 export async function connect (opts: ConnectOptions): Promise<RemoteAgent> {
   if (opts == null || typeof opts.url !== 'string' || typeof opts.token !== 'string' || opts.key == null) {
     throw new InvalidArgumentError('connect needs { url, token, key }')
   }
+  const url = toWsUrl(opts.url)
+  const open = async (signal: AbortSignal): Promise<WebSocketTransport> => {
+    const ws = new WebSocket(url, {
+      headers: { authorization: `Bearer ${opts.token}` },
+      maxPayload: WS_LIMITS.maxMessageBytes
+    })
+    const t = new WebSocketTransport(ws, opts.key)
+    try {
+      await t.ready(signal)
+    } catch (err) {
+      t.close(1000, 'connect failed')
+      throw err
+    }
+    return t
+  }
   const signal = AbortSignal.any([AbortSignal.timeout(opts.timeout ?? 10_000), ...(opts.signal != null ? [opts.signal] : [])])
-  const ws = new WebSocket(toWsUrl(opts.url), {
-    headers: { authorization: `Bearer ${opts.token}` },
-    maxPayload: WS_LIMITS.maxMessageBytes
-  })
-  const transport = new WebSocketTransport(ws, opts.key)
+  let first: WebSocketTransport
+  try {
+    first = await open(signal)
+  } catch (err) {
+    if (signal.aborted && err instanceof ClosedError) throw abortReason(signal, 'connecting to the node')
+    throw err
+  }
+  const transport = new SwitchingTransport(first)
   let inner: AgentImpl
   try {
-    await transport.ready(signal)
-    const onAbort = (): void => { transport.close(1000, 'attach aborted') }
+    const onAbort = (): void => { first.close(1000, 'attach aborted') }
     signal.addEventListener('abort', onAbort, { once: true })
     try {
       inner = await createAgent(opts.key, transport, {
-        network: transport.network,
+        network: first.network,
         name: opts.name,
         capabilities: opts.capabilities,
         kind: 'remote',
@@ -358,24 +411,59 @@ export async function connect (opts: ConnectOptions): Promise<RemoteAgent> {
       signal.removeEventListener('abort', onAbort)
     }
   } catch (err) {
-    transport.close(1000, 'connect failed')
+    first.close(1000, 'connect failed')
     if (signal.aborted && err instanceof ClosedError) throw abortReason(signal, 'connecting to the node')
     throw err
   }
 
-  // The node dropped us: end the agent's subscriptions and pending requests.
-  transport.onDisconnect = () => { void inner.close() }
-  const sync = (): void => { transport.setHandler(inner.endpoint.handlesRequests(), inner.endpoint.acceptsStreams()).catch(() => {}) }
+  const ended = Promise.withResolvers<{ code: number, reason: string }>()
+  let closing = false
+  const sync = (): void => { transport.current.setHandler(inner.endpoint.handlesRequests(), inner.endpoint.acceptsStreams()).catch(() => {}) }
+
+  /** Re-establishes the connection after the node dropped it, within the time allowed. */
+  const reconnect = async (info: { code: number, reason: string }): Promise<void> => {
+    const deadline = Date.now() + (opts.reconnectForMs ?? 60_000)
+    for (let attempt = 0; !closing && Date.now() < deadline; attempt++) {
+      await new Promise(resolve => setTimeout(resolve, Math.min(2000, 100 * 2 ** attempt)))
+      if (closing) return
+      let t: WebSocketTransport | undefined
+      try {
+        t = await open(AbortSignal.timeout(Math.min(10_000, Math.max(1, deadline - Date.now()))))
+        await t.attach(inner.endpoint, (stream, o) => { inner.acceptStream(stream, o) })
+        for (const p of inner.patterns()) await t.subscribe(inner.id, p)
+        await t.setHandler(inner.endpoint.handlesRequests(), inner.endpoint.acceptsStreams())
+        if (closing) { t.close(1000, 'agent closed'); return }
+        transport.current = t
+        watch(t)
+        return
+      } catch {
+        t?.close(1000, 'reconnect failed')
+      }
+    }
+    if (!closing) { await inner.close(); ended.resolve(info) }
+  }
+  const watch = (t: WebSocketTransport): void => {
+    t.onDisconnect = (info) => {
+      if (closing) { ended.resolve(info); return }
+      // The node dropped us: try again, or end the agent's subscriptions and pending requests.
+      if (opts.reconnect === true) void reconnect(info)
+      else { void inner.close(); ended.resolve(info) }
+    }
+  }
+  watch(first)
+
   return {
     id: inner.id,
     name: inner.name,
-    network: transport.network,
-    nodePeerId: transport.peerId,
-    disconnected: transport.disconnected,
-    synced: async () => { await transport.synced() },
+    network: first.network,
+    get nodePeerId () { return transport.current.peerId },
+    disconnected: ended.promise,
+    connected: () => !transport.current.isClosed,
+    synced: async () => { await transport.current.synced() },
     publish: async (topic, payload, options) => await inner.publish(topic, payload, options),
     subscribe: (pattern, options) => inner.subscribe(pattern, options),
     messages: (options) => inner.messages(options),
+    receipts: (options) => inner.receipts(options),
     send: async (to, payload, options) => await inner.send(to, payload, options),
     multicast: async (to, payload, options) => await inner.multicast(to, payload, options),
     broadcast: async (payload, options) => await inner.broadcast(payload, options),
@@ -399,11 +487,14 @@ export async function connect (opts: ConnectOptions): Promise<RemoteAgent> {
     registerTranslator: (from, to, fn) => inner.registerTranslator(from, to, fn),
     translate: async (msg, to, options) => await inner.translate(msg, to, options),
     close: async () => {
+      closing = true
       await inner.close()
-      transport.close(1000, 'agent closed')
+      const t = transport.current
+      if (t.isClosed) { ended.resolve({ code: 1000, reason: 'agent closed' }); return }
+      t.close(1000, 'agent closed')
       // A node that does not answer the close handshake is cut off after a short grace.
-      const grace = setTimeout(() => { transport.terminate() }, 2000)
-      await transport.disconnected
+      const grace = setTimeout(() => { t.terminate() }, 2000)
+      await ended.promise
       clearTimeout(grace)
     }
   }

@@ -49,9 +49,11 @@ export interface Backend {
   /**
    * Runs `fn` in one write transaction, serialised with every other writer of this store
    * (also in other processes). Resolves only once the commit is durable; on a throw
-   * everything `fn` did is rolled back.
+   * everything `fn` did is rolled back. `flush: false` (message-log-only transactions with
+   * `logSync: 'deferred'`): the commit survives a killed process but is not flushed to the
+   * disk on its own (SQLite: no fsync for it; PostgreSQL: `synchronous_commit = off`).
    */
-  transaction: <T>(fn: (sql: Sql) => Promise<T>) => Promise<T>
+  transaction: <T>(fn: (sql: Sql) => Promise<T>, options?: { flush?: boolean }) => Promise<T>
   /** Reads that see only committed data. */
   readonly reader: Sql
   close: () => Promise<void>

@@ -20,6 +20,7 @@ export const defaultGroupCommit: Readonly<GroupCommitOptions> = Object.freeze({ 
 /** Bounds of the paging options (inclusive). */
 export const PAGE_LIMITS = Object.freeze({
   pending: { default: 100, max: 1_000 },
+  inboxes: { default: 100, max: 1_000 },
   query: { default: 100, max: 1_000 },
   conversation: { default: 1_000, max: 10_000 },
   expire: { default: 10_000, max: 100_000 },
@@ -48,6 +49,7 @@ export const FIELD_LIMITS = Object.freeze({
 export const LOG_RECORD_OVERHEAD = 256
 
 export interface StoreSettings {
+  logSync: 'commit' | 'deferred'
   quota: InboxQuota
   keepDeliveredMs: number
   groupCommit: GroupCommitOptions
@@ -87,5 +89,7 @@ export function createStoreSettings (config: StoreConfig): StoreSettings {
   if (!['quick', 'full', 'off'].includes(verify)) throw new InvalidArgumentError('verify must be quick, full or off')
   const clock = config.clock ?? Date.now
   if (typeof clock !== 'function') throw new InvalidArgumentError('clock must be a function')
-  return { quota: mergeQuota({ ...defaultQuota }, config.quota), keepDeliveredMs, groupCommit: gc, verify, clock }
+  const logSync = config.logSync ?? 'commit'
+  if (logSync !== 'commit' && logSync !== 'deferred') throw new InvalidArgumentError('logSync must be commit or deferred')
+  return { logSync, quota: mergeQuota({ ...defaultQuota }, config.quota), keepDeliveredMs, groupCommit: gc, verify, clock }
 }

@@ -102,7 +102,9 @@ export function createPostgresBackend (config: PostgresStoreConfig): Backend {
   if (!Number.isInteger(poolSize) || poolSize < 1 || poolSize > 100) throw new InvalidArgumentError('poolSize must be 1 … 100')
   const dialect = postgresDialect(schema)
   const location = `${redact(config.url)} schema=${schema}`
-  const lock = `BEGIN; SET LOCAL synchronous_commit = on; SELECT pg_advisory_xact_lock(${LOCK_CLASS}, ${lockKey(schema)})`
+  const lockWith = (sync: 'on' | 'off'): string => `BEGIN; SET LOCAL synchronous_commit = ${sync}; SELECT pg_advisory_xact_lock(${LOCK_CLASS}, ${lockKey(schema)})`
+  const lock = lockWith('on')
+  const lockDeferred = lockWith('off')
   let pool: pg.Pool | null = null
   let readerSql: Sql | null = null
 
@@ -111,11 +113,11 @@ export function createPostgresBackend (config: PostgresStoreConfig): Backend {
     return pool
   }
 
-  async function transaction<T> (fn: (sql: Sql) => Promise<T>): Promise<T> {
+  async function transaction<T> (fn: (sql: Sql) => Promise<T>, options: { flush?: boolean } = {}): Promise<T> {
     const client = await ensurePool().connect()
     let broken: Error | undefined
     try {
-      await client.query(lock)
+      await client.query(options.flush === false ? lockDeferred : lock)
       const result = await fn(sqlOf(client))
       await client.query('COMMIT')
       return result

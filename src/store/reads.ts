@@ -50,6 +50,15 @@ export async function readPending (sql: Sql, d: Dialect, recipient: string, afte
   return { entries, cursor: lastPos == null ? undefined : encodeInboxCursor(recipient, lastPos), more }
 }
 
+export async function readInboxes (sql: Sql, d: Dialect, replica: boolean | undefined, after: string | undefined, limit: number, now: number): Promise<{ recipients: AgentId[], more: boolean }> {
+  const params: unknown[] = [now]
+  let where = 'delivered_ts IS NULL AND expires_at > ?'
+  if (replica !== undefined) { where += ' AND replica = ?'; params.push(replica ? 1 : 0) }
+  if (after !== undefined) { where += ' AND recipient > ?'; params.push(after) }
+  const rows = await sql.all(`SELECT DISTINCT recipient FROM ${d.table('inbox')} WHERE ${where} ORDER BY recipient LIMIT ${limit + 1}`, params)
+  return { recipients: rows.slice(0, limit).map(r => String(r.recipient) as AgentId), more: rows.length > limit }
+}
+
 export async function readProcessed (sql: Sql, d: Dialect, agent: string, id: string): Promise<boolean> {
   const rows = await sql.all(`SELECT 1 AS one FROM ${d.table('processed')} WHERE agent = ? AND id = ?`, [agent, id])
   return rows.length > 0

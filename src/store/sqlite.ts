@@ -151,19 +151,27 @@ export function createSqliteBackend (config: SqliteStoreConfig): Backend {
       return { durability: synchronous === 'full' ? 'power-loss' : 'process-crash' }
     },
 
-    async transaction (fn) {
+    async transaction (fn, options = {}) {
       if (writer == null || writerSql == null) throw new StoreIOError('store is not open for writing')
       const db = writer
-      db.exec('BEGIN IMMEDIATE')
+      // A deferred flush: this commit goes to the WAL without an fsync (it survives a killed
+      // process); the next flushed commit or checkpoint takes it to the disk with its own.
+      const defer = options.flush === false && synchronous === 'full'
+      if (defer) db.exec('PRAGMA synchronous = NORMAL')
       try {
-        const result = await fn(writerSql)
-        db.exec('COMMIT')
-        return result
-      } catch (err) {
-        if (db.isTransaction) {
-          try { db.exec('ROLLBACK') } catch {}
+        db.exec('BEGIN IMMEDIATE')
+        try {
+          const result = await fn(writerSql)
+          db.exec('COMMIT')
+          return result
+        } catch (err) {
+          if (db.isTransaction) {
+            try { db.exec('ROLLBACK') } catch {}
+          }
+          throw err
         }
-        throw err
+      } finally {
+        if (defer) db.exec('PRAGMA synchronous = FULL')
       }
     },
 

@@ -10,10 +10,10 @@ import { InvalidQueryError, MessageExpiredError, StoreClosedError, StoreReadOnly
 import { createGroupCommit } from './group-commit.ts'
 import { executeOps, type WriteOp } from './ops.ts'
 import { decodeInboxCursor, parseLogFilter, parseQueryOptions } from './query.ts'
-import { readConversation, readLogPage, readPending, readProcessed, readStats, verifyStored } from './reads.ts'
+import { readConversation, readInboxes, readLogPage, readPending, readProcessed, readStats, verifyStored } from './reads.ts'
 import { migrate, readSchemaVersion, rebuildUsage, SCHEMA_VERSION } from './schema.ts'
 import type {
-  Abortable, AckResult, ConversationOptions, EnqueueOptions, EnqueueResult, ExpireOptions, ExpireResult, InboxEntryInit,
+  Abortable, AckResult, ConversationOptions, EnqueueOptions, EnqueueResult, ExpireOptions, ExpireResult, InboxEntryInit, InboxesOptions, InboxesPage,
   LogFilter, LogPage, LogRecord, LogRecordInit, MessageStore, PendingOptions, PendingPage, QueryOptions, RetainLimits,
   RetainOptions, RetainResult, StatusPatch, StoreInfo, StoreStats, UpdateStatusOptions
 } from './types.ts'
@@ -31,8 +31,10 @@ export function createMessageStore (backend: Backend, settings: StoreSettings): 
   const commit = createGroupCommit<WriteOp, unknown>({
     ...settings.groupCommit,
     execute: async (ops) => {
+      // Only message-log work in this batch: with logSync 'deferred' it need not wait for the disk.
+      const flush = settings.logSync === 'commit' || !ops.every(op => op.kind === 'log' || op.kind === 'update' || op.kind === 'retain')
       try {
-        return await backend.transaction(async sql => await executeOps({ sql, d, now: settings.clock(), keepDeliveredMs: settings.keepDeliveredMs }, ops))
+        return await backend.transaction(async sql => await executeOps({ sql, d, now: settings.clock(), keepDeliveredMs: settings.keepDeliveredMs }, ops), { flush })
       } catch (err) {
         throw backend.mapError(err, 'write')
       }
@@ -146,6 +148,14 @@ export function createMessageStore (backend: Backend, settings: StoreSettings): 
       const limit = pageLimit('limit', options.limit, PAGE_LIMITS.pending, InvalidQueryError)
       const after = options.afterCursor === undefined ? null : decodeInboxCursor(options.afterCursor, r)
       return await read('pending', options.signal, async () => await readPending(backend.reader, d, r, after, limit, settings.clock()))
+    },
+
+    async inboxes (options: InboxesOptions = {}): Promise<InboxesPage> {
+      ensureOpen()
+      if (options.replica !== undefined && typeof options.replica !== 'boolean') throw new InvalidQueryError('replica must be a boolean')
+      const limit = pageLimit('limit', options.limit, PAGE_LIMITS.inboxes, InvalidQueryError)
+      const after = options.after === undefined ? undefined : checkId('after', options.after)
+      return await read('inboxes', options.signal, async () => await readInboxes(backend.reader, d, options.replica, after, limit, settings.clock()))
     },
 
     async ack (recipient: AgentId, ids: MessageId[], options: Abortable = {}): Promise<AckResult> {

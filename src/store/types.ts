@@ -79,6 +79,14 @@ export interface CommonStoreConfig {
    */
   keepDeliveredMs?: number
   groupCommit?: Partial<GroupCommitOptions>
+  /**
+   * `commit` (default): message-log writes are flushed like every write. `deferred`: a
+   * transaction holding only message-log writes (appends, status updates, retention)
+   * commits without its own disk flush — it survives a killed process and reaches the disk
+   * with the next flushed commit (any inbox, ack or processed-mark write) or checkpoint;
+   * a power cut may lose such records. Inbox entries, acks and marks are always flushed.
+   */
+  logSync?: 'commit' | 'deferred'
   verify?: VerifyMode
   /** Clock in ms since the epoch. Default `Date.now`. */
   clock?: () => number
@@ -197,6 +205,21 @@ export interface PendingPage {
   /** Position after the last entry (or the `afterCursor` given); pass as `afterCursor`. */
   cursor?: string
   /** The page was full: more entries may follow. */
+  more: boolean
+}
+
+export interface InboxesOptions extends Abortable {
+  /** Only recipients holding replica entries (`true`) or home entries (`false`). Default: both. */
+  replica?: boolean
+  /** 1 … 1 000, default 100. */
+  limit?: number
+  /** Continue after this recipient (the last one of the previous page). */
+  after?: AgentId
+}
+
+export interface InboxesPage {
+  /** Recipients with pending, unexpired entries, in ascending order. */
+  recipients: AgentId[]
   more: boolean
 }
 
@@ -395,6 +418,8 @@ export interface MessageStore extends AsyncDisposable {
   enqueue (entry: InboxEntryInit, options?: EnqueueOptions): Promise<EnqueueResult>
   /** Undelivered, unexpired entries in delivery order; payload checksums verified. */
   pending (recipient: AgentId, options?: PendingOptions): Promise<PendingPage>
+  /** Recipients that have pending entries (e.g. to hand replicas over to their home nodes). */
+  inboxes (options?: InboxesOptions): Promise<InboxesPage>
   /** Marks entries delivered (durably): they leave `pending` and stop counting against quotas. */
   ack (recipient: AgentId, ids: MessageId[], options?: Abortable): Promise<AckResult>
   /** Removes entries past their expiry and reports the undelivered ones; prunes old marks. */

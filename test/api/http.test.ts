@@ -260,7 +260,8 @@ describe('HTTP API (inject)', { timeout: 120_000 }, () => {
       assert.equal(doc.openapi, '3.1.0')
       const routes = Object.entries(doc.paths as Record<string, Record<string, unknown>>).flatMap(([p, ops]) => Object.keys(ops).map(m => `${m.toUpperCase()} ${p}`)).sort()
       assert.deepEqual(routes, [
-        'GET /healthz', 'GET /metrics', 'GET /openapi.json', 'GET /v1/agents', 'GET /v1/agents/{id}/record', 'GET /v1/nodes',
+        'GET /healthz', 'GET /metrics', 'GET /openapi.json', 'GET /v1/agents', 'GET /v1/agents/{id}/record',
+        'GET /v1/log', 'GET /v1/log/conversations/{conv}', 'GET /v1/nodes',
         'GET /v1/peers', 'GET /v1/protocols', 'GET /v1/protocols/document', 'GET /v1/registry/record', 'GET /v1/rejections',
         'GET /v1/schemas', 'GET /v1/schemas/document', 'GET /v1/status', 'GET /v1/ws', 'POST /v1/agents', 'POST /v1/broadcast',
         'POST /v1/multicast', 'POST /v1/protocols', 'POST /v1/publish', 'POST /v1/request', 'POST /v1/schemas', 'POST /v1/schemas/validate', 'POST /v1/send'

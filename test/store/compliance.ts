@@ -11,6 +11,8 @@ import {
   QuotaExceededError, StoreClosedError, StoreVersionError,
   type CommonStoreConfig, type InboxEntryInit, type LogRecordInit, type MessageStore, type QuotaKind
 } from '../../src/store/index.ts'
+import { createStoreSettings } from '../../src/store/config.ts'
+import { InvalidArgumentError } from '../../src/core/errors.ts'
 
 export interface StoreLocation {
   /** A new store instance (not open) on this location. */
@@ -100,6 +102,7 @@ export function storeCompliance (name: string, makeHarness: () => Promise<StoreH
           const calls = (s: MessageStore): Array<() => Promise<unknown>> => [
             async () => await s.enqueue(entry('x')),
             async () => await s.pending(BOB),
+            async () => await s.inboxes(),
             async () => await s.ack(BOB, [M('x')]),
             async () => await s.expire(),
             async () => await s.stats(),
@@ -184,6 +187,41 @@ export function storeCompliance (name: string, makeHarness: () => Promise<StoreH
           await third.open()
           assert.deepEqual((await third.pending(BOB)).entries.map(x => x.id), ['d1'])
           await third.close()
+        })
+      })
+
+      test('logSync deferred: log-only batches commit (another instance reads them), inbox writes unchanged', async () => {
+        await withStore(async (store, loc) => {
+          await store.log([{ id: M('lg1'), event: 'sent', size: 1 }, { id: M('lg2'), event: 'received', size: 2 }])
+          await Promise.all([store.log([{ id: M('lg3'), event: 'stored', size: 3 }]), store.enqueue(entry('lgq'))])
+          assert.equal(await store.updateStatus(M('lg1'), { status: 'acked' }), 1)
+          const other = loc.create()
+          await other.open()
+          const { records } = await other.query({})
+          assert.deepEqual(records.map(r => [r.id, r.status]), [['lg1', 'acked'], ['lg2', 'ok'], ['lg3', 'ok']])
+          assert.deepEqual((await other.pending(BOB)).entries.map(e => e.id), ['lgq'])
+          await other.close()
+        }, { logSync: 'deferred' })
+        assert.throws(() => createStoreSettings({ path: 'x', logSync: 'sometimes' as 'commit' }), InvalidArgumentError)
+      })
+
+      test('inboxes lists recipients with pending entries, by replica flag, paged', async () => {
+        await withStore(async (store) => {
+          assert.deepEqual(await store.inboxes(), { recipients: [], more: false })
+          await store.enqueue(entry('h1'))
+          await store.enqueue(entry('r1', { recipient: CAROL, replica: true, home: '12D3KooWHome' }))
+          await store.enqueue(entry('r2', { recipient: CAROL, replica: true, home: '12D3KooWHome' }))
+          const all = [BOB, CAROL].sort()
+          assert.deepEqual((await store.inboxes()).recipients, all)
+          assert.deepEqual((await store.inboxes({ replica: true })).recipients, [CAROL])
+          assert.deepEqual((await store.inboxes({ replica: false })).recipients, [BOB])
+          const first = await store.inboxes({ limit: 1 })
+          assert.deepEqual(first, { recipients: [all[0]], more: true })
+          assert.deepEqual(await store.inboxes({ limit: 1, after: first.recipients[0] }), { recipients: [all[1]], more: false })
+          await store.ack(CAROL, [M('r1'), M('r2')])
+          assert.deepEqual((await store.inboxes()).recipients, [BOB])
+          await rejectsWith(store.inboxes({ limit: 0 }), 'InvalidQueryError')
+          await rejectsWith(store.inboxes({ replica: 'yes' as unknown as boolean }), 'InvalidQueryError')
         })
       })
 

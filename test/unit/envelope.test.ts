@@ -50,7 +50,7 @@ describe('test vectors (test/vectors/envelopes.json, docs/PROTOCOL.md)', () => {
     const present = new Set(vs.flatMap(v => Object.keys(v.fields)))
     for (const k of ['to', 'topic', 'schema', 'proto', 'conv', 'corr', 'replyTo', 'nonce', 'dlv', 'enc']) assert.ok(present.has(k), k)
     const dlvKeys = new Set(vs.flatMap(v => Object.keys((v.fields.dlv ?? {}) as object)))
-    assert.deepEqual([...dlvKeys].sort(), ['ack', 'dedup', 'maxMs', 'retries', 'seq'])
+    assert.deepEqual([...dlvKeys].sort(), ['ack', 'dedup', 'durable', 'maxMs', 'retries', 'seq'])
   })
 
   for (const v of file.vectors) {

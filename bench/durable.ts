@@ -1,0 +1,227 @@
+/**
+ * Durable send throughput and latency: fedmesh store-and-forward beside NATS JetStream.
+ *
+ *   fedmesh:   sender agent (this process, its own node) → recipient's home node (a child
+ *              process) → SQLite inbox, fsync'd (synchronous FULL) → acknowledged to the
+ *              sender. The send resolves only after the stable write. No replicas (k = 0):
+ *              one copy on one disk, as JetStream R1 below.
+ *   JetStream: nats-server -js with file storage (started here, own port and temp dir),
+ *              nats.js async publish, each publish resolved by the server's ack.
+ *
+ * Both: 256-byte payloads, `--window` sends in flight, `--count` messages, one publisher.
+ * Afterwards every message is counted at the far end (inbox entries / stream messages):
+ * "lost" must be 0. Latency is per send, from the call to its acknowledgement.
+ *
+ *   node bench/durable.ts [--count N] [--window W] [--json] [--only fedmesh|jetstream]
+ */
+import { spawn, fork, type ChildProcess } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+
+const PAYLOAD_BYTES = 256
+const NATS_SERVER = '/usr/sbin/nats-server'
+const HOST = '127.0.0.1'
+
+// ---- child: the recipient's home node ----------------------------------------------------
+
+if (process.argv[2] === '--home') {
+  const { createNode } = await import('../src/node/mesh-node.ts')
+  const dir = process.argv[3]
+  // Quotas out of the way: this measures the write path, not the admission limits.
+  const big = 1_000_000_000_000
+  const node = await createNode({ dir, listen: [`/ip4/${HOST}/tcp/0`], api: false, store: { quota: { inboxCount: big, inboxBytes: big, senderCount: big, senderBytes: big, senderTotalCount: big, senderTotalBytes: big } } })
+  const bob = await node.agent('bob')
+  process.send?.({ event: 'ready', addr: node.multiaddrs()[0], bob: bob.id })
+  process.on('message', (m: { op: string }) => {
+    void (async () => {
+      if (m.op === 'detach') { await bob.close(); process.send?.({ event: 'detached' }) }
+      if (m.op === 'count') process.send?.({ event: 'count', count: (await node.store.stats(bob.id)).inbox.count })
+      if (m.op === 'stop') { await node.stop(); process.exit(0) }
+    })()
+  })
+} else {
+  await main()
+}
+
+// ---- measurement helpers -----------------------------------------------------------------
+
+interface Result { system: string, count: number, window: number, seconds: number, perSecond: number, p50Ms: number, p99Ms: number, maxMs: number, lost: number, errors: number }
+
+function percentile (sorted: number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN
+  return sorted[Math.min(sorted.length, Math.max(1, Math.ceil(p / 100 * sorted.length))) - 1]
+}
+
+/** Runs `send(i)` for i < count with `window` in flight; latency per call. */
+async function pipeline (count: number, window: number, send: (i: number) => Promise<unknown>): Promise<{ seconds: number, latencies: number[], errors: number }> {
+  const latencies: number[] = []
+  let next = 0
+  let errors = 0
+  const t0 = performance.now()
+  await Promise.all(Array.from({ length: Math.min(window, count) }, async () => {
+    while (next < count) {
+      const i = next++
+      const s = performance.now()
+      try {
+        await send(i)
+        latencies.push(performance.now() - s)
+      } catch (err) {
+        errors++
+        if (errors <= 3) process.stderr.write(`send ${i} failed: ${(err as Error).message}\n`)
+      }
+    }
+  }))
+  return { seconds: (performance.now() - t0) / 1000, latencies, errors }
+}
+
+function result (system: string, count: number, window: number, run: { seconds: number, latencies: number[], errors: number }, delivered: number): Result {
+  const sorted = [...run.latencies].sort((a, b) => a - b)
+  return {
+    system,
+    count,
+    window,
+    seconds: run.seconds,
+    perSecond: run.latencies.length / run.seconds,
+    p50Ms: percentile(sorted, 50),
+    p99Ms: percentile(sorted, 99),
+    maxMs: sorted[sorted.length - 1] ?? Number.NaN,
+    // Acknowledged but not found at the far end.
+    lost: Math.max(0, run.latencies.length - delivered),
+    errors: run.errors
+  }
+}
+
+async function freePort (): Promise<number> {
+  const srv = createServer()
+  await new Promise<void>(resolve => srv.listen(0, HOST, resolve))
+  const port = (srv.address() as { port: number }).port
+  await new Promise(resolve => srv.close(resolve))
+  return port
+}
+
+function childEvent<T> (child: ChildProcess, event: string, timeoutMs: number): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => { child.off('message', on); reject(new Error(`no ${event} from the child in ${timeoutMs} ms`)) }, timeoutMs)
+    const on = (m: { event?: string }): void => { if (m.event === event) { clearTimeout(timer); child.off('message', on); resolve(m as T) } }
+    child.on('message', on)
+  })
+}
+
+// ---- fedmesh -------------------------------------------------------------------------------
+
+async function benchFedmesh (count: number, window: number): Promise<Result> {
+  const { createNode } = await import('../src/node/mesh-node.ts')
+  const homeDir = mkdtempSync(join(tmpdir(), 'fedmesh-bench-home-'))
+  const senderDir = mkdtempSync(join(tmpdir(), 'fedmesh-bench-sender-'))
+  const child = fork(new URL(import.meta.url).pathname, ['--home', homeDir], { execPath: process.execPath, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  try {
+    const ready = await childEvent<{ addr: string, bob: string }>(child, 'ready', 30_000)
+    const node = await createNode({ dir: senderDir, listen: [`/ip4/${HOST}/tcp/0`], api: false, bootstrap: [ready.addr] })
+    try {
+      const alice = await node.agent('alice')
+      await node.waitForAgent(ready.bob, { signal: AbortSignal.timeout(30_000) })
+      // The recipient is offline: messages wait in its inbox (nothing consumes them meanwhile).
+      child.send({ op: 'detach' })
+      await childEvent(child, 'detached', 10_000)
+      const payload = new Uint8Array(PAYLOAD_BYTES).fill(0x61)
+      // Warm-up: connections, statements, JIT.
+      await pipeline(Math.min(500, count), window, async () => await alice.send(ready.bob, payload, { durable: true }))
+      const before = await countAt(child)
+      const run = await pipeline(count, window, async () => {
+        const r = await alice.send(ready.bob, payload, { durable: true })
+        if (r.durable?.status !== 'stored') throw new Error(`not stored: ${JSON.stringify(r.durable)}`)
+      })
+      const after = await countAt(child)
+      return result('fedmesh durable (SQLite FULL, k=0)', count, window, run, after - before)
+    } finally {
+      await node.stop()
+    }
+  } finally {
+    child.send({ op: 'stop' })
+    await new Promise(resolve => { child.once('exit', resolve); setTimeout(() => { child.kill('SIGKILL') }, 10_000).unref() })
+    rmSync(homeDir, { recursive: true, force: true })
+    rmSync(senderDir, { recursive: true, force: true })
+  }
+}
+
+async function countAt (child: ChildProcess): Promise<number> {
+  const p = childEvent<{ count: number }>(child, 'count', 30_000)
+  child.send({ op: 'count' })
+  return (await p).count
+}
+
+// ---- JetStream -----------------------------------------------------------------------------
+
+async function benchJetStream (count: number, window: number): Promise<Result> {
+  const { connect } = await import('nats')
+  const port = await freePort()
+  const storeDir = mkdtempSync(join(tmpdir(), 'fedmesh-bench-js-'))
+  const server = spawn(NATS_SERVER, ['-js', '-sd', storeDir, '-a', HOST, '-p', String(port)], { stdio: ['ignore', 'ignore', 'pipe'] })
+  let stderr = ''
+  server.stderr?.on('data', (c: Buffer) => { if (stderr.length < 4096) stderr += c.toString() })
+  try {
+    let nc
+    for (let attempt = 0; attempt < 100 && nc == null; attempt++) {
+      try { nc = await connect({ servers: `${HOST}:${port}`, timeout: 1000 }) } catch { await new Promise(resolve => setTimeout(resolve, 100)) }
+    }
+    if (nc == null) throw new Error(`nats-server did not start: ${stderr}`)
+    try {
+      const jsm = await nc.jetstreamManager()
+      await jsm.streams.add({ name: 'BENCH', subjects: ['bench.>'], storage: 'file' as never })
+      const js = nc.jetstream()
+      const payload = new Uint8Array(PAYLOAD_BYTES).fill(0x61)
+      await pipeline(Math.min(500, count), window, async () => await js.publish('bench.warm', payload))
+      const before = (await jsm.streams.info('BENCH')).state.messages
+      const run = await pipeline(count, window, async () => await js.publish('bench.durable', payload))
+      const after = (await jsm.streams.info('BENCH')).state.messages
+      return result('NATS JetStream (file, R1)', count, window, run, after - before)
+    } finally {
+      await nc.close()
+    }
+  } finally {
+    server.kill('SIGTERM')
+    await new Promise(resolve => { server.once('exit', resolve); setTimeout(() => { server.kill('SIGKILL') }, 5000).unref() })
+    rmSync(storeDir, { recursive: true, force: true })
+  }
+}
+
+// ---- main ----------------------------------------------------------------------------------
+
+async function main (): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      count: { type: 'string', default: '20000' },
+      window: { type: 'string', default: '512' },
+      json: { type: 'boolean', default: false },
+      only: { type: 'string' }
+    }
+  })
+  const count = Number(values.count)
+  const window = Number(values.window)
+  if (!Number.isSafeInteger(count) || count < 1 || count > 10_000_000) throw new Error('--count must be 1–10000000')
+  if (!Number.isSafeInteger(window) || window < 1 || window > 100_000) throw new Error('--window must be 1–100000')
+  const results: Result[] = []
+  if (values.only == null || values.only === 'fedmesh') results.push(await benchFedmesh(count, window))
+  if (values.only == null || values.only === 'jetstream') results.push(await benchJetStream(count, window))
+  const fm = results.find(r => r.system.startsWith('fedmesh'))
+  const js = results.find(r => r.system.startsWith('NATS'))
+  const ratios = fm != null && js != null
+    ? { throughput: fm.perSecond / js.perSecond, p50: fm.p50Ms / js.p50Ms, p99: fm.p99Ms / js.p99Ms }
+    : undefined
+  if (values.json === true) {
+    process.stdout.write(JSON.stringify({ payloadBytes: PAYLOAD_BYTES, count, window, results, ratios }, null, 2) + '\n')
+    return
+  }
+  const rows = results.map(r => [r.system, String(r.count), String(r.window), r.perSecond.toFixed(0), r.p50Ms.toFixed(2), r.p99Ms.toFixed(2), r.maxMs.toFixed(1), String(r.lost), String(r.errors)])
+  const headers = ['system', 'messages', 'in flight', 'msgs/s', 'p50 ms', 'p99 ms', 'max ms', 'lost', 'errors']
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map(r => r[i].length)))
+  const line = (cells: string[]): string => cells.map((c, i) => i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i])).join('  ')
+  process.stdout.write(`durable send, ${PAYLOAD_BYTES}-byte payloads, acknowledged after the stable write\n\n`)
+  process.stdout.write([line(headers), line(widths.map(w => '-'.repeat(w))), ...rows.map(line)].join('\n') + '\n')
+  if (ratios != null) {
+    process.stdout.write(`\nfedmesh / JetStream: throughput ${ratios.throughput.toFixed(2)}x, p50 latency ${ratios.p50.toFixed(2)}x, p99 latency ${ratios.p99.toFixed(2)}x\n`)
+  }
+}

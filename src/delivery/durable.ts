@@ -1,0 +1,636 @@
+/**
+ * Durable delivery (store-and-forward), docs/ARCHITECTURE.md "Durable delivery":
+ *
+ *   sender's node ──put──▶ recipient's home node: enqueue (durable) ──put(home)──▶ k replicas
+ *        ▲                         │ confirm after the home write and the replicas' answers
+ *        └──────── ok / typed refusal (quota, expired, unknown recipient) ◀┘
+ *   home node ──deliver──▶ agent ──receipt (signed by the agent)──▶ home: ack ──ack──▶ replicas
+ *                                                       └──────▶ sender (end-to-end proof)
+ *
+ * - A sender is acknowledged only after the write committed (never ack-then-drop). When the
+ *   home node cannot be reached the message goes to the replica set instead (k storage-role
+ *   nodes chosen by XOR distance, replicas.ts), and is acknowledged once one of them stored it.
+ * - Replicas hand their copies to the home node when it is reachable (and at once when a
+ *   home node asks, `pull`, before delivering to an agent that just attached), and deliver
+ *   themselves when the agent attaches to them. A copy stays until the home node reports the
+ *   message acknowledged (`ack`) or processed.
+ * - Delivery to an attached agent follows the store's order (per-sender `seq`), a bounded
+ *   window of unacknowledged messages at a time, redelivered after `redeliverMs`.
+ * - `expire()` runs on a timer; senders learn of expiries through the message log
+ *   (status `expired`, pushed to the sender's node with an `expired` request).
+ */
+import { peerIdFromString } from '@libp2p/peer-id'
+import { multiaddr } from '@multiformats/multiaddr'
+import type { Stream } from '@libp2p/interface'
+import type { AgentId, MessageId, NetworkId } from '../core/ids.ts'
+import { decodeEnvelope, envelopePayload, type Envelope } from '../core/envelope.ts'
+import { checkEnvelopeContext, type IngressOptions } from '../core/ingress.ts'
+import * as core from '../core/errors.ts'
+import {
+  AgentNotFoundError, ClosedError, FedmeshError, InvalidArgumentError, InvalidEnvelopeError, MessageTooLargeError, UnreachableError
+} from '../core/errors.ts'
+import type { Net } from '../net/libp2p.ts'
+import type { AgentRecord, NodeRecord, NodeRole } from '../net/records.ts'
+import type { Endpoint } from '../routing/types.ts'
+import type { AbortOptions, Logger, SendResult } from '../node/types.ts'
+import * as storeErrors from '../store/errors.ts'
+import { MessageExpiredError, QuotaExceededError } from '../store/errors.ts'
+import type { InboxEntry, InboxQuota, MessageStore } from '../store/types.ts'
+import type { LogRecorder, Observe } from '../log/recorder.ts'
+import { chooseReplicas } from './replicas.ts'
+import { isReceipt, parseReceipt, verifyReceipt } from './receipts.ts'
+import { DurableClient, durableProtocol, MAX_ACK_IDS, serveDurable, type DurableAnswer, type DurableRequest, type DurableResponse } from './wire.ts'
+
+/** What a durable send reports (in `SendResult.durable`). */
+export interface DurableOutcome {
+  /** `duplicate`: the same message was already held (a retransmission); nothing changed. */
+  status: 'stored' | 'duplicate'
+  /** The home node that holds it, when it was reached. */
+  home?: string
+  /** Replica nodes that confirmed a copy. */
+  replicas: number
+}
+
+export interface DurableInit {
+  /** Replica count k (storage-role nodes besides the home). Default 2. */
+  replicas: number
+  quota?: Partial<InboxQuota>
+  /** How long a delivered, unacknowledged message waits before redelivery, ms. Default 5 000. */
+  redeliverMs?: number
+  /** Messages delivered to one agent and not yet acknowledged. Default 512. */
+  window?: number
+  /** Per attempt to reach one node, ms. Default 10 000. */
+  requestTimeoutMs?: number
+  /** How often expiry, redelivery and replica handover run, ms. Default 1 000. */
+  tickMs?: number
+}
+
+export interface DurableComponents {
+  net: Net
+  network: NetworkId
+  peerId: string
+  roles: readonly NodeRole[]
+  store: MessageStore
+  ingress: IngressOptions
+  logger: Logger
+  observe: Observe
+  recorder?: LogRecorder
+  /** Known node records (roles) for replica choice. */
+  nodeRecords: () => NodeRecord[]
+  knownAgent: (id: AgentId) => AgentRecord | undefined
+  findAgent: (id: AgentId, options?: AbortOptions) => Promise<AgentRecord>
+  /** Routes a non-durable envelope (receipts on their way to the sender). */
+  route: (env: Envelope) => Promise<SendResult>
+  /** True for agents whose key lives in this node's data dir. */
+  hostsKey: (id: AgentId) => boolean
+}
+
+interface Delivery { endpoint: Endpoint, inflight: Map<string, number>, draining?: Promise<void>, again: boolean, ready: boolean }
+
+/** How long a home node waits for its replicas' answers before answering the sender. */
+const REPLICA_TIMEOUT_MS = 3_000
+/** A peer that failed to answer is not asked again for this long. */
+const DOWN_BACKOFF_MS = 2_000
+
+const DEFINITE = new Set(['QuotaExceededError', 'MessageExpiredError', 'AgentNotFoundError', 'InvalidEnvelopeError', 'MessageTooLargeError', 'InvalidArgumentError', 'StoreReadOnlyError'])
+
+const ERROR_CLASSES = new Map<string, new (message?: string, options?: { details?: Record<string, unknown> }) => FedmeshError>()
+for (const mod of [core, storeErrors]) {
+  for (const v of Object.values(mod)) {
+    const code = (v as { code?: unknown }).code
+    if (typeof v === 'function' && typeof code === 'string' && v.prototype instanceof FedmeshError && code !== 'QuotaExceededError') ERROR_CLASSES.set(code, v as never)
+  }
+}
+
+/** Rebuilds a typed error from a durable response. */
+export function errorFromResponse (code: string, msg: string, details?: Record<string, unknown>): FedmeshError {
+  if (code === 'QuotaExceededError' && details != null) return new QuotaExceededError(details as never)
+  const Cls = ERROR_CLASSES.get(code)
+  return Cls != null ? new Cls(msg, { details }) : new FedmeshError(code, msg, { details })
+}
+
+function responseOf (err: unknown): DurableAnswer {
+  const e = err as Partial<FedmeshError>
+  // Through JSON: CBOR has no Infinity (an unlimited quota), JSON turns it into null.
+  const d = e.details != null ? JSON.parse(JSON.stringify(e.details)) as Record<string, unknown> : undefined
+  return { ok: false, code: e.code ?? 'InternalError', msg: e.message ?? String(err), ...(d != null ? { d } : {}) }
+}
+
+export class DurableService {
+  private readonly c: DurableComponents
+  private readonly o: Required<DurableInit>
+  private readonly clients = new Map<string, Promise<DurableClient>>()
+  private readonly deliveries = new Map<AgentId, Delivery>()
+  /** Replica copies recently handed to a home node: id → when (re-pushed after a while). */
+  private readonly handedOver = new Map<string, number>()
+  /** Peers that handed copies of a recipient's messages to us: told when they are acknowledged. */
+  private readonly holders = new Map<AgentId, Set<string>>()
+  /** Peers that just failed to answer: not asked again until then (a dead replica must not stall every send). */
+  private readonly downUntil = new Map<string, number>()
+  private timer?: NodeJS.Timeout
+  private ticking = false
+  private stopped = false
+  readonly counters = { stored: 0, replicated: 0, delivered: 0, acked: 0, expired: 0, refused: 0, handedOver: 0 }
+
+  constructor (components: DurableComponents, init: DurableInit) {
+    this.c = components
+    this.o = {
+      replicas: init.replicas,
+      quota: init.quota ?? {},
+      redeliverMs: init.redeliverMs ?? 5_000,
+      window: init.window ?? 512,
+      requestTimeoutMs: init.requestTimeoutMs ?? 10_000,
+      tickMs: init.tickMs ?? 1_000
+    }
+  }
+
+  async start (): Promise<void> {
+    await this.c.net.handle(durableProtocol(this.c.network), (stream, connection) => {
+      const peer = connection.remotePeer.toString()
+      void serveDurable(stream, async (req) => await this.serve(req, peer), (detail) => {
+        this.c.logger.debug({ peer, detail }, 'bad durable request')
+      })
+    }, { maxInboundStreams: 32 })
+    this.timer = setInterval(() => { void this.tick() }, this.o.tickMs)
+    this.timer.unref()
+  }
+
+  async stop (): Promise<void> {
+    this.stopped = true
+    clearInterval(this.timer)
+    await this.c.net.unhandle(durableProtocol(this.c.network)).catch(() => {})
+    const clients = await Promise.allSettled([...this.clients.values()])
+    await Promise.allSettled(clients.flatMap(c => c.status === 'fulfilled' ? [c.value.close()] : []))
+  }
+
+  /** Envelopes the durable service takes over from the router: durable sends and receipts. */
+  handles (env: Envelope): boolean {
+    return env.dlv?.durable === true || isReceipt(env)
+  }
+
+  // ---- sending --------------------------------------------------------------------------
+
+  /** Submits an envelope signed by a local agent: a durable send, or a receipt. */
+  async submit (env: Envelope, options: AbortOptions = {}): Promise<SendResult> {
+    if (isReceipt(env)) return await this.onReceipt(env)
+    return await this.send(env, options)
+  }
+
+  private async send (env: Envelope, options: AbortOptions): Promise<SendResult> {
+    if (env.mode !== 'direct') throw new InvalidArgumentError('durable delivery is for direct messages (one recipient)')
+    if (env.replyTo != null && env.corr == null) throw new InvalidArgumentError('a request cannot be durable: its reply is awaited now')
+    if (env.bytes.length > this.c.ingress.maxBytes) throw new MessageTooLargeError(`envelope is ${env.bytes.length} bytes, this node's limit is ${this.c.ingress.maxBytes}`)
+    const to = (env.to as AgentId[])[0]
+    this.c.observe({ event: 'sent', env, status: 'pending' })
+    try {
+      const outcome = await this.place(env, to, options)
+      return { id: env.id, confirmed: [], durable: outcome }
+    } catch (err) {
+      this.c.recorder?.updateStatus(env.id, 'failed')
+      throw err
+    }
+  }
+
+  private async place (env: Envelope, to: AgentId, options: AbortOptions): Promise<DurableOutcome> {
+    if (this.deliveries.has(to) || this.c.hostsKey(to)) return await this.storeAsHome(env)
+    const rec = this.c.knownAgent(to) ?? await this.c.findAgent(to, options)
+    const homes = rec.home.map(h => h.id)
+    if (homes.includes(this.c.peerId)) return await this.storeAsHome(env)
+    let lastError: Error | undefined
+    for (const home of rec.home) {
+      try {
+        const res = await this.request(home.id, home.addrs, { op: 'put', e: env.bytes }, options)
+        return { status: res.st === 'stored' || res.st == null ? 'stored' : 'duplicate', home: home.id, replicas: res.n ?? 0 }
+      } catch (err) {
+        if (err instanceof FedmeshError && DEFINITE.has(err.code)) throw err
+        if (options.signal?.aborted === true) throw err
+        lastError = err as Error
+        this.c.logger.debug({ home: home.id, err: (err as Error).message }, 'home node unreachable for a durable send')
+      }
+    }
+    // The home node is down: hold the message on the replica set until it is back.
+    const replicas = this.replicaSet(to, new Set(homes), true)
+    const results = await Promise.allSettled(replicas.map(async peer => await this.putReplica(peer, env, homes[0], options)))
+    const stored = results.filter(r => r.status === 'fulfilled')
+    if (stored.length > 0) {
+      const status = stored.every(r => (r as PromiseFulfilledResult<'stored' | 'duplicate'>).value === 'duplicate') ? 'duplicate' : 'stored'
+      return { status, replicas: stored.length }
+    }
+    const definite = results.map(r => (r as PromiseRejectedResult).reason).find(e => e instanceof FedmeshError && DEFINITE.has(e.code))
+    if (definite != null) throw definite
+    throw new UnreachableError(`home node of ${to} unreachable (${lastError?.message ?? 'no address'}) and no storage node took the message (${replicas.length} tried)`, { cause: lastError })
+  }
+
+  private async putReplica (peer: string, env: Envelope, home: string, options: AbortOptions): Promise<'stored' | 'duplicate'> {
+    if (peer === this.c.peerId) return await this.storeAsReplica(env, home)
+    const res = await this.request(peer, [], { op: 'put', e: env.bytes, home }, options)
+    return res.st === 'stored' || res.st == null ? 'stored' : 'duplicate'
+  }
+
+  /** The replica set of a recipient: k storage nodes by XOR distance, this node included if it has the role. */
+  private replicaSet (recipient: AgentId, exclude: Set<string>, includeSelf: boolean): string[] {
+    const now = Date.now()
+    const candidates = this.c.nodeRecords().filter(r => r.exp > now).map(r => ({ peer: r.peer, roles: r.roles }))
+    if (includeSelf) candidates.push({ peer: this.c.peerId, roles: [...this.c.roles] })
+    return chooseReplicas(recipient, candidates, this.o.replicas, exclude)
+  }
+
+  // ---- storing --------------------------------------------------------------------------
+
+  private checkInbound (bytes: Uint8Array): Envelope {
+    const res = decodeEnvelope(bytes, this.c.ingress.maxBytes)
+    if (!res.ok) {
+      if (res.reason === 'too-large') throw new MessageTooLargeError(res.detail)
+      throw new InvalidEnvelopeError(`${res.reason}: ${res.detail}`)
+    }
+    const env = res.envelope
+    const ctx = checkEnvelopeContext(env, 0, this.c.ingress, Date.now())
+    if (!ctx.ok) {
+      this.c.observe({ event: 'rejected', env, reason: ctx.reason })
+      if (ctx.reason === 'expired') throw new MessageExpiredError(`message ${env.id} expired: ${ctx.detail}`)
+      throw new InvalidEnvelopeError(`${ctx.reason}: ${ctx.detail}`)
+    }
+    if (env.dlv?.durable !== true || env.mode !== 'direct') throw new InvalidEnvelopeError('a durable put carries a direct envelope with dlv.durable')
+    if (env.enc != null) {
+      try { envelopePayload(env, this.c.ingress.maxBytes) } catch { throw new InvalidEnvelopeError('payload does not decompress within the size limit') }
+    }
+    return env
+  }
+
+  /** Whether this node takes messages for `agent` as its home. */
+  private isHome (agent: AgentId): boolean {
+    if (this.deliveries.has(agent) || this.c.hostsKey(agent)) return true
+    const rec = this.c.knownAgent(agent)
+    // Without a record we cannot tell: the sender found us in a signed record, and quotas bound the cost.
+    return rec == null || rec.home.some(h => h.id === this.c.peerId)
+  }
+
+  private entryOf (env: Envelope, replica?: string): Parameters<MessageStore['enqueue']>[0] {
+    return {
+      recipient: (env.to as AgentId[])[0],
+      id: env.id,
+      sender: env.from,
+      bytes: env.bytes,
+      expiresAt: env.ts + env.ttl * 1000,
+      priority: env.prio,
+      ...(env.dlv?.seq != null ? { senderSeq: env.dlv.seq } : {}),
+      ...(replica != null ? { replica: true, home: replica } : {})
+    }
+  }
+
+  private async enqueue (env: Envelope, peer: string | undefined, replicaOf?: string): Promise<'stored' | 'duplicate'> {
+    try {
+      const { status } = await this.c.store.enqueue(this.entryOf(env, replicaOf), { quota: this.o.quota })
+      if (status === 'stored') {
+        this.counters.stored++
+        this.c.observe({ event: 'stored', env, status: 'pending', peer, ...(replicaOf != null ? { reason: `replica for ${replicaOf}` } : {}) })
+      }
+      return status
+    } catch (err) {
+      this.counters.refused++
+      const e = err as FedmeshError
+      this.c.observe({ event: 'rejected', env, peer, reason: `${e.code ?? 'Error'}: ${e.message}` })
+      throw err
+    }
+  }
+
+  /** Stores as the recipient's home node, replicates, and starts delivery if the agent is here. */
+  private async storeAsHome (env: Envelope, peer?: string): Promise<DurableOutcome> {
+    const recipient = (env.to as AgentId[])[0]
+    if (!this.isHome(recipient)) throw new AgentNotFoundError(`agent ${recipient} is not hosted on node ${this.c.peerId}`, { details: { agent: recipient } })
+    const status = await this.enqueue(env, peer)
+    let replicas = 0
+    if (status === 'stored' && this.o.replicas > 0) {
+      const targets = this.replicaSet(recipient, new Set([this.c.peerId]), false)
+      // Bounded: a replica that does not answer in time is not counted (the sender learns how many did).
+      const results = await Promise.allSettled(targets.map(async p => await this.request(p, [], { op: 'put', e: env.bytes, home: this.c.peerId }, { timeoutMs: REPLICA_TIMEOUT_MS })))
+      replicas = results.filter(r => r.status === 'fulfilled').length
+      this.counters.replicated += replicas
+    }
+    this.kick(recipient)
+    return { status, home: this.c.peerId, replicas }
+  }
+
+  private async storeAsReplica (env: Envelope, home: string, peer?: string): Promise<'stored' | 'duplicate'> {
+    const recipient = (env.to as AgentId[])[0]
+    const status = await this.enqueue(env, peer, home)
+    // Held here for an agent that is attached here: deliver now.
+    this.kick(recipient)
+    return status
+  }
+
+  // ---- serving other nodes ----------------------------------------------------------------
+
+  private async serve (req: DurableRequest, peer: string): Promise<DurableAnswer> {
+    if (this.stopped) return responseOf(new ClosedError('node stopping'))
+    try {
+      switch (req.op) {
+        case 'put': {
+          const env = this.checkInbound(req.e)
+          if (req.home != null) return { ok: true, st: await this.storeAsReplica(env, req.home, peer) }
+          const recipient = (env.to as AgentId[])[0]
+          // A replica handing over a message the recipient has already processed here.
+          if (req.ho === true && await this.c.store.isProcessed(recipient, env.id)) return { ok: true, st: 'processed' }
+          const out = await this.storeAsHome(env, peer)
+          this.holdersOf(recipient).add(peer)
+          return { ok: true, st: out.status, n: out.replicas }
+        }
+        case 'ack': {
+          const receipt = verifyReceipt(req.rc)
+          const { acked } = await this.c.store.ack(receipt.by, receipt.ids)
+          for (const id of acked) this.c.recorder?.updateStatus(id, 'acked', Date.now())
+          return { ok: true, n: acked.length }
+        }
+        case 'pull':
+          return { ok: true, n: await this.handOver(req.to as AgentId, { peer, addrs: [] }) }
+        case 'expired':
+          // Only what its sender is known to have sent through this node is marked.
+          for (const id of req.ids) this.expiredHere(req.from as AgentId, id as MessageId)
+          return { ok: true, n: req.ids.length }
+      }
+    } catch (err) {
+      return responseOf(err)
+    }
+  }
+
+  private holdersOf (agent: AgentId): Set<string> {
+    let s = this.holders.get(agent)
+    if (s == null) {
+      s = new Set()
+      this.holders.set(agent, s)
+      if (this.holders.size > 100_000) this.holders.delete(this.holders.keys().next().value as AgentId)
+    }
+    return s
+  }
+
+  // ---- replicas handing over ---------------------------------------------------------------
+
+  /**
+   * Pushes the replica copies held for `agent` to `target` (its home node). A copy stays
+   * until the home reports it processed or the recipient's acknowledgement reaches us.
+   * Returns how many the target accepted.
+   */
+  private async handOver (agent: AgentId, target: { peer: string, addrs: string[] }, force = true): Promise<number> {
+    let n = 0
+    let cursor: string | undefined
+    const now = Date.now()
+    for (let page = 0; page < 100; page++) {
+      const res = await this.c.store.pending(agent, { limit: 200, afterCursor: cursor })
+      const copies = res.entries.filter(e => e.replica && (force || now - (this.handedOver.get(e.id) ?? 0) > 60_000))
+      const outcomes = await Promise.allSettled(copies.map(async (e) => {
+        const r = await this.request(target.peer, target.addrs, { op: 'put', e: e.bytes, ho: true }, {})
+        return { e, r }
+      }))
+      const done: MessageId[] = []
+      for (const o of outcomes) {
+        if (o.status !== 'fulfilled') continue
+        n++
+        this.counters.handedOver++
+        this.handedOver.set(o.value.e.id, now)
+        if (o.value.r.st === 'processed') done.push(o.value.e.id)
+        this.c.observe({ event: 'relayed', id: o.value.e.id, peer: target.peer, to: [agent] })
+      }
+      if (done.length > 0) await this.c.store.ack(agent, done)
+      if (outcomes.some(o => o.status === 'rejected')) break
+      if (!res.more) break
+      cursor = res.cursor
+    }
+    if (this.handedOver.size > 200_000) for (const [id, at] of this.handedOver) if (now - at > 60_000) this.handedOver.delete(id)
+    return n
+  }
+
+  /** Replica copies whose recipient's home node is reachable go there; copies for agents attached here are delivered. */
+  private async handOverAll (): Promise<void> {
+    let after: AgentId | undefined
+    for (let page = 0; page < 10; page++) {
+      const { recipients, more } = await this.c.store.inboxes({ replica: true, limit: 100, after })
+      for (const agent of recipients) {
+        if (this.stopped) return
+        if (this.deliveries.has(agent)) { this.kick(agent); continue }
+        const rec = this.c.knownAgent(agent)
+        if (rec == null) continue
+        for (const home of rec.home) {
+          if (home.id === this.c.peerId) { this.kick(agent); break }
+          try {
+            await this.handOver(agent, { peer: home.id, addrs: home.addrs }, false)
+            break
+          } catch (err) {
+            this.c.logger.debug({ agent, home: home.id, err: (err as Error).message }, 'replica handover failed')
+          }
+        }
+      }
+      if (!more) return
+      after = recipients[recipients.length - 1]
+    }
+  }
+
+  // ---- delivering to attached agents ---------------------------------------------------------
+
+  /** An agent attached here: ask its replica set for their copies, then deliver everything held. */
+  attached (endpoint: Endpoint): void {
+    const d: Delivery = { endpoint, inflight: new Map(), again: false, ready: false }
+    this.deliveries.set(endpoint.agent, d)
+    void (async () => {
+      const peers = this.replicaSet(endpoint.agent, new Set([this.c.peerId]), false)
+      await Promise.allSettled(peers.map(async p => await this.request(p, [], { op: 'pull', to: endpoint.agent }, { signal: AbortSignal.timeout(3000) })))
+      if (this.deliveries.get(endpoint.agent) !== d) return
+      d.ready = true
+      this.kick(endpoint.agent)
+    })()
+  }
+
+  detached (agent: AgentId): void {
+    this.deliveries.delete(agent)
+  }
+
+  /** Starts (or re-runs) delivery to an attached agent. */
+  private kick (agent: AgentId): void {
+    const d = this.deliveries.get(agent)
+    if (d == null || !d.ready || this.stopped) return
+    if (d.draining != null) { d.again = true; return }
+    d.draining = (async () => {
+      try {
+        do {
+          d.again = false
+          await this.drain(agent, d)
+        } while (d.again && this.deliveries.get(agent) === d && !this.stopped)
+      } catch (err) {
+        this.c.logger.warn({ agent, err: (err as Error).message }, 'durable delivery failed')
+      } finally {
+        d.draining = undefined
+      }
+    })()
+  }
+
+  private async drain (agent: AgentId, d: Delivery): Promise<void> {
+    let cursor: string | undefined
+    for (let page = 0; page < 1000; page++) {
+      if (d.inflight.size >= this.o.window || this.deliveries.get(agent) !== d) return
+      const res = await this.c.store.pending(agent, { limit: 200, afterCursor: cursor })
+      const now = Date.now()
+      for (const e of res.entries) {
+        if (d.inflight.size >= this.o.window) return
+        const sent = d.inflight.get(e.id)
+        if (sent != null && now - sent < this.o.redeliverMs) continue
+        if (!this.deliverEntry(d, e, now)) continue
+      }
+      if (!res.more) return
+      cursor = res.cursor
+    }
+  }
+
+  private deliverEntry (d: Delivery, e: InboxEntry, now: number): boolean {
+    const res = decodeEnvelope(e.bytes)
+    if (!res.ok) {
+      // Verified when stored and checksummed since: only a changed verifier could get here.
+      this.c.logger.error({ id: e.id, reason: res.reason }, 'stored durable message no longer verifies; skipped')
+      return false
+    }
+    d.inflight.set(e.id, now)
+    this.counters.delivered++
+    this.c.observe({ event: 'delivered', env: res.envelope, status: 'delivered', to: [d.endpoint.agent] })
+    d.endpoint.deliver(res.envelope)
+    return true
+  }
+
+  // ---- acknowledgements ----------------------------------------------------------------------
+
+  /** A local agent's signed receipt: acknowledge the inbox entries, tell the replicas, forward it to the sender. */
+  private async onReceipt (env: Envelope): Promise<SendResult> {
+    const receipt = parseReceipt(env)
+    const agent = receipt.by
+    const { acked } = await this.c.store.ack(agent, receipt.ids)
+    const now = Date.now()
+    const d = this.deliveries.get(agent)
+    for (const id of receipt.ids) d?.inflight.delete(id)
+    this.counters.acked += acked.length
+    for (const id of acked) this.c.recorder?.updateStatus(id, 'acked', now)
+    if (acked.length > 0) void this.notifyAcked(agent, env.bytes)
+    if (d != null) this.kick(agent)
+    // The end-to-end proof travels to the sender on a best-effort basis; the acknowledgement above does not depend on it.
+    void this.c.route(env).catch((err: Error) => { this.c.logger.debug({ err: err.message, to: receipt.to }, 'receipt not forwarded') })
+    return { id: env.id, confirmed: [] }
+  }
+
+  /** A receipt addressed to an agent of this node: the log learns its messages were acknowledged. */
+  observeReceipt (env: Envelope): void {
+    try {
+      const r = parseReceipt(env)
+      // Only messages the receipt's addressee sent to its signer are marked.
+      for (const id of r.ids) this.c.recorder?.updateStatus(id, 'acked', env.ts, { event: 'sent', from: r.to, to: r.by })
+    } catch { /* not a well-formed receipt: the SDK ignores it too */ }
+  }
+
+  /** Passes the agent's signed receipt to every node that may hold copies: they verify it and drop theirs. */
+  private async notifyAcked (agent: AgentId, receipt: Uint8Array): Promise<void> {
+    const peers = new Set([...this.replicaSet(agent, new Set([this.c.peerId]), false), ...(this.holders.get(agent) ?? [])])
+    peers.delete(this.c.peerId)
+    await Promise.allSettled([...peers].map(async p => await this.request(p, [], { op: 'ack', rc: receipt }, {})))
+  }
+
+  /** Tells the sender's node that its messages expired undelivered (best effort; its log then says so). */
+  private async notifyExpired (sender: AgentId, ids: MessageId[]): Promise<void> {
+    if (this.deliveries.has(sender) || this.c.hostsKey(sender)) {
+      for (const id of ids) this.expiredHere(sender, id)
+      return
+    }
+    const rec = this.c.knownAgent(sender)
+    if (rec == null) return
+    for (const home of rec.home) {
+      if (home.id === this.c.peerId) { for (const id of ids) this.expiredHere(sender, id); return }
+      try {
+        for (let i = 0; i < ids.length; i += MAX_ACK_IDS) await this.request(home.id, home.addrs, { op: 'expired', from: sender, ids: ids.slice(i, i + MAX_ACK_IDS) }, {})
+        return
+      } catch (err) {
+        this.c.logger.debug({ sender, home: home.id, err: (err as Error).message }, 'expiry notice not delivered')
+      }
+    }
+  }
+
+  /** Marks the sender's `sent` record of a message expired (other nodes' records are theirs). */
+  private expiredHere (sender: AgentId, id: MessageId): void {
+    this.c.recorder?.updateStatus(id, 'expired', undefined, { event: 'sent', from: sender })
+  }
+
+  // ---- timers ----------------------------------------------------------------------------------
+
+  private async tick (): Promise<void> {
+    if (this.ticking || this.stopped) return
+    this.ticking = true
+    try {
+      const { expired } = await this.c.store.expire()
+      const bySender = new Map<AgentId, MessageId[]>()
+      for (const e of expired) {
+        this.counters.expired++
+        this.c.recorder?.updateStatus(e.id, 'expired')
+        const ids = bySender.get(e.sender) ?? []
+        ids.push(e.id)
+        bySender.set(e.sender, ids)
+      }
+      for (const [sender, ids] of bySender) void this.notifyExpired(sender, ids)
+      for (const agent of this.deliveries.keys()) this.kick(agent)
+      await this.handOverAll()
+    } catch (err) {
+      if (!this.stopped) this.c.logger.warn({ err: (err as Error).message }, 'durable maintenance failed')
+    } finally {
+      this.ticking = false
+    }
+  }
+
+  // ---- links -----------------------------------------------------------------------------------
+
+  private async request (peer: string, addrs: string[], req: Parameters<DurableClient['request']>[0], options: AbortOptions & { timeoutMs?: number }): Promise<DurableResponse & { ok: true }> {
+    if (peer === this.c.peerId) throw new InvalidArgumentError('durable request to self')
+    const down = this.downUntil.get(peer)
+    if (down != null) {
+      if (down > Date.now()) throw new UnreachableError(`node ${peer} did not answer recently; retrying after ${new Date(down).toISOString()}`)
+      this.downUntil.delete(peer)
+    }
+    let res: DurableResponse
+    try {
+      const client = await this.client(peer, addrs, options.signal)
+      res = await client.request(req, { signal: options.signal, timeoutMs: options.timeoutMs ?? this.o.requestTimeoutMs })
+    } catch (err) {
+      if (options.signal?.aborted !== true) {
+        this.downUntil.set(peer, Date.now() + DOWN_BACKOFF_MS)
+        if (this.downUntil.size > 10_000) this.downUntil.delete(this.downUntil.keys().next().value as string)
+      }
+      throw err
+    }
+    if (!res.ok) throw errorFromResponse(res.code, res.msg, res.d)
+    return res
+  }
+
+  private async client (peer: string, addrs: string[], signal?: AbortSignal): Promise<DurableClient> {
+    const existing = this.clients.get(peer)
+    if (existing != null) {
+      const c = await existing.catch(() => undefined)
+      if (c != null && !c.isClosed) return c
+      if (this.clients.get(peer) === existing) this.clients.delete(peer)
+    }
+    const p = (async () => {
+      const pid = peerIdFromString(peer)
+      const known = addrs.length > 0 ? addrs : (this.c.nodeRecords().find(r => r.peer === peer)?.addrs ?? [])
+      if (known.length > 0) await this.c.net.peerStore.merge(pid, { multiaddrs: known.map(a => multiaddr(a)) })
+      let stream: Stream
+      try {
+        stream = await this.c.net.dialProtocol(pid, durableProtocol(this.c.network), { signal: signal ?? AbortSignal.timeout(this.o.requestTimeoutMs) })
+      } catch (err) {
+        throw new UnreachableError(`cannot reach node ${peer}: ${(err as Error).message}`, { cause: err })
+      }
+      return new DurableClient(stream)
+    })()
+    this.clients.set(peer, p)
+    p.catch(() => { if (this.clients.get(peer) === p) this.clients.delete(peer) })
+    return await p
+  }
+
+  /** Processed marks for exactly-once handlers (in-process and remote agents). */
+  async markProcessed (agent: AgentId, id: MessageId, expiresAt: number): Promise<boolean> {
+    return await this.c.store.markProcessed(agent, id, expiresAt)
+  }
+
+  async isProcessed (agent: AgentId, id: MessageId): Promise<boolean> {
+    return await this.c.store.isProcessed(agent, id)
+  }
+}

@@ -1,0 +1,221 @@
+/**
+ * The durable-delivery protocol between nodes, `/fedmesh/<network>/durable/1.0.0`
+ * (docs/PROTOCOL.md §8.4). The opener of a stream sends requests, the acceptor answers each
+ * with one response carrying the same `r`; both directions are varint-length-prefixed
+ * DAG-CBOR maps. Many requests may be in flight on one stream, and frames written in the
+ * same tick go out in one write (the same batching as net/frames.ts), which is what lets a
+ * sender pipeline thousands of durable sends through one stream.
+ *
+ *   put   {r, op: 'put', e: <envelope wire bytes>, home?: <peer id>}
+ *         store the envelope for its recipient: as the recipient's home node (no `home`), or as a
+ *         replica held for the home node `home`. Answered after the write is durable. `ho: true`
+ *         marks a replica handing its copy over (the home then first checks whether the
+ *         recipient already processed it).
+ *   ack   {r, op: 'ack', rc: <receipt envelope wire bytes>}
+ *         the recipient acknowledged these (its signed receipt, verified by the replica,
+ *         so no peer can make a replica drop copies it holds): a replica drops its copies.
+ *   pull  {r, op: 'pull', to: <agent>}
+ *         hand over now whatever is held for `to` (sent by a home node before it delivers).
+ *   expired {r, op: 'expired', from: <agent>, ids: [<message id>…]}
+ *         these messages of sender `from` expired undelivered (to the sender's home node).
+ *   response {r, ok: true, st?: 'stored' | 'duplicate' | 'processed', n?: uint}
+ *            | {r, ok: false, code, msg, d?: {details}}
+ *         `processed`: the recipient already processed the message (a replica may drop its copy);
+ *         `n`: replicas stored (put), entries acknowledged (ack), copies handed over (pull).
+ */
+import * as dagCbor from '@ipld/dag-cbor'
+import * as lp from 'it-length-prefixed'
+import type { Stream } from '@libp2p/interface'
+import { ClosedError, TimeoutError, abortReason } from '../core/errors.ts'
+import { LIMITS } from '../core/envelope.ts'
+import { boundedSource, sendWithBackpressure } from '../net/flow.ts'
+
+export function durableProtocol (network: string): string { return `/fedmesh/${network}/durable/1.0.0` }
+
+export const MAX_DURABLE_FRAME = LIMITS.maxEnvelopeBytes + 64 * 1024
+/** Most message ids in one `ack` request. */
+export const MAX_ACK_IDS = 1000
+
+export type DurableRequest =
+  | { r: number, op: 'put', e: Uint8Array, home?: string, ho?: boolean }
+  | { r: number, op: 'ack', rc: Uint8Array }
+  | { r: number, op: 'pull', to: string }
+  | { r: number, op: 'expired', from: string, ids: string[] }
+
+/** A response without its request id. */
+export type DurableAnswer =
+  | { ok: true, st?: 'stored' | 'duplicate' | 'processed', n?: number }
+  | { ok: false, code: string, msg: string, d?: Record<string, unknown> }
+
+export type DurableResponse = DurableAnswer & { r: number }
+
+function isStr (v: unknown, max: number = 512): v is string {
+  return typeof v === 'string' && v.length > 0 && v.length <= max
+}
+
+/** Parses a request; undefined for anything malformed. */
+export function decodeRequest (bytes: Uint8Array): DurableRequest | undefined {
+  let v: unknown
+  try { v = dagCbor.decode(bytes) } catch { return undefined }
+  if (v == null || typeof v !== 'object' || Array.isArray(v)) return undefined
+  const m = v as Record<string, unknown>
+  if (!Number.isSafeInteger(m.r) || (m.r as number) < 0) return undefined
+  switch (m.op) {
+    case 'put':
+      if (!(m.e instanceof Uint8Array) || (m.home !== undefined && !isStr(m.home)) || (m.ho !== undefined && typeof m.ho !== 'boolean')) return undefined
+      return m as unknown as DurableRequest
+    case 'ack':
+      if (!(m.rc instanceof Uint8Array)) return undefined
+      return m as unknown as DurableRequest
+    case 'pull':
+      if (!isStr(m.to)) return undefined
+      return m as unknown as DurableRequest
+    case 'expired':
+      if (!isStr(m.from) || !Array.isArray(m.ids) || m.ids.length > MAX_ACK_IDS || !m.ids.every(i => isStr(i, 256))) return undefined
+      return m as unknown as DurableRequest
+    default:
+      return undefined
+  }
+}
+
+export function decodeResponse (bytes: Uint8Array): DurableResponse | undefined {
+  let v: unknown
+  try { v = dagCbor.decode(bytes) } catch { return undefined }
+  if (v == null || typeof v !== 'object' || Array.isArray(v)) return undefined
+  const m = v as Record<string, unknown>
+  if (!Number.isSafeInteger(m.r) || typeof m.ok !== 'boolean') return undefined
+  if (m.ok === false && (typeof m.code !== 'string' || typeof m.msg !== 'string')) return undefined
+  return m as unknown as DurableResponse
+}
+
+function encode (m: Record<string, unknown>): Uint8Array {
+  const clean: Record<string, unknown> = {}
+  for (const [k, v] of Object.entries(m)) if (v !== undefined) clean[k] = v
+  return dagCbor.encode(clean)
+}
+
+/** Writes frames in batches: everything queued within one tick goes out in one write. */
+class BatchWriter {
+  private readonly stream: Stream
+  private queue: Uint8Array[] = []
+  private flushing = false
+  private readonly onError: (err: Error) => void
+
+  constructor (stream: Stream, onError: (err: Error) => void) {
+    this.stream = stream
+    this.onError = onError
+  }
+
+  write (frame: Uint8Array): void {
+    this.queue.push(lp.encode.single(frame).subarray())
+    if (!this.flushing) {
+      this.flushing = true
+      queueMicrotask(() => { void this.flush() })
+    }
+  }
+
+  private async flush (): Promise<void> {
+    try {
+      while (this.queue.length > 0) {
+        const chunks = this.queue
+        this.queue = []
+        const total = chunks.reduce((n, c) => n + c.length, 0)
+        const buf = new Uint8Array(total)
+        let off = 0
+        for (const c of chunks) { buf.set(c, off); off += c.length }
+        await sendWithBackpressure(this.stream, buf)
+      }
+    } catch (err) {
+      this.queue = []
+      this.onError(err as Error)
+    } finally {
+      this.flushing = false
+    }
+  }
+}
+
+interface Waiting { resolve: (r: DurableResponse) => void, reject: (e: Error) => void }
+
+/** The requesting side of one durable stream. */
+export class DurableClient {
+  private readonly stream: Stream
+  private readonly writer: BatchWriter
+  private readonly waiting = new Map<number, Waiting>()
+  private rid = 0
+  private closed = false
+
+  constructor (stream: Stream) {
+    this.stream = stream
+    this.writer = new BatchWriter(stream, (err) => { this.fail(err) })
+    void this.readLoop()
+  }
+
+  get isClosed (): boolean { return this.closed }
+
+  async request (req: Record<string, unknown> & { op: DurableRequest['op'] }, options: { signal?: AbortSignal, timeoutMs: number }): Promise<DurableResponse> {
+    if (this.closed) throw new ClosedError('durable link closed')
+    if (options.signal?.aborted === true) throw abortReason(options.signal, 'durable request')
+    const r = ++this.rid
+    const { promise, resolve, reject } = Promise.withResolvers<DurableResponse>()
+    const timer = setTimeout(() => { done(); reject(new TimeoutError(`no answer to durable ${req.op} in ${options.timeoutMs} ms`)) }, options.timeoutMs)
+    const onAbort = (): void => { done(); reject(abortReason(options.signal as AbortSignal, 'durable request')) }
+    const done = (): void => { clearTimeout(timer); this.waiting.delete(r); options.signal?.removeEventListener('abort', onAbort) }
+    options.signal?.addEventListener('abort', onAbort, { once: true })
+    this.waiting.set(r, { resolve: (v) => { done(); resolve(v) }, reject: (e) => { done(); reject(e) } })
+    this.writer.write(encode({ ...req, r }))
+    return await promise
+  }
+
+  private async readLoop (): Promise<void> {
+    let error: Error | undefined
+    try {
+      for await (const chunk of lp.decode(boundedSource(this.stream), { maxDataLength: MAX_DURABLE_FRAME })) {
+        const res = decodeResponse(chunk.subarray())
+        if (res != null) this.waiting.get(res.r)?.resolve(res)
+      }
+    } catch (err) {
+      error = err as Error
+    }
+    this.fail(error ?? new ClosedError('durable link ended'))
+  }
+
+  private fail (err: Error): void {
+    if (this.closed) return
+    this.closed = true
+    const reason = err instanceof ClosedError ? err : new ClosedError(`durable link failed: ${err.message}`, { cause: err })
+    for (const w of [...this.waiting.values()]) w.reject(reason)
+    this.waiting.clear()
+    this.stream.abort(reason)
+  }
+
+  async close (): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    for (const w of [...this.waiting.values()]) w.reject(new ClosedError('durable link closed'))
+    this.waiting.clear()
+    await this.stream.close().catch(() => { this.stream.abort(new ClosedError('durable link closed')) })
+  }
+}
+
+/**
+ * The answering side: reads requests, runs `handle` for each (concurrently: the store's
+ * group commit batches them) and writes the responses as they complete.
+ */
+export async function serveDurable (stream: Stream, handle: (req: DurableRequest) => Promise<DurableAnswer>, onGarbage: (detail: string) => void): Promise<void> {
+  let broken = false
+  const writer = new BatchWriter(stream, (err) => { broken = true; stream.abort(err) })
+  try {
+    for await (const chunk of lp.decode(boundedSource(stream), { maxDataLength: MAX_DURABLE_FRAME })) {
+      if (broken) break
+      const req = decodeRequest(chunk.subarray())
+      if (req == null) { onGarbage('malformed durable request'); continue }
+      void handle(req).then(
+        (res) => { if (!broken) writer.write(encode({ ...res, r: req.r })) },
+        (err: Error & { code?: string }) => { if (!broken) writer.write(encode({ r: req.r, ok: false, code: err.code ?? 'InternalError', msg: err.message })) }
+      )
+    }
+  } catch (err) {
+    onGarbage(`durable stream error: ${(err as Error).message}`)
+    stream.abort(err as Error)
+  }
+}

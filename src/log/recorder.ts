@@ -1,0 +1,188 @@
+/**
+ * The message log's writer: the router and the durable service report what happens to
+ * each message (`observe`), and this turns the reports into log records appended in
+ * batches, off the hot path — `observe` only pushes to an array; one `store.log()` per
+ * tick carries everything reported meanwhile (and the store's group commit merges it with
+ * the inbox writes of the same moment). Retention by age and size runs on a timer.
+ *
+ * Memory is bounded: past `maxBuffered` unwritten records, new ones are counted in
+ * `dropped` rather than held (the log is an audit trail, never a reason to stall traffic).
+ */
+import type { AgentId, MessageId } from '../core/ids.ts'
+import type { Envelope } from '../core/envelope.ts'
+import type { Logger } from '../node/types.ts'
+import type { LogEvent, LogRecordInit, LogStatus, MessageStore } from '../store/types.ts'
+
+/** One thing that happened to a message at this node. */
+export interface MessageObservation {
+  event: LogEvent
+  /** The envelope, when it was decoded. */
+  env?: Envelope
+  /** The id, when there is no envelope (a rejection after decoding failed partway). */
+  id?: string
+  status?: LogStatus
+  reason?: string
+  /** The peer it came from or went to. */
+  peer?: string
+  /** Recipient(s) to record instead of the envelope's `to` (a local delivery, an inbox). */
+  to?: AgentId[]
+}
+
+export type Observe = (o: MessageObservation) => void
+
+export interface LogRetention {
+  /** Delete records older than this (ms); 0 = keep forever. */
+  maxAgeMs: number
+  /** Keep the log under this many accounted bytes; 0 = no limit. */
+  maxBytes: number
+}
+
+export interface RecorderOptions {
+  store: MessageStore
+  logger: Logger
+  retention: LogRetention
+  /** Which wire bytes the log keeps for replay: of messages in a conversation (default), all, or none. */
+  payloads?: 'conversation' | 'all' | 'none'
+  maxBuffered?: number
+  /** How often retention runs, ms. Default 60 000. */
+  retainEveryMs?: number
+  /**
+   * How long records gather before one append, ms. Default 50: the log then costs one
+   * commit (and one fsync) per interval, not one per message. Queries through the node
+   * flush first, so they always see what was observed.
+   */
+  flushEveryMs?: number
+}
+
+export interface RecorderStats { written: number, dropped: number, failed: number, buffered: number }
+
+const MAX_BATCH = 10_000
+
+export class LogRecorder {
+  private readonly o: RecorderOptions
+  private buffer: LogRecordInit[] = []
+  private flushing?: Promise<void>
+  private scheduled = false
+  private timer?: NodeJS.Timeout
+  private readonly counts = { written: 0, dropped: 0, failed: 0 }
+  private readonly maxBuffered: number
+  private stopped = false
+  private readonly updates = new Set<Promise<void>>()
+
+  constructor (o: RecorderOptions) {
+    this.o = o
+    this.maxBuffered = o.maxBuffered ?? 100_000
+  }
+
+  start (): void {
+    const every = this.o.retainEveryMs ?? 60_000
+    if (this.o.retention.maxAgeMs > 0 || this.o.retention.maxBytes > 0) {
+      this.timer = setInterval(() => { void this.retain() }, every)
+      this.timer.unref()
+    }
+  }
+
+  stats (): RecorderStats {
+    return { ...this.counts, buffered: this.buffer.length }
+  }
+
+  /** Records one observation; never throws, never waits. */
+  readonly observe: Observe = (ob) => {
+    if (this.stopped) return
+    const rec = this.toRecord(ob)
+    if (rec == null) return
+    if (this.buffer.length >= this.maxBuffered) { this.counts.dropped++; return }
+    this.buffer.push(rec)
+    if (!this.scheduled) {
+      this.scheduled = true
+      const t = setTimeout(() => { this.scheduled = false; void this.flush() }, this.o.flushEveryMs ?? 50)
+      t.unref()
+    }
+  }
+
+  private toRecord (ob: MessageObservation): LogRecordInit | undefined {
+    const env = ob.env
+    const id = env?.id ?? ob.id
+    if (id == null) return undefined
+    const rec: LogRecordInit = { id: id as MessageId, event: ob.event, size: env?.bytes.length ?? 0 }
+    if (ob.status != null) rec.status = ob.status
+    if (ob.reason != null) rec.reason = ob.reason
+    if (ob.peer != null) rec.peer = ob.peer
+    if (env != null) {
+      rec.from = env.from
+      const to = ob.to ?? env.to
+      if (to != null) rec.to = to.slice(0, 256)
+      if (env.topic != null) rec.topic = env.topic
+      if (env.schema != null) rec.schema = env.schema
+      if (env.proto != null) rec.proto = env.proto
+      if (env.conv != null) rec.conv = env.conv
+      rec.type = env.type
+      rec.originTs = env.ts
+      const keep = this.o.payloads ?? 'conversation'
+      if (keep === 'all' || (keep === 'conversation' && env.conv != null)) rec.bytes = env.bytes
+    } else if (ob.to != null) rec.to = ob.to
+    return rec
+  }
+
+  /** Writes everything buffered so far (and the status updates under way); resolves once durable (or failed). */
+  async flush (): Promise<void> {
+    await this.appends()
+    while (this.updates.size > 0) await Promise.all([...this.updates])
+  }
+
+  private async appends (): Promise<void> {
+    while (this.flushing != null) await this.flushing
+    if (this.buffer.length === 0) return
+    this.flushing = (async () => {
+      while (this.buffer.length > 0) {
+        const batch = this.buffer.splice(0, MAX_BATCH)
+        try {
+          await this.o.store.log(batch)
+          this.counts.written += batch.length
+        } catch (err) {
+          this.counts.failed += batch.length
+          this.o.logger.warn({ err: (err as Error).message, records: batch.length }, 'message log write failed')
+        }
+      }
+    })()
+    try { await this.flushing } finally { this.flushing = undefined }
+  }
+
+  /**
+   * Moves every record of `id` (or those of one event) to `status` (batched by the store's
+   * group commit). With `only.from`, only when the log holds a record of `id` sent by that
+   * agent — a notice from another node cannot touch records it has no business with.
+   */
+  updateStatus (id: MessageId, status: LogStatus, ackedTs?: number, only: { event?: LogEvent, from?: AgentId, to?: AgentId } = {}): void {
+    if (this.stopped) return
+    // After the append of the same message, so the update finds its records.
+    const p: Promise<void> = this.appends().then(async () => {
+      if (only.from != null || only.to != null) {
+        const { records } = await this.o.store.query({ id, event: only.event ?? 'sent' }, { limit: 1 })
+        const r = records[0]
+        if (r == null || (only.from != null && r.from !== only.from) || (only.to != null && !r.to.includes(only.to))) return
+      }
+      await this.o.store.updateStatus(id, { status, ...(ackedTs != null ? { ackedTs } : {}) }, only.event != null ? { event: only.event } : {})
+    })
+      .catch((err: Error) => { this.o.logger.debug({ err: err.message, id }, 'log status update failed') })
+      .finally(() => { this.updates.delete(p) })
+    this.updates.add(p)
+  }
+
+  /** Applies the retention limits (bounded work per call; more next time). */
+  async retain (): Promise<void> {
+    const { maxAgeMs, maxBytes } = this.o.retention
+    if (maxAgeMs <= 0 && maxBytes <= 0) return
+    try {
+      await this.o.store.retain({ ...(maxAgeMs > 0 ? { maxAgeMs } : {}), ...(maxBytes > 0 ? { maxBytes } : {}) })
+    } catch (err) {
+      this.o.logger.warn({ err: (err as Error).message }, 'log retention failed')
+    }
+  }
+
+  async stop (): Promise<void> {
+    clearInterval(this.timer)
+    await this.flush()
+    this.stopped = true
+  }
+}

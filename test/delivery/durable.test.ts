@@ -1,0 +1,278 @@
+/**
+ * Durable delivery across in-process nodes on loopback: store-and-forward to the home node,
+ * replicas while it is down, handover and ordered exactly-once delivery when it is back,
+ * signed receipts, quotas, unknown recipients, expiry, and the message log.
+ */
+import { test, describe, before, after } from 'node:test'
+import assert from 'node:assert/strict'
+import { rmSync } from 'node:fs'
+import { createNode, type MeshNodeImpl } from '../../src/node/mesh-node.ts'
+import type { CreateNodeOptions, Message, Subscription } from '../../src/node/types.ts'
+import { parseReceipt, verifyReceipt } from '../../src/delivery/receipts.ts'
+import { chooseReplicas } from '../../src/delivery/replicas.ts'
+import { Nodes, tempDir, within } from '../helpers/api.ts'
+import { freePort } from '../helpers/cli.ts'
+import { buildApi } from '../../src/api/server.ts'
+import { loadAgentKey } from '../../src/node/datadir.ts'
+import { connect } from '../../src/sdk/remote.ts'
+import { generateAgentKey } from '../../src/core/keys.ts'
+import { signEnvelope } from '../../src/core/envelope.ts'
+
+const TOKEN = 'durable-test-token-0123456789'
+
+async function take (sub: Subscription, n: number, ms: number = 20_000): Promise<Message[]> {
+  const out: Message[] = []
+  const it = sub[Symbol.asyncIterator]()
+  while (out.length < n) {
+    const r = await within(it.next(), ms, `message ${out.length + 1} of ${n}`)
+    if (r.done === true) break
+    out.push(r.value)
+  }
+  return out
+}
+
+/** Waits until `pred` holds (polled; bounded). */
+async function until (pred: () => Promise<boolean> | boolean, what: string, ms: number = 20_000): Promise<void> {
+  const end = Date.now() + ms
+  while (!(await pred())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
+    await new Promise(resolve => setTimeout(resolve, 50))
+  }
+}
+
+describe('replica choice', () => {
+  test('k storage nodes by XOR distance, deterministic, home excluded', () => {
+    const nodes = Array.from({ length: 6 }, (_, i) => ({ peer: `peer-${i}`, roles: i === 5 ? ['full'] : ['storage'] }))
+    const a = chooseReplicas('did:key:zAgent', nodes, 2)
+    assert.equal(a.length, 2)
+    assert.deepEqual(chooseReplicas('did:key:zAgent', [...nodes].reverse(), 2), a)
+    assert.ok(!a.includes('peer-5'))
+    const without = chooseReplicas('did:key:zAgent', nodes, 2, new Set([a[0]]))
+    assert.ok(!without.includes(a[0]))
+    assert.equal(without[0], a[1])
+    assert.deepEqual(chooseReplicas('did:key:zAgent', nodes, 0), [])
+    assert.equal(chooseReplicas('did:key:zAgent', nodes, 10).length, 5)
+  })
+})
+
+describe('durable delivery', () => {
+  const nodes = new Nodes()
+  after(async () => { await nodes.stopAll() })
+
+  test('online: stored before the ack, delivered once in order, signed receipt back, log on both sides', async () => {
+    const b = await nodes.start()
+    const a = await nodes.start({ bootstrap: [b.multiaddrs()[0]] })
+    const bob = await b.agent('bob')
+    const alice = await a.agent('alice')
+    await a.waitForAgent(bob.id)
+    const inbox = bob.messages()
+    const receipts = alice.receipts()
+    const sent = await Promise.all(Array.from({ length: 20 }, async (_, i) => await alice.send(bob.id, { i }, { durable: true, conversation: 'c-durable' })))
+    for (const r of sent) assert.deepEqual(r.durable, { status: 'stored', home: b.peerId, replicas: 0 })
+    const got = await take(inbox, 20)
+    assert.deepEqual(got.map(m => (m.data() as { i: number }).i), Array.from({ length: 20 }, (_, i) => i))
+    // Receipts: signed by bob, verifiable from their bytes alone, covering every id.
+    const covered = new Set<string>()
+    const rit = receipts[Symbol.asyncIterator]()
+    while (covered.size < 20) {
+      const r = await within(rit.next(), 10_000, 'receipt')
+      const rec = verifyReceipt(r.value.envelope.bytes, { by: bob.id })
+      assert.equal(parseReceipt(r.value.envelope).to, alice.id)
+      for (const id of rec.ids) covered.add(id)
+    }
+    assert.deepEqual([...covered].sort(), sent.map(s => s.id).sort())
+    // A retransmission of an acknowledged message is recognised, not delivered again.
+    await until(async () => (await b.store.stats(bob.id)).inbox.count === 0, 'inbox drained')
+    await until(async () => (await a.log({ id: sent[0].id, event: 'sent' })).records[0]?.status === 'acked', 'sender log acked')
+    const st = b.status().store
+    assert.equal(st?.kind, 'sqlite')
+    assert.equal(st?.durable.stored, 20)
+    assert.equal(st?.durable.acked, 20)
+    const bLog = await b.log({ agent: bob.id, event: 'stored' })
+
+    assert.equal(bLog.records.length, 20)
+    const replay = await b.conversation('c-durable')
+    assert.deepEqual(replay.map(r => r.id), sent.map(s => s.id))
+    assert.ok(replay.every(r => r.bytes != null))
+
+    // The same over HTTP: filters, cursors, replay with payloads, typed refusals.
+    const app = await buildApi(b, { token: TOKEN })
+    try {
+      const get = async (url: string) => await app.inject({ method: 'GET', url, headers: { authorization: `Bearer ${TOKEN}` } })
+      const page1 = await get(`/v1/log?agent=${encodeURIComponent(bob.id)}&event=stored&limit=15`)
+      assert.equal(page1.statusCode, 200)
+      const p1 = page1.json() as { records: Array<{ id: string, status: string }>, cursor: string, more: boolean }
+      assert.equal(p1.records.length, 15)
+      assert.equal(p1.more, true)
+      const p2 = (await get(`/v1/log?agent=${encodeURIComponent(bob.id)}&event=stored&limit=15&cursor=${encodeURIComponent(p1.cursor)}`)).json() as typeof p1
+      assert.deepEqual([...p1.records, ...p2.records].map(r => r.id), sent.map(s => s.id))
+      const conv = (await get('/v1/log/conversations/c-durable')).json() as { messages: Array<{ id: string, message: { payload: { i: number } } }> }
+      assert.deepEqual(conv.messages.map(m => m.message.payload.i), Array.from({ length: 20 }, (_, i) => i))
+      for (const [q, code] of [['status=lost', 'InvalidQueryError'], ['since=5&until=1', 'InvalidQueryError'], ['topic=a%2F%23%2Fb', 'InvalidQueryError'], ['cursor=bogus', 'InvalidQueryError'], ['limit=abc', 'InvalidArgumentError'], ['colour=red', 'InvalidArgumentError']] as const) {
+        const r = await get(`/v1/log?${q}`)
+        assert.equal(r.statusCode, 400, q)
+        assert.equal((r.json() as { error: { code: string } }).error.code, code, q)
+      }
+    } finally {
+      await app.close()
+    }
+  })
+
+  test('bad input: unknown recipient, quota exceeded (typed, nothing written), non-direct durable', async () => {
+    const b = await nodes.start({ store: { quota: { senderCount: 3 } } })
+    const a = await nodes.start({ bootstrap: [b.multiaddrs()[0]] })
+    const carol = await b.agent('carol')
+    const alice = await a.agent('alice2')
+    await a.waitForAgent(carol.id)
+    for (let i = 0; i < 3; i++) await alice.send(carol.id, { i }, { durable: true })
+    await assert.rejects(alice.send(carol.id, { i: 3 }, { durable: true }), (err: Error & { code?: string, details?: Record<string, unknown> }) => {
+      assert.equal(err.code, 'QuotaExceededError')
+      assert.equal(err.details?.quota, 'sender-count')
+      return true
+    })
+    assert.equal((await b.store.stats(carol.id)).inbox.count, 3)
+    const rejected = await a.log({ event: 'sent', status: 'failed' })
+    assert.equal(rejected.records.length, 1)
+    const refused = await b.log({ event: 'rejected' })
+    assert.match(refused.records[0]?.reason ?? '', /QuotaExceededError/)
+    // Too large for the home node (its limit is lower than the sender's): refused there, typed.
+    const small = await nodes.start({ maxMessageBytes: 4096, bootstrap: [b.multiaddrs()[0]] })
+    const frank = await small.agent('frank')
+    await a.waitForAgent(frank.id)
+    await assert.rejects(alice.send(frank.id, new Uint8Array(8192), { durable: true }), { code: 'MessageTooLargeError' })
+    assert.equal((await small.store.stats(frank.id)).inbox.count, 0)
+    // Past its TTL when it reaches the store (within the clock-skew tolerance of ingress): refused, typed.
+    const key = await loadAgentKey(a.dir, 'alice2', { create: false })
+    assert.ok(key != null)
+    const old = signEnvelope({
+      v: 1, net: a.network, mode: 'direct', type: 'inform', from: key.id, to: [carol.id], ts: Date.now() - 5000, ttl: 1, hops: 8, prio: 1,
+      dlv: { durable: true }, ct: 'application/json', body: new TextEncoder().encode('{}')
+    }, key)
+    await assert.rejects(a.transport.submit(old), { code: 'MessageExpiredError' })
+    assert.equal((await b.store.stats(carol.id)).inbox.count, 3)
+    const stranger = 'did:key:z6MkneMkZqwqRiU5mJzSG3kDwzt9P8C59N4NGTfBLfSGE7c7'
+    await assert.rejects(alice.send(stranger, {}, { durable: true }), { code: 'AgentNotFoundError' })
+    await assert.rejects(alice.publish('a/b', {}, { durable: true }), { code: 'InvalidArgumentError' })
+    await assert.rejects(alice.request(carol.id, {}, { durable: true }), { code: 'InvalidArgumentError' })
+  })
+
+  test('log retention by age and by size, from the node config', async () => {
+    const byAge = await nodes.start({ store: { logMaxAgeMs: 1 } })
+    const bySize = await nodes.start({ store: { logMaxBytes: 256 * 3 } })
+    for (const n of [byAge, bySize]) {
+      const x = await n.agent('x')
+      for (let i = 0; i < 10; i++) await x.publish('news/a', { i })
+      assert.equal((await n.log({ event: 'sent' })).records.length, 10)
+    }
+    await new Promise(resolve => setTimeout(resolve, 5))
+    await byAge.recorder.retain()
+    assert.equal((await byAge.log({})).records.length, 0)
+    await bySize.recorder.retain()
+    const left = (await bySize.log({})).records
+    assert.ok(left.length <= 3 && left.length > 0, `${left.length} records left`)
+    assert.deepEqual(left.map(r => r.seq), [...left.map(r => r.seq)].sort((a, b) => a - b))
+    assert.equal(left[left.length - 1].seq, 10, 'the newest are kept')
+  })
+
+  test('expired messages leave the inbox and the log says so', async () => {
+    const b = await nodes.start()
+    const a = await nodes.start({ bootstrap: [b.multiaddrs()[0]] })
+    const dave = await b.agent('dave')
+    const alice = await a.agent('alice3')
+    await a.waitForAgent(dave.id)
+    const r = await alice.send(dave.id, { late: true }, { durable: true, ttl: 1 })
+    assert.equal(r.durable?.status, 'stored')
+    await until(async () => (await b.log({ id: r.id, event: 'stored' })).records[0]?.status === 'expired', 'expiry recorded', 15_000)
+    assert.equal((await b.store.stats(dave.id)).inbox.count, 0)
+    // The sender's node was told: its log says the message expired undelivered.
+    await until(async () => (await a.log({ id: r.id, event: 'sent' })).records[0]?.status === 'expired', 'sender told of the expiry', 15_000)
+  })
+})
+
+describe('home node down: replicas hold, hand over, and the agent gets everything in order once', () => {
+  const nodes = new Nodes()
+  const restarted: Array<{ node: MeshNodeImpl, dir: string }> = []
+  after(async () => {
+    for (const r of restarted) { await r.node.stop().catch(() => {}); rmSync(r.dir, { recursive: true, force: true }) }
+    await nodes.stopAll()
+  })
+
+  let s1: MeshNodeImpl
+  before(async () => { s1 = await nodes.start({ roles: ['full', 'storage'] }) })
+
+  test('send while the home is down, restart it, receive 1..N exactly once', async () => {
+    const boot = [s1.multiaddrs()[0]]
+    const s2 = await nodes.start({ roles: ['full', 'storage'], bootstrap: boot })
+    const a = await nodes.start({ bootstrap: boot })
+    const homeDir = tempDir()
+    const port = await freePort()
+    const homeOpts: CreateNodeOptions = { dir: homeDir, listen: [`/ip4/127.0.0.1/tcp/${port}`], api: false, bootstrap: boot }
+    let home = await createNode(homeOpts)
+    restarted.push({ node: home, dir: homeDir })
+    const erin = await home.agent('erin')
+    const alice = await a.agent('alice')
+    await a.waitForAgent(erin.id)
+    await until(() => a.nodeRecords().filter(r => r.roles.includes('storage')).length >= 2, 'storage node records at the sender')
+    // Two before the home goes down, delivered at once.
+    const inbox1 = erin.messages()
+    for (let i = 1; i <= 2; i++) await alice.send(erin.id, { i }, { durable: true })
+    assert.deepEqual((await take(inbox1, 2)).map(m => (m.data() as { i: number }).i), [1, 2])
+    const held = async (n: MeshNodeImpl): Promise<number> => (await n.store.stats(erin.id)).inbox.count
+    // The home replicated both to the storage nodes, and told them of erin's acknowledgement.
+    await until(async () => await held(s1) === 0 && await held(s2) === 0 && (await s1.log({ agent: erin.id, event: 'stored' })).records.length === 2, 'replicas acknowledged')
+    await home.stop()
+    const whileDown = []
+    for (let i = 3; i <= 12; i++) whileDown.push(await alice.send(erin.id, { i }, { durable: true }))
+    for (const r of whileDown) {
+      assert.equal(r.durable?.home, undefined)
+      assert.equal(r.durable?.replicas, 2)
+    }
+    assert.equal(await held(s1), 10)
+    assert.equal(await held(s2), 10)
+    home = await createNode(homeOpts)
+    restarted.push({ node: home, dir: homeDir })
+    const erin2 = await home.agent('erin')
+    const inbox2 = erin2.messages()
+    const got = await take(inbox2, 10, 30_000)
+    assert.deepEqual(got.map(m => (m.data() as { i: number }).i), Array.from({ length: 10 }, (_, i) => i + 3))
+    // The replicas learn of the acknowledgement and drop their copies.
+    await until(async () => await held(s1) === 0 && await held(s2) === 0, 'replica copies acknowledged', 20_000)
+    // Nothing more arrives: no duplicate from a replica's late handover.
+    const extra = await Promise.race([take(inbox2, 1, 3000).then(m => m.length, () => 0), new Promise<number>(resolve => setTimeout(() => resolve(0), 3500))])
+    assert.equal(extra, 0)
+  })
+})
+
+describe('an agent that connects to a storage node instead of its home gets the copies held there', () => {
+  const nodes = new Nodes()
+  after(async () => { await nodes.stopAll() })
+
+  test('replica copies delivered by the replica, in order, once; the other replica learns of the receipt', async () => {
+    const s1 = await nodes.start({ roles: ['full', 'storage'], api: '127.0.0.1:0' })
+    const boot = [s1.multiaddrs()[0]]
+    const s2 = await nodes.start({ roles: ['full', 'storage'], bootstrap: boot })
+    const home = await nodes.start({ bootstrap: boot, api: '127.0.0.1:0' })
+    const a = await nodes.start({ bootstrap: boot })
+    const key = generateAgentKey()
+    const atHome = await connect({ url: home.apiUrl as string, token: home.apiToken, key, name: 'gina' })
+    const alice = await a.agent('alice')
+    await a.waitForAgent(key.id)
+    await until(() => a.nodeRecords().filter(r => r.roles.includes('storage')).length >= 2, 'storage node records at the sender')
+    await until(() => s1.nodeRecords().filter(r => r.roles.includes('storage')).length >= 2, 'storage node records at s1')
+    await atHome.close()
+    await home.stop()
+    const sent = []
+    for (let i = 1; i <= 4; i++) sent.push(await alice.send(key.id, { i }, { durable: true }))
+    assert.ok(sent.every(r => r.durable?.replicas === 2 && r.durable.home == null))
+    const atS1 = await connect({ url: s1.apiUrl as string, token: s1.apiToken, key, name: 'gina' })
+    try {
+      const got = await take(atS1.messages(), 4)
+      assert.deepEqual(got.map(m => (m.data() as { i: number }).i), [1, 2, 3, 4])
+      const held = async (n: MeshNodeImpl): Promise<number> => (await n.store.stats(key.id)).inbox.count
+      await until(async () => await held(s1) === 0 && await held(s2) === 0, 'both replicas acknowledged', 20_000)
+    } finally {
+      await atS1.close()
+    }
+  })
+})
+
