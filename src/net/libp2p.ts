@@ -14,8 +14,6 @@ import { identify } from '@libp2p/identify'
 import { ping } from '@libp2p/ping'
 import { kadDHT, type KadDHT } from '@libp2p/kad-dht'
 import { gossipsub } from '@libp2p/gossipsub'
-import { bootstrap } from '@libp2p/bootstrap'
-import { mdns } from '@libp2p/mdns'
 import { circuitRelayServer, circuitRelayTransport } from '@libp2p/circuit-relay-v2'
 import { dcutr } from '@libp2p/dcutr'
 import { createHash } from 'node:crypto'
@@ -68,9 +66,17 @@ export async function createNet (init: NetInit) {
     dcutr: dcutr(),
     ...(init.relayServer ? { relay: circuitRelayServer() } : {})
   }
+  // Loaded only when configured: a node without bootstrap addresses or mDNS (opt-in) does
+  // not pay for their modules (mDNS brings a DNS packet codec and a multicast socket).
   const peerDiscovery = []
-  if (init.bootstrap.length > 0) peerDiscovery.push(bootstrap({ list: init.bootstrap, timeout: 100 }))
-  if (init.mdns) peerDiscovery.push(mdns({ serviceTag: `fedmesh-${init.network}.local`, interval: 2000 }))
+  if (init.bootstrap.length > 0) {
+    const { bootstrap } = await import('@libp2p/bootstrap')
+    peerDiscovery.push(bootstrap({ list: init.bootstrap, timeout: 100 }))
+  }
+  if (init.mdns) {
+    const { mdns } = await import('@libp2p/mdns')
+    peerDiscovery.push(mdns({ serviceTag: `fedmesh-${init.network}.local`, interval: 2000 }))
+  }
 
   return await createLibp2p({
     privateKey: init.privateKey,
