@@ -1,0 +1,5 @@
+/** Types of bin/runtime.js (plain JavaScript: it must run before any build exists). */
+export declare const NODE_START_V8_FLAGS: string
+export declare function applyNodeFlags (env?: NodeJS.ProcessEnv): Promise<void>
+export declare function useDist (env?: NodeJS.ProcessEnv): boolean
+export declare function moduleUrl (path: string, env?: NodeJS.ProcessEnv): URL
