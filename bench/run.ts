@@ -6,7 +6,7 @@
  *
  *   node bench/run.ts [--json] [--only nats,fedmesh] [--duration 5] [--size 256]
  */
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
@@ -21,6 +21,7 @@ import type { Broker } from './lib/types.ts'
 
 const USAGE = `usage: node bench/run.ts [options]
   --json               print one JSON document { rows: [{ system, measure, value, unit, ratio }] }
+  --json-out FILE      print the table and also write the JSON document to FILE (same run, same figures)
   --only a,b           run only these systems (${SYSTEMS.map(s => s.name).join(', ')})
   --duration SECONDS   measured window of each measurement (default 5)
   --size BYTES         payload size (default 256, at least ${HEADER_BYTES + 3})
@@ -38,13 +39,14 @@ const DURABLE_NAME = 'durable'
 export interface DurableOptions { durationMs: number, size: number, dir: string, log: (line: string) => void }
 interface DurableModule { benchRows: (opts: DurableOptions) => Promise<Row[]> }
 
-interface CliOptions { json: boolean, systems: SystemEntry[], durable: boolean, measure: MeasureOptions, fanout: FanoutLayout }
+interface CliOptions { json: boolean, jsonOut?: string, systems: SystemEntry[], durable: boolean, measure: MeasureOptions, fanout: FanoutLayout }
 
 function parseCli (argv: string[]): CliOptions {
   const { values } = parseArgs({
     args: argv,
     options: {
       json: { type: 'boolean', default: false },
+      'json-out': { type: 'string' },
       only: { type: 'string' },
       duration: { type: 'string', default: '5' },
       size: { type: 'string', default: '256' },
@@ -73,6 +75,7 @@ function parseCli (argv: string[]): CliOptions {
   const processes = Math.floor(number('processes', values.processes, 1, 16))
   return {
     json: values.json,
+    jsonOut: values['json-out'],
     systems,
     durable,
     fanout: { subscribers: Math.floor(number('subscribers', values.subscribers, 0, 1000)), processes },
@@ -163,11 +166,12 @@ async function main (): Promise<void> {
     const runs: SystemRun[] = []
     for (const entry of cli.systems) runs.push(await benchSystem(entry, cli.measure, cli.fanout, root))
     const extra = cli.durable ? await durableRows(cli.measure, root) : []
+    const { durationMs, size, maxRequests, requestTimeoutMs } = cli.measure
+    const options = { durationMs, size, maxRequests, requestTimeoutMs, fanout: cli.fanout }
+    const json = JSON.stringify({ reference: REFERENCE, ratio: RATIO_NOTE, options, rows: toJsonRows(runs, REFERENCE, extra) }, null, 2)
+    if (cli.jsonOut != null) writeFileSync(cli.jsonOut, json + '\n')
     if (cli.json) {
-      const { durationMs, size, maxRequests, requestTimeoutMs } = cli.measure
-      const options = { durationMs, size, maxRequests, requestTimeoutMs, fanout: cli.fanout }
-      const doc = { reference: REFERENCE, ratio: RATIO_NOTE, options, rows: toJsonRows(runs, REFERENCE, extra) }
-      console.log(JSON.stringify(doc, null, 2))
+      console.log(json)
     } else {
       const { subscribers, processes } = cli.fanout
       console.log(`\npayload ${cli.measure.size} B, window ${cli.measure.durationMs / 1000} s per measurement; 1→1: publisher and subscriber in separate processes` +
