@@ -114,6 +114,17 @@ function deliveryNote (complete: boolean, loss: number, duplicates: number): str
   return parts.join(', ')
 }
 
+/** One line on whether the reference system delivered every message exactly once. */
+export function deliveryCheck (run: SystemRun | undefined): string[] {
+  if (run == null) return []
+  const checks: string[] = []
+  if (run.throughput.ok) checks.push(run.throughput.value.complete ? '1→1 complete' : `1→1 ${deliveryNote(false, run.throughput.value.loss, run.throughput.value.duplicates)}`)
+  if (run.fanout?.ok === true) checks.push(run.fanout.value.complete ? 'fan-out complete' : `fan-out ${deliveryNote(false, run.fanout.value.loss, run.fanout.value.duplicates)}`)
+  if (checks.length === 0) return []
+  const ok = checks.every(c => c.endsWith('complete'))
+  return [`${run.system} delivery check: ${ok ? 'PASS' : 'FAIL'} (${checks.join('; ')}; every message counted by sequence number at every subscriber)`]
+}
+
 /**
  * One table: every system, every measure, each with its ratio to the reference; `extra`
  * rows (from other harnesses, e.g. bench/durable.ts) follow in the same columns.
@@ -160,6 +171,7 @@ export function formatReport (runs: SystemRun[], referenceSystem: string, extra:
   const notes = [
     '',
     `vs ${referenceSystem}: ${RATIO_NOTE}. For request-reply: p50 ratio / p99 ratio.`,
+    ...deliveryCheck(runs.find(r => r.system === referenceSystem)),
     '',
     'systems:',
     ...runs.map(r => `  ${r.system.padEnd(20)} ${r.description}`)

@@ -5,7 +5,7 @@
  */
 import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { ratio, toJsonRows, toRows, formatReport, type SystemRun } from '../../bench/lib/report.ts'
+import { deliveryCheck, ratio, toJsonRows, toRows, formatReport, type SystemRun } from '../../bench/lib/report.ts'
 import { fanoutResult, subscribersOf } from '../../bench/lib/measure.ts'
 import { slope, summarizeSoak, type Sample } from '../../bench/lib/soak.ts'
 import type { SubscriberReport } from '../../bench/lib/types.ts'
@@ -61,6 +61,16 @@ describe('bench ratios', () => {
     const text = formatReport(runs, 'fedmesh')
     assert.match(text, /aedes\s+pub\/sub 1→1\s+FAILED/)
     assert.match(text, /fedmesh\s+fan-out 1→10\s+50,000 msgs\/s/)
+    assert.match(text, /fedmesh delivery check: PASS/)
+  })
+
+  test('the delivery check fails on a loss or a duplicate', () => {
+    const lossy = run('fedmesh', 1, 1, 1, 1)
+    if (lossy.fanout?.ok === true) lossy.fanout.value = { ...lossy.fanout.value, complete: false, loss: 0.01 }
+    assert.deepEqual(deliveryCheck(lossy), ['fedmesh delivery check: FAIL (1→1 complete; fan-out LOST 1.0%; every message counted by sequence number at every subscriber)'])
+    const dup = run('fedmesh', 1, null, 1, 1)
+    if (dup.throughput.ok) dup.throughput.value = { ...dup.throughput.value, complete: false, duplicates: 3 }
+    assert.match(deliveryCheck(dup)[0], /FAIL \(1→1 3 duplicates\;/)
   })
 })
 
