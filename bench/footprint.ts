@@ -136,6 +136,9 @@ const launchBroker = (cmd: string, argsFor: (port: number, dir: string) => strin
   return { child, readyMs, cpuMs: cpuMs(child.pid as number) }
 }
 
+const CANARY = `const h = require('node:perf_hooks').monitorEventLoopDelay({ resolution: 1 }); h.enable(); const t0 = Date.now();
+setInterval(() => { process.stdout.write(JSON.stringify({ t: (Date.now() - t0) / 1000, rssMB: 0, heapMB: 0, maxLoopDelayMs: Math.round(h.max / 1e5) / 10, count: 0 }) + '\\n'); h.reset() }, 1000)`
+
 /** Two fedmesh nodes, one publishing at RATE for SOAK_S seconds, one subscribed. */
 async function soak (): Promise<Row[]> {
   const worker = join(ROOT, 'bench/workers/soak-node.ts')
@@ -163,6 +166,12 @@ async function soak (): Promise<Row[]> {
     })
     return { child, ready, exited }
   }
+  // The canary: an idle Node process that only measures its own event-loop delay, so that
+  // stalls the machine causes (a busy shared host deschedules processes) can be told from
+  // the node's own.
+  const canary = start(process.execPath, ['-e', CANARY])
+  const canarySamples: Sample[] = []
+  createInterface({ input: canary.stdout as NodeJS.ReadableStream }).on('line', (l) => { canarySamples.push(JSON.parse(l)) })
   const sub = await run('sub', ['', String(RATE), String(SOAK_S)])
   const probeSeen = new Promise<void>(resolve => { onProbe = resolve })
   const pub = await run('pub', [String(sub.ready.addr), String(RATE), String(SOAK_S)])
@@ -172,7 +181,8 @@ async function soak (): Promise<Row[]> {
   await new Promise<void>((resolve, reject) => { onPublished = resolve; pub.exited.catch(reject) })
   sub.child.stdin?.write('end\n')
   await Promise.all([pub.exited, sub.exited])
-  if (values.samples != null) writeFileSync(values.samples, JSON.stringify(samples) + '\n')
+  await stop(canary)
+  if (values.samples != null) writeFileSync(values.samples, JSON.stringify({ ...samples, canary: canarySamples }) + '\n')
 
   const rows: Row[] = []
   for (const role of ['pub', 'sub'] as const) {
@@ -185,6 +195,13 @@ async function soak (): Promise<Row[]> {
       { system: 'fedmesh', measure: `soak ${role}: heap trend, second half`, value: s.heapSlopeMBPerMin, unit: 'MB/min' },
       { system: 'fedmesh', measure: `soak ${role}: worst event-loop delay`, value: s.maxLoopDelayMs, unit: 'ms' },
       { system: 'fedmesh', measure: `soak ${role}: seconds with a stall > ${STALL_MS} ms`, value: s.stallSeconds, unit: `of ${s.seconds}` }
+    )
+  }
+  const c = summarizeSoak(canarySamples, STALL_MS)
+  if (c != null) {
+    rows.push(
+      { system: 'idle canary', measure: 'soak canary: worst event-loop delay (the machine, not fedmesh)', value: c.maxLoopDelayMs, unit: 'ms' },
+      { system: 'idle canary', measure: `soak canary: seconds with a stall > ${STALL_MS} ms`, value: c.stallSeconds, unit: `of ${c.seconds}` }
     )
   }
   const delivered = samples.sub.at(-1)?.count ?? 0

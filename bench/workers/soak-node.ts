@@ -116,5 +116,10 @@ if (role === 'sub') {
 }
 clearInterval(sampler)
 sample()
+// For finding what the node holds under load (bench/README.md): FEDMESH_SOAK_HEAP_SNAPSHOT=DIR.
+if (process.env.FEDMESH_SOAK_HEAP_SNAPSHOT != null) {
+  const { writeHeapSnapshot } = await import('node:v8')
+  writeHeapSnapshot(join(process.env.FEDMESH_SOAK_HEAP_SNAPSHOT, `soak-${role}-${process.pid}.heapsnapshot`))
+}
 await node.stop()
 process.exit(0)
