@@ -143,6 +143,7 @@ setInterval(() => { process.stdout.write(JSON.stringify({ t: (Date.now() - t0) /
 async function soak (): Promise<Row[]> {
   const worker = join(ROOT, 'bench/workers/soak-node.ts')
   const samples: Record<'pub' | 'sub', Sample[]> = { sub: [], pub: [] }
+  const output: Record<'pub' | 'sub', string[]> = { sub: [], pub: [] }
   let published: { count: number, failed: number } | undefined
   let onProbe: (() => void) | undefined
   let onPublished: (() => void) | undefined
@@ -156,7 +157,9 @@ async function soak (): Promise<Row[]> {
     exited.catch(() => {})
     const ready = await new Promise<Record<string, unknown>>((resolve, reject) => {
       createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (l) => {
-        const m = JSON.parse(l)
+        // Anything else on stdout (e.g. --trace-gc through FEDMESH_V8_FLAGS) is kept for --samples.
+        let m
+        try { m = JSON.parse(l) } catch { output[role].push(l); return }
         if (m.event === 'ready') resolve(m)
         else if (m.event === 'sample') samples[role].push(m)
         else if (m.event === 'probe-seen') onProbe?.()
@@ -182,7 +185,7 @@ async function soak (): Promise<Row[]> {
   sub.child.stdin?.write('end\n')
   await Promise.all([pub.exited, sub.exited])
   await stop(canary)
-  if (values.samples != null) writeFileSync(values.samples, JSON.stringify({ ...samples, canary: canarySamples }) + '\n')
+  if (values.samples != null) writeFileSync(values.samples, JSON.stringify({ ...samples, canary: canarySamples, output }) + '\n')
 
   const rows: Row[] = []
   for (const role of ['pub', 'sub'] as const) {
