@@ -11,8 +11,8 @@
 // Under an older system Node it re-runs itself with the Node 22 the project pins.
 const [major, minor] = process.versions.node.split('.').map(Number)
 if (major > 22 || (major === 22 && minor >= 18)) {
-  const { applyNodeFlags, moduleUrl } = await import('./runtime.js')
-  if (process.argv[2] === 'node' && process.argv[3] === 'start') await applyNodeFlags()
+  const { prepareNodeProcess, moduleUrl } = await import('./runtime.js')
+  if (process.argv[2] === 'node' && process.argv[3] === 'start') await prepareNodeProcess()
   await import(moduleUrl('cli/main').href)
 } else {
   const { spawn } = await import('node:child_process')

@@ -1,6 +1,7 @@
 // How bin/fedmesh.js runs fedmesh: which build, which V8 flags. Shared with bench/ so that
 // benchmarks run a node the way `fedmesh node start` does.
 import { readdirSync, statSync } from 'node:fs'
+import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
 
 /**
@@ -11,10 +12,33 @@ import { fileURLToPath } from 'node:url'
  */
 export const NODE_START_V8_FLAGS = '--optimize-for-size'
 
-/** Applies the node's V8 flags to this process; call before loading fedmesh. */
-export async function applyNodeFlags (env = process.env) {
+/**
+ * Prepares this process to run a node, before fedmesh loads: the V8 flags, and undici kept
+ * unloaded (below).
+ */
+export async function prepareNodeProcess (env = process.env) {
   const flags = env.FEDMESH_V8_FLAGS ?? NODE_START_V8_FLAGS
   if (flags.trim() !== '') (await import('node:v8')).setFlagsFromString(flags)
+  deferUndici()
+}
+
+/**
+ * Node 22's `node:http` exports WebSocket, CloseEvent and MessageEvent as lazy getters backed
+ * by undici. Importing `node:http` from an ES module (libp2p's WebSockets transport does, and
+ * so does the API) builds its ES namespace by reading every export, which loads undici:
+ * +7–12 MB RSS in a node that never uses those three. Here they become plain constructors
+ * that defer to the globals of the same names (still lazy; they load undici when used).
+ * Nothing in fedmesh or its dependencies uses them (checked with grep over node_modules).
+ */
+export function deferUndici () {
+  const http = createRequire(import.meta.url)('node:http')
+  for (const name of ['WebSocket', 'CloseEvent', 'MessageEvent']) {
+    const d = Object.getOwnPropertyDescriptor(http, name)
+    if (d?.get == null || d.configurable !== true) continue
+    const Deferred = function (...args) { return new globalThis[name](...args) }
+    Object.defineProperty(Deferred, 'name', { value: name })
+    Object.defineProperty(http, name, { value: Deferred, writable: true, configurable: true, enumerable: true })
+  }
 }
 
 const root = new URL('../', import.meta.url)

@@ -18,9 +18,9 @@ import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
-import { applyNodeFlags, moduleUrl } from '../../bin/runtime.js'
+import { prepareNodeProcess, moduleUrl } from '../../bin/runtime.js'
 
-await applyNodeFlags()
+await prepareNodeProcess()
 const { createNode } = await import(moduleUrl('index').href) as typeof import('../../src/index.ts')
 
 const [role = 'sub', addr = '', rateText = '2000', secondsText = '60'] = process.argv.slice(2)
