@@ -61,7 +61,7 @@ export async function createNet (init: NetInit) {
       floodPublish: true,
       maxInboundDataLength: MAX_FRAME_BYTES,
       // gossipsub keeps every message id it saw or published in three caches for seenTTL
-      // (default 2 min: ~70 MB at 2,000 msgs/s). Duplicates are caught by fedmesh's own
+      // (default 2 min: 240k ids each at 2,000 msgs/s). Duplicates are caught by fedmesh's own
       // ingress dedup anyway (the topic validator ignores them, so they are not forwarded);
       // these caches only need to outlive gossip's IHAVE/IWANT window (mcache: 5 heartbeats).
       seenTTL: 30_000,
