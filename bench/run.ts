@@ -1,40 +1,58 @@
 /**
- * fedmesh benchmark harness: pub/sub throughput and request–reply latency of fedmesh and of
- * the systems people compare it with, each client in its own OS process, everything on
- * 127.0.0.1. See bench/README.md.
+ * fedmesh benchmark harness: pub/sub throughput (1→1), fan-out (1→10 over 3 processes) and
+ * request–reply latency of fedmesh and of the systems people compare it with, each client
+ * in its own OS process, everything on 127.0.0.1, all in one table (or one JSON document).
+ * See bench/README.md.
  *
  *   node bench/run.ts [--json] [--only nats,fedmesh] [--duration 5] [--size 256]
  */
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { HEADER_BYTES } from './lib/payload.ts'
 import { installCleanup } from './lib/proc.ts'
-import { measureRequestReply, measureThroughput, type MeasureOptions, type Target } from './lib/measure.ts'
-import { formatReport, RATIO_NOTE, toJsonRows, type Outcome, type SystemRun } from './lib/report.ts'
+import {
+  DEFAULT_FANOUT, measureFanout, measureRequestReply, measureThroughput, type FanoutLayout, type MeasureOptions, type Target
+} from './lib/measure.ts'
+import { formatReport, RATIO_NOTE, toJsonRows, type Outcome, type Row, type SystemRun } from './lib/report.ts'
 import { REFERENCE, SYSTEMS, type SystemEntry } from './systems/index.ts'
 import type { Broker } from './lib/types.ts'
 
 const USAGE = `usage: node bench/run.ts [options]
   --json               print one JSON document { rows: [{ system, measure, value, unit, ratio }] }
+  --json-out FILE      print the table and also write the JSON document to FILE (same run, same figures)
   --only a,b           run only these systems (${SYSTEMS.map(s => s.name).join(', ')})
   --duration SECONDS   measured window of each measurement (default 5)
   --size BYTES         payload size (default 256, at least ${HEADER_BYTES + 3})
   --requests N         most round trips measured (default 2000)
-  --help`
+  --subscribers N      fan-out: subscribers (default ${DEFAULT_FANOUT.subscribers}; 0 skips the fan-out measure)
+  --processes N        fan-out: processes (nodes) they are spread over (default ${DEFAULT_FANOUT.processes})
+  --help
 
-interface CliOptions { json: boolean, systems: SystemEntry[], measure: MeasureOptions }
+bench/durable.ts, when present, adds its rows (NATS JetStream vs fedmesh durable) to the same
+table; --only durable runs only those, --only without it skips them.`
+
+/** The optional durable-messaging harness (bench/durable.ts) and what run.ts expects of it. */
+const DURABLE = new URL('./durable.ts', import.meta.url)
+const DURABLE_NAME = 'durable'
+export interface DurableOptions { durationMs: number, size: number, dir: string, log: (line: string) => void }
+interface DurableModule { benchRows: (opts: DurableOptions) => Promise<Row[]> }
+
+interface CliOptions { json: boolean, jsonOut?: string, systems: SystemEntry[], durable: boolean, measure: MeasureOptions, fanout: FanoutLayout }
 
 function parseCli (argv: string[]): CliOptions {
   const { values } = parseArgs({
     args: argv,
     options: {
       json: { type: 'boolean', default: false },
+      'json-out': { type: 'string' },
       only: { type: 'string' },
       duration: { type: 'string', default: '5' },
       size: { type: 'string', default: '256' },
       requests: { type: 'string', default: '2000' },
+      subscribers: { type: 'string', default: String(DEFAULT_FANOUT.subscribers) },
+      processes: { type: 'string', default: String(DEFAULT_FANOUT.processes) },
       help: { type: 'boolean', default: false }
     }
   })
@@ -45,15 +63,22 @@ function parseCli (argv: string[]): CliOptions {
     return n
   }
   let systems = SYSTEMS
+  let durable = existsSync(DURABLE)
   if (values.only != null) {
     const names = values.only.split(',').map(s => s.trim()).filter(s => s !== '')
-    const unknown = names.filter(n => !SYSTEMS.some(s => s.name === n))
-    if (unknown.length > 0) throw new Error(`unknown system(s): ${unknown.join(', ')}; known: ${SYSTEMS.map(s => s.name).join(', ')}`)
+    const known = [...SYSTEMS.map(s => s.name), DURABLE_NAME]
+    const unknown = names.filter(n => !known.includes(n))
+    if (unknown.length > 0) throw new Error(`unknown system(s): ${unknown.join(', ')}; known: ${known.join(', ')}`)
     systems = SYSTEMS.filter(s => names.includes(s.name))
+    durable = names.includes(DURABLE_NAME)
   }
+  const processes = Math.floor(number('processes', values.processes, 1, 16))
   return {
     json: values.json,
+    jsonOut: values['json-out'],
     systems,
+    durable,
+    fanout: { subscribers: Math.floor(number('subscribers', values.subscribers, 0, 1000)), processes },
     measure: {
       durationMs: number('duration', values.duration, 0.5, 600) * 1000,
       size: Math.floor(number('size', values.size, HEADER_BYTES + 3, 1 << 20)),
@@ -77,9 +102,15 @@ async function attempt<T> (what: string, fn: () => Promise<T>): Promise<Outcome<
 }
 
 /** Loads, starts and measures one system; failures end up in the result, never thrown. */
-async function benchSystem (entry: SystemEntry, opts: MeasureOptions, root: string): Promise<SystemRun> {
-  const failed = (description: string, error: string): SystemRun =>
-    ({ system: entry.name, description, throughput: { ok: false, error }, requestReply: { ok: false, error } })
+async function benchSystem (entry: SystemEntry, opts: MeasureOptions, layout: FanoutLayout, root: string): Promise<SystemRun> {
+  const withFanout = layout.subscribers > 0
+  const failed = (description: string, error: string): SystemRun => ({
+    system: entry.name,
+    description,
+    throughput: { ok: false, error },
+    ...(withFanout ? { fanout: { ok: false, error } } : {}),
+    requestReply: { ok: false, error }
+  })
 
   const loaded = await attempt(`${entry.name}: loading`, entry.load)
   if (!loaded.ok) return failed('(did not load)', `loading failed: ${loaded.error}`)
@@ -99,13 +130,31 @@ async function benchSystem (entry: SystemEntry, opts: MeasureOptions, root: stri
     log(`${system.name}: pub/sub throughput (${opts.durationMs / 1000} s)`)
     const throughput = await attempt(`${system.name}: throughput`, async () => await measureThroughput(target, opts))
     if (throughput.ok) log(`${system.name}: ${Math.round(throughput.value.msgsPerSec)} msgs/s, loss ${(throughput.value.loss * 100).toFixed(1)}%`)
+    let fanout: Outcome<Awaited<ReturnType<typeof measureFanout>>> | undefined
+    if (withFanout) {
+      log(`${system.name}: fan-out 1 → ${layout.subscribers} subscribers over ${layout.processes} processes (${opts.durationMs / 1000} s)`)
+      fanout = await attempt(`${system.name}: fan-out`, async () => await measureFanout(target, opts, layout))
+      if (fanout.ok) log(`${system.name}: fan-out ${Math.round(fanout.value.msgsPerSec)} deliveries/s, loss ${(fanout.value.loss * 100).toFixed(1)}%`)
+    }
     log(`${system.name}: request-reply (≤ ${opts.maxRequests} round trips, ≤ ${opts.durationMs / 1000} s)`)
     const requestReply = await attempt(`${system.name}: request-reply`, async () => await measureRequestReply(target, opts))
     if (requestReply.ok) log(`${system.name}: p50 ${requestReply.value.p50Ms.toFixed(3)} ms, p99 ${requestReply.value.p99Ms.toFixed(3)} ms`)
-    return { system: system.name, description: system.description, throughput, requestReply }
+    return { system: system.name, description: system.description, throughput, ...(fanout != null ? { fanout } : {}), requestReply }
   } finally {
     await broker.stop().catch((err: unknown) => { log(`${system.name}: stopping broker: ${errorText(err)}`) })
   }
+}
+
+/** bench/durable.ts's rows; a failure becomes one failed row, like any other measurement. */
+async function durableRows (opts: MeasureOptions, root: string): Promise<Row[]> {
+  const dir = join(root, DURABLE_NAME)
+  mkdirSync(dir, { recursive: true })
+  const got = await attempt(DURABLE_NAME, async () => {
+    const mod = await import(DURABLE.href) as Partial<DurableModule>
+    if (typeof mod.benchRows !== 'function') throw new Error('bench/durable.ts does not export benchRows(options): Promise<Row[]>')
+    return await mod.benchRows({ durationMs: opts.durationMs, size: opts.size, dir, log })
+  })
+  return got.ok ? got.value : [{ system: DURABLE_NAME, measure: 'durable', value: null, unit: 'msgs/s', ratio: null, error: got.error }]
 }
 
 async function main (): Promise<void> {
@@ -115,14 +164,19 @@ async function main (): Promise<void> {
   installCleanup(removeRoot)
   try {
     const runs: SystemRun[] = []
-    for (const entry of cli.systems) runs.push(await benchSystem(entry, cli.measure, root))
+    for (const entry of cli.systems) runs.push(await benchSystem(entry, cli.measure, cli.fanout, root))
+    const extra = cli.durable ? await durableRows(cli.measure, root) : []
+    const { durationMs, size, maxRequests, requestTimeoutMs } = cli.measure
+    const options = { durationMs, size, maxRequests, requestTimeoutMs, fanout: cli.fanout }
+    const json = JSON.stringify({ reference: REFERENCE, ratio: RATIO_NOTE, options, rows: toJsonRows(runs, REFERENCE, extra) }, null, 2)
+    if (cli.jsonOut != null) writeFileSync(cli.jsonOut, json + '\n')
     if (cli.json) {
-      const { durationMs, size, maxRequests, requestTimeoutMs } = cli.measure
-      const doc = { reference: REFERENCE, ratio: RATIO_NOTE, options: { durationMs, size, maxRequests, requestTimeoutMs }, rows: toJsonRows(runs, REFERENCE) }
-      console.log(JSON.stringify(doc, null, 2))
+      console.log(json)
     } else {
-      console.log(`\npayload ${cli.measure.size} B, window ${cli.measure.durationMs / 1000} s per measurement, publisher and subscriber in separate processes\n`)
-      console.log(formatReport(runs, REFERENCE))
+      const { subscribers, processes } = cli.fanout
+      console.log(`\npayload ${cli.measure.size} B, window ${cli.measure.durationMs / 1000} s per measurement; 1→1: publisher and subscriber in separate processes` +
+        (subscribers > 0 ? `; fan-out: 1 publisher → ${subscribers} subscribers over ${processes} processes` : '') + '\n')
+      console.log(formatReport(runs, REFERENCE, extra))
     }
   } finally {
     removeRoot()

@@ -8,7 +8,8 @@ import { join } from 'node:path'
 import { forkScript, type WorkerProc } from './proc.ts'
 import { summarize } from './stats.ts'
 import type {
-  BrokerInfo, Contact, LatencyResult, PublisherReport, RequesterReport, Role, SubscriberReport, ThroughputResult, WorkerInit
+  BrokerInfo, Contact, FanoutReport, FanoutResult, LatencyResult, PublisherReport, RequesterReport, Role, SubscriberReport,
+  ThroughputResult, WorkerInit
 } from './types.ts'
 
 const WORKER_SCRIPT = new URL('../workers/client.ts', import.meta.url)
@@ -42,11 +43,11 @@ export interface Target {
   dir: string
 }
 
-function startWorker (target: Target, role: Role, size: number, peer?: Contact): WorkerProc {
-  const dir = join(target.dir, role)
+function startWorker (target: Target, role: Role, size: number, peer?: Contact, extra: Partial<WorkerInit> = {}, label: string = role): WorkerProc {
+  const dir = join(target.dir, label)
   mkdirSync(dir, { recursive: true })
-  const init: WorkerInit = { system: target.system, role, broker: target.broker, peer, dir, size }
-  return forkScript(`${target.system} ${role}`, WORKER_SCRIPT, [JSON.stringify(init)])
+  const init: WorkerInit = { system: target.system, role, broker: target.broker, peer, dir, size, ...extra }
+  return forkScript(`${target.system} ${label}`, WORKER_SCRIPT, [JSON.stringify(init)])
 }
 
 /** One publisher → one subscriber; rate = messages received / subscriber's receive window. */
@@ -71,12 +72,81 @@ export async function measureThroughput (target: Target, opts: MeasureOptions): 
       msgsPerSec: s.received > 1 && windowMs > 0 ? (s.received - 1) / windowMs * 1000 : 0,
       sent: p.sent,
       received: s.received,
-      loss: p.sent > 0 ? Math.max(0, p.sent - s.received) / p.sent : 0,
+      loss: p.sent > 0 ? Math.max(0, p.sent - s.distinct) / p.sent : 0,
+      duplicates: s.duplicates,
+      complete: s.distinct === p.sent && s.duplicates === 0,
       windowMs,
       sendRate: p.elapsedMs > 0 ? p.sent / p.elapsedMs * 1000 : 0
     }
   } finally {
     await Promise.all([pub?.stop(), sub.stop()])
+  }
+}
+
+/** The fan-out layout: subscribers spread round-robin over processes; process 0 also publishes. */
+export interface FanoutLayout { subscribers: number, processes: number }
+export const DEFAULT_FANOUT: FanoutLayout = { subscribers: 10, processes: 3 }
+
+/** Subscribers hosted by process `i` when `n` subscribers are dealt round-robin over `processes`. */
+export function subscribersOf (i: number, layout: FanoutLayout): number {
+  return Math.floor(layout.subscribers / layout.processes) + (i < layout.subscribers % layout.processes ? 1 : 0)
+}
+
+/**
+ * One publisher → `layout.subscribers` subscribers over `layout.processes` processes
+ * (fedmesh and libp2p: one node per process, the others bootstrap from process 0).
+ * Rate = all deliveries ÷ the delivery window (first delivery anywhere → last anywhere).
+ */
+export async function measureFanout (target: Target, opts: MeasureOptions, layout: FanoutLayout = DEFAULT_FANOUT): Promise<FanoutResult> {
+  const workers: WorkerProc[] = []
+  const start = (i: number, peer?: Contact): WorkerProc => {
+    const w = startWorker(target, 'fanout', opts.size, peer, { subscribers: subscribersOf(i, layout), publisher: i === 0 }, `fanout-${i}`)
+    workers.push(w)
+    return w
+  }
+  try {
+    const first = start(0)
+    const { contact } = await first.next('ready', READY_TIMEOUT_MS)
+    for (let i = 1; i < layout.processes; i++) start(i, contact)
+    await Promise.all(workers.slice(1).map(async w => await w.next('ready', READY_TIMEOUT_MS)))
+    await Promise.all(workers.map(async w => await w.next('probe-seen', CONNECT_TIMEOUT_MS)))
+
+    first.send({ type: 'go', durationMs: opts.durationMs, maxCount: opts.maxMessages, timeoutMs: opts.requestTimeoutMs })
+    const p = (await first.next('published', opts.durationMs + SLACK_MS)).result
+    const drainMs = Math.max(10_000, 2 * opts.durationMs)
+    for (const w of workers) w.send({ type: 'drain', sent: p.sent, quietMs: QUIET_MS, maxMs: drainMs })
+    const reports = await Promise.all(workers.map(async w => (await w.next('result', drainMs + SLACK_MS)).result as FanoutReport))
+    const subs = reports.flatMap(r => r.subscribers)
+    const badSize = subs.reduce((n, s) => n + s.badSize, 0)
+    if (badSize > 0) throw new Error(`${badSize} messages arrived with a size other than ${opts.size} bytes`)
+    return fanoutResult(subs, p, layout)
+  } finally {
+    await Promise.all(workers.map(async w => { await w.stop() }))
+  }
+}
+
+/** Pure: the fan-out figures from the subscribers' tallies and the publisher's report. */
+export function fanoutResult (subs: SubscriberReport[], p: PublisherReport, layout: FanoutLayout): FanoutResult {
+  const delivered = subs.reduce((n, s) => n + s.received, 0)
+  const distinct = subs.reduce((n, s) => n + s.distinct, 0)
+  const duplicates = subs.reduce((n, s) => n + s.duplicates, 0)
+  const active = subs.filter(s => s.received > 0)
+  const firstAt = Math.min(...active.map(s => s.firstAt))
+  const lastAt = Math.max(...active.map(s => s.lastAt))
+  const windowMs = active.length > 0 ? lastAt - firstAt : 0
+  const expected = p.sent * subs.length
+  return {
+    msgsPerSec: delivered > 1 && windowMs > 0 ? (delivered - 1) / windowMs * 1000 : 0,
+    subscribers: subs.length,
+    processes: layout.processes,
+    sent: p.sent,
+    delivered,
+    loss: expected > 0 ? Math.max(0, expected - distinct) / expected : 0,
+    duplicates,
+    complete: subs.length === layout.subscribers && subs.every(s => s.distinct === p.sent && s.duplicates === 0),
+    minPerSubscriber: subs.length > 0 ? Math.min(...subs.map(s => s.distinct)) : 0,
+    windowMs,
+    sendRate: p.elapsedMs > 0 ? p.sent / p.elapsedMs * 1000 : 0
   }
 }
 

@@ -27,7 +27,7 @@ export interface Contact {
   agentId?: string
 }
 
-export type Role = 'sub' | 'pub' | 'responder' | 'requester'
+export type Role = 'sub' | 'pub' | 'responder' | 'requester' | 'fanout'
 
 /** Logical topics; each system maps them to its own naming (`bench.data`, `bench/data`, ...). */
 export type TopicName = 'data' | 'req' | 'rep'
@@ -56,6 +56,12 @@ export interface Endpoint {
   flush: () => Promise<void>
   /** The system's own request–reply; when absent, lib/rpc.ts emulates it over two topics. */
   rpc?: Rpc
+  /**
+   * One more subscriber hosted by this same client (brokerless systems: a further agent on
+   * the fedmesh node, a further local handler on the libp2p node). When absent, every
+   * subscriber of the fan-out measure is its own `connect()` — its own broker connection.
+   */
+  addSubscriber?: (topic: TopicName, onMessage: (payload: Uint8Array) => void) => Promise<void>
   close: () => Promise<void>
 }
 
@@ -84,11 +90,35 @@ export interface ThroughputResult {
   msgsPerSec: number
   sent: number
   received: number
-  /** (sent − received) / sent. */
+  /** (sent − distinct received) / sent. */
   loss: number
+  /** Data messages that arrived more than once (counted in `received`, not in the loss). */
+  duplicates: number
+  /** Every message sent arrived, exactly once. */
+  complete: boolean
   /** The subscriber's receive window, ms. */
   windowMs: number
   /** Publisher's send rate over its own window, msgs/s. */
+  sendRate: number
+}
+
+export interface FanoutResult {
+  /** Deliveries to all subscribers together, divided by the delivery window (first → last, any subscriber). */
+  msgsPerSec: number
+  subscribers: number
+  /** Processes (nodes, for brokerless systems) the subscribers were spread over. */
+  processes: number
+  sent: number
+  /** Deliveries counted, over all subscribers (duplicates included). */
+  delivered: number
+  /** (subscribers × sent − distinct deliveries) / (subscribers × sent). */
+  loss: number
+  duplicates: number
+  /** Every subscriber received every message sent, exactly once. */
+  complete: boolean
+  /** Fewest distinct messages any one subscriber received. */
+  minPerSubscriber: number
+  windowMs: number
   sendRate: number
 }
 
@@ -110,6 +140,9 @@ export interface WorkerInit {
   peer?: Contact
   dir: string
   size: number
+  /** fanout role: how many subscribers this process hosts, and whether it also publishes. */
+  subscribers?: number
+  publisher?: boolean
 }
 
 export type ToWorker =
@@ -117,12 +150,15 @@ export type ToWorker =
   | { type: 'drain', sent: number, quietMs: number, maxMs: number }
   | { type: 'stop' }
 
-export interface SubscriberReport { received: number, firstAt: number, lastAt: number, badSize: number }
+/** Times are absolute (performance.timeOrigin + performance.now()), comparable across processes. */
+export interface SubscriberReport { received: number, distinct: number, duplicates: number, firstAt: number, lastAt: number, badSize: number }
+export interface FanoutReport { subscribers: SubscriberReport[], publisher?: PublisherReport }
 export interface PublisherReport { sent: number, elapsedMs: number, probes: number }
 export interface RequesterReport { latenciesMs: number[], timeouts: number, mismatches: number }
 
 export type FromWorker =
   | { type: 'ready', contact: Contact }
   | { type: 'probe-seen' }
-  | { type: 'result', result: SubscriberReport | PublisherReport | RequesterReport }
+  | { type: 'published', result: PublisherReport }
+  | { type: 'result', result: SubscriberReport | PublisherReport | RequesterReport | FanoutReport }
   | { type: 'error', message: string }

@@ -31,14 +31,18 @@ export const fedmesh: System = {
     }
     const subscriptions: Array<{ unsubscribe: () => void }> = []
     let target: string | undefined
+    let agents = 0
+    const subscribeAs = (who: Agent, topic: TopicName, onMessage: (payload: Uint8Array) => void): void => {
+      const sub = who.subscribe(topicOf(topic))
+      subscriptions.push(sub)
+      void (async () => { for await (const msg of sub) onMessage(msg.payload) })().catch(() => {})
+    }
 
     return {
       contact: { multiaddrs: node.multiaddrs(), agentId: agent.id },
-      async subscribe (topic, onMessage) {
-        const sub = agent.subscribe(topicOf(topic))
-        subscriptions.push(sub)
-        void (async () => { for await (const msg of sub) onMessage(msg.payload) })().catch(() => {})
-      },
+      async subscribe (topic, onMessage) { subscribeAs(agent, topic, onMessage) },
+      // Fan-out: each further subscriber is an agent of its own on this node.
+      async addSubscriber (topic, onMessage) { subscribeAs(await node.agent(`sub-${agents++}`), topic, onMessage) },
       async publish (topic, payload) {
         await agent.publish(topicOf(topic), payload)
       },

@@ -33,14 +33,25 @@ function gossipsubSystem (signed: boolean): System {
         streamMuxers: [yamux()],
         services: {
           identify: identify(),
-          pubsub: gossipsub({ globalSignaturePolicy: signed ? 'StrictSign' : 'StrictNoSign', emitSelf: false })
+          // emitSelf: subscribers on the publisher's own node (fan-out) get its messages too.
+          pubsub: gossipsub({ globalSignaturePolicy: signed ? 'StrictSign' : 'StrictNoSign', emitSelf: true })
         }
       })
       const pubsub = node.services.pubsub
       if (opts.peer?.multiaddrs?.[0] != null) await node.dial(multiaddr(opts.peer.multiaddrs[0]), { signal: AbortSignal.timeout(10_000) })
 
-      const handlers = new Map<string, (payload: Uint8Array) => void>()
-      pubsub.addEventListener('message', (evt) => { handlers.get(evt.detail.topic)?.(evt.detail.data) })
+      // Local subscribers per topic: gossipsub delivers once per node; the application fans out.
+      const handlers = new Map<string, Array<(payload: Uint8Array) => void>>()
+      pubsub.addEventListener('message', (evt) => {
+        const list = handlers.get(evt.detail.topic)
+        if (list != null) for (const h of list) h(evt.detail.data)
+      })
+      const subscribe = async (topic: TopicName, onMessage: (payload: Uint8Array) => void): Promise<void> => {
+        const list = handlers.get(topicOf(topic))
+        if (list != null) { list.push(onMessage); return }
+        handlers.set(topicOf(topic), [onMessage])
+        pubsub.subscribe(topicOf(topic))
+      }
 
       // Our outbound gossipsub streams (one per peer), looked up again once one closes.
       let outbound: Stream[] = []
@@ -54,10 +65,8 @@ function gossipsubSystem (signed: boolean): System {
 
       return {
         contact: { multiaddrs: node.getMultiaddrs().map(String) },
-        async subscribe (topic, onMessage) {
-          handlers.set(topicOf(topic), onMessage)
-          pubsub.subscribe(topicOf(topic))
-        },
+        subscribe,
+        addSubscriber: subscribe,
         async publish (topic, payload) {
           await pubsub.publish(topicOf(topic), payload)
           for (const s of outboundStreams()) {

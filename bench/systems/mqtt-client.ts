@@ -8,11 +8,13 @@ import { connectAsync, type MqttClient } from 'mqtt'
 import type { ConnectOptions, Endpoint, TopicName } from '../lib/types.ts'
 
 const topicOf = (t: TopicName): string => `bench/${t}`
+/** Clients of one process (fan-out runs several) need distinct client ids. */
+let clients = 0
 
 export async function mqttEndpoint (opts: ConnectOptions): Promise<Endpoint> {
   if (opts.broker == null) throw new Error('MQTT needs a broker')
   const client: MqttClient = await connectAsync(`mqtt://${opts.broker.host}:${opts.broker.port}`, {
-    clientId: `bench-${opts.role}-${process.pid}`,
+    clientId: `bench-${opts.role}-${process.pid}-${clients++}`,
     clean: true,
     reconnectPeriod: 0,
     connectTimeout: 10_000

@@ -8,7 +8,9 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { loadSystem } from '../systems/index.ts'
 import { emulatedRpc } from '../lib/rpc.ts'
 import { KIND_DATA, KIND_PROBE, KIND_REPLY, kindOf, makePayload, replyTo, seqOf } from '../lib/payload.ts'
-import type { Endpoint, FromWorker, PublisherReport, RequesterReport, SubscriberReport, ToWorker, WorkerInit } from '../lib/types.ts'
+import type {
+  Endpoint, FanoutReport, FromWorker, PublisherReport, RequesterReport, SubscriberReport, System, ToWorker, WorkerInit
+} from '../lib/types.ts'
 
 /** How long a publisher probes (or a requester retries) before giving up on its peer. */
 const CONNECT_TIMEOUT_MS = 30_000
@@ -52,54 +54,95 @@ let stopping = false
 async function shutdown (code: number): Promise<void> {
   if (stopping) return
   stopping = true
-  const closing = endpoint?.close().catch(() => {})
+  const closing = Promise.all([endpoint, ...extra].map(async e => await e?.close().catch(() => {})))
   await Promise.race([closing, sleep(3000)])
   process.exit(code)
 }
 
 // ---- roles ----------------------------------------------------------------------------------
 
-async function subscriber (ep: Endpoint): Promise<SubscriberReport> {
-  let received = 0
-  let badSize = 0
-  let firstAt = 0
-  let lastAt = 0
-  let probeSeen = false
-  await ep.subscribe('data', (payload) => {
-    const kind = kindOf(payload)
-    if (kind === KIND_DATA) {
-      const now = performance.now()
-      if (received === 0) firstAt = now
-      lastAt = now
-      received++
-      if (payload.length !== init.size) badSize++
-    } else if (kind === KIND_PROBE && !probeSeen) {
-      probeSeen = true
-      report({ type: 'probe-seen' })
-    }
-  })
-  report({ type: 'ready', contact: ep.contact })
+/** Absolute time in ms, comparable between the worker processes of one measurement. */
+const now = (): number => performance.timeOrigin + performance.now()
 
-  // Wait for the stragglers: until all arrived, the stream has been quiet, or time is up.
-  const { sent, quietMs, maxMs } = await command('drain')
-  const start = performance.now()
-  for (;;) {
-    const now = performance.now()
-    if (received >= sent || now - Math.max(lastAt, start) > quietMs || now - start > maxMs) break
-    await sleep(20)
+/**
+ * One subscriber's tally: every data message counted, distinct sequence numbers tracked in
+ * a bitset (so a loss or a duplicate is seen, not guessed from totals).
+ */
+class Tally {
+  received = 0
+  distinct = 0
+  duplicates = 0
+  badSize = 0
+  firstAt = 0
+  lastAt = 0
+  probeSeen = false
+  private seen = new Uint8Array(1 << 16)
+
+  /** The handler to subscribe with; `onFirstProbe` runs once, on the first probe. */
+  handler (onFirstProbe: () => void): (payload: Uint8Array) => void {
+    return (payload) => {
+      const kind = kindOf(payload)
+      if (kind === KIND_DATA) {
+        const t = now()
+        if (this.received === 0) this.firstAt = t
+        this.lastAt = t
+        this.received++
+        if (payload.length !== init.size) this.badSize++
+        this.mark(seqOf(payload))
+      } else if (kind === KIND_PROBE && !this.probeSeen) {
+        this.probeSeen = true
+        onFirstProbe()
+      }
+    }
   }
-  return { received, firstAt, lastAt, badSize }
+
+  private mark (seq: number): void {
+    const byte = seq >>> 3
+    if (byte >= this.seen.length) {
+      const grown = new Uint8Array(Math.max(byte + 1, this.seen.length * 2))
+      grown.set(this.seen)
+      this.seen = grown
+    }
+    const bit = 1 << (seq & 7)
+    if ((this.seen[byte] & bit) !== 0) this.duplicates++
+    else { this.seen[byte] |= bit; this.distinct++ }
+  }
+
+  report (): SubscriberReport {
+    const { received, distinct, duplicates, firstAt, lastAt, badSize } = this
+    return { received, distinct, duplicates, firstAt, lastAt, badSize }
+  }
 }
 
-async function publisher (ep: Endpoint): Promise<PublisherReport> {
+/** Waits for the stragglers: until every tally has all `sent`, the streams have been quiet, or time is up. */
+async function drain (tallies: Tally[]): Promise<void> {
+  const { sent, quietMs, maxMs } = await command('drain')
+  const start = now()
+  for (;;) {
+    const t = now()
+    const lastAt = Math.max(start, ...tallies.map(x => x.lastAt))
+    if (tallies.every(x => x.distinct >= sent) || t - lastAt > quietMs || t - start > maxMs) break
+    await sleep(20)
+  }
+}
+
+async function subscriber (ep: Endpoint): Promise<SubscriberReport> {
+  const tally = new Tally()
+  await ep.subscribe('data', tally.handler(() => { report({ type: 'probe-seen' }) }))
   report({ type: 'ready', contact: ep.contact })
-  // Probe until the subscriber has seen one (the orchestrator then says go): this covers
-  // subscription propagation and, for gossipsub, the peer's subscription reaching us.
+  await drain([tally])
+  return tally.report()
+}
+
+/** Probes until the orchestrator says go (every subscriber has seen a probe), then sends for the window. */
+async function publish (ep: Endpoint): Promise<PublisherReport> {
+  // Probing covers subscription propagation and, for gossipsub, the peer's subscription
+  // reaching us.
   let probes = 0
   const deadline = Date.now() + CONNECT_TIMEOUT_MS
   let go = take('go')
   while (go == null) {
-    if (Date.now() > deadline) throw new Error(`subscriber saw none of ${probes} probes in ${CONNECT_TIMEOUT_MS} ms`)
+    if (Date.now() > deadline) throw new Error(`subscribers saw none of ${probes} probes in ${CONNECT_TIMEOUT_MS} ms`)
     try { await ep.publish('data', makePayload(init.size, KIND_PROBE, probes)) } catch { /* not connected yet */ }
     probes++
     await sleep(PROBE_INTERVAL_MS)
@@ -121,6 +164,43 @@ async function publisher (ep: Endpoint): Promise<PublisherReport> {
   const elapsedMs = performance.now() - start
   await ep.flush()
   return { sent, elapsedMs, probes }
+}
+
+async function publisher (ep: Endpoint): Promise<PublisherReport> {
+  report({ type: 'ready', contact: ep.contact })
+  return await publish(ep)
+}
+
+/** Extra clients of a fan-out worker (one connection per subscriber); closed with the worker. */
+const extra: Endpoint[] = []
+
+/**
+ * Fan-out: this process hosts `init.subscribers` subscribers — further agents or handlers on
+ * its one client when the system has `addSubscriber`, else one client (connection) each — and
+ * the publisher when `init.publisher`.
+ */
+async function fanout (system: System, ep: Endpoint): Promise<FanoutReport> {
+  const tallies = Array.from({ length: init.subscribers ?? 0 }, () => new Tally())
+  let seen = 0
+  const onFirstProbe = (): void => { if (++seen === tallies.length) report({ type: 'probe-seen' }) }
+  for (const tally of tallies) {
+    if (ep.addSubscriber != null) {
+      await ep.addSubscriber('data', tally.handler(onFirstProbe))
+    } else {
+      const own = await system.connect({ broker: init.broker, role: 'sub', peer: init.peer, dir: init.dir })
+      extra.push(own)
+      await own.subscribe('data', tally.handler(onFirstProbe))
+    }
+  }
+  if (tallies.length === 0) report({ type: 'probe-seen' })
+  report({ type: 'ready', contact: ep.contact })
+  let pub: PublisherReport | undefined
+  if (init.publisher === true) {
+    pub = await publish(ep)
+    report({ type: 'published', result: pub })
+  }
+  await drain(tallies)
+  return { subscribers: tallies.map(t => t.report()), publisher: pub }
 }
 
 async function responder (ep: Endpoint): Promise<void> {
@@ -173,6 +253,7 @@ try {
   const system = await loadSystem(init.system)
   endpoint = await system.connect({ broker: init.broker, role: init.role, peer: init.peer, dir: init.dir })
   switch (init.role) {
+    case 'fanout': report({ type: 'result', result: await fanout(system, endpoint) }); break
     case 'sub': report({ type: 'result', result: await subscriber(endpoint) }); break
     case 'pub': report({ type: 'result', result: await publisher(endpoint) }); break
     case 'responder': await responder(endpoint); break

@@ -1,63 +1,125 @@
 /**
- * One fedmesh node for the soak run (bench/footprint.ts): `sub` subscribes and counts;
- * `pub` publishes at a fixed rate. Every second each prints one JSON line with its RSS,
- * the worst event-loop delay of that second and the messages handled so far.
+ * One fedmesh node for the soak run (bench/footprint.ts), run the way `fedmesh node start`
+ * runs one: the same V8 flags, dist/ when it is built and fresh (bin/runtime.js).
+ *
+ *   soak-node.ts sub                          subscribes to soak/#, counts distinct messages
+ *   soak-node.ts pub <multiaddr> <rate> <s>   publishes 256-byte messages at <rate>/s for <s> seconds
+ *
+ * stdout, one JSON line each: {event:'ready'}, {event:'probe-seen'} (sub), and every second a
+ * sample: RSS, heap, the worst event-loop delay of that second (monitorEventLoopDelay at 1 ms
+ * resolution) and the messages handled so far (sub: distinct data messages received; pub:
+ * publishes resolved), and at the end {event:'published'} (pub). The publisher sends probes until
+ * it reads `go` on stdin — the orchestrator says so once the subscriber has seen one — so
+ * that the count measures the steady state, not subscription propagation. Every loop is
+ * bounded in time.
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createNode } from '../../src/index.ts'
+import { createInterface } from 'node:readline'
+import { prepareNodeProcess, moduleUrl } from '../../bin/runtime.js'
 
-const [role, arg, rateText, secondsText] = process.argv.slice(2)
-const node = await createNode({ dir: mkdtempSync(join(tmpdir(), 'fm-soak-')), listen: ['/ip4/127.0.0.1/tcp/0'], api: false, bootstrap: role === 'pub' ? [arg] : [] })
+await prepareNodeProcess()
+const { createNode } = await import(moduleUrl('index').href) as typeof import('../../src/index.ts')
+
+const [role = 'sub', addr = '', rateText = '2000', secondsText = '60'] = process.argv.slice(2)
+const KIND_PROBE = 0
+const KIND_DATA = 1
+const PROBE_TIMEOUT_MS = 60_000
+const out = (m: unknown): void => { process.stdout.write(JSON.stringify(m) + '\n') }
+const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
+
+const node = await createNode({ dir: mkdtempSync(join(tmpdir(), 'fm-soak-')), listen: ['/ip4/127.0.0.1/tcp/0'], api: false, bootstrap: role === 'pub' ? [addr] : [] })
 const agent = await node.agent(role)
 let count = 0
-const out = (m: unknown): void => { process.stdout.write(JSON.stringify(m) + '\n') }
+
+// The worst delay per second: a 1 ms resolution histogram, reset after each sample.
+const delay = monitorEventLoopDelay({ resolution: 1 })
+delay.enable()
+const started = Date.now()
+const sample = (): void => {
+  const m = process.memoryUsage()
+  out({
+    event: 'sample',
+    t: (Date.now() - started) / 1000,
+    rssMB: Math.round(m.rss / 1048576 * 10) / 10,
+    heapMB: Math.round(m.heapUsed / 1048576 * 10) / 10,
+    maxLoopDelayMs: Math.round(delay.max / 1e5) / 10,
+    count
+  })
+  delay.reset()
+}
+const sampler = setInterval(sample, 1000)
 
 if (role === 'sub') {
-  void (async () => { for await (const _m of agent.subscribe('soak/#')) count++ })()
+  // Distinct data messages by sequence number: a duplicate is not a delivery.
+  let seen = new Uint8Array(1 << 16)
+  let probeSeen = false
+  let lastAt = Date.now()
+  void (async () => {
+    for await (const msg of agent.subscribe('soak/#')) {
+      const p = msg.payload
+      if (p[0] === KIND_PROBE) {
+        if (!probeSeen) { probeSeen = true; out({ event: 'probe-seen' }) }
+        continue
+      }
+      if (p[0] !== KIND_DATA) continue
+      const seq = new DataView(p.buffer, p.byteOffset, p.byteLength).getUint32(1)
+      if ((seq >>> 3) >= seen.length) { const g = new Uint8Array(Math.max((seq >>> 3) + 1, seen.length * 2)); g.set(seen); seen = g }
+      const bit = 1 << (seq & 7)
+      if ((seen[seq >>> 3] & bit) === 0) { seen[seq >>> 3] |= bit; count++ }
+      lastAt = Date.now()
+    }
+  })()
   out({ event: 'ready', addr: node.multiaddrs()[0] })
+  // Until the run is over and nothing has arrived for 3 s, or 60 s past the end.
+  const seconds = Number(secondsText)
+  const hardEnd = started + PROBE_TIMEOUT_MS + (seconds + 60) * 1000
+  let done = false
+  createInterface({ input: process.stdin }).on('line', (l) => { if (l.trim() === 'end') done = true })
+  while (Date.now() < hardEnd && !(done && Date.now() - lastAt > 3000)) await sleep(200)
 } else {
   out({ event: 'ready' })
-}
-
-const delay = monitorEventLoopDelay({ resolution: 10 })
-delay.enable()
-const seconds = Number(secondsText)
-const started = Date.now()
-const sampler = setInterval(() => {
-  out({ event: 'sample', t: Math.round((Date.now() - started) / 1000), rssMB: Math.round(process.memoryUsage().rss / 1048576 * 10) / 10, maxLoopDelayMs: Math.round(delay.max / 1e5) / 10, count })
-  delay.reset()
-}, 1000)
-
-if (role === 'pub') {
-  // Pub/sub is at-most-once: messages sent before the subscriber's node is known to this one
-  // reach no one. Wait for it (bounded) so the soak measures the steady state.
-  const pubsub = node.net.services.pubsub
-  for (let i = 0; i < 200 && pubsub.getSubscribers('/fedmesh/fedmesh/mesh/1').length === 0; i++) await new Promise(resolve => setTimeout(resolve, 50))
+  let go = false
+  createInterface({ input: process.stdin }).on('line', (l) => { if (l.trim() === 'go') go = true })
+  const payload = (kind: number, seq: number): Uint8Array => {
+    const b = new Uint8Array(256).fill(0x61)
+    b[0] = kind
+    new DataView(b.buffer).setUint32(1, seq)
+    return b
+  }
+  const probeEnd = Date.now() + PROBE_TIMEOUT_MS
+  for (let i = 0; !go && Date.now() < probeEnd; i++) {
+    await agent.publish('soak/probe', payload(KIND_PROBE, i)).catch(() => {})
+    await sleep(50)
+  }
+  if (!go) throw new Error(`the subscriber saw no probe in ${PROBE_TIMEOUT_MS} ms`)
   const rate = Number(rateText)
-  const payload = new Uint8Array(256)
-  // Paced in 10 ms slices, bounded by the run length.
-  const end = started + seconds * 1000
+  const seconds = Number(secondsText)
+  const t0 = Date.now()
+  const end = t0 + seconds * 1000
+  let seq = 0
+  let failed = 0
+  // Paced in 10 ms slices: the slice's share of the rate, awaited together.
   while (Date.now() < end) {
     const slice = Date.now()
-    const n = Math.max(1, Math.round(rate / 100))
-    await Promise.all(Array.from({ length: n }, () => agent.publish('soak/x', payload).then(() => { count++ }, () => {})))
+    // At most 100 ms worth at once: a publisher that falls behind does not burst without bound.
+    const due = Math.min(Math.floor((slice - t0) / 1000 * rate) - seq, Math.ceil(rate / 10))
+    const batch = []
+    for (let i = 0; i < due; i++) batch.push(agent.publish('soak/x', payload(KIND_DATA, seq++)).then(() => { count++ }, () => { failed++ }))
+    await Promise.all(batch)
     const wait = 10 - (Date.now() - slice)
-    if (wait > 0) await new Promise(resolve => setTimeout(resolve, wait))
+    if (wait > 0) await sleep(wait)
   }
-} else {
-  // Until the run is over and nothing has arrived for 2 s (bounded), so late messages count.
-  const hardEnd = started + (seconds + 20) * 1000
-  let last = -1
-  while (Date.now() < hardEnd && (Date.now() < started + seconds * 1000 || count !== last)) {
-    last = count
-    await new Promise(resolve => setTimeout(resolve, 2000))
-  }
+  out({ event: 'published', count, failed, seconds: (Date.now() - t0) / 1000 })
 }
 clearInterval(sampler)
-// A last sample after the load ends, so the counts compare like with like.
-out({ event: 'sample', t: Math.round((Date.now() - started) / 1000), rssMB: Math.round(process.memoryUsage().rss / 1048576 * 10) / 10, maxLoopDelayMs: Math.round(delay.max / 1e5) / 10, count })
+sample()
+// For finding what the node holds under load (bench/README.md): FEDMESH_SOAK_HEAP_SNAPSHOT=DIR.
+if (process.env.FEDMESH_SOAK_HEAP_SNAPSHOT != null) {
+  const { writeHeapSnapshot } = await import('node:v8')
+  writeHeapSnapshot(join(process.env.FEDMESH_SOAK_HEAP_SNAPSHOT, `soak-${role}-${process.pid}.heapsnapshot`))
+}
 await node.stop()
 process.exit(0)

@@ -174,8 +174,9 @@ export class MeshNodeImpl implements MeshNode {
     await this.durable.start()
     if (this.config.api !== false) {
       const [host, port] = splitHostPort(this.config.api)
-      const { startApi } = await import('../api/server.ts')
-      this.api = await startApi(this, { host, port, token: this.apiToken, logger: this.logger })
+      // Binds the port now, loads Fastify and the routes on the first connection (api/lazy.ts).
+      const { startLazyApi } = await import('../api/lazy.ts')
+      this.api = await startLazyApi(this, { host, port, token: this.apiToken, logger: this.logger })
     }
     await writeRuntimeInfo(this.dir, { pid: process.pid, peerId: this.peerId, addresses: this.multiaddrs(), api: this.api?.url, startedAt: this.startedAt })
     void this.router.announceAll()

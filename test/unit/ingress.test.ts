@@ -276,6 +276,46 @@ describe('DedupCache', () => {
     assert.deepEqual([d.has('a'), d.has('b'), d.size], [true, true, 2])
   })
 
+  test('behaves like a Map of id → expiry (the model) under random adds, deletes, sweeps and evictions', () => {
+    // The model: what the cache promises, written the obvious way.
+    class Model {
+      readonly m = new Map<string, number>()
+      last = 0
+      readonly max: number
+      constructor (max: number) { this.max = max }
+      add (id: string, exp: number, now: number): boolean {
+        const seen = this.m.get(id)
+        if (seen !== undefined && seen >= now) return false
+        if (now - this.last > 1000) { this.last = now; for (const [k, e] of this.m) if (e < now) this.m.delete(k) }
+        if (seen === undefined) for (const k of this.m.keys()) { if (this.m.size < this.max) break; this.m.delete(k) }
+        this.m.set(id, exp)
+        return true
+      }
+    }
+    let seed = 7
+    const rand = (n: number): number => { seed = (seed * 1103515245 + 12345) & 0x7fffffff; return seed % n }
+    for (const max of [1, 5, 64, 3000]) {
+      const d = new DedupCache(max)
+      const model = new Model(max)
+      let now = 0
+      for (let i = 0; i < 20_000; i++) {
+        now += rand(40)
+        const id = `m${rand(max * 3)}`
+        const exp = now + 100 + rand(3000)
+        if (rand(10) === 0) {
+          // A message refused after it was recorded is forgotten (DedupCache.delete).
+          d.delete(id)
+          model.m.delete(id)
+          assert.equal(d.has(id), false)
+          continue
+        }
+        assert.equal(d.add(id, exp, now), model.add(id, exp, now), `add #${i} (${id}) with max ${max}`)
+        assert.equal(d.size, model.m.size, `size after add #${i} with max ${max}`)
+      }
+      for (let k = 0; k < max * 3; k++) assert.equal(d.has(`m${k}`), model.m.has(`m${k}`))
+    }
+  })
+
   test('adding to a full cache costs O(1), not a scan of the cache', () => {
     const n = 100_000
     const d = new DedupCache(n)

@@ -1,0 +1,61 @@
+/** The soak's figures from per-second samples of a node process. Pure functions. */
+
+export interface Sample {
+  /** Seconds since the process started its sampler. */
+  t: number
+  rssMB: number
+  heapMB: number
+  /** Worst event-loop delay during the second before this sample, ms. */
+  maxLoopDelayMs: number
+  count: number
+}
+
+/** Least-squares slope of ys over xs; 0 with fewer than two distinct xs. */
+export function slope (xs: readonly number[], ys: readonly number[]): number {
+  const n = xs.length
+  if (n < 2) return 0
+  const mx = xs.reduce((a, b) => a + b, 0) / n
+  const my = ys.reduce((a, b) => a + b, 0) / n
+  let num = 0
+  let den = 0
+  for (let i = 0; i < n; i++) { num += (xs[i] - mx) * (ys[i] - my); den += (xs[i] - mx) ** 2 }
+  return den === 0 ? 0 : num / den
+}
+
+export interface SoakSummary {
+  seconds: number
+  /** RSS growth over the second half of the run, MB per minute (least squares). */
+  rssSlopeMBPerMin: number
+  heapSlopeMBPerMin: number
+  /** RSS at the first sample of the second half, and at the end. */
+  rssHalfMB: number
+  rssEndMB: number
+  rssMaxMB: number
+  maxLoopDelayMs: number
+  /** Samples (seconds) whose worst event-loop delay exceeded `stallMs`. */
+  stallSeconds: number
+}
+
+const round2 = (n: number): number => Math.round(n * 100) / 100
+
+/**
+ * The trend is taken over the second half of the run only: the first half holds start-up,
+ * JIT warm-up and caches filling to their bounds (the dedup window is TTL + skew long), so
+ * a steady state shows as a flat second half. Null with fewer than 4 samples.
+ */
+export function summarizeSoak (samples: readonly Sample[], stallMs: number): SoakSummary | null {
+  if (samples.length < 4) return null
+  const end = samples[samples.length - 1].t
+  const second = samples.filter(s => s.t >= end / 2)
+  const xs = second.map(s => s.t / 60)
+  return {
+    seconds: samples.length,
+    rssSlopeMBPerMin: round2(slope(xs, second.map(s => s.rssMB))),
+    heapSlopeMBPerMin: round2(slope(xs, second.map(s => s.heapMB))),
+    rssHalfMB: second[0].rssMB,
+    rssEndMB: second[second.length - 1].rssMB,
+    rssMaxMB: Math.max(...samples.map(s => s.rssMB)),
+    maxLoopDelayMs: Math.max(...samples.map(s => s.maxLoopDelayMs)),
+    stallSeconds: samples.filter(s => s.maxLoopDelayMs > stallMs).length
+  }
+}

@@ -1,0 +1,6 @@
+/** Types of bin/runtime.js (plain JavaScript: it must run before any build exists). */
+export declare const NODE_START_V8_FLAGS: string
+export declare function prepareNodeProcess (env?: NodeJS.ProcessEnv): Promise<void>
+export declare function deferUndici (): void
+export declare function useDist (env?: NodeJS.ProcessEnv): boolean
+export declare function moduleUrl (path: string, env?: NodeJS.ProcessEnv): URL
