@@ -50,7 +50,7 @@ export const LIMITS = {
   maxRetries: 16
 } as const
 
-export const DEFAULTS = { ttl: 300, hops: 8, prio: 1, contentType: 'application/json' } as const
+export const DEFAULTS = { ttl: 300, hops: 16, prio: 1, contentType: 'application/json' } as const
 
 /** Delivery requirements. All optional. */
 export interface Delivery {

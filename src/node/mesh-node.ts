@@ -6,7 +6,8 @@
 import { cpus, totalmem } from 'node:os'
 import pino from 'pino'
 import type { AgentId, NetworkId } from '../core/ids.ts'
-import { isAgentId } from '../core/keys.ts'
+import { agentKeyFromSeed, isAgentId } from '../core/keys.ts'
+import { parseTopic } from '../core/topics.ts'
 import { AgentNotFoundError, InvalidArgumentError, abortReason } from '../core/errors.ts'
 import type { RejectionReason } from '../core/ingress.ts'
 import { createNet, type Net } from '../net/libp2p.ts'
@@ -56,7 +57,8 @@ export class MeshNodeImpl implements MeshNode {
       ingress: { network: this.network, maxBytes: this.config.maxMessageBytes, clockSkewMs: this.config.clockSkewMs },
       peers: this.tracker,
       logger,
-      nodeRecord: async () => await this.nodeRecord()
+      nodeRecord: async () => await this.nodeRecord(),
+      signNode: nodeSigner(data.privateKey)
     })
     const router = this.router
     this.transport = {
@@ -156,6 +158,10 @@ export class MeshNodeImpl implements MeshNode {
     return { counts: { ...this.router.rejections.counts }, recent: this.router.rejections.list(filter) }
   }
 
+  topicInterest (topic: string): string[] {
+    return this.router.topics.core.interestedIn(parseTopic(topic))
+  }
+
   async findAgent (id: AgentId | string, options: AbortOptions = {}): Promise<AgentRecord> {
     if (!isAgentId(id)) throw new InvalidArgumentError(`not an agent id (did:key): ${JSON.stringify(id)}`)
     return await this.router.findAgent(id, options)
@@ -212,6 +218,16 @@ export class MeshNodeImpl implements MeshNode {
     })()
     await this.stopping
   }
+}
+
+/**
+ * Synchronous signing with the node's Ed25519 key (the dissemination core signs interest
+ * records inline). libp2p keeps the 32-byte seed followed by the public key in `raw`.
+ */
+function nodeSigner (key: DataDir['privateKey']): (input: Uint8Array) => Uint8Array {
+  if (key.type !== 'Ed25519') throw new InvalidArgumentError(`node key must be Ed25519, not ${key.type}`)
+  const signer = agentKeyFromSeed(key.raw.subarray(0, 32))
+  return (input) => signer.sign(input)
 }
 
 function splitHostPort (s: string): [string, number] {

@@ -196,6 +196,12 @@ export interface MeshNode {
   peers: () => PeerInfo[]
   nodeRecords: () => NodeRecord[]
   rejections: (filter?: { reason?: RejectionReason, limit?: number }) => { counts: Record<RejectionReason, number>, recent: RejectionRecord[] }
+  /**
+   * Peer ids of the nodes a message on `topic` published here would reach: those whose
+   * interest (their agents' subscriptions) this node has learnt and can route to.
+   * Subscriptions spread through the mesh in milliseconds; this shows when one has arrived.
+   */
+  topicInterest: (topic: string) => string[]
   /** Finds an agent's signed record (local directory, then the DHT). */
   findAgent: (id: AgentId | string, options?: AbortOptions) => Promise<AgentRecord>
   /** Resolves once the agent's record can be found (polls the directory and DHT). */

@@ -1,13 +1,18 @@
 /**
  * The router: where every envelope enters and leaves a node.
  *
- *   agent ──submit──▶ router ──┬─ topic / broadcast ─▶ local subscribers + gossipsub (mesh topic)
+ *   agent ──submit──▶ router ──┬─ topic / broadcast ─▶ local subscribers + TopicPath: the
+ *                              │                       dissemination core over FrameLinks to
+ *                              │                       interested neighbours (data frames t=6)
  *                              └─ direct / multicast ─▶ local endpoint, or FrameLink to the
  *                                                       recipient's home node (found by record)
- *   wire ──▶ ingress (verifyIngress) ──▶ deliver to local endpoints ──▶ confirm frame
+ *   wire ─┬─ t=1 ──▶ ingress (verifyIngress) ──▶ deliver to local endpoints ──▶ confirm frame
+ *         ├─ t=6 ──▶ admitTopic (every copy) ──▶ core: forward to next hops, deliver ──▶ dedup
+ *         └─ t=3/4/5 ──▶ core (interest records verified first)
  *
- * Ingress rejections are counted by reason and never forwarded: gossipsub asks our topic
- * validator before it relays anything.
+ * Ingress rejections are counted by reason and never forwarded: a data copy reaches the
+ * dissemination core only after admitTopic accepted it. Records (agent and node) still
+ * travel on the gossipsub control topic.
  */
 import * as dagCbor from '@ipld/dag-cbor'
 import * as lp from 'it-length-prefixed'
@@ -17,13 +22,15 @@ import type { Connection, Stream } from '@libp2p/interface'
 import { TopicValidatorResult } from '@libp2p/gossipsub'
 import type { AgentId, NetworkId } from '../core/ids.ts'
 import type { Envelope } from '../core/envelope.ts'
-import { DedupCache, RejectionCounter, verifyIngress, type IngressOptions, type RejectionReason } from '../core/ingress.ts'
+import { DedupCache, RejectionCounter, checkIngress, verifyIngress, type IngressOptions, type RejectionReason } from '../core/ingress.ts'
 import {
   AgentNotFoundError, DeliveryFailedError, FedmeshError, NoRespondersError, TimeoutError, UnreachableError, abortReason
 } from '../core/errors.ts'
 import { topicMatches } from '../core/topics.ts'
-import { FrameLink, FRAME_CONFIRM, FRAME_MESSAGE, directoryProtocol, msgProtocol, streamProtocol, MAX_FRAME_BYTES, decodeFrame, encodeFrame, type Frame } from '../net/frames.ts'
-import { controlTopic, gossipTopic, type Net } from '../net/libp2p.ts'
+import { FrameLink, FRAME_CONFIRM, FRAME_DATA, FRAME_MESSAGE, directoryProtocol, msgProtocol, streamProtocol, MAX_FRAME_BYTES, decodeFrame, encodeFrame, type Frame } from '../net/frames.ts'
+import { controlTopic, type Net } from '../net/libp2p.ts'
+import type { DisseminationParams } from '../dissemination/index.ts'
+import { TopicPath } from './topic-path.ts'
 import {
   agentRecordKey, agentRecordSigningInput, decodeAgentRecord, decodeNodeRecord, encodeAgentRecord, encodeNodeRecord,
   type AgentRecord, type AgentRecordFields, type NodeRecord
@@ -52,6 +59,9 @@ export interface RouterComponents {
   logger: Logger
   /** Supplies this node's signed record for announcements. */
   nodeRecord: () => Promise<NodeRecord>
+  /** Signs with the node key (interest records of the dissemination layer). */
+  signNode: (input: Uint8Array) => Uint8Array
+  dissemination?: Partial<DisseminationParams>
 }
 
 export interface RouterCounters { published: number, delivered: number, forwarded: number, received: number }
@@ -88,11 +98,23 @@ export class Router {
   private refreshTimer?: NodeJS.Timeout
   private announceTimer?: NodeJS.Timeout
   private stopped = false
+  /** Topic and broadcast traffic: the dissemination core over FrameLinks. */
+  readonly topics: TopicPath
 
   constructor (components: RouterComponents) {
     this.c = components
     this.rejections = new RejectionCounter({
       onReject: (r) => this.c.logger.debug({ reason: r.reason, detail: r.detail, peer: r.peer, id: r.id }, 'message rejected')
+    })
+    this.topics = new TopicPath({
+      self: components.net.peerId.toString(),
+      params: components.dissemination,
+      sign: components.signNode,
+      admit: (bytes, hops, peer) => this.admitTopic(bytes, hops, peer),
+      deliver: (env, peer) => { this.deliverTopic(env, peer) },
+      reject: (reason, detail, peer, id) => { this.reject(reason, detail, peer, id) },
+      clockSkewMs: components.ingress.clockSkewMs,
+      logger: components.logger
     })
   }
 
@@ -103,11 +125,8 @@ export class Router {
     const net = this.c.net
     await net.handle(msgProtocol(this.c.network), (stream, connection) => { this.acceptLink(stream, connection) }, { maxInboundStreams: 64 })
     await net.handle(streamProtocol(this.c.network), (stream, connection) => { void this.acceptStream(stream, connection) }, { maxInboundStreams: 256 })
-    const mesh = gossipTopic(this.c.network)
     const control = controlTopic(this.c.network)
-    this.pubsub.topicValidators.set(mesh, (peer, msg) => this.validateGossip(peer.toString(), msg.data))
     this.pubsub.topicValidators.set(control, async (peer, msg) => await this.validateControl(peer.toString(), msg.data))
-    this.pubsub.subscribe(mesh)
     this.pubsub.subscribe(control)
     // Announcements sent before a peer's subscription to the control topic is known reach
     // no one: announce again once a peer subscribes.
@@ -118,9 +137,19 @@ export class Router {
     await net.handle(directoryProtocol(this.c.network), (stream) => { void this.serveDirectory(stream) }, { maxInboundStreams: 8 })
     net.addEventListener('peer:identify', (e) => {
       this.scheduleAnnounce(500)
+      if (e.detail.protocols.includes(msgProtocol(this.c.network))) this.ensureNeighbour(e.detail.peerId.toString())
       // A peer we just met may know agents whose announcements we missed: ask once.
       if (e.detail.protocols.includes(directoryProtocol(this.c.network))) void this.fetchDirectory(e.detail.peerId.toString())
     })
+    // A peer that connected before its router started announces the protocol later
+    // (identify push); one that connected before ours started is in the peer list.
+    net.addEventListener('peer:update', (e) => {
+      if (e.detail.peer.protocols.includes(msgProtocol(this.c.network)) && net.getConnections(e.detail.peer.id).length > 0) this.ensureNeighbour(e.detail.peer.id.toString())
+    })
+    for (const pid of net.getPeers()) {
+      const known = await net.peerStore.get(pid).catch(() => undefined)
+      if (known?.protocols.includes(msgProtocol(this.c.network)) === true) this.ensureNeighbour(pid.toString())
+    }
     // Our own addresses changed (listening, a relay reservation, an observed address):
     // records must carry them, or agents behind a relay stay unreachable.
     net.addEventListener('self:peer:update', () => { this.scheduleAnnounce(200) })
@@ -128,8 +157,17 @@ export class Router {
     this.refreshTimer.unref()
   }
 
+  /** Every fedmesh peer we are connected to is a dissemination neighbour: open our link to it. */
+  private ensureNeighbour (peer: string): void {
+    if (this.stopped || this.links.has(peer)) return
+    void this.linkTo(peer, [], AbortSignal.timeout(10_000)).catch((err: Error) => {
+      this.c.logger.debug({ peer, err: err.message }, 'link to peer failed')
+    })
+  }
+
   async stop (): Promise<void> {
     this.stopped = true
+    this.topics.stop()
     clearInterval(this.refreshTimer)
     clearTimeout(this.announceTimer)
     for (const p of this.confirms.values()) p.reject(new UnreachableError('node stopping'))
@@ -147,15 +185,23 @@ export class Router {
   }
 
   async detach (agent: AgentId): Promise<void> {
+    const a = this.endpoints.get(agent)
     this.endpoints.delete(agent)
+    if (a != null) for (const p of a.patterns) this.topics.unsubscribe(p)
   }
 
   subscribe (agent: AgentId, pattern: string): void {
-    this.endpoints.get(agent)?.patterns.add(pattern)
+    const a = this.endpoints.get(agent)
+    if (a == null || a.patterns.has(pattern)) return
+    a.patterns.add(pattern)
+    // The core counts patterns per node; per-agent matching stays here.
+    this.topics.subscribe(pattern)
   }
 
   unsubscribe (agent: AgentId, pattern: string): void {
-    this.endpoints.get(agent)?.patterns.delete(pattern)
+    const a = this.endpoints.get(agent)
+    if (a == null || !a.patterns.delete(pattern)) return
+    this.topics.unsubscribe(pattern)
   }
 
   localAgents (): Endpoint[] { return [...this.endpoints.values()].map(a => a.ep) }
@@ -169,11 +215,20 @@ export class Router {
     this.dedup.add(env.id, env.ts + env.ttl * 1000 + this.c.ingress.clockSkewMs)
     this.counters.published++
     if (env.mode === 'topic' || env.mode === 'broadcast') {
-      this.deliverFanout(env)
-      await this.pubsub.publish(gossipTopic(this.c.network), env.bytes)
+      this.publishTopic(env)
       return { id: env.id, confirmed: [] }
     }
     return await this.sendDirect(env, options)
+  }
+
+  /**
+   * Publishes a local agent's topic or broadcast envelope: local subscribers, then the
+   * dissemination core. Synchronous: the frames are queued on the links (see `queuedBytes`
+   * for backpressure).
+   */
+  publishTopic (env: Envelope): void {
+    this.deliverFanout(env)
+    this.topics.publish(env)
   }
 
   private async sendDirect (env: Envelope, options: AbortOptions): Promise<SendResult> {
@@ -272,8 +327,12 @@ export class Router {
       const link: FrameLink = new FrameLink(stream, {
         onFrame: (f) => { this.onFrame(f, link, peer) },
         onGarbage: (detail) => { this.reject('malformed', detail, peer) },
-        onClose: () => { if (this.links.get(peer) != null) void this.links.get(peer)?.then(l => { if (l === link) this.links.delete(peer) }) }
+        onClose: () => {
+          this.topics.removeLink(peer, link)
+          if (this.links.get(peer) != null) void this.links.get(peer)?.then(l => { if (l === link) this.links.delete(peer) })
+        }
       })
+      this.topics.addLink(peer, link)
       return link
     } catch (err) {
       this.c.peers.dialFailed(peer)
@@ -288,9 +347,10 @@ export class Router {
     const link: FrameLink = new FrameLink(stream, {
       onFrame: (f) => { this.onFrame(f, link, peer) },
       onGarbage: (detail) => { this.reject('malformed', detail, peer) },
-      onClose: () => { this.inbound.delete(link) }
+      onClose: () => { this.inbound.delete(link); this.topics.removeLink(peer, link) }
     })
     this.inbound.add(link)
+    this.topics.addLink(peer, link)
   }
 
   private onFrame (frame: Frame, link: FrameLink, peer: string): void {
@@ -299,6 +359,8 @@ export class Router {
       this.confirms.get(`${peer}|${frame.id}`)?.resolve(frame)
       return
     }
+    if (frame.t === FRAME_DATA) { this.topics.onData(peer, frame); return }
+    if (frame.t !== FRAME_MESSAGE) { this.topics.onControl(peer, frame); return }
     this.counters.received++
     const res = verifyIngress(frame.e, frame.h, this.c.ingress, this.dedup)
     if (!res.ok) {
@@ -311,7 +373,7 @@ export class Router {
     }
     const env = res.envelope
     if (env.mode !== 'direct' && env.mode !== 'multicast') {
-      this.reject('bad-field', `${env.mode} envelopes travel by gossip, not by link`, peer, env.id)
+      this.reject('bad-field', `${env.mode} envelopes travel in data frames (t=6), not message frames`, peer, env.id)
       return
     }
     this.rememberRoute(env.from, peer)
@@ -334,21 +396,35 @@ export class Router {
     void link.send(confirm, 3).catch(() => {})
   }
 
-  private validateGossip (peer: string, data: Uint8Array): TopicValidatorResult {
+  /**
+   * The per-message ingress of topic and broadcast traffic: every copy of a data frame
+   * passes here before the dissemination core may forward or deliver it. Same checks as
+   * direct messages (verifyIngress) except dedup, which gates delivery (deliverTopic), not
+   * forwarding: each copy carries its own labels. Per-envelope hooks (schema inspection)
+   * belong here, after the checks.
+   */
+  private admitTopic (bytes: Uint8Array, hops: number, peer: string): Envelope | undefined {
     this.counters.received++
-    const res = verifyIngress(data, 0, this.c.ingress, this.dedup)
+    const res = checkIngress(bytes, hops, this.c.ingress)
     if (!res.ok) {
       this.reject(res.reason, res.detail, peer, res.id)
-      // Duplicates are not the sender's fault (we may have published it ourselves).
-      return res.reason === 'duplicate' ? TopicValidatorResult.Ignore : TopicValidatorResult.Reject
-    }
-    if (res.envelope.mode !== 'topic' && res.envelope.mode !== 'broadcast') {
-      this.reject('bad-field', `${res.envelope.mode} envelopes are not gossiped`, peer, res.envelope.id)
-      return TopicValidatorResult.Reject
+      return undefined
     }
     const env = res.envelope
-    queueMicrotask(() => { this.deliverFanout(env) })
-    return TopicValidatorResult.Accept
+    if (env.mode !== 'topic' && env.mode !== 'broadcast') {
+      this.reject('bad-field', `${env.mode} envelopes travel in message frames (t=1), not data frames`, peer, env.id)
+      return undefined
+    }
+    return env
+  }
+
+  /** A remote topic or broadcast message the core delivers here: once per id, to matching agents. */
+  private deliverTopic (env: Envelope, peer: string): void {
+    if (!this.dedup.add(env.id, env.ts + env.ttl * 1000 + this.c.ingress.clockSkewMs)) {
+      this.reject('duplicate', 'already seen', peer, env.id)
+      return
+    }
+    this.deliverFanout(env)
   }
 
   private reject (reason: RejectionReason, detail: string, peer?: string, id?: string): void {
