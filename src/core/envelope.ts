@@ -21,6 +21,9 @@ import { isNetworkId } from './ids.ts'
 import { isAgentId, verifyByDid, type AgentKey } from './keys.ts'
 import { isTopic } from './topics.ts'
 import { InvalidEnvelopeError, MessageTooLargeError } from './errors.ts'
+import { MAX_BATCH, batchSigningInput, leafHash, merkleTree, rootFromProof, type BatchProof, type VerifiedRoots } from './batch.ts'
+
+export type { BatchProof } from './batch.ts'
 
 export const ENVELOPE_VERSION = 1
 export const SIGNATURE_DOMAIN = new TextEncoder().encode('fedmesh/envelope/v1')
@@ -107,7 +110,10 @@ export interface EnvelopeFields {
 
 export interface Envelope extends EnvelopeFields {
   readonly id: MessageId
+  /** Ed25519 signature: over the id, or over the batch root when `bp` is present. */
   readonly sig: Uint8Array
+  /** Inclusion proof of this envelope's id in a batch the agent signed once (section 4.1). */
+  readonly bp?: BatchProof
   /** Canonical wire bytes (with signature). */
   readonly bytes: Uint8Array
 }
@@ -140,18 +146,52 @@ export function compact<T extends object> (obj: T): T {
   return out as T
 }
 
-/** Signs fields with the agent's key and returns the full envelope. */
-export function signEnvelope (fields: EnvelopeFields, key: AgentKey): Envelope {
+/** Fields checked and canonically encoded, with their id: an envelope waiting for its signature. */
+export interface PreparedEnvelope {
+  readonly fields: EnvelopeFields
+  readonly id: MessageId
+  readonly multihash: Uint8Array
+}
+
+/** Checks and encodes fields for signing by `key` (throws InvalidEnvelopeError). */
+export function prepareEnvelope (fields: EnvelopeFields, key: Pick<AgentKey, 'id'>): PreparedEnvelope {
   if (fields.from !== key.id) throw new InvalidEnvelopeError('envelope `from` must be the signing agent')
   const clean = compact({ ...fields, dlv: fields.dlv != null ? compact(fields.dlv) : undefined })
   const problem = checkFields(clean)
   if (problem != null) throw new InvalidEnvelopeError(problem)
-  const unsigned = dagCbor.encode(clean)
-  const { id, multihash } = messageIdFromBytes(unsigned)
-  const sig = key.sign(signingInput(multihash))
-  const bytes = dagCbor.encode({ ...clean, sig })
+  const { id, multihash } = messageIdFromBytes(dagCbor.encode(clean))
+  return { fields: clean, id, multihash }
+}
+
+function finish (p: PreparedEnvelope, sig: Uint8Array, bp?: BatchProof): Envelope {
+  const bytes = dagCbor.encode(bp === undefined ? { ...p.fields, sig } : { ...p.fields, sig, bp: [bp.n, bp.i, bp.path] })
   if (bytes.length > LIMITS.maxEnvelopeBytes) throw new MessageTooLargeError(`envelope is ${bytes.length} bytes, limit ${LIMITS.maxEnvelopeBytes}`)
-  return Object.freeze({ ...clean, id, sig, bytes })
+  return Object.freeze(bp === undefined ? { ...p.fields, id: p.id, sig, bytes } : { ...p.fields, id: p.id, sig, bp, bytes })
+}
+
+/** Signs fields with the agent's key and returns the full envelope. */
+export function signEnvelope (fields: EnvelopeFields, key: AgentKey): Envelope {
+  const p = prepareEnvelope(fields, key)
+  return finish(p, key.sign(signingInput(p.multihash)))
+}
+
+/**
+ * Signs envelopes prepared together with one signature over the Merkle root of their ids
+ * (section 4.1); each gets its inclusion proof. One envelope is signed alone (no `bp`).
+ * At most MAX_BATCH at a time.
+ */
+export function signPrepared (prepared: readonly PreparedEnvelope[], key: AgentKey): Envelope[] {
+  if (prepared.length > MAX_BATCH) throw new RangeError(`at most ${MAX_BATCH} envelopes per batch`)
+  for (const p of prepared) if (p.fields.from !== key.id) throw new InvalidEnvelopeError('envelope `from` must be the signing agent')
+  if (prepared.length === 1) return [finish(prepared[0], key.sign(signingInput(prepared[0].multihash)))]
+  const { root, paths } = merkleTree(prepared.map(p => leafHash(p.multihash)))
+  const sig = key.sign(batchSigningInput(root))
+  return prepared.map((p, i) => finish(p, sig, { n: prepared.length, i, path: paths[i] }))
+}
+
+/** Signs several envelopes' fields with one batch signature (see signPrepared). */
+export function signEnvelopes (fields: readonly EnvelopeFields[], key: AgentKey): Envelope[] {
+  return signPrepared(fields.map(f => prepareEnvelope(f, key)), key)
 }
 
 export type DecodeFailure = 'malformed' | 'non-canonical' | 'bad-field' | 'bad-signature' | 'too-large'
@@ -164,7 +204,7 @@ export type DecodeResult =
  * Decodes and verifies wire bytes: size, CBOR well-formedness, canonical encoding,
  * field shapes and the signature. Never throws.
  */
-export function decodeEnvelope (bytes: Uint8Array, maxBytes: number = LIMITS.maxEnvelopeBytes): DecodeResult {
+export function decodeEnvelope (bytes: Uint8Array, maxBytes: number = LIMITS.maxEnvelopeBytes, roots?: VerifiedRoots): DecodeResult {
   if (bytes.length > maxBytes) return { ok: false, reason: 'too-large', detail: `${bytes.length} bytes > ${maxBytes}` }
   let value: unknown
   try {
@@ -185,14 +225,34 @@ export function decodeEnvelope (bytes: Uint8Array, maxBytes: number = LIMITS.max
     return { ok: false, reason: 'malformed', detail: (err as Error).message.slice(0, 200) }
   }
   if (!bytesEqual(reencoded, bytes)) return { ok: false, reason: 'non-canonical', detail: 'bytes are not the canonical encoding' }
-  const { sig, ...fields } = obj
+  const { sig, bp: rawProof, ...fields } = obj
   if (!(sig instanceof Uint8Array) || sig.length !== 64) return { ok: false, reason: 'bad-field', detail: 'sig must be 64 bytes' }
+  const bp = rawProof === undefined ? undefined : parseProof(rawProof)
+  if (bp === null) return { ok: false, reason: 'bad-field', detail: `bp must be [n, i, [32-byte hash, …]] with 2 ≤ n ≤ ${MAX_BATCH}, i < n` }
   const problem = checkFields(fields)
   if (problem != null) return { ok: false, reason: 'bad-field', detail: problem }
   const env = fields as unknown as EnvelopeFields
   const { id, multihash } = messageIdFromBytes(dagCbor.encode(fields))
-  if (!verifyByDid(env.from, signingInput(multihash), sig)) return { ok: false, reason: 'bad-signature', detail: `signature does not verify for ${env.from}` }
-  return { ok: true, envelope: Object.freeze({ ...env, id, sig, bytes }) }
+  if (bp === undefined) {
+    if (!verifyByDid(env.from, signingInput(multihash), sig)) return { ok: false, reason: 'bad-signature', detail: `signature does not verify for ${env.from}` }
+    return { ok: true, envelope: Object.freeze({ ...env, id, sig, bytes }) }
+  }
+  const root = rootFromProof(leafHash(multihash), bp)
+  if (root === undefined) return { ok: false, reason: 'bad-signature', detail: 'batch proof does not fit its index and size' }
+  if (roots?.has(env.from, root) !== true) {
+    if (!verifyByDid(env.from, batchSigningInput(root), sig)) return { ok: false, reason: 'bad-signature', detail: `batch signature does not verify for ${env.from}` }
+    roots?.add(env.from, root)
+  }
+  return { ok: true, envelope: Object.freeze({ ...env, id, sig, bp, bytes }) }
+}
+
+/** `bp` off the wire: [n, i, [hash…]]; null when malformed. The path length is checked by rootFromProof. */
+function parseProof (v: unknown): BatchProof | null {
+  if (!Array.isArray(v) || v.length !== 3) return null
+  const [n, i, path] = v as unknown[]
+  if (!isInt(n, 2, MAX_BATCH) || !isInt(i, 0, n - 1) || !Array.isArray(path) || path.length > 32) return null
+  for (const h of path) if (!(h instanceof Uint8Array) || h.length !== 32) return null
+  return { n, i, path: path as Uint8Array[] }
 }
 
 const LENIENT_DECODE = { ...dagCbor.decodeOptions, strict: false, allowIndefinite: true, rejectDuplicateMapKeys: true }
@@ -294,6 +354,8 @@ export interface EnvelopeJson {
   payload?: unknown
   payloadBase64?: string
   sig: string
+  /** Batch inclusion proof, hashes in base64 (section 4.1). */
+  bp?: { n: number, i: number, path: string[] }
 }
 
 export function isJsonContentType (ct: string): boolean {
@@ -301,8 +363,9 @@ export function isJsonContentType (ct: string): boolean {
 }
 
 export function envelopeToJson (env: Envelope): EnvelopeJson {
-  const { bytes: _bytes, body: _body, sig, id, ...rest } = env
+  const { bytes: _bytes, body: _body, sig, id, bp, ...rest } = env
   const out: EnvelopeJson = { id, ...rest, sig: Buffer.from(sig).toString('base64') }
+  if (bp !== undefined) out.bp = { n: bp.n, i: bp.i, path: bp.path.map(h => Buffer.from(h).toString('base64')) }
   const payload = envelopePayload(env)
   if (isJsonContentType(env.ct)) {
     try {

@@ -4,6 +4,7 @@
  * message; nothing is thrown and nothing is forwarded.
  */
 import type { MessageId, NetworkId } from './ids.ts'
+import type { VerifiedRoots } from './batch.ts'
 import { decodeEnvelope, envelopePayload, LIMITS, type DecodeFailure, type Envelope } from './envelope.ts'
 
 export const REJECTION_REASONS = [
@@ -21,6 +22,8 @@ export interface IngressOptions {
    * in the future, and is still accepted this long after its TTL ran out.
    */
   clockSkewMs: number
+  /** Batch roots already verified (per node): a batch is then verified with one signature check. */
+  roots?: VerifiedRoots
 }
 
 export const DEFAULT_INGRESS: Omit<IngressOptions, 'network'> = {
@@ -55,7 +58,7 @@ export function verifyIngress (bytes: Uint8Array, hopCount: number, opts: Ingres
  * are forwarded before the node decides whether to deliver them.
  */
 export function checkIngress (bytes: Uint8Array, hopCount: number, opts: IngressOptions, now: number = Date.now()): IngressResult {
-  const decoded = decodeEnvelope(bytes, opts.maxBytes)
+  const decoded = decodeEnvelope(bytes, opts.maxBytes, opts.roots)
   if (!decoded.ok) return { ok: false, reason: decoded.reason satisfies DecodeFailure, detail: decoded.detail }
   const ctx = checkEnvelopeContext(decoded.envelope, hopCount, opts, now)
   if (!ctx.ok) return ctx

@@ -63,6 +63,9 @@ export class MeshNodeImpl implements MeshNode {
     const router = this.router
     this.transport = {
       submit: async (env, options) => await router.submit(env, options),
+      publishNow: (env) => { router.publishNow(env) },
+      queuedBytes: () => router.topics.queuedBytes(),
+      drained: async (bytes) => { await router.topics.drained(bytes) },
       subscribe: async (agent, pattern) => { router.subscribe(agent, pattern) },
       unsubscribe: async (agent, pattern) => { router.unsubscribe(agent, pattern) },
       openStream: async (open, options) => await router.openStream(open, options),

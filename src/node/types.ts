@@ -169,6 +169,19 @@ export interface Agent {
   readonly id: AgentId
   readonly name?: string
   publish: (topic: string, payload: Payload, options?: SendOptions) => Promise<SendResult>
+  /**
+   * Publishes without a promise per message: the envelope is signed with the others
+   * published in the same tick (one batch signature) and queued. Returns false when the
+   * node's outgoing queues are above their high-water mark: the caller should then
+   * `await drain()` before publishing more. Invalid input throws at once.
+   *
+   * @example
+   * for (const reading of readings) if (!agent.publishBuffered('sensors/t', reading)) await agent.drain()
+   * await agent.drain()
+   */
+  publishBuffered: (topic: string, payload: Payload, options?: SendOptions) => boolean
+  /** Signs and hands over everything published so far; resolves once the node's queues are below their low-water mark. */
+  drain: () => Promise<void>
   subscribe: (pattern: string, options?: AbortOptions) => Subscription
   /** Direct, multicast and broadcast messages addressed to this agent (not replies). */
   messages: (options?: AbortOptions) => Subscription

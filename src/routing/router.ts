@@ -22,6 +22,7 @@ import type { Connection, Stream } from '@libp2p/interface'
 import { TopicValidatorResult } from '@libp2p/gossipsub'
 import type { AgentId, NetworkId } from '../core/ids.ts'
 import type { Envelope } from '../core/envelope.ts'
+import { VerifiedRoots } from '../core/batch.ts'
 import { DedupCache, RejectionCounter, checkIngress, verifyIngress, type IngressOptions, type RejectionReason } from '../core/ingress.ts'
 import {
   AgentNotFoundError, DeliveryFailedError, FedmeshError, NoRespondersError, TimeoutError, UnreachableError, abortReason
@@ -101,8 +102,12 @@ export class Router {
   /** Topic and broadcast traffic: the dissemination core over FrameLinks. */
   readonly topics: TopicPath
 
+  /** Ingress options with this node's cache of verified batch roots. */
+  private readonly ingress: IngressOptions
+
   constructor (components: RouterComponents) {
     this.c = components
+    this.ingress = { ...components.ingress, roots: components.ingress.roots ?? new VerifiedRoots() }
     this.rejections = new RejectionCounter({
       onReject: (r) => this.c.logger.debug({ reason: r.reason, detail: r.detail, peer: r.peer, id: r.id }, 'message rejected')
     })
@@ -113,7 +118,7 @@ export class Router {
       admit: (bytes, hops, peer) => this.admitTopic(bytes, hops, peer),
       deliver: (env, peer) => { this.deliverTopic(env, peer) },
       reject: (reason, detail, peer, id) => { this.reject(reason, detail, peer, id) },
-      clockSkewMs: components.ingress.clockSkewMs,
+      clockSkewMs: this.ingress.clockSkewMs,
       logger: components.logger
     })
   }
@@ -212,7 +217,7 @@ export class Router {
 
   /** Routes an envelope signed by a local agent. */
   async submit (env: Envelope, options: AbortOptions = {}): Promise<SendResult> {
-    this.dedup.add(env.id, env.ts + env.ttl * 1000 + this.c.ingress.clockSkewMs)
+    this.dedup.add(env.id, env.ts + env.ttl * 1000 + this.ingress.clockSkewMs)
     this.counters.published++
     if (env.mode === 'topic' || env.mode === 'broadcast') {
       this.publishTopic(env)
@@ -222,11 +227,25 @@ export class Router {
   }
 
   /**
-   * Publishes a local agent's topic or broadcast envelope: local subscribers, then the
-   * dissemination core. Synchronous: the frames are queued on the links (see `queuedBytes`
-   * for backpressure).
+   * Routes a local agent's topic or broadcast envelope at once, without a promise (the
+   * SDK's buffered path). Other modes are refused (counted as `bad-field`).
    */
-  publishTopic (env: Envelope): void {
+  publishNow (env: Envelope): void {
+    if (env.mode !== 'topic' && env.mode !== 'broadcast') {
+      this.reject('bad-field', `publishNow takes topic and broadcast envelopes, not ${env.mode}`, undefined, env.id)
+      return
+    }
+    this.dedup.add(env.id, env.ts + env.ttl * 1000 + this.ingress.clockSkewMs)
+    this.counters.published++
+    this.publishTopic(env)
+  }
+
+  /**
+   * Publishes a local agent's topic or broadcast envelope: local subscribers, then the
+   * dissemination core. Synchronous: the frames are queued on the links (see
+   * `topics.queuedBytes` for backpressure).
+   */
+  private publishTopic (env: Envelope): void {
     this.deliverFanout(env)
     this.topics.publish(env)
   }
@@ -362,7 +381,7 @@ export class Router {
     if (frame.t === FRAME_DATA) { this.topics.onData(peer, frame); return }
     if (frame.t !== FRAME_MESSAGE) { this.topics.onControl(peer, frame); return }
     this.counters.received++
-    const res = verifyIngress(frame.e, frame.h, this.c.ingress, this.dedup)
+    const res = verifyIngress(frame.e, frame.h, this.ingress, this.dedup)
     if (!res.ok) {
       this.reject(res.reason, res.detail, peer, res.id)
       // A retransmission of something we already delivered: confirm it again, since
@@ -405,7 +424,7 @@ export class Router {
    */
   private admitTopic (bytes: Uint8Array, hops: number, peer: string): Envelope | undefined {
     this.counters.received++
-    const res = checkIngress(bytes, hops, this.c.ingress)
+    const res = checkIngress(bytes, hops, this.ingress)
     if (!res.ok) {
       this.reject(res.reason, res.detail, peer, res.id)
       return undefined
@@ -420,7 +439,7 @@ export class Router {
 
   /** A remote topic or broadcast message the core delivers here: once per id, to matching agents. */
   private deliverTopic (env: Envelope, peer: string): void {
-    if (!this.dedup.add(env.id, env.ts + env.ttl * 1000 + this.c.ingress.clockSkewMs)) {
+    if (!this.dedup.add(env.id, env.ts + env.ttl * 1000 + this.ingress.clockSkewMs)) {
       this.reject('duplicate', 'already seen', peer, env.id)
       return
     }
@@ -458,7 +477,7 @@ export class Router {
 
   async openStream (open: Envelope, options: AbortOptions = {}): Promise<ByteStream> {
     const to = open.to?.[0] as AgentId
-    this.dedup.add(open.id, open.ts + open.ttl * 1000 + this.c.ingress.clockSkewMs)
+    this.dedup.add(open.id, open.ts + open.ttl * 1000 + this.ingress.clockSkewMs)
     const local = this.endpoints.get(to)
     if (local != null) {
       if (!local.ep.acceptsStreams()) throw new NoRespondersError(`agent ${to} does not accept streams`)
@@ -500,7 +519,7 @@ export class Router {
       const first = await withTimeout(frames.next(), AbortSignal.timeout(STREAM_OPEN_TIMEOUT_MS))
       const frame = first.done === true ? undefined : decodeFrame(first.value.subarray())
       if (frame == null || frame.t !== FRAME_MESSAGE) { this.reject('malformed', 'stream open is not a message frame', peer); stream.abort(new Error('bad open')); return }
-      const res = verifyIngress(frame.e, frame.h, this.c.ingress, this.dedup)
+      const res = verifyIngress(frame.e, frame.h, this.ingress, this.dedup)
       if (!res.ok) { this.reject(res.reason, res.detail, peer, res.id); refuse(res.id ?? '', 'DeliveryFailedError', `rejected: ${res.reason}`); return }
       const env = res.envelope
       const to = env.to?.[0] as AgentId

@@ -7,7 +7,9 @@
 import type { AgentId, MessageId } from '../core/ids.ts'
 import type { AgentKey } from '../core/keys.ts'
 import { isAgentId } from '../core/keys.ts'
-import { compressPayload, DEFAULTS, signEnvelope, type Envelope, type EnvelopeFields, type Mode } from '../core/envelope.ts'
+import {
+  compressPayload, DEFAULTS, prepareEnvelope, signEnvelope, signPrepared, type Envelope, type EnvelopeFields, type Mode, type PreparedEnvelope
+} from '../core/envelope.ts'
 import { parsePattern, parseTopic, topicMatches } from '../core/topics.ts'
 import {
   ClosedError, InvalidArgumentError, RemoteError, abortReason
@@ -30,6 +32,22 @@ export interface CreateAgentOptions {
 }
 
 const DEFAULT_REQUEST_TIMEOUT_MS = 10_000
+/**
+ * Publications signed under one batch signature at most (a proof is then ≤ 8 hashes). A
+ * batch is signed at the end of the tick it was started in, or as soon as it is full.
+ */
+export const PUBLISH_BATCH_MAX = 256
+/** `publishBuffered` reports false above this many bytes queued towards other nodes. */
+export const PUBLISH_HIGH_WATER_BYTES = 4 * 1024 * 1024
+/** `drain` resolves once the queues are down to this. */
+export const PUBLISH_LOW_WATER_BYTES = 1024 * 1024
+
+interface Queued {
+  p: PreparedEnvelope
+  options?: SendOptions
+  resolve?: (r: SendResult) => void
+  reject?: (e: Error) => void
+}
 
 function parseAgentId (s: unknown): AgentId {
   if (!isAgentId(s)) throw new InvalidArgumentError(`not an agent id (did:key): ${JSON.stringify(s)}`)
@@ -103,6 +121,9 @@ export class AgentImpl implements Agent {
   private closed = false
   private lastTs = 0
   private nonce = 0
+  /** Publications waiting for their batch signature (signed at the end of the tick). */
+  private batch: Queued[] = []
+  private batchScheduled = false
   readonly endpoint: Endpoint
 
   constructor (key: AgentKey, transport: AgentTransport, opts: CreateAgentOptions) {
@@ -127,6 +148,10 @@ export class AgentImpl implements Agent {
   // ---- building envelopes ---------------------------------------------------------------
 
   private envelope (mode: Mode, target: { to?: AgentId[], topic?: string }, payload: Payload, o: SendOptions, extra: Partial<EnvelopeFields> = {}, seq?: number): Envelope {
+    return signEnvelope(this.fields(mode, target, payload, o, extra, seq), this.key)
+  }
+
+  private fields (mode: Mode, target: { to?: AgentId[], topic?: string }, payload: Payload, o: SendOptions, extra: Partial<EnvelopeFields> = {}, seq?: number): EnvelopeFields {
     if (this.closed) throw new ClosedError('agent closed')
     const { body, ct } = encodePayload(payload, o.contentType)
     const ts = Date.now()
@@ -159,7 +184,42 @@ export class AgentImpl implements Agent {
       body: o.compress === true ? compressPayload(body) : body,
       ...extra
     }
-    return signEnvelope(fields, this.key)
+    return fields
+  }
+
+  // ---- batch-signed publications ----------------------------------------------------------
+
+  /** Checks and encodes a publication now (errors throw here), signs it with its batch later. */
+  private queuePublication (q: Queued): void {
+    this.batch.push(q)
+    if (this.batch.length >= PUBLISH_BATCH_MAX) this.signBatch()
+    else if (!this.batchScheduled) {
+      this.batchScheduled = true
+      queueMicrotask(() => { this.signBatch() })
+    }
+  }
+
+  private signBatch (): void {
+    this.batchScheduled = false
+    if (this.batch.length === 0) return
+    const items = this.batch
+    this.batch = []
+    let envs: Envelope[]
+    try {
+      envs = signPrepared(items.map(q => q.p), this.key)
+    } catch (err) {
+      for (const q of items) q.reject?.(err as Error)
+      return
+    }
+    const t = this.transport
+    for (let i = 0; i < items.length; i++) {
+      const q = items[i]
+      const env = envs[i]
+      if (q.resolve != null) t.submit(env, q.options).then(q.resolve, q.reject)
+      else if (t.publishNow != null) {
+        try { t.publishNow(env) } catch { /* a node stopping: counted there */ }
+      } else t.submit(env).catch(() => { /* counted by the node */ })
+    }
   }
 
   private nextSeq (to: AgentId): number {
@@ -171,8 +231,19 @@ export class AgentImpl implements Agent {
   // ---- sending --------------------------------------------------------------------------
 
   async publish (topic: string, payload: Payload, options: SendOptions = {}): Promise<SendResult> {
-    const env = this.envelope('topic', { topic: parseTopic(topic) }, payload, options)
-    return await this.transport.submit(env, options)
+    const p = prepareEnvelope(this.fields('topic', { topic: parseTopic(topic) }, payload, options), this.key)
+    return await new Promise<SendResult>((resolve, reject) => { this.queuePublication({ p, options, resolve, reject }) })
+  }
+
+  publishBuffered (topic: string, payload: Payload, options: SendOptions = {}): boolean {
+    const p = prepareEnvelope(this.fields('topic', { topic: parseTopic(topic) }, payload, options), this.key)
+    this.queuePublication({ p })
+    return (this.transport.queuedBytes?.() ?? 0) <= PUBLISH_HIGH_WATER_BYTES
+  }
+
+  async drain (): Promise<void> {
+    this.signBatch()
+    await this.transport.drained?.(PUBLISH_LOW_WATER_BYTES)
   }
 
   async send (to: AgentId | string, payload: Payload, options: SendOptions = {}): Promise<SendResult> {
@@ -189,8 +260,8 @@ export class AgentImpl implements Agent {
   }
 
   async broadcast (payload: Payload, options: SendOptions = {}): Promise<SendResult> {
-    const env = this.envelope('broadcast', {}, payload, options)
-    return await this.transport.submit(env, options)
+    const p = prepareEnvelope(this.fields('broadcast', {}, payload, options), this.key)
+    return await new Promise<SendResult>((resolve, reject) => { this.queuePublication({ p, options, resolve, reject }) })
   }
 
   private directEnvelope (mode: 'direct', to: AgentId[], payload: Payload, options: SendOptions, extra: Partial<EnvelopeFields> = {}): Envelope {
@@ -338,6 +409,7 @@ export class AgentImpl implements Agent {
 
   async close (): Promise<void> {
     if (this.closed) return
+    this.signBatch()
     this.closed = true
     this.handlerAborts.abort(new ClosedError('agent closed'))
     for (const s of [...this.subs, ...this.inboxes]) s.unsubscribe()

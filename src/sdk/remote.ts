@@ -371,6 +371,8 @@ export async function connect (opts: ConnectOptions): Promise<RemoteAgent> {
     disconnected: transport.disconnected,
     synced: async () => { await transport.synced() },
     publish: async (topic, payload, options) => await inner.publish(topic, payload, options),
+    publishBuffered: (topic, payload, options) => inner.publishBuffered(topic, payload, options),
+    drain: async () => { await inner.drain() },
     subscribe: (pattern, options) => inner.subscribe(pattern, options),
     messages: (options) => inner.messages(options),
     send: async (to, payload, options) => await inner.send(to, payload, options),
