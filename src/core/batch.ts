@@ -100,30 +100,90 @@ export function batchSigningInput (root: Uint8Array): Uint8Array {
 }
 
 /**
- * Batch roots whose signature this node verified, per signer: a verified root verifies
- * every leaf its proofs lead to. Only successes are kept. Bounded; the oldest go first.
+ * Tree hashes this node has verified, per signer: the root of a batch whose signature
+ * verified, and every hash on a proof that led to it (inner nodes and siblings; by
+ * collision resistance each is a node of that signed tree). A later envelope of the batch
+ * whose proof reaches any of them is verified without another signature check — usually
+ * after one or two hashes, since its own leaf or its parent was a sibling on an earlier
+ * proof. Only successes are kept. Bounded; the oldest signers' hashes go first.
  */
 export class VerifiedRoots {
-  private readonly keys = new Set<string>()
+  private readonly bySigner = new Map<string, Set<string>>()
   private readonly max: number
+  private count = 0
+  /** Envelopes verified from the cache / by a signature check. */
   hits = 0
+  checks = 0
 
-  constructor (max: number = 65_536) { this.max = max }
+  constructor (max: number = 262_144) { this.max = max }
 
-  private key (signer: string, root: Uint8Array): string {
-    return signer + '|' + Buffer.from(root.buffer, root.byteOffset, root.length).toString('latin1')
+  private static key (h: Uint8Array): string {
+    return Buffer.from(h.buffer, h.byteOffset, h.length).toString('latin1')
   }
 
-  has (signer: string, root: Uint8Array): boolean {
-    const ok = this.keys.has(this.key(signer, root))
-    if (ok) this.hits++
-    return ok
+  has (signer: string, h: Uint8Array): boolean {
+    return this.bySigner.get(signer)?.has(VerifiedRoots.key(h)) === true
   }
 
-  add (signer: string, root: Uint8Array): void {
-    if (this.keys.size >= this.max) this.keys.delete(this.keys.values().next().value as string)
-    this.keys.add(this.key(signer, root))
+  add (signer: string, hashes: readonly Uint8Array[]): void {
+    let set = this.bySigner.get(signer)
+    if (set === undefined) {
+      set = new Set()
+      this.bySigner.set(signer, set)
+    } else {
+      // Most recently active signers last, so eviction takes the idle ones first.
+      this.bySigner.delete(signer)
+      this.bySigner.set(signer, set)
+    }
+    for (const h of hashes) {
+      const k = VerifiedRoots.key(h)
+      if (set.has(k)) continue
+      set.add(k)
+      this.count++
+    }
+    while (this.count > this.max) {
+      const [oldest, hs] = this.bySigner.entries().next().value as [string, Set<string>]
+      this.bySigner.delete(oldest)
+      this.count -= hs.size
+    }
   }
 
-  get size (): number { return this.keys.size }
+  get size (): number { return this.count }
+}
+
+/**
+ * Is the envelope with this leaf in a batch `signer` signed? Walks the proof (RFC 9162),
+ * stopping at the first hash already verified for the signer; otherwise checks the
+ * signature over the root it reaches (`verifyRoot`) and remembers every hash on the way.
+ */
+export function verifyInclusion (signer: string, leaf: Uint8Array, proof: BatchProof, verifyRoot: (root: Uint8Array) => boolean, cache?: VerifiedRoots): boolean {
+  if (!Number.isSafeInteger(proof.n) || !Number.isSafeInteger(proof.i) || proof.i < 0 || proof.i >= proof.n) return false
+  if (cache?.has(signer, leaf) === true) { cache.hits++; return true }
+  const seen: Uint8Array[] = [leaf]
+  let fn = proof.i
+  let sn = proof.n - 1
+  let r = leaf
+  for (const p of proof.path) {
+    if (sn === 0 || p.length !== 32) return false
+    if ((fn & 1) === 1 || fn === sn) {
+      r = nodeHash(p, r)
+      if ((fn & 1) === 0) while ((fn & 1) === 0 && fn !== 0) { fn = Math.floor(fn / 2); sn = Math.floor(sn / 2) }
+    } else {
+      r = nodeHash(r, p)
+    }
+    fn = Math.floor(fn / 2)
+    sn = Math.floor(sn / 2)
+    seen.push(p)
+    if (cache?.has(signer, r) === true) {
+      cache.hits++
+      cache.add(signer, seen)
+      return true
+    }
+    seen.push(r)
+  }
+  if (sn !== 0) return false
+  if (cache !== undefined) cache.checks++
+  if (!verifyRoot(r)) return false
+  cache?.add(signer, seen)
+  return true
 }

@@ -21,7 +21,8 @@ import { isNetworkId } from './ids.ts'
 import { isAgentId, verifyByDid, type AgentKey } from './keys.ts'
 import { isTopic } from './topics.ts'
 import { InvalidEnvelopeError, MessageTooLargeError } from './errors.ts'
-import { MAX_BATCH, batchSigningInput, leafHash, merkleTree, rootFromProof, type BatchProof, type VerifiedRoots } from './batch.ts'
+import { CborWriter, decodeCanonicalMap } from './cbor-fast.ts'
+import { MAX_BATCH, batchSigningInput, leafHash, merkleTree, verifyInclusion, type BatchProof, type VerifiedRoots } from './batch.ts'
 
 export type { BatchProof } from './batch.ts'
 
@@ -146,6 +147,60 @@ export function compact<T extends object> (obj: T): T {
   return out as T
 }
 
+/**
+ * Canonical DAG-CBOR of checked envelope fields (and `sig`, `bp`), written directly in the
+ * fixed canonical key order (section 3): byte-identical to `dagCbor.encode` of the same
+ * map (tested), without walking and sorting a generic value. `f` must have passed
+ * checkFields.
+ */
+export function encodeEnvelopeFields (f: EnvelopeFields, sig?: Uint8Array, bp?: BatchProof): Uint8Array {
+  let n = 0
+  for (const k of ENCODE_ORDER) if ((f as unknown as Record<string, unknown>)[k] !== undefined) n++
+  if (sig !== undefined) n++
+  if (bp !== undefined) n++
+  const w = new CborWriter(256 + f.body.length)
+  w.head(5, n)
+  w.text('v'); w.uint(f.v)
+  if (bp !== undefined) {
+    w.text('bp'); w.head(4, 3); w.uint(bp.n); w.uint(bp.i); w.head(4, bp.path.length)
+    for (const h of bp.path) w.bytes(h)
+  }
+  w.text('ct'); w.text(f.ct)
+  if (f.to !== undefined) { w.text('to'); w.head(4, f.to.length); for (const a of f.to) w.text(a) }
+  w.text('ts'); w.uint(f.ts)
+  if (f.dlv !== undefined) {
+    const d = f.dlv
+    w.text('dlv')
+    w.head(5, (d.ack !== undefined ? 1 : 0) + (d.seq !== undefined ? 1 : 0) + (d.dedup !== undefined ? 1 : 0) + (d.maxMs !== undefined ? 1 : 0) + (d.retries !== undefined ? 1 : 0))
+    if (d.ack !== undefined) { w.text('ack'); w.bool(d.ack) }
+    if (d.seq !== undefined) { w.text('seq'); w.uint(d.seq) }
+    if (d.dedup !== undefined) { w.text('dedup'); w.bool(d.dedup) }
+    if (d.maxMs !== undefined) { w.text('maxMs'); w.uint(d.maxMs) }
+    if (d.retries !== undefined) { w.text('retries'); w.uint(d.retries) }
+  }
+  if (f.enc !== undefined) { w.text('enc'); w.text(f.enc) }
+  w.text('net'); w.text(f.net)
+  if (sig !== undefined) { w.text('sig'); w.bytes(sig) }
+  w.text('ttl'); w.uint(f.ttl)
+  w.text('body'); w.bytes(f.body)
+  if (f.conv !== undefined) { w.text('conv'); w.text(f.conv) }
+  if (f.corr !== undefined) { w.text('corr'); w.text(f.corr) }
+  w.text('from'); w.text(f.from)
+  w.text('hops'); w.uint(f.hops)
+  w.text('mode'); w.text(f.mode)
+  w.text('prio'); w.uint(f.prio)
+  w.text('type'); w.text(f.type)
+  if (f.nonce !== undefined) { w.text('nonce'); w.uint(f.nonce) }
+  if (f.proto !== undefined) { w.text('proto'); w.text(f.proto) }
+  if (f.topic !== undefined) { w.text('topic'); w.text(f.topic) }
+  if (f.schema !== undefined) { w.text('schema'); w.text(f.schema) }
+  if (f.replyTo !== undefined) { w.text('replyTo'); w.text(f.replyTo) }
+  return w.finish()
+}
+
+/** Envelope keys (without `sig`), in canonical order. */
+const ENCODE_ORDER = ['v', 'ct', 'to', 'ts', 'dlv', 'enc', 'net', 'ttl', 'body', 'conv', 'corr', 'from', 'hops', 'mode', 'prio', 'type', 'nonce', 'proto', 'topic', 'schema', 'replyTo'] as const
+
 /** Fields checked and canonically encoded, with their id: an envelope waiting for its signature. */
 export interface PreparedEnvelope {
   readonly fields: EnvelopeFields
@@ -159,12 +214,12 @@ export function prepareEnvelope (fields: EnvelopeFields, key: Pick<AgentKey, 'id
   const clean = compact({ ...fields, dlv: fields.dlv != null ? compact(fields.dlv) : undefined })
   const problem = checkFields(clean)
   if (problem != null) throw new InvalidEnvelopeError(problem)
-  const { id, multihash } = messageIdFromBytes(dagCbor.encode(clean))
+  const { id, multihash } = messageIdFromBytes(encodeEnvelopeFields(clean))
   return { fields: clean, id, multihash }
 }
 
 function finish (p: PreparedEnvelope, sig: Uint8Array, bp?: BatchProof): Envelope {
-  const bytes = dagCbor.encode(bp === undefined ? { ...p.fields, sig } : { ...p.fields, sig, bp: [bp.n, bp.i, bp.path] })
+  const bytes = encodeEnvelopeFields(p.fields, sig, bp)
   if (bytes.length > LIMITS.maxEnvelopeBytes) throw new MessageTooLargeError(`envelope is ${bytes.length} bytes, limit ${LIMITS.maxEnvelopeBytes}`)
   return Object.freeze(bp === undefined ? { ...p.fields, id: p.id, sig, bytes } : { ...p.fields, id: p.id, sig, bp, bytes })
 }
@@ -206,6 +261,50 @@ export type DecodeResult =
  */
 export function decodeEnvelope (bytes: Uint8Array, maxBytes: number = LIMITS.maxEnvelopeBytes, roots?: VerifiedRoots): DecodeResult {
   if (bytes.length > maxBytes) return { ok: false, reason: 'too-large', detail: `${bytes.length} bytes > ${maxBytes}` }
+  // Fast path: canonical input decodes in one pass that also yields the unsigned bytes
+  // (the wire minus `sig` and `bp`). Anything it does not take goes the general way below.
+  const fast = decodeCanonicalMap(bytes, UNSIGNED_OMIT)
+  let fields: Record<string, unknown>
+  let sig: unknown
+  let rawProof: unknown
+  let unsigned: Uint8Array | undefined
+  if (fast !== undefined) {
+    fields = fast.value
+    sig = fast.omitted.sig
+    rawProof = fast.omitted.bp
+    unsigned = fast.without
+  } else {
+    const slow = decodeGeneral(bytes)
+    if (!slow.ok) return slow
+    ;({ sig, bp: rawProof, ...fields } = slow.value)
+  }
+  if (!(sig instanceof Uint8Array) || sig.length !== 64) return { ok: false, reason: 'bad-field', detail: 'sig must be 64 bytes' }
+  const bp = rawProof === undefined ? undefined : parseProof(rawProof)
+  if (bp === null) return { ok: false, reason: 'bad-field', detail: `bp must be [n, i, [32-byte hash, …]] with 2 ≤ n ≤ ${MAX_BATCH}, i < n` }
+  const problem = checkFields(fields)
+  if (problem != null) return { ok: false, reason: 'bad-field', detail: problem }
+  const env = fields as unknown as EnvelopeFields
+  const { id, multihash } = messageIdFromBytes(unsigned ?? dagCbor.encode(fields))
+  // The decoded map is ours alone: it becomes the envelope (no copy).
+  const out = fields as Record<string, unknown>
+  out.id = id
+  out.sig = sig
+  out.bytes = bytes
+  if (bp === undefined) {
+    if (!verifyByDid(env.from, signingInput(multihash), sig)) return { ok: false, reason: 'bad-signature', detail: `signature does not verify for ${env.from}` }
+    return { ok: true, envelope: Object.freeze(out) as unknown as Envelope }
+  }
+  out.bp = bp
+  if (!verifyInclusion(env.from, leafHash(multihash), bp, (root) => verifyByDid(env.from, batchSigningInput(root), sig), roots)) {
+    return { ok: false, reason: 'bad-signature', detail: `batch signature or proof does not verify for ${env.from}` }
+  }
+  return { ok: true, envelope: Object.freeze(out) as unknown as Envelope }
+}
+
+const UNSIGNED_OMIT = ['sig', 'bp']
+
+/** Lenient decode, then a re-encode compared byte for byte: tells garbage from non-canonical CBOR. */
+function decodeGeneral (bytes: Uint8Array): { ok: true, value: Record<string, unknown> } | { ok: false, reason: DecodeFailure, detail: string } {
   let value: unknown
   try {
     // Lenient parse first, so that well-formed but non-canonical CBOR (non-minimal
@@ -225,25 +324,7 @@ export function decodeEnvelope (bytes: Uint8Array, maxBytes: number = LIMITS.max
     return { ok: false, reason: 'malformed', detail: (err as Error).message.slice(0, 200) }
   }
   if (!bytesEqual(reencoded, bytes)) return { ok: false, reason: 'non-canonical', detail: 'bytes are not the canonical encoding' }
-  const { sig, bp: rawProof, ...fields } = obj
-  if (!(sig instanceof Uint8Array) || sig.length !== 64) return { ok: false, reason: 'bad-field', detail: 'sig must be 64 bytes' }
-  const bp = rawProof === undefined ? undefined : parseProof(rawProof)
-  if (bp === null) return { ok: false, reason: 'bad-field', detail: `bp must be [n, i, [32-byte hash, …]] with 2 ≤ n ≤ ${MAX_BATCH}, i < n` }
-  const problem = checkFields(fields)
-  if (problem != null) return { ok: false, reason: 'bad-field', detail: problem }
-  const env = fields as unknown as EnvelopeFields
-  const { id, multihash } = messageIdFromBytes(dagCbor.encode(fields))
-  if (bp === undefined) {
-    if (!verifyByDid(env.from, signingInput(multihash), sig)) return { ok: false, reason: 'bad-signature', detail: `signature does not verify for ${env.from}` }
-    return { ok: true, envelope: Object.freeze({ ...env, id, sig, bytes }) }
-  }
-  const root = rootFromProof(leafHash(multihash), bp)
-  if (root === undefined) return { ok: false, reason: 'bad-signature', detail: 'batch proof does not fit its index and size' }
-  if (roots?.has(env.from, root) !== true) {
-    if (!verifyByDid(env.from, batchSigningInput(root), sig)) return { ok: false, reason: 'bad-signature', detail: `batch signature does not verify for ${env.from}` }
-    roots?.add(env.from, root)
-  }
-  return { ok: true, envelope: Object.freeze({ ...env, id, sig, bp, bytes }) }
+  return { ok: true, value: obj }
 }
 
 /** `bp` off the wire: [n, i, [hash…]]; null when malformed. The path length is checked by rootFromProof. */

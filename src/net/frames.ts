@@ -9,6 +9,7 @@ import * as dagCbor from '@ipld/dag-cbor'
 import * as lp from 'it-length-prefixed'
 import type { Stream } from '@libp2p/interface'
 import { LIMITS } from '../core/envelope.ts'
+import { decodeCanonical } from '../core/cbor-fast.ts'
 import { ClosedError } from '../core/errors.ts'
 import { boundedSource, sendWithBackpressure } from './flow.ts'
 
@@ -48,8 +49,9 @@ export function encodeFrame (frame: Frame): Uint8Array {
 
 /** Parses a frame; returns undefined for anything that is not a well-formed frame. */
 export function decodeFrame (bytes: Uint8Array): Frame | undefined {
-  let v: unknown
-  try { v = dagCbor.decode(bytes) } catch { return undefined }
+  // Frames we write are canonical and take the one-pass reader; others the general decoder.
+  let v: unknown = decodeCanonical(bytes)
+  if (v === undefined) try { v = dagCbor.decode(bytes) } catch { return undefined }
   if (v == null || typeof v !== 'object' || Array.isArray(v)) return undefined
   const f = v as Record<string, unknown>
   if (f.t === FRAME_MESSAGE && Number.isInteger(f.h) && (f.h as number) >= 0 && f.e instanceof Uint8Array) return f as unknown as MessageFrame
