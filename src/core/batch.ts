@@ -28,7 +28,10 @@ export interface BatchProof {
   readonly path: readonly Uint8Array[]
 }
 
-const sha256 = (data: Uint8Array): Uint8Array => hash('sha256', data, 'buffer') as unknown as Uint8Array
+const sha256 = (data: Uint8Array): Uint8Array => {
+  const b = hash('sha256', data, 'buffer') as unknown as Buffer
+  return new Uint8Array(b.buffer, b.byteOffset, b.length)
+}
 
 export function leafHash (multihash: Uint8Array): Uint8Array {
   const buf = new Uint8Array(1 + multihash.length)

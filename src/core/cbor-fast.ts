@@ -284,6 +284,16 @@ export class CborWriter {
     this.o += enc.length
   }
 
+  /** Bytes already encoded (a slice of canonical CBOR). */
+  raw (v: Uint8Array): void {
+    this.room(v.length)
+    this.buf.set(v, this.o)
+    this.o += v.length
+  }
+
+  /** Bytes written so far. */
+  get length (): number { return this.o }
+
   bool (v: boolean): void {
     this.room(1)
     this.buf[this.o++] = v ? 0xf5 : 0xf4

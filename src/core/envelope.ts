@@ -153,7 +153,7 @@ export function compact<T extends object> (obj: T): T {
  * map (tested), without walking and sorting a generic value. `f` must have passed
  * checkFields.
  */
-export function encodeEnvelopeFields (f: EnvelopeFields, sig?: Uint8Array, bp?: BatchProof): Uint8Array {
+export function encodeEnvelopeFields (f: EnvelopeFields, sig?: Uint8Array, bp?: BatchProof, marks?: { v: number, net: number }): Uint8Array {
   let n = 0
   for (const k of ENCODE_ORDER) if ((f as unknown as Record<string, unknown>)[k] !== undefined) n++
   if (sig !== undefined) n++
@@ -161,6 +161,7 @@ export function encodeEnvelopeFields (f: EnvelopeFields, sig?: Uint8Array, bp?: 
   const w = new CborWriter(256 + f.body.length)
   w.head(5, n)
   w.text('v'); w.uint(f.v)
+  if (marks !== undefined) marks.v = w.length
   if (bp !== undefined) {
     w.text('bp'); w.head(4, 3); w.uint(bp.n); w.uint(bp.i); w.head(4, bp.path.length)
     for (const h of bp.path) w.bytes(h)
@@ -180,6 +181,7 @@ export function encodeEnvelopeFields (f: EnvelopeFields, sig?: Uint8Array, bp?: 
   }
   if (f.enc !== undefined) { w.text('enc'); w.text(f.enc) }
   w.text('net'); w.text(f.net)
+  if (marks !== undefined) marks.net = w.length
   if (sig !== undefined) { w.text('sig'); w.bytes(sig) }
   w.text('ttl'); w.uint(f.ttl)
   w.text('body'); w.bytes(f.body)
@@ -206,6 +208,9 @@ export interface PreparedEnvelope {
   readonly fields: EnvelopeFields
   readonly id: MessageId
   readonly multihash: Uint8Array
+  /** The unsigned canonical bytes, and where in them `bp` and `sig` go (after `v`, after `net`). */
+  readonly unsigned: Uint8Array
+  readonly marks: { v: number, net: number }
 }
 
 /** Checks and encodes fields for signing by `key` (throws InvalidEnvelopeError). */
@@ -214,12 +219,36 @@ export function prepareEnvelope (fields: EnvelopeFields, key: Pick<AgentKey, 'id
   const clean = compact({ ...fields, dlv: fields.dlv != null ? compact(fields.dlv) : undefined })
   const problem = checkFields(clean)
   if (problem != null) throw new InvalidEnvelopeError(problem)
-  const { id, multihash } = messageIdFromBytes(encodeEnvelopeFields(clean))
-  return { fields: clean, id, multihash }
+  const marks = { v: 0, net: 0 }
+  const unsigned = encodeEnvelopeFields(clean, undefined, undefined, marks)
+  const { id, multihash } = messageIdFromBytes(unsigned)
+  return { fields: clean, id, multihash, unsigned, marks }
+}
+
+/**
+ * The wire bytes: the unsigned bytes with `bp` spliced in after `v` and `sig` after `net`
+ * (their canonical places: `bp` is the first two-letter key, `sig` follows `net`), and
+ * the entry count raised to match. Byte-identical to encoding all fields anew.
+ */
+function wireBytes (p: PreparedEnvelope, sig: Uint8Array, bp?: BatchProof): Uint8Array {
+  const u = p.unsigned
+  const head = u[0] < 0xb8 ? 1 : u[0] === 0xb8 ? 2 : 3
+  const count = head === 1 ? u[0] & 31 : head === 2 ? u[1] : (u[1] << 8) | u[2]
+  const w = new CborWriter(u.length + 80 + (bp !== undefined ? 40 + 33 * bp.path.length : 0))
+  w.head(5, count + 1 + (bp !== undefined ? 1 : 0))
+  w.raw(u.subarray(head, p.marks.v))
+  if (bp !== undefined) {
+    w.text('bp'); w.head(4, 3); w.uint(bp.n); w.uint(bp.i); w.head(4, bp.path.length)
+    for (const h of bp.path) w.bytes(h)
+  }
+  w.raw(u.subarray(p.marks.v, p.marks.net))
+  w.text('sig'); w.bytes(sig)
+  w.raw(u.subarray(p.marks.net))
+  return w.finish()
 }
 
 function finish (p: PreparedEnvelope, sig: Uint8Array, bp?: BatchProof): Envelope {
-  const bytes = encodeEnvelopeFields(p.fields, sig, bp)
+  const bytes = wireBytes(p, sig, bp)
   if (bytes.length > LIMITS.maxEnvelopeBytes) throw new MessageTooLargeError(`envelope is ${bytes.length} bytes, limit ${LIMITS.maxEnvelopeBytes}`)
   return Object.freeze(bp === undefined ? { ...p.fields, id: p.id, sig, bytes } : { ...p.fields, id: p.id, sig, bp, bytes })
 }
