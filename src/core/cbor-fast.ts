@@ -232,6 +232,12 @@ export class CborWriter {
 
   constructor (size: number = 512) { this.buf = new Uint8Array(size) }
 
+  /** Starts over (keeping the buffer). */
+  reset (): this {
+    this.o = 0
+    return this
+  }
+
   private room (n: number): void {
     if (this.o + n <= this.buf.length) return
     const next = new Uint8Array(Math.max(this.buf.length * 2, this.o + n))

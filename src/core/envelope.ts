@@ -143,7 +143,10 @@ function signingInput (multihash: Uint8Array): Uint8Array {
 /** Drops undefined members so the object is encodable and canonical. */
 export function compact<T extends object> (obj: T): T {
   const out: Record<string, unknown> = {}
-  for (const [k, v] of Object.entries(obj)) if (v !== undefined) out[k] = v
+  for (const k in obj) {
+    const v = (obj as Record<string, unknown>)[k]
+    if (v !== undefined && Object.hasOwn(obj, k)) out[k] = v
+  }
   return out as T
 }
 
@@ -158,7 +161,7 @@ export function encodeEnvelopeFields (f: EnvelopeFields, sig?: Uint8Array, bp?: 
   for (const k of ENCODE_ORDER) if ((f as unknown as Record<string, unknown>)[k] !== undefined) n++
   if (sig !== undefined) n++
   if (bp !== undefined) n++
-  const w = new CborWriter(256 + f.body.length)
+  const w = scratch.reset()
   w.head(5, n)
   w.text('v'); w.uint(f.v)
   if (marks !== undefined) marks.v = w.length
@@ -200,6 +203,9 @@ export function encodeEnvelopeFields (f: EnvelopeFields, sig?: Uint8Array, bp?: 
   return w.finish()
 }
 
+/** One writer reused by the encoders (never re-entered); `finish` copies out what was written. */
+const scratch = new CborWriter(64 * 1024)
+
 /** Envelope keys (without `sig`), in canonical order. */
 const ENCODE_ORDER = ['v', 'ct', 'to', 'ts', 'dlv', 'enc', 'net', 'ttl', 'body', 'conv', 'corr', 'from', 'hops', 'mode', 'prio', 'type', 'nonce', 'proto', 'topic', 'schema', 'replyTo'] as const
 
@@ -216,9 +222,18 @@ export interface PreparedEnvelope {
 /** Checks and encodes fields for signing by `key` (throws InvalidEnvelopeError). */
 export function prepareEnvelope (fields: EnvelopeFields, key: Pick<AgentKey, 'id'>): PreparedEnvelope {
   if (fields.from !== key.id) throw new InvalidEnvelopeError('envelope `from` must be the signing agent')
-  const clean = compact({ ...fields, dlv: fields.dlv != null ? compact(fields.dlv) : undefined })
+  // One pass: drop undefined members (also inside dlv), no intermediate copies.
+  const clean: Record<string, unknown> = {}
+  for (const k in fields) {
+    const v = (fields as unknown as Record<string, unknown>)[k]
+    if (v !== undefined && Object.hasOwn(fields, k)) clean[k] = k === 'dlv' && v !== null && typeof v === 'object' ? compact(v) : v
+  }
   const problem = checkFields(clean)
   if (problem != null) throw new InvalidEnvelopeError(problem)
+  return prepareChecked(clean as unknown as EnvelopeFields)
+}
+
+function prepareChecked (clean: EnvelopeFields): PreparedEnvelope {
   const marks = { v: 0, net: 0 }
   const unsigned = encodeEnvelopeFields(clean, undefined, undefined, marks)
   const { id, multihash } = messageIdFromBytes(unsigned)
@@ -234,7 +249,7 @@ function wireBytes (p: PreparedEnvelope, sig: Uint8Array, bp?: BatchProof): Uint
   const u = p.unsigned
   const head = u[0] < 0xb8 ? 1 : u[0] === 0xb8 ? 2 : 3
   const count = head === 1 ? u[0] & 31 : head === 2 ? u[1] : (u[1] << 8) | u[2]
-  const w = new CborWriter(u.length + 80 + (bp !== undefined ? 40 + 33 * bp.path.length : 0))
+  const w = scratch.reset()
   w.head(5, count + 1 + (bp !== undefined ? 1 : 0))
   w.raw(u.subarray(head, p.marks.v))
   if (bp !== undefined) {
