@@ -11,11 +11,10 @@
  * The hop count is not part of the envelope: it changes at each relay, so it travels in
  * the frame header (net/frames.ts) and is checked against the signed `hops` limit.
  */
-import { createHash } from 'node:crypto'
+import { hash } from 'node:crypto'
 import { gunzipSync, gzipSync } from 'node:zlib'
 import * as dagCbor from '@ipld/dag-cbor'
 import * as cborg from 'cborg'
-import { base32 } from 'multiformats/bases/base32'
 import type { AgentId, MessageId, NetworkId, Topic } from './ids.ts'
 import { isNetworkId } from './ids.ts'
 import { isAgentId, verifyByDid, type AgentKey } from './keys.ts'
@@ -125,12 +124,31 @@ const FIELD_NAMES = new Set(['v', 'net', 'mode', 'type', 'from', 'to', 'topic', 
 const DELIVERY_NAMES = new Set(['ack', 'maxMs', 'retries', 'dedup', 'seq'])
 
 export function messageIdFromBytes (unsigned: Uint8Array): { id: MessageId, multihash: Uint8Array } {
-  const digest = createHash('sha256').update(unsigned).digest()
+  const digest = hash('sha256', unsigned, 'buffer') as unknown as Uint8Array
   const multihash = new Uint8Array(34)
   multihash[0] = 0x12
   multihash[1] = 0x20
   multihash.set(digest, 2)
-  return { id: base32.encode(multihash) as MessageId, multihash }
+  return { id: base32Multibase(multihash) as MessageId, multihash }
+}
+
+const BASE32_ALPHABET = 'abcdefghijklmnopqrstuvwxyz234567'
+
+/** Multibase base32 (RFC 4648, lower case, no padding, prefix "b"): the id of every message. */
+export function base32Multibase (bytes: Uint8Array): string {
+  let out = 'b'
+  let bits = 0
+  let value = 0
+  for (let i = 0; i < bytes.length; i++) {
+    value = ((value << 8) | bytes[i]) & 0xfff
+    bits += 8
+    while (bits >= 5) {
+      out += BASE32_ALPHABET[(value >>> (bits - 5)) & 31]
+      bits -= 5
+    }
+  }
+  if (bits > 0) out += BASE32_ALPHABET[(value << (5 - bits)) & 31]
+  return out
 }
 
 function signingInput (multihash: Uint8Array): Uint8Array {
@@ -265,7 +283,13 @@ function wireBytes (p: PreparedEnvelope, sig: Uint8Array, bp?: BatchProof): Uint
 function finish (p: PreparedEnvelope, sig: Uint8Array, bp?: BatchProof): Envelope {
   const bytes = wireBytes(p, sig, bp)
   if (bytes.length > LIMITS.maxEnvelopeBytes) throw new MessageTooLargeError(`envelope is ${bytes.length} bytes, limit ${LIMITS.maxEnvelopeBytes}`)
-  return Object.freeze(bp === undefined ? { ...p.fields, id: p.id, sig, bytes } : { ...p.fields, id: p.id, sig, bp, bytes })
+  // The prepared fields object is ours (prepareEnvelope built it): it becomes the envelope.
+  const env = p.fields as unknown as Record<string, unknown>
+  env.id = p.id
+  env.sig = sig
+  if (bp !== undefined) env.bp = bp
+  env.bytes = bytes
+  return Object.freeze(env) as unknown as Envelope
 }
 
 /** Signs fields with the agent's key and returns the full envelope. */

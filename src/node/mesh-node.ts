@@ -8,7 +8,7 @@ import pino from 'pino'
 import type { AgentId, NetworkId } from '../core/ids.ts'
 import { agentKeyFromSeed, isAgentId } from '../core/keys.ts'
 import { parseTopic } from '../core/topics.ts'
-import { AgentNotFoundError, InvalidArgumentError, abortReason } from '../core/errors.ts'
+import { AgentNotFoundError, InvalidArgumentError, TimeoutError, abortReason } from '../core/errors.ts'
 import type { RejectionReason } from '../core/ingress.ts'
 import { createNet, type Net } from '../net/libp2p.ts'
 import { PeerTracker } from '../net/peers.ts'
@@ -181,7 +181,8 @@ export class MeshNodeImpl implements MeshNode {
         return await this.router.findAgent(id, { signal: AbortSignal.any([signal, AbortSignal.timeout(Math.min(10_000, 2000 * (attempt + 1)))]) })
       } catch (err) {
         if (signal.aborted) throw abortReason(signal, `waiting for agent ${id}`)
-        if (!(err instanceof AgentNotFoundError)) throw err
+        // An attempt that ran out of its own time bound (a slow DHT query) is retried too.
+        if (!(err instanceof AgentNotFoundError) && !(err instanceof TimeoutError)) throw err
       }
       await new Promise(resolve => setTimeout(resolve, Math.min(1000, 100 * (attempt + 1))))
     }

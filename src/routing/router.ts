@@ -51,6 +51,7 @@ const DIRECTORY_SYNC_MAX = 2000
 const ROUTE_HINTS_MAX = 10_000
 const ROUTE_HINT_TTL_MS = 5 * 60 * 1000
 const STREAM_OPEN_TIMEOUT_MS = 10_000
+const MATCH_CACHE_MAX = 4096
 
 export interface RouterComponents {
   net: Net
@@ -101,6 +102,8 @@ export class Router {
   private stopped = false
   /** Topic and broadcast traffic: the dissemination core over FrameLinks. */
   readonly topics: TopicPath
+  /** Topic → local agents whose patterns match it (cleared on any subscription change). */
+  private readonly matchCache = new Map<string, Attached[]>()
 
   /** Ingress options with this node's cache of verified batch roots. */
   private readonly ingress: IngressOptions
@@ -186,12 +189,14 @@ export class Router {
   async attach (ep: Endpoint, onStream: (stream: ByteStream, open: Envelope) => void): Promise<void> {
     const existing = this.endpoints.get(ep.agent)
     this.endpoints.set(ep.agent, { ep, onStream, patterns: existing?.patterns ?? new Set() })
+    this.matchCache.clear()
     await this.publishAgentRecord(ep.agent)
   }
 
   async detach (agent: AgentId): Promise<void> {
     const a = this.endpoints.get(agent)
     this.endpoints.delete(agent)
+    this.matchCache.clear()
     if (a != null) for (const p of a.patterns) this.topics.unsubscribe(p)
   }
 
@@ -199,6 +204,7 @@ export class Router {
     const a = this.endpoints.get(agent)
     if (a == null || a.patterns.has(pattern)) return
     a.patterns.add(pattern)
+    this.matchCache.clear()
     // The core counts patterns per node; per-agent matching stays here.
     this.topics.subscribe(pattern)
   }
@@ -206,6 +212,7 @@ export class Router {
   unsubscribe (agent: AgentId, pattern: string): void {
     const a = this.endpoints.get(agent)
     if (a == null || !a.patterns.delete(pattern)) return
+    this.matchCache.clear()
     this.topics.unsubscribe(pattern)
   }
 
@@ -453,17 +460,32 @@ export class Router {
   // ---- local delivery -------------------------------------------------------------------
 
   private deliverFanout (env: Envelope): void {
-    for (const a of this.endpoints.values()) {
-      if (env.mode === 'broadcast') {
+    if (env.mode === 'broadcast') {
+      for (const a of this.endpoints.values()) {
         if (a.ep.agent === env.from) continue
-      } else {
-        let match = false
-        for (const p of a.patterns) if (topicMatches(p, env.topic as string)) { match = true; break }
-        if (!match) continue
+        this.counters.delivered++
+        a.ep.deliver(env)
       }
+      return
+    }
+    for (const a of this.subscribersOf(env.topic as string)) {
       this.counters.delivered++
       a.ep.deliver(env)
     }
+  }
+
+  /** Local agents with a pattern matching `topic`; cached per topic until subscriptions change. */
+  private subscribersOf (topic: string): Attached[] {
+    let list = this.matchCache.get(topic)
+    if (list === undefined) {
+      list = []
+      for (const a of this.endpoints.values()) {
+        for (const p of a.patterns) if (topicMatches(p, topic)) { list.push(a); break }
+      }
+      if (this.matchCache.size >= MATCH_CACHE_MAX) this.matchCache.clear()
+      this.matchCache.set(topic, list)
+    }
+    return list
   }
 
   private deliverDirect (env: Envelope, to: AgentId): void {

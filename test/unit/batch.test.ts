@@ -15,6 +15,9 @@ import {
 } from '../../src/core/envelope.ts'
 import { MAX_BATCH, VerifiedRoots, leafHash, merkleTree, rootFromProof, verifyInclusion } from '../../src/core/batch.ts'
 import { decodeCanonical, decodeCanonicalMap } from '../../src/core/cbor-fast.ts'
+import { base32 } from 'multiformats/bases/base32'
+import { randomBytes } from 'node:crypto'
+import { base32Multibase } from '../../src/core/envelope.ts'
 import { encodeDataFrame, decodeFrame } from '../../src/net/frames.ts'
 import { VECTORS_FILE } from '../../scripts/gen-vectors.ts'
 import type { NetworkId, Topic } from '../../src/core/ids.ts'
@@ -212,6 +215,13 @@ describe('one-pass canonical reader and direct encoders', () => {
     }
     for (const [name, h] of Object.entries(cases)) assert.equal(decodeCanonical(unhex(h.replace(/ /g, ''))), undefined, name)
     assert.deepEqual(decodeCanonical(unhex('a2617601626374f5')), { v: 1, ct: true })
+  })
+
+  test('message ids: the base32 encoder matches multiformats', () => {
+    for (let n = 0; n < 70; n++) for (let k = 0; k < 20; k++) {
+      const b = new Uint8Array(randomBytes(n))
+      assert.equal(base32Multibase(b), base32.encode(b), `${n} bytes`)
+    }
   })
 
   test('data frames: the direct encoder matches DAG-CBOR and decodes back', () => {
