@@ -52,6 +52,10 @@ const ROUTE_HINTS_MAX = 10_000
 const ROUTE_HINT_TTL_MS = 5 * 60 * 1000
 const STREAM_OPEN_TIMEOUT_MS = 10_000
 const MATCH_CACHE_MAX = 4096
+/** `submit` of a topic message waits while the links hold more than this … */
+const SUBMIT_HIGH_WATER_BYTES = 4 * 1024 * 1024
+/** … until they are down to this. */
+const SUBMIT_LOW_WATER_BYTES = 1024 * 1024
 
 export interface RouterComponents {
   net: Net
@@ -228,6 +232,8 @@ export class Router {
     this.counters.published++
     if (env.mode === 'topic' || env.mode === 'broadcast') {
       this.publishTopic(env)
+      // Backpressure for callers that await each publication: resolve once the links drain.
+      if (this.topics.queuedBytes() > SUBMIT_HIGH_WATER_BYTES) await this.topics.drained(SUBMIT_LOW_WATER_BYTES)
       return { id: env.id, confirmed: [] }
     }
     return await this.sendDirect(env, options)

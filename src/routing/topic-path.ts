@@ -22,6 +22,14 @@ import type { Logger } from '../node/types.ts'
 
 /** Control frames (small, they repair routes) leave before data. */
 const CONTROL_PRIORITY = 3
+/**
+ * A link whose queue holds this much is not keeping up: further data copies to it are
+ * dropped (and counted) rather than queued without bound. Topic delivery is at most once;
+ * a local publisher is held back well before this (publishBuffered / drain, submit).
+ */
+export const MAX_LINK_QUEUE_BYTES = 16 * 1024 * 1024
+/** Longest a publisher waits for the links to drain before it may go on. */
+export const MAX_DRAIN_WAIT_MS = 5000
 
 export interface TopicPathInit {
   self: string
@@ -43,6 +51,8 @@ export class TopicPath {
   private readonly init: TopicPathInit
   private readonly links = new Map<string, FrameLink[]>()
   private readonly signatures = new RecordSignatureCache()
+  /** Data copies dropped because the link to their next hop was over MAX_LINK_QUEUE_BYTES. */
+  overflowDrops = 0
   private timer?: NodeJS.Timeout
   private timerAt = Number.POSITIVE_INFINITY
   private stopped = false
@@ -99,9 +109,18 @@ export class TopicPath {
     return n
   }
 
-  /** Resolves once every link's queue is below `bytes`. */
+  /**
+   * Resolves once every link's queue is below `bytes`, or after MAX_DRAIN_WAIT_MS: a stalled
+   * neighbour must not hold a publisher forever (its link drops copies beyond its bound).
+   */
   async drained (bytes: number): Promise<void> {
-    for (const list of this.links.values()) for (const l of list) await l.drained(bytes)
+    let timer: NodeJS.Timeout | undefined
+    const waits = [...this.links.values()].flat().map(async l => { await l.drained(bytes) })
+    await Promise.race([
+      Promise.all(waits),
+      new Promise<void>(resolve => { timer = setTimeout(resolve, MAX_DRAIN_WAIT_MS); timer.unref() })
+    ])
+    clearTimeout(timer)
   }
 
   // ---- local events ---------------------------------------------------------------------
@@ -162,6 +181,10 @@ export class TopicPath {
         const link = this.linkOf(s.to)
         if (link === undefined) continue
         const f = s.frame
+        if (f.kind === 'data' && link.queuedBytes > MAX_LINK_QUEUE_BYTES) {
+          if (this.overflowDrops++ % 10_000 === 0) this.init.logger.warn({ peer: s.to, dropped: this.overflowDrops }, 'link queue full: dropping topic copies')
+          continue
+        }
         // A flood shares one frame object between neighbours: encode it once.
         if (f !== last) { bytes = encode(f); last = f }
         link.push(bytes as Uint8Array, f.kind === 'data' ? f.message.payload.prio : CONTROL_PRIORITY)
