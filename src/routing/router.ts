@@ -294,7 +294,8 @@ export class Router {
   /** Sends to the first reachable home node, retrying with backoff when asked to. */
   private async sendToHomes (env: Envelope, homes: AgentRecord['home'], wantConfirm: boolean, signal?: AbortSignal): Promise<boolean> {
     const attempts = 1 + (env.dlv?.retries ?? 0)
-    let lastError: Error = new UnreachableError('no home node reachable')
+    // Built only when needed: an error captures a stack, which costs more than a send.
+    let lastError: Error | undefined
     for (let attempt = 0; attempt < attempts; attempt++) {
       if (attempt > 0) await sleep(retryDelay(attempt), signal)
       for (const home of homes) {
@@ -323,6 +324,7 @@ export class Router {
         }
       }
     }
+    if (lastError === undefined) throw new UnreachableError('no home node reachable')
     throw lastError instanceof FedmeshError ? lastError : new UnreachableError(`could not deliver ${env.id}: ${lastError.message}`, { cause: lastError })
   }
 
