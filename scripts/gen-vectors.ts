@@ -12,7 +12,7 @@ import { readFileSync, writeFileSync } from 'node:fs'
 import * as dagCbor from '@ipld/dag-cbor'
 import { agentKeyFromSeed, type AgentKey } from '../src/core/keys.ts'
 import { signEnvelope, signEnvelopes, envelopePayload, messageIdFromBytes, SIGNATURE_DOMAIN, type EnvelopeFields } from '../src/core/envelope.ts'
-import { batchSigningInput, leafHash, merkleTree } from '../src/core/batch.ts'
+import { batchSigningInput, leafOf, merkleTree } from '../src/core/batch.ts'
 import { interestSigningInput, nodeIdFromBytes } from '../src/dissemination/wire.ts'
 import { encodeDataFrame } from '../src/net/frames.ts'
 import type { AgentId, NetworkId, Topic } from '../src/core/ids.ts'
@@ -125,7 +125,7 @@ export function buildVectors () {
     ttl: 300, hops: 16, prio: 1, ct: 'application/json', body: utf8(`{"tempC":${20 + k}}`)
   }))
   const batchEnvs = signEnvelopes(batchFields, a)
-  const leaves = batchEnvs.map(e => leafHash(messageIdFromBytes(dagCbor.encode(stripSig(e))).multihash))
+  const leaves = batchEnvs.map(e => leafOf(messageIdFromBytes(dagCbor.encode(stripSig(e))).multihash))
   const { root } = merkleTree(leaves)
   const batch = {
     signer: 'A',
@@ -215,7 +215,7 @@ export function vectorsMarkdown (v: Vectors): string {
   out.push(`### ${v.vectors.length + 1}. batch signature (section 4.1)`, '')
   out.push(`Agent ${v.batch.signer} signs three topic envelopes together. Their input fields differ only in \`nonce\` and \`body\`:`, '')
   out.push('```json', JSON.stringify(v.batch.envelopes.map(e => e.fields), null, 2), '```', '')
-  out.push('Leaves (sha2-256 of `0x00` ‖ multihash of each id):', '')
+  out.push('Leaves (the sha2-256 digest in each id):', '')
   v.batch.envelopes.forEach((e, i) => out.push(`- ${i}: id \`${e.id}\`, leaf \`${v.batch.leaves[i]}\``))
   out.push('', `- root: \`${v.batch.root}\` (= sha2-256(0x01 ‖ sha2-256(0x01 ‖ leaf0 ‖ leaf1) ‖ leaf2))`)
   out.push(`- signing input (\`fedmesh/batch/v1\` ‖ root): \`${v.batch.signingInput}\``)

@@ -4,14 +4,16 @@
  * (`bp`), so it still verifies alone — in an inbox, relayed, delivered to a subset — while
  * a receiver that verified the root once (VerifiedRoots) checks the others with hashes only.
  *
- *   leaf  = sha2-256(0x00 || multihash of the envelope id)
+ *   leaf  = the sha2-256 digest in the envelope's id (sha2-256 of its unsigned bytes)
  *   node  = sha2-256(0x01 || left || right)
  *   root  = the RFC 9162 (Certificate Transparency v2) Merkle tree hash over the leaves
  *   sig   = Ed25519(agent key, "fedmesh/batch/v1" || root)
  *   bp    = [n, i, [sibling hashes, leaf to root]]        (RFC 9162 inclusion proof)
  *
- * The domain bytes 0x00/0x01 keep a leaf from ever passing for an inner node, so a proof
- * that reaches a signed root proves the leaf is one of the signed ids.
+ * A leaf can never pass for an inner node: an inner node hashes 65 bytes starting 0x01,
+ * a leaf hashes an envelope's unsigned bytes, which start with a CBOR map head
+ * (0xa0–0xbb). So a proof that reaches a signed root proves the leaf is one of the signed
+ * ids — the role RFC 9162's 0x00 leaf prefix plays, without a second hash per envelope.
  */
 import { hash } from 'node:crypto'
 
@@ -33,11 +35,9 @@ const sha256 = (data: Uint8Array): Uint8Array => {
   return new Uint8Array(b.buffer, b.byteOffset, b.length)
 }
 
-export function leafHash (multihash: Uint8Array): Uint8Array {
-  const buf = new Uint8Array(1 + multihash.length)
-  buf[0] = 0x00
-  buf.set(multihash, 1)
-  return sha256(buf)
+/** An envelope's leaf: the 32-byte digest inside its id's multihash (`0x12 0x20` ‖ digest). */
+export function leafOf (multihash: Uint8Array): Uint8Array {
+  return multihash.subarray(2, 34)
 }
 
 function nodeHash (left: Uint8Array, right: Uint8Array): Uint8Array {

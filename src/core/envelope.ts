@@ -21,7 +21,7 @@ import { isAgentId, verifyByDid, type AgentKey } from './keys.ts'
 import { isTopic } from './topics.ts'
 import { InvalidEnvelopeError, MessageTooLargeError } from './errors.ts'
 import { CborWriter, decodeCanonicalMap } from './cbor-fast.ts'
-import { MAX_BATCH, batchSigningInput, leafHash, merkleTree, verifyInclusion, type BatchProof, type VerifiedRoots } from './batch.ts'
+import { MAX_BATCH, batchSigningInput, leafOf, merkleTree, verifyInclusion, type BatchProof, type VerifiedRoots } from './batch.ts'
 
 export type { BatchProof } from './batch.ts'
 
@@ -313,7 +313,7 @@ export function signPrepared (prepared: readonly PreparedEnvelope[], key: AgentK
   if (prepared.length > MAX_BATCH) throw new RangeError(`at most ${MAX_BATCH} envelopes per batch`)
   for (const p of prepared) if (p.fields.from !== key.id) throw new InvalidEnvelopeError('envelope `from` must be the signing agent')
   if (prepared.length === 1) return [finish(prepared[0], key.sign(signingInput(prepared[0].multihash)))]
-  const { root, paths } = merkleTree(prepared.map(p => leafHash(p.multihash)))
+  const { root, paths } = merkleTree(prepared.map(p => leafOf(p.multihash)))
   const sig = key.sign(batchSigningInput(root))
   return prepared.map((p, i) => finish(p, sig, { n: prepared.length, i, path: paths[i] }))
 }
@@ -369,7 +369,7 @@ export function decodeEnvelope (bytes: Uint8Array, maxBytes: number = LIMITS.max
     return { ok: true, envelope: Object.freeze(out) as unknown as Envelope }
   }
   out.bp = bp
-  if (!verifyInclusion(env.from, leafHash(multihash), bp, (root) => verifyByDid(env.from, batchSigningInput(root), sig), roots)) {
+  if (!verifyInclusion(env.from, leafOf(multihash), bp, (root) => verifyByDid(env.from, batchSigningInput(root), sig), roots)) {
     return { ok: false, reason: 'bad-signature', detail: `batch signature or proof does not verify for ${env.from}` }
   }
   return { ok: true, envelope: Object.freeze(out) as unknown as Envelope }
