@@ -40,8 +40,11 @@ export function leafOf (multihash: Uint8Array): Uint8Array {
   return multihash.subarray(2, 34)
 }
 
+/** The input of every inner-node hash is built here (hashing is synchronous). */
+const nodeInput = new Uint8Array(65)
+
 function nodeHash (left: Uint8Array, right: Uint8Array): Uint8Array {
-  const buf = new Uint8Array(65)
+  const buf = nodeInput
   buf[0] = 0x01
   buf.set(left, 1)
   buf.set(right, 33)

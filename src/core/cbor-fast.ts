@@ -14,6 +14,8 @@
 const FAIL = Symbol('not fast-path CBOR')
 const MAX_DEPTH = 16
 const utf8 = new TextDecoder('utf-8', { fatal: true })
+/** ASCII strings of up to 6 characters, keyed by length and bytes (7 bits each: < 2^45). */
+const shortStrings = new Map<number, string>()
 
 class Reader {
   readonly b: Uint8Array
@@ -67,6 +69,24 @@ class Reader {
     const start = this.o
     this.o += len
     const b = this.b
+    // Map keys and short values repeat in every envelope: intern them by their bytes.
+    if (len <= 6) {
+      let k = len
+      let ascii = true
+      for (let i = start; i < start + len; i++) {
+        const c = b[i]
+        if (c >= 0x80) { ascii = false; break }
+        k = k * 128 + c
+      }
+      if (ascii) {
+        let v = shortStrings.get(k)
+        if (v === undefined) {
+          v = String.fromCharCode.apply(null, b.subarray(start, start + len) as unknown as number[])
+          if (shortStrings.size < 4096) shortStrings.set(k, v)
+        }
+        return v
+      }
+    }
     if (len <= 64) {
       let ascii = true
       for (let i = start; i < start + len; i++) if (b[i] >= 0x80) { ascii = false; break }
