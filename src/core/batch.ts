@@ -117,6 +117,7 @@ export class VerifiedRoots {
   private readonly bySigner = new Map<string, Set<string>>()
   private readonly max: number
   private count = 0
+  private lastSigner: string | undefined
   /** Envelopes verified from the cache / by a signature check. */
   hits = 0
   checks = 0
@@ -136,11 +137,12 @@ export class VerifiedRoots {
     if (set === undefined) {
       set = new Set()
       this.bySigner.set(signer, set)
-    } else {
+    } else if (signer !== this.lastSigner) {
       // Most recently active signers last, so eviction takes the idle ones first.
       this.bySigner.delete(signer)
       this.bySigner.set(signer, set)
     }
+    this.lastSigner = signer
     for (const h of hashes) {
       const k = VerifiedRoots.key(h)
       if (set.has(k)) continue

@@ -181,6 +181,12 @@ export function compact<T extends object> (obj: T): T {
  * checkFields.
  */
 export function encodeEnvelopeFields (f: EnvelopeFields, sig?: Uint8Array, bp?: BatchProof, marks?: { v: number, net: number }): Uint8Array {
+  if (!directlyEncodable(f)) {
+    // A field this encoder does not lay out (one added to FIELD_NAMES or DELIVERY_NAMES
+    // later): the generic encoder is always right. No marks: the wire is encoded anew.
+    if (marks !== undefined) { marks.v = -1; marks.net = -1 }
+    return dagCbor.encode(sig === undefined ? f : bp === undefined ? { ...f, sig } : { ...f, sig, bp: [bp.n, bp.i, bp.path] })
+  }
   let n = 0
   for (const k of ENCODE_ORDER) if ((f as unknown as Record<string, unknown>)[k] !== undefined) n++
   if (sig !== undefined) n++
@@ -230,6 +236,15 @@ export function encodeEnvelopeFields (f: EnvelopeFields, sig?: Uint8Array, bp?: 
 /** One writer reused by the encoders (never re-entered); `finish` copies out what was written. */
 const scratch = new CborWriter(64 * 1024)
 
+const ENCODABLE = new Set<string>(['v', 'ct', 'to', 'ts', 'dlv', 'enc', 'net', 'ttl', 'body', 'conv', 'corr', 'from', 'hops', 'mode', 'prio', 'type', 'nonce', 'proto', 'topic', 'schema', 'replyTo'])
+const ENCODABLE_DLV = new Set<string>(['ack', 'seq', 'dedup', 'maxMs', 'retries'])
+
+function directlyEncodable (f: EnvelopeFields): boolean {
+  for (const k in f) if (!ENCODABLE.has(k) && (f as unknown as Record<string, unknown>)[k] !== undefined) return false
+  if (f.dlv !== undefined) for (const k in f.dlv) if (!ENCODABLE_DLV.has(k) && (f.dlv as Record<string, unknown>)[k] !== undefined) return false
+  return true
+}
+
 /** Envelope keys (without `sig`), in canonical order. */
 const ENCODE_ORDER = ['v', 'ct', 'to', 'ts', 'dlv', 'enc', 'net', 'ttl', 'body', 'conv', 'corr', 'from', 'hops', 'mode', 'prio', 'type', 'nonce', 'proto', 'topic', 'schema', 'replyTo'] as const
 
@@ -270,6 +285,7 @@ function prepareChecked (clean: EnvelopeFields): PreparedEnvelope {
  * the entry count raised to match. Byte-identical to encoding all fields anew.
  */
 function wireBytes (p: PreparedEnvelope, sig: Uint8Array, bp?: BatchProof): Uint8Array {
+  if (p.marks.v < 0) return encodeEnvelopeFields(p.fields, sig, bp)
   const u = p.unsigned
   const head = u[0] < 0xb8 ? 1 : u[0] === 0xb8 ? 2 : 3
   const count = head === 1 ? u[0] & 31 : head === 2 ? u[1] : (u[1] << 8) | u[2]

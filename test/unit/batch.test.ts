@@ -184,6 +184,14 @@ describe('one-pass canonical reader and direct encoders', () => {
     }
   })
 
+  test('a field the direct encoder does not lay out falls back to the generic encoder', () => {
+    const f = { ...fields(9), dlv: { ack: true, zz: 1 } } as unknown as EnvelopeFields
+    const clean = { ...f } as Record<string, unknown>
+    assert.equal(hex(encodeEnvelopeFields(f)), hex(dagCbor.encode(clean)))
+    const sig = new Uint8Array(64).fill(3)
+    assert.equal(hex(encodeEnvelopeFields(f, sig)), hex(dagCbor.encode({ ...clean, sig })))
+  })
+
   test('signed envelopes (alone and batched) decode the same on the fast and the general path', () => {
     const envs = [...samples().map(f => signEnvelope(f, key)), ...signEnvelopes(samples(), key)]
     for (const e of envs) {
