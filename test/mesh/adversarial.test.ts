@@ -19,7 +19,7 @@ import { gossipsub } from '@libp2p/gossipsub'
 import { multiaddr } from '@multiformats/multiaddr'
 import { base58btc } from 'multiformats/bases/base58'
 import type { Stream } from '@libp2p/interface'
-import { generateAgentKey, signEnvelope, type AgentId, type EnvelopeFields, type NetworkId } from '../../src/index.ts'
+import { generateAgentKey, signEnvelope, signEnvelopes, type AgentId, type EnvelopeFields, type NetworkId } from '../../src/index.ts'
 import { Mesh, type NodeProc } from '../helpers/mesh.ts'
 
 const NET = 'advnet' as NetworkId
@@ -129,6 +129,12 @@ describe('adversarial peer', { timeout: 120_000 }, () => {
     const tampered = new Uint8Array(signEnvelope(topicFields(), mallory).bytes)
     tampered[Buffer.from(tampered).indexOf(Buffer.from('evil'))] = 'E'.charCodeAt(0)
     await expectRejection('bad-signature', () => { stream.send(data(tampered)) })
+    // A batch-signed envelope whose proof was altered: the root it leads to was never signed.
+    const [, second] = signEnvelopes([topicFields(), topicFields({ body: new TextEncoder().encode('{"evil":2}') })], mallory)
+    const { sig: bsig, bp, bytes: _bb, id: _bi, ...brest } = second
+    const badPath = (bp?.path ?? []).map(h => new Uint8Array(h))
+    badPath[0][0] ^= 1
+    await expectRejection('bad-signature', () => { stream.send(data(dagCbor.encode({ ...brest, sig: bsig, bp: [bp?.n, bp?.i, badPath] }))) })
     // A direct envelope belongs in a message frame, not a data frame.
     await expectRejection('bad-field', () => { stream.send(data(signEnvelope(fields(), mallory).bytes)) })
     await expectRejection('hop-limit', () => { stream.send(data(signEnvelope(topicFields({ hops: 1 }), mallory).bytes, 2)) })
