@@ -6,7 +6,6 @@
  * is ordered by priority, so under load higher-priority frames leave first.
  */
 import * as dagCbor from '@ipld/dag-cbor'
-import * as lp from 'it-length-prefixed'
 import type { Stream } from '@libp2p/interface'
 import { LIMITS } from '../core/envelope.ts'
 import { decodeCanonical } from '../core/cbor-fast.ts'
@@ -243,15 +242,60 @@ export class FrameLink {
     for (const w of waiters) w()
   }
 
+  /**
+   * Splits the byte stream into frames itself, synchronously within each chunk: one await
+   * per chunk the muxer delivers (which holds many small frames), not one per frame. A frame
+   * within one chunk is handed on as a view, without a copy; a frame spread over chunks is
+   * assembled once, when all of it has arrived.
+   */
   private async readLoop (): Promise<void> {
     let error: Error | undefined
+    let parts: Uint8Array[] = []
+    let partsLen = 0
+    /** Bytes the frame at the start of `parts` needs in all (0: its length is not known yet). */
+    let need = 0
     try {
-      for await (const chunk of lp.decode(boundedSource(this.stream), { maxDataLength: MAX_FRAME_BYTES })) {
-        const raw = chunk.subarray()
-        const frame = decodeFrame(raw)
-        if (frame == null) this.opts.onGarbage?.('frame is not a well-formed fedmesh frame')
-        else this.opts.onFrame(frame, raw)
+      for await (const c of boundedSource(this.stream)) {
+        const chunk = c instanceof Uint8Array ? c : c.subarray()
+        let data: Uint8Array
+        if (partsLen > 0) {
+          parts.push(chunk)
+          partsLen += chunk.length
+          if (need > 0 && partsLen < need) continue
+          data = concatParts(parts, partsLen)
+          parts = []
+          partsLen = 0
+        } else data = chunk
+        need = 0
+        let o = 0
+        while (o < data.length && !this.closed) {
+          let len = 0
+          let shift = 0
+          let p = o
+          let complete = false
+          while (p < data.length) {
+            const b = data[p++]
+            len += (b & 0x7f) * 2 ** shift
+            shift += 7
+            if ((b & 0x80) === 0) { complete = true; break }
+            if (shift >= 35) throw new Error('frame length prefix too long')
+          }
+          if (!complete) break
+          if (len > MAX_FRAME_BYTES) throw new Error(`frame of ${len} bytes exceeds the ${MAX_FRAME_BYTES}-byte limit`)
+          const end = p + len
+          if (end > data.length) { need = end - o; break }
+          const raw = data.subarray(p, end)
+          o = end
+          const frame = decodeFrame(raw)
+          if (frame == null) this.opts.onGarbage?.('frame is not a well-formed fedmesh frame')
+          else this.opts.onFrame(frame, raw)
+        }
+        if (o < data.length) {
+          parts = [data.subarray(o)]
+          partsLen = data.length - o
+        }
       }
+      if (partsLen > 0) throw new Error(`stream ended inside a frame (${partsLen} bytes)`)
     } catch (err) {
       error = err as Error
       this.opts.onGarbage?.(`stream error: ${error.message}`)
@@ -294,4 +338,11 @@ function writeVarint (buf: Uint8Array, off: number, n: number): number {
   while (n >= 0x80) { buf[off++] = (n & 0x7f) | 0x80; n = Math.floor(n / 128) }
   buf[off++] = n
   return off
+}
+
+function concatParts (parts: Uint8Array[], total: number): Uint8Array {
+  const out = new Uint8Array(total)
+  let o = 0
+  for (const p of parts) { out.set(p, o); o += p.length }
+  return out
 }
