@@ -180,7 +180,11 @@ export interface Agent {
    * await agent.drain()
    */
   publishBuffered: (topic: string, payload: Payload, options?: SendOptions) => boolean
-  /** Signs and hands over everything published so far; resolves once the node's queues are below their low-water mark. */
+  /**
+   * Signs and hands over everything published so far; resolves once the node's queues are
+   * below their low-water mark. Rejects with the first error a buffered publication met
+   * since the last drain (that publication was not sent).
+   */
   drain: () => Promise<void>
   subscribe: (pattern: string, options?: AbortOptions) => Subscription
   /** Direct, multicast and broadcast messages addressed to this agent (not replies). */

@@ -41,6 +41,8 @@ export const PUBLISH_BATCH_MAX = 256
 export const PUBLISH_HIGH_WATER_BYTES = 4 * 1024 * 1024
 /** `drain` resolves once the queues are down to this. */
 export const PUBLISH_LOW_WATER_BYTES = 1024 * 1024
+/** Over a transport without a synchronous path, `publishBuffered` reports false beyond this many submits in flight. */
+export const PUBLISH_MAX_INFLIGHT = 128
 
 interface Queued {
   p: PreparedEnvelope
@@ -124,6 +126,11 @@ export class AgentImpl implements Agent {
   /** Publications waiting for their batch signature (signed at the end of the tick). */
   private batch: Queued[] = []
   private batchScheduled = false
+  /** Buffered publications submitted through a transport without `publishNow`, not yet settled. */
+  private bufferedInflight = 0
+  private bufferedWaiters: Array<() => void> = []
+  /** The first failure of a buffered publication since the last drain(). */
+  private bufferedError: Error | undefined
   readonly endpoint: Endpoint
 
   constructor (key: AgentKey, transport: AgentTransport, opts: CreateAgentOptions) {
@@ -208,7 +215,10 @@ export class AgentImpl implements Agent {
     try {
       envs = signPrepared(items.map(q => q.p), this.key)
     } catch (err) {
-      for (const q of items) q.reject?.(err as Error)
+      for (const q of items) {
+        if (q.reject != null) q.reject(err as Error)
+        else this.bufferedError ??= err as Error
+      }
       return
     }
     const t = this.transport
@@ -217,9 +227,23 @@ export class AgentImpl implements Agent {
       const env = envs[i]
       if (q.resolve != null) t.submit(env, q.options).then(q.resolve, q.reject)
       else if (t.publishNow != null) {
-        try { t.publishNow(env) } catch { /* a node stopping: counted there */ }
-      } else t.submit(env).catch(() => { /* counted by the node */ })
+        try { t.publishNow(env) } catch (err) { this.bufferedError ??= err as Error }
+      } else {
+        // A transport without a synchronous path (a remote agent's WebSocket): one submit
+        // each, bounded in number; failures surface at the next drain().
+        this.bufferedInflight++
+        t.submit(env).then(() => {}, (err: Error) => { this.bufferedError ??= err }).finally(() => {
+          this.bufferedInflight--
+          if (this.bufferedInflight === 0) this.wakeBuffered()
+        })
+      }
     }
+  }
+
+  private wakeBuffered (): void {
+    const waiters = this.bufferedWaiters
+    this.bufferedWaiters = []
+    for (const w of waiters) w()
   }
 
   private nextSeq (to: AgentId): number {
@@ -238,12 +262,24 @@ export class AgentImpl implements Agent {
   publishBuffered (topic: string, payload: Payload, options: SendOptions = {}): boolean {
     const p = prepareEnvelope(this.fields('topic', { topic: parseTopic(topic) }, payload, options), this.key)
     this.queuePublication({ p })
-    return (this.transport.queuedBytes?.() ?? 0) <= PUBLISH_HIGH_WATER_BYTES
+    return (this.transport.queuedBytes?.() ?? 0) <= PUBLISH_HIGH_WATER_BYTES &&
+      this.bufferedInflight + this.batch.length < PUBLISH_MAX_INFLIGHT
   }
 
+  /**
+   * Signs what is queued and waits for the node's queues (or a remote transport's submits
+   * in flight) to go down. Rejects with the first error a buffered publication met since the
+   * last drain (it was not published).
+   */
   async drain (): Promise<void> {
     this.signBatch()
     await this.transport.drained?.(PUBLISH_LOW_WATER_BYTES)
+    if (this.bufferedInflight > 0) await new Promise<void>(resolve => { this.bufferedWaiters.push(resolve) })
+    const err = this.bufferedError
+    if (err !== undefined) {
+      this.bufferedError = undefined
+      throw err
+    }
   }
 
   async send (to: AgentId | string, payload: Payload, options: SendOptions = {}): Promise<SendResult> {

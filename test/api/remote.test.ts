@@ -194,6 +194,22 @@ describe('remote agents', { timeout: 120_000 }, () => {
       subB.unsubscribe()
     })
 
+    it('a remote agent publishes buffered batches: every envelope accepted and delivered in order', async () => {
+      const sub = onB.subscribe('batch/#')
+      await interestReached(a, 'batch/x', b.peerId)
+      // More than the node accepts in flight per connection (256): publishBuffered says when to drain.
+      const n = 400
+      let drains = 0
+      for (let i = 0; i < n; i++) if (!remote.publishBuffered('batch/x', { i })) { drains++; await remote.drain() }
+      await remote.drain()
+      const got: Message[] = []
+      for (let i = 0; i < n; i++) got.push(await next(sub, `batch message ${i}`))
+      assert.deepEqual(got.map(m => (m.data() as { i: number }).i), Array.from({ length: n }, (_, i) => i))
+      assert.ok(drains > 0)
+      assert.ok(got.every(m => (m.envelope.bp?.n ?? 0) > 1), 'batch-signed')
+      sub.unsubscribe()
+    })
+
     it('a remote agent receives publications and direct messages', async () => {
       const sub = remote.subscribe('alerts/#')
       const inbox = remote.messages()
