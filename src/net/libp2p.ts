@@ -38,7 +38,6 @@ export interface NetInit {
 // network with an empty DHT. The network rule is kept by what we dial, not by this filter.
 const keepAllAddresses = (peer: PeerInfo): PeerInfo => peer
 
-export function gossipTopic (network: string): string { return `/fedmesh/${network}/mesh/1` }
 export function controlTopic (network: string): string { return `/fedmesh/${network}/control/1` }
 
 export async function createNet (init: NetInit) {
