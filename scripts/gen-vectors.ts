@@ -11,11 +11,16 @@
 import { readFileSync, writeFileSync } from 'node:fs'
 import * as dagCbor from '@ipld/dag-cbor'
 import { agentKeyFromSeed, type AgentKey } from '../src/core/keys.ts'
-import { signEnvelope, envelopePayload, messageIdFromBytes, SIGNATURE_DOMAIN, type EnvelopeFields } from '../src/core/envelope.ts'
+import { signEnvelope, signEnvelopes, envelopePayload, messageIdFromBytes, SIGNATURE_DOMAIN, type EnvelopeFields } from '../src/core/envelope.ts'
+import { batchSigningInput, leafOf, merkleTree } from '../src/core/batch.ts'
+import { interestSigningInput, nodeIdFromBytes } from '../src/dissemination/wire.ts'
+import { encodeDataFrame } from '../src/net/frames.ts'
 import type { AgentId, NetworkId, Topic } from '../src/core/ids.ts'
 
 export const SEED_A = Uint8Array.from({ length: 32 }, (_, i) => i + 0x01)
 export const SEED_B = Uint8Array.from({ length: 32 }, (_, i) => i + 0x21)
+/** The node key of the interest-record vector. */
+export const SEED_NODE = Uint8Array.from({ length: 32 }, (_, i) => i + 0x41)
 /** 2026-01-01T00:00:00Z */
 export const TS = 1_767_225_600_000
 
@@ -85,6 +90,12 @@ export function vectorInputs (): VectorInput[] {
   ]
 }
 
+/** The envelope fields without sig, bp, id and bytes: what the id is computed over. */
+function stripSig (e: { sig: unknown, bp?: unknown, id: unknown, bytes: unknown }): Record<string, unknown> {
+  const { sig: _s, bp: _b, id: _i, bytes: _w, ...rest } = e as Record<string, unknown>
+  return rest
+}
+
 function payloadText (bytes: Uint8Array): string {
   try {
     const text = new TextDecoder('utf-8', { fatal: true }).decode(bytes)
@@ -126,6 +137,33 @@ export function buildVectors () {
     }
   })
   const direct = vectors[1]
+  // Three publications by A signed as one batch (n = 3: an unbalanced tree).
+  const batchFields: EnvelopeFields[] = [0, 1, 2].map(k => ({
+    v: 1, net, mode: 'topic', type: 'inform', from: a.id, topic: 'weather/paris' as Topic, ts: TS + 1000, ...(k > 0 ? { nonce: k } : {}),
+    ttl: 300, hops: 16, prio: 1, ct: 'application/json', body: utf8(`{"tempC":${20 + k}}`)
+  }))
+  const batchEnvs = signEnvelopes(batchFields, a)
+  const leaves = batchEnvs.map(e => leafOf(messageIdFromBytes(dagCbor.encode(stripSig(e))).multihash))
+  const { root } = merkleTree(leaves)
+  const batch = {
+    signer: 'A',
+    leaves: leaves.map(hex),
+    root: hex(root),
+    signingInput: hex(batchSigningInput(root)),
+    sig: hex(batchEnvs[0].sig),
+    envelopes: batchEnvs.map((e, i) => ({
+      fields: { ...batchFields[i], body: hex(batchFields[i].body) },
+      id: e.id,
+      bp: { n: e.bp?.n, i: e.bp?.i, path: (e.bp?.path ?? []).map(hex) },
+      wire: hex(e.bytes)
+    }))
+  }
+  // A node key and its interest record, as in an interest frame.
+  const nodeKey = agentKeyFromSeed(SEED_NODE)
+  const originBytes = new Uint8Array([0x00, 0x24, 0x08, 0x01, 0x12, 0x20, ...nodeKey.publicKey])
+  const origin = nodeIdFromBytes(originBytes)
+  const record = { origin, seq: TS, patterns: ['sensors/#', 'weather/*'] as never[] }
+  const recordSig = nodeKey.sign(interestSigningInput(record))
   const frame = (value: Record<string, unknown>) => {
     const cbor = dagCbor.encode(value)
     return { cbor: hex(cbor), lengthPrefixed: hex(lengthPrefixed(cbor)) }
@@ -135,6 +173,10 @@ export function buildVectors () {
     agents: { A: a.id, B: b.id } as Record<string, AgentId>,
     publicKeys: { A: hex(a.publicKey), B: hex(b.publicKey) },
     vectors,
+    /** Publications signed together: one signature over the Merkle root (PROTOCOL.md section 4.1). */
+    batch,
+    /** The node of the interest-record vector: seed, Ed25519 public key, peer id. */
+    node: { seed: hex(SEED_NODE), publicKey: hex(nodeKey.publicKey), peerId: origin, peerIdBytes: hex(originBytes) },
     /** Net-layer frames carrying the direct vector (see PROTOCOL.md, "Frames"). */
     frames: {
       message: { value: `{t: 1, h: 1, e: <wire bytes of "${direct.name}">}`, ...frame({ t: 1, h: 1, e: unhex(direct.wire) }) },
@@ -142,7 +184,20 @@ export function buildVectors () {
       confirmFailed: {
         value: `{t: 2, id: "${direct.id}", ok: false, code: "NoRespondersError", msg: "no handler"}`,
         ...frame({ t: 2, id: direct.id, ok: false, code: 'NoRespondersError', msg: 'no handler' })
-      }
+      },
+      data: {
+        value: '{t: 6, h: 1, e: <wire bytes of batch envelope 1>, x: [0]}',
+        cbor: hex(encodeDataFrame(1, batchEnvs[0].bytes, [0])),
+        lengthPrefixed: hex(lengthPrefixed(encodeDataFrame(1, batchEnvs[0].bytes, [0])))
+      },
+      interest: {
+        value: `{t: 3, r: [[<peer id bytes of the node>, ${TS}, ["sensors/#", "weather/*"], 0, 0, <sig>]]}`,
+        signingInput: hex(interestSigningInput(record)),
+        sig: hex(recordSig),
+        ...frame({ t: 3, r: [[originBytes, TS, ['sensors/#', 'weather/*'], 0, 0, recordSig]] })
+      },
+      lost: { value: `{t: 4, l: [[<peer id bytes of the node>, ${TS}, 3]]}`, ...frame({ t: 4, l: [[originBytes, TS, 3]] }) },
+      request: { value: `{t: 5, q: [[<peer id bytes of the node>, ${TS}]]}`, ...frame({ t: 5, q: [[originBytes, TS]] }) }
     }
   }
 }
@@ -175,10 +230,25 @@ export function vectorsMarkdown (v: Vectors): string {
     out.push(`- sig: \`${vec.sig}\``, '')
     out.push('Wire bytes:', '', block(vec.wire), '')
   })
-  out.push('### Frames (net layer)', '', 'The direct vector (2) as it travels to the recipient\'s node, and the two kinds of answer.',
+  out.push(`### ${v.vectors.length + 1}. batch signature (section 4.1)`, '')
+  out.push(`Agent ${v.batch.signer} signs three topic envelopes together. Their input fields differ only in \`nonce\` and \`body\`:`, '')
+  out.push('```json', JSON.stringify(v.batch.envelopes.map(e => e.fields), null, 2), '```', '')
+  out.push('Leaves (the sha2-256 digest in each id):', '')
+  v.batch.envelopes.forEach((e, i) => out.push(`- ${i}: id \`${e.id}\`, leaf \`${v.batch.leaves[i]}\``))
+  out.push('', `- root: \`${v.batch.root}\` (= sha2-256(0x01 ‖ sha2-256(0x01 ‖ leaf0 ‖ leaf1) ‖ leaf2))`)
+  out.push(`- signing input (\`fedmesh/batch/v1\` ‖ root): \`${v.batch.signingInput}\``)
+  out.push(`- sig (the same in all three): \`${v.batch.sig}\``, '')
+  v.batch.envelopes.forEach((e, i) => {
+    out.push(`Envelope ${i}: \`bp\` = [${e.bp.n}, ${e.bp.i}, [${e.bp.path.map(h => `\`${h}\``).join(', ')}]]; wire bytes:`, '', block(e.wire), '')
+  })
+  out.push('### Frames (net layer)', '', 'The direct vector (2) as it travels to the recipient\'s node, and the two kinds of answer; a data frame carrying',
+    'batch envelope 0 to a neighbour that labelled itself 0; the interest, lost and request frames of one node.',
     'Each frame is shown as its DAG-CBOR map and as it appears on the stream (unsigned-varint length first).', '')
-  for (const [name, f] of Object.entries(v.frames)) {
-    out.push(`**${name}** \`${f.value}\``, '', 'on the stream:', '', block(f.lengthPrefixed), '')
+  out.push(`Node of the dissemination frames: seed \`${v.node.seed}\`, public key \`${v.node.publicKey}\`, peer id \`${v.node.peerId}\` (bytes \`${v.node.peerIdBytes}\`).`, '')
+  for (const [name, f] of Object.entries(v.frames) as Array<[string, { value: string, lengthPrefixed: string, signingInput?: string, sig?: string }]>) {
+    out.push(`**${name}** \`${f.value}\``, '')
+    if (f.signingInput !== undefined) out.push(`record signing input (\`fedmesh/interest/v1\` ‖ DAG-CBOR [origin, seq, patterns]): \`${f.signingInput}\`; sig: \`${f.sig}\``, '')
+    out.push('on the stream:', '', block(f.lengthPrefixed), '')
   }
   out.push(DOC_END)
   return out.join('\n')

@@ -2,8 +2,8 @@
  * fedmesh, through its SDK: one node per process (TCP on 127.0.0.1, no HTTP API), one
  * agent per node. The second node bootstraps from the first. Pub/sub is agent.publish /
  * agent.subscribe on `bench/data`; request–reply is the SDK's own agent.request /
- * agent.handle. Publishing awaits each `publish()` (it resolves when the mesh has the
- * message), i.e. the loop an application would write.
+ * agent.handle. Publishing uses `publishBuffered()` (no promise per message, batch-signed)
+ * and waits on `drain()` only when it reports backpressure, like nats.js `publish` + `flush`.
  */
 import { createNode, type Agent, type MeshNode } from '../../src/index.ts'
 import type { Endpoint, System, TopicName } from '../lib/types.ts'
@@ -13,7 +13,7 @@ const FIND_AGENT_TIMEOUT_MS = 30_000
 
 export const fedmesh: System = {
   name: 'fedmesh',
-  description: 'fedmesh SDK (src/): node + agent per process, agent.publish/subscribe, agent.request/handle',
+  description: 'fedmesh SDK (src/): node + agent per process, agent.publishBuffered/subscribe, agent.request/handle',
 
   async connect (opts): Promise<Endpoint> {
     const node: MeshNode = await createNode({
@@ -39,10 +39,10 @@ export const fedmesh: System = {
         subscriptions.push(sub)
         void (async () => { for await (const msg of sub) onMessage(msg.payload) })().catch(() => {})
       },
-      async publish (topic, payload) {
-        await agent.publish(topicOf(topic), payload)
+      publish (topic, payload) {
+        return agent.publishBuffered(topicOf(topic), payload) ? undefined : agent.drain()
       },
-      async flush () {},
+      async flush () { await agent.drain() },
       rpc: {
         async serve (handler) {
           agent.handle((msg) => handler(msg.payload))

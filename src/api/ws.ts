@@ -12,6 +12,7 @@ import { isAgentId, verifyByDid } from '../core/keys.ts'
 import { parsePattern } from '../core/topics.ts'
 import { decodeEnvelope, LIMITS, type Envelope } from '../core/envelope.ts'
 import { checkEnvelopeContext } from '../core/ingress.ts'
+import { VerifiedRoots } from '../core/batch.ts'
 import {
   AbortError, ClosedError, FedmeshError, InvalidArgumentError, InvalidEnvelopeError, MessageTooLargeError, TimeoutError, UnauthorizedError
 } from '../core/errors.ts'
@@ -71,6 +72,8 @@ export class ApiConnection {
   private readonly ctx: WsContext
   private readonly subs = new Map<string, Subscription>()
   private readonly inflight = new Map<number, AbortController>()
+  /** Batch roots this connection's agent signed and we verified: the rest of a batch costs hashes only. */
+  private readonly roots = new VerifiedRoots(16_384)
   private readonly signs = new Map<number, { resolve: (sig: Uint8Array) => void, reject: (e: Error) => void }>()
   private attaching?: Attaching
   private attached?: Attached
@@ -371,7 +374,7 @@ export class ApiConnection {
     if (typeof text !== 'string' || text.length === 0) throw new InvalidArgumentError('env must be base64 envelope bytes')
     if (text.length > MAX_ENV_BASE64) throw new MessageTooLargeError(`envelope over ${LIMITS.maxEnvelopeBytes} bytes`)
     const { node, metrics } = this.ctx
-    const decoded = decodeEnvelope(fromBase64(text, 'env'), node.config.maxMessageBytes)
+    const decoded = decodeEnvelope(fromBase64(text, 'env'), node.config.maxMessageBytes, this.roots)
     if (!decoded.ok) {
       metrics.apiRejections.inc({ reason: decoded.reason })
       if (decoded.reason === 'too-large') throw new MessageTooLargeError(decoded.detail)

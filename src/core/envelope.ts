@@ -11,16 +11,19 @@
  * The hop count is not part of the envelope: it changes at each relay, so it travels in
  * the frame header (net/frames.ts) and is checked against the signed `hops` limit.
  */
-import { createHash } from 'node:crypto'
+import { hash } from 'node:crypto'
 import { gunzipSync, gzipSync } from 'node:zlib'
 import * as dagCbor from '@ipld/dag-cbor'
 import * as cborg from 'cborg'
-import { base32 } from 'multiformats/bases/base32'
 import type { AgentId, MessageId, NetworkId, Topic } from './ids.ts'
 import { isNetworkId } from './ids.ts'
 import { isAgentId, verifyByDid, type AgentKey } from './keys.ts'
 import { isTopic } from './topics.ts'
 import { InvalidEnvelopeError, MessageTooLargeError } from './errors.ts'
+import { CborWriter, decodeCanonicalMap } from './cbor-fast.ts'
+import { MAX_BATCH, batchSigningInput, leafOf, merkleTree, verifyInclusion, type BatchProof, type VerifiedRoots } from './batch.ts'
+
+export type { BatchProof } from './batch.ts'
 
 export const ENVELOPE_VERSION = 1
 export const SIGNATURE_DOMAIN = new TextEncoder().encode('fedmesh/envelope/v1')
@@ -50,7 +53,7 @@ export const LIMITS = {
   maxRetries: 16
 } as const
 
-export const DEFAULTS = { ttl: 300, hops: 8, prio: 1, contentType: 'application/json' } as const
+export const DEFAULTS = { ttl: 300, hops: 16, prio: 1, contentType: 'application/json' } as const
 
 /** Delivery requirements. All optional. */
 export interface Delivery {
@@ -113,7 +116,10 @@ export interface EnvelopeFields {
 
 export interface Envelope extends EnvelopeFields {
   readonly id: MessageId
+  /** Ed25519 signature: over the id, or over the batch root when `bp` is present. */
   readonly sig: Uint8Array
+  /** Inclusion proof of this envelope's id in a batch the agent signed once (section 4.1). */
+  readonly bp?: BatchProof
   /** Canonical wire bytes (with signature). */
   readonly bytes: Uint8Array
 }
@@ -124,12 +130,37 @@ const FIELD_NAMES = new Set(['v', 'net', 'mode', 'type', 'from', 'to', 'topic', 
 const DELIVERY_NAMES = new Set(['ack', 'maxMs', 'retries', 'dedup', 'seq', 'durable'])
 
 export function messageIdFromBytes (unsigned: Uint8Array): { id: MessageId, multihash: Uint8Array } {
-  const digest = createHash('sha256').update(unsigned).digest()
+  const digest = hash('sha256', unsigned, 'buffer') as unknown as Uint8Array
   const multihash = new Uint8Array(34)
   multihash[0] = 0x12
   multihash[1] = 0x20
   multihash.set(digest, 2)
-  return { id: base32.encode(multihash) as MessageId, multihash }
+  return { id: base32Multibase(multihash) as MessageId, multihash }
+}
+
+const BASE32_CODES = new TextEncoder().encode('abcdefghijklmnopqrstuvwxyz234567')
+
+/**
+ * Multibase base32 (RFC 4648, lower case, no padding, prefix "b"): the id of every message.
+ * Written into bytes and decoded once, so the id is one flat string: built with `+=` it
+ * would be a rope of 56 pieces, and ids are kept by the million in the dedup caches.
+ */
+export function base32Multibase (bytes: Uint8Array): string {
+  const out = Buffer.allocUnsafe(1 + Math.ceil(bytes.length * 8 / 5))
+  let o = 0
+  out[o++] = 0x62 // "b"
+  let bits = 0
+  let value = 0
+  for (let i = 0; i < bytes.length; i++) {
+    value = ((value << 8) | bytes[i]) & 0xfff
+    bits += 8
+    while (bits >= 5) {
+      out[o++] = BASE32_CODES[(value >>> (bits - 5)) & 31]
+      bits -= 5
+    }
+  }
+  if (bits > 0) out[o++] = BASE32_CODES[(value << (5 - bits)) & 31]
+  return out.toString('latin1', 0, o)
 }
 
 function signingInput (multihash: Uint8Array): Uint8Array {
@@ -142,22 +173,176 @@ function signingInput (multihash: Uint8Array): Uint8Array {
 /** Drops undefined members so the object is encodable and canonical. */
 export function compact<T extends object> (obj: T): T {
   const out: Record<string, unknown> = {}
-  for (const [k, v] of Object.entries(obj)) if (v !== undefined) out[k] = v
+  for (const k in obj) {
+    const v = (obj as Record<string, unknown>)[k]
+    if (v !== undefined && Object.hasOwn(obj, k)) out[k] = v
+  }
   return out as T
+}
+
+/**
+ * Canonical DAG-CBOR of checked envelope fields (and `sig`, `bp`), written directly in the
+ * fixed canonical key order (section 3): byte-identical to `dagCbor.encode` of the same
+ * map (tested), without walking and sorting a generic value. `f` must have passed
+ * checkFields.
+ */
+export function encodeEnvelopeFields (f: EnvelopeFields, sig?: Uint8Array, bp?: BatchProof, marks?: { v: number, net: number }): Uint8Array {
+  if (!directlyEncodable(f)) {
+    // A field this encoder does not lay out (one added to FIELD_NAMES or DELIVERY_NAMES
+    // later): the generic encoder is always right. No marks: the wire is encoded anew.
+    if (marks !== undefined) { marks.v = -1; marks.net = -1 }
+    return dagCbor.encode(sig === undefined ? f : bp === undefined ? { ...f, sig } : { ...f, sig, bp: [bp.n, bp.i, bp.path] })
+  }
+  let n = 0
+  for (const k of ENCODE_ORDER) if ((f as unknown as Record<string, unknown>)[k] !== undefined) n++
+  if (sig !== undefined) n++
+  if (bp !== undefined) n++
+  const w = scratch.reset()
+  w.head(5, n)
+  w.text('v'); w.uint(f.v)
+  if (marks !== undefined) marks.v = w.length
+  if (bp !== undefined) {
+    w.text('bp'); w.head(4, 3); w.uint(bp.n); w.uint(bp.i); w.head(4, bp.path.length)
+    for (const h of bp.path) w.bytes(h)
+  }
+  w.text('ct'); w.text(f.ct)
+  if (f.to !== undefined) { w.text('to'); w.head(4, f.to.length); for (const a of f.to) w.text(a) }
+  w.text('ts'); w.uint(f.ts)
+  if (f.dlv !== undefined) {
+    const d = f.dlv
+    w.text('dlv')
+    w.head(5, (d.ack !== undefined ? 1 : 0) + (d.seq !== undefined ? 1 : 0) + (d.dedup !== undefined ? 1 : 0) + (d.maxMs !== undefined ? 1 : 0) + (d.retries !== undefined ? 1 : 0))
+    if (d.ack !== undefined) { w.text('ack'); w.bool(d.ack) }
+    if (d.seq !== undefined) { w.text('seq'); w.uint(d.seq) }
+    if (d.dedup !== undefined) { w.text('dedup'); w.bool(d.dedup) }
+    if (d.maxMs !== undefined) { w.text('maxMs'); w.uint(d.maxMs) }
+    if (d.retries !== undefined) { w.text('retries'); w.uint(d.retries) }
+  }
+  if (f.enc !== undefined) { w.text('enc'); w.text(f.enc) }
+  w.text('net'); w.text(f.net)
+  if (marks !== undefined) marks.net = w.length
+  if (sig !== undefined) { w.text('sig'); w.bytes(sig) }
+  w.text('ttl'); w.uint(f.ttl)
+  w.text('body'); w.bytes(f.body)
+  if (f.conv !== undefined) { w.text('conv'); w.text(f.conv) }
+  if (f.corr !== undefined) { w.text('corr'); w.text(f.corr) }
+  w.text('from'); w.text(f.from)
+  w.text('hops'); w.uint(f.hops)
+  w.text('mode'); w.text(f.mode)
+  w.text('prio'); w.uint(f.prio)
+  w.text('type'); w.text(f.type)
+  if (f.nonce !== undefined) { w.text('nonce'); w.uint(f.nonce) }
+  if (f.proto !== undefined) { w.text('proto'); w.text(f.proto) }
+  if (f.topic !== undefined) { w.text('topic'); w.text(f.topic) }
+  if (f.schema !== undefined) { w.text('schema'); w.text(f.schema) }
+  if (f.replyTo !== undefined) { w.text('replyTo'); w.text(f.replyTo) }
+  return w.finish()
+}
+
+/** One writer reused by the encoders (never re-entered); `finish` copies out what was written. */
+const scratch = new CborWriter(64 * 1024)
+
+const ENCODABLE = new Set<string>(['v', 'ct', 'to', 'ts', 'dlv', 'enc', 'net', 'ttl', 'body', 'conv', 'corr', 'from', 'hops', 'mode', 'prio', 'type', 'nonce', 'proto', 'topic', 'schema', 'replyTo'])
+const ENCODABLE_DLV = new Set<string>(['ack', 'seq', 'dedup', 'maxMs', 'retries'])
+
+function directlyEncodable (f: EnvelopeFields): boolean {
+  for (const k in f) if (!ENCODABLE.has(k) && (f as unknown as Record<string, unknown>)[k] !== undefined) return false
+  if (f.dlv !== undefined) for (const k in f.dlv) if (!ENCODABLE_DLV.has(k) && (f.dlv as Record<string, unknown>)[k] !== undefined) return false
+  return true
+}
+
+/** Envelope keys (without `sig`), in canonical order. */
+const ENCODE_ORDER = ['v', 'ct', 'to', 'ts', 'dlv', 'enc', 'net', 'ttl', 'body', 'conv', 'corr', 'from', 'hops', 'mode', 'prio', 'type', 'nonce', 'proto', 'topic', 'schema', 'replyTo'] as const
+
+/** Fields checked and canonically encoded, with their id: an envelope waiting for its signature. */
+export interface PreparedEnvelope {
+  readonly fields: EnvelopeFields
+  readonly id: MessageId
+  readonly multihash: Uint8Array
+  /** The unsigned canonical bytes, and where in them `bp` and `sig` go (after `v`, after `net`). */
+  readonly unsigned: Uint8Array
+  readonly marks: { v: number, net: number }
+}
+
+/** Checks and encodes fields for signing by `key` (throws InvalidEnvelopeError). */
+export function prepareEnvelope (fields: EnvelopeFields, key: Pick<AgentKey, 'id'>): PreparedEnvelope {
+  if (fields.from !== key.id) throw new InvalidEnvelopeError('envelope `from` must be the signing agent')
+  // One pass: drop undefined members (also inside dlv), no intermediate copies.
+  const clean: Record<string, unknown> = {}
+  for (const k in fields) {
+    const v = (fields as unknown as Record<string, unknown>)[k]
+    if (v !== undefined && Object.hasOwn(fields, k)) clean[k] = k === 'dlv' && v !== null && typeof v === 'object' ? compact(v) : v
+  }
+  const problem = checkFields(clean)
+  if (problem != null) throw new InvalidEnvelopeError(problem)
+  return prepareChecked(clean as unknown as EnvelopeFields)
+}
+
+function prepareChecked (clean: EnvelopeFields): PreparedEnvelope {
+  const marks = { v: 0, net: 0 }
+  const unsigned = encodeEnvelopeFields(clean, undefined, undefined, marks)
+  const { id, multihash } = messageIdFromBytes(unsigned)
+  return { fields: clean, id, multihash, unsigned, marks }
+}
+
+/**
+ * The wire bytes: the unsigned bytes with `bp` spliced in after `v` and `sig` after `net`
+ * (their canonical places: `bp` is the first two-letter key, `sig` follows `net`), and
+ * the entry count raised to match. Byte-identical to encoding all fields anew.
+ */
+function wireBytes (p: PreparedEnvelope, sig: Uint8Array, bp?: BatchProof): Uint8Array {
+  if (p.marks.v < 0) return encodeEnvelopeFields(p.fields, sig, bp)
+  const u = p.unsigned
+  const head = u[0] < 0xb8 ? 1 : u[0] === 0xb8 ? 2 : 3
+  const count = head === 1 ? u[0] & 31 : head === 2 ? u[1] : (u[1] << 8) | u[2]
+  const w = scratch.reset()
+  w.head(5, count + 1 + (bp !== undefined ? 1 : 0))
+  w.raw(u.subarray(head, p.marks.v))
+  if (bp !== undefined) {
+    w.text('bp'); w.head(4, 3); w.uint(bp.n); w.uint(bp.i); w.head(4, bp.path.length)
+    for (const h of bp.path) w.bytes(h)
+  }
+  w.raw(u.subarray(p.marks.v, p.marks.net))
+  w.text('sig'); w.bytes(sig)
+  w.raw(u.subarray(p.marks.net))
+  return w.finish()
+}
+
+function finish (p: PreparedEnvelope, sig: Uint8Array, bp?: BatchProof): Envelope {
+  const bytes = wireBytes(p, sig, bp)
+  if (bytes.length > LIMITS.maxEnvelopeBytes) throw new MessageTooLargeError(`envelope is ${bytes.length} bytes, limit ${LIMITS.maxEnvelopeBytes}`)
+  // The prepared fields object is ours (prepareEnvelope built it): it becomes the envelope.
+  const env = p.fields as unknown as Record<string, unknown>
+  env.id = p.id
+  env.sig = sig
+  if (bp !== undefined) env.bp = bp
+  env.bytes = bytes
+  return Object.freeze(env) as unknown as Envelope
 }
 
 /** Signs fields with the agent's key and returns the full envelope. */
 export function signEnvelope (fields: EnvelopeFields, key: AgentKey): Envelope {
-  if (fields.from !== key.id) throw new InvalidEnvelopeError('envelope `from` must be the signing agent')
-  const clean = compact({ ...fields, dlv: fields.dlv != null ? compact(fields.dlv) : undefined })
-  const problem = checkFields(clean)
-  if (problem != null) throw new InvalidEnvelopeError(problem)
-  const unsigned = dagCbor.encode(clean)
-  const { id, multihash } = messageIdFromBytes(unsigned)
-  const sig = key.sign(signingInput(multihash))
-  const bytes = dagCbor.encode({ ...clean, sig })
-  if (bytes.length > LIMITS.maxEnvelopeBytes) throw new MessageTooLargeError(`envelope is ${bytes.length} bytes, limit ${LIMITS.maxEnvelopeBytes}`)
-  return Object.freeze({ ...clean, id, sig, bytes })
+  const p = prepareEnvelope(fields, key)
+  return finish(p, key.sign(signingInput(p.multihash)))
+}
+
+/**
+ * Signs envelopes prepared together with one signature over the Merkle root of their ids
+ * (section 4.1); each gets its inclusion proof. One envelope is signed alone (no `bp`).
+ * At most MAX_BATCH at a time.
+ */
+export function signPrepared (prepared: readonly PreparedEnvelope[], key: AgentKey): Envelope[] {
+  if (prepared.length > MAX_BATCH) throw new RangeError(`at most ${MAX_BATCH} envelopes per batch`)
+  for (const p of prepared) if (p.fields.from !== key.id) throw new InvalidEnvelopeError('envelope `from` must be the signing agent')
+  if (prepared.length === 1) return [finish(prepared[0], key.sign(signingInput(prepared[0].multihash)))]
+  const { root, paths } = merkleTree(prepared.map(p => leafOf(p.multihash)))
+  const sig = key.sign(batchSigningInput(root))
+  return prepared.map((p, i) => finish(p, sig, { n: prepared.length, i, path: paths[i] }))
+}
+
+/** Signs several envelopes' fields with one batch signature (see signPrepared). */
+export function signEnvelopes (fields: readonly EnvelopeFields[], key: AgentKey): Envelope[] {
+  return signPrepared(fields.map(f => prepareEnvelope(f, key)), key)
 }
 
 export type DecodeFailure = 'malformed' | 'non-canonical' | 'bad-field' | 'bad-signature' | 'too-large'
@@ -170,8 +355,52 @@ export type DecodeResult =
  * Decodes and verifies wire bytes: size, CBOR well-formedness, canonical encoding,
  * field shapes and the signature. Never throws.
  */
-export function decodeEnvelope (bytes: Uint8Array, maxBytes: number = LIMITS.maxEnvelopeBytes): DecodeResult {
+export function decodeEnvelope (bytes: Uint8Array, maxBytes: number = LIMITS.maxEnvelopeBytes, roots?: VerifiedRoots): DecodeResult {
   if (bytes.length > maxBytes) return { ok: false, reason: 'too-large', detail: `${bytes.length} bytes > ${maxBytes}` }
+  // Fast path: canonical input decodes in one pass that also yields the unsigned bytes
+  // (the wire minus `sig` and `bp`). Anything it does not take goes the general way below.
+  const fast = decodeCanonicalMap(bytes, UNSIGNED_OMIT)
+  let fields: Record<string, unknown>
+  let sig: unknown
+  let rawProof: unknown
+  let unsigned: Uint8Array | undefined
+  if (fast !== undefined) {
+    fields = fast.value
+    sig = fast.omitted.sig
+    rawProof = fast.omitted.bp
+    unsigned = fast.without
+  } else {
+    const slow = decodeGeneral(bytes)
+    if (!slow.ok) return slow
+    ;({ sig, bp: rawProof, ...fields } = slow.value)
+  }
+  if (!(sig instanceof Uint8Array) || sig.length !== 64) return { ok: false, reason: 'bad-field', detail: 'sig must be 64 bytes' }
+  const bp = rawProof === undefined ? undefined : parseProof(rawProof)
+  if (bp === null) return { ok: false, reason: 'bad-field', detail: `bp must be [n, i, [32-byte hash, …]] with 2 ≤ n ≤ ${MAX_BATCH}, i < n` }
+  const problem = checkFields(fields)
+  if (problem != null) return { ok: false, reason: 'bad-field', detail: problem }
+  const env = fields as unknown as EnvelopeFields
+  const { id, multihash } = messageIdFromBytes(unsigned ?? dagCbor.encode(fields))
+  // The decoded map is ours alone: it becomes the envelope (no copy).
+  const out = fields as Record<string, unknown>
+  out.id = id
+  out.sig = sig
+  out.bytes = bytes
+  if (bp === undefined) {
+    if (!verifyByDid(env.from, signingInput(multihash), sig)) return { ok: false, reason: 'bad-signature', detail: `signature does not verify for ${env.from}` }
+    return { ok: true, envelope: Object.freeze(out) as unknown as Envelope }
+  }
+  out.bp = bp
+  if (!verifyInclusion(env.from, leafOf(multihash), bp, (root) => verifyByDid(env.from, batchSigningInput(root), sig), roots)) {
+    return { ok: false, reason: 'bad-signature', detail: `batch signature or proof does not verify for ${env.from}` }
+  }
+  return { ok: true, envelope: Object.freeze(out) as unknown as Envelope }
+}
+
+const UNSIGNED_OMIT = ['sig', 'bp']
+
+/** Lenient decode, then a re-encode compared byte for byte: tells garbage from non-canonical CBOR. */
+function decodeGeneral (bytes: Uint8Array): { ok: true, value: Record<string, unknown> } | { ok: false, reason: DecodeFailure, detail: string } {
   let value: unknown
   try {
     // Lenient parse first, so that well-formed but non-canonical CBOR (non-minimal
@@ -191,14 +420,16 @@ export function decodeEnvelope (bytes: Uint8Array, maxBytes: number = LIMITS.max
     return { ok: false, reason: 'malformed', detail: (err as Error).message.slice(0, 200) }
   }
   if (!bytesEqual(reencoded, bytes)) return { ok: false, reason: 'non-canonical', detail: 'bytes are not the canonical encoding' }
-  const { sig, ...fields } = obj
-  if (!(sig instanceof Uint8Array) || sig.length !== 64) return { ok: false, reason: 'bad-field', detail: 'sig must be 64 bytes' }
-  const problem = checkFields(fields)
-  if (problem != null) return { ok: false, reason: 'bad-field', detail: problem }
-  const env = fields as unknown as EnvelopeFields
-  const { id, multihash } = messageIdFromBytes(dagCbor.encode(fields))
-  if (!verifyByDid(env.from, signingInput(multihash), sig)) return { ok: false, reason: 'bad-signature', detail: `signature does not verify for ${env.from}` }
-  return { ok: true, envelope: Object.freeze({ ...env, id, sig, bytes }) }
+  return { ok: true, value: obj }
+}
+
+/** `bp` off the wire: [n, i, [hash…]]; null when malformed. The path length is checked by rootFromProof. */
+function parseProof (v: unknown): BatchProof | null {
+  if (!Array.isArray(v) || v.length !== 3) return null
+  const [n, i, path] = v as unknown[]
+  if (!isInt(n, 2, MAX_BATCH) || !isInt(i, 0, n - 1) || !Array.isArray(path) || path.length > 32) return null
+  for (const h of path) if (!(h instanceof Uint8Array) || h.length !== 32) return null
+  return { n, i, path: path as Uint8Array[] }
 }
 
 const LENIENT_DECODE = { ...dagCbor.decodeOptions, strict: false, allowIndefinite: true, rejectDuplicateMapKeys: true }
@@ -301,6 +532,8 @@ export interface EnvelopeJson {
   payload?: unknown
   payloadBase64?: string
   sig: string
+  /** Batch inclusion proof, hashes in base64 (section 4.1). */
+  bp?: { n: number, i: number, path: string[] }
 }
 
 export function isJsonContentType (ct: string): boolean {
@@ -308,8 +541,9 @@ export function isJsonContentType (ct: string): boolean {
 }
 
 export function envelopeToJson (env: Envelope): EnvelopeJson {
-  const { bytes: _bytes, body: _body, sig, id, ...rest } = env
+  const { bytes: _bytes, body: _body, sig, id, bp, ...rest } = env
   const out: EnvelopeJson = { id, ...rest, sig: Buffer.from(sig).toString('base64') }
+  if (bp !== undefined) out.bp = { n: bp.n, i: bp.i, path: bp.path.map(h => Buffer.from(h).toString('base64')) }
   const payload = envelopePayload(env)
   if (isJsonContentType(env.ct)) {
     try {

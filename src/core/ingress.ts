@@ -4,6 +4,7 @@
  * message; nothing is thrown and nothing is forwarded.
  */
 import type { MessageId, NetworkId } from './ids.ts'
+import type { VerifiedRoots } from './batch.ts'
 import { decodeEnvelope, envelopePayload, LIMITS, type DecodeFailure, type Envelope } from './envelope.ts'
 
 /** What verifyIngress checks: the envelope itself. */
@@ -25,6 +26,8 @@ export interface IngressOptions {
    * in the future, and is still accepted this long after its TTL ran out.
    */
   clockSkewMs: number
+  /** Batch roots already verified (per node): a batch is then verified with one signature check. */
+  roots?: VerifiedRoots
 }
 
 export const DEFAULT_INGRESS: Omit<IngressOptions, 'network'> = {
@@ -47,7 +50,19 @@ export function checkEnvelopeContext (env: Envelope, hopCount: number, opts: Ing
 
 /** Full pipeline for bytes off the wire, including dedup. */
 export function verifyIngress (bytes: Uint8Array, hopCount: number, opts: IngressOptions, dedup: DedupCache, now: number = Date.now()): IngressResult {
-  const decoded = decodeEnvelope(bytes, opts.maxBytes)
+  const res = checkIngress(bytes, hopCount, opts, now)
+  if (!res.ok) return res
+  const env = res.envelope
+  if (!dedup.add(env.id, env.ts + env.ttl * 1000 + opts.clockSkewMs, now)) return { ok: false, reason: 'duplicate', detail: 'already seen', id: env.id }
+  return res
+}
+
+/**
+ * Every ingress check but dedup (checks 1–9 of PROTOCOL.md section 7): for copies that
+ * are forwarded before the node decides whether to deliver them.
+ */
+export function checkIngress (bytes: Uint8Array, hopCount: number, opts: IngressOptions, now: number = Date.now()): IngressResult {
+  const decoded = decodeEnvelope(bytes, opts.maxBytes, opts.roots)
   if (!decoded.ok) return { ok: false, reason: decoded.reason satisfies DecodeFailure, detail: decoded.detail }
   const ctx = checkEnvelopeContext(decoded.envelope, hopCount, opts, now)
   if (!ctx.ok) return ctx
@@ -60,9 +75,7 @@ export function verifyIngress (bytes: Uint8Array, hopCount: number, opts: Ingres
       return { ok: false, reason: 'bad-field', detail: `${decoded.envelope.enc} payload does not decompress within ${opts.maxBytes} bytes`, id: decoded.envelope.id }
     }
   }
-  const env = decoded.envelope
-  if (!dedup.add(env.id, env.ts + env.ttl * 1000 + opts.clockSkewMs, now)) return { ok: false, reason: 'duplicate', detail: 'already seen', id: env.id }
-  return { ok: true, envelope: env }
+  return { ok: true, envelope: decoded.envelope }
 }
 
 /**

@@ -21,16 +21,24 @@ function checkShape (s: unknown, what: string): string[] {
   return levels
 }
 
+/** Topics found valid recently: a publisher or a subscriber sees the same few again and again. */
+const validTopics = new Set<string>()
+const MAX_VALID_TOPICS = 4096
+
 /** Validates a concrete topic (no wildcards); throws InvalidTopicError. */
 export function parseTopic (s: unknown): Topic {
+  if (typeof s === 'string' && validTopics.has(s)) return s as Topic
   const levels = checkShape(s, 'topic')
   for (const level of levels) {
     if (!LEVEL_RE.test(level)) throw new InvalidTopicError(`invalid topic level ${JSON.stringify(level)} in ${JSON.stringify(s)}`)
   }
+  if (validTopics.size >= MAX_VALID_TOPICS) validTopics.clear()
+  validTopics.add(s as string)
   return s as Topic
 }
 
 export function isTopic (s: unknown): s is Topic {
+  if (typeof s === 'string' && validTopics.has(s)) return true
   try { parseTopic(s); return true } catch { return false }
 }
 

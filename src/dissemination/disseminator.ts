@@ -64,6 +64,8 @@ export interface Disseminator<P> {
   nextTickAt: () => number
   /** Next hops of a message on `topic` published here, with the labels each copy carries. */
   routesFor: (topic: string) => Targets
+  /** The origins a message on `topic` published here would be sent to (routed, patterns match). */
+  interestedIn: (topic: string) => NodeId[]
   /** A copy of what this node holds about `origin`. */
   originEntry: (origin: NodeId) => Readonly<OriginEntry> | undefined
   neighbours: () => readonly NodeId[]
@@ -296,6 +298,12 @@ class DisseminatorImpl<P> implements Disseminator<P> {
   // ---- introspection -----------------------------------------------------------------------
 
   routesFor (topic: string): Targets { return this.table.publishTargets(topic) }
+
+  interestedIn (topic: string): NodeId[] {
+    const out: NodeId[] = []
+    for (const [origin, e] of this.table.origins) if (e.vias.length > 0 && e.patterns.length > 0 && matchesAny(e.patterns, topic)) out.push(origin)
+    return out
+  }
 
   originEntry (origin: NodeId): Readonly<OriginEntry> | undefined {
     const e = this.table.origins.get(origin)

@@ -6,20 +6,32 @@
  * is ordered by priority, so under load higher-priority frames leave first.
  */
 import * as dagCbor from '@ipld/dag-cbor'
-import * as lp from 'it-length-prefixed'
 import type { Stream } from '@libp2p/interface'
 import { LIMITS } from '../core/envelope.ts'
+import { decodeCanonical } from '../core/cbor-fast.ts'
 import { ClosedError } from '../core/errors.ts'
 import { boundedSource, sendWithBackpressure } from './flow.ts'
 
 export const FRAME_MESSAGE = 1
 export const FRAME_CONFIRM = 2
+/** Dissemination frames (docs/DISSEMINATION.md, "Wire mapping"); decoded in dissemination/wire.ts. */
+export const FRAME_INTEREST = 3
+export const FRAME_LOST = 4
+export const FRAME_REQUEST = 5
+export const FRAME_DATA = 6
 
 /** A message frame: `h` is the current hop count, `e` the envelope's wire bytes. */
 export interface MessageFrame { t: typeof FRAME_MESSAGE, h: number, e: Uint8Array }
 /** A delivery confirmation from the recipient's node. */
 export interface ConfirmFrame { t: typeof FRAME_CONFIRM, id: string, ok: boolean, code?: string, msg?: string }
-export type Frame = MessageFrame | ConfirmFrame
+/** A topic or broadcast message: `h` hops so far, `e` envelope bytes, `x` the receiver's labels (absent: flooded). */
+export interface DataFrame { t: typeof FRAME_DATA, h: number, e: Uint8Array, x?: number[] }
+/**
+ * A dissemination control frame (`interest`, `lost`, `request`): its body is checked and
+ * mapped by dissemination/wire.ts, which knows the bounds.
+ */
+export interface ControlFrame { t: typeof FRAME_INTEREST | typeof FRAME_LOST | typeof FRAME_REQUEST, r?: unknown, l?: unknown, q?: unknown }
+export type Frame = MessageFrame | ConfirmFrame | DataFrame | ControlFrame
 
 export const MAX_FRAME_BYTES = LIMITS.maxEnvelopeBytes + 4096
 
@@ -28,6 +40,7 @@ export function streamProtocol (network: string): string { return `/fedmesh/${ne
 export function directoryProtocol (network: string): string { return `/fedmesh/${network}/directory/1.0.0` }
 
 export function encodeFrame (frame: Frame): Uint8Array {
+  if (frame.t === FRAME_DATA) return encodeDataFrame(frame.h, frame.e, frame.x)
   const clean: Record<string, unknown> = {}
   for (const [k, v] of Object.entries(frame)) if (v !== undefined) clean[k] = v
   return dagCbor.encode(clean)
@@ -35,14 +48,65 @@ export function encodeFrame (frame: Frame): Uint8Array {
 
 /** Parses a frame; returns undefined for anything that is not a well-formed frame. */
 export function decodeFrame (bytes: Uint8Array): Frame | undefined {
-  let v: unknown
-  try { v = dagCbor.decode(bytes) } catch { return undefined }
+  // Frames we write are canonical and take the one-pass reader; others the general decoder.
+  let v: unknown = decodeCanonical(bytes)
+  if (v === undefined) try { v = dagCbor.decode(bytes) } catch { return undefined }
   if (v == null || typeof v !== 'object' || Array.isArray(v)) return undefined
   const f = v as Record<string, unknown>
   if (f.t === FRAME_MESSAGE && Number.isInteger(f.h) && (f.h as number) >= 0 && f.e instanceof Uint8Array) return f as unknown as MessageFrame
+  if (f.t === FRAME_DATA && Number.isInteger(f.h) && (f.h as number) >= 0 && f.e instanceof Uint8Array &&
+      (f.x === undefined || (Array.isArray(f.x) && f.x.length <= MAX_LABELS && f.x.every(isLabel)))) return f as unknown as DataFrame
+  if ((f.t === FRAME_INTEREST && f.r !== undefined) || (f.t === FRAME_LOST && f.l !== undefined) || (f.t === FRAME_REQUEST && f.q !== undefined)) return f as unknown as ControlFrame
   if (f.t === FRAME_CONFIRM && typeof f.id === 'string' && typeof f.ok === 'boolean' &&
       (f.code === undefined || typeof f.code === 'string') && (f.msg === undefined || typeof f.msg === 'string')) return f as unknown as ConfirmFrame
   return undefined
+}
+
+/** Most labels one data copy carries (bounded by the origins a node may know, plus one). */
+export const MAX_LABELS = 100_001
+const isLabel = (v: unknown): boolean => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0
+
+/**
+ * The data frame `{t: 6, h, e, x?}` written directly: it is the hot path, and its canonical
+ * DAG-CBOR layout is fixed (keys `e`, `h`, `t`, `x` in that order), so no generic encoder
+ * needs to walk it. Byte-identical to `dagCbor.encode` of the same map (tested).
+ */
+export function encodeDataFrame (hops: number, envelope: Uint8Array, labels?: readonly number[]): Uint8Array {
+  let size = 1 + 2 + cborHeadSize(envelope.length) + envelope.length + 2 + cborHeadSize(hops) + 3
+  if (labels !== undefined) {
+    size += 2 + cborHeadSize(labels.length)
+    for (const l of labels) size += cborHeadSize(l)
+  }
+  const out = new Uint8Array(size)
+  let o = 0
+  out[o++] = 0xa0 | (labels !== undefined ? 4 : 3)
+  out[o++] = 0x61; out[o++] = 0x65 // "e"
+  o = writeHead(out, o, 0x40, envelope.length)
+  out.set(envelope, o); o += envelope.length
+  out[o++] = 0x61; out[o++] = 0x68 // "h"
+  o = writeHead(out, o, 0x00, hops)
+  out[o++] = 0x61; out[o++] = 0x74 // "t"
+  out[o++] = FRAME_DATA
+  if (labels !== undefined) {
+    out[o++] = 0x61; out[o++] = 0x78 // "x"
+    o = writeHead(out, o, 0x80, labels.length)
+    for (const l of labels) o = writeHead(out, o, 0x00, l)
+  }
+  return out
+}
+
+function cborHeadSize (n: number): number {
+  return n < 24 ? 1 : n < 0x100 ? 2 : n < 0x10000 ? 3 : n < 0x100000000 ? 5 : 9
+}
+
+function writeHead (out: Uint8Array, o: number, major: number, n: number): number {
+  if (n < 24) { out[o] = major | n; return o + 1 }
+  if (n < 0x100) { out[o] = major | 24; out[o + 1] = n; return o + 2 }
+  if (n < 0x10000) { out[o] = major | 25; out[o + 1] = n >>> 8; out[o + 2] = n & 0xff; return o + 3 }
+  if (n < 0x100000000) { out[o] = major | 26; new DataView(out.buffer, out.byteOffset + o + 1, 4).setUint32(0, n); return o + 5 }
+  out[o] = major | 27
+  new DataView(out.buffer, out.byteOffset + o + 1, 8).setBigUint64(0, BigInt(n))
+  return o + 9
 }
 
 export interface FrameLinkOptions {
@@ -54,7 +118,7 @@ export interface FrameLinkOptions {
   onClose?: (err?: Error) => void
 }
 
-interface Pending { bytes: Uint8Array, resolve: () => void, reject: (err: Error) => void }
+interface Pending { bytes: Uint8Array, resolve?: () => void, reject?: (err: Error) => void }
 
 /**
  * A framed, batched, prioritised duplex over one libp2p stream. Used for both the
@@ -64,10 +128,12 @@ export class FrameLink {
   readonly stream: Stream
   private readonly queues: Pending[][] = [[], [], [], []]
   private queued = 0
+  private bytesQueued = 0
   private flushing = false
   private closed = false
   private readonly maxBatchBytes: number
   private readonly opts: FrameLinkOptions
+  private drainWaiters: Array<() => void> = []
   readonly done: Promise<void>
 
   constructor (stream: Stream, opts: FrameLinkOptions) {
@@ -79,6 +145,9 @@ export class FrameLink {
 
   get isClosed (): boolean { return this.closed }
 
+  /** Bytes queued here and not yet handed to the stream. */
+  get queuedBytes (): number { return this.bytesQueued }
+
   /** Queues a frame; resolves once it has been handed to the stream. */
   send (frame: Frame, priority: number = 1): Promise<void> {
     return this.sendEncoded(encodeFrame(frame), priority)
@@ -87,24 +156,49 @@ export class FrameLink {
   sendEncoded (bytes: Uint8Array, priority: number = 1): Promise<void> {
     if (this.closed) return Promise.reject(new ClosedError('link closed'))
     const { promise, resolve, reject } = Promise.withResolvers<void>()
-    this.queues[3 - Math.max(0, Math.min(3, priority))].push({ bytes, resolve, reject })
+    this.enqueue({ bytes, resolve, reject }, priority)
+    return promise
+  }
+
+  /**
+   * Queues an encoded frame without a promise (the hot path: one per message would cost
+   * more than the write). False when the link is closed. Callers bound what they queue
+   * with `queuedBytes` and `drained()`.
+   */
+  push (bytes: Uint8Array, priority: number = 1): boolean {
+    if (this.closed) return false
+    this.enqueue({ bytes }, priority)
+    return true
+  }
+
+  /** Resolves once the queue is below `bytes` (or the link closed). */
+  drained (bytes: number = 0): Promise<void> {
+    if (this.closed || this.bytesQueued <= bytes) return Promise.resolve()
+    return new Promise(resolve => { this.drainWaiters.push(resolve) })
+  }
+
+  private enqueue (p: Pending, priority: number): void {
+    this.queues[3 - Math.max(0, Math.min(3, priority))].push(p)
     this.queued++
+    this.bytesQueued += p.bytes.length
     if (!this.flushing) {
       this.flushing = true
       queueMicrotask(() => { void this.flush() })
     }
-    return promise
   }
 
   private nextBatch (): Pending[] {
     const batch: Pending[] = []
     let size = 0
     for (const q of this.queues) {
-      while (q.length > 0 && (batch.length === 0 || size + q[0].bytes.length <= this.maxBatchBytes)) {
-        const p = q.shift() as Pending
+      let n = 0
+      while (n < q.length && (batch.length === 0 || size + q[n].bytes.length <= this.maxBatchBytes)) {
+        const p = q[n++]
         batch.push(p)
         size += p.bytes.length + 5
       }
+      // One splice per queue instead of a shift per frame (shift is O(n) on long queues).
+      if (n > 0) q.splice(0, n)
       if (q.length > 0) break
     }
     this.queued -= batch.length
@@ -115,33 +209,93 @@ export class FrameLink {
     try {
       while (this.queued > 0 && !this.closed) {
         const batch = this.nextBatch()
-        const chunks = batch.map(p => lp.encode.single(p.bytes).subarray())
-        const total = chunks.reduce((n, c) => n + c.length, 0)
+        let total = 0
+        let payload = 0
+        for (const p of batch) { total += varintSize(p.bytes.length) + p.bytes.length; payload += p.bytes.length }
         const buf = new Uint8Array(total)
         let off = 0
-        for (const c of chunks) { buf.set(c, off); off += c.length }
+        for (const p of batch) {
+          off = writeVarint(buf, off, p.bytes.length)
+          buf.set(p.bytes, off)
+          off += p.bytes.length
+        }
+        this.bytesQueued -= payload
         try {
           await sendWithBackpressure(this.stream, buf)
-          for (const p of batch) p.resolve()
+          for (const p of batch) p.resolve?.()
         } catch (err) {
-          for (const p of batch) p.reject(err as Error)
+          for (const p of batch) p.reject?.(err as Error)
           this.fail(err as Error)
         }
+        this.wakeDrained()
       }
     } finally {
       this.flushing = false
+      this.wakeDrained()
     }
   }
 
+  private wakeDrained (): void {
+    if (this.drainWaiters.length === 0) return
+    const waiters = this.drainWaiters
+    this.drainWaiters = []
+    for (const w of waiters) w()
+  }
+
+  /**
+   * Splits the byte stream into frames itself, synchronously within each chunk: one await
+   * per chunk the muxer delivers (which holds many small frames), not one per frame. A frame
+   * within one chunk is handed on as a view, without a copy; a frame spread over chunks is
+   * assembled once, when all of it has arrived.
+   */
   private async readLoop (): Promise<void> {
     let error: Error | undefined
+    let parts: Uint8Array[] = []
+    let partsLen = 0
+    /** Bytes the frame at the start of `parts` needs in all (0: its length is not known yet). */
+    let need = 0
     try {
-      for await (const chunk of lp.decode(boundedSource(this.stream), { maxDataLength: MAX_FRAME_BYTES })) {
-        const raw = chunk.subarray()
-        const frame = decodeFrame(raw)
-        if (frame == null) this.opts.onGarbage?.('frame is not a well-formed fedmesh frame')
-        else this.opts.onFrame(frame, raw)
+      for await (const c of boundedSource(this.stream)) {
+        const chunk = c instanceof Uint8Array ? c : c.subarray()
+        let data: Uint8Array
+        if (partsLen > 0) {
+          parts.push(chunk)
+          partsLen += chunk.length
+          if (need > 0 && partsLen < need) continue
+          data = concatParts(parts, partsLen)
+          parts = []
+          partsLen = 0
+        } else data = chunk
+        need = 0
+        let o = 0
+        while (o < data.length && !this.closed) {
+          let len = 0
+          let shift = 0
+          let p = o
+          let complete = false
+          while (p < data.length) {
+            const b = data[p++]
+            len += (b & 0x7f) * 2 ** shift
+            shift += 7
+            if ((b & 0x80) === 0) { complete = true; break }
+            if (shift >= 35) throw new Error('frame length prefix too long')
+          }
+          if (!complete) break
+          if (len > MAX_FRAME_BYTES) throw new Error(`frame of ${len} bytes exceeds the ${MAX_FRAME_BYTES}-byte limit`)
+          const end = p + len
+          if (end > data.length) { need = end - o; break }
+          const raw = data.subarray(p, end)
+          o = end
+          const frame = decodeFrame(raw)
+          if (frame == null) this.opts.onGarbage?.('frame is not a well-formed fedmesh frame')
+          else this.opts.onFrame(frame, raw)
+        }
+        if (o < data.length) {
+          parts = [data.subarray(o)]
+          partsLen = data.length - o
+        }
       }
+      if (partsLen > 0) throw new Error(`stream ended inside a frame (${partsLen} bytes)`)
     } catch (err) {
       error = err as Error
       this.opts.onGarbage?.(`stream error: ${error.message}`)
@@ -153,8 +307,10 @@ export class FrameLink {
     if (this.closed) return
     this.closed = true
     const reason = new ClosedError('link closed', { cause: err })
-    for (const q of this.queues) for (const p of q.splice(0)) p.reject(reason)
+    for (const q of this.queues) for (const p of q.splice(0)) p.reject?.(reason)
     this.queued = 0
+    this.bytesQueued = 0
+    this.wakeDrained()
     if (err != null) this.stream.abort(err)
     else void this.stream.close().catch(() => {})
     this.opts.onClose?.(err)
@@ -163,8 +319,30 @@ export class FrameLink {
   async close (): Promise<void> {
     if (this.closed) return
     this.closed = true
-    for (const q of this.queues) for (const p of q.splice(0)) p.reject(new ClosedError('link closed'))
+    for (const q of this.queues) for (const p of q.splice(0)) p.reject?.(new ClosedError('link closed'))
+    this.queued = 0
+    this.bytesQueued = 0
+    this.wakeDrained()
     await this.stream.close().catch(() => this.stream.abort(new ClosedError('link closed')))
     this.opts.onClose?.()
   }
+}
+
+function varintSize (n: number): number {
+  let size = 1
+  while (n >= 0x80) { n = Math.floor(n / 128); size++ }
+  return size
+}
+
+function writeVarint (buf: Uint8Array, off: number, n: number): number {
+  while (n >= 0x80) { buf[off++] = (n & 0x7f) | 0x80; n = Math.floor(n / 128) }
+  buf[off++] = n
+  return off
+}
+
+function concatParts (parts: Uint8Array[], total: number): Uint8Array {
+  const out = new Uint8Array(total)
+  let o = 0
+  for (const p of parts) { out.set(p, o); o += p.length }
+  return out
 }

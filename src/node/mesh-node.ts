@@ -6,7 +6,8 @@
 import { cpus, totalmem } from 'node:os'
 import pino from 'pino'
 import type { AgentId, NetworkId } from '../core/ids.ts'
-import { isAgentId } from '../core/keys.ts'
+import { agentKeyFromSeed, isAgentId } from '../core/keys.ts'
+import { parseTopic } from '../core/topics.ts'
 import { AgentNotFoundError, InvalidArgumentError, TimeoutError, abortReason } from '../core/errors.ts'
 import type { RejectionReason } from '../core/ingress.ts'
 import { createNet, type Net } from '../net/libp2p.ts'
@@ -114,7 +115,8 @@ export class MeshNodeImpl implements MeshNode {
       nodeRecord: async () => await this.nodeRecord(),
       inspect: (env) => sem.inspect(env),
       onControlDocument: (peer, bytes) => sem.onControlDocument(peer, bytes),
-      observe
+      observe,
+      signNode: nodeSigner(data.privateKey)
     })
     const router = this.router
     this.durable = new DurableService({
@@ -136,6 +138,9 @@ export class MeshNodeImpl implements MeshNode {
     const durable = this.durable
     this.transport = {
       submit: async (env, options) => durable.handles(env) ? await durable.submit(env, options) : await router.submit(env, options),
+      publishNow: (env) => { router.publishNow(env) },
+      queuedBytes: () => router.topics.queuedBytes(),
+      drained: async (bytes) => { await router.topics.drained(bytes) },
       subscribe: async (agent, pattern) => { router.subscribe(agent, pattern) },
       unsubscribe: async (agent, pattern) => { router.unsubscribe(agent, pattern) },
       openStream: async (open, options) => await router.openStream(open, options),
@@ -251,6 +256,10 @@ export class MeshNodeImpl implements MeshNode {
     return { counts: { ...this.router.rejections.counts }, recent: this.router.rejections.list(filter) }
   }
 
+  topicInterest (topic: string): string[] {
+    return this.router.topics.core.interestedIn(parseTopic(topic))
+  }
+
   async findAgent (id: AgentId | string, options: AbortOptions = {}): Promise<AgentRecord> {
     if (!isAgentId(id)) throw new InvalidArgumentError(`not an agent id (did:key): ${JSON.stringify(id)}`)
     return await this.router.findAgent(id, options)
@@ -322,6 +331,16 @@ export class MeshNodeImpl implements MeshNode {
     })()
     await this.stopping
   }
+}
+
+/**
+ * Synchronous signing with the node's Ed25519 key (the dissemination core signs interest
+ * records inline). libp2p keeps the 32-byte seed followed by the public key in `raw`.
+ */
+function nodeSigner (key: DataDir['privateKey']): (input: Uint8Array) => Uint8Array {
+  if (key.type !== 'Ed25519') throw new InvalidArgumentError(`node key must be Ed25519, not ${key.type}`)
+  const signer = agentKeyFromSeed(key.raw.subarray(0, 32))
+  return (input) => signer.sign(input)
 }
 
 function splitHostPort (s: string): [string, number] {

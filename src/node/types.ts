@@ -188,6 +188,23 @@ export interface Agent {
   readonly id: AgentId
   readonly name?: string
   publish: (topic: string, payload: Payload, options?: SendOptions) => Promise<SendResult>
+  /**
+   * Publishes without a promise per message: the envelope is signed with the others
+   * published in the same tick (one batch signature) and queued. Returns false when the
+   * node's outgoing queues are above their high-water mark: the caller should then
+   * `await drain()` before publishing more. Invalid input throws at once.
+   *
+   * @example
+   * for (const reading of readings) if (!agent.publishBuffered('sensors/t', reading)) await agent.drain()
+   * await agent.drain()
+   */
+  publishBuffered: (topic: string, payload: Payload, options?: SendOptions) => boolean
+  /**
+   * Signs and hands over everything published so far; resolves once the node's queues are
+   * below their low-water mark. Rejects with the first error a buffered publication met
+   * since the last drain (that publication was not sent).
+   */
+  drain: () => Promise<void>
   subscribe: (pattern: string, options?: AbortOptions) => Subscription
   /**
    * Direct, multicast and broadcast messages addressed to this agent (not replies). Durable
@@ -237,6 +254,12 @@ export interface MeshNode {
   peers: () => PeerInfo[]
   nodeRecords: () => NodeRecord[]
   rejections: (filter?: { reason?: RejectionReason, limit?: number }) => { counts: Record<RejectionReason, number>, recent: RejectionRecord[] }
+  /**
+   * Peer ids of the nodes a message on `topic` published here would reach: those whose
+   * interest (their agents' subscriptions) this node has learnt and can route to.
+   * Subscriptions spread through the mesh in milliseconds; this shows when one has arrived.
+   */
+  topicInterest: (topic: string) => string[]
   /** Finds an agent's signed record (local directory, then the DHT). */
   findAgent: (id: AgentId | string, options?: AbortOptions) => Promise<AgentRecord>
   /** Resolves once the agent's record can be found (polls the directory and DHT). */

@@ -1,13 +1,18 @@
 /**
  * The router: where every envelope enters and leaves a node.
  *
- *   agent ──submit──▶ router ──┬─ topic / broadcast ─▶ local subscribers + gossipsub (mesh topic)
+ *   agent ──submit──▶ router ──┬─ topic / broadcast ─▶ local subscribers + TopicPath: the
+ *                              │                       dissemination core over FrameLinks to
+ *                              │                       interested neighbours (data frames t=6)
  *                              └─ direct / multicast ─▶ local endpoint, or FrameLink to the
  *                                                       recipient's home node (found by record)
- *   wire ──▶ ingress (verifyIngress) ──▶ deliver to local endpoints ──▶ confirm frame
+ *   wire ─┬─ t=1 ──▶ ingress (verifyIngress) ──▶ deliver to local endpoints ──▶ confirm frame
+ *         ├─ t=6 ──▶ admitTopic (every copy) ──▶ core: forward to next hops, deliver ──▶ dedup
+ *         └─ t=3/4/5 ──▶ core (interest records verified first)
  *
- * Ingress rejections are counted by reason and never forwarded: gossipsub asks our topic
- * validator before it relays anything.
+ * Ingress rejections are counted by reason and never forwarded: a data copy reaches the
+ * dissemination core only after admitTopic accepted it. Records (agent and node) still
+ * travel on the gossipsub control topic.
  */
 import * as dagCbor from '@ipld/dag-cbor'
 import * as lp from 'it-length-prefixed'
@@ -17,13 +22,16 @@ import type { Connection, Stream } from '@libp2p/interface'
 import { TopicValidatorResult } from '@libp2p/gossipsub'
 import type { AgentId, NetworkId } from '../core/ids.ts'
 import type { Envelope } from '../core/envelope.ts'
-import { DedupCache, RejectionCounter, verifyIngress, type IngressOptions, type RejectionReason } from '../core/ingress.ts'
+import { VerifiedRoots } from '../core/batch.ts'
+import { DedupCache, RejectionCounter, checkIngress, verifyIngress, type IngressOptions, type RejectionReason } from '../core/ingress.ts'
 import {
   AgentNotFoundError, DeliveryFailedError, FedmeshError, NoRespondersError, TimeoutError, UnreachableError, abortReason
 } from '../core/errors.ts'
 import { topicMatches } from '../core/topics.ts'
-import { FrameLink, FRAME_CONFIRM, FRAME_MESSAGE, directoryProtocol, msgProtocol, streamProtocol, MAX_FRAME_BYTES, decodeFrame, encodeFrame, type Frame } from '../net/frames.ts'
-import { controlTopic, gossipTopic, type Net } from '../net/libp2p.ts'
+import { FrameLink, FRAME_CONFIRM, FRAME_DATA, FRAME_MESSAGE, directoryProtocol, msgProtocol, streamProtocol, MAX_FRAME_BYTES, decodeFrame, encodeFrame, type Frame } from '../net/frames.ts'
+import { controlTopic, type Net } from '../net/libp2p.ts'
+import type { DisseminationParams } from '../dissemination/index.ts'
+import { TopicPath } from './topic-path.ts'
 import {
   agentRecordKey, agentRecordSigningInput, decodeAgentRecord, decodeNodeRecord, encodeAgentRecord, encodeNodeRecord,
   type AgentRecord, type AgentRecordFields, type NodeRecord
@@ -44,6 +52,11 @@ const DIRECTORY_SYNC_MAX = 2000
 const ROUTE_HINTS_MAX = 10_000
 const ROUTE_HINT_TTL_MS = 5 * 60 * 1000
 const STREAM_OPEN_TIMEOUT_MS = 10_000
+const MATCH_CACHE_MAX = 4096
+/** `submit` of a topic message waits while the links hold more than this … */
+const SUBMIT_HIGH_WATER_BYTES = 4 * 1024 * 1024
+/** … until they are down to this. */
+const SUBMIT_LOW_WATER_BYTES = 1024 * 1024
 
 /**
  * What the semantic ingress check (src/node/semantic.ts) says about an envelope that passed
@@ -72,6 +85,9 @@ export interface RouterComponents {
   onControlDocument?: (peer: string, bytes: Uint8Array) => TopicValidatorResult
   /** Told what happens to each message here (sent, received, rejected): the message log. Must not block. */
   observe?: (o: MessageObservation) => void
+  /** Signs with the node key (interest records of the dissemination layer). */
+  signNode: (input: Uint8Array) => Uint8Array
+  dissemination?: Partial<DisseminationParams>
 }
 
 export interface RouterCounters { published: number, delivered: number, forwarded: number, received: number }
@@ -108,11 +124,29 @@ export class Router {
   private refreshTimer?: NodeJS.Timeout
   private announceTimer?: NodeJS.Timeout
   private stopped = false
+  /** Topic and broadcast traffic: the dissemination core over FrameLinks. */
+  readonly topics: TopicPath
+  /** Topic → local agents whose patterns match it (cleared on any subscription change). */
+  private readonly matchCache = new Map<string, Attached[]>()
+
+  /** Ingress options with this node's cache of verified batch roots. */
+  private readonly ingress: IngressOptions
 
   constructor (components: RouterComponents) {
     this.c = components
+    this.ingress = { ...components.ingress, roots: components.ingress.roots ?? new VerifiedRoots() }
     this.rejections = new RejectionCounter({
       onReject: (r) => this.c.logger.debug({ reason: r.reason, detail: r.detail, peer: r.peer, id: r.id }, 'message rejected')
+    })
+    this.topics = new TopicPath({
+      self: components.net.peerId.toString(),
+      params: components.dissemination,
+      sign: components.signNode,
+      admit: (bytes, hops, peer) => this.admitTopic(bytes, hops, peer),
+      deliver: (env, peer) => { this.deliverTopic(env, peer) },
+      reject: (reason, detail, peer, id) => { this.reject(reason, detail, peer, id) },
+      clockSkewMs: this.ingress.clockSkewMs,
+      logger: components.logger
     })
   }
 
@@ -123,11 +157,8 @@ export class Router {
     const net = this.c.net
     await net.handle(msgProtocol(this.c.network), (stream, connection) => { this.acceptLink(stream, connection) }, { maxInboundStreams: 64 })
     await net.handle(streamProtocol(this.c.network), (stream, connection) => { void this.acceptStream(stream, connection) }, { maxInboundStreams: 256 })
-    const mesh = gossipTopic(this.c.network)
     const control = controlTopic(this.c.network)
-    this.pubsub.topicValidators.set(mesh, (peer, msg) => this.inspectGossip(peer.toString(), msg.data))
     this.pubsub.topicValidators.set(control, async (peer, msg) => await this.validateControl(peer.toString(), msg.data))
-    this.pubsub.subscribe(mesh)
     this.pubsub.subscribe(control)
     // Announcements sent before a peer's subscription to the control topic is known reach
     // no one: announce again once a peer subscribes.
@@ -138,9 +169,19 @@ export class Router {
     await net.handle(directoryProtocol(this.c.network), (stream) => { void this.serveDirectory(stream) }, { maxInboundStreams: 8 })
     net.addEventListener('peer:identify', (e) => {
       this.scheduleAnnounce(500)
+      if (e.detail.protocols.includes(msgProtocol(this.c.network))) this.ensureNeighbour(e.detail.peerId.toString())
       // A peer we just met may know agents whose announcements we missed: ask once.
       if (e.detail.protocols.includes(directoryProtocol(this.c.network))) void this.fetchDirectory(e.detail.peerId.toString())
     })
+    // A peer that connected before its router started announces the protocol later
+    // (identify push); one that connected before ours started is in the peer list.
+    net.addEventListener('peer:update', (e) => {
+      if (e.detail.peer.protocols.includes(msgProtocol(this.c.network)) && net.getConnections(e.detail.peer.id).length > 0) this.ensureNeighbour(e.detail.peer.id.toString())
+    })
+    for (const pid of net.getPeers()) {
+      const known = await net.peerStore.get(pid).catch(() => undefined)
+      if (known?.protocols.includes(msgProtocol(this.c.network)) === true) this.ensureNeighbour(pid.toString())
+    }
     // Our own addresses changed (listening, a relay reservation, an observed address):
     // records must carry them, or agents behind a relay stay unreachable.
     net.addEventListener('self:peer:update', () => { this.scheduleAnnounce(200) })
@@ -148,8 +189,17 @@ export class Router {
     this.refreshTimer.unref()
   }
 
+  /** Every fedmesh peer we are connected to is a dissemination neighbour: open our link to it. */
+  private ensureNeighbour (peer: string): void {
+    if (this.stopped || this.links.has(peer)) return
+    void this.linkTo(peer, [], AbortSignal.timeout(10_000)).catch((err: Error) => {
+      this.c.logger.debug({ peer, err: err.message }, 'link to peer failed')
+    })
+  }
+
   async stop (): Promise<void> {
     this.stopped = true
+    this.topics.stop()
     clearInterval(this.refreshTimer)
     clearTimeout(this.announceTimer)
     for (const p of this.confirms.values()) p.reject(new UnreachableError('node stopping'))
@@ -163,19 +213,31 @@ export class Router {
   async attach (ep: Endpoint, onStream: (stream: ByteStream, open: Envelope) => void): Promise<void> {
     const existing = this.endpoints.get(ep.agent)
     this.endpoints.set(ep.agent, { ep, onStream, patterns: existing?.patterns ?? new Set() })
+    this.matchCache.clear()
     await this.publishAgentRecord(ep.agent)
   }
 
   async detach (agent: AgentId): Promise<void> {
+    const a = this.endpoints.get(agent)
     this.endpoints.delete(agent)
+    this.matchCache.clear()
+    if (a != null) for (const p of a.patterns) this.topics.unsubscribe(p)
   }
 
   subscribe (agent: AgentId, pattern: string): void {
-    this.endpoints.get(agent)?.patterns.add(pattern)
+    const a = this.endpoints.get(agent)
+    if (a == null || a.patterns.has(pattern)) return
+    a.patterns.add(pattern)
+    this.matchCache.clear()
+    // The core counts patterns per node; per-agent matching stays here.
+    this.topics.subscribe(pattern)
   }
 
   unsubscribe (agent: AgentId, pattern: string): void {
-    this.endpoints.get(agent)?.patterns.delete(pattern)
+    const a = this.endpoints.get(agent)
+    if (a == null || !a.patterns.delete(pattern)) return
+    this.matchCache.clear()
+    this.topics.unsubscribe(pattern)
   }
 
   localAgents (): Endpoint[] { return [...this.endpoints.values()].map(a => a.ep) }
@@ -186,15 +248,40 @@ export class Router {
 
   /** Routes an envelope signed by a local agent. */
   async submit (env: Envelope, options: AbortOptions = {}): Promise<SendResult> {
-    this.dedup.add(env.id, env.ts + env.ttl * 1000 + this.c.ingress.clockSkewMs)
+    this.dedup.add(env.id, env.ts + env.ttl * 1000 + this.ingress.clockSkewMs)
     this.counters.published++
     this.c.observe?.({ event: 'sent', env })
     if (env.mode === 'topic' || env.mode === 'broadcast') {
-      this.deliverFanout(env)
-      await this.pubsub.publish(gossipTopic(this.c.network), env.bytes)
+      this.publishTopic(env)
+      // Backpressure for callers that await each publication: resolve once the links drain.
+      if (this.topics.queuedBytes() > SUBMIT_HIGH_WATER_BYTES) await this.topics.drained(SUBMIT_LOW_WATER_BYTES)
       return { id: env.id, confirmed: [] }
     }
     return await this.sendDirect(env, options)
+  }
+
+  /**
+   * Routes a local agent's topic or broadcast envelope at once, without a promise (the
+   * SDK's buffered path). Other modes are refused (counted as `bad-field`).
+   */
+  publishNow (env: Envelope): void {
+    if (env.mode !== 'topic' && env.mode !== 'broadcast') {
+      this.reject('bad-field', `publishNow takes topic and broadcast envelopes, not ${env.mode}`, undefined, env.id)
+      return
+    }
+    this.dedup.add(env.id, env.ts + env.ttl * 1000 + this.ingress.clockSkewMs)
+    this.counters.published++
+    this.publishTopic(env)
+  }
+
+  /**
+   * Publishes a local agent's topic or broadcast envelope: local subscribers, then the
+   * dissemination core. Synchronous: the frames are queued on the links (see
+   * `topics.queuedBytes` for backpressure).
+   */
+  private publishTopic (env: Envelope): void {
+    this.deliverFanout(env)
+    this.topics.publish(env)
   }
 
   private async sendDirect (env: Envelope, options: AbortOptions): Promise<SendResult> {
@@ -228,7 +315,8 @@ export class Router {
   /** Sends to the first reachable home node, retrying with backoff when asked to. */
   private async sendToHomes (env: Envelope, homes: AgentRecord['home'], wantConfirm: boolean, signal?: AbortSignal): Promise<boolean> {
     const attempts = 1 + (env.dlv?.retries ?? 0)
-    let lastError: Error = new UnreachableError('no home node reachable')
+    // Built only when needed: an error captures a stack, which costs more than a send.
+    let lastError: Error | undefined
     for (let attempt = 0; attempt < attempts; attempt++) {
       if (attempt > 0) await sleep(retryDelay(attempt), signal)
       for (const home of homes) {
@@ -257,6 +345,7 @@ export class Router {
         }
       }
     }
+    if (lastError === undefined) throw new UnreachableError('no home node reachable')
     throw lastError instanceof FedmeshError ? lastError : new UnreachableError(`could not deliver ${env.id}: ${lastError.message}`, { cause: lastError })
   }
 
@@ -293,8 +382,12 @@ export class Router {
       const link: FrameLink = new FrameLink(stream, {
         onFrame: (f) => { this.onFrame(f, link, peer) },
         onGarbage: (detail) => { this.reject('malformed', detail, peer) },
-        onClose: () => { if (this.links.get(peer) != null) void this.links.get(peer)?.then(l => { if (l === link) this.links.delete(peer) }) }
+        onClose: () => {
+          this.topics.removeLink(peer, link)
+          if (this.links.get(peer) != null) void this.links.get(peer)?.then(l => { if (l === link) this.links.delete(peer) })
+        }
       })
+      this.topics.addLink(peer, link)
       return link
     } catch (err) {
       this.c.peers.dialFailed(peer)
@@ -309,9 +402,10 @@ export class Router {
     const link: FrameLink = new FrameLink(stream, {
       onFrame: (f) => { this.onFrame(f, link, peer) },
       onGarbage: (detail) => { this.reject('malformed', detail, peer) },
-      onClose: () => { this.inbound.delete(link) }
+      onClose: () => { this.inbound.delete(link); this.topics.removeLink(peer, link) }
     })
     this.inbound.add(link)
+    this.topics.addLink(peer, link)
   }
 
   private onFrame (frame: Frame, link: FrameLink, peer: string): void {
@@ -320,8 +414,10 @@ export class Router {
       this.confirms.get(`${peer}|${frame.id}`)?.resolve(frame)
       return
     }
+    if (frame.t === FRAME_DATA) { this.topics.onData(peer, frame); return }
+    if (frame.t !== FRAME_MESSAGE) { this.topics.onControl(peer, frame); return }
     this.counters.received++
-    const res = verifyIngress(frame.e, frame.h, this.c.ingress, this.dedup)
+    const res = verifyIngress(frame.e, frame.h, this.ingress, this.dedup)
     if (!res.ok) {
       this.reject(res.reason, res.detail, peer, res.id)
       // A retransmission of something we already delivered: confirm it again, since
@@ -332,7 +428,7 @@ export class Router {
     }
     const env = res.envelope
     if (env.mode !== 'direct' && env.mode !== 'multicast') {
-      this.reject('bad-field', `${env.mode} envelopes travel by gossip, not by link`, peer, env.id)
+      this.reject('bad-field', `${env.mode} envelopes travel in data frames (t=6), not message frames`, peer, env.id)
       return
     }
     this.c.observe?.({ event: 'received', env, peer })
@@ -371,41 +467,44 @@ export class Router {
     void link.send(confirm, 3).catch(() => {})
   }
 
-  /** With `hold`, an accepted envelope is handed to it instead of being delivered. */
-  private validateGossip (peer: string, data: Uint8Array, hold?: (env: Envelope) => void): TopicValidatorResult {
+  /**
+   * The per-message ingress of topic and broadcast traffic: every copy of a data frame
+   * passes here before the dissemination core may forward or deliver it. Same checks as
+   * direct messages (verifyIngress) except dedup, which gates delivery (deliverTopic), not
+   * forwarding: each copy carries its own labels. Per-envelope hooks (schema inspection)
+   * belong here, after the checks.
+   */
+  private admitTopic (bytes: Uint8Array, hops: number, peer: string): Envelope | undefined | Promise<Envelope | undefined> {
     this.counters.received++
-    const res = verifyIngress(data, 0, this.c.ingress, this.dedup)
+    const res = checkIngress(bytes, hops, this.ingress)
     if (!res.ok) {
       this.reject(res.reason, res.detail, peer, res.id)
-      // Duplicates are not the sender's fault (we may have published it ourselves).
-      return res.reason === 'duplicate' ? TopicValidatorResult.Ignore : TopicValidatorResult.Reject
-    }
-    if (res.envelope.mode !== 'topic' && res.envelope.mode !== 'broadcast') {
-      this.reject('bad-field', `${res.envelope.mode} envelopes are not gossiped`, peer, res.envelope.id)
-      return TopicValidatorResult.Reject
+      return undefined
     }
     const env = res.envelope
-    this.c.observe?.({ event: 'received', env, peer })
-    if (hold != null) hold(env)
-    else queueMicrotask(() => { this.deliverFanout(env) })
-    return TopicValidatorResult.Accept
+    if (env.mode !== 'topic' && env.mode !== 'broadcast') {
+      this.reject('bad-field', `${env.mode} envelopes travel in message frames (t=1), not data frames`, peer, env.id)
+      return undefined
+    }
+    // The semantic check (schema validation, maybe a bounded registry fetch): a copy it
+    // refuses is neither delivered nor forwarded.
+    const verdict = this.c.inspect?.(env)
+    if (verdict == null) return env
+    return Promise.resolve(verdict).then((v) => {
+      if (v == null) return env
+      this.reject(v.reason, v.detail, peer, env.id)
+      return undefined
+    })
   }
 
-  /** validateGossip, then the semantic hook (async only for envelopes that name a schema). */
-  private inspectGossip (peer: string, data: Uint8Array): TopicValidatorResult | Promise<TopicValidatorResult> {
-    if (this.c.inspect == null) return this.validateGossip(peer, data)
-    let held: Envelope | undefined
-    const result = this.validateGossip(peer, data, (env) => { held = env })
-    const env = held
-    if (result !== TopicValidatorResult.Accept || env == null) return result
-    const verdict = this.c.inspect(env)
-    if (verdict == null) { queueMicrotask(() => { this.deliverFanout(env) }); return result }
-    return Promise.resolve(verdict).then((v) => {
-      if (v == null) { queueMicrotask(() => { this.deliverFanout(env) }); return TopicValidatorResult.Accept }
-      this.rejectInspected(v, peer, env)
-      // A schema this node cannot fetch is not proof the sender misbehaved: do not penalise.
-      return v.reason === 'schema-unknown' ? TopicValidatorResult.Ignore : TopicValidatorResult.Reject
-    })
+  /** A remote topic or broadcast message the core delivers here: once per id, to matching agents. */
+  private deliverTopic (env: Envelope, peer: string): void {
+    if (!this.dedup.add(env.id, env.ts + env.ttl * 1000 + this.ingress.clockSkewMs)) {
+      this.reject('duplicate', 'already seen', peer, env.id)
+      return
+    }
+    this.c.observe?.({ event: 'received', env, peer })
+    this.deliverFanout(env)
   }
 
   private reject (reason: RejectionReason, detail: string, peer?: string, id?: string): void {
@@ -417,17 +516,32 @@ export class Router {
   // ---- local delivery -------------------------------------------------------------------
 
   private deliverFanout (env: Envelope): void {
-    for (const a of this.endpoints.values()) {
-      if (env.mode === 'broadcast') {
+    if (env.mode === 'broadcast') {
+      for (const a of this.endpoints.values()) {
         if (a.ep.agent === env.from) continue
-      } else {
-        let match = false
-        for (const p of a.patterns) if (topicMatches(p, env.topic as string)) { match = true; break }
-        if (!match) continue
+        this.counters.delivered++
+        a.ep.deliver(env)
       }
+      return
+    }
+    for (const a of this.subscribersOf(env.topic as string)) {
       this.counters.delivered++
       a.ep.deliver(env)
     }
+  }
+
+  /** Local agents with a pattern matching `topic`; cached per topic until subscriptions change. */
+  private subscribersOf (topic: string): Attached[] {
+    let list = this.matchCache.get(topic)
+    if (list === undefined) {
+      list = []
+      for (const a of this.endpoints.values()) {
+        for (const p of a.patterns) if (topicMatches(p, topic)) { list.push(a); break }
+      }
+      if (this.matchCache.size >= MATCH_CACHE_MAX) this.matchCache.clear()
+      this.matchCache.set(topic, list)
+    }
+    return list
   }
 
   private deliverDirect (env: Envelope, to: AgentId): void {
@@ -441,7 +555,7 @@ export class Router {
 
   async openStream (open: Envelope, options: AbortOptions = {}): Promise<ByteStream> {
     const to = open.to?.[0] as AgentId
-    this.dedup.add(open.id, open.ts + open.ttl * 1000 + this.c.ingress.clockSkewMs)
+    this.dedup.add(open.id, open.ts + open.ttl * 1000 + this.ingress.clockSkewMs)
     const local = this.endpoints.get(to)
     if (local != null) {
       if (!local.ep.acceptsStreams()) throw new NoRespondersError(`agent ${to} does not accept streams`)
@@ -483,7 +597,7 @@ export class Router {
       const first = await withTimeout(frames.next(), AbortSignal.timeout(STREAM_OPEN_TIMEOUT_MS))
       const frame = first.done === true ? undefined : decodeFrame(first.value.subarray())
       if (frame == null || frame.t !== FRAME_MESSAGE) { this.reject('malformed', 'stream open is not a message frame', peer); stream.abort(new Error('bad open')); return }
-      const res = verifyIngress(frame.e, frame.h, this.c.ingress, this.dedup)
+      const res = verifyIngress(frame.e, frame.h, this.ingress, this.dedup)
       if (!res.ok) { this.reject(res.reason, res.detail, peer, res.id); refuse(res.id ?? '', 'DeliveryFailedError', `rejected: ${res.reason}`); return }
       const env = res.envelope
       const to = env.to?.[0] as AgentId

@@ -34,6 +34,15 @@ export interface ByteStream extends AsyncIterable<Uint8Array> {
 export interface AgentTransport {
   /** Routes a signed envelope; resolves per its delivery options (confirmation, retries). */
   submit: (env: Envelope, options?: AbortOptions) => Promise<SendResult>
+  /**
+   * In-process transports: publishes a signed topic or broadcast envelope synchronously,
+   * without a promise (the SDK's buffered publish path). Errors are counted, not thrown.
+   */
+  publishNow?: (env: Envelope) => void
+  /** Bytes queued towards other nodes, for publishers' backpressure. */
+  queuedBytes?: () => number
+  /** Resolves once the queues towards other nodes hold at most `bytes`. */
+  drained?: (bytes: number) => Promise<void>
   subscribe: (agent: AgentId, pattern: string) => Promise<void>
   unsubscribe: (agent: AgentId, pattern: string) => Promise<void>
   /** Opens a stream to the recipient of `open` (a signed direct envelope of type `stream`). */

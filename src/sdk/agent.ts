@@ -7,7 +7,9 @@
 import type { AgentId, MessageId } from '../core/ids.ts'
 import type { AgentKey } from '../core/keys.ts'
 import { isAgentId } from '../core/keys.ts'
-import { compressPayload, DEFAULTS, signEnvelope, type Envelope, type EnvelopeFields, type Mode } from '../core/envelope.ts'
+import {
+  compressPayload, DEFAULTS, prepareEnvelope, signEnvelope, signPrepared, type Envelope, type EnvelopeFields, type Mode, type PreparedEnvelope
+} from '../core/envelope.ts'
 import { parsePattern, parseTopic, topicMatches } from '../core/topics.ts'
 import {
   ClosedError, InvalidArgumentError, RemoteError, abortReason
@@ -45,6 +47,24 @@ const RECENT_PROCESSED = 100_000
 const BACKLOG_MAX = 10_000
 /** A processed mark outlives the message by this much (the ingress skew tolerance and then some). */
 const MARK_SLACK_MS = 60_000
+/**
+ * Publications signed under one batch signature at most (a proof is then ≤ 8 hashes). A
+ * batch is signed at the end of the tick it was started in, or as soon as it is full.
+ */
+export const PUBLISH_BATCH_MAX = 256
+/** `publishBuffered` reports false above this many bytes queued towards other nodes. */
+export const PUBLISH_HIGH_WATER_BYTES = 4 * 1024 * 1024
+/** `drain` resolves once the queues are down to this. */
+export const PUBLISH_LOW_WATER_BYTES = 1024 * 1024
+/** Over a transport without a synchronous path, `publishBuffered` reports false beyond this many submits in flight. */
+export const PUBLISH_MAX_INFLIGHT = 128
+
+interface Queued {
+  p: PreparedEnvelope
+  options?: SendOptions
+  resolve?: (r: SendResult) => void
+  reject?: (e: Error) => void
+}
 
 function parseAgentId (s: unknown): AgentId {
   if (!isAgentId(s)) throw new InvalidArgumentError(`not an agent id (did:key): ${JSON.stringify(s)}`)
@@ -150,6 +170,14 @@ export class AgentImpl implements Agent {
   private closed = false
   private lastTs = 0
   private nonce = 0
+  /** Publications waiting for their batch signature (signed at the end of the tick). */
+  private batch: Queued[] = []
+  private batchScheduled = false
+  /** Buffered publications submitted through a transport without `publishNow`, not yet settled. */
+  private bufferedInflight = 0
+  private bufferedWaiters: Array<() => void> = []
+  /** The first failure of a buffered publication since the last drain(). */
+  private bufferedError: Error | undefined
   readonly endpoint: Endpoint
   /** The semantic layer's state for this agent (absent without `semantics`). */
   readonly conversations?: AgentConversations
@@ -179,6 +207,10 @@ export class AgentImpl implements Agent {
   // ---- building envelopes ---------------------------------------------------------------
 
   private envelope (mode: Mode, target: { to?: AgentId[], topic?: string }, payload: Payload, o: SendOptions, extra: Partial<EnvelopeFields> = {}, seq?: number, encoded?: { body: Uint8Array, ct: string }): Envelope {
+    return signEnvelope(this.fields(mode, target, payload, o, extra, seq, encoded), this.key)
+  }
+
+  private fields (mode: Mode, target: { to?: AgentId[], topic?: string }, payload: Payload, o: SendOptions, extra: Partial<EnvelopeFields> = {}, seq?: number, encoded?: { body: Uint8Array, ct: string }): EnvelopeFields {
     if (this.closed) throw new ClosedError('agent closed')
     const { body, ct } = encoded ?? encodePayload(payload, o.contentType)
     const ts = Date.now()
@@ -211,7 +243,64 @@ export class AgentImpl implements Agent {
       body: o.compress === true ? compressPayload(body) : body,
       ...extra
     }
-    return signEnvelope(fields, this.key)
+    return fields
+  }
+
+  // ---- batch-signed publications ----------------------------------------------------------
+
+  /** Checks and encodes a publication now (errors throw here), signs it with its batch later. */
+  private queuePublication (q: Queued): void {
+    this.batch.push(q)
+    if (this.batch.length >= PUBLISH_BATCH_MAX) this.signBatch()
+    else if (!this.batchScheduled) {
+      this.batchScheduled = true
+      queueMicrotask(() => { this.signBatch() })
+    }
+  }
+
+  private signBatch (): void {
+    this.batchScheduled = false
+    if (this.batch.length === 0) return
+    const items = this.batch
+    this.batch = []
+    let envs: Envelope[]
+    try {
+      envs = signPrepared(items.map(q => q.p), this.key)
+    } catch (err) {
+      for (const q of items) {
+        if (q.reject != null) q.reject(err as Error)
+        else this.bufferedError ??= err as Error
+      }
+      return
+    }
+    const t = this.transport
+    for (let i = 0; i < items.length; i++) {
+      const q = items[i]
+      const env = envs[i]
+      if (q.resolve != null) t.submit(env, q.options).then(q.resolve, q.reject)
+      else if (t.publishNow != null) {
+        try { t.publishNow(env) } catch (err) { this.bufferedError ??= err as Error }
+      } else {
+        // A transport without a synchronous path (a remote agent's WebSocket): one submit
+        // each, bounded in number; failures surface at the next drain().
+        this.bufferedInflight++
+        t.submit(env).then(() => {}, (err: Error) => { this.bufferedError ??= err }).finally(() => {
+          this.bufferedInflight--
+          if (this.bufferedInflight === 0) this.wakeBuffered()
+        })
+      }
+    }
+  }
+
+  private wakeBuffered (): void {
+    const waiters = this.bufferedWaiters
+    this.bufferedWaiters = []
+    for (const w of waiters) w()
+  }
+
+  /** True when the semantic layer has something to check or record for these options. */
+  private semanticStep (o: SendOptions): boolean {
+    return this.conversations != null && (o.schema != null || o.protocol != null || o.conversation != null)
   }
 
   /**
@@ -259,8 +348,46 @@ export class AgentImpl implements Agent {
 
   async publish (topic: string, payload: Payload, options: SendOptions = {}): Promise<SendResult> {
     if (options.durable === true) throw new InvalidArgumentError('durable delivery is for send() to one agent')
-    const env = await this.checked('topic', { topic: parseTopic(topic) }, payload, options)
-    return await this.transport.submit(env, options)
+    if (this.semanticStep(options)) {
+      const env = await this.checked('topic', { topic: parseTopic(topic) }, payload, options)
+      return await this.transport.submit(env, options)
+    }
+    const p = prepareEnvelope(this.fields('topic', { topic: parseTopic(topic) }, payload, options), this.key)
+    return await new Promise<SendResult>((resolve, reject) => { this.queuePublication({ p, options, resolve, reject }) })
+  }
+
+  publishBuffered (topic: string, payload: Payload, options: SendOptions = {}): boolean {
+    if (options.durable === true) throw new InvalidArgumentError('durable delivery is for send() to one agent')
+    if (this.semanticStep(options)) {
+      // Schema and protocol checks are asynchronous (a registry fetch, maybe): such a
+      // publication takes the checked path; a failure surfaces at the next drain().
+      this.bufferedInflight++
+      this.publish(topic, payload, options).then(() => {}, (err: Error) => { this.bufferedError ??= err }).finally(() => {
+        this.bufferedInflight--
+        if (this.bufferedInflight === 0) this.wakeBuffered()
+      })
+      return this.bufferedInflight < PUBLISH_MAX_INFLIGHT
+    }
+    const p = prepareEnvelope(this.fields('topic', { topic: parseTopic(topic) }, payload, options), this.key)
+    this.queuePublication({ p })
+    return (this.transport.queuedBytes?.() ?? 0) <= PUBLISH_HIGH_WATER_BYTES &&
+      this.bufferedInflight + this.batch.length < PUBLISH_MAX_INFLIGHT
+  }
+
+  /**
+   * Signs what is queued and waits for the node's queues (or a remote transport's submits
+   * in flight) to go down. Rejects with the first error a buffered publication met since the
+   * last drain (it was not published).
+   */
+  async drain (): Promise<void> {
+    this.signBatch()
+    await this.transport.drained?.(PUBLISH_LOW_WATER_BYTES)
+    if (this.bufferedInflight > 0) await new Promise<void>(resolve => { this.bufferedWaiters.push(resolve) })
+    const err = this.bufferedError
+    if (err !== undefined) {
+      this.bufferedError = undefined
+      throw err
+    }
   }
 
   async send (to: AgentId | string, payload: Payload, options: SendOptions = {}): Promise<SendResult> {
@@ -280,8 +407,12 @@ export class AgentImpl implements Agent {
 
   async broadcast (payload: Payload, options: SendOptions = {}): Promise<SendResult> {
     if (options.durable === true) throw new InvalidArgumentError('durable delivery is for send() to one agent')
-    const env = await this.checked('broadcast', {}, payload, options)
-    return await this.transport.submit(env, options)
+    if (this.semanticStep(options)) {
+      const env = await this.checked('broadcast', {}, payload, options)
+      return await this.transport.submit(env, options)
+    }
+    const p = prepareEnvelope(this.fields('broadcast', {}, payload, options), this.key)
+    return await new Promise<SendResult>((resolve, reject) => { this.queuePublication({ p, options, resolve, reject }) })
   }
 
   async request (to: AgentId | string, payload: Payload, options: RequestOptions = {}): Promise<Message> {
@@ -633,6 +764,7 @@ export class AgentImpl implements Agent {
 
   async close (): Promise<void> {
     if (this.closed) return
+    this.signBatch()
     this.closed = true
     this.handlerAborts.abort(new ClosedError('agent closed'))
     for (const s of [...this.subs, ...this.inboxes, ...this.receiptSubs]) s.unsubscribe()

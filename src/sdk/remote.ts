@@ -461,6 +461,8 @@ export async function connect (opts: ConnectOptions): Promise<RemoteAgent> {
     connected: () => !transport.current.isClosed,
     synced: async () => { await transport.current.synced() },
     publish: async (topic, payload, options) => await inner.publish(topic, payload, options),
+    publishBuffered: (topic, payload, options) => inner.publishBuffered(topic, payload, options),
+    drain: async () => { await inner.drain() },
     subscribe: (pattern, options) => inner.subscribe(pattern, options),
     messages: (options) => inner.messages(options),
     receipts: (options) => inner.receipts(options),

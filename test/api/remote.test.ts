@@ -30,6 +30,12 @@ async function next (sub: Subscription, what: string, ms = 10_000): Promise<Mess
   return r.value
 }
 
+/** Waits (bounded) until `node` routes messages on `topic` to the node `peer` (its interest arrived). */
+async function interestReached (node: MeshNodeImpl, topic: string, peer: string): Promise<void> {
+  for (let i = 0; i < 200 && !node.topicInterest(topic).includes(peer); i++) await new Promise(resolve => setTimeout(resolve, 50))
+  assert.ok(node.topicInterest(topic).includes(peer), `interest in ${topic} reached the publisher`)
+}
+
 async function freePort (): Promise<number> {
   const srv = createServer()
   await new Promise<void>(resolve => srv.listen(0, '127.0.0.1', resolve))
@@ -159,12 +165,15 @@ describe('remote agents', { timeout: 120_000 }, () => {
       onA = await a.agent('ay')
       await b.waitForAgent(remote.id, { signal: AbortSignal.timeout(30_000) })
       await a.waitForAgent(onB.id, { signal: AbortSignal.timeout(30_000) })
-      // The gossip mesh between the two nodes is formed once a probe gets across.
+      // The link between the two nodes is up once a probe gets across.
       const probe = onB.subscribe('probe/#')
+      // One pending read across attempts: a read abandoned at each timeout would swallow
+      // the probe that finally arrives.
+      const first = probe[Symbol.asyncIterator]().next()
       let got = false
       for (let i = 0; i < 100 && !got; i++) {
         await remote.publish('probe/x', i)
-        got = await next(probe, 'probe', 200).then(() => true, () => false)
+        got = await within(first, 200, 'probe').then(() => true, () => false)
       }
       probe.unsubscribe()
       assert.ok(got, 'gossip mesh formed')
@@ -173,6 +182,7 @@ describe('remote agents', { timeout: 120_000 }, () => {
     it('a remote agent publishes; agents on both nodes receive it', async () => {
       const subB = onB.subscribe('weather/#')
       const subA = onA.subscribe('weather/*')
+      await interestReached(a, 'weather/paris', b.peerId)
       const { id } = await remote.publish('weather/paris', { tempC: 21 })
       for (const [sub, where] of [[subB, 'node B'], [subA, 'node A']] as const) {
         const m = await next(sub, `publication on ${where}`)
@@ -184,11 +194,28 @@ describe('remote agents', { timeout: 120_000 }, () => {
       subB.unsubscribe()
     })
 
+    it('a remote agent publishes buffered batches: every envelope accepted and delivered in order', async () => {
+      const sub = onB.subscribe('batch/#')
+      await interestReached(a, 'batch/x', b.peerId)
+      // More than the node accepts in flight per connection (256): publishBuffered says when to drain.
+      const n = 400
+      let drains = 0
+      for (let i = 0; i < n; i++) if (!remote.publishBuffered('batch/x', { i })) { drains++; await remote.drain() }
+      await remote.drain()
+      const got: Message[] = []
+      for (let i = 0; i < n; i++) got.push(await next(sub, `batch message ${i}`))
+      assert.deepEqual(got.map(m => (m.data() as { i: number }).i), Array.from({ length: n }, (_, i) => i))
+      assert.ok(drains > 0)
+      assert.ok(got.every(m => (m.envelope.bp?.n ?? 0) > 1), 'batch-signed')
+      sub.unsubscribe()
+    })
+
     it('a remote agent receives publications and direct messages', async () => {
       const sub = remote.subscribe('alerts/#')
       const inbox = remote.messages()
       await remote.synced()
       assert.ok(a.agents().find(x => x.id === remote.id)?.subscriptions.includes('alerts/#'))
+      await interestReached(b, 'alerts/fire', a.peerId)
       const { id } = await onB.publish('alerts/fire', { level: 3 })
       const m = await next(sub, 'publication from node B')
       assert.equal(m.id, id)

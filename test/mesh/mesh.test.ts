@@ -7,6 +7,17 @@ import { describe, it, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { Mesh, type NodeProc } from '../helpers/mesh.ts'
 
+/** Waits (bounded) until `node` would send a message on `topic` to every one of `peers`. */
+async function waitInterest (node: NodeProc, topic: string, peers: string[]): Promise<void> {
+  let known: string[] = []
+  for (let i = 0; i < 200; i++) {
+    known = await node.call('interest', { topic })
+    if (peers.every(p => known.includes(p))) return
+    await new Promise(resolve => setTimeout(resolve, 50))
+  }
+  assert.fail(`interest in ${topic} of ${peers.join(', ')} never reached the publisher (knows ${known.join(', ')})`)
+}
+
 describe('mesh of 5 node processes', { timeout: 180_000 }, () => {
   const mesh = new Mesh()
   const ids: string[] = []
@@ -36,6 +47,12 @@ describe('mesh of 5 node processes', { timeout: 180_000 }, () => {
     await n[4].call('subscribe', { agent: 'a4', pattern: 'other/#', sub: 'other' })
     // Overlapping subscriptions of one agent each see the message once.
     await n[3].call('subscribe', { agent: 'a3', pattern: 'sensors/+/x'.replace('+', '*'), sub: 'x' })
+    // Topic messages go only to nodes whose interest the publisher's node has learnt:
+    // wait until the new subscriptions have reached node 0.
+    const peerOf = async (x: NodeProc): Promise<string> => (await x.call('status')).peerId
+    await waitInterest(n[0], 'sensors/room1/temp', await Promise.all([n[1], n[2], n[3]].map(peerOf)))
+    await waitInterest(n[0], 'sensors/room2/hum', [await peerOf(n[1])])
+    await waitInterest(n[0], 'other/end', [await peerOf(n[4])])
     for (let i = 0; i < 20; i++) {
       await n[0].call('publish', { agent: 'a0', topic: 'sensors/room1/temp', data: { i } })
       await n[0].call('publish', { agent: 'a0', topic: 'sensors/room2/hum', data: { i } })

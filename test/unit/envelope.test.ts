@@ -133,7 +133,11 @@ describe('test vectors (test/vectors/envelopes.json, docs/PROTOCOL.md)', () => {
     const expected: Record<string, unknown> = {
       message: { t: 1, h: 1, e: unhex(direct.wire) },
       confirmOk: { t: 2, id: direct.id, ok: true },
-      confirmFailed: { t: 2, id: direct.id, ok: false, code: 'NoRespondersError', msg: 'no handler' }
+      confirmFailed: { t: 2, id: direct.id, ok: false, code: 'NoRespondersError', msg: 'no handler' },
+      data: { t: 6, h: 1, e: unhex(file.batch.envelopes[0].wire), x: [0] },
+      interest: { t: 3, r: [[unhex(file.node.peerIdBytes), 1767225600000, ['sensors/#', 'weather/*'], 0, 0, unhex(file.frames.interest.sig)]] },
+      lost: { t: 4, l: [[unhex(file.node.peerIdBytes), 1767225600000, 3]] },
+      request: { t: 5, q: [[unhex(file.node.peerIdBytes), 1767225600000]] }
     }
     assert.deepEqual(Object.keys(file.frames).sort(), Object.keys(expected).sort())
     for (const [name, f] of Object.entries(file.frames as Record<string, { cbor: string, lengthPrefixed: string }>)) {

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict'
 import type { Stream } from '@libp2p/interface'
 import * as lp from 'it-length-prefixed'
 import { Uint8ArrayList } from 'uint8arraylist'
+import { encode as dagCborEncode } from '@ipld/dag-cbor'
 import { FrameLink, decodeFrame } from '../../src/net/frames.ts'
 import { memoryStreamPair } from '../../src/routing/streams.ts'
 
@@ -62,6 +63,60 @@ describe('FrameLink', () => {
     await Promise.all(all)
     const order = (await Promise.all(writes.map(framesOf))).flat()
     assert.deepEqual(order, [0, 3, 1, 0, 0])
+  })
+})
+
+/** A stream that only reads: `feed` delivers chunks as the muxer would, `end` closes it. */
+function readableStream () {
+  const target = new EventTarget()
+  const stream = Object.assign(target, {
+    readStatus: 'readable',
+    writeStatus: 'writable',
+    readBufferLength: 0,
+    writeBufferLength: 0,
+    pause () {},
+    resume () {},
+    send () { return true },
+    close: async () => {},
+    abort () {}
+  })
+  return {
+    stream: stream as unknown as Stream,
+    feed: (data: Uint8Array) => { target.dispatchEvent(Object.assign(new Event('message'), { data })) },
+    end: () => { stream.readStatus = 'closed'; target.dispatchEvent(new Event('remoteCloseWrite')) }
+  }
+}
+
+describe('FrameLink reading', () => {
+  it('splits frames however the bytes are chunked: many per chunk, one across many', async () => {
+    const { stream, feed, end } = readableStream()
+    const got: number[] = []
+    const garbage: string[] = []
+    const link = new FrameLink(stream, { onFrame (f) { if (f.t === 1) got.push(f.h) }, onGarbage (d) { garbage.push(d) } })
+    const sizes = Array.from({ length: 300 }, (_, i) => i === 150 ? 70_000 : (i * 37) % 300)
+    const wire = Buffer.concat(sizes.map((n, h) => lp.encode.single(dagCborEncode({ t: 1, h, e: new Uint8Array(n) })).subarray()))
+    let seed = 7
+    for (let o = 0; o < wire.length;) {
+      seed = (seed * 1103515245 + 12345) % 2147483648
+      const n = 1 + (seed % 2000)
+      feed(new Uint8Array(wire.subarray(o, o + n)))
+      o += n
+      if (seed % 5 === 0) await new Promise(resolve => setImmediate(resolve))
+    }
+    end()
+    await link.done
+    assert.deepEqual(got, sizes.map((_, h) => h))
+    assert.deepEqual(garbage, [])
+  })
+
+  it('a length prefix above the frame limit closes the link', async () => {
+    const { stream, feed } = readableStream()
+    const garbage: string[] = []
+    const link = new FrameLink(stream, { onFrame () {}, onGarbage (d) { garbage.push(d) } })
+    feed(new Uint8Array([0xff, 0xff, 0xff, 0x7f]))
+    await link.done
+    assert.ok(link.isClosed)
+    assert.match(garbage[0], /exceeds/)
   })
 })
 

@@ -1,0 +1,197 @@
+/**
+ * Batch signatures (docs/PROTOCOL.md section 4.1): an agent signs one Merkle root over the
+ * ids of the envelopes it creates together, and each envelope carries its inclusion proof
+ * (`bp`), so it still verifies alone — in an inbox, relayed, delivered to a subset — while
+ * a receiver that verified the root once (VerifiedRoots) checks the others with hashes only.
+ *
+ *   leaf  = the sha2-256 digest in the envelope's id (sha2-256 of its unsigned bytes)
+ *   node  = sha2-256(0x01 || left || right)
+ *   root  = the RFC 9162 (Certificate Transparency v2) Merkle tree hash over the leaves
+ *   sig   = Ed25519(agent key, "fedmesh/batch/v1" || root)
+ *   bp    = [n, i, [sibling hashes, leaf to root]]        (RFC 9162 inclusion proof)
+ *
+ * A leaf can never pass for an inner node: an inner node hashes 65 bytes starting 0x01,
+ * a leaf hashes an envelope's unsigned bytes, which start with a CBOR map head
+ * (0xa0–0xbb). So a proof that reaches a signed root proves the leaf is one of the signed
+ * ids — the role RFC 9162's 0x00 leaf prefix plays, without a second hash per envelope.
+ */
+import { hash } from 'node:crypto'
+
+export const BATCH_SIGNATURE_DOMAIN = new TextEncoder().encode('fedmesh/batch/v1')
+/** Most envelopes under one root (a proof then has at most 10 hashes). */
+export const MAX_BATCH = 1024
+
+export interface BatchProof {
+  /** Leaves in the batch, 2 … MAX_BATCH. */
+  readonly n: number
+  /** This envelope's leaf index, 0 … n − 1. */
+  readonly i: number
+  /** Sibling hashes (32 bytes each) from the leaf up. */
+  readonly path: readonly Uint8Array[]
+}
+
+const sha256 = (data: Uint8Array): Uint8Array => {
+  const b = hash('sha256', data, 'buffer') as unknown as Buffer
+  return new Uint8Array(b.buffer, b.byteOffset, b.length)
+}
+
+/** An envelope's leaf: the 32-byte digest inside its id's multihash (`0x12 0x20` ‖ digest). */
+export function leafOf (multihash: Uint8Array): Uint8Array {
+  return multihash.subarray(2, 34)
+}
+
+/** The input of every inner-node hash is built here (hashing is synchronous). */
+const nodeInput = new Uint8Array(65)
+
+function nodeHash (left: Uint8Array, right: Uint8Array): Uint8Array {
+  const buf = nodeInput
+  buf[0] = 0x01
+  buf.set(left, 1)
+  buf.set(right, 33)
+  return sha256(buf)
+}
+
+/** Largest power of two strictly below n (n ≥ 2). */
+function split (n: number): number {
+  let k = 1
+  while (k * 2 < n) k *= 2
+  return k
+}
+
+/** The root over `leaves` and every leaf's inclusion path (leaf to root). */
+export function merkleTree (leaves: readonly Uint8Array[]): { root: Uint8Array, paths: Uint8Array[][] } {
+  if (leaves.length === 0) throw new RangeError('a Merkle tree needs at least one leaf')
+  const paths: Uint8Array[][] = leaves.map(() => [])
+  const build = (lo: number, hi: number): Uint8Array => {
+    if (hi - lo === 1) return leaves[lo]
+    const mid = lo + split(hi - lo)
+    const left = build(lo, mid)
+    const right = build(mid, hi)
+    // Post-order: deeper siblings were pushed first, so each path runs leaf to root.
+    for (let m = lo; m < mid; m++) paths[m].push(right)
+    for (let m = mid; m < hi; m++) paths[m].push(left)
+    return nodeHash(left, right)
+  }
+  return { root: build(0, leaves.length), paths }
+}
+
+/**
+ * The root an inclusion proof leads to (RFC 9162 section 2.1.3.2), or undefined when the
+ * proof does not fit its (i, n): wrong length, index out of range, a hash not 32 bytes.
+ */
+export function rootFromProof (leaf: Uint8Array, proof: BatchProof): Uint8Array | undefined {
+  if (!Number.isSafeInteger(proof.n) || !Number.isSafeInteger(proof.i) || proof.i < 0 || proof.i >= proof.n) return undefined
+  let fn = proof.i
+  let sn = proof.n - 1
+  let r = leaf
+  for (const p of proof.path) {
+    if (sn === 0 || p.length !== 32) return undefined
+    if ((fn & 1) === 1 || fn === sn) {
+      r = nodeHash(p, r)
+      if ((fn & 1) === 0) while ((fn & 1) === 0 && fn !== 0) { fn = Math.floor(fn / 2); sn = Math.floor(sn / 2) }
+    } else {
+      r = nodeHash(r, p)
+    }
+    fn = Math.floor(fn / 2)
+    sn = Math.floor(sn / 2)
+  }
+  return sn === 0 ? r : undefined
+}
+
+export function batchSigningInput (root: Uint8Array): Uint8Array {
+  const out = new Uint8Array(BATCH_SIGNATURE_DOMAIN.length + root.length)
+  out.set(BATCH_SIGNATURE_DOMAIN, 0)
+  out.set(root, BATCH_SIGNATURE_DOMAIN.length)
+  return out
+}
+
+/**
+ * Tree hashes this node has verified, per signer: the root of a batch whose signature
+ * verified, and every hash on a proof that led to it (inner nodes and siblings; by
+ * collision resistance each is a node of that signed tree). A later envelope of the batch
+ * whose proof reaches any of them is verified without another signature check — usually
+ * after one or two hashes, since its own leaf or its parent was a sibling on an earlier
+ * proof. Only successes are kept. Bounded; the oldest signers' hashes go first.
+ */
+export class VerifiedRoots {
+  private readonly bySigner = new Map<string, Set<string>>()
+  private readonly max: number
+  private count = 0
+  private lastSigner: string | undefined
+  /** Envelopes verified from the cache / by a signature check. */
+  hits = 0
+  checks = 0
+
+  constructor (max: number = 262_144) { this.max = max }
+
+  private static key (h: Uint8Array): string {
+    return Buffer.from(h.buffer, h.byteOffset, h.length).toString('latin1')
+  }
+
+  has (signer: string, h: Uint8Array): boolean {
+    return this.bySigner.get(signer)?.has(VerifiedRoots.key(h)) === true
+  }
+
+  add (signer: string, hashes: readonly Uint8Array[]): void {
+    let set = this.bySigner.get(signer)
+    if (set === undefined) {
+      set = new Set()
+      this.bySigner.set(signer, set)
+    } else if (signer !== this.lastSigner) {
+      // Most recently active signers last, so eviction takes the idle ones first.
+      this.bySigner.delete(signer)
+      this.bySigner.set(signer, set)
+    }
+    this.lastSigner = signer
+    for (const h of hashes) {
+      const k = VerifiedRoots.key(h)
+      if (set.has(k)) continue
+      set.add(k)
+      this.count++
+    }
+    while (this.count > this.max) {
+      const [oldest, hs] = this.bySigner.entries().next().value as [string, Set<string>]
+      this.bySigner.delete(oldest)
+      this.count -= hs.size
+    }
+  }
+
+  get size (): number { return this.count }
+}
+
+/**
+ * Is the envelope with this leaf in a batch `signer` signed? Walks the proof (RFC 9162),
+ * stopping at the first hash already verified for the signer; otherwise checks the
+ * signature over the root it reaches (`verifyRoot`) and remembers every hash on the way.
+ */
+export function verifyInclusion (signer: string, leaf: Uint8Array, proof: BatchProof, verifyRoot: (root: Uint8Array) => boolean, cache?: VerifiedRoots): boolean {
+  if (!Number.isSafeInteger(proof.n) || !Number.isSafeInteger(proof.i) || proof.i < 0 || proof.i >= proof.n) return false
+  if (cache?.has(signer, leaf) === true) { cache.hits++; return true }
+  const seen: Uint8Array[] = [leaf]
+  let fn = proof.i
+  let sn = proof.n - 1
+  let r = leaf
+  for (const p of proof.path) {
+    if (sn === 0 || p.length !== 32) return false
+    if ((fn & 1) === 1 || fn === sn) {
+      r = nodeHash(p, r)
+      if ((fn & 1) === 0) while ((fn & 1) === 0 && fn !== 0) { fn = Math.floor(fn / 2); sn = Math.floor(sn / 2) }
+    } else {
+      r = nodeHash(r, p)
+    }
+    fn = Math.floor(fn / 2)
+    sn = Math.floor(sn / 2)
+    seen.push(p)
+    if (cache?.has(signer, r) === true) {
+      cache.hits++
+      cache.add(signer, seen)
+      return true
+    }
+    seen.push(r)
+  }
+  if (sn !== 0) return false
+  if (cache !== undefined) cache.checks++
+  if (!verifyRoot(r)) return false
+  cache?.add(signer, seen)
+  return true
+}

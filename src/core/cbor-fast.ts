@@ -1,0 +1,330 @@
+/**
+ * A one-pass reader for the canonical DAG-CBOR that envelopes and frames use: it decodes
+ * and checks canonical form at once (shortest heads, definite lengths, map keys sorted
+ * length-first then bytewise and distinct, valid UTF-8), so the hot path needs neither a
+ * lenient decode plus a re-encode to compare nor a second encode to get the unsigned bytes.
+ *
+ * It accepts a subset: unsigned integers up to 2^53 − 1, byte and text strings, arrays,
+ * maps with text keys, true and false. Anything else — including every non-canonical
+ * encoding — makes it return undefined, and the caller falls back to the general decoder,
+ * which then classifies the input exactly (malformed, non-canonical, bad-field). So the
+ * fast path can only accept what the slow path accepts, with the same values.
+ */
+
+const FAIL = Symbol('not fast-path CBOR')
+const MAX_DEPTH = 16
+const utf8 = new TextDecoder('utf-8', { fatal: true })
+/** ASCII strings of up to 6 characters, keyed by length and bytes (7 bits each: < 2^45). */
+const shortStrings = new Map<number, string>()
+
+class Reader {
+  readonly b: Uint8Array
+  o: number
+  readonly end: number
+
+  constructor (b: Uint8Array, start: number = 0) {
+    this.b = b
+    this.o = start
+    this.end = b.length
+  }
+
+  /** One head: [major type, argument], rejecting non-shortest and indefinite forms. */
+  head (): number {
+    const b = this.b
+    if (this.o >= this.end) throw FAIL
+    const ib = b[this.o++]
+    const ai = ib & 31
+    let v: number
+    if (ai < 24) v = ai
+    else if (ai === 24) {
+      if (this.o + 1 > this.end) throw FAIL
+      v = b[this.o++]
+      if (v < 24) throw FAIL
+    } else if (ai === 25) {
+      if (this.o + 2 > this.end) throw FAIL
+      v = (b[this.o] << 8) | b[this.o + 1]
+      this.o += 2
+      if (v < 0x100) throw FAIL
+    } else if (ai === 26) {
+      if (this.o + 4 > this.end) throw FAIL
+      v = ((b[this.o] << 24) >>> 0) + (b[this.o + 1] << 16) + (b[this.o + 2] << 8) + b[this.o + 3]
+      this.o += 4
+      if (v < 0x10000) throw FAIL
+    } else if (ai === 27) {
+      if (this.o + 8 > this.end) throw FAIL
+      const hi = ((b[this.o] << 24) >>> 0) + (b[this.o + 1] << 16) + (b[this.o + 2] << 8) + b[this.o + 3]
+      const lo = ((b[this.o + 4] << 24) >>> 0) + (b[this.o + 5] << 16) + (b[this.o + 6] << 8) + b[this.o + 7]
+      this.o += 8
+      if (hi === 0 || hi > 0x1fffff) throw FAIL // below 2^32 is not shortest; above 2^53 − 1 is not safe
+      v = hi * 0x100000000 + lo
+    } else throw FAIL
+    this.major = ib >> 5
+    return v
+  }
+
+  major = 0
+
+  text (len: number): string {
+    if (len > this.end - this.o) throw FAIL
+    const start = this.o
+    this.o += len
+    const b = this.b
+    // Map keys and short values repeat in every envelope: intern them by their bytes.
+    if (len <= 6) {
+      let k = len
+      let ascii = true
+      for (let i = start; i < start + len; i++) {
+        const c = b[i]
+        if (c >= 0x80) { ascii = false; break }
+        k = k * 128 + c
+      }
+      if (ascii) {
+        let v = shortStrings.get(k)
+        if (v === undefined) {
+          v = String.fromCharCode.apply(null, b.subarray(start, start + len) as unknown as number[])
+          if (shortStrings.size < 4096) shortStrings.set(k, v)
+        }
+        return v
+      }
+    }
+    if (len <= 64) {
+      let ascii = true
+      for (let i = start; i < start + len; i++) if (b[i] >= 0x80) { ascii = false; break }
+      if (ascii) return String.fromCharCode.apply(null, b.subarray(start, start + len) as unknown as number[])
+    }
+    try { return utf8.decode(b.subarray(start, start + len)) } catch { throw FAIL }
+  }
+
+  item (depth: number): unknown {
+    const v = this.head()
+    switch (this.major) {
+      case 0: return v
+      case 2: {
+        if (v > this.end - this.o) throw FAIL
+        // A plain Uint8Array view (no copy), even when the input is a Buffer.
+        const out = new Uint8Array(this.b.buffer, this.b.byteOffset + this.o, v)
+        this.o += v
+        return out
+      }
+      case 3: return this.text(v)
+      case 4: {
+        if (depth >= MAX_DEPTH || v > this.end - this.o) throw FAIL
+        const out: unknown[] = new Array(v)
+        for (let i = 0; i < v; i++) out[i] = this.item(depth + 1)
+        return out
+      }
+      case 5: {
+        if (depth >= MAX_DEPTH || v > this.end - this.o) throw FAIL
+        const out: Record<string, unknown> = {}
+        let prevStart = -1
+        let prevLen = 0
+        for (let i = 0; i < v; i++) {
+          const keyStart = this.o
+          const k = this.key()
+          const keyLen = this.o - keyStart
+          if (prevStart >= 0 && !keyAfter(this.b, prevStart, prevLen, keyStart, keyLen)) throw FAIL
+          prevStart = keyStart
+          prevLen = keyLen
+          out[k] = this.item(depth + 1)
+        }
+        return out
+      }
+      case 7:
+        if (v === 20) return false
+        if (v === 21) return true
+        throw FAIL
+      default: throw FAIL
+    }
+  }
+
+  key (): string {
+    const len = this.head()
+    if (this.major !== 3) throw FAIL
+    const k = this.text(len)
+    // Assigning `__proto__` would set the prototype; the general decoder handles it.
+    if (k === '__proto__') throw FAIL
+    return k
+  }
+}
+
+/** Canonical order: shorter encoded key first, then bytewise; equal keys are refused. */
+function keyAfter (b: Uint8Array, aStart: number, aLen: number, bStart: number, bLen: number): boolean {
+  if (aLen !== bLen) return bLen > aLen
+  for (let i = 0; i < aLen; i++) {
+    const x = b[aStart + i]
+    const y = b[bStart + i]
+    if (x !== y) return y > x
+  }
+  return false
+}
+
+/** Decodes one canonical item filling all of `bytes`, or undefined (use the general decoder). */
+export function decodeCanonical (bytes: Uint8Array): unknown {
+  try {
+    const r = new Reader(bytes)
+    const v = r.item(0)
+    return r.o === bytes.length ? v : undefined
+  } catch (err) {
+    if (err === FAIL) return undefined
+    throw err
+  }
+}
+
+export interface CanonicalMap {
+  /** The map without the `omit` entries. */
+  readonly value: Record<string, unknown>
+  /** The `omit` entries that were present. */
+  readonly omitted: Record<string, unknown>
+  /** The same map's canonical encoding without the `omit` entries (what is hashed for the id). */
+  readonly without: Uint8Array
+}
+
+/**
+ * Decodes a canonical top-level map and also returns its encoding with the entries named
+ * in `omit` cut out (the entry count lowered to match), without encoding anything anew.
+ */
+export function decodeCanonicalMap (bytes: Uint8Array, omit: readonly string[]): CanonicalMap | undefined {
+  try {
+    const r = new Reader(bytes)
+    const n = r.head()
+    if (r.major !== 5 || n > bytes.length) return undefined
+    const value: Record<string, unknown> = {}
+    const omitted: Record<string, unknown> = {}
+    const bodyStart = r.o
+    let cut: number[] | undefined
+    let prevStart = -1
+    let prevLen = 0
+    for (let i = 0; i < n; i++) {
+      const entryStart = r.o
+      const k = r.key()
+      const keyLen = r.o - entryStart
+      if (prevStart >= 0 && !keyAfter(bytes, prevStart, prevLen, entryStart, keyLen)) return undefined
+      prevStart = entryStart
+      prevLen = keyLen
+      if (omit.includes(k)) {
+        omitted[k] = r.item(1)
+        ;(cut ??= []).push(entryStart, r.o)
+      } else value[k] = r.item(1)
+    }
+    if (r.o !== bytes.length) return undefined
+    if (cut === undefined) return { value, omitted, without: bytes }
+    const kept = n - cut.length / 2
+    let size = headSize(kept)
+    let prev = bodyStart
+    for (let j = 0; j < cut.length; j += 2) { size += cut[j] - prev; prev = cut[j + 1] }
+    size += bytes.length - prev
+    const out = new Uint8Array(size)
+    let o = writeMapHead(out, kept)
+    prev = bodyStart
+    for (let j = 0; j < cut.length; j += 2) {
+      out.set(bytes.subarray(prev, cut[j]), o)
+      o += cut[j] - prev
+      prev = cut[j + 1]
+    }
+    out.set(bytes.subarray(prev), o)
+    return { value, omitted, without: out }
+  } catch (err) {
+    if (err === FAIL) return undefined
+    throw err
+  }
+}
+
+function headSize (n: number): number {
+  return n < 24 ? 1 : n < 0x100 ? 2 : n < 0x10000 ? 3 : 5
+}
+
+function writeMapHead (out: Uint8Array, n: number): number {
+  if (n < 24) { out[0] = 0xa0 | n; return 1 }
+  if (n < 0x100) { out[0] = 0xb8; out[1] = n; return 2 }
+  if (n < 0x10000) { out[0] = 0xb9; out[1] = n >>> 8; out[2] = n & 0xff; return 3 }
+  out[0] = 0xba
+  new DataView(out.buffer, out.byteOffset + 1, 4).setUint32(0, n)
+  return 5
+}
+
+/**
+ * A growable buffer writing canonical CBOR heads, for encoders of fixed layouts (the
+ * envelope). Callers write map keys in canonical order themselves.
+ */
+export class CborWriter {
+  private buf: Uint8Array
+  private o = 0
+
+  constructor (size: number = 512) { this.buf = new Uint8Array(size) }
+
+  /** Starts over (keeping the buffer). */
+  reset (): this {
+    this.o = 0
+    return this
+  }
+
+  private room (n: number): void {
+    if (this.o + n <= this.buf.length) return
+    const next = new Uint8Array(Math.max(this.buf.length * 2, this.o + n))
+    next.set(this.buf.subarray(0, this.o))
+    this.buf = next
+  }
+
+  head (major: number, n: number): void {
+    this.room(9)
+    const b = this.buf
+    const m = major << 5
+    if (n < 24) b[this.o++] = m | n
+    else if (n < 0x100) { b[this.o++] = m | 24; b[this.o++] = n }
+    else if (n < 0x10000) { b[this.o++] = m | 25; b[this.o++] = n >>> 8; b[this.o++] = n & 0xff }
+    else if (n < 0x100000000) {
+      b[this.o++] = m | 26
+      b[this.o++] = n >>> 24; b[this.o++] = (n >>> 16) & 0xff; b[this.o++] = (n >>> 8) & 0xff; b[this.o++] = n & 0xff
+    } else {
+      b[this.o++] = m | 27
+      const hi = Math.floor(n / 0x100000000)
+      const lo = n >>> 0
+      b[this.o++] = hi >>> 24; b[this.o++] = (hi >>> 16) & 0xff; b[this.o++] = (hi >>> 8) & 0xff; b[this.o++] = hi & 0xff
+      b[this.o++] = lo >>> 24; b[this.o++] = (lo >>> 16) & 0xff; b[this.o++] = (lo >>> 8) & 0xff; b[this.o++] = lo & 0xff
+    }
+  }
+
+  uint (n: number): void { this.head(0, n) }
+
+  bytes (v: Uint8Array): void {
+    this.head(2, v.length)
+    this.room(v.length)
+    this.buf.set(v, this.o)
+    this.o += v.length
+  }
+
+  text (s: string): void {
+    // ASCII (every key and almost every value): one byte per char, no encoder call.
+    let ascii = s.length <= 256
+    if (ascii) for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) >= 0x80) { ascii = false; break }
+    if (ascii) {
+      this.head(3, s.length)
+      this.room(s.length)
+      for (let i = 0; i < s.length; i++) this.buf[this.o++] = s.charCodeAt(i)
+      return
+    }
+    const enc = Buffer.from(s, 'utf8')
+    this.head(3, enc.length)
+    this.room(enc.length)
+    this.buf.set(enc, this.o)
+    this.o += enc.length
+  }
+
+  /** Bytes already encoded (a slice of canonical CBOR). */
+  raw (v: Uint8Array): void {
+    this.room(v.length)
+    this.buf.set(v, this.o)
+    this.o += v.length
+  }
+
+  /** Bytes written so far. */
+  get length (): number { return this.o }
+
+  bool (v: boolean): void {
+    this.room(1)
+    this.buf[this.o++] = v ? 0xf5 : 0xf4
+  }
+
+  /** A copy of what was written. */
+  finish (): Uint8Array { return this.buf.slice(0, this.o) }
+}

@@ -1,0 +1,238 @@
+/**
+ * Topic and broadcast traffic over FrameLinks: hosts the dissemination core
+ * (docs/DISSEMINATION.md) for the router. The core decides; this class feeds it events
+ * (links up and down, local (un)subscriptions, publications, frames, timers) and carries
+ * out its actions (frames to neighbours, local deliveries, drops).
+ *
+ * Every data frame's envelope passes the router's ingress (`admit`) before the core sees
+ * it: a copy that fails is counted there and neither delivered nor forwarded. Delivery is
+ * gated once more by the router's dedup (the core's window is shorter than an envelope's
+ * lifetime).
+ */
+import type { Envelope } from '../core/envelope.ts'
+import type { RejectionReason } from '../core/ingress.ts'
+import {
+  createDisseminator, type Actions, type DataMessage, type DisseminationParams, type Disseminator, type DropReason, type Frame, type NodeId
+} from '../dissemination/index.ts'
+import {
+  RecordSignatureCache, decodeControlFrame, encodeControlFrame, interestSigningInput
+} from '../dissemination/wire.ts'
+import { encodeDataFrame, type ControlFrame, type DataFrame, type FrameLink } from '../net/frames.ts'
+import type { Logger } from '../node/types.ts'
+
+/** Control frames (small, they repair routes) leave before data. */
+const CONTROL_PRIORITY = 3
+/**
+ * A link whose queue holds this much is not keeping up: further data copies to it are
+ * dropped (and counted) rather than queued without bound. Topic delivery is at most once;
+ * a local publisher is held back well before this (publishBuffered / drain, submit).
+ */
+export const MAX_LINK_QUEUE_BYTES = 16 * 1024 * 1024
+/** Longest a publisher waits for the links to drain before it may go on. */
+export const MAX_DRAIN_WAIT_MS = 5000
+
+export interface TopicPathInit {
+  self: string
+  params?: Partial<DisseminationParams>
+  /** Signs an interest record's signing input with the node key. */
+  sign: (input: Uint8Array) => Uint8Array
+  /** Ingress for the envelope of one data frame copy; undefined when rejected (and counted). */
+  admit: (bytes: Uint8Array, hops: number, peer: string) => Envelope | undefined | Promise<Envelope | undefined>
+  /** A remote message the core delivers here (local patterns matched or a broadcast). */
+  deliver: (env: Envelope, peer: string) => void
+  reject: (reason: RejectionReason, detail: string, peer?: string, id?: string) => void
+  /** Added to `ts + ttl` for the core's expiry, as ingress tolerates. */
+  clockSkewMs: number
+  logger: Logger
+}
+
+export class TopicPath {
+  readonly core: Disseminator<Envelope>
+  private readonly init: TopicPathInit
+  private readonly links = new Map<string, FrameLink[]>()
+  private readonly signatures = new RecordSignatureCache()
+  /** Data copies dropped because the link to their next hop was over MAX_LINK_QUEUE_BYTES. */
+  overflowDrops = 0
+  private timer?: NodeJS.Timeout
+  private timerAt = Number.POSITIVE_INFINITY
+  private stopped = false
+
+  constructor (init: TopicPathInit) {
+    this.init = init
+    this.core = createDisseminator<Envelope>({
+      self: init.self as NodeId,
+      params: init.params,
+      signRecord: (r) => init.sign(interestSigningInput(r))
+    })
+  }
+
+  stop (): void {
+    this.stopped = true
+    clearTimeout(this.timer)
+  }
+
+  // ---- links ----------------------------------------------------------------------------
+
+  /** A FrameLink with `peer` opened (either direction); the first makes it a neighbour. */
+  addLink (peer: string, link: FrameLink): void {
+    const list = this.links.get(peer)
+    if (list !== undefined) {
+      if (!list.includes(link)) list.push(link)
+      return
+    }
+    this.links.set(peer, [link])
+    this.apply(this.core.neighbourUp(peer as NodeId, Date.now()))
+  }
+
+  /** A link closed; the last one to `peer` makes it no longer a neighbour. */
+  removeLink (peer: string, link: FrameLink): void {
+    const list = this.links.get(peer)
+    if (list === undefined) return
+    const i = list.indexOf(link)
+    if (i >= 0) list.splice(i, 1)
+    if (list.some(l => !l.isClosed)) return
+    this.links.delete(peer)
+    this.apply(this.core.neighbourDown(peer as NodeId, Date.now()))
+  }
+
+  private linkOf (peer: string): FrameLink | undefined {
+    const list = this.links.get(peer)
+    if (list === undefined) return undefined
+    for (const l of list) if (!l.isClosed) return l
+    return undefined
+  }
+
+  /** Bytes waiting on the links to the neighbours (the publisher's backpressure signal). */
+  queuedBytes (): number {
+    let n = 0
+    for (const list of this.links.values()) for (const l of list) n += l.queuedBytes
+    return n
+  }
+
+  /**
+   * Resolves once every link's queue is below `bytes`, or after MAX_DRAIN_WAIT_MS: a stalled
+   * neighbour must not hold a publisher forever (its link drops copies beyond its bound).
+   */
+  async drained (bytes: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined
+    const waits = [...this.links.values()].flat().map(async l => { await l.drained(bytes) })
+    await Promise.race([
+      Promise.all(waits),
+      new Promise<void>(resolve => { timer = setTimeout(resolve, MAX_DRAIN_WAIT_MS); timer.unref() })
+    ])
+    clearTimeout(timer)
+  }
+
+  // ---- local events ---------------------------------------------------------------------
+
+  subscribe (pattern: string): void { this.apply(this.core.localSubscribe(pattern, Date.now())) }
+  unsubscribe (pattern: string): void { this.apply(this.core.localUnsubscribe(pattern, Date.now())) }
+
+  /** A local agent's topic or broadcast envelope (already delivered locally by the router). */
+  publish (env: Envelope): void {
+    const actions = this.core.publish(this.messageOf(env, 0), Date.now())
+    this.apply(actions, undefined, false)
+  }
+
+  private messageOf (env: Envelope, hops: number): DataMessage<Envelope> {
+    const expiresAt = env.ts + env.ttl * 1000 + this.init.clockSkewMs
+    return env.mode === 'broadcast'
+      ? { id: env.id, broadcast: true, hops, maxHops: env.hops, expiresAt, payload: env }
+      : { id: env.id, topic: env.topic, hops, maxHops: env.hops, expiresAt, payload: env }
+  }
+
+  // ---- frames in ------------------------------------------------------------------------
+
+  onData (peer: string, frame: DataFrame): void {
+    const env = this.init.admit(frame.e, frame.h, peer)
+    if (env === undefined) return
+    if (env instanceof Promise) {
+      // Only envelopes naming a schema wait (validation, maybe a registry fetch).
+      void env.then((e) => { if (e !== undefined && !this.stopped) this.receiveData(peer, frame, e) })
+      return
+    }
+    this.receiveData(peer, frame, env)
+  }
+
+  private receiveData (peer: string, frame: DataFrame, env: Envelope): void {
+    this.apply(this.core.receive(peer as NodeId, { kind: 'data', message: this.messageOf(env, frame.h), targets: frame.x }, Date.now()), peer)
+  }
+
+  onControl (peer: string, frame: ControlFrame): void {
+    const p = this.core.params
+    const decoded = decodeControlFrame(frame, { maxRecordsPerFrame: p.maxRecordsPerFrame, maxPatternsPerRecord: p.maxPatternsPerRecord })
+    if (decoded === undefined) {
+      this.init.reject('malformed', `dissemination frame t=${frame.t} is not well formed`, peer)
+      return
+    }
+    let core: Frame<Envelope> = decoded
+    if (decoded.kind === 'interest') {
+      // A forged record would attract traffic: only records their origin signed go on.
+      const records = decoded.records.filter(r => {
+        if (this.signatures.verify(r)) return true
+        this.init.reject('bad-signature', `interest record of ${r.origin} seq ${r.seq} is not signed by its origin`, peer)
+        return false
+      })
+      if (records.length === 0 && decoded.records.length > 0) return
+      core = { kind: 'interest', records }
+    }
+    this.apply(this.core.receive(peer as NodeId, core, Date.now()), peer)
+  }
+
+  // ---- actions --------------------------------------------------------------------------
+
+  private apply (a: Actions<Envelope>, from?: string, deliver: boolean = true): void {
+    if (this.stopped) return
+    if (a.send.length > 0) {
+      let last: Frame<Envelope> | undefined
+      let bytes: Uint8Array | undefined
+      for (const s of a.send) {
+        const link = this.linkOf(s.to)
+        if (link === undefined) continue
+        const f = s.frame
+        if (f.kind === 'data' && link.queuedBytes > MAX_LINK_QUEUE_BYTES) {
+          if (this.overflowDrops++ % 10_000 === 0) this.init.logger.warn({ peer: s.to, dropped: this.overflowDrops }, 'link queue full: dropping topic copies')
+          continue
+        }
+        // A flood shares one frame object between neighbours: encode it once.
+        if (f !== last) { bytes = encode(f); last = f }
+        link.push(bytes as Uint8Array, f.kind === 'data' ? f.message.payload.prio : CONTROL_PRIORITY)
+      }
+    }
+    if (deliver) for (const m of a.deliver) this.init.deliver(m.payload, from ?? '')
+    for (const d of a.dropped) this.onDrop(d.reason, d.from, d.ref)
+    this.schedule()
+  }
+
+  private onDrop (reason: DropReason, from?: string, ref?: string): void {
+    switch (reason) {
+      case 'expired': case 'hop-limit': case 'malformed':
+        this.init.reject(reason, `dissemination: ${reason}`, from, ref)
+        break
+      case 'not-neighbour':
+        this.init.reject('malformed', 'dissemination frame from a peer that is not a neighbour', from, ref)
+        break
+      default:
+        // Routing state, not a bad envelope: counted by the core (counters.dropped).
+        this.init.logger.debug({ reason, from, ref }, 'dissemination drop')
+    }
+  }
+
+  private schedule (): void {
+    const at = this.core.nextTickAt()
+    if (at >= this.timerAt || at === Number.POSITIVE_INFINITY || this.stopped) return
+    clearTimeout(this.timer)
+    this.timerAt = at
+    this.timer = setTimeout(() => {
+      this.timerAt = Number.POSITIVE_INFINITY
+      this.timer = undefined
+      this.apply(this.core.tick(Date.now()))
+    }, Math.max(0, at - Date.now()))
+    this.timer.unref()
+  }
+}
+
+function encode (f: Frame<Envelope>): Uint8Array {
+  if (f.kind === 'data') return encodeDataFrame(f.message.hops, f.message.payload.bytes, f.targets)
+  return encodeControlFrame(f)
+}

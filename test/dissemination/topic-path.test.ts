@@ -1,0 +1,127 @@
+/**
+ * TopicPath, the router's host of the dissemination core, over in-memory links that carry
+ * the real encoded frames: interest and data cross a line of three nodes, a copy that fails
+ * ingress is neither delivered nor forwarded, and a link that does not drain sheds copies
+ * instead of queueing them without bound.
+ */
+import { describe, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { agentKeyFromSeed, generateAgentKey } from '../../src/core/keys.ts'
+import { decodeEnvelope, signEnvelope, signEnvelopes, type Envelope, type EnvelopeFields } from '../../src/core/envelope.ts'
+import { nodeIdFromBytes } from '../../src/dissemination/wire.ts'
+import { FRAME_DATA, decodeFrame, encodeDataFrame, type ControlFrame, type DataFrame, type FrameLink } from '../../src/net/frames.ts'
+import { MAX_LINK_QUEUE_BYTES, TopicPath } from '../../src/routing/topic-path.ts'
+import type { NetworkId, Topic } from '../../src/core/ids.ts'
+
+const silent = { debug () {}, info () {}, warn () {}, error () {} } as never
+
+interface Host { path: TopicPath, id: string, delivered: Envelope[], rejected: string[] }
+
+function host (n: number): Host {
+  const key = agentKeyFromSeed(new Uint8Array(32).fill(n))
+  const id = nodeIdFromBytes(new Uint8Array([0x00, 0x24, 0x08, 0x01, 0x12, 0x20, ...key.publicKey]))
+  const h: Host = { id, delivered: [], rejected: [], path: undefined as unknown as TopicPath }
+  h.path = new TopicPath({
+    self: id,
+    sign: (input) => key.sign(input),
+    admit: (bytes) => {
+      const r = decodeEnvelope(bytes)
+      if (!r.ok) { h.rejected.push(r.reason); return undefined }
+      return r.envelope
+    },
+    deliver: (env) => { h.delivered.push(env) },
+    reject: (reason) => { h.rejected.push(reason) },
+    clockSkewMs: 30_000,
+    logger: silent
+  })
+  return h
+}
+
+/** A one-way in-memory link: frames pushed on `from` arrive (asynchronously) at `to`. */
+function link (from: Host, to: Host, opts: { stuck?: boolean } = {}): FrameLink & { pushed: number } {
+  const l = {
+    isClosed: false,
+    pushed: 0,
+    queuedBytes: opts.stuck === true ? MAX_LINK_QUEUE_BYTES + 1 : 0,
+    push (bytes: Uint8Array): boolean {
+      l.pushed++
+      if (opts.stuck === true) return true
+      setImmediate(() => {
+        const f = decodeFrame(bytes)
+        assert.ok(f != null)
+        if (f.t === FRAME_DATA) to.path.onData(from.id, f as DataFrame)
+        else to.path.onControl(from.id, f as ControlFrame)
+      })
+      return true
+    },
+    async drained () {}
+  }
+  return l as unknown as FrameLink & { pushed: number }
+}
+
+function connect (a: Host, b: Host): void {
+  a.path.addLink(b.id, link(a, b))
+  b.path.addLink(a.id, link(b, a))
+}
+
+const agent = generateAgentKey()
+const fields = (over: Partial<EnvelopeFields> = {}): EnvelopeFields => ({
+  v: 1, net: 'test' as NetworkId, mode: 'topic', type: 'inform', from: agent.id, topic: 'line/x' as Topic, ts: Date.now(), ttl: 60, hops: 16, prio: 1,
+  ct: 'application/json', body: new TextEncoder().encode('1'), ...over
+})
+const settle = async (): Promise<void> => { for (let i = 0; i < 20; i++) await new Promise(resolve => setImmediate(resolve)) }
+async function until (pred: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 400 && !pred(); i++) await new Promise(resolve => setTimeout(resolve, 10))
+  assert.ok(pred(), what)
+}
+
+describe('TopicPath over in-memory links', () => {
+  test('a line of three: interest reaches the publisher, data reaches the subscriber through the relay', async () => {
+    const [a, b, c] = [host(1), host(2), host(3)]
+    connect(a, b)
+    connect(b, c)
+    c.path.subscribe('line/#')
+    await until(() => a.path.core.interestedIn('line/x').includes(c.id as never), 'interest of c at a')
+    const envs = signEnvelopes([fields({ nonce: 1 }), fields({ nonce: 2 }), fields({ nonce: 3, topic: 'other/x' as Topic })], agent)
+    for (const e of envs) a.path.publish(e)
+    await until(() => c.delivered.length === 2, 'c got its two messages')
+    await settle()
+    assert.deepEqual(c.delivered.map(e => e.id), envs.slice(0, 2).map(e => e.id))
+    assert.equal(b.delivered.length, 0, 'the relay has no subscriber')
+    assert.deepEqual([a.rejected, b.rejected, c.rejected], [[], [], []])
+    for (const h of [a, b, c]) h.path.stop()
+  })
+
+  test('a copy that fails ingress at the relay is neither delivered nor forwarded', async () => {
+    const [a, b, c] = [host(4), host(5), host(6)]
+    connect(a, b)
+    connect(b, c)
+    c.path.subscribe('line/#')
+    await until(() => a.path.core.interestedIn('line/x').includes(c.id as never), 'interest of c at a')
+    const good = signEnvelope(fields(), agent)
+    const tampered = new Uint8Array(good.bytes)
+    tampered[tampered.length - 1] ^= 1
+    const label = b.path.core.originEntry(c.id as never)?.slot as number
+    b.path.onData(a.id, decodeFrame(encodeDataFrame(1, tampered, [label])) as DataFrame)
+    await settle()
+    assert.deepEqual(b.rejected, ['bad-signature'])
+    assert.equal(c.delivered.length, 0)
+    a.path.publish(good)
+    await until(() => c.delivered.length === 1, 'the genuine copy arrives')
+    for (const h of [a, b, c]) h.path.stop()
+  })
+
+  test('a link that does not drain sheds data copies and counts them; control frames still go', async () => {
+    const [a, b] = [host(7), host(8)]
+    const stuck = link(a, b, { stuck: true })
+    a.path.addLink(b.id, stuck)
+    const before = stuck.pushed
+    for (let i = 0; i < 5; i++) a.path.publish(signEnvelope(fields({ nonce: i + 1, mode: 'broadcast', topic: undefined }), agent))
+    assert.equal(a.path.overflowDrops, 5)
+    assert.equal(stuck.pushed, before, 'no data copy queued')
+    a.path.subscribe('any/#')
+    await until(() => stuck.pushed > before, 'the interest record still goes')
+    a.path.stop()
+    b.path.stop()
+  })
+})

@@ -1,0 +1,249 @@
+/**
+ * Batch signatures (PROTOCOL.md section 4.1): Merkle trees and inclusion proofs as in
+ * RFC 9162, batch-signed envelopes verifying alone and through the verified-hash cache,
+ * every tampering refused; the one-pass canonical reader and the direct encoders agree
+ * byte for byte with DAG-CBOR.
+ */
+import { describe, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { createHash } from 'node:crypto'
+import { readFileSync } from 'node:fs'
+import * as dagCbor from '@ipld/dag-cbor'
+import { agentKeyFromSeed, generateAgentKey } from '../../src/core/keys.ts'
+import {
+  decodeEnvelope, encodeEnvelopeFields, signEnvelope, signEnvelopes, type EnvelopeFields
+} from '../../src/core/envelope.ts'
+import { MAX_BATCH, VerifiedRoots, leafOf, merkleTree, rootFromProof, verifyInclusion } from '../../src/core/batch.ts'
+import { decodeCanonical, decodeCanonicalMap } from '../../src/core/cbor-fast.ts'
+import { base32 } from 'multiformats/bases/base32'
+import { randomBytes } from 'node:crypto'
+import { base32Multibase } from '../../src/core/envelope.ts'
+import { encodeDataFrame, decodeFrame } from '../../src/net/frames.ts'
+import { VECTORS_FILE } from '../../scripts/gen-vectors.ts'
+import type { NetworkId, Topic } from '../../src/core/ids.ts'
+
+const sha = (...parts: Uint8Array[]): Uint8Array => new Uint8Array(createHash('sha256').update(Buffer.concat(parts)).digest())
+const hex = (u: Uint8Array): string => Buffer.from(u).toString('hex')
+const unhex = (h: string): Uint8Array => new Uint8Array(Buffer.from(h, 'hex'))
+
+/** RFC 9162 section 2.1.1, written straight from the definition as an independent reference. */
+function mth (leaves: Uint8Array[]): Uint8Array {
+  if (leaves.length === 1) return leaves[0]
+  let k = 1
+  while (k * 2 < leaves.length) k *= 2
+  return sha(Uint8Array.of(1), mth(leaves.slice(0, k)), mth(leaves.slice(k)))
+}
+
+const key = generateAgentKey()
+const fields = (i: number, over: Partial<EnvelopeFields> = {}): EnvelopeFields => ({
+  v: 1, net: 'test' as NetworkId, mode: 'topic', type: 'inform', from: key.id, topic: 'a/b' as Topic, ts: Date.now(), nonce: i + 1,
+  ttl: 60, hops: 16, prio: 1, ct: 'application/json', body: new TextEncoder().encode(`{"i":${i}}`), ...over
+})
+
+describe('Merkle tree and inclusion proofs', () => {
+  test('roots match RFC 9162 and every proof leads to the root, for 1 … 70 leaves', () => {
+    for (let n = 1; n <= 70; n++) {
+      const leaves = Array.from({ length: n }, (_, i) => sha(Uint8Array.of(0, i)))
+      const { root, paths } = merkleTree(leaves)
+      assert.equal(hex(root), hex(mth(leaves)), `root of ${n}`)
+      for (let i = 0; i < n; i++) {
+        assert.ok(paths[i].length <= Math.ceil(Math.log2(n)))
+        if (n === 1) continue
+        assert.equal(hex(rootFromProof(leaves[i], { n, i, path: paths[i] }) as Uint8Array), hex(root), `leaf ${i} of ${n}`)
+      }
+    }
+  })
+
+  test('a proof for another index, size, a shorter or longer path or another leaf does not reach the root', () => {
+    const leaves = Array.from({ length: 13 }, (_, i) => sha(Uint8Array.of(0, i)))
+    const { root, paths } = merkleTree(leaves)
+    const reaches = (leaf: Uint8Array, n: number, i: number, path: Uint8Array[]): boolean => {
+      const r = rootFromProof(leaf, { n, i, path })
+      return r !== undefined && hex(r) === hex(root)
+    }
+    assert.ok(reaches(leaves[5], 13, 5, paths[5]))
+    assert.ok(!reaches(leaves[5], 13, 4, paths[5]))
+    assert.ok(!reaches(leaves[5], 8, 5, paths[5]))
+    assert.ok(!reaches(leaves[5], 13, 5, paths[5].slice(1)))
+    assert.ok(!reaches(leaves[5], 13, 5, [...paths[5], paths[5][0]]))
+    assert.ok(!reaches(leaves[6], 13, 5, paths[5]))
+    assert.equal(rootFromProof(leaves[0], { n: 13, i: 13, path: paths[0] }), undefined)
+    assert.equal(rootFromProof(leaves[0], { n: 13, i: 0, path: [new Uint8Array(31), ...paths[0].slice(1)] }), undefined)
+  })
+})
+
+describe('batch-signed envelopes', () => {
+  test('one signature for the batch; each envelope verifies alone with its proof', () => {
+    const envs = signEnvelopes(Array.from({ length: 5 }, (_, i) => fields(i)), key)
+    assert.equal(new Set(envs.map(e => hex(e.sig))).size, 1)
+    for (const [i, e] of envs.entries()) {
+      assert.deepEqual({ n: e.bp?.n, i: e.bp?.i }, { n: 5, i })
+      const d = decodeEnvelope(e.bytes)
+      assert.ok(d.ok, JSON.stringify(d))
+      assert.equal(d.envelope.id, e.id)
+      assert.deepEqual(d.envelope.bp, e.bp)
+      // The id does not cover the signature or the proof: the same fields signed alone give the same id.
+      assert.equal(signEnvelope(fields(i, { ts: e.ts }), key).id, e.id)
+    }
+    // A batch of one is an ordinary envelope.
+    const [single] = signEnvelopes([fields(0)], key)
+    assert.equal(single.bp, undefined)
+    assert.ok(decodeEnvelope(single.bytes).ok)
+  })
+
+  test('the cache verifies the rest of a batch with hashes only, and only for the same signer', () => {
+    const envs = signEnvelopes(Array.from({ length: 64 }, (_, i) => fields(i)), key)
+    const roots = new VerifiedRoots()
+    for (const e of envs) assert.ok(decodeEnvelope(e.bytes, undefined, roots).ok)
+    assert.equal(roots.checks, 1, 'one signature check for 64 envelopes')
+    assert.equal(roots.hits, 63)
+    // Another signer claiming the same tree is not helped by the cache.
+    const mallory = generateAgentKey()
+    const { sig, bp, id: _i, bytes: _b, ...rest } = envs[3]
+    const forged = dagCbor.encode({ ...rest, from: mallory.id, sig, bp: [bp?.n, bp?.i, bp?.path] })
+    const r = decodeEnvelope(forged, undefined, roots)
+    assert.ok(!r.ok && r.reason === 'bad-signature')
+  })
+
+  test('tampered proofs, signatures and fields are refused; malformed proofs are bad fields', () => {
+    const envs = signEnvelopes(Array.from({ length: 6 }, (_, i) => fields(i)), key)
+    const e = envs[2]
+    const { sig, bp, id: _i, bytes: _b, ...rest } = e
+    const wire = (over: Record<string, unknown>): Uint8Array => dagCbor.encode({ ...rest, sig, bp: [bp?.n, bp?.i, bp?.path], ...over })
+    const flipped = bp?.path.map(h => new Uint8Array(h)) as Uint8Array[]
+    flipped[0][7] ^= 1
+    const reason = (bytes: Uint8Array): string | undefined => { const r = decodeEnvelope(bytes, undefined, new VerifiedRoots()); return r.ok ? undefined : r.reason }
+    assert.equal(reason(wire({ bp: [6, 2, flipped] })), 'bad-signature')
+    assert.equal(reason(wire({ bp: [6, 3, bp?.path] })), 'bad-signature')
+    assert.equal(reason(wire({ bp: [6, 2, bp?.path.slice(1)] })), 'bad-signature')
+    assert.equal(reason(wire({ body: new TextEncoder().encode('{"i":99}') })), 'bad-signature')
+    const sig2 = new Uint8Array(sig)
+    sig2[0] ^= 1
+    assert.equal(reason(wire({ sig: sig2 })), 'bad-signature')
+    assert.equal(reason(wire({ bp: [1, 0, []] })), 'bad-field')
+    assert.equal(reason(wire({ bp: [MAX_BATCH + 1, 2, bp?.path] })), 'bad-field')
+    assert.equal(reason(wire({ bp: [6, 2, [new Uint8Array(31)]] })), 'bad-field')
+    assert.equal(reason(wire({ bp: 'x' })), 'bad-field')
+    // And the cache never turns a bad proof into a good one (a proof only has to reach a
+    // hash verified for the signer: bp is evidence of inclusion, not covered by the id).
+    const roots = new VerifiedRoots()
+    assert.ok(decodeEnvelope(envs[0].bytes, undefined, roots).ok)
+    assert.equal(decodeEnvelope(wire({ bp: [6, 2, flipped] }), undefined, roots).ok, false)
+  })
+
+  test('verifyInclusion stops at a verified hash but checks the signature of an unknown root', () => {
+    const leaves = Array.from({ length: 8 }, (_, i) => sha(Uint8Array.of(0, i)))
+    const { root, paths } = merkleTree(leaves)
+    const cache = new VerifiedRoots()
+    let checks = 0
+    const ok = (r: Uint8Array): boolean => { checks++; return hex(r) === hex(root) }
+    assert.ok(verifyInclusion('s', leaves[0], { n: 8, i: 0, path: paths[0] }, ok, cache))
+    assert.ok(verifyInclusion('s', leaves[1], { n: 8, i: 1, path: paths[1] }, ok, cache))
+    assert.ok(verifyInclusion('s', leaves[6], { n: 8, i: 6, path: paths[6] }, ok, cache))
+    assert.equal(checks, 1)
+    assert.ok(!verifyInclusion('t', leaves[6], { n: 8, i: 6, path: paths[6] }, () => false, cache), 'cache is per signer')
+    const other = sha(Uint8Array.of(9))
+    assert.ok(!verifyInclusion('s', other, { n: 8, i: 6, path: paths[6] }, () => false, cache))
+  })
+
+  test('the batch vector: leaves, root and signature recomputed independently', () => {
+    const file = JSON.parse(readFileSync(VECTORS_FILE, 'utf8'))
+    const a = agentKeyFromSeed(unhex(file.seeds.A))
+    const leaves: Uint8Array[] = []
+    for (const [i, e] of file.batch.envelopes.entries()) {
+      const d = decodeEnvelope(unhex(e.wire))
+      assert.ok(d.ok)
+      assert.equal(d.envelope.id, e.id)
+      const mh = Buffer.concat([Buffer.from([0x12, 0x20]), sha(encodeEnvelopeFields({ ...e.fields, body: unhex(e.fields.body) }))])
+      assert.equal(hex(mh.subarray(2)), file.batch.leaves[i], 'the leaf is the id digest')
+      assert.ok(unhex(e.wire)[0] >= 0xa0 && unhex(e.wire)[0] <= 0xbb, 'unsigned and wire bytes start with a map head, never 0x01')
+      leaves.push(unhex(file.batch.leaves[i]))
+    }
+    assert.equal(hex(mth(leaves)), file.batch.root)
+    assert.equal(hex(a.sign(unhex(file.batch.signingInput))), file.batch.sig)
+    assert.equal(hex(leafOf(Buffer.concat([Buffer.from([0x12, 0x20]), new Uint8Array(32).fill(5)]))), hex(new Uint8Array(32).fill(5)))
+  })
+})
+
+describe('one-pass canonical reader and direct encoders', () => {
+  const samples = (): EnvelopeFields[] => [
+    fields(0),
+    fields(1, { mode: 'multicast', topic: undefined, to: [key.id, generateAgentKey().id], replyTo: key.id, conv: 'c-ü-1', corr: 'x', schema: 's/x@1.0.0', proto: 'fipa', dlv: { ack: true, seq: 300, dedup: false, maxMs: 70000, retries: 16 } }),
+    fields(2, { type: 'ünïcödé ✓', ct: 'text/plain', enc: 'gzip', ttl: 604800, ts: 2 ** 52, prio: 3, body: new Uint8Array(70000) }),
+    fields(3, { nonce: undefined, hops: 0, body: new Uint8Array(0), dlv: {} })
+  ]
+
+  test('encodeEnvelopeFields is byte-identical to DAG-CBOR, with and without sig and bp', () => {
+    for (const f of samples()) {
+      const clean = JSON.parse(JSON.stringify({ ...f, body: undefined })) as Record<string, unknown>
+      clean.body = f.body
+      const sig = new Uint8Array(64).fill(7)
+      const bp = { n: 300, i: 299, path: [new Uint8Array(32).fill(1), new Uint8Array(32).fill(2)] }
+      assert.equal(hex(encodeEnvelopeFields(f)), hex(dagCbor.encode(clean)))
+      assert.equal(hex(encodeEnvelopeFields(f, sig, bp)), hex(dagCbor.encode({ ...clean, sig, bp: [300, 299, bp.path] })))
+    }
+  })
+
+  test('a field the direct encoder does not lay out falls back to the generic encoder', () => {
+    const f = { ...fields(9), dlv: { ack: true, zz: 1 } } as unknown as EnvelopeFields
+    const clean = { ...f } as Record<string, unknown>
+    assert.equal(hex(encodeEnvelopeFields(f)), hex(dagCbor.encode(clean)))
+    const sig = new Uint8Array(64).fill(3)
+    assert.equal(hex(encodeEnvelopeFields(f, sig)), hex(dagCbor.encode({ ...clean, sig })))
+  })
+
+  test('signed envelopes (alone and batched) decode the same on the fast and the general path', () => {
+    const envs = [...samples().map(f => signEnvelope(f, key)), ...signEnvelopes(samples(), key)]
+    for (const e of envs) {
+      const fast = decodeCanonicalMap(e.bytes, ['sig', 'bp'])
+      assert.ok(fast !== undefined)
+      const general = dagCbor.decode(e.bytes) as Record<string, unknown>
+      const { sig, bp, ...rest } = general
+      assert.deepEqual(fast.value, rest)
+      assert.deepEqual(fast.omitted, bp === undefined ? { sig } : { sig, bp })
+      assert.equal(hex(fast.without), hex(dagCbor.encode(rest)))
+    }
+  })
+
+  test('the fast reader refuses every non-canonical or unsupported encoding (the general path then decides)', () => {
+    const cases: Record<string, string> = {
+      'non-minimal int': 'a1617618 01',
+      'non-minimal length': 'a1617678 0161',
+      'unsorted keys': 'a2626262016161 02',
+      'duplicate keys': 'a2616101616102',
+      'indefinite map': 'bf616101ff',
+      'float': 'a16176f93c00',
+      'negative int': 'a1617620',
+      'null': 'a16176f6',
+      'tag': 'a16176d82a4100',
+      'invalid utf-8': 'a1617661ff',
+      'trailing byte': 'a161760100',
+      'truncated': 'a16176',
+      'int above 2^53': 'a161761b0020000000000000',
+      '__proto__ key': 'a1695f5f70726f746f5f5f01'
+    }
+    for (const [name, h] of Object.entries(cases)) assert.equal(decodeCanonical(unhex(h.replace(/ /g, ''))), undefined, name)
+    assert.deepEqual(decodeCanonical(unhex('a2617601626374f5')), { v: 1, ct: true })
+  })
+
+  test('message ids: the base32 encoder matches multiformats', () => {
+    for (let n = 0; n < 70; n++) for (let k = 0; k < 20; k++) {
+      const b = new Uint8Array(randomBytes(n))
+      assert.equal(base32Multibase(b), base32.encode(b), `${n} bytes`)
+    }
+  })
+
+  test('data frames: the direct encoder matches DAG-CBOR and decodes back', () => {
+    const e = signEnvelope(fields(0), key).bytes
+    for (const [h, x] of [[1, undefined], [31, [0, 23, 24, 255, 256, 65536]], [0, []]] as const) {
+      const bytes = encodeDataFrame(h, e, x)
+      assert.equal(hex(bytes), hex(dagCbor.encode(x === undefined ? { t: 6, h, e } : { t: 6, h, e, x })))
+      const f = decodeFrame(bytes)
+      assert.ok(f?.t === 6)
+      assert.equal(hex(f.e), hex(e))
+      assert.deepEqual(f.x, x)
+    }
+    assert.equal(decodeFrame(dagCbor.encode({ t: 6, h: 1, e, x: [-1] })), undefined)
+    assert.equal(decodeFrame(dagCbor.encode({ t: 6, h: 1, e: 'x' })), undefined)
+  })
+})
