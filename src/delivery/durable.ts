@@ -642,11 +642,16 @@ export class DurableService {
   }
 
   private async client (peer: string, addrs: string[], signal?: AbortSignal): Promise<DurableClient> {
-    const existing = this.clients.get(peer)
-    if (existing != null) {
+    // Many requests may find the same closed link at once: the first replaces it, the others
+    // take its replacement. (Each opening its own stream would leave all but the last one
+    // open and unused, until the peer's inbound stream limit refused every new one.)
+    let existing = this.clients.get(peer)
+    for (let i = 0; existing != null && i < 8; i++) {
       const c = await existing.catch(() => undefined)
       if (c != null && !c.isClosed) return c
-      if (this.clients.get(peer) === existing) this.clients.delete(peer)
+      const now = this.clients.get(peer)
+      if (now === existing) { this.clients.delete(peer); break }
+      existing = now
     }
     const p = (async () => {
       const pid = peerIdFromString(peer)
