@@ -211,11 +211,12 @@ export function encodeEnvelopeFields (f: EnvelopeFields, sig?: Uint8Array, bp?: 
   if (f.dlv !== undefined) {
     const d = f.dlv
     w.text('dlv')
-    w.head(5, (d.ack !== undefined ? 1 : 0) + (d.seq !== undefined ? 1 : 0) + (d.dedup !== undefined ? 1 : 0) + (d.maxMs !== undefined ? 1 : 0) + (d.retries !== undefined ? 1 : 0))
+    w.head(5, (d.ack !== undefined ? 1 : 0) + (d.seq !== undefined ? 1 : 0) + (d.dedup !== undefined ? 1 : 0) + (d.maxMs !== undefined ? 1 : 0) + (d.durable !== undefined ? 1 : 0) + (d.retries !== undefined ? 1 : 0))
     if (d.ack !== undefined) { w.text('ack'); w.bool(d.ack) }
     if (d.seq !== undefined) { w.text('seq'); w.uint(d.seq) }
     if (d.dedup !== undefined) { w.text('dedup'); w.bool(d.dedup) }
     if (d.maxMs !== undefined) { w.text('maxMs'); w.uint(d.maxMs) }
+    if (d.durable !== undefined) { w.text('durable'); w.bool(d.durable) }
     if (d.retries !== undefined) { w.text('retries'); w.uint(d.retries) }
   }
   if (f.enc !== undefined) { w.text('enc'); w.text(f.enc) }
@@ -243,7 +244,7 @@ export function encodeEnvelopeFields (f: EnvelopeFields, sig?: Uint8Array, bp?: 
 const scratch = new CborWriter(64 * 1024)
 
 const ENCODABLE = new Set<string>(['v', 'ct', 'to', 'ts', 'dlv', 'enc', 'net', 'ttl', 'body', 'conv', 'corr', 'from', 'hops', 'mode', 'prio', 'type', 'nonce', 'proto', 'topic', 'schema', 'replyTo'])
-const ENCODABLE_DLV = new Set<string>(['ack', 'seq', 'dedup', 'maxMs', 'retries'])
+const ENCODABLE_DLV = new Set<string>(['ack', 'seq', 'dedup', 'maxMs', 'durable', 'retries'])
 
 function directlyEncodable (f: EnvelopeFields): boolean {
   for (const k in f) if (!ENCODABLE.has(k) && (f as unknown as Record<string, unknown>)[k] !== undefined) return false

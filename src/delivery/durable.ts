@@ -25,6 +25,7 @@ import type { Stream } from '@libp2p/interface'
 import type { AgentId, MessageId, NetworkId } from '../core/ids.ts'
 import { decodeEnvelope, envelopePayload, type Envelope } from '../core/envelope.ts'
 import { checkEnvelopeContext, type IngressOptions } from '../core/ingress.ts'
+import { VerifiedRoots } from '../core/batch.ts'
 import * as core from '../core/errors.ts'
 import {
   AgentNotFoundError, ClosedError, FedmeshError, InvalidArgumentError, InvalidEnvelopeError, MessageTooLargeError, UnreachableError
@@ -39,6 +40,7 @@ import type { InboxEntry, InboxQuota, MessageStore } from '../store/types.ts'
 import type { LogRecorder, Observe } from '../log/recorder.ts'
 import { chooseReplicas } from './replicas.ts'
 import { isReceipt, parseReceipt, verifyReceipt } from './receipts.ts'
+import { PutBatcher, type PutTarget } from './put-batch.ts'
 import { DurableClient, durableProtocol, MAX_ACK_IDS, serveDurable, type DurableAnswer, type DurableRequest, type DurableResponse } from './wire.ts'
 
 /** What a durable send reports (in `SendResult.durable`). */
@@ -120,6 +122,8 @@ export class DurableService {
   private readonly c: DurableComponents
   private readonly o: Required<DurableInit>
   private readonly clients = new Map<string, Promise<DurableClient>>()
+  /** Puts to the same node within one turn of the event loop go out as one `puts` request. */
+  private readonly puts = new PutBatcher(async (target, es) => await this.sendPuts(target, es))
   private readonly deliveries = new Map<AgentId, Delivery>()
   /** Replica copies recently handed to a home node: id → when (re-pushed after a while). */
   private readonly handedOver = new Map<string, number>()
@@ -130,10 +134,13 @@ export class DurableService {
   private timer?: NodeJS.Timeout
   private ticking = false
   private stopped = false
+  /** Batch roots (and tree hashes) whose signature this node verified: a batch of durable sends costs one signature check. */
+  private readonly roots: VerifiedRoots
   readonly counters = { stored: 0, replicated: 0, delivered: 0, acked: 0, expired: 0, refused: 0, handedOver: 0 }
 
   constructor (components: DurableComponents, init: DurableInit) {
     this.c = components
+    this.roots = components.ingress.roots ?? new VerifiedRoots()
     this.o = {
       replicas: init.replicas,
       quota: init.quota ?? {},
@@ -199,7 +206,7 @@ export class DurableService {
     let lastError: Error | undefined
     for (const home of rec.home) {
       try {
-        const res = await this.request(home.id, home.addrs, { op: 'put', e: env.bytes }, options)
+        const res = await this.put({ peer: home.id, addrs: home.addrs }, env.bytes, options)
         return { status: res.st === 'stored' || res.st == null ? 'stored' : 'duplicate', home: home.id, replicas: res.n ?? 0 }
       } catch (err) {
         if (err instanceof FedmeshError && DEFINITE.has(err.code)) throw err
@@ -223,7 +230,7 @@ export class DurableService {
 
   private async putReplica (peer: string, env: Envelope, home: string, options: AbortOptions): Promise<'stored' | 'duplicate'> {
     if (peer === this.c.peerId) return await this.storeAsReplica(env, home)
-    const res = await this.request(peer, [], { op: 'put', e: env.bytes, home }, options)
+    const res = await this.put({ peer, addrs: [], home }, env.bytes, options)
     return res.st === 'stored' || res.st == null ? 'stored' : 'duplicate'
   }
 
@@ -238,7 +245,7 @@ export class DurableService {
   // ---- storing --------------------------------------------------------------------------
 
   private checkInbound (bytes: Uint8Array): Envelope {
-    const res = decodeEnvelope(bytes, this.c.ingress.maxBytes)
+    const res = decodeEnvelope(bytes, this.c.ingress.maxBytes, this.roots)
     if (!res.ok) {
       if (res.reason === 'too-large') throw new MessageTooLargeError(res.detail)
       throw new InvalidEnvelopeError(`${res.reason}: ${res.detail}`)
@@ -303,7 +310,7 @@ export class DurableService {
     if (status === 'stored' && this.o.replicas > 0) {
       const targets = this.replicaSet(recipient, new Set([this.c.peerId]), false)
       // Bounded: a replica that does not answer in time is not counted (the sender learns how many did).
-      const results = await Promise.allSettled(targets.map(async p => await this.request(p, [], { op: 'put', e: env.bytes, home: this.c.peerId }, { timeoutMs: REPLICA_TIMEOUT_MS })))
+      const results = await Promise.allSettled(targets.map(async p => await this.put({ peer: p, addrs: [], home: this.c.peerId, timeoutMs: REPLICA_TIMEOUT_MS }, env.bytes, {})))
       replicas = results.filter(r => r.status === 'fulfilled').length
       this.counters.replicated += replicas
     }
@@ -325,15 +332,13 @@ export class DurableService {
     if (this.stopped) return responseOf(new ClosedError('node stopping'))
     try {
       switch (req.op) {
-        case 'put': {
-          const env = this.checkInbound(req.e)
-          if (req.home != null) return { ok: true, st: await this.storeAsReplica(env, req.home, peer) }
-          const recipient = (env.to as AgentId[])[0]
-          // A replica handing over a message the recipient has already processed here.
-          if (req.ho === true && await this.c.store.isProcessed(recipient, env.id)) return { ok: true, st: 'processed' }
-          const out = await this.storeAsHome(env, peer)
-          this.holdersOf(recipient).add(peer)
-          return { ok: true, st: out.status, n: out.replicas }
+        case 'put':
+          return await this.servePut(req.e, req.home, req.ho, peer)
+        case 'puts': {
+          // Each envelope on its own (checked, stored or refused); the store's group commit
+          // writes them in one transaction, and the answer goes once all are durable.
+          const rs = await Promise.all(req.es.map(async e => await this.servePut(e, req.home, req.ho, peer).catch(responseOf)))
+          return { ok: true, rs }
         }
         case 'ack': {
           const receipt = verifyReceipt(req.rc)
@@ -351,6 +356,17 @@ export class DurableService {
     } catch (err) {
       return responseOf(err)
     }
+  }
+
+  private async servePut (e: Uint8Array, home: string | undefined, ho: boolean | undefined, peer: string): Promise<DurableAnswer> {
+    const env = this.checkInbound(e)
+    if (home != null) return { ok: true, st: await this.storeAsReplica(env, home, peer) }
+    const recipient = (env.to as AgentId[])[0]
+    // A replica handing over a message the recipient has already processed here.
+    if (ho === true && await this.c.store.isProcessed(recipient, env.id)) return { ok: true, st: 'processed' }
+    const out = await this.storeAsHome(env, peer)
+    this.holdersOf(recipient).add(peer)
+    return { ok: true, st: out.status, n: out.replicas }
   }
 
   private holdersOf (agent: AgentId): Set<string> {
@@ -579,6 +595,30 @@ export class DurableService {
 
   // ---- links -----------------------------------------------------------------------------------
 
+  /** One put through the batcher; a refusal of this envelope throws its typed error. */
+  private async put (target: PutTarget, e: Uint8Array, options: AbortOptions): Promise<DurableAnswer & { ok: true }> {
+    if (target.peer === this.c.peerId) throw new InvalidArgumentError('durable request to self')
+    const a = await this.puts.put(target, e, options.signal)
+    if (!a.ok) throw errorFromResponse(a.code, a.msg, a.d)
+    return a
+  }
+
+  /** Sends a batch of puts to one node: a plain `put` for one, `puts` for more; one answer per envelope. */
+  private async sendPuts (t: PutTarget, es: Uint8Array[]): Promise<DurableAnswer[]> {
+    const options = t.timeoutMs != null ? { timeoutMs: t.timeoutMs } : {}
+    if (es.length === 1) {
+      try {
+        return [await this.request(t.peer, t.addrs, { op: 'put', e: es[0], home: t.home, ho: t.ho }, options)]
+      } catch (err) {
+        if (err instanceof FedmeshError && DEFINITE.has(err.code)) return [responseOf(err)]
+        throw err
+      }
+    }
+    const res = await this.request(t.peer, t.addrs, { op: 'puts', es, home: t.home, ho: t.ho }, options)
+    if (res.rs?.length !== es.length) throw new UnreachableError(`node ${t.peer} answered ${res.rs?.length ?? 0} of ${es.length} durable puts`)
+    return res.rs
+  }
+
   private async request (peer: string, addrs: string[], req: Parameters<DurableClient['request']>[0], options: AbortOptions & { timeoutMs?: number }): Promise<DurableResponse & { ok: true }> {
     if (peer === this.c.peerId) throw new InvalidArgumentError('durable request to self')
     const down = this.downUntil.get(peer)
@@ -602,11 +642,16 @@ export class DurableService {
   }
 
   private async client (peer: string, addrs: string[], signal?: AbortSignal): Promise<DurableClient> {
-    const existing = this.clients.get(peer)
-    if (existing != null) {
+    // Many requests may find the same closed link at once: the first replaces it, the others
+    // take its replacement. (Each opening its own stream would leave all but the last one
+    // open and unused, until the peer's inbound stream limit refused every new one.)
+    let existing = this.clients.get(peer)
+    for (let i = 0; existing != null && i < 8; i++) {
       const c = await existing.catch(() => undefined)
       if (c != null && !c.isClosed) return c
-      if (this.clients.get(peer) === existing) this.clients.delete(peer)
+      const now = this.clients.get(peer)
+      if (now === existing) { this.clients.delete(peer); break }
+      existing = now
     }
     const p = (async () => {
       const pid = peerIdFromString(peer)

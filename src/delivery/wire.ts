@@ -11,6 +11,11 @@
  *         replica held for the home node `home`. Answered after the write is durable. `ho: true`
  *         marks a replica handing its copy over (the home then first checks whether the
  *         recipient already processed it).
+ *   puts  {r, op: 'puts', es: [<envelope wire bytes>…], home?: <peer id>, ho?: boolean}
+ *         several puts in one request (at most MAX_PUTS envelopes, MAX_PUTS_BYTES in all),
+ *         answered once, after one durable write for all of them, with one answer per
+ *         envelope, in order: {r, ok: true, rs: [<answer>…]}. Each envelope is checked,
+ *         stored or refused on its own (a quota refusal of one never affects another).
  *   ack   {r, op: 'ack', rc: <receipt envelope wire bytes>}
  *         the recipient acknowledged these (its signed receipt, verified by the replica,
  *         so no peer can make a replica drop copies it holds): a replica drops its copies.
@@ -18,7 +23,7 @@
  *         hand over now whatever is held for `to` (sent by a home node before it delivers).
  *   expired {r, op: 'expired', from: <agent>, ids: [<message id>…]}
  *         these messages of sender `from` expired undelivered (to the sender's home node).
- *   response {r, ok: true, st?: 'stored' | 'duplicate' | 'processed', n?: uint}
+ *   response {r, ok: true, st?: 'stored' | 'duplicate' | 'processed', n?: uint, rs?: [answer…]}
  *            | {r, ok: false, code, msg, d?: {details}}
  *         `processed`: the recipient already processed the message (a replica may drop its copy);
  *         `n`: replicas stored (put), entries acknowledged (ack), copies handed over (pull).
@@ -35,16 +40,21 @@ export function durableProtocol (network: string): string { return `/fedmesh/${n
 export const MAX_DURABLE_FRAME = LIMITS.maxEnvelopeBytes + 64 * 1024
 /** Most message ids in one `ack` request. */
 export const MAX_ACK_IDS = 1000
+/** Most envelopes in one `puts` request. */
+export const MAX_PUTS = 1024
+/** Most envelope bytes in one `puts` request (the frame holds them and the per-envelope overhead). */
+export const MAX_PUTS_BYTES = LIMITS.maxEnvelopeBytes
 
 export type DurableRequest =
   | { r: number, op: 'put', e: Uint8Array, home?: string, ho?: boolean }
+  | { r: number, op: 'puts', es: Uint8Array[], home?: string, ho?: boolean }
   | { r: number, op: 'ack', rc: Uint8Array }
   | { r: number, op: 'pull', to: string }
   | { r: number, op: 'expired', from: string, ids: string[] }
 
 /** A response without its request id. */
 export type DurableAnswer =
-  | { ok: true, st?: 'stored' | 'duplicate' | 'processed', n?: number }
+  | { ok: true, st?: 'stored' | 'duplicate' | 'processed', n?: number, rs?: DurableAnswer[] }
   | { ok: false, code: string, msg: string, d?: Record<string, unknown> }
 
 export type DurableResponse = DurableAnswer & { r: number }
@@ -64,6 +74,16 @@ export function decodeRequest (bytes: Uint8Array): DurableRequest | undefined {
     case 'put':
       if (!(m.e instanceof Uint8Array) || (m.home !== undefined && !isStr(m.home)) || (m.ho !== undefined && typeof m.ho !== 'boolean')) return undefined
       return m as unknown as DurableRequest
+    case 'puts': {
+      if (!Array.isArray(m.es) || m.es.length === 0 || m.es.length > MAX_PUTS || (m.home !== undefined && !isStr(m.home)) || (m.ho !== undefined && typeof m.ho !== 'boolean')) return undefined
+      let bytes = 0
+      for (const e of m.es) {
+        if (!(e instanceof Uint8Array)) return undefined
+        bytes += e.length
+      }
+      if (bytes > MAX_PUTS_BYTES) return undefined
+      return m as unknown as DurableRequest
+    }
     case 'ack':
       if (!(m.rc instanceof Uint8Array)) return undefined
       return m as unknown as DurableRequest
@@ -85,7 +105,16 @@ export function decodeResponse (bytes: Uint8Array): DurableResponse | undefined 
   const m = v as Record<string, unknown>
   if (!Number.isSafeInteger(m.r) || typeof m.ok !== 'boolean') return undefined
   if (m.ok === false && (typeof m.code !== 'string' || typeof m.msg !== 'string')) return undefined
+  if (m.rs !== undefined && (!Array.isArray(m.rs) || !m.rs.every(isAnswer))) return undefined
   return m as unknown as DurableResponse
+}
+
+/** One answer inside `rs` (no `r`, no nested `rs`). */
+function isAnswer (v: unknown): boolean {
+  if (v == null || typeof v !== 'object' || Array.isArray(v)) return false
+  const a = v as Record<string, unknown>
+  if (a.ok === true) return a.rs === undefined && (a.st === undefined || a.st === 'stored' || a.st === 'duplicate' || a.st === 'processed')
+  return a.ok === false && typeof a.code === 'string' && typeof a.msg === 'string'
 }
 
 function encode (m: Record<string, unknown>): Uint8Array {

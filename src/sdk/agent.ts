@@ -393,6 +393,13 @@ export class AgentImpl implements Agent {
   async send (to: AgentId | string, payload: Payload, options: SendOptions = {}): Promise<SendResult> {
     const id = parseAgentId(to)
     const seq = options.durable === true ? this.nextDurableSeq(id) : options.ordered === true ? this.nextSeq(id) : undefined
+    if (options.durable === true && !this.semanticStep(options)) {
+      // Durable sends made in the same tick share one batch signature, as publications do:
+      // each envelope carries its inclusion proof, so it is stored and delivered alone, and
+      // the home node verifies the batch's signature once. Submitted in call order.
+      const p = prepareEnvelope(this.fields('direct', { to: [id] }, payload, options, {}, seq), this.key)
+      return await new Promise<SendResult>((resolve, reject) => { this.queuePublication({ p, options, resolve, reject }) })
+    }
     const env = await this.checked('direct', { to: [id] }, payload, options, {}, seq)
     return await this.transport.submit(env, options)
   }

@@ -1,0 +1,91 @@
+/**
+ * Coalesces durable puts to the same node into `puts` requests (docs/PROTOCOL.md §8.4.1):
+ * the puts queued within one turn of the event loop for one (peer, home, handover) go out as
+ * one request, answered once after one durable write on the far side, one answer per
+ * envelope. One request, one timer and one response instead of one each per message.
+ *
+ * A batch is sent on the next turn of the event loop (setImmediate: the sends an agent
+ * signed together arrive within the same turn) or as soon as it is full (MAX_PUTS envelopes
+ * or MAX_PUTS_BYTES). A lone put goes out as a plain `put`. A caller's abort signal ends its
+ * own wait only; a put that was already sent may still be stored (a retransmission is then
+ * answered `duplicate`).
+ */
+import { abortReason } from '../core/errors.ts'
+import { MAX_PUTS, MAX_PUTS_BYTES, type DurableAnswer } from './wire.ts'
+
+export interface PutTarget {
+  peer: string
+  addrs: string[]
+  /** For a replica: the home node it holds the copy for. */
+  home?: string
+  /** A replica handing its copy over. */
+  ho?: boolean
+  /** Per request, ms (the service's default when absent). */
+  timeoutMs?: number
+}
+
+interface Waiter { e: Uint8Array, resolve: (a: DurableAnswer) => void, reject: (err: Error) => void }
+
+interface Pending { target: PutTarget, items: Waiter[], bytes: number }
+
+/** Sends one batch: resolves with one answer per envelope, in order, or rejects when the request as a whole failed. */
+export type SendPuts = (target: PutTarget, es: Uint8Array[]) => Promise<DurableAnswer[]>
+
+export class PutBatcher {
+  private readonly sendPuts: SendPuts
+  private readonly pending = new Map<string, Pending>()
+  private scheduled: NodeJS.Immediate | undefined
+
+  constructor (sendPuts: SendPuts) {
+    this.sendPuts = sendPuts
+  }
+
+  /** Queues a put; resolves with its own answer (which may be a refusal: `ok: false`). */
+  async put (target: PutTarget, e: Uint8Array, signal?: AbortSignal): Promise<DurableAnswer> {
+    if (signal?.aborted === true) throw abortReason(signal, 'durable put')
+    const key = `${target.peer}\n${target.home ?? ''}\n${target.ho === true ? 1 : 0}\n${target.timeoutMs ?? ''}`
+    let p = this.pending.get(key)
+    if (p != null && (p.items.length >= MAX_PUTS || p.bytes + e.length > MAX_PUTS_BYTES)) {
+      this.pending.delete(key)
+      this.send(p)
+      p = undefined
+    }
+    if (p == null) {
+      p = { target, items: [], bytes: 0 }
+      this.pending.set(key, p)
+    }
+    const { promise, resolve, reject } = Promise.withResolvers<DurableAnswer>()
+    p.items.push({ e, resolve, reject })
+    p.bytes += e.length
+    this.scheduled ??= setImmediate(() => { this.flush() })
+    if (signal == null) return await promise
+    const onAbort = (): void => { reject(abortReason(signal, 'durable put')) }
+    signal.addEventListener('abort', onAbort, { once: true })
+    try {
+      return await promise
+    } finally {
+      signal.removeEventListener('abort', onAbort)
+    }
+  }
+
+  /** Sends everything queued now. */
+  flush (): void {
+    if (this.scheduled != null) clearImmediate(this.scheduled)
+    this.scheduled = undefined
+    const all = [...this.pending.values()]
+    this.pending.clear()
+    for (const p of all) this.send(p)
+  }
+
+  private send (p: Pending): void {
+    this.sendPuts(p.target, p.items.map(w => w.e)).then((answers) => {
+      for (let i = 0; i < p.items.length; i++) {
+        const a = answers[i]
+        if (a != null) p.items[i].resolve(a)
+        else p.items[i].reject(new Error(`durable puts answered ${answers.length} of ${p.items.length} envelopes`))
+      }
+    }, (err: Error) => {
+      for (const w of p.items) w.reject(err)
+    })
+  }
+}
