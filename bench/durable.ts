@@ -13,12 +13,15 @@
  * "lost" must be 0. Latency is per send, from the call to its acknowledgement.
  *
  *   node bench/durable.ts [--count N] [--window W] [--json] [--only fedmesh|jetstream]
+ *
+ * `npm run bench` also runs it (benchRows below) and puts its rows in the same table.
  */
 import { spawn, fork, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 
 const PAYLOAD_BYTES = 256
@@ -42,7 +45,8 @@ if (process.argv[2] === '--home') {
       if (m.op === 'stop') { await node.stop(); process.exit(0) }
     })()
   })
-} else {
+} else if (process.argv[1] != null && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  // Run as a script (npm run bench:durable); bench/run.ts imports benchRows instead.
   await main()
 }
 
@@ -224,4 +228,37 @@ async function main (): Promise<void> {
   if (ratios != null) {
     process.stdout.write(`\nfedmesh / JetStream: throughput ${ratios.throughput.toFixed(2)}x, p50 latency ${ratios.p50.toFixed(2)}x, p99 latency ${ratios.p99.toFixed(2)}x\n`)
   }
+}
+
+// ---- rows for bench/run.ts -----------------------------------------------------------------
+
+interface BenchRow { system: string, measure: string, value: number | null, unit: string, ratio: number | null, detail?: unknown, error?: string }
+
+/** Messages per system when run from bench/run.ts (the durable measure is count-based). */
+const RUN_COUNT = 20_000
+const RUN_WINDOW = 512
+
+/**
+ * bench/run.ts's entry: both systems, then rows in its format (ratio: fedmesh ÷ system for
+ * rates, system ÷ fedmesh for latencies; above 1 means fedmesh is better).
+ */
+export async function benchRows (opts: { durationMs: number, size: number, dir: string, log: (line: string) => void }): Promise<BenchRow[]> {
+  opts.log(`durable: fedmesh, ${RUN_COUNT} sends of ${PAYLOAD_BYTES} B, ${RUN_WINDOW} in flight`)
+  const fm = await benchFedmesh(RUN_COUNT, RUN_WINDOW)
+  opts.log(`durable: fedmesh ${fm.perSecond.toFixed(0)} msgs/s, lost ${fm.lost}`)
+  opts.log('durable: NATS JetStream (file storage, own server)')
+  const js = await benchJetStream(RUN_COUNT, RUN_WINDOW)
+  opts.log(`durable: JetStream ${js.perSecond.toFixed(0)} msgs/s, lost ${js.lost}`)
+  const rows = (r: Result, system: string, rate: number | null, p50: number | null, p99: number | null): BenchRow[] => {
+    const detail = `${r.count} sends, ${r.window} in flight, lost ${r.lost}, errors ${r.errors}`
+    return [
+      { system, measure: 'durable send', value: r.perSecond, unit: 'msgs/s', ratio: rate, detail },
+      { system, measure: 'durable send p50', value: r.p50Ms, unit: 'ms', ratio: p50 },
+      { system, measure: 'durable send p99', value: r.p99Ms, unit: 'ms', ratio: p99 }
+    ]
+  }
+  return [
+    ...rows(js, 'nats-jetstream', fm.perSecond / js.perSecond, js.p50Ms / fm.p50Ms, js.p99Ms / fm.p99Ms),
+    ...rows(fm, 'fedmesh', 1, 1, 1)
+  ]
 }
