@@ -80,7 +80,23 @@ export function merkleTree (leaves: readonly Uint8Array[]): { root: Uint8Array, 
  * proof does not fit its (i, n): wrong length, index out of range, a hash not 32 bytes.
  */
 export function rootFromProof (leaf: Uint8Array, proof: BatchProof): Uint8Array | undefined {
-  if (!Number.isSafeInteger(proof.n) || !Number.isSafeInteger(proof.i) || proof.i < 0 || proof.i >= proof.n) return undefined
+  const r = walkProof(leaf, proof)
+  return r === STOPPED ? undefined : r
+}
+
+const STOPPED = Symbol('stopped')
+
+function fits (proof: BatchProof): boolean {
+  return Number.isSafeInteger(proof.n) && Number.isSafeInteger(proof.i) && proof.i >= 0 && proof.i < proof.n
+}
+
+/**
+ * Walks a proof up from `leaf` (RFC 9162 §2.1.3.2). `step` sees each sibling and the parent
+ * hash it makes; returning true stops the walk there (STOPPED). Otherwise the root, or
+ * undefined when the proof does not fit its (i, n).
+ */
+function walkProof (leaf: Uint8Array, proof: BatchProof, step?: (sibling: Uint8Array, parent: Uint8Array) => boolean): Uint8Array | undefined | typeof STOPPED {
+  if (!fits(proof)) return undefined
   let fn = proof.i
   let sn = proof.n - 1
   let r = leaf
@@ -94,6 +110,7 @@ export function rootFromProof (leaf: Uint8Array, proof: BatchProof): Uint8Array 
     }
     fn = Math.floor(fn / 2)
     sn = Math.floor(sn / 2)
+    if (step?.(p, r) === true) return STOPPED
   }
   return sn === 0 ? r : undefined
 }
@@ -165,31 +182,21 @@ export class VerifiedRoots {
  * signature over the root it reaches (`verifyRoot`) and remembers every hash on the way.
  */
 export function verifyInclusion (signer: string, leaf: Uint8Array, proof: BatchProof, verifyRoot: (root: Uint8Array) => boolean, cache?: VerifiedRoots): boolean {
-  if (!Number.isSafeInteger(proof.n) || !Number.isSafeInteger(proof.i) || proof.i < 0 || proof.i >= proof.n) return false
+  if (!fits(proof)) return false
   if (cache?.has(signer, leaf) === true) { cache.hits++; return true }
   const seen: Uint8Array[] = [leaf]
-  let fn = proof.i
-  let sn = proof.n - 1
-  let r = leaf
-  for (const p of proof.path) {
-    if (sn === 0 || p.length !== 32) return false
-    if ((fn & 1) === 1 || fn === sn) {
-      r = nodeHash(p, r)
-      if ((fn & 1) === 0) while ((fn & 1) === 0 && fn !== 0) { fn = Math.floor(fn / 2); sn = Math.floor(sn / 2) }
-    } else {
-      r = nodeHash(r, p)
-    }
-    fn = Math.floor(fn / 2)
-    sn = Math.floor(sn / 2)
-    seen.push(p)
-    if (cache?.has(signer, r) === true) {
-      cache.hits++
-      cache.add(signer, seen)
-      return true
-    }
-    seen.push(r)
+  const r = walkProof(leaf, proof, (sibling, parent) => {
+    seen.push(sibling)
+    if (cache?.has(signer, parent) === true) return true
+    seen.push(parent)
+    return false
+  })
+  if (r === STOPPED) {
+    // A hash on the way was verified before (only a cache stops the walk): so is all below it.
+    if (cache !== undefined) { cache.hits++; cache.add(signer, seen) }
+    return true
   }
-  if (sn !== 0) return false
+  if (r === undefined) return false
   if (cache !== undefined) cache.checks++
   if (!verifyRoot(r)) return false
   cache?.add(signer, seen)
