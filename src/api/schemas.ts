@@ -7,6 +7,7 @@ import { LIMITS, MODES } from '../core/envelope.ts'
 import { REJECTION_REASONS } from '../core/ingress.ts'
 import { MAX_TOPIC_LENGTH } from '../core/topics.ts'
 import { AGENT_NAME_RE } from '../node/datadir.ts'
+import { LOG_EVENTS, LOG_STATUSES } from '../store/types.ts'
 
 /** A base64 string of at most LIMITS.maxEnvelopeBytes bytes. */
 const MAX_BASE64 = Math.ceil(LIMITS.maxEnvelopeBytes / 3) * 4
@@ -149,8 +150,8 @@ export const components = {
   LogRecord: closed({
     seq: { ...i, description: 'Position in the log.' },
     id: s,
-    event: { enum: ['sent', 'received', 'relayed', 'stored', 'delivered', 'rejected'] },
-    status: { enum: ['ok', 'pending', 'delivered', 'acked', 'expired', 'failed', 'rejected'] },
+    event: { enum: [...LOG_EVENTS] },
+    status: { enum: [...LOG_STATUSES] },
     from: s,
     to: strings,
     topic: s,

@@ -160,10 +160,10 @@ export function validateProtocol (value: unknown): string[] {
 
 function closure (start: readonly string[], edges: (s: string) => readonly string[]): Set<string> {
   const seen = new Set(start)
-  const todo = [...start]
-  while (todo.length > 0) {
-    const s = todo.pop() as string
-    for (const o of edges(s)) if (!seen.has(o)) { seen.add(o); todo.push(o) }
+  const stack = [...start]
+  while (stack.length > 0) {
+    const s = stack.pop() as string
+    for (const o of edges(s)) if (!seen.has(o)) { seen.add(o); stack.push(o) }
   }
   return seen
 }
