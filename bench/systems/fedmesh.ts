@@ -1,7 +1,7 @@
 /**
  * fedmesh, through its SDK: one node per process (TCP on 127.0.0.1, no HTTP API), one
  * agent per node. The second node bootstraps from the first. Pub/sub is agent.publish /
- * agent.subscribe on `bench/data`; request–reply is the SDK's own agent.request /
+ * agent.subscribe (with an `onMessage` callback) on `bench/data`; request–reply is the SDK's own agent.request /
  * agent.handle. Publishing uses `publishBuffered()` (no promise per message, batch-signed)
  * and waits on `drain()` only when it reports backpressure, like nats.js `publish` + `flush`.
  */
@@ -13,7 +13,7 @@ const FIND_AGENT_TIMEOUT_MS = 30_000
 
 export const fedmesh: System = {
   name: 'fedmesh',
-  description: 'fedmesh SDK (src/): node + agent per process, agent.publishBuffered/subscribe, agent.request/handle',
+  description: 'fedmesh SDK (src/): node + agent per process, agent.publishBuffered / callback subscribe, agent.request/handle',
 
   async connect (opts): Promise<Endpoint> {
     const node: MeshNode = await createNode({
@@ -32,10 +32,9 @@ export const fedmesh: System = {
     const subscriptions: Array<{ unsubscribe: () => void }> = []
     let target: string | undefined
     let agents = 0
+    // A callback subscription, as the nats.js adapter uses: no promise per message.
     const subscribeAs = (who: Agent, topic: TopicName, onMessage: (payload: Uint8Array) => void): void => {
-      const sub = who.subscribe(topicOf(topic))
-      subscriptions.push(sub)
-      void (async () => { for await (const msg of sub) onMessage(msg.payload) })().catch(() => {})
+      subscriptions.push(who.subscribe(topicOf(topic), { onMessage: (msg) => { onMessage(msg.payload) } }))
     }
 
     return {

@@ -161,6 +161,11 @@ export interface Message {
   toJSON: () => EnvelopeJson
 }
 
+export interface SubscribeOptions extends AbortOptions {
+  /** Called synchronously with each message instead of queueing it for iteration. */
+  onMessage?: (msg: Message) => void
+}
+
 export interface Subscription extends AsyncIterable<Message>, AsyncDisposable {
   readonly pattern: string
   /** Stop receiving; pending iteration ends. */
@@ -205,7 +210,16 @@ export interface Agent {
    * since the last drain (that publication was not sent).
    */
   drain: () => Promise<void>
-  subscribe: (pattern: string, options?: AbortOptions) => Subscription
+  /**
+   * Topic messages matching `pattern`, as an async iterable — or, with `onMessage`, handed
+   * to that callback as they arrive (no promise and no queue per message, like a nats.js
+   * callback subscription; the iterable then yields nothing and ends at `unsubscribe`).
+   * A callback that throws does not stop the subscription; its error is dropped.
+   *
+   * @example
+   * agent.subscribe('sensors/#', { onMessage: (m) => { total += m.payload.length } })
+   */
+  subscribe: (pattern: string, options?: SubscribeOptions) => Subscription
   /**
    * Direct, multicast and broadcast messages addressed to this agent (not replies). Durable
    * messages come here exactly once: each is durably marked processed as the iterator hands

@@ -18,7 +18,7 @@ import { Channel } from '../util/channel.ts'
 import { Reorderer } from '../delivery/ordering.ts'
 import { isReceipt, MAX_RECEIPT_IDS, receiptPayload } from '../delivery/receipts.ts'
 import type {
-  AbortOptions, Agent, AgentStream, Message, Payload, RequestHandler, RequestOptions, SendOptions, SendResult, StreamHandler, Subscription
+  AbortOptions, Agent, AgentStream, Message, Payload, RequestHandler, RequestOptions, SendOptions, SendResult, StreamHandler, SubscribeOptions, Subscription
 } from '../node/types.ts'
 import type { AgentTransport, ByteStream, Endpoint } from '../routing/types.ts'
 import { toMessage } from './message.ts'
@@ -90,20 +90,27 @@ class Sub implements Subscription {
   private readonly onEnd: (s: Sub) => void
   /** Decides, when the consumer takes a message, whether it is handed over (exactly-once for durable messages). */
   private readonly gate?: (m: Message) => Promise<boolean>
+  /** A callback subscription: messages go here at once, never into the channel. */
+  readonly onMessage?: (m: Message) => void
 
-  constructor (pattern: string, capacity: number, onEnd: (s: Sub) => void, signal?: AbortSignal, gate?: (m: Message) => Promise<boolean>) {
+  constructor (pattern: string, capacity: number, onEnd: (s: Sub) => void, signal?: AbortSignal, gate?: (m: Message) => Promise<boolean>, onMessage?: (m: Message) => void) {
     this.pattern = pattern
     this.channel = new Channel<Message>(capacity)
     this.closed = this.channel.closed
     this.onEnd = onEnd
     this.gate = gate
+    this.onMessage = onMessage
     signal?.addEventListener('abort', () => { this.unsubscribe() }, { once: true })
   }
 
   push (msg: Message): void {
     // Expired while queued or in flight: TTL is honoured at the last step too.
     if (msg.timestamp + msg.ttl * 1000 < Date.now()) return
-    this.channel.push(msg)
+    const cb = this.onMessage
+    if (cb === undefined) { this.channel.push(msg); return }
+    if (this.channel.isEnded) return
+    // The consumer's error is its own: it must not unwind the node's delivery loop.
+    try { cb(msg) } catch {}
   }
 
   unsubscribe (): void {
@@ -461,10 +468,11 @@ export class AgentImpl implements Agent {
 
   // ---- receiving ------------------------------------------------------------------------
 
-  subscribe (pattern: string, options: AbortOptions = {}): Subscription {
+  subscribe (pattern: string, options: SubscribeOptions = {}): Subscription {
     const p = parsePattern(pattern)
     if (this.closed) throw new ClosedError('agent closed')
-    const sub = new Sub(p, this.opts.subscriptionCapacity ?? 10_000, (s) => { this.dropSub(s) }, options.signal)
+    if (options.onMessage !== undefined && typeof options.onMessage !== 'function') throw new InvalidArgumentError('onMessage must be a function')
+    const sub = new Sub(p, this.opts.subscriptionCapacity ?? 10_000, (s) => { this.dropSub(s) }, options.signal, undefined, options.onMessage)
     this.subs.add(sub)
     const refs = this.patternRefs.get(p) ?? 0
     this.patternRefs.set(p, refs + 1)

@@ -42,6 +42,12 @@ describe('topics over the dissemination layer', { timeout: 120_000 }, () => {
 
   it('buffered, batch-signed publishing delivers every message once, in order', async () => {
     const got = collect(subAgent.subscribe('load/#'))
+    // A callback subscription beside it (one that throws: the delivery goes on regardless),
+    // and one on the publisher's own node.
+    const called: Message[] = []
+    const cbSub = subAgent.subscribe('load/x', { onMessage: (m) => { called.push(m); if (called.length === 7) throw new Error('consumer bug') } })
+    const local: Message[] = []
+    const localSub = (await a.agent('local')).subscribe('load/x', { onMessage: (m) => { local.push(m) } })
     await interest(a, 'load/x', b.peerId, true)
     const n = 3000
     let waits = 0
@@ -50,12 +56,19 @@ describe('topics over the dissemination layer', { timeout: 120_000 }, () => {
       if (i % 500 === 499) await new Promise(resolve => setImmediate(resolve))
     }
     await within(pub.drain(), 10_000, 'drain')
-    await until(() => got.length >= n, `all ${n} delivered (got ${got.length})`)
+    await until(() => got.length >= n && called.length >= n && local.length >= n, `all ${n} delivered (got ${got.length}, ${called.length} by callback, ${local.length} locally)`)
     assert.deepEqual(got.map(m => (m.data() as { i: number }).i), Array.from({ length: n }, (_, i) => i))
+    assert.deepEqual(called.map(m => m.id), got.map(m => m.id), 'the callback subscription sees the same messages, in the same order')
+    assert.deepEqual(local.map(m => m.id), got.map(m => m.id), 'a subscriber on the publishing node too')
     assert.equal(new Set(got.map(m => m.id)).size, n)
     assert.ok(got.every(m => m.envelope.bp !== undefined && m.envelope.bp.n > 1), 'batch-signed')
     assert.ok(waits >= 0)
     assert.equal(Object.values(b.rejections().counts).reduce((x, y) => x + y, 0), 0, 'nothing rejected')
+    cbSub.unsubscribe()
+    localSub.unsubscribe()
+    const iterated: Message[] = []
+    for await (const m of cbSub) iterated.push(m)
+    assert.equal(iterated.length, 0, 'a callback subscription queues nothing for iteration')
     // The promise-returning publish goes through the same batches.
     const r = await Promise.all([0, 1, 2].map(async i => await pub.publish('load/y', { tail: i })))
     await until(() => got.filter(m => m.topic === 'load/y').length === 3, 'publish() delivered')
