@@ -58,6 +58,69 @@ function split (n: number): number {
   return k
 }
 
+/** The root over `leaves` (RFC 9162 Merkle tree hash), without the paths. */
+export function merkleRoot (leaves: readonly Uint8Array[]): Uint8Array {
+  if (leaves.length === 0) throw new RangeError('a Merkle tree needs at least one leaf')
+  const build = (lo: number, hi: number): Uint8Array => {
+    if (hi - lo === 1) return leaves[lo]
+    const mid = lo + split(hi - lo)
+    return nodeHash(build(lo, mid), build(mid, hi))
+  }
+  return build(0, leaves.length)
+}
+
+/**
+ * One batch an agent signed (section 4.1), as a node holds it: the signature, every leaf
+ * (the 32-byte digests of the envelope ids, in order) and the unsigned bytes of the
+ * envelopes it has. From this a batch frame (section 8.2.1) can carry any subset of the
+ * envelopes, and an envelope that must travel alone gets its proof (`proof(i)`), computed
+ * once per batch and only when asked for.
+ */
+export class SignedBatch {
+  readonly signer: string
+  readonly sig: Uint8Array
+  readonly leaves: readonly Uint8Array[]
+  /** Unsigned envelope bytes per leaf; undefined for envelopes this node never had. */
+  readonly unsigned: ReadonlyArray<Uint8Array | undefined>
+  private paths: Uint8Array[][] | undefined
+  private readonly wires: Array<Uint8Array | undefined> = []
+
+  constructor (signer: string, sig: Uint8Array, leaves: readonly Uint8Array[], unsigned: ReadonlyArray<Uint8Array | undefined>, paths?: Uint8Array[][]) {
+    this.signer = signer
+    this.sig = sig
+    this.leaves = leaves
+    this.unsigned = unsigned
+    this.paths = paths
+  }
+
+  get n (): number { return this.leaves.length }
+
+  /** The inclusion proof of leaf `i`. */
+  proof (i: number): BatchProof {
+    this.paths ??= merkleTree(this.leaves).paths
+    return { n: this.leaves.length, i, path: this.paths[i] }
+  }
+
+  /** Leaf `i`'s wire bytes (with `sig` and `bp`), built by `make` once and kept. */
+  wire (i: number, make: () => Uint8Array): Uint8Array {
+    let w = this.wires[i]
+    if (w === undefined) { w = make(); this.wires[i] = w }
+    return w
+  }
+}
+
+/** How many hashes the inclusion proof of leaf `i` of `n` has, without building it. */
+export function proofLength (n: number, i: number): number {
+  let len = 0
+  while (n > 1) {
+    const k = split(n)
+    if (i < k) n = k
+    else { i -= k; n -= k }
+    len++
+  }
+  return len
+}
+
 /** The root over `leaves` and every leaf's inclusion path (leaf to root). */
 export function merkleTree (leaves: readonly Uint8Array[]): { root: Uint8Array, paths: Uint8Array[][] } {
   if (leaves.length === 0) throw new RangeError('a Merkle tree needs at least one leaf')

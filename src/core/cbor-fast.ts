@@ -328,3 +328,24 @@ export class CborWriter {
   /** A copy of what was written. */
   finish (): Uint8Array { return this.buf.slice(0, this.o) }
 }
+
+/**
+ * Where the entry `key` of a canonical top-level map ends (the offset just past its value),
+ * or -1 when the map has no such entry (or is not fast-path CBOR).
+ */
+export function mapEntryEnd (bytes: Uint8Array, key: string): number {
+  try {
+    const r = new Reader(bytes)
+    const n = r.head()
+    if (r.major !== 5) return -1
+    for (let i = 0; i < n; i++) {
+      const k = r.key()
+      r.item(1)
+      if (k === key) return r.o
+    }
+    return -1
+  } catch (err) {
+    if (err === FAIL) return -1
+    throw err
+  }
+}

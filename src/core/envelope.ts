@@ -20,8 +20,8 @@ import { isNetworkId } from './ids.ts'
 import { isAgentId, verifyByDid, type AgentKey } from './keys.ts'
 import { isTopic } from './topics.ts'
 import { InvalidEnvelopeError, MessageTooLargeError } from './errors.ts'
-import { CborWriter, decodeCanonicalMap } from './cbor-fast.ts'
-import { MAX_BATCH, batchSigningInput, leafOf, merkleTree, verifyInclusion, type BatchProof, type VerifiedRoots } from './batch.ts'
+import { CborWriter, decodeCanonicalMap, mapEntryEnd } from './cbor-fast.ts'
+import { MAX_BATCH, SignedBatch, batchSigningInput, leafOf, merkleTree, proofLength, verifyInclusion, type BatchProof, type VerifiedRoots } from './batch.ts'
 
 export type { BatchProof } from './batch.ts'
 
@@ -293,23 +293,47 @@ function prepareChecked (clean: EnvelopeFields): PreparedEnvelope {
  */
 function wireBytes (p: PreparedEnvelope, sig: Uint8Array, bp?: BatchProof): Uint8Array {
   if (p.marks.v < 0) return encodeEnvelopeFields(p.fields, sig, bp)
-  const u = p.unsigned
+  return spliceWire(p.unsigned, p.marks, sig, bp)
+}
+
+function spliceWire (u: Uint8Array, marks: { v: number, net: number }, sig: Uint8Array, bp?: BatchProof): Uint8Array {
   const head = u[0] < 0xb8 ? 1 : u[0] === 0xb8 ? 2 : 3
   const count = head === 1 ? u[0] & 31 : head === 2 ? u[1] : (u[1] << 8) | u[2]
   const w = scratch.reset()
   w.head(5, count + 1 + (bp !== undefined ? 1 : 0))
-  w.raw(u.subarray(head, p.marks.v))
+  w.raw(u.subarray(head, marks.v))
   if (bp !== undefined) {
     w.text('bp'); w.head(4, 3); w.uint(bp.n); w.uint(bp.i); w.head(4, bp.path.length)
     for (const h of bp.path) w.bytes(h)
   }
-  w.raw(u.subarray(p.marks.v, p.marks.net))
+  w.raw(u.subarray(marks.v, marks.net))
   w.text('sig'); w.bytes(sig)
-  w.raw(u.subarray(p.marks.net))
+  w.raw(u.subarray(marks.net))
   return w.finish()
 }
 
-function finish (p: PreparedEnvelope, sig: Uint8Array, bp?: BatchProof): Envelope {
+// Which batch an envelope was signed in, and its leaf index there: kept beside the
+// envelope (not enumerable, so spreads, JSON and deep comparisons do not see them) for
+// the node that sends it on as part of a batch frame (section 8.2.1).
+const IN_BATCH = Symbol('fedmesh.batch')
+const LEAF_INDEX = Symbol('fedmesh.leaf')
+
+function markBatch (env: object, batch: SignedBatch, i: number): void {
+  Object.defineProperty(env, IN_BATCH, { value: batch })
+  Object.defineProperty(env, LEAF_INDEX, { value: i })
+}
+
+/** The batch `env` was signed in, when this node holds it (it signed it, or got it in a batch frame). */
+export function batchOf (env: Envelope): SignedBatch | undefined {
+  return (env as unknown as Record<symbol, SignedBatch | undefined>)[IN_BATCH]
+}
+
+/** `env`'s leaf index in `batchOf(env)`. */
+export function leafIndexOf (env: Envelope): number {
+  return (env as unknown as Record<symbol, number>)[LEAF_INDEX]
+}
+
+function finish (p: PreparedEnvelope, sig: Uint8Array, bp?: BatchProof, batch?: SignedBatch): Envelope {
   const bytes = wireBytes(p, sig, bp)
   if (bytes.length > LIMITS.maxEnvelopeBytes) throw new MessageTooLargeError(`envelope is ${bytes.length} bytes, limit ${LIMITS.maxEnvelopeBytes}`)
   // The prepared fields object is ours (prepareEnvelope built it): it becomes the envelope.
@@ -318,6 +342,7 @@ function finish (p: PreparedEnvelope, sig: Uint8Array, bp?: BatchProof): Envelop
   env.sig = sig
   if (bp !== undefined) env.bp = bp
   env.bytes = bytes
+  if (batch !== undefined && bp !== undefined) markBatch(env, batch, bp.i)
   return Object.freeze(env) as unknown as Envelope
 }
 
@@ -336,9 +361,11 @@ export function signPrepared (prepared: readonly PreparedEnvelope[], key: AgentK
   if (prepared.length > MAX_BATCH) throw new RangeError(`at most ${MAX_BATCH} envelopes per batch`)
   for (const p of prepared) if (p.fields.from !== key.id) throw new InvalidEnvelopeError('envelope `from` must be the signing agent')
   if (prepared.length === 1) return [finish(prepared[0], key.sign(signingInput(prepared[0].multihash)))]
-  const { root, paths } = merkleTree(prepared.map(p => leafOf(p.multihash)))
+  const leaves = prepared.map(p => leafOf(p.multihash))
+  const { root, paths } = merkleTree(leaves)
   const sig = key.sign(batchSigningInput(root))
-  return prepared.map((p, i) => finish(p, sig, { n: prepared.length, i, path: paths[i] }))
+  const batch = new SignedBatch(key.id, sig, leaves, prepared.map(p => p.unsigned), paths)
+  return prepared.map((p, i) => finish(p, sig, batch.proof(i), batch))
 }
 
 /** Signs several envelopes' fields with one batch signature (see signPrepared). */
@@ -399,6 +426,67 @@ export function decodeEnvelope (bytes: Uint8Array, maxBytes: number = LIMITS.max
 }
 
 const UNSIGNED_OMIT = ['sig', 'bp']
+const OMIT_NONE: readonly string[] = []
+
+export type UnsignedResult =
+  | { ok: true, fields: EnvelopeFields, multihash: Uint8Array, id: MessageId }
+  | { ok: false, reason: DecodeFailure, detail: string }
+
+/**
+ * Decodes and checks an envelope's unsigned bytes (a leaf of a batch frame, section 8.2.1):
+ * size, canonical CBOR, field shapes, and its id. The signature is the batch's, checked by
+ * the caller over the root. A `sig` or `bp` entry is an unknown field here. Never throws.
+ */
+export function decodeUnsigned (bytes: Uint8Array, maxBytes: number = LIMITS.maxEnvelopeBytes): UnsignedResult {
+  if (bytes.length > maxBytes) return { ok: false, reason: 'too-large', detail: `${bytes.length} bytes > ${maxBytes}` }
+  let fields: Record<string, unknown>
+  const fast = decodeCanonicalMap(bytes, OMIT_NONE)
+  if (fast !== undefined) fields = fast.value
+  else {
+    const slow = decodeGeneral(bytes)
+    if (!slow.ok) return slow
+    fields = slow.value
+  }
+  const problem = checkFields(fields)
+  if (problem != null) return { ok: false, reason: 'bad-field', detail: problem }
+  const { id, multihash } = messageIdFromBytes(bytes)
+  return { ok: true, fields: fields as unknown as EnvelopeFields, multihash, id }
+}
+
+/**
+ * The envelope of leaf `i` of a verified batch: its decoded fields (they become the
+ * envelope), the batch signature, and — computed when first read — its inclusion proof
+ * `bp` and its wire bytes, which only an envelope travelling alone needs.
+ */
+export function leafEnvelope (fields: EnvelopeFields, id: MessageId, batch: SignedBatch, i: number): Envelope {
+  const out = fields as unknown as Record<string, unknown>
+  out.id = id
+  out.sig = batch.sig
+  Object.defineProperty(out, 'bp', { enumerable: true, get: () => batch.proof(i) })
+  Object.defineProperty(out, 'bytes', { enumerable: true, get: () => batch.wire(i, () => leafWire(batch, i)) })
+  markBatch(out, batch, i)
+  return Object.freeze(out) as unknown as Envelope
+}
+
+/**
+ * `env.bytes.length`, without building the wire bytes of an envelope that came in a batch
+ * frame (they are built only when it travels alone).
+ */
+export function wireSize (env: Envelope): number {
+  const batch = batchOf(env)
+  const u = batch?.unsigned[leafIndexOf(env)]
+  if (batch === undefined || u === undefined) return env.bytes.length
+  const i = leafIndexOf(env)
+  const count = u[0] < 0xb8 ? u[0] & 31 : u[0] === 0xb8 ? u[1] : (u[1] << 8) | u[2]
+  const head = (c: number): number => c < 24 ? 1 : c < 0x100 ? 2 : 3
+  const bp = 3 + 1 + head(batch.n) + head(i) + 1 + proofLength(batch.n, i) * 34
+  return u.length - head(count) + head(count + 2) + 4 + 66 + bp
+}
+
+function leafWire (batch: SignedBatch, i: number): Uint8Array {
+  const u = batch.unsigned[i] as Uint8Array
+  return spliceWire(u, { v: mapEntryEnd(u, 'v'), net: mapEntryEnd(u, 'net') }, batch.sig, batch.proof(i))
+}
 
 /** Lenient decode, then a re-encode compared byte for byte: tells garbage from non-canonical CBOR. */
 function decodeGeneral (bytes: Uint8Array): { ok: true, value: Record<string, unknown> } | { ok: false, reason: DecodeFailure, detail: string } {

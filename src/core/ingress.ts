@@ -4,8 +4,10 @@
  * message; nothing is thrown and nothing is forwarded.
  */
 import type { MessageId, NetworkId } from './ids.ts'
-import type { VerifiedRoots } from './batch.ts'
-import { decodeEnvelope, envelopePayload, LIMITS, type DecodeFailure, type Envelope } from './envelope.ts'
+import { MAX_BATCH, SignedBatch, batchSigningInput, leafOf, merkleRoot, type VerifiedRoots } from './batch.ts'
+import { decodeEnvelope, decodeUnsigned, envelopePayload, leafEnvelope, LIMITS, type DecodeFailure, type Envelope, type EnvelopeFields } from './envelope.ts'
+import type { AgentId, MessageId as Id } from './ids.ts'
+import { verifyByDid } from './keys.ts'
 
 /** What verifyIngress checks: the envelope itself. */
 export const ENVELOPE_REJECTION_REASONS = [
@@ -64,18 +66,78 @@ export function verifyIngress (bytes: Uint8Array, hopCount: number, opts: Ingres
 export function checkIngress (bytes: Uint8Array, hopCount: number, opts: IngressOptions, now: number = Date.now()): IngressResult {
   const decoded = decodeEnvelope(bytes, opts.maxBytes, opts.roots)
   if (!decoded.ok) return { ok: false, reason: decoded.reason satisfies DecodeFailure, detail: decoded.detail }
-  const ctx = checkEnvelopeContext(decoded.envelope, hopCount, opts, now)
-  if (!ctx.ok) return ctx
-  if (decoded.envelope.enc != null) {
-    // A compressed payload must inflate within the size limit here, not fail later in a
-    // subscriber (and a gzip bomb must not inflate at all).
-    try {
-      envelopePayload(decoded.envelope, opts.maxBytes)
-    } catch {
-      return { ok: false, reason: 'bad-field', detail: `${decoded.envelope.enc} payload does not decompress within ${opts.maxBytes} bytes`, id: decoded.envelope.id }
-    }
+  return checkContext(decoded.envelope, hopCount, opts, now)
+}
+
+/** A leaf element of exactly this many bytes is a leaf hash, not an envelope (section 8.2.1). */
+export const LEAF_HASH_BYTES = 32
+
+export type BatchIngressResult =
+  | {
+    ok: true
+    batch: SignedBatch
+    /** Per carried envelope, in leaf order: its ingress result (context checks, as for a data frame). */
+    results: IngressResult[]
   }
-  return { ok: true, envelope: decoded.envelope }
+  | { ok: false, reason: RejectionReason, detail: string }
+
+/**
+ * Ingress for a batch frame (PROTOCOL.md section 8.2.1): every carried envelope decoded and
+ * checked (canonical, well formed, one signer), every leaf hashed, the root rebuilt and the
+ * batch signature verified over it — once per batch: a root in `opts.roots` is taken as
+ * verified. A frame that fails any of these is refused whole. Then each envelope gets the
+ * per-envelope context checks (network, clock, hops, compression) like a data frame's.
+ */
+export function checkBatch (sig: Uint8Array, elements: readonly Uint8Array[], hopCount: number, opts: IngressOptions, now: number = Date.now()): BatchIngressResult {
+  const n = elements.length
+  if (n < 2 || n > MAX_BATCH) return { ok: false, reason: 'malformed', detail: `a batch has 2–${MAX_BATCH} leaves, not ${n}` }
+  if (sig.length !== 64) return { ok: false, reason: 'bad-field', detail: 'batch signature must be 64 bytes' }
+  const leaves: Uint8Array[] = new Array(n)
+  const unsigned: Array<Uint8Array | undefined> = new Array(n)
+  const carried: Array<{ i: number, fields: EnvelopeFields, id: Id }> = []
+  let signer: AgentId | undefined
+  for (let i = 0; i < n; i++) {
+    const e = elements[i]
+    if (e.length === LEAF_HASH_BYTES) { leaves[i] = e; continue }
+    const d = decodeUnsigned(e, opts.maxBytes)
+    if (!d.ok) return { ok: false, reason: d.reason, detail: `leaf ${i}: ${d.detail}` }
+    if (signer === undefined) signer = d.fields.from
+    else if (d.fields.from !== signer) return { ok: false, reason: 'bad-field', detail: `leaf ${i} is from ${d.fields.from}, the batch from ${signer}` }
+    leaves[i] = leafOf(d.multihash)
+    unsigned[i] = e
+    carried.push({ i, fields: d.fields, id: d.id })
+  }
+  if (signer === undefined) return { ok: false, reason: 'malformed', detail: 'a batch frame carries at least one envelope' }
+  const root = merkleRoot(leaves)
+  const roots = opts.roots
+  if (roots?.has(signer, root) === true) roots.hits += carried.length
+  else {
+    if (roots !== undefined) roots.checks++
+    if (!verifyByDid(signer, batchSigningInput(root), sig)) return { ok: false, reason: 'bad-signature', detail: `batch signature does not verify for ${signer} over the root of its ${n} leaves` }
+    roots?.add(signer, [root])
+    if (roots !== undefined) roots.hits += carried.length - 1
+  }
+  const batch = new SignedBatch(signer, sig, leaves, unsigned)
+  const results: IngressResult[] = new Array(carried.length)
+  for (let k = 0; k < carried.length; k++) {
+    const c = carried[k]
+    results[k] = checkContext(leafEnvelope(c.fields, c.id, batch, c.i), hopCount, opts, now)
+  }
+  return { ok: true, batch, results }
+}
+
+/** checkEnvelopeContext, and a compressed payload must inflate within the size limit. */
+function checkContext (env: Envelope, hopCount: number, opts: IngressOptions, now: number): IngressResult {
+  const ctx = checkEnvelopeContext(env, hopCount, opts, now)
+  if (!ctx.ok || env.enc == null) return ctx
+  // A compressed payload must inflate within the size limit here, not fail later in a
+  // subscriber (and a gzip bomb must not inflate at all).
+  try {
+    envelopePayload(env, opts.maxBytes)
+  } catch {
+    return { ok: false, reason: 'bad-field', detail: `${env.enc} payload does not decompress within ${opts.maxBytes} bytes`, id: env.id }
+  }
+  return ctx
 }
 
 /**

@@ -9,7 +9,7 @@
  * `dropped` rather than held (the log is an audit trail, never a reason to stall traffic).
  */
 import type { AgentId, MessageId } from '../core/ids.ts'
-import type { Envelope } from '../core/envelope.ts'
+import { wireSize, type Envelope } from '../core/envelope.ts'
 import type { Logger } from '../node/types.ts'
 import type { LogEvent, LogRecordInit, LogStatus, MessageStore } from '../store/types.ts'
 
@@ -104,7 +104,7 @@ export class LogRecorder {
     const env = ob.env
     const id = env?.id ?? ob.id
     if (id == null) return undefined
-    const rec: LogRecordInit = { id: id as MessageId, event: ob.event, size: env?.bytes.length ?? 0 }
+    const rec: LogRecordInit = { id: id as MessageId, event: ob.event, size: env !== undefined ? wireSize(env) : 0 }
     if (ob.status != null) rec.status = ob.status
     if (ob.reason != null) rec.reason = ob.reason
     if (ob.peer != null) rec.peer = ob.peer

@@ -8,6 +8,7 @@
 import * as dagCbor from '@ipld/dag-cbor'
 import type { Stream } from '@libp2p/interface'
 import { LIMITS } from '../core/envelope.ts'
+import { MAX_BATCH } from '../core/batch.ts'
 import { decodeCanonical } from '../core/cbor-fast.ts'
 import { ClosedError } from '../core/errors.ts'
 import { boundedSource, sendWithBackpressure } from './flow.ts'
@@ -19,6 +20,8 @@ export const FRAME_INTEREST = 3
 export const FRAME_LOST = 4
 export const FRAME_REQUEST = 5
 export const FRAME_DATA = 6
+/** Topic and broadcast envelopes of one signed batch (PROTOCOL.md section 8.2.1); checked in core/ingress.ts checkBatch. */
+export const FRAME_BATCH = 7
 
 /** A message frame: `h` is the current hop count, `e` the envelope's wire bytes. */
 export interface MessageFrame { t: typeof FRAME_MESSAGE, h: number, e: Uint8Array }
@@ -27,11 +30,17 @@ export interface ConfirmFrame { t: typeof FRAME_CONFIRM, id: string, ok: boolean
 /** A topic or broadcast message: `h` hops so far, `e` envelope bytes, `x` the receiver's labels (absent: flooded). */
 export interface DataFrame { t: typeof FRAME_DATA, h: number, e: Uint8Array, x?: number[] }
 /**
+ * Envelopes of one batch an agent signed once (section 4.1): `s` the batch signature, `l`
+ * every leaf of the batch in order — an envelope's unsigned bytes when this frame carries
+ * it, else its 32-byte leaf hash — `h` and `x` as in a data frame, for every carried one.
+ */
+export interface BatchFrame { t: typeof FRAME_BATCH, h: number, s: Uint8Array, l: Uint8Array[], x?: number[] }
+/**
  * A dissemination control frame (`interest`, `lost`, `request`): its body is checked and
  * mapped by dissemination/wire.ts, which knows the bounds.
  */
 export interface ControlFrame { t: typeof FRAME_INTEREST | typeof FRAME_LOST | typeof FRAME_REQUEST, r?: unknown, l?: unknown, q?: unknown }
-export type Frame = MessageFrame | ConfirmFrame | DataFrame | ControlFrame
+export type Frame = MessageFrame | ConfirmFrame | DataFrame | BatchFrame | ControlFrame
 
 export const MAX_FRAME_BYTES = LIMITS.maxEnvelopeBytes + 4096
 
@@ -41,6 +50,7 @@ export function directoryProtocol (network: string): string { return `/fedmesh/$
 
 export function encodeFrame (frame: Frame): Uint8Array {
   if (frame.t === FRAME_DATA) return encodeDataFrame(frame.h, frame.e, frame.x)
+  if (frame.t === FRAME_BATCH) return encodeBatchFrame(frame.h, frame.s, frame.l, frame.x)
   const clean: Record<string, unknown> = {}
   for (const [k, v] of Object.entries(frame)) if (v !== undefined) clean[k] = v
   return dagCbor.encode(clean)
@@ -56,6 +66,9 @@ export function decodeFrame (bytes: Uint8Array): Frame | undefined {
   if (f.t === FRAME_MESSAGE && Number.isInteger(f.h) && (f.h as number) >= 0 && f.e instanceof Uint8Array) return f as unknown as MessageFrame
   if (f.t === FRAME_DATA && Number.isInteger(f.h) && (f.h as number) >= 0 && f.e instanceof Uint8Array &&
       (f.x === undefined || (Array.isArray(f.x) && f.x.length <= MAX_LABELS && f.x.every(isLabel)))) return f as unknown as DataFrame
+  if (f.t === FRAME_BATCH && Number.isInteger(f.h) && (f.h as number) >= 0 && f.s instanceof Uint8Array && f.s.length === 64 &&
+      Array.isArray(f.l) && f.l.length >= 2 && f.l.length <= MAX_BATCH && f.l.every(e => e instanceof Uint8Array) &&
+      (f.x === undefined || (Array.isArray(f.x) && f.x.length <= MAX_LABELS && f.x.every(isLabel)))) return f as unknown as BatchFrame
   if ((f.t === FRAME_INTEREST && f.r !== undefined) || (f.t === FRAME_LOST && f.l !== undefined) || (f.t === FRAME_REQUEST && f.q !== undefined)) return f as unknown as ControlFrame
   if (f.t === FRAME_CONFIRM && typeof f.id === 'string' && typeof f.ok === 'boolean' &&
       (f.code === undefined || typeof f.code === 'string') && (f.msg === undefined || typeof f.msg === 'string')) return f as unknown as ConfirmFrame
@@ -87,6 +100,41 @@ export function encodeDataFrame (hops: number, envelope: Uint8Array, labels?: re
   o = writeHead(out, o, 0x00, hops)
   out[o++] = 0x61; out[o++] = 0x74 // "t"
   out[o++] = FRAME_DATA
+  if (labels !== undefined) {
+    out[o++] = 0x61; out[o++] = 0x78 // "x"
+    o = writeHead(out, o, 0x80, labels.length)
+    for (const l of labels) o = writeHead(out, o, 0x00, l)
+  }
+  return out
+}
+
+/**
+ * The batch frame `{t: 7, h, s, l, x?}` written directly (canonical key order `h`, `l`,
+ * `s`, `t`, `x`); byte-identical to `dagCbor.encode` of the same map (tested).
+ */
+export function encodeBatchFrame (hops: number, sig: Uint8Array, leaves: readonly Uint8Array[], labels?: readonly number[]): Uint8Array {
+  let size = 1 + 2 + cborHeadSize(hops) + 2 + cborHeadSize(leaves.length) + 2 + cborHeadSize(sig.length) + sig.length + 3
+  for (const l of leaves) size += cborHeadSize(l.length) + l.length
+  if (labels !== undefined) {
+    size += 2 + cborHeadSize(labels.length)
+    for (const l of labels) size += cborHeadSize(l)
+  }
+  const out = new Uint8Array(size)
+  let o = 0
+  out[o++] = 0xa0 | (labels !== undefined ? 5 : 4)
+  out[o++] = 0x61; out[o++] = 0x68 // "h"
+  o = writeHead(out, o, 0x00, hops)
+  out[o++] = 0x61; out[o++] = 0x6c // "l"
+  o = writeHead(out, o, 0x80, leaves.length)
+  for (const l of leaves) {
+    o = writeHead(out, o, 0x40, l.length)
+    out.set(l, o); o += l.length
+  }
+  out[o++] = 0x61; out[o++] = 0x73 // "s"
+  o = writeHead(out, o, 0x40, sig.length)
+  out.set(sig, o); o += sig.length
+  out[o++] = 0x61; out[o++] = 0x74 // "t"
+  out[o++] = FRAME_BATCH
   if (labels !== undefined) {
     out[o++] = 0x61; out[o++] = 0x78 // "x"
     o = writeHead(out, o, 0x80, labels.length)

@@ -143,6 +143,8 @@ export class Router {
       params: components.dissemination,
       sign: components.signNode,
       admit: (bytes, hops, peer) => this.admitTopic(bytes, hops, peer),
+      ingress: this.ingress,
+      admitChecked: (env, peer) => { this.counters.received++; return this.admitTopicEnvelope(env, peer) },
       deliver: (env, peer) => { this.deliverTopic(env, peer) },
       reject: (reason, detail, peer, id) => { this.reject(reason, detail, peer, id) },
       clockSkewMs: this.ingress.clockSkewMs,
@@ -481,7 +483,11 @@ export class Router {
       this.reject(res.reason, res.detail, peer, res.id)
       return undefined
     }
-    const env = res.envelope
+    return this.admitTopicEnvelope(res.envelope, peer)
+  }
+
+  /** admitTopic after the envelope checks (also for the envelopes of batch frames, which topic-path checks). */
+  private admitTopicEnvelope (env: Envelope, peer: string): Envelope | undefined | Promise<Envelope | undefined> {
     if (env.mode !== 'topic' && env.mode !== 'broadcast') {
       this.reject('bad-field', `${env.mode} envelopes travel in message frames (t=1), not data frames`, peer, env.id)
       return undefined

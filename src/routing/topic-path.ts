@@ -9,15 +9,16 @@
  * gated once more by the router's dedup (the core's window is shorter than an envelope's
  * lifetime).
  */
-import type { Envelope } from '../core/envelope.ts'
-import type { RejectionReason } from '../core/ingress.ts'
+import { batchOf, leafIndexOf, type Envelope } from '../core/envelope.ts'
+import { checkBatch, type IngressOptions, type RejectionReason } from '../core/ingress.ts'
+import type { SignedBatch } from '../core/batch.ts'
 import {
   createDisseminator, type Actions, type DataMessage, type DisseminationParams, type Disseminator, type DropReason, type Frame, type NodeId
 } from '../dissemination/index.ts'
 import {
   RecordSignatureCache, decodeControlFrame, encodeControlFrame, interestSigningInput
 } from '../dissemination/wire.ts'
-import { encodeDataFrame, type ControlFrame, type DataFrame, type FrameLink } from '../net/frames.ts'
+import { FRAME_BATCH, encodeBatchFrame, encodeDataFrame, type BatchFrame, type ControlFrame, type DataFrame, type FrameLink } from '../net/frames.ts'
 import type { Logger } from '../node/types.ts'
 
 /** Control frames (small, they repair routes) leave before data. */
@@ -30,6 +31,24 @@ const CONTROL_PRIORITY = 3
 export const MAX_LINK_QUEUE_BYTES = 16 * 1024 * 1024
 /** Longest a publisher waits for the links to drain before it may go on. */
 export const MAX_DRAIN_WAIT_MS = 5000
+/**
+ * Envelope bytes one batch frame carries at most; the batch's other leaves go as hashes in
+ * further frames. A larger envelope travels alone, in a data frame with its proof.
+ */
+export const MAX_BATCH_FRAME_CARRIED = 256 * 1024
+export const MAX_GROUPED_ENVELOPE = 64 * 1024
+
+/** Envelopes of one batch bound for one neighbour with the same hops, labels and priority: one batch frame. */
+interface Group {
+  readonly to: string
+  readonly link: FrameLink
+  readonly batch: SignedBatch
+  readonly hops: number
+  readonly labels: readonly number[] | undefined
+  readonly prio: number
+  readonly leaves: number[]
+  bytes: number
+}
 
 export interface TopicPathInit {
   self: string
@@ -38,6 +57,13 @@ export interface TopicPathInit {
   sign: (input: Uint8Array) => Uint8Array
   /** Ingress for the envelope of one data frame copy; undefined when rejected (and counted). */
   admit: (bytes: Uint8Array, hops: number, peer: string) => Envelope | undefined | Promise<Envelope | undefined>
+  /** The ingress options batch frames are checked with (checkBatch): network, limits, verified roots. */
+  ingress: IngressOptions
+  /**
+   * What `admit` does after the envelope checks, for an envelope of a batch frame that
+   * passed them (mode, the semantic check, counting); undefined when rejected (and counted).
+   */
+  admitChecked: (env: Envelope, peer: string) => Envelope | undefined | Promise<Envelope | undefined>
   /** A remote message the core delivers here (local patterns matched or a broadcast). */
   deliver: (env: Envelope, peer: string) => void
   reject: (reason: RejectionReason, detail: string, peer?: string, id?: string) => void
@@ -53,6 +79,9 @@ export class TopicPath {
   private readonly signatures = new RecordSignatureCache()
   /** Data copies dropped because the link to their next hop was over MAX_LINK_QUEUE_BYTES. */
   overflowDrops = 0
+  /** Open batch frames, by neighbour, hops, labels and priority; written out at the end of the turn. */
+  private readonly groups = new Map<string, Group>()
+  private groupsScheduled = false
   private timer?: NodeJS.Timeout
   private timerAt = Number.POSITIVE_INFINITY
   private stopped = false
@@ -144,21 +173,44 @@ export class TopicPath {
   // ---- frames in ------------------------------------------------------------------------
 
   onData (peer: string, frame: DataFrame): void {
-    const env = this.init.admit(frame.e, frame.h, peer)
+    this.admitted(peer, this.init.admit(frame.e, frame.h, peer), frame.h, frame.x)
+  }
+
+  /**
+   * A batch frame (PROTOCOL.md section 8.2.1): one signature check for all the envelopes it
+   * carries (none when the root was verified before), then each envelope goes on as if it
+   * had come in a data frame of its own. Copies forwarded from here travel in batch frames
+   * again, grouped by next hop.
+   */
+  onBatch (peer: string, frame: BatchFrame): void {
+    const res = checkBatch(frame.s, frame.l, frame.h, this.init.ingress)
+    if (!res.ok) {
+      this.init.reject(res.reason, res.detail, peer)
+      return
+    }
+    for (const r of res.results) {
+      if (!r.ok) { this.init.reject(r.reason, r.detail, peer, r.id); continue }
+      this.admitted(peer, this.init.admitChecked(r.envelope, peer), frame.h, frame.x)
+    }
+    this.flushGroups()
+  }
+
+  private admitted (peer: string, env: Envelope | undefined | Promise<Envelope | undefined>, hops: number, labels: number[] | undefined): void {
     if (env === undefined) return
     if (env instanceof Promise) {
       // Only envelopes naming a schema wait (validation, maybe a registry fetch).
-      void env.then((e) => { if (e !== undefined && !this.stopped) this.receiveData(peer, frame, e) })
+      void env.then((e) => { if (e !== undefined && !this.stopped) this.receiveData(peer, hops, labels, e) })
       return
     }
-    this.receiveData(peer, frame, env)
+    this.receiveData(peer, hops, labels, env)
   }
 
-  private receiveData (peer: string, frame: DataFrame, env: Envelope): void {
-    this.apply(this.core.receive(peer as NodeId, { kind: 'data', message: this.messageOf(env, frame.h), targets: frame.x }, Date.now()), peer)
+  private receiveData (peer: string, hops: number, labels: number[] | undefined, env: Envelope): void {
+    this.apply(this.core.receive(peer as NodeId, { kind: 'data', message: this.messageOf(env, hops), targets: labels }, Date.now()), peer)
   }
 
-  onControl (peer: string, frame: ControlFrame): void {
+  onControl (peer: string, frame: ControlFrame | BatchFrame): void {
+    if (frame.t === FRAME_BATCH) { this.onBatch(peer, frame); return }
     const p = this.core.params
     const decoded = decodeControlFrame(frame, { maxRecordsPerFrame: p.maxRecordsPerFrame, maxPatternsPerRecord: p.maxPatternsPerRecord })
     if (decoded === undefined) {
@@ -194,6 +246,9 @@ export class TopicPath {
           if (this.overflowDrops++ % 10_000 === 0) this.init.logger.warn({ peer: s.to, dropped: this.overflowDrops }, 'link queue full: dropping topic copies')
           continue
         }
+        if (f.kind === 'data' && this.group(s.to, link, f.message, f.targets)) continue
+        // Frames on a link keep their order: the batch frames opened before this one go first.
+        if (this.groups.size > 0) this.flushGroups(s.to)
         // A flood shares one frame object between neighbours: encode it once.
         if (f !== last) { bytes = encode(f); last = f }
         link.push(bytes as Uint8Array, f.kind === 'data' ? f.message.payload.prio : CONTROL_PRIORITY)
@@ -202,6 +257,58 @@ export class TopicPath {
     if (deliver) for (const m of a.deliver) this.init.deliver(m.payload, from ?? '')
     for (const d of a.dropped) this.onDrop(d.reason, d.from, d.ref)
     this.schedule()
+  }
+
+  // ---- batch frames out --------------------------------------------------------------------
+
+  /**
+   * Adds a copy of a batch-signed envelope to the batch frame open for its neighbour, hops,
+   * labels and priority (opening one, and writing out one of another batch under the same
+   * key). False when it must travel alone: not part of a batch this node holds, or large.
+   */
+  private group (to: string, link: FrameLink, m: DataMessage<Envelope>, labels: readonly number[] | undefined): boolean {
+    const env = m.payload
+    const batch = batchOf(env)
+    if (batch === undefined) return false
+    const i = leafIndexOf(env)
+    const size = batch.unsigned[i]?.length ?? Number.POSITIVE_INFINITY
+    if (size > MAX_GROUPED_ENVELOPE) return false
+    const key = `${to}\u0000${m.hops}\u0000${env.prio}\u0000${labels === undefined ? '*' : labels.join(',')}`
+    let g = this.groups.get(key)
+    if (g !== undefined && (g.batch !== batch || g.bytes + size > MAX_BATCH_FRAME_CARRIED || g.link !== link)) {
+      this.groups.delete(key)
+      this.writeGroup(g)
+      g = undefined
+    }
+    if (g === undefined) {
+      g = { to, link, batch, hops: m.hops, labels, prio: env.prio, leaves: [], bytes: 0 }
+      this.groups.set(key, g)
+      if (!this.groupsScheduled) {
+        this.groupsScheduled = true
+        queueMicrotask(() => { this.flushGroups() })
+      }
+    }
+    g.leaves.push(i)
+    g.bytes += size
+    return true
+  }
+
+  /** Writes out the open batch frames (those to `to` only, when given). */
+  private flushGroups (to?: string): void {
+    if (to === undefined) this.groupsScheduled = false
+    for (const [key, g] of this.groups) {
+      if (to !== undefined && g.to !== to) continue
+      this.groups.delete(key)
+      this.writeGroup(g)
+    }
+  }
+
+  private writeGroup (g: Group): void {
+    if (this.stopped || g.link.isClosed) return
+    const b = g.batch
+    const elements = b.leaves.slice()
+    for (const i of g.leaves) elements[i] = b.unsigned[i] as Uint8Array
+    g.link.push(encodeBatchFrame(g.hops, b.sig, elements, g.labels), g.prio)
   }
 
   private onDrop (reason: DropReason, from?: string, ref?: string): void {

@@ -7,9 +7,9 @@
 import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { agentKeyFromSeed, generateAgentKey } from '../../src/core/keys.ts'
-import { decodeEnvelope, signEnvelope, signEnvelopes, type Envelope, type EnvelopeFields } from '../../src/core/envelope.ts'
+import { decodeEnvelope, signEnvelope, signEnvelopes, wireSize, type Envelope, type EnvelopeFields } from '../../src/core/envelope.ts'
 import { nodeIdFromBytes } from '../../src/dissemination/wire.ts'
-import { FRAME_DATA, decodeFrame, encodeDataFrame, type ControlFrame, type DataFrame, type FrameLink } from '../../src/net/frames.ts'
+import { FRAME_BATCH, FRAME_DATA, decodeFrame, encodeDataFrame, type BatchFrame, type ControlFrame, type DataFrame, type Frame, type FrameLink } from '../../src/net/frames.ts'
 import { MAX_LINK_QUEUE_BYTES, TopicPath } from '../../src/routing/topic-path.ts'
 import type { NetworkId, Topic } from '../../src/core/ids.ts'
 
@@ -29,6 +29,8 @@ function host (n: number): Host {
       if (!r.ok) { h.rejected.push(r.reason); return undefined }
       return r.envelope
     },
+    ingress: { network: 'test' as NetworkId, maxBytes: 1024 * 1024, clockSkewMs: 30_000 },
+    admitChecked: (env) => env,
     deliver: (env) => { h.delivered.push(env) },
     reject: (reason) => { h.rejected.push(reason) },
     clockSkewMs: 30_000,
@@ -38,10 +40,11 @@ function host (n: number): Host {
 }
 
 /** A one-way in-memory link: frames pushed on `from` arrive (asynchronously) at `to`. */
-function link (from: Host, to: Host, opts: { stuck?: boolean } = {}): FrameLink & { pushed: number } {
+function link (from: Host, to: Host, opts: { stuck?: boolean } = {}): FrameLink & { pushed: number, frames: Frame[] } {
   const l = {
     isClosed: false,
     pushed: 0,
+    frames: [] as Frame[],
     queuedBytes: opts.stuck === true ? MAX_LINK_QUEUE_BYTES + 1 : 0,
     push (bytes: Uint8Array): boolean {
       l.pushed++
@@ -49,6 +52,7 @@ function link (from: Host, to: Host, opts: { stuck?: boolean } = {}): FrameLink 
       setImmediate(() => {
         const f = decodeFrame(bytes)
         assert.ok(f != null)
+        l.frames.push(f)
         if (f.t === FRAME_DATA) to.path.onData(from.id, f as DataFrame)
         else to.path.onControl(from.id, f as ControlFrame)
       })
@@ -56,12 +60,15 @@ function link (from: Host, to: Host, opts: { stuck?: boolean } = {}): FrameLink 
     },
     async drained () {}
   }
-  return l as unknown as FrameLink & { pushed: number }
+  return l as unknown as FrameLink & { pushed: number, frames: Frame[] }
 }
 
-function connect (a: Host, b: Host): void {
-  a.path.addLink(b.id, link(a, b))
-  b.path.addLink(a.id, link(b, a))
+function connect (a: Host, b: Host): Array<ReturnType<typeof link>> {
+  const ab = link(a, b)
+  const ba = link(b, a)
+  a.path.addLink(b.id, ab)
+  b.path.addLink(a.id, ba)
+  return [ab, ba]
 }
 
 const agent = generateAgentKey()
@@ -78,8 +85,8 @@ async function until (pred: () => boolean, what: string): Promise<void> {
 describe('TopicPath over in-memory links', () => {
   test('a line of three: interest reaches the publisher, data reaches the subscriber through the relay', async () => {
     const [a, b, c] = [host(1), host(2), host(3)]
-    connect(a, b)
-    connect(b, c)
+    const [ab] = connect(a, b)
+    const [bc] = connect(b, c)
     c.path.subscribe('line/#')
     await until(() => a.path.core.interestedIn('line/x').includes(c.id as never), 'interest of c at a')
     const envs = signEnvelopes([fields({ nonce: 1 }), fields({ nonce: 2 }), fields({ nonce: 3, topic: 'other/x' as Topic })], agent)
@@ -87,6 +94,22 @@ describe('TopicPath over in-memory links', () => {
     await until(() => c.delivered.length === 2, 'c got its two messages')
     await settle()
     assert.deepEqual(c.delivered.map(e => e.id), envs.slice(0, 2).map(e => e.id))
+    // One batch frame per hop, carrying the two envelopes bound there and the third leaf's hash.
+    for (const l of [ab, bc]) {
+      const batches = l.frames.filter((f): f is BatchFrame => f.t === FRAME_BATCH)
+      assert.equal(batches.length, 1)
+      assert.deepEqual(batches[0].l.map(e => e.length === 32), [false, false, true])
+      assert.equal(l.frames.filter(f => f.t === FRAME_DATA).length, 0)
+    }
+    // What c holds still travels alone: its proof and wire bytes are derived, and verify.
+    for (const [i, e] of c.delivered.entries()) {
+      assert.deepEqual({ n: e.bp?.n, i: e.bp?.i }, { n: 3, i })
+      const again = decodeEnvelope(e.bytes)
+      assert.ok(again.ok && again.envelope.id === e.id)
+      assert.deepEqual(e.bytes, envs[i].bytes)
+      assert.equal(wireSize(e), e.bytes.length)
+      assert.equal(wireSize(envs[i]), envs[i].bytes.length)
+    }
     assert.equal(b.delivered.length, 0, 'the relay has no subscriber')
     assert.deepEqual([a.rejected, b.rejected, c.rejected], [[], [], []])
     for (const h of [a, b, c]) h.path.stop()

@@ -3,7 +3,8 @@
  * except the envelope signer it uses to craft near-valid messages — sends forged,
  * tampered, expired, future-dated, oversized, wrong-network, hop-exceeded, duplicate and
  * garbage frames on the direct-message protocol, and forged, tampered, misrouted and
- * replayed topic data frames and forged interest records on the dissemination frames.
+ * replayed topic data frames, forged, re-rooted, truncated, mixed-signer and oversized batch
+ * frames, and forged interest records on the dissemination frames.
  * Each is rejected with its reason; the node keeps serving honest traffic.
  */
 import { describe, it, before, after } from 'node:test'
@@ -21,6 +22,9 @@ import { base58btc } from 'multiformats/bases/base58'
 import type { Stream } from '@libp2p/interface'
 import { generateAgentKey, signEnvelope, signEnvelopes, type AgentId, type EnvelopeFields, type NetworkId } from '../../src/index.ts'
 import { Mesh, type NodeProc } from '../helpers/mesh.ts'
+import { createHash } from 'node:crypto'
+
+const leafHash = (unsigned: Uint8Array): Uint8Array => new Uint8Array(createHash('sha256').update(unsigned).digest())
 
 const NET = 'advnet' as NetworkId
 const MAX = 64 * 1024
@@ -142,6 +146,47 @@ describe('adversarial peer', { timeout: 120_000 }, () => {
     assert.ok(!target.received('all').some(m => m.from === alice.id || m.data?.evil === 'E'), 'forged or tampered topic message never delivered')
   })
 
+  it('rejects forged, wrong-root, truncated, mixed-signer and oversized batch frames; delivers a valid one once', async () => {
+    const topicFields = (body: string, over: Partial<EnvelopeFields> = {}): EnvelopeFields =>
+      fields({ mode: 'topic', to: undefined, topic: 'news/batch' as EnvelopeFields['topic'], body: new TextEncoder().encode(body), ...over })
+    const unsignedOf = (e: { sig: unknown, bp?: unknown, bytes: unknown, id: unknown }): Uint8Array => {
+      const { sig: _s, bp: _p, bytes: _b, id: _i, ...f } = e as Record<string, unknown>
+      return dagCbor.encode(f)
+    }
+    const batchFrame = (s: Uint8Array, l: Uint8Array[], h = 1): Uint8Array => lp.encode.single(dagCbor.encode({ t: 7, h, s, l })).subarray()
+    const envs = signEnvelopes([0, 1, 2, 3].map(i => topicFields(`{"b":${i}}`)), mallory)
+    const leaves = envs.map(unsignedOf)
+    const sig = envs[0].sig
+    // A leaf changed after signing: the root differs, the signature does not verify.
+    const forged = leaves.map(l => new Uint8Array(l))
+    forged[2][Buffer.from(forged[2]).indexOf(Buffer.from('"b":2')) + 4] = '9'.charCodeAt(0)
+    await expectRejection('bad-signature', () => { stream.send(batchFrame(sig, forged)) })
+    // The leaves of one batch under the signature of another.
+    const other = signEnvelopes([topicFields('{"o":1}'), topicFields('{"o":2}')], mallory)
+    await expectRejection('bad-signature', () => { stream.send(batchFrame(other[0].sig, leaves)) })
+    // Truncated: a leaf left out (neither carried nor given by its hash).
+    await expectRejection('bad-signature', () => { stream.send(batchFrame(sig, leaves.slice(0, 3))) })
+    // Only hashes, or a single leaf: not a batch frame.
+    await expectRejection('malformed', () => { stream.send(batchFrame(sig, leaves.map(() => new Uint8Array(32)))) })
+    await expectRejection('malformed', () => { stream.send(batchFrame(sig, leaves.slice(0, 1))) })
+    // Envelopes of two signers under one signature.
+    const aliceLeaf = unsignedOf(signEnvelope(topicFields('{"a":1}', { from: alice.id }), alice))
+    await expectRejection('bad-field', () => { stream.send(batchFrame(sig, [leaves[0], aliceLeaf])) })
+    // An envelope above the node's limit inside a batch, and a leaf carrying its own signature.
+    const big = signEnvelopes([topicFields(JSON.stringify({ pad: 'x'.repeat(MAX) })), topicFields('{"s":1}')], mallory)
+    await expectRejection('too-large', () => { stream.send(batchFrame(big[0].sig, big.map(unsignedOf))) })
+    await expectRejection('bad-field', () => { stream.send(batchFrame(sig, [envs[0].bytes, ...leaves.slice(1)])) })
+    // The valid frame, sent twice, with leaf 1 given by its hash only: 3 envelopes delivered once each.
+    const partial = leaves.map((l, i) => i === 1 ? leafHash(l) : l)
+    stream.send(batchFrame(sig, partial)); stream.send(batchFrame(sig, partial))
+    const sentinel = signEnvelope(topicFields('{"end":1}'), mallory)
+    stream.send(lp.encode.single(dagCbor.encode({ t: 6, h: 1, e: sentinel.bytes })).subarray())
+    await target.until(() => target.received('all').some(m => m.id === sentinel.id), 'the sentinel')
+    const got = target.received('all').filter(m => envs.some(e => e.id === m.id)).map(m => m.id)
+    assert.deepEqual(got, [envs[0].id, envs[2].id, envs[3].id], 'the carried envelopes, once each, in order')
+    assert.ok(!target.received('all').some(m => m.data?.b === 9), 'the forged leaf never delivered')
+  })
+
   it('delivers a replayed topic data frame once (copies are dropped as duplicates)', async () => {
     const env = signEnvelope(fields({ mode: 'topic', to: undefined, topic: 'news/replay' as EnvelopeFields['topic'] }), mallory)
     const data = lp.encode.single(dagCbor.encode({ t: 6, h: 1, e: env.bytes })).subarray()
@@ -185,7 +230,7 @@ describe('adversarial peer', { timeout: 120_000 }, () => {
     await honest.call('send', { agent: 'alice', to: victim, data: { honest: true }, options: { confirm: true } })
     await target.until(() => target.received('inbox').some(m => m.data?.honest === true), 'honest message')
     const { counts, recent } = await target.call('rejections')
-    for (const reason of ['bad-signature', 'expired', 'from-future', 'wrong-network', 'hop-limit', 'too-large', 'non-canonical', 'duplicate', 'malformed']) {
+    for (const reason of ['bad-signature', 'bad-field', 'expired', 'from-future', 'wrong-network', 'hop-limit', 'too-large', 'non-canonical', 'duplicate', 'malformed']) {
       assert.ok(counts[reason] > 0, `${reason} counted`)
     }
     assert.ok(recent.length > 0 && recent.every((r: any) => typeof r.reason === 'string' && typeof r.detail === 'string'))

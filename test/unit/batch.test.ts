@@ -18,7 +18,10 @@ import { decodeCanonical, decodeCanonicalMap } from '../../src/core/cbor-fast.ts
 import { base32 } from 'multiformats/bases/base32'
 import { randomBytes } from 'node:crypto'
 import { base32Multibase } from '../../src/core/envelope.ts'
-import { encodeDataFrame, decodeFrame } from '../../src/net/frames.ts'
+import { encodeBatchFrame, encodeDataFrame, decodeFrame } from '../../src/net/frames.ts'
+import { checkBatch, type IngressOptions } from '../../src/core/ingress.ts'
+import { batchOf, decodeUnsigned, wireSize } from '../../src/core/envelope.ts'
+import { merkleRoot, proofLength } from '../../src/core/batch.ts'
 import { VECTORS_FILE } from '../../scripts/gen-vectors.ts'
 import type { NetworkId, Topic } from '../../src/core/ids.ts'
 
@@ -246,4 +249,85 @@ describe('one-pass canonical reader and direct encoders', () => {
     assert.equal(decodeFrame(dagCbor.encode({ t: 6, h: 1, e, x: [-1] })), undefined)
     assert.equal(decodeFrame(dagCbor.encode({ t: 6, h: 1, e: 'x' })), undefined)
   })
+
+  test('batch frames: the direct encoder matches DAG-CBOR and decodes back; bad shapes are not frames', () => {
+    const envs = signEnvelopes([0, 1, 2].map(i => fields(i)), key)
+    const l = envs.map(e => (batchOf(e)?.unsigned[e.bp?.i ?? -1]) as Uint8Array)
+    l[1] = leafOf(dagCborId(l[1]))
+    const s = envs[0].sig
+    for (const [h, x] of [[1, undefined], [31, [0, 24, 65536]]] as const) {
+      const bytes = encodeBatchFrame(h, s, l, x)
+      assert.equal(hex(bytes), hex(dagCbor.encode(x === undefined ? { t: 7, h, l, s } : { t: 7, h, l, s, x })))
+      const f = decodeFrame(bytes)
+      assert.ok(f?.t === 7)
+      assert.deepEqual(f.l.map(hex), l.map(hex))
+      assert.deepEqual(f.x, x)
+    }
+    assert.equal(decodeFrame(dagCbor.encode({ t: 7, h: 1, l: l.slice(0, 1), s })), undefined, 'one leaf')
+    assert.equal(decodeFrame(dagCbor.encode({ t: 7, h: 1, l, s: s.subarray(1) })), undefined, 'short signature')
+    assert.equal(decodeFrame(dagCbor.encode({ t: 7, h: 1, l: [...l, 'x'], s })), undefined, 'a leaf not bytes')
+    assert.equal(decodeFrame(dagCbor.encode({ t: 7, h: 1, l: Array.from({ length: MAX_BATCH + 1 }, () => l[1]), s })), undefined, 'too many leaves')
+  })
+
+  test('checkBatch: one signature check per batch, carried envelopes in leaf order, every tampering refused', () => {
+    const n = 37
+    const envs = signEnvelopes(Array.from({ length: n }, (_, i) => fields(i)), key)
+    const unsigned = envs.map(e => batchOf(e)?.unsigned[e.bp?.i ?? -1] as Uint8Array)
+    const opts: IngressOptions = { network: 'test' as NetworkId, maxBytes: 1 << 20, clockSkewMs: 30_000, roots: new VerifiedRoots() }
+    // Every third leaf by its hash only.
+    const l = unsigned.map((u, i) => i % 3 === 0 ? leafOf(dagCborId(u)) : u)
+    const r = checkBatch(envs[0].sig, l, 1, opts)
+    assert.ok(r.ok)
+    const got = r.results.map(x => { assert.ok(x.ok); return x.envelope })
+    assert.deepEqual(got.map(e => e.id), envs.filter((_, i) => i % 3 !== 0).map(e => e.id))
+    assert.equal(opts.roots?.checks, 1)
+    for (const e of got) {
+      // Derived on demand: the same proof and wire bytes the signer made.
+      const orig = envs[e.bp?.i ?? -1]
+      assert.deepEqual(e.bp, orig.bp)
+      assert.equal(hex(e.bytes), hex(orig.bytes))
+      assert.equal(wireSize(e), orig.bytes.length)
+    }
+    // The same batch again: verified from the cache.
+    assert.ok(checkBatch(envs[0].sig, l, 1, opts).ok)
+    assert.equal(opts.roots?.checks, 1)
+    const fresh = (): IngressOptions => ({ ...opts, roots: new VerifiedRoots() })
+    const tampered = l.map(u => new Uint8Array(u))
+    tampered[4][tampered[4].length - 2] ^= 1
+    assert.equal(reason(checkBatch(envs[0].sig, tampered, 1, fresh())), 'bad-signature', 'a changed leaf')
+    assert.equal(reason(checkBatch(envs[0].sig, l.slice(0, n - 1), 1, fresh())), 'bad-signature', 'a leaf left out')
+    assert.equal(reason(checkBatch(envs[0].sig, [l[1], l[2], ...l.slice(3)], 1, fresh())), 'bad-signature', 'leaves reordered')
+    const otherSig = signEnvelopes([fields(100), fields(101)], key)[0].sig
+    assert.equal(reason(checkBatch(otherSig, l, 1, fresh())), 'bad-signature', 'another batch\'s signature')
+    assert.equal(reason(checkBatch(envs[0].sig, l.map(u => u.length === 32 ? u : leafOf(dagCborId(u))), 1, fresh())), 'malformed', 'nothing carried')
+    const other = generateAgentKey()
+    const foreign = signEnvelopes([fields(0, { from: other.id }), fields(1, { from: other.id })], other)
+    assert.equal(reason(checkBatch(envs[0].sig, [l[1], batchOf(foreign[0])?.unsigned[0] as Uint8Array], 1, fresh())), 'bad-field', 'two signers')
+    assert.equal(reason(checkBatch(envs[0].sig, [envs[1].bytes, l[2]], 1, fresh())), 'bad-field', 'a leaf with its own sig and bp')
+    assert.equal(reason(checkBatch(envs[0].sig, l, 1, { ...fresh(), maxBytes: 40 })), 'too-large')
+    // Context is checked per envelope: a wrong network refuses each envelope, not the frame.
+    const wrong = checkBatch(envs[0].sig, l, 1, { ...fresh(), network: 'other' as NetworkId })
+    assert.ok(wrong.ok && wrong.results.every(x => !x.ok && x.reason === 'wrong-network'))
+  })
+
+  test('proof lengths and wire sizes without building the proof', () => {
+    for (let n = 2; n <= 300; n += 7) {
+      const paths = merkleTree(Array.from({ length: n }, (_, i) => sha(Uint8Array.of(i & 255, i >> 8)))).paths
+      for (let i = 0; i < n; i++) assert.equal(proofLength(n, i), paths[i].length, `${i} of ${n}`)
+    }
+    const envs = signEnvelopes(Array.from({ length: 300 }, (_, i) => fields(i, { conv: 'c', corr: 'x', schema: 's@1.0.0', proto: 'p', replyTo: key.id, dlv: { seq: i } })), key)
+    for (const e of envs) assert.equal(wireSize(e), e.bytes.length)
+    assert.equal(hex(merkleRoot(envs.map(e => leafOf(dagCborId(batchOf(e)?.unsigned[e.bp?.i ?? -1] as Uint8Array))))), hex(rootFromProof(leafOf(dagCborId(batchOf(envs[0])?.unsigned[0] as Uint8Array)), envs[0].bp!) as Uint8Array))
+    const u = decodeUnsigned(batchOf(envs[3])?.unsigned[3] as Uint8Array)
+    assert.ok(u.ok && u.id === envs[3].id)
+  })
 })
+
+/** The multihash of unsigned envelope bytes (0x12 0x20 ‖ sha2-256). */
+function dagCborId (unsigned: Uint8Array): Uint8Array {
+  return Uint8Array.of(0x12, 0x20, ...sha(unsigned))
+}
+
+function reason (r: ReturnType<typeof checkBatch>): string {
+  return r.ok ? 'ok' : r.reason
+}
