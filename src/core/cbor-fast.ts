@@ -182,13 +182,14 @@ export interface CanonicalMap {
 /**
  * Decodes a canonical top-level map and also returns its encoding with the entries named
  * in `omit` cut out (the entry count lowered to match), without encoding anything anew.
+ * The entries go into `into` when given (an empty object of the caller's making).
  */
-export function decodeCanonicalMap (bytes: Uint8Array, omit: readonly string[]): CanonicalMap | undefined {
+export function decodeCanonicalMap (bytes: Uint8Array, omit: readonly string[], into?: Record<string, unknown>): CanonicalMap | undefined {
   try {
     const r = new Reader(bytes)
     const n = r.head()
     if (r.major !== 5 || n > bytes.length) return undefined
-    const value: Record<string, unknown> = {}
+    const value: Record<string, unknown> = into ?? {}
     const omitted: Record<string, unknown> = {}
     const bodyStart = r.o
     let cut: number[] | undefined

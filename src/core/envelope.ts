@@ -291,9 +291,9 @@ function prepareChecked (clean: EnvelopeFields): PreparedEnvelope {
  * (their canonical places: `bp` is the first two-letter key, `sig` follows `net`), and
  * the entry count raised to match. Byte-identical to encoding all fields anew.
  */
-function wireBytes (p: PreparedEnvelope, sig: Uint8Array, bp?: BatchProof): Uint8Array {
-  if (p.marks.v < 0) return encodeEnvelopeFields(p.fields, sig, bp)
-  return spliceWire(p.unsigned, p.marks, sig, bp)
+function wireBytes (p: PreparedEnvelope, sig: Uint8Array): Uint8Array {
+  if (p.marks.v < 0) return encodeEnvelopeFields(p.fields, sig)
+  return spliceWire(p.unsigned, p.marks, sig)
 }
 
 function spliceWire (u: Uint8Array, marks: { v: number, net: number }, sig: Uint8Array, bp?: BatchProof): Uint8Array {
@@ -313,14 +313,41 @@ function spliceWire (u: Uint8Array, marks: { v: number, net: number }, sig: Uint
 }
 
 // Which batch an envelope was signed in, and its leaf index there: kept beside the
-// envelope (not enumerable, so spreads, JSON and deep comparisons do not see them) for
-// the node that sends it on as part of a batch frame (section 8.2.1).
+// envelope for the node that sends it on as part of a batch frame (section 8.2.1).
 const IN_BATCH = Symbol('fedmesh.batch')
 const LEAF_INDEX = Symbol('fedmesh.leaf')
 
-function markBatch (env: object, batch: SignedBatch, i: number): void {
-  Object.defineProperty(env, IN_BATCH, { value: batch })
-  Object.defineProperty(env, LEAF_INDEX, { value: i })
+interface Leaf { [IN_BATCH]: SignedBatch, [LEAF_INDEX]: number }
+
+/**
+ * The prototype of batch-signed envelopes: `bp` and `bytes` are derived from the batch when
+ * first read (once per batch for the proofs, once per envelope for the bytes) — an envelope
+ * that travels in batch frames never needs either. On the prototype, so the envelope stays
+ * a plain fast-properties object.
+ */
+const LEAF_PROTO = Object.create(Object.prototype, {
+  bp: {
+    get (this: Leaf): BatchProof { return this[IN_BATCH].proof(this[LEAF_INDEX]) },
+    set: ownValue('bp')
+  },
+  bytes: {
+    get (this: Leaf): Uint8Array {
+      const batch = this[IN_BATCH]
+      const i = this[LEAF_INDEX]
+      return batch.wire(i, () => leafWire(batch, i))
+    },
+    set: ownValue('bytes')
+  }
+}) as object
+
+/**
+ * Decoding unsigned bytes that (wrongly) hold a `bp` or `bytes` entry assigns it: it then
+ * becomes an own field like any other, which checkFields refuses as unknown.
+ */
+function ownValue (name: string): (this: object, v: unknown) => void {
+  return function (this: object, v: unknown) {
+    Object.defineProperty(this, name, { value: v, enumerable: true, writable: true, configurable: true })
+  }
 }
 
 /** The batch `env` was signed in, when this node holds it (it signed it, or got it in a batch frame). */
@@ -333,17 +360,25 @@ export function leafIndexOf (env: Envelope): number {
   return (env as unknown as Record<symbol, number>)[LEAF_INDEX]
 }
 
-function finish (p: PreparedEnvelope, sig: Uint8Array, bp?: BatchProof, batch?: SignedBatch): Envelope {
-  const bytes = wireBytes(p, sig, bp)
+function finish (p: PreparedEnvelope, sig: Uint8Array): Envelope {
+  const bytes = wireBytes(p, sig)
   if (bytes.length > LIMITS.maxEnvelopeBytes) throw new MessageTooLargeError(`envelope is ${bytes.length} bytes, limit ${LIMITS.maxEnvelopeBytes}`)
   // The prepared fields object is ours (prepareEnvelope built it): it becomes the envelope.
   const env = p.fields as unknown as Record<string, unknown>
   env.id = p.id
   env.sig = sig
-  if (bp !== undefined) env.bp = bp
   env.bytes = bytes
-  if (batch !== undefined && bp !== undefined) markBatch(env, batch, bp.i)
   return Object.freeze(env) as unknown as Envelope
+}
+
+/** Envelope `i` of a batch: its fields, id and the batch signature; `bp` and `bytes` from the batch, when read. */
+function leafObject (target: Record<string, unknown>, id: MessageId, batch: SignedBatch, i: number): Envelope {
+  target.id = id
+  target.sig = batch.sig
+  const leaf = target as unknown as Leaf
+  leaf[IN_BATCH] = batch
+  leaf[LEAF_INDEX] = i
+  return Object.freeze(target) as unknown as Envelope
 }
 
 /** Signs fields with the agent's key and returns the full envelope. */
@@ -365,7 +400,12 @@ export function signPrepared (prepared: readonly PreparedEnvelope[], key: AgentK
   const { root, paths } = merkleTree(leaves)
   const sig = key.sign(batchSigningInput(root))
   const batch = new SignedBatch(key.id, sig, leaves, prepared.map(p => p.unsigned), paths)
-  return prepared.map((p, i) => finish(p, sig, batch.proof(i), batch))
+  return prepared.map((p, i) => {
+    const env = leafObject(Object.assign(Object.create(LEAF_PROTO) as Record<string, unknown>, p.fields), p.id, batch, i)
+    const size = wireSize(env)
+    if (size > LIMITS.maxEnvelopeBytes) throw new MessageTooLargeError(`envelope is ${size} bytes, limit ${LIMITS.maxEnvelopeBytes}`)
+    return env
+  })
 }
 
 /** Signs several envelopes' fields with one batch signature (see signPrepared). */
@@ -439,13 +479,13 @@ export type UnsignedResult =
  */
 export function decodeUnsigned (bytes: Uint8Array, maxBytes: number = LIMITS.maxEnvelopeBytes): UnsignedResult {
   if (bytes.length > maxBytes) return { ok: false, reason: 'too-large', detail: `${bytes.length} bytes > ${maxBytes}` }
-  let fields: Record<string, unknown>
-  const fast = decodeCanonicalMap(bytes, OMIT_NONE)
-  if (fast !== undefined) fields = fast.value
-  else {
+  // Decoded straight into an object that can become the envelope (leafEnvelope).
+  let fields = Object.create(LEAF_PROTO) as Record<string, unknown>
+  const fast = decodeCanonicalMap(bytes, OMIT_NONE, fields)
+  if (fast === undefined) {
     const slow = decodeGeneral(bytes)
     if (!slow.ok) return slow
-    fields = slow.value
+    fields = Object.assign(Object.create(LEAF_PROTO) as Record<string, unknown>, slow.value)
   }
   const problem = checkFields(fields)
   if (problem != null) return { ok: false, reason: 'bad-field', detail: problem }
@@ -454,18 +494,13 @@ export function decodeUnsigned (bytes: Uint8Array, maxBytes: number = LIMITS.max
 }
 
 /**
- * The envelope of leaf `i` of a verified batch: its decoded fields (they become the
- * envelope), the batch signature, and — computed when first read — its inclusion proof
+ * The envelope of leaf `i` of a verified batch, from its decodeUnsigned fields (they become
+ * the envelope): the batch signature, and — computed when first read — its inclusion proof
  * `bp` and its wire bytes, which only an envelope travelling alone needs.
  */
 export function leafEnvelope (fields: EnvelopeFields, id: MessageId, batch: SignedBatch, i: number): Envelope {
-  const out = fields as unknown as Record<string, unknown>
-  out.id = id
-  out.sig = batch.sig
-  Object.defineProperty(out, 'bp', { enumerable: true, get: () => batch.proof(i) })
-  Object.defineProperty(out, 'bytes', { enumerable: true, get: () => batch.wire(i, () => leafWire(batch, i)) })
-  markBatch(out, batch, i)
-  return Object.freeze(out) as unknown as Envelope
+  if (Object.getPrototypeOf(fields) !== LEAF_PROTO) throw new TypeError('leafEnvelope takes the fields decodeUnsigned returned')
+  return leafObject(fields as unknown as Record<string, unknown>, id, batch, i)
 }
 
 /**
