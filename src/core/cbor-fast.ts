@@ -243,6 +243,11 @@ function writeMapHead (out: Uint8Array, n: number): number {
   return 5
 }
 
+const TEXT_CACHE_MAX_LENGTH = 128
+const TEXT_CACHE_ENTRIES = 4096
+/** Encoded text strings (head and UTF-8 bytes) by value; cleared when full. */
+const textCache = new Map<string, Uint8Array>()
+
 /**
  * A growable buffer writing canonical CBOR heads, for encoders of fixed layouts (the
  * envelope). Callers write map keys in canonical order themselves.
@@ -295,6 +300,25 @@ export class CborWriter {
   }
 
   text (s: string): void {
+    // Keys, and values such as the sender, network, topic and content type, recur in every
+    // envelope: their encodings are kept (bounded) and copied.
+    if (s.length <= TEXT_CACHE_MAX_LENGTH) {
+      let enc = textCache.get(s)
+      if (enc === undefined) {
+        const start = this.o
+        this.textUncached(s)
+        enc = this.buf.slice(start, this.o)
+        if (textCache.size >= TEXT_CACHE_ENTRIES) textCache.clear()
+        textCache.set(s, enc)
+        return
+      }
+      this.raw(enc)
+      return
+    }
+    this.textUncached(s)
+  }
+
+  private textUncached (s: string): void {
     // ASCII (every key and almost every value): one byte per char, no encoder call.
     let ascii = s.length <= 256
     if (ascii) for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) >= 0x80) { ascii = false; break }
