@@ -14,7 +14,7 @@ import { agentKeyFromSeed, type AgentKey } from '../src/core/keys.ts'
 import { signEnvelope, signEnvelopes, envelopePayload, messageIdFromBytes, SIGNATURE_DOMAIN, type EnvelopeFields } from '../src/core/envelope.ts'
 import { batchSigningInput, leafOf, merkleTree } from '../src/core/batch.ts'
 import { interestSigningInput, nodeIdFromBytes } from '../src/dissemination/wire.ts'
-import { encodeDataFrame } from '../src/net/frames.ts'
+import { encodeBatchFrame, encodeDataFrame } from '../src/net/frames.ts'
 import type { AgentId, NetworkId, Topic } from '../src/core/ids.ts'
 
 export const SEED_A = Uint8Array.from({ length: 32 }, (_, i) => i + 0x01)
@@ -158,6 +158,8 @@ export function buildVectors () {
       wire: hex(e.bytes)
     }))
   }
+  // Envelopes 0 and 2 of the batch in one batch frame; leaf 1 by its hash (section 8.2.1).
+  const batchFrame = encodeBatchFrame(1, batchEnvs[0].sig, [dagCbor.encode(stripSig(batchEnvs[0])), leaves[1], dagCbor.encode(stripSig(batchEnvs[2]))], [0])
   // A node key and its interest record, as in an interest frame.
   const nodeKey = agentKeyFromSeed(SEED_NODE)
   const originBytes = new Uint8Array([0x00, 0x24, 0x08, 0x01, 0x12, 0x20, ...nodeKey.publicKey])
@@ -186,9 +188,14 @@ export function buildVectors () {
         ...frame({ t: 2, id: direct.id, ok: false, code: 'NoRespondersError', msg: 'no handler' })
       },
       data: {
-        value: '{t: 6, h: 1, e: <wire bytes of batch envelope 1>, x: [0]}',
+        value: '{t: 6, h: 1, e: <wire bytes of batch envelope 0>, x: [0]}',
         cbor: hex(encodeDataFrame(1, batchEnvs[0].bytes, [0])),
         lengthPrefixed: hex(lengthPrefixed(encodeDataFrame(1, batchEnvs[0].bytes, [0])))
+      },
+      batch: {
+        value: '{t: 7, h: 1, l: [<unsigned bytes of batch envelope 0>, <leaf 1>, <unsigned bytes of batch envelope 2>], s: <batch sig>, x: [0]}',
+        cbor: hex(batchFrame),
+        lengthPrefixed: hex(lengthPrefixed(batchFrame))
       },
       interest: {
         value: `{t: 3, r: [[<peer id bytes of the node>, ${TS}, ["sensors/#", "weather/*"], 0, 0, <sig>]]}`,
@@ -242,7 +249,8 @@ export function vectorsMarkdown (v: Vectors): string {
     out.push(`Envelope ${i}: \`bp\` = [${e.bp.n}, ${e.bp.i}, [${e.bp.path.map(h => `\`${h}\``).join(', ')}]]; wire bytes:`, '', block(e.wire), '')
   })
   out.push('### Frames (net layer)', '', 'The direct vector (2) as it travels to the recipient\'s node, and the two kinds of answer; a data frame carrying',
-    'batch envelope 0 to a neighbour that labelled itself 0; the interest, lost and request frames of one node.',
+    'batch envelope 0 to a neighbour that labelled itself 0, and a batch frame carrying envelopes 0 and 2 of the batch (leaf 1 by',
+    'its hash) to it; the interest, lost and request frames of one node.',
     'Each frame is shown as its DAG-CBOR map and as it appears on the stream (unsigned-varint length first).', '')
   out.push(`Node of the dissemination frames: seed \`${v.node.seed}\`, public key \`${v.node.publicKey}\`, peer id \`${v.node.peerId}\` (bytes \`${v.node.peerIdBytes}\`).`, '')
   for (const [name, f] of Object.entries(v.frames) as Array<[string, { value: string, lengthPrefixed: string, signingInput?: string, sig?: string }]>) {

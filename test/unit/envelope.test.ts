@@ -130,11 +130,14 @@ describe('test vectors (test/vectors/envelopes.json, docs/PROTOCOL.md)', () => {
 
   test('frame vectors: varint length, then the DAG-CBOR map', () => {
     const direct = file.vectors[1]
+    // A batch envelope's unsigned bytes, re-encoded from its input fields.
+    const unsignedOf = (f: Record<string, unknown>): Uint8Array => new Uint8Array(dagCbor.encode({ ...f, body: new Uint8Array(unhex(f.body as string)) }))
     const expected: Record<string, unknown> = {
       message: { t: 1, h: 1, e: unhex(direct.wire) },
       confirmOk: { t: 2, id: direct.id, ok: true },
       confirmFailed: { t: 2, id: direct.id, ok: false, code: 'NoRespondersError', msg: 'no handler' },
       data: { t: 6, h: 1, e: unhex(file.batch.envelopes[0].wire), x: [0] },
+      batch: { t: 7, h: 1, l: [unsignedOf(file.batch.envelopes[0].fields), unhex(file.batch.leaves[1]), unsignedOf(file.batch.envelopes[2].fields)], s: unhex(file.batch.sig), x: [0] },
       interest: { t: 3, r: [[unhex(file.node.peerIdBytes), 1767225600000, ['sensors/#', 'weather/*'], 0, 0, unhex(file.frames.interest.sig)]] },
       lost: { t: 4, l: [[unhex(file.node.peerIdBytes), 1767225600000, 3]] },
       request: { t: 5, q: [[unhex(file.node.peerIdBytes), 1767225600000]] }
