@@ -377,8 +377,11 @@ export class AgentImpl implements Agent {
     }
     const p = prepareEnvelope(this.fields('topic', { topic: parseTopic(topic) }, payload, options), this.key)
     this.queuePublication({ p })
-    return (this.transport.queuedBytes?.() ?? 0) <= PUBLISH_HIGH_WATER_BYTES &&
-      this.bufferedInflight + this.batch.length < PUBLISH_MAX_INFLIGHT
+    const t = this.transport
+    // In process, the node's link queues are the backpressure (and a batch is handed over
+    // synchronously when signed); a transport without that path has each envelope in flight.
+    if (t.publishNow != null) return (t.queuedBytes?.() ?? 0) <= PUBLISH_HIGH_WATER_BYTES
+    return (t.queuedBytes?.() ?? 0) <= PUBLISH_HIGH_WATER_BYTES && this.bufferedInflight + this.batch.length < PUBLISH_MAX_INFLIGHT
   }
 
   /**
