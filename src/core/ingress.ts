@@ -206,9 +206,11 @@ export class DedupCache {
     return true
   }
 
-  has (id: string): boolean {
+  /** Whether `id` is held (and, given `now`, not expired). */
+  has (id: string, now?: number): boolean {
     this.hash(id)
-    return this.find() >= 0
+    const slot = this.find()
+    return slot >= 0 && (now === undefined || this.exp[slot] >= now)
   }
 
   /**
@@ -325,7 +327,8 @@ export class DedupCache {
     for (let s = 0; s < n; s++) this.indexSlot(s)
   }
 
-  private sweep (now: number): void {
+  /** Forgets expired ids (bounded work; `add` does this by itself at most once a second). */
+  sweep (now: number): void {
     this.lastSweep = now
     // The oldest end first: with one TTL for all, ids expire in insertion order.
     while (this.used > 0 && this.exp[this.head] < now) this.removeSlot(this.head)

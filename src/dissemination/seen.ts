@@ -1,46 +1,38 @@
 /**
- * Message ids seen recently: duplicate suppression for eager push. Every id is kept for the
- * same window, so the Map's insertion order is also expiry order and both the sweep and
- * eviction when full are O(1) per id. Replays older than the window are the ingress
- * check's business (envelope freshness and its own dedup until expiry).
+ * Message ids seen recently: duplicate suppression for eager push, every id kept for the
+ * same window (inclusive: a copy at exactly `window` ms after the first is still a
+ * duplicate). Replays older than the window are the ingress check's business (envelope
+ * freshness and its own dedup until expiry).
+ *
+ * Held in the typed-array DedupCache (64-bit keyed hashes, insertion-ordered ring, oldest
+ * forgotten first when full): at tens of thousands of messages a second the window holds
+ * up to a million ids, which as a Map of id strings cost ~100 MB and a large share of the
+ * garbage collector's time.
  */
+import { DedupCache } from '../core/ingress.ts'
+
 export class SeenCache {
-  private readonly until = new Map<string, number>()
+  private readonly ids: DedupCache
   private readonly windowMs: number
-  private readonly maxEntries: number
 
   constructor (windowMs: number, maxEntries: number) {
     this.windowMs = windowMs
-    this.maxEntries = maxEntries
+    this.ids = new DedupCache(maxEntries)
   }
 
-  get size (): number { return this.until.size }
+  get size (): number { return this.ids.size }
 
   /** Records `id`; false when it was seen within the window. */
   add (id: string, now: number): boolean {
-    const t = this.until.get(id)
-    if (t !== undefined) {
-      if (t > now) return false
-      this.until.delete(id)
-    } else if (this.until.size >= this.maxEntries) {
-      // Full: forget the oldest id (the first in insertion order).
-      const oldest = this.until.keys().next()
-      if (oldest.done !== true) this.until.delete(oldest.value)
-    }
-    this.until.set(id, now + this.windowMs)
-    return true
+    return this.ids.add(id, now + this.windowMs, now)
   }
 
   has (id: string, now: number): boolean {
-    const t = this.until.get(id)
-    return t !== undefined && t > now
+    return this.ids.has(id, now)
   }
 
   /** Drops ids whose window has passed. */
   sweep (now: number): void {
-    for (const [id, t] of this.until) {
-      if (t > now) break
-      this.until.delete(id)
-    }
+    this.ids.sweep(now)
   }
 }
