@@ -110,11 +110,18 @@ export function checkBatch (sig: Uint8Array, elements: readonly Uint8Array[], ho
   if (signer === undefined) return { ok: false, reason: 'malformed', detail: 'a batch frame carries at least one envelope' }
   const root = merkleRoot(leaves)
   const roots = opts.roots
-  if (roots?.has(signer, root) === true) roots.hits += carried.length
+  // Cached as root ‖ signature: a frame is taken as verified only when this very root was
+  // signed — not when it reaches some inner node of a verified tree (as a proof may), which
+  // would let a sub-tree of a batch pass as a batch whose derived proofs do not verify.
+  const signed = new Uint8Array(root.length + sig.length)
+  signed.set(root, 0)
+  signed.set(sig, root.length)
+  if (roots?.has(signer, signed) === true) roots.hits += carried.length
   else {
     if (roots !== undefined) roots.checks++
     if (!verifyByDid(signer, batchSigningInput(root), sig)) return { ok: false, reason: 'bad-signature', detail: `batch signature does not verify for ${signer} over the root of its ${n} leaves` }
-    roots?.add(signer, [root])
+    // The root itself too: envelopes of the batch that come alone, with `bp`, then verify by hashes.
+    roots?.add(signer, [signed, root])
     if (roots !== undefined) roots.hits += carried.length - 1
   }
   const batch = new SignedBatch(signer, sig, leaves, unsigned)

@@ -291,6 +291,11 @@ describe('one-pass canonical reader and direct encoders', () => {
     // The same batch again: verified from the cache.
     assert.ok(checkBatch(envs[0].sig, l, 1, opts).ok)
     assert.equal(opts.roots?.checks, 1)
+    // A sub-tree of the batch (its root a verified inner node) does not pass for the batch.
+    const paths = merkleTree(unsigned.map(u => leafOf(dagCborId(u)))).paths
+    opts.roots?.add(key.id, paths[1])
+    const sub = checkBatch(envs[0].sig, [unsigned[2], unsigned[3]], 1, opts)
+    assert.equal(reason(sub), 'bad-signature', 'two leaves whose node is a cached inner node')
     const fresh = (): IngressOptions => ({ ...opts, roots: new VerifiedRoots() })
     const tampered = l.map(u => new Uint8Array(u))
     tampered[4][tampered[4].length - 2] ^= 1
