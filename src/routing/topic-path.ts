@@ -5,9 +5,11 @@
  * out its actions (frames to neighbours, local deliveries, drops).
  *
  * Every data frame's envelope passes the router's ingress (`admit`) before the core sees
- * it: a copy that fails is counted there and neither delivered nor forwarded. Delivery is
- * gated once more by the router's dedup (the core's window is shorter than an envelope's
- * lifetime).
+ * it, and every envelope of a batch frame passes `checkBatch` (one signature per batch) and
+ * then the router's `admitChecked`: a copy that fails is counted there and neither
+ * delivered nor forwarded. Delivery is gated once more by the router's dedup (the core's
+ * window is shorter than an envelope's lifetime). Copies of batch-signed envelopes leave in
+ * batch frames, one per batch and next hop (PROTOCOL.md section 8.2.1).
  */
 import { batchOf, leafIndexOf, type Envelope } from '../core/envelope.ts'
 import { checkBatch, type IngressOptions, type RejectionReason } from '../core/ingress.ts'
