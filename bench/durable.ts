@@ -41,7 +41,7 @@ if (process.argv[2] === '--home') {
   process.on('message', (m: { op: string }) => {
     void (async () => {
       if (m.op === 'detach') { await bob.close(); process.send?.({ event: 'detached' }) }
-      if (m.op === 'count') process.send?.({ event: 'count', count: (await node.store.stats(bob.id)).inbox.count })
+      if (m.op === 'count') process.send?.({ event: 'count', count: (await node.store.stats(bob.id)).inbox.count, cpuUs: cpuUs() })
       if (m.op === 'stop') { await node.stop(); process.exit(0) }
     })()
   })
@@ -52,7 +52,18 @@ if (process.argv[2] === '--home') {
 
 // ---- measurement helpers -----------------------------------------------------------------
 
-interface Result { system: string, count: number, window: number, seconds: number, perSecond: number, p50Ms: number, p99Ms: number, maxMs: number, lost: number, errors: number }
+/** This process's CPU time so far (user + system), µs. */
+function cpuUs (): number {
+  const u = process.cpuUsage()
+  return u.user + u.system
+}
+
+interface Result {
+  system: string, count: number, window: number, seconds: number, perSecond: number, p50Ms: number, p99Ms: number, maxMs: number, lost: number, errors: number
+  /** CPU µs per acknowledged message: the sending process, and the receiving node / server. */
+  senderCpuUsPerMsg?: number
+  homeCpuUsPerMsg?: number
+}
 
 function percentile (sorted: number[], p: number): number {
   if (sorted.length === 0) return Number.NaN
@@ -120,7 +131,10 @@ async function benchFedmesh (count: number, window: number): Promise<Result> {
   const { createNode } = await import('../src/node/mesh-node.ts')
   const homeDir = mkdtempSync(join(tmpdir(), 'fedmesh-bench-home-'))
   const senderDir = mkdtempSync(join(tmpdir(), 'fedmesh-bench-sender-'))
-  const child = fork(new URL(import.meta.url).pathname, ['--home', homeDir], { execPath: process.execPath, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  // FEDMESH_BENCH_PROF_DIR=<dir>: the home node writes a CPU profile there (run the sender with --cpu-prof too).
+  const profDir = process.env.FEDMESH_BENCH_PROF_DIR
+  const execArgv = profDir != null && profDir !== '' ? [...process.execArgv, '--cpu-prof', `--cpu-prof-dir=${profDir}`] : process.execArgv
+  const child = fork(new URL(import.meta.url).pathname, ['--home', homeDir], { execPath: process.execPath, execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
   try {
     const ready = await childEvent<{ addr: string, bob: string }>(child, 'ready', 30_000)
     const node = await createNode({ dir: senderDir, listen: [`/ip4/${HOST}/tcp/0`], api: false, bootstrap: [ready.addr] })
@@ -134,12 +148,18 @@ async function benchFedmesh (count: number, window: number): Promise<Result> {
       // Warm-up: connections, statements, JIT.
       await pipeline(Math.min(500, count), window, async () => await alice.send(ready.bob, payload, { durable: true }))
       const before = await countAt(child)
+      const cpu0 = cpuUs()
       const run = await pipeline(count, window, async () => {
         const r = await alice.send(ready.bob, payload, { durable: true })
         if (r.durable?.status !== 'stored') throw new Error(`not stored: ${JSON.stringify(r.durable)}`)
       })
+      const senderCpu = cpuUs() - cpu0
       const after = await countAt(child)
-      return result('fedmesh durable (SQLite FULL, k=0)', count, window, run, after - before)
+      const res = result('fedmesh durable (SQLite FULL, k=0)', count, window, run, after.count - before.count)
+      const acked = Math.max(1, run.latencies.length)
+      res.senderCpuUsPerMsg = senderCpu / acked
+      res.homeCpuUsPerMsg = (after.cpuUs - before.cpuUs) / acked
+      return res
     } finally {
       await node.stop()
     }
@@ -151,10 +171,11 @@ async function benchFedmesh (count: number, window: number): Promise<Result> {
   }
 }
 
-async function countAt (child: ChildProcess): Promise<number> {
-  const p = childEvent<{ count: number }>(child, 'count', 30_000)
+/** The inbox count at the home node and its CPU time so far. */
+async function countAt (child: ChildProcess): Promise<{ count: number, cpuUs: number }> {
+  const p = childEvent<{ count: number, cpuUs: number }>(child, 'count', 30_000)
   child.send({ op: 'count' })
-  return (await p).count
+  return await p
 }
 
 // ---- JetStream -----------------------------------------------------------------------------
@@ -225,6 +246,9 @@ async function main (): Promise<void> {
   const line = (cells: string[]): string => cells.map((c, i) => i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i])).join('  ')
   process.stdout.write(`durable send, ${PAYLOAD_BYTES}-byte payloads, acknowledged after the stable write\n\n`)
   process.stdout.write([line(headers), line(widths.map(w => '-'.repeat(w))), ...rows.map(line)].join('\n') + '\n')
+  for (const r of results) {
+    if (r.senderCpuUsPerMsg != null && r.homeCpuUsPerMsg != null) process.stdout.write(`\n${r.system}: CPU per message ${r.senderCpuUsPerMsg.toFixed(0)} µs at the sender, ${r.homeCpuUsPerMsg.toFixed(0)} µs at the home node\n`)
+  }
   if (ratios != null) {
     process.stdout.write(`\nfedmesh / JetStream: throughput ${ratios.throughput.toFixed(2)}x, p50 latency ${ratios.p50.toFixed(2)}x, p99 latency ${ratios.p99.toFixed(2)}x\n`)
   }
