@@ -17,7 +17,7 @@
  * `npm run bench` also runs it (benchRows below) and puts its rows in the same table.
  */
 import { spawn, fork, type ChildProcess } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
@@ -63,6 +63,21 @@ interface Result {
   /** CPU µs per acknowledged message: the sending process, and the receiving node / server. */
   senderCpuUsPerMsg?: number
   homeCpuUsPerMsg?: number
+}
+
+/** Another process's CPU time so far (Linux /proc; NaN elsewhere), µs. */
+function procCpuUs (pid: number | undefined): number {
+  if (pid == null) return Number.NaN
+  try {
+    // Fields after the command name (which is in parentheses): utime is the 14th field, stime the 15th.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    const ticks = Number(rest[11]) + Number(rest[12])
+    // USER_HZ is 100 on every Linux this runs on (a const up here would not exist yet when the script runs).
+    return ticks * 1e6 / 100
+  } catch {
+    return Number.NaN
+  }
 }
 
 function percentile (sorted: number[], p: number): number {
@@ -200,9 +215,17 @@ async function benchJetStream (count: number, window: number): Promise<Result> {
       const payload = new Uint8Array(PAYLOAD_BYTES).fill(0x61)
       await pipeline(Math.min(500, count), window, async () => await js.publish('bench.warm', payload))
       const before = (await jsm.streams.info('BENCH')).state.messages
+      const cpu0 = cpuUs()
+      const server0 = procCpuUs(server.pid)
       const run = await pipeline(count, window, async () => await js.publish('bench.durable', payload))
+      const senderCpu = cpuUs() - cpu0
+      const serverCpu = procCpuUs(server.pid) - server0
       const after = (await jsm.streams.info('BENCH')).state.messages
-      return result('NATS JetStream (file, R1)', count, window, run, after - before)
+      const res = result('NATS JetStream (file, R1)', count, window, run, after - before)
+      const acked = Math.max(1, run.latencies.length)
+      res.senderCpuUsPerMsg = senderCpu / acked
+      if (Number.isFinite(serverCpu)) res.homeCpuUsPerMsg = serverCpu / acked
+      return res
     } finally {
       await nc.close()
     }
@@ -247,7 +270,7 @@ async function main (): Promise<void> {
   process.stdout.write(`durable send, ${PAYLOAD_BYTES}-byte payloads, acknowledged after the stable write\n\n`)
   process.stdout.write([line(headers), line(widths.map(w => '-'.repeat(w))), ...rows.map(line)].join('\n') + '\n')
   for (const r of results) {
-    if (r.senderCpuUsPerMsg != null && r.homeCpuUsPerMsg != null) process.stdout.write(`\n${r.system}: CPU per message ${r.senderCpuUsPerMsg.toFixed(0)} µs at the sender, ${r.homeCpuUsPerMsg.toFixed(0)} µs at the home node\n`)
+    if (r.senderCpuUsPerMsg != null && r.homeCpuUsPerMsg != null) process.stdout.write(`\n${r.system}: CPU per message ${r.senderCpuUsPerMsg.toFixed(0)} µs at the sender, ${r.homeCpuUsPerMsg.toFixed(0)} µs at the ${r.system.startsWith('NATS') ? 'server' : 'home node'}\n`)
   }
   if (ratios != null) {
     process.stdout.write(`\nfedmesh / JetStream: throughput ${ratios.throughput.toFixed(2)}x, p50 latency ${ratios.p50.toFixed(2)}x, p99 latency ${ratios.p99.toFixed(2)}x\n`)
