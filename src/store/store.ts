@@ -30,6 +30,8 @@ export function createMessageStore (backend: Backend, settings: StoreSettings): 
 
   const commit = createGroupCommit<WriteOp, unknown>({
     ...settings.groupCommit,
+    // Committing on another thread: start a batch at once, and take in the next while it commits.
+    eager: backend.executeBatch != null,
     execute: async (ops) => {
       // Only message-log work in this batch: with logSync 'deferred' it need not wait for the disk.
       const flush = settings.logSync === 'commit' || !ops.every(op => op.kind === 'log' || op.kind === 'update' || op.kind === 'retain')
