@@ -12,7 +12,14 @@
  * Afterwards every message is counted at the far end (inbox entries / stream messages):
  * "lost" must be 0. Latency is per send, from the call to its acknowledgement.
  *
- *   node bench/durable.ts [--count N] [--window W] [--json] [--only fedmesh|jetstream]
+ *   node bench/durable.ts [--count N] [--window W] [--json] [--only fedmesh|jetstream] [--sync full|normal]
+ *
+ * `--sync normal`: the home node's SQLite commits without an fsync (an acknowledged message
+ * survives a killed process, not a power cut) — the guarantee JetStream's default file
+ * storage gives (it fsyncs every 2 minutes, `sync_interval`); the default `full` fsyncs
+ * every commit before the acknowledgement. The figures printed include CPU µs per message
+ * at the sending process and at the home node / nats-server (all threads).
+ * FEDMESH_BENCH_PROF_DIR=<dir> makes the home node write a CPU profile there.
  *
  * `npm run bench` also runs it (benchRows below) and puts its rows in the same table.
  */
@@ -33,9 +40,10 @@ const HOST = '127.0.0.1'
 if (process.argv[2] === '--home') {
   const { createNode } = await import('../src/node/mesh-node.ts')
   const dir = process.argv[3]
+  const synchronous = process.argv[4] === 'normal' ? 'normal' : 'full'
   // Quotas out of the way: this measures the write path, not the admission limits.
   const big = 1_000_000_000_000
-  const node = await createNode({ dir, listen: [`/ip4/${HOST}/tcp/0`], api: false, store: { quota: { inboxCount: big, inboxBytes: big, senderCount: big, senderBytes: big, senderTotalCount: big, senderTotalBytes: big } } })
+  const node = await createNode({ dir, listen: [`/ip4/${HOST}/tcp/0`], api: false, store: { synchronous, quota: { inboxCount: big, inboxBytes: big, senderCount: big, senderBytes: big, senderTotalCount: big, senderTotalBytes: big } } })
   const bob = await node.agent('bob')
   process.send?.({ event: 'ready', addr: node.multiaddrs()[0], bob: bob.id })
   process.on('message', (m: { op: string }) => {
@@ -142,14 +150,14 @@ function childEvent<T> (child: ChildProcess, event: string, timeoutMs: number): 
 
 // ---- fedmesh -------------------------------------------------------------------------------
 
-async function benchFedmesh (count: number, window: number): Promise<Result> {
+async function benchFedmesh (count: number, window: number, synchronous: 'full' | 'normal' = 'full'): Promise<Result> {
   const { createNode } = await import('../src/node/mesh-node.ts')
   const homeDir = mkdtempSync(join(tmpdir(), 'fedmesh-bench-home-'))
   const senderDir = mkdtempSync(join(tmpdir(), 'fedmesh-bench-sender-'))
   // FEDMESH_BENCH_PROF_DIR=<dir>: the home node writes a CPU profile there (run the sender with --cpu-prof too).
   const profDir = process.env.FEDMESH_BENCH_PROF_DIR
   const execArgv = profDir != null && profDir !== '' ? [...process.execArgv, '--cpu-prof', `--cpu-prof-dir=${profDir}`] : process.execArgv
-  const child = fork(new URL(import.meta.url).pathname, ['--home', homeDir], { execPath: process.execPath, execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  const child = fork(new URL(import.meta.url).pathname, ['--home', homeDir, synchronous], { execPath: process.execPath, execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
   try {
     const ready = await childEvent<{ addr: string, bob: string }>(child, 'ready', 30_000)
     const node = await createNode({ dir: senderDir, listen: [`/ip4/${HOST}/tcp/0`], api: false, bootstrap: [ready.addr] })
@@ -170,7 +178,7 @@ async function benchFedmesh (count: number, window: number): Promise<Result> {
       })
       const senderCpu = cpuUs() - cpu0
       const after = await countAt(child)
-      const res = result('fedmesh durable (SQLite FULL, k=0)', count, window, run, after.count - before.count)
+      const res = result(`fedmesh durable (SQLite ${synchronous.toUpperCase()}, k=0)`, count, window, run, after.count - before.count)
       const acked = Math.max(1, run.latencies.length)
       res.senderCpuUsPerMsg = senderCpu / acked
       res.homeCpuUsPerMsg = (after.cpuUs - before.cpuUs) / acked
@@ -244,7 +252,8 @@ async function main (): Promise<void> {
       count: { type: 'string', default: '20000' },
       window: { type: 'string', default: '512' },
       json: { type: 'boolean', default: false },
-      only: { type: 'string' }
+      only: { type: 'string' },
+      sync: { type: 'string', default: 'full' }
     }
   })
   const count = Number(values.count)
@@ -252,7 +261,8 @@ async function main (): Promise<void> {
   if (!Number.isSafeInteger(count) || count < 1 || count > 10_000_000) throw new Error('--count must be 1–10000000')
   if (!Number.isSafeInteger(window) || window < 1 || window > 100_000) throw new Error('--window must be 1–100000')
   const results: Result[] = []
-  if (values.only == null || values.only === 'fedmesh') results.push(await benchFedmesh(count, window))
+  if (values.sync !== 'full' && values.sync !== 'normal') throw new Error('--sync must be full or normal')
+  if (values.only == null || values.only === 'fedmesh') results.push(await benchFedmesh(count, window, values.sync))
   if (values.only == null || values.only === 'jetstream') results.push(await benchJetStream(count, window))
   const fm = results.find(r => r.system.startsWith('fedmesh'))
   const js = results.find(r => r.system.startsWith('NATS'))
