@@ -12,12 +12,19 @@
  * Afterwards every message is counted at the far end (inbox entries / stream messages):
  * "lost" must be 0. Latency is per send, from the call to its acknowledgement.
  *
- *   node bench/durable.ts [--count N] [--window W] [--json] [--only fedmesh|jetstream]
+ *   node bench/durable.ts [--count N] [--window W] [--json] [--only fedmesh|jetstream] [--sync full|normal]
+ *
+ * `--sync normal`: the home node's SQLite commits without an fsync (an acknowledged message
+ * survives a killed process, not a power cut) — the guarantee JetStream's default file
+ * storage gives (it fsyncs every 2 minutes, `sync_interval`); the default `full` fsyncs
+ * every commit before the acknowledgement. The figures printed include CPU µs per message
+ * at the sending process and at the home node / nats-server (all threads).
+ * FEDMESH_BENCH_PROF_DIR=<dir> makes the home node write a CPU profile there.
  *
  * `npm run bench` also runs it (benchRows below) and puts its rows in the same table.
  */
 import { spawn, fork, type ChildProcess } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
@@ -33,15 +40,16 @@ const HOST = '127.0.0.1'
 if (process.argv[2] === '--home') {
   const { createNode } = await import('../src/node/mesh-node.ts')
   const dir = process.argv[3]
+  const synchronous = process.argv[4] === 'normal' ? 'normal' : 'full'
   // Quotas out of the way: this measures the write path, not the admission limits.
   const big = 1_000_000_000_000
-  const node = await createNode({ dir, listen: [`/ip4/${HOST}/tcp/0`], api: false, store: { quota: { inboxCount: big, inboxBytes: big, senderCount: big, senderBytes: big, senderTotalCount: big, senderTotalBytes: big } } })
+  const node = await createNode({ dir, listen: [`/ip4/${HOST}/tcp/0`], api: false, store: { synchronous, quota: { inboxCount: big, inboxBytes: big, senderCount: big, senderBytes: big, senderTotalCount: big, senderTotalBytes: big } } })
   const bob = await node.agent('bob')
   process.send?.({ event: 'ready', addr: node.multiaddrs()[0], bob: bob.id })
   process.on('message', (m: { op: string }) => {
     void (async () => {
       if (m.op === 'detach') { await bob.close(); process.send?.({ event: 'detached' }) }
-      if (m.op === 'count') process.send?.({ event: 'count', count: (await node.store.stats(bob.id)).inbox.count })
+      if (m.op === 'count') process.send?.({ event: 'count', count: (await node.store.stats(bob.id)).inbox.count, cpuUs: cpuUs() })
       if (m.op === 'stop') { await node.stop(); process.exit(0) }
     })()
   })
@@ -52,7 +60,33 @@ if (process.argv[2] === '--home') {
 
 // ---- measurement helpers -----------------------------------------------------------------
 
-interface Result { system: string, count: number, window: number, seconds: number, perSecond: number, p50Ms: number, p99Ms: number, maxMs: number, lost: number, errors: number }
+/** This process's CPU time so far (user + system), µs. */
+function cpuUs (): number {
+  const u = process.cpuUsage()
+  return u.user + u.system
+}
+
+interface Result {
+  system: string, count: number, window: number, seconds: number, perSecond: number, p50Ms: number, p99Ms: number, maxMs: number, lost: number, errors: number
+  /** CPU µs per acknowledged message: the sending process, and the receiving node / server. */
+  senderCpuUsPerMsg?: number
+  homeCpuUsPerMsg?: number
+}
+
+/** Another process's CPU time so far (Linux /proc; NaN elsewhere), µs. */
+function procCpuUs (pid: number | undefined): number {
+  if (pid == null) return Number.NaN
+  try {
+    // Fields after the command name (which is in parentheses): utime is the 14th field, stime the 15th.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    const ticks = Number(rest[11]) + Number(rest[12])
+    // USER_HZ is 100 on every Linux this runs on (a const up here would not exist yet when the script runs).
+    return ticks * 1e6 / 100
+  } catch {
+    return Number.NaN
+  }
+}
 
 function percentile (sorted: number[], p: number): number {
   if (sorted.length === 0) return Number.NaN
@@ -116,11 +150,14 @@ function childEvent<T> (child: ChildProcess, event: string, timeoutMs: number): 
 
 // ---- fedmesh -------------------------------------------------------------------------------
 
-async function benchFedmesh (count: number, window: number): Promise<Result> {
+async function benchFedmesh (count: number, window: number, synchronous: 'full' | 'normal' = 'full'): Promise<Result> {
   const { createNode } = await import('../src/node/mesh-node.ts')
   const homeDir = mkdtempSync(join(tmpdir(), 'fedmesh-bench-home-'))
   const senderDir = mkdtempSync(join(tmpdir(), 'fedmesh-bench-sender-'))
-  const child = fork(new URL(import.meta.url).pathname, ['--home', homeDir], { execPath: process.execPath, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  // FEDMESH_BENCH_PROF_DIR=<dir>: the home node writes a CPU profile there (run the sender with --cpu-prof too).
+  const profDir = process.env.FEDMESH_BENCH_PROF_DIR
+  const execArgv = profDir != null && profDir !== '' ? [...process.execArgv, '--cpu-prof', `--cpu-prof-dir=${profDir}`] : process.execArgv
+  const child = fork(new URL(import.meta.url).pathname, ['--home', homeDir, synchronous], { execPath: process.execPath, execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
   try {
     const ready = await childEvent<{ addr: string, bob: string }>(child, 'ready', 30_000)
     const node = await createNode({ dir: senderDir, listen: [`/ip4/${HOST}/tcp/0`], api: false, bootstrap: [ready.addr] })
@@ -134,12 +171,18 @@ async function benchFedmesh (count: number, window: number): Promise<Result> {
       // Warm-up: connections, statements, JIT.
       await pipeline(Math.min(500, count), window, async () => await alice.send(ready.bob, payload, { durable: true }))
       const before = await countAt(child)
+      const cpu0 = cpuUs()
       const run = await pipeline(count, window, async () => {
         const r = await alice.send(ready.bob, payload, { durable: true })
         if (r.durable?.status !== 'stored') throw new Error(`not stored: ${JSON.stringify(r.durable)}`)
       })
+      const senderCpu = cpuUs() - cpu0
       const after = await countAt(child)
-      return result('fedmesh durable (SQLite FULL, k=0)', count, window, run, after - before)
+      const res = result(`fedmesh durable (SQLite ${synchronous.toUpperCase()}, k=0)`, count, window, run, after.count - before.count)
+      const acked = Math.max(1, run.latencies.length)
+      res.senderCpuUsPerMsg = senderCpu / acked
+      res.homeCpuUsPerMsg = (after.cpuUs - before.cpuUs) / acked
+      return res
     } finally {
       await node.stop()
     }
@@ -151,10 +194,11 @@ async function benchFedmesh (count: number, window: number): Promise<Result> {
   }
 }
 
-async function countAt (child: ChildProcess): Promise<number> {
-  const p = childEvent<{ count: number }>(child, 'count', 30_000)
+/** The inbox count at the home node and its CPU time so far. */
+async function countAt (child: ChildProcess): Promise<{ count: number, cpuUs: number }> {
+  const p = childEvent<{ count: number, cpuUs: number }>(child, 'count', 30_000)
   child.send({ op: 'count' })
-  return (await p).count
+  return await p
 }
 
 // ---- JetStream -----------------------------------------------------------------------------
@@ -179,9 +223,17 @@ async function benchJetStream (count: number, window: number): Promise<Result> {
       const payload = new Uint8Array(PAYLOAD_BYTES).fill(0x61)
       await pipeline(Math.min(500, count), window, async () => await js.publish('bench.warm', payload))
       const before = (await jsm.streams.info('BENCH')).state.messages
+      const cpu0 = cpuUs()
+      const server0 = procCpuUs(server.pid)
       const run = await pipeline(count, window, async () => await js.publish('bench.durable', payload))
+      const senderCpu = cpuUs() - cpu0
+      const serverCpu = procCpuUs(server.pid) - server0
       const after = (await jsm.streams.info('BENCH')).state.messages
-      return result('NATS JetStream (file, R1)', count, window, run, after - before)
+      const res = result('NATS JetStream (file, R1)', count, window, run, after - before)
+      const acked = Math.max(1, run.latencies.length)
+      res.senderCpuUsPerMsg = senderCpu / acked
+      if (Number.isFinite(serverCpu)) res.homeCpuUsPerMsg = serverCpu / acked
+      return res
     } finally {
       await nc.close()
     }
@@ -200,7 +252,8 @@ async function main (): Promise<void> {
       count: { type: 'string', default: '20000' },
       window: { type: 'string', default: '512' },
       json: { type: 'boolean', default: false },
-      only: { type: 'string' }
+      only: { type: 'string' },
+      sync: { type: 'string', default: 'full' }
     }
   })
   const count = Number(values.count)
@@ -208,7 +261,8 @@ async function main (): Promise<void> {
   if (!Number.isSafeInteger(count) || count < 1 || count > 10_000_000) throw new Error('--count must be 1–10000000')
   if (!Number.isSafeInteger(window) || window < 1 || window > 100_000) throw new Error('--window must be 1–100000')
   const results: Result[] = []
-  if (values.only == null || values.only === 'fedmesh') results.push(await benchFedmesh(count, window))
+  if (values.sync !== 'full' && values.sync !== 'normal') throw new Error('--sync must be full or normal')
+  if (values.only == null || values.only === 'fedmesh') results.push(await benchFedmesh(count, window, values.sync))
   if (values.only == null || values.only === 'jetstream') results.push(await benchJetStream(count, window))
   const fm = results.find(r => r.system.startsWith('fedmesh'))
   const js = results.find(r => r.system.startsWith('NATS'))
@@ -225,6 +279,9 @@ async function main (): Promise<void> {
   const line = (cells: string[]): string => cells.map((c, i) => i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i])).join('  ')
   process.stdout.write(`durable send, ${PAYLOAD_BYTES}-byte payloads, acknowledged after the stable write\n\n`)
   process.stdout.write([line(headers), line(widths.map(w => '-'.repeat(w))), ...rows.map(line)].join('\n') + '\n')
+  for (const r of results) {
+    if (r.senderCpuUsPerMsg != null && r.homeCpuUsPerMsg != null) process.stdout.write(`\n${r.system}: CPU per message ${r.senderCpuUsPerMsg.toFixed(0)} µs at the sender, ${r.homeCpuUsPerMsg.toFixed(0)} µs at the ${r.system.startsWith('NATS') ? 'server' : 'home node'}\n`)
+  }
   if (ratios != null) {
     process.stdout.write(`\nfedmesh / JetStream: throughput ${ratios.throughput.toFixed(2)}x, p50 latency ${ratios.p50.toFixed(2)}x, p99 latency ${ratios.p99.toFixed(2)}x\n`)
   }

@@ -366,7 +366,8 @@ export class DurableService {
     if (ho === true && await this.c.store.isProcessed(recipient, env.id)) return { ok: true, st: 'processed' }
     const out = await this.storeAsHome(env, peer)
     this.holdersOf(recipient).add(peer)
-    return { ok: true, st: out.status, n: out.replicas }
+    // `n` only when replicas stored (absent reads as 0): a `puts` answer is one map per envelope.
+    return out.replicas > 0 ? { ok: true, st: out.status, n: out.replicas } : { ok: true, st: out.status }
   }
 
   private holdersOf (agent: AgentId): Set<string> {

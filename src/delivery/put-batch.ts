@@ -5,13 +5,22 @@
  * envelope. One request, one timer and one response instead of one each per message.
  *
  * A batch is sent on the next turn of the event loop (setImmediate: the sends an agent
- * signed together arrive within the same turn) or as soon as it is full (MAX_PUTS envelopes
- * or MAX_PUTS_BYTES). A lone put goes out as a plain `put`. A caller's abort signal ends its
+ * signed together arrive within the same turn) or as soon as it is full (PUTS_PER_REQUEST
+ * envelopes or MAX_PUTS_BYTES). A lone put goes out as a plain `put`.
+ *
+ * PUTS_PER_REQUEST is below the protocol's MAX_PUTS on purpose: with hundreds of durable
+ * sends in flight, one request for all of them makes sender and home node take turns (the
+ * home waits while the sender signs, the sender waits while the home checks and commits).
+ * Requests of an agent's signing batch each (the SDK signs up to 256 together) let the home
+ * node commit one while it checks the next, and answer the first one sooner. A caller's abort signal ends its
  * own wait only; a put that was already sent may still be stored (a retransmission is then
  * answered `duplicate`).
  */
 import { abortReason } from '../core/errors.ts'
 import { MAX_PUTS, MAX_PUTS_BYTES, type DurableAnswer } from './wire.ts'
+
+/** Envelopes in one `puts` request this node sends (≤ MAX_PUTS, the most a node accepts). */
+export const PUTS_PER_REQUEST = Math.min(256, MAX_PUTS)
 
 export interface PutTarget {
   peer: string
@@ -45,7 +54,7 @@ export class PutBatcher {
     if (signal?.aborted === true) throw abortReason(signal, 'durable put')
     const key = `${target.peer}\n${target.home ?? ''}\n${target.ho === true ? 1 : 0}\n${target.timeoutMs ?? ''}`
     let p = this.pending.get(key)
-    if (p != null && (p.items.length >= MAX_PUTS || p.bytes + e.length > MAX_PUTS_BYTES)) {
+    if (p != null && p.bytes + e.length > MAX_PUTS_BYTES) {
       this.pending.delete(key)
       this.send(p)
       p = undefined
@@ -57,7 +66,11 @@ export class PutBatcher {
     const { promise, resolve, reject } = Promise.withResolvers<DurableAnswer>()
     p.items.push({ e, resolve, reject })
     p.bytes += e.length
-    this.scheduled ??= setImmediate(() => { this.flush() })
+    if (p.items.length >= PUTS_PER_REQUEST) {
+      // Full: on its way now, while the caller prepares the next ones.
+      this.pending.delete(key)
+      this.send(p)
+    } else this.scheduled ??= setImmediate(() => { this.flush() })
     if (signal == null) return await promise
     const onAbort = (): void => { reject(abortReason(signal, 'durable put')) }
     signal.addEventListener('abort', onAbort, { once: true })

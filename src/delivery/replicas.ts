@@ -10,8 +10,18 @@ import { createHash } from 'node:crypto'
 export const DEFAULT_REPLICAS = 2
 export const MAX_REPLICAS = 8
 
+/** Keys of ids seen lately: the same recipients and peers come up message after message. */
+const keys = new Map<string, Buffer>()
+const KEY_CACHE = 4_096
+
 function key (s: string): Buffer {
-  return createHash('sha256').update(s).digest()
+  let k = keys.get(s)
+  if (k == null) {
+    k = createHash('sha256').update(s).digest()
+    if (keys.size >= KEY_CACHE) keys.delete(keys.keys().next().value as string)
+    keys.set(s, k)
+  }
+  return k
 }
 
 /** XOR distance of two 32-byte keys, compared bytewise (big-endian). */
@@ -33,8 +43,9 @@ export interface StorageCandidate { peer: string, roles: readonly string[] }
  */
 export function chooseReplicas (recipient: string, candidates: readonly StorageCandidate[], k: number, exclude: ReadonlySet<string> = new Set()): string[] {
   if (k <= 0) return []
-  const target = key(recipient)
   const peers = [...new Set(candidates.filter(c => c.roles.includes('storage') && !exclude.has(c.peer)).map(c => c.peer))]
+  if (peers.length === 0) return []
+  const target = key(recipient)
   const keyed = peers.map(peer => ({ peer, k: key(peer) }))
   keyed.sort((a, b) => compareDistance(target, a.k, b.k) || (a.peer < b.peer ? -1 : 1))
   return keyed.slice(0, k).map(x => x.peer)

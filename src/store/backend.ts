@@ -8,6 +8,8 @@
  */
 import type { Durability, StoreKind, VerifyMode } from './types.ts'
 import type { QueryDialect } from './query.ts'
+import type { OpOutcome } from './group-commit.ts'
+import type { WriteOp } from './ops.ts'
 
 export type Row = Record<string, unknown>
 
@@ -54,6 +56,12 @@ export interface Backend {
    * disk on its own (SQLite: no fsync for it; PostgreSQL: `synchronous_commit = off`).
    */
   transaction: <T>(fn: (sql: Sql) => Promise<T>, options?: { flush?: boolean }) => Promise<T>
+  /**
+   * Where present, the group commit's batches go here instead of `transaction` + `executeOps`
+   * on the calling thread: the same operations, one transaction, the same outcomes and the
+   * same durability (SQLite: run on its writer thread).
+   */
+  executeBatch?: (ops: WriteOp[], ctx: { now: number, keepDeliveredMs: number }, options: { flush: boolean }) => Promise<Array<OpOutcome<unknown>>>
   /** Reads that see only committed data. */
   readonly reader: Sql
   close: () => Promise<void>

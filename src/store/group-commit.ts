@@ -4,6 +4,12 @@
  * `maxDelayMs`); while it commits, new operations queue, and the next batch takes them all.
  * So one caller waiting on each write pays one flush per write, and a thousand concurrent
  * callers pay a handful.
+ *
+ * `eager` (for a store that commits on another thread): with nothing committing, a batch
+ * starts as soon as the current task's synchronous work is done (a microtask) rather than
+ * on the next turn. The work that arrives meanwhile — the next request off the network —
+ * is then handled while the first batch commits, and the first batch's callers are
+ * answered without waiting for it: intake and commit overlap instead of taking turns.
  */
 import { abortReason } from '../core/errors.ts'
 
@@ -13,6 +19,8 @@ export type OpOutcome<R> = { ok: true, value: R } | { ok: false, error: Error }
 export interface GroupCommitInit<Op, R> {
   maxBatch: number
   maxDelayMs: number
+  /** With `maxDelayMs` 0: an idle group commit starts a batch in a microtask, not on the next turn. */
+  eager?: boolean
   /** Runs the operations in one transaction; throws when the transaction failed as a whole. */
   execute: (ops: Op[]) => Promise<Array<OpOutcome<R>>>
 }
@@ -37,17 +45,21 @@ interface Item<Op, R> {
 export function createGroupCommit<Op, R> (init: GroupCommitInit<Op, R>): GroupCommit<Op, R> {
   const queue: Array<Item<Op, R>> = []
   let running: Promise<void> | null = null
-  let timer: { timeout: NodeJS.Timeout } | { immediate: NodeJS.Immediate } | null = null
+  let timer: { timeout: NodeJS.Timeout } | { immediate: NodeJS.Immediate } | { microtask: true } | null = null
 
   function schedule (delayMs: number): void {
     if (running != null || timer != null || queue.length === 0) return
-    timer = delayMs > 0 ? { timeout: setTimeout(flush, delayMs) } : { immediate: setImmediate(flush) }
+    if (delayMs > 0) timer = { timeout: setTimeout(flush, delayMs) }
+    else if (init.eager === true) {
+      const mine = timer = { microtask: true as const }
+      queueMicrotask(() => { if (timer === mine) flush() })
+    } else timer = { immediate: setImmediate(flush) }
   }
 
   function cancelTimer (): void {
     if (timer == null) return
     if ('timeout' in timer) clearTimeout(timer.timeout)
-    else clearImmediate(timer.immediate)
+    else if ('immediate' in timer) clearImmediate(timer.immediate)
     timer = null
   }
 

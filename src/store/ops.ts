@@ -101,7 +101,12 @@ async function enqueueRun (ctx: OpContext, run: Array<Extract<WriteOp, { kind: '
   }
 
   const usageKeys = new Map<string, [UsageScope, string]>()
+  const pairsSeen = new Set<string>()
   for (const e of entries) {
+    // One pair's three keys are the same for all its entries.
+    const pk = usageKeyOf('pair', e.recipient, e.sender)
+    if (pairsSeen.has(pk)) continue
+    pairsSeen.add(pk)
     for (const scope of ['inbox', 'pair', 'sender'] as const) {
       const key = usageKeyOf(scope, e.recipient, e.sender)
       usageKeys.set(usageMapKey(scope, key), [scope, key])

@@ -74,6 +74,8 @@ const SCOPES: Array<{ scope: UsageScope, count: keyof InboxQuota, bytes: keyof I
   { scope: 'sender', count: 'senderTotalCount', bytes: 'senderTotalBytes', countKind: 'sender-total-count', bytesKind: 'sender-total-bytes' }
 ]
 
+const SCOPE_INDEX: Record<UsageScope, number> = { inbox: 0, pair: 1, sender: 2 }
+
 /** The first quota `entry` would exceed, or null. */
 export function quotaViolation (entry: NormalizedEntry, quota: InboxQuota, usageOf: (scope: UsageScope) => Usage): QuotaExceededError | null {
   for (const s of SCOPES) {
@@ -100,6 +102,17 @@ export function planEnqueue (batch: PlanInput[], state: PlanState): EnqueuePlan 
     }
     return u
   }
+  // The three usages of an entry follow from its (recipient, sender) pair: looked up once per pair.
+  const byPair = new Map<string, Usage[]>()
+  const usagesOf = (entry: NormalizedEntry): Usage[] => {
+    const pk = usageKeyOf('pair', entry.recipient, entry.sender)
+    let us = byPair.get(pk)
+    if (us == null) {
+      us = SCOPES.map(s => usageOf(s.scope, entry))
+      byPair.set(pk, us)
+    }
+    return us
+  }
   const slots = new Map<string, Slot[]>()
   for (const [k, list] of state.seqSlots) slots.set(k, list.map(s => ({ ...s, originalPos: s.pos })))
   let nextPos = state.nextPos
@@ -109,10 +122,10 @@ export function planEnqueue (batch: PlanInput[], state: PlanState): EnqueuePlan 
   for (const { entry, quota } of batch) {
     const hk = heldKey(entry.recipient, entry.id)
     if (held.has(hk)) { outcomes.push({ status: 'duplicate' }); continue }
-    const violation = quotaViolation(entry, quota, scope => usageOf(scope, entry))
+    const us = usagesOf(entry)
+    const violation = quotaViolation(entry, quota, scope => us[SCOPE_INDEX[scope]])
     if (violation != null) { outcomes.push(violation); continue }
-    for (const s of SCOPES) {
-      const u = usageOf(s.scope, entry)
+    for (const u of us) {
       u.count += 1
       u.bytes += entry.size
     }

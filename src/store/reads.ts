@@ -53,7 +53,8 @@ export async function readPending (sql: Sql, d: Dialect, recipient: string, afte
 export async function readInboxes (sql: Sql, d: Dialect, replica: boolean | undefined, after: string | undefined, limit: number, now: number): Promise<{ recipients: AgentId[], more: boolean }> {
   const params: unknown[] = [now]
   let where = 'delivered_ts IS NULL AND expires_at > ?'
-  if (replica !== undefined) { where += ' AND replica = ?'; params.push(replica ? 1 : 0) }
+  // A literal, not a parameter: so SQLite sees that `replica = 1` matches the partial index inbox_replica.
+  if (replica !== undefined) where += ` AND replica = ${replica ? 1 : 0}`
   if (after !== undefined) { where += ' AND recipient > ?'; params.push(after) }
   const rows = await sql.all(`SELECT DISTINCT recipient FROM ${d.table('inbox')} WHERE ${where} ORDER BY recipient LIMIT ${limit + 1}`, params)
   return { recipients: rows.slice(0, limit).map(r => String(r.recipient) as AgentId), more: rows.length > limit }

@@ -7,7 +7,7 @@
 import { StoreVersionError } from './errors.ts'
 import type { Dialect, Sql } from './backend.ts'
 
-export const SCHEMA_VERSION = 1
+export const SCHEMA_VERSION = 2
 
 /** Counters kept in the `counters` table. */
 export const COUNTERS = ['inbox_pos', 'log_seq', 'log_count', 'log_bytes'] as const
@@ -80,8 +80,27 @@ function schemaV1 (d: Dialect): string[] {
   ]
 }
 
+/**
+ * Version 2: indexes that a message does not pay for when it has nothing to index.
+ * - `inbox_replica`: the replica handover (every tick) asks which recipients have replica
+ *   copies pending; version 1 answered by scanning every pending entry.
+ * - `log_conv`, `log_topic`: most records have no conversation or no topic; they no longer
+ *   add an index entry for NULL (every query on these columns compares them, so it implies
+ *   NOT NULL and the partial index serves it).
+ */
+function schemaV2 (d: Dialect): string[] {
+  const t = d.table
+  return [
+    `CREATE INDEX inbox_replica ON ${t('inbox')} (recipient) WHERE replica = 1 AND delivered_ts IS NULL`,
+    `DROP INDEX ${t('log_conv')}`,
+    `CREATE INDEX log_conv ON ${t('log')} (conv, seq) WHERE conv IS NOT NULL`,
+    `DROP INDEX ${t('log_topic')}`,
+    `CREATE INDEX log_topic ON ${t('log')} (topic, seq) WHERE topic IS NOT NULL`
+  ]
+}
+
 /** Steps from version n-1 to n; index 0 creates version 1. */
-const MIGRATIONS: Array<(d: Dialect) => string[]> = [schemaV1]
+const MIGRATIONS: Array<(d: Dialect) => string[]> = [schemaV1, schemaV2]
 
 export async function readSchemaVersion (sql: Sql, d: Dialect): Promise<number | null> {
   if (!await d.tableExists(sql, 'meta')) {

@@ -18,6 +18,7 @@ import { FedmeshError } from '../core/errors.ts'
 import { StoreCorruptError, StoreIOError, StoreVersionError } from './errors.ts'
 import type { Backend, Dialect, Row, Sql } from './backend.ts'
 import type { SqliteStoreConfig, VerifyMode } from './types.ts'
+import { startSqliteWriter, type SqliteWriter } from './sqlite-writer.ts'
 
 /** 'fmsh' */
 export const SQLITE_APPLICATION_ID = 0x666d7368
@@ -44,7 +45,7 @@ export const sqliteDialect: Dialect = {
 }
 
 /** Statements prepared once and reused, at most `STATEMENT_CACHE` of them (least recently used goes). */
-function sqlOf (db: DatabaseSync): Sql {
+export function sqlOf (db: DatabaseSync): Sql {
   const cache = new Map<string, StatementSync>()
   const prepare = (sql: string): StatementSync => {
     let stmt = cache.get(sql)
@@ -81,6 +82,23 @@ export function mapSqliteError (err: unknown, what: string, path: string): Error
   return new StoreIOError(`${what}: ${message}`, { cause: err, details })
 }
 
+/**
+ * The write connection of an open store (WAL mode already set), as the writer thread opens
+ * it: its own `synchronous` setting, the busy timeout, the SQL functions.
+ */
+export function openWriterConnection (path: string, synchronous: 'full' | 'normal', timeout: number): DatabaseSync {
+  const db = new DatabaseSync(path, { timeout, enableForeignKeyConstraints: false })
+  try {
+    db.exec(`PRAGMA synchronous = ${synchronous === 'full' ? 'FULL' : 'NORMAL'}`)
+    db.exec('PRAGMA journal_size_limit = 67108864')
+    registerFunctions(db)
+  } catch (err) {
+    try { db.close() } catch {}
+    throw err
+  }
+  return db
+}
+
 function registerFunctions (db: DatabaseSync): void {
   db.function('fm_topic_match', { deterministic: true }, (pattern, topic) =>
     typeof pattern === 'string' && typeof topic === 'string' && topicMatches(pattern, topic) ? 1 : 0)
@@ -106,6 +124,9 @@ export function createSqliteBackend (config: SqliteStoreConfig): Backend {
   let reader: DatabaseSync | null = null
   let writerSql: Sql | null = null
   let readerSql: Sql | null = null
+
+  // The writer thread (started at open for a writable store): group-commit batches run there.
+  let writerThread: Promise<SqliteWriter> | null = null
 
   const closeAll = (): void => {
     for (const db of [reader, writer]) {
@@ -144,6 +165,12 @@ export function createSqliteBackend (config: SqliteStoreConfig): Backend {
         }
         registerFunctions(reader as DatabaseSync)
         readerSql = sqlOf(reader as DatabaseSync)
+        if (!readOnly) {
+          // Its connection needs no lock to open, so it starts while the store migrates;
+          // a failure to start surfaces at the first write.
+          writerThread = startSqliteWriter({ path, synchronous, timeout })
+          writerThread.catch(() => {})
+        }
       } catch (err) {
         closeAll()
         throw mapSqliteError(err, 'open', path)
@@ -175,12 +202,23 @@ export function createSqliteBackend (config: SqliteStoreConfig): Backend {
       }
     },
 
+    async executeBatch (ops, ctx, options) {
+      if (writerThread == null) throw new StoreIOError('store is not open for writing')
+      const thread = await writerThread
+      return await thread.execute(ops, ctx, options.flush)
+    },
+
     get reader (): Sql {
       if (readerSql == null) throw new StoreIOError('store is not open')
       return readerSql
     },
 
     async close () {
+      if (writerThread != null) {
+        const thread = writerThread
+        writerThread = null
+        try { await (await thread).close() } catch {}
+      }
       if (writer != null) {
         // Fold the WAL into the database so the file stands alone after a clean close.
         try { writer.exec('PRAGMA wal_checkpoint(TRUNCATE)') } catch {}

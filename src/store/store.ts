@@ -30,11 +30,15 @@ export function createMessageStore (backend: Backend, settings: StoreSettings): 
 
   const commit = createGroupCommit<WriteOp, unknown>({
     ...settings.groupCommit,
+    // Committing on another thread: start a batch at once, and take in the next while it commits.
+    eager: backend.executeBatch != null,
     execute: async (ops) => {
       // Only message-log work in this batch: with logSync 'deferred' it need not wait for the disk.
       const flush = settings.logSync === 'commit' || !ops.every(op => op.kind === 'log' || op.kind === 'update' || op.kind === 'retain')
+      const now = settings.clock()
       try {
-        return await backend.transaction(async sql => await executeOps({ sql, d, now: settings.clock(), keepDeliveredMs: settings.keepDeliveredMs }, ops), { flush })
+        if (backend.executeBatch != null) return await backend.executeBatch(ops, { now, keepDeliveredMs: settings.keepDeliveredMs }, { flush })
+        return await backend.transaction(async sql => await executeOps({ sql, d, now, keepDeliveredMs: settings.keepDeliveredMs }, ops), { flush })
       } catch (err) {
         throw backend.mapError(err, 'write')
       }

@@ -43,9 +43,10 @@ function checkBytes (field: string, v: unknown, allowEmpty: boolean): Uint8Array
   return v
 }
 
-function checkKeys (what: string, obj: unknown, allowed: readonly string[]): Record<string, unknown> {
-  if (obj == null || typeof obj !== 'object' || Array.isArray(obj)) throw new InvalidArgumentError(`${what} must be an object`)
-  for (const k of Object.keys(obj)) if (!allowed.includes(k)) fail(`${what}.${k}`, 'is not a known field')
+function checkKeys (what: string | (() => string), obj: unknown, allowed: ReadonlySet<string>): Record<string, unknown> {
+  const name = (): string => typeof what === 'string' ? what : what()
+  if (obj == null || typeof obj !== 'object' || Array.isArray(obj)) throw new InvalidArgumentError(`${name()} must be an object`)
+  for (const k in obj) if (Object.hasOwn(obj, k) && !allowed.has(k)) fail(`${name()}.${k}`, 'is not a known field')
   return obj as Record<string, unknown>
 }
 
@@ -78,7 +79,7 @@ export interface NormalizedEntry {
   crc: number
 }
 
-const ENTRY_FIELDS = ['recipient', 'id', 'sender', 'bytes', 'expiresAt', 'priority', 'senderSeq', 'replica', 'home'] as const
+const ENTRY_FIELDS = new Set(['recipient', 'id', 'sender', 'bytes', 'expiresAt', 'priority', 'senderSeq', 'replica', 'home'])
 
 export function normalizeEntry (input: InboxEntryInit): NormalizedEntry {
   const e = checkKeys('entry', input, ENTRY_FIELDS)
@@ -132,7 +133,7 @@ export interface NormalizedLogRecord {
   crc: number | null
 }
 
-const RECORD_FIELDS = ['id', 'event', 'status', 'from', 'to', 'topic', 'schema', 'proto', 'conv', 'type', 'size', 'reason', 'originTs', 'receivedTs', 'ackedTs', 'peer', 'bytes'] as const
+const RECORD_FIELDS = new Set(['id', 'event', 'status', 'from', 'to', 'topic', 'schema', 'proto', 'conv', 'type', 'size', 'reason', 'originTs', 'receivedTs', 'ackedTs', 'peer', 'bytes'])
 
 function optReason (field: string, v: unknown): string | null {
   if (v === undefined) return null
@@ -141,43 +142,55 @@ function optReason (field: string, v: unknown): string | null {
 }
 
 export function normalizeLogRecord (input: LogRecordInit, now: number, index: number): NormalizedLogRecord {
-  const w = `records[${index}]`
+  // Field names for the error message are built only when a check fails (records come in
+  // thousands per second from the node's recorder, nearly always well formed).
+  const w = (): string => `records[${index}]`
   const r = checkKeys(w, input, RECORD_FIELDS)
-  const id = checkId(`${w}.id`, r.id)
-  if (!isLogEvent(r.event)) fail(`${w}.event`, `must be one of ${LOG_EVENTS.join(', ')}`)
+  const id = idField(w, 'id', r.id)
+  if (!isLogEvent(r.event)) fail(`${w()}.event`, `must be one of ${LOG_EVENTS.join(', ')}`)
   const status = r.status ?? (r.event === 'rejected' ? 'rejected' : 'ok')
-  if (!isLogStatus(status)) fail(`${w}.status`, `must be one of ${LOG_STATUSES.join(', ')}`)
-  const to = r.to === undefined ? [] : checkIdList(`${w}.to`, r.to, FIELD_LIMITS.maxRecipients)
-  const bytes = r.bytes === undefined ? null : plainBytes(checkBytes(`${w}.bytes`, r.bytes, true))
+  if (!isLogStatus(status)) fail(`${w()}.status`, `must be one of ${LOG_STATUSES.join(', ')}`)
+  const to = r.to === undefined ? [] : checkIdList(`${w()}.to`, r.to, FIELD_LIMITS.maxRecipients)
+  const bytes = r.bytes === undefined ? null : plainBytes(checkBytes(`${w()}.bytes`, r.bytes, true))
   let size: number
   if (r.size === undefined) {
-    if (bytes == null) fail(`${w}.size`, 'is required when bytes are not given')
+    if (bytes == null) fail(`${w()}.size`, 'is required when bytes are not given')
     size = bytes.length
   } else {
-    if (typeof r.size !== 'number' || !Number.isSafeInteger(r.size) || r.size < 0) fail(`${w}.size`, 'must be an integer ≥ 0')
+    if (typeof r.size !== 'number' || !Number.isSafeInteger(r.size) || r.size < 0) fail(`${w()}.size`, 'must be an integer ≥ 0')
     size = r.size
-    if (bytes != null && bytes.length !== size) fail(`${w}.size`, `is ${size} but bytes has ${bytes.length}`)
+    if (bytes != null && bytes.length !== size) fail(`${w()}.size`, `is ${size} but bytes has ${bytes.length}`)
   }
   return {
     id,
     event: r.event,
     status,
-    from: optId(`${w}.from`, r.from),
+    from: optIdField(w, 'from', r.from),
     to,
-    topic: optId(`${w}.topic`, r.topic, FIELD_LIMITS.maxTopicLength),
-    schema: optId(`${w}.schema`, r.schema),
-    proto: optId(`${w}.proto`, r.proto),
-    conv: optId(`${w}.conv`, r.conv),
-    type: optId(`${w}.type`, r.type),
+    topic: optIdField(w, 'topic', r.topic, FIELD_LIMITS.maxTopicLength),
+    schema: optIdField(w, 'schema', r.schema),
+    proto: optIdField(w, 'proto', r.proto),
+    conv: optIdField(w, 'conv', r.conv),
+    type: optIdField(w, 'type', r.type),
     size,
-    reason: optReason(`${w}.reason`, r.reason),
-    originTs: optTime(`${w}.originTs`, r.originTs),
-    receivedTs: r.receivedTs === undefined ? now : checkTime(`${w}.receivedTs`, r.receivedTs),
-    ackedTs: optTime(`${w}.ackedTs`, r.ackedTs),
-    peer: optId(`${w}.peer`, r.peer),
+    reason: r.reason === undefined ? null : optReason(`${w()}.reason`, r.reason),
+    originTs: r.originTs === undefined ? null : checkTime(`${w()}.originTs`, r.originTs),
+    receivedTs: r.receivedTs === undefined ? now : checkTime(`${w()}.receivedTs`, r.receivedTs),
+    ackedTs: r.ackedTs === undefined ? null : checkTime(`${w()}.ackedTs`, r.ackedTs),
+    peer: optIdField(w, 'peer', r.peer),
     bytes,
     crc: bytes == null ? null : payloadChecksum(id, bytes)
   }
+}
+
+/** checkId with the field's name built on failure only. */
+function idField (w: () => string, name: string, v: unknown, max: number = FIELD_LIMITS.maxIdLength): string {
+  if (typeof v === 'string' && v.length > 0 && v.length <= max && !CONTROL_RE.test(v)) return v
+  return checkId(`${w()}.${name}`, v, max)
+}
+
+function optIdField (w: () => string, name: string, v: unknown, max?: number): string | null {
+  return v === undefined ? null : idField(w, name, v, max)
 }
 
 export interface NormalizedPatch {
@@ -186,8 +199,10 @@ export interface NormalizedPatch {
   reason: string | null
 }
 
+const PATCH_FIELDS = new Set(['status', 'ackedTs', 'reason'])
+
 export function normalizePatch (input: StatusPatch): NormalizedPatch {
-  const p = checkKeys('patch', input, ['status', 'ackedTs', 'reason'])
+  const p = checkKeys('patch', input, PATCH_FIELDS)
   if (p.status !== undefined && !isLogStatus(p.status)) fail('patch.status', `must be one of ${LOG_STATUSES.join(', ')}`)
   const out = { status: (p.status as LogStatus | undefined) ?? null, ackedTs: optTime('patch.ackedTs', p.ackedTs), reason: optReason('patch.reason', p.reason) }
   if (out.status == null && out.ackedTs == null && out.reason == null) throw new InvalidArgumentError('patch changes nothing')

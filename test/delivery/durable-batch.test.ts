@@ -11,6 +11,7 @@ import { generateAgentKey } from '../../src/core/keys.ts'
 import { decodeEnvelope, encodeEnvelopeFields, type EnvelopeFields } from '../../src/core/envelope.ts'
 import type { NetworkId } from '../../src/core/ids.ts'
 import { decodeRequest, decodeResponse, MAX_PUTS, MAX_PUTS_BYTES, type DurableAnswer } from '../../src/delivery/wire.ts'
+import { PUTS_PER_REQUEST } from '../../src/delivery/put-batch.ts'
 import { PutBatcher, type PutTarget } from '../../src/delivery/put-batch.ts'
 import type { Message, Subscription } from '../../src/node/types.ts'
 import { Nodes, within } from '../helpers/api.ts'
@@ -88,10 +89,11 @@ describe('PutBatcher', () => {
       if (n === 1) throw new Error('link down')
       return es.map((): DurableAnswer => ({ ok: true, st: 'stored' }))
     })
-    const ps = Array.from({ length: MAX_PUTS + 3 }, async (_, i) => await b.put(target, new Uint8Array([i & 255])))
+    assert.ok(PUTS_PER_REQUEST <= MAX_PUTS)
+    const ps = Array.from({ length: PUTS_PER_REQUEST + 3 }, async (_, i) => await b.put(target, new Uint8Array([i & 255])))
     const settled = await Promise.allSettled(ps)
     assert.equal(n, 2)
-    assert.equal(settled.filter(s => s.status === 'rejected').length, MAX_PUTS)
+    assert.equal(settled.filter(s => s.status === 'rejected').length, PUTS_PER_REQUEST)
     assert.equal(settled.filter(s => s.status === 'fulfilled').length, 3)
   })
 

@@ -12,6 +12,7 @@ import {
   type CommonStoreConfig, type InboxEntryInit, type LogRecordInit, type MessageStore, type QuotaKind
 } from '../../src/store/index.ts'
 import { createStoreSettings } from '../../src/store/config.ts'
+import { SCHEMA_VERSION } from '../../src/store/schema.ts'
 import { InvalidArgumentError } from '../../src/core/errors.ts'
 
 export interface StoreLocation {
@@ -118,7 +119,7 @@ export function storeCompliance (name: string, makeHarness: () => Promise<StoreH
           assert.throws(() => store.info(), StoreClosedError)
           await store.open()
           await store.open() // idempotent
-          assert.equal(store.info().schemaVersion, 1)
+          assert.equal(store.info().schemaVersion, SCHEMA_VERSION)
           assert.ok(['power-loss', 'process-crash'].includes(store.info().durability))
           await store.close()
           await store.close() // idempotent
@@ -762,6 +763,38 @@ export function storeCompliance (name: string, makeHarness: () => Promise<StoreH
           await rejectsWith(store.conversation('cc'), 'StoreCorruptError')
           await store.close()
           await rejectsWith(loc.create().open(), 'StoreCorruptError')
+        })
+      })
+
+      test('a version 1 store is migrated at open, its data intact', async () => {
+        await withStore(async (store, loc) => {
+          const exp = Date.now() + 3_600_000
+          await store.enqueue({ recipient: BOB, id: M('m1'), sender: ALICE, bytes: payload('m1', 3), expiresAt: exp })
+          await store.enqueue({ recipient: DAVE, id: M('m2'), sender: ALICE, bytes: payload('m2', 3), expiresAt: exp, replica: true, home: 'node-h' })
+          await store.log([
+            { id: M('m1'), event: 'stored', from: ALICE, to: [BOB], conv: 'c1', size: 3 },
+            { id: M('m3'), event: 'sent', from: ALICE, to: [BOB], topic: 'a/b', size: 1 }
+          ])
+          await store.close()
+          // Back to the version 1 schema: no inbox_replica, full log_conv and log_topic.
+          await loc.raw(`DROP INDEX ${loc.table('inbox_replica')}`)
+          await loc.raw(`DROP INDEX ${loc.table('log_conv')}`)
+          await loc.raw(`DROP INDEX ${loc.table('log_topic')}`)
+          await loc.raw(`CREATE INDEX log_conv ON ${loc.table('log')} (conv, seq)`)
+          await loc.raw(`CREATE INDEX log_topic ON ${loc.table('log')} (topic, seq)`)
+          await loc.raw(`UPDATE ${loc.table('meta')} SET value = '1' WHERE key = 'schema_version'`)
+          const again = loc.create()
+          await again.open()
+          try {
+            assert.equal(again.info().schemaVersion, SCHEMA_VERSION)
+            assert.deepEqual((await again.inboxes({ replica: true })).recipients, [DAVE])
+            assert.deepEqual((await again.inboxes({ replica: false })).recipients, [BOB])
+            assert.deepEqual((await again.conversation('c1')).map(r => r.id), [M('m1')])
+            assert.deepEqual((await again.query({ topic: 'a/#' })).records.map(r => r.id), [M('m3')])
+            assert.deepEqual((await again.pending(BOB)).entries.map(e => e.id), [M('m1')])
+          } finally {
+            await again.close()
+          }
         })
       })
 

@@ -184,6 +184,18 @@ describe('group commit', () => {
     assert.deepEqual(results.map(r => r.status === 'rejected'), Array.from({ length: 25 }, (_, i) => i >= 10 && i < 20))
   })
 
+  test('eager: an idle group commit starts its batch before the next turn, with everything of this task', async () => {
+    const batches: number[][] = []
+    const gc = createGroupCommit<number, number>({ maxBatch: 100, maxDelayMs: 0, eager: true, execute: async (ops) => { batches.push(ops); return ops.map(o => ({ ok: true as const, value: o })) } })
+    const lazy = createGroupCommit<number, number>({ maxBatch: 100, maxDelayMs: 0, execute: async (ops) => { batches.push(ops); return ops.map(o => ({ ok: true as const, value: o })) } })
+    const p = [gc.submit(1), gc.submit(2), lazy.submit(3)]
+    await Promise.resolve()
+    // The eager one has started (one batch with both), the other waits for the next turn.
+    assert.deepEqual(batches, [[1, 2]])
+    assert.deepEqual(await Promise.all(p), [1, 2, 3])
+    assert.deepEqual(batches, [[1, 2], [3]])
+  })
+
   test('an operation aborted while queued is never executed', async () => {
     const seen: number[] = []
     const gc = createGroupCommit<number, number>({ maxBatch: 10, maxDelayMs: 0, execute: async (ops) => { seen.push(...ops); return ops.map(o => ({ ok: true as const, value: o })) } })

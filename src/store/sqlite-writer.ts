@@ -1,0 +1,277 @@
+/**
+ * The SQLite write connection on its own thread. `node:sqlite` is synchronous: a commit
+ * (its fsync included) and every INSERT of a batch would otherwise block the event loop,
+ * and with it the network, the envelope checks and the next batch's intake. Here a worker
+ * thread owns the write connection and runs each group-commit batch (`executeOps`, the same
+ * code the other backends run) in one transaction; the event loop only posts the batch and
+ * takes the outcomes back. While the worker commits, new operations queue in the group
+ * commit and go to the worker as the next batch: one fsync per batch.
+ *
+ * This module is both sides: `startSqliteWriter` (main thread) and the worker's entry
+ * (when loaded as a worker, below).
+ */
+import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads'
+import { fileURLToPath } from 'node:url'
+import { extname } from 'node:path'
+import { FedmeshError, InvalidArgumentError } from '../core/errors.ts'
+import type { OpOutcome } from './group-commit.ts'
+import type { WriteOp } from './ops.ts'
+import type { NormalizedEntry, NormalizedLogRecord } from './validate.ts'
+import type { InboxQuota } from './types.ts'
+import {
+  InvalidQueryError, MessageExpiredError, QuotaExceededError, StoreClosedError, StoreCorruptError, StoreIOError,
+  StoreReadOnlyError, StoreUnavailableError, StoreVersionError, type QuotaExceededDetails
+} from './errors.ts'
+
+export interface SqliteWriterInit {
+  path: string
+  synchronous: 'full' | 'normal'
+  timeout: number
+}
+
+/**
+ * Enqueues and log appends — nearly every write — cross as arrays of their fields: the
+ * structured clone then writes no property names, about half the work of objects.
+ */
+type EntryTuple = [string, string, string, Uint8Array, number, number, number, number | null, boolean, string | null, number]
+type RecordTuple = [string, string, string, string | null, string[], string | null, string | null, string | null, string | null, string | null, number, string | null, number | null, number, number | null, string | null, Uint8Array | null, number | null]
+type PackedOp = { kind: 'enqueue', e: EntryTuple, quota: InboxQuota } | { kind: 'log', rs: RecordTuple[] } | Exclude<WriteOp, { kind: 'enqueue' | 'log' }>
+
+function packEntry (e: NormalizedEntry): EntryTuple {
+  return [e.recipient, e.id, e.sender, e.bytes, e.size, e.priority, e.expiresAt, e.senderSeq, e.replica, e.home, e.crc]
+}
+
+function unpackEntry (t: EntryTuple): NormalizedEntry {
+  return { recipient: t[0], id: t[1], sender: t[2], bytes: t[3], size: t[4], priority: t[5], expiresAt: t[6], senderSeq: t[7], replica: t[8], home: t[9], crc: t[10] }
+}
+
+function packRecord (r: NormalizedLogRecord): RecordTuple {
+  return [r.id, r.event, r.status, r.from, r.to, r.topic, r.schema, r.proto, r.conv, r.type, r.size, r.reason, r.originTs, r.receivedTs, r.ackedTs, r.peer, r.bytes, r.crc]
+}
+
+function unpackRecord (t: RecordTuple): NormalizedLogRecord {
+  return {
+    id: t[0], event: t[1] as NormalizedLogRecord['event'], status: t[2] as NormalizedLogRecord['status'], from: t[3], to: t[4], topic: t[5], schema: t[6], proto: t[7], conv: t[8], type: t[9],
+    size: t[10], reason: t[11], originTs: t[12], receivedTs: t[13], ackedTs: t[14], peer: t[15], bytes: t[16], crc: t[17]
+  }
+}
+
+function packOp (op: WriteOp): PackedOp {
+  if (op.kind === 'enqueue') return { kind: 'enqueue', e: packEntry(op.entry), quota: op.quota }
+  if (op.kind === 'log') return { kind: 'log', rs: op.records.map(packRecord) }
+  return op
+}
+
+/** Back to operations; an empty byte array is made anew (see below). */
+function unpackOp (p: PackedOp): WriteOp {
+  if (p.kind === 'enqueue') {
+    const entry = unpackEntry(p.e)
+    if (entry.bytes.length === 0) entry.bytes = new Uint8Array(0)
+    return { kind: 'enqueue', entry, quota: p.quota }
+  }
+  if (p.kind === 'log') {
+    return {
+      kind: 'log',
+      records: p.rs.map(t => {
+        const r = unpackRecord(t)
+        if (r.bytes != null && r.bytes.length === 0) r.bytes = new Uint8Array(0)
+        return r
+      })
+    }
+  }
+  return p
+}
+
+/** One batch for the worker. */
+interface BatchRequest { t: 'batch', id: number, ops: PackedOp[], now: number, keepDeliveredMs: number, flush: boolean }
+type Request = BatchRequest | { t: 'close' }
+
+/** An error as it crosses the thread boundary. */
+interface WireError { code: string | null, message: string, details?: Record<string, unknown> }
+type WireOutcome = { ok: true, value: unknown } | { ok: false, error: WireError }
+
+type Reply =
+  | { t: 'ready' }
+  | { t: 'open-failed', error: WireError }
+  | { t: 'done', id: number, outcomes: WireOutcome[] }
+  | { t: 'failed', id: number, error: WireError }
+  | { t: 'closed' }
+
+function toWire (err: unknown): WireError {
+  if (err instanceof FedmeshError) return { code: err.code, message: err.message, ...(err.details != null ? { details: err.details } : {}) }
+  return { code: null, message: (err as Error)?.message ?? String(err) }
+}
+
+const CLASSES: Record<string, new (message?: string, options?: { details?: Record<string, unknown> }) => Error> = {
+  StoreCorruptError, StoreClosedError, InvalidQueryError, MessageExpiredError, StoreUnavailableError, StoreIOError, StoreVersionError, StoreReadOnlyError, InvalidArgumentError
+}
+
+/** The typed error again, on the calling thread. */
+function fromWire (e: WireError): Error {
+  if (e.code === 'QuotaExceededError' && e.details != null) return new QuotaExceededError(e.details as unknown as QuotaExceededDetails)
+  const cls = e.code == null ? undefined : CLASSES[e.code]
+  if (cls != null) return new cls(e.message, e.details != null ? { details: e.details } : {})
+  return new StoreIOError(`write: ${e.message}`)
+}
+
+// ---------------------------------------------------------------------------------------
+// Main thread
+
+export interface SqliteWriter {
+  /** Runs `ops` in one transaction on the writer thread; per-operation outcomes, or throws for the batch. */
+  execute: (ops: WriteOp[], ctx: { now: number, keepDeliveredMs: number }, flush: boolean) => Promise<Array<OpOutcome<unknown>>>
+  /** Checkpoints the WAL, closes the connection and ends the thread. */
+  close: () => Promise<void>
+}
+
+/** The worker's module: this file (`.ts` from the sources, `.js` from dist/). */
+function workerUrl (): URL {
+  return new URL(`./sqlite-writer${extname(fileURLToPath(import.meta.url))}`, import.meta.url)
+}
+
+/** Starts the writer thread and opens its connection (the database exists and is in WAL mode). */
+export async function startSqliteWriter (init: SqliteWriterInit): Promise<SqliteWriter> {
+  const worker = new Worker(workerUrl(), { workerData: { fedmeshSqliteWriter: init }, stderr: false, stdout: false })
+  const waiting = new Map<number, { resolve: (o: Array<OpOutcome<unknown>>) => void, reject: (e: Error) => void }>()
+  let nextId = 1
+  let dead: Error | null = null
+  let onClosed: (() => void) | null = null
+  let onReady: { resolve: () => void, reject: (e: Error) => void } | null = null
+
+  const fail = (err: Error): void => {
+    if (dead != null) return
+    dead = err
+    for (const w of waiting.values()) w.reject(err)
+    waiting.clear()
+    onReady?.reject(err)
+    onReady = null
+    onClosed?.()
+  }
+
+  worker.on('message', (m: Reply) => {
+    switch (m.t) {
+      case 'ready': onReady?.resolve(); onReady = null; break
+      case 'open-failed': fail(fromWire(m.error)); break
+      case 'done': {
+        const w = waiting.get(m.id)
+        if (w == null) return
+        waiting.delete(m.id)
+        if (waiting.size === 0) worker.unref()
+        w.resolve(m.outcomes.map(o => o.ok ? o : { ok: false, error: fromWire(o.error) }))
+        break
+      }
+      case 'failed': {
+        const w = waiting.get(m.id)
+        if (w == null) return
+        waiting.delete(m.id)
+        if (waiting.size === 0) worker.unref()
+        w.reject(fromWire(m.error))
+        break
+      }
+      case 'closed': onClosed?.(); break
+    }
+  })
+  worker.on('error', (err) => { fail(new StoreIOError(`store writer thread failed: ${err.message}`, { cause: err })) })
+  worker.on('exit', (code) => { fail(new StoreIOError(`store writer thread exited (${code})`)) })
+
+  await new Promise<void>((resolve, reject) => { onReady = { resolve, reject } })
+  // Idle, the thread does not keep the process alive (as the connection on the main thread did not).
+  worker.unref()
+
+  return {
+    async execute (ops, ctx, flush) {
+      if (dead != null) throw dead
+      const id = nextId++
+      return await new Promise((resolve, reject) => {
+        if (waiting.size === 0) worker.ref()
+        waiting.set(id, { resolve, reject })
+        const req: Request = { t: 'batch', id, ops: ops.map(packOp), now: ctx.now, keepDeliveredMs: ctx.keepDeliveredMs, flush }
+        worker.postMessage(req)
+      })
+    },
+
+    async close () {
+      if (dead == null) {
+        worker.ref()
+        await new Promise<void>(resolve => {
+          onClosed = resolve
+          worker.postMessage({ t: 'close' } satisfies Request)
+        })
+      }
+      await worker.terminate()
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Worker thread
+
+// An empty byte array that crossed the thread boundary has no backing store, and
+// `node:sqlite` binds that as NULL rather than an empty BLOB; a fresh one binds as a BLOB
+// (unpackOp makes it anew).
+
+async function runWorker (): Promise<void> {
+  const port = parentPort
+  if (port == null) return
+  const init = (workerData as { fedmeshSqliteWriter: SqliteWriterInit }).fedmeshSqliteWriter
+  // node:sqlite announces itself with an ExperimentalWarning; the main thread already did.
+  const emit = process.emitWarning
+  process.emitWarning = (() => {}) as typeof process.emitWarning
+  const { openWriterConnection, sqlOf, sqliteDialect, mapSqliteError } = await import('./sqlite.ts')
+  const { executeOps } = await import('./ops.ts')
+  process.emitWarning = emit
+
+  const reply = (m: Reply): void => { port.postMessage(m) }
+  let db: import('node:sqlite').DatabaseSync
+  try {
+    db = openWriterConnection(init.path, init.synchronous, init.timeout)
+  } catch (err) {
+    reply({ t: 'open-failed', error: toWire(mapSqliteError(err, 'open', init.path)) })
+    return
+  }
+  const sql = sqlOf(db)
+  reply({ t: 'ready' })
+
+  // Requests run one after another: a batch's transaction ends before the next one begins.
+  let chain: Promise<void> = Promise.resolve()
+  port.on('message', (req: Request) => {
+    chain = chain.then(async () => {
+      if (req.t === 'close') {
+        // Fold the WAL into the database so the file stands alone after a clean close.
+        try { db.exec('PRAGMA wal_checkpoint(TRUNCATE)') } catch {}
+        try { db.close() } catch {}
+        reply({ t: 'closed' })
+        port.close()
+        return
+      }
+      const defer = !req.flush && init.synchronous === 'full'
+      try {
+        if (defer) db.exec('PRAGMA synchronous = NORMAL')
+        const ops = req.ops.map(unpackOp)
+        db.exec('BEGIN IMMEDIATE')
+        let outcomes: Array<OpOutcome<unknown>>
+        try {
+          outcomes = await executeOps({ sql, d: sqliteDialect, now: req.now, keepDeliveredMs: req.keepDeliveredMs }, ops)
+          db.exec('COMMIT')
+        } catch (err) {
+          if (db.isTransaction) {
+            try { db.exec('ROLLBACK') } catch {}
+          }
+          throw err
+        } finally {
+          if (defer) db.exec('PRAGMA synchronous = FULL')
+        }
+        reply({ t: 'done', id: req.id, outcomes: outcomes.map(o => o.ok ? o : { ok: false, error: toWire(o.error) }) })
+      } catch (err) {
+        reply({ t: 'failed', id: req.id, error: toWire(mapSqliteError(err, 'write', init.path)) })
+      }
+    })
+  })
+}
+
+if (!isMainThread && parentPort != null && (workerData as { fedmeshSqliteWriter?: unknown } | null)?.fedmeshSqliteWriter != null) {
+  // Not awaited: runWorker imports sqlite.ts, which imports this module.
+  runWorker().catch((err: unknown) => {
+    parentPort?.postMessage({ t: 'open-failed', error: toWire(err) } satisfies Reply)
+  })
+}
