@@ -15,18 +15,19 @@
  * Layout: every output sits directly in dist/ — the entry points as `<path with / → ->.js`
  * (`cli-main.js`, `index.js`; bin/runtime.js's moduleUrl maps `cli/main` to it) and the shared
  * chunks as `chunk-*.js`. One depth for all of them is what lets a module find a file by a
- * path relative to itself wherever its code lands: `new URL('<relative path>', import.meta.url)`
- * with a literal path is rewritten here — a .ts file under src/ (e.g. a worker thread's script)
- * becomes an entry point of its own and the URL points at it; any other file of the project
- * (e.g. bin/fedmesh.js) is addressed from the project root. Any other use of `import.meta` in
- * src/ besides `createRequire(import.meta.url)` fails the build, so nothing breaks silently.
+ * path relative to itself wherever its code lands. A .ts file under src/ addressed by
+ * `new URL('<relative path>', import.meta.url)` or `new URL(`<relative path>${ext}`,
+ * import.meta.url)` (a worker thread's script) becomes an entry point of its own, named by its
+ * file name; `new URL()` of any other project file (e.g. bin/fedmesh.js) is addressed from the
+ * project root. Any other use of `import.meta` in src/ besides `createRequire(import.meta.url)`
+ * fails the build, so nothing breaks silently (see rewriteImportMeta).
  *
  * The stamp's time is the build's start, so a source edited during the build counts as newer.
  */
-import { rmSync, utimesSync, writeFileSync } from 'node:fs'
+import { existsSync, rmSync, utimesSync, writeFileSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { createRequire } from 'node:module'
-import { dirname, relative, resolve } from 'node:path'
+import { basename, dirname, relative, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type * as Esbuild from 'esbuild'
 
@@ -47,24 +48,33 @@ function giveUp (why: string): never {
   process.exit(0)
 }
 
-/** dist/ file name (without .js) of a src-relative module path: `cli/main` → `cli-main`. */
+/** dist/ file name (without .js) of an entry point's src-relative path: `cli/main` → `cli-main`. */
 export function outputName (path: string): string { return path.replaceAll('/', '-') }
 
 const NEW_URL = /new\s+URL\(\s*(['"])([^'"\n]+)\1\s*,\s*import\.meta\.url\s*\)/g
+/** `new URL(`./name${ext}`, import.meta.url)`: a module named with the extension of the caller's own file. */
+const NEW_URL_EXT = /new\s+URL\(\s*`([^`$\n]+)\$\{[^}`\n]*\}`\s*,\s*import\.meta\.url\s*\)/g
 const CREATE_REQUIRE = /createRequire\(\s*import\.meta\.url\s*\)/g
 
 /**
  * Rewrites the `new URL('…', import.meta.url)` of one source file for the flat dist/ layout;
- * `found` collects the src modules they name (new entry points).
+ * `found` collects the src modules they name (src-relative paths without extension), which
+ * become entry points named by their file name (`store/writer.ts` → dist/writer.js): a
+ * literal `./writer.ts` becomes `./writer.js`, and `new URL(`./writer${ext}`, import.meta.url)`,
+ * whose `${ext}` is the caller's own extension (`.js` in a bundle), is left as it is.
  */
 export function rewriteImportMeta (file: string, text: string, found: Set<string>): string {
+  for (const m of text.matchAll(NEW_URL_EXT)) {
+    const fromSrc = relative(src, resolve(dirname(file), m[1]))
+    if (!fromSrc.startsWith('..') && existsSync(`${src}${fromSrc}.ts`)) found.add(fromSrc)
+  }
   return text.replace(NEW_URL, (_all, quote: string, rel: string) => {
     const target = resolve(dirname(file), rel)
     const fromSrc = relative(src, target)
     if (!fromSrc.startsWith('..') && /\.(ts|js)$/.test(fromSrc)) {
       const path = fromSrc.replace(/\.(ts|js)$/, '')
       found.add(path)
-      return `new URL(${quote}./${outputName(path)}.js${quote}, import.meta.url)`
+      return `new URL(${quote}./${basename(path)}.js${quote}, import.meta.url)`
     }
     const fromRoot = relative(root, target)
     if (fromRoot.startsWith('..')) throw new Error(`${relative(root, file)}: new URL(${JSON.stringify(rel)}, import.meta.url) points outside the project`)
@@ -78,9 +88,9 @@ export function rewriteImportMeta (file: string, text: string, found: Set<string
  * would silently address the wrong file from a bundle.
  */
 export function checkImportMeta (file: string, code: string): void {
-  const rest = code.replace(NEW_URL, '').replace(CREATE_REQUIRE, '')
+  const rest = code.replace(NEW_URL, '').replace(NEW_URL_EXT, '').replace(CREATE_REQUIRE, '')
   if (/import\.meta\b/.test(rest)) {
-    throw new Error(`${relative(root, file)}: import.meta is only supported as new URL('<literal path>', import.meta.url) or createRequire(import.meta.url) in a build (scripts/build.ts)`)
+    throw new Error(`${relative(root, file)}: import.meta is only supported as new URL('<literal path>', import.meta.url), new URL(\`<path>\${ext}\`, import.meta.url) or createRequire(import.meta.url) in a build (scripts/build.ts)`)
   }
 }
 
@@ -114,10 +124,10 @@ export function applyDependencyEdits (path: string, text: string): string {
   return out
 }
 
-async function bundle (esbuild: typeof Esbuild, entries: string[], found: Set<string>): Promise<void> {
+async function bundle (esbuild: typeof Esbuild, entries: Map<string, string>, found: Set<string>): Promise<void> {
   await esbuild.build({
     absWorkingDir: root,
-    entryPoints: Object.fromEntries(entries.map(p => [outputName(p), `${src}${p}.ts`])),
+    entryPoints: Object.fromEntries([...entries].map(([name, p]) => [name, `${src}${p}.ts`])),
     outdir: dist,
     entryNames: '[name]',
     chunkNames: 'chunk-[hash]',
@@ -166,7 +176,8 @@ async function main (): Promise<void> {
     giveUp('esbuild is not installed (a devDependency)')
   }
   const started = new Date()
-  const entries = new Set(ENTRIES)
+  // name in dist/ → src-relative path
+  const entries = new Map(ENTRIES.map(p => [outputName(p), p]))
   // A module addressed by new URL() (a worker's script) becomes an entry point; it may name
   // further ones, hence the loop (bounded: every round adds at least one src file).
   for (let round = 0; ; round++) {
@@ -174,13 +185,18 @@ async function main (): Promise<void> {
     rmSync(dist, { recursive: true, force: true })
     const found = new Set<string>()
     try {
-      await bundle(esbuild, [...entries], found)
+      await bundle(esbuild, entries, found)
     } catch (err) {
       giveUp((err as Error).message.split('\n')[0])
     }
-    const added = [...found].filter(p => !entries.has(p))
+    const known = new Set(entries.values())
+    const added = [...found].filter(p => !known.has(p))
     if (added.length === 0) break
-    for (const p of added) entries.add(p)
+    for (const p of added) {
+      const name = basename(p)
+      if (entries.has(name) || name.startsWith('chunk-')) giveUp(`src/${p}.ts would be dist/${name}.js, which another entry point or chunk is named`)
+      entries.set(name, p)
+    }
   }
   const stamp = `${dist}/.build-stamp`
   writeFileSync(stamp, `${started.toISOString()}\n`)

@@ -63,8 +63,20 @@ describe('dist/ layout and bundle rewriting', () => {
   test('new URL() of a src module becomes a new entry point next to every chunk', () => {
     const found = new Set<string>()
     const out = rewriteImportMeta(`${ROOT}src/store/sqlite.ts`, "const w = new Worker(new URL('./writer-worker.ts', import.meta.url))", found)
-    assert.equal(out, "const w = new Worker(new URL('./store-writer-worker.js', import.meta.url))")
+    assert.equal(out, "const w = new Worker(new URL('./writer-worker.js', import.meta.url))")
     assert.deepEqual([...found], ['store/writer-worker'])
+  })
+
+  test('new URL() of a src module with the caller\'s own extension is an entry point, left as written', () => {
+    const found = new Set<string>()
+    const text = 'return new URL(`./errors${extname(fileURLToPath(import.meta.url))}`, import.meta.url)'
+    assert.equal(rewriteImportMeta(`${ROOT}src/core/keys.ts`, text, found), text)
+    assert.deepEqual([...found], ['core/errors'])
+    checkImportMeta('x.ts', text)
+    // Only for a module that exists.
+    const none = new Set<string>()
+    rewriteImportMeta(`${ROOT}src/core/keys.ts`, 'new URL(`./no-such-module${ext}`, import.meta.url)', none)
+    assert.equal(none.size, 0)
   })
 
   test('new URL() of another project file is addressed from the project root', () => {
