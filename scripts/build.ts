@@ -24,7 +24,7 @@
  *
  * The stamp's time is the build's start, so a source edited during the build counts as newer.
  */
-import { existsSync, rmSync, utimesSync, writeFileSync } from 'node:fs'
+import { existsSync, renameSync, rmSync, utimesSync, writeFileSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import { basename, dirname, relative, resolve } from 'node:path'
@@ -34,11 +34,14 @@ import type * as Esbuild from 'esbuild'
 const root = fileURLToPath(new URL('..', import.meta.url))
 const src = `${root}src/`
 const dist = `${root}dist`
+/** Built here, then swapped in: a running node that loads a chunk lazily never meets a half-written dist/. */
+const staging = `${root}.dist-build-${process.pid}`
 const optional = process.argv.includes('--if-possible')
 /** The entry points everyone runs: src-relative paths without extension. */
 const ENTRIES = ['cli/main', 'index']
 
 function giveUp (why: string): never {
+  rmSync(staging, { recursive: true, force: true })
   rmSync(dist, { recursive: true, force: true })
   if (!optional) {
     process.stderr.write(`build: ${why}\n`)
@@ -65,8 +68,12 @@ const CREATE_REQUIRE = /createRequire\(\s*import\.meta\.url\s*\)/g
  */
 export function rewriteImportMeta (file: string, text: string, found: Set<string>): string {
   for (const m of text.matchAll(NEW_URL_EXT)) {
+    // Left as written, it names dist/<name>.js from a chunk only if it names a file beside the caller.
     const fromSrc = relative(src, resolve(dirname(file), m[1]))
-    if (!fromSrc.startsWith('..') && existsSync(`${src}${fromSrc}.ts`)) found.add(fromSrc)
+    if (!/^\.\/[^/]+$/.test(m[1]) || fromSrc.startsWith('..') || !existsSync(`${src}${fromSrc}.ts`)) {
+      throw new Error(`${relative(root, file)}: new URL(\`${m[1]}\${…}\`, import.meta.url) must name a module beside it in src/ ("./name")`)
+    }
+    found.add(fromSrc)
   }
   return text.replace(NEW_URL, (_all, quote: string, rel: string) => {
     const target = resolve(dirname(file), rel)
@@ -128,7 +135,7 @@ async function bundle (esbuild: typeof Esbuild, entries: Map<string, string>, fo
   await esbuild.build({
     absWorkingDir: root,
     entryPoints: Object.fromEntries([...entries].map(([name, p]) => [name, `${src}${p}.ts`])),
-    outdir: dist,
+    outdir: staging,
     entryNames: '[name]',
     chunkNames: 'chunk-[hash]',
     bundle: true,
@@ -182,7 +189,7 @@ async function main (): Promise<void> {
   // further ones, hence the loop (bounded: every round adds at least one src file).
   for (let round = 0; ; round++) {
     if (round > 50) giveUp('new URL() entry points do not settle')
-    rmSync(dist, { recursive: true, force: true })
+    rmSync(staging, { recursive: true, force: true })
     const found = new Set<string>()
     try {
       await bundle(esbuild, entries, found)
@@ -198,9 +205,13 @@ async function main (): Promise<void> {
       entries.set(name, p)
     }
   }
-  const stamp = `${dist}/.build-stamp`
+  const stamp = `${staging}/.build-stamp`
   writeFileSync(stamp, `${started.toISOString()}\n`)
   utimesSync(stamp, started, started)
+  const old = `${staging}-old`
+  if (existsSync(dist)) renameSync(dist, old)
+  renameSync(staging, dist)
+  rmSync(old, { recursive: true, force: true })
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) await main()

@@ -73,10 +73,9 @@ describe('dist/ layout and bundle rewriting', () => {
     assert.equal(rewriteImportMeta(`${ROOT}src/core/keys.ts`, text, found), text)
     assert.deepEqual([...found], ['core/errors'])
     checkImportMeta('x.ts', text)
-    // Only for a module that exists.
-    const none = new Set<string>()
-    rewriteImportMeta(`${ROOT}src/core/keys.ts`, 'new URL(`./no-such-module${ext}`, import.meta.url)', none)
-    assert.equal(none.size, 0)
+    // Only for a module that exists, beside the caller.
+    assert.throws(() => rewriteImportMeta(`${ROOT}src/core/keys.ts`, 'new URL(`./no-such-module${ext}`, import.meta.url)', new Set()), /must name a module beside it/)
+    assert.throws(() => rewriteImportMeta(`${ROOT}src/core/keys.ts`, 'new URL(`../store/index${ext}`, import.meta.url)', new Set()), /must name a module beside it/)
   })
 
   test('new URL() of another project file is addressed from the project root', () => {
