@@ -9,7 +9,7 @@ import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
-import { NODE_START_ENV, NODE_START_EXEC_ARGV, moduleUrl, reexecForNode } from '../../bin/runtime.js'
+import { NODE_START_ENV, NODE_START_EXEC_ARGV, NODE_START_V8_FLAGS, moduleUrl, reexecForNode } from '../../bin/runtime.js'
 import { DEPENDENCY_EDITS, applyDependencyEdits, checkImportMeta, outputName, rewriteImportMeta } from '../../scripts/build.ts'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
@@ -21,13 +21,13 @@ describe('re-execution for node start', () => {
     process.stdout.write(JSON.stringify({ pid: process.pid, execArgv: process.execArgv, env: { ...process.env } }))`
   const run = (env: Record<string, string | undefined>, args: string[] = []): { pid: number, execArgv: string[], env: Record<string, string> } => {
     const clean: Record<string, string> = {}
-    for (const [k, v] of Object.entries({ ...process.env, ...env })) if (v != null && !(k in NODE_START_ENV && !(k in env)) && k !== 'NODE_OPTIONS') clean[k] = v
+    for (const [k, v] of Object.entries({ ...process.env, ...env })) if (v != null && !((k in NODE_START_ENV || k === 'FEDMESH_V8_FLAGS') && !(k in env)) && k !== 'NODE_OPTIONS') clean[k] = v
     return JSON.parse(execFileSync(NODE, [...args, '--input-type=module', '-e', probe], { env: clean, encoding: 'utf8' }))
   }
 
   test('runs once more with the start-only flags and environment, and leaves no trace for its children', () => {
     const r = run({})
-    for (const f of NODE_START_EXEC_ARGV) assert.ok(r.execArgv.includes(f), `${f} in ${r.execArgv.join(' ')}`)
+    for (const f of [...NODE_START_EXEC_ARGV, NODE_START_V8_FLAGS]) assert.ok(r.execArgv.includes(f), `${f} in ${r.execArgv.join(' ')}`)
     // The variables were in force at start (glibc reads them then) and are gone afterwards,
     // like the mark: a process the node starts re-executes by itself.
     for (const name of Object.keys(NODE_START_ENV)) assert.equal(r.env[name], undefined)
@@ -38,6 +38,12 @@ describe('re-execution for node start', () => {
     const r = run({ MALLOC_ARENA_MAX: '7' }, ['--v8-pool-size=3'])
     assert.equal(r.env.MALLOC_ARENA_MAX, '7')
     assert.deepEqual(r.execArgv.filter(a => a.startsWith('--v8-pool-size')), ['--v8-pool-size=3'])
+  })
+
+  test('FEDMESH_V8_FLAGS keeps the V8 flags off the command line (prepareNodeProcess applies it)', () => {
+    const r = run({ FEDMESH_V8_FLAGS: '' })
+    assert.ok(!r.execArgv.includes(NODE_START_V8_FLAGS))
+    for (const f of NODE_START_EXEC_ARGV) assert.ok(r.execArgv.includes(f))
   })
 
   test('FEDMESH_REEXEC=0 runs without', () => {
