@@ -1,12 +1,14 @@
 #!/usr/bin/env node
 // The `fedmesh` command.
 //
-// Runs the compiled dist/ when it is there and no source file is newer than it (`npm install`
+// Runs the dist/ build when it is there and no source file is newer than it (`npm install`
 // builds it through the `prepare` script; `npm run build` rebuilds it), else the TypeScript in
-// src/ directly (Node >= 22.18 strips types). dist/ starts faster and takes ~25 MB less memory:
-// type stripping loads a WebAssembly compiler into every process. FEDMESH_FROM_SOURCE=1 forces
-// src/. `fedmesh node start` also gets the V8 flags of bin/runtime.js (FEDMESH_V8_FLAGS
-// overrides them). See docs/PERFORMANCE.md.
+// src/ directly (Node >= 22.18 strips types). dist/ is one minified bundle in a few chunks
+// (scripts/build.ts): an idle node takes ~80 MB instead of ~110 MB from src/ (type stripping
+// alone loads a WebAssembly compiler into every process) and a third of the start CPU.
+// FEDMESH_FROM_SOURCE=1 forces src/. `fedmesh node start` re-executes itself once with
+// start-only settings and sets the V8 flags of bin/runtime.js (FEDMESH_V8_FLAGS overrides
+// them, FEDMESH_REEXEC=0 skips the re-execution). See docs/PERFORMANCE.md.
 //
 // Under an older system Node it re-runs itself with the Node 22 the project pins.
 const [major, minor] = process.versions.node.split('.').map(Number)

@@ -7,18 +7,66 @@ import { fileURLToPath } from 'node:url'
 /**
  * V8 flags for `fedmesh node start`. Measured on an idle node (docs/PERFORMANCE.md):
  * --optimize-for-size takes its RSS from ~115 to ~98 MB (a smaller young generation, a more
- * frugal heap) for ~10% of CPU-bound speed. It is one of the few V8 flags that still act
- * when set after start-up. FEDMESH_V8_FLAGS replaces them (empty: none).
+ * frugal heap) for ~10% of CPU-bound speed. They go on the command line of the one
+ * re-execution (reexecForNode); FEDMESH_V8_FLAGS replaces them (empty: none) and is set at
+ * run time, where --optimize-for-size still acts if set before the modules load.
  */
 export const NODE_START_V8_FLAGS = '--optimize-for-size'
 
 /**
- * Prepares this process to run a node, before fedmesh loads: the V8 flags, and undici kept
- * unloaded (below).
+ * Settings for `fedmesh node start` that act only when a process starts, so the process
+ * re-executes itself once with them (reexecForNode). Measured on an idle node
+ * (docs/PERFORMANCE.md): V8's worker pool of one thread instead of four (concurrent
+ * marking and compilation still run off the main thread) and two malloc arenas instead of
+ * one per thread, ~3 MB each.
+ */
+export const NODE_START_EXEC_ARGV = ['--v8-pool-size=1']
+export const NODE_START_ENV = { MALLOC_ARENA_MAX: '2' }
+/** Set in the environment of the re-executed process (to the names of the variables added). */
+const REEXEC_MARK = 'FEDMESH_REEXECUTED'
+
+/**
+ * Replaces this process by the same command with NODE_START_EXEC_ARGV (and, unless
+ * FEDMESH_V8_FLAGS is given, NODE_START_V8_FLAGS) and NODE_START_ENV
+ * (`process.execve`: same pid, same open descriptors, no second process), once: the new
+ * image finds REEXEC_MARK and removes it again, with the variables it added, so that a
+ * process the node starts inherits neither. Flags or variables the operator already gave
+ * are left as they are; FEDMESH_REEXEC=0, or a Node without process.execve, runs on without.
+ */
+export function reexecForNode (env = process.env) {
+  if (env[REEXEC_MARK] != null) {
+    for (const name of env[REEXEC_MARK].split(',')) if (name !== '') delete env[name]
+    delete env[REEXEC_MARK]
+    return
+  }
+  if (env.FEDMESH_REEXEC === '0' || typeof process.execve !== 'function') return
+  const given = new Set([...process.execArgv, ...(env.NODE_OPTIONS ?? '').split(/\s+/)].map(a => a.split('=')[0].replaceAll('_', '-')))
+  // The default V8 flags too: on the command line they act from the first allocation
+  // (--optimize-for-size: ~1.5 MB less idle RSS than set at run time). FEDMESH_V8_FLAGS,
+  // when given, is applied at run time by prepareNodeProcess instead.
+  const v8Flags = env.FEDMESH_V8_FLAGS == null ? NODE_START_V8_FLAGS.split(/\s+/).filter(f => f !== '') : []
+  const flags = [...NODE_START_EXEC_ARGV, ...v8Flags].filter(f => !given.has(f.split('=')[0]))
+  const added = Object.keys(NODE_START_ENV).filter(name => env[name] == null)
+  if (flags.length === 0 && added.length === 0) return
+  const next = { ...env, [REEXEC_MARK]: added.join(',') }
+  for (const name of added) next[name] = NODE_START_ENV[name]
+  try {
+    process.execve(process.execPath, [process.execPath, ...flags, ...process.execArgv, ...process.argv.slice(1)], next)
+  } catch {
+    // Not permitted here (e.g. a sandbox): the node runs as it is.
+  }
+}
+
+/**
+ * Prepares this process to run a node, before fedmesh loads: the start-only settings
+ * (reexecForNode), the V8 flags, and undici kept unloaded (below).
  */
 export async function prepareNodeProcess (env = process.env) {
-  const flags = env.FEDMESH_V8_FLAGS ?? NODE_START_V8_FLAGS
-  if (flags.trim() !== '') (await import('node:v8')).setFlagsFromString(flags)
+  reexecForNode(env)
+  // Flags already on the command line (reexecForNode) are not set again: setting
+  // --optimize-for-size a second time at run time costs ~4 MB of idle RSS.
+  const flags = (env.FEDMESH_V8_FLAGS ?? NODE_START_V8_FLAGS).split(/\s+/).filter(f => f !== '' && !process.execArgv.includes(f))
+  if (flags.length > 0) (await import('node:v8')).setFlagsFromString(flags.join(' '))
   deferUndici()
 }
 
@@ -69,7 +117,11 @@ export function useDist (env = process.env) {
   }
 }
 
-/** URL of a module of fedmesh, `path` relative to src/ and without extension: dist/ or src/. */
+/**
+ * URL of an entry point of fedmesh (`cli/main`, `index`), `path` relative to src/ and without
+ * extension: its bundle in dist/ (flat: `cli/main` → dist/cli-main.js, scripts/build.ts) or
+ * the source in src/.
+ */
 export function moduleUrl (path, env = process.env) {
-  return useDist(env) ? new URL(`dist/${path}.js`, root) : new URL(`src/${path}.ts`, root)
+  return useDist(env) ? new URL(`dist/${path.replaceAll('/', '-')}.js`, root) : new URL(`src/${path}.ts`, root)
 }

@@ -3,7 +3,8 @@
  * runs one: the same V8 flags, dist/ when it is built and fresh (bin/runtime.js).
  *
  *   soak-node.ts sub                          subscribes to soak/#, counts distinct messages
- *   soak-node.ts pub <multiaddr> <rate> <s>   publishes 256-byte messages at <rate>/s for <s> seconds
+ *   soak-node.ts pub <multiaddr> <rate> <s> [ttl]   publishes 256-byte messages at <rate>/s for <s> seconds
+ *                                                  (TTL <ttl> s if given, else the SDK's default)
  *
  * stdout, one JSON line each: {event:'ready'}, {event:'probe-seen'} (sub), and every second a
  * sample: RSS, heap, the worst event-loop delay of that second (monitorEventLoopDelay at 1 ms
@@ -14,7 +15,7 @@
  * bounded in time.
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks'
-import { mkdtempSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
@@ -23,14 +24,16 @@ import { prepareNodeProcess, moduleUrl } from '../../bin/runtime.js'
 await prepareNodeProcess()
 const { createNode } = await import(moduleUrl('index').href) as typeof import('../../src/index.ts')
 
-const [role = 'sub', addr = '', rateText = '2000', secondsText = '60'] = process.argv.slice(2)
+const [role = 'sub', addr = '', rateText = '2000', secondsText = '60', ttlText = ''] = process.argv.slice(2)
+const sendOptions = ttlText === '' ? {} : { ttl: Number(ttlText) }
 const KIND_PROBE = 0
 const KIND_DATA = 1
 const PROBE_TIMEOUT_MS = 60_000
 const out = (m: unknown): void => { process.stdout.write(JSON.stringify(m) + '\n') }
 const sleep = async (ms: number): Promise<void> => { await new Promise(resolve => setTimeout(resolve, ms)) }
 
-const node = await createNode({ dir: mkdtempSync(join(tmpdir(), 'fm-soak-')), listen: ['/ip4/127.0.0.1/tcp/0'], api: false, bootstrap: role === 'pub' ? [addr] : [] })
+const dir = mkdtempSync(join(tmpdir(), 'fm-soak-'))
+const node = await createNode({ dir, listen: ['/ip4/127.0.0.1/tcp/0'], api: false, bootstrap: role === 'pub' ? [addr] : [] })
 const agent = await node.agent(role)
 let count = 0
 
@@ -45,6 +48,11 @@ const sample = (): void => {
     t: (Date.now() - started) / 1000,
     rssMB: Math.round(m.rss / 1048576 * 10) / 10,
     heapMB: Math.round(m.heapUsed / 1048576 * 10) / 10,
+    // Memory outside the JavaScript heap that V8 knows of (ArrayBuffers, Buffers): the rest of
+    // RSS beyond heap and code is the allocator's and native libraries' (SQLite, OpenSSL).
+    externalMB: Math.round(m.external / 1048576 * 10) / 10,
+    // CPU time used so far (user + system, all threads), ms: CPU per message between runs.
+    cpuMs: Math.round((process.cpuUsage().user + process.cpuUsage().system) / 1000),
     maxLoopDelayMs: Math.round(delay.max / 1e5) / 10,
     count
   })
@@ -107,7 +115,7 @@ if (role === 'sub') {
     // At most 100 ms worth at once: a publisher that falls behind does not burst without bound.
     const due = Math.min(Math.floor((slice - t0) / 1000 * rate) - seq, Math.ceil(rate / 10))
     const batch = []
-    for (let i = 0; i < due; i++) batch.push(agent.publish('soak/x', payload(KIND_DATA, seq++)).then(() => { count++ }, () => { failed++ }))
+    for (let i = 0; i < due; i++) batch.push(agent.publish('soak/x', payload(KIND_DATA, seq++), sendOptions).then(() => { count++ }, () => { failed++ }))
     await Promise.all(batch)
     const wait = 10 - (Date.now() - slice)
     if (wait > 0) await sleep(wait)
@@ -122,4 +130,6 @@ if (process.env.FEDMESH_SOAK_HEAP_SNAPSHOT != null) {
   writeHeapSnapshot(join(process.env.FEDMESH_SOAK_HEAP_SNAPSHOT, `soak-${role}-${process.pid}.heapsnapshot`))
 }
 await node.stop()
+// The message log of a long soak takes hundreds of MB of disk.
+rmSync(dir, { recursive: true, force: true })
 process.exit(0)
