@@ -1,0 +1,60 @@
+/**
+ * corkPerTurn (src/net/coalesce.ts): a TCP connection's writes within one event-loop turn are
+ * held (corked) and leave together when the turn ends, in order; other connections are left
+ * alone.
+ */
+import { describe, it } from 'node:test'
+import assert from 'node:assert/strict'
+import { createServer, connect, type Socket } from 'node:net'
+import type { MultiaddrConnection } from '@libp2p/interface'
+import { corkPerTurn } from '../../src/net/coalesce.ts'
+
+/** A stand-in for libp2p's TCP connection: `sendData` writes each buffer, as @libp2p/tcp does. */
+function fakeConn (socket: Socket): MultiaddrConnection & { sendData: (bufs: Uint8Array[]) => boolean } {
+  return {
+    socket,
+    sendData (bufs: Uint8Array[]): boolean {
+      let more = true
+      for (const b of bufs) more = socket.write(b)
+      return more
+    }
+  } as unknown as MultiaddrConnection & { sendData: (bufs: Uint8Array[]) => boolean }
+}
+
+describe('corkPerTurn', { timeout: 10_000 }, () => {
+  it('holds the writes of a turn and sends them, in order, when it ends', async () => {
+    const received: Buffer[] = []
+    let gotAll!: () => void
+    const all = new Promise<void>(resolve => { gotAll = resolve })
+    const server = createServer((s) => {
+      s.on('data', (d: Buffer) => { received.push(d); if (Buffer.concat(received).length >= 7) gotAll() })
+    })
+    await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+    const socket = connect((server.address() as { port: number }).port, '127.0.0.1')
+    await new Promise<void>(resolve => socket.once('connect', resolve))
+    try {
+      const conn = corkPerTurn(fakeConn(socket)) as ReturnType<typeof fakeConn>
+      conn.sendData([Uint8Array.of(1, 2), Uint8Array.of(3)])
+      conn.sendData([Uint8Array.of(4, 5, 6, 7)])
+      assert.equal(socket.writableCorked, 1, 'corked for the rest of the turn, once')
+      assert.equal(socket.writableLength, 7, 'nothing written yet')
+      await new Promise(resolve => setImmediate(resolve))
+      assert.equal(socket.writableCorked, 0)
+      await all
+      assert.deepEqual([...Buffer.concat(received)], [1, 2, 3, 4, 5, 6, 7])
+      // The next turn corks again.
+      conn.sendData([Uint8Array.of(8)])
+      assert.equal(socket.writableCorked, 1)
+    } finally {
+      socket.destroy()
+      await new Promise(resolve => server.close(resolve))
+    }
+  })
+
+  it('leaves a connection without a net.Socket untouched', () => {
+    const sendData = (): boolean => true
+    const conn = { socket: {}, sendData } as unknown as MultiaddrConnection
+    assert.equal(corkPerTurn(conn), conn)
+    assert.equal((conn as unknown as { sendData: unknown }).sendData, sendData)
+  })
+})
