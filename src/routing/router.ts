@@ -144,6 +144,8 @@ export class Router {
   private readonly directory = new Map<AgentId, AgentRecord>()
   private readonly nodes = new Map<string, NodeRecord>()
   private readonly links = new Map<string, Promise<FrameLink>>()
+  /** The links of `links` that are open, for a send that need not wait on a promise. */
+  private readonly openLinks = new Map<string, FrameLink>()
   private readonly inbound = new Set<FrameLink>()
   /** Delivery confirmations awaited, by `peer|id`; one timer sweeps them all. */
   private readonly confirms = new DeadlineQueue<string, PendingConfirm>({
@@ -346,10 +348,16 @@ export class Router {
       group.agents.push(to)
       remote.set(key, group)
     }
-    await Promise.all([...remote.values()].map(async (group) => {
-      const ok = await this.sendToHomes(env, group.home, group.agents, wantConfirm, signal)
-      if (ok) confirmed.push(...group.agents)
-    }))
+    if (remote.size === 1) {
+      // One home node (a request, a reply): no fan-out to set up.
+      const group = remote.values().next().value as { home: AgentRecord['home'], agents: AgentId[] }
+      if (await this.sendToHomes(env, group.home, group.agents, wantConfirm, signal)) confirmed.push(...group.agents)
+    } else if (remote.size > 1) {
+      await Promise.all([...remote.values()].map(async (group) => {
+        const ok = await this.sendToHomes(env, group.home, group.agents, wantConfirm, signal)
+        if (ok) confirmed.push(...group.agents)
+      }))
+    }
     return { id: env.id, confirmed: wantConfirm ? confirmed : [] }
   }
 
@@ -364,7 +372,8 @@ export class Router {
         if (signal?.aborted === true) throw abortReason(signal, 'delivery')
         if (home.id === this.peerId) continue
         try {
-          const link = await this.linkTo(home.id, home.addrs, signal)
+          const open = this.openLinks.get(home.id)
+          const link = open !== undefined && !open.isClosed ? open : await this.linkTo(home.id, home.addrs, signal)
           const frame: Frame = { t: FRAME_MESSAGE, h: 1, e: env.bytes }
           if (env.corr != null) this.replying(env, home.id)
           if (!wantConfirm) {
@@ -460,10 +469,12 @@ export class Router {
         onGarbage: (detail) => { this.reject('malformed', detail, peer) },
         onClose: () => {
           this.topics.removeLink(peer, link)
+          if (this.openLinks.get(peer) === link) this.openLinks.delete(peer)
           if (this.links.get(peer) != null) void this.links.get(peer)?.then(l => { if (l === link) this.links.delete(peer) })
         }
       })
       this.topics.addLink(peer, link)
+      this.openLinks.set(peer, link)
       return link
     } catch (err) {
       this.c.peers.dialFailed(peer)
