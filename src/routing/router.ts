@@ -29,7 +29,7 @@ import {
   AgentNotFoundError, DeliveryFailedError, FedmeshError, NoRespondersError, TimeoutError, UnreachableError, abortReason
 } from '../core/errors.ts'
 import { topicMatches } from '../core/topics.ts'
-import { FrameLink, FRAME_CONFIRM, FRAME_DATA, FRAME_MESSAGE, directoryProtocol, msgProtocol, streamProtocol, MAX_FRAME_BYTES, decodeFrame, encodeFrame, type Frame } from '../net/frames.ts'
+import { FrameLink, FRAME_CONFIRM, FRAME_DATA, FRAME_MESSAGE, encodeMessageFrame, directoryProtocol, msgProtocol, streamProtocol, MAX_FRAME_BYTES, decodeFrame, encodeFrame, type Frame } from '../net/frames.ts'
 import { controlTopic, type Net } from '../net/libp2p.ts'
 import type { DisseminationParams } from '../dissemination/index.ts'
 import { TopicPath } from './topic-path.ts'
@@ -331,14 +331,23 @@ export class Router {
     const recipients = env.to ?? []
     const wantConfirm = wantsConfirm(env)
     const deadline = env.dlv?.maxMs != null ? AbortSignal.timeout(env.dlv.maxMs) : undefined
-    const signal = anySignal(options.signal, deadline)
+    const signal = deadline === undefined ? options.signal : anySignal(options.signal, deadline)
+    if (recipients.length === 1) {
+      // One recipient (every request and reply): no grouping by home node.
+      const to = recipients[0]
+      if (this.endpoints.has(to)) {
+        this.deliverLocal(env, to)
+        return { id: env.id, confirmed: wantConfirm ? [to] : [] }
+      }
+      const rec = this.knownAgent(to) ?? this.hintedRecord(to) ?? await this.findAgent(to, { signal })
+      const ok = await this.sendToHomes(env, rec.home, recipients, wantConfirm, signal)
+      return { id: env.id, confirmed: wantConfirm && ok ? [to] : [] }
+    }
     const confirmed: AgentId[] = []
     const remote = new Map<string, { home: AgentRecord['home'], agents: AgentId[] }>()
     for (const to of recipients) {
-      const local = this.endpoints.get(to)
-      if (local != null) {
-        if (env.replyTo != null && env.corr == null && !local.ep.handlesRequests()) throw new NoRespondersError(`agent ${to} does not answer requests`)
-        this.deliverDirect(env, to)
+      if (this.endpoints.has(to)) {
+        this.deliverLocal(env, to)
         confirmed.push(to)
         continue
       }
@@ -348,17 +357,18 @@ export class Router {
       group.agents.push(to)
       remote.set(key, group)
     }
-    if (remote.size === 1) {
-      // One home node (a request, a reply): no fan-out to set up.
-      const group = remote.values().next().value as { home: AgentRecord['home'], agents: AgentId[] }
-      if (await this.sendToHomes(env, group.home, group.agents, wantConfirm, signal)) confirmed.push(...group.agents)
-    } else if (remote.size > 1) {
-      await Promise.all([...remote.values()].map(async (group) => {
-        const ok = await this.sendToHomes(env, group.home, group.agents, wantConfirm, signal)
-        if (ok) confirmed.push(...group.agents)
-      }))
-    }
+    await Promise.all([...remote.values()].map(async (group) => {
+      const ok = await this.sendToHomes(env, group.home, group.agents, wantConfirm, signal)
+      if (ok) confirmed.push(...group.agents)
+    }))
     return { id: env.id, confirmed: wantConfirm ? confirmed : [] }
+  }
+
+  /** A local agent's direct envelope to an agent on this node; a request needs a handler there. */
+  private deliverLocal (env: Envelope, to: AgentId): void {
+    const local = this.endpoints.get(to) as Attached
+    if (isRequest(env) && !local.ep.handlesRequests()) throw new NoRespondersError(`agent ${to} does not answer requests`)
+    this.deliverDirect(env, to)
   }
 
   /** Sends to the first reachable home node of `recipients`, retrying with backoff when asked to. */
@@ -366,6 +376,8 @@ export class Router {
     const attempts = 1 + (env.dlv?.retries ?? 0)
     // Built only when needed: an error captures a stack, which costs more than a send.
     let lastError: Error | undefined
+    // Encoded once for every attempt and home node.
+    const frame = encodeMessageFrame(1, env.bytes)
     for (let attempt = 0; attempt < attempts; attempt++) {
       if (attempt > 0) await sleep(retryDelay(attempt), signal)
       for (const home of homes) {
@@ -374,15 +386,14 @@ export class Router {
         try {
           const open = this.openLinks.get(home.id)
           const link = open !== undefined && !open.isClosed ? open : await this.linkTo(home.id, home.addrs, signal)
-          const frame: Frame = { t: FRAME_MESSAGE, h: 1, e: env.bytes }
           if (env.corr != null) this.replying(env, home.id)
           if (!wantConfirm) {
-            await link.send(frame, env.prio)
+            await link.sendEncoded(frame, env.prio)
             this.counters.forwarded++
             return true
           }
           const confirm = this.awaitConfirm(home.id, env.id, signal, isRequest(env) ? recipients : undefined)
-          await link.send(frame, env.prio)
+          await link.sendEncoded(frame, env.prio)
           this.counters.forwarded++
           const reply = await confirm
           if (reply.ok) return true
