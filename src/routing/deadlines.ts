@@ -13,6 +13,7 @@ export interface DeadlineQueueInit<K, V> {
   onExpire: (key: K, value: V) => void
   /** Lets the process exit while waits are pending (default false). */
   unref?: boolean
+  /** Monotonic milliseconds (default `performance.now`). */
   now?: () => number
 }
 
@@ -25,7 +26,7 @@ export class DeadlineQueue<K, V> {
 
   constructor (init: DeadlineQueueInit<K, V>) {
     this.init = init
-    this.now = init.now ?? Date.now
+    this.now = init.now ?? (() => performance.now())
   }
 
   get size (): number { return this.items.size }
