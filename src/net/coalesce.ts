@@ -2,15 +2,19 @@
  * Coalesced socket writes for a libp2p TCP transport.
  *
  * Below the muxer, libp2p writes each Noise message as two `socket.write` calls (its 2-byte
- * length, then the ciphertext), and yamux sends a window-update frame after every data frame
- * it reads. With TCP_NODELAY (libp2p's default, which latency needs) every write is its own
- * syscall and its own segment: a request–reply round trip across two nodes cost 8 write
- * syscalls and as many wake-ups on the other side. Here the socket is corked on the first
- * write of an event-loop turn and uncorked at the end of it (`setImmediate`), so what one
- * turn writes — the window update for the frame just read, the reply the handler produced
- * from it, the length prefixes — leaves in one `writev`. Nothing waits longer than the turn
- * that wrote it; order is kept; backpressure is the socket's own (`write` returns false past
- * its high-water mark, and `drain` follows the flush).
+ * length, then the ciphertext), and yamux answers every data frame it reads with a window
+ * update, written from the read callback. With TCP_NODELAY (libp2p's default, which latency
+ * needs) every write is its own syscall and its own segment, and wakes the reader: a
+ * request–reply round trip across two nodes cost 4 write syscalls per node.
+ *
+ * Here the socket is corked on the first write and uncorked once the callback that wrote
+ * and every promise job it started have run: a microtask queues a `process.nextTick`, and
+ * Node runs next-tick callbacks only when the microtask queue is empty. So the window
+ * update for a frame just read, the reply an agent's handler produced from it, and each
+ * Noise message's two parts leave in one `writev`, and nothing waits for a later phase of
+ * the event loop (a `setImmediate` uncork would queue a reply behind whatever else waits
+ * for the check phase, such as a store commit). Order is kept; backpressure is the socket's
+ * own (`write` returns false past its high-water mark, and `drain` follows the flush).
  */
 import { Socket } from 'node:net'
 import type { Connection, CreateListenerOptions, DialTransportOptions, Listener, MultiaddrConnection, Transport, Upgrader } from '@libp2p/interface'
@@ -20,7 +24,7 @@ type SendData = (data: unknown) => unknown
 
 /**
  * Wraps a transport factory (`tcp()`): connections it dials or accepts write through a
- * socket corked for the rest of the turn. Connections that are not on a `net.Socket` are
+ * socket corked until the writing callback and its promise jobs are done. Connections that are not on a `net.Socket` are
  * left alone.
  */
 export function coalesceWrites<C> (factory: (components: C) => Transport): (components: C) => Transport {
@@ -47,8 +51,8 @@ export function coalesceWrites<C> (factory: (components: C) => Transport): (comp
 function coalescingUpgrader (u: Upgrader): Upgrader {
   return new Proxy(u, {
     get (target, prop) {
-      if (prop === 'upgradeOutbound') return async (maConn: MultiaddrConnection, opts: Parameters<Upgrader['upgradeOutbound']>[1]) => await target.upgradeOutbound(corkPerTurn(maConn), opts)
-      if (prop === 'upgradeInbound') return async (maConn: MultiaddrConnection, opts: Parameters<Upgrader['upgradeInbound']>[1]) => { await target.upgradeInbound(corkPerTurn(maConn), opts) }
+      if (prop === 'upgradeOutbound') return async (maConn: MultiaddrConnection, opts: Parameters<Upgrader['upgradeOutbound']>[1]) => await target.upgradeOutbound(corkUntilDrained(maConn), opts)
+      if (prop === 'upgradeInbound') return async (maConn: MultiaddrConnection, opts: Parameters<Upgrader['upgradeInbound']>[1]) => { await target.upgradeInbound(corkUntilDrained(maConn), opts) }
       const v: unknown = Reflect.get(target, prop, target)
       return typeof v === 'function' ? v.bind(target) : v
     }
@@ -56,10 +60,11 @@ function coalescingUpgrader (u: Upgrader): Upgrader {
 }
 
 /**
- * Corks the connection's socket on its first write in a turn and uncorks it when the turn
- * ends. Uses the TCP connection's `socket` and its `sendData` (where it writes each buffer).
+ * Corks the connection's socket on its first write and uncorks it once the microtask queue
+ * has drained. Uses the TCP connection's `socket` and its `sendData` (where it writes each
+ * buffer).
  */
-export function corkPerTurn (maConn: MultiaddrConnection): MultiaddrConnection {
+export function corkUntilDrained (maConn: MultiaddrConnection): MultiaddrConnection {
   const conn = maConn as MultiaddrConnection & { socket?: unknown, sendData?: SendData }
   const socket = conn.socket
   const send = conn.sendData
@@ -73,7 +78,7 @@ export function corkPerTurn (maConn: MultiaddrConnection): MultiaddrConnection {
     if (!corked && !socket.destroyed) {
       corked = true
       socket.cork()
-      setImmediate(uncork)
+      queueMicrotask(() => { process.nextTick(uncork) })
     }
     return send.call(this, data)
   }

@@ -86,7 +86,7 @@ export async function createNet (init: NetInit) {
   return await createLibp2p({
     privateKey: init.privateKey,
     addresses: { listen: init.listen, announce: init.announce ?? [] },
-    // TCP writes of one event-loop turn leave in one syscall (coalesce.ts).
+    // What a callback and its promise jobs write to a TCP connection leaves in one syscall (coalesce.ts).
     transports: [coalesceWrites(tcp()), webSockets(), circuitRelayTransport()],
     connectionEncrypters: [noise()],
     // A bounded per-stream window: a paused (slow) reader holds at most this much from one

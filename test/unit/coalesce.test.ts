@@ -1,13 +1,13 @@
 /**
- * corkPerTurn (src/net/coalesce.ts): a TCP connection's writes within one event-loop turn are
- * held (corked) and leave together when the turn ends, in order; other connections are left
- * alone.
+ * corkUntilDrained (src/net/coalesce.ts): a TCP connection's writes are held (corked) until
+ * the writing code and the promise jobs it started have run, then leave together, in order;
+ * other connections are left alone.
  */
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { createServer, connect, type Socket } from 'node:net'
 import type { MultiaddrConnection } from '@libp2p/interface'
-import { corkPerTurn } from '../../src/net/coalesce.ts'
+import { corkUntilDrained } from '../../src/net/coalesce.ts'
 
 /** A stand-in for libp2p's TCP connection: `sendData` writes each buffer, as @libp2p/tcp does. */
 function fakeConn (socket: Socket): MultiaddrConnection & { sendData: (bufs: Uint8Array[]) => boolean } {
@@ -21,8 +21,8 @@ function fakeConn (socket: Socket): MultiaddrConnection & { sendData: (bufs: Uin
   } as unknown as MultiaddrConnection & { sendData: (bufs: Uint8Array[]) => boolean }
 }
 
-describe('corkPerTurn', { timeout: 10_000 }, () => {
-  it('holds the writes of a turn and sends them, in order, when it ends', async () => {
+describe('corkUntilDrained', { timeout: 10_000 }, () => {
+  it('holds writes until the promise jobs have run, then sends them together, in order', async () => {
     const received: Buffer[] = []
     let gotAll!: () => void
     const all = new Promise<void>(resolve => { gotAll = resolve })
@@ -33,16 +33,19 @@ describe('corkPerTurn', { timeout: 10_000 }, () => {
     const socket = connect((server.address() as { port: number }).port, '127.0.0.1')
     await new Promise<void>(resolve => socket.once('connect', resolve))
     try {
-      const conn = corkPerTurn(fakeConn(socket)) as ReturnType<typeof fakeConn>
+      const conn = corkUntilDrained(fakeConn(socket)) as ReturnType<typeof fakeConn>
       conn.sendData([Uint8Array.of(1, 2), Uint8Array.of(3)])
-      conn.sendData([Uint8Array.of(4, 5, 6, 7)])
-      assert.equal(socket.writableCorked, 1, 'corked for the rest of the turn, once')
-      assert.equal(socket.writableLength, 7, 'nothing written yet')
-      await new Promise(resolve => setImmediate(resolve))
+      // A write from a promise job started by this code joins the same batch.
+      let inJob = -1
+      void Promise.resolve().then(() => { conn.sendData([Uint8Array.of(4, 5, 6, 7)]); inJob = socket.writableLength })
+      assert.equal(socket.writableCorked, 1, 'corked, once')
+      assert.equal(socket.writableLength, 3, 'nothing written yet')
+      await new Promise(resolve => { setImmediate(resolve) })
+      assert.equal(inJob, 7, 'the promise job wrote into the corked socket')
       assert.equal(socket.writableCorked, 0)
       await all
       assert.deepEqual([...Buffer.concat(received)], [1, 2, 3, 4, 5, 6, 7])
-      // The next turn corks again.
+      // A later write corks again.
       conn.sendData([Uint8Array.of(8)])
       assert.equal(socket.writableCorked, 1)
     } finally {
@@ -54,7 +57,7 @@ describe('corkPerTurn', { timeout: 10_000 }, () => {
   it('leaves a connection without a net.Socket untouched', () => {
     const sendData = (): boolean => true
     const conn = { socket: {}, sendData } as unknown as MultiaddrConnection
-    assert.equal(corkPerTurn(conn), conn)
+    assert.equal(corkUntilDrained(conn), conn)
     assert.equal((conn as unknown as { sendData: unknown }).sendData, sendData)
   })
 })
