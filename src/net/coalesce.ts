@@ -61,7 +61,9 @@ function coalescingUpgrader (u: Upgrader): Upgrader {
 
 /**
  * Corks the connection's socket on its first write and uncorks it once the microtask queue
- * has drained. Uses the TCP connection's `socket` and its `sendData` (where it writes each
+ * has drained — or at once when what is held reaches the socket's high-water mark (16 KiB):
+ * a bulk sender's batches leave as they are made, so the reader works on one while the next
+ * is built. Uses the TCP connection's `socket` and its `sendData` (where it writes each
  * buffer).
  */
 export function corkUntilDrained (maConn: MultiaddrConnection): MultiaddrConnection {
@@ -71,6 +73,7 @@ export function corkUntilDrained (maConn: MultiaddrConnection): MultiaddrConnect
   if (!(socket instanceof Socket) || typeof send !== 'function') return maConn
   let corked = false
   const uncork = (): void => {
+    if (!corked) return
     corked = false
     socket.uncork()
   }
@@ -80,7 +83,9 @@ export function corkUntilDrained (maConn: MultiaddrConnection): MultiaddrConnect
       socket.cork()
       queueMicrotask(() => { process.nextTick(uncork) })
     }
-    return send.call(this, data)
+    const result = send.call(this, data)
+    if (socket.writableLength >= socket.writableHighWaterMark) uncork()
+    return result
   }
   return maConn
 }

@@ -54,6 +54,23 @@ describe('corkUntilDrained', { timeout: 10_000 }, () => {
     }
   })
 
+  it('lets a bulk write go at once: held bytes reaching the high-water mark uncork the socket', async () => {
+    const server = createServer((s) => { s.resume() })
+    await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+    const socket = connect((server.address() as { port: number }).port, '127.0.0.1')
+    await new Promise<void>(resolve => socket.once('connect', resolve))
+    try {
+      const conn = corkUntilDrained(fakeConn(socket)) as ReturnType<typeof fakeConn>
+      conn.sendData([new Uint8Array(100)])
+      assert.equal(socket.writableCorked, 1)
+      conn.sendData([new Uint8Array(socket.writableHighWaterMark)])
+      assert.equal(socket.writableCorked, 0, 'flushed without waiting for the promise jobs')
+    } finally {
+      socket.destroy()
+      await new Promise(resolve => server.close(resolve))
+    }
+  })
+
   it('leaves a connection without a net.Socket untouched', () => {
     const sendData = (): boolean => true
     const conn = { socket: {}, sendData } as unknown as MultiaddrConnection
