@@ -26,7 +26,7 @@ import type { Envelope } from '../core/envelope.ts'
 import { VerifiedRoots } from '../core/batch.ts'
 import { DedupCache, RejectionCounter, checkIngress, verifyIngress, type IngressOptions, type RejectionReason } from '../core/ingress.ts'
 import {
-  AgentNotFoundError, DeliveryFailedError, FedmeshError, NoRespondersError, TimeoutError, UnreachableError, abortReason
+  AgentNotFoundError, ClosedError, DeliveryFailedError, FedmeshError, NoRespondersError, TimeoutError, UnreachableError, abortReason
 } from '../core/errors.ts'
 import { topicMatches } from '../core/topics.ts'
 import { FrameLink, FRAME_CONFIRM, FRAME_DATA, FRAME_MESSAGE, encodeMessageFrame, directoryProtocol, msgProtocol, streamProtocol, MAX_FRAME_BYTES, decodeFrame, encodeFrame, type Frame } from '../net/frames.ts'
@@ -378,14 +378,19 @@ export class Router {
     let lastError: Error | undefined
     // Encoded once for every attempt and home node.
     const frame = encodeMessageFrame(1, env.bytes)
+    // A link that closes under a frame (a connection replaced as peers meet) is replaced and
+    // the frame sent once more at once: the recipient's dedup keeps it from arriving twice.
+    let relinked = false
     for (let attempt = 0; attempt < attempts; attempt++) {
       if (attempt > 0) await sleep(retryDelay(attempt), signal)
-      for (const home of homes) {
+      for (let i = 0; i < homes.length; i++) {
+        const home = homes[i]
         if (signal?.aborted === true) throw abortReason(signal, 'delivery')
         if (home.id === this.peerId) continue
+        let link: FrameLink | undefined
         try {
           const open = this.openLinks.get(home.id)
-          const link = open !== undefined && !open.isClosed ? open : await this.linkTo(home.id, home.addrs, signal)
+          link = open !== undefined && !open.isClosed ? open : await this.linkTo(home.id, home.addrs, signal)
           if (env.corr != null) this.replying(env, home.id)
           if (!wantConfirm) {
             await link.sendEncoded(frame, env.prio)
@@ -393,7 +398,14 @@ export class Router {
             return true
           }
           const confirm = this.awaitConfirm(home.id, env.id, signal, isRequest(env) ? recipients : undefined)
-          await link.sendEncoded(frame, env.prio)
+          try {
+            await link.sendEncoded(frame, env.prio)
+          } catch (err) {
+            // Not sent: this wait will never be answered.
+            this.confirms.take(`${home.id}|${env.id}`)?.reject(err as Error)
+            confirm.catch(() => {})
+            throw err
+          }
           this.counters.forwarded++
           const reply = await confirm
           if (reply.ok) return true
@@ -404,6 +416,10 @@ export class Router {
           if (isAborted(signal)) throw abortReason(signal as AbortSignal, 'delivery')
           lastError = err as Error
           this.c.logger.debug({ err: (err as Error).message, peer: home.id, attempt }, 'send attempt failed')
+          if (!relinked && err instanceof ClosedError && link?.isClosed === true) {
+            relinked = true
+            i-- // the same home node, over a new link
+          }
         }
       }
     }
