@@ -51,6 +51,7 @@ export function directoryProtocol (network: string): string { return `/fedmesh/$
 export function encodeFrame (frame: Frame): Uint8Array {
   if (frame.t === FRAME_DATA) return encodeDataFrame(frame.h, frame.e, frame.x)
   if (frame.t === FRAME_BATCH) return encodeBatchFrame(frame.h, frame.s, frame.l, frame.x)
+  if (frame.t === FRAME_MESSAGE) return encodeMessageFrame(frame.h, frame.e)
   const clean: Record<string, unknown> = {}
   for (const [k, v] of Object.entries(frame)) if (v !== undefined) clean[k] = v
   return dagCbor.encode(clean)
@@ -140,6 +141,24 @@ export function encodeBatchFrame (hops: number, sig: Uint8Array, leaves: readonl
     o = writeHead(out, o, 0x80, labels.length)
     for (const l of labels) o = writeHead(out, o, 0x00, l)
   }
+  return out
+}
+
+/**
+ * The message frame `{t: 1, h, e}` written directly, like the data frame (keys `e`, `h`,
+ * `t`): every direct message, request and reply is one. Byte-identical to `dagCbor.encode`.
+ */
+export function encodeMessageFrame (hops: number, envelope: Uint8Array): Uint8Array {
+  const out = new Uint8Array(1 + 2 + cborHeadSize(envelope.length) + envelope.length + 2 + cborHeadSize(hops) + 3)
+  let o = 0
+  out[o++] = 0xa3
+  out[o++] = 0x61; out[o++] = 0x65 // "e"
+  o = writeHead(out, o, 0x40, envelope.length)
+  out.set(envelope, o); o += envelope.length
+  out[o++] = 0x61; out[o++] = 0x68 // "h"
+  o = writeHead(out, o, 0x00, hops)
+  out[o++] = 0x61; out[o++] = 0x74 // "t"
+  out[o++] = FRAME_MESSAGE
   return out
 }
 

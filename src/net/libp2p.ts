@@ -20,6 +20,7 @@ import { createHash } from 'node:crypto'
 import type { PrivateKey, PeerInfo } from '@libp2p/interface'
 import type { NetworkId } from '../core/ids.ts'
 import { MAX_FRAME_BYTES } from './frames.ts'
+import { coalesceWrites } from './coalesce.ts'
 
 export interface NetInit {
   privateKey: PrivateKey
@@ -85,7 +86,8 @@ export async function createNet (init: NetInit) {
   return await createLibp2p({
     privateKey: init.privateKey,
     addresses: { listen: init.listen, announce: init.announce ?? [] },
-    transports: [tcp(), webSockets(), circuitRelayTransport()],
+    // What a callback and its promise jobs write to a TCP connection leaves in one syscall (coalesce.ts).
+    transports: [coalesceWrites(tcp()), webSockets(), circuitRelayTransport()],
     connectionEncrypters: [noise()],
     // A bounded per-stream window: a paused (slow) reader holds at most this much from one
     // stream, well under libp2p's 4 MiB read-buffer limit that would otherwise reset it.

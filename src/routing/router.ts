@@ -6,7 +6,8 @@
  *                              │                       interested neighbours (data frames t=6)
  *                              └─ direct / multicast ─▶ local endpoint, or FrameLink to the
  *                                                       recipient's home node (found by record)
- *   wire ─┬─ t=1 ──▶ ingress (verifyIngress) ──▶ deliver to local endpoints ──▶ confirm frame
+ *   wire ─┬─ t=1 ──▶ ingress (verifyIngress) ──▶ deliver to local endpoints ──▶ confirm frame (when
+ *         │          asked for; a request's is held back and the reply carries it)
  *         ├─ t=6 ──▶ admitTopic (every copy) ──▶ core: forward to next hops, deliver ──▶ dedup
  *         └─ t=3/4/5 ──▶ core (interest records verified first)
  *
@@ -25,10 +26,10 @@ import type { Envelope } from '../core/envelope.ts'
 import { VerifiedRoots } from '../core/batch.ts'
 import { DedupCache, RejectionCounter, checkIngress, verifyIngress, type IngressOptions, type RejectionReason } from '../core/ingress.ts'
 import {
-  AgentNotFoundError, DeliveryFailedError, FedmeshError, NoRespondersError, TimeoutError, UnreachableError, abortReason
+  AgentNotFoundError, ClosedError, DeliveryFailedError, FedmeshError, NoRespondersError, TimeoutError, UnreachableError, abortReason
 } from '../core/errors.ts'
 import { topicMatches } from '../core/topics.ts'
-import { FrameLink, FRAME_CONFIRM, FRAME_DATA, FRAME_MESSAGE, directoryProtocol, msgProtocol, streamProtocol, MAX_FRAME_BYTES, decodeFrame, encodeFrame, type Frame } from '../net/frames.ts'
+import { FrameLink, FRAME_CONFIRM, FRAME_DATA, FRAME_MESSAGE, encodeMessageFrame, directoryProtocol, msgProtocol, streamProtocol, MAX_FRAME_BYTES, decodeFrame, encodeFrame, type Frame } from '../net/frames.ts'
 import { controlTopic, type Net } from '../net/libp2p.ts'
 import type { DisseminationParams } from '../dissemination/index.ts'
 import { TopicPath } from './topic-path.ts'
@@ -42,11 +43,18 @@ import type { AbortOptions, Logger, SendResult } from '../node/types.ts'
 import type { ByteStream, Endpoint } from './types.ts'
 import { libp2pByteStream, memoryStreamPair } from './streams.ts'
 import { retryDelay } from './retry.ts'
+import { DeadlineQueue } from './deadlines.ts'
 import type { MessageObservation } from '../log/recorder.ts'
 
 export const AGENT_RECORD_TTL_MS = 60 * 60 * 1000
 export const AGENT_RECORD_REFRESH_MS = 10 * 60 * 1000
 const CONFIRM_TIMEOUT_MS = 5000
+/**
+ * How long the recipient's node holds back the confirmation of a request it delivered,
+ * waiting for the reply to carry it (PROTOCOL.md 8.1). A handler slower than this gets an
+ * explicit confirmation; far below CONFIRM_TIMEOUT_MS either way.
+ */
+export const ACK_HOLD_MS = 200
 /** Most agent records exchanged in one directory sync. */
 const DIRECTORY_SYNC_MAX = 2000
 const ROUTE_HINTS_MAX = 10_000
@@ -99,22 +107,57 @@ interface Attached {
   record?: Uint8Array
 }
 
+type ConfirmFrame = Frame & { t: typeof FRAME_CONFIRM }
+
 interface PendingConfirm {
-  resolve: (f: Frame & { t: typeof FRAME_CONFIRM }) => void
+  peer: string
+  id: string
+  /** A request's recipients at that node: a verified reply from one of them confirms delivery. */
+  answeredBy?: readonly AgentId[]
+  resolve: (f: ConfirmFrame) => void
   reject: (err: Error) => void
+}
+
+/** A request delivered here whose confirmation waits for the reply (to the node it came from). */
+interface HeldAck { link: FrameLink, peer: string, to: AgentId[] }
+
+/** The sender waits for a delivery confirmation of this envelope (PROTOCOL.md 8.1). */
+export function wantsConfirm (env: Envelope): boolean {
+  return env.dlv?.ack === true || (env.dlv?.retries ?? 0) > 0 || env.replyTo != null
+}
+
+/** A request: it names where to reply and is not itself a reply. */
+export function isRequest (env: Envelope): boolean {
+  return env.replyTo != null && env.corr == null
 }
 
 export class Router {
   readonly dedup = new DedupCache()
   readonly rejections: RejectionCounter
   readonly counters: RouterCounters = { published: 0, delivered: 0, forwarded: 0, received: 0 }
+  /** Confirmation frames sent, and requests sent from here whose reply stood for their confirmation. */
+  readonly confirmCounts = { sent: 0, byReply: 0 }
+  /** Requests delivered here whose confirmation is held for their reply. */
+  get heldConfirmations (): number { return this.heldAcks.size }
   private readonly c: RouterComponents
   private readonly endpoints = new Map<AgentId, Attached>()
   private readonly directory = new Map<AgentId, AgentRecord>()
   private readonly nodes = new Map<string, NodeRecord>()
   private readonly links = new Map<string, Promise<FrameLink>>()
+  /** The links of `links` that are open, for a send that need not wait on a promise. */
+  private readonly openLinks = new Map<string, FrameLink>()
   private readonly inbound = new Set<FrameLink>()
-  private readonly confirms = new Map<string, PendingConfirm>()
+  /** Delivery confirmations awaited, by `peer|id`; one timer sweeps them all. */
+  private readonly confirms = new DeadlineQueue<string, PendingConfirm>({
+    delayMs: CONFIRM_TIMEOUT_MS,
+    onExpire: (_key, w) => { w.reject(new TimeoutError(`no delivery confirmation for ${w.id} from ${w.peer}`)) }
+  })
+  /** Confirmations of requests delivered here, held until the reply goes out (by request id). */
+  private readonly heldAcks = new DeadlineQueue<string, HeldAck>({
+    delayMs: ACK_HOLD_MS,
+    unref: true,
+    onExpire: (id, h) => { this.sendConfirm(h.link, id, true) }
+  })
   /**
    * Reverse-path hints: the peer a validly signed direct message from an agent arrived
    * from. Used only when no signed record of that agent is known (before asking the DHT),
@@ -204,8 +247,8 @@ export class Router {
     this.topics.stop()
     clearInterval(this.refreshTimer)
     clearTimeout(this.announceTimer)
-    for (const p of this.confirms.values()) p.reject(new UnreachableError('node stopping'))
-    this.confirms.clear()
+    for (const p of this.confirms.clear()) p.reject(new UnreachableError('node stopping'))
+    this.heldAcks.clear()
     const links = await Promise.allSettled([...this.links.values()])
     await Promise.allSettled([...links.flatMap(l => l.status === 'fulfilled' ? [l.value.close()] : []), ...[...this.inbound].map(l => l.close())])
   }
@@ -288,16 +331,25 @@ export class Router {
 
   private async sendDirect (env: Envelope, options: AbortOptions): Promise<SendResult> {
     const recipients = env.to ?? []
-    const wantConfirm = env.dlv?.ack === true || (env.dlv?.retries ?? 0) > 0 || env.replyTo != null
+    const wantConfirm = wantsConfirm(env)
     const deadline = env.dlv?.maxMs != null ? AbortSignal.timeout(env.dlv.maxMs) : undefined
-    const signal = anySignal(options.signal, deadline)
+    const signal = deadline === undefined ? options.signal : anySignal(options.signal, deadline)
+    if (recipients.length === 1) {
+      // One recipient (every request and reply): no grouping by home node.
+      const to = recipients[0]
+      if (this.endpoints.has(to)) {
+        this.deliverLocal(env, to)
+        return { id: env.id, confirmed: wantConfirm ? [to] : [] }
+      }
+      const rec = this.knownAgent(to) ?? this.hintedRecord(to) ?? await this.findAgent(to, { signal })
+      const ok = await this.sendToHomes(env, rec.home, recipients, wantConfirm, signal)
+      return { id: env.id, confirmed: wantConfirm && ok ? [to] : [] }
+    }
     const confirmed: AgentId[] = []
     const remote = new Map<string, { home: AgentRecord['home'], agents: AgentId[] }>()
     for (const to of recipients) {
-      const local = this.endpoints.get(to)
-      if (local != null) {
-        if (env.replyTo != null && env.corr == null && !local.ep.handlesRequests()) throw new NoRespondersError(`agent ${to} does not answer requests`)
-        this.deliverDirect(env, to)
+      if (this.endpoints.has(to)) {
+        this.deliverLocal(env, to)
         confirmed.push(to)
         continue
       }
@@ -308,32 +360,54 @@ export class Router {
       remote.set(key, group)
     }
     await Promise.all([...remote.values()].map(async (group) => {
-      const ok = await this.sendToHomes(env, group.home, wantConfirm, signal)
+      const ok = await this.sendToHomes(env, group.home, group.agents, wantConfirm, signal)
       if (ok) confirmed.push(...group.agents)
     }))
     return { id: env.id, confirmed: wantConfirm ? confirmed : [] }
   }
 
-  /** Sends to the first reachable home node, retrying with backoff when asked to. */
-  private async sendToHomes (env: Envelope, homes: AgentRecord['home'], wantConfirm: boolean, signal?: AbortSignal): Promise<boolean> {
+  /** A local agent's direct envelope to an agent on this node; a request needs a handler there. */
+  private deliverLocal (env: Envelope, to: AgentId): void {
+    const local = this.endpoints.get(to) as Attached
+    if (isRequest(env) && !local.ep.handlesRequests()) throw new NoRespondersError(`agent ${to} does not answer requests`)
+    this.deliverDirect(env, to)
+  }
+
+  /** Sends to the first reachable home node of `recipients`, retrying with backoff when asked to. */
+  private async sendToHomes (env: Envelope, homes: AgentRecord['home'], recipients: AgentId[], wantConfirm: boolean, signal?: AbortSignal): Promise<boolean> {
     const attempts = 1 + (env.dlv?.retries ?? 0)
     // Built only when needed: an error captures a stack, which costs more than a send.
     let lastError: Error | undefined
+    // Encoded once for every attempt and home node.
+    const frame = encodeMessageFrame(1, env.bytes)
+    // A link that closes under a frame (a connection replaced as peers meet) is replaced and
+    // the frame sent once more at once: the recipient's dedup keeps it from arriving twice.
+    let relinked = false
     for (let attempt = 0; attempt < attempts; attempt++) {
       if (attempt > 0) await sleep(retryDelay(attempt), signal)
-      for (const home of homes) {
+      for (let i = 0; i < homes.length; i++) {
+        const home = homes[i]
         if (signal?.aborted === true) throw abortReason(signal, 'delivery')
         if (home.id === this.peerId) continue
+        let link: FrameLink | undefined
         try {
-          const link = await this.linkTo(home.id, home.addrs, signal)
-          const frame: Frame = { t: FRAME_MESSAGE, h: 1, e: env.bytes }
+          const open = this.openLinks.get(home.id)
+          link = open !== undefined && !open.isClosed ? open : await this.linkTo(home.id, home.addrs, signal)
+          if (env.corr != null) this.replying(env, home.id)
           if (!wantConfirm) {
-            await link.send(frame, env.prio)
+            await link.sendEncoded(frame, env.prio)
             this.counters.forwarded++
             return true
           }
-          const confirm = this.awaitConfirm(home.id, env.id, signal)
-          await link.send(frame, env.prio)
+          const confirm = this.awaitConfirm(home.id, env.id, signal, isRequest(env) ? recipients : undefined)
+          try {
+            await link.sendEncoded(frame, env.prio)
+          } catch (err) {
+            // Not sent: this wait will never be answered.
+            this.confirms.take(`${home.id}|${env.id}`)?.reject(err as Error)
+            confirm.catch(() => {})
+            throw err
+          }
           this.counters.forwarded++
           const reply = await confirm
           if (reply.ok) return true
@@ -344,6 +418,10 @@ export class Router {
           if (isAborted(signal)) throw abortReason(signal as AbortSignal, 'delivery')
           lastError = err as Error
           this.c.logger.debug({ err: (err as Error).message, peer: home.id, attempt }, 'send attempt failed')
+          if (!relinked && err instanceof ClosedError && link?.isClosed === true) {
+            relinked = true
+            i-- // the same home node, over a new link
+          }
         }
       }
     }
@@ -351,15 +429,49 @@ export class Router {
     throw lastError instanceof FedmeshError ? lastError : new UnreachableError(`could not deliver ${env.id}: ${lastError.message}`, { cause: lastError })
   }
 
-  private awaitConfirm (peer: string, id: string, signal?: AbortSignal): Promise<Frame & { t: typeof FRAME_CONFIRM }> {
+  /**
+   * Waits for the confirmation of `id` from `peer` (CONFIRM_TIMEOUT_MS, or until `signal`).
+   * For a request, `answeredBy` lists its recipients there: their reply confirms it too.
+   */
+  private awaitConfirm (peer: string, id: string, signal?: AbortSignal, answeredBy?: readonly AgentId[]): Promise<ConfirmFrame> {
     const key = `${peer}|${id}`
-    const { promise, resolve, reject } = Promise.withResolvers<Frame & { t: typeof FRAME_CONFIRM }>()
-    const timer = setTimeout(() => { cleanup(); reject(new TimeoutError(`no delivery confirmation for ${id} from ${peer}`)) }, CONFIRM_TIMEOUT_MS)
-    const onAbort = (): void => { cleanup(); reject(abortReason(signal as AbortSignal, 'delivery')) }
-    const cleanup = (): void => { clearTimeout(timer); signal?.removeEventListener('abort', onAbort); this.confirms.delete(key) }
-    signal?.addEventListener('abort', onAbort, { once: true })
-    this.confirms.set(key, { resolve: (f) => { cleanup(); resolve(f) }, reject: (e) => { cleanup(); reject(e) } })
+    const { promise, resolve, reject } = Promise.withResolvers<ConfirmFrame>()
+    let onAbort: (() => void) | undefined
+    const wait: PendingConfirm = {
+      peer,
+      id,
+      answeredBy,
+      resolve: (f) => { if (onAbort !== undefined) signal?.removeEventListener('abort', onAbort); resolve(f) },
+      reject: (e) => { if (onAbort !== undefined) signal?.removeEventListener('abort', onAbort); reject(e) }
+    }
+    if (signal != null) {
+      onAbort = () => {
+        if (this.confirms.get(key) === wait) this.confirms.take(key)
+        wait.reject(abortReason(signal, 'delivery'))
+      }
+      signal.addEventListener('abort', onAbort, { once: true })
+    }
+    this.confirms.add(key, wait)
     return promise
+  }
+
+  /**
+   * A local agent's reply (`corr`) leaves for `peer`: if it answers a request that came from
+   * there and is held unconfirmed, the reply is its confirmation (PROTOCOL.md 8.1).
+   */
+  private replying (env: Envelope, peer: string): void {
+    const held = this.heldAcks.get(env.corr as string)
+    if (held !== undefined && held.peer === peer && held.to.includes(env.from)) this.heldAcks.take(env.corr as string)
+  }
+
+  /** A verified reply from the node a request went to confirms the request's delivery. */
+  private replyConfirms (env: Envelope, peer: string): void {
+    const key = `${peer}|${env.corr as string}`
+    const wait = this.confirms.get(key)
+    if (wait?.answeredBy?.includes(env.from) !== true) return
+    this.confirms.take(key)
+    this.confirmCounts.byReply++
+    wait.resolve({ t: FRAME_CONFIRM, id: wait.id, ok: true })
   }
 
   private async linkTo (peer: string, addrs: string[], signal?: AbortSignal): Promise<FrameLink> {
@@ -386,10 +498,12 @@ export class Router {
         onGarbage: (detail) => { this.reject('malformed', detail, peer) },
         onClose: () => {
           this.topics.removeLink(peer, link)
+          if (this.openLinks.get(peer) === link) this.openLinks.delete(peer)
           if (this.links.get(peer) != null) void this.links.get(peer)?.then(l => { if (l === link) this.links.delete(peer) })
         }
       })
       this.topics.addLink(peer, link)
+      this.openLinks.set(peer, link)
       return link
     } catch (err) {
       this.c.peers.dialFailed(peer)
@@ -413,7 +527,7 @@ export class Router {
   private onFrame (frame: Frame, link: FrameLink, peer: string): void {
     this.c.peers.seen(peer)
     if (frame.t === FRAME_CONFIRM) {
-      this.confirms.get(`${peer}|${frame.id}`)?.resolve(frame)
+      this.confirms.take(`${peer}|${frame.id}`)?.resolve(frame)
       return
     }
     if (frame.t === FRAME_DATA) { this.topics.onData(peer, frame); return }
@@ -424,8 +538,8 @@ export class Router {
       this.reject(res.reason, res.detail, peer, res.id)
       // A retransmission of something we already delivered: confirm it again, since
       // the first confirmation may be what was lost.
-      if (res.reason === 'duplicate' && res.id != null) void link.send({ t: FRAME_CONFIRM, id: res.id, ok: true }, 3).catch(() => {})
-      else if (res.id != null) void link.send({ t: FRAME_CONFIRM, id: res.id, ok: false, code: 'DeliveryFailedError', msg: `rejected: ${res.reason}` }, 3).catch(() => {})
+      if (res.reason === 'duplicate' && res.id != null) this.sendConfirm(link, res.id, true)
+      else if (res.id != null) this.sendConfirm(link, res.id, false, 'DeliveryFailedError', `rejected: ${res.reason}`)
       return
     }
     const env = res.envelope
@@ -433,14 +547,15 @@ export class Router {
       this.reject('bad-field', `${env.mode} envelopes travel in data frames (t=6), not message frames`, peer, env.id)
       return
     }
+    if (env.corr != null) this.replyConfirms(env, peer)
     this.c.observe?.({ event: 'received', env, peer })
     this.rememberRoute(env.from, peer)
     const verdict = this.c.inspect?.(env)
-    if (verdict == null) { this.deliverFrame(env, link); return }
+    if (verdict == null) { this.deliverFrame(env, link, peer); return }
     void Promise.resolve(verdict).then((v) => {
-      if (v == null) { this.deliverFrame(env, link); return }
+      if (v == null) { this.deliverFrame(env, link, peer); return }
       this.rejectInspected(v, peer, env)
-      void link.send({ t: FRAME_CONFIRM, id: env.id, ok: false, code: v.code, msg: `rejected: ${v.reason}: ${v.detail}` }, 3).catch(() => {})
+      this.sendConfirm(link, env.id, false, v.code, `rejected: ${v.reason}: ${v.detail}`)
     })
   }
 
@@ -449,24 +564,41 @@ export class Router {
     this.reject(v.reason, v.detail, peer, env.id)
   }
 
-  private deliverFrame (env: Envelope, link: FrameLink): void {
-    let delivered = 0
+  /**
+   * Hands a verified direct or multicast envelope to the recipients hosted here, then
+   * answers the sender's node: a refusal always; a success only when the envelope asks
+   * for a confirmation, and for a request not before its reply has had ACK_HOLD_MS to
+   * carry it (PROTOCOL.md 8.1).
+   */
+  private deliverFrame (env: Envelope, link: FrameLink, peer: string): void {
+    const request = isRequest(env)
+    const handed: AgentId[] = []
     let failure: { code: string, msg: string } | undefined
     for (const to of env.to ?? []) {
       const a = this.endpoints.get(to)
       if (a == null) continue
-      if (env.replyTo != null && env.corr == null && !a.ep.handlesRequests()) {
+      if (request && !a.ep.handlesRequests()) {
         failure = { code: 'NoRespondersError', msg: `agent ${to} does not answer requests` }
         continue
       }
+      // Held before delivery: a handler that answers synchronously finds it.
+      if (request && handed.length === 0) this.heldAcks.add(env.id, { link, peer, to: handed })
+      handed.push(to)
       this.deliverDirect(env, to)
-      delivered++
     }
-    if (delivered === 0 && failure == null) failure = { code: 'AgentNotFoundError', msg: `no recipient of ${env.id} is hosted on node ${this.peerId}` }
-    const confirm: Frame = failure != null && delivered === 0
-      ? { t: FRAME_CONFIRM, id: env.id, ok: false, code: failure.code, msg: failure.msg }
-      : { t: FRAME_CONFIRM, id: env.id, ok: true }
-    void link.send(confirm, 3).catch(() => {})
+    if (handed.length === 0) {
+      failure ??= { code: 'AgentNotFoundError', msg: `no recipient of ${env.id} is hosted on node ${this.peerId}` }
+      this.sendConfirm(link, env.id, false, failure.code, failure.msg)
+      return
+    }
+    if (!request && wantsConfirm(env)) this.sendConfirm(link, env.id, true)
+  }
+
+  /** Queues a confirmation frame at the highest priority; a closed link drops it (the sender's wait times out). */
+  private sendConfirm (link: FrameLink, id: string, ok: boolean, code?: string, msg?: string): void {
+    this.confirmCounts.sent++
+    const frame: Frame = ok ? { t: FRAME_CONFIRM, id, ok } : { t: FRAME_CONFIRM, id, ok, code, msg }
+    void link.send(frame, 3).catch(() => {})
   }
 
   /**

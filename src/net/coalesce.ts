@@ -1,0 +1,91 @@
+/**
+ * Coalesced socket writes for a libp2p TCP transport.
+ *
+ * Below the muxer, libp2p writes each Noise message as two `socket.write` calls (its 2-byte
+ * length, then the ciphertext), and yamux answers every data frame it reads with a window
+ * update, written from the read callback. With TCP_NODELAY (libp2p's default, which latency
+ * needs) every write is its own syscall and its own segment, and wakes the reader: a
+ * request–reply round trip across two nodes cost 4 write syscalls per node.
+ *
+ * Here the socket is corked on the first write and uncorked once the callback that wrote
+ * and every promise job it started have run: a microtask queues a `process.nextTick`, and
+ * Node runs next-tick callbacks only when the microtask queue is empty. So the window
+ * update for a frame just read, the reply an agent's handler produced from it, and each
+ * Noise message's two parts leave in one `writev`, and nothing waits for a later phase of
+ * the event loop (a `setImmediate` uncork would queue a reply behind whatever else waits
+ * for the check phase, such as a store commit). Order is kept; backpressure is the socket's
+ * own (`write` returns false past its high-water mark, and `drain` follows the flush).
+ */
+import { Socket } from 'node:net'
+import type { Connection, CreateListenerOptions, DialTransportOptions, Listener, MultiaddrConnection, Transport, Upgrader } from '@libp2p/interface'
+import type { Multiaddr } from '@multiformats/multiaddr'
+
+type SendData = (data: unknown) => unknown
+
+/**
+ * Wraps a transport factory (`tcp()`): connections it dials or accepts write through a
+ * socket corked until the writing callback and its promise jobs are done. Connections that are not on a `net.Socket` are
+ * left alone.
+ */
+export function coalesceWrites<C> (factory: (components: C) => Transport): (components: C) => Transport {
+  return (components) => {
+    const transport = factory(components)
+    const dial = transport.dial.bind(transport)
+    const createListener = transport.createListener.bind(transport)
+    const upgraders = new WeakMap<Upgrader, Upgrader>()
+    const wrap = (u: Upgrader): Upgrader => {
+      let w = upgraders.get(u)
+      if (w === undefined) {
+        w = coalescingUpgrader(u)
+        upgraders.set(u, w)
+      }
+      return w
+    }
+    transport.dial = async (ma: Multiaddr, options: DialTransportOptions): Promise<Connection> => await dial(ma, { ...options, upgrader: wrap(options.upgrader) })
+    transport.createListener = (options: CreateListenerOptions): Listener => createListener({ ...options, upgrader: wrap(options.upgrader) })
+    return transport
+  }
+}
+
+/** The same upgrader, with each raw connection's writes coalesced before it is upgraded. */
+function coalescingUpgrader (u: Upgrader): Upgrader {
+  return new Proxy(u, {
+    get (target, prop) {
+      if (prop === 'upgradeOutbound') return async (maConn: MultiaddrConnection, opts: Parameters<Upgrader['upgradeOutbound']>[1]) => await target.upgradeOutbound(corkUntilDrained(maConn), opts)
+      if (prop === 'upgradeInbound') return async (maConn: MultiaddrConnection, opts: Parameters<Upgrader['upgradeInbound']>[1]) => { await target.upgradeInbound(corkUntilDrained(maConn), opts) }
+      const v: unknown = Reflect.get(target, prop, target)
+      return typeof v === 'function' ? v.bind(target) : v
+    }
+  })
+}
+
+/**
+ * Corks the connection's socket on its first write and uncorks it once the microtask queue
+ * has drained — or at once when what is held reaches the socket's high-water mark (16 KiB):
+ * a bulk sender's batches leave as they are made, so the reader works on one while the next
+ * is built. Uses the TCP connection's `socket` and its `sendData` (where it writes each
+ * buffer).
+ */
+export function corkUntilDrained (maConn: MultiaddrConnection): MultiaddrConnection {
+  const conn = maConn as MultiaddrConnection & { socket?: unknown, sendData?: SendData }
+  const socket = conn.socket
+  const send = conn.sendData
+  if (!(socket instanceof Socket) || typeof send !== 'function') return maConn
+  let corked = false
+  const uncork = (): void => {
+    if (!corked) return
+    corked = false
+    socket.uncork()
+  }
+  conn.sendData = function (this: unknown, data: unknown): unknown {
+    if (!corked && !socket.destroyed) {
+      corked = true
+      socket.cork()
+      queueMicrotask(() => { process.nextTick(uncork) })
+    }
+    const result = send.call(this, data)
+    if (socket.writableLength >= socket.writableHighWaterMark) uncork()
+    return result
+  }
+  return maConn
+}
