@@ -328,9 +328,22 @@ async function logRun (ctx: OpContext, run: Array<Extract<WriteOp, { kind: 'log'
     const nidOf = (name: string | null): number | null => name == null ? null : nids.get(name) as number
 
     const width = LOG_INSERT_COLUMNS.length
-    const params: unknown[] = new Array(records.length * width)
+    const maxRows = Math.min(MAX_ROWS_PER_INSERT[d.kind], Math.floor(d.maxParams / width))
+    const insert = `INSERT INTO ${d.table('log')} (${LOG_INSERT_COLUMNS.join(', ')}) VALUES `
+    // Statements of 2^k rows, their text built once per batch (a statement's cache key).
+    const statements = new Map<number, string>()
+    const statementFor = (n: number): string => {
+      let sqlText = statements.get(n)
+      if (sqlText == null) { sqlText = insert + valuesList(n, width); statements.set(n, sqlText) }
+      return sqlText
+    }
     const to: number[] = []
-    let p = 0
+    let params: unknown[] = []
+    let rows = 0
+    let left = records.length
+    // The largest power of two that fits what is left (and the cap).
+    const chunkRows = (): number => { let n = maxRows; while (n > left) n = n >>> 1; return n }
+    let target = chunkRows()
     for (const r of records) {
       seq += 1
       const stored = r.bytes?.length ?? 0
@@ -347,42 +360,27 @@ async function logRun (ctx: OpContext, run: Array<Extract<WriteOp, { kind: 'log'
         if (agents.size === 1) rcpt = nidOf(r.to[0])
         else for (const a of agents) to.push(nidOf(a) as number, seq)
       }
-      params[p++] = seq
-      params[p++] = logIdHash(r.id)
-      params[p++] = r.id
-      params[p++] = r.event
-      params[p++] = r.status
-      params[p++] = nidOf(r.from)
-      params[p++] = rcpt
-      params[p++] = recipients
-      params[p++] = nidOf(r.topic)
-      params[p++] = r.schema
-      params[p++] = r.proto
-      params[p++] = r.conv
-      params[p++] = r.type
-      params[p++] = r.size
-      params[p++] = r.reason
-      params[p++] = r.originTs
-      params[p++] = r.receivedTs
-      params[p++] = r.ackedTs
-      params[p++] = nidOf(r.peer)
-      params[p++] = r.bytes
-      params[p++] = r.crc
-      params[p++] = stored
-    }
-    const insert = `INSERT INTO ${d.table('log')} (${LOG_INSERT_COLUMNS.join(', ')}) VALUES `
-    const maxRows = Math.min(MAX_ROWS_PER_INSERT[d.kind], Math.floor(d.maxParams / width))
-    let at = 0
-    while (at < records.length) {
-      // The largest power of two that fits what is left (and the cap).
-      let n = maxRows
-      while (n > records.length - at) n = n >>> 1
-      await sql.run(insert + valuesList(n, width), params.slice(at * width, (at + n) * width))
-      at += n
+      params.push(seq, logIdHash(r.id), r.id, r.event, r.status, nidOf(r.from), rcpt, recipients, nidOf(r.topic), r.schema, r.proto, r.conv, r.type,
+        r.size, r.reason, r.originTs, r.receivedTs, r.ackedTs, nidOf(r.peer), r.bytes, r.crc, stored)
+      if (++rows === target) {
+        await sql.run(statementFor(rows), params)
+        left -= rows
+        params = []
+        rows = 0
+        target = chunkRows()
+      }
     }
     for (const part of chunks(pairsOf(to), 2, d.maxParams)) {
       await sql.run(`INSERT INTO ${d.table('log_to')} (agent, seq) VALUES ${valuesList(part.length, 2)}`, part.flat())
     }
+    // The batch's span: the time index of the log (one row per append, not an entry per record).
+    let tsMin = records[0].receivedTs
+    let tsMax = tsMin
+    for (const r of records) {
+      if (r.receivedTs < tsMin) tsMin = r.receivedTs
+      if (r.receivedTs > tsMax) tsMax = r.receivedTs
+    }
+    await sql.run(`INSERT INTO ${d.table('log_spans')} (seq_lo, seq_hi, ts_min, ts_max) VALUES (?, ?, ?, ?)`, [seq - records.length + 1, seq, tsMin, tsMax])
     await writeCounter(ctx, 'log_seq', seq)
     await writeCounter(ctx, 'log_count', (counters.get('log_count') ?? 0) + records.length)
     await writeCounter(ctx, 'log_bytes', bytes)
@@ -425,6 +423,21 @@ async function deleteLogRows (ctx: OpContext, rows: Row[]): Promise<{ deleted: n
   return { deleted: rows.length, bytes }
 }
 
+/**
+ * After records in positions lo … hi were deleted: spans there with no record left go, the
+ * others get the earliest time they still hold (a span's `ts_min` never exceeds a record's).
+ */
+async function refreshSpans (ctx: OpContext, lo: number, hi: number): Promise<void> {
+  const spans = ctx.d.table('log_spans')
+  const log = ctx.d.table('log')
+  const overlap = 's.seq_lo <= ? AND s.seq_hi >= ?'
+  await ctx.sql.run(`DELETE FROM ${spans} AS s WHERE ${overlap} AND NOT EXISTS (SELECT 1 FROM ${log} l WHERE l.seq >= s.seq_lo AND l.seq <= s.seq_hi)`, [hi, lo])
+  await ctx.sql.run(`UPDATE ${spans} AS s SET ts_min = (SELECT MIN(l.received_ts) FROM ${log} l WHERE l.seq >= s.seq_lo AND l.seq <= s.seq_hi) WHERE ${overlap}`, [hi, lo])
+}
+
+/** Spans read per age-retention call (each holds one append batch). */
+const RETAIN_SPANS = 1000
+
 async function retain (ctx: OpContext, op: Extract<WriteOp, { kind: 'retain' }>): Promise<RetainResult> {
   const { sql, d } = ctx
   const log = d.table('log')
@@ -442,9 +455,18 @@ async function retain (ctx: OpContext, op: Extract<WriteOp, { kind: 'retain' }>)
     total -= r.bytes
   }
   if (op.maxAgeMs != null) {
-    const rows = await sql.all(`SELECT seq, stored_bytes FROM ${log} WHERE received_ts < ? ORDER BY received_ts, seq LIMIT ${op.limit}`, [op.now - op.maxAgeMs])
-    await drop(rows)
-    if (rows.length === op.limit) more = true
+    // The spans holding records older than the cutoff, oldest first; in each, those records.
+    const cutoff = op.now - op.maxAgeMs
+    const spans = await sql.all(`SELECT seq_lo, seq_hi FROM ${d.table('log_spans')} WHERE ts_min < ? ORDER BY ts_min, seq_lo LIMIT ${RETAIN_SPANS}`, [cutoff])
+    for (const span of spans) {
+      if (deleted >= op.limit) break
+      const lo = num(span.seq_lo)
+      const hi = num(span.seq_hi)
+      const rows = await sql.all(`SELECT seq, stored_bytes FROM ${log} WHERE seq >= ? AND seq <= ? AND received_ts < ? ORDER BY seq LIMIT ${op.limit - deleted}`, [lo, hi, cutoff])
+      await drop(rows)
+      await refreshSpans(ctx, lo, hi)
+    }
+    if (deleted >= op.limit || spans.length === RETAIN_SPANS) more = true
   }
   if (op.maxBytes != null) {
     // Oldest first, a bounded chunk at a time, until the log fits or the limit is reached.
@@ -460,6 +482,7 @@ async function retain (ctx: OpContext, op: Extract<WriteOp, { kind: 'retain' }>)
         t -= accountedBytes(num(r.stored_bytes))
       }
       await drop(take)
+      if (take.length > 0) await refreshSpans(ctx, num(take[0].seq), num(take[take.length - 1].seq))
     }
     if (total > op.maxBytes && count > 0) more = true
   }

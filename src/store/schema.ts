@@ -110,6 +110,8 @@ function schemaV2 (d: Dialect): string[] {
  * - `rcpt`: the recipient when a record has one distinct recipient, answered by the partial
  *   index `log_rcpt`; `log_to` keeps rows only for records with two or more.
  * - `recipients`: the JSON list only when `to` is neither empty nor one element (`rcpt`).
+ * - `log_spans` instead of the index on `received_ts`: one row per append batch (its
+ *   positions and the range of its records' times), what retention by age reads.
  * The rows are copied into the new tables; `idh` is filled in afterwards (`fillIdHashes`).
  */
 function schemaV3 (d: Dialect): string[] {
@@ -141,7 +143,12 @@ function schemaV3 (d: Dialect): string[] {
     `DROP TABLE ${t('log')}`,
     `ALTER TABLE ${t('log_v3')} RENAME TO log`,
     `ALTER TABLE ${t('log_to_v3')} RENAME TO log_to`,
-    ...LOG_V3_INDEXES(d)
+    ...LOG_V3_INDEXES(d),
+    // The time index: a span per append batch from now on; the records already there get
+    // one per 4 096 positions.
+    `CREATE TABLE ${t('log_spans')} (seq_lo ${bigint} PRIMARY KEY, seq_hi ${bigint} NOT NULL, ts_min ${bigint} NOT NULL, ts_max ${bigint} NOT NULL)`,
+    `INSERT INTO ${t('log_spans')} (seq_lo, seq_hi, ts_min, ts_max) SELECT MIN(seq), MAX(seq), MIN(received_ts), MAX(received_ts) FROM ${t('log')} GROUP BY seq / 4096`,
+    `CREATE INDEX log_spans_ts ON ${t('log_spans')} (ts_min)`
   ]
 }
 
@@ -178,7 +185,6 @@ function LOG_V3_INDEXES (d: Dialect): string[] {
     `CREATE INDEX log_rcpt ON ${log} (rcpt, seq) WHERE rcpt IS NOT NULL`,
     `CREATE INDEX log_conv ON ${log} (conv, seq) WHERE conv IS NOT NULL`,
     `CREATE INDEX log_topic ON ${log} (topic, seq) WHERE topic IS NOT NULL`,
-    `CREATE INDEX log_received ON ${log} (received_ts)`,
     `CREATE INDEX log_to_seq ON ${d.table('log_to')} (seq)`
   ]
 }

@@ -736,6 +736,27 @@ export function storeCompliance (name: string, makeHarness: () => Promise<StoreH
           assert.equal((await store.query({})).records[0].seq, 21)
         })
       })
+      test('retention by age over many appends: records older than the cutoff wherever they sit, within the limit', async () => {
+        await withStore(async (store) => {
+          const rec = (id: string, receivedTs: number): LogRecordInit => ({ id: M(id), event: 'received', size: 1, receivedTs })
+          await store.log([rec('a1', 1000), rec('a2', 1010), rec('a3', 1020)])
+          await store.log([rec('b1', 5000), rec('b2', 1005), rec('b3', 6000)])
+          await store.log([rec('c1', 1990), rec('c2', 2000)])
+          await store.log([rec('d1', 9000)])
+          const left = async (): Promise<string[]> => (await store.query({})).records.map(r => r.id)
+          const first = await store.retain({ maxAgeMs: 1000 }, { now: 3000, limit: 3 })
+          assert.deepEqual(first, { deleted: 3, bytes: 3 * 256, more: true })
+          const second = await store.retain({ maxAgeMs: 1000 }, { now: 3000, limit: 3 })
+          assert.deepEqual(second, { deleted: 2, bytes: 2 * 256, more: false })
+          assert.deepEqual(await left(), ['b1', 'b3', 'c2', 'd1'])
+          assert.deepEqual(await store.retain({ maxAgeMs: 1000 }, { now: 3000 }), { deleted: 0, bytes: 0, more: false })
+          // Size retention takes the oldest positions; age retention still sees what is left.
+          assert.deepEqual(await store.retain({ maxBytes: 3 * 256 }), { deleted: 1, bytes: 256, more: false })
+          assert.deepEqual(await store.retain({ maxAgeMs: 1000 }, { now: 7001 }), { deleted: 2, bytes: 2 * 256, more: false })
+          assert.deepEqual(await left(), ['d1'])
+          assert.deepEqual((await store.stats()).log, { count: 1, bytes: 256 })
+        })
+      })
     })
 
     describe('integrity', () => {
@@ -781,7 +802,7 @@ export function storeCompliance (name: string, makeHarness: () => Promise<StoreH
           const d = { ...(pg ? postgresDialect('x') : sqliteDialect), table: loc.table }
           const raw = async (q: string, params: unknown[] = []): Promise<unknown> => await loc.raw(pg ? numberPlaceholders(q) : q, params)
           await raw(`DROP INDEX ${loc.table('inbox_replica')}`)
-          for (const t of ['log_to', 'log', 'log_names']) await raw(`DROP TABLE ${loc.table(t)}`)
+          for (const t of ['log_to', 'log', 'log_names', 'log_spans']) await raw(`DROP TABLE ${loc.table(t)}`)
           for (const stmt of schemaStatements(d, 1)) if (/^CREATE (TABLE|INDEX) \S*log/.test(stmt)) await raw(stmt)
           const v1 = [
             { seq: 1, id: 'm1', event: 'stored', status: 'pending', sender: ALICE, to: [BOB], conv: 'c1', size: 3, received: 1000, peer: 'peer-a' },
@@ -826,6 +847,9 @@ export function storeCompliance (name: string, makeHarness: () => Promise<StoreH
             await again.log([{ id: M('m6'), event: 'sent', from: BOB, to: [ALICE], size: 1 }])
             assert.deepEqual((await again.query({ agent: BOB })).records.map(r => `${r.seq}:${r.id}:${r.status}`), ['1:m1:delivered', '2:m3:ok', '5:m6:ok'])
             assert.deepEqual((await again.stats()).log, { count: 5, bytes: bytes + 256 })
+            // Retention by age finds the migrated records through their spans.
+            assert.deepEqual(await again.retain({ maxAgeMs: 100 }, { now: 1102 }), { deleted: 2, bytes: 2 * 256, more: false })
+            assert.deepEqual(await find({}), ['m4', 'm5', 'm6'])
           } finally {
             await again.close()
           }
