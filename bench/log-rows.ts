@@ -9,6 +9,7 @@
  *   node bench/log-rows.ts                       # this checkout
  *   node bench/log-rows.ts --base /tmp/log-base  # and another checkout, alternating, same run
  *   node bench/log-rows.ts --records 100000 --rounds 3 --rate 30000
+ *   node bench/log-rows.ts --threads             # also each thread's CPU (stderr)
  *
  * `--base DIR` is a checkout of another version (e.g. `git worktree add /tmp/log-base <commit>`
  * plus a `node_modules` symlink); the runs alternate base / this so both see the same machine.
