@@ -158,7 +158,8 @@ export class LogRecorder {
     // After the append of the same message, so the update finds its records.
     const p: Promise<void> = this.appends().then(async () => {
       if (only.from != null || only.to != null) {
-        const { records } = await this.o.store.query({ id, event: only.event ?? 'sent' }, { limit: 1 })
+        // Newest first: the record is a recent one, and a page scans a bounded stretch of the log.
+        const { records } = await this.o.store.query({ id, event: only.event ?? 'sent' }, { limit: 1, order: 'desc' })
         const r = records[0]
         if (r == null || (only.from != null && r.from !== only.from) || (only.to != null && !r.to.includes(only.to))) return
       }

@@ -11,6 +11,7 @@ import { chunks, num, valuesList, type Dialect, type Row, type Sql } from './bac
 import type { OpOutcome } from './group-commit.ts'
 import { heldKey, planEnqueue, usageKeyOf, usageMapKey, type PlanState, type SeqSlot, type Usage, type UsageRow, type UsageScope } from './plan.ts'
 import type { NormalizedEntry, NormalizedLogRecord, NormalizedPatch } from './validate.ts'
+import { bucketsOf, logIdHash } from './query.ts'
 import type { AckResult, ExpiredEntry, ExpireResult, RetainResult } from './types.ts'
 import type { AgentId, MessageId } from '../core/ids.ts'
 
@@ -253,40 +254,144 @@ async function markRun (ctx: OpContext, run: Array<Extract<WriteOp, { kind: 'mar
 // ---------------------------------------------------------------------------------------
 // Message log
 
-const LOG_INSERT_COLUMNS = ['seq', 'id', 'event', 'status', 'sender', 'recipients', 'topic', 'schema_uri', 'proto', 'conv', 'type', 'size', 'reason', 'origin_ts', 'received_ts', 'acked_ts', 'peer', 'payload', 'payload_crc', 'stored_bytes']
+const LOG_INSERT_COLUMNS = ['seq', 'idh', 'id', 'event', 'status', 'sender', 'rcpt', 'recipients', 'topic', 'schema_uri', 'proto', 'conv', 'type', 'size', 'reason', 'origin_ts', 'received_ts', 'acked_ts', 'peer', 'payload', 'payload_crc', 'stored_bytes']
+
+/**
+ * Most rows in one log INSERT: statements of 2^k rows only, so a few prepared statements
+ * serve every batch size. SQLite: one row per statement. A statement that writes several
+ * rows inside a transaction gets a statement journal — every page it touches is first
+ * copied there (a temp file), about as much I/O again as the inserts themselves — and with
+ * the statement prepared once, a one-row INSERT costs no more to run than a row of a longer
+ * one. PostgreSQL: a round trip per statement, so many rows in each.
+ */
+const MAX_ROWS_PER_INSERT = { sqlite: 1, postgres: 64 } as const
 
 /** Bytes a record accounts for in `retain({ maxBytes })` and the stats. */
 export function accountedBytes (storedBytes: number): number {
   return LOG_RECORD_OVERHEAD + storedBytes
 }
 
+/**
+ * The dictionary keys (`log_names.nid`) of `names`, adding the ones not there yet. A batch
+ * mentions few distinct names (its senders, topics, peers, recipients), so this is a
+ * statement or two per batch, not per record. Lists are padded to a power of two (by
+ * repeating a name) so the same few statements are prepared once and reused.
+ */
+async function internNames (ctx: OpContext, names: string[]): Promise<Map<string, number>> {
+  const { sql, d } = ctx
+  const table = d.table('log_names')
+  const out = new Map<string, number>()
+  const lookup = async (list: string[]): Promise<void> => {
+    for (const part of chunks(list, 1, 1024)) {
+      const padded = padPow2(part)
+      const rows = await sql.all(`SELECT nid, name FROM ${table} WHERE name IN (${padded.map(() => '?').join(', ')})`, padded)
+      for (const r of rows) out.set(String(r.name), num(r.nid))
+    }
+  }
+  await lookup(names)
+  const missing = names.filter(n => !out.has(n))
+  if (missing.length > 0) {
+    for (const part of chunks(missing, 1, 1024)) {
+      const padded = padPow2(part)
+      await sql.run(`INSERT INTO ${table} (name) VALUES ${valuesList(padded.length, 1)} ON CONFLICT (name) DO NOTHING`, padded)
+    }
+    await lookup(missing)
+  }
+  return out
+}
+
+function padPow2<T> (list: T[]): T[] {
+  let n = 1
+  while (n < list.length) n *= 2
+  if (n === list.length) return list
+  const out = list.slice()
+  while (out.length < n) out.push(list[list.length - 1])
+  return out
+}
+
 async function logRun (ctx: OpContext, run: Array<Extract<WriteOp, { kind: 'log' }>>): Promise<Outcome[]> {
   const { sql, d } = ctx
-  const records = run.flatMap(o => o.records)
+  const records = run.length === 1 ? run[0].records : run.flatMap(o => o.records)
   if (records.length > 0) {
     const counters = await readCounters(ctx, ['log_seq', 'log_count', 'log_bytes'])
     let seq = counters.get('log_seq') ?? 0
     let bytes = counters.get('log_bytes') ?? 0
-    const rows: unknown[][] = []
-    const to: Array<[string, number]> = []
+
+    const nameSet = new Set<string>()
+    for (const r of records) {
+      if (r.from != null) nameSet.add(r.from)
+      if (r.topic != null) nameSet.add(r.topic)
+      if (r.peer != null) nameSet.add(r.peer)
+      for (const a of r.to) nameSet.add(a)
+    }
+    const nids = await internNames(ctx, [...nameSet])
+    const nidOf = (name: string | null): number | null => name == null ? null : nids.get(name) as number
+
+    const width = LOG_INSERT_COLUMNS.length
+    const maxRows = Math.min(MAX_ROWS_PER_INSERT[d.kind], Math.floor(d.maxParams / width))
+    const insert = `INSERT INTO ${d.table('log')} (${LOG_INSERT_COLUMNS.join(', ')}) VALUES `
+    // Statements of 2^k rows, their text built once per batch (a statement's cache key).
+    const statements = new Map<number, string>()
+    const statementFor = (n: number): string => {
+      let sqlText = statements.get(n)
+      if (sqlText == null) { sqlText = insert + valuesList(n, width); statements.set(n, sqlText) }
+      return sqlText
+    }
+    const to: number[] = []
+    let params: unknown[] = []
+    let rows = 0
+    let left = records.length
+    // The largest power of two that fits what is left (and the cap).
+    const chunkRows = (): number => { let n = maxRows; while (n > left) n = n >>> 1; return n }
+    let target = chunkRows()
     for (const r of records) {
       seq += 1
       const stored = r.bytes?.length ?? 0
       bytes += accountedBytes(stored)
-      rows.push([seq, r.id, r.event, r.status, r.from, JSON.stringify(r.to), r.topic, r.schema, r.proto, r.conv, r.type, r.size, r.reason, r.originTs, r.receivedTs, r.ackedTs, r.peer, r.bytes, r.crc, stored])
-      for (const agent of new Set(r.to)) to.push([agent, seq])
+      // `to`: nothing stored when empty; one recipient as `rcpt`; otherwise the list as JSON,
+      // with `rcpt` set when it names one agent, and a `log_to` row per agent when several.
+      let rcpt: number | null = null
+      let recipients: string | null = null
+      if (r.to.length === 1) {
+        rcpt = nidOf(r.to[0])
+      } else if (r.to.length > 1) {
+        recipients = JSON.stringify(r.to)
+        const agents = new Set(r.to)
+        if (agents.size === 1) rcpt = nidOf(r.to[0])
+        else for (const a of agents) to.push(nidOf(a) as number, seq)
+      }
+      params.push(seq, logIdHash(r.id), r.id, r.event, r.status, nidOf(r.from), rcpt, recipients, nidOf(r.topic), r.schema, r.proto, r.conv, r.type,
+        r.size, r.reason, r.originTs, r.receivedTs, r.ackedTs, nidOf(r.peer), r.bytes, r.crc, stored)
+      if (++rows === target) {
+        await sql.run(statementFor(rows), params)
+        left -= rows
+        params = []
+        rows = 0
+        target = chunkRows()
+      }
     }
-    for (const part of chunks(rows, LOG_INSERT_COLUMNS.length, d.maxParams)) {
-      await sql.run(`INSERT INTO ${d.table('log')} (${LOG_INSERT_COLUMNS.join(', ')}) VALUES ${valuesList(part.length, LOG_INSERT_COLUMNS.length)}`, part.flat())
-    }
-    for (const part of chunks(to, 2, d.maxParams)) {
+    for (const part of chunks(pairsOf(to), 2, d.maxParams)) {
       await sql.run(`INSERT INTO ${d.table('log_to')} (agent, seq) VALUES ${valuesList(part.length, 2)}`, part.flat())
     }
+    // The batch's span: the time index of the log (one row per append, not an entry per record).
+    let tsMin = records[0].receivedTs
+    let tsMax = tsMin
+    for (const r of records) {
+      if (r.receivedTs < tsMin) tsMin = r.receivedTs
+      if (r.receivedTs > tsMax) tsMax = r.receivedTs
+    }
+    await sql.run(`INSERT INTO ${d.table('log_spans')} (seq_lo, seq_hi, ts_min, ts_max) VALUES (?, ?, ?, ?)`, [seq - records.length + 1, seq, tsMin, tsMax])
     await writeCounter(ctx, 'log_seq', seq)
     await writeCounter(ctx, 'log_count', (counters.get('log_count') ?? 0) + records.length)
     await writeCounter(ctx, 'log_bytes', bytes)
   }
   return run.map(() => ({ ok: true, value: undefined }))
+}
+
+function pairsOf (flat: number[]): Array<[number, number]> {
+  const out: Array<[number, number]> = []
+  for (let i = 0; i < flat.length; i += 2) out.push([flat[i], flat[i + 1]])
+  return out
 }
 
 async function updateStatus (ctx: OpContext, id: string, patch: NormalizedPatch, event: string | null): Promise<number> {
@@ -295,8 +400,12 @@ async function updateStatus (ctx: OpContext, id: string, patch: NormalizedPatch,
   if (patch.status != null) { sets.push('status = ?'); params.push(patch.status) }
   if (patch.ackedTs != null) { sets.push('acked_ts = ?'); params.push(patch.ackedTs) }
   if (patch.reason != null) { sets.push('reason = ?'); params.push(patch.reason) }
-  params.push(id)
-  let where = 'id = ?'
+  // Every bucket of the id index the log spans (one per 65 536 positions).
+  const range = await ctx.sql.all(`SELECT MIN(seq) AS lo, MAX(seq) AS hi FROM ${ctx.d.table('log')}`)
+  if (range[0]?.hi == null) return 0
+  const b = bucketsOf(num(range[0].lo), num(range[0].hi) + 1)
+  params.push(...b.params, logIdHash(id), id)
+  let where = `${b.sql.replaceAll('l.seq', 'seq')} AND idh = ? AND id = ?`
   if (event != null) { where += ' AND event = ?'; params.push(event) }
   return await ctx.sql.run(`UPDATE ${ctx.d.table('log')} SET ${sets.join(', ')} WHERE ${where}`, params)
 }
@@ -313,6 +422,21 @@ async function deleteLogRows (ctx: OpContext, rows: Row[]): Promise<{ deleted: n
   }
   return { deleted: rows.length, bytes }
 }
+
+/**
+ * After records in positions lo … hi were deleted: spans there with no record left go, the
+ * others get the earliest time they still hold (a span's `ts_min` never exceeds a record's).
+ */
+async function refreshSpans (ctx: OpContext, lo: number, hi: number): Promise<void> {
+  const spans = ctx.d.table('log_spans')
+  const log = ctx.d.table('log')
+  const overlap = 's.seq_lo <= ? AND s.seq_hi >= ?'
+  await ctx.sql.run(`DELETE FROM ${spans} AS s WHERE ${overlap} AND NOT EXISTS (SELECT 1 FROM ${log} l WHERE l.seq >= s.seq_lo AND l.seq <= s.seq_hi)`, [hi, lo])
+  await ctx.sql.run(`UPDATE ${spans} AS s SET ts_min = (SELECT MIN(l.received_ts) FROM ${log} l WHERE l.seq >= s.seq_lo AND l.seq <= s.seq_hi) WHERE ${overlap}`, [hi, lo])
+}
+
+/** Spans read per age-retention call (each holds one append batch). */
+const RETAIN_SPANS = 1000
 
 async function retain (ctx: OpContext, op: Extract<WriteOp, { kind: 'retain' }>): Promise<RetainResult> {
   const { sql, d } = ctx
@@ -331,9 +455,18 @@ async function retain (ctx: OpContext, op: Extract<WriteOp, { kind: 'retain' }>)
     total -= r.bytes
   }
   if (op.maxAgeMs != null) {
-    const rows = await sql.all(`SELECT seq, stored_bytes FROM ${log} WHERE received_ts < ? ORDER BY received_ts, seq LIMIT ${op.limit}`, [op.now - op.maxAgeMs])
-    await drop(rows)
-    if (rows.length === op.limit) more = true
+    // The spans holding records older than the cutoff, oldest first; in each, those records.
+    const cutoff = op.now - op.maxAgeMs
+    const spans = await sql.all(`SELECT seq_lo, seq_hi FROM ${d.table('log_spans')} WHERE ts_min < ? ORDER BY ts_min, seq_lo LIMIT ${RETAIN_SPANS}`, [cutoff])
+    for (const span of spans) {
+      if (deleted >= op.limit) break
+      const lo = num(span.seq_lo)
+      const hi = num(span.seq_hi)
+      const rows = await sql.all(`SELECT seq, stored_bytes FROM ${log} WHERE seq >= ? AND seq <= ? AND received_ts < ? ORDER BY seq LIMIT ${op.limit - deleted}`, [lo, hi, cutoff])
+      await drop(rows)
+      await refreshSpans(ctx, lo, hi)
+    }
+    if (deleted >= op.limit || spans.length === RETAIN_SPANS) more = true
   }
   if (op.maxBytes != null) {
     // Oldest first, a bounded chunk at a time, until the log fits or the limit is reached.
@@ -349,6 +482,7 @@ async function retain (ctx: OpContext, op: Extract<WriteOp, { kind: 'retain' }>)
         t -= accountedBytes(num(r.stored_bytes))
       }
       await drop(take)
+      if (take.length > 0) await refreshSpans(ctx, num(take[0].seq), num(take[take.length - 1].seq))
     }
     if (total > op.maxBytes && count > 0) more = true
   }

@@ -227,23 +227,87 @@ export interface SqlQuery {
   params: unknown[]
 }
 
-export const LOG_COLUMNS = 'l.seq, l.id, l.event, l.status, l.sender, l.recipients, l.topic, l.schema_uri, l.proto, l.conv, l.type, l.size, l.reason, l.origin_ts, l.received_ts, l.acked_ts, l.peer, l.stored_bytes, l.payload_crc'
+/**
+ * The key the log indexes a message id by (column `idh`): a 53-bit hash of the id's UTF-16
+ * code units (two 32-bit FNV-1a lanes, mixed), a non-negative safe integer the same on
+ * every platform and in both backends. Part of the stored format: never change it without
+ * a migration. Lookups compare the full id as well, so a collision costs a row read, never
+ * a wrong answer.
+ */
+export function logIdHash (id: string): number {
+  let a = 0x811c9dc5
+  let b = 0x6b43a9b5
+  for (let i = 0; i < id.length; i++) {
+    const c = id.charCodeAt(i)
+    a = Math.imul(a ^ c, 0x01000193)
+    b = Math.imul(b ^ c, 0x5bd1e995)
+  }
+  a ^= a >>> 15
+  a = Math.imul(a, 0x2c1b3c6d)
+  a ^= a >>> 12
+  b ^= b >>> 13
+  b = Math.imul(b, 0x297a2d39)
+  b ^= b >>> 15
+  return (a >>> 0) * 0x200000 + (b >>> 11)
+}
 
-/** Conditions of a normalized filter on the log table aliased `l`. */
-export function filterConditions (f: NormalizedFilter, d: QueryDialect, params: unknown[]): string[] {
+/**
+ * Log positions per bucket of the id index: `log_idh` is on `(seq >> 16, idh)`, so the
+ * entries a batch adds land in the newest bucket's part of the index (a bounded set of
+ * pages) rather than anywhere in an index as large as the log: a random key costs one
+ * dirtied page per record once the index outgrows a batch. A lookup names its buckets —
+ * a query window spans one or two.
+ */
+export const LOG_BUCKET_SHIFT = 16
+
+/** The id-index buckets of log positions `from ≤ seq < to`, as SQL (an IN list) and its parameters. */
+export function bucketsOf (from: number, to: number): { sql: string, params: number[] } {
+  const params: number[] = []
+  const last = Math.floor((Math.max(to, from + 1) - 1) / 2 ** LOG_BUCKET_SHIFT)
+  for (let b = Math.floor(from / 2 ** LOG_BUCKET_SHIFT); b <= last; b++) params.push(b)
+  return { sql: `(l.seq >> ${LOG_BUCKET_SHIFT}) IN (${params.map(() => '?').join(', ')})`, params }
+}
+
+/**
+ * The columns of a log record, with the interned names resolved (`logFrom` joins them).
+ * `rcpt` and `recipients` together give `to` (see `recipientsOf` in reads.ts).
+ */
+export const LOG_COLUMNS = 'l.seq, l.id, l.event, l.status, ns.name AS sender, nr.name AS rcpt, l.recipients, nt.name AS topic, l.schema_uri, l.proto, l.conv, l.type, l.size, l.reason, l.origin_ts, l.received_ts, l.acked_ts, np.name AS peer, l.stored_bytes, l.payload_crc'
+
+/** The log table aliased `l`, with the name dictionary joined for `LOG_COLUMNS`. */
+export function logFrom (d: Pick<QueryDialect, 'table'>): string {
+  const names = d.table('log_names')
+  return `${d.table('log')} l LEFT JOIN ${names} ns ON ns.nid = l.sender LEFT JOIN ${names} nr ON nr.nid = l.rcpt` +
+    ` LEFT JOIN ${names} nt ON nt.nid = l.topic LEFT JOIN ${names} np ON np.nid = l.peer`
+}
+
+/** Conditions of a normalized filter on the log table aliased `l`, for log positions `from ≤ seq < to`. */
+export function filterConditions (f: NormalizedFilter, d: QueryDialect, params: unknown[], window: { from: number, to: number }): string[] {
   const where: string[] = []
   const add = (v: unknown): string => { params.push(v); return '?' }
-  if (f.id != null) where.push(`l.id = ${add(f.id)}`)
-  if (f.agent != null) where.push(`(l.sender = ${add(f.agent)} OR EXISTS (SELECT 1 FROM ${d.table('log_to')} t WHERE t.agent = ${add(f.agent)} AND t.seq = l.seq))`)
+  const names = d.table('log_names')
+  // A name's dictionary key (NULL when the log never mentioned it: then nothing matches).
+  const nid = (name: string): string => `(SELECT nid FROM ${names} WHERE name = ${add(name)})`
+  if (f.id != null) {
+    const b = bucketsOf(window.from, window.to)
+    params.push(...b.params)
+    where.push(`${b.sql} AND l.idh = ${add(logIdHash(f.id))} AND l.id = ${add(f.id)}`)
+  }
+  if (f.agent != null) {
+    where.push(`(l.sender = ${nid(f.agent)} OR l.rcpt = ${nid(f.agent)} OR EXISTS (SELECT 1 FROM ${d.table('log_to')} t WHERE t.agent = ${nid(f.agent)} AND t.seq = l.seq))`)
+  }
   if (f.topic != null) {
     if (f.topic.exact) {
-      where.push(`l.topic = ${add(f.topic.pattern)}`)
+      where.push(`l.topic = ${nid(f.topic.pattern)}`)
     } else {
-      // The literal prefix narrows the scan to an index range; the match decides.
-      if (f.topic.prefix !== '') where.push(`l.topic >= ${add(f.topic.prefix)} AND l.topic < ${add(prefixUpperBound(f.topic.prefix))}`)
-      const m = d.topicMatch('l.topic', f.topic.pattern)
+      // The matching topics, from the dictionary: the literal prefix narrows the scan of its
+      // index to a range, the match decides.
+      const conds: string[] = []
+      if (f.topic.prefix !== '') conds.push(`n.name >= ${add(f.topic.prefix)} AND n.name < ${add(prefixUpperBound(f.topic.prefix))}`)
+      const m = d.topicMatch('n.name', f.topic.pattern)
       params.push(m.value)
-      where.push(`(l.topic IS NOT NULL AND ${m.sql})`)
+      conds.push(m.sql)
+      where.push(`l.topic IN (SELECT n.nid FROM ${names} n WHERE ${conds.join(' AND ')})`)
     }
   }
   if (f.conversation != null) where.push(`l.conv = ${add(f.conversation)}`)
@@ -261,10 +325,10 @@ export function filterConditions (f: NormalizedFilter, d: QueryDialect, params: 
  */
 export function buildLogQuery (f: NormalizedFilter, page: LogPageOptions, window: { from: number, to: number, take: number }, d: QueryDialect): SqlQuery {
   const params: unknown[] = []
-  const where = filterConditions(f, d, params)
+  const where = filterConditions(f, d, params, window)
   params.push(window.from, window.to)
   where.push('l.seq >= ? AND l.seq < ?')
   const cols = page.includeBytes ? `${LOG_COLUMNS}, l.payload` : LOG_COLUMNS
-  const sql = `SELECT ${cols} FROM ${d.table('log')} l WHERE ${where.join(' AND ')} ORDER BY l.seq ${page.order === 'asc' ? 'ASC' : 'DESC'} LIMIT ${window.take + 1}`
+  const sql = `SELECT ${cols} FROM ${logFrom(d)} WHERE ${where.join(' AND ')} ORDER BY l.seq ${page.order === 'asc' ? 'ASC' : 'DESC'} LIMIT ${window.take + 1}`
   return { sql, params }
 }

@@ -6,7 +6,7 @@
 import type { AgentId, MessageId } from '../core/ids.ts'
 import { StoreCorruptError } from './errors.ts'
 import { chunks, num, optNum, optStr, type Dialect, type Row, type Sql } from './backend.ts'
-import { buildLogQuery, encodeInboxCursor, encodeLogCursor, LOG_COLUMNS, type LogPageOptions, type NormalizedFilter } from './query.ts'
+import { buildLogQuery, encodeInboxCursor, encodeLogCursor, LOG_COLUMNS, logFrom, type LogPageOptions, type NormalizedFilter } from './query.ts'
 import { payloadChecksum, plainBytes } from './validate.ts'
 import type { InboxEntry, LogEvent, LogPage, LogRecord, LogStatus, PendingPage, StoreStats, VerifyMode } from './types.ts'
 
@@ -83,6 +83,12 @@ export async function readStats (sql: Sql, d: Dialect, recipient: string | undef
 // ---------------------------------------------------------------------------------------
 // Message log
 
+/** A record's `to`: the JSON list when stored, else its one recipient (`rcpt`), else none. */
+function recipientsOf (r: Row): AgentId[] {
+  if (r.recipients != null) return JSON.parse(String(r.recipients)) as AgentId[]
+  return r.rcpt != null ? [String(r.rcpt) as AgentId] : []
+}
+
 function toRecord (r: Row, withBytes: boolean): LogRecord {
   const id = String(r.id)
   const seq = num(r.seq)
@@ -91,7 +97,7 @@ function toRecord (r: Row, withBytes: boolean): LogRecord {
     id: id as MessageId,
     event: String(r.event) as LogEvent,
     status: String(r.status) as LogStatus,
-    to: JSON.parse(String(r.recipients)) as AgentId[],
+    to: recipientsOf(r),
     size: num(r.size),
     receivedTs: num(r.received_ts),
     hasBytes: r.payload_crc != null
@@ -148,7 +154,7 @@ export async function readLogPage (sql: Sql, d: Dialect, filter: NormalizedFilte
 export async function readConversation (sql: Sql, d: Dialect, conv: string, limit: number): Promise<LogRecord[]> {
   const log = d.table('log')
   const firsts = await sql.all(
-    `SELECT ${LOG_COLUMNS}, l.payload FROM ${log} l WHERE l.seq IN (SELECT MIN(m.seq) FROM ${log} m WHERE m.conv = ? GROUP BY m.id) ORDER BY l.seq LIMIT ${limit}`,
+    `SELECT ${LOG_COLUMNS}, l.payload FROM ${logFrom(d)} WHERE l.seq IN (SELECT MIN(m.seq) FROM ${log} m WHERE m.conv = ? GROUP BY m.id) ORDER BY l.seq LIMIT ${limit}`,
     [conv])
   const records = firsts.map(r => toRecord(r, true))
   const missing = records.filter(r => r.bytes == null).map(r => r.id as string)

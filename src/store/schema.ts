@@ -5,9 +5,10 @@
  * docs/STORE.md describes the tables.
  */
 import { StoreVersionError } from './errors.ts'
-import type { Dialect, Sql } from './backend.ts'
+import { num, type Dialect, type Sql } from './backend.ts'
+import { LOG_BUCKET_SHIFT, logIdHash } from './query.ts'
 
-export const SCHEMA_VERSION = 2
+export const SCHEMA_VERSION = 3
 
 /** Counters kept in the `counters` table. */
 export const COUNTERS = ['inbox_pos', 'log_seq', 'log_count', 'log_bytes'] as const
@@ -99,8 +100,123 @@ function schemaV2 (d: Dialect): string[] {
   ]
 }
 
+/**
+ * Version 3: a message-log row that costs little to insert (docs/STORE.md, "The message log").
+ * - `log_names`: every agent id, topic and peer id the log mentions, once; log rows hold its
+ *   integer `nid` (`sender`, `rcpt`, `topic`, `peer`), so their indexes have integer keys.
+ * - `idh`: a 53-bit hash of the message id (`logIdHash`), indexed instead of the id text,
+ *   under the bucket of its position (`seq >> 16`): appends touch only the newest bucket's
+ *   part of the index. A lookup by id compares the full id too.
+ * - `rcpt`: the recipient when a record has one distinct recipient, answered by the partial
+ *   index `log_rcpt`; `log_to` keeps rows only for records with two or more.
+ * - `recipients`: the JSON list only when `to` is neither empty nor one element (`rcpt`).
+ * - `log_spans` instead of the index on `received_ts`: one row per append batch (its
+ *   positions and the range of its records' times), what retention by age reads.
+ * The rows are copied into the new tables; `idh` is filled in afterwards (`fillIdHashes`).
+ */
+function schemaV3 (d: Dialect): string[] {
+  const t = d.table
+  const { bigint, topic, autoId } = d.types
+  const names = t('log_names')
+  const intern = (col: string, from: string): string =>
+    `INSERT INTO ${names} (name) SELECT DISTINCT ${col} FROM ${t(from)} WHERE ${col} IS NOT NULL ON CONFLICT (name) DO NOTHING`
+  const nidOf = (col: string): string => `(SELECT n.nid FROM ${names} n WHERE n.name = ${col})`
+  // Records whose log_to rows name one agent: that agent becomes `rcpt`.
+  const single = `(SELECT seq FROM ${t('log_to')} GROUP BY seq HAVING COUNT(*) = 1)`
+  return [
+    `CREATE TABLE ${names} (nid ${autoId}, name ${topic} NOT NULL UNIQUE)`,
+    intern('sender', 'log'),
+    intern('topic', 'log'),
+    intern('peer', 'log'),
+    intern('agent', 'log_to'),
+    `CREATE TABLE ${t('log_v3')} (${LOG_V3_COLUMNS(d)})`,
+    `INSERT INTO ${t('log_v3')} (seq, idh, id, event, status, sender, rcpt, recipients, topic, schema_uri, proto, conv, type, size, reason, origin_ts, received_ts, acked_ts, peer, payload, payload_crc, stored_bytes)
+      SELECT l.seq, 0, l.id, l.event, l.status, ${nidOf('l.sender')},
+        CASE WHEN l.seq IN ${single} THEN (SELECT n.nid FROM ${t('log_to')} o JOIN ${names} n ON n.name = o.agent WHERE o.seq = l.seq) END,
+        CASE WHEN l.recipients = '[]' THEN NULL ELSE l.recipients END,
+        ${nidOf('l.topic')}, l.schema_uri, l.proto, l.conv, l.type, l.size, l.reason, l.origin_ts, l.received_ts, l.acked_ts, ${nidOf('l.peer')},
+        l.payload, l.payload_crc, l.stored_bytes
+      FROM ${t('log')} l`,
+    `CREATE TABLE ${t('log_to_v3')} (agent ${bigint} NOT NULL, seq ${bigint} NOT NULL, PRIMARY KEY (agent, seq))`,
+    `INSERT INTO ${t('log_to_v3')} (agent, seq) SELECT n.nid, o.seq FROM ${t('log_to')} o JOIN ${names} n ON n.name = o.agent WHERE o.seq NOT IN ${single}`,
+    `DROP TABLE ${t('log_to')}`,
+    `DROP TABLE ${t('log')}`,
+    `ALTER TABLE ${t('log_v3')} RENAME TO log`,
+    `ALTER TABLE ${t('log_to_v3')} RENAME TO log_to`,
+    ...LOG_V3_INDEXES(d),
+    // The time index: a span per append batch from now on; the records already there get
+    // one per 4 096 positions.
+    `CREATE TABLE ${t('log_spans')} (seq_lo ${bigint} PRIMARY KEY, seq_hi ${bigint} NOT NULL, ts_min ${bigint} NOT NULL, ts_max ${bigint} NOT NULL)`,
+    `INSERT INTO ${t('log_spans')} (seq_lo, seq_hi, ts_min, ts_max) SELECT MIN(seq), MAX(seq), MIN(received_ts), MAX(received_ts) FROM ${t('log')} GROUP BY seq / 4096`,
+    `CREATE INDEX log_spans_ts ON ${t('log_spans')} (ts_min)`
+  ]
+}
+
+function LOG_V3_COLUMNS (d: Dialect): string {
+  const { bigint, blob } = d.types
+  return `seq ${bigint} PRIMARY KEY,
+      idh ${bigint} NOT NULL,
+      id TEXT NOT NULL,
+      event TEXT NOT NULL,
+      status TEXT NOT NULL,
+      sender ${bigint},
+      rcpt ${bigint},
+      recipients TEXT,
+      topic ${bigint},
+      schema_uri TEXT,
+      proto TEXT,
+      conv TEXT,
+      type TEXT,
+      size ${bigint} NOT NULL,
+      reason TEXT,
+      origin_ts ${bigint},
+      received_ts ${bigint} NOT NULL,
+      acked_ts ${bigint},
+      peer ${bigint},
+      payload ${blob},
+      payload_crc ${bigint},
+      stored_bytes ${bigint} NOT NULL`
+}
+
+function LOG_V3_INDEXES (d: Dialect): string[] {
+  const log = d.table('log')
+  return [
+    `CREATE INDEX log_sender ON ${log} (sender, seq) WHERE sender IS NOT NULL`,
+    `CREATE INDEX log_rcpt ON ${log} (rcpt, seq) WHERE rcpt IS NOT NULL`,
+    `CREATE INDEX log_conv ON ${log} (conv, seq) WHERE conv IS NOT NULL`,
+    `CREATE INDEX log_topic ON ${log} (topic, seq) WHERE topic IS NOT NULL`,
+    `CREATE INDEX log_to_seq ON ${d.table('log_to')} (seq)`
+  ]
+}
+
+/** After the copy of version 3: each row's `idh`, a page at a time, then its index. */
+async function fillIdHashes (sql: Sql, d: Dialect): Promise<void> {
+  const log = d.table('log')
+  const PAGE = 1000
+  let after = -1
+  // Bounded: each turn advances `after` past a page of rows.
+  while (true) {
+    const rows = await sql.all(`SELECT seq, id FROM ${log} WHERE seq > ? ORDER BY seq LIMIT ${PAGE}`, [after])
+    for (const r of rows) await sql.run(`UPDATE ${log} SET idh = ? WHERE seq = ?`, [logIdHash(String(r.id)), r.seq])
+    if (rows.length < PAGE) break
+    after = num(rows[rows.length - 1].seq)
+  }
+  await sql.run(`CREATE INDEX log_idh ON ${log} ((seq >> ${LOG_BUCKET_SHIFT}), idh)`)
+}
+
+interface Migration {
+  statements: (d: Dialect) => string[]
+  /** Work that needs code, after the statements. */
+  after?: (sql: Sql, d: Dialect) => Promise<void>
+}
+
 /** Steps from version n-1 to n; index 0 creates version 1. */
-const MIGRATIONS: Array<(d: Dialect) => string[]> = [schemaV1, schemaV2]
+const MIGRATIONS: Migration[] = [{ statements: schemaV1 }, { statements: schemaV2 }, { statements: schemaV3, after: fillIdHashes }]
+
+/** The statements that create version `version` from nothing (without its `after` steps; for tests of migrations). */
+export function schemaStatements (d: Dialect, version: number): string[] {
+  return MIGRATIONS.slice(0, version).flatMap(m => m.statements(d))
+}
 
 export async function readSchemaVersion (sql: Sql, d: Dialect): Promise<number | null> {
   if (!await d.tableExists(sql, 'meta')) {
@@ -119,7 +235,8 @@ export async function migrate (sql: Sql, d: Dialect, now: number): Promise<numbe
   const from = await readSchemaVersion(sql, d) ?? 0
   if (from > SCHEMA_VERSION) throw new StoreVersionError(`the store has schema version ${from}; this code knows up to ${SCHEMA_VERSION}`, { details: { version: from, supported: SCHEMA_VERSION } })
   for (let v = from; v < SCHEMA_VERSION; v++) {
-    for (const stmt of MIGRATIONS[v](d)) await sql.run(stmt)
+    for (const stmt of MIGRATIONS[v].statements(d)) await sql.run(stmt)
+    await MIGRATIONS[v].after?.(sql, d)
   }
   if (from === 0) {
     await sql.run(`INSERT INTO ${d.table('meta')} (key, value) VALUES ('created_ts', ?)`, [String(now)])

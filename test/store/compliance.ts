@@ -12,7 +12,10 @@ import {
   type CommonStoreConfig, type InboxEntryInit, type LogRecordInit, type MessageStore, type QuotaKind
 } from '../../src/store/index.ts'
 import { createStoreSettings } from '../../src/store/config.ts'
-import { SCHEMA_VERSION } from '../../src/store/schema.ts'
+import { SCHEMA_VERSION, schemaStatements } from '../../src/store/schema.ts'
+import { postgresDialect, numberPlaceholders } from '../../src/store/postgres.ts'
+import { sqliteDialect } from '../../src/store/sqlite.ts'
+import { payloadChecksum } from '../../src/store/validate.ts'
 import { InvalidArgumentError } from '../../src/core/errors.ts'
 
 export interface StoreLocation {
@@ -733,6 +736,27 @@ export function storeCompliance (name: string, makeHarness: () => Promise<StoreH
           assert.equal((await store.query({})).records[0].seq, 21)
         })
       })
+      test('retention by age over many appends: records older than the cutoff wherever they sit, within the limit', async () => {
+        await withStore(async (store) => {
+          const rec = (id: string, receivedTs: number): LogRecordInit => ({ id: M(id), event: 'received', size: 1, receivedTs })
+          await store.log([rec('a1', 1000), rec('a2', 1010), rec('a3', 1020)])
+          await store.log([rec('b1', 5000), rec('b2', 1005), rec('b3', 6000)])
+          await store.log([rec('c1', 1990), rec('c2', 2000)])
+          await store.log([rec('d1', 9000)])
+          const left = async (): Promise<string[]> => (await store.query({})).records.map(r => r.id)
+          const first = await store.retain({ maxAgeMs: 1000 }, { now: 3000, limit: 3 })
+          assert.deepEqual(first, { deleted: 3, bytes: 3 * 256, more: true })
+          const second = await store.retain({ maxAgeMs: 1000 }, { now: 3000, limit: 3 })
+          assert.deepEqual(second, { deleted: 2, bytes: 2 * 256, more: false })
+          assert.deepEqual(await left(), ['b1', 'b3', 'c2', 'd1'])
+          assert.deepEqual(await store.retain({ maxAgeMs: 1000 }, { now: 3000 }), { deleted: 0, bytes: 0, more: false })
+          // Size retention takes the oldest positions; age retention still sees what is left.
+          assert.deepEqual(await store.retain({ maxBytes: 3 * 256 }), { deleted: 1, bytes: 256, more: false })
+          assert.deepEqual(await store.retain({ maxAgeMs: 1000 }, { now: 7001 }), { deleted: 2, bytes: 2 * 256, more: false })
+          assert.deepEqual(await left(), ['d1'])
+          assert.deepEqual((await store.stats()).log, { count: 1, bytes: 256 })
+        })
+      })
     })
 
     describe('integrity', () => {
@@ -771,27 +795,61 @@ export function storeCompliance (name: string, makeHarness: () => Promise<StoreH
           const exp = Date.now() + 3_600_000
           await store.enqueue({ recipient: BOB, id: M('m1'), sender: ALICE, bytes: payload('m1', 3), expiresAt: exp })
           await store.enqueue({ recipient: DAVE, id: M('m2'), sender: ALICE, bytes: payload('m2', 3), expiresAt: exp, replica: true, home: 'node-h' })
-          await store.log([
-            { id: M('m1'), event: 'stored', from: ALICE, to: [BOB], conv: 'c1', size: 3 },
-            { id: M('m3'), event: 'sent', from: ALICE, to: [BOB], topic: 'a/b', size: 1 }
-          ])
           await store.close()
-          // Back to the version 1 schema: no inbox_replica, full log_conv and log_topic.
-          await loc.raw(`DROP INDEX ${loc.table('inbox_replica')}`)
-          await loc.raw(`DROP INDEX ${loc.table('log_conv')}`)
-          await loc.raw(`DROP INDEX ${loc.table('log_topic')}`)
-          await loc.raw(`CREATE INDEX log_conv ON ${loc.table('log')} (conv, seq)`)
-          await loc.raw(`CREATE INDEX log_topic ON ${loc.table('log')} (topic, seq)`)
-          await loc.raw(`UPDATE ${loc.table('meta')} SET value = '1' WHERE key = 'schema_version'`)
+          // Back to the version 1 schema: no inbox_replica; the message log in its version 1
+          // layout (names as text, every recipient in log_to, full indexes), with data in it.
+          const pg = store.kind === 'postgres'
+          const d = { ...(pg ? postgresDialect('x') : sqliteDialect), table: loc.table }
+          const raw = async (q: string, params: unknown[] = []): Promise<unknown> => await loc.raw(pg ? numberPlaceholders(q) : q, params)
+          await raw(`DROP INDEX ${loc.table('inbox_replica')}`)
+          for (const t of ['log_to', 'log', 'log_names', 'log_spans']) await raw(`DROP TABLE ${loc.table(t)}`)
+          for (const stmt of schemaStatements(d, 1)) if (/^CREATE (TABLE|INDEX) \S*log/.test(stmt)) await raw(stmt)
+          const v1 = [
+            { seq: 1, id: 'm1', event: 'stored', status: 'pending', sender: ALICE, to: [BOB], conv: 'c1', size: 3, received: 1000, peer: 'peer-a' },
+            { seq: 2, id: 'm3', event: 'sent', status: 'ok', sender: ALICE, to: [BOB, CAROL], topic: 'a/b', size: 1, received: 1001 },
+            { seq: 3, id: 'm4', event: 'received', status: 'ok', sender: CAROL, to: [], topic: 'a/c', conv: 'c1', size: 4, received: 1002, bytes: payload('m4', 4), peer: 'peer-a' },
+            { seq: 4, id: 'm5', event: 'relayed', status: 'ok', to: [DAVE, DAVE], size: 2, received: 1003 }
+          ]
+          let bytes = 0
+          for (const r of v1) {
+            const stored = r.bytes?.length ?? 0
+            bytes += 256 + stored
+            await raw(`INSERT INTO ${loc.table('log')} (seq, id, event, status, sender, recipients, topic, conv, size, received_ts, peer, payload, payload_crc, stored_bytes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+              [r.seq, r.id, r.event, r.status, r.sender ?? null, JSON.stringify(r.to), r.topic ?? null, r.conv ?? null, r.size, r.received, r.peer ?? null, r.bytes ?? null, r.bytes != null ? payloadChecksum(r.id, r.bytes) : null, stored])
+            for (const a of new Set(r.to)) await raw(`INSERT INTO ${loc.table('log_to')} (agent, seq) VALUES (?, ?)`, [a, r.seq])
+          }
+          await raw(`UPDATE ${loc.table('counters')} SET value = ? WHERE name = 'log_seq'`, [4])
+          await raw(`UPDATE ${loc.table('counters')} SET value = ? WHERE name = 'log_count'`, [4])
+          await raw(`UPDATE ${loc.table('counters')} SET value = ? WHERE name = 'log_bytes'`, [bytes])
+          await raw(`UPDATE ${loc.table('meta')} SET value = '1' WHERE key = 'schema_version'`)
           const again = loc.create()
           await again.open()
           try {
             assert.equal(again.info().schemaVersion, SCHEMA_VERSION)
             assert.deepEqual((await again.inboxes({ replica: true })).recipients, [DAVE])
             assert.deepEqual((await again.inboxes({ replica: false })).recipients, [BOB])
-            assert.deepEqual((await again.conversation('c1')).map(r => r.id), [M('m1')])
-            assert.deepEqual((await again.query({ topic: 'a/#' })).records.map(r => r.id), [M('m3')])
             assert.deepEqual((await again.pending(BOB)).entries.map(e => e.id), [M('m1')])
+            const all = (await again.query({})).records
+            assert.deepEqual(all.map(r => [r.seq, r.id, r.event, r.status, r.from, r.to, r.topic, r.conv, r.size, r.receivedTs, r.peer, r.hasBytes]),
+              v1.map(r => [r.seq, r.id, r.event, r.status, r.sender, r.to, r.topic, r.conv, r.size, r.received, r.peer, r.bytes != null]))
+            const find = async (f: Record<string, unknown>): Promise<string[]> => (await again.query(f)).records.map(r => r.id)
+            assert.deepEqual(await find({ agent: BOB }), ['m1', 'm3'])
+            assert.deepEqual(await find({ agent: CAROL }), ['m3', 'm4'])
+            assert.deepEqual(await find({ agent: DAVE }), ['m5'])
+            assert.deepEqual(await find({ id: 'm4' }), ['m4'])
+            assert.deepEqual(await find({ topic: 'a/#' }), ['m3', 'm4'])
+            assert.deepEqual(await find({ topic: 'a/b' }), ['m3'])
+            assert.deepEqual(await find({ since: 1001, until: 1003 }), ['m3', 'm4'])
+            const conv = await again.conversation('c1')
+            assert.deepEqual(conv.map(r => r.id), [M('m1'), M('m4')])
+            assert.deepEqual(conv[1].bytes, payload('m4', 4))
+            assert.equal(await again.updateStatus(M('m1'), { status: 'delivered' }), 1)
+            await again.log([{ id: M('m6'), event: 'sent', from: BOB, to: [ALICE], size: 1 }])
+            assert.deepEqual((await again.query({ agent: BOB })).records.map(r => `${r.seq}:${r.id}:${r.status}`), ['1:m1:delivered', '2:m3:ok', '5:m6:ok'])
+            assert.deepEqual((await again.stats()).log, { count: 5, bytes: bytes + 256 })
+            // Retention by age finds the migrated records through their spans.
+            assert.deepEqual(await again.retain({ maxAgeMs: 100 }, { now: 1102 }), { deleted: 2, bytes: 2 * 256, more: false })
+            assert.deepEqual(await find({}), ['m4', 'm5', 'm6'])
           } finally {
             await again.close()
           }

@@ -5,7 +5,7 @@
 import { test, describe } from 'node:test'
 import assert from 'node:assert/strict'
 import { topicMatches } from '../../src/core/topics.ts'
-import { patternToRegex, parseTopicFilter, prefixUpperBound, parseLogFilter, filterKey, encodeLogCursor, decodeLogCursor, encodeInboxCursor, decodeInboxCursor, buildLogQuery, parseQueryOptions, type QueryDialect } from '../../src/store/query.ts'
+import { patternToRegex, parseTopicFilter, prefixUpperBound, parseLogFilter, filterKey, encodeLogCursor, decodeLogCursor, encodeInboxCursor, decodeInboxCursor, buildLogQuery, parseQueryOptions, logIdHash, bucketsOf, type QueryDialect } from '../../src/store/query.ts'
 import { planEnqueue, usageKeyOf, usageMapKey, heldKey, type PlanState } from '../../src/store/plan.ts'
 import { createGroupCommit } from '../../src/store/group-commit.ts'
 import { normalizeEntry, payloadChecksum } from '../../src/store/validate.ts'
@@ -68,15 +68,33 @@ describe('filters and cursors', () => {
     const f = parseLogFilter({ agent: 'bob', topic: 'a/*/c', status: ['ok', 'acked'], since: 1, until: 9 })
     const page = parseQueryOptions(f, { limit: 10, order: 'desc', cursor: encodeLogCursor('desc', 100, filterKey(f)) })
     const q = buildLogQuery(f, page, { from: 50, to: 100, take: 10 }, d)
-    assert.match(q.sql, /FROM s\.log l WHERE /)
-    assert.match(q.sql, /EXISTS \(SELECT 1 FROM s\.log_to t WHERE t\.agent = \? AND t\.seq = l\.seq\)/)
-    assert.match(q.sql, /l\.topic >= \? AND l\.topic < \? AND \(l\.topic IS NOT NULL AND match\(l\.topic, \?\)\)/)
+    assert.match(q.sql, /FROM s\.log l LEFT JOIN s\.log_names ns ON ns\.nid = l\.sender .* WHERE /)
+    assert.match(q.sql, /\(l\.sender = \(SELECT nid FROM s\.log_names WHERE name = \?\) OR l\.rcpt = \(SELECT nid FROM s\.log_names WHERE name = \?\) OR EXISTS \(SELECT 1 FROM s\.log_to t WHERE t\.agent = \(SELECT nid FROM s\.log_names WHERE name = \?\) AND t\.seq = l\.seq\)\)/)
+    assert.match(q.sql, /l\.topic IN \(SELECT n\.nid FROM s\.log_names n WHERE n\.name >= \? AND n\.name < \? AND match\(n\.name, \?\)\)/)
     assert.match(q.sql, /l\.seq >= \? AND l\.seq < \? ORDER BY l\.seq DESC LIMIT 11$/)
     assert.doesNotMatch(q.sql, /l\.payload[^_]/)
-    assert.deepEqual(q.params, ['bob', 'bob', 'a/', 'a0', 're:a/*/c', 1, 9, 'acked', 'ok', 50, 100])
+    assert.deepEqual(q.params, ['bob', 'bob', 'bob', 'a/', 'a0', 're:a/*/c', 1, 9, 'acked', 'ok', 50, 100])
     assert.equal(page.after, 100)
     assert.equal((q.sql.match(/\?/g) ?? []).length, q.params.length)
     assert.match(buildLogQuery(f, { ...page, includeBytes: true }, { from: 0, to: 1, take: 1 }, d).sql, /l\.payload FROM/)
+    // By id: the id-index buckets the window spans, the hash, the full id.
+    const byId = parseLogFilter({ id: 'm1' })
+    const qi = buildLogQuery(byId, parseQueryOptions(byId, {}), { from: 65_530, to: 65_540, take: 5 }, d)
+    assert.match(qi.sql, /\(l\.seq >> 16\) IN \(\?, \?\) AND l\.idh = \? AND l\.id = \?/)
+    assert.deepEqual(qi.params, [0, 1, logIdHash('m1'), 'm1', 65_530, 65_540])
+  })
+
+  test('the log id hash is fixed (part of the stored format)', () => {
+    // Stored in every log row: a change here needs a schema migration.
+    assert.deepEqual(['', 'm1', 'bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy'].map(logIdHash), [939191937157965, 1732623759232647, 3605611687726361])
+    for (const id of ['a', 'b', 'ab', 'ba', 'm1', 'm2']) {
+      const h = logIdHash(id)
+      assert.ok(Number.isSafeInteger(h) && h >= 0, id)
+    }
+    assert.notEqual(logIdHash('ab'), logIdHash('ba'))
+    assert.deepEqual(bucketsOf(0, 1).params, [0])
+    assert.deepEqual(bucketsOf(65_535, 65_537).params, [0, 1])
+    assert.deepEqual(bucketsOf(131_072, 131_072).params, [2])
   })
 
   test('placeholders are renumbered for PostgreSQL outside literals', () => {
