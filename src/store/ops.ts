@@ -147,7 +147,9 @@ async function enqueueRun (ctx: OpContext, run: Array<Extract<WriteOp, { kind: '
   const plan = planEnqueue(run.map(o => ({ entry: o.entry, quota: o.quota })), state)
 
   const cols = ['recipient', 'id', 'sender', 'sender_seq', 'priority', 'size', 'payload', 'crc', 'enqueued_ts', 'expires_at', 'replica', 'home', 'pos']
-  for (const part of chunks(plan.inserts, cols.length, d.maxParams)) {
+  // SQLite: one row per statement (no statement journal; see MAX_ROWS_PER_INSERT).
+  const insertParams = d.kind === 'sqlite' ? cols.length : d.maxParams
+  for (const part of chunks(plan.inserts, cols.length, insertParams)) {
     await sql.run(`INSERT INTO ${inbox} (${cols.join(', ')}) VALUES ${valuesList(part.length, cols.length)}`, part.flatMap(e => [
       e.recipient, e.id, e.sender, e.senderSeq, e.priority, e.size, e.bytes, e.crc, ctx.now, e.expiresAt, e.replica ? 1 : 0, e.home, e.pos
     ]))
