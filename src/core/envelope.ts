@@ -459,7 +459,7 @@ export function decodeEnvelope (bytes: Uint8Array, maxBytes: number = LIMITS.max
     return { ok: true, envelope: Object.freeze(out) as unknown as Envelope }
   }
   out.bp = bp
-  if (!verifyInclusion(env.from, leafOf(multihash), bp, (root) => verifyByDid(env.from, batchSigningInput(root), sig), roots)) {
+  if (!verifyInclusion(env.from, leafOf(multihash), bp, sig, (root) => verifyByDid(env.from, batchSigningInput(root), sig), roots)) {
     return { ok: false, reason: 'bad-signature', detail: `batch signature or proof does not verify for ${env.from}` }
   }
   return { ok: true, envelope: Object.freeze(out) as unknown as Envelope }

@@ -111,17 +111,13 @@ export function checkBatch (sig: Uint8Array, elements: readonly Uint8Array[], ho
   const root = merkleRoot(leaves)
   const roots = opts.roots
   // Cached as root ‖ signature: a frame is taken as verified only when this very root was
-  // signed — not when it reaches some inner node of a verified tree (as a proof may), which
-  // would let a sub-tree of a batch pass as a batch whose derived proofs do not verify.
-  const signed = new Uint8Array(root.length + sig.length)
-  signed.set(root, 0)
-  signed.set(sig, root.length)
-  if (roots?.has(signer, signed) === true) roots.hits += carried.length
+  // signed with this signature — never because it is some inner node of a verified tree.
+  if (roots?.has(signer, root, sig) === true) roots.hits += carried.length
   else {
     if (roots !== undefined) roots.checks++
     if (!verifyByDid(signer, batchSigningInput(root), sig)) return { ok: false, reason: 'bad-signature', detail: `batch signature does not verify for ${signer} over the root of its ${n} leaves` }
-    // The root itself too: envelopes of the batch that come alone, with `bp`, then verify by hashes.
-    roots?.add(signer, [signed, root])
+    // Envelopes of the batch that come alone, with `bp`, then verify by hashes.
+    roots?.add(signer, root, sig)
     if (roots !== undefined) roots.hits += carried.length - 1
   }
   const batch = new SignedBatch(signer, sig, leaves, unsigned)
