@@ -16,6 +16,22 @@ const MAX_DEPTH = 16
 const utf8 = new TextDecoder('utf-8', { fatal: true })
 /** ASCII strings of up to 6 characters, keyed by length and bytes (7 bits each: < 2^45). */
 const shortStrings = new Map<number, string>()
+/** Per repeatedText slot: the bytes and the string of the last value read (validated then). */
+const lastBytes: Array<Uint8Array | undefined> = []
+const lastText: string[] = []
+
+/** The envelope keys whose text values usually repeat between envelopes, and their slots. */
+function repeatSlot (k: string): number {
+  switch (k) {
+    case 'from': return 0
+    case 'net': return 1
+    case 'topic': return 2
+    case 'ct': return 3
+    case 'type': return 4
+    case 'mode': return 5
+    default: return -1
+  }
+}
 
 class Reader {
   readonly b: Uint8Array
@@ -96,6 +112,29 @@ class Reader {
       if (ascii) return (this.latin1 ??= Buffer.from(b.buffer, b.byteOffset, b.length)).toString('latin1', start, start + len)
     }
     try { return utf8.decode(b.subarray(start, start + len)) } catch { throw FAIL }
+  }
+
+  /**
+   * A text value that usually repeats from one envelope to the next (`from`, `net`, `topic`,
+   * `ct`, `type`): compared with the bytes of the last one read under the same `slot` and
+   * then returned as the same string — no new string, and later comparisons and Set lookups
+   * of it are by identity and a cached hash. Anything else is read as by `item`.
+   */
+  repeatedText (slot: number): unknown {
+    const b = this.b
+    if (this.o >= this.end || (b[this.o] >> 5) !== 3) return this.item(1)
+    const len = this.head()
+    if (len > this.end - this.o) throw FAIL
+    const start = this.o
+    const last = lastBytes[slot]
+    if (last !== undefined && last.length === len) {
+      let i = 0
+      while (i < len && last[i] === b[start + i]) i++
+      if (i === len) { this.o += len; return lastText[slot] }
+    }
+    const v = this.text(len)
+    if (len <= 256) { lastBytes[slot] = b.slice(start, start + len); lastText[slot] = v }
+    return v
   }
 
   item (depth: number): unknown {
@@ -208,7 +247,10 @@ export function decodeCanonicalMap (bytes: Uint8Array, omit: readonly string[], 
       if (omit.includes(k)) {
         omitted[k] = r.item(1)
         ;(cut ??= []).push(entryStart, r.o)
-      } else value[k] = r.item(1)
+      } else {
+        const slot = repeatSlot(k)
+        value[k] = slot >= 0 ? r.repeatedText(slot) : r.item(1)
+      }
     }
     if (r.o !== bytes.length) return undefined
     if (cut === undefined) return { value, omitted, without: bytes }

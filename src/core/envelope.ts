@@ -135,10 +135,55 @@ export function messageIdFromBytes (unsigned: Uint8Array): { id: MessageId, mult
   multihash[0] = 0x12
   multihash[1] = 0x20
   multihash.set(digest, 2)
-  return { id: base32Multibase(multihash) as MessageId, multihash }
+  return { id: idOfDigest(digest), multihash }
+}
+
+/** The sha2-256 digest of unsigned envelope bytes (a batch leaf), as a plain Uint8Array. */
+export function envelopeDigest (unsigned: Uint8Array): Uint8Array {
+  const b = hash('sha256', unsigned, 'buffer') as unknown as Buffer
+  return new Uint8Array(b.buffer, b.byteOffset, 32)
 }
 
 const BASE32_CODES = new TextEncoder().encode('abcdefghijklmnopqrstuvwxyz234567')
+/** Written into and decoded from for every id (ids are made synchronously). */
+const idOut = Buffer.alloc(56)
+
+/**
+ * The message id of a sha2-256 digest: multibase base32 of the multihash 0x12 0x20 ‖ digest,
+ * without building the multihash — five bytes (eight characters) at a time.
+ */
+export function idOfDigest (digest: Uint8Array): MessageId {
+  if (digest.length !== 32) return base32Multibase(Uint8Array.of(0x12, 0x20, ...digest)) as MessageId
+  const out = idOut
+  const C = BASE32_CODES
+  out[0] = 0x62 // "b"
+  let o = 1
+  // 34 bytes: six groups of five (prefix and digest[0..28)), then four bytes.
+  for (let g = 0; g < 6; g++) {
+    const j = g * 5 - 2
+    const b0 = j < 0 ? 0x12 : digest[j]
+    const b1 = j + 1 < 0 ? 0x20 : digest[j + 1]
+    const b2 = digest[j + 2]; const b3 = digest[j + 3]; const b4 = digest[j + 4]
+    out[o] = C[b0 >>> 3]
+    out[o + 1] = C[((b0 & 7) << 2) | (b1 >>> 6)]
+    out[o + 2] = C[(b1 >>> 1) & 31]
+    out[o + 3] = C[((b1 & 1) << 4) | (b2 >>> 4)]
+    out[o + 4] = C[((b2 & 15) << 1) | (b3 >>> 7)]
+    out[o + 5] = C[(b3 >>> 2) & 31]
+    out[o + 6] = C[((b3 & 3) << 3) | (b4 >>> 5)]
+    out[o + 7] = C[b4 & 31]
+    o += 8
+  }
+  const b0 = digest[28]; const b1 = digest[29]; const b2 = digest[30]; const b3 = digest[31]
+  out[o] = C[b0 >>> 3]
+  out[o + 1] = C[((b0 & 7) << 2) | (b1 >>> 6)]
+  out[o + 2] = C[(b1 >>> 1) & 31]
+  out[o + 3] = C[((b1 & 1) << 4) | (b2 >>> 4)]
+  out[o + 4] = C[((b2 & 15) << 1) | (b3 >>> 7)]
+  out[o + 5] = C[(b3 >>> 2) & 31]
+  out[o + 6] = C[(b3 & 3) << 3]
+  return out.toString('latin1', 0, o + 7) as MessageId
+}
 
 /**
  * Multibase base32 (RFC 4648, lower case, no padding, prefix "b"): the id of every message.
@@ -478,19 +523,36 @@ export type UnsignedResult =
  * the caller over the root. A `sig` or `bp` entry is an unknown field here. Never throws.
  */
 export function decodeUnsigned (bytes: Uint8Array, maxBytes: number = LIMITS.maxEnvelopeBytes): UnsignedResult {
-  if (bytes.length > maxBytes) return { ok: false, reason: 'too-large', detail: `${bytes.length} bytes > ${maxBytes}` }
-  // Decoded straight into an object that can become the envelope (leafEnvelope).
+  const fields = decodeLeafFields(bytes, maxBytes)
+  if (fields instanceof LeafFailure) return { ok: false, reason: fields.reason, detail: fields.detail }
+  const { id, multihash } = messageIdFromBytes(bytes)
+  return { ok: true, fields, multihash, id }
+}
+
+/** Why a leaf's unsigned bytes were refused (decodeLeafFields). */
+export class LeafFailure {
+  readonly reason: DecodeFailure
+  readonly detail: string
+  constructor (reason: DecodeFailure, detail: string) { this.reason = reason; this.detail = detail }
+}
+
+/**
+ * decodeUnsigned without the id (a batch frame's ingress hashes each leaf itself): the
+ * checked fields, decoded straight into an object that can become the envelope
+ * (leafEnvelope), or a LeafFailure. Never throws.
+ */
+export function decodeLeafFields (bytes: Uint8Array, maxBytes: number = LIMITS.maxEnvelopeBytes): EnvelopeFields | LeafFailure {
+  if (bytes.length > maxBytes) return new LeafFailure('too-large', `${bytes.length} bytes > ${maxBytes}`)
   let fields = Object.create(LEAF_PROTO) as Record<string, unknown>
   const fast = decodeCanonicalMap(bytes, OMIT_NONE, fields)
   if (fast === undefined) {
     const slow = decodeGeneral(bytes)
-    if (!slow.ok) return slow
+    if (!slow.ok) return new LeafFailure(slow.reason, slow.detail)
     fields = Object.assign(Object.create(LEAF_PROTO) as Record<string, unknown>, slow.value)
   }
   const problem = checkFields(fields)
-  if (problem != null) return { ok: false, reason: 'bad-field', detail: problem }
-  const { id, multihash } = messageIdFromBytes(bytes)
-  return { ok: true, fields: fields as unknown as EnvelopeFields, multihash, id }
+  if (problem != null) return new LeafFailure('bad-field', problem)
+  return fields as unknown as EnvelopeFields
 }
 
 /**

@@ -4,8 +4,8 @@
  * message; nothing is thrown and nothing is forwarded.
  */
 import type { MessageId, NetworkId } from './ids.ts'
-import { MAX_BATCH, SignedBatch, batchSigningInput, leafOf, merkleRoot, type VerifiedRoots } from './batch.ts'
-import { decodeEnvelope, decodeUnsigned, envelopePayload, leafEnvelope, LIMITS, type DecodeFailure, type Envelope, type EnvelopeFields } from './envelope.ts'
+import { MAX_BATCH, SignedBatch, batchSigningInput, merkleRoot, type VerifiedRoots } from './batch.ts'
+import { LeafFailure, decodeEnvelope, decodeLeafFields, envelopeDigest, envelopePayload, idOfDigest, leafEnvelope, LIMITS, type DecodeFailure, type Envelope, type EnvelopeFields } from './envelope.ts'
 import type { AgentId, MessageId as Id } from './ids.ts'
 import { verifyByDid } from './keys.ts'
 
@@ -94,38 +94,41 @@ export function checkBatch (sig: Uint8Array, elements: readonly Uint8Array[], ho
   if (sig.length !== 64) return { ok: false, reason: 'bad-field', detail: 'batch signature must be 64 bytes' }
   const leaves: Uint8Array[] = new Array(n)
   const unsigned: Array<Uint8Array | undefined> = new Array(n)
-  const carried: Array<{ i: number, fields: EnvelopeFields, id: Id }> = []
+  // The carried envelopes: fields, leaf index and id, in leaf order.
+  const fields: EnvelopeFields[] = []
+  const index: number[] = []
+  const ids: Id[] = []
   let signer: AgentId | undefined
   for (let i = 0; i < n; i++) {
     const e = elements[i]
     if (e.length === LEAF_HASH_BYTES) { leaves[i] = e; continue }
-    const d = decodeUnsigned(e, opts.maxBytes)
-    if (!d.ok) return { ok: false, reason: d.reason, detail: `leaf ${i}: ${d.detail}` }
-    if (signer === undefined) signer = d.fields.from
-    else if (d.fields.from !== signer) return { ok: false, reason: 'bad-field', detail: `leaf ${i} is from ${d.fields.from}, the batch from ${signer}` }
-    leaves[i] = leafOf(d.multihash)
+    const f = decodeLeafFields(e, opts.maxBytes)
+    if (f instanceof LeafFailure) return { ok: false, reason: f.reason, detail: `leaf ${i}: ${f.detail}` }
+    if (signer === undefined) signer = f.from
+    else if (f.from !== signer) return { ok: false, reason: 'bad-field', detail: `leaf ${i} is from ${f.from}, the batch from ${signer}` }
+    const digest = envelopeDigest(e)
+    leaves[i] = digest
     unsigned[i] = e
-    carried.push({ i, fields: d.fields, id: d.id })
+    fields.push(f)
+    index.push(i)
+    ids.push(idOfDigest(digest))
   }
   if (signer === undefined) return { ok: false, reason: 'malformed', detail: 'a batch frame carries at least one envelope' }
   const root = merkleRoot(leaves)
   const roots = opts.roots
   // Cached as root ‖ signature: a frame is taken as verified only when this very root was
   // signed with this signature — never because it is some inner node of a verified tree.
-  if (roots?.has(signer, root, sig) === true) roots.hits += carried.length
+  if (roots?.has(signer, root, sig) === true) roots.hits += fields.length
   else {
     if (roots !== undefined) roots.checks++
     if (!verifyByDid(signer, batchSigningInput(root), sig)) return { ok: false, reason: 'bad-signature', detail: `batch signature does not verify for ${signer} over the root of its ${n} leaves` }
     // Envelopes of the batch that come alone, with `bp`, then verify by hashes.
     roots?.add(signer, root, sig)
-    if (roots !== undefined) roots.hits += carried.length - 1
+    if (roots !== undefined) roots.hits += fields.length - 1
   }
   const batch = new SignedBatch(signer, sig, leaves, unsigned)
-  const results: IngressResult[] = new Array(carried.length)
-  for (let k = 0; k < carried.length; k++) {
-    const c = carried[k]
-    results[k] = checkContext(leafEnvelope(c.fields, c.id, batch, c.i), hopCount, opts, now)
-  }
+  const results: IngressResult[] = new Array(fields.length)
+  for (let k = 0; k < fields.length; k++) results[k] = checkContext(leafEnvelope(fields[k], ids[k], batch, index[k]), hopCount, opts, now)
   return { ok: true, batch, results }
 }
 
