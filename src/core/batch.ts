@@ -58,15 +58,30 @@ function split (n: number): number {
   return k
 }
 
-/** The root over `leaves` (RFC 9162 Merkle tree hash), without the paths. */
+/**
+ * The root over `leaves` (RFC 9162 Merkle tree hash), without the paths: bottom up, level by
+ * level, an odd last node carried up unchanged — the same tree as RFC 9162's split at the
+ * largest power of two below n. Inner nodes stay the Buffers the hash returns.
+ */
 export function merkleRoot (leaves: readonly Uint8Array[]): Uint8Array {
-  if (leaves.length === 0) throw new RangeError('a Merkle tree needs at least one leaf')
-  const build = (lo: number, hi: number): Uint8Array => {
-    if (hi - lo === 1) return leaves[lo]
-    const mid = lo + split(hi - lo)
-    return nodeHash(build(lo, mid), build(mid, hi))
+  let m = leaves.length
+  if (m === 0) throw new RangeError('a Merkle tree needs at least one leaf')
+  if (m === 1) return leaves[0]
+  const level = leaves.slice()
+  const buf = nodeInput
+  buf[0] = 0x01
+  while (m > 1) {
+    let w = 0
+    for (let r = 0; r + 1 < m; r += 2) {
+      buf.set(level[r], 1)
+      buf.set(level[r + 1], 33)
+      level[w++] = hash('sha256', buf, 'buffer') as unknown as Uint8Array
+    }
+    if ((m & 1) === 1) level[w++] = level[m - 1]
+    m = w
   }
-  return build(0, leaves.length)
+  const root = level[0]
+  return new Uint8Array(root.buffer, root.byteOffset, 32)
 }
 
 /**

@@ -21,7 +21,7 @@ import { isAgentId, verifyByDid, type AgentKey } from './keys.ts'
 import { isTopic } from './topics.ts'
 import { InvalidEnvelopeError, MessageTooLargeError } from './errors.ts'
 import { CborWriter, decodeCanonicalMap, mapEntryEnd } from './cbor-fast.ts'
-import { MAX_BATCH, SignedBatch, batchSigningInput, leafOf, merkleTree, proofLength, verifyInclusion, type BatchProof, type VerifiedRoots } from './batch.ts'
+import { MAX_BATCH, SignedBatch, batchSigningInput, leafOf, merkleRoot, proofLength, verifyInclusion, type BatchProof, type VerifiedRoots } from './batch.ts'
 
 export type { BatchProof } from './batch.ts'
 
@@ -442,9 +442,10 @@ export function signPrepared (prepared: readonly PreparedEnvelope[], key: AgentK
   for (const p of prepared) if (p.fields.from !== key.id) throw new InvalidEnvelopeError('envelope `from` must be the signing agent')
   if (prepared.length === 1) return [finish(prepared[0], key.sign(signingInput(prepared[0].multihash)))]
   const leaves = prepared.map(p => leafOf(p.multihash))
-  const { root, paths } = merkleTree(leaves)
-  const sig = key.sign(batchSigningInput(root))
-  const batch = new SignedBatch(key.id, sig, leaves, prepared.map(p => p.unsigned), paths)
+  // The root only: the proofs are derived (SignedBatch.proof) if an envelope ever travels
+  // alone — in batch frames, which carry the leaves, none is needed.
+  const sig = key.sign(batchSigningInput(merkleRoot(leaves)))
+  const batch = new SignedBatch(key.id, sig, leaves, prepared.map(p => p.unsigned))
   return prepared.map((p, i) => {
     const env = leafObject(Object.assign(Object.create(LEAF_PROTO) as Record<string, unknown>, p.fields), p.id, batch, i)
     const size = wireSize(env)

@@ -49,6 +49,7 @@ describe('Merkle tree and inclusion proofs', () => {
       const leaves = Array.from({ length: n }, (_, i) => sha(Uint8Array.of(0, i)))
       const { root, paths } = merkleTree(leaves)
       assert.equal(hex(root), hex(mth(leaves)), `root of ${n}`)
+      assert.equal(hex(merkleRoot(leaves)), hex(root), `merkleRoot (bottom up) of ${n}`)
       for (let i = 0; i < n; i++) {
         assert.ok(paths[i].length <= Math.ceil(Math.log2(n)))
         if (n === 1) continue
