@@ -30,9 +30,27 @@ export interface BatchProof {
   readonly path: readonly Uint8Array[]
 }
 
-const sha256 = (data: Uint8Array): Uint8Array => {
-  const b = hash('sha256', data, 'buffer') as unknown as Buffer
-  return new Uint8Array(b.buffer, b.byteOffset, b.length)
+/**
+ * Digests are taken as latin1 strings and copied into small typed arrays: a digest returned
+ * as a Buffer costs ~1 µs in its own off-heap allocation, four times the hashing of a
+ * 65-byte node; a string of 32 one-byte characters, and a typed array of 32 or 34 bytes,
+ * are allocated on the V8 heap.
+ */
+/** The sha2-256 digest of `data` as a latin1 string of 32 characters. */
+export function sha256Latin1 (data: Uint8Array): string {
+  return hash('sha256', data, 'binary') // 'binary' is latin1
+}
+
+/** Writes a latin1 digest string into `out` at `o`. */
+export function putDigest (out: Uint8Array, o: number, d: string): void {
+  for (let i = 0; i < 32; i++) out[o + i] = d.charCodeAt(i)
+}
+
+/** The sha2-256 digest of `data`, as 32 bytes. */
+export function sha256 (data: Uint8Array): Uint8Array {
+  const out = new Uint8Array(32)
+  putDigest(out, 0, sha256Latin1(data))
+  return out
 }
 
 /** An envelope's leaf: the 32-byte digest inside its id's multihash (`0x12 0x20` ‖ digest). */
@@ -61,27 +79,34 @@ function split (n: number): number {
 /**
  * The root over `leaves` (RFC 9162 Merkle tree hash), without the paths: bottom up, level by
  * level, an odd last node carried up unchanged — the same tree as RFC 9162's split at the
- * largest power of two below n. Inner nodes stay the Buffers the hash returns.
+ * largest power of two below n. Inner nodes stay latin1 digest strings (see sha256Latin1).
  */
 export function merkleRoot (leaves: readonly Uint8Array[]): Uint8Array {
   let m = leaves.length
   if (m === 0) throw new RangeError('a Merkle tree needs at least one leaf')
   if (m === 1) return leaves[0]
-  const level = leaves.slice()
+  // Inner nodes as latin1 digest strings (see sha256); leaves as given.
+  const level: Array<Uint8Array | string> = leaves.slice()
   const buf = nodeInput
   buf[0] = 0x01
   while (m > 1) {
     let w = 0
     for (let r = 0; r + 1 < m; r += 2) {
-      buf.set(level[r], 1)
-      buf.set(level[r + 1], 33)
-      level[w++] = hash('sha256', buf, 'buffer') as unknown as Uint8Array
+      const a = level[r]
+      const b = level[r + 1]
+      if (typeof a === 'string') putDigest(buf, 1, a)
+      else buf.set(a, 1)
+      if (typeof b === 'string') putDigest(buf, 33, b)
+      else buf.set(b, 33)
+      level[w++] = sha256Latin1(buf)
     }
     if ((m & 1) === 1) level[w++] = level[m - 1]
     m = w
   }
-  const root = level[0]
-  return new Uint8Array(root.buffer, root.byteOffset, 32)
+  const root = level[0] as string
+  const out = new Uint8Array(32)
+  putDigest(out, 0, root)
+  return out
 }
 
 /**

@@ -11,7 +11,6 @@
  * The hop count is not part of the envelope: it changes at each relay, so it travels in
  * the frame header (net/frames.ts) and is checked against the signed `hops` limit.
  */
-import { hash } from 'node:crypto'
 import { gunzipSync, gzipSync } from 'node:zlib'
 import * as dagCbor from '@ipld/dag-cbor'
 import * as cborg from 'cborg'
@@ -21,7 +20,7 @@ import { isAgentId, verifyByDid, type AgentKey } from './keys.ts'
 import { isTopic } from './topics.ts'
 import { InvalidEnvelopeError, MessageTooLargeError } from './errors.ts'
 import { CborWriter, decodeCanonicalMap, mapEntryEnd } from './cbor-fast.ts'
-import { MAX_BATCH, SignedBatch, batchSigningInput, leafOf, merkleRoot, proofLength, verifyInclusion, type BatchProof, type VerifiedRoots } from './batch.ts'
+import { MAX_BATCH, SignedBatch, batchSigningInput, leafOf, merkleRoot, proofLength, putDigest, sha256, sha256Latin1, verifyInclusion, type BatchProof, type VerifiedRoots } from './batch.ts'
 
 export type { BatchProof } from './batch.ts'
 
@@ -130,18 +129,16 @@ const FIELD_NAMES = new Set(['v', 'net', 'mode', 'type', 'from', 'to', 'topic', 
 const DELIVERY_NAMES = new Set(['ack', 'maxMs', 'retries', 'dedup', 'seq', 'durable'])
 
 export function messageIdFromBytes (unsigned: Uint8Array): { id: MessageId, multihash: Uint8Array } {
-  const digest = hash('sha256', unsigned, 'buffer') as unknown as Uint8Array
   const multihash = new Uint8Array(34)
   multihash[0] = 0x12
   multihash[1] = 0x20
-  multihash.set(digest, 2)
-  return { id: idOfDigest(digest), multihash }
+  putDigest(multihash, 2, sha256Latin1(unsigned))
+  return { id: idOfDigest(multihash.subarray(2)), multihash }
 }
 
 /** The sha2-256 digest of unsigned envelope bytes (a batch leaf), as a plain Uint8Array. */
 export function envelopeDigest (unsigned: Uint8Array): Uint8Array {
-  const b = hash('sha256', unsigned, 'buffer') as unknown as Buffer
-  return new Uint8Array(b.buffer, b.byteOffset, 32)
+  return sha256(unsigned)
 }
 
 const BASE32_CODES = new TextEncoder().encode('abcdefghijklmnopqrstuvwxyz234567')
