@@ -395,9 +395,28 @@ export class CborWriter {
     this.buf[this.o++] = v ? 0xf5 : 0xf4
   }
 
-  /** A copy of what was written. */
-  finish (): Uint8Array { return this.buf.slice(0, this.o) }
+  /**
+   * A copy of what was written. Up to 4 KiB it is a view into a shared 64 KiB slab (as
+   * Buffer.allocUnsafe pools small buffers): a typed array above 64 bytes otherwise gets an
+   * off-heap allocation of its own, ~0.2 µs for every envelope encoded. A slab lives as long
+   * as any copy in it.
+   */
+  finish (): Uint8Array {
+    const n = this.o
+    if (n > SLAB_MAX_COPY) return this.buf.slice(0, n)
+    if (slabUsed + n > SLAB_BYTES) { slab = new Uint8Array(SLAB_BYTES); slabUsed = 0 }
+    const o = slabUsed
+    slab.set(this.buf.subarray(0, n), o)
+    // Eight-byte aligned, as an allocator would.
+    slabUsed = (o + n + 7) & ~7
+    return slab.subarray(o, o + n)
+  }
 }
+
+const SLAB_BYTES = 64 * 1024
+const SLAB_MAX_COPY = 4 * 1024
+let slab = new Uint8Array(SLAB_BYTES)
+let slabUsed = 0
 
 /**
  * Where the entry `key` of a canonical top-level map ends (the offset just past its value),
