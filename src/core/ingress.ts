@@ -239,12 +239,19 @@ export class DedupCache {
 
   private get capacity (): number { return this.exp.length }
 
-  /** Two independent 32-bit hashes of `id` (Murmur3-style mixing, per-process random seeds). */
+  /**
+   * Two independent 32-bit hashes of `id` (Murmur3-style mixing, per-process random seeds).
+   * A message id (`b` + base32 of a sha2-256 multihash, 56 characters) is hashed over 16
+   * characters of its digest — 80 bits that its sender cannot choose, beyond the 64 the hash
+   * keeps; any other string over all of it.
+   */
   private hash (id: string): void {
     if (id === memoId) { this.h1 = memoH1; this.h2 = memoH2; return }
     let a = SEED_A ^ id.length
     let b = SEED_B
-    for (let i = 0; i < id.length; i++) {
+    const digestPart = id.length === MESSAGE_ID_LENGTH && id.charCodeAt(0) === 0x62
+    const end = digestPart ? DIGEST_CHARS_FROM + 16 : id.length
+    for (let i = digestPart ? DIGEST_CHARS_FROM : 0; i < end; i++) {
       const c = id.charCodeAt(i)
       a = Math.imul(a ^ c, 0x5bd1e995)
       a ^= a >>> 15
@@ -366,6 +373,10 @@ export class DedupCache {
     }
   }
 }
+
+/** Length of a message id, and where the characters that are only digest bits begin (after "bciq" and one more). */
+const MESSAGE_ID_LENGTH = 56
+const DIGEST_CHARS_FROM = 5
 
 // Shared by every DedupCache of the process (see the class comment), and the last id hashed.
 const SEED_A = (Math.random() * 0x100000000) >>> 0
