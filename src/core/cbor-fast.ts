@@ -226,7 +226,7 @@ export interface CanonicalMap {
  * in `omit` cut out (the entry count lowered to match), without encoding anything anew.
  * The entries go into `into` when given (an empty object of the caller's making).
  */
-export function decodeCanonicalMap (bytes: Uint8Array, omit: readonly string[], into?: Record<string, unknown>): CanonicalMap | undefined {
+export function decodeCanonicalMap (bytes: Uint8Array, omit: readonly string[], into?: Record<string, unknown>, known?: KnownKeys): CanonicalMap | undefined {
   try {
     const r = new Reader(bytes)
     const n = r.head()
@@ -237,11 +237,22 @@ export function decodeCanonicalMap (bytes: Uint8Array, omit: readonly string[], 
     let cut: number[] | undefined
     let prevStart = -1
     let prevLen = 0
+    // The next known key that may follow, and whether the previous key was a known one.
+    let next = 0
+    let prevKnown = false
     for (let i = 0; i < n; i++) {
       const entryStart = r.o
-      const k = r.key()
+      const j = known === undefined ? -1 : known.match(bytes, entryStart, next)
+      let k: string
+      if (j >= 0) {
+        k = known!.names[j]
+        r.o += known!.encoded[j].length
+        next = j + 1
+      } else k = r.key()
       const keyLen = r.o - entryStart
-      if (prevStart >= 0 && !keyAfter(bytes, prevStart, prevLen, entryStart, keyLen)) return undefined
+      // Two known keys in a row are in canonical order by construction (matched in order).
+      if (prevStart >= 0 && !(j >= 0 && prevKnown) && !keyAfter(bytes, prevStart, prevLen, entryStart, keyLen)) return undefined
+      prevKnown = j >= 0
       prevStart = entryStart
       prevLen = keyLen
       if (omit.includes(k)) {
@@ -273,6 +284,51 @@ export function decodeCanonicalMap (bytes: Uint8Array, omit: readonly string[], 
     if (err === FAIL) return undefined
     throw err
   }
+}
+
+/**
+ * The keys a map usually holds (an envelope's), in canonical order, with their encodings:
+ * decodeCanonicalMap compares the bytes at each key against the known keys that may still
+ * follow — no string made, no lookup, no order check between two known keys. Any other key
+ * is read and checked as usual.
+ */
+export class KnownKeys {
+  readonly names: readonly string[]
+  readonly encoded: readonly Uint8Array[]
+
+  constructor (names: readonly string[]) {
+    const enc = new TextEncoder()
+    const sorted = names.map(name => {
+      const b = enc.encode(name)
+      if (b.length > 23) throw new RangeError('known keys are at most 23 bytes')
+      return { name, bytes: Uint8Array.of(0x60 | b.length, ...b) }
+    }).sort((a, b) => keyAfter(concat(a.bytes, b.bytes), 0, a.bytes.length, a.bytes.length, b.bytes.length) ? -1 : 1)
+    this.names = sorted.map(x => x.name)
+    this.encoded = sorted.map(x => x.bytes)
+  }
+
+  /** The index of the known key encoded at `o`, searching from `from`; -1 when none is. */
+  match (b: Uint8Array, o: number, from: number): number {
+    const encoded = this.encoded
+    const end = b.length
+    for (let j = from; j < encoded.length; j++) {
+      const e = encoded[j]
+      if (e[0] !== b[o]) continue
+      const len = e.length
+      if (o + len > end) return -1
+      let i = 1
+      while (i < len && e[i] === b[o + i]) i++
+      if (i === len) return j
+    }
+    return -1
+  }
+}
+
+function concat (a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length)
+  out.set(a, 0)
+  out.set(b, a.length)
+  return out
 }
 
 function headSize (n: number): number {

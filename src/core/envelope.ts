@@ -19,7 +19,7 @@ import { isNetworkId } from './ids.ts'
 import { isAgentId, verifyByDid, type AgentKey } from './keys.ts'
 import { isTopic } from './topics.ts'
 import { InvalidEnvelopeError, MessageTooLargeError } from './errors.ts'
-import { CborWriter, decodeCanonicalMap, mapEntryEnd } from './cbor-fast.ts'
+import { CborWriter, KnownKeys, decodeCanonicalMap, mapEntryEnd } from './cbor-fast.ts'
 import { MAX_BATCH, SignedBatch, batchSigningInput, leafOf, merkleRoot, proofLength, putDigest, sha256, sha256Latin1, verifyInclusion, type BatchProof, type VerifiedRoots } from './batch.ts'
 
 export type { BatchProof } from './batch.ts'
@@ -470,7 +470,7 @@ export function decodeEnvelope (bytes: Uint8Array, maxBytes: number = LIMITS.max
   if (bytes.length > maxBytes) return { ok: false, reason: 'too-large', detail: `${bytes.length} bytes > ${maxBytes}` }
   // Fast path: canonical input decodes in one pass that also yields the unsigned bytes
   // (the wire minus `sig` and `bp`). Anything it does not take goes the general way below.
-  const fast = decodeCanonicalMap(bytes, UNSIGNED_OMIT)
+  const fast = decodeCanonicalMap(bytes, UNSIGNED_OMIT, undefined, ENVELOPE_KEYS)
   let fields: Record<string, unknown>
   let sig: unknown
   let rawProof: unknown
@@ -509,6 +509,8 @@ export function decodeEnvelope (bytes: Uint8Array, maxBytes: number = LIMITS.max
 }
 
 const UNSIGNED_OMIT = ['sig', 'bp']
+/** Every envelope key, `sig` and `bp` too, for the canonical reader (KnownKeys). */
+const ENVELOPE_KEYS = new KnownKeys([...FIELD_NAMES, 'sig', 'bp'])
 const OMIT_NONE: readonly string[] = []
 
 export type UnsignedResult =
@@ -542,7 +544,7 @@ export class LeafFailure {
 export function decodeLeafFields (bytes: Uint8Array, maxBytes: number = LIMITS.maxEnvelopeBytes): EnvelopeFields | LeafFailure {
   if (bytes.length > maxBytes) return new LeafFailure('too-large', `${bytes.length} bytes > ${maxBytes}`)
   let fields = Object.create(LEAF_PROTO) as Record<string, unknown>
-  const fast = decodeCanonicalMap(bytes, OMIT_NONE, fields)
+  const fast = decodeCanonicalMap(bytes, OMIT_NONE, fields, ENVELOPE_KEYS)
   if (fast === undefined) {
     const slow = decodeGeneral(bytes)
     if (!slow.ok) return new LeafFailure(slow.reason, slow.detail)
