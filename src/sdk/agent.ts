@@ -92,6 +92,9 @@ class Sub implements Subscription {
   private readonly gate?: (m: Message) => Promise<boolean>
   /** A callback subscription: messages go here at once, never into the channel. */
   readonly onMessage?: (m: Message) => void
+  /** The last topic matched against the pattern, and the outcome (a stream repeats its topic). */
+  private lastTopic: string | undefined
+  private lastMatch = false
 
   constructor (pattern: string, capacity: number, onEnd: (s: Sub) => void, signal?: AbortSignal, gate?: (m: Message) => Promise<boolean>, onMessage?: (m: Message) => void) {
     this.pattern = pattern
@@ -101,6 +104,14 @@ class Sub implements Subscription {
     this.gate = gate
     this.onMessage = onMessage
     signal?.addEventListener('abort', () => { this.unsubscribe() }, { once: true })
+  }
+
+  matches (topic: string): boolean {
+    if (topic !== this.lastTopic) {
+      this.lastMatch = topicMatches(this.pattern, topic)
+      this.lastTopic = topic
+    }
+    return this.lastMatch
   }
 
   push (msg: Message): void {
@@ -644,7 +655,7 @@ export class AgentImpl implements Agent {
       return
     }
     if (env.mode === 'topic') {
-      for (const s of this.subs) if (topicMatches(s.pattern, env.topic as string)) s.push(msg)
+      for (const s of this.subs) if (s.matches(env.topic as string)) s.push(msg)
       return
     }
     if (env.corr != null) {
