@@ -133,7 +133,7 @@ export function messageIdFromBytes (unsigned: Uint8Array): { id: MessageId, mult
   multihash[0] = 0x12
   multihash[1] = 0x20
   putDigest(multihash, 2, sha256Latin1(unsigned))
-  return { id: idOfDigest(multihash.subarray(2)), multihash }
+  return { id: idOfDigest(multihash, 2), multihash }
 }
 
 /** The sha2-256 digest of unsigned envelope bytes (a batch leaf), as a plain Uint8Array. */
@@ -146,20 +146,21 @@ const BASE32_CODES = new TextEncoder().encode('abcdefghijklmnopqrstuvwxyz234567'
 const idOut = Buffer.alloc(56)
 
 /**
- * The message id of a sha2-256 digest: multibase base32 of the multihash 0x12 0x20 ‖ digest,
+ * The message id of a sha2-256 digest (the 32 bytes at `at`): multibase base32 of the multihash 0x12 0x20 ‖ digest,
  * without building the multihash — five bytes (eight characters) at a time.
  */
-export function idOfDigest (digest: Uint8Array): MessageId {
-  if (digest.length !== 32) return base32Multibase(Uint8Array.of(0x12, 0x20, ...digest)) as MessageId
+export function idOfDigest (bytes: Uint8Array, at: number = 0): MessageId {
+  if (bytes.length - at !== 32) return base32Multibase(Uint8Array.of(0x12, 0x20, ...bytes.subarray(at))) as MessageId
+  const digest = bytes
   const out = idOut
   const C = BASE32_CODES
   out[0] = 0x62 // "b"
   let o = 1
   // 34 bytes: six groups of five (prefix and digest[0..28)), then four bytes.
   for (let g = 0; g < 6; g++) {
-    const j = g * 5 - 2
-    const b0 = j < 0 ? 0x12 : digest[j]
-    const b1 = j + 1 < 0 ? 0x20 : digest[j + 1]
+    const j = at + g * 5 - 2
+    const b0 = g === 0 ? 0x12 : digest[j]
+    const b1 = g === 0 ? 0x20 : digest[j + 1]
     const b2 = digest[j + 2]; const b3 = digest[j + 3]; const b4 = digest[j + 4]
     out[o] = C[b0 >>> 3]
     out[o + 1] = C[((b0 & 7) << 2) | (b1 >>> 6)]
@@ -171,7 +172,7 @@ export function idOfDigest (digest: Uint8Array): MessageId {
     out[o + 7] = C[b4 & 31]
     o += 8
   }
-  const b0 = digest[28]; const b1 = digest[29]; const b2 = digest[30]; const b3 = digest[31]
+  const b0 = digest[at + 28]; const b1 = digest[at + 29]; const b2 = digest[at + 30]; const b3 = digest[at + 31]
   out[o] = C[b0 >>> 3]
   out[o + 1] = C[((b0 & 7) << 2) | (b1 >>> 6)]
   out[o + 2] = C[(b1 >>> 1) & 31]
