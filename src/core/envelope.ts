@@ -322,6 +322,23 @@ export function prepareEnvelope (fields: EnvelopeFields, key: Pick<AgentKey, 'id
   return prepareChecked(clean as unknown as EnvelopeFields)
 }
 
+/**
+ * prepareEnvelope for a fresh object its caller gives up (the SDK's): when it has no undefined
+ * members (nor has its `dlv`), it is checked and becomes the envelope as it is, without the
+ * copy; otherwise as prepareEnvelope.
+ */
+export function prepareOwnedEnvelope (fields: EnvelopeFields, key: Pick<AgentKey, 'id'>): PreparedEnvelope {
+  const f = fields as unknown as Record<string, unknown>
+  if (Object.getPrototypeOf(f) !== Object.prototype) return prepareEnvelope(fields, key)
+  for (const k in f) if (f[k] === undefined) return prepareEnvelope(fields, key)
+  const d = f.dlv
+  if (d !== null && typeof d === 'object') for (const k in d) if ((d as Record<string, unknown>)[k] === undefined) return prepareEnvelope(fields, key)
+  if (fields.from !== key.id) throw new InvalidEnvelopeError('envelope `from` must be the signing agent')
+  const problem = checkFields(f)
+  if (problem != null) throw new InvalidEnvelopeError(problem)
+  return prepareChecked(fields)
+}
+
 function prepareChecked (clean: EnvelopeFields): PreparedEnvelope {
   const marks = { v: 0, net: 0 }
   const unsigned = encodeEnvelopeFields(clean, undefined, undefined, marks)
