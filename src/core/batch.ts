@@ -31,12 +31,11 @@ export interface BatchProof {
 }
 
 /**
- * Digests are taken as latin1 strings and copied into small typed arrays: a digest returned
- * as a Buffer costs ~1 µs in its own off-heap allocation, four times the hashing of a
- * 65-byte node; a string of 32 one-byte characters, and a typed array of 32 or 34 bytes,
- * are allocated on the V8 heap.
+ * The sha2-256 digest of `data` as a latin1 string of 32 characters. Digests are taken as
+ * strings and copied into small typed arrays: a digest returned as a Buffer costs ~1 µs in
+ * its own off-heap allocation, four times the hashing of a 65-byte node; a string of 32
+ * one-byte characters, and a typed array of 32 or 34 bytes, are allocated on the V8 heap.
  */
-/** The sha2-256 digest of `data` as a latin1 string of 32 characters. */
 export function sha256Latin1 (data: Uint8Array): string {
   return hash('sha256', data, 'binary') // 'binary' is latin1
 }
