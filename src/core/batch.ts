@@ -30,9 +30,26 @@ export interface BatchProof {
   readonly path: readonly Uint8Array[]
 }
 
-const sha256 = (data: Uint8Array): Uint8Array => {
-  const b = hash('sha256', data, 'buffer') as unknown as Buffer
-  return new Uint8Array(b.buffer, b.byteOffset, b.length)
+/**
+ * The sha2-256 digest of `data` as a latin1 string of 32 characters. Digests are taken as
+ * strings and copied into small typed arrays: a digest returned as a Buffer costs ~1 µs in
+ * its own off-heap allocation, four times the hashing of a 65-byte node; a string of 32
+ * one-byte characters, and a typed array of 32 or 34 bytes, are allocated on the V8 heap.
+ */
+export function sha256Latin1 (data: Uint8Array): string {
+  return hash('sha256', data, 'binary') // 'binary' is latin1
+}
+
+/** Writes a latin1 digest string into `out` at `o`. */
+export function putDigest (out: Uint8Array, o: number, d: string): void {
+  for (let i = 0; i < 32; i++) out[o + i] = d.charCodeAt(i)
+}
+
+/** The sha2-256 digest of `data`, as 32 bytes. */
+export function sha256 (data: Uint8Array): Uint8Array {
+  const out = new Uint8Array(32)
+  putDigest(out, 0, sha256Latin1(data))
+  return out
 }
 
 /** An envelope's leaf: the 32-byte digest inside its id's multihash (`0x12 0x20` ‖ digest). */
@@ -58,15 +75,37 @@ function split (n: number): number {
   return k
 }
 
-/** The root over `leaves` (RFC 9162 Merkle tree hash), without the paths. */
+/**
+ * The root over `leaves` (RFC 9162 Merkle tree hash), without the paths: bottom up, level by
+ * level, an odd last node carried up unchanged — the same tree as RFC 9162's split at the
+ * largest power of two below n. Inner nodes stay latin1 digest strings (see sha256Latin1).
+ */
 export function merkleRoot (leaves: readonly Uint8Array[]): Uint8Array {
-  if (leaves.length === 0) throw new RangeError('a Merkle tree needs at least one leaf')
-  const build = (lo: number, hi: number): Uint8Array => {
-    if (hi - lo === 1) return leaves[lo]
-    const mid = lo + split(hi - lo)
-    return nodeHash(build(lo, mid), build(mid, hi))
+  let m = leaves.length
+  if (m === 0) throw new RangeError('a Merkle tree needs at least one leaf')
+  if (m === 1) return leaves[0]
+  // Inner nodes as latin1 digest strings (see sha256); leaves as given.
+  const level: Array<Uint8Array | string> = leaves.slice()
+  const buf = nodeInput
+  buf[0] = 0x01
+  while (m > 1) {
+    let w = 0
+    for (let r = 0; r + 1 < m; r += 2) {
+      const a = level[r]
+      const b = level[r + 1]
+      if (typeof a === 'string') putDigest(buf, 1, a)
+      else buf.set(a, 1)
+      if (typeof b === 'string') putDigest(buf, 33, b)
+      else buf.set(b, 33)
+      level[w++] = sha256Latin1(buf)
+    }
+    if ((m & 1) === 1) level[w++] = level[m - 1]
+    m = w
   }
-  return build(0, leaves.length)
+  const root = level[0] as string
+  const out = new Uint8Array(32)
+  putDigest(out, 0, root)
+  return out
 }
 
 /**
@@ -143,22 +182,15 @@ export function merkleTree (leaves: readonly Uint8Array[]): { root: Uint8Array, 
  * proof does not fit its (i, n): wrong length, index out of range, a hash not 32 bytes.
  */
 export function rootFromProof (leaf: Uint8Array, proof: BatchProof): Uint8Array | undefined {
-  const r = walkProof(leaf, proof)
-  return r === STOPPED ? undefined : r
+  return walkProof(leaf, proof)
 }
-
-const STOPPED = Symbol('stopped')
 
 function fits (proof: BatchProof): boolean {
   return Number.isSafeInteger(proof.n) && Number.isSafeInteger(proof.i) && proof.i >= 0 && proof.i < proof.n
 }
 
-/**
- * Walks a proof up from `leaf` (RFC 9162 §2.1.3.2). `step` sees each sibling and the parent
- * hash it makes; returning true stops the walk there (STOPPED). Otherwise the root, or
- * undefined when the proof does not fit its (i, n).
- */
-function walkProof (leaf: Uint8Array, proof: BatchProof, step?: (sibling: Uint8Array, parent: Uint8Array) => boolean): Uint8Array | undefined | typeof STOPPED {
+/** Walks a proof up from `leaf` (RFC 9162 §2.1.3.2): the root, or undefined when the proof does not fit its (i, n). */
+function walkProof (leaf: Uint8Array, proof: BatchProof): Uint8Array | undefined {
   if (!fits(proof)) return undefined
   let fn = proof.i
   let sn = proof.n - 1
@@ -173,7 +205,6 @@ function walkProof (leaf: Uint8Array, proof: BatchProof, step?: (sibling: Uint8A
     }
     fn = Math.floor(fn / 2)
     sn = Math.floor(sn / 2)
-    if (step?.(p, r) === true) return STOPPED
   }
   return sn === 0 ? r : undefined
 }
@@ -186,12 +217,14 @@ export function batchSigningInput (root: Uint8Array): Uint8Array {
 }
 
 /**
- * Tree hashes this node has verified, per signer: the root of a batch whose signature
- * verified, and every hash on a proof that led to it (inner nodes and siblings; by
- * collision resistance each is a node of that signed tree). A later envelope of the batch
- * whose proof reaches any of them is verified without another signature check — usually
- * after one or two hashes, since its own leaf or its parent was a sibling on an earlier
- * proof. Only successes are kept. Bounded; the oldest signers' hashes go first.
+ * Batch signatures this node has verified, per signer: each as root ‖ signature (96 bytes).
+ * A later envelope of the batch (alone with `bp`, or in another batch frame) whose leaves
+ * lead to the same root under the same signature is verified with hashes only. Only
+ * successes are kept. Bounded; the oldest signers' entries go first.
+ *
+ * Only whole roots are kept, never the inner nodes of a verified tree: a proof that reached
+ * a cached inner node would be accepted without the rest of its path — and relayed with a
+ * proof that fails at the next node. Every proof is walked to its root (at most 10 hashes).
  */
 export class VerifiedRoots {
   private readonly bySigner = new Map<string, Set<string>>()
@@ -204,15 +237,18 @@ export class VerifiedRoots {
 
   constructor (max: number = 262_144) { this.max = max }
 
-  private static key (h: Uint8Array): string {
-    return Buffer.from(h.buffer, h.byteOffset, h.length).toString('latin1')
+  /** The cache key of a signature over a root. */
+  private static key (root: Uint8Array, sig: Uint8Array): string {
+    return Buffer.from(root.buffer, root.byteOffset, root.length).toString('latin1') + Buffer.from(sig.buffer, sig.byteOffset, sig.length).toString('latin1')
   }
 
-  has (signer: string, h: Uint8Array): boolean {
-    return this.bySigner.get(signer)?.has(VerifiedRoots.key(h)) === true
+  /** Whether `sig` by `signer` over `root` verified here before. */
+  has (signer: string, root: Uint8Array, sig: Uint8Array): boolean {
+    return this.bySigner.get(signer)?.has(VerifiedRoots.key(root, sig)) === true
   }
 
-  add (signer: string, hashes: readonly Uint8Array[]): void {
+  /** Records that `sig` by `signer` over `root` verified. */
+  add (signer: string, root: Uint8Array, sig: Uint8Array): void {
     let set = this.bySigner.get(signer)
     if (set === undefined) {
       set = new Set()
@@ -223,9 +259,8 @@ export class VerifiedRoots {
       this.bySigner.set(signer, set)
     }
     this.lastSigner = signer
-    for (const h of hashes) {
-      const k = VerifiedRoots.key(h)
-      if (set.has(k)) continue
+    const k = VerifiedRoots.key(root, sig)
+    if (!set.has(k)) {
       set.add(k)
       this.count++
     }
@@ -240,28 +275,16 @@ export class VerifiedRoots {
 }
 
 /**
- * Is the envelope with this leaf in a batch `signer` signed? Walks the proof (RFC 9162),
- * stopping at the first hash already verified for the signer; otherwise checks the
- * signature over the root it reaches (`verifyRoot`) and remembers every hash on the way.
+ * Is the envelope with this leaf in a batch `signer` signed with `sig`? Walks the whole
+ * proof (RFC 9162) to its root; a root verified before under this signature (`cache`) is
+ * taken, otherwise `verifyRoot` checks the signature over it and a success is remembered.
  */
-export function verifyInclusion (signer: string, leaf: Uint8Array, proof: BatchProof, verifyRoot: (root: Uint8Array) => boolean, cache?: VerifiedRoots): boolean {
-  if (!fits(proof)) return false
-  if (cache?.has(signer, leaf) === true) { cache.hits++; return true }
-  const seen: Uint8Array[] = [leaf]
-  const r = walkProof(leaf, proof, (sibling, parent) => {
-    seen.push(sibling)
-    if (cache?.has(signer, parent) === true) return true
-    seen.push(parent)
-    return false
-  })
-  if (r === STOPPED) {
-    // A hash on the way was verified before (only a cache stops the walk): so is all below it.
-    if (cache !== undefined) { cache.hits++; cache.add(signer, seen) }
-    return true
-  }
+export function verifyInclusion (signer: string, leaf: Uint8Array, proof: BatchProof, sig: Uint8Array, verifyRoot: (root: Uint8Array) => boolean, cache?: VerifiedRoots): boolean {
+  const r = rootFromProof(leaf, proof)
   if (r === undefined) return false
+  if (cache?.has(signer, r, sig) === true) { cache.hits++; return true }
   if (cache !== undefined) cache.checks++
   if (!verifyRoot(r)) return false
-  cache?.add(signer, seen)
+  cache?.add(signer, r, sig)
   return true
 }

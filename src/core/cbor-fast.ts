@@ -16,6 +16,22 @@ const MAX_DEPTH = 16
 const utf8 = new TextDecoder('utf-8', { fatal: true })
 /** ASCII strings of up to 6 characters, keyed by length and bytes (7 bits each: < 2^45). */
 const shortStrings = new Map<number, string>()
+/** Per repeatedText slot: the bytes and the string of the last value read (validated then). */
+const lastBytes: Array<Uint8Array | undefined> = []
+const lastText: string[] = []
+
+/** The envelope keys whose text values usually repeat between envelopes, and their slots. */
+function repeatSlot (k: string): number {
+  switch (k) {
+    case 'from': return 0
+    case 'net': return 1
+    case 'topic': return 2
+    case 'ct': return 3
+    case 'type': return 4
+    case 'mode': return 5
+    default: return -1
+  }
+}
 
 class Reader {
   readonly b: Uint8Array
@@ -96,6 +112,29 @@ class Reader {
       if (ascii) return (this.latin1 ??= Buffer.from(b.buffer, b.byteOffset, b.length)).toString('latin1', start, start + len)
     }
     try { return utf8.decode(b.subarray(start, start + len)) } catch { throw FAIL }
+  }
+
+  /**
+   * A text value that usually repeats from one envelope to the next (`from`, `net`, `topic`,
+   * `ct`, `type`): compared with the bytes of the last one read under the same `slot` and
+   * then returned as the same string — no new string, and later comparisons and Set lookups
+   * of it are by identity and a cached hash. Anything else is read as by `item`.
+   */
+  repeatedText (slot: number): unknown {
+    const b = this.b
+    if (this.o >= this.end || (b[this.o] >> 5) !== 3) return this.item(1)
+    const len = this.head()
+    if (len > this.end - this.o) throw FAIL
+    const start = this.o
+    const last = lastBytes[slot]
+    if (last !== undefined && last.length === len) {
+      let i = 0
+      while (i < len && last[i] === b[start + i]) i++
+      if (i === len) { this.o += len; return lastText[slot] }
+    }
+    const v = this.text(len)
+    if (len <= 256) { lastBytes[slot] = b.slice(start, start + len); lastText[slot] = v }
+    return v
   }
 
   item (depth: number): unknown {
@@ -187,7 +226,7 @@ export interface CanonicalMap {
  * in `omit` cut out (the entry count lowered to match), without encoding anything anew.
  * The entries go into `into` when given (an empty object of the caller's making).
  */
-export function decodeCanonicalMap (bytes: Uint8Array, omit: readonly string[], into?: Record<string, unknown>): CanonicalMap | undefined {
+export function decodeCanonicalMap (bytes: Uint8Array, omit: readonly string[], into?: Record<string, unknown>, known?: KnownKeys): CanonicalMap | undefined {
   try {
     const r = new Reader(bytes)
     const n = r.head()
@@ -198,17 +237,31 @@ export function decodeCanonicalMap (bytes: Uint8Array, omit: readonly string[], 
     let cut: number[] | undefined
     let prevStart = -1
     let prevLen = 0
+    // The next known key that may follow, and whether the previous key was a known one.
+    let next = 0
+    let prevKnown = false
     for (let i = 0; i < n; i++) {
       const entryStart = r.o
-      const k = r.key()
+      const j = known === undefined ? -1 : known.match(bytes, entryStart, next)
+      let k: string
+      if (j >= 0) {
+        k = known!.names[j]
+        r.o += known!.encoded[j].length
+        next = j + 1
+      } else k = r.key()
       const keyLen = r.o - entryStart
-      if (prevStart >= 0 && !keyAfter(bytes, prevStart, prevLen, entryStart, keyLen)) return undefined
+      // Two known keys in a row are in canonical order by construction (matched in order).
+      if (prevStart >= 0 && !(j >= 0 && prevKnown) && !keyAfter(bytes, prevStart, prevLen, entryStart, keyLen)) return undefined
+      prevKnown = j >= 0
       prevStart = entryStart
       prevLen = keyLen
       if (omit.includes(k)) {
         omitted[k] = r.item(1)
         ;(cut ??= []).push(entryStart, r.o)
-      } else value[k] = r.item(1)
+      } else {
+        const slot = repeatSlot(k)
+        value[k] = slot >= 0 ? r.repeatedText(slot) : r.item(1)
+      }
     }
     if (r.o !== bytes.length) return undefined
     if (cut === undefined) return { value, omitted, without: bytes }
@@ -231,6 +284,51 @@ export function decodeCanonicalMap (bytes: Uint8Array, omit: readonly string[], 
     if (err === FAIL) return undefined
     throw err
   }
+}
+
+/**
+ * The keys a map usually holds (an envelope's), in canonical order, with their encodings:
+ * decodeCanonicalMap compares the bytes at each key against the known keys that may still
+ * follow — no string made, no lookup, no order check between two known keys. Any other key
+ * is read and checked as usual.
+ */
+export class KnownKeys {
+  readonly names: readonly string[]
+  readonly encoded: readonly Uint8Array[]
+
+  constructor (names: readonly string[]) {
+    const enc = new TextEncoder()
+    const sorted = names.map(name => {
+      const b = enc.encode(name)
+      if (b.length > 23) throw new RangeError('known keys are at most 23 bytes')
+      return { name, bytes: Uint8Array.of(0x60 | b.length, ...b) }
+    }).sort((a, b) => keyAfter(concat(a.bytes, b.bytes), 0, a.bytes.length, a.bytes.length, b.bytes.length) ? -1 : 1)
+    this.names = sorted.map(x => x.name)
+    this.encoded = sorted.map(x => x.bytes)
+  }
+
+  /** The index of the known key encoded at `o`, searching from `from`; -1 when none is. */
+  match (b: Uint8Array, o: number, from: number): number {
+    const encoded = this.encoded
+    const end = b.length
+    for (let j = from; j < encoded.length; j++) {
+      const e = encoded[j]
+      if (e[0] !== b[o]) continue
+      const len = e.length
+      if (o + len > end) return -1
+      let i = 1
+      while (i < len && e[i] === b[o + i]) i++
+      if (i === len) return j
+    }
+    return -1
+  }
+}
+
+function concat (a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length)
+  out.set(a, 0)
+  out.set(b, a.length)
+  return out
 }
 
 function headSize (n: number): number {
@@ -353,9 +451,28 @@ export class CborWriter {
     this.buf[this.o++] = v ? 0xf5 : 0xf4
   }
 
-  /** A copy of what was written. */
-  finish (): Uint8Array { return this.buf.slice(0, this.o) }
+  /**
+   * A copy of what was written. Up to 4 KiB it is a view into a shared 64 KiB slab (as
+   * Buffer.allocUnsafe pools small buffers): a typed array above 64 bytes otherwise gets an
+   * off-heap allocation of its own, ~0.2 µs for every envelope encoded. A slab lives as long
+   * as any copy in it.
+   */
+  finish (): Uint8Array {
+    const n = this.o
+    if (n > SLAB_MAX_COPY) return this.buf.slice(0, n)
+    if (slabUsed + n > SLAB_BYTES) { slab = new Uint8Array(SLAB_BYTES); slabUsed = 0 }
+    const o = slabUsed
+    slab.set(this.buf.subarray(0, n), o)
+    // Eight-byte aligned, as an allocator would.
+    slabUsed = (o + n + 7) & ~7
+    return slab.subarray(o, o + n)
+  }
 }
+
+const SLAB_BYTES = 64 * 1024
+const SLAB_MAX_COPY = 4 * 1024
+let slab = new Uint8Array(SLAB_BYTES)
+let slabUsed = 0
 
 /**
  * Where the entry `key` of a canonical top-level map ends (the offset just past its value),

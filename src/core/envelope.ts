@@ -11,7 +11,6 @@
  * The hop count is not part of the envelope: it changes at each relay, so it travels in
  * the frame header (net/frames.ts) and is checked against the signed `hops` limit.
  */
-import { hash } from 'node:crypto'
 import { gunzipSync, gzipSync } from 'node:zlib'
 import * as dagCbor from '@ipld/dag-cbor'
 import * as cborg from 'cborg'
@@ -20,8 +19,8 @@ import { isNetworkId } from './ids.ts'
 import { isAgentId, verifyByDid, type AgentKey } from './keys.ts'
 import { isTopic } from './topics.ts'
 import { InvalidEnvelopeError, MessageTooLargeError } from './errors.ts'
-import { CborWriter, decodeCanonicalMap, mapEntryEnd } from './cbor-fast.ts'
-import { MAX_BATCH, SignedBatch, batchSigningInput, leafOf, merkleTree, proofLength, verifyInclusion, type BatchProof, type VerifiedRoots } from './batch.ts'
+import { CborWriter, KnownKeys, decodeCanonicalMap, mapEntryEnd } from './cbor-fast.ts'
+import { MAX_BATCH, SignedBatch, batchSigningInput, leafOf, merkleRoot, proofLength, putDigest, sha256, sha256Latin1, verifyInclusion, type BatchProof, type VerifiedRoots } from './batch.ts'
 
 export type { BatchProof } from './batch.ts'
 
@@ -130,15 +129,59 @@ const FIELD_NAMES = new Set(['v', 'net', 'mode', 'type', 'from', 'to', 'topic', 
 const DELIVERY_NAMES = new Set(['ack', 'maxMs', 'retries', 'dedup', 'seq', 'durable'])
 
 export function messageIdFromBytes (unsigned: Uint8Array): { id: MessageId, multihash: Uint8Array } {
-  const digest = hash('sha256', unsigned, 'buffer') as unknown as Uint8Array
   const multihash = new Uint8Array(34)
   multihash[0] = 0x12
   multihash[1] = 0x20
-  multihash.set(digest, 2)
-  return { id: base32Multibase(multihash) as MessageId, multihash }
+  putDigest(multihash, 2, sha256Latin1(unsigned))
+  return { id: idOfDigest(multihash, 2), multihash }
+}
+
+/** The sha2-256 digest of unsigned envelope bytes (a batch leaf), as a plain Uint8Array. */
+export function envelopeDigest (unsigned: Uint8Array): Uint8Array {
+  return sha256(unsigned)
 }
 
 const BASE32_CODES = new TextEncoder().encode('abcdefghijklmnopqrstuvwxyz234567')
+/** Written into and decoded from for every id (ids are made synchronously). */
+const idOut = Buffer.alloc(56)
+
+/**
+ * The message id of a sha2-256 digest (the 32 bytes at `at`): multibase base32 of the multihash 0x12 0x20 ‖ digest,
+ * without building the multihash — five bytes (eight characters) at a time.
+ */
+export function idOfDigest (bytes: Uint8Array, at: number = 0): MessageId {
+  if (bytes.length - at !== 32) return base32Multibase(Uint8Array.of(0x12, 0x20, ...bytes.subarray(at))) as MessageId
+  const digest = bytes
+  const out = idOut
+  const C = BASE32_CODES
+  out[0] = 0x62 // "b"
+  let o = 1
+  // 34 bytes: six groups of five (prefix and digest[0..28)), then four bytes.
+  for (let g = 0; g < 6; g++) {
+    const j = at + g * 5 - 2
+    const b0 = g === 0 ? 0x12 : digest[j]
+    const b1 = g === 0 ? 0x20 : digest[j + 1]
+    const b2 = digest[j + 2]; const b3 = digest[j + 3]; const b4 = digest[j + 4]
+    out[o] = C[b0 >>> 3]
+    out[o + 1] = C[((b0 & 7) << 2) | (b1 >>> 6)]
+    out[o + 2] = C[(b1 >>> 1) & 31]
+    out[o + 3] = C[((b1 & 1) << 4) | (b2 >>> 4)]
+    out[o + 4] = C[((b2 & 15) << 1) | (b3 >>> 7)]
+    out[o + 5] = C[(b3 >>> 2) & 31]
+    out[o + 6] = C[((b3 & 3) << 3) | (b4 >>> 5)]
+    out[o + 7] = C[b4 & 31]
+    o += 8
+  }
+  const b0 = digest[at + 28]; const b1 = digest[at + 29]; const b2 = digest[at + 30]; const b3 = digest[at + 31]
+  out[o] = C[b0 >>> 3]
+  out[o + 1] = C[((b0 & 7) << 2) | (b1 >>> 6)]
+  out[o + 2] = C[(b1 >>> 1) & 31]
+  out[o + 3] = C[((b1 & 1) << 4) | (b2 >>> 4)]
+  out[o + 4] = C[((b2 & 15) << 1) | (b3 >>> 7)]
+  out[o + 5] = C[(b3 >>> 2) & 31]
+  out[o + 6] = C[(b3 & 3) << 3]
+  return out.toString('latin1', 0, o + 7) as MessageId
+}
 
 /**
  * Multibase base32 (RFC 4648, lower case, no padding, prefix "b"): the id of every message.
@@ -279,6 +322,23 @@ export function prepareEnvelope (fields: EnvelopeFields, key: Pick<AgentKey, 'id
   return prepareChecked(clean as unknown as EnvelopeFields)
 }
 
+/**
+ * prepareEnvelope for a fresh object its caller gives up (the SDK's): when it has no undefined
+ * members (nor has its `dlv`), it is checked and becomes the envelope as it is, without the
+ * copy; otherwise as prepareEnvelope.
+ */
+export function prepareOwnedEnvelope (fields: EnvelopeFields, key: Pick<AgentKey, 'id'>): PreparedEnvelope {
+  const f = fields as unknown as Record<string, unknown>
+  if (Object.getPrototypeOf(f) !== Object.prototype) return prepareEnvelope(fields, key)
+  for (const k in f) if (f[k] === undefined) return prepareEnvelope(fields, key)
+  const d = f.dlv
+  if (d !== null && typeof d === 'object') for (const k in d) if ((d as Record<string, unknown>)[k] === undefined) return prepareEnvelope(fields, key)
+  if (fields.from !== key.id) throw new InvalidEnvelopeError('envelope `from` must be the signing agent')
+  const problem = checkFields(f)
+  if (problem != null) throw new InvalidEnvelopeError(problem)
+  return prepareChecked(fields)
+}
+
 function prepareChecked (clean: EnvelopeFields): PreparedEnvelope {
   const marks = { v: 0, net: 0 }
   const unsigned = encodeEnvelopeFields(clean, undefined, undefined, marks)
@@ -397,9 +457,10 @@ export function signPrepared (prepared: readonly PreparedEnvelope[], key: AgentK
   for (const p of prepared) if (p.fields.from !== key.id) throw new InvalidEnvelopeError('envelope `from` must be the signing agent')
   if (prepared.length === 1) return [finish(prepared[0], key.sign(signingInput(prepared[0].multihash)))]
   const leaves = prepared.map(p => leafOf(p.multihash))
-  const { root, paths } = merkleTree(leaves)
-  const sig = key.sign(batchSigningInput(root))
-  const batch = new SignedBatch(key.id, sig, leaves, prepared.map(p => p.unsigned), paths)
+  // The root only: the proofs are derived (SignedBatch.proof) if an envelope ever travels
+  // alone — in batch frames, which carry the leaves, none is needed.
+  const sig = key.sign(batchSigningInput(merkleRoot(leaves)))
+  const batch = new SignedBatch(key.id, sig, leaves, prepared.map(p => p.unsigned))
   return prepared.map((p, i) => {
     const env = leafObject(Object.assign(Object.create(LEAF_PROTO) as Record<string, unknown>, p.fields), p.id, batch, i)
     const size = wireSize(env)
@@ -427,7 +488,7 @@ export function decodeEnvelope (bytes: Uint8Array, maxBytes: number = LIMITS.max
   if (bytes.length > maxBytes) return { ok: false, reason: 'too-large', detail: `${bytes.length} bytes > ${maxBytes}` }
   // Fast path: canonical input decodes in one pass that also yields the unsigned bytes
   // (the wire minus `sig` and `bp`). Anything it does not take goes the general way below.
-  const fast = decodeCanonicalMap(bytes, UNSIGNED_OMIT)
+  const fast = decodeCanonicalMap(bytes, UNSIGNED_OMIT, undefined, ENVELOPE_KEYS)
   let fields: Record<string, unknown>
   let sig: unknown
   let rawProof: unknown
@@ -459,13 +520,15 @@ export function decodeEnvelope (bytes: Uint8Array, maxBytes: number = LIMITS.max
     return { ok: true, envelope: Object.freeze(out) as unknown as Envelope }
   }
   out.bp = bp
-  if (!verifyInclusion(env.from, leafOf(multihash), bp, (root) => verifyByDid(env.from, batchSigningInput(root), sig), roots)) {
+  if (!verifyInclusion(env.from, leafOf(multihash), bp, sig, (root) => verifyByDid(env.from, batchSigningInput(root), sig), roots)) {
     return { ok: false, reason: 'bad-signature', detail: `batch signature or proof does not verify for ${env.from}` }
   }
   return { ok: true, envelope: Object.freeze(out) as unknown as Envelope }
 }
 
 const UNSIGNED_OMIT = ['sig', 'bp']
+/** Every envelope key, `sig` and `bp` too, for the canonical reader (KnownKeys). */
+const ENVELOPE_KEYS = new KnownKeys([...FIELD_NAMES, 'sig', 'bp'])
 const OMIT_NONE: readonly string[] = []
 
 export type UnsignedResult =
@@ -478,19 +541,36 @@ export type UnsignedResult =
  * the caller over the root. A `sig` or `bp` entry is an unknown field here. Never throws.
  */
 export function decodeUnsigned (bytes: Uint8Array, maxBytes: number = LIMITS.maxEnvelopeBytes): UnsignedResult {
-  if (bytes.length > maxBytes) return { ok: false, reason: 'too-large', detail: `${bytes.length} bytes > ${maxBytes}` }
-  // Decoded straight into an object that can become the envelope (leafEnvelope).
+  const fields = decodeLeafFields(bytes, maxBytes)
+  if (fields instanceof LeafFailure) return { ok: false, reason: fields.reason, detail: fields.detail }
+  const { id, multihash } = messageIdFromBytes(bytes)
+  return { ok: true, fields, multihash, id }
+}
+
+/** Why a leaf's unsigned bytes were refused (decodeLeafFields). */
+export class LeafFailure {
+  readonly reason: DecodeFailure
+  readonly detail: string
+  constructor (reason: DecodeFailure, detail: string) { this.reason = reason; this.detail = detail }
+}
+
+/**
+ * decodeUnsigned without the id (a batch frame's ingress hashes each leaf itself): the
+ * checked fields, decoded straight into an object that can become the envelope
+ * (leafEnvelope), or a LeafFailure. Never throws.
+ */
+export function decodeLeafFields (bytes: Uint8Array, maxBytes: number = LIMITS.maxEnvelopeBytes): EnvelopeFields | LeafFailure {
+  if (bytes.length > maxBytes) return new LeafFailure('too-large', `${bytes.length} bytes > ${maxBytes}`)
   let fields = Object.create(LEAF_PROTO) as Record<string, unknown>
-  const fast = decodeCanonicalMap(bytes, OMIT_NONE, fields)
+  const fast = decodeCanonicalMap(bytes, OMIT_NONE, fields, ENVELOPE_KEYS)
   if (fast === undefined) {
     const slow = decodeGeneral(bytes)
-    if (!slow.ok) return slow
+    if (!slow.ok) return new LeafFailure(slow.reason, slow.detail)
     fields = Object.assign(Object.create(LEAF_PROTO) as Record<string, unknown>, slow.value)
   }
   const problem = checkFields(fields)
-  if (problem != null) return { ok: false, reason: 'bad-field', detail: problem }
-  const { id, multihash } = messageIdFromBytes(bytes)
-  return { ok: true, fields: fields as unknown as EnvelopeFields, multihash, id }
+  if (problem != null) return new LeafFailure('bad-field', problem)
+  return fields as unknown as EnvelopeFields
 }
 
 /**

@@ -4,8 +4,8 @@
  * message; nothing is thrown and nothing is forwarded.
  */
 import type { MessageId, NetworkId } from './ids.ts'
-import { MAX_BATCH, SignedBatch, batchSigningInput, leafOf, merkleRoot, type VerifiedRoots } from './batch.ts'
-import { decodeEnvelope, decodeUnsigned, envelopePayload, leafEnvelope, LIMITS, type DecodeFailure, type Envelope, type EnvelopeFields } from './envelope.ts'
+import { MAX_BATCH, SignedBatch, batchSigningInput, merkleRoot, type VerifiedRoots } from './batch.ts'
+import { LeafFailure, decodeEnvelope, decodeLeafFields, envelopeDigest, envelopePayload, idOfDigest, leafEnvelope, LIMITS, type DecodeFailure, type Envelope, type EnvelopeFields } from './envelope.ts'
 import type { AgentId, MessageId as Id } from './ids.ts'
 import { verifyByDid } from './keys.ts'
 
@@ -94,42 +94,41 @@ export function checkBatch (sig: Uint8Array, elements: readonly Uint8Array[], ho
   if (sig.length !== 64) return { ok: false, reason: 'bad-field', detail: 'batch signature must be 64 bytes' }
   const leaves: Uint8Array[] = new Array(n)
   const unsigned: Array<Uint8Array | undefined> = new Array(n)
-  const carried: Array<{ i: number, fields: EnvelopeFields, id: Id }> = []
+  // The carried envelopes: fields, leaf index and id, in leaf order.
+  const fields: EnvelopeFields[] = []
+  const index: number[] = []
+  const ids: Id[] = []
   let signer: AgentId | undefined
   for (let i = 0; i < n; i++) {
     const e = elements[i]
     if (e.length === LEAF_HASH_BYTES) { leaves[i] = e; continue }
-    const d = decodeUnsigned(e, opts.maxBytes)
-    if (!d.ok) return { ok: false, reason: d.reason, detail: `leaf ${i}: ${d.detail}` }
-    if (signer === undefined) signer = d.fields.from
-    else if (d.fields.from !== signer) return { ok: false, reason: 'bad-field', detail: `leaf ${i} is from ${d.fields.from}, the batch from ${signer}` }
-    leaves[i] = leafOf(d.multihash)
+    const f = decodeLeafFields(e, opts.maxBytes)
+    if (f instanceof LeafFailure) return { ok: false, reason: f.reason, detail: `leaf ${i}: ${f.detail}` }
+    if (signer === undefined) signer = f.from
+    else if (f.from !== signer) return { ok: false, reason: 'bad-field', detail: `leaf ${i} is from ${f.from}, the batch from ${signer}` }
+    const digest = envelopeDigest(e)
+    leaves[i] = digest
     unsigned[i] = e
-    carried.push({ i, fields: d.fields, id: d.id })
+    fields.push(f)
+    index.push(i)
+    ids.push(idOfDigest(digest))
   }
   if (signer === undefined) return { ok: false, reason: 'malformed', detail: 'a batch frame carries at least one envelope' }
   const root = merkleRoot(leaves)
   const roots = opts.roots
   // Cached as root ‖ signature: a frame is taken as verified only when this very root was
-  // signed — not when it reaches some inner node of a verified tree (as a proof may), which
-  // would let a sub-tree of a batch pass as a batch whose derived proofs do not verify.
-  const signed = new Uint8Array(root.length + sig.length)
-  signed.set(root, 0)
-  signed.set(sig, root.length)
-  if (roots?.has(signer, signed) === true) roots.hits += carried.length
+  // signed with this signature — never because it is some inner node of a verified tree.
+  if (roots?.has(signer, root, sig) === true) roots.hits += fields.length
   else {
     if (roots !== undefined) roots.checks++
     if (!verifyByDid(signer, batchSigningInput(root), sig)) return { ok: false, reason: 'bad-signature', detail: `batch signature does not verify for ${signer} over the root of its ${n} leaves` }
-    // The root itself too: envelopes of the batch that come alone, with `bp`, then verify by hashes.
-    roots?.add(signer, [signed, root])
-    if (roots !== undefined) roots.hits += carried.length - 1
+    // Envelopes of the batch that come alone, with `bp`, then verify by hashes.
+    roots?.add(signer, root, sig)
+    if (roots !== undefined) roots.hits += fields.length - 1
   }
   const batch = new SignedBatch(signer, sig, leaves, unsigned)
-  const results: IngressResult[] = new Array(carried.length)
-  for (let k = 0; k < carried.length; k++) {
-    const c = carried[k]
-    results[k] = checkContext(leafEnvelope(c.fields, c.id, batch, c.i), hopCount, opts, now)
-  }
+  const results: IngressResult[] = new Array(fields.length)
+  for (let k = 0; k < fields.length; k++) results[k] = checkContext(leafEnvelope(fields[k], ids[k], batch, index[k]), hopCount, opts, now)
   return { ok: true, batch, results }
 }
 
@@ -156,17 +155,19 @@ function checkContext (env: Envelope, hopCount: number, opts: IngressOptions, no
  * the ~200 a Map of id strings costs, and nothing for the garbage collector to trace. At
  * 2,000 msgs/s and the default TTL (300 s + 30 s skew) that is 16 MB instead of ~130 MB.
  * Two different ids share a hash with probability n / 2^64 per lookup (n ids held; the hash
- * seed is random per cache, so collisions cannot be aimed) — about 10^-13 when full.
+ * seed is random per process, so collisions cannot be aimed) — about 10^-13 when full. The
+ * caches share the seed so that an id looked up in two of them in a row (the dissemination
+ * core's window, then the router's dedup) is hashed once.
  *
  * Layout: a ring of slots in insertion order (hash high, hash low, expiry) and an open-
- * addressing index (linear probing) from hash to slot. Expired ids are swept at most once a
+ * addressing index (linear probing) from hash to slot; each bucket holds its slot and the
+ * hash's high half, so a probe touches the ring (another cache miss in a table of millions)
+ * only for a bucket whose hash matches. Expired ids are swept at most once a
  * second: from the oldest end, plus a bounded stretch of the ring beyond it (ids with short
  * TTLs behind long-lived ones), so neither an add nor a sweep ever scans the whole cache.
  */
 export class DedupCache {
   private readonly maxEntries: number
-  private readonly seedA = (Math.random() * 0x100000000) >>> 0
-  private readonly seedB = (Math.random() * 0x100000000) >>> 0
   // Ring of slots in insertion order: [head, head + used) modulo capacity. A removed slot
   // inside the ring is a hole (expiry NaN) until the head passes it or the ring is compacted.
   private hi: Uint32Array
@@ -175,8 +176,9 @@ export class DedupCache {
   private head = 0
   private used = 0
   private live = 0
-  // Index: slot + 1 per bucket; 0 empty, -1 deleted.
+  // Index: per bucket, slot + 1 (0 empty, -1 deleted) and the high hash half (as int32).
   private index: Int32Array
+  private buckets: number
   private deleted = 0
   private lastSweep = 0
   private cursor = 0
@@ -192,7 +194,8 @@ export class DedupCache {
     this.hi = new Uint32Array(capacity)
     this.lo = new Uint32Array(capacity)
     this.exp = new Float64Array(capacity)
-    this.index = new Int32Array(capacity * 2)
+    this.buckets = capacity * 2
+    this.index = new Int32Array(this.buckets * 2)
   }
 
   /** Records `id`; false when it was already present (and not expired). */
@@ -236,11 +239,19 @@ export class DedupCache {
 
   private get capacity (): number { return this.exp.length }
 
-  /** Two independent 32-bit hashes of `id` (Murmur3-style mixing, per-cache random seeds). */
+  /**
+   * Two independent 32-bit hashes of `id` (Murmur3-style mixing, per-process random seeds).
+   * A message id (`b` + base32 of a sha2-256 multihash, 56 characters) is hashed over 16
+   * characters of its digest — 80 bits that its sender cannot choose, beyond the 64 the hash
+   * keeps; any other string over all of it.
+   */
   private hash (id: string): void {
-    let a = this.seedA ^ id.length
-    let b = this.seedB
-    for (let i = 0; i < id.length; i++) {
+    if (id === memoId) { this.h1 = memoH1; this.h2 = memoH2; return }
+    let a = SEED_A ^ id.length
+    let b = SEED_B
+    const digestPart = id.length === MESSAGE_ID_LENGTH && id.charCodeAt(0) === 0x62
+    const end = digestPart ? DIGEST_CHARS_FROM + 16 : id.length
+    for (let i = digestPart ? DIGEST_CHARS_FROM : 0; i < end; i++) {
       const c = id.charCodeAt(i)
       a = Math.imul(a ^ c, 0x5bd1e995)
       a ^= a >>> 15
@@ -251,25 +262,28 @@ export class DedupCache {
     a = Math.imul(a ^ (a >>> 13), 0xc2b2ae35)
     b = Math.imul(b ^ (b >>> 16), 0x7feb352d)
     b = Math.imul(b ^ (b >>> 15), 0x846ca68b)
-    this.h1 = (a ^ (a >>> 16)) >>> 0
-    this.h2 = (b ^ (b >>> 16)) >>> 0
+    this.h1 = memoH1 = (a ^ (a >>> 16)) >>> 0
+    this.h2 = memoH2 = (b ^ (b >>> 16)) >>> 0
+    memoId = id
   }
 
   /** The slot holding the current hash, or -1. */
   private find (): number {
-    const mask = this.index.length - 1
+    const mask = this.buckets - 1
+    const idx = this.index
+    const tag = this.h1 | 0
     for (let i = this.h2 & mask; ; i = (i + 1) & mask) {
-      const v = this.index[i]
+      const v = idx[2 * i]
       if (v === 0) return -1
-      if (v > 0 && this.hi[v - 1] === this.h1 && this.lo[v - 1] === this.h2) return v - 1
+      if (v > 0 && idx[2 * i + 1] === tag && this.lo[v - 1] === this.h2) return v - 1
     }
   }
 
   /** The index bucket pointing at `slot` (which must be indexed). */
   private bucketOf (slot: number): number {
-    const mask = this.index.length - 1
+    const mask = this.buckets - 1
     for (let i = this.lo[slot] & mask; ; i = (i + 1) & mask) {
-      if (this.index[i] === slot + 1) return i
+      if (this.index[2 * i] === slot + 1) return i
     }
   }
 
@@ -282,20 +296,21 @@ export class DedupCache {
     this.used++
     this.live++
     this.indexSlot(slot)
-    if ((this.live + this.deleted) * 4 > this.index.length * 3) this.resize(this.capacity)
+    if ((this.live + this.deleted) * 4 > this.buckets * 3) this.resize(this.capacity)
   }
 
   private indexSlot (slot: number): void {
-    const mask = this.index.length - 1
+    const mask = this.buckets - 1
     let i = this.lo[slot] & mask
-    while (this.index[i] > 0) i = (i + 1) & mask
-    if (this.index[i] === -1) this.deleted--
-    this.index[i] = slot + 1
+    while (this.index[2 * i] > 0) i = (i + 1) & mask
+    if (this.index[2 * i] === -1) this.deleted--
+    this.index[2 * i] = slot + 1
+    this.index[2 * i + 1] = this.hi[slot] | 0
   }
 
   /** Forgets the id in `slot` (a live one); a hole stays in the ring unless it is the head. */
   private removeSlot (slot: number): void {
-    this.index[this.bucketOf(slot)] = -1
+    this.index[2 * this.bucketOf(slot)] = -1
     this.deleted++
     this.exp[slot] = Number.NaN
     this.live--
@@ -329,7 +344,8 @@ export class DedupCache {
     this.head = 0
     this.used = n
     this.cursor = 0
-    this.index = new Int32Array(capacity * 2)
+    this.buckets = capacity * 2
+    this.index = new Int32Array(this.buckets * 2)
     this.deleted = 0
     for (let s = 0; s < n; s++) this.indexSlot(s)
   }
@@ -357,6 +373,17 @@ export class DedupCache {
     }
   }
 }
+
+/** Length of a message id, and where the characters that are only digest bits begin (after "bciq" and one more). */
+const MESSAGE_ID_LENGTH = 56
+const DIGEST_CHARS_FROM = 5
+
+// Shared by every DedupCache of the process (see the class comment), and the last id hashed.
+const SEED_A = (Math.random() * 0x100000000) >>> 0
+const SEED_B = (Math.random() * 0x100000000) >>> 0
+let memoId: string | undefined
+let memoH1 = 0
+let memoH2 = 0
 
 function ceilPow2 (n: number): number {
   let p = 1

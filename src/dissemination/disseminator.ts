@@ -58,6 +58,12 @@ export interface Disseminator<P> {
   publish: (message: Publication<P>, now: number) => Actions<P>
   /** A frame from neighbour `from`. Bad input is dropped with a reason, never thrown. */
   receive: (from: NodeId, frame: Frame<P>, now: number) => Actions<P>
+  /**
+   * Data messages that came together (a batch frame) from neighbour `from`, with the same
+   * labels: the same as a `receive` of a data frame for each, in order, with one set of
+   * actions for all.
+   */
+  receiveData: (from: NodeId, messages: ReadonlyArray<DataMessage<P>>, targets: readonly number[] | undefined, now: number) => Actions<P>
   /** Timers: batched interest, pending and periodic announcements, expiry sweeps. */
   tick: (now: number) => Actions<P>
   /** When `tick` next has work (Infinity: none). */
@@ -250,6 +256,16 @@ class DisseminatorImpl<P> implements Disseminator<P> {
     return this.finish(out, now)
   }
 
+  receiveData (from: NodeId, messages: ReadonlyArray<DataMessage<P>>, targets: readonly number[] | undefined, now: number): Actions<P> {
+    const out = new Out<P>()
+    if (!this.links.has(from)) {
+      this.dropped(out, 'not-neighbour', from)
+      return out.done()
+    }
+    for (let k = 0; k < messages.length; k++) this.onData(out, from, messages[k], targets, now)
+    return this.finish(out, now)
+  }
+
   tick (now: number): Actions<P> {
     const out = new Out<P>()
     if (this.announceDueAt <= now || (this.interested && now >= this.lastAnnounceAt + this.params.refreshMs)) this.announce(out, now)
@@ -338,9 +354,8 @@ class DisseminatorImpl<P> implements Disseminator<P> {
       this.deliverLocally(out, m)
     } else this.dropped(out, 'duplicate', from, m.id)
     if (m.hops >= m.maxHops) return
-    const next: DataMessage<P> = { ...m, hops: m.hops + 1 }
     if (targets === undefined) {
-      if (first) this.flood(out, next, from)
+      if (first) this.flood(out, m, from, 1)
       return
     }
     // A labelled copy is forwarded even when the message was seen: each copy is for its
@@ -359,15 +374,20 @@ class DisseminatorImpl<P> implements Disseminator<P> {
       if (list === undefined) by.set(e.vias[0], [e.viaSlots[0]])
       else list.push(e.viaSlots[0])
     }
-    if (by !== undefined) for (const [to, labels] of by) this.sendData(out, to, next, labels)
+    if (by === undefined) return
+    const next: DataMessage<P> = { ...m, hops: m.hops + 1 }
+    for (const [to, labels] of by) this.sendData(out, to, next, labels)
   }
 
-  /** A broadcast, or a topic message from a cold or overflowing publisher: to every neighbour but its sender. */
-  private flood (out: Out<P>, m: DataMessage<P>, from: NodeId | undefined): void {
+  /**
+   * A broadcast, or a topic message from a cold or overflowing publisher: to every neighbour
+   * but its sender, with `advance` more hops (the copy made only when there is a neighbour).
+   */
+  private flood (out: Out<P>, m: DataMessage<P>, from: NodeId | undefined, advance: number = 0): void {
     let frame: Frame<P> | undefined
     for (const to of this.links) {
       if (to === from) continue
-      frame ??= { kind: 'data', message: m }
+      frame ??= { kind: 'data', message: advance === 0 ? m : { ...m, hops: m.hops + advance } }
       out.to(to, frame)
       this.counters.dataSent++
     }
@@ -402,8 +422,15 @@ class DisseminatorImpl<P> implements Disseminator<P> {
     if (m.broadcast === true) return m.topic === undefined
     if (m.broadcast !== undefined || typeof m.topic !== 'string') return false
     // Remote topics were checked by ingress; a local one is checked here.
-    return local ? isTopic(m.topic) : m.topic.length > 0 && m.topic.length <= MAX_TOPIC_LENGTH
+    if (!local) return m.topic.length > 0 && m.topic.length <= MAX_TOPIC_LENGTH
+    if (m.topic === this.lastLocalTopic) return true
+    if (!isTopic(m.topic)) return false
+    this.lastLocalTopic = m.topic
+    return true
   }
+
+  /** The last topic a local publication was checked with (publishers repeat theirs). */
+  private lastLocalTopic: string | undefined
 
   // ---- interest ------------------------------------------------------------------------------
 

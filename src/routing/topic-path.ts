@@ -42,6 +42,7 @@ export const MAX_GROUPED_ENVELOPE = 64 * 1024
 
 /** Envelopes of one batch bound for one neighbour with the same hops, labels and priority: one batch frame. */
 interface Group {
+  readonly key: string
   readonly to: string
   readonly link: FrameLink
   readonly batch: SignedBatch
@@ -84,6 +85,8 @@ export class TopicPath {
   /** Open batch frames, by neighbour, hops, labels and priority; written out at the end of the turn. */
   private readonly groups = new Map<string, Group>()
   private groupsScheduled = false
+  /** The group the last copy joined (see group()). */
+  private lastGroup: Group | undefined
   private timer?: NodeJS.Timeout
   private timerAt = Number.POSITIVE_INFINITY
   private stopped = false
@@ -190,10 +193,16 @@ export class TopicPath {
       this.init.reject(res.reason, res.detail, peer)
       return
     }
+    // The envelopes admitted at once go to the core together: one set of actions per frame.
+    const now: Array<DataMessage<Envelope>> = []
     for (const r of res.results) {
       if (!r.ok) { this.init.reject(r.reason, r.detail, peer, r.id); continue }
-      this.admitted(peer, this.init.admitChecked(r.envelope, peer), frame.h, frame.x)
+      const env = this.init.admitChecked(r.envelope, peer)
+      if (env === undefined) continue
+      if (env instanceof Promise) this.admitted(peer, env, frame.h, frame.x)
+      else now.push(this.messageOf(env, frame.h))
     }
+    if (now.length > 0) this.apply(this.core.receiveData(peer as NodeId, now, frame.x, Date.now()), peer)
     this.flushGroups()
   }
 
@@ -275,6 +284,15 @@ export class TopicPath {
     const i = leafIndexOf(env)
     const size = batch.unsigned[i]?.length ?? Number.POSITIVE_INFINITY
     if (size > MAX_GROUPED_ENVELOPE) return false
+    // Consecutive copies usually go where the last one went (same neighbour, hops, labels
+    // array, priority and batch): append to that frame without building its key.
+    const last = this.lastGroup
+    if (last !== undefined && last.batch === batch && last.to === to && last.link === link && last.hops === m.hops &&
+        last.prio === env.prio && last.labels === labels && last.bytes + size <= MAX_BATCH_FRAME_CARRIED && this.groups.get(last.key) === last) {
+      last.leaves.push(i)
+      last.bytes += size
+      return true
+    }
     const key = `${to}\u0000${m.hops}\u0000${env.prio}\u0000${labels === undefined ? '*' : labels.join(',')}`
     let g = this.groups.get(key)
     if (g !== undefined && (g.batch !== batch || g.bytes + size > MAX_BATCH_FRAME_CARRIED || g.link !== link)) {
@@ -283,7 +301,7 @@ export class TopicPath {
       g = undefined
     }
     if (g === undefined) {
-      g = { to, link, batch, hops: m.hops, labels, prio: env.prio, leaves: [], bytes: 0 }
+      g = { key, to, link, batch, hops: m.hops, labels, prio: env.prio, leaves: [], bytes: 0 }
       this.groups.set(key, g)
       if (!this.groupsScheduled) {
         this.groupsScheduled = true
@@ -292,12 +310,13 @@ export class TopicPath {
     }
     g.leaves.push(i)
     g.bytes += size
+    this.lastGroup = g
     return true
   }
 
   /** Writes out the open batch frames (those to `to` only, when given). */
   private flushGroups (to?: string): void {
-    if (to === undefined) this.groupsScheduled = false
+    if (to === undefined) { this.groupsScheduled = false; this.lastGroup = undefined }
     for (const [key, g] of this.groups) {
       if (to !== undefined && g.to !== to) continue
       this.groups.delete(key)

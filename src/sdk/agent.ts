@@ -8,7 +8,7 @@ import type { AgentId, MessageId } from '../core/ids.ts'
 import type { AgentKey } from '../core/keys.ts'
 import { isAgentId } from '../core/keys.ts'
 import {
-  compressPayload, DEFAULTS, prepareEnvelope, signEnvelope, signPrepared, type Envelope, type EnvelopeFields, type Mode, type PreparedEnvelope
+  compressPayload, DEFAULTS, prepareOwnedEnvelope, signEnvelope, signPrepared, type Envelope, type EnvelopeFields, type Mode, type PreparedEnvelope
 } from '../core/envelope.ts'
 import { parsePattern, parseTopic, topicMatches } from '../core/topics.ts'
 import {
@@ -92,6 +92,9 @@ class Sub implements Subscription {
   private readonly gate?: (m: Message) => Promise<boolean>
   /** A callback subscription: messages go here at once, never into the channel. */
   readonly onMessage?: (m: Message) => void
+  /** The last topic matched against the pattern, and the outcome (a stream repeats its topic). */
+  private lastTopic: string | undefined
+  private lastMatch = false
 
   constructor (pattern: string, capacity: number, onEnd: (s: Sub) => void, signal?: AbortSignal, gate?: (m: Message) => Promise<boolean>, onMessage?: (m: Message) => void) {
     this.pattern = pattern
@@ -101,6 +104,14 @@ class Sub implements Subscription {
     this.gate = gate
     this.onMessage = onMessage
     signal?.addEventListener('abort', () => { this.unsubscribe() }, { once: true })
+  }
+
+  matches (topic: string): boolean {
+    if (topic !== this.lastTopic) {
+      this.lastMatch = topicMatches(this.pattern, topic)
+      this.lastTopic = topic
+    }
+    return this.lastMatch
   }
 
   push (msg: Message): void {
@@ -224,32 +235,39 @@ export class AgentImpl implements Agent {
     if (ts === this.lastTs) this.nonce++
     else { this.lastTs = ts; this.nonce = 0 }
     const wantsDelivery = o.confirm === true || o.retries != null || o.maxDeliveryMs != null || o.ordered === true || o.durable === true
-    const fields: EnvelopeFields = {
-      v: 1,
-      net: this.opts.network as EnvelopeFields['net'],
-      mode,
-      type: o.type ?? 'inform',
-      from: this.id,
-      to: target.to,
-      topic: target.topic as EnvelopeFields['topic'],
-      schema: o.schema,
-      proto: o.protocol,
-      conv: o.conversation,
-      corr: o.correlation,
-      replyTo: o.replyTo,
-      ts,
-      nonce: this.nonce > 0 ? this.nonce : undefined,
-      ttl: o.ttl ?? DEFAULTS.ttl,
-      hops: o.hops ?? DEFAULTS.hops,
-      prio: o.priority ?? DEFAULTS.prio,
-      dlv: wantsDelivery
-        ? { ack: o.confirm === true || (o.retries ?? 0) > 0 ? true : undefined, retries: o.retries, maxMs: o.maxDeliveryMs, seq, durable: o.durable === true ? true : undefined }
-        : undefined,
-      ct,
-      enc: o.compress === true ? 'gzip' : undefined,
-      body: o.compress === true ? compressPayload(body) : body,
-      ...extra
+    // Built without undefined members (also in dlv), so that prepareOwnedEnvelope can take
+    // the object as it is instead of copying it.
+    const f: Record<string, unknown> = { v: 1, net: this.opts.network, mode, type: o.type ?? 'inform', from: this.id }
+    if (target.to !== undefined) f.to = target.to
+    if (target.topic !== undefined) f.topic = target.topic
+    if (o.schema !== undefined) f.schema = o.schema
+    if (o.protocol !== undefined) f.proto = o.protocol
+    if (o.conversation !== undefined) f.conv = o.conversation
+    if (o.correlation !== undefined) f.corr = o.correlation
+    if (o.replyTo !== undefined) f.replyTo = o.replyTo
+    f.ts = ts
+    if (this.nonce > 0) f.nonce = this.nonce
+    f.ttl = o.ttl ?? DEFAULTS.ttl
+    f.hops = o.hops ?? DEFAULTS.hops
+    f.prio = o.priority ?? DEFAULTS.prio
+    if (wantsDelivery) {
+      const d: Record<string, unknown> = {}
+      if (o.confirm === true || (o.retries ?? 0) > 0) d.ack = true
+      if (o.retries !== undefined) d.retries = o.retries
+      if (o.maxDeliveryMs !== undefined) d.maxMs = o.maxDeliveryMs
+      if (seq !== undefined) d.seq = seq
+      if (o.durable === true) d.durable = true
+      f.dlv = d
     }
+    f.ct = ct
+    if (o.compress === true) f.enc = 'gzip'
+    f.body = o.compress === true ? compressPayload(body) : body
+    for (const k in extra) {
+      const v = (extra as Record<string, unknown>)[k]
+      if (v !== undefined) f[k] = v
+      else delete f[k]
+    }
+    const fields = f as unknown as EnvelopeFields
     return fields
   }
 
@@ -359,7 +377,7 @@ export class AgentImpl implements Agent {
       const env = await this.checked('topic', { topic: parseTopic(topic) }, payload, options)
       return await this.transport.submit(env, options)
     }
-    const p = prepareEnvelope(this.fields('topic', { topic: parseTopic(topic) }, payload, options), this.key)
+    const p = prepareOwnedEnvelope(this.fields('topic', { topic: parseTopic(topic) }, payload, options), this.key)
     return await new Promise<SendResult>((resolve, reject) => { this.queuePublication({ p, options, resolve, reject }) })
   }
 
@@ -375,7 +393,7 @@ export class AgentImpl implements Agent {
       })
       return this.bufferedInflight < PUBLISH_MAX_INFLIGHT
     }
-    const p = prepareEnvelope(this.fields('topic', { topic: parseTopic(topic) }, payload, options), this.key)
+    const p = prepareOwnedEnvelope(this.fields('topic', { topic: parseTopic(topic) }, payload, options), this.key)
     this.queuePublication({ p })
     const t = this.transport
     // In process, the node's link queues are the backpressure (and a batch is handed over
@@ -407,7 +425,7 @@ export class AgentImpl implements Agent {
       // Durable sends made in the same tick share one batch signature, as publications do:
       // each envelope carries its inclusion proof, so it is stored and delivered alone, and
       // the home node verifies the batch's signature once. Submitted in call order.
-      const p = prepareEnvelope(this.fields('direct', { to: [id] }, payload, options, {}, seq), this.key)
+      const p = prepareOwnedEnvelope(this.fields('direct', { to: [id] }, payload, options, {}, seq), this.key)
       return await new Promise<SendResult>((resolve, reject) => { this.queuePublication({ p, options, resolve, reject }) })
     }
     const env = await this.checked('direct', { to: [id] }, payload, options, {}, seq)
@@ -428,7 +446,7 @@ export class AgentImpl implements Agent {
       const env = await this.checked('broadcast', {}, payload, options)
       return await this.transport.submit(env, options)
     }
-    const p = prepareEnvelope(this.fields('broadcast', {}, payload, options), this.key)
+    const p = prepareOwnedEnvelope(this.fields('broadcast', {}, payload, options), this.key)
     return await new Promise<SendResult>((resolve, reject) => { this.queuePublication({ p, options, resolve, reject }) })
   }
 
@@ -658,7 +676,7 @@ export class AgentImpl implements Agent {
       return
     }
     if (env.mode === 'topic') {
-      for (const s of this.subs) if (topicMatches(s.pattern, env.topic as string)) s.push(msg)
+      for (const s of this.subs) if (s.matches(env.topic as string)) s.push(msg)
       return
     }
     if (env.corr != null) {

@@ -49,6 +49,7 @@ describe('Merkle tree and inclusion proofs', () => {
       const leaves = Array.from({ length: n }, (_, i) => sha(Uint8Array.of(0, i)))
       const { root, paths } = merkleTree(leaves)
       assert.equal(hex(root), hex(mth(leaves)), `root of ${n}`)
+      assert.equal(hex(merkleRoot(leaves)), hex(root), `merkleRoot (bottom up) of ${n}`)
       for (let i = 0; i < n; i++) {
         assert.ok(paths[i].length <= Math.ceil(Math.log2(n)))
         if (n === 1) continue
@@ -134,19 +135,40 @@ describe('batch-signed envelopes', () => {
     assert.equal(decodeEnvelope(wire({ bp: [6, 2, flipped] }), undefined, roots).ok, false)
   })
 
-  test('verifyInclusion stops at a verified hash but checks the signature of an unknown root', () => {
+  test('verifyInclusion walks every proof to its root; the cache holds signed roots only', () => {
     const leaves = Array.from({ length: 8 }, (_, i) => sha(Uint8Array.of(0, i)))
     const { root, paths } = merkleTree(leaves)
+    const sig = new Uint8Array(64).fill(7)
     const cache = new VerifiedRoots()
     let checks = 0
     const ok = (r: Uint8Array): boolean => { checks++; return hex(r) === hex(root) }
-    assert.ok(verifyInclusion('s', leaves[0], { n: 8, i: 0, path: paths[0] }, ok, cache))
-    assert.ok(verifyInclusion('s', leaves[1], { n: 8, i: 1, path: paths[1] }, ok, cache))
-    assert.ok(verifyInclusion('s', leaves[6], { n: 8, i: 6, path: paths[6] }, ok, cache))
+    assert.ok(verifyInclusion('s', leaves[0], { n: 8, i: 0, path: paths[0] }, sig, ok, cache))
+    assert.ok(verifyInclusion('s', leaves[1], { n: 8, i: 1, path: paths[1] }, sig, ok, cache))
+    assert.ok(verifyInclusion('s', leaves[6], { n: 8, i: 6, path: paths[6] }, sig, ok, cache))
     assert.equal(checks, 1)
-    assert.ok(!verifyInclusion('t', leaves[6], { n: 8, i: 6, path: paths[6] }, () => false, cache), 'cache is per signer')
+    assert.equal(cache.size, 1)
+    assert.ok(!verifyInclusion('t', leaves[6], { n: 8, i: 6, path: paths[6] }, sig, () => false, cache), 'cache is per signer')
+    assert.ok(!verifyInclusion('s', leaves[6], { n: 8, i: 6, path: paths[6] }, new Uint8Array(64), () => false, cache), 'and per signature')
     const other = sha(Uint8Array.of(9))
-    assert.ok(!verifyInclusion('s', other, { n: 8, i: 6, path: paths[6] }, () => false, cache))
+    assert.ok(!verifyInclusion('s', other, { n: 8, i: 6, path: paths[6] }, sig, () => false, cache))
+    // Leaf 1's proof with its first step right (its parent is a node of the verified tree)
+    // and the rest wrong: refused, however much of the tree was verified before.
+    const bent = [paths[1][0], sha(Uint8Array.of(1)), paths[1][2]]
+    assert.ok(!verifyInclusion('s', leaves[1], { n: 8, i: 1, path: bent }, sig, () => false, cache))
+  })
+
+  test('an envelope whose proof reaches a node of a verified tree but not its root is refused (and not relayed)', () => {
+    const envs = signEnvelopes(Array.from({ length: 8 }, (_, i) => fields(i)), key)
+    const roots = new VerifiedRoots()
+    for (const e of envs.slice(0, 4)) assert.ok(decodeEnvelope(e.bytes, undefined, roots).ok)
+    const { sig, bp, id: _i, bytes: _b, ...rest } = envs[1]
+    // The first sibling is right, so the walk passes through nodes an earlier proof had;
+    // the rest of the path is junk that fails at any node without this cache.
+    const bent = [bp?.path[0] as Uint8Array, new Uint8Array(32).fill(1), new Uint8Array(32).fill(2)]
+    const forged = dagCbor.encode({ ...rest, sig, bp: [8, 1, bent] })
+    const r = decodeEnvelope(forged, undefined, roots)
+    assert.ok(!r.ok && r.reason === 'bad-signature', 'a bent proof is refused with a warm cache')
+    assert.equal(decodeEnvelope(forged, undefined, new VerifiedRoots()).ok, false)
   })
 
   test('the batch vector: leaves, root and signature recomputed independently', () => {
@@ -292,8 +314,6 @@ describe('one-pass canonical reader and direct encoders', () => {
     assert.ok(checkBatch(envs[0].sig, l, 1, opts).ok)
     assert.equal(opts.roots?.checks, 1)
     // A sub-tree of the batch (its root a verified inner node) does not pass for the batch.
-    const paths = merkleTree(unsigned.map(u => leafOf(dagCborId(u)))).paths
-    opts.roots?.add(key.id, paths[1])
     const sub = checkBatch(envs[0].sig, [unsigned[2], unsigned[3]], 1, opts)
     assert.equal(reason(sub), 'bad-signature', 'two leaves whose node is a cached inner node')
     const fresh = (): IngressOptions => ({ ...opts, roots: new VerifiedRoots() })

@@ -195,6 +195,20 @@ describe('verifyIngress', () => {
     assert.equal(reason(check(new Uint8Array(opts.maxBytes + 1).fill(0xff))), 'too-large')
   })
 
+  test('DedupCache tells message ids apart by their digest, and other strings by all of them', () => {
+    const dedup = new DedupCache()
+    const ids: string[] = []
+    for (let i = 0; i < 50_000; i++) ids.push(messageIdFromBytes(Uint8Array.of(i & 255, (i >> 8) & 255, i >> 16)).id)
+    for (const id of ids) assert.ok(dedup.add(id, 2_000, 1_000), 'a new id is not a duplicate')
+    for (const id of ids) assert.ok(dedup.has(id, 1_000))
+    // Two 56-character strings that differ only outside the digest characters of an id.
+    const a = 'x'.repeat(56)
+    const b = 'x'.repeat(55) + 'y'
+    assert.ok(dedup.add(a, 2_000, 1_000))
+    assert.ok(dedup.add(b, 2_000, 1_000))
+    assert.ok(!dedup.add(ids[7], 2_000, 1_000))
+  })
+
   test('verifyIngress never throws on arbitrary bytes', () => {
     let seed = 12345
     const rand = (): number => { seed = (seed * 1103515245 + 12345) & 0x7fffffff; return seed }
