@@ -60,6 +60,18 @@ export async function readInboxes (sql: Sql, d: Dialect, replica: boolean | unde
   return { recipients: rows.slice(0, limit).map(r => String(r.recipient) as AgentId), more: rows.length > limit }
 }
 
+/**
+ * Whether `expire(now)` has anything to do: an inbox entry or a processed mark whose expiry
+ * has passed. Two index probes on the reader, so a maintenance tick with nothing due costs
+ * no write transaction (and, on SQLite, does not start the writer thread).
+ */
+export async function readExpiryDue (sql: Sql, d: Dialect, now: number): Promise<boolean> {
+  const inbox = await sql.all(`SELECT 1 AS one FROM ${d.table('inbox')} WHERE expires_at <= ? LIMIT 1`, [now])
+  if (inbox.length > 0) return true
+  const marks = await sql.all(`SELECT 1 AS one FROM ${d.table('processed')} WHERE expires_at <= ? LIMIT 1`, [now])
+  return marks.length > 0
+}
+
 export async function readProcessed (sql: Sql, d: Dialect, agent: string, id: string): Promise<boolean> {
   const rows = await sql.all(`SELECT 1 AS one FROM ${d.table('processed')} WHERE agent = ? AND id = ?`, [agent, id])
   return rows.length > 0

@@ -10,7 +10,7 @@ import { InvalidQueryError, MessageExpiredError, StoreClosedError, StoreReadOnly
 import { createGroupCommit } from './group-commit.ts'
 import { executeOps, type WriteOp } from './ops.ts'
 import { decodeInboxCursor, parseLogFilter, parseQueryOptions } from './query.ts'
-import { readConversation, readInboxes, readLogPage, readPending, readProcessed, readStats, verifyStored } from './reads.ts'
+import { readConversation, readExpiryDue, readInboxes, readLogPage, readPending, readProcessed, readStats, verifyStored } from './reads.ts'
 import { migrate, readSchemaVersion, rebuildUsage, SCHEMA_VERSION } from './schema.ts'
 import type {
   Abortable, AckResult, ConversationOptions, EnqueueOptions, EnqueueResult, ExpireOptions, ExpireResult, InboxEntryInit, InboxesOptions, InboxesPage,
@@ -174,6 +174,8 @@ export function createMessageStore (backend: Backend, settings: StoreSettings): 
       ensureWritable(options.signal, 'expire')
       const at = now === undefined ? settings.clock() : checkTime('now', now)
       const limit = pageLimit('limit', options.limit, PAGE_LIMITS.expire)
+      // Nothing due: no write (a node's maintenance tick runs every second).
+      if (!await read('expire', options.signal, async () => await readExpiryDue(backend.reader, d, at))) return { expired: [], pruned: 0, more: false }
       return await write({ kind: 'expire', now: at, limit }, options.signal)
     },
 
