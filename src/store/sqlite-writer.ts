@@ -217,7 +217,7 @@ async function runWorker (): Promise<void> {
   // node:sqlite announces itself with an ExperimentalWarning; the main thread already did.
   const emit = process.emitWarning
   process.emitWarning = (() => {}) as typeof process.emitWarning
-  const { openWriterConnection, sqlOf, sqliteDialect, mapSqliteError } = await import('./sqlite.ts')
+  const { openWriterConnection, sqlOf, sqliteDialect, mapSqliteError, inWriteTransaction } = await import('./sqlite.ts')
   const { executeOps } = await import('./ops.ts')
   process.emitWarning = emit
 
@@ -244,23 +244,10 @@ async function runWorker (): Promise<void> {
         port.close()
         return
       }
-      const defer = !req.flush && init.synchronous === 'full'
       try {
-        if (defer) db.exec('PRAGMA synchronous = NORMAL')
         const ops = req.ops.map(unpackOp)
-        db.exec('BEGIN IMMEDIATE')
-        let outcomes: Array<OpOutcome<unknown>>
-        try {
-          outcomes = await executeOps({ sql, d: sqliteDialect, now: req.now, keepDeliveredMs: req.keepDeliveredMs }, ops)
-          db.exec('COMMIT')
-        } catch (err) {
-          if (db.isTransaction) {
-            try { db.exec('ROLLBACK') } catch {}
-          }
-          throw err
-        } finally {
-          if (defer) db.exec('PRAGMA synchronous = FULL')
-        }
+        const outcomes = await inWriteTransaction(db, !req.flush && init.synchronous === 'full',
+          async () => await executeOps({ sql, d: sqliteDialect, now: req.now, keepDeliveredMs: req.keepDeliveredMs }, ops))
         reply({ t: 'done', id: req.id, outcomes: outcomes.map(o => o.ok ? o : { ok: false, error: toWire(o.error) }) })
       } catch (err) {
         reply({ t: 'failed', id: req.id, error: toWire(mapSqliteError(err, 'write', init.path)) })

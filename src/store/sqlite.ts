@@ -115,6 +115,32 @@ function integrityCheck (db: DatabaseSync, mode: VerifyMode, path: string): void
   }
 }
 
+/**
+ * Runs `fn` in one write transaction on `db` (`BEGIN IMMEDIATE` … `COMMIT`, rolled back if it
+ * throws). A deferred flush (`deferFlush`, only meaningful with `synchronous = FULL`) commits
+ * to the WAL without an fsync: it survives a killed process, and the next flushed commit or
+ * checkpoint takes it to the disk with its own. Used on the event loop (open, migrations)
+ * and on the writer thread (every group-commit batch).
+ */
+export async function inWriteTransaction<T> (db: DatabaseSync, deferFlush: boolean, fn: () => Promise<T>): Promise<T> {
+  if (deferFlush) db.exec('PRAGMA synchronous = NORMAL')
+  try {
+    db.exec('BEGIN IMMEDIATE')
+    try {
+      const result = await fn()
+      db.exec('COMMIT')
+      return result
+    } catch (err) {
+      if (db.isTransaction) {
+        try { db.exec('ROLLBACK') } catch {}
+      }
+      throw err
+    }
+  } finally {
+    if (deferFlush) db.exec('PRAGMA synchronous = FULL')
+  }
+}
+
 export function createSqliteBackend (config: SqliteStoreConfig): Backend {
   const path = config.path
   const readOnly = config.readOnly ?? false
@@ -179,26 +205,8 @@ export function createSqliteBackend (config: SqliteStoreConfig): Backend {
 
     async transaction (fn, options = {}) {
       if (writer == null || writerSql == null) throw new StoreIOError('store is not open for writing')
-      const db = writer
-      // A deferred flush: this commit goes to the WAL without an fsync (it survives a killed
-      // process); the next flushed commit or checkpoint takes it to the disk with its own.
-      const defer = options.flush === false && synchronous === 'full'
-      if (defer) db.exec('PRAGMA synchronous = NORMAL')
-      try {
-        db.exec('BEGIN IMMEDIATE')
-        try {
-          const result = await fn(writerSql)
-          db.exec('COMMIT')
-          return result
-        } catch (err) {
-          if (db.isTransaction) {
-            try { db.exec('ROLLBACK') } catch {}
-          }
-          throw err
-        }
-      } finally {
-        if (defer) db.exec('PRAGMA synchronous = FULL')
-      }
+      const sql = writerSql
+      return await inWriteTransaction(writer, options.flush === false && synchronous === 'full', async () => await fn(sql))
     },
 
     async executeBatch (ops, ctx, options) {
