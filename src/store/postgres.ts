@@ -13,7 +13,8 @@
  * - PostgreSQL checks its own pages (enable data checksums with `initdb -k`); the store
  *   checks its payload checksums on every read and samples them at open.
  */
-import pg from 'pg'
+// pg is loaded when a PostgreSQL store opens: a node on the default SQLite store never loads it.
+import type pg from 'pg'
 import { FedmeshError, InvalidArgumentError } from '../core/errors.ts'
 import { StoreCorruptError, StoreIOError, StoreUnavailableError } from './errors.ts'
 import { patternToRegex } from './query.ts'
@@ -138,7 +139,8 @@ export function createPostgresBackend (config: PostgresStoreConfig): Backend {
 
     async open () {
       await backend.close()
-      const p = new pg.Pool({ connectionString: config.url, max: poolSize, connectionTimeoutMillis: config.connectTimeoutMs ?? 5_000, idleTimeoutMillis: 10_000, allowExitOnIdle: true })
+      const { default: pgModule } = await import('pg')
+      const p = new pgModule.Pool({ connectionString: config.url, max: poolSize, connectionTimeoutMillis: config.connectTimeoutMs ?? 5_000, idleTimeoutMillis: 10_000, allowExitOnIdle: true })
       // An idle connection that dies (server restart) must not crash the process; the next
       // query fails with a typed error instead.
       p.on('error', () => {})
