@@ -148,26 +148,21 @@ export async function startSqliteWriter (init: SqliteWriterInit): Promise<Sqlite
     onClosed?.()
   }
 
+  /** The caller waiting on batch `id`, removed; idle again, the thread stops holding the process. */
+  const settle = (id: number): { resolve: (o: Array<OpOutcome<unknown>>) => void, reject: (e: Error) => void } | undefined => {
+    const w = waiting.get(id)
+    if (w === undefined) return undefined
+    waiting.delete(id)
+    if (waiting.size === 0) worker.unref()
+    return w
+  }
+
   worker.on('message', (m: Reply) => {
     switch (m.t) {
       case 'ready': onReady?.resolve(); onReady = null; break
       case 'open-failed': fail(fromWire(m.error)); break
-      case 'done': {
-        const w = waiting.get(m.id)
-        if (w == null) return
-        waiting.delete(m.id)
-        if (waiting.size === 0) worker.unref()
-        w.resolve(m.outcomes.map(o => o.ok ? o : { ok: false, error: fromWire(o.error) }))
-        break
-      }
-      case 'failed': {
-        const w = waiting.get(m.id)
-        if (w == null) return
-        waiting.delete(m.id)
-        if (waiting.size === 0) worker.unref()
-        w.reject(fromWire(m.error))
-        break
-      }
+      case 'done': settle(m.id)?.resolve(m.outcomes.map(o => o.ok ? o : { ok: false, error: fromWire(o.error) })); break
+      case 'failed': settle(m.id)?.reject(fromWire(m.error)); break
       case 'closed': onClosed?.(); break
     }
   })
