@@ -339,7 +339,7 @@ async function logRun (ctx: OpContext, run: Array<Extract<WriteOp, { kind: 'log'
       if (sqlText == null) { sqlText = insert + valuesList(n, width); statements.set(n, sqlText) }
       return sqlText
     }
-    const to: number[] = []
+    const to: Array<[number, number]> = []
     let params: unknown[] = []
     let rows = 0
     let left = records.length
@@ -360,7 +360,7 @@ async function logRun (ctx: OpContext, run: Array<Extract<WriteOp, { kind: 'log'
         recipients = JSON.stringify(r.to)
         const agents = new Set(r.to)
         if (agents.size === 1) rcpt = nidOf(r.to[0])
-        else for (const a of agents) to.push(nidOf(a) as number, seq)
+        else for (const a of agents) to.push([nidOf(a) as number, seq])
       }
       params.push(seq, logIdHash(r.id), r.id, r.event, r.status, nidOf(r.from), rcpt, recipients, nidOf(r.topic), r.schema, r.proto, r.conv, r.type,
         r.size, r.reason, r.originTs, r.receivedTs, r.ackedTs, nidOf(r.peer), r.bytes, r.crc, stored)
@@ -372,7 +372,7 @@ async function logRun (ctx: OpContext, run: Array<Extract<WriteOp, { kind: 'log'
         target = chunkRows()
       }
     }
-    for (const part of chunks(pairsOf(to), 2, d.maxParams)) {
+    for (const part of chunks(to, 2, d.maxParams)) {
       await sql.run(`INSERT INTO ${d.table('log_to')} (agent, seq) VALUES ${valuesList(part.length, 2)}`, part.flat())
     }
     // The batch's span: the time index of the log (one row per append, not an entry per record).
@@ -390,12 +390,6 @@ async function logRun (ctx: OpContext, run: Array<Extract<WriteOp, { kind: 'log'
   return run.map(() => ({ ok: true, value: undefined }))
 }
 
-function pairsOf (flat: number[]): Array<[number, number]> {
-  const out: Array<[number, number]> = []
-  for (let i = 0; i < flat.length; i += 2) out.push([flat[i], flat[i + 1]])
-  return out
-}
-
 async function updateStatus (ctx: OpContext, id: string, patch: NormalizedPatch, event: string | null): Promise<number> {
   const sets: string[] = []
   const params: unknown[] = []
@@ -405,9 +399,9 @@ async function updateStatus (ctx: OpContext, id: string, patch: NormalizedPatch,
   // Every bucket of the id index the log spans (one per 65 536 positions).
   const range = await ctx.sql.all(`SELECT MIN(seq) AS lo, MAX(seq) AS hi FROM ${ctx.d.table('log')}`)
   if (range[0]?.hi == null) return 0
-  const b = bucketsOf(num(range[0].lo), num(range[0].hi) + 1)
+  const b = bucketsOf(num(range[0].lo), num(range[0].hi) + 1, 'seq')
   params.push(...b.params, logIdHash(id), id)
-  let where = `${b.sql.replaceAll('l.seq', 'seq')} AND idh = ? AND id = ?`
+  let where = `${b.sql} AND idh = ? AND id = ?`
   if (event != null) { where += ' AND event = ?'; params.push(event) }
   return await ctx.sql.run(`UPDATE ${ctx.d.table('log')} SET ${sets.join(', ')} WHERE ${where}`, params)
 }

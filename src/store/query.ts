@@ -261,11 +261,11 @@ export function logIdHash (id: string): number {
 export const LOG_BUCKET_SHIFT = 16
 
 /** The id-index buckets of log positions `from ≤ seq < to`, as SQL (an IN list) and its parameters. */
-export function bucketsOf (from: number, to: number): { sql: string, params: number[] } {
+export function bucketsOf (from: number, to: number, seqColumn = 'l.seq'): { sql: string, params: number[] } {
   const params: number[] = []
   const last = Math.floor((Math.max(to, from + 1) - 1) / 2 ** LOG_BUCKET_SHIFT)
   for (let b = Math.floor(from / 2 ** LOG_BUCKET_SHIFT); b <= last; b++) params.push(b)
-  return { sql: `(l.seq >> ${LOG_BUCKET_SHIFT}) IN (${params.map(() => '?').join(', ')})`, params }
+  return { sql: `(${seqColumn} >> ${LOG_BUCKET_SHIFT}) IN (${params.map(() => '?').join(', ')})`, params }
 }
 
 /**
