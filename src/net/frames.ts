@@ -86,12 +86,20 @@ const isLabel = (v: unknown): boolean => typeof v === 'number' && Number.isSafeI
  * needs to walk it. Byte-identical to `dagCbor.encode` of the same map (tested).
  */
 export function encodeDataFrame (hops: number, envelope: Uint8Array, labels?: readonly number[]): Uint8Array {
-  let size = 1 + 2 + cborHeadSize(envelope.length) + envelope.length + 2 + cborHeadSize(hops) + 3
-  if (labels !== undefined) {
-    size += 2 + cborHeadSize(labels.length)
-    for (const l of labels) size += cborHeadSize(l)
-  }
-  const out = new Uint8Array(size)
+  return encodeEnvelopeFrame(FRAME_DATA, hops, envelope, labels)
+}
+
+/**
+ * The message frame `{t: 1, h, e}` written directly, like the data frame: every direct
+ * message, request and reply is one. Byte-identical to `dagCbor.encode`.
+ */
+export function encodeMessageFrame (hops: number, envelope: Uint8Array): Uint8Array {
+  return encodeEnvelopeFrame(FRAME_MESSAGE, hops, envelope)
+}
+
+/** `{t, h, e, x?}`: one envelope with its hop count (and labels), in canonical key order `e`, `h`, `t`, `x`. */
+function encodeEnvelopeFrame (t: number, hops: number, envelope: Uint8Array, labels?: readonly number[]): Uint8Array {
+  const out = new Uint8Array(1 + 2 + cborHeadSize(envelope.length) + envelope.length + 2 + cborHeadSize(hops) + 3 + labelsSize(labels))
   let o = 0
   out[o++] = 0xa0 | (labels !== undefined ? 4 : 3)
   out[o++] = 0x61; out[o++] = 0x65 // "e"
@@ -100,12 +108,8 @@ export function encodeDataFrame (hops: number, envelope: Uint8Array, labels?: re
   out[o++] = 0x61; out[o++] = 0x68 // "h"
   o = writeHead(out, o, 0x00, hops)
   out[o++] = 0x61; out[o++] = 0x74 // "t"
-  out[o++] = FRAME_DATA
-  if (labels !== undefined) {
-    out[o++] = 0x61; out[o++] = 0x78 // "x"
-    o = writeHead(out, o, 0x80, labels.length)
-    for (const l of labels) o = writeHead(out, o, 0x00, l)
-  }
+  out[o++] = t
+  writeLabels(out, o, labels)
   return out
 }
 
@@ -114,12 +118,8 @@ export function encodeDataFrame (hops: number, envelope: Uint8Array, labels?: re
  * `s`, `t`, `x`); byte-identical to `dagCbor.encode` of the same map (tested).
  */
 export function encodeBatchFrame (hops: number, sig: Uint8Array, leaves: readonly Uint8Array[], labels?: readonly number[]): Uint8Array {
-  let size = 1 + 2 + cborHeadSize(hops) + 2 + cborHeadSize(leaves.length) + 2 + cborHeadSize(sig.length) + sig.length + 3
+  let size = 1 + 2 + cborHeadSize(hops) + 2 + cborHeadSize(leaves.length) + 2 + cborHeadSize(sig.length) + sig.length + 3 + labelsSize(labels)
   for (const l of leaves) size += cborHeadSize(l.length) + l.length
-  if (labels !== undefined) {
-    size += 2 + cborHeadSize(labels.length)
-    for (const l of labels) size += cborHeadSize(l)
-  }
   const out = new Uint8Array(size)
   let o = 0
   out[o++] = 0xa0 | (labels !== undefined ? 5 : 4)
@@ -136,30 +136,25 @@ export function encodeBatchFrame (hops: number, sig: Uint8Array, leaves: readonl
   out.set(sig, o); o += sig.length
   out[o++] = 0x61; out[o++] = 0x74 // "t"
   out[o++] = FRAME_BATCH
-  if (labels !== undefined) {
-    out[o++] = 0x61; out[o++] = 0x78 // "x"
-    o = writeHead(out, o, 0x80, labels.length)
-    for (const l of labels) o = writeHead(out, o, 0x00, l)
-  }
+  writeLabels(out, o, labels)
   return out
 }
 
-/**
- * The message frame `{t: 1, h, e}` written directly, like the data frame (keys `e`, `h`,
- * `t`): every direct message, request and reply is one. Byte-identical to `dagCbor.encode`.
- */
-export function encodeMessageFrame (hops: number, envelope: Uint8Array): Uint8Array {
-  const out = new Uint8Array(1 + 2 + cborHeadSize(envelope.length) + envelope.length + 2 + cborHeadSize(hops) + 3)
-  let o = 0
-  out[o++] = 0xa3
-  out[o++] = 0x61; out[o++] = 0x65 // "e"
-  o = writeHead(out, o, 0x40, envelope.length)
-  out.set(envelope, o); o += envelope.length
-  out[o++] = 0x61; out[o++] = 0x68 // "h"
-  o = writeHead(out, o, 0x00, hops)
-  out[o++] = 0x61; out[o++] = 0x74 // "t"
-  out[o++] = FRAME_MESSAGE
-  return out
+/** Bytes of the `x` entry (key and label array); 0 without labels. */
+function labelsSize (labels: readonly number[] | undefined): number {
+  if (labels === undefined) return 0
+  let size = 2 + cborHeadSize(labels.length)
+  for (const l of labels) size += cborHeadSize(l)
+  return size
+}
+
+/** Writes the `x` entry at `o` (the last key of a frame), if there are labels. */
+function writeLabels (out: Uint8Array, o: number, labels: readonly number[] | undefined): number {
+  if (labels === undefined) return o
+  out[o++] = 0x61; out[o++] = 0x78 // "x"
+  o = writeHead(out, o, 0x80, labels.length)
+  for (const l of labels) o = writeHead(out, o, 0x00, l)
+  return o
 }
 
 function cborHeadSize (n: number): number {
