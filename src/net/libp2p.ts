@@ -21,6 +21,7 @@ import type { PrivateKey, PeerInfo } from '@libp2p/interface'
 import type { NetworkId } from '../core/ids.ts'
 import { MAX_FRAME_BYTES } from './frames.ts'
 import { coalesceWrites } from './coalesce.ts'
+import { halfWindowUpdates } from './yamux-window.ts'
 
 export interface NetInit {
   privateKey: PrivateKey
@@ -42,6 +43,8 @@ const keepAllAddresses = (peer: PeerInfo): PeerInfo => peer
 export function controlTopic (network: string): string { return `/fedmesh/${network}/control/1` }
 
 export async function createNet (init: NetInit) {
+  // A window update per half window, not per data frame (yamux-window.ts).
+  halfWindowUpdates()
   const services = {
     identify: identify({ protocolPrefix: `fedmesh/${init.network}` }),
     ping: ping(),
