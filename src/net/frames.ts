@@ -11,7 +11,8 @@ import { LIMITS } from '../core/envelope.ts'
 import { MAX_BATCH } from '../core/batch.ts'
 import { decodeCanonical } from '../core/cbor-fast.ts'
 import { ClosedError } from '../core/errors.ts'
-import { boundedSource, sendWithBackpressure } from './flow.ts'
+import type { Uint8ArrayList } from 'uint8arraylist'
+import { sendWithBackpressure } from './flow.ts'
 
 export const FRAME_MESSAGE = 1
 export const FRAME_CONFIRM = 2
@@ -202,7 +203,7 @@ export class FrameLink {
     this.stream = stream
     this.opts = opts
     this.maxBatchBytes = opts.maxBatchBytes ?? 256 * 1024
-    this.done = this.readLoop()
+    this.done = this.listen()
   }
 
   get isClosed (): boolean { return this.closed }
@@ -305,64 +306,95 @@ export class FrameLink {
   }
 
   /**
-   * Splits the byte stream into frames itself, synchronously within each chunk: one await
-   * per chunk the muxer delivers (which holds many small frames), not one per frame. A frame
-   * within one chunk is handed on as a view, without a copy; a frame spread over chunks is
-   * assembled once, when all of it has arrived.
+   * Reads the stream from its `message` events: each chunk the muxer delivers (which holds
+   * many small frames) is split into frames and handed on synchronously, in the event's own
+   * callback — no async iterator, queue or promise between the socket read and `onFrame`.
+   * The stream needs no pausing: nothing is queued here, so a busy reader holds the event
+   * loop and TCP pushes back. A frame within one chunk is handed on as a view, without a
+   * copy; a frame spread over chunks is assembled once, when all of it has arrived.
    */
-  private async readLoop (): Promise<void> {
-    let error: Error | undefined
-    let parts: Uint8Array[] = []
-    let partsLen = 0
-    /** Bytes the frame at the start of `parts` needs in all (0: its length is not known yet). */
-    let need = 0
-    try {
-      for await (const c of boundedSource(this.stream)) {
-        const chunk = c instanceof Uint8Array ? c : c.subarray()
-        let data: Uint8Array
-        if (partsLen > 0) {
-          parts.push(chunk)
-          partsLen += chunk.length
-          if (need > 0 && partsLen < need) continue
-          data = concatParts(parts, partsLen)
-          parts = []
-          partsLen = 0
-        } else data = chunk
-        need = 0
-        let o = 0
-        while (o < data.length && !this.closed) {
-          let len = 0
-          let shift = 0
-          let p = o
-          let complete = false
-          while (p < data.length) {
-            const b = data[p++]
-            len += (b & 0x7f) * 2 ** shift
-            shift += 7
-            if ((b & 0x80) === 0) { complete = true; break }
-            if (shift >= 35) throw new Error('frame length prefix too long')
-          }
-          if (!complete) break
-          if (len > MAX_FRAME_BYTES) throw new Error(`frame of ${len} bytes exceeds the ${MAX_FRAME_BYTES}-byte limit`)
-          const end = p + len
-          if (end > data.length) { need = end - o; break }
-          const raw = data.subarray(p, end)
-          o = end
-          const frame = decodeFrame(raw)
-          if (frame == null) this.opts.onGarbage?.('frame is not a well-formed fedmesh frame')
-          else this.opts.onFrame(frame, raw)
-        }
-        if (o < data.length) {
-          parts = [data.subarray(o)]
-          partsLen = data.length - o
-        }
-      }
-      if (partsLen > 0) throw new Error(`stream ended inside a frame (${partsLen} bytes)`)
-    } catch (err) {
-      error = err as Error
-      this.opts.onGarbage?.(`stream error: ${error.message}`)
+  private listen (): Promise<void> {
+    const { promise, resolve } = Promise.withResolvers<void>()
+    const stream = this.stream
+    let ended = false
+    const end = (err?: Error): void => {
+      if (ended) return
+      ended = true
+      stream.removeEventListener('message', onMessage)
+      stream.removeEventListener('close', onClose)
+      stream.removeEventListener('remoteCloseWrite', onRemoteCloseWrite)
+      if (err === undefined && this.partsLen > 0) err = new Error(`stream ended inside a frame (${this.partsLen} bytes)`)
+      if (err !== undefined) this.opts.onGarbage?.(`stream error: ${err.message}`)
+      this.fail(err)
+      resolve()
     }
-    this.fail(error)
+    const onMessage = (evt: Event): void => {
+      if (ended) return
+      const data = (evt as Event & { data: Uint8Array | Uint8ArrayList }).data
+      try {
+        this.onChunk(data instanceof Uint8Array ? data : data.subarray())
+      } catch (err) {
+        end(err as Error)
+      }
+    }
+    const onClose = (evt: Event): void => { end((evt as Event & { error?: Error }).error) }
+    const onRemoteCloseWrite = (): void => { end() }
+    if (stream.readStatus !== 'readable' && stream.readStatus !== 'paused') {
+      queueMicrotask(() => { end() })
+      return promise
+    }
+    // Data the stream buffered before this listener existed is dispatched to it in a microtask.
+    stream.addEventListener('message', onMessage)
+    stream.addEventListener('close', onClose)
+    stream.addEventListener('remoteCloseWrite', onRemoteCloseWrite)
+    return promise
+  }
+
+  /** The unfinished frame carried over from earlier chunks. */
+  private parts: Uint8Array[] = []
+  private partsLen = 0
+  /** Bytes the frame at the start of `parts` needs in all (0: its length is not known yet). */
+  private need = 0
+
+  /** Splits a chunk (after what earlier chunks left over) into frames; throws on a bad length prefix. */
+  private onChunk (chunk: Uint8Array): void {
+    let data: Uint8Array
+    if (this.partsLen > 0) {
+      this.parts.push(chunk)
+      this.partsLen += chunk.length
+      if (this.need > 0 && this.partsLen < this.need) return
+      data = concatParts(this.parts, this.partsLen)
+      this.parts = []
+      this.partsLen = 0
+    } else data = chunk
+    this.need = 0
+    let o = 0
+    while (o < data.length && !this.closed) {
+      let len = 0
+      let shift = 0
+      let p = o
+      let complete = false
+      while (p < data.length) {
+        const b = data[p++]
+        len += (b & 0x7f) * 2 ** shift
+        shift += 7
+        if ((b & 0x80) === 0) { complete = true; break }
+        if (shift >= 35) throw new Error('frame length prefix too long')
+      }
+      if (!complete) break
+      if (len > MAX_FRAME_BYTES) throw new Error(`frame of ${len} bytes exceeds the ${MAX_FRAME_BYTES}-byte limit`)
+      const end = p + len
+      if (end > data.length) { this.need = end - o; break }
+      const raw = data.subarray(p, end)
+      o = end
+      const frame = decodeFrame(raw)
+      if (frame == null) this.opts.onGarbage?.('frame is not a well-formed fedmesh frame')
+      else this.opts.onFrame(frame, raw)
+    }
+    if (o < data.length && !this.closed) {
+      this.parts = [data.subarray(o)]
+      this.partsLen = data.length - o
+    }
   }
 
   private fail (err?: Error): void {
