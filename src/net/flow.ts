@@ -104,10 +104,23 @@ export const DEFAULT_WRITE_HIGH_WATER_BYTES = 256 * 1024
  */
 export async function sendWithBackpressure (stream: Stream, data: Uint8Array | Uint8ArrayList, options: { signal?: AbortSignal, highWater?: number } = {}): Promise<void> {
   stream.send(data)
+  await belowHighWater(stream, options)
+}
+
+/**
+ * Undefined when the stream's write buffer is at most `highWater` (or the stream no longer
+ * writable): nothing to wait for, and no promise made. Else a promise that resolves once it
+ * is (see sendWithBackpressure).
+ */
+export function belowHighWater (stream: Stream, options: { signal?: AbortSignal, highWater?: number } = {}): Promise<void> | undefined {
   const highWater = options.highWater ?? DEFAULT_WRITE_HIGH_WATER_BYTES
+  if (stream.writeBufferLength <= highWater || stream.writeStatus !== 'writable') return undefined
+  return waitBelow(stream, highWater, options.signal)
+}
+
+async function waitBelow (stream: Stream, highWater: number, signal?: AbortSignal): Promise<void> {
   while (stream.writeBufferLength > highWater) {
     if (stream.writeStatus !== 'writable') return
-    const signal = options.signal
     await new Promise<void>((resolve, reject) => {
       const done = (): void => {
         stream.removeEventListener('idle', done)

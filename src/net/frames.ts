@@ -12,7 +12,7 @@ import { MAX_BATCH } from '../core/batch.ts'
 import { decodeCanonical } from '../core/cbor-fast.ts'
 import { ClosedError } from '../core/errors.ts'
 import type { Uint8ArrayList } from 'uint8arraylist'
-import { sendWithBackpressure } from './flow.ts'
+import { belowHighWater } from './flow.ts'
 
 export const FRAME_MESSAGE = 1
 export const FRAME_CONFIRM = 2
@@ -246,7 +246,7 @@ export class FrameLink {
     this.bytesQueued += p.bytes.length
     if (!this.flushing) {
       this.flushing = true
-      queueMicrotask(() => { void this.flush() })
+      queueMicrotask(() => { this.flush() })
     }
   }
 
@@ -268,34 +268,53 @@ export class FrameLink {
     return batch
   }
 
-  private async flush (): Promise<void> {
-    try {
-      while (this.queued > 0 && !this.closed) {
-        const batch = this.nextBatch()
-        let total = 0
-        let payload = 0
-        for (const p of batch) { total += varintSize(p.bytes.length) + p.bytes.length; payload += p.bytes.length }
-        const buf = new Uint8Array(total)
-        let off = 0
-        for (const p of batch) {
-          off = writeVarint(buf, off, p.bytes.length)
-          buf.set(p.bytes, off)
-          off += p.bytes.length
-        }
-        this.bytesQueued -= payload
-        try {
-          await sendWithBackpressure(this.stream, buf)
-          for (const p of batch) p.resolve?.()
-        } catch (err) {
-          for (const p of batch) p.reject?.(err as Error)
-          this.fail(err as Error)
-        }
-        this.wakeDrained()
+  /**
+   * Writes what is queued, one batch per `stream.send`, synchronously while the stream
+   * takes it: a lone frame reaches the muxer (and the corked socket, net/coalesce.ts) in the
+   * microtask after it was queued, with no promise in between. Only when the stream holds
+   * more than its high-water mark does the flush wait (for `idle`) before the next batch;
+   * the batch just written is resolved once the stream is down again, as before.
+   */
+  private flush (): void {
+    while (this.queued > 0 && !this.closed) {
+      const batch = this.nextBatch()
+      let total = 0
+      let payload = 0
+      for (const p of batch) { total += varintSize(p.bytes.length) + p.bytes.length; payload += p.bytes.length }
+      const buf = new Uint8Array(total)
+      let off = 0
+      for (const p of batch) {
+        off = writeVarint(buf, off, p.bytes.length)
+        buf.set(p.bytes, off)
+        off += p.bytes.length
       }
-    } finally {
-      this.flushing = false
-      this.wakeDrained()
+      this.bytesQueued -= payload
+      let wait: Promise<void> | undefined
+      try {
+        this.stream.send(buf)
+        wait = belowHighWater(this.stream)
+      } catch (err) {
+        this.failBatch(batch, err as Error)
+        break
+      }
+      if (wait !== undefined) {
+        wait.then(() => { this.sent(batch); this.flush() }, (err: Error) => { this.failBatch(batch, err); this.flush() })
+        return
+      }
+      this.sent(batch)
     }
+    this.flushing = false
+    this.wakeDrained()
+  }
+
+  private sent (batch: Pending[]): void {
+    for (const p of batch) p.resolve?.()
+    this.wakeDrained()
+  }
+
+  private failBatch (batch: Pending[], err: Error): void {
+    for (const p of batch) p.reject?.(err)
+    this.fail(err)
   }
 
   private wakeDrained (): void {
