@@ -472,15 +472,14 @@ export class AgentImpl implements Agent {
     let id: string | undefined
     try {
       const seq = options.ordered === true ? this.nextSeq(target) : undefined
-      const env = await this.checked('direct', { to: [target] }, payload, { ...options, type: options.type ?? 'request', replyTo: this.id }, {}, seq)
+      const env = await this.checked('direct', { to: [target] }, payload, options, { type: options.type ?? 'request', replyTo: this.id }, seq)
       if (ctl.signal.aborted) throw ctl.signal.reason
       id = env.id
       this.pending.set(env.id, { to: target, resolve, reject })
       // The transport resolves once the recipient's node confirmed delivery to a handler (the
-      // reply itself confirms it), and rejects with NoRespondersError when there is none.
-      const submitted = this.transport.submit(env, { signal: ctl.signal })
-      submitted.catch(() => {})
-      await Promise.race([submitted, promise])
+      // reply itself confirms it), and rejects with NoRespondersError when there is none:
+      // that failure ends the request; a success leaves it waiting for the reply.
+      this.transport.submit(env, { signal: ctl.signal }).then(undefined, reject)
       const reply = await promise
       if (reply.type === 'failure') {
         let detail: unknown
