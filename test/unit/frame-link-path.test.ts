@@ -1,0 +1,94 @@
+import { describe, it } from 'node:test'
+import assert from 'node:assert/strict'
+import type { Stream } from '@libp2p/interface'
+import { Uint8ArrayList } from 'uint8arraylist'
+import { FrameLink, encodeMessageFrame } from '../../src/net/frames.ts'
+
+/**
+ * A stream as FrameLink sees it: `send` takes everything (nothing buffered, so no
+ * backpressure), `feed` delivers a chunk as the muxer does (a Uint8ArrayList in a `message`
+ * event), `end` closes the remote's writable end.
+ */
+function idleStream () {
+  const target = new EventTarget()
+  const writes: Uint8Array[] = []
+  const stream = Object.assign(target, {
+    readStatus: 'readable',
+    writeStatus: 'writable',
+    readBufferLength: 0,
+    writeBufferLength: 0,
+    pause () {},
+    resume () {},
+    send (buf: Uint8Array) { writes.push(buf); return true },
+    close: async () => {},
+    abort () {}
+  })
+  return {
+    stream: stream as unknown as Stream,
+    writes,
+    feed: (...parts: Uint8Array[]) => { target.dispatchEvent(Object.assign(new Event('message'), { data: new Uint8ArrayList(...parts) })) },
+    end: () => { stream.readStatus = 'closed'; target.dispatchEvent(new Event('remoteCloseWrite')) }
+  }
+}
+
+const prefixed = (frame: Uint8Array): Uint8Array => Uint8Array.of(frame.length, ...frame)
+
+describe('FrameLink on the request path', () => {
+  it('a frame queued on an idle link reaches the stream in the next microtask, not a later turn', async () => {
+    const { stream, writes } = idleStream()
+    const link = new FrameLink(stream, { onFrame () {} })
+    assert.equal(link.push(encodeMessageFrame(1, new Uint8Array(8))), true)
+    assert.equal(writes.length, 0, 'not written synchronously: frames of the same tick share a write')
+    await new Promise<void>(resolve => { queueMicrotask(resolve) })
+    assert.equal(writes.length, 1)
+  })
+
+  it('sendEncoded resolves without waiting for an idle event while the stream takes the data', async () => {
+    const { stream, writes } = idleStream()
+    const link = new FrameLink(stream, { onFrame () {} })
+    await link.sendEncoded(encodeMessageFrame(1, new Uint8Array(8)))
+    await link.sendEncoded(encodeMessageFrame(2, new Uint8Array(8)))
+    assert.equal(writes.length, 2)
+  })
+
+  it('frames are handed to onFrame inside the message event, synchronously', () => {
+    const { stream, feed } = idleStream()
+    const got: number[] = []
+    const link = new FrameLink(stream, { onFrame (f) { if (f.t === 1) got.push(f.h) } })
+    const a = prefixed(encodeMessageFrame(1, new Uint8Array(4)))
+    const b = prefixed(encodeMessageFrame(2, new Uint8Array(40)))
+    feed(a, b.subarray(0, 10))
+    assert.deepEqual(got, [1])
+    feed(b.subarray(10))
+    assert.deepEqual(got, [1, 2])
+    assert.equal(link.isClosed, false)
+  })
+
+  it('a stream that ends inside a frame closes the link and says so', async () => {
+    const { stream, feed, end } = idleStream()
+    const garbage: string[] = []
+    const link = new FrameLink(stream, { onFrame () {}, onGarbage (d) { garbage.push(d) } })
+    feed(prefixed(encodeMessageFrame(1, new Uint8Array(40))).subarray(0, 20))
+    end()
+    await link.done
+    assert.ok(link.isClosed)
+    assert.match(garbage.join(';'), /ended inside a frame/)
+  })
+
+  it('an error thrown while handling a frame closes the link instead of escaping into the muxer', async () => {
+    const { stream, feed } = idleStream()
+    const garbage: string[] = []
+    let closed = 0
+    const link = new FrameLink(stream, {
+      onFrame () { throw new Error('handler broke') },
+      onGarbage (d) { garbage.push(d) },
+      onClose () { closed++ }
+    })
+    feed(prefixed(encodeMessageFrame(1, new Uint8Array(4))))
+    await link.done
+    assert.ok(link.isClosed)
+    assert.equal(closed, 1)
+    assert.match(garbage[0], /handler broke/)
+    await assert.rejects(link.sendEncoded(encodeMessageFrame(1, new Uint8Array(1))), /closed/)
+  })
+})
