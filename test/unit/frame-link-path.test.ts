@@ -1,35 +1,7 @@
 import { describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import type { Stream } from '@libp2p/interface'
-import { Uint8ArrayList } from 'uint8arraylist'
 import { FrameLink, encodeMessageFrame } from '../../src/net/frames.ts'
-
-/**
- * A stream as FrameLink sees it: `send` takes everything (nothing buffered, so no
- * backpressure), `feed` delivers a chunk as the muxer does (a Uint8ArrayList in a `message`
- * event), `end` closes the remote's writable end.
- */
-function idleStream () {
-  const target = new EventTarget()
-  const writes: Uint8Array[] = []
-  const stream = Object.assign(target, {
-    readStatus: 'readable',
-    writeStatus: 'writable',
-    readBufferLength: 0,
-    writeBufferLength: 0,
-    pause () {},
-    resume () {},
-    send (buf: Uint8Array) { writes.push(buf); return true },
-    close: async () => {},
-    abort () {}
-  })
-  return {
-    stream: stream as unknown as Stream,
-    writes,
-    feed: (...parts: Uint8Array[]) => { target.dispatchEvent(Object.assign(new Event('message'), { data: new Uint8ArrayList(...parts) })) },
-    end: () => { stream.readStatus = 'closed'; target.dispatchEvent(new Event('remoteCloseWrite')) }
-  }
-}
+import { messageStream as idleStream } from '../helpers/fake-stream.ts'
 
 const prefixed = (frame: Uint8Array): Uint8Array => Uint8Array.of(frame.length, ...frame)
 

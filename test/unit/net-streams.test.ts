@@ -6,6 +6,7 @@ import { Uint8ArrayList } from 'uint8arraylist'
 import { encode as dagCborEncode } from '@ipld/dag-cbor'
 import { FrameLink, decodeFrame } from '../../src/net/frames.ts'
 import { memoryStreamPair } from '../../src/routing/streams.ts'
+import { messageStream } from '../helpers/fake-stream.ts'
 
 /**
  * The parts of a libp2p Stream that FrameLink uses. The transport is "full": every write
@@ -66,30 +67,9 @@ describe('FrameLink', () => {
   })
 })
 
-/** A stream that only reads: `feed` delivers chunks as the muxer would, `end` closes it. */
-function readableStream () {
-  const target = new EventTarget()
-  const stream = Object.assign(target, {
-    readStatus: 'readable',
-    writeStatus: 'writable',
-    readBufferLength: 0,
-    writeBufferLength: 0,
-    pause () {},
-    resume () {},
-    send () { return true },
-    close: async () => {},
-    abort () {}
-  })
-  return {
-    stream: stream as unknown as Stream,
-    feed: (data: Uint8Array) => { target.dispatchEvent(Object.assign(new Event('message'), { data })) },
-    end: () => { stream.readStatus = 'closed'; target.dispatchEvent(new Event('remoteCloseWrite')) }
-  }
-}
-
 describe('FrameLink reading', () => {
   it('splits frames however the bytes are chunked: many per chunk, one across many', async () => {
-    const { stream, feed, end } = readableStream()
+    const { stream, feed, end } = messageStream()
     const got: number[] = []
     const garbage: string[] = []
     const link = new FrameLink(stream, { onFrame (f) { if (f.t === 1) got.push(f.h) }, onGarbage (d) { garbage.push(d) } })
@@ -110,7 +90,7 @@ describe('FrameLink reading', () => {
   })
 
   it('a length prefix above the frame limit closes the link', async () => {
-    const { stream, feed } = readableStream()
+    const { stream, feed } = messageStream()
     const garbage: string[] = []
     const link = new FrameLink(stream, { onFrame () {}, onGarbage (d) { garbage.push(d) } })
     feed(new Uint8Array([0xff, 0xff, 0xff, 0x7f]))
