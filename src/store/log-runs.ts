@@ -36,14 +36,46 @@ export function sameRun (a: NormalizedLogRecord, b: NormalizedLogRecord): boolea
 
 /**
  * How many of `records[start …]` form one run with `records[start]` (1 when it stands alone);
- * at most `MAX_RUN`.
+ * at most `MAX_RUN`. Records that bring their run along (`next`) are not joined.
  */
 export function runLength (records: readonly NormalizedLogRecord[], start: number): number {
   const head = records[start]
-  if (!runnable(head)) return 1
+  if (!runnable(head) || head.next != null) return 1
   let end = start + 1
-  while (end < records.length && end - start < MAX_RUN && runnable(records[end]) && sameRun(head, records[end])) end++
+  while (end < records.length && end - start < MAX_RUN && runnable(records[end]) && records[end].next == null && sameRun(head, records[end])) end++
   return end - start
+}
+
+/** One log row to write: its first record (every shared field) and, for a run, all its members. */
+export interface LogRow { head: NormalizedLogRecord, members: RunMember[] | null }
+
+/**
+ * The rows an append writes, in order: consecutive records that may share a row as runs,
+ * a record's own `next` ones as its run (rows of at most MAX_RUN), or — when the record
+ * cannot be part of a run (a recipient, a conversation, …) — as records of their own.
+ */
+export function planLogRows (records: readonly NormalizedLogRecord[]): LogRow[] {
+  const rows: LogRow[] = []
+  const member = (r: NormalizedLogRecord): RunMember => ({ id: r.id, size: r.size, originTs: r.originTs as number })
+  for (let i = 0; i < records.length;) {
+    const r = records[i]
+    if (r.next != null) {
+      const all: Array<{ id: string, size: number, originTs: number | null }> = [{ id: r.id, size: r.size, originTs: r.originTs }]
+      for (let k = 0; k < r.next.ids.length; k++) all.push({ id: r.next.ids[k], size: r.next.sizes[k], originTs: r.next.originTs[k] })
+      const together = runnable(r)
+      for (let k = 0; k < all.length; k += together ? MAX_RUN : 1) {
+        const part = all.slice(k, together ? k + MAX_RUN : k + 1)
+        const head = { ...r, id: part[0].id, size: part[0].size, originTs: part[0].originTs, next: null }
+        rows.push({ head, members: part.length > 1 ? part as RunMember[] : null })
+      }
+      i++
+      continue
+    }
+    const n = runLength(records, i)
+    rows.push({ head: r, members: n > 1 ? records.slice(i, i + n).map(member) : null })
+    i += n
+  }
+  return rows
 }
 
 function varintLength (v: number): number {

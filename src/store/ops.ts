@@ -12,7 +12,7 @@ import type { OpOutcome } from './group-commit.ts'
 import { heldKey, planEnqueue, usageKeyOf, usageMapKey, type PlanState, type SeqSlot, type Usage, type UsageRow, type UsageScope } from './plan.ts'
 import type { NormalizedEntry, NormalizedLogRecord, NormalizedPatch } from './validate.ts'
 import { bucketNumbers, bucketsOf, logIdHash } from './query.ts'
-import { encodeMembers, RUN_ID_SHIFT, runLength, type RunMember } from './log-runs.ts'
+import { encodeMembers, planLogRows, RUN_ID_SHIFT, type RunMember } from './log-runs.ts'
 import { logRange, membersOf } from './reads.ts'
 import type { AckResult, ExpiredEntry, ExpireResult, RetainResult } from './types.ts'
 import type { AgentId, MessageId } from '../core/ids.ts'
@@ -344,17 +344,16 @@ async function logRun (ctx: OpContext, run: Array<Extract<WriteOp, { kind: 'log'
     const to: Array<[number, number]> = []
     // Runs (log-runs.ts): their first position and their members' id hashes, for log_ids.
     const runs: Array<[number, number[]]> = []
+    const plan = planLogRows(records)
+    const first = seq + 1
     let params: unknown[] = []
     let rows = 0
-    // Rows still to write: a run is one row.
-    let left = 0
-    for (let i = 0; i < records.length; i += runLength(records, i)) left++
+    let left = plan.length
     // The largest power of two that fits what is left (and the cap).
     const chunkRows = (): number => { let n = maxRows; while (n > left) n = n >>> 1; return n }
     let target = chunkRows()
-    for (let i = 0; i < records.length;) {
-      const r = records[i]
-      const n = runLength(records, i)
+    for (const { head: r, members } of plan) {
+      const n = members?.length ?? 1
       seq += 1
       const stored = r.bytes?.length ?? 0
       bytes += accountedBytes(stored) * n
@@ -370,16 +369,14 @@ async function logRun (ctx: OpContext, run: Array<Extract<WriteOp, { kind: 'log'
         if (agents.size === 1) rcpt = nidOf(r.to[0])
         else for (const a of agents) to.push([nidOf(a) as number, seq])
       }
-      let members: Uint8Array | null = null
-      if (n > 1) {
-        const run = records.slice(i, i + n)
-        members = encodeMembers(run, r.originTs as number)
-        runs.push([seq, run.map(m => logIdHash(m.id))])
+      let encoded: Uint8Array | null = null
+      if (members != null) {
+        encoded = encodeMembers(members, r.originTs as number)
+        runs.push([seq, members.map(m => logIdHash(m.id))])
       }
       params.push(seq, logIdHash(r.id), r.id, r.event, r.status, nidOf(r.from), rcpt, recipients, nidOf(r.topic), r.schema, r.proto, r.conv, r.type,
-        r.size, r.reason, r.originTs, r.receivedTs, r.ackedTs, nidOf(r.peer), r.bytes, r.crc, stored, n, members)
+        r.size, r.reason, r.originTs, r.receivedTs, r.ackedTs, nidOf(r.peer), r.bytes, r.crc, stored, n, encoded)
       seq += n - 1
-      i += n
       if (++rows === target) {
         await sql.run(statementFor(rows), params)
         left -= rows
@@ -388,7 +385,7 @@ async function logRun (ctx: OpContext, run: Array<Extract<WriteOp, { kind: 'log'
         target = chunkRows()
       }
     }
-    for (const [first, hashes] of runs) await insertRunIds(ctx, first, hashes)
+    for (const [at, hashes] of runs) await insertRunIds(ctx, at, hashes)
     for (const part of chunks(to, 2, d.maxParams)) {
       await sql.run(`INSERT INTO ${d.table('log_to')} (agent, seq) VALUES ${valuesList(part.length, 2)}`, part.flat())
     }
@@ -399,9 +396,9 @@ async function logRun (ctx: OpContext, run: Array<Extract<WriteOp, { kind: 'log'
       if (r.receivedTs < tsMin) tsMin = r.receivedTs
       if (r.receivedTs > tsMax) tsMax = r.receivedTs
     }
-    await sql.run(`INSERT INTO ${d.table('log_spans')} (seq_lo, seq_hi, ts_min, ts_max) VALUES (?, ?, ?, ?)`, [seq - records.length + 1, seq, tsMin, tsMax])
+    await sql.run(`INSERT INTO ${d.table('log_spans')} (seq_lo, seq_hi, ts_min, ts_max) VALUES (?, ?, ?, ?)`, [first, seq, tsMin, tsMax])
     await writeCounter(ctx, 'log_seq', seq)
-    await writeCounter(ctx, 'log_count', (counters.get('log_count') ?? 0) + records.length)
+    await writeCounter(ctx, 'log_count', (counters.get('log_count') ?? 0) + seq - first + 1)
     await writeCounter(ctx, 'log_bytes', bytes)
   }
   return run.map(() => ({ ok: true, value: undefined }))

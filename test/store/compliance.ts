@@ -622,6 +622,41 @@ export function storeCompliance (name: string, makeHarness: () => Promise<StoreH
         })
       })
 
+      test('a record with `next` appends its run: each a record of its own, checked like one', async () => {
+        await withStore(async (store, loc) => {
+          const ids = Array.from({ length: 600 }, (_, i) => M(`n${i + 1}`))
+          const base: LogRecordInit = { id: M('n0'), event: 'sent', from: ALICE, topic: 't/x', type: 'inform', size: 10, originTs: T0, receivedTs: T0 + 1 }
+          await store.log([
+            { ...base, next: { ids, sizes: ids.map((_, i) => 11 + i), originTs: ids.map((_, i) => T0 + i + 1) } },
+            // Not a run in storage (a recipient): its next ones become records of their own.
+            { id: M('d0'), event: 'sent', from: ALICE, to: [BOB], size: 1, originTs: T0, next: { ids: [M('d1'), M('d2')], sizes: [2, 3], originTs: [T0, T0] } }
+          ])
+          const got = (await store.query({}, { limit: 1000 })).records
+          assert.deepEqual(got.map(r => r.id), ['n0', ...ids, 'd0', 'd1', 'd2'])
+          assert.deepEqual(got.slice(0, 601).map(r => [r.size, r.originTs, r.from, r.topic, r.event]), Array.from({ length: 601 }, (_, i) => [10 + i, T0 + i, ALICE, 't/x', 'sent']))
+          assert.deepEqual(got.slice(601).map(r => [r.size, r.to]), [[1, [BOB]], [2, [BOB]], [3, [BOB]]])
+          assert.deepEqual(got.map(r => r.seq - got[0].seq), got.map((_, i) => i))
+          assert.equal((await store.stats()).log.count, 604)
+          // 601 records: a row of 512 and one of 89; the three with a recipient, a row each.
+          assert.equal(Number((await loc.raw(`SELECT COUNT(*) AS c FROM ${loc.table('log')}`))[0].c), 5)
+          assert.deepEqual((await store.query({ id: 'n555' })).records.map(r => [r.id, r.size]), [['n555', 565]])
+          const bad: unknown[] = [
+            { ...base, next: { ids: [M('x')], sizes: [], originTs: [] } },
+            { ...base, next: { ids: [''], sizes: [1], originTs: [1] } },
+            { ...base, next: { ids: [M('x')], sizes: [-1], originTs: [1] } },
+            { ...base, next: { ids: [M('x')], sizes: [1], originTs: [1.5] } },
+            { ...base, next: { ids: [M('x')], sizes: [1], originTs: [1], extra: [] } },
+            { ...base, next: [] },
+            { ...base, bytes: new Uint8Array(10), next: { ids: [M('x')], sizes: [1], originTs: [1] } }
+          ]
+          for (const b of bad) await rejectsWith(store.log([b as LogRecordInit]), 'InvalidArgumentError')
+          // The limit per call counts the records of runs.
+          const many = Array.from({ length: 10_000 }, (_, i) => M(`m${i}`))
+          await rejectsWith(store.log([{ ...base, next: { ids: many, sizes: many.map(() => 1), originTs: many.map(() => 1) } }]), 'InvalidArgumentError')
+          assert.equal((await store.stats()).log.count, 604)
+        })
+      })
+
       test('wildcard topics match exactly as topicMatches does', async () => {
         await withStore(async (store) => {
           const topics = ['a', 'b', 'a/b', 'a/c', 'a/b/c', 'a/b/c/d', 'x/b/c', 'a.b/c', 'a+b/c', 'a/bc', 'ab/c', 'a/b.c', 'A/b', 'a/(b)', 'a/[b]/c', 'a/b$/c', 'a/^b']
