@@ -289,10 +289,9 @@ export async function verifyStored (sql: Sql, d: Dialect, mode: VerifyMode): Pro
     return
   }
   checkLog(await sql.all(`SELECT ${cols} ORDER BY seq DESC LIMIT ${QUICK_LOG_NEWEST}`))
-  const range = await sql.all(`SELECT MIN(seq) AS lo, MAX(seq) AS hi FROM ${log}`)
-  const lo = num(range[0]?.lo)
-  const hi = num(range[0]?.hi)
-  if (hi - lo <= QUICK_LOG_NEWEST) return
+  const range = await logRange(sql, d)
+  if (range == null || range.hi - range.lo <= QUICK_LOG_NEWEST) return
+  const { lo, hi } = range
   for (let i = 0; i < QUICK_LOG_SAMPLES; i++) {
     const at = lo + Math.floor(Math.random() * (hi - lo))
     checkLog(await sql.all(`SELECT ${cols} AND seq >= ? AND seq < ? ORDER BY seq LIMIT 1`, [at, at + PAGE]))
