@@ -62,8 +62,8 @@ const MAX_BATCH = 10_000
 
 /**
  * The record that later observations may join as its run (`LogRecordInit.next`): what they
- * must share with it, compared by identity (the envelope reader hands out one string per
- * distinct `from`, `topic`, … value, so equal fields are usually the same string).
+ * must share with it (compared with `!==`, which is quick here: the envelope reader hands out
+ * one string per distinct `from`, `topic`, … value, so equal fields are usually one string).
  */
 interface OpenRun {
   rec: LogRecordInit
