@@ -1,6 +1,7 @@
 /**
  * The message log's cost per record: N `received` records of a topic stream (the records a
- * subscriber's node writes for every topic message) through `LogRecorder` → SQLite store,
+ * subscriber's node writes for every topic message, `--batch` in a row from one sender on one
+ * topic, as batch frames bring them) through `LogRecorder` → SQLite store,
  * paced like a stream (a slice every few ms, so the recorder's 50 ms batching behaves as in
  * a node), and the CPU it took per record — on the main thread (building, checking and
  * posting records) and on the other threads (the store's writer thread inserting them, plus
@@ -10,6 +11,7 @@
  *   node bench/log-rows.ts --base /tmp/log-base  # and another checkout, alternating, same run
  *   node bench/log-rows.ts --records 100000 --rounds 3 --rate 30000
  *   node bench/log-rows.ts --threads             # also each thread's CPU (stderr)
+ *   node bench/log-rows.ts --batch 1             # every record from another sender and topic (no runs)
  *
  * `--base DIR` is a checkout of another version (e.g. `git worktree add /tmp/log-base <commit>`
  * plus a `node_modules` symlink); the runs alternate base / this so both see the same machine.
@@ -28,14 +30,17 @@ const { values: args } = parseArgs({
     rate: { type: 'string', default: '30000' },
     base: { type: 'string' },
     json: { type: 'boolean', default: false },
-    threads: { type: 'boolean', default: false }
+    threads: { type: 'boolean', default: false },
+    batch: { type: 'string', default: '256' }
   }
 })
 const N = Number(args.records)
 const ROUNDS = Number(args.rounds)
 const RATE = Number(args.rate)
-if (!Number.isSafeInteger(N) || N < 1000 || !Number.isSafeInteger(ROUNDS) || ROUNDS < 1 || !Number.isSafeInteger(RATE) || RATE < 1000) {
-  throw new Error('--records ≥ 1000, --rounds ≥ 1, --rate ≥ 1000')
+/** Records in a row from one sender on one topic (a batch frame's publications); 1 = every record from another. */
+const BATCH = Number(args.batch)
+if (!Number.isSafeInteger(N) || N < 1000 || !Number.isSafeInteger(ROUNDS) || ROUNDS < 1 || !Number.isSafeInteger(RATE) || RATE < 1000 || !Number.isSafeInteger(BATCH) || BATCH < 1) {
+  throw new Error('--records ≥ 1000, --rounds ≥ 1, --rate ≥ 1000, --batch ≥ 1')
 }
 
 const TICK_MS = 5
@@ -84,7 +89,8 @@ function makeStream (n: number, salt: number): Array<Record<string, unknown>> {
   const out: Array<Record<string, unknown>> = []
   const now = Date.now()
   for (let i = 0; i < n; i++) {
-    out.push({ id: fakeId(i + salt * n, 56, 'b'), from: senders[i & 3], topic: `sensors/room-${i % 16}/temp`, type: 'event', ts: now + i, bytes })
+    const k = Math.floor(i / BATCH)
+    out.push({ id: fakeId(i + salt * n, 56, 'b'), from: senders[k & 3], topic: `sensors/room-${k % 16}/temp`, type: 'event', ts: now + i, bytes })
   }
   return out
 }
@@ -172,7 +178,7 @@ const rows = [...results.entries()].filter(([k]) => k !== 'pacing only').map(([n
 if (args.json === true) {
   console.log(JSON.stringify({ records: N, rounds: ROUNDS, rate: RATE, pacingUs: pacing, results: rows }, null, 2))
 } else {
-  console.log(`${N} received records of a topic stream at ${RATE}/s, ${ROUNDS} rounds (medians; pacing loop ${pacing.toFixed(2)} µs/record subtracted)`)
+  console.log(`${N} received records of a topic stream at ${RATE}/s, ${BATCH} in a row from one sender and topic, ${ROUNDS} rounds (medians; pacing loop ${pacing.toFixed(2)} µs/record subtracted)`)
   console.log('version   main µs/rec   other threads µs/rec   total µs/rec')
   for (const r of rows) console.log(`${r.name.padEnd(8)}  ${r.main.toFixed(2).padStart(11)}   ${r.other.toFixed(2).padStart(20)}   ${r.total.toFixed(2).padStart(12)}`)
   if (rows.length === 2) console.log(`this / base: total ${(rows[1].total / rows[0].total).toFixed(2)}, main ${(rows[1].main / rows[0].main).toFixed(2)}, other ${(rows[1].other / rows[0].other).toFixed(2)}`)

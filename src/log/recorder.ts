@@ -11,7 +11,8 @@
 import type { AgentId, MessageId } from '../core/ids.ts'
 import { wireSize, type Envelope } from '../core/envelope.ts'
 import type { Logger } from '../node/types.ts'
-import type { LogEvent, LogRecordInit, LogStatus, MessageStore } from '../store/types.ts'
+import type { LogEvent, LogRecordInit, LogRunNext, LogStatus, MessageStore } from '../store/types.ts'
+import { MAX_RUN } from '../store/log-runs.ts'
 
 /** One thing that happened to a message at this node. */
 export interface MessageObservation {
@@ -56,11 +57,33 @@ export interface RecorderOptions {
 
 export interface RecorderStats { written: number, dropped: number, failed: number, buffered: number }
 
+/** Most records (run members included) in one `store.log()` call: the store's limit. */
 const MAX_BATCH = 10_000
+
+/**
+ * The record that later observations may join as its run (`LogRecordInit.next`): what they
+ * must share with it (compared with `!==`, which is quick here: the envelope reader hands out
+ * one string per distinct `from`, `topic`, … value, so equal fields are usually one string).
+ */
+interface OpenRun {
+  rec: LogRecordInit
+  /** Made when the first record joins (most records stay alone where traffic is mixed). */
+  next: LogRunNext | undefined
+  event: LogEvent
+  from: string
+  topic: string | undefined
+  schema: string | undefined
+  proto: string | undefined
+  type: string
+  peer: string | undefined
+}
 
 export class LogRecorder {
   private readonly o: RecorderOptions
   private buffer: LogRecordInit[] = []
+  /** Records in `buffer`, run members included. */
+  private buffered = 0
+  private open: OpenRun | undefined
   private flushing?: Promise<void>
   private scheduled = false
   private timer?: NodeJS.Timeout
@@ -83,21 +106,59 @@ export class LogRecorder {
   }
 
   stats (): RecorderStats {
-    return { ...this.counts, buffered: this.buffer.length }
+    return { ...this.counts, buffered: this.buffered }
   }
 
   /** Records one observation; never throws, never waits. */
   readonly observe: Observe = (ob) => {
     if (this.stopped) return
-    const rec = this.toRecord(ob)
-    if (rec == null) return
-    if (this.buffer.length >= this.maxBuffered) { this.counts.dropped++; return }
-    this.buffer.push(rec)
+    if (this.buffered >= this.maxBuffered) { this.counts.dropped++; return }
+    if (!this.joinRun(ob)) {
+      const rec = this.toRecord(ob)
+      if (rec == null) return
+      this.buffer.push(rec)
+      this.openRun(ob, rec)
+    }
+    this.buffered++
     if (!this.scheduled) {
       this.scheduled = true
       const t = setTimeout(() => { this.scheduled = false; void this.flush() }, this.o.flushEveryMs ?? 50)
       t.unref()
     }
+  }
+
+  /**
+   * Adds `ob` to the open run when it differs from the run's record only in id, size and
+   * origin time (the next publication of the same batch frame, typically); false otherwise.
+   */
+  private joinRun (ob: MessageObservation): boolean {
+    const run = this.open
+    const env = ob.env
+    if (run === undefined || env === undefined || !this.runnable(ob)) return false
+    if (run.event !== ob.event || run.from !== env.from || run.topic !== env.topic || run.peer !== ob.peer || run.type !== env.type ||
+      run.schema !== env.schema || run.proto !== env.proto) return false
+    let next = run.next
+    if (next === undefined) {
+      next = run.next = { ids: [], sizes: [], originTs: [] }
+      run.rec.next = next
+    }
+    next.ids.push(env.id)
+    next.sizes.push(wireSize(env))
+    next.originTs.push(env.ts)
+    if (next.ids.length >= MAX_RUN - 1) this.open = undefined
+    return true
+  }
+
+  /** Whether the record of `ob` may head or join a run: an envelope, nothing of its own but id, size and time. */
+  private runnable (ob: MessageObservation): boolean {
+    const env = ob.env as Envelope
+    return ob.status == null && ob.reason == null && ob.to == null && env.to == null && env.conv == null && (this.o.payloads ?? 'conversation') !== 'all'
+  }
+
+  private openRun (ob: MessageObservation, rec: LogRecordInit): void {
+    const env = ob.env
+    if (env === undefined || !this.runnable(ob)) { this.open = undefined; return }
+    this.open = { rec, next: undefined, event: ob.event, from: env.from, topic: env.topic, schema: env.schema, proto: env.proto, type: env.type, peer: ob.peer }
   }
 
   private toRecord (ob: MessageObservation): LogRecordInit | undefined {
@@ -135,13 +196,24 @@ export class LogRecorder {
     if (this.buffer.length === 0) return
     this.flushing = (async () => {
       while (this.buffer.length > 0) {
-        const batch = this.buffer.splice(0, MAX_BATCH)
+        // Up to the store's limit of records per call; a run taken here is closed to joiners.
+        this.open = undefined
+        let end = 0
+        let count = 0
+        while (end < this.buffer.length) {
+          const n = 1 + (this.buffer[end].next?.ids.length ?? 0)
+          if (end > 0 && count + n > MAX_BATCH) break
+          count += n
+          end++
+        }
+        const batch = this.buffer.splice(0, end)
+        this.buffered -= count
         try {
           await this.o.store.log(batch)
-          this.counts.written += batch.length
+          this.counts.written += count
         } catch (err) {
-          this.counts.failed += batch.length
-          this.o.logger.warn({ err: (err as Error).message, records: batch.length }, 'message log write failed')
+          this.counts.failed += count
+          this.o.logger.warn({ err: (err as Error).message, records: count }, 'message log write failed')
         }
       }
     })()

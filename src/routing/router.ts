@@ -189,6 +189,7 @@ export class Router {
       ingress: this.ingress,
       admitChecked: (env, peer) => { this.counters.received++; return this.admitTopicEnvelope(env, peer) },
       deliver: (env, peer) => { this.deliverTopic(env, peer) },
+      relayed: (env, peer) => { this.c.observe?.({ event: 'relayed', env, peer }) },
       reject: (reason, detail, peer, id) => { this.reject(reason, detail, peer, id) },
       clockSkewMs: this.ingress.clockSkewMs,
       logger: components.logger
@@ -316,6 +317,8 @@ export class Router {
     }
     this.dedup.add(env.id, env.ts + env.ttl * 1000 + this.ingress.clockSkewMs)
     this.counters.published++
+    // Logged as submit does (the recorder keeps a batch's publications as one run).
+    this.c.observe?.({ event: 'sent', env })
     this.publishTopic(env)
   }
 

@@ -69,6 +69,8 @@ export interface TopicPathInit {
   admitChecked: (env: Envelope, peer: string) => Envelope | undefined | Promise<Envelope | undefined>
   /** A remote message the core delivers here (local patterns matched or a broadcast). */
   deliver: (env: Envelope, peer: string) => void
+  /** A remote message this node forwards to neighbour `peer` (the message log's `relayed`). */
+  relayed?: (env: Envelope, peer: string) => void
   reject: (reason: RejectionReason, detail: string, peer?: string, id?: string) => void
   /** Added to `ts + ttl` for the core's expiry, as ingress tolerates. */
   clockSkewMs: number
@@ -257,6 +259,7 @@ export class TopicPath {
           if (this.overflowDrops++ % 10_000 === 0) this.init.logger.warn({ peer: s.to, dropped: this.overflowDrops }, 'link queue full: dropping topic copies')
           continue
         }
+        if (f.kind === 'data' && from !== undefined) this.init.relayed?.(f.message.payload, s.to)
         if (f.kind === 'data' && this.group(s.to, link, f.message, f.targets)) continue
         // Frames on a link keep their order: the batch frames opened before this one go first.
         if (this.groups.size > 0) this.flushGroups(s.to)

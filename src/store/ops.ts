@@ -11,7 +11,9 @@ import { chunks, num, valuesList, type Dialect, type Row, type Sql } from './bac
 import type { OpOutcome } from './group-commit.ts'
 import { heldKey, planEnqueue, usageKeyOf, usageMapKey, type PlanState, type SeqSlot, type Usage, type UsageRow, type UsageScope } from './plan.ts'
 import type { NormalizedEntry, NormalizedLogRecord, NormalizedPatch } from './validate.ts'
-import { bucketsOf, logIdHash } from './query.ts'
+import { bucketNumbers, bucketsOf, logIdHash } from './query.ts'
+import { encodeMembers, planLogRows, RUN_ID_SHIFT, type RunMember } from './log-runs.ts'
+import { logRange, membersOf } from './reads.ts'
 import type { AckResult, ExpiredEntry, ExpireResult, RetainResult } from './types.ts'
 import type { AgentId, MessageId } from '../core/ids.ts'
 
@@ -256,7 +258,7 @@ async function markRun (ctx: OpContext, run: Array<Extract<WriteOp, { kind: 'mar
 // ---------------------------------------------------------------------------------------
 // Message log
 
-const LOG_INSERT_COLUMNS = ['seq', 'idh', 'id', 'event', 'status', 'sender', 'rcpt', 'recipients', 'topic', 'schema_uri', 'proto', 'conv', 'type', 'size', 'reason', 'origin_ts', 'received_ts', 'acked_ts', 'peer', 'payload', 'payload_crc', 'stored_bytes']
+const LOG_INSERT_COLUMNS = ['seq', 'idh', 'id', 'event', 'status', 'sender', 'rcpt', 'recipients', 'topic', 'schema_uri', 'proto', 'conv', 'type', 'size', 'reason', 'origin_ts', 'received_ts', 'acked_ts', 'peer', 'payload', 'payload_crc', 'stored_bytes', 'n', 'members']
 
 /**
  * Most rows in one log INSERT: statements of 2^k rows only, so a few prepared statements
@@ -340,16 +342,21 @@ async function logRun (ctx: OpContext, run: Array<Extract<WriteOp, { kind: 'log'
       return sqlText
     }
     const to: Array<[number, number]> = []
+    // Runs (log-runs.ts): their first position and their members' id hashes, for log_ids.
+    const runs: Array<[number, number[]]> = []
+    const plan = planLogRows(records)
+    const first = seq + 1
     let params: unknown[] = []
     let rows = 0
-    let left = records.length
+    let left = plan.length
     // The largest power of two that fits what is left (and the cap).
     const chunkRows = (): number => { let n = maxRows; while (n > left) n = n >>> 1; return n }
     let target = chunkRows()
-    for (const r of records) {
+    for (const { head: r, members } of plan) {
+      const n = members?.length ?? 1
       seq += 1
       const stored = r.bytes?.length ?? 0
-      bytes += accountedBytes(stored)
+      bytes += accountedBytes(stored) * n
       // `to`: nothing stored when empty; one recipient as `rcpt`; otherwise the list as JSON,
       // with `rcpt` set when it names one agent, and a `log_to` row per agent when several.
       let rcpt: number | null = null
@@ -362,8 +369,14 @@ async function logRun (ctx: OpContext, run: Array<Extract<WriteOp, { kind: 'log'
         if (agents.size === 1) rcpt = nidOf(r.to[0])
         else for (const a of agents) to.push([nidOf(a) as number, seq])
       }
+      let encoded: Uint8Array | null = null
+      if (members != null) {
+        encoded = encodeMembers(members, r.originTs as number)
+        runs.push([seq, members.map(m => logIdHash(m.id))])
+      }
       params.push(seq, logIdHash(r.id), r.id, r.event, r.status, nidOf(r.from), rcpt, recipients, nidOf(r.topic), r.schema, r.proto, r.conv, r.type,
-        r.size, r.reason, r.originTs, r.receivedTs, r.ackedTs, nidOf(r.peer), r.bytes, r.crc, stored)
+        r.size, r.reason, r.originTs, r.receivedTs, r.ackedTs, nidOf(r.peer), r.bytes, r.crc, stored, n, encoded)
+      seq += n - 1
       if (++rows === target) {
         await sql.run(statementFor(rows), params)
         left -= rows
@@ -372,6 +385,7 @@ async function logRun (ctx: OpContext, run: Array<Extract<WriteOp, { kind: 'log'
         target = chunkRows()
       }
     }
+    for (const [at, hashes] of runs) await insertRunIds(ctx, at, hashes)
     for (const part of chunks(to, 2, d.maxParams)) {
       await sql.run(`INSERT INTO ${d.table('log_to')} (agent, seq) VALUES ${valuesList(part.length, 2)}`, part.flat())
     }
@@ -382,12 +396,92 @@ async function logRun (ctx: OpContext, run: Array<Extract<WriteOp, { kind: 'log'
       if (r.receivedTs < tsMin) tsMin = r.receivedTs
       if (r.receivedTs > tsMax) tsMax = r.receivedTs
     }
-    await sql.run(`INSERT INTO ${d.table('log_spans')} (seq_lo, seq_hi, ts_min, ts_max) VALUES (?, ?, ?, ?)`, [seq - records.length + 1, seq, tsMin, tsMax])
+    await sql.run(`INSERT INTO ${d.table('log_spans')} (seq_lo, seq_hi, ts_min, ts_max) VALUES (?, ?, ?, ?)`, [first, seq, tsMin, tsMax])
     await writeCounter(ctx, 'log_seq', seq)
-    await writeCounter(ctx, 'log_count', (counters.get('log_count') ?? 0) + records.length)
+    await writeCounter(ctx, 'log_count', (counters.get('log_count') ?? 0) + seq - first + 1)
     await writeCounter(ctx, 'log_bytes', bytes)
   }
   return run.map(() => ({ ok: true, value: undefined }))
+}
+
+/**
+ * The `log_ids` entries of a run whose first record has position `first`: one per member,
+ * `(s >> RUN_ID_SHIFT, hash of its id, s)`, in one statement (the hashes travel as a JSON list).
+ */
+async function insertRunIds (ctx: OpContext, first: number, hashes: number[]): Promise<void> {
+  const { sql, d } = ctx
+  const table = d.table('log_ids')
+  const list = JSON.stringify(hashes)
+  if (d.kind === 'sqlite') {
+    await sql.run(`INSERT INTO ${table} (b, idh, s) SELECT (? + key) >> ${RUN_ID_SHIFT}, value, ? + key FROM json_each(?)`, [first, first, list])
+  } else {
+    await sql.run(`INSERT INTO ${table} (b, idh, s) SELECT (CAST(? AS BIGINT) + o - 1) >> ${RUN_ID_SHIFT}, CAST(v AS BIGINT), CAST(? AS BIGINT) + o - 1 FROM jsonb_array_elements_text(CAST(? AS JSONB)) WITH ORDINALITY AS t(v, o)`, [first, first, list])
+  }
+}
+
+/** Removes the `log_ids` entries of positions `lo ≤ s < hi` (members of runs leaving the log). */
+async function deleteRunIds (ctx: OpContext, lo: number, hi: number): Promise<void> {
+  const buckets = bucketNumbers(lo, hi, RUN_ID_SHIFT)
+  await ctx.sql.run(`DELETE FROM ${ctx.d.table('log_ids')} WHERE b IN (${buckets.map(() => '?').join(', ')}) AND s >= ? AND s < ?`, [...buckets, lo, hi])
+}
+
+/** Every column of a log row, as stored (for rewriting a run). */
+const LOG_ROW_COLUMNS = LOG_INSERT_COLUMNS.join(', ')
+
+/**
+ * Writes `row` (every stored column, as read) again as the records `members[a … b)` of its
+ * run: a row of its own for one record, a shorter run for several.
+ */
+async function writeRunPart (ctx: OpContext, row: Row, members: RunMember[], a: number, b: number, patch?: NormalizedPatch): Promise<void> {
+  const seq = num(row.seq) + a
+  const first = members[a]
+  const part = members.slice(a, b)
+  const values: Record<string, unknown> = {
+    ...row,
+    seq,
+    idh: logIdHash(first.id),
+    id: first.id,
+    size: first.size,
+    origin_ts: first.originTs,
+    n: part.length,
+    members: part.length > 1 ? encodeMembers(part, first.originTs) : null
+  }
+  if (patch?.status != null) values.status = patch.status
+  if (patch?.ackedTs != null) values.acked_ts = patch.ackedTs
+  if (patch?.reason != null) values.reason = patch.reason
+  await ctx.sql.run(`INSERT INTO ${ctx.d.table('log')} (${LOG_ROW_COLUMNS}) VALUES ${valuesList(1, LOG_INSERT_COLUMNS.length)}`, LOG_INSERT_COLUMNS.map(c => values[c] ?? null))
+  // `log_ids` holds the members of runs only: a record on its own is found by the row's `idh`.
+  if (part.length === 1) await deleteRunIds(ctx, seq, seq + 1)
+}
+
+/**
+ * The runs holding a record of `id` (optionally of one event), each split so that record
+ * becomes a row of its own, which gets `patch`; the count of records changed.
+ */
+async function updateInRuns (ctx: OpContext, id: string, patch: NormalizedPatch, event: string | null, lo: number, hi: number): Promise<number> {
+  const { sql, d } = ctx
+  const log = d.table('log')
+  const h = logIdHash(id)
+  const positions: number[] = []
+  for (const part of chunks(bucketNumbers(lo, hi + 1, RUN_ID_SHIFT), 1, 1000)) {
+    const rows = await sql.all(`SELECT s FROM ${d.table('log_ids')} WHERE b IN (${part.map(() => '?').join(', ')}) AND idh = ?`, [...part, h])
+    for (const r of rows) positions.push(num(r.s))
+  }
+  let changed = 0
+  for (const s of positions) {
+    const found = await sql.all(`SELECT ${LOG_ROW_COLUMNS} FROM ${log} WHERE seq <= ? ORDER BY seq DESC LIMIT 1`, [s])
+    const row = found[0]
+    if (row == null || num(row.n) <= 1 || s >= num(row.seq) + num(row.n) || (event != null && row.event !== event)) continue
+    const members = membersOf(row)
+    const k = s - num(row.seq)
+    if (members[k].id !== id) continue
+    await sql.run(`DELETE FROM ${log} WHERE seq = ?`, [row.seq])
+    if (k > 0) await writeRunPart(ctx, row, members, 0, k)
+    await writeRunPart(ctx, row, members, k, k + 1, patch)
+    if (k + 1 < members.length) await writeRunPart(ctx, row, members, k + 1, members.length)
+    changed++
+  }
+  return changed
 }
 
 async function updateStatus (ctx: OpContext, id: string, patch: NormalizedPatch, event: string | null): Promise<number> {
@@ -397,26 +491,50 @@ async function updateStatus (ctx: OpContext, id: string, patch: NormalizedPatch,
   if (patch.ackedTs != null) { sets.push('acked_ts = ?'); params.push(patch.ackedTs) }
   if (patch.reason != null) { sets.push('reason = ?'); params.push(patch.reason) }
   // Every bucket of the id index the log spans (one per 65 536 positions).
-  const range = await ctx.sql.all(`SELECT MIN(seq) AS lo, MAX(seq) AS hi FROM ${ctx.d.table('log')}`)
-  if (range[0]?.hi == null) return 0
-  const b = bucketsOf(num(range[0].lo), num(range[0].hi) + 1, 'seq')
+  const range = await logRange(ctx.sql, ctx.d)
+  if (range == null) return 0
+  const b = bucketsOf(range.lo, range.hi + 1, 'seq')
   params.push(...b.params, logIdHash(id), id)
-  let where = `${b.sql} AND idh = ? AND id = ?`
+  let where = `${b.sql} AND idh = ? AND id = ? AND n = 1`
   if (event != null) { where += ' AND event = ?'; params.push(event) }
-  return await ctx.sql.run(`UPDATE ${ctx.d.table('log')} SET ${sets.join(', ')} WHERE ${where}`, params)
+  const single = await ctx.sql.run(`UPDATE ${ctx.d.table('log')} SET ${sets.join(', ')} WHERE ${where}`, params)
+  // Then records in runs (after: split out, they are rows of their own the UPDATE must not count again).
+  return single + await updateInRuns(ctx, id, patch, event, range.lo, range.hi)
 }
 
-async function deleteLogRows (ctx: OpContext, rows: Row[]): Promise<{ deleted: number, bytes: number }> {
+/** Bytes one record of `row` accounts for (a run's records keep no payload). */
+function recordBytes (row: Row): number {
+  return accountedBytes(num(row.stored_bytes))
+}
+
+/**
+ * Deletes the first `count` records of each row (`seq`, `n`, `stored_bytes` read): the row
+ * when that is all of them, else the rest of its run is written again from the next position.
+ */
+async function deleteLogRecords (ctx: OpContext, parts: Array<{ row: Row, count: number }>): Promise<{ deleted: number, bytes: number }> {
   const { sql, d } = ctx
+  const log = d.table('log')
+  let deleted = 0
   let bytes = 0
-  for (const r of rows) bytes += accountedBytes(num(r.stored_bytes))
-  for (const part of chunks(rows, 1, d.maxParams)) {
-    const seqs = part.map(r => num(r.seq))
+  const whole: number[] = []
+  for (const { row, count } of parts) {
+    const seq = num(row.seq)
+    const n = num(row.n)
+    deleted += count
+    bytes += recordBytes(row) * count
+    if (n > 1) await deleteRunIds(ctx, seq, seq + count)
+    if (count >= n) { whole.push(seq); continue }
+    const full = (await sql.all(`SELECT ${LOG_ROW_COLUMNS} FROM ${log} WHERE seq = ?`, [seq]))[0]
+    const members = membersOf(full)
+    await sql.run(`DELETE FROM ${log} WHERE seq = ?`, [seq])
+    await writeRunPart(ctx, full, members, count, n)
+  }
+  for (const seqs of chunks(whole, 1, d.maxParams)) {
     const marks = seqs.map(() => '?').join(', ')
     await sql.run(`DELETE FROM ${d.table('log_to')} WHERE seq IN (${marks})`, seqs)
-    await sql.run(`DELETE FROM ${d.table('log')} WHERE seq IN (${marks})`, seqs)
+    await sql.run(`DELETE FROM ${log} WHERE seq IN (${marks})`, seqs)
   }
-  return { deleted: rows.length, bytes }
+  return { deleted, bytes }
 }
 
 /**
@@ -443,8 +561,8 @@ async function retain (ctx: OpContext, op: Extract<WriteOp, { kind: 'retain' }>)
   let deleted = 0
   let freed = 0
   let more = false
-  const drop = async (rows: Row[]): Promise<void> => {
-    const r = await deleteLogRows(ctx, rows)
+  const drop = async (rows: Array<{ row: Row, count: number }>): Promise<void> => {
+    const r = await deleteLogRecords(ctx, rows)
     deleted += r.deleted
     freed += r.bytes
     count -= r.deleted
@@ -458,8 +576,17 @@ async function retain (ctx: OpContext, op: Extract<WriteOp, { kind: 'retain' }>)
       if (deleted >= op.limit) break
       const lo = num(span.seq_lo)
       const hi = num(span.seq_hi)
-      const rows = await sql.all(`SELECT seq, stored_bytes FROM ${log} WHERE seq >= ? AND seq <= ? AND received_ts < ? ORDER BY seq LIMIT ${op.limit - deleted}`, [lo, hi, cutoff])
-      await drop(rows)
+      const rows = await sql.all(`SELECT seq, stored_bytes, n FROM ${log} WHERE seq >= ? AND seq <= ? AND received_ts < ? ORDER BY seq LIMIT ${op.limit - deleted}`, [lo, hi, cutoff])
+      // Whole rows while the limit allows; the last one's first records when it does not.
+      const take: Array<{ row: Row, count: number }> = []
+      let budget = op.limit - deleted
+      for (const row of rows) {
+        if (budget <= 0) break
+        const count = Math.min(num(row.n), budget)
+        take.push({ row, count })
+        budget -= count
+      }
+      await drop(take)
       await refreshSpans(ctx, lo, hi)
     }
     if (deleted >= op.limit || spans.length === RETAIN_SPANS) more = true
@@ -468,17 +595,26 @@ async function retain (ctx: OpContext, op: Extract<WriteOp, { kind: 'retain' }>)
     // Oldest first, a bounded chunk at a time, until the log fits or the limit is reached.
     const CHUNK = 1000
     while (total > op.maxBytes && deleted < op.limit) {
-      const rows = await sql.all(`SELECT seq, stored_bytes FROM ${log} ORDER BY seq LIMIT ${Math.min(CHUNK, op.limit - deleted)}`)
+      const rows = await sql.all(`SELECT seq, stored_bytes, n FROM ${log} ORDER BY seq LIMIT ${Math.min(CHUNK, op.limit - deleted)}`)
       if (rows.length === 0) break
-      const take: Row[] = []
+      const take: Array<{ row: Row, count: number }> = []
       let t = total
-      for (const r of rows) {
-        if (t <= op.maxBytes) break
-        take.push(r)
-        t -= accountedBytes(num(r.stored_bytes))
+      let budget = op.limit - deleted
+      for (const row of rows) {
+        if (t <= op.maxBytes || budget <= 0) break
+        // Records of the row, oldest first, until the log fits (or the limit is reached).
+        const per = recordBytes(row)
+        const n = num(row.n)
+        let count = 0
+        while (count < n && count < budget && t > op.maxBytes) { count++; t -= per }
+        take.push({ row, count })
+        budget -= count
       }
       await drop(take)
-      if (take.length > 0) await refreshSpans(ctx, num(take[0].seq), num(take[take.length - 1].seq))
+      if (take.length > 0) {
+        const last = take[take.length - 1]
+        await refreshSpans(ctx, num(take[0].row.seq), num(last.row.seq) + num(last.row.n) - 1)
+      }
     }
     if (total > op.maxBytes && count > 0) more = true
   }

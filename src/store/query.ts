@@ -9,6 +9,7 @@ import { InvalidQueryError } from './errors.ts'
 import { LOG_EVENTS, LOG_STATUSES, type LogEvent, type LogFilter, type LogStatus, type QueryOptions } from './types.ts'
 import { PAGE_LIMITS, FIELD_LIMITS } from './config.ts'
 import { isLogEvent, isLogStatus, pageLimit } from './validate.ts'
+import { MAX_RUN, RUN_ID_SHIFT } from './log-runs.ts'
 
 // ---------------------------------------------------------------------------------------
 // Topic patterns
@@ -260,11 +261,17 @@ export function logIdHash (id: string): number {
  */
 export const LOG_BUCKET_SHIFT = 16
 
+/** The bucket numbers of log positions `from ≤ seq < to` at `shift` bits per bucket. */
+export function bucketNumbers (from: number, to: number, shift: number): number[] {
+  const out: number[] = []
+  const last = Math.floor((Math.max(to, from + 1) - 1) / 2 ** shift)
+  for (let b = Math.floor(from / 2 ** shift); b <= last; b++) out.push(b)
+  return out
+}
+
 /** The id-index buckets of log positions `from ≤ seq < to`, as SQL (an IN list) and its parameters. */
 export function bucketsOf (from: number, to: number, seqColumn = 'l.seq'): { sql: string, params: number[] } {
-  const params: number[] = []
-  const last = Math.floor((Math.max(to, from + 1) - 1) / 2 ** LOG_BUCKET_SHIFT)
-  for (let b = Math.floor(from / 2 ** LOG_BUCKET_SHIFT); b <= last; b++) params.push(b)
+  const params = bucketNumbers(from, to, LOG_BUCKET_SHIFT)
   return { sql: `(${seqColumn} >> ${LOG_BUCKET_SHIFT}) IN (${params.map(() => '?').join(', ')})`, params }
 }
 
@@ -272,7 +279,7 @@ export function bucketsOf (from: number, to: number, seqColumn = 'l.seq'): { sql
  * The columns of a log record, with the interned names resolved (`logFrom` joins them).
  * `rcpt` and `recipients` together give `to` (see `recipientsOf` in reads.ts).
  */
-export const LOG_COLUMNS = 'l.seq, l.id, l.event, l.status, ns.name AS sender, nr.name AS rcpt, l.recipients, nt.name AS topic, l.schema_uri, l.proto, l.conv, l.type, l.size, l.reason, l.origin_ts, l.received_ts, l.acked_ts, np.name AS peer, l.stored_bytes, l.payload_crc'
+export const LOG_COLUMNS = 'l.seq, l.id, l.event, l.status, ns.name AS sender, nr.name AS rcpt, l.recipients, nt.name AS topic, l.schema_uri, l.proto, l.conv, l.type, l.size, l.reason, l.origin_ts, l.received_ts, l.acked_ts, np.name AS peer, l.stored_bytes, l.payload_crc, l.n, l.members'
 
 /** The log table aliased `l`, with the name dictionary joined for `LOG_COLUMNS`. */
 export function logFrom (d: Pick<QueryDialect, 'table'>): string {
@@ -289,9 +296,17 @@ export function filterConditions (f: NormalizedFilter, d: QueryDialect, params: 
   // A name's dictionary key (NULL when the log never mentioned it: then nothing matches).
   const nid = (name: string): string => `(SELECT nid FROM ${names} WHERE name = ${add(name)})`
   if (f.id != null) {
+    // A record of its own (or a run's first) by the row's id index; a run's member by
+    // `log_ids`, whose entry names the member's position: the row is the last one at or
+    // before it (the member's id itself is compared when the run is read, reads.ts).
+    const h = logIdHash(f.id)
     const b = bucketsOf(window.from, window.to)
     params.push(...b.params)
-    where.push(`${b.sql} AND l.idh = ${add(logIdHash(f.id))} AND l.id = ${add(f.id)}`)
+    const single = `${b.sql} AND l.idh = ${add(h)} AND l.id = ${add(f.id)}`
+    const rb = bucketNumbers(window.from, window.to, RUN_ID_SHIFT)
+    const inRun = `l.n > 1 AND l.seq IN (SELECT (SELECT MAX(g.seq) FROM ${d.table('log')} g WHERE g.seq <= x.s) FROM ${d.table('log_ids')} x` +
+      ` WHERE x.b IN (${rb.map(add).join(', ')}) AND x.idh = ${add(h)} AND x.s >= ${add(window.from)} AND x.s < ${add(window.to)})`
+    where.push(`((${single}) OR (${inRun}))`)
   }
   if (f.agent != null) {
     where.push(`(l.sender = ${nid(f.agent)} OR l.rcpt = ${nid(f.agent)} OR EXISTS (SELECT 1 FROM ${d.table('log_to')} t WHERE t.agent = ${nid(f.agent)} AND t.seq = l.seq))`)
@@ -320,14 +335,15 @@ export function filterConditions (f: NormalizedFilter, d: QueryDialect, params: 
 }
 
 /**
- * One window of a page: the rows matching the filter with `from ≤ seq < to`, in page order,
- * at most `take + 1` of them (one more, to tell whether more follow).
+ * One window of a page: the rows matching the filter that hold records with `from ≤ seq < to`
+ * (a run that starts before `from` may reach into it), in page order, at most `take + 1`
+ * rows (one more, to tell whether more follow).
  */
 export function buildLogQuery (f: NormalizedFilter, page: LogPageOptions, window: { from: number, to: number, take: number }, d: QueryDialect): SqlQuery {
   const params: unknown[] = []
   const where = filterConditions(f, d, params, window)
-  params.push(window.from, window.to)
-  where.push('l.seq >= ? AND l.seq < ?')
+  params.push(window.from - MAX_RUN, window.to, window.from)
+  where.push('l.seq > ? AND l.seq < ? AND l.seq + l.n > ?')
   const cols = page.includeBytes ? `${LOG_COLUMNS}, l.payload` : LOG_COLUMNS
   const sql = `SELECT ${cols} FROM ${logFrom(d)} WHERE ${where.join(' AND ')} ORDER BY l.seq ${page.order === 'asc' ? 'ASC' : 'DESC'} LIMIT ${window.take + 1}`
   return { sql, params }

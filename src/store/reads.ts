@@ -8,6 +8,7 @@ import { StoreCorruptError } from './errors.ts'
 import { chunks, num, optNum, optStr, type Dialect, type Row, type Sql } from './backend.ts'
 import { buildLogQuery, encodeInboxCursor, encodeLogCursor, LOG_COLUMNS, logFrom, type LogPageOptions, type NormalizedFilter } from './query.ts'
 import { payloadChecksum, plainBytes } from './validate.ts'
+import { decodeMembers, RunFormatError, type RunMember } from './log-runs.ts'
 import type { InboxEntry, LogEvent, LogPage, LogRecord, LogStatus, PendingPage, StoreStats, VerifyMode } from './types.ts'
 
 function verifiedBytes (where: Record<string, unknown>, id: string, payload: unknown, crc: unknown): Uint8Array {
@@ -124,6 +125,49 @@ function toRecord (r: Row, withBytes: boolean): LogRecord {
   return rec
 }
 
+/** A row's members (log-runs.ts): the row itself when it holds one record. */
+export function membersOf (r: Row): RunMember[] {
+  const n = num(r.n)
+  if (n <= 1) return [{ id: String(r.id), size: num(r.size), originTs: num(r.origin_ts) }]
+  if (!(r.members instanceof Uint8Array)) throw new StoreCorruptError(`log row ${num(r.seq)} holds ${n} records but no members`, { details: { table: 'log', seq: num(r.seq) } })
+  try {
+    const members = decodeMembers(r.members, n, num(r.origin_ts))
+    if (members[0].id !== String(r.id)) throw new RunFormatError('the first member is not the row\'s id')
+    return members
+  } catch (err) {
+    if (!(err instanceof RunFormatError)) throw err
+    throw new StoreCorruptError(`log row ${num(r.seq)}: ${err.message}`, { cause: err, details: { table: 'log', seq: num(r.seq) } })
+  }
+}
+
+/**
+ * The records a row holds with `from ≤ seq < to` (and, with `id`, only that message's), in
+ * page order, appended to `out`.
+ */
+function expandRow (r: Row, withBytes: boolean, window: { from: number, to: number }, id: string | undefined, asc: boolean, out: LogRecord[]): void {
+  const head = toRecord(r, withBytes)
+  if (num(r.n) <= 1) {
+    if (head.seq >= window.from && head.seq < window.to) out.push(head)
+    return
+  }
+  const members = membersOf(r)
+  for (let k = 0; k < members.length; k++) {
+    const i = asc ? k : members.length - 1 - k
+    const seq = head.seq + i
+    const m = members[i]
+    if (seq < window.from || seq >= window.to || (id !== undefined && m.id !== id)) continue
+    out.push({ ...head, seq, id: m.id as MessageId, size: m.size, originTs: m.originTs })
+  }
+}
+
+/** The log's first and last position (a run's last record), or null when the log is empty. */
+export async function logRange (sql: Sql, d: Pick<Dialect, 'table'>): Promise<{ lo: number, hi: number } | null> {
+  const log = d.table('log')
+  const rows = await sql.all(`SELECT (SELECT MIN(seq) FROM ${log}) AS lo, (SELECT seq + n - 1 FROM ${log} ORDER BY seq DESC LIMIT 1) AS hi`)
+  if (rows[0]?.hi == null) return null
+  return { lo: num(rows[0].lo), hi: num(rows[0].hi) }
+}
+
 /** Log positions one query window covers, and how many windows one page may scan. */
 export const SCAN_WINDOW = 10_000
 export const MAX_WINDOWS = 10
@@ -131,28 +175,43 @@ export const MAX_WINDOWS = 10
 /**
  * A page of the log. The scan walks the log in windows of `SCAN_WINDOW` positions and stops
  * after `MAX_WINDOWS`, so no query — however unselective its filter — reads more than about
- * 100 000 rows (SQLite runs on the event loop). A page can therefore hold fewer records than
- * the limit while `more` is true; its cursor then marks how far the scan got.
+ * 100 000 records (SQLite runs on the event loop). A page can therefore hold fewer records than
+ * the limit while `more` is true; its cursor then marks how far the scan got. Rows that hold
+ * a run give a record per member (in the window, and of the id asked for).
  */
 export async function readLogPage (sql: Sql, d: Dialect, filter: NormalizedFilter, page: LogPageOptions): Promise<LogPage> {
-  const range = await sql.all(`SELECT MIN(seq) AS lo, MAX(seq) AS hi FROM ${d.table('log')}`)
+  const range = await logRange(sql, d)
   const records: LogRecord[] = []
   const cursorAt = (pos: number): string => encodeLogCursor(page.order, pos, page.key)
-  if (range[0]?.hi == null) return { records, cursor: page.after == null ? undefined : cursorAt(page.after), more: false }
-  const lo = num(range[0].lo)
-  const hi = num(range[0].hi)
+  if (range == null) return { records, cursor: page.after == null ? undefined : cursorAt(page.after), more: false }
+  const { lo, hi } = range
   const asc = page.order === 'asc'
   // The scan position: in `asc` everything ≤ pos is done, in `desc` everything ≥ pos.
   let pos = asc ? Math.max(page.after ?? 0, lo - 1) : Math.min(page.after ?? hi + 1, hi + 1)
-  for (let w = 0; w < MAX_WINDOWS && (asc ? pos < hi : pos > lo); w++) {
+  // Bounded: each turn either ends the page or moves `pos` on by at least one position
+  // (a full window, or past the last row read); the windows are counted.
+  for (let w = 0; w < MAX_WINDOWS && (asc ? pos < hi : pos > lo);) {
     const from = asc ? pos + 1 : Math.max(pos - SCAN_WINDOW, lo)
     const to = asc ? Math.min(pos + SCAN_WINDOW, hi) + 1 : pos
     const take = page.limit - records.length
     const q = buildLogQuery(filter, page, { from, to, take }, d)
     const rows = await sql.all(q.sql, q.params)
-    records.push(...rows.slice(0, take).map(r => toRecord(r, page.includeBytes)))
-    if (rows.length > take) return { records, cursor: cursorAt(records[records.length - 1].seq), more: true }
+    const found: LogRecord[] = []
+    for (const r of rows) expandRow(r, page.includeBytes, { from, to }, filter.id, asc, found)
+    if (found.length > take) {
+      records.push(...found.slice(0, take))
+      return { records, cursor: cursorAt(records[records.length - 1].seq), more: true }
+    }
+    records.push(...found)
+    if (rows.length > take) {
+      // As many rows as asked but fewer records (rows that held none of the id): go on
+      // after the last row read, in the same window.
+      const last = rows[rows.length - 1]
+      pos = asc ? Math.min(num(last.seq) + num(last.n) - 1, to - 1) : Math.max(num(last.seq), from)
+      continue
+    }
     pos = asc ? to - 1 : from
+    w++
     if (records.length === page.limit) break
   }
   if (records.length === page.limit) {
@@ -230,10 +289,9 @@ export async function verifyStored (sql: Sql, d: Dialect, mode: VerifyMode): Pro
     return
   }
   checkLog(await sql.all(`SELECT ${cols} ORDER BY seq DESC LIMIT ${QUICK_LOG_NEWEST}`))
-  const range = await sql.all(`SELECT MIN(seq) AS lo, MAX(seq) AS hi FROM ${log}`)
-  const lo = num(range[0]?.lo)
-  const hi = num(range[0]?.hi)
-  if (hi - lo <= QUICK_LOG_NEWEST) return
+  const range = await logRange(sql, d)
+  if (range == null || range.hi - range.lo <= QUICK_LOG_NEWEST) return
+  const { lo, hi } = range
   for (let i = 0; i < QUICK_LOG_SAMPLES; i++) {
     const at = lo + Math.floor(Math.random() * (hi - lo))
     checkLog(await sql.all(`SELECT ${cols} AND seq >= ? AND seq < ? ORDER BY seq LIMIT 1`, [at, at + PAGE]))

@@ -8,7 +8,7 @@ import { StoreVersionError } from './errors.ts'
 import { num, type Dialect, type Sql } from './backend.ts'
 import { LOG_BUCKET_SHIFT, logIdHash } from './query.ts'
 
-export const SCHEMA_VERSION = 3
+export const SCHEMA_VERSION = 4
 
 /** Counters kept in the `counters` table. */
 export const COUNTERS = ['inbox_pos', 'log_seq', 'log_count', 'log_bytes'] as const
@@ -204,6 +204,26 @@ async function fillIdHashes (sql: Sql, d: Dialect): Promise<void> {
   await sql.run(`CREATE INDEX log_idh ON ${log} ((seq >> ${LOG_BUCKET_SHIFT}), idh)`)
 }
 
+/**
+ * Version 4: runs (src/store/log-runs.ts, docs/STORE.md "Runs") — one log row for records
+ * of one append that differ only in id, size and origin time.
+ * - `n`: how many records the row holds (1 for every row before); they have the positions
+ *   `seq` … `seq + n - 1`, and `id`, `idh`, `size`, `origin_ts` are the first one's.
+ * - `members`: every member's id, size and origin time (NULL when `n` = 1).
+ * - `log_ids`: one entry per member of a run (`s`: its position), under the bucket of its
+ *   position (`s >> 12`): how a run is found by any of its ids.
+ */
+function schemaV4 (d: Dialect): string[] {
+  const t = d.table
+  const { bigint, blob } = d.types
+  return [
+    `ALTER TABLE ${t('log')} ADD COLUMN n ${bigint} NOT NULL DEFAULT 1`,
+    `ALTER TABLE ${t('log')} ADD COLUMN members ${blob}`,
+    // Bucket b = s >> RUN_ID_SHIFT (written by the appends, not a generated column: both backends, one statement).
+    `CREATE TABLE ${t('log_ids')} (b ${bigint} NOT NULL, idh ${bigint} NOT NULL, s ${bigint} NOT NULL, PRIMARY KEY (b, idh, s))${d.kind === 'sqlite' ? ' WITHOUT ROWID' : ''}`
+  ]
+}
+
 interface Migration {
   statements: (d: Dialect) => string[]
   /** Work that needs code, after the statements. */
@@ -211,7 +231,7 @@ interface Migration {
 }
 
 /** Steps from version n-1 to n; index 0 creates version 1. */
-const MIGRATIONS: Migration[] = [{ statements: schemaV1 }, { statements: schemaV2 }, { statements: schemaV3, after: fillIdHashes }]
+const MIGRATIONS: Migration[] = [{ statements: schemaV1 }, { statements: schemaV2 }, { statements: schemaV3, after: fillIdHashes }, { statements: schemaV4 }]
 
 /** The statements that create version `version` from nothing (without its `after` steps; for tests of migrations). */
 export function schemaStatements (d: Dialect, version: number): string[] {

@@ -34,7 +34,7 @@ export interface SqliteWriterInit {
  * structured clone then writes no property names, about half the work of objects.
  */
 type EntryTuple = [string, string, string, Uint8Array, number, number, number, number | null, boolean, string | null, number]
-type RecordTuple = [string, string, string, string | null, string[], string | null, string | null, string | null, string | null, string | null, number, string | null, number | null, number, number | null, string | null, Uint8Array | null, number | null]
+type RecordTuple = [string, string, string, string | null, string[], string | null, string | null, string | null, string | null, string | null, number, string | null, number | null, number, number | null, string | null, Uint8Array | null, number | null, NormalizedLogRecord['next']]
 type PackedOp = { kind: 'enqueue', e: EntryTuple, quota: InboxQuota } | { kind: 'log', rs: RecordTuple[] } | Exclude<WriteOp, { kind: 'enqueue' | 'log' }>
 
 function packEntry (e: NormalizedEntry): EntryTuple {
@@ -46,13 +46,13 @@ function unpackEntry (t: EntryTuple): NormalizedEntry {
 }
 
 function packRecord (r: NormalizedLogRecord): RecordTuple {
-  return [r.id, r.event, r.status, r.from, r.to, r.topic, r.schema, r.proto, r.conv, r.type, r.size, r.reason, r.originTs, r.receivedTs, r.ackedTs, r.peer, r.bytes, r.crc]
+  return [r.id, r.event, r.status, r.from, r.to, r.topic, r.schema, r.proto, r.conv, r.type, r.size, r.reason, r.originTs, r.receivedTs, r.ackedTs, r.peer, r.bytes, r.crc, r.next]
 }
 
 function unpackRecord (t: RecordTuple): NormalizedLogRecord {
   return {
     id: t[0], event: t[1] as NormalizedLogRecord['event'], status: t[2] as NormalizedLogRecord['status'], from: t[3], to: t[4], topic: t[5], schema: t[6], proto: t[7], conv: t[8], type: t[9],
-    size: t[10], reason: t[11], originTs: t[12], receivedTs: t[13], ackedTs: t[14], peer: t[15], bytes: t[16], crc: t[17]
+    size: t[10], reason: t[11], originTs: t[12], receivedTs: t[13], ackedTs: t[14], peer: t[15], bytes: t[16], crc: t[17], next: t[18]
   }
 }
 

@@ -17,7 +17,7 @@ import type {
   LogFilter, LogPage, LogRecord, LogRecordInit, MessageStore, PendingOptions, PendingPage, QueryOptions, RetainLimits,
   RetainOptions, RetainResult, StatusPatch, StoreInfo, StoreStats, UpdateStatusOptions
 } from './types.ts'
-import { checkId, checkIdList, checkTime, isLogEvent, normalizeEntry, normalizeLogRecord, normalizePatch, pageLimit } from './validate.ts'
+import { checkId, checkIdList, checkTime, isLogEvent, normalizeEntry, normalizeLogRecord, normalizePatch, pageLimit, recordCount } from './validate.ts'
 
 type State = 'new' | 'opening' | 'open' | 'closing' | 'closed'
 
@@ -201,7 +201,9 @@ export function createMessageStore (backend: Backend, settings: StoreSettings): 
     async log (records: LogRecordInit[], options: Abortable = {}): Promise<void> {
       ensureWritable(options.signal, 'log')
       if (!Array.isArray(records)) throw new InvalidArgumentError('records must be an array')
-      if (records.length > FIELD_LIMITS.maxLogBatch) throw new InvalidArgumentError(`more than ${FIELD_LIMITS.maxLogBatch} records in one call`)
+      let count = 0
+      for (const r of records) count += recordCount(r)
+      if (count > FIELD_LIMITS.maxLogBatch) throw new InvalidArgumentError(`more than ${FIELD_LIMITS.maxLogBatch} records in one call`)
       if (records.length === 0) return
       const now = settings.clock()
       const normalized = records.map((r, i) => normalizeLogRecord(r, now, i))

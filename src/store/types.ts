@@ -296,6 +296,19 @@ export interface LogRecordInit {
   peer?: string
   /** Wire bytes, kept for replay (`conversation`, `query({ includeBytes })`). */
   bytes?: Uint8Array
+  /**
+   * More records that differ from this one only in id, size and origin time, appended right
+   * after it in this order — the publications of one batch frame, say; the store keeps them
+   * as one row (docs/STORE.md, "Runs"), each still a record of its own. Not with `bytes`.
+   */
+  next?: LogRunNext
+}
+
+/** The records that follow a `LogRecordInit` in its run: three lists of one length. */
+export interface LogRunNext {
+  ids: MessageId[]
+  sizes: number[]
+  originTs: number[]
 }
 
 export interface LogRecord {

@@ -131,9 +131,37 @@ export interface NormalizedLogRecord {
   peer: string | null
   bytes: Uint8Array | null
   crc: number | null
+  /** The records that follow in its run (`LogRecordInit.next`), or null. */
+  next: { ids: string[], sizes: number[], originTs: number[] } | null
 }
 
-const RECORD_FIELDS = new Set(['id', 'event', 'status', 'from', 'to', 'topic', 'schema', 'proto', 'conv', 'type', 'size', 'reason', 'originTs', 'receivedTs', 'ackedTs', 'peer', 'bytes'])
+const RECORD_FIELDS = new Set(['id', 'event', 'status', 'from', 'to', 'topic', 'schema', 'proto', 'conv', 'type', 'size', 'reason', 'originTs', 'receivedTs', 'ackedTs', 'peer', 'bytes', 'next'])
+
+/** How many records a `LogRecordInit` stands for: itself and its `next` ones. */
+export function recordCount (r: unknown): number {
+  const next = r != null && typeof r === 'object' ? (r as { next?: unknown }).next : undefined
+  const ids = next != null && typeof next === 'object' ? (next as { ids?: unknown }).ids : undefined
+  return 1 + (Array.isArray(ids) ? ids.length : 0)
+}
+
+/** `LogRecordInit.next`: three lists of one length, each entry checked as the record's own. */
+function checkNext (w: () => string, v: unknown): NormalizedLogRecord['next'] {
+  if (v == null || typeof v !== 'object' || Array.isArray(v)) fail(`${w()}.next`, 'must be an object')
+  const n = checkKeys(() => `${w()}.next`, v, NEXT_FIELDS)
+  const { ids, sizes, originTs } = n
+  if (!Array.isArray(ids) || !Array.isArray(sizes) || !Array.isArray(originTs) || sizes.length !== ids.length || originTs.length !== ids.length) {
+    fail(`${w()}.next`, 'must hold ids, sizes and originTs of one length')
+  }
+  for (let i = 0; i < ids.length; i++) {
+    idField(() => `${w()}.next.ids[${i}]`, 'id', ids[i])
+    const size = sizes[i]
+    if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) fail(`${w()}.next.sizes[${i}]`, 'must be an integer ≥ 0')
+    checkTime(`${w()}.next.originTs[${i}]`, originTs[i])
+  }
+  return { ids: ids.slice() as string[], sizes: sizes.slice() as number[], originTs: originTs.slice() as number[] }
+}
+
+const NEXT_FIELDS = new Set(['ids', 'sizes', 'originTs'])
 
 function optReason (field: string, v: unknown): string | null {
   if (v === undefined) return null
@@ -179,7 +207,8 @@ export function normalizeLogRecord (input: LogRecordInit, now: number, index: nu
     ackedTs: r.ackedTs === undefined ? null : checkTime(`${w()}.ackedTs`, r.ackedTs),
     peer: optIdField(w, 'peer', r.peer),
     bytes,
-    crc: bytes == null ? null : payloadChecksum(id, bytes)
+    crc: bytes == null ? null : payloadChecksum(id, bytes),
+    next: r.next === undefined ? null : bytes != null ? fail(`${w()}.next`, 'cannot go with bytes') : checkNext(w, r.next)
   }
 }
 

@@ -15,12 +15,12 @@ import type { NetworkId, Topic } from '../../src/core/ids.ts'
 
 const silent = { debug () {}, info () {}, warn () {}, error () {} } as never
 
-interface Host { path: TopicPath, id: string, delivered: Envelope[], rejected: string[] }
+interface Host { path: TopicPath, id: string, delivered: Envelope[], rejected: string[], relayed: Array<[string, string]> }
 
 function host (n: number): Host {
   const key = agentKeyFromSeed(new Uint8Array(32).fill(n))
   const id = nodeIdFromBytes(new Uint8Array([0x00, 0x24, 0x08, 0x01, 0x12, 0x20, ...key.publicKey]))
-  const h: Host = { id, delivered: [], rejected: [], path: undefined as unknown as TopicPath }
+  const h: Host = { id, delivered: [], rejected: [], relayed: [], path: undefined as unknown as TopicPath }
   h.path = new TopicPath({
     self: id,
     sign: (input) => key.sign(input),
@@ -32,6 +32,7 @@ function host (n: number): Host {
     ingress: { network: 'test' as NetworkId, maxBytes: 1024 * 1024, clockSkewMs: 30_000 },
     admitChecked: (env) => env,
     deliver: (env) => { h.delivered.push(env) },
+    relayed: (env, peer) => { h.relayed.push([env.id, peer]) },
     reject: (reason) => { h.rejected.push(reason) },
     clockSkewMs: 30_000,
     logger: silent
@@ -111,6 +112,9 @@ describe('TopicPath over in-memory links', () => {
       assert.equal(wireSize(envs[i]), envs[i].bytes.length)
     }
     assert.equal(b.delivered.length, 0, 'the relay has no subscriber')
+    // The relay reports each copy it forwards (the message log's `relayed`); the publisher's own sends are not relays.
+    assert.deepEqual(b.relayed, envs.slice(0, 2).map(e => [e.id, c.id]))
+    assert.deepEqual([a.relayed, c.relayed], [[], []])
     assert.deepEqual([a.rejected, b.rejected, c.rejected], [[], [], []])
     for (const h of [a, b, c]) h.path.stop()
   })

@@ -64,6 +64,18 @@ describe('topics over the dissemination layer', { timeout: 120_000 }, () => {
     assert.ok(got.every(m => m.envelope.bp !== undefined && m.envelope.bp.n > 1), 'batch-signed')
     assert.ok(waits >= 0)
     assert.equal(Object.values(b.rejections().counts).reduce((x, y) => x + y, 0), 0, 'nothing rejected')
+    // Every publication is in both message logs: `sent` at the publisher's node, `received` (once per id) at the subscriber's.
+    for (const [node, event] of [[a, 'sent'], [b, 'received']] as const) {
+      const ids: string[] = []
+      let cursor: string | undefined
+      for (let p = 0; p < 10; p++) {
+        const page = await node.log({ topic: 'load/x', event }, { limit: 1000, ...(cursor != null ? { cursor } : {}) })
+        ids.push(...page.records.map(r => r.id))
+        cursor = page.cursor
+        if (!page.more) break
+      }
+      assert.deepEqual(ids, got.map(m => m.id), `${event} records`)
+    }
     cbSub.unsubscribe()
     localSub.unsubscribe()
     const iterated: Message[] = []

@@ -548,6 +548,115 @@ export function storeCompliance (name: string, makeHarness: () => Promise<StoreH
         })
       })
 
+      test('runs: records that differ only in id, size and origin time share a row, and each is a record of its own', async () => {
+        await withStore(async (store, loc) => {
+          const TR = T0 + 10_000
+          // As a subscriber's node logs batch frames: 700 from Alice on one topic (two runs:
+          // at most MAX_RUN per row), one record of its own between, 40 from Bob, 3 more from Alice.
+          const run = (who: AgentId, topic: string, prefix: string, n: number, from: number): LogRecordInit[] =>
+            Array.from({ length: n }, (_, i) => ({ id: M(`${prefix}${from + i}`), event: 'received' as const, from: who, topic, type: 'inform', size: 100 + ((from + i) % 7), originTs: T0 + (i % 3) - 1, receivedTs: TR, peer: 'peerA' }))
+          const all: LogRecordInit[] = [
+            ...run(ALICE, 'sensors/a', 'a', 700, 0),
+            { id: M('solo'), event: 'received', from: CAROL, to: [BOB], size: 5, receivedTs: TR },
+            ...run(BOB, 'sensors/b', 'b', 40, 0),
+            ...run(ALICE, 'sensors/a', 'a', 3, 700)
+          ]
+          await store.log(all)
+          const rows = Number((await loc.raw(`SELECT COUNT(*) AS c FROM ${loc.table('log')}`))[0].c)
+          assert.equal(rows, 5, 'runs of 512 + 188, a record of its own, a run of 40, a run of 3')
+          assert.deepEqual((await store.stats()).log, { count: all.length, bytes: all.length * 256 })
+          // Field for field, paged in both orders with small pages (cursors inside runs).
+          const want = all.map((r, i) => ({ id: r.id, size: r.size, originTs: r.originTs, from: r.from, topic: r.topic, event: r.event, status: 'ok', receivedTs: TR, seqOffset: i }))
+          for (const order of ['asc', 'desc'] as const) {
+            const got: Array<typeof want[number] & { seq: number }> = []
+            let cursor: string | undefined
+            for (let guard = 0; guard < 200; guard++) {
+              const page = await store.query({}, { limit: 37, order, ...(cursor != null ? { cursor } : {}) })
+              for (const r of page.records) got.push({ id: r.id, size: r.size, originTs: r.originTs, from: r.from, topic: r.topic, event: r.event, status: r.status, receivedTs: r.receivedTs, seqOffset: 0, seq: r.seq })
+              cursor = page.cursor
+              if (!page.more) break
+            }
+            const ordered = order === 'asc' ? got : [...got].reverse()
+            const base = ordered[0].seq
+            assert.deepEqual(ordered.map(r => r.seq), all.map((_, i) => base + i), `${order}: one position per record, no gaps`)
+            assert.deepEqual(ordered.map(({ seq, ...r }) => ({ ...r, seqOffset: seq - base })), want, order)
+          }
+          const q = async (f: Parameters<MessageStore['query']>[0]): Promise<string[]> => (await store.query(f, { limit: 1000 })).records.map(r => r.id)
+          // By id: the first, a middle and the last record of a run, and a record of its own.
+          for (const id of ['a0', 'a1', 'a511', 'a512', 'a699', 'a700', 'a702', 'b0', 'b39', 'solo']) assert.deepEqual(await q({ id }), [id], id)
+          assert.deepEqual(await q({ id: 'a703' }), [])
+          assert.equal((await q({ agent: BOB })).length, 41)
+          assert.equal((await q({ topic: 'sensors/#' })).length, 743)
+          assert.deepEqual((await q({ topic: 'sensors/b' })), all.slice(701, 741).map(r => r.id))
+          assert.equal((await q({ since: TR, event: 'received', status: 'ok' })).length, 744)
+          assert.deepEqual(await q({ until: TR }), [])
+          // A status update of one record splits its run; the others keep theirs.
+          assert.equal(await store.updateStatus(M('a300'), { status: 'acked', ackedTs: TR + 5 }), 1)
+          assert.equal(await store.updateStatus(M('a300'), { status: 'acked' }, { event: 'sent' }), 0)
+          assert.deepEqual(await q({ status: 'acked' }), ['a300'])
+          const a300 = (await store.query({ id: 'a300' })).records[0]
+          assert.equal(a300.ackedTs, TR + 5)
+          assert.equal(a300.size, 100 + (300 % 7))
+          assert.deepEqual(await q({ id: 'a299' }), ['a299'])
+          assert.deepEqual(await q({ id: 'a301' }), ['a301'])
+          assert.equal((await q({ status: 'ok' })).length, all.length - 1)
+          const order = (await store.query({}, { limit: 1000 })).records
+          assert.deepEqual(order.map(r => r.id), all.map(r => r.id))
+          assert.deepEqual(order.map(r => r.seq - order[0].seq), all.map((_, i) => i))
+          // Retention by size takes the oldest records, part of a run if that is enough.
+          const cut = await store.retain({ maxBytes: (all.length - 100) * 256 })
+          assert.deepEqual(cut, { deleted: 100, bytes: 100 * 256, more: false })
+          assert.deepEqual((await store.stats()).log, { count: all.length - 100, bytes: (all.length - 100) * 256 })
+          assert.deepEqual(await q({ id: 'a99' }), [])
+          assert.deepEqual(await q({ id: 'a100' }), ['a100'])
+          assert.deepEqual((await store.query({}, { limit: 1000 })).records.map(r => r.id), all.slice(100).map(r => r.id))
+          // And with a limit, inside a run.
+          assert.deepEqual(await store.retain({ maxBytes: 0 }, { limit: 50 }), { deleted: 50, bytes: 50 * 256, more: true })
+          assert.deepEqual(await q({ id: 'a150' }), ['a150'])
+          assert.deepEqual(await q({ id: 'a149' }), [])
+          // By age: everything is older than the cutoff.
+          assert.deepEqual(await store.retain({ maxAgeMs: 1 }, { now: TR + 10 }), { deleted: all.length - 150, bytes: (all.length - 150) * 256, more: false })
+          assert.deepEqual((await store.stats()).log, { count: 0, bytes: 0 })
+          assert.equal(Number((await loc.raw(`SELECT COUNT(*) AS c FROM ${loc.table('log_ids')}`))[0].c), 0)
+          assert.deepEqual(await q({ id: 'a600' }), [])
+        })
+      })
+
+      test('a record with `next` appends its run: each a record of its own, checked like one', async () => {
+        await withStore(async (store, loc) => {
+          const ids = Array.from({ length: 600 }, (_, i) => M(`n${i + 1}`))
+          const base: LogRecordInit = { id: M('n0'), event: 'sent', from: ALICE, topic: 't/x', type: 'inform', size: 10, originTs: T0, receivedTs: T0 + 1 }
+          await store.log([
+            { ...base, next: { ids, sizes: ids.map((_, i) => 11 + i), originTs: ids.map((_, i) => T0 + i + 1) } },
+            // Not a run in storage (a recipient): its next ones become records of their own.
+            { id: M('d0'), event: 'sent', from: ALICE, to: [BOB], size: 1, originTs: T0, next: { ids: [M('d1'), M('d2')], sizes: [2, 3], originTs: [T0, T0] } }
+          ])
+          const got = (await store.query({}, { limit: 1000 })).records
+          assert.deepEqual(got.map(r => r.id), ['n0', ...ids, 'd0', 'd1', 'd2'])
+          assert.deepEqual(got.slice(0, 601).map(r => [r.size, r.originTs, r.from, r.topic, r.event]), Array.from({ length: 601 }, (_, i) => [10 + i, T0 + i, ALICE, 't/x', 'sent']))
+          assert.deepEqual(got.slice(601).map(r => [r.size, r.to]), [[1, [BOB]], [2, [BOB]], [3, [BOB]]])
+          assert.deepEqual(got.map(r => r.seq - got[0].seq), got.map((_, i) => i))
+          assert.equal((await store.stats()).log.count, 604)
+          // 601 records: a row of 512 and one of 89; the three with a recipient, a row each.
+          assert.equal(Number((await loc.raw(`SELECT COUNT(*) AS c FROM ${loc.table('log')}`))[0].c), 5)
+          assert.deepEqual((await store.query({ id: 'n555' })).records.map(r => [r.id, r.size]), [['n555', 565]])
+          const bad: unknown[] = [
+            { ...base, next: { ids: [M('x')], sizes: [], originTs: [] } },
+            { ...base, next: { ids: [''], sizes: [1], originTs: [1] } },
+            { ...base, next: { ids: [M('x')], sizes: [-1], originTs: [1] } },
+            { ...base, next: { ids: [M('x')], sizes: [1], originTs: [1.5] } },
+            { ...base, next: { ids: [M('x')], sizes: [1], originTs: [1], extra: [] } },
+            { ...base, next: [] },
+            { ...base, bytes: new Uint8Array(10), next: { ids: [M('x')], sizes: [1], originTs: [1] } }
+          ]
+          for (const b of bad) await rejectsWith(store.log([b as LogRecordInit]), 'InvalidArgumentError')
+          // The limit per call counts the records of runs.
+          const many = Array.from({ length: 10_000 }, (_, i) => M(`m${i}`))
+          await rejectsWith(store.log([{ ...base, next: { ids: many, sizes: many.map(() => 1), originTs: many.map(() => 1) } }]), 'InvalidArgumentError')
+          assert.equal((await store.stats()).log.count, 604)
+        })
+      })
+
       test('wildcard topics match exactly as topicMatches does', async () => {
         await withStore(async (store) => {
           const topics = ['a', 'b', 'a/b', 'a/c', 'a/b/c', 'a/b/c/d', 'x/b/c', 'a.b/c', 'a+b/c', 'a/bc', 'ab/c', 'a/b.c', 'A/b', 'a/(b)', 'a/[b]/c', 'a/b$/c', 'a/^b']
@@ -802,7 +911,7 @@ export function storeCompliance (name: string, makeHarness: () => Promise<StoreH
           const d = { ...(pg ? postgresDialect('x') : sqliteDialect), table: loc.table }
           const raw = async (q: string, params: unknown[] = []): Promise<unknown> => await loc.raw(pg ? numberPlaceholders(q) : q, params)
           await raw(`DROP INDEX ${loc.table('inbox_replica')}`)
-          for (const t of ['log_to', 'log', 'log_names', 'log_spans']) await raw(`DROP TABLE ${loc.table(t)}`)
+          for (const t of ['log_to', 'log', 'log_names', 'log_spans', 'log_ids']) await raw(`DROP TABLE ${loc.table(t)}`)
           for (const stmt of schemaStatements(d, 1)) if (/^CREATE (TABLE|INDEX) \S*log/.test(stmt)) await raw(stmt)
           const v1 = [
             { seq: 1, id: 'm1', event: 'stored', status: 'pending', sender: ALICE, to: [BOB], conv: 'c1', size: 3, received: 1000, peer: 'peer-a' },

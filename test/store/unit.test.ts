@@ -6,9 +6,10 @@ import { test, describe } from 'node:test'
 import assert from 'node:assert/strict'
 import { topicMatches } from '../../src/core/topics.ts'
 import { patternToRegex, parseTopicFilter, prefixUpperBound, parseLogFilter, filterKey, encodeLogCursor, decodeLogCursor, encodeInboxCursor, decodeInboxCursor, buildLogQuery, parseQueryOptions, logIdHash, bucketsOf, type QueryDialect } from '../../src/store/query.ts'
+import { MAX_RUN, decodeMembers, encodeMembers, planLogRows, runLength, RunFormatError } from '../../src/store/log-runs.ts'
 import { planEnqueue, usageKeyOf, usageMapKey, heldKey, type PlanState } from '../../src/store/plan.ts'
 import { createGroupCommit } from '../../src/store/group-commit.ts'
-import { normalizeEntry, payloadChecksum } from '../../src/store/validate.ts'
+import { normalizeEntry, normalizeLogRecord, payloadChecksum } from '../../src/store/validate.ts'
 import { defaultQuota, mergeQuota } from '../../src/store/config.ts'
 import { numberPlaceholders } from '../../src/store/postgres.ts'
 import { InvalidQueryError, QuotaExceededError } from '../../src/store/errors.ts'
@@ -71,9 +72,10 @@ describe('filters and cursors', () => {
     assert.match(q.sql, /FROM s\.log l LEFT JOIN s\.log_names ns ON ns\.nid = l\.sender .* WHERE /)
     assert.match(q.sql, /\(l\.sender = \(SELECT nid FROM s\.log_names WHERE name = \?\) OR l\.rcpt = \(SELECT nid FROM s\.log_names WHERE name = \?\) OR EXISTS \(SELECT 1 FROM s\.log_to t WHERE t\.agent = \(SELECT nid FROM s\.log_names WHERE name = \?\) AND t\.seq = l\.seq\)\)/)
     assert.match(q.sql, /l\.topic IN \(SELECT n\.nid FROM s\.log_names n WHERE n\.name >= \? AND n\.name < \? AND match\(n\.name, \?\)\)/)
-    assert.match(q.sql, /l\.seq >= \? AND l\.seq < \? ORDER BY l\.seq DESC LIMIT 11$/)
+    // Rows holding records in 50 … 99: a run that starts up to MAX_RUN positions earlier may reach in.
+    assert.match(q.sql, /l\.seq > \? AND l\.seq < \? AND l\.seq \+ l\.n > \? ORDER BY l\.seq DESC LIMIT 11$/)
     assert.doesNotMatch(q.sql, /l\.payload[^_]/)
-    assert.deepEqual(q.params, ['bob', 'bob', 'bob', 'a/', 'a0', 're:a/*/c', 1, 9, 'acked', 'ok', 50, 100])
+    assert.deepEqual(q.params, ['bob', 'bob', 'bob', 'a/', 'a0', 're:a/*/c', 1, 9, 'acked', 'ok', 50 - MAX_RUN, 100, 50])
     assert.equal(page.after, 100)
     assert.equal((q.sql.match(/\?/g) ?? []).length, q.params.length)
     assert.match(buildLogQuery(f, { ...page, includeBytes: true }, { from: 0, to: 1, take: 1 }, d).sql, /l\.payload FROM/)
@@ -81,7 +83,9 @@ describe('filters and cursors', () => {
     const byId = parseLogFilter({ id: 'm1' })
     const qi = buildLogQuery(byId, parseQueryOptions(byId, {}), { from: 65_530, to: 65_540, take: 5 }, d)
     assert.match(qi.sql, /\(l\.seq >> 16\) IN \(\?, \?\) AND l\.idh = \? AND l\.id = \?/)
-    assert.deepEqual(qi.params, [0, 1, logIdHash('m1'), 'm1', 65_530, 65_540])
+    // …or a run's member: log_ids by the buckets of 2^12 positions the window spans, the hash, the window.
+    assert.match(qi.sql, /OR \(l\.n > 1 AND l\.seq IN \(SELECT \(SELECT MAX\(g\.seq\) FROM s\.log g WHERE g\.seq <= x\.s\) FROM s\.log_ids x WHERE x\.b IN \(\?, \?\) AND x\.idh = \? AND x\.s >= \? AND x\.s < \?\)\)/)
+    assert.deepEqual(qi.params, [0, 1, logIdHash('m1'), 'm1', 15, 16, logIdHash('m1'), 65_530, 65_540, 65_530 - MAX_RUN, 65_540, 65_530])
   })
 
   test('the log id hash is fixed (part of the stored format)', () => {
@@ -99,6 +103,44 @@ describe('filters and cursors', () => {
 
   test('placeholders are renumbered for PostgreSQL outside literals', () => {
     assert.equal(numberPlaceholders("SELECT ?, '?', ? FROM t WHERE a = '' AND b = ?"), "SELECT $1, '?', $2 FROM t WHERE a = '' AND b = $3")
+  })
+})
+
+describe('log runs', () => {
+  const rec = (id: string, o: Record<string, unknown> = {}): ReturnType<typeof normalizeLogRecord> =>
+    normalizeLogRecord({ id: id as MessageId, event: 'received', from: 'alice' as AgentId, topic: 't', size: id.length, originTs: 1000, ...o }, 5000, 0)
+
+  test('members round-trip: ids of any length and script, sizes, origin times either side of the first', () => {
+    const members = [{ id: 'a', size: 0, originTs: 1_700_000_000_000 }, { id: 'é'.repeat(200), size: 2 ** 40, originTs: 1_699_999_999_000 }, { id: 'bafy' + 'x'.repeat(52), size: 300, originTs: 1_700_000_086_400 }]
+    const bytes = encodeMembers(members, 1_700_000_000_000)
+    assert.deepEqual(decodeMembers(bytes, 3, 1_700_000_000_000), members)
+    // Every truncation, and a count that does not match, is refused.
+    for (let cut = 0; cut < bytes.length; cut++) assert.throws(() => decodeMembers(bytes.subarray(0, cut), 3, 0), RunFormatError, `cut at ${cut}`)
+    assert.throws(() => decodeMembers(bytes, 2, 0), RunFormatError)
+    assert.throws(() => decodeMembers(bytes, 4, 0), RunFormatError)
+    assert.throws(() => decodeMembers(new Uint8Array([0, 1, 0]), 1, 0), RunFormatError, 'an empty id')
+  })
+
+  test('which records share a row', () => {
+    const same = [rec('a'), rec('b'), rec('c')]
+    assert.equal(runLength(same, 0), 3)
+    // Any shared field that differs, or anything a record holds of its own, ends the run.
+    for (const o of [{ from: 'bob' }, { topic: 'u' }, { event: 'sent' }, { status: 'pending' }, { peer: 'p' }, { type: 'x' }, { schema: 's' }, { proto: 'q' }, { receivedTs: 1 }]) {
+      assert.equal(runLength([rec('a'), rec('b', o)], 0), 1, JSON.stringify(o))
+    }
+    for (const o of [{ to: ['bob'] }, { conv: 'c' }, { reason: 'r' }, { ackedTs: 1 }, { bytes: new Uint8Array(1) }, { originTs: undefined }]) {
+      assert.equal(runLength([rec('a'), rec('b', o)], 0), 1, JSON.stringify(o))
+      assert.equal(runLength([rec('a', o), rec('b')], 0), 1, JSON.stringify(o))
+    }
+    const long = Array.from({ length: MAX_RUN + 3 }, (_, i) => rec(`m${i}`))
+    assert.deepEqual(planLogRows(long).map(r => r.members?.length ?? 1), [MAX_RUN, 3])
+    // A record's own `next` ones: its run, split at MAX_RUN; not joined with neighbours.
+    const ids = Array.from({ length: MAX_RUN }, (_, i) => `n${i}` as MessageId)
+    const withNext = rec('n', { next: { ids, sizes: ids.map(() => 1), originTs: ids.map(() => 7) } })
+    const plan = planLogRows([rec('a'), withNext, rec('z')])
+    assert.deepEqual(plan.map(r => [r.head.id, r.members?.length ?? 1]), [['a', 1], ['n', MAX_RUN], ['n511', 1], ['z', 1]])
+    assert.deepEqual(plan[2].head.originTs, 7)
+    assert.equal(plan[2].head.next, null)
   })
 })
 

@@ -1,0 +1,85 @@
+/**
+ * The message log's writer (src/log/recorder.ts) over a real SQLite store: what it is told
+ * comes back from the log record for record — also when consecutive observations travel as
+ * runs (`LogRecordInit.next`) — and its counts and bounds hold.
+ */
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { LogRecorder, type MessageObservation } from '../../src/log/recorder.ts'
+import { openStore, type MessageStore } from '../../src/store/index.ts'
+import type { Envelope } from '../../src/core/envelope.ts'
+
+const quiet = { trace () {}, debug () {}, info () {}, warn () {}, error () {}, child () { return quiet } } as never
+
+/** The fields of an envelope the recorder reads. */
+function env (id: string, o: Partial<Record<'from' | 'topic' | 'type' | 'conv' | 'schema', string>> & { to?: string[], ts?: number, size?: number } = {}): Envelope {
+  const { size, ...rest } = o
+  return { id, from: 'did:key:zAlice', topic: 'sensors/a', type: 'inform', ts: 1_700_000_000_000, bytes: new Uint8Array(size ?? 300), ...rest } as unknown as Envelope
+}
+
+async function withRecorder (fn: (rec: LogRecorder, store: MessageStore) => Promise<void>, o: { maxBuffered?: number, payloads?: 'conversation' | 'all' | 'none' } = {}): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'fm-recorder-'))
+  const store = await openStore({ kind: 'sqlite', path: join(dir, 'store.db') })
+  const rec = new LogRecorder({ store, logger: quiet, retention: { maxAgeMs: 0, maxBytes: 0 }, flushEveryMs: 5, ...o })
+  try {
+    await fn(rec, store)
+  } finally {
+    await rec.stop()
+    await store.close()
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+test('every observation is a record, in order, with its own id, size and time — runs included', async () => {
+  await withRecorder(async (rec, store) => {
+    const obs: MessageObservation[] = []
+    // Two batch frames from Alice, one from Bob between, a direct message, a rejection, a conversation message.
+    for (let i = 0; i < 700; i++) obs.push({ event: 'received', env: env(`a${i}`, { ts: 1_700_000_000_000 + i, size: 300 + (i % 5) }), peer: 'peerA' })
+    obs.push({ event: 'received', env: env('d0', { to: ['did:key:zBob'] }), peer: 'peerA' })
+    for (let i = 0; i < 20; i++) obs.push({ event: 'received', env: env(`b${i}`, { from: 'did:key:zBob' }), peer: 'peerB' })
+    obs.push({ event: 'rejected', id: 'r0', reason: 'bad-signature: x', peer: 'peerB' })
+    obs.push({ event: 'received', env: env('c0', { conv: 'conv-1' }), peer: 'peerA' })
+    for (let i = 0; i < 5; i++) obs.push({ event: 'sent', env: env(`s${i}`) })
+    for (const o of obs) rec.observe(o)
+    assert.equal(rec.stats().buffered, obs.length)
+    await rec.flush()
+    assert.deepEqual(rec.stats(), { written: obs.length, dropped: 0, failed: 0, buffered: 0 })
+    const page = await store.query({}, { limit: 1000 })
+    assert.deepEqual(page.records.map(r => r.id), obs.map(o => o.env?.id ?? o.id))
+    for (let i = 0; i < 700; i++) {
+      const r = page.records[i]
+      assert.deepEqual([r.size, r.originTs, r.from, r.topic, r.peer, r.event, r.status], [300 + (i % 5), 1_700_000_000_000 + i, 'did:key:zAlice', 'sensors/a', 'peerA', 'received', 'ok'], `a${i}`)
+    }
+    assert.deepEqual(page.records[700].to, ['did:key:zBob'])
+    assert.equal(page.records[721].reason, 'bad-signature: x')
+    assert.equal(page.records[722].hasBytes, true)
+    assert.deepEqual(page.records.map(r => r.seq - page.records[0].seq), obs.map((_, i) => i))
+    assert.deepEqual((await store.query({ agent: 'did:key:zBob' })).records.map(r => r.id), ['d0', ...Array.from({ length: 20 }, (_, i) => `b${i}`)])
+    assert.deepEqual((await store.query({ id: 'a650' })).records.map(r => r.id), ['a650'])
+  })
+})
+
+test('a flush closes the open run: later observations are new records, nothing is lost or doubled', async () => {
+  await withRecorder(async (rec, store) => {
+    for (let round = 0; round < 5; round++) {
+      for (let i = 0; i < 30; i++) rec.observe({ event: 'received', env: env(`m${round}-${i}`), peer: 'p' })
+      if (round % 2 === 0) await rec.flush()
+      else await new Promise(resolve => setTimeout(resolve, 20))
+    }
+    await rec.flush()
+    const ids = (await store.query({}, { limit: 1000 })).records.map(r => r.id)
+    assert.deepEqual(ids, Array.from({ length: 150 }, (_, k) => `m${Math.floor(k / 30)}-${k % 30}`))
+  })
+})
+
+test('past maxBuffered, observations are counted as dropped, run members too', async () => {
+  await withRecorder(async (rec, store) => {
+    for (let i = 0; i < 25; i++) rec.observe({ event: 'received', env: env(`x${i}`), peer: 'p' })
+    assert.deepEqual(rec.stats(), { written: 0, dropped: 5, failed: 0, buffered: 20 })
+    await rec.flush()
+    assert.equal((await store.stats()).log.count, 20)
+  }, { maxBuffered: 20 })
+})
