@@ -7,6 +7,8 @@ export interface Sample {
   heapMB: number
   /** The heap right after the latest full GC before this sample (NaN before the first): the live heap. */
   heapAfterGcMB?: number
+  /** Full GCs so far: a new heapAfterGcMB when it changes. */
+  fullGcs?: number
   /** Worst event-loop delay during the second before this sample, ms. */
   maxLoopDelayMs: number
   count: number
@@ -62,7 +64,7 @@ export function summarizeSoak (samples: readonly Sample[], stallMs: number): Soa
   const trend = (part: readonly Sample[], y: (s: Sample) => number): number => round2(slope(part.map(s => s.t / 60), part.map(y)))
   // One point per full GC (a sample repeats the latest until the next one).
   const afterGc = (part: readonly Sample[]): number | null => {
-    const points = part.filter((s, i) => Number.isFinite(s.heapAfterGcMB) && (i === 0 || s.heapAfterGcMB !== part[i - 1].heapAfterGcMB))
+    const points = part.filter((s, i) => Number.isFinite(s.heapAfterGcMB) && (i === 0 || s.fullGcs == null || s.fullGcs !== part[i - 1].fullGcs))
     return points.length < 2 ? null : trend(points, s => s.heapAfterGcMB as number)
   }
   return {

@@ -44,9 +44,12 @@ const started = Date.now()
 // The heap right after the latest full (mark-compact) GC: the live heap, without the garbage
 // that heapUsed also counts between collections — its trend is the one that shows a leak.
 let heapAfterGcMB = NaN
+let fullGcs = 0
 const gcObserver = new PerformanceObserver((list) => {
   for (const e of list.getEntries()) {
-    if (((e as { detail?: { kind?: number } }).detail)?.kind === perfConstants.NODE_PERFORMANCE_GC_MAJOR) heapAfterGcMB = Math.round(process.memoryUsage().heapUsed / 1048576 * 10) / 10
+    if (((e as { detail?: { kind?: number } }).detail)?.kind !== perfConstants.NODE_PERFORMANCE_GC_MAJOR) continue
+    heapAfterGcMB = Math.round(process.memoryUsage().heapUsed / 1048576 * 10) / 10
+    fullGcs++
   }
 })
 gcObserver.observe({ entryTypes: ['gc'] })
@@ -75,6 +78,7 @@ const sample = (): void => {
     rssMB: Math.round(m.rss / 1048576 * 10) / 10,
     heapMB: Math.round(m.heapUsed / 1048576 * 10) / 10,
     heapAfterGcMB,
+    fullGcs,
     ...rssParts(),
     // Memory outside the JavaScript heap that V8 knows of (ArrayBuffers, Buffers): the rest of
     // RSS beyond heap and code is the allocator's and native libraries' (SQLite, OpenSSL).
