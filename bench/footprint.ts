@@ -196,10 +196,11 @@ async function soak (): Promise<Row[]> {
     const s = summarizeSoak(samples[role], STALL_MS)
     if (s == null) continue
     rows.push(
-      { system: 'fedmesh', measure: `soak ${role}: RSS trend, second half`, value: s.rssSlopeMBPerMin, unit: 'MB/min' },
+      { system: 'fedmesh', measure: `soak ${role}: RSS trend, second half`, value: s.rssSlopeMBPerMin, unit: `MB/min (first half ${s.rssSlopeFirstHalfMBPerMin})` },
       { system: 'fedmesh', measure: `soak ${role}: RSS at half-time → end`, value: s.rssEndMB, unit: `MB (from ${s.rssHalfMB})` },
       { system: 'fedmesh', measure: `soak ${role}: RSS max`, value: s.rssMaxMB, unit: 'MB' },
-      { system: 'fedmesh', measure: `soak ${role}: heap trend, second half`, value: s.heapSlopeMBPerMin, unit: 'MB/min' },
+      { system: 'fedmesh', measure: `soak ${role}: live heap (after full GCs) trend, second half`, value: s.heapAfterGcSlopeMBPerMin ?? NaN, unit: `MB/min (first half ${s.heapAfterGcSlopeFirstHalfMBPerMin ?? 'n/a'})` },
+      { system: 'fedmesh', measure: `soak ${role}: heap in use trend, second half`, value: s.heapSlopeMBPerMin, unit: 'MB/min' },
       { system: 'fedmesh', measure: `soak ${role}: worst event-loop delay`, value: s.maxLoopDelayMs, unit: 'ms' },
       { system: 'fedmesh', measure: `soak ${role}: seconds with a stall > ${STALL_MS} ms`, value: s.stallSeconds, unit: `of ${s.seconds}` }
     )

@@ -112,10 +112,26 @@ export function checkImportMeta (file: string, code: string): void {
  * gives such an order without ICU.
  */
 const CODE_UNIT_ORDER = '((x, y) => x < y ? -1 : x > y ? 1 : 0)'
+/**
+ * Noise (@chainsafe/libp2p-noise) compiles and instantiates two WebAssembly modules when it
+ * is imported — ChaCha20-Poly1305 (which it uses for frames under 1,200 bytes) and SHA-256
+ * (used only by its optional `asCrypto`) — although a node uses them only once it has a
+ * connection. Each costs its module's source as a large array literal, the compiled code,
+ * the instance's memory and V8's WebAssembly compiler paged in: ~3 MB of an idle node's RSS
+ * (docs/PERFORMANCE.md). In the bundle they load on first use instead (esbuild bundles a
+ * `require()` of a dependency as a module initialised when first called); the code that
+ * runs once they are loaded is the same.
+ */
+const NOISE_CRYPTO = 'dist/src/crypto/index.js'
 export const DEPENDENCY_EDITS: ReadonlyArray<{ pkg: string, path: string, from: string, to: string }> = [
   { pkg: '@libp2p/peer-store', path: 'dist/src/utils/to-peer-pb.js', from: 'return a.localeCompare(b);', to: `return ${CODE_UNIT_ORDER}(a, b);` },
   { pkg: '@libp2p/peer-store', path: 'dist/src/utils/dedupe-addresses.js', from: 'return a.multiaddr.toString().localeCompare(b.multiaddr.toString());', to: `return ${CODE_UNIT_ORDER}(a.multiaddr.toString(), b.multiaddr.toString());` },
-  { pkg: '@libp2p/peer-record', path: 'dist/src/peer-record/utils.js', from: 'a.toString().localeCompare(b.toString())', to: `${CODE_UNIT_ORDER}(a.toString(), b.toString())` }
+  { pkg: '@libp2p/peer-record', path: 'dist/src/peer-record/utils.js', from: 'a.toString().localeCompare(b.toString())', to: `${CODE_UNIT_ORDER}(a.toString(), b.toString())` },
+  { pkg: '@chainsafe/libp2p-noise', path: NOISE_CRYPTO, from: "import { newInstance, ChaCha20Poly1305 } from '@chainsafe/as-chacha20poly1305';\nimport { digest } from '@chainsafe/as-sha256';\n", to: '/* fedmesh build: the WebAssembly modules load on first use (scripts/build.ts) */\n' },
+  { pkg: '@chainsafe/libp2p-noise', path: NOISE_CRYPTO, from: 'const ctx = newInstance();\nconst asImpl = new ChaCha20Poly1305(ctx);\n', to: "let asImplLoaded;\nconst asImpl = () => asImplLoaded ??= (() => { const { newInstance, ChaCha20Poly1305 } = require('@chainsafe/as-chacha20poly1305'); return new ChaCha20Poly1305(newInstance()); })();\n" },
+  { pkg: '@chainsafe/libp2p-noise', path: NOISE_CRYPTO, from: 'return digest(data.subarray());', to: "return require('@chainsafe/as-sha256').digest(data.subarray());" },
+  { pkg: '@chainsafe/libp2p-noise', path: NOISE_CRYPTO, from: 'asImpl.seal(', to: 'asImpl().seal(' },
+  { pkg: '@chainsafe/libp2p-noise', path: NOISE_CRYPTO, from: 'asImpl.open(', to: 'asImpl().open(' }
 ]
 const escape = (s: string): string => s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')
 const editedFile = (e: { pkg: string, path: string }): RegExp => new RegExp(`node_modules/${escape(e.pkg)}/${escape(e.path)}$`)

@@ -5,6 +5,10 @@ export interface Sample {
   t: number
   rssMB: number
   heapMB: number
+  /** The heap right after the latest full GC before this sample (NaN before the first): the live heap. */
+  heapAfterGcMB?: number
+  /** Full GCs so far: a new heapAfterGcMB when it changes. */
+  fullGcs?: number
   /** Worst event-loop delay during the second before this sample, ms. */
   maxLoopDelayMs: number
   count: number
@@ -26,7 +30,16 @@ export interface SoakSummary {
   seconds: number
   /** RSS growth over the second half of the run, MB per minute (least squares). */
   rssSlopeMBPerMin: number
+  /** The same over the first half (start-up, caches filling): for comparison. */
+  rssSlopeFirstHalfMBPerMin: number
+  /** Heap in use (live objects and garbage not yet collected), second half. */
   heapSlopeMBPerMin: number
+  /**
+   * The heap after each full GC (live objects only), first and second half: the trend that
+   * shows a leak of JavaScript objects. Null without full GCs in that half.
+   */
+  heapAfterGcSlopeFirstHalfMBPerMin: number | null
+  heapAfterGcSlopeMBPerMin: number | null
   /** RSS at the first sample of the second half, and at the end. */
   rssHalfMB: number
   rssEndMB: number
@@ -47,11 +60,20 @@ export function summarizeSoak (samples: readonly Sample[], stallMs: number): Soa
   if (samples.length < 4) return null
   const end = samples[samples.length - 1].t
   const second = samples.filter(s => s.t >= end / 2)
-  const xs = second.map(s => s.t / 60)
+  const first = samples.filter(s => s.t < end / 2)
+  const trend = (part: readonly Sample[], y: (s: Sample) => number): number => round2(slope(part.map(s => s.t / 60), part.map(y)))
+  // One point per full GC (a sample repeats the latest until the next one).
+  const afterGc = (part: readonly Sample[]): number | null => {
+    const points = part.filter((s, i) => Number.isFinite(s.heapAfterGcMB) && (i === 0 || s.fullGcs == null || s.fullGcs !== part[i - 1].fullGcs))
+    return points.length < 2 ? null : trend(points, s => s.heapAfterGcMB as number)
+  }
   return {
     seconds: samples.length,
-    rssSlopeMBPerMin: round2(slope(xs, second.map(s => s.rssMB))),
-    heapSlopeMBPerMin: round2(slope(xs, second.map(s => s.heapMB))),
+    rssSlopeMBPerMin: trend(second, s => s.rssMB),
+    rssSlopeFirstHalfMBPerMin: trend(first, s => s.rssMB),
+    heapSlopeMBPerMin: trend(second, s => s.heapMB),
+    heapAfterGcSlopeFirstHalfMBPerMin: afterGc(first),
+    heapAfterGcSlopeMBPerMin: afterGc(second),
     rssHalfMB: second[0].rssMB,
     rssEndMB: second[second.length - 1].rssMB,
     rssMaxMB: Math.max(...samples.map(s => s.rssMB)),

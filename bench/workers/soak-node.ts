@@ -14,8 +14,8 @@
  * that the count measures the steady state, not subscription propagation. Every loop is
  * bounded in time.
  */
-import { monitorEventLoopDelay } from 'node:perf_hooks'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { monitorEventLoopDelay, PerformanceObserver, constants as perfConstants } from 'node:perf_hooks'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
@@ -41,13 +41,45 @@ let count = 0
 const delay = monitorEventLoopDelay({ resolution: 1 })
 delay.enable()
 const started = Date.now()
+// The heap right after the latest full (mark-compact) GC: the live heap, without the garbage
+// that heapUsed also counts between collections — its trend is the one that shows a leak.
+let heapAfterGcMB = NaN
+let fullGcs = 0
+const gcObserver = new PerformanceObserver((list) => {
+  for (const e of list.getEntries()) {
+    if (((e as { detail?: { kind?: number } }).detail)?.kind !== perfConstants.NODE_PERFORMANCE_GC_MAJOR) continue
+    heapAfterGcMB = Math.round(process.memoryUsage().heapUsed / 1048576 * 10) / 10
+    fullGcs++
+  }
+})
+gcObserver.observe({ entryTypes: ['gc'] })
+/** RssAnon and RssFile of /proc/self/status (MB): the process's own memory and mapped files (the binary's pages). */
+const rssParts = (): { anonMB: number, fileMB: number } => {
+  const status = readFileSync('/proc/self/status', 'utf8')
+  const kb = (name: string): number => Number(new RegExp(`${name}:\\s+(\\d+) kB`).exec(status)?.[1] ?? NaN)
+  return { anonMB: Math.round(kb('RssAnon') / 1024 * 10) / 10, fileMB: Math.round(kb('RssFile') / 1024 * 10) / 10 }
+}
+// FEDMESH_SOAK_HEAP_SNAPSHOT=DIR and FEDMESH_SOAK_HEAP_SNAPSHOT_AT=150,300 (seconds into the
+// run): heap snapshots at those times too, to compare what is retained (bench/README.md).
+const snapshotAt = (process.env.FEDMESH_SOAK_HEAP_SNAPSHOT_AT ?? '').split(',').filter(x => x !== '').map(Number)
+const snapshot = async (label: string): Promise<void> => {
+  const target = process.env.FEDMESH_SOAK_HEAP_SNAPSHOT
+  if (target == null) return
+  const { writeHeapSnapshot } = await import('node:v8')
+  writeHeapSnapshot(join(target, `soak-${role}-${process.pid}-${label}.heapsnapshot`))
+}
 const sample = (): void => {
   const m = process.memoryUsage()
+  const elapsed = (Date.now() - started) / 1000
+  while (snapshotAt.length > 0 && elapsed >= snapshotAt[0]) void snapshot(`t${snapshotAt.shift()}`)
   out({
     event: 'sample',
-    t: (Date.now() - started) / 1000,
+    t: elapsed,
     rssMB: Math.round(m.rss / 1048576 * 10) / 10,
     heapMB: Math.round(m.heapUsed / 1048576 * 10) / 10,
+    heapAfterGcMB,
+    fullGcs,
+    ...rssParts(),
     // Memory outside the JavaScript heap that V8 knows of (ArrayBuffers, Buffers): the rest of
     // RSS beyond heap and code is the allocator's and native libraries' (SQLite, OpenSSL).
     externalMB: Math.round(m.external / 1048576 * 10) / 10,
@@ -125,10 +157,7 @@ if (role === 'sub') {
 clearInterval(sampler)
 sample()
 // For finding what the node holds under load (bench/README.md): FEDMESH_SOAK_HEAP_SNAPSHOT=DIR.
-if (process.env.FEDMESH_SOAK_HEAP_SNAPSHOT != null) {
-  const { writeHeapSnapshot } = await import('node:v8')
-  writeHeapSnapshot(join(process.env.FEDMESH_SOAK_HEAP_SNAPSHOT, `soak-${role}-${process.pid}.heapsnapshot`))
-}
+await snapshot('end')
 await node.stop()
 // The message log of a long soak takes hundreds of MB of disk.
 rmSync(dir, { recursive: true, force: true })

@@ -220,22 +220,39 @@ export function batchSigningInput (root: Uint8Array): Uint8Array {
  * Batch signatures this node has verified, per signer: each as root ‖ signature (96 bytes).
  * A later envelope of the batch (alone with `bp`, or in another batch frame) whose leaves
  * lead to the same root under the same signature is verified with hashes only. Only
- * successes are kept. Bounded; the oldest signers' entries go first.
+ * successes are kept.
+ *
+ * Bounded in time and count: entries live in two generations, and `add` starts a new one
+ * every `keepMs / 2` or when the current one holds `max / 2` (the oldest generation is
+ * dropped), so a root is remembered for at least `keepMs / 2` (unless `max` roots are
+ * verified within that time) and at most `keepMs`, at most `max` in all. A copy of a batch
+ * arriving later is verified by its signature again, which only costs time: the copies of a
+ * batch arrive together (one frame) or within seconds (another path). Kept by count alone
+ * (before), the cache grew with every batch a node ever verified until it held 262,144 of
+ * them (~45 MB of strings on the heap); at 2,000 msgs/s that was +1 MB/min of heap over a
+ * ten-minute soak (docs/PERFORMANCE.md).
  *
  * Only whole roots are kept, never the inner nodes of a verified tree: a proof that reached
  * a cached inner node would be accepted without the rest of its path — and relayed with a
  * proof that fails at the next node. Every proof is walked to its root (at most 10 hashes).
  */
 export class VerifiedRoots {
-  private readonly bySigner = new Map<string, Set<string>>()
+  private current = new Map<string, Set<string>>()
+  private previous = new Map<string, Set<string>>()
+  private currentCount = 0
+  private previousCount = 0
+  private generationStart: number
   private readonly max: number
-  private count = 0
-  private lastSigner: string | undefined
+  private readonly keepMs: number
   /** Envelopes verified from the cache / by a signature check. */
   hits = 0
   checks = 0
 
-  constructor (max: number = 262_144) { this.max = max }
+  constructor (max: number = 262_144, keepMs: number = 60_000, now: number = Date.now()) {
+    this.max = max
+    this.keepMs = keepMs
+    this.generationStart = now
+  }
 
   /** The cache key of a signature over a root. */
   private static key (root: Uint8Array, sig: Uint8Array): string {
@@ -244,34 +261,32 @@ export class VerifiedRoots {
 
   /** Whether `sig` by `signer` over `root` verified here before. */
   has (signer: string, root: Uint8Array, sig: Uint8Array): boolean {
-    return this.bySigner.get(signer)?.has(VerifiedRoots.key(root, sig)) === true
+    const k = VerifiedRoots.key(root, sig)
+    return this.current.get(signer)?.has(k) === true || this.previous.get(signer)?.has(k) === true
   }
 
   /** Records that `sig` by `signer` over `root` verified. */
-  add (signer: string, root: Uint8Array, sig: Uint8Array): void {
-    let set = this.bySigner.get(signer)
+  add (signer: string, root: Uint8Array, sig: Uint8Array, now: number = Date.now()): void {
+    if (now - this.generationStart >= this.keepMs / 2 || this.currentCount >= Math.max(1, this.max >>> 1)) {
+      this.previous = this.current
+      this.previousCount = this.currentCount
+      this.current = new Map()
+      this.currentCount = 0
+      this.generationStart = now
+    }
+    let set = this.current.get(signer)
     if (set === undefined) {
       set = new Set()
-      this.bySigner.set(signer, set)
-    } else if (signer !== this.lastSigner) {
-      // Most recently active signers last, so eviction takes the idle ones first.
-      this.bySigner.delete(signer)
-      this.bySigner.set(signer, set)
+      this.current.set(signer, set)
     }
-    this.lastSigner = signer
     const k = VerifiedRoots.key(root, sig)
     if (!set.has(k)) {
       set.add(k)
-      this.count++
-    }
-    while (this.count > this.max) {
-      const [oldest, hs] = this.bySigner.entries().next().value as [string, Set<string>]
-      this.bySigner.delete(oldest)
-      this.count -= hs.size
+      this.currentCount++
     }
   }
 
-  get size (): number { return this.count }
+  get size (): number { return this.currentCount + this.previousCount }
 }
 
 /**

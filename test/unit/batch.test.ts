@@ -109,6 +109,29 @@ describe('batch-signed envelopes', () => {
     assert.ok(!r.ok && r.reason === 'bad-signature')
   })
 
+  test('the cache of verified roots is bounded in time and in count', () => {
+    const root = (i: number): Uint8Array => { const r = new Uint8Array(32); new DataView(r.buffer).setUint32(0, i); return r }
+    const sig = new Uint8Array(64).fill(7)
+    // Time: kept for at least keepMs / 2 and at most keepMs.
+    const timed = new VerifiedRoots(1000, 10_000, 0)
+    timed.add('s', root(1), sig, 0)
+    timed.add('s', root(2), sig, 4_999)
+    assert.ok(timed.has('s', root(1), sig) && timed.has('s', root(2), sig))
+    timed.add('s', root(3), sig, 5_000) // a new generation: 1 and 2 are the previous one
+    assert.ok(timed.has('s', root(1), sig))
+    timed.add('s', root(4), sig, 10_000) // another: 1 and 2 are gone, 3 is kept
+    assert.ok(!timed.has('s', root(1), sig) && !timed.has('s', root(2), sig))
+    assert.ok(timed.has('s', root(3), sig) && timed.has('s', root(4), sig))
+    assert.ok(!timed.has('t', root(4), sig), 'per signer')
+    // Count: never more than max, the newest kept.
+    const counted = new VerifiedRoots(100, 3_600_000, 0)
+    for (let i = 0; i < 1000; i++) {
+      counted.add(`s${i % 3}`, root(i), sig, 1)
+      assert.ok(counted.size <= 100)
+    }
+    assert.ok(counted.has('s0', root(999), sig) && !counted.has('s0', root(0), sig))
+  })
+
   test('tampered proofs, signatures and fields are refused; malformed proofs are bad fields', () => {
     const envs = signEnvelopes(Array.from({ length: 6 }, (_, i) => fields(i)), key)
     const e = envs[2]

@@ -123,4 +123,21 @@ describe('soak summary', () => {
     assert.equal(growing?.rssSlopeMBPerMin, 1)
     assert.equal(summarizeSoak(samples.slice(0, 3), 100), null)
   })
+
+  test('the live-heap trend takes one point per full GC, and each half has its own RSS trend', () => {
+    // A full GC every 10 s; the live heap grows 2 MB/min in the first half and stays after,
+    // while heap in use saws up and down between collections.
+    const samples: Sample[] = Array.from({ length: 240 }, (_, i) => {
+      const gcAt = Math.floor((i + 1) / 10) * 10
+      return { t: i + 1, rssMB: i < 120 ? 100 + (i + 1) / 60 : 102, heapMB: 50 + (i % 10), heapAfterGcMB: gcAt === 0 ? Number.NaN : 20 + Math.min(gcAt, 120) / 30, fullGcs: gcAt / 10, maxLoopDelayMs: 1, count: i }
+    })
+    const s = summarizeSoak(samples, 100)
+    assert.ok(s != null)
+    assert.equal(s.heapAfterGcSlopeFirstHalfMBPerMin, 2)
+    assert.equal(s.heapAfterGcSlopeMBPerMin, 0)
+    assert.equal(s.rssSlopeFirstHalfMBPerMin, 1)
+    assert.equal(s.rssSlopeMBPerMin, 0)
+    // Without full GCs (or a single one) in a half there is no live-heap trend.
+    assert.equal(summarizeSoak(samples.map(x => ({ ...x, heapAfterGcMB: Number.NaN })), 100)?.heapAfterGcSlopeMBPerMin, null)
+  })
 })
