@@ -159,7 +159,8 @@ export class DurableService {
     this.ingress = { ...components.ingress, roots: this.roots }
     this.o = {
       replicas: init.replicas,
-      quota: init.quota ?? {},
+      // Frozen: the store merges it with its defaults once, not per message.
+      quota: Object.freeze({ ...init.quota }),
       redeliverMs: init.redeliverMs ?? 5_000,
       window: init.window ?? 512,
       requestTimeoutMs: init.requestTimeoutMs ?? 10_000,
@@ -325,7 +326,8 @@ export class DurableService {
 
   private async enqueue (env: Envelope, peer: string | undefined, replicaOf?: string): Promise<'stored' | 'duplicate'> {
     try {
-      const { status } = await this.c.store.enqueue(this.entryOf(env, replicaOf), { quota: this.o.quota })
+      // `owned`: an envelope's wire bytes are never changed once built or received.
+      const { status } = await this.c.store.enqueue(this.entryOf(env, replicaOf), { quota: this.o.quota, owned: true })
       if (status === 'stored') {
         this.counters.stored++
         this.c.observe({ event: 'stored', env, status: 'pending', peer, ...(replicaOf != null ? { reason: `replica for ${replicaOf}` } : {}) })
