@@ -128,14 +128,20 @@ export function decodeResponse (bytes: Uint8Array): DurableResponse | undefined 
   if (!Number.isSafeInteger(m.r) || typeof m.ok !== 'boolean') return undefined
   if (m.ok === false && (typeof m.code !== 'string' || typeof m.msg !== 'string')) return undefined
   if (m.rs !== undefined && (!Array.isArray(m.rs) || !m.rs.every(isAnswer))) return undefined
+  // `st` answers for every envelope of a `putb` when `rs` is absent: only the known values.
+  if (m.st !== undefined && !isStatus(m.st)) return undefined
   return m as unknown as DurableResponse
+}
+
+function isStatus (v: unknown): boolean {
+  return v === 'stored' || v === 'duplicate' || v === 'processed'
 }
 
 /** One answer inside `rs` (no `r`, no nested `rs`). */
 function isAnswer (v: unknown): boolean {
   if (v == null || typeof v !== 'object' || Array.isArray(v)) return false
   const a = v as Record<string, unknown>
-  if (a.ok === true) return a.rs === undefined && (a.st === undefined || a.st === 'stored' || a.st === 'duplicate' || a.st === 'processed')
+  if (a.ok === true) return a.rs === undefined && (a.st === undefined || isStatus(a.st))
   return a.ok === false && typeof a.code === 'string' && typeof a.msg === 'string'
 }
 

@@ -66,6 +66,9 @@ describe('puts requests', () => {
     assert.equal(decodeResponse(dagCbor.encode({ r: 1, ok: true, rs: [{ ok: false, code: 'X' }] })), undefined)
     assert.equal(decodeResponse(dagCbor.encode({ r: 1, ok: true, rs: [{ ok: true, rs: [] }] })), undefined)
     assert.equal(decodeResponse(dagCbor.encode({ r: 1, ok: true, rs: 'x' })), undefined)
+    // The all-alike answer of a putb: `st` alone, a known status only.
+    assert.equal(decodeResponse(dagCbor.encode({ r: 1, ok: true, st: 'duplicate' }))?.ok, true)
+    assert.equal(decodeResponse(dagCbor.encode({ r: 1, ok: true, st: 'lost' })), undefined)
   })
 })
 
