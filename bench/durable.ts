@@ -49,7 +49,7 @@ if (process.argv[2] === '--home') {
   process.on('message', (m: { op: string }) => {
     void (async () => {
       if (m.op === 'detach') { await bob.close(); process.send?.({ event: 'detached' }) }
-      if (m.op === 'count') process.send?.({ event: 'count', count: (await node.store.stats(bob.id)).inbox.count, cpuUs: cpuUs() })
+      if (m.op === 'count') process.send?.({ event: 'count', count: (await node.store.stats(bob.id)).inbox.count, cpuUs: cpuUs(), mainUs: mainCpuUs() })
       if (m.op === 'stop') { await node.stop(); process.exit(0) }
     })()
   })
@@ -66,11 +66,20 @@ function cpuUs (): number {
   return u.user + u.system
 }
 
+/** This thread's CPU time so far (the event loop's; the rest of cpuUs is the store writer, GC and I/O threads), µs. */
+function mainCpuUs (): number {
+  const u = process.threadCpuUsage()
+  return u.user + u.system
+}
+
 interface Result {
   system: string, count: number, window: number, seconds: number, perSecond: number, p50Ms: number, p99Ms: number, maxMs: number, lost: number, errors: number
   /** CPU µs per acknowledged message: the sending process, and the receiving node / server. */
   senderCpuUsPerMsg?: number
   homeCpuUsPerMsg?: number
+  /** Of those, on the main thread (the event loop); fedmesh only. */
+  senderMainCpuUsPerMsg?: number
+  homeMainCpuUsPerMsg?: number
 }
 
 /** Another process's CPU time so far (Linux /proc; NaN elsewhere), µs. */
@@ -172,16 +181,20 @@ async function benchFedmesh (count: number, window: number, synchronous: 'full' 
       await pipeline(Math.min(500, count), window, async () => await alice.send(ready.bob, payload, { durable: true }))
       const before = await countAt(child)
       const cpu0 = cpuUs()
+      const main0 = mainCpuUs()
       const run = await pipeline(count, window, async () => {
         const r = await alice.send(ready.bob, payload, { durable: true })
         if (r.durable?.status !== 'stored') throw new Error(`not stored: ${JSON.stringify(r.durable)}`)
       })
       const senderCpu = cpuUs() - cpu0
+      const senderMain = mainCpuUs() - main0
       const after = await countAt(child)
       const res = result(`fedmesh durable (SQLite ${synchronous.toUpperCase()}, k=0)`, count, window, run, after.count - before.count)
       const acked = Math.max(1, run.latencies.length)
       res.senderCpuUsPerMsg = senderCpu / acked
       res.homeCpuUsPerMsg = (after.cpuUs - before.cpuUs) / acked
+      res.senderMainCpuUsPerMsg = senderMain / acked
+      res.homeMainCpuUsPerMsg = (after.mainUs - before.mainUs) / acked
       return res
     } finally {
       await node.stop()
@@ -195,8 +208,8 @@ async function benchFedmesh (count: number, window: number, synchronous: 'full' 
 }
 
 /** The inbox count at the home node and its CPU time so far. */
-async function countAt (child: ChildProcess): Promise<{ count: number, cpuUs: number }> {
-  const p = childEvent<{ count: number, cpuUs: number }>(child, 'count', 30_000)
+async function countAt (child: ChildProcess): Promise<{ count: number, cpuUs: number, mainUs: number }> {
+  const p = childEvent<{ count: number, cpuUs: number, mainUs: number }>(child, 'count', 30_000)
   child.send({ op: 'count' })
   return await p
 }
@@ -280,7 +293,10 @@ async function main (): Promise<void> {
   process.stdout.write(`durable send, ${PAYLOAD_BYTES}-byte payloads, acknowledged after the stable write\n\n`)
   process.stdout.write([line(headers), line(widths.map(w => '-'.repeat(w))), ...rows.map(line)].join('\n') + '\n')
   for (const r of results) {
-    if (r.senderCpuUsPerMsg != null && r.homeCpuUsPerMsg != null) process.stdout.write(`\n${r.system}: CPU per message ${r.senderCpuUsPerMsg.toFixed(0)} µs at the sender, ${r.homeCpuUsPerMsg.toFixed(0)} µs at the ${r.system.startsWith('NATS') ? 'server' : 'home node'}\n`)
+    if (r.senderCpuUsPerMsg == null || r.homeCpuUsPerMsg == null) continue
+    const main = (all: number, m: number | undefined): string => m != null ? ` (${m.toFixed(0)} on the main thread, ${(all - m).toFixed(0)} on others)` : ''
+    process.stdout.write(`\n${r.system}: CPU per message ${r.senderCpuUsPerMsg.toFixed(0)} µs at the sender${main(r.senderCpuUsPerMsg, r.senderMainCpuUsPerMsg)}, ` +
+      `${r.homeCpuUsPerMsg.toFixed(0)} µs at the ${r.system.startsWith('NATS') ? 'server' : `home node${main(r.homeCpuUsPerMsg, r.homeMainCpuUsPerMsg)}`}\n`)
   }
   if (ratios != null) {
     process.stdout.write(`\nfedmesh / JetStream: throughput ${ratios.throughput.toFixed(2)}x, p50 latency ${ratios.p50.toFixed(2)}x, p99 latency ${ratios.p99.toFixed(2)}x\n`)

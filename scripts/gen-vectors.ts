@@ -160,6 +160,11 @@ export function buildVectors () {
   }
   // Envelopes 0 and 2 of the batch in one batch frame; leaf 1 by its hash (section 8.2.1).
   const batchFrame = encodeBatchFrame(1, batchEnvs[0].sig, [dagCbor.encode(stripSig(batchEnvs[0])), leaves[1], dagCbor.encode(stripSig(batchEnvs[2]))], [0])
+  // Two durable sends of A to B signed together, put to B's home node as one `putb` (section 8.4.1).
+  const durable = vectorInputs()[4].fields
+  const durableFields: EnvelopeFields[] = [0, 1].map(k => ({ ...durable, ...(k > 0 ? { nonce: k } : {}), dlv: { seq: TS * 1000 + k, durable: true }, body: utf8(`{"n":${k + 1}}`) }))
+  const durableEnvs = signEnvelopes(durableFields, a)
+  const putb = { r: 1, op: 'putb', s: durableEnvs[0].sig, l: durableEnvs.map(e => dagCbor.encode(stripSig(e))) }
   // A node key and its interest record, as in an interest frame.
   const nodeKey = agentKeyFromSeed(SEED_NODE)
   const originBytes = new Uint8Array([0x00, 0x24, 0x08, 0x01, 0x12, 0x20, ...nodeKey.publicKey])
@@ -197,6 +202,11 @@ export function buildVectors () {
         cbor: hex(batchFrame),
         lengthPrefixed: hex(lengthPrefixed(batchFrame))
       },
+      durablePutb: {
+        value: `{r: 1, op: "putb", s: <batch sig>, l: [<unsigned bytes of ${durableEnvs[0].id}>, <unsigned bytes of ${durableEnvs[1].id}>]}: "${vectors[4].name}" (vector 5) and the same with nonce 1, dlv.seq + 1 and body {"n":2}, signed together by A`,
+        ...frame(putb)
+      },
+      durableAnswer: { value: '{r: 1, ok: true, st: "stored"}: both stored', ...frame({ r: 1, ok: true, st: 'stored' }) },
       interest: {
         value: `{t: 3, r: [[<peer id bytes of the node>, ${TS}, ["sensors/#", "weather/*"], 0, 0, <sig>]]}`,
         signingInput: hex(interestSigningInput(record)),
@@ -250,7 +260,8 @@ export function vectorsMarkdown (v: Vectors): string {
   })
   out.push('### Frames (net layer)', '', 'The direct vector (2) as it travels to the recipient\'s node, and the two kinds of answer; a data frame carrying',
     'batch envelope 0 to a neighbour that labelled itself 0, and a batch frame carrying envelopes 0 and 2 of the batch (leaf 1 by',
-    'its hash) to it; the interest, lost and request frames of one node.',
+    'its hash) to it; a durable `putb` request of two envelopes signed together (section 8.4.1) and its answer; the interest, lost',
+    'and request frames of one node.',
     'Each frame is shown as its DAG-CBOR map and as it appears on the stream (unsigned-varint length first).', '')
   out.push(`Node of the dissemination frames: seed \`${v.node.seed}\`, public key \`${v.node.publicKey}\`, peer id \`${v.node.peerId}\` (bytes \`${v.node.peerIdBytes}\`).`, '')
   for (const [name, f] of Object.entries(v.frames) as Array<[string, { value: string, lengthPrefixed: string, signingInput?: string, sig?: string }]>) {

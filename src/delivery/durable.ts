@@ -23,9 +23,9 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { Stream } from '@libp2p/interface'
 import type { AgentId, MessageId, NetworkId } from '../core/ids.ts'
-import { decodeEnvelope, envelopePayload, type Envelope } from '../core/envelope.ts'
-import { checkEnvelopeContext, type IngressOptions } from '../core/ingress.ts'
-import { VerifiedRoots } from '../core/batch.ts'
+import { batchOf, decodeEnvelope, envelopePayload, leafIndexOf, wireSize, type Envelope } from '../core/envelope.ts'
+import { checkBatch, checkEnvelopeContext, type IngressOptions } from '../core/ingress.ts'
+import { VerifiedRoots, type SignedBatch } from '../core/batch.ts'
 import * as core from '../core/errors.ts'
 import {
   AgentNotFoundError, ClosedError, FedmeshError, InvalidArgumentError, InvalidEnvelopeError, MessageTooLargeError, UnreachableError
@@ -111,6 +111,19 @@ export function errorFromResponse (code: string, msg: string, details?: Record<s
   return Cls != null ? new Cls(msg, { details }) : new FedmeshError(code, msg, { details })
 }
 
+/** The typed refusal of an envelope that failed ingress (PROTOCOL.md §8.4.1). */
+function refusalOf (reason: string, detail: string, id?: string): FedmeshError {
+  if (reason === 'too-large') return new MessageTooLargeError(detail)
+  if (reason === 'expired') return new MessageExpiredError(`message ${id ?? ''} expired: ${detail}`)
+  return new InvalidEnvelopeError(`${reason}: ${detail}`)
+}
+
+/** A durable put carries a direct envelope with `dlv.durable`. */
+function durableOnly (env: Envelope): Envelope {
+  if (env.dlv?.durable !== true || env.mode !== 'direct') throw new InvalidEnvelopeError('a durable put carries a direct envelope with dlv.durable')
+  return env
+}
+
 function responseOf (err: unknown): DurableAnswer {
   const e = err as Partial<FedmeshError>
   // Through JSON: CBOR has no Infinity (an unlimited quota), JSON turns it into null.
@@ -122,8 +135,8 @@ export class DurableService {
   private readonly c: DurableComponents
   private readonly o: Required<DurableInit>
   private readonly clients = new Map<string, Promise<DurableClient>>()
-  /** Puts to the same node within one turn of the event loop go out as one `puts` request. */
-  private readonly puts = new PutBatcher(async (target, es) => await this.sendPuts(target, es))
+  /** Puts to the same node within one turn of the event loop go out as one `putb` / `puts` request. */
+  private readonly puts = new PutBatcher<Envelope>(async (target, envs) => await this.sendPuts(target, envs), wireSize)
   private readonly deliveries = new Map<AgentId, Delivery>()
   /** Replica copies recently handed to a home node: id → when (re-pushed after a while). */
   private readonly handedOver = new Map<string, number>()
@@ -136,14 +149,18 @@ export class DurableService {
   private stopped = false
   /** Batch roots (and tree hashes) whose signature this node verified: a batch of durable sends costs one signature check. */
   private readonly roots: VerifiedRoots
+  /** The node's ingress options with `roots` (for `putb`). */
+  private readonly ingress: IngressOptions
   readonly counters = { stored: 0, replicated: 0, delivered: 0, acked: 0, expired: 0, refused: 0, handedOver: 0 }
 
   constructor (components: DurableComponents, init: DurableInit) {
     this.c = components
     this.roots = components.ingress.roots ?? new VerifiedRoots()
+    this.ingress = { ...components.ingress, roots: this.roots }
     this.o = {
       replicas: init.replicas,
-      quota: init.quota ?? {},
+      // Frozen: the store merges it with its defaults once, not per message.
+      quota: Object.freeze({ ...init.quota }),
       redeliverMs: init.redeliverMs ?? 5_000,
       window: init.window ?? 512,
       requestTimeoutMs: init.requestTimeoutMs ?? 10_000,
@@ -186,7 +203,9 @@ export class DurableService {
   private async send (env: Envelope, options: AbortOptions): Promise<SendResult> {
     if (env.mode !== 'direct') throw new InvalidArgumentError('durable delivery is for direct messages (one recipient)')
     if (env.replyTo != null && env.corr == null) throw new InvalidArgumentError('a request cannot be durable: its reply is awaited now')
-    if (env.bytes.length > this.c.ingress.maxBytes) throw new MessageTooLargeError(`envelope is ${env.bytes.length} bytes, this node's limit is ${this.c.ingress.maxBytes}`)
+    // wireSize: a batch-signed envelope's wire bytes (with its proof) are not built to tell its size.
+    const size = wireSize(env)
+    if (size > this.c.ingress.maxBytes) throw new MessageTooLargeError(`envelope is ${size} bytes, this node's limit is ${this.c.ingress.maxBytes}`)
     const to = (env.to as AgentId[])[0]
     this.c.observe({ event: 'sent', env, status: 'pending' })
     try {
@@ -206,7 +225,7 @@ export class DurableService {
     let lastError: Error | undefined
     for (const home of rec.home) {
       try {
-        const res = await this.put({ peer: home.id, addrs: home.addrs }, env.bytes, options)
+        const res = await this.put({ peer: home.id, addrs: home.addrs }, env, options)
         return { status: res.st === 'stored' || res.st == null ? 'stored' : 'duplicate', home: home.id, replicas: res.n ?? 0 }
       } catch (err) {
         if (err instanceof FedmeshError && DEFINITE.has(err.code)) throw err
@@ -230,7 +249,7 @@ export class DurableService {
 
   private async putReplica (peer: string, env: Envelope, home: string, options: AbortOptions): Promise<'stored' | 'duplicate'> {
     if (peer === this.c.peerId) return await this.storeAsReplica(env, home)
-    const res = await this.put({ peer, addrs: [], home }, env.bytes, options)
+    const res = await this.put({ peer, addrs: [], home }, env, options)
     return res.st === 'stored' || res.st == null ? 'stored' : 'duplicate'
   }
 
@@ -246,22 +265,42 @@ export class DurableService {
 
   private checkInbound (bytes: Uint8Array): Envelope {
     const res = decodeEnvelope(bytes, this.c.ingress.maxBytes, this.roots)
-    if (!res.ok) {
-      if (res.reason === 'too-large') throw new MessageTooLargeError(res.detail)
-      throw new InvalidEnvelopeError(`${res.reason}: ${res.detail}`)
-    }
+    if (!res.ok) throw refusalOf(res.reason, res.detail)
     const env = res.envelope
     const ctx = checkEnvelopeContext(env, 0, this.c.ingress, Date.now())
     if (!ctx.ok) {
       this.c.observe({ event: 'rejected', env, reason: ctx.reason })
-      if (ctx.reason === 'expired') throw new MessageExpiredError(`message ${env.id} expired: ${ctx.detail}`)
-      throw new InvalidEnvelopeError(`${ctx.reason}: ${ctx.detail}`)
+      throw refusalOf(ctx.reason, ctx.detail, env.id)
     }
-    if (env.dlv?.durable !== true || env.mode !== 'direct') throw new InvalidEnvelopeError('a durable put carries a direct envelope with dlv.durable')
     if (env.enc != null) {
       try { envelopePayload(env, this.c.ingress.maxBytes) } catch { throw new InvalidEnvelopeError('payload does not decompress within the size limit') }
     }
-    return env
+    return durableOnly(env)
+  }
+
+  /**
+   * A `putb` (PROTOCOL.md §8.4.1): the batch checked as a batch frame is (§8.2.1: every
+   * carried envelope decoded, the root rebuilt from the leaves, the signature verified once),
+   * then each carried envelope stored or refused on its own, like a `put` of it. One answer
+   * per carried envelope, in leaf order — or `{ok: true, st}` when all were answered so.
+   */
+  private async servePutBatch (req: Extract<DurableRequest, { op: 'putb' }>, peer: string): Promise<DurableAnswer> {
+    const res = checkBatch(req.s, req.l, 0, this.ingress)
+    if (!res.ok) throw refusalOf(res.reason, res.detail)
+    const rs = await Promise.all(res.results.map(async (r): Promise<DurableAnswer> => {
+      try {
+        if (!r.ok) {
+          this.c.observe({ event: 'rejected', id: r.id, reason: r.reason })
+          throw refusalOf(r.reason, r.detail, r.id)
+        }
+        return await this.serveEnvelope(durableOnly(r.envelope), req.home, req.ho, peer)
+      } catch (err) {
+        return responseOf(err)
+      }
+    }))
+    const first = rs[0]
+    if (first.ok && first.n == null && rs.every(a => a.ok && a.st === first.st && a.n == null)) return { ok: true, st: first.st }
+    return { ok: true, rs }
   }
 
   /** Whether this node takes messages for `agent` as its home. */
@@ -287,7 +326,8 @@ export class DurableService {
 
   private async enqueue (env: Envelope, peer: string | undefined, replicaOf?: string): Promise<'stored' | 'duplicate'> {
     try {
-      const { status } = await this.c.store.enqueue(this.entryOf(env, replicaOf), { quota: this.o.quota })
+      // `owned`: an envelope's wire bytes are never changed once built or received.
+      const { status } = await this.c.store.enqueue(this.entryOf(env, replicaOf), { quota: this.o.quota, owned: true })
       if (status === 'stored') {
         this.counters.stored++
         this.c.observe({ event: 'stored', env, status: 'pending', peer, ...(replicaOf != null ? { reason: `replica for ${replicaOf}` } : {}) })
@@ -310,7 +350,7 @@ export class DurableService {
     if (status === 'stored' && this.o.replicas > 0) {
       const targets = this.replicaSet(recipient, new Set([this.c.peerId]), false)
       // Bounded: a replica that does not answer in time is not counted (the sender learns how many did).
-      const results = await Promise.allSettled(targets.map(async p => await this.put({ peer: p, addrs: [], home: this.c.peerId, timeoutMs: REPLICA_TIMEOUT_MS }, env.bytes, {})))
+      const results = await Promise.allSettled(targets.map(async p => await this.put({ peer: p, addrs: [], home: this.c.peerId, timeoutMs: REPLICA_TIMEOUT_MS }, env, {})))
       replicas = results.filter(r => r.status === 'fulfilled').length
       this.counters.replicated += replicas
     }
@@ -334,6 +374,8 @@ export class DurableService {
       switch (req.op) {
         case 'put':
           return await this.servePut(req.e, req.home, req.ho, peer)
+        case 'putb':
+          return await this.servePutBatch(req, peer)
         case 'puts': {
           // Each envelope on its own (checked, stored or refused); the store's group commit
           // writes them in one transaction, and the answer goes once all are durable.
@@ -359,7 +401,11 @@ export class DurableService {
   }
 
   private async servePut (e: Uint8Array, home: string | undefined, ho: boolean | undefined, peer: string): Promise<DurableAnswer> {
-    const env = this.checkInbound(e)
+    return await this.serveEnvelope(this.checkInbound(e), home, ho, peer)
+  }
+
+  /** A checked durable envelope: stored as the home node or as a replica (`home`). */
+  private async serveEnvelope (env: Envelope, home: string | undefined, ho: boolean | undefined, peer: string): Promise<DurableAnswer> {
     if (home != null) return { ok: true, st: await this.storeAsReplica(env, home, peer) }
     const recipient = (env.to as AgentId[])[0]
     // A replica handing over a message the recipient has already processed here.
@@ -597,15 +643,68 @@ export class DurableService {
   // ---- links -----------------------------------------------------------------------------------
 
   /** One put through the batcher; a refusal of this envelope throws its typed error. */
-  private async put (target: PutTarget, e: Uint8Array, options: AbortOptions): Promise<DurableAnswer & { ok: true }> {
+  private async put (target: PutTarget, env: Envelope, options: AbortOptions): Promise<DurableAnswer & { ok: true }> {
     if (target.peer === this.c.peerId) throw new InvalidArgumentError('durable request to self')
-    const a = await this.puts.put(target, e, options.signal)
+    const a = await this.puts.put(target, env, options.signal)
     if (!a.ok) throw errorFromResponse(a.code, a.msg, a.d)
     return a
   }
 
-  /** Sends a batch of puts to one node: a plain `put` for one, `puts` for more; one answer per envelope. */
-  private async sendPuts (t: PutTarget, es: Uint8Array[]): Promise<DurableAnswer[]> {
+  /**
+   * Sends a batch of puts to one node, one answer per envelope in order. Two or more
+   * envelopes of one signed batch go as one `putb` (the signature once and their unsigned
+   * bytes: no proofs to build, carry or walk); the others as a `put` (one) or `puts`.
+   */
+  private async sendPuts (t: PutTarget, envs: Envelope[]): Promise<DurableAnswer[]> {
+    const groups = new Map<SignedBatch, number[]>()
+    const loose: number[] = []
+    for (let k = 0; k < envs.length; k++) {
+      const b = batchOf(envs[k])
+      if (b === undefined || b.unsigned[leafIndexOf(envs[k])] === undefined) { loose.push(k); continue }
+      const g = groups.get(b)
+      if (g === undefined) groups.set(b, [k])
+      else g.push(k)
+    }
+    for (const [b, g] of groups) {
+      if (g.length < 2) { groups.delete(b); loose.push(...g) }
+    }
+    if (groups.size === 0) return await this.sendLoose(t, envs.map(e => e.bytes))
+    if (groups.size === 1 && loose.length === 0) return await this.sendBatch(t, [...groups.keys()][0], envs)
+    // Several parts: each its own request; a part that fails fails its own envelopes only.
+    const answers = new Array<DurableAnswer>(envs.length)
+    const parts = [...groups].map(([b, g]) => ({ g, run: async () => await this.sendBatch(t, b, g.map(k => envs[k])) }))
+    if (loose.length > 0) parts.push({ g: loose, run: async () => await this.sendLoose(t, loose.map(k => envs[k].bytes)) })
+    await Promise.all(parts.map(async ({ g, run }) => {
+      const rs = await run().catch((err: unknown) => g.map(() => responseOf(err)))
+      for (let j = 0; j < g.length; j++) answers[g[j]] = rs[j]
+    }))
+    return answers
+  }
+
+  /** `putb`: envelopes of `batch` (two or more), one answer each, in the order given. */
+  private async sendBatch (t: PutTarget, batch: SignedBatch, envs: Envelope[]): Promise<DurableAnswer[]> {
+    const options = t.timeoutMs != null ? { timeoutMs: t.timeoutMs } : {}
+    const l = batch.leaves.slice()
+    const carried: number[] = []
+    for (const env of envs) {
+      const i = leafIndexOf(env)
+      if (l[i] === batch.leaves[i]) carried.push(i)
+      l[i] = batch.unsigned[i] as Uint8Array
+    }
+    carried.sort((a, b) => a - b)
+    const res = await this.request(t.peer, t.addrs, { op: 'putb', s: batch.sig, l, home: t.home, ho: t.ho }, options)
+    let rs: DurableAnswer[]
+    if (res.rs === undefined && res.st !== undefined && res.n === undefined) rs = carried.map(() => ({ ok: true, st: res.st }))
+    else if (res.rs?.length === carried.length) rs = res.rs
+    else throw new UnreachableError(`node ${t.peer} answered ${res.rs?.length ?? 0} of ${carried.length} durable puts`)
+    // Answers come in leaf order: back to the order given.
+    const at = new Map<number, DurableAnswer>()
+    for (let j = 0; j < carried.length; j++) at.set(carried[j], rs[j])
+    return envs.map(env => at.get(leafIndexOf(env)) as DurableAnswer)
+  }
+
+  /** Wire bytes: a plain `put` for one, `puts` for more; one answer per envelope. */
+  private async sendLoose (t: PutTarget, es: Uint8Array[]): Promise<DurableAnswer[]> {
     const options = t.timeoutMs != null ? { timeoutMs: t.timeoutMs } : {}
     if (es.length === 1) {
       try {

@@ -33,28 +33,35 @@ export interface PutTarget {
   timeoutMs?: number
 }
 
-interface Waiter { e: Uint8Array, resolve: (a: DurableAnswer) => void, reject: (err: Error) => void }
+interface Waiter<T> { e: T, resolve: (a: DurableAnswer) => void, reject: (err: Error) => void }
 
-interface Pending { target: PutTarget, items: Waiter[], bytes: number }
+interface Pending<T> { target: PutTarget, items: Array<Waiter<T>>, bytes: number }
 
 /** Sends one batch: resolves with one answer per envelope, in order, or rejects when the request as a whole failed. */
-export type SendPuts = (target: PutTarget, es: Uint8Array[]) => Promise<DurableAnswer[]>
+export type SendPuts<T> = (target: PutTarget, es: T[]) => Promise<DurableAnswer[]>
 
-export class PutBatcher {
-  private readonly sendPuts: SendPuts
-  private readonly pending = new Map<string, Pending>()
+/**
+ * `T`: what is put — wire bytes, or an envelope (which the sender may put in the batch form,
+ * `putb`); `sizeOf` its wire size, which bounds a request.
+ */
+export class PutBatcher<T = Uint8Array> {
+  private readonly sendPuts: SendPuts<T>
+  private readonly sizeOf: (e: T) => number
+  private readonly pending = new Map<string, Pending<T>>()
   private scheduled: NodeJS.Immediate | undefined
 
-  constructor (sendPuts: SendPuts) {
+  constructor (sendPuts: SendPuts<T>, sizeOf: (e: T) => number = (e) => (e as Uint8Array).length) {
     this.sendPuts = sendPuts
+    this.sizeOf = sizeOf
   }
 
   /** Queues a put; resolves with its own answer (which may be a refusal: `ok: false`). */
-  async put (target: PutTarget, e: Uint8Array, signal?: AbortSignal): Promise<DurableAnswer> {
+  async put (target: PutTarget, e: T, signal?: AbortSignal): Promise<DurableAnswer> {
     if (signal?.aborted === true) throw abortReason(signal, 'durable put')
     const key = `${target.peer}\n${target.home ?? ''}\n${target.ho === true ? 1 : 0}\n${target.timeoutMs ?? ''}`
+    const size = this.sizeOf(e)
     let p = this.pending.get(key)
-    if (p != null && p.bytes + e.length > MAX_PUTS_BYTES) {
+    if (p != null && p.bytes + size > MAX_PUTS_BYTES) {
       this.pending.delete(key)
       this.send(p)
       p = undefined
@@ -65,7 +72,7 @@ export class PutBatcher {
     }
     const { promise, resolve, reject } = Promise.withResolvers<DurableAnswer>()
     p.items.push({ e, resolve, reject })
-    p.bytes += e.length
+    p.bytes += size
     if (p.items.length >= PUTS_PER_REQUEST) {
       // Full: on its way now, while the caller prepares the next ones.
       this.pending.delete(key)
@@ -90,7 +97,7 @@ export class PutBatcher {
     for (const p of all) this.send(p)
   }
 
-  private send (p: Pending): void {
+  private send (p: Pending<T>): void {
     this.sendPuts(p.target, p.items.map(w => w.e)).then((answers) => {
       for (let i = 0; i < p.items.length; i++) {
         const a = answers[i]

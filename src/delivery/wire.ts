@@ -16,6 +16,13 @@
  *         answered once, after one durable write for all of them, with one answer per
  *         envelope, in order: {r, ok: true, rs: [<answer>…]}. Each envelope is checked,
  *         stored or refused on its own (a quota refusal of one never affects another).
+ *   putb  {r, op: 'putb', s: <64-byte batch signature>, l: [leaf…], home?: <peer id>, ho?: boolean}
+ *         puts of envelopes an agent signed in one batch (docs/PROTOCOL.md §4.1), in the form of
+ *         a batch frame (§8.2.1): the signature once, `l` every leaf of the batch in order —
+ *         a carried envelope's unsigned bytes, or the 32-byte leaf hash of one not carried.
+ *         The acceptor rebuilds the root and verifies the signature once. Answered as `puts`,
+ *         `rs` one answer per carried envelope in leaf order; when every carried envelope was
+ *         answered {ok: true, st} alike, the response may be {r, ok: true, st} without `rs`.
  *   ack   {r, op: 'ack', rc: <receipt envelope wire bytes>}
  *         the recipient acknowledged these (its signed receipt, verified by the replica,
  *         so no peer can make a replica drop copies it holds): a replica drops its copies.
@@ -33,6 +40,8 @@ import * as lp from 'it-length-prefixed'
 import type { Stream } from '@libp2p/interface'
 import { ClosedError, TimeoutError, abortReason } from '../core/errors.ts'
 import { LIMITS } from '../core/envelope.ts'
+import { MAX_BATCH } from '../core/batch.ts'
+import { LEAF_HASH_BYTES } from '../core/ingress.ts'
 import { boundedSource, sendWithBackpressure } from '../net/flow.ts'
 
 export function durableProtocol (network: string): string { return `/fedmesh/${network}/durable/1.0.0` }
@@ -48,6 +57,7 @@ export const MAX_PUTS_BYTES = LIMITS.maxEnvelopeBytes
 export type DurableRequest =
   | { r: number, op: 'put', e: Uint8Array, home?: string, ho?: boolean }
   | { r: number, op: 'puts', es: Uint8Array[], home?: string, ho?: boolean }
+  | { r: number, op: 'putb', s: Uint8Array, l: Uint8Array[], home?: string, ho?: boolean }
   | { r: number, op: 'ack', rc: Uint8Array }
   | { r: number, op: 'pull', to: string }
   | { r: number, op: 'expired', from: string, ids: string[] }
@@ -84,6 +94,18 @@ export function decodeRequest (bytes: Uint8Array): DurableRequest | undefined {
       if (bytes > MAX_PUTS_BYTES) return undefined
       return m as unknown as DurableRequest
     }
+    case 'putb': {
+      if (!(m.s instanceof Uint8Array) || m.s.length !== 64 || !Array.isArray(m.l) || m.l.length < 2 || m.l.length > MAX_BATCH ||
+          (m.home !== undefined && !isStr(m.home)) || (m.ho !== undefined && typeof m.ho !== 'boolean')) return undefined
+      // The carried envelopes (every element but 32-byte leaf hashes) are bounded as in `puts`.
+      let bytes = 0
+      for (const e of m.l) {
+        if (!(e instanceof Uint8Array)) return undefined
+        if (e.length !== LEAF_HASH_BYTES) bytes += e.length
+      }
+      if (bytes === 0 || bytes > MAX_PUTS_BYTES) return undefined
+      return m as unknown as DurableRequest
+    }
     case 'ack':
       if (!(m.rc instanceof Uint8Array)) return undefined
       return m as unknown as DurableRequest
@@ -106,14 +128,20 @@ export function decodeResponse (bytes: Uint8Array): DurableResponse | undefined 
   if (!Number.isSafeInteger(m.r) || typeof m.ok !== 'boolean') return undefined
   if (m.ok === false && (typeof m.code !== 'string' || typeof m.msg !== 'string')) return undefined
   if (m.rs !== undefined && (!Array.isArray(m.rs) || !m.rs.every(isAnswer))) return undefined
+  // `st` answers for every envelope of a `putb` when `rs` is absent: only the known values.
+  if (m.st !== undefined && !isStatus(m.st)) return undefined
   return m as unknown as DurableResponse
+}
+
+function isStatus (v: unknown): boolean {
+  return v === 'stored' || v === 'duplicate' || v === 'processed'
 }
 
 /** One answer inside `rs` (no `r`, no nested `rs`). */
 function isAnswer (v: unknown): boolean {
   if (v == null || typeof v !== 'object' || Array.isArray(v)) return false
   const a = v as Record<string, unknown>
-  if (a.ok === true) return a.rs === undefined && (a.st === undefined || a.st === 'stored' || a.st === 'duplicate' || a.st === 'processed')
+  if (a.ok === true) return a.rs === undefined && (a.st === undefined || isStatus(a.st))
   return a.ok === false && typeof a.code === 'string' && typeof a.msg === 'string'
 }
 

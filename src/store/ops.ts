@@ -98,9 +98,20 @@ async function enqueueRun (ctx: OpContext, run: Array<Extract<WriteOp, { kind: '
 
   const held = new Set<string>()
   const pairs = uniqueBy(entries, e => heldKey(e.recipient, e.id))
-  for (const part of chunks(pairs, 2, d.maxParams)) {
-    const rows = await sql.all(`SELECT recipient, id FROM ${inbox} WHERE (recipient, id) IN (VALUES ${valuesList(part.length, 2)})`, part.flatMap(e => [e.recipient, e.id]))
-    for (const r of rows) held.add(heldKey(String(r.recipient), String(r.id)))
+  for (let i = 0; i < pairs.length; i += HELD_CHUNK) {
+    const part = pairs.slice(i, i + HELD_CHUNK)
+    // Padded to a power of two by repeating the last pair (harmless in an IN list): a few
+    // statement texts, each prepared once, serve every batch size.
+    let rows = 8
+    while (rows < part.length) rows *= 2
+    const params: string[] = new Array(rows * 2)
+    for (let k = 0; k < rows; k++) {
+      const e = part[Math.min(k, part.length - 1)]
+      params[2 * k] = e.recipient
+      params[2 * k + 1] = e.id
+    }
+    const found = await sql.all(statementText(`held\n${inbox}`, rows, () => `SELECT recipient, id FROM ${inbox} WHERE (recipient, id) IN (VALUES ${valuesList(rows, 2)})`), params)
+    for (const r of found) held.add(heldKey(String(r.recipient), String(r.id)))
   }
 
   const usageKeys = new Map<string, [UsageScope, string]>()
@@ -152,9 +163,13 @@ async function enqueueRun (ctx: OpContext, run: Array<Extract<WriteOp, { kind: '
   // SQLite: one row per statement (no statement journal; see MAX_ROWS_PER_INSERT).
   const insertParams = d.kind === 'sqlite' ? cols.length : d.maxParams
   for (const part of chunks(plan.inserts, cols.length, insertParams)) {
-    await sql.run(`INSERT INTO ${inbox} (${cols.join(', ')}) VALUES ${valuesList(part.length, cols.length)}`, part.flatMap(e => [
-      e.recipient, e.id, e.sender, e.senderSeq, e.priority, e.size, e.bytes, e.crc, ctx.now, e.expiresAt, e.replica ? 1 : 0, e.home, e.pos
-    ]))
+    const params: unknown[] = new Array(part.length * cols.length)
+    let k = 0
+    for (const e of part) {
+      params[k++] = e.recipient; params[k++] = e.id; params[k++] = e.sender; params[k++] = e.senderSeq; params[k++] = e.priority; params[k++] = e.size; params[k++] = e.bytes
+      params[k++] = e.crc; params[k++] = ctx.now; params[k++] = e.expiresAt; params[k++] = e.replica ? 1 : 0; params[k++] = e.home; params[k++] = e.pos
+    }
+    await sql.run(statementText(`insert\n${inbox}`, part.length, () => `INSERT INTO ${inbox} (${cols.join(', ')}) VALUES ${valuesList(part.length, cols.length)}`), params)
   }
   for (const m of plan.moves) await sql.run(`UPDATE ${inbox} SET pos = ? WHERE recipient = ? AND id = ?`, [m.pos, m.recipient, m.id])
   await setUsage(ctx, plan.usage)
@@ -623,6 +638,25 @@ async function retain (ctx: OpContext, op: Extract<WriteOp, { kind: 'retain' }>)
     await writeCounter(ctx, 'log_bytes', total)
   }
   return { deleted, bytes: freed, more }
+}
+
+/** Most (recipient, id) pairs one duplicate lookup binds. */
+const HELD_CHUNK = 256
+const statementTexts = new Map<string, string>()
+
+/**
+ * The SQL text of statement `kind` for `rows` rows, built once and then the same string:
+ * the backends cache prepared statements by their text, and a text built anew per row or
+ * per batch costs its building and hashing every time.
+ */
+function statementText (kind: string, rows: number, build: () => string): string {
+  const key = `${kind}\n${rows}`
+  let text = statementTexts.get(key)
+  if (text === undefined) {
+    text = build()
+    if (statementTexts.size < 1024) statementTexts.set(key, text)
+  }
+  return text
 }
 
 function uniqueBy<T> (items: T[], key: (t: T) => string): T[] {

@@ -13,7 +13,7 @@ import { decodeInboxCursor, parseLogFilter, parseQueryOptions } from './query.ts
 import { readConversation, readExpiryDue, readInboxes, readLogPage, readPending, readProcessed, readStats, verifyStored } from './reads.ts'
 import { migrate, readSchemaVersion, rebuildUsage, SCHEMA_VERSION } from './schema.ts'
 import type {
-  Abortable, AckResult, ConversationOptions, EnqueueOptions, EnqueueResult, ExpireOptions, ExpireResult, InboxEntryInit, InboxesOptions, InboxesPage,
+  Abortable, AckResult, ConversationOptions, EnqueueOptions, EnqueueResult, ExpireOptions, ExpireResult, InboxEntryInit, InboxesOptions, InboxesPage, InboxQuota,
   LogFilter, LogPage, LogRecord, LogRecordInit, MessageStore, PendingOptions, PendingPage, QueryOptions, RetainLimits,
   RetainOptions, RetainResult, StatusPatch, StoreInfo, StoreStats, UpdateStatusOptions
 } from './types.ts'
@@ -61,6 +61,16 @@ export function createMessageStore (backend: Backend, settings: StoreSettings): 
     } catch (err) {
       throw backend.mapError(err, what)
     }
+  }
+
+  // The last frozen quota override and its merge: a caller that passes the same frozen
+  // object on every enqueue (the durable service) has it merged and checked once.
+  let lastQuota: { partial: Partial<InboxQuota>, merged: InboxQuota } | undefined
+  function quotaFor (partial: Partial<InboxQuota> | undefined): InboxQuota {
+    if (partial != null && partial === lastQuota?.partial) return lastQuota.merged
+    const merged = mergeQuota(settings.quota, partial)
+    if (partial != null && Object.isFrozen(partial)) lastQuota = { partial, merged }
+    return merged
   }
 
   async function write<T> (op: WriteOp, signal: AbortSignal | undefined): Promise<T> {
@@ -139,8 +149,8 @@ export function createMessageStore (backend: Backend, settings: StoreSettings): 
 
     async enqueue (entry: InboxEntryInit, options: EnqueueOptions = {}): Promise<EnqueueResult> {
       ensureWritable(options.signal, 'enqueue')
-      const e = normalizeEntry(entry)
-      const quota = mergeQuota(settings.quota, options.quota)
+      const e = normalizeEntry(entry, options.owned === true)
+      const quota = quotaFor(options.quota)
       const now = settings.clock()
       if (e.expiresAt <= now) throw new MessageExpiredError(`message ${e.id} expired at ${e.expiresAt}`, { details: { recipient: e.recipient, id: e.id, expiresAt: e.expiresAt, now } })
       return await write({ kind: 'enqueue', entry: e, quota }, options.signal)

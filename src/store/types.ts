@@ -179,8 +179,16 @@ export interface InboxEntry {
 }
 
 export interface EnqueueOptions extends Abortable {
-  /** Overrides of the store's default quotas for this call. */
+  /**
+   * Overrides of the store's default quotas for this call. A frozen object passed again
+   * (the same object) is merged with the defaults once, not per call.
+   */
   quota?: Partial<InboxQuota>
+  /**
+   * The entry's `bytes` are handed to the store: the caller never changes them afterwards,
+   * so the store need not copy them before the (batched, later) write. Default false.
+   */
+  owned?: boolean
 }
 
 export interface EnqueueResult {

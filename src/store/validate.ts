@@ -81,13 +81,15 @@ export interface NormalizedEntry {
 
 const ENTRY_FIELDS = new Set(['recipient', 'id', 'sender', 'bytes', 'expiresAt', 'priority', 'senderSeq', 'replica', 'home'])
 
-export function normalizeEntry (input: InboxEntryInit): NormalizedEntry {
+export function normalizeEntry (input: InboxEntryInit, owned: boolean = false): NormalizedEntry {
   const e = checkKeys('entry', input, ENTRY_FIELDS)
   const recipient = checkId('entry.recipient', e.recipient)
   const id = checkId('entry.id', e.id)
   const sender = checkId('entry.sender', e.sender)
-  // A copy: the write happens later, in a batch, and the caller may reuse its buffer meanwhile.
-  const bytes = plainBytes(checkBytes('entry.bytes', e.bytes, false))
+  // A copy: the write happens later, in a batch, and the caller may reuse its buffer meanwhile
+  // (unless it handed the bytes over: `owned`, and already a plain Uint8Array).
+  const given = checkBytes('entry.bytes', e.bytes, false)
+  const bytes = owned && given.constructor === Uint8Array ? given : plainBytes(given)
   const expiresAt = checkTime('entry.expiresAt', e.expiresAt)
   const priority = e.priority ?? 1
   if (typeof priority !== 'number' || !Number.isInteger(priority) || priority < 0 || priority > 3) fail('entry.priority', 'must be 0 … 3')

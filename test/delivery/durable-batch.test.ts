@@ -8,13 +8,18 @@ import { test, describe, after } from 'node:test'
 import assert from 'node:assert/strict'
 import * as dagCbor from '@ipld/dag-cbor'
 import { generateAgentKey } from '../../src/core/keys.ts'
-import { decodeEnvelope, encodeEnvelopeFields, type EnvelopeFields } from '../../src/core/envelope.ts'
+import { batchOf, decodeEnvelope, encodeEnvelopeFields, signEnvelopes, type EnvelopeFields } from '../../src/core/envelope.ts'
 import type { NetworkId } from '../../src/core/ids.ts'
-import { decodeRequest, decodeResponse, MAX_PUTS, MAX_PUTS_BYTES, type DurableAnswer } from '../../src/delivery/wire.ts'
+import { DurableClient, decodeRequest, decodeResponse, durableProtocol, MAX_PUTS, MAX_PUTS_BYTES, type DurableAnswer } from '../../src/delivery/wire.ts'
 import { PUTS_PER_REQUEST } from '../../src/delivery/put-batch.ts'
 import { PutBatcher, type PutTarget } from '../../src/delivery/put-batch.ts'
 import type { Message, Subscription } from '../../src/node/types.ts'
 import { Nodes, within } from '../helpers/api.ts'
+import { createLibp2p, type Libp2p } from 'libp2p'
+import { tcp } from '@libp2p/tcp'
+import { noise } from '@chainsafe/libp2p-noise'
+import { yamux } from '@chainsafe/libp2p-yamux'
+import { multiaddr } from '@multiformats/multiaddr'
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex')
 
@@ -61,6 +66,29 @@ describe('puts requests', () => {
     assert.equal(decodeResponse(dagCbor.encode({ r: 1, ok: true, rs: [{ ok: false, code: 'X' }] })), undefined)
     assert.equal(decodeResponse(dagCbor.encode({ r: 1, ok: true, rs: [{ ok: true, rs: [] }] })), undefined)
     assert.equal(decodeResponse(dagCbor.encode({ r: 1, ok: true, rs: 'x' })), undefined)
+    // The all-alike answer of a putb: `st` alone, a known status only.
+    assert.equal(decodeResponse(dagCbor.encode({ r: 1, ok: true, st: 'duplicate' }))?.ok, true)
+    assert.equal(decodeResponse(dagCbor.encode({ r: 1, ok: true, st: 'lost' })), undefined)
+  })
+})
+
+describe('putb requests', () => {
+  test('well-formed putb decode; malformed ones are refused', () => {
+    const s = new Uint8Array(64)
+    const e = new Uint8Array(40)
+    const h = new Uint8Array(32)
+    assert.equal(decodeRequest(dagCbor.encode({ r: 1, op: 'putb', s, l: [e, e] }))?.op, 'putb')
+    assert.equal(decodeRequest(dagCbor.encode({ r: 1, op: 'putb', s, l: [h, e, h], home: '12D3KooW', ho: true }))?.op, 'putb')
+    for (const bad of [
+      { r: 1, op: 'putb', s, l: [e] },
+      { r: 1, op: 'putb', s, l: [h, h] },
+      { r: 1, op: 'putb', s: new Uint8Array(63), l: [e, e] },
+      { r: 1, op: 'putb', l: [e, e] },
+      { r: 1, op: 'putb', s, l: [e, 'x'] },
+      { r: 1, op: 'putb', s, l: [e, e], ho: 1 },
+      { r: 1, op: 'putb', s, l: Array.from({ length: 1025 }, () => e) },
+      { r: 1, op: 'putb', s, l: [new Uint8Array(MAX_PUTS_BYTES), e] }
+    ]) assert.equal(decodeRequest(dagCbor.encode(bad)), undefined, JSON.stringify(Object.keys(bad)))
   })
 })
 
@@ -151,5 +179,66 @@ describe('batched durable sends between nodes', () => {
     assert.deepEqual(got.map(m => (m.data() as { i: number }).i), [0, 1, 2, 3, 4])
     const rejected = await a.log({ event: 'sent', status: 'failed' })
     assert.equal(rejected.records.length, 7)
+  })
+})
+
+describe('putb from a plain libp2p peer', () => {
+  const nodes = new Nodes()
+  let peer: Libp2p | undefined
+  after(async () => { await peer?.stop(); await nodes.stopAll() })
+
+  test('one signature for the batch; each carried envelope stored or refused alone; a bad batch refused whole', async () => {
+    const net = 'putbnet' as NetworkId
+    const home = await nodes.start({ network: net })
+    const carol = await home.agent('carol-putb')
+    peer = await createLibp2p({ addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] }, transports: [tcp()], connectionEncrypters: [noise()], streamMuxers: [yamux()] })
+    const client = new DurableClient(await peer.dialProtocol(multiaddr(home.multiaddrs()[0]), durableProtocol(net)))
+    const key = generateAgentKey()
+    const fields = (i: number, over: Partial<EnvelopeFields> = {}): EnvelopeFields => ({
+      v: 1, net, mode: 'direct', type: 'inform', from: key.id, to: [carol.id], ts: Date.now(), ttl: 60, hops: 4, prio: 1,
+      dlv: { seq: i + 1, durable: true }, ct: 'application/octet-stream', body: new Uint8Array([i]), ...over
+    })
+    const putb = async (envs: ReturnType<typeof signEnvelopes>, carry: number[], s?: Uint8Array): Promise<unknown> => {
+      const b = batchOf(envs[0])
+      assert.ok(b != null)
+      const l = b.leaves.map((leaf, i) => carry.includes(i) ? b.unsigned[i] as Uint8Array : leaf)
+      const res = await client.request({ op: 'putb', s: s ?? b.sig, l }, { timeoutMs: 10_000 })
+      const { r: _r, ...answer } = res
+      return answer
+    }
+    const count = async (): Promise<number> => (await home.store.stats(carol.id)).inbox.count
+
+    // All four carried and stored: one answer for all.
+    const four = signEnvelopes([0, 1, 2, 3].map(i => fields(i)), key)
+    assert.deepEqual(await putb(four, [0, 1, 2, 3]), { ok: true, st: 'stored' })
+    assert.equal(await count(), 4)
+    // Stored alone, verifiable alone: each inbox entry has its wire bytes with `bp`.
+    for (const e of (await home.store.pending(carol.id, { limit: 10 })).entries) {
+      const d = decodeEnvelope(e.bytes)
+      assert.ok(d.ok)
+      assert.equal(d.envelope.bp?.n, 4)
+    }
+    // A retransmission is answered again: duplicate.
+    assert.deepEqual(await putb(four, [1, 3]), { ok: true, st: 'duplicate' })
+
+    // Mixed: one expired, one not durable, one good — an answer each, in leaf order; the others of the batch by hash.
+    const mixed = signEnvelopes([fields(4, { ts: Date.now() - 3_600_000 }), fields(5, { dlv: { seq: 6 } }), fields(6), fields(7)], key)
+    const res = await putb(mixed, [0, 1, 2]) as { ok: true, rs: DurableAnswer[] }
+    assert.equal(res.ok, true)
+    assert.deepEqual(res.rs.map(a => a.ok ? a.st : a.code), ['MessageExpiredError', 'InvalidEnvelopeError', 'stored'])
+    assert.equal(await count(), 5)
+
+    // A wrong signature, or a leaf changed after signing: the batch is refused whole, nothing stored.
+    const other = signEnvelopes([fields(8), fields(9)], key)
+    const forged = new Uint8Array(64).fill(7)
+    assert.equal(((await putb(other, [0, 1], forged)) as { code?: string }).code, 'InvalidEnvelopeError')
+    const b = batchOf(other[0])
+    assert.ok(b != null)
+    const tampered = new Uint8Array(b.unsigned[1] as Uint8Array)
+    tampered[tampered.length - 1] ^= 1
+    const answer = await client.request({ op: 'putb', s: b.sig, l: [b.unsigned[0] as Uint8Array, tampered] }, { timeoutMs: 10_000 })
+    assert.equal(answer.ok === false ? answer.code : answer.st, 'InvalidEnvelopeError')
+    assert.equal(await count(), 5)
+    await client.close()
   })
 })

@@ -290,6 +290,21 @@ export function storeCompliance (name: string, makeHarness: () => Promise<StoreH
         })
       }
 
+      test('a frozen quota override passed again is honoured; an unfrozen one is read afresh each call; owned bytes are stored as given', async () => {
+        await withStore(async (store) => {
+          const frozen = Object.freeze({ senderCount: 2 })
+          for (const id of ['f1', 'f2']) assert.equal((await store.enqueue(entry(id), { quota: frozen, owned: true })).status, 'stored')
+          await rejectsWith(store.enqueue(entry('f3'), { quota: frozen }), 'QuotaExceededError')
+          const loose: { senderCount: number } = { senderCount: 2 }
+          await rejectsWith(store.enqueue(entry('f3'), { quota: loose }), 'QuotaExceededError')
+          loose.senderCount = 3
+          const owned = entry('f3', { size: 40 })
+          assert.equal((await store.enqueue(owned, { quota: loose, owned: true })).status, 'stored')
+          const held = (await store.pending(BOB)).entries.find(e => e.id === 'f3')
+          assert.deepEqual(held?.bytes, owned.bytes)
+        }, { quota: { senderCount: 1 } })
+      })
+
       test('quotas hold within one batch, and ack frees quota', async () => {
         await withStore(async (store) => {
           const results = await Promise.allSettled(Array.from({ length: 10 }, async (_, i) => await store.enqueue(entry(`b${i}`))))

@@ -138,6 +138,14 @@ describe('test vectors (test/vectors/envelopes.json, docs/PROTOCOL.md)', () => {
       confirmFailed: { t: 2, id: direct.id, ok: false, code: 'NoRespondersError', msg: 'no handler' },
       data: { t: 6, h: 1, e: unhex(file.batch.envelopes[0].wire), x: [0] },
       batch: { t: 7, h: 1, l: [unsignedOf(file.batch.envelopes[0].fields), unhex(file.batch.leaves[1]), unsignedOf(file.batch.envelopes[2].fields)], s: unhex(file.batch.sig), x: [0] },
+      // Vector 5 and its twin (nonce 1, the next seq, body {"n":2}), signed together: their unsigned bytes.
+      durablePutb: {
+        r: 1,
+        op: 'putb',
+        s: (dagCbor.decode(unhex(file.frames.durablePutb.cbor)) as { s: Uint8Array }).s,
+        l: [0, 1].map(k => unsignedOf({ ...file.vectors[4].fields, ...(k > 0 ? { nonce: k } : {}), dlv: { seq: 1767225600000 * 1000 + k, durable: true }, body: hex(new TextEncoder().encode(`{"n":${k + 1}}`)) }))
+      },
+      durableAnswer: { r: 1, ok: true, st: 'stored' },
       interest: { t: 3, r: [[unhex(file.node.peerIdBytes), 1767225600000, ['sensors/#', 'weather/*'], 0, 0, unhex(file.frames.interest.sig)]] },
       lost: { t: 4, l: [[unhex(file.node.peerIdBytes), 1767225600000, 3]] },
       request: { t: 5, q: [[unhex(file.node.peerIdBytes), 1767225600000]] }
