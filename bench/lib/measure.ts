@@ -7,6 +7,7 @@ import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { forkScript, type WorkerProc } from './proc.ts'
 import { summarize } from './stats.ts'
+import { SYSTEMS } from '../systems/index.ts'
 import type {
   BrokerInfo, Contact, FanoutReport, FanoutResult, LatencyResult, PublisherReport, RequesterReport, Role, SubscriberReport,
   ThroughputResult, WorkerInit
@@ -47,7 +48,7 @@ function startWorker (target: Target, role: Role, size: number, peer?: Contact, 
   const dir = join(target.dir, label)
   mkdirSync(dir, { recursive: true })
   const init: WorkerInit = { system: target.system, role, broker: target.broker, peer, dir, size, ...extra }
-  return forkScript(`${target.system} ${label}`, WORKER_SCRIPT, [JSON.stringify(init)])
+  return forkScript(`${target.system} ${label}`, WORKER_SCRIPT, [JSON.stringify(init)], SYSTEMS.find(s => s.name === target.system))
 }
 
 /** One publisher → one subscriber; rate = messages received / subscriber's receive window. */

@@ -117,9 +117,17 @@ export function spawnProcess (name: string, command: string, args: string[]): Pr
   return new Proc(name, spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] }))
 }
 
+/** Extra Node flags and environment variables of a worker process. */
+export interface ProcessSettings { execArgv?: string[], env?: Record<string, string> }
+
 /** Runs a .ts script with the Node running the harness (the pinned Node 22). */
-export function forkScript (name: string, script: URL, args: string[]): WorkerProc {
-  const child = fork(script, args, { execPath: process.execPath, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] })
+export function forkScript (name: string, script: URL, args: string[], opts: ProcessSettings = {}): WorkerProc {
+  const child = fork(script, args, {
+    execPath: process.execPath,
+    execArgv: [...process.execArgv, ...(opts.execArgv ?? [])],
+    env: { ...process.env, ...opts.env },
+    stdio: ['ignore', 'pipe', 'pipe', 'ipc']
+  })
   return new WorkerProc(name, child)
 }
 

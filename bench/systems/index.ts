@@ -3,8 +3,11 @@
  * cannot load (fedmesh while its SDK is being written) fails alone.
  */
 import type { System } from '../lib/types.ts'
+import type { ProcessSettings } from '../lib/proc.ts'
+import { NODE_START_ENV, NODE_START_EXEC_ARGV, NODE_START_V8_FLAGS } from '../../bin/runtime.js'
 
-export interface SystemEntry { name: string, load: () => Promise<System> }
+/** A system, and the Node flags and environment its worker processes run with (none: the harness's own). */
+export interface SystemEntry extends ProcessSettings { name: string, load: () => Promise<System> }
 
 export const SYSTEMS: SystemEntry[] = [
   { name: 'nats', load: async () => (await import('./nats.ts')).nats },
@@ -12,7 +15,20 @@ export const SYSTEMS: SystemEntry[] = [
   { name: 'aedes', load: async () => (await import('./aedes.ts')).aedes },
   { name: 'gossipsub-unsigned', load: async () => (await import('./gossipsub.ts')).gossipsubUnsigned },
   { name: 'gossipsub-signed', load: async () => (await import('./gossipsub.ts')).gossipsubSigned },
-  { name: 'fedmesh', load: async () => (await import('./fedmesh.ts')).fedmesh }
+  { name: 'fedmesh', load: async () => (await import('./fedmesh.ts')).fedmesh },
+  // The same SDK adapter in processes set up as `fedmesh node start` sets up a node
+  // (bin/runtime.js): --optimize-for-size and one V8 worker thread, two malloc arenas and a
+  // fixed mmap threshold. They buy the idle RSS target at some cost in speed; this row shows it.
+  {
+    name: 'fedmesh-node',
+    execArgv: [...NODE_START_EXEC_ARGV, ...NODE_START_V8_FLAGS.split(/\s+/).filter(f => f !== '')],
+    env: NODE_START_ENV,
+    load: async () => ({
+      ...(await import('./fedmesh.ts')).fedmesh,
+      name: 'fedmesh-node',
+      description: 'the fedmesh row\'s SDK adapter, in processes with the V8 flags and malloc settings of `fedmesh node start` (bin/runtime.js)'
+    })
+  }
 ]
 
 /** The system all ratios are computed against. */

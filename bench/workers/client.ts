@@ -15,7 +15,12 @@ import type {
 /** How long a publisher probes (or a requester retries) before giving up on its peer. */
 const CONNECT_TIMEOUT_MS = 30_000
 const PROBE_INTERVAL_MS = 20
-const WARMUP_REQUESTS = 20
+/**
+ * Round trips made before measuring, the same for every system: enough for V8 to have
+ * compiled the hot paths of the JavaScript clients (and fedmesh's nodes), so the measured
+ * window shows a running system, not its first seconds.
+ */
+const WARMUP_REQUESTS = 500
 /** The publisher yields to the event loop every this many messages, so I/O keeps flowing. */
 const YIELD_EVERY = 256
 
