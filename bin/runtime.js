@@ -5,13 +5,18 @@ import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
 
 /**
- * V8 flags for `fedmesh node start`. Measured on an idle node (docs/PERFORMANCE.md):
- * --optimize-for-size takes its RSS from ~115 to ~98 MB (a smaller young generation, a more
- * frugal heap) for ~10% of CPU-bound speed. They go on the command line of the one
- * re-execution (reexecForNode); FEDMESH_V8_FLAGS replaces them (empty: none) and is set at
- * run time, where --optimize-for-size still acts if set before the modules load.
+ * V8 flags of an idle node (`fedmesh node start`): --optimize-for-size keeps the young
+ * generation at 1 MB and the heap frugal (idle RSS ~80 → ~76 MB). Under load the same flag
+ * costs ~2.6× of the message rate (docs/PERFORMANCE.md, "The speed cost of the idle-RSS
+ * settings"), so a node that gets busy switches to NODE_BUSY_V8_FLAGS (switchWhenBusy).
+ * They are set at run time, before fedmesh loads (prepareNodeProcess), never on the command
+ * line: there the flag's implied 1 MB semi-space would size the young generation's
+ * reservation for good, and the switch could not give it back its default. FEDMESH_V8_FLAGS
+ * replaces them (empty: none) and turns the switch off.
  */
 export const NODE_START_V8_FLAGS = '--optimize-for-size'
+/** What a busy node runs with: V8's speed defaults back, with the young generation's default maximum (16 MB semi-spaces). */
+export const NODE_BUSY_V8_FLAGS = '--no-optimize-for-size --max-semi-space-size=16'
 
 /**
  * Settings for `fedmesh node start` that act only when a process starts, so the process
@@ -48,11 +53,8 @@ export function reexecForNode (env = process.env) {
   }
   if (env.FEDMESH_REEXEC === '0' || typeof process.execve !== 'function') return
   const given = new Set([...process.execArgv, ...(env.NODE_OPTIONS ?? '').split(/\s+/)].map(a => a.split('=')[0].replaceAll('_', '-')))
-  // The default V8 flags too: on the command line they act from the first allocation
-  // (--optimize-for-size: ~1.5 MB less idle RSS than set at run time). FEDMESH_V8_FLAGS,
-  // when given, is applied at run time by prepareNodeProcess instead.
-  const v8Flags = env.FEDMESH_V8_FLAGS == null ? NODE_START_V8_FLAGS.split(/\s+/).filter(f => f !== '') : []
-  const flags = [...NODE_START_EXEC_ARGV, ...v8Flags].filter(f => !given.has(f.split('=')[0]))
+  // The V8 flags of NODE_START_V8_FLAGS stay off the command line (prepareNodeProcess sets them).
+  const flags = NODE_START_EXEC_ARGV.filter(f => !given.has(f.split('=')[0]))
   const added = Object.keys(NODE_START_ENV).filter(name => env[name] == null)
   if (flags.length === 0 && added.length === 0) return
   const next = { ...env, [REEXEC_MARK]: added.join(',') }
@@ -70,11 +72,52 @@ export function reexecForNode (env = process.env) {
  */
 export async function prepareNodeProcess (env = process.env) {
   reexecForNode(env)
-  // Flags already on the command line (reexecForNode) are not set again: setting
-  // --optimize-for-size a second time at run time costs ~4 MB of idle RSS.
-  const flags = (env.FEDMESH_V8_FLAGS ?? NODE_START_V8_FLAGS).split(/\s+/).filter(f => f !== '' && !process.execArgv.includes(f))
-  if (flags.length > 0) (await import('node:v8')).setFlagsFromString(flags.join(' '))
+  await applyNodeV8Flags(env)
   deferUndici()
+}
+
+/**
+ * Sets the node's V8 flags at run time (FEDMESH_V8_FLAGS, or NODE_START_V8_FLAGS and the
+ * switch to NODE_BUSY_V8_FLAGS once the node is busy). Before fedmesh loads. Flags the
+ * operator put on the command line are not set again.
+ */
+export async function applyNodeV8Flags (env = process.env) {
+  const v8 = await import('node:v8')
+  const flags = (env.FEDMESH_V8_FLAGS ?? NODE_START_V8_FLAGS).split(/\s+/).filter(f => f !== '' && !process.execArgv.includes(f))
+  if (flags.length > 0) v8.setFlagsFromString(flags.join(' '))
+  if (env.FEDMESH_V8_FLAGS == null && flags.length > 0) switchWhenBusy({ onBusy: () => v8.setFlagsFromString(NODE_BUSY_V8_FLAGS) })
+}
+
+/**
+ * Calls `onBusy` once, when the process has used more than `share` of a core in each of
+ * `samples` consecutive intervals of `intervalMs` — a node carrying traffic, not one idling
+ * (a few ms per second). Watching starts `delayMs` after the call, so that start-up (~0.5 s
+ * of CPU) does not count. The timers are unref'd: they never keep a process alive. Returns a
+ * function that stops watching.
+ */
+export function switchWhenBusy ({ onBusy, delayMs = 2000, intervalMs = 500, share = 0.1, samples = 2, cpuUsage = () => process.cpuUsage() }) {
+  let timer
+  const watch = () => {
+    let last = cpuUsage()
+    let busy = 0
+    timer = setInterval(() => {
+      const now = cpuUsage()
+      const usedMs = (now.user - last.user + now.system - last.system) / 1000
+      last = now
+      busy = usedMs > share * intervalMs ? busy + 1 : 0
+      if (busy < samples) return
+      clearInterval(timer)
+      onBusy()
+    }, intervalMs)
+    timer.unref()
+  }
+  if (delayMs > 0) {
+    timer = setTimeout(watch, delayMs)
+    timer.unref()
+  } else {
+    watch()
+  }
+  return () => { clearTimeout(timer); clearInterval(timer) }
 }
 
 /**

@@ -4,7 +4,7 @@
  */
 import type { System } from '../lib/types.ts'
 import type { ProcessSettings } from '../lib/proc.ts'
-import { NODE_START_ENV, NODE_START_EXEC_ARGV, NODE_START_V8_FLAGS } from '../../bin/runtime.js'
+import { NODE_START_ENV, NODE_START_EXEC_ARGV, applyNodeV8Flags } from '../../bin/runtime.js'
 
 /** A system, and the Node flags and environment its worker processes run with (none: the harness's own). */
 export interface SystemEntry extends ProcessSettings { name: string, load: () => Promise<System> }
@@ -17,14 +17,15 @@ export const SYSTEMS: SystemEntry[] = [
   { name: 'gossipsub-signed', load: async () => (await import('./gossipsub.ts')).gossipsubSigned },
   { name: 'fedmesh', load: async () => (await import('./fedmesh.ts')).fedmesh },
   // The same SDK adapter in processes set up as `fedmesh node start` sets up a node
-  // (bin/runtime.js): --optimize-for-size and one V8 worker thread, two malloc arenas and a
-  // fixed mmap threshold. They buy the idle RSS target at some cost in speed; this row shows it.
+  // (bin/runtime.js): one V8 worker thread, two malloc arenas and a fixed mmap threshold on
+  // the command line, --optimize-for-size set before fedmesh loads and switched off once the
+  // process is busy. They buy the idle RSS target; this row shows what they cost under load.
   {
     name: 'fedmesh-node',
-    execArgv: [...NODE_START_EXEC_ARGV, ...NODE_START_V8_FLAGS.split(/\s+/).filter(f => f !== '')],
+    execArgv: NODE_START_EXEC_ARGV,
     env: NODE_START_ENV,
     load: async () => ({
-      ...(await import('./fedmesh.ts')).fedmesh,
+      ...(await applyNodeV8Flags(), await import('./fedmesh.ts')).fedmesh,
       name: 'fedmesh-node',
       description: 'the fedmesh row\'s SDK adapter, in processes with the V8 flags and malloc settings of `fedmesh node start` (bin/runtime.js)'
     })

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
-import { NODE_START_ENV, NODE_START_EXEC_ARGV, NODE_START_V8_FLAGS, moduleUrl, reexecForNode } from '../../bin/runtime.js'
+import { NODE_START_ENV, NODE_START_EXEC_ARGV, NODE_START_V8_FLAGS, moduleUrl, reexecForNode, switchWhenBusy } from '../../bin/runtime.js'
 import { DEPENDENCY_EDITS, applyDependencyEdits, checkImportMeta, outputName, rewriteImportMeta } from '../../scripts/build.ts'
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
@@ -27,7 +27,9 @@ describe('re-execution for node start', () => {
 
   test('runs once more with the start-only flags and environment, and leaves no trace for its children', () => {
     const r = run({})
-    for (const f of [...NODE_START_EXEC_ARGV, NODE_START_V8_FLAGS]) assert.ok(r.execArgv.includes(f), `${f} in ${r.execArgv.join(' ')}`)
+    for (const f of NODE_START_EXEC_ARGV) assert.ok(r.execArgv.includes(f), `${f} in ${r.execArgv.join(' ')}`)
+    // The V8 flags are set at run time (prepareNodeProcess), so that a busy node can leave them.
+    assert.ok(!r.execArgv.includes(NODE_START_V8_FLAGS))
     // The variables were in force at start (glibc reads them then) and are gone afterwards,
     // like the mark: a process the node starts re-executes by itself.
     for (const name of Object.keys(NODE_START_ENV)) assert.equal(r.env[name], undefined)
@@ -40,7 +42,7 @@ describe('re-execution for node start', () => {
     assert.deepEqual(r.execArgv.filter(a => a.startsWith('--v8-pool-size')), ['--v8-pool-size=3'])
   })
 
-  test('FEDMESH_V8_FLAGS keeps the V8 flags off the command line (prepareNodeProcess applies it)', () => {
+  test('FEDMESH_V8_FLAGS stays off the command line too (prepareNodeProcess applies it)', () => {
     const r = run({ FEDMESH_V8_FLAGS: '' })
     assert.ok(!r.execArgv.includes(NODE_START_V8_FLAGS))
     for (const f of NODE_START_EXEC_ARGV) assert.ok(r.execArgv.includes(f))
@@ -55,6 +57,53 @@ describe('re-execution for node start', () => {
     const env: Record<string, string | undefined> = { FEDMESH_REEXECUTED: 'MALLOC_ARENA_MAX', MALLOC_ARENA_MAX: '2', OTHER: 'x' }
     reexecForNode(env as NodeJS.ProcessEnv)
     assert.deepEqual(env, { OTHER: 'x' })
+  })
+})
+
+describe('a node leaves its idle V8 flags once busy (switchWhenBusy)', () => {
+  // A fake CPU clock: each interval the process "uses" the next figure (ms) of `usedMs`.
+  const watch = async (usedMs: number[], opts: { samples?: number } = {}): Promise<number> => {
+    let cpu = 0
+    let calls = 0
+    let busyAt = -1
+    const stop = switchWhenBusy({
+      delayMs: 0,
+      intervalMs: 10,
+      ...opts,
+      cpuUsage: () => { cpu += (usedMs[calls - 1] ?? 0) * 1000; calls++; return { user: cpu, system: 0 } },
+      onBusy: () => { busyAt = calls - 1 }
+    })
+    // Until every figure has been sampled (bounded: a loaded machine delays the timer).
+    for (let t = 0; t < 500 && calls <= usedMs.length && busyAt < 0; t++) await new Promise(resolve => setTimeout(resolve, 10))
+    stop()
+    return busyAt
+  }
+
+  test('switches after two consecutive intervals over a tenth of a core', async () => {
+    assert.equal(await watch([0, 5, 0, 2, 3, 0]), 5)
+  })
+
+  test('one busy interval (start-up, a burst) and an idle node do not switch', async () => {
+    assert.equal(await watch([9, 0, 9, 0, 1, 0, 0]), -1)
+    assert.equal(await watch([0, 0, 0, 0, 0]), -1)
+  })
+
+  test('does not watch before its delay', async () => {
+    let sampled = 0
+    const stop = switchWhenBusy({ delayMs: 200, intervalMs: 5, cpuUsage: () => { sampled++; return { user: sampled * 1e6, system: 0 } }, onBusy: () => {} })
+    await new Promise(resolve => setTimeout(resolve, 50))
+    stop()
+    assert.equal(sampled, 0)
+  })
+
+  test('switches once', async () => {
+    let n = 0
+    let cpu = 0
+    const stop = switchWhenBusy({ delayMs: 0, intervalMs: 5, samples: 1, cpuUsage: () => ({ user: (cpu += 5000), system: 0 }), onBusy: () => { n++ } })
+    for (let t = 0; t < 500 && n === 0; t++) await new Promise(resolve => setTimeout(resolve, 5))
+    await new Promise(resolve => setTimeout(resolve, 50))
+    stop()
+    assert.equal(n, 1)
   })
 })
 
