@@ -113,11 +113,12 @@ export class LogRecorder {
   readonly observe: Observe = (ob) => {
     if (this.stopped) return
     if (this.buffered >= this.maxBuffered) { this.counts.dropped++; return }
-    if (!this.joinRun(ob)) {
+    const runnable = this.runnable(ob)
+    if (!runnable || !this.joinRun(ob)) {
       const rec = this.toRecord(ob)
       if (rec == null) return
       this.buffer.push(rec)
-      this.openRun(ob, rec)
+      this.open = runnable ? this.openRun(ob, rec) : undefined
     }
     this.buffered++
     if (!this.scheduled) {
@@ -134,7 +135,7 @@ export class LogRecorder {
   private joinRun (ob: MessageObservation): boolean {
     const run = this.open
     const env = ob.env
-    if (run === undefined || env === undefined || !this.runnable(ob)) return false
+    if (run === undefined || env === undefined) return false
     if (run.event !== ob.event || run.from !== env.from || run.topic !== env.topic || run.peer !== ob.peer || run.type !== env.type ||
       run.schema !== env.schema || run.proto !== env.proto) return false
     let next = run.next
@@ -151,14 +152,14 @@ export class LogRecorder {
 
   /** Whether the record of `ob` may head or join a run: an envelope, nothing of its own but id, size and time. */
   private runnable (ob: MessageObservation): boolean {
-    const env = ob.env as Envelope
-    return ob.status == null && ob.reason == null && ob.to == null && env.to == null && env.conv == null && (this.o.payloads ?? 'conversation') !== 'all'
+    const env = ob.env
+    return env !== undefined && ob.status == null && ob.reason == null && ob.to == null && env.to == null && env.conv == null && (this.o.payloads ?? 'conversation') !== 'all'
   }
 
-  private openRun (ob: MessageObservation, rec: LogRecordInit): void {
-    const env = ob.env
-    if (env === undefined || !this.runnable(ob)) { this.open = undefined; return }
-    this.open = { rec, next: undefined, event: ob.event, from: env.from, topic: env.topic, schema: env.schema, proto: env.proto, type: env.type, peer: ob.peer }
+  /** The run `rec` heads (`ob` runnable). */
+  private openRun (ob: MessageObservation, rec: LogRecordInit): OpenRun {
+    const env = ob.env as Envelope
+    return { rec, next: undefined, event: ob.event, from: env.from, topic: env.topic, schema: env.schema, proto: env.proto, type: env.type, peer: ob.peer }
   }
 
   private toRecord (ob: MessageObservation): LogRecordInit | undefined {

@@ -99,16 +99,14 @@ async function enqueueRun (ctx: OpContext, run: Array<Extract<WriteOp, { kind: '
   const held = new Set<string>()
   const pairs = uniqueBy(entries, e => heldKey(e.recipient, e.id))
   for (let i = 0; i < pairs.length; i += HELD_CHUNK) {
-    const part = pairs.slice(i, i + HELD_CHUNK)
-    // Padded to a power of two by repeating the last pair (harmless in an IN list): a few
-    // statement texts, each prepared once, serve every batch size.
-    let rows = 8
-    while (rows < part.length) rows *= 2
+    // Padded to a power of two (at least 8) by repeating the last pair (harmless in an IN
+    // list): a few statement texts, each prepared once, serve every batch size.
+    const part = padPow2(pairs.slice(i, i + HELD_CHUNK), 8)
+    const rows = part.length
     const params: string[] = new Array(rows * 2)
     for (let k = 0; k < rows; k++) {
-      const e = part[Math.min(k, part.length - 1)]
-      params[2 * k] = e.recipient
-      params[2 * k + 1] = e.id
+      params[2 * k] = part[k].recipient
+      params[2 * k + 1] = part[k].id
     }
     const found = await sql.all(statementText(`held\n${inbox}`, rows, () => `SELECT recipient, id FROM ${inbox} WHERE (recipient, id) IN (VALUES ${valuesList(rows, 2)})`), params)
     for (const r of found) held.add(heldKey(String(r.recipient), String(r.id)))
@@ -319,8 +317,9 @@ async function internNames (ctx: OpContext, names: string[]): Promise<Map<string
   return out
 }
 
-function padPow2<T> (list: T[]): T[] {
-  let n = 1
+/** `list` padded to a power of two (at least `min`) by repeating its last item. */
+function padPow2<T> (list: T[], min = 1): T[] {
+  let n = min
   while (n < list.length) n *= 2
   if (n === list.length) return list
   const out = list.slice()
@@ -348,14 +347,10 @@ async function logRun (ctx: OpContext, run: Array<Extract<WriteOp, { kind: 'log'
 
     const width = LOG_INSERT_COLUMNS.length
     const maxRows = Math.min(MAX_ROWS_PER_INSERT[d.kind], Math.floor(d.maxParams / width))
-    const insert = `INSERT INTO ${d.table('log')} (${LOG_INSERT_COLUMNS.join(', ')}) VALUES `
-    // Statements of 2^k rows, their text built once per batch (a statement's cache key).
-    const statements = new Map<number, string>()
-    const statementFor = (n: number): string => {
-      let sqlText = statements.get(n)
-      if (sqlText == null) { sqlText = insert + valuesList(n, width); statements.set(n, sqlText) }
-      return sqlText
-    }
+    const log = d.table('log')
+    // Statements of 2^k rows, each text built once (a statement's cache key).
+    const statementFor = (n: number): string =>
+      statementText(`log\n${log}`, n, () => `INSERT INTO ${log} (${LOG_INSERT_COLUMNS.join(', ')}) VALUES ${valuesList(n, width)}`)
     const to: Array<[number, number]> = []
     // Runs (log-runs.ts): their first position and their members' id hashes, for log_ids.
     const runs: Array<[number, number[]]> = []
@@ -619,9 +614,8 @@ async function retain (ctx: OpContext, op: Extract<WriteOp, { kind: 'retain' }>)
         if (t <= op.maxBytes || budget <= 0) break
         // Records of the row, oldest first, until the log fits (or the limit is reached).
         const per = recordBytes(row)
-        const n = num(row.n)
-        let count = 0
-        while (count < n && count < budget && t > op.maxBytes) { count++; t -= per }
+        const count = Math.min(num(row.n), budget, Math.ceil((t - op.maxBytes) / per))
+        t -= count * per
         take.push({ row, count })
         budget -= count
       }
