@@ -27,7 +27,7 @@ import { InvalidArgumentError } from '../core/errors.ts'
 import { isTopic, MAX_TOPIC_LENGTH, parsePattern, type TopicPattern } from '../core/topics.ts'
 import { classifyRecord, InterestTable, matchesAny, requestDue, SELF_SLOT, type OriginEntry, type Targets } from './interest.ts'
 import { createDisseminationParams, type DisseminationParams } from './params.ts'
-import { SeenCache } from './seen.ts'
+import { SeenCache, type SeenIds } from './seen.ts'
 import {
   DROP_REASONS, type Actions, type DataMessage, type DisseminatorCounters, type DisseminatorSizes, type Drop,
   type DropReason, type Frame, type InterestRecord, type NodeId, type Publication, type RouteRef, type Send
@@ -42,6 +42,12 @@ export interface DisseminatorInit {
    * with the record unchanged. Receivers verify it before handing the frame to `receive`.
    */
   signRecord?: (record: Pick<InterestRecord, 'origin' | 'seq' | 'patterns'>) => Uint8Array
+  /**
+   * The table of message ids taken (duplicate suppression), when the host keeps one that
+   * holds each id at least until its message expires; by default the core keeps its own,
+   * for `dedupWindowMs` (and then `dedupWindowMs` and `maxSeen` do not apply).
+   */
+  seen?: SeenIds
 }
 
 export interface Disseminator<P> {
@@ -121,7 +127,7 @@ class DisseminatorImpl<P> implements Disseminator<P> {
   private readonly local = new Map<string, number>()
   private readonly localMatch = new Map<string, boolean>()
   private readonly table: InterestTable
-  private readonly seen: SeenCache
+  private readonly seen: SeenIds
   /** Patterns already validated (a record's patterns arrive once per neighbour). */
   private readonly validPatterns = new Set<string>()
   private ownSeq = 0
@@ -152,7 +158,7 @@ class DisseminatorImpl<P> implements Disseminator<P> {
     this.params = Object.freeze(createDisseminationParams(init.params))
     this.signRecord = init.signRecord
     this.table = new InterestTable(this.params.maxRouteCache)
-    this.seen = new SeenCache(this.params.dedupWindowMs, this.params.maxSeen)
+    this.seen = init.seen ?? new SeenCache(this.params.dedupWindowMs, this.params.maxSeen)
   }
 
   // ---- events ---------------------------------------------------------------------------
@@ -225,13 +231,14 @@ class DisseminatorImpl<P> implements Disseminator<P> {
       this.dropped(out, 'expired', this.self, m.id)
       return out.done()
     }
-    if (!this.seen.add(m.id, now)) {
+    if (!this.seen.add(m.id, m.expiresAt, now)) {
       this.dropped(out, 'duplicate', this.self, m.id)
       return out.done()
     }
     this.armSweep(now)
     this.counters.published++
-    const own: DataMessage<P> = { ...m, hops: 0 }
+    // A publication given with hops 0 (the router's) is used as it is: one copy fewer.
+    const own: DataMessage<P> = m.hops === 0 ? m : { ...m, hops: 0 }
     this.deliverLocally(out, own)
     if (own.maxHops < 1) return out.done()
     const next: DataMessage<P> = { ...own, hops: 1 }
@@ -348,7 +355,7 @@ class DisseminatorImpl<P> implements Disseminator<P> {
     if (!this.wellFormed(m, false) || (targets !== undefined && !this.validTargets(targets))) return this.dropped(out, 'malformed', from)
     if (m.expiresAt < now) return this.dropped(out, 'expired', from, m.id)
     if (m.hops > m.maxHops || m.hops < 1) return this.dropped(out, 'hop-limit', from, m.id)
-    const first = this.seen.add(m.id, now)
+    const first = this.seen.add(m.id, m.expiresAt, now)
     if (first) {
       this.armSweep(now)
       this.deliverLocally(out, m)

@@ -6,5 +6,6 @@ export { createDisseminator, type Disseminator, type DisseminatorInit } from './
 export {
   createDisseminationParams, defaultDisseminationParams, validateDisseminationParams, type DisseminationParams
 } from './params.ts'
+export type { SeenIds } from './seen.ts'
 export { classifyRecord, groupTargets, isFeasible, matchesAny, requestDue, SELF_SLOT, type OriginEntry, type RecordDecision, type Targets } from './interest.ts'
 export * from './types.ts'

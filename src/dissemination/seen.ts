@@ -11,7 +11,22 @@
  */
 import { DedupCache } from '../core/ingress.ts'
 
-export class SeenCache {
+/**
+ * Where the core remembers the ids of the data messages it has taken (DisseminatorInit.seen).
+ * A host whose own dedup keeps every id until its message expires (the router's, which
+ * gates delivery) hands that table to the core instead of a second one: then each message
+ * is looked up and recorded once per node, not once in a window here and again there.
+ */
+export interface SeenIds {
+  /** Records `id` of a message that expires at `expiresAt`; false when it is held already. */
+  add: (id: string, expiresAt: number, now: number) => boolean
+  /** Forgets ids that are due (bounded work). */
+  sweep: (now: number) => void
+  readonly size: number
+}
+
+/** The core's own SeenIds: every id kept for the same window (`expiresAt` is not used). */
+export class SeenCache implements SeenIds {
   private readonly ids: DedupCache
   private readonly windowMs: number
 
@@ -23,7 +38,7 @@ export class SeenCache {
   get size (): number { return this.ids.size }
 
   /** Records `id`; false when it was seen within the window. */
-  add (id: string, now: number): boolean {
+  add (id: string, _expiresAt: number, now: number): boolean {
     return this.ids.add(id, now + this.windowMs, now)
   }
 

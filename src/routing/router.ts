@@ -8,7 +8,7 @@
  *                                                       recipient's home node (found by record)
  *   wire ─┬─ t=1 ──▶ ingress (verifyIngress) ──▶ deliver to local endpoints ──▶ confirm frame (when
  *         │          asked for; a request's is held back and the reply carries it)
- *         ├─ t=6 ──▶ admitTopic (every copy) ──▶ core: forward to next hops, deliver ──▶ dedup
+ *         ├─ t=6 ──▶ admitTopic (every copy) ──▶ core: dedup (the router's table), forward, deliver
  *         └─ t=3/4/5 ──▶ core (interest records verified first)
  *
  * Ingress rejections are counted by reason and never forwarded: a data copy reaches the
@@ -192,6 +192,8 @@ export class Router {
       relayed: (env, peer) => { this.c.observe?.({ event: 'relayed', env, peer }) },
       reject: (reason, detail, peer, id) => { this.reject(reason, detail, peer, id) },
       clockSkewMs: this.ingress.clockSkewMs,
+      // One table of ids per node: the core's duplicate check is also the delivery gate.
+      seen: this.dedup,
       logger: components.logger
     })
   }
@@ -294,15 +296,16 @@ export class Router {
 
   /** Routes an envelope signed by a local agent. */
   async submit (env: Envelope, options: AbortOptions = {}): Promise<SendResult> {
-    this.dedup.add(env.id, env.ts + env.ttl * 1000 + this.ingress.clockSkewMs)
     this.counters.published++
     this.c.observe?.({ event: 'sent', env })
     if (env.mode === 'topic' || env.mode === 'broadcast') {
+      // The dissemination core records the id in `dedup` (its table of ids taken).
       this.publishTopic(env)
       // Backpressure for callers that await each publication: resolve once the links drain.
       if (this.topics.queuedBytes() > SUBMIT_HIGH_WATER_BYTES) await this.topics.drained(SUBMIT_LOW_WATER_BYTES)
       return { id: env.id, confirmed: [] }
     }
+    this.dedup.add(env.id, env.ts + env.ttl * 1000 + this.ingress.clockSkewMs)
     return await this.sendDirect(env, options)
   }
 
@@ -315,7 +318,7 @@ export class Router {
       this.reject('bad-field', `publishNow takes topic and broadcast envelopes, not ${env.mode}`, undefined, env.id)
       return
     }
-    this.dedup.add(env.id, env.ts + env.ttl * 1000 + this.ingress.clockSkewMs)
+    // The id goes into `dedup` in the dissemination core's publish (as for submit).
     this.counters.published++
     // Logged as submit does (the recorder keeps a batch's publications as one run).
     this.c.observe?.({ event: 'sent', env })
@@ -547,6 +550,8 @@ export class Router {
     }
     const env = res.envelope
     if (env.mode !== 'direct' && env.mode !== 'multicast') {
+      // Not taken: its id must not keep the copies that come in data frames from the core.
+      this.dedup.delete(env.id)
       this.reject('bad-field', `${env.mode} envelopes travel in data frames (t=6), not message frames`, peer, env.id)
       return
     }
@@ -638,12 +643,11 @@ export class Router {
     })
   }
 
-  /** A remote topic or broadcast message the core delivers here: once per id, to matching agents. */
+  /**
+   * A remote topic or broadcast message the core delivers here, to matching agents: once
+   * per id, since the core delivers only the copy that first entered `dedup` (its table).
+   */
   private deliverTopic (env: Envelope, peer: string): void {
-    if (!this.dedup.add(env.id, env.ts + env.ttl * 1000 + this.ingress.clockSkewMs)) {
-      this.reject('duplicate', 'already seen', peer, env.id)
-      return
-    }
     this.c.observe?.({ event: 'received', env, peer })
     this.deliverFanout(env)
   }

@@ -7,15 +7,16 @@
  * Every data frame's envelope passes the router's ingress (`admit`) before the core sees
  * it, and every envelope of a batch frame passes `checkBatch` (one signature per batch) and
  * then the router's `admitChecked`: a copy that fails is counted there and neither
- * delivered nor forwarded. Delivery is gated once more by the router's dedup (the core's
- * window is shorter than an envelope's lifetime). Copies of batch-signed envelopes leave in
+ * delivered nor forwarded. The core records message ids in the router's dedup (`seen`),
+ * which keeps each until its envelope expires: what the core delivers is a first copy, and
+ * each copy costs one lookup. Copies of batch-signed envelopes leave in
  * batch frames, one per batch and next hop (PROTOCOL.md section 8.2.1).
  */
 import { batchOf, leafIndexOf, type Envelope } from '../core/envelope.ts'
 import { checkBatch, type IngressOptions, type RejectionReason } from '../core/ingress.ts'
 import type { SignedBatch } from '../core/batch.ts'
 import {
-  createDisseminator, type Actions, type DataMessage, type DisseminationParams, type Disseminator, type DropReason, type Frame, type NodeId
+  createDisseminator, type Actions, type DataMessage, type DisseminationParams, type Disseminator, type DropReason, type Frame, type NodeId, type SeenIds
 } from '../dissemination/index.ts'
 import {
   RecordSignatureCache, decodeControlFrame, encodeControlFrame, interestSigningInput
@@ -74,6 +75,11 @@ export interface TopicPathInit {
   reject: (reason: RejectionReason, detail: string, peer?: string, id?: string) => void
   /** Added to `ts + ttl` for the core's expiry, as ingress tolerates. */
   clockSkewMs: number
+  /**
+   * The node's dedup (ids kept until `ts + ttl + clockSkewMs`), used as the core's table of
+   * ids taken: a copy is then recorded once, and whatever the core delivers is a first copy.
+   */
+  seen?: SeenIds
   logger: Logger
 }
 
@@ -98,7 +104,8 @@ export class TopicPath {
     this.core = createDisseminator<Envelope>({
       self: init.self as NodeId,
       params: init.params,
-      signRecord: (r) => init.sign(interestSigningInput(r))
+      signRecord: (r) => init.sign(interestSigningInput(r)),
+      seen: init.seen
     })
   }
 

@@ -72,12 +72,12 @@ describe('routing decisions (pure)', () => {
 
   test('seen cache: a bounded time window, oldest forgotten first', () => {
     const s = new SeenCache(100, 2)
-    assert.equal(s.add('a', 0), true)
-    assert.equal(s.add('a', 50), false)
-    assert.equal(s.add('a', 100), false, 'the window is inclusive')
-    assert.equal(s.add('a', 101), true, 'window passed')
-    assert.equal(s.add('b', 102), true)
-    assert.equal(s.add('c', 103), true)
+    assert.equal(s.add('a', Infinity, 0), true)
+    assert.equal(s.add('a', Infinity, 50), false)
+    assert.equal(s.add('a', Infinity, 100), false, 'the window is inclusive')
+    assert.equal(s.add('a', Infinity, 101), true, 'window passed')
+    assert.equal(s.add('b', Infinity, 102), true)
+    assert.equal(s.add('c', Infinity, 103), true)
     assert.equal(s.size, 2)
     assert.equal(s.has('a', 104), false, 'evicted when full')
     assert.equal(s.has('c', 104), true)
