@@ -38,7 +38,7 @@ export const MAX_DRAIN_WAIT_MS = 5000
  * Envelope bytes one batch frame carries at most; the batch's other leaves go as hashes in
  * further frames. A larger envelope travels alone, in a data frame with its proof.
  */
-export const MAX_BATCH_FRAME_CARRIED = 256 * 1024
+export const MAX_BATCH_FRAME_CARRIED = 512 * 1024
 export const MAX_GROUPED_ENVELOPE = 64 * 1024
 
 /** Envelopes of one batch bound for one neighbour with the same hops, labels and priority: one batch frame. */
