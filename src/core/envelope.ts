@@ -344,7 +344,8 @@ export function prepareEnvelope (fields: EnvelopeFields, key: Pick<AgentKey, 'id
  */
 export function prepareOwnedEnvelope (fields: EnvelopeFields, key: Pick<AgentKey, 'id'>): PreparedEnvelope {
   const f = fields as unknown as Record<string, unknown>
-  if (Object.getPrototypeOf(f) !== Object.prototype) return prepareEnvelope(fields, key)
+  const proto = Object.getPrototypeOf(f)
+  if (proto !== Object.prototype && proto !== LEAF_PROTO) return prepareEnvelope(fields, key)
   for (const k in f) if (f[k] === undefined) return prepareEnvelope(fields, key)
   const d = f.dlv
   if (d !== null && typeof d === 'object') for (const k in d) if ((d as Record<string, unknown>)[k] === undefined) return prepareEnvelope(fields, key)
@@ -417,6 +418,15 @@ const LEAF_PROTO = Object.create(Object.prototype, {
 }) as object
 
 /**
+ * An empty object to build an envelope's fields in when they are to be signed in a batch
+ * (the SDK's publications): prepareOwnedEnvelope takes it as its own, and signPrepared makes
+ * it the envelope as it is, instead of copying it onto this prototype.
+ */
+export function newLeafFields (): Record<string, unknown> {
+  return Object.create(LEAF_PROTO) as Record<string, unknown>
+}
+
+/**
  * Decoding unsigned bytes that (wrongly) hold a `bp` or `bytes` entry assigns it: it then
  * becomes an own field like any other, which checkFields refuses as unknown.
  */
@@ -439,8 +449,10 @@ export function leafIndexOf (env: Envelope): number {
 function finish (p: PreparedEnvelope, sig: Uint8Array): Envelope {
   const bytes = wireBytes(p, sig)
   if (bytes.length > LIMITS.maxEnvelopeBytes) throw new MessageTooLargeError(`envelope is ${bytes.length} bytes, limit ${LIMITS.maxEnvelopeBytes}`)
-  // The prepared fields object is ours (prepareEnvelope built it): it becomes the envelope.
-  const env = p.fields as unknown as Record<string, unknown>
+  // The prepared fields object is ours (prepareEnvelope built it): it becomes the envelope —
+  // as a plain object when it was built for a batch (newLeafFields) but signed alone.
+  const f = p.fields as unknown as Record<string, unknown>
+  const env = Object.getPrototypeOf(f) === LEAF_PROTO ? { ...f } : f
   env.id = p.id
   env.sig = sig
   env.bytes = bytes
@@ -478,7 +490,8 @@ export function signPrepared (prepared: readonly PreparedEnvelope[], key: AgentK
   const sig = key.sign(batchSigningInput(merkleRoot(leaves)))
   const batch = new SignedBatch(key.id, sig, leaves, prepared.map(p => p.unsigned))
   return prepared.map((p, i) => {
-    const env = leafObject(Object.assign(Object.create(LEAF_PROTO) as Record<string, unknown>, p.fields), p.id, batch, i)
+    const f = p.fields as unknown as Record<string, unknown>
+    const env = leafObject(Object.getPrototypeOf(f) === LEAF_PROTO ? f : Object.assign(Object.create(LEAF_PROTO) as Record<string, unknown>, f), p.id, batch, i)
     const size = wireSize(env)
     if (size > LIMITS.maxEnvelopeBytes) throw new MessageTooLargeError(`envelope is ${size} bytes, limit ${LIMITS.maxEnvelopeBytes}`)
     return env

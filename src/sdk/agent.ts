@@ -9,7 +9,7 @@ import type { AgentKey } from '../core/keys.ts'
 import { isAgentId } from '../core/keys.ts'
 import { MAX_BATCH } from '../core/batch.ts'
 import {
-  compressPayload, DEFAULTS, prepareOwnedEnvelope, signEnvelope, signPrepared, type Envelope, type EnvelopeFields, type Mode, type PreparedEnvelope
+  compressPayload, DEFAULTS, newLeafFields, prepareOwnedEnvelope, signEnvelope, signPrepared, type Envelope, type EnvelopeFields, type Mode, type PreparedEnvelope
 } from '../core/envelope.ts'
 import { parsePattern, parseTopic, topicMatches } from '../core/topics.ts'
 import {
@@ -253,8 +253,14 @@ export class AgentImpl implements Agent {
     else { this.lastTs = ts; this.nonce = 0 }
     const wantsDelivery = o.confirm === true || o.retries != null || o.maxDeliveryMs != null || o.ordered === true || o.durable === true
     // Built without undefined members (also in dlv), so that prepareOwnedEnvelope can take
-    // the object as it is instead of copying it.
-    const f: Record<string, unknown> = { v: 1, net: this.opts.network, mode, type: o.type ?? 'inform', from: this.id }
+    // the object as it is instead of copying it — and on the batch envelopes' prototype, so
+    // that signPrepared makes it the envelope without another copy.
+    const f = newLeafFields()
+    f.v = 1
+    f.net = this.opts.network
+    f.mode = mode
+    f.type = o.type ?? 'inform'
+    f.from = this.id
     if (target.to !== undefined) f.to = target.to
     if (target.topic !== undefined) f.topic = target.topic
     if (o.schema !== undefined) f.schema = o.schema
