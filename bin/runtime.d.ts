@@ -8,7 +8,7 @@ export declare function prepareNodeProcess (env?: NodeJS.ProcessEnv): Promise<vo
 export declare function applyNodeV8Flags (env?: NodeJS.ProcessEnv): Promise<void>
 export interface BusyRule { ticks: number, windows: number, share: number }
 export declare const BUSY_RULES: BusyRule[]
-export declare function switchWhenBusy (opts: { onBusy: () => void, delayMs?: number, idleTicks?: number, armByMs?: number, tickMs?: number, rules?: BusyRule[], idleShare?: number, cpuUsage?: () => { user: number, system: number }, now?: () => number }): () => void
+export declare function switchWhenBusy (opts: { onBusy: () => void, delayMs?: number, idleTicks?: number, startupCpuMs?: number, armByMs?: number, tickMs?: number, rules?: BusyRule[], idleShare?: number, cpuUsage?: () => { user: number, system: number }, now?: () => number }): () => void
 export declare function deferUndici (): void
 export declare function useDist (env?: NodeJS.ProcessEnv): boolean
 export declare function moduleUrl (path: string, env?: NodeJS.ProcessEnv): URL

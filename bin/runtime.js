@@ -103,14 +103,16 @@ export const BUSY_RULES = [
 
 /**
  * Calls `onBusy` once, when the process's CPU use meets one of `rules` (BUSY_RULES), sampled
- * every `tickMs`. Start-up (~0.5 s of CPU at full speed; 3–4 s when six nodes start at once on
- * a loaded two-core machine) must not count: watching starts `delayMs` after the call, once
- * `idleTicks` ticks in a row were idle (under a tenth of a core: start-up is over — a
- * process merely descheduled for a tick in the middle of it does not pass), or `armByMs`
- * after the call at the latest, for a node that is busy from its start on. The timers are unref'd: they never keep a process alive.
+ * every `tickMs`. Start-up must not count: 0.3–0.6 s of CPU from dist/, which takes 2–4 s of
+ * wall time when several nodes start at once on a loaded two-core machine. Watching starts
+ * `delayMs` after the call, once `idleTicks` ticks in a row were idle (under a tenth of a
+ * core: start-up is over — a process merely descheduled for a tick in the middle of it does
+ * not pass); for a node that is busy from its start on, once the process has used more CPU
+ * than a start-up does (`startupCpuMs`, all threads since the process started), or
+ * `armByMs` after the call. The timers are unref'd: they never keep a process alive.
  * Returns a function that stops watching.
  */
-export function switchWhenBusy ({ onBusy, delayMs = 1000, idleTicks = 3, armByMs = 5000, tickMs = 100, rules = BUSY_RULES, idleShare = 0.1, cpuUsage = () => process.cpuUsage(), now = () => performance.now() }) {
+export function switchWhenBusy ({ onBusy, delayMs = 1000, idleTicks = 3, startupCpuMs = 1000, armByMs = 5000, tickMs = 100, rules = BUSY_RULES, idleShare = 0.1, cpuUsage = () => process.cpuUsage(), now = () => performance.now() }) {
   const startedAt = now()
   const keep = Math.max(...rules.map(r => r.ticks * r.windows))
   // CPU ms of the latest ticks since watching started, newest last.
@@ -134,7 +136,7 @@ export function switchWhenBusy ({ onBusy, delayMs = 1000, idleTicks = 3, armByMs
     last = cpu
     if (!armed) {
       idle = usedMs < idleShare * tickMs ? idle + 1 : 0
-      armed = idle >= idleTicks || now() - startedAt >= armByMs
+      armed = idle >= idleTicks || cpu.user + cpu.system >= startupCpuMs * 1000 || now() - startedAt >= armByMs
       if (!armed) return
     }
     used.push(usedMs)

@@ -64,7 +64,7 @@ describe('a node leaves its idle V8 flags once busy (switchWhenBusy)', () => {
   // A fake CPU clock and a fake wall clock: each tick of 10 ms the process "uses" the next
   // figure of `usedMs`, scaled to the rules' 100 ms ticks (so 50 = half a core), and the
   // wall clock advances by one tick. Returns the index of the figure that switched, or -1.
-  const watch = async (usedMs: number[], opts: { armByTicks?: number } = {}): Promise<number> => {
+  const watch = async (usedMs: number[], opts: { armByTicks?: number, startupCpuMs?: number } = {}): Promise<number> => {
     let cpu = 0
     let calls = 0
     let busyAt = -1
@@ -72,6 +72,7 @@ describe('a node leaves its idle V8 flags once busy (switchWhenBusy)', () => {
       delayMs: 0,
       tickMs: 10,
       armByMs: (opts.armByTicks ?? 1000) * 10,
+      startupCpuMs: opts.startupCpuMs ?? 1e9,
       now: () => Math.max(0, calls - 1) * 10,
       cpuUsage: () => { cpu += (usedMs[calls - 1] ?? 0) * 100; calls++; return { user: cpu, system: 0 } },
       onBusy: () => { busyAt = calls - 2 }
@@ -103,8 +104,11 @@ describe('a node leaves its idle V8 flags once busy (switchWhenBusy)', () => {
     assert.equal(await watch([100, 100, 100, 100, 100, 0, 0, 0, 0]), -1)
     // Start-up with an idle tick or two in its middle (descheduled), then idle: not busy.
     assert.equal(await watch([100, 100, 0, 100, 100, 0, 0, 100, 100, 0, 0, 0, 0]), -1)
-    // Busy from the start on (no idle tick): counted from tick 3 (armByMs) on.
-    assert.equal(await watch([100, 100, 100, 100, 100, 100, 100], { armByTicks: 3 }), 3)
+    // Busy from the start on (no idle tick): counted once the CPU used exceeds a start-up's
+    // (here 25 ms, 2.5 ticks at full speed: from the third figure on) …
+    assert.equal(await watch([100, 100, 100, 100, 100, 100, 100], { startupCpuMs: 25 }), 3)
+    // … and, whatever the CPU, from tick 3 (armByMs) on.
+    assert.equal(await watch([30, 30, 30, 30, 30, 100, 100, 100], { armByTicks: 3 }), 6)
   })
 
   test('does not watch before its delay', async () => {
