@@ -134,13 +134,24 @@ export function switchWhenBusy ({ onBusy, delayMs = 1000, idleTicks = 3, startup
     const cpu = cpuUsage()
     const usedMs = (cpu.user - last.user + cpu.system - last.system) / 1000
     last = cpu
-    if (!armed) {
-      idle = usedMs < idleShare * tickMs ? idle + 1 : 0
-      armed = idle >= idleTicks || cpu.user + cpu.system >= startupCpuMs * 1000 || now() - startedAt >= armByMs
-      if (!armed) return
-    }
     used.push(usedMs)
     if (used.length > keep) used.shift()
+    if (!armed) {
+      idle = usedMs < idleShare * tickMs ? idle + 1 : 0
+      if (idle >= idleTicks) {
+        // What came before the idle ticks was start-up: it does not count.
+        used.splice(0, used.length - idleTicks)
+        armed = true
+      } else if (cpu.user + cpu.system >= startupCpuMs * 1000) {
+        // More work than a start-up: the ticks since delayMs count (the first seconds of a
+        // load, while V8 still compiles, are its busiest).
+        armed = true
+      } else if (now() - startedAt >= armByMs) {
+        used.splice(0, used.length - 1)
+        armed = true
+      }
+      if (!armed) return
+    }
     if (!busy()) return
     clearInterval(timer)
     onBusy()
