@@ -118,7 +118,8 @@ const sampler = setInterval(sample, 1000)
 
 // FEDMESH_SOAK_CPU_PROF=DIR: a CPU profile of the main thread over the whole run (1 ms
 // sampling unless FEDMESH_SOAK_CPU_PROF_US says otherwise), written at the end, its start on
-// the samples' clock in `event: 'profile'` — to see what runs during a stall (bench/README.md).
+// the samples' clock in `event: 'profile'` — to see what runs during a stall (docs/PERFORMANCE.md,
+// "Soak and tail, session 5").
 // Node does not take --cpu-prof from NODE_OPTIONS, and a soak node's command line is the harness's.
 const profileDir = process.env.FEDMESH_SOAK_CPU_PROF
 const profiler = profileDir == null ? undefined : await (async () => {
