@@ -92,8 +92,8 @@ export async function applyNodeV8Flags (env = process.env) {
  * When a node counts as busy (switchWhenBusy): CPU used (all threads) in each of `windows`
  * consecutive windows of `ticks` sampling ticks (100 ms each) over `share` of a core. The
  * first reacts to load within ~0.2 s (a bench, a burst of requests: over half a core twice
- * running); the second to a steady moderate load (2,000 msgs/s of topic traffic is ~0.2 of a
- * core). An idle node's busiest 100 ms measured 40 ms of CPU, and never two in a row
+ * running); the second to a steady moderate load (2,000 msgs/s of topic traffic is ~0.1 of a
+ * core once V8 has compiled its code, more in its first seconds: near this threshold). An idle node's busiest 100 ms measured 40 ms of CPU, and never two in a row
  * (docs/PERFORMANCE.md, "Soak and tail, session 5").
  */
 export const BUSY_RULES = [
