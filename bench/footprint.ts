@@ -202,7 +202,8 @@ async function soak (): Promise<Row[]> {
       { system: 'fedmesh', measure: `soak ${role}: live heap (after full GCs) trend, second half`, value: s.heapAfterGcSlopeMBPerMin ?? NaN, unit: `MB/min (first half ${s.heapAfterGcSlopeFirstHalfMBPerMin ?? 'n/a'})` },
       { system: 'fedmesh', measure: `soak ${role}: heap in use trend, second half`, value: s.heapSlopeMBPerMin, unit: 'MB/min' },
       { system: 'fedmesh', measure: `soak ${role}: worst event-loop delay`, value: s.maxLoopDelayMs, unit: 'ms' },
-      { system: 'fedmesh', measure: `soak ${role}: seconds with a stall > ${STALL_MS} ms`, value: s.stallSeconds, unit: `of ${s.seconds}` }
+      { system: 'fedmesh', measure: `soak ${role}: seconds with a stall > ${STALL_MS} ms`, value: s.stallSeconds, unit: `of ${s.seconds}` },
+      { system: 'fedmesh', measure: `soak ${role}: of those, in the load's first 10 s`, value: s.warmupStallSeconds, unit: 'seconds' }
     )
   }
   const c = summarizeSoak(canarySamples, STALL_MS)

@@ -89,26 +89,76 @@ export async function applyNodeV8Flags (env = process.env) {
 }
 
 /**
- * Calls `onBusy` once, when the process has used more than `share` of a core in each of
- * `samples` consecutive intervals of `intervalMs` — a node carrying traffic, not one idling
- * (a few ms per second). Watching starts `delayMs` after the call, so that start-up (~0.5 s
- * of CPU) does not count. The timers are unref'd: they never keep a process alive. Returns a
- * function that stops watching.
+ * When a node counts as busy (switchWhenBusy): CPU used (all threads) in each of `windows`
+ * consecutive windows of `ticks` sampling ticks (100 ms each) over `share` of a core. The
+ * first reacts to load within ~0.2 s (a bench, a burst of requests: over half a core twice
+ * running); the second to a steady moderate load (2,000 msgs/s of topic traffic is ~0.1 of a
+ * core once V8 has compiled its code, more in its first seconds: near this threshold). An idle node's busiest 100 ms measured 40 ms of CPU, and never two in a row
+ * (docs/PERFORMANCE.md, "Soak and tail, session 5").
  */
-export function switchWhenBusy ({ onBusy, delayMs = 2000, intervalMs = 500, share = 0.1, samples = 2, cpuUsage = () => process.cpuUsage() }) {
+export const BUSY_RULES = [
+  { ticks: 1, windows: 2, share: 0.5 },
+  { ticks: 5, windows: 2, share: 0.1 }
+]
+
+/**
+ * Calls `onBusy` once, when the process's CPU use meets one of `rules` (BUSY_RULES), sampled
+ * every `tickMs`. Start-up must not count: 0.3–0.6 s of CPU from dist/, which takes 2–4 s of
+ * wall time when several nodes start at once on a loaded two-core machine. Watching starts
+ * `delayMs` after the call, once `idleTicks` ticks in a row were idle (under a tenth of a
+ * core: start-up is over — a process merely descheduled for a tick in the middle of it does
+ * not pass); for a node that is busy from its start on, once the process has used more CPU
+ * than a start-up does (`startupCpuMs`, all threads since the process started), or
+ * `armByMs` after the call. The timers are unref'd: they never keep a process alive.
+ * Returns a function that stops watching.
+ */
+export function switchWhenBusy ({ onBusy, delayMs = 1000, idleTicks = 3, startupCpuMs = 1000, armByMs = 5000, tickMs = 100, rules = BUSY_RULES, idleShare = 0.1, cpuUsage = () => process.cpuUsage(), now = () => performance.now() }) {
+  const startedAt = now()
+  const keep = Math.max(...rules.map(r => r.ticks * r.windows))
+  // CPU ms of the latest ticks since watching started, newest last.
+  const used = []
+  let armed = false
+  let idle = 0
+  let last
+  const busy = () => rules.some(({ ticks, windows, share }) => {
+    if (used.length < ticks * windows) return false
+    for (let w = 0; w < windows; w++) {
+      let sum = 0
+      for (let i = used.length - (w + 1) * ticks; i < used.length - w * ticks; i++) sum += used[i]
+      if (sum <= share * ticks * tickMs) return false
+    }
+    return true
+  })
   let timer
+  const tick = () => {
+    const cpu = cpuUsage()
+    const usedMs = (cpu.user - last.user + cpu.system - last.system) / 1000
+    last = cpu
+    used.push(usedMs)
+    if (used.length > keep) used.shift()
+    if (!armed) {
+      idle = usedMs < idleShare * tickMs ? idle + 1 : 0
+      if (idle >= idleTicks) {
+        // What came before the idle ticks was start-up: it does not count.
+        used.splice(0, used.length - idleTicks)
+        armed = true
+      } else if (cpu.user + cpu.system >= startupCpuMs * 1000) {
+        // More work than a start-up: the ticks since delayMs count (the first seconds of a
+        // load, while V8 still compiles, are its busiest).
+        armed = true
+      } else if (now() - startedAt >= armByMs) {
+        used.splice(0, used.length - 1)
+        armed = true
+      }
+      if (!armed) return
+    }
+    if (!busy()) return
+    clearInterval(timer)
+    onBusy()
+  }
   const watch = () => {
-    let last = cpuUsage()
-    let busy = 0
-    timer = setInterval(() => {
-      const now = cpuUsage()
-      const usedMs = (now.user - last.user + now.system - last.system) / 1000
-      last = now
-      busy = usedMs > share * intervalMs ? busy + 1 : 0
-      if (busy < samples) return
-      clearInterval(timer)
-      onBusy()
-    }, intervalMs)
+    last = cpuUsage()
+    timer = setInterval(tick, tickMs)
     timer.unref()
   }
   if (delayMs > 0) {

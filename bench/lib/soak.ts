@@ -47,6 +47,12 @@ export interface SoakSummary {
   maxLoopDelayMs: number
   /** Samples (seconds) whose worst event-loop delay exceeded `stallMs`. */
   stallSeconds: number
+  /**
+   * Of those, the ones in the load's first `warmupS` seconds (from the first sample with a
+   * message counted): the process still compiling its hot paths, and the first seconds of load
+   * on V8's lean settings (bin/runtime.js) — told apart from the steady state's.
+   */
+  warmupStallSeconds: number
 }
 
 const round2 = (n: number): number => Math.round(n * 100) / 100
@@ -56,8 +62,9 @@ const round2 = (n: number): number => Math.round(n * 100) / 100
  * JIT warm-up and caches filling to their bounds (the dedup window is TTL + skew long), so
  * a steady state shows as a flat second half. Null with fewer than 4 samples.
  */
-export function summarizeSoak (samples: readonly Sample[], stallMs: number): SoakSummary | null {
+export function summarizeSoak (samples: readonly Sample[], stallMs: number, warmupS = 10): SoakSummary | null {
   if (samples.length < 4) return null
+  const loadAt = samples.find(s => s.count > 0)?.t ?? Infinity
   const end = samples[samples.length - 1].t
   const second = samples.filter(s => s.t >= end / 2)
   const first = samples.filter(s => s.t < end / 2)
@@ -78,6 +85,7 @@ export function summarizeSoak (samples: readonly Sample[], stallMs: number): Soa
     rssEndMB: second[second.length - 1].rssMB,
     rssMaxMB: Math.max(...samples.map(s => s.rssMB)),
     maxLoopDelayMs: Math.max(...samples.map(s => s.maxLoopDelayMs)),
-    stallSeconds: samples.filter(s => s.maxLoopDelayMs > stallMs).length
+    stallSeconds: samples.filter(s => s.maxLoopDelayMs > stallMs).length,
+    warmupStallSeconds: samples.filter(s => s.maxLoopDelayMs > stallMs && s.t >= loadAt && s.t < loadAt + warmupS).length
   }
 }

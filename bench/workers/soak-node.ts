@@ -15,7 +15,7 @@
  * bounded in time.
  */
 import { monitorEventLoopDelay, PerformanceObserver, constants as perfConstants } from 'node:perf_hooks'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
@@ -45,9 +45,25 @@ const started = Date.now()
 // that heapUsed also counts between collections — its trend is the one that shows a leak.
 let heapAfterGcMB = NaN
 let fullGcs = 0
+// GC pauses of the current second (reset with each sample): the longest, its kind, and the
+// total — to tell a stall that is a collection from one that is not.
+const GC_KINDS: Record<number, string> = {
+  [perfConstants.NODE_PERFORMANCE_GC_MINOR]: 'scavenge',
+  [perfConstants.NODE_PERFORMANCE_GC_MAJOR]: 'mark-compact',
+  [perfConstants.NODE_PERFORMANCE_GC_INCREMENTAL]: 'incremental',
+  [perfConstants.NODE_PERFORMANCE_GC_WEAKCB]: 'weak-callbacks'
+}
+let gcMaxMs = 0
+let gcMaxKind = ''
+let gcTotalMs = 0
+let gcCount = 0
 const gcObserver = new PerformanceObserver((list) => {
   for (const e of list.getEntries()) {
-    if (((e as { detail?: { kind?: number } }).detail)?.kind !== perfConstants.NODE_PERFORMANCE_GC_MAJOR) continue
+    const kind = ((e as { detail?: { kind?: number } }).detail)?.kind ?? 0
+    gcTotalMs += e.duration
+    gcCount++
+    if (e.duration > gcMaxMs) { gcMaxMs = e.duration; gcMaxKind = GC_KINDS[kind] ?? String(kind) }
+    if (kind !== perfConstants.NODE_PERFORMANCE_GC_MAJOR) continue
     heapAfterGcMB = Math.round(process.memoryUsage().heapUsed / 1048576 * 10) / 10
     fullGcs++
   }
@@ -86,11 +102,42 @@ const sample = (): void => {
     // CPU time used so far (user + system, all threads), ms: CPU per message between runs.
     cpuMs: Math.round((process.cpuUsage().user + process.cpuUsage().system) / 1000),
     maxLoopDelayMs: Math.round(delay.max / 1e5) / 10,
+    gcMaxMs: Math.round(gcMaxMs * 10) / 10,
+    gcMaxKind,
+    gcTotalMs: Math.round(gcTotalMs * 10) / 10,
+    gcCount,
     count
   })
   delay.reset()
+  gcMaxMs = 0
+  gcMaxKind = ''
+  gcTotalMs = 0
+  gcCount = 0
 }
 const sampler = setInterval(sample, 1000)
+
+// FEDMESH_SOAK_CPU_PROF=DIR: a CPU profile of the main thread over the whole run (1 ms
+// sampling unless FEDMESH_SOAK_CPU_PROF_US says otherwise), written at the end, its start on
+// the samples' clock in `event: 'profile'` — to see what runs during a stall (docs/PERFORMANCE.md,
+// "Soak and tail, session 5").
+// Node does not take --cpu-prof from NODE_OPTIONS, and a soak node's command line is the harness's.
+const profileDir = process.env.FEDMESH_SOAK_CPU_PROF
+const profiler = profileDir == null ? undefined : await (async () => {
+  const { Session } = await import('node:inspector/promises')
+  const session = new Session()
+  session.connect()
+  await session.post('Profiler.enable')
+  await session.post('Profiler.setSamplingInterval', { interval: Number(process.env.FEDMESH_SOAK_CPU_PROF_US ?? 1000) })
+  await session.post('Profiler.start')
+  out({ event: 'profile', t: (Date.now() - started) / 1000 })
+  return {
+    stop: async (): Promise<void> => {
+      const { profile } = await session.post('Profiler.stop')
+      writeFileSync(join(profileDir, `soak-${role}-${process.pid}.cpuprofile`), JSON.stringify(profile))
+      session.disconnect()
+    }
+  }
+})()
 
 if (role === 'sub') {
   // Distinct data messages by sequence number: a duplicate is not a delivery.
@@ -158,6 +205,7 @@ clearInterval(sampler)
 sample()
 // For finding what the node holds under load (bench/README.md): FEDMESH_SOAK_HEAP_SNAPSHOT=DIR.
 await snapshot('end')
+await profiler?.stop()
 await node.stop()
 // The message log of a long soak takes hundreds of MB of disk.
 rmSync(dir, { recursive: true, force: true })

@@ -119,6 +119,8 @@ describe('soak summary', () => {
     assert.equal(s.rssMaxMB, 140)
     assert.equal(s.maxLoopDelayMs, 150)
     assert.equal(s.stallSeconds, 2)
+    // The one at t = 11 s falls in the load's first 10 s (messages counted from t = 2 s on).
+    assert.equal(s.warmupStallSeconds, 1)
     const growing = summarizeSoak(samples.map(x => ({ ...x, rssMB: 100 + x.t / 60 })), 100)
     assert.equal(growing?.rssSlopeMBPerMin, 1)
     assert.equal(summarizeSoak(samples.slice(0, 3), 100), null)

@@ -61,17 +61,21 @@ describe('re-execution for node start', () => {
 })
 
 describe('a node leaves its idle V8 flags once busy (switchWhenBusy)', () => {
-  // A fake CPU clock: each interval the process "uses" the next figure (ms) of `usedMs`.
-  const watch = async (usedMs: number[], opts: { samples?: number } = {}): Promise<number> => {
+  // A fake CPU clock and a fake wall clock: each tick of 10 ms the process "uses" the next
+  // figure of `usedMs`, scaled to the rules' 100 ms ticks (so 50 = half a core), and the
+  // wall clock advances by one tick. Returns the index of the figure that switched, or -1.
+  const watch = async (usedMs: number[], opts: { armByTicks?: number, startupCpuMs?: number } = {}): Promise<number> => {
     let cpu = 0
     let calls = 0
     let busyAt = -1
     const stop = switchWhenBusy({
       delayMs: 0,
-      intervalMs: 10,
-      ...opts,
-      cpuUsage: () => { cpu += (usedMs[calls - 1] ?? 0) * 1000; calls++; return { user: cpu, system: 0 } },
-      onBusy: () => { busyAt = calls - 1 }
+      tickMs: 10,
+      armByMs: (opts.armByTicks ?? 1000) * 10,
+      startupCpuMs: opts.startupCpuMs ?? 1e9,
+      now: () => Math.max(0, calls - 1) * 10,
+      cpuUsage: () => { cpu += (usedMs[calls - 1] ?? 0) * 100; calls++; return { user: cpu, system: 0 } },
+      onBusy: () => { busyAt = calls - 2 }
     })
     // Until every figure has been sampled (bounded: a loaded machine delays the timer).
     for (let t = 0; t < 500 && calls <= usedMs.length && busyAt < 0; t++) await new Promise(resolve => setTimeout(resolve, 10))
@@ -79,18 +83,41 @@ describe('a node leaves its idle V8 flags once busy (switchWhenBusy)', () => {
     return busyAt
   }
 
-  test('switches after two consecutive intervals over a tenth of a core', async () => {
-    assert.equal(await watch([0, 5, 0, 2, 3, 0]), 5)
+  test('switches within two ticks of a load over half a core', async () => {
+    assert.equal(await watch([0, 0, 0, 60, 0, 60, 70, 0]), 6)
   })
 
-  test('one busy interval (start-up, a burst) and an idle node do not switch', async () => {
-    assert.equal(await watch([9, 0, 9, 0, 1, 0, 0]), -1)
-    assert.equal(await watch([0, 0, 0, 0, 0]), -1)
+  test('switches after two half-second windows over a tenth of a core (a steady moderate load)', async () => {
+    // 11 ms in every 100: never half a core, a steady 11 % of one.
+    assert.equal(await watch([0, 0, 0, 0, 0, ...Array(10).fill(11)]), 14)
+    // One window over a tenth and the next under: no.
+    assert.equal(await watch([0, 0, 0, 30, 30, 0, 0, 0, 0, 0, 0, 0, 0, 0]), -1)
+  })
+
+  test('an idle node with bursts (the busiest 100 ms measured idle: 40 ms) does not switch', async () => {
+    assert.equal(await watch([0, 0, 0, 40, 0, 0, 0, 0, 0, 30, 0, 0, 0, 0, 0, 0, 0, 90, 0, 0, 0, 0, 0, 10, 0]), -1)
+    assert.equal(await watch(Array(20).fill(0)), -1)
+  })
+
+  test('start-up does not count: watching begins after three idle ticks in a row, or at armByMs at the latest', async () => {
+    // Start-up at full speed, then idle: not busy.
+    assert.equal(await watch([100, 100, 100, 100, 100, 0, 0, 0, 0]), -1)
+    // Start-up with an idle tick or two in its middle (descheduled), then idle: not busy.
+    assert.equal(await watch([100, 100, 0, 100, 100, 0, 0, 100, 100, 0, 0, 0, 0]), -1)
+    // Busy from the start on (no idle tick): counted once the CPU used exceeds a start-up's
+    // (here 25 ms, 2.5 ticks at full speed: from the third figure on) …
+    assert.equal(await watch([100, 100, 100, 100, 100, 100, 100], { startupCpuMs: 25 }), 2)
+    // … with the ticks before that: a moderate load right after start-up (2,000 msgs/s is
+    // ~0.1 of a core once compiled, more while V8 compiles) that is past its busiest when the
+    // process has used a start-up's CPU.
+    assert.equal(await watch([100, 100, 100, 100, 100, 40, 40, 40, 40, 40, 40, 5, 5, 5, 5, 5, 5, 5, 5, 5, 5], { startupCpuMs: 60 }), 9)
+    // … and, whatever the CPU, from tick 3 (armByMs) on.
+    assert.equal(await watch([30, 30, 30, 30, 30, 100, 100, 100], { armByTicks: 3 }), 6)
   })
 
   test('does not watch before its delay', async () => {
     let sampled = 0
-    const stop = switchWhenBusy({ delayMs: 200, intervalMs: 5, cpuUsage: () => { sampled++; return { user: sampled * 1e6, system: 0 } }, onBusy: () => {} })
+    const stop = switchWhenBusy({ delayMs: 200, tickMs: 5, cpuUsage: () => { sampled++; return { user: sampled * 1e6, system: 0 } }, onBusy: () => {} })
     await new Promise(resolve => setTimeout(resolve, 50))
     stop()
     assert.equal(sampled, 0)
@@ -99,7 +126,7 @@ describe('a node leaves its idle V8 flags once busy (switchWhenBusy)', () => {
   test('switches once', async () => {
     let n = 0
     let cpu = 0
-    const stop = switchWhenBusy({ delayMs: 0, intervalMs: 5, samples: 1, cpuUsage: () => ({ user: (cpu += 5000), system: 0 }), onBusy: () => { n++ } })
+    const stop = switchWhenBusy({ delayMs: 0, armByMs: 0, tickMs: 5, cpuUsage: () => ({ user: (cpu += 5000), system: 0 }), onBusy: () => { n++ } })
     for (let t = 0; t < 500 && n === 0; t++) await new Promise(resolve => setTimeout(resolve, 5))
     await new Promise(resolve => setTimeout(resolve, 50))
     stop()
