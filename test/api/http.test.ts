@@ -103,7 +103,7 @@ describe('HTTP API (inject)', { timeout: 120_000 }, () => {
       assert.equal((await post('/v1/schemas', { uri: 'news/item@1.0.0', schema: { type: 'object', properties: { headline: { type: 'string' } } } })).statusCode, 200)
       const pub = (await post('/v1/publish', { agent: 'alice', topic: 'news/today', payload: { headline: 'hi' }, schema: 'news/item@1.0.0', type: 'inform' })).json()
       assert.match(pub.id, /^b/)
-      const got = await within(first(sub), 5000, 'published message')
+      const got = await within(first(sub), 20_000, 'published message')
       assert.equal(got.id, pub.id)
       assert.deepEqual(got.data(), { headline: 'hi' })
       assert.equal(got.schema, 'news/item@1.0.0')
@@ -111,7 +111,7 @@ describe('HTTP API (inject)', { timeout: 120_000 }, () => {
       const sent = await post('/v1/send', { agent: 'alice', to: carol.id, payloadBase64: Buffer.from('raw').toString('base64'), confirm: true })
       assert.equal(sent.statusCode, 200)
       assert.deepEqual(sent.json().confirmed, [carol.id])
-      const direct = await within(first(inbox), 5000, 'direct message')
+      const direct = await within(first(inbox), 20_000, 'direct message')
       assert.equal(Buffer.from(direct.payload).toString(), 'raw')
       assert.equal(direct.contentType, 'application/octet-stream')
 

@@ -333,7 +333,7 @@ describe('remote agents', { timeout: 120_000 }, () => {
       const info = await within(r.disconnected, 10_000, 'disconnected')
       assert.ok([1001, 1006].includes(info.code))
       const it = sub[Symbol.asyncIterator]()
-      assert.equal((await within(it.next(), 5000, 'subscription ends')).done, true)
+      assert.equal((await within(it.next(), 20_000, 'subscription ends')).done, true)
       await assert.rejects(r.publish('x/y', 1), (err: errors.FedmeshError) => err.code === 'ClosedError')
     })
   })

@@ -90,7 +90,7 @@ export class WsClient {
   }
 
   /** The first received message (from `from` on) matching `pred`; waits for it. */
-  async next (pred: (m: WsMsg) => boolean, what: string, timeoutMs: number = 10_000, from: number = 0): Promise<WsMsg> {
+  async next (pred: (m: WsMsg) => boolean, what: string, timeoutMs: number = 30_000, from: number = 0): Promise<WsMsg> {
     const find = (): WsMsg | undefined => this.received.slice(from).find(pred)
     const found = find()
     if (found != null) return found
@@ -106,7 +106,7 @@ export class WsClient {
   }
 
   /** Sends a `rid` request and waits for its result. */
-  async call (m: WsMsg, timeoutMs: number = 10_000): Promise<WsMsg> {
+  async call (m: WsMsg, timeoutMs: number = 30_000): Promise<WsMsg> {
     const from = this.received.length
     this.send(m)
     return await this.next(x => x.op === 'result' && x.rid === m.rid, `result of ${String(m.op)}`, timeoutMs, from)

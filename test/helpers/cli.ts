@@ -49,7 +49,7 @@ export class Lines {
   get text (): string { return this.lines.join('\n') }
 
   /** The first line (from index `from` on) matching `pred`. */
-  async wait (pred: (line: string) => boolean, what: string, timeoutMs: number = 20_000, from: number = 0): Promise<string> {
+  async wait (pred: (line: string) => boolean, what: string, timeoutMs: number = 60_000, from: number = 0): Promise<string> {
     const find = (): string | undefined => this.lines.slice(from).find(pred)
     const hit = find()
     if (hit != null) return hit
@@ -90,7 +90,7 @@ export class Proc {
   get running (): boolean { return !this.done }
 
   /** Waits for the exit, killing the process if it takes longer than `timeoutMs`. */
-  async exit (timeoutMs: number = 20_000): Promise<{ code: number | null, signal: NodeJS.Signals | null }> {
+  async exit (timeoutMs: number = 60_000): Promise<{ code: number | null, signal: NodeJS.Signals | null }> {
     const timer = setTimeout(() => { this.child.kill('SIGKILL') }, timeoutMs)
     try { return await this.exited } finally { clearTimeout(timer) }
   }
@@ -111,7 +111,7 @@ export class Procs {
   }
 
   /** Runs `fedmesh ARGS` to completion (killed after `timeoutMs`). */
-  async run (args: string[], timeoutMs: number = 30_000, env?: NodeJS.ProcessEnv): Promise<RunResult> {
+  async run (args: string[], timeoutMs: number = 60_000, env?: NodeJS.ProcessEnv): Promise<RunResult> {
     const p = this.start(args, { env })
     const { code } = await p.exit(timeoutMs)
     return { code, stdout: p.stdout.text, stderr: p.stderr.text }

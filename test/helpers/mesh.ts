@@ -22,6 +22,8 @@ export class NodeProc {
   peerId = ''
   addresses: string[] = []
   readonly messages: DeliveredMessage[] = []
+  /** Every other event the process pushed (`{ event: 'sent' | 'market', ... }`), in order. */
+  readonly events: Array<{ event: string, [k: string]: any }> = []
   private rid = 0
   private readonly pending = new Map<number, { resolve: (v: any) => void, reject: (e: Error) => void }>()
   private readonly waiters = new Set<() => void>()
@@ -37,6 +39,7 @@ export class NodeProc {
     this.child.on('message', (m: any) => {
       if (m.event === 'message') { this.messages.push(m); for (const w of this.waiters) w() }
       else if (m.event === 'ready') { this.peerId = m.peerId; this.addresses = m.addresses; for (const w of this.waiters) w() }
+      else if (m.event != null) { this.events.push(m); for (const w of this.waiters) w() }
       else if (m.rid != null) {
         const p = this.pending.get(m.rid)
         this.pending.delete(m.rid)
@@ -66,11 +69,11 @@ export class NodeProc {
   }
 
   async ready (): Promise<this> {
-    await this.until(() => this.peerId !== '', 'node ready')
+    await this.until(() => this.peerId !== '', 'node ready', 60_000)
     return this
   }
 
-  call<T = any> (op: string, args: Record<string, unknown> = {}, timeoutMs = 30_000): Promise<T> {
+  call<T = any> (op: string, args: Record<string, unknown> = {}, timeoutMs = 60_000): Promise<T> {
     const rid = ++this.rid
     return new Promise<T>((resolve, reject) => {
       const timer = setTimeout(() => { this.pending.delete(rid); reject(new Error(`${op} timed out`)) }, timeoutMs)

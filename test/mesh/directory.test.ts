@@ -26,7 +26,7 @@ describe('directory sync', { timeout: 60_000 }, () => {
     // b goes away, so nothing announces alice again: only a's directory holds her record.
     await b.stop()
     const late = await start([a.multiaddrs()[0]])
-    for (let i = 0; i < 100 && late.router.knownAgent(alice.id) == null; i++) await new Promise(resolve => setTimeout(resolve, 50))
+    for (let i = 0; i < 400 && late.router.knownAgent(alice.id) == null; i++) await new Promise(resolve => setTimeout(resolve, 50))
     const rec = late.router.knownAgent(alice.id)
     assert.ok(rec != null, 'learnt from the directory of its first peer')
     assert.equal(rec.home[0].id, b.peerId)

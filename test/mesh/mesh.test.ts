@@ -6,6 +6,14 @@
 import { describe, it, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { Mesh, type NodeProc } from '../helpers/mesh.ts'
+import { DEGRADED_LATENCY_MS } from '../../src/net/peers.ts'
+
+/**
+ * Bound on requests that must succeed: a first request may also find the agent's node and
+ * dial it, which on a loaded machine (every node a process on two cores) can outlast the
+ * default 10 s request timeout.
+ */
+const REPLY_MS = 30_000
 
 /** Waits (bounded) until `node` would send a message on `topic` to every one of `peers`. */
 async function waitInterest (node: NodeProc, topic: string, peers: string[]): Promise<void> {
@@ -18,7 +26,7 @@ async function waitInterest (node: NodeProc, topic: string, peers: string[]): Pr
   assert.fail(`interest in ${topic} of ${peers.join(', ')} never reached the publisher (knows ${known.join(', ')})`)
 }
 
-describe('mesh of 5 node processes', { timeout: 180_000 }, () => {
+describe('mesh of 5 node processes', { timeout: 290_000 }, () => {
   const mesh = new Mesh()
   const ids: string[] = []
   let n: NodeProc[]
@@ -28,7 +36,8 @@ describe('mesh of 5 node processes', { timeout: 180_000 }, () => {
     n = mesh.nodes
     for (let i = 0; i < 5; i++) ids.push(await n[i].call('agent', { name: `a${i}` }))
     // Every node can find every agent's record (directory announcements or the DHT).
-    await Promise.all(n.map(node => Promise.all(ids.map(id => node.call('waitForAgent', { id })))))
+    // Bounded generously: on a loaded machine the five processes share two cores.
+    await Promise.all(n.map(node => Promise.all(ids.map(id => node.call('waitForAgent', { id, timeoutMs: 90_000 }, 100_000)))))
     // Gossip mesh is formed once a probe from node 0 reaches every other node.
     for (let i = 1; i < 5; i++) await n[i].call('subscribe', { agent: `a${i}`, pattern: 'probe/#', sub: 'probe' })
     for (let k = 0; k < 100 && !n.slice(1).every(x => x.received('probe').length > 0); k++) {
@@ -90,11 +99,11 @@ describe('mesh of 5 node processes', { timeout: 180_000 }, () => {
 
   it('request–reply, with typed errors for no responder, timeout, cancellation and failure', async () => {
     await n[2].call('handle', { agent: 'a2', kind: 'echo' })
-    const reply = await n[4].call('request', { agent: 'a4', to: ids[2], data: { q: 7 } })
+    const reply = await n[4].call('request', { agent: 'a4', to: ids[2], data: { q: 7 }, options: { timeout: REPLY_MS } })
     assert.deepEqual(reply.data, { echo: { q: 7 }, by: 'a2' })
     assert.equal(reply.from, ids[2])
 
-    await assert.rejects(n[4].call('request', { agent: 'a4', to: ids[3], data: 1 }), { code: 'NoRespondersError' })
+    await assert.rejects(n[4].call('request', { agent: 'a4', to: ids[3], data: 1, options: { timeout: REPLY_MS } }), { code: 'NoRespondersError' })
 
     await n[1].call('agent', { name: 'slow' })
     await n[1].call('handle', { agent: 'slow', kind: 'silent' })
@@ -107,7 +116,7 @@ describe('mesh of 5 node processes', { timeout: 180_000 }, () => {
     await n[1].call('handle', { agent: 'grumpy', kind: 'fail' })
     const grumpy = await n[1].call('agent', { name: 'grumpy' })
     await n[0].call('waitForAgent', { id: grumpy })
-    await assert.rejects(n[0].call('request', { agent: 'a0', to: grumpy, data: 1 }), { code: 'RemoteError', message: /handler says no/ })
+    await assert.rejects(n[0].call('request', { agent: 'a0', to: grumpy, data: 1, options: { timeout: REPLY_MS } }), { code: 'RemoteError', message: /handler says no/ })
 
     await assert.rejects(n[0].call('request', { agent: 'a0', to: 'did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK', data: 1, options: { timeout: 3000 } }), { code: /AgentNotFoundError|TimeoutError/ })
   })
@@ -155,26 +164,30 @@ describe('mesh of 5 node processes', { timeout: 180_000 }, () => {
       await late.until(() => late.received('late').length > 0, 'late delivery', 200).catch(() => {})
     }
     assert.ok(late.received('late').length > 0, 'late node receives pub/sub')
-    const reply = await late.call('request', { agent: 'late', to: ids[2], data: 'hi' })
+    const reply = await late.call('request', { agent: 'late', to: ids[2], data: 'hi', options: { timeout: REPLY_MS } })
     assert.equal(reply.data.by, 'a2')
     await n[3].call('waitForAgent', { id })
-    const back = await n[3].call('request', { agent: 'a3', to: id, data: 'yo' })
+    const back = await n[3].call('request', { agent: 'a3', to: id, data: 'yo', options: { timeout: REPLY_MS } })
     assert.equal(back.data.by, 'late')
   })
 
   it('peers show status, latency, last seen, quality and roles from signed node records', async () => {
-    let peers: any[] = []
-    for (let i = 0; i < 50; i++) {
-      peers = await n[0].call('peers')
-      if (peers.filter(p => p.status === 'connected' && p.latencyMs != null && p.roles != null).length >= 4) break
-      await new Promise(resolve => setTimeout(resolve, 200))
-    }
+    // A live peer is 'connected', or 'degraded' when its measured round trip is over
+    // DEGRADED_LATENCY_MS or pings failed: on a loaded machine a loopback ping can take that long.
+    const live = (p: any): boolean => p.status === 'connected' || p.status === 'degraded'
     const others = new Set((await Promise.all(n.slice(1, 5).map(x => x.call('status')))).map(s => s.peerId))
-    const seen = peers.filter(p => others.has(p.peerId))
+    let seen: any[] = []
+    const deadline = Date.now() + 30_000
+    for (let i = 0; i < 300 && Date.now() < deadline; i++) {
+      seen = (await n[0].call('peers')).filter((p: any) => others.has(p.peerId))
+      if (seen.length === 4 && seen.every(p => live(p) && p.latencyMs != null && p.roles != null)) break
+      await new Promise(resolve => setTimeout(resolve, 100))
+    }
     assert.equal(seen.length, 4)
     for (const p of seen) {
-      assert.equal(p.status, 'connected')
+      assert.ok(live(p), `peer ${p.peerId} is ${p.status}`)
       assert.equal(typeof p.latencyMs, 'number')
+      if (p.status === 'degraded') assert.ok(p.latencyMs > DEGRADED_LATENCY_MS || p.pingFailures >= 3, `degraded at ${p.latencyMs} ms, ${p.pingFailures} failures`)
       assert.ok(p.lastSeen > Date.now() - 60_000)
       assert.ok(p.quality > 0 && p.quality <= 1)
       assert.deepEqual(p.roles, ['full'])
@@ -189,14 +202,15 @@ describe('mesh of 5 node processes', { timeout: 180_000 }, () => {
     const before = n[1].received('all').length
     await n[2].call('publish', { agent: 'a2', topic: 'sensors/after/kill', data: 'alive' })
     await n[1].until(() => n[1].received('all').length > before, 'pub/sub after kill')
-    const reply = await n[4].call('request', { agent: 'a4', to: ids[2], data: 'still there?' })
+    const reply = await n[4].call('request', { agent: 'a4', to: ids[2], data: 'still there?', options: { timeout: REPLY_MS } })
     assert.equal(reply.data.by, 'a2')
     const status = await n[0].call('status')
     assert.ok(status.peers >= 3)
     let killed: any
-    for (let i = 0; i < 50 && killed?.status !== 'disconnected'; i++) {
+    const deadline = Date.now() + 30_000
+    for (let i = 0; i < 300 && killed?.status !== 'disconnected' && Date.now() < deadline; i++) {
       killed = (await n[0].call('peers')).find((p: any) => p.peerId === killedId)
-      if (killed?.status !== 'disconnected') await new Promise(resolve => setTimeout(resolve, 200))
+      if (killed?.status !== 'disconnected') await new Promise(resolve => setTimeout(resolve, 100))
     }
     assert.equal(killed?.status, 'disconnected')
     assert.equal(killed.quality, 0)
