@@ -8,7 +8,7 @@ import { StoreVersionError } from './errors.ts'
 import { num, type Dialect, type Sql } from './backend.ts'
 import { LOG_BUCKET_SHIFT, logIdHash } from './query.ts'
 
-export const SCHEMA_VERSION = 4
+export const SCHEMA_VERSION = 5
 
 /** Counters kept in the `counters` table. */
 export const COUNTERS = ['inbox_pos', 'log_seq', 'log_count', 'log_bytes'] as const
@@ -224,6 +224,76 @@ function schemaV4 (d: Dialect): string[] {
   ]
 }
 
+/** The inbox's columns before version 5 (which adds `idh`). */
+const INBOX_V1_COLUMNS = 'rid, recipient, id, sender, sender_seq, priority, size, payload, crc, enqueued_ts, expires_at, delivered_ts, replica, home, pos'
+
+/**
+ * Version 5: the inbox finds an id by `idh`, a 53-bit hash of it (`logIdHash`, as the log's), instead of
+ * the unique index on (recipient, id). Ids are hashes, so each new entry's key landed on a
+ * random page of that index — ≈ 115-byte keys, a page rewritten to the WAL per entry once the
+ * index outgrew the page cache, and a page read per duplicate lookup. An integer key is an
+ * eighth of the size; every lookup compares recipient and id as well (a hash shared by two
+ * ids costs a row read, nothing else). The uniqueness of (recipient, id) is the enqueue
+ * planner's, as it always was in practice: writes are serialised (one writer thread on
+ * SQLite, the advisory lock on PostgreSQL) and each batch's ids are looked up first.
+ * SQLite cannot drop a table constraint, so its inbox is copied into a new table;
+ * PostgreSQL drops the constraint and adds the column. `idh` is filled in afterwards.
+ */
+function schemaV5 (d: Dialect): string[] {
+  const t = d.table
+  const inbox = t('inbox')
+  const { bigint } = d.types
+  if (d.kind === 'postgres') {
+    return [
+      `ALTER TABLE ${inbox} DROP CONSTRAINT IF EXISTS inbox_recipient_id_key`,
+      `ALTER TABLE ${inbox} ADD COLUMN idh ${bigint} NOT NULL DEFAULT 0`
+    ]
+  }
+  const { blob, autoId } = d.types
+  return [
+    `CREATE TABLE ${t('inbox_v5')} (
+      rid ${autoId},
+      idh ${bigint} NOT NULL,
+      recipient TEXT NOT NULL,
+      id TEXT NOT NULL,
+      sender TEXT NOT NULL,
+      sender_seq ${bigint},
+      priority ${bigint} NOT NULL,
+      size ${bigint} NOT NULL,
+      payload ${blob},
+      crc ${bigint} NOT NULL,
+      enqueued_ts ${bigint} NOT NULL,
+      expires_at ${bigint} NOT NULL,
+      delivered_ts ${bigint},
+      replica ${bigint} NOT NULL,
+      home TEXT,
+      pos ${bigint} NOT NULL
+    )`,
+    `INSERT INTO ${t('inbox_v5')} (idh, ${INBOX_V1_COLUMNS}) SELECT 0, ${INBOX_V1_COLUMNS} FROM ${inbox}`,
+    `DROP TABLE ${inbox}`,
+    `ALTER TABLE ${t('inbox_v5')} RENAME TO inbox`,
+    `CREATE INDEX inbox_pending ON ${inbox} (recipient, pos) WHERE delivered_ts IS NULL`,
+    `CREATE INDEX inbox_seq ON ${inbox} (recipient, sender, sender_seq) WHERE delivered_ts IS NULL AND sender_seq IS NOT NULL`,
+    `CREATE INDEX inbox_expiry ON ${inbox} (expires_at)`,
+    `CREATE INDEX inbox_replica ON ${inbox} (recipient) WHERE replica = 1 AND delivered_ts IS NULL`
+  ]
+}
+
+/** After version 5's statements: each inbox row's `idh`, a page at a time, then its index. */
+async function fillInboxIdHashes (sql: Sql, d: Dialect): Promise<void> {
+  const inbox = d.table('inbox')
+  const PAGE = 1000
+  let after = -1
+  // Bounded: each turn advances `after` past a page of rows.
+  while (true) {
+    const rows = await sql.all(`SELECT rid, id FROM ${inbox} WHERE rid > ? ORDER BY rid LIMIT ${PAGE}`, [after])
+    for (const r of rows) await sql.run(`UPDATE ${inbox} SET idh = ? WHERE rid = ?`, [logIdHash(String(r.id)), r.rid])
+    if (rows.length < PAGE) break
+    after = num(rows[rows.length - 1].rid)
+  }
+  await sql.run(`CREATE INDEX inbox_idh ON ${inbox} (idh)`)
+}
+
 interface Migration {
   statements: (d: Dialect) => string[]
   /** Work that needs code, after the statements. */
@@ -231,7 +301,7 @@ interface Migration {
 }
 
 /** Steps from version n-1 to n; index 0 creates version 1. */
-const MIGRATIONS: Migration[] = [{ statements: schemaV1 }, { statements: schemaV2 }, { statements: schemaV3, after: fillIdHashes }, { statements: schemaV4 }]
+const MIGRATIONS: Migration[] = [{ statements: schemaV1 }, { statements: schemaV2 }, { statements: schemaV3, after: fillIdHashes }, { statements: schemaV4 }, { statements: schemaV5, after: fillInboxIdHashes }]
 
 /** The statements that create version `version` from nothing (without its `after` steps; for tests of migrations). */
 export function schemaStatements (d: Dialect, version: number): string[] {

@@ -11,6 +11,7 @@ import { join } from 'node:path'
 import { LogRecorder, type MessageObservation } from '../../src/log/recorder.ts'
 import { openStore, type MessageStore } from '../../src/store/index.ts'
 import type { Envelope } from '../../src/core/envelope.ts'
+import type { AgentId } from '../../src/core/ids.ts'
 
 const quiet = { trace () {}, debug () {}, info () {}, warn () {}, error () {}, child () { return quiet } } as never
 
@@ -93,7 +94,7 @@ test('durable sends and stores to one recipient travel as runs; a change of reci
     for (let i = 0; i < 10; i++) obs.push({ event: 'stored', env: env(`h${i}`, { to: ['did:key:zBob'] }), status: 'pending', peer: 'peerA' })
     obs.push({ event: 'stored', env: env('h10', { to: ['did:key:zBob'] }), peer: 'peerA' })
     obs.push({ event: 'sent', env: env('two', { to: ['did:key:zBob', 'did:key:zCarol'] }) })
-    obs.push({ event: 'delivered', env: env('d0', { to: ['did:key:zBob', 'did:key:zCarol'] }), status: 'delivered', to: ['did:key:zBob'] })
+    obs.push({ event: 'delivered', env: env('d0', { to: ['did:key:zBob', 'did:key:zCarol'] }), status: 'delivered', to: ['did:key:zBob' as AgentId] })
     for (const o of obs) rec.observe(o)
     // 30 + 10 + 10 joined three runs; the rest are records of their own (in the buffer: one per run or record).
     assert.equal((rec as unknown as { buffer: unknown[] }).buffer.length, 6)
