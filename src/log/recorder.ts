@@ -76,15 +76,6 @@ interface OpenRun {
   proto: string | undefined
   type: string
   peer: string | undefined
-  status: LogStatus | undefined
-  /** The one recipient (`recipientOf`). */
-  to: string | undefined
-}
-
-/** The one recipient of a runnable observation's record, or undefined when it has none. */
-function recipientOf (ob: MessageObservation): string | undefined {
-  const to = ob.to ?? ob.env?.to
-  return to == null || to.length === 0 ? undefined : to[0]
 }
 
 export class LogRecorder {
@@ -139,15 +130,14 @@ export class LogRecorder {
 
   /**
    * Adds `ob` to the open run when it differs from the run's record only in id, size and
-   * origin time (the next publication of the same batch frame, the next durable send of one
-   * batch to the same recipient, typically); false otherwise.
+   * origin time (the next publication of the same batch frame, typically); false otherwise.
    */
   private joinRun (ob: MessageObservation): boolean {
     const run = this.open
     const env = ob.env
     if (run === undefined || env === undefined) return false
     if (run.event !== ob.event || run.from !== env.from || run.topic !== env.topic || run.peer !== ob.peer || run.type !== env.type ||
-      run.schema !== env.schema || run.proto !== env.proto || run.status !== ob.status || run.to !== recipientOf(ob)) return false
+      run.schema !== env.schema || run.proto !== env.proto) return false
     let next = run.next
     if (next === undefined) {
       next = run.next = { ids: [], sizes: [], originTs: [] }
@@ -160,21 +150,16 @@ export class LogRecorder {
     return true
   }
 
-  /**
-   * Whether the record of `ob` may head or join a run: an envelope, nothing of its own but id,
-   * size and time, at most one recipient (log-runs.ts, `runnable`).
-   */
+  /** Whether the record of `ob` may head or join a run: an envelope, nothing of its own but id, size and time. */
   private runnable (ob: MessageObservation): boolean {
     const env = ob.env
-    if (env === undefined || ob.reason != null || env.conv != null || (this.o.payloads ?? 'conversation') === 'all') return false
-    const to = ob.to ?? env.to
-    return to == null || to.length <= 1
+    return env !== undefined && ob.status == null && ob.reason == null && ob.to == null && env.to == null && env.conv == null && (this.o.payloads ?? 'conversation') !== 'all'
   }
 
   /** The run `rec` heads (`ob` runnable). */
   private openRun (ob: MessageObservation, rec: LogRecordInit): OpenRun {
     const env = ob.env as Envelope
-    return { rec, next: undefined, event: ob.event, from: env.from, topic: env.topic, schema: env.schema, proto: env.proto, type: env.type, peer: ob.peer, status: ob.status, to: recipientOf(ob) }
+    return { rec, next: undefined, event: ob.event, from: env.from, topic: env.topic, schema: env.schema, proto: env.proto, type: env.type, peer: ob.peer }
   }
 
   private toRecord (ob: MessageObservation): LogRecordInit | undefined {

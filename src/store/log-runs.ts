@@ -1,8 +1,7 @@
 /**
  * Runs of log records (pure): consecutive records of one append that differ only in their
  * message id, size and origin time — the `received` records of a batch frame's publications
- * at a subscriber's node, a publisher's `sent` records of one batch, a home node's `stored`
- * records of one `putb` and their sender's `sent` ones — are stored as one log
+ * at a subscriber's node, a publisher's `sent` records of one batch — are stored as one log
  * row that holds all of them (docs/STORE.md, "Runs"). Each record keeps its own log position
  * (the row's `seq` … `seq + n - 1`), and every query returns it as a record of its own.
  *
@@ -24,21 +23,15 @@ export const RUN_ID_SHIFT = 12
 
 export interface RunMember { id: string, size: number, originTs: number }
 
-/**
- * Whether `r` can be part of a run at all: no payload, conversation or status history of its
- * own, and at most one recipient — a row's one recipient is its `rcpt` column, shared by its
- * members like its sender; two or more have `log_to` rows keyed by the row's position, which
- * a split of the run would have to move, so such records stay rows of their own.
- */
+/** Whether `r` can be part of a run at all: no payload, recipients, conversation or status history of its own. */
 export function runnable (r: NormalizedLogRecord): boolean {
-  return r.bytes == null && r.conv == null && r.to.length <= 1 && r.reason == null && r.ackedTs == null && r.originTs != null
+  return r.bytes == null && r.conv == null && r.to.length === 0 && r.reason == null && r.ackedTs == null && r.originTs != null
 }
 
 /** Whether `b` may follow `a` in one run (both runnable): every stored field but id, size and origin time equal. */
 export function sameRun (a: NormalizedLogRecord, b: NormalizedLogRecord): boolean {
   return a.event === b.event && a.status === b.status && a.from === b.from && a.topic === b.topic && a.receivedTs === b.receivedTs &&
-    a.peer === b.peer && a.type === b.type && a.schema === b.schema && a.proto === b.proto &&
-    a.to.length === b.to.length && (a.to.length === 0 || a.to[0] === b.to[0])
+    a.peer === b.peer && a.type === b.type && a.schema === b.schema && a.proto === b.proto
 }
 
 /**
@@ -59,7 +52,7 @@ export interface LogRow { head: NormalizedLogRecord, members: RunMember[] | null
 /**
  * The rows an append writes, in order: consecutive records that may share a row as runs,
  * a record's own `next` ones as its run (rows of at most MAX_RUN), or — when the record
- * cannot be part of a run (two recipients, a conversation, …) — as records of their own.
+ * cannot be part of a run (a recipient, a conversation, …) — as records of their own.
  */
 export function planLogRows (records: readonly NormalizedLogRecord[]): LogRow[] {
   const rows: LogRow[] = []

@@ -156,8 +156,7 @@ function expandRow (r: Row, withBytes: boolean, window: { from: number, to: numb
     const seq = head.seq + i
     const m = members[i]
     if (seq < window.from || seq >= window.to || (id !== undefined && m.id !== id)) continue
-    // Its own `to` list: records handed out are never tied to one another.
-    out.push({ ...head, seq, id: m.id as MessageId, size: m.size, originTs: m.originTs, to: head.to.slice() })
+    out.push({ ...head, seq, id: m.id as MessageId, size: m.size, originTs: m.originTs })
   }
 }
 

@@ -11,7 +11,6 @@ import { join } from 'node:path'
 import { LogRecorder, type MessageObservation } from '../../src/log/recorder.ts'
 import { openStore, type MessageStore } from '../../src/store/index.ts'
 import type { Envelope } from '../../src/core/envelope.ts'
-import type { AgentId } from '../../src/core/ids.ts'
 
 const quiet = { trace () {}, debug () {}, info () {}, warn () {}, error () {}, child () { return quiet } } as never
 
@@ -83,27 +82,4 @@ test('past maxBuffered, observations are counted as dropped, run members too', a
     await rec.flush()
     assert.equal((await store.stats()).log.count, 20)
   }, { maxBuffered: 20 })
-})
-
-test('durable sends and stores to one recipient travel as runs; a change of recipient or status starts a new one', async () => {
-  await withRecorder(async (rec, store) => {
-    const obs: MessageObservation[] = []
-    // A sender's `sent` records of a batch to Bob, then to Carol; a home node's `stored` ones (status and peer); one to two recipients.
-    for (let i = 0; i < 30; i++) obs.push({ event: 'sent', env: env(`s${i}`, { to: ['did:key:zBob'], ts: 1_700_000_000_000 + i }), status: 'pending' })
-    for (let i = 0; i < 10; i++) obs.push({ event: 'sent', env: env(`c${i}`, { to: ['did:key:zCarol'] }), status: 'pending' })
-    for (let i = 0; i < 10; i++) obs.push({ event: 'stored', env: env(`h${i}`, { to: ['did:key:zBob'] }), status: 'pending', peer: 'peerA' })
-    obs.push({ event: 'stored', env: env('h10', { to: ['did:key:zBob'] }), peer: 'peerA' })
-    obs.push({ event: 'sent', env: env('two', { to: ['did:key:zBob', 'did:key:zCarol'] }) })
-    obs.push({ event: 'delivered', env: env('d0', { to: ['did:key:zBob', 'did:key:zCarol'] }), status: 'delivered', to: ['did:key:zBob' as AgentId] })
-    for (const o of obs) rec.observe(o)
-    // 30 + 10 + 10 joined three runs; the rest are records of their own (in the buffer: one per run or record).
-    assert.equal((rec as unknown as { buffer: unknown[] }).buffer.length, 6)
-    await rec.flush()
-    const page = await store.query({}, { limit: 1000 })
-    assert.deepEqual(page.records.map(r => r.id), obs.map(o => o.env?.id))
-    assert.deepEqual(page.records.map(r => r.to), obs.map(o => o.to ?? o.env?.to))
-    assert.deepEqual(page.records.map(r => [r.event, r.status, r.peer]), obs.map(o => [o.event, o.status ?? 'ok', o.peer]))
-    assert.deepEqual(page.records.slice(0, 30).map(r => r.originTs), Array.from({ length: 30 }, (_, i) => 1_700_000_000_000 + i))
-    assert.deepEqual((await store.query({ agent: 'did:key:zCarol' }, { limit: 1000 })).records.map(r => r.id), [...Array.from({ length: 10 }, (_, i) => `c${i}`), 'two'])
-  })
 })
