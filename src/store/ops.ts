@@ -462,7 +462,8 @@ async function writeRunPart (ctx: OpContext, row: Row, members: RunMember[], a: 
   if (patch?.reason != null) values.reason = patch.reason
   await ctx.sql.run(`INSERT INTO ${ctx.d.table('log')} (${LOG_ROW_COLUMNS}) VALUES ${valuesList(1, LOG_INSERT_COLUMNS.length)}`, LOG_INSERT_COLUMNS.map(c => values[c] ?? null))
   // `log_ids` holds the members of runs only: a record on its own is found by the row's `idh`.
-  if (part.length === 1) await deleteRunIds(ctx, seq, seq + 1)
+  // By its whole key: a range of positions alone scans the bucket's 4 096 entries.
+  if (part.length === 1) await ctx.sql.run(`DELETE FROM ${ctx.d.table('log_ids')} WHERE b = ? AND idh = ? AND s = ?`, [Math.floor(seq / 2 ** RUN_ID_SHIFT), values.idh, seq])
 }
 
 /**
