@@ -319,6 +319,30 @@ export function storeCompliance (name: string, makeHarness: () => Promise<StoreH
         }, { quota: { senderCount: 4 } })
       })
 
+      test('enqueueMany: each entry stored or refused on its own, in order, quotas counted across the call', async () => {
+        await withStore(async (store, loc) => {
+          assert.equal((await store.enqueue(entry('m0'))).status, 'stored')
+          const outcomes = await store.enqueueMany([
+            entry('m1'), entry('m0'), { ...entry('m2'), id: 7 } as never, entry('m3', { expiresAt: Date.now() - 1 }),
+            entry('m4'), entry('m1'), entry('m5'), entry('m6')
+          ])
+          const codes = outcomes.map(o => o.ok ? o.status : (o.error as { code?: string }).code)
+          assert.deepEqual(codes, ['stored', 'duplicate', 'InvalidArgumentError', 'MessageExpiredError', 'stored', 'duplicate', 'stored', 'QuotaExceededError'])
+          assert.ok(!outcomes[7].ok && outcomes[7].error instanceof QuotaExceededError)
+          assert.deepEqual(await store.enqueueMany([]), [])
+          const aborted = await store.enqueueMany([entry('m7')], { signal: AbortSignal.abort() }).catch((err: { code?: string }) => err.code)
+          assert.equal(aborted, 'AbortError')
+          // Committed when it resolved: another instance sees exactly the stored ones, in order.
+          const other = loc.create()
+          await other.open()
+          try {
+            assert.deepEqual(await allPending(other, BOB), ['m0', 'm1', 'm4', 'm5'].map(M))
+          } finally {
+            await other.close()
+          }
+        }, { quota: { senderCount: 4 } })
+      })
+
       test('delivery order: enqueue order, per-sender sequence numbers respected', async () => {
         await withStore(async (store) => {
           await store.enqueue(entry('a3', { senderSeq: 3 }))
