@@ -24,7 +24,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import type { Stream } from '@libp2p/interface'
 import type { AgentId, MessageId, NetworkId } from '../core/ids.ts'
 import { batchOf, decodeEnvelope, envelopePayload, leafIndexOf, wireSize, type Envelope } from '../core/envelope.ts'
-import { checkBatch, checkEnvelopeContext, type IngressOptions } from '../core/ingress.ts'
+import { checkBatch, checkEnvelopeContext, type IngressOptions, type IngressResult } from '../core/ingress.ts'
 import { VerifiedRoots, type SignedBatch } from '../core/batch.ts'
 import * as core from '../core/errors.ts'
 import {
@@ -36,7 +36,7 @@ import type { Endpoint } from '../routing/types.ts'
 import type { AbortOptions, Logger, SendResult } from '../node/types.ts'
 import * as storeErrors from '../store/errors.ts'
 import { MessageExpiredError, QuotaExceededError } from '../store/errors.ts'
-import type { InboxEntry, InboxQuota, MessageStore } from '../store/types.ts'
+import type { EnqueueOutcome, InboxEntry, InboxQuota, MessageStore } from '../store/types.ts'
 import type { LogRecorder, Observe } from '../log/recorder.ts'
 import { chooseReplicas } from './replicas.ts'
 import { isReceipt, parseReceipt, verifyReceipt } from './receipts.ts'
@@ -287,7 +287,8 @@ export class DurableService {
   private async servePutBatch (req: Extract<DurableRequest, { op: 'putb' }>, peer: string): Promise<DurableAnswer> {
     const res = checkBatch(req.s, req.l, 0, this.ingress)
     if (!res.ok) throw refusalOf(res.reason, res.detail)
-    const rs = await Promise.all(res.results.map(async (r): Promise<DurableAnswer> => {
+    // As home with no replicas to make and no hand-over: one `enqueueMany` for the batch.
+    const rs = req.home == null && req.ho !== true && this.o.replicas === 0 ? await this.storeBatchAsHome(res.results, peer) : await Promise.all(res.results.map(async (r): Promise<DurableAnswer> => {
       try {
         if (!r.ok) {
           this.c.observe({ event: 'rejected', id: r.id, reason: r.reason })
@@ -301,6 +302,73 @@ export class DurableService {
     const first = rs[0]
     if (first.ok && first.n == null && rs.every(a => a.ok && a.st === first.st && a.n == null)) return { ok: true, st: first.st }
     return { ok: true, rs }
+  }
+
+  /**
+   * The envelopes of a `putb` stored as their recipients' home node, as `storeAsHome` with
+   * no replicas would store each, but with one `enqueueMany` (one group-commit submission,
+   * one await) instead of a promise chain per envelope. Each envelope keeps its own answer:
+   * refused at the batch check, not hosted here, over a quota, expired, or stored/duplicate
+   * once its commit is flushed.
+   */
+  private async storeBatchAsHome (results: readonly IngressResult[], peer: string): Promise<DurableAnswer[]> {
+    const rs = new Array<DurableAnswer>(results.length)
+    const envs: Envelope[] = []
+    const at: number[] = []
+    results.forEach((r, i) => {
+      try {
+        if (!r.ok) {
+          this.c.observe({ event: 'rejected', id: r.id, reason: r.reason })
+          throw refusalOf(r.reason, r.detail, r.id)
+        }
+        const env = durableOnly(r.envelope)
+        this.checkHome((env.to as AgentId[])[0])
+        envs.push(env)
+        at.push(i)
+      } catch (err) {
+        rs[i] = responseOf(err)
+      }
+    })
+    if (envs.length === 0) return rs
+    let outcomes: EnqueueOutcome[]
+    try {
+      outcomes = await this.c.store.enqueueMany(envs.map(env => this.entryOf(env)), { quota: this.o.quota, owned: true })
+    } catch (err) {
+      outcomes = envs.map(() => ({ ok: false, error: err as Error }))
+    }
+    const reached = new Set<AgentId>()
+    outcomes.forEach((o, j) => {
+      const env = envs[j]
+      if (o.ok) {
+        this.noteStored(env, o.status, peer)
+        reached.add((env.to as AgentId[])[0])
+        rs[at[j]] = { ok: true, st: o.status }
+      } else {
+        this.noteRefused(env, peer, o.error)
+        rs[at[j]] = responseOf(o.error)
+      }
+    })
+    for (const recipient of reached) {
+      this.kick(recipient)
+      this.holdersOf(recipient).add(peer)
+    }
+    return rs
+  }
+
+  private checkHome (recipient: AgentId): void {
+    if (!this.isHome(recipient)) throw new AgentNotFoundError(`agent ${recipient} is not hosted on node ${this.c.peerId}`, { details: { agent: recipient } })
+  }
+
+  private noteStored (env: Envelope, status: 'stored' | 'duplicate', peer: string | undefined, replicaOf?: string): void {
+    if (status !== 'stored') return
+    this.counters.stored++
+    this.c.observe({ event: 'stored', env, status: 'pending', peer, ...(replicaOf != null ? { reason: `replica for ${replicaOf}` } : {}) })
+  }
+
+  private noteRefused (env: Envelope, peer: string | undefined, err: unknown): void {
+    this.counters.refused++
+    const e = err as FedmeshError
+    this.c.observe({ event: 'rejected', env, peer, reason: `${e.code ?? 'Error'}: ${e.message}` })
   }
 
   /** Whether this node takes messages for `agent` as its home. */
@@ -328,15 +396,10 @@ export class DurableService {
     try {
       // `owned`: an envelope's wire bytes are never changed once built or received.
       const { status } = await this.c.store.enqueue(this.entryOf(env, replicaOf), { quota: this.o.quota, owned: true })
-      if (status === 'stored') {
-        this.counters.stored++
-        this.c.observe({ event: 'stored', env, status: 'pending', peer, ...(replicaOf != null ? { reason: `replica for ${replicaOf}` } : {}) })
-      }
+      this.noteStored(env, status, peer, replicaOf)
       return status
     } catch (err) {
-      this.counters.refused++
-      const e = err as FedmeshError
-      this.c.observe({ event: 'rejected', env, peer, reason: `${e.code ?? 'Error'}: ${e.message}` })
+      this.noteRefused(env, peer, err)
       throw err
     }
   }
@@ -344,7 +407,7 @@ export class DurableService {
   /** Stores as the recipient's home node, replicates, and starts delivery if the agent is here. */
   private async storeAsHome (env: Envelope, peer?: string): Promise<DurableOutcome> {
     const recipient = (env.to as AgentId[])[0]
-    if (!this.isHome(recipient)) throw new AgentNotFoundError(`agent ${recipient} is not hosted on node ${this.c.peerId}`, { details: { agent: recipient } })
+    this.checkHome(recipient)
     const status = await this.enqueue(env, peer)
     let replicas = 0
     if (status === 'stored' && this.o.replicas > 0) {

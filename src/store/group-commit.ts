@@ -28,6 +28,11 @@ export interface GroupCommitInit<Op, R> {
 export interface GroupCommit<Op, R> {
   /** Queues an operation; resolves with its outcome once its batch committed. */
   submit: (op: Op, signal?: AbortSignal) => Promise<R>
+  /**
+   * Queues several operations at once (one promise, not one per operation); resolves, once
+   * each has committed or failed, with their outcomes in order. Never rejects.
+   */
+  submitMany: (ops: Op[], signal?: AbortSignal) => Promise<Array<OpOutcome<R>>>
   /** Resolves when everything submitted so far has committed or failed. */
   drain: () => Promise<void>
   /** Operations queued and not yet in a batch. */
@@ -105,6 +110,45 @@ export function createGroupCommit<Op, R> (init: GroupCommitInit<Op, R>): GroupCo
           signal.addEventListener('abort', item.onAbort, { once: true })
         }
         queue.push(item)
+        schedule(init.maxDelayMs)
+      })
+    },
+
+    submitMany (ops, signal) {
+      const outcomes = new Array<OpOutcome<R>>(ops.length)
+      if (ops.length === 0) return Promise.resolve(outcomes)
+      if (signal?.aborted === true) {
+        const error = abortReason(signal, 'store write')
+        return Promise.resolve(outcomes.fill({ ok: false, error }))
+      }
+      return new Promise(resolve => {
+        let left = ops.length
+        let onAbort: (() => void) | undefined
+        const done = (i: number, o: OpOutcome<R>): void => {
+          outcomes[i] = o
+          if (--left > 0) return
+          if (onAbort != null) signal?.removeEventListener('abort', onAbort)
+          resolve(outcomes)
+        }
+        const items = ops.map((op, i): Item<Op, R> => ({
+          op,
+          resolve: value => { done(i, { ok: true, value }) },
+          reject: error => { done(i, { ok: false, error }) },
+        }))
+        if (signal != null) {
+          // Aborted while some are still queued: those are taken out, so never written.
+          onAbort = (): void => {
+            const error = abortReason(signal, 'store write')
+            for (const item of items) {
+              const i = queue.indexOf(item)
+              if (i === -1) continue
+              queue.splice(i, 1)
+              item.reject(error)
+            }
+          }
+          signal.addEventListener('abort', onAbort, { once: true })
+        }
+        for (const item of items) queue.push(item)
         schedule(init.maxDelayMs)
       })
     },

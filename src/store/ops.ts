@@ -96,19 +96,15 @@ async function enqueueRun (ctx: OpContext, run: Array<Extract<WriteOp, { kind: '
   const entries = run.map(o => o.entry)
   const inbox = d.table('inbox')
 
+  // The batch's ids held already, found by their hashes (`idh`, schema version 5): a row
+  // whose hash matches but whose (recipient, id) is another's adds a key no entry asks for.
   const held = new Set<string>()
-  const pairs = uniqueBy(entries, e => heldKey(e.recipient, e.id))
-  for (let i = 0; i < pairs.length; i += HELD_CHUNK) {
-    // Padded to a power of two (at least 8) by repeating the last pair (harmless in an IN
+  const hashes = [...new Set(entries.map(e => logIdHash(e.id)))]
+  for (let i = 0; i < hashes.length; i += HELD_CHUNK) {
+    // Padded to a power of two (at least 8) by repeating the last hash (harmless in an IN
     // list): a few statement texts, each prepared once, serve every batch size.
-    const part = padPow2(pairs.slice(i, i + HELD_CHUNK), 8)
-    const rows = part.length
-    const params: string[] = new Array(rows * 2)
-    for (let k = 0; k < rows; k++) {
-      params[2 * k] = part[k].recipient
-      params[2 * k + 1] = part[k].id
-    }
-    const found = await sql.all(statementText(`held\n${inbox}`, rows, () => `SELECT recipient, id FROM ${inbox} WHERE (recipient, id) IN (VALUES ${valuesList(rows, 2)})`), params)
+    const part = padPow2(hashes.slice(i, i + HELD_CHUNK), 8)
+    const found = await sql.all(statementText(`held\n${inbox}`, part.length, () => `SELECT recipient, id FROM ${inbox} WHERE idh IN (${part.map(() => '?').join(', ')})`), part)
     for (const r of found) held.add(heldKey(String(r.recipient), String(r.id)))
   }
 
@@ -157,19 +153,19 @@ async function enqueueRun (ctx: OpContext, run: Array<Extract<WriteOp, { kind: '
   const state: PlanState = { held, usage, seqSlots, nextPos: (counters.get('inbox_pos') ?? 0) + 1 }
   const plan = planEnqueue(run.map(o => ({ entry: o.entry, quota: o.quota })), state)
 
-  const cols = ['recipient', 'id', 'sender', 'sender_seq', 'priority', 'size', 'payload', 'crc', 'enqueued_ts', 'expires_at', 'replica', 'home', 'pos']
+  const cols = ['idh', 'recipient', 'id', 'sender', 'sender_seq', 'priority', 'size', 'payload', 'crc', 'enqueued_ts', 'expires_at', 'replica', 'home', 'pos']
   // SQLite: one row per statement (no statement journal; see MAX_ROWS_PER_INSERT).
   const insertParams = d.kind === 'sqlite' ? cols.length : d.maxParams
   for (const part of chunks(plan.inserts, cols.length, insertParams)) {
     const params: unknown[] = new Array(part.length * cols.length)
     let k = 0
     for (const e of part) {
-      params[k++] = e.recipient; params[k++] = e.id; params[k++] = e.sender; params[k++] = e.senderSeq; params[k++] = e.priority; params[k++] = e.size; params[k++] = e.bytes
+      params[k++] = logIdHash(e.id); params[k++] = e.recipient; params[k++] = e.id; params[k++] = e.sender; params[k++] = e.senderSeq; params[k++] = e.priority; params[k++] = e.size; params[k++] = e.bytes
       params[k++] = e.crc; params[k++] = ctx.now; params[k++] = e.expiresAt; params[k++] = e.replica ? 1 : 0; params[k++] = e.home; params[k++] = e.pos
     }
     await sql.run(statementText(`insert\n${inbox}`, part.length, () => `INSERT INTO ${inbox} (${cols.join(', ')}) VALUES ${valuesList(part.length, cols.length)}`), params)
   }
-  for (const m of plan.moves) await sql.run(`UPDATE ${inbox} SET pos = ? WHERE recipient = ? AND id = ?`, [m.pos, m.recipient, m.id])
+  for (const m of plan.moves) await sql.run(`UPDATE ${inbox} SET pos = ? WHERE idh = ? AND recipient = ? AND id = ?`, [m.pos, logIdHash(m.id), m.recipient, m.id])
   await setUsage(ctx, plan.usage)
   if (plan.inserts.length > 0) await writeCounter(ctx, 'inbox_pos', plan.nextPos - 1)
   return plan.outcomes.map(o => o instanceof Error ? { ok: false, error: o } : { ok: true, value: o })
@@ -217,8 +213,13 @@ async function ack (ctx: OpContext, recipient: string, ids: string[]): Promise<A
   const acked: MessageId[] = []
   const removed: Array<{ recipient: string, sender: string, size: number }> = []
   for (const part of chunks([...new Set(ids)], 1, ctx.d.maxParams - 2)) {
-    const rows = await ctx.sql.all(`UPDATE ${inbox} SET delivered_ts = ?${dropPayload} WHERE recipient = ? AND id IN (${part.map(() => '?').join(', ')}) AND delivered_ts IS NULL RETURNING id, sender, size`,
-      [ctx.now, recipient, ...part])
+    // The rows by their ids' hashes (the only index that names an id), then by `rid`.
+    const wanted = new Set(part)
+    const found = await ctx.sql.all(`SELECT rid, recipient, id FROM ${inbox} WHERE idh IN (${part.map(() => '?').join(', ')})`, part.map(logIdHash))
+    const rids = found.filter(r => String(r.recipient) === recipient && wanted.has(String(r.id))).map(r => r.rid)
+    if (rids.length === 0) continue
+    const rows = await ctx.sql.all(`UPDATE ${inbox} SET delivered_ts = ?${dropPayload} WHERE rid IN (${rids.map(() => '?').join(', ')}) AND delivered_ts IS NULL RETURNING id, sender, size`,
+      [ctx.now, ...rids])
     for (const r of rows) {
       acked.push(String(r.id) as MessageId)
       removed.push({ recipient, sender: String(r.sender), size: num(r.size) })
@@ -461,7 +462,8 @@ async function writeRunPart (ctx: OpContext, row: Row, members: RunMember[], a: 
   if (patch?.reason != null) values.reason = patch.reason
   await ctx.sql.run(`INSERT INTO ${ctx.d.table('log')} (${LOG_ROW_COLUMNS}) VALUES ${valuesList(1, LOG_INSERT_COLUMNS.length)}`, LOG_INSERT_COLUMNS.map(c => values[c] ?? null))
   // `log_ids` holds the members of runs only: a record on its own is found by the row's `idh`.
-  if (part.length === 1) await deleteRunIds(ctx, seq, seq + 1)
+  // By its whole key: a range of positions alone scans the bucket's 4 096 entries.
+  if (part.length === 1) await ctx.sql.run(`DELETE FROM ${ctx.d.table('log_ids')} WHERE b = ? AND idh = ? AND s = ?`, [Math.floor(seq / 2 ** RUN_ID_SHIFT), values.idh, seq])
 }
 
 /**
@@ -651,14 +653,4 @@ function statementText (kind: string, rows: number, build: () => string): string
     if (statementTexts.size < 1024) statementTexts.set(key, text)
   }
   return text
-}
-
-function uniqueBy<T> (items: T[], key: (t: T) => string): T[] {
-  const seen = new Set<string>()
-  return items.filter(t => {
-    const k = key(t)
-    if (seen.has(k)) return false
-    seen.add(k)
-    return true
-  })
 }

@@ -229,7 +229,7 @@ export interface SqlQuery {
 }
 
 /**
- * The key the log indexes a message id by (column `idh`): a 53-bit hash of the id's UTF-16
+ * The key the log and the inbox index a message id by (their column `idh`): a 53-bit hash of the id's UTF-16
  * code units (two 32-bit FNV-1a lanes, mixed), a non-negative safe integer the same on
  * every platform and in both backends. Part of the stored format: never change it without
  * a migration. Lookups compare the full id as well, so a collision costs a row read, never

@@ -8,20 +8,15 @@ import { StoreVersionError } from './errors.ts'
 import { num, type Dialect, type Sql } from './backend.ts'
 import { LOG_BUCKET_SHIFT, logIdHash } from './query.ts'
 
-export const SCHEMA_VERSION = 4
+export const SCHEMA_VERSION = 5
 
 /** Counters kept in the `counters` table. */
 export const COUNTERS = ['inbox_pos', 'log_seq', 'log_count', 'log_bytes'] as const
 
-function schemaV1 (d: Dialect): string[] {
-  const t = d.table
-  const { bigint, blob, topic, autoId } = d.types
-  return [
-    `CREATE TABLE ${t('meta')} (key TEXT PRIMARY KEY, value TEXT NOT NULL)`,
-    `CREATE TABLE ${t('counters')} (name TEXT PRIMARY KEY, value ${bigint} NOT NULL)`,
-    // Inbox entries. `pos` is the delivery position; `payload` is NULL once delivered
-    // (unless kept), the row stays until expiry so a retransmission is seen as a duplicate.
-    `CREATE TABLE ${t('inbox')} (
+/** The inbox's columns of version 1 (version 5 adds `idh`). */
+function inboxColumns (d: Dialect): string {
+  const { bigint, blob, autoId } = d.types
+  return `
       rid ${autoId},
       recipient TEXT NOT NULL,
       id TEXT NOT NULL,
@@ -36,12 +31,32 @@ function schemaV1 (d: Dialect): string[] {
       delivered_ts ${bigint},
       replica ${bigint} NOT NULL,
       home TEXT,
-      pos ${bigint} NOT NULL,
+      pos ${bigint} NOT NULL`
+}
+
+/** The inbox's indexes on its version 1 columns: three of version 1, `inbox_replica` of version 2. */
+function inboxIndexes (d: Dialect): string[] {
+  const inbox = d.table('inbox')
+  return [
+    `CREATE INDEX inbox_pending ON ${inbox} (recipient, pos) WHERE delivered_ts IS NULL`,
+    `CREATE INDEX inbox_seq ON ${inbox} (recipient, sender, sender_seq) WHERE delivered_ts IS NULL AND sender_seq IS NOT NULL`,
+    `CREATE INDEX inbox_expiry ON ${inbox} (expires_at)`,
+    `CREATE INDEX inbox_replica ON ${inbox} (recipient) WHERE replica = 1 AND delivered_ts IS NULL`
+  ]
+}
+
+function schemaV1 (d: Dialect): string[] {
+  const t = d.table
+  const { bigint, blob, topic, autoId } = d.types
+  return [
+    `CREATE TABLE ${t('meta')} (key TEXT PRIMARY KEY, value TEXT NOT NULL)`,
+    `CREATE TABLE ${t('counters')} (name TEXT PRIMARY KEY, value ${bigint} NOT NULL)`,
+    // Inbox entries. `pos` is the delivery position; `payload` is NULL once delivered
+    // (unless kept), the row stays until expiry so a retransmission is seen as a duplicate.
+    `CREATE TABLE ${t('inbox')} (${inboxColumns(d)},
       UNIQUE (recipient, id)
     )`,
-    `CREATE INDEX inbox_pending ON ${t('inbox')} (recipient, pos) WHERE delivered_ts IS NULL`,
-    `CREATE INDEX inbox_seq ON ${t('inbox')} (recipient, sender, sender_seq) WHERE delivered_ts IS NULL AND sender_seq IS NOT NULL`,
-    `CREATE INDEX inbox_expiry ON ${t('inbox')} (expires_at)`,
+    ...inboxIndexes(d).slice(0, 3),
     // Quota usage of pending entries: scope 'inbox' (key recipient), 'pair' (recipient \n sender), 'sender'.
     `CREATE TABLE ${t('usage')} (scope TEXT NOT NULL, key TEXT NOT NULL, count ${bigint} NOT NULL, bytes ${bigint} NOT NULL, PRIMARY KEY (scope, key))`,
     `CREATE TABLE ${t('processed')} (agent TEXT NOT NULL, id TEXT NOT NULL, expires_at ${bigint} NOT NULL, PRIMARY KEY (agent, id))`,
@@ -92,7 +107,7 @@ function schemaV1 (d: Dialect): string[] {
 function schemaV2 (d: Dialect): string[] {
   const t = d.table
   return [
-    `CREATE INDEX inbox_replica ON ${t('inbox')} (recipient) WHERE replica = 1 AND delivered_ts IS NULL`,
+    inboxIndexes(d)[3],
     `DROP INDEX ${t('log_conv')}`,
     `CREATE INDEX log_conv ON ${t('log')} (conv, seq) WHERE conv IS NOT NULL`,
     `DROP INDEX ${t('log_topic')}`,
@@ -189,19 +204,23 @@ function LOG_V3_INDEXES (d: Dialect): string[] {
   ]
 }
 
-/** After the copy of version 3: each row's `idh`, a page at a time, then its index. */
-async function fillIdHashes (sql: Sql, d: Dialect): Promise<void> {
-  const log = d.table('log')
+/** Fills the `idh` column of every row of `table` (the hash of its `id`), a page at a time in `key` order. */
+async function fillIdHashes (sql: Sql, table: string, key: 'seq' | 'rid'): Promise<void> {
   const PAGE = 1000
   let after = -1
   // Bounded: each turn advances `after` past a page of rows.
   while (true) {
-    const rows = await sql.all(`SELECT seq, id FROM ${log} WHERE seq > ? ORDER BY seq LIMIT ${PAGE}`, [after])
-    for (const r of rows) await sql.run(`UPDATE ${log} SET idh = ? WHERE seq = ?`, [logIdHash(String(r.id)), r.seq])
+    const rows = await sql.all(`SELECT ${key}, id FROM ${table} WHERE ${key} > ? ORDER BY ${key} LIMIT ${PAGE}`, [after])
+    for (const r of rows) await sql.run(`UPDATE ${table} SET idh = ? WHERE ${key} = ?`, [logIdHash(String(r.id)), r[key]])
     if (rows.length < PAGE) break
-    after = num(rows[rows.length - 1].seq)
+    after = num(rows[rows.length - 1][key])
   }
-  await sql.run(`CREATE INDEX log_idh ON ${log} ((seq >> ${LOG_BUCKET_SHIFT}), idh)`)
+}
+
+/** After the copy of version 3: each log row's `idh`, then its index. */
+async function fillLogIdHashes (sql: Sql, d: Dialect): Promise<void> {
+  await fillIdHashes(sql, d.table('log'), 'seq')
+  await sql.run(`CREATE INDEX log_idh ON ${d.table('log')} ((seq >> ${LOG_BUCKET_SHIFT}), idh)`)
 }
 
 /**
@@ -224,6 +243,48 @@ function schemaV4 (d: Dialect): string[] {
   ]
 }
 
+/** The inbox's columns before version 5 (which adds `idh`). */
+const INBOX_V1_COLUMNS = 'rid, recipient, id, sender, sender_seq, priority, size, payload, crc, enqueued_ts, expires_at, delivered_ts, replica, home, pos'
+
+/**
+ * Version 5: the inbox finds an id by `idh`, a 53-bit hash of it (`logIdHash`, as the log's), instead of
+ * the unique index on (recipient, id). Ids are hashes, so each new entry's key landed on a
+ * random page of that index — ≈ 115-byte keys, a page rewritten to the WAL per entry once the
+ * index outgrew the page cache, and a page read per duplicate lookup. An integer key is an
+ * eighth of the size; every lookup compares recipient and id as well (a hash shared by two
+ * ids costs a row read, nothing else). The uniqueness of (recipient, id) is the enqueue
+ * planner's, as it always was in practice: writes are serialised (one writer thread on
+ * SQLite, the advisory lock on PostgreSQL) and each batch's ids are looked up first.
+ * SQLite cannot drop a table constraint, so its inbox is copied into a new table;
+ * PostgreSQL drops the constraint and adds the column. `idh` is filled in afterwards.
+ */
+function schemaV5 (d: Dialect): string[] {
+  const t = d.table
+  const inbox = t('inbox')
+  const { bigint } = d.types
+  if (d.kind === 'postgres') {
+    return [
+      `ALTER TABLE ${inbox} DROP CONSTRAINT IF EXISTS inbox_recipient_id_key`,
+      `ALTER TABLE ${inbox} ADD COLUMN idh ${bigint} NOT NULL DEFAULT 0`
+    ]
+  }
+  return [
+    `CREATE TABLE ${t('inbox_v5')} (${inboxColumns(d)},
+      idh ${bigint} NOT NULL
+    )`,
+    `INSERT INTO ${t('inbox_v5')} (idh, ${INBOX_V1_COLUMNS}) SELECT 0, ${INBOX_V1_COLUMNS} FROM ${inbox}`,
+    `DROP TABLE ${inbox}`,
+    `ALTER TABLE ${t('inbox_v5')} RENAME TO inbox`,
+    ...inboxIndexes(d)
+  ]
+}
+
+/** After version 5's statements: each inbox row's `idh`, then its index. */
+async function fillInboxIdHashes (sql: Sql, d: Dialect): Promise<void> {
+  await fillIdHashes(sql, d.table('inbox'), 'rid')
+  await sql.run(`CREATE INDEX inbox_idh ON ${d.table('inbox')} (idh)`)
+}
+
 interface Migration {
   statements: (d: Dialect) => string[]
   /** Work that needs code, after the statements. */
@@ -231,7 +292,7 @@ interface Migration {
 }
 
 /** Steps from version n-1 to n; index 0 creates version 1. */
-const MIGRATIONS: Migration[] = [{ statements: schemaV1 }, { statements: schemaV2 }, { statements: schemaV3, after: fillIdHashes }, { statements: schemaV4 }]
+const MIGRATIONS: Migration[] = [{ statements: schemaV1 }, { statements: schemaV2 }, { statements: schemaV3, after: fillLogIdHashes }, { statements: schemaV4 }, { statements: schemaV5, after: fillInboxIdHashes }]
 
 /** The statements that create version `version` from nothing (without its `after` steps; for tests of migrations). */
 export function schemaStatements (d: Dialect, version: number): string[] {

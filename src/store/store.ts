@@ -13,7 +13,7 @@ import { decodeInboxCursor, parseLogFilter, parseQueryOptions } from './query.ts
 import { readConversation, readExpiryDue, readInboxes, readLogPage, readPending, readProcessed, readStats, verifyStored } from './reads.ts'
 import { migrate, readSchemaVersion, rebuildUsage, SCHEMA_VERSION } from './schema.ts'
 import type {
-  Abortable, AckResult, ConversationOptions, EnqueueOptions, EnqueueResult, ExpireOptions, ExpireResult, InboxEntryInit, InboxesOptions, InboxesPage, InboxQuota,
+  Abortable, AckResult, ConversationOptions, EnqueueOptions, EnqueueOutcome, EnqueueResult, ExpireOptions, ExpireResult, InboxEntryInit, InboxesOptions, InboxesPage, InboxQuota,
   LogFilter, LogPage, LogRecord, LogRecordInit, MessageStore, PendingOptions, PendingPage, QueryOptions, RetainLimits,
   RetainOptions, RetainResult, StatusPatch, StoreInfo, StoreStats, UpdateStatusOptions
 } from './types.ts'
@@ -154,6 +154,31 @@ export function createMessageStore (backend: Backend, settings: StoreSettings): 
       const now = settings.clock()
       if (e.expiresAt <= now) throw new MessageExpiredError(`message ${e.id} expired at ${e.expiresAt}`, { details: { recipient: e.recipient, id: e.id, expiresAt: e.expiresAt, now } })
       return await write({ kind: 'enqueue', entry: e, quota }, options.signal)
+    },
+
+    async enqueueMany (entries: InboxEntryInit[], options: EnqueueOptions = {}): Promise<EnqueueOutcome[]> {
+      ensureWritable(options.signal, 'enqueue')
+      if (!Array.isArray(entries)) throw new InvalidArgumentError('entries must be an array')
+      const quota = quotaFor(options.quota)
+      const now = settings.clock()
+      const outcomes = new Array<EnqueueOutcome>(entries.length)
+      const ops: WriteOp[] = []
+      const at: number[] = []
+      entries.forEach((entry, i) => {
+        try {
+          const e = normalizeEntry(entry, options.owned === true)
+          if (e.expiresAt <= now) throw new MessageExpiredError(`message ${e.id} expired at ${e.expiresAt}`, { details: { recipient: e.recipient, id: e.id, expiresAt: e.expiresAt, now } })
+          ops.push({ kind: 'enqueue', entry: e, quota })
+          at.push(i)
+        } catch (err) {
+          outcomes[i] = { ok: false, error: err as Error }
+        }
+      })
+      const committed = await commit.submitMany(ops, options.signal)
+      committed.forEach((o, j) => {
+        outcomes[at[j]] = o.ok ? { ok: true, status: (o.value as EnqueueResult).status } : o
+      })
+      return outcomes
     },
 
     async pending (recipient: AgentId, options: PendingOptions = {}): Promise<PendingPage> {

@@ -196,6 +196,9 @@ export interface EnqueueResult {
   status: 'stored' | 'duplicate'
 }
 
+/** One entry's outcome in `enqueueMany`: its result, or the error `enqueue` would have thrown. */
+export type EnqueueOutcome = { ok: true, status: 'stored' | 'duplicate' } | { ok: false, error: Error }
+
 export interface PendingOptions extends Abortable {
   /** 1 … 1 000, default 100. */
   limit?: number
@@ -437,6 +440,13 @@ export interface MessageStore extends AsyncDisposable {
    * when already expired. Idempotent on (recipient, id).
    */
   enqueue (entry: InboxEntryInit, options?: EnqueueOptions): Promise<EnqueueResult>
+  /**
+   * `enqueue` of several entries with one call: each is checked, stored or refused on its
+   * own (its own typed error, its own quota accounting, in order), all in the group commit
+   * that takes them. Resolves, once every entry's commit is done, with one outcome per
+   * entry in the order given; a `stored` outcome is committed (flushed) like `enqueue`'s.
+   */
+  enqueueMany (entries: InboxEntryInit[], options?: EnqueueOptions): Promise<Array<EnqueueOutcome>>
   /** Undelivered, unexpired entries in delivery order; payload checksums verified. */
   pending (recipient: AgentId, options?: PendingOptions): Promise<PendingPage>
   /** Recipients that have pending entries (e.g. to hand replicas over to their home nodes). */

@@ -319,6 +319,30 @@ export function storeCompliance (name: string, makeHarness: () => Promise<StoreH
         }, { quota: { senderCount: 4 } })
       })
 
+      test('enqueueMany: each entry stored or refused on its own, in order, quotas counted across the call', async () => {
+        await withStore(async (store, loc) => {
+          assert.equal((await store.enqueue(entry('m0'))).status, 'stored')
+          const outcomes = await store.enqueueMany([
+            entry('m1'), entry('m0'), { ...entry('m2'), id: 7 } as never, entry('m3', { expiresAt: Date.now() - 1 }),
+            entry('m4'), entry('m1'), entry('m5'), entry('m6')
+          ])
+          const codes = outcomes.map(o => o.ok ? o.status : (o.error as { code?: string }).code)
+          assert.deepEqual(codes, ['stored', 'duplicate', 'InvalidArgumentError', 'MessageExpiredError', 'stored', 'duplicate', 'stored', 'QuotaExceededError'])
+          assert.ok(!outcomes[7].ok && outcomes[7].error instanceof QuotaExceededError)
+          assert.deepEqual(await store.enqueueMany([]), [])
+          const aborted = await store.enqueueMany([entry('m7')], { signal: AbortSignal.abort() }).catch((err: { code?: string }) => err.code)
+          assert.equal(aborted, 'AbortError')
+          // Committed when it resolved: another instance sees exactly the stored ones, in order.
+          const other = loc.create()
+          await other.open()
+          try {
+            assert.deepEqual(await allPending(other, BOB), ['m0', 'm1', 'm4', 'm5'].map(M))
+          } finally {
+            await other.close()
+          }
+        }, { quota: { senderCount: 4 } })
+      })
+
       test('delivery order: enqueue order, per-sender sequence numbers respected', async () => {
         await withStore(async (store) => {
           await store.enqueue(entry('a3', { senderSeq: 3 }))
@@ -925,9 +949,24 @@ export function storeCompliance (name: string, makeHarness: () => Promise<StoreH
           const pg = store.kind === 'postgres'
           const d = { ...(pg ? postgresDialect('x') : sqliteDialect), table: loc.table }
           const raw = async (q: string, params: unknown[] = []): Promise<unknown> => await loc.raw(pg ? numberPlaceholders(q) : q, params)
-          await raw(`DROP INDEX ${loc.table('inbox_replica')}`)
+          // The inbox in its version 1 layout too (unique (recipient, id), no idh), its rows copied.
+          // (PostgreSQL: in place, which keeps the identity sequence of rid; SQLite: a new table.)
+          const v1Columns = 'rid, recipient, id, sender, sender_seq, priority, size, payload, crc, enqueued_ts, expires_at, delivered_ts, replica, home, pos'
+          if (pg) {
+            await raw(`DROP INDEX ${loc.table('inbox_idh')}`)
+            await raw(`DROP INDEX ${loc.table('inbox_replica')}`)
+            await raw(`ALTER TABLE ${loc.table('inbox')} DROP COLUMN idh`)
+            await raw(`ALTER TABLE ${loc.table('inbox')} ADD CONSTRAINT inbox_recipient_id_key UNIQUE (recipient, id)`)
+          } else {
+            await raw(`CREATE TABLE ${loc.table('inbox_old')} AS SELECT ${v1Columns} FROM ${loc.table('inbox')}`)
+            await raw(`DROP TABLE ${loc.table('inbox')}`)
+          }
           for (const t of ['log_to', 'log', 'log_names', 'log_spans', 'log_ids']) await raw(`DROP TABLE ${loc.table(t)}`)
-          for (const stmt of schemaStatements(d, 1)) if (/^CREATE (TABLE|INDEX) \S*log/.test(stmt)) await raw(stmt)
+          for (const stmt of schemaStatements(d, 1)) if (/^CREATE (TABLE|INDEX) \S*(log|inbox)/.test(stmt) && (!pg || !/inbox/.test(stmt))) await raw(stmt)
+          if (!pg) {
+            await raw(`INSERT INTO ${loc.table('inbox')} (${v1Columns}) SELECT ${v1Columns} FROM ${loc.table('inbox_old')}`)
+            await raw(`DROP TABLE ${loc.table('inbox_old')}`)
+          }
           const v1 = [
             { seq: 1, id: 'm1', event: 'stored', status: 'pending', sender: ALICE, to: [BOB], conv: 'c1', size: 3, received: 1000, peer: 'peer-a' },
             { seq: 2, id: 'm3', event: 'sent', status: 'ok', sender: ALICE, to: [BOB, CAROL], topic: 'a/b', size: 1, received: 1001 },
@@ -952,6 +991,15 @@ export function storeCompliance (name: string, makeHarness: () => Promise<StoreH
             assert.equal(again.info().schemaVersion, SCHEMA_VERSION)
             assert.deepEqual((await again.inboxes({ replica: true })).recipients, [DAVE])
             assert.deepEqual((await again.inboxes({ replica: false })).recipients, [BOB])
+            assert.deepEqual((await again.pending(BOB)).entries.map(e => e.id), [M('m1')])
+            if (pg) {
+              const left = await loc.raw(`SELECT COUNT(*) AS c FROM pg_constraint WHERE conrelid = to_regclass($1) AND contype = 'u'`, [loc.table('inbox')]) as Array<{ c: unknown }>
+              assert.equal(Number(left[0].c), 0, 'the unique (recipient, id) constraint is gone')
+            }
+            // The migrated inbox finds its ids (duplicates, acks) through idh.
+            assert.deepEqual(await again.enqueue({ recipient: BOB, id: M('m1'), sender: ALICE, bytes: payload('m1', 3), expiresAt: exp }), { status: 'duplicate' })
+            assert.deepEqual(await again.enqueue({ recipient: DAVE, id: M('m1'), sender: ALICE, bytes: payload('m1', 3), expiresAt: exp }), { status: 'stored' })
+            assert.deepEqual(await again.ack(DAVE, [M('m2'), M('m1')]), { acked: [M('m2'), M('m1')] })
             assert.deepEqual((await again.pending(BOB)).entries.map(e => e.id), [M('m1')])
             const all = (await again.query({})).records
             assert.deepEqual(all.map(r => [r.seq, r.id, r.event, r.status, r.from, r.to, r.topic, r.conv, r.size, r.receivedTs, r.peer, r.hasBytes]),

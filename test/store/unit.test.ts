@@ -256,6 +256,46 @@ describe('group commit', () => {
     assert.deepEqual(batches, [[1, 2], [3]])
   })
 
+  test('submitMany: one promise for many operations, split by maxBatch, outcomes in order; those still queued at an abort are not executed', async () => {
+    const batches: number[][] = []
+    let release: (() => void) | null = null
+    let hold = true
+    const gc = createGroupCommit<number, number>({
+      maxBatch: 3,
+      maxDelayMs: 0,
+      execute: async (ops) => {
+        batches.push(ops)
+        if (hold) {
+          hold = false
+          await new Promise<void>(resolve => { release = resolve })
+        }
+        if (ops.includes(5)) throw new Error('disk on fire')
+        return ops.map(o => o === 1 ? { ok: false as const, error: new Error('one') } : { ok: true as const, value: o * 2 })
+      }
+    })
+    const all = gc.submitMany([0, 1, 2, 3, 4, 5, 6])
+    for (let i = 0; i < 100 && batches.length === 0; i++) await new Promise(resolve => setImmediate(resolve))
+    release!()
+    const outcomes = await all
+    assert.deepEqual(batches, [[0, 1, 2], [3, 4, 5], [6]])
+    assert.deepEqual(outcomes.map(o => o.ok ? o.value : o.error.message), [0, 'one', 4, 'disk on fire', 'disk on fire', 'disk on fire', 12])
+    assert.deepEqual(await gc.submitMany([]), [])
+
+    batches.length = 0
+    hold = true
+    const ctl = new AbortController()
+    const some = gc.submitMany([7, 8, 9, 10], ctl.signal)
+    // The first batch (7, 8, 9) is executing; 10 is still queued when the abort comes.
+    for (let i = 0; i < 100 && batches.length === 0; i++) await new Promise(resolve => setImmediate(resolve))
+    ctl.abort()
+    release!()
+    const res = await some
+    assert.deepEqual(res.map(o => o.ok ? o.value : (o.error as { code?: string }).code), [14, 16, 18, 'AbortError'])
+    assert.deepEqual(batches, [[7, 8, 9]])
+    const pre = await gc.submitMany([11], AbortSignal.abort())
+    assert.equal(!pre[0].ok && (pre[0].error as { code?: string }).code, 'AbortError')
+  })
+
   test('an operation aborted while queued is never executed', async () => {
     const seen: number[] = []
     const gc = createGroupCommit<number, number>({ maxBatch: 10, maxDelayMs: 0, execute: async (ops) => { seen.push(...ops); return ops.map(o => ({ ok: true as const, value: o })) } })
