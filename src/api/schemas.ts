@@ -109,7 +109,7 @@ export const components = {
     counters: closed({ published: i, delivered: i, forwarded: i, received: i }),
     store: closed({
       kind: { enum: ['sqlite', 'postgres'] },
-      durable: closed({ stored: i, replicated: i, delivered: i, acked: i, expired: i, refused: i, handedOver: i }),
+      durable: closed({ stored: i, replicated: i, delivered: i, acked: i, expired: i, refused: i, handedOver: i, receiptsPending: i, receiptsRetried: i, receiptsDropped: i }),
       log: closed({ written: i, dropped: i, failed: i, buffered: i })
     })
   }, ['peerId', 'network', 'addresses', 'peers', 'roles', 'agents', 'uptimeMs', 'rejections', 'counters']),

@@ -132,7 +132,7 @@ function statusText (s: NodeStatus): string {
     `peers      ${s.peers}`,
     `agents     ${s.agents.length}${s.agents.length > 0 ? ` (${s.agents.map(a => a.name ?? a.id).join(', ')})` : ''}`,
     `messages   published ${s.counters.published}, delivered ${s.counters.delivered}, forwarded ${s.counters.forwarded}, received ${s.counters.received}, rejected ${rejected}`,
-    ...(s.store != null ? [`durable    stored ${s.store.durable.stored}, delivered ${s.store.durable.delivered}, acked ${s.store.durable.acked}, expired ${s.store.durable.expired}, refused ${s.store.durable.refused} (${s.store.kind} store; log ${s.store.log.written} written, ${s.store.log.dropped} dropped)`] : []),
+    ...(s.store != null ? [`durable    stored ${s.store.durable.stored}, delivered ${s.store.durable.delivered}, acked ${s.store.durable.acked}, expired ${s.store.durable.expired}, refused ${s.store.durable.refused}${s.store.durable.receiptsPending > 0 ? `, ${s.store.durable.receiptsPending} receipts waiting for their sender` : ''} (${s.store.kind} store; log ${s.store.log.written} written, ${s.store.log.dropped} dropped)`] : []),
     'addresses',
     ...s.addresses.map(a => `  ${a}`)
   ].join('\n')

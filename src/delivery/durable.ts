@@ -88,6 +88,15 @@ export interface DurableComponents {
 }
 
 interface Delivery { endpoint: Endpoint, inflight: Map<string, number>, draining?: Promise<void>, again: boolean, ready: boolean }
+/** A receipt kept for another try at its sender (DurableService.forwardReceipt). */
+interface PendingReceipt { env: Envelope, to: AgentId, attempts: number, nextAt: number }
+
+/**
+ * Forwarding receipts to senders that were unreachable: the first retry after 1 s, then
+ * twice the delay each time up to 30 s, until the receipt's own ttl runs out; at most 10,000
+ * receipts kept per node and 256 retried per maintenance tick.
+ */
+export const RECEIPT_RETRY = { firstDelayMs: 1_000, maxDelayMs: 30_000, maxPending: 10_000, perTick: 256 } as const
 
 /** How long a home node waits for its replicas' answers before answering the sender. */
 const REPLICA_TIMEOUT_MS = 3_000
@@ -151,7 +160,9 @@ export class DurableService {
   private readonly roots: VerifiedRoots
   /** The node's ingress options with `roots` (for `putb`). */
   private readonly ingress: IngressOptions
-  readonly counters = { stored: 0, replicated: 0, delivered: 0, acked: 0, expired: 0, refused: 0, handedOver: 0 }
+  readonly counters = { stored: 0, replicated: 0, delivered: 0, acked: 0, expired: 0, refused: 0, handedOver: 0, receiptsRetried: 0, receiptsDropped: 0 }
+  /** Receipts whose forward to their sender failed, by receipt id: retried from the maintenance tick. */
+  private readonly pendingReceipts = new Map<string, PendingReceipt>()
 
   constructor (components: DurableComponents, init: DurableInit) {
     this.c = components
@@ -633,9 +644,59 @@ export class DurableService {
     for (const id of acked) this.c.recorder?.updateStatus(id, 'acked', now)
     if (acked.length > 0) void this.notifyAcked(agent, env.bytes)
     if (d != null) this.kick(agent)
-    // The end-to-end proof travels to the sender on a best-effort basis; the acknowledgement above does not depend on it.
-    void this.c.route(env).catch((err: Error) => { this.c.logger.debug({ err: err.message, to: receipt.to }, 'receipt not forwarded') })
+    // The end-to-end proof goes on to the sender; the acknowledgement above does not wait for it.
+    void this.forwardReceipt(env, receipt.to)
     return { id: env.id, confirmed: [] }
+  }
+
+  /** Receipts waiting for their sender's node to be reachable again. */
+  get receiptsPending (): number { return this.pendingReceipts.size }
+
+  /**
+   * Routes a receipt to its sender. When that fails (the sender's node is down or
+   * unreachable) the receipt is kept and tried again from the maintenance tick, with a
+   * doubling delay (RECEIPT_RETRY), until it expires; at most RECEIPT_RETRY.maxPending are
+   * kept (the oldest is dropped first). Kept in memory: a restart of this node forgets them.
+   */
+  private async forwardReceipt (env: Envelope, to: AgentId, pending?: PendingReceipt): Promise<void> {
+    try {
+      await this.c.route(env)
+      if (pending != null) this.pendingReceipts.delete(env.id)
+    } catch (err) {
+      if (this.stopped) return
+      const now = Date.now()
+      const p = pending ?? { env, to, attempts: 0, nextAt: 0 }
+      p.attempts++
+      p.nextAt = now + Math.min(RECEIPT_RETRY.maxDelayMs, RECEIPT_RETRY.firstDelayMs * 2 ** (p.attempts - 1))
+      if (p.nextAt > env.ts + env.ttl * 1000) {
+        this.pendingReceipts.delete(env.id)
+        this.counters.receiptsDropped++
+        this.c.logger.info({ to, receipt: env.id, attempts: p.attempts }, 'receipt expired before its sender was reachable')
+        return
+      }
+      if (pending == null) {
+        if (this.pendingReceipts.size >= RECEIPT_RETRY.maxPending) {
+          const oldest = this.pendingReceipts.keys().next().value
+          if (oldest !== undefined) this.pendingReceipts.delete(oldest)
+          this.counters.receiptsDropped++
+        }
+        this.pendingReceipts.set(env.id, p)
+      }
+      this.c.logger.debug({ err: (err as Error).message, to, attempts: p.attempts }, 'receipt not forwarded yet')
+    }
+  }
+
+  /** Tries again the receipts that are due (a bounded number per tick). */
+  private retryReceipts (now: number): void {
+    let started = 0
+    for (const p of this.pendingReceipts.values()) {
+      if (started >= RECEIPT_RETRY.perTick) break
+      if (p.nextAt > now) continue
+      p.nextAt = Number.POSITIVE_INFINITY // in flight: forwardReceipt sets the next time if it fails
+      started++
+      this.counters.receiptsRetried++
+      void this.forwardReceipt(p.env, p.to, p)
+    }
   }
 
   /** A receipt addressed to an agent of this node: the log learns its messages were acknowledged. */
@@ -694,6 +755,7 @@ export class DurableService {
         bySender.set(e.sender, ids)
       }
       for (const [sender, ids] of bySender) void this.notifyExpired(sender, ids)
+      if (this.pendingReceipts.size > 0) this.retryReceipts(Date.now())
       for (const agent of this.deliveries.keys()) this.kick(agent)
       await this.handOverAll()
     } catch (err) {

@@ -237,7 +237,7 @@ export class MeshNodeImpl implements MeshNode {
       uptimeMs: Date.now() - this.startedAt,
       rejections: { ...this.router.rejections.counts },
       counters: { ...this.router.counters },
-      store: { kind: this.store.kind, durable: { ...this.durable.counters }, log: this.recorder.stats() }
+      store: { kind: this.store.kind, durable: { ...this.durable.counters, receiptsPending: this.durable.receiptsPending }, log: this.recorder.stats() }
     }
   }
 

@@ -83,7 +83,11 @@ export interface NodeStatus {
   /** The store and durable delivery: backend, what this node stored, delivered, acknowledged, expired, refused, handed over; the log writer's counts. */
   store?: {
     kind: 'sqlite' | 'postgres'
-    durable: { stored: number, replicated: number, delivered: number, acked: number, expired: number, refused: number, handedOver: number }
+    durable: {
+      stored: number, replicated: number, delivered: number, acked: number, expired: number, refused: number, handedOver: number
+      /** Receipts waiting to be forwarded to a sender that was unreachable, retries made, receipts given up (expired, or over the limit). */
+      receiptsPending: number, receiptsRetried: number, receiptsDropped: number
+    }
     log: { written: number, dropped: number, failed: number, buffered: number }
   }
 }

@@ -276,3 +276,49 @@ describe('an agent that connects to a storage node instead of its home gets the 
   })
 })
 
+
+describe('a receipt whose sender is unreachable', () => {
+  const nodes = new Nodes()
+  const restarted: Array<{ node: MeshNodeImpl, dir: string }> = []
+  after(async () => {
+    for (const r of restarted) { await r.node.stop().catch(() => {}); rmSync(r.dir, { recursive: true, force: true }) }
+    await nodes.stopAll()
+  })
+
+  test('is kept by the home node and reaches the sender once its node is back', async () => {
+    const home = await nodes.start()
+    const senderDir = tempDir()
+    const port = await freePort()
+    const senderOpts: CreateNodeOptions = { dir: senderDir, listen: [`/ip4/127.0.0.1/tcp/${port}`], api: false, bootstrap: [home.multiaddrs()[0]] }
+    let a = await createNode(senderOpts)
+    restarted.push({ node: a, dir: senderDir })
+    const hana = await home.agent('hana')
+    let alice = await a.agent('alice')
+    await a.waitForAgent(hana.id)
+    await home.waitForAgent(alice.id)
+    // Stored while hana reads nothing; then the sender's node goes away.
+    const sent: Array<{ id: string }> = []
+    for (let i = 1; i <= 3; i++) sent.push(await alice.send(hana.id, { i }, { durable: true }))
+    await a.stop()
+    // hana takes them: the home acknowledges, and cannot forward her receipt yet.
+    assert.deepEqual((await take(hana.messages(), 3)).map(m => (m.data() as { i: number }).i), [1, 2, 3])
+    await until(async () => (await home.store.stats(hana.id)).inbox.count === 0, 'inbox acknowledged')
+    await until(() => (home.status().store?.durable.receiptsPending ?? 0) > 0, 'receipt kept for the unreachable sender')
+    assert.equal(home.status().store?.durable.receiptsDropped, 0)
+    // The sender's node comes back (same identity, same address): the receipt follows.
+    a = await createNode(senderOpts)
+    restarted.push({ node: a, dir: senderDir })
+    alice = await a.agent('alice')
+    const receipts = alice.receipts()
+    const covered = new Set<string>()
+    const rit = receipts[Symbol.asyncIterator]()
+    while (covered.size < 3) {
+      const r = await within(rit.next(), 60_000, 'receipt after the sender came back')
+      for (const id of verifyReceipt(r.value.envelope.bytes, { by: hana.id }).ids) covered.add(id)
+    }
+    assert.deepEqual([...covered].sort(), sent.map(s => s.id).sort())
+    await until(async () => (await a.log({ id: sent[2].id, event: 'sent' })).records[0]?.status === 'acked', 'sender log acked', 30_000)
+    await until(() => home.status().store?.durable.receiptsPending === 0, 'nothing left to forward')
+    assert.ok((home.status().store?.durable.receiptsRetried ?? 0) > 0)
+  })
+})
