@@ -54,7 +54,7 @@ export interface RecorderOptions {
    * always see what was observed.
    */
   flushEveryMs?: number
-  /** Append at once when this many records (run members included) are buffered. Default 4,096. */
+  /** Append at once when this many records (run members included) are buffered. Default 2,048. */
   flushAtRecords?: number
 }
 
@@ -68,7 +68,7 @@ export interface RecorderStats { written: number, dropped: number, failed: numbe
  */
 const FLUSH_EVERY_MS = 200
 /** Bulk traffic appends by count before the window closes: memory and batch size stay bounded. */
-const FLUSH_AT_RECORDS = 4096
+const FLUSH_AT_RECORDS = 2048
 
 /** Most records (run members included) in one `store.log()` call: the store's limit. */
 const MAX_BATCH = 10_000
