@@ -48,14 +48,28 @@ export interface RecorderOptions {
   /** How often retention runs, ms. Default 60 000. */
   retainEveryMs?: number
   /**
-   * How long records gather before one append, ms. Default 50: the log then costs one
-   * commit (and one fsync) per interval, not one per message. Queries through the node
-   * flush first, so they always see what was observed.
+   * How long records gather before one append, ms. Default 200: the log then costs one
+   * commit (and one fsync) per interval, not one per message, and the writer thread wakes
+   * five times a second under steady traffic. Queries through the node flush first, so they
+   * always see what was observed.
    */
   flushEveryMs?: number
+  /** Append at once when this many records (run members included) are buffered. Default 2,048. */
+  flushAtRecords?: number
 }
 
 export interface RecorderStats { written: number, dropped: number, failed: number, buffered: number }
+
+/**
+ * The append window. Each append costs the event loop a fixed share (a batch's validation,
+ * its hand-off to the writer thread and the outcome's return, 0.1–1 ms) that delays whatever
+ * message is being handled at that moment; at 50 ms those moments made 57–118 of 3,000
+ * request–reply round trips slower than 2 ms, at 200 ms 12–39 (PERFORMANCE.md,
+ * "Request–reply, session 5").
+ */
+const FLUSH_EVERY_MS = 200
+/** Bulk traffic appends by count before the window closes: memory and batch size stay bounded. */
+const FLUSH_AT_RECORDS = 2048
 
 /** Most records (run members included) in one `store.log()` call: the store's limit. */
 const MAX_BATCH = 10_000
@@ -85,8 +99,10 @@ export class LogRecorder {
   private buffered = 0
   private open: OpenRun | undefined
   private flushing?: Promise<void>
-  private scheduled = false
-  private timer?: NodeJS.Timeout
+  /** The window's timer, while records wait for it. */
+  private timer: NodeJS.Timeout | undefined
+  private immediate: NodeJS.Immediate | undefined
+  private retainTimer?: NodeJS.Timeout
   private readonly counts = { written: 0, dropped: 0, failed: 0 }
   private readonly maxBuffered: number
   private stopped = false
@@ -100,8 +116,8 @@ export class LogRecorder {
   start (): void {
     const every = this.o.retainEveryMs ?? 60_000
     if (this.o.retention.maxAgeMs > 0 || this.o.retention.maxBytes > 0) {
-      this.timer = setInterval(() => { void this.retain() }, every)
-      this.timer.unref()
+      this.retainTimer = setInterval(() => { void this.retain() }, every)
+      this.retainTimer.unref()
     }
   }
 
@@ -121,11 +137,26 @@ export class LogRecorder {
       this.open = runnable ? this.openRun(ob, rec) : undefined
     }
     this.buffered++
-    if (!this.scheduled) {
-      this.scheduled = true
-      const t = setTimeout(() => { this.scheduled = false; void this.flush() }, this.o.flushEveryMs ?? 50)
-      t.unref()
+    // While an append is under way it takes these records too (it runs until the buffer is empty).
+    if (this.buffered >= (this.o.flushAtRecords ?? FLUSH_AT_RECORDS) && this.flushing === undefined) this.handOff()
+    else if (this.timer === undefined) {
+      this.timer = setTimeout(this.handOff, this.o.flushEveryMs ?? FLUSH_EVERY_MS)
+      this.timer.unref()
     }
+  }
+
+  /**
+   * Starts the append of what is buffered, in the event loop's check phase: a request or
+   * reply already readable when the window closed is read, handled and written first (the
+   * append's own main-thread work, validation and the hand-off to the writer thread, would
+   * otherwise delay it by up to a millisecond).
+   */
+  private readonly handOff = (): void => {
+    clearTimeout(this.timer)
+    this.timer = undefined
+    if (this.immediate !== undefined) return
+    this.immediate = setImmediate(() => { this.immediate = undefined; void this.flush() })
+    this.immediate.unref()
   }
 
   /**
@@ -255,8 +286,10 @@ export class LogRecorder {
   }
 
   async stop (): Promise<void> {
-    clearInterval(this.timer)
+    clearInterval(this.retainTimer)
     await this.flush()
     this.stopped = true
+    clearTimeout(this.timer)
+    if (this.immediate !== undefined) clearImmediate(this.immediate)
   }
 }
