@@ -333,7 +333,7 @@ describe('DedupCache', () => {
   test('matches the model across growth and compaction moves (many seeds; ids kept until removed)', () => {
     // Ids that do not expire, so every difference is one of order or of bookkeeping: the
     // oldest-first eviction when full, deletes of held and moved ids, and lookups while a
-    // move is under way (the cache moves 64 slots per insert, 4,096 per sweep).
+    // move is under way (the cache moves 64 slots per insert, 1,024 per sweep).
     for (let seed0 = 1; seed0 <= 8; seed0++) {
       let seed = seed0 * 7919
       const rand = (n: number): number => { seed = (seed * 1103515245 + 12345) & 0x7fffffff; return seed % n }
@@ -409,7 +409,7 @@ describe('DedupCache', () => {
 
   test('never moves more than a bounded number of slots in one add, however large it grows', () => {
     // The old resize moved every id in one add (36 ms at 2^19 ids); now each insert moves
-    // at most 64 slots and the sweep an add may run at most 4,096.
+    // at most 64 slots and the sweep an add may run at most 1,024.
     const n = 300_000
     const d = new DedupCache(n)
     let most = 0
@@ -430,7 +430,7 @@ describe('DedupCache', () => {
     assert.equal(d.size, n)
     // It grew from 1,024 slots to 2^19, so it moved at least the 2^18 ids of the last doubling.
     assert.ok(d.movedSlots >= 2 ** 18, `moved ${d.movedSlots} in all`)
-    assert.ok(most <= 64 + 4096, `one add moved ${most} slots`)
+    assert.ok(most <= 64 + 1024, `one add moved ${most} slots`)
     assert.ok(mostWithoutSweep <= 64, `one add without a sweep moved ${mostWithoutSweep} slots`)
     for (let i = 0; i < n; i += 997) assert.equal(d.has(`id${i}`), true)
     assert.equal(d.has('id-absent'), false)
