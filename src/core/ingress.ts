@@ -156,8 +156,7 @@ function checkContext (env: Envelope, hopCount: number, opts: IngressOptions, no
  * 2,000 msgs/s and the default TTL (300 s + 30 s skew) that is 16 MB instead of ~130 MB.
  * Two different ids share a hash with probability n / 2^64 per lookup (n ids held; the hash
  * seed is random per process, so collisions cannot be aimed) — about 10^-13 when full. The
- * caches share the seed so that an id looked up in two of them in a row (the dissemination
- * core's window, then the router's dedup) is hashed once.
+ * caches share the seed so that an id looked up in two of them in a row is hashed once.
  *
  * Layout: a ring of slots in insertion order (hash high, hash low, expiry) and an open-
  * addressing index (linear probing) from hash to slot; each bucket holds its slot and the
@@ -165,53 +164,57 @@ function checkContext (env: Envelope, hopCount: number, opts: IngressOptions, no
  * only for a bucket whose hash matches. Expired ids are swept at most once a
  * second: from the oldest end, plus a bounded stretch of the ring beyond it (ids with short
  * TTLs behind long-lived ones), so neither an add nor a sweep ever scans the whole cache.
+ *
+ * Growth (and compaction, when removed ids leave too many holes or index tombstones) never
+ * copies the cache in one call: that took 36 ms at 2^19 ids, ~70 ms at 2^20 — a stall of the
+ * event loop in a soak. A second ring and index are allocated, and each insert (and each
+ * sweep) moves a bounded number of slots from the oldest end of the old ring to the end of
+ * the new one (`step`). Meanwhile ids are looked up in both indexes, new ids still go to the
+ * old ring's end, and the order of all ids is the new ring's then the old ring's — so the
+ * oldest-first order of eviction and sweeping is exactly that of one ring.
  */
 export class DedupCache {
   private readonly maxEntries: number
-  // Ring of slots in insertion order: [head, head + used) modulo capacity. A removed slot
-  // inside the ring is a hole (expiry NaN) until the head passes it or the ring is compacted.
-  private hi: Uint32Array
-  private lo: Uint32Array
-  private exp: Float64Array
-  private head = 0
-  private used = 0
+  // Where ids are appended. During a move, also the younger ids still to be moved.
+  private cur: Ring
+  // During a move only: the new ring, holding the older ids (moved from `cur`'s oldest end).
+  private next: Ring | undefined
+  // The ring of the slot the last `lookup` found.
+  private at: Ring
   private live = 0
-  // Index: per bucket, slot + 1 (0 empty, -1 deleted) and the high hash half (as int32).
-  private index: Int32Array
-  private buckets: number
-  private deleted = 0
   private lastSweep = 0
   private cursor = 0
   private addsSinceSweep = 0
   // The hash of the id being looked at (set by hash()).
   private h1 = 0
   private h2 = 0
+  /** Ring slots moved between generations so far (a measure of the work `add`/`sweep` did). */
+  movedSlots = 0
 
   constructor (maxEntries: number = 1_000_000) {
     if (!Number.isInteger(maxEntries) || maxEntries < 1) throw new RangeError('maxEntries must be a positive integer')
     this.maxEntries = maxEntries
-    const capacity = Math.min(1024, ceilPow2(maxEntries))
-    this.hi = new Uint32Array(capacity)
-    this.lo = new Uint32Array(capacity)
-    this.exp = new Float64Array(capacity)
-    this.buckets = capacity * 2
-    this.index = new Int32Array(this.buckets * 2)
+    this.cur = this.at = new Ring(Math.min(1024, ceilPow2(maxEntries)))
   }
 
   /** Records `id`; false when it was already present (and not expired). */
   add (id: string, expiresAt: number, now: number = Date.now()): boolean {
     this.hash(id)
-    const slot = this.find()
-    if (slot >= 0 && this.exp[slot] >= now) return false
-    if (now - this.lastSweep > 1000) this.sweep(now)
-    if (slot >= 0 && !Number.isNaN(this.exp[slot])) {
+    let slot = this.lookup()
+    if (slot >= 0 && this.at.exp[slot] >= now) return false
+    if (now - this.lastSweep > 1000) {
+      this.sweep(now)
+      // The sweep may have removed the id, or moved it to the new ring.
+      slot = this.lookup()
+    }
+    if (slot >= 0) {
       // Known but expired: remembered again in its place (as a Map keeps a re-set key's order).
-      this.exp[slot] = expiresAt
+      this.at.exp[slot] = expiresAt
       return true
     }
     this.addsSinceSweep++
     // Still full: drop the oldest entries.
-    while (this.live >= this.maxEntries) this.removeSlot(this.head)
+    while (this.live >= this.maxEntries) this.removeOldest()
     this.insert(expiresAt)
     return true
   }
@@ -219,8 +222,8 @@ export class DedupCache {
   /** Whether `id` is held (and, given `now`, not expired). */
   has (id: string, now?: number): boolean {
     this.hash(id)
-    const slot = this.find()
-    return slot >= 0 && (now === undefined || this.exp[slot] >= now)
+    const slot = this.lookup()
+    return slot >= 0 && (now === undefined || this.at.exp[slot] >= now)
   }
 
   /**
@@ -229,15 +232,13 @@ export class DedupCache {
    */
   delete (id: string): void {
     this.hash(id)
-    const slot = this.find()
-    if (slot >= 0) this.removeSlot(slot)
+    const slot = this.lookup()
+    if (slot >= 0) this.removeAt(this.at, slot)
   }
 
   get size (): number {
     return this.live
   }
-
-  private get capacity (): number { return this.exp.length }
 
   /**
    * Two independent 32-bit hashes of `id` (Murmur3-style mixing, per-process random seeds).
@@ -267,114 +268,214 @@ export class DedupCache {
     memoId = id
   }
 
-  /** The slot holding the current hash, or -1. */
-  private find (): number {
+  /** The slot holding the current hash (in `this.at`), or -1. */
+  private lookup (): number {
+    this.at = this.cur
+    const slot = this.cur.find(this.h1, this.h2)
+    if (slot >= 0 || this.next === undefined) return slot
+    this.at = this.next
+    return this.next.find(this.h1, this.h2)
+  }
+
+  private insert (expiresAt: number): void {
+    if (this.next !== undefined) this.step(MOVE_PER_INSERT)
+    else {
+      const cur = this.cur
+      // The ring is full (of ids, or of holes left by removed ones), or the index of ids and
+      // tombstones would be over 3/4 full with this id: move to a ring twice the size if
+      // more than half of it is ids, else to one of the same size (that leaves the holes and
+      // tombstones behind).
+      if (cur.used === cur.capacity || (this.live + 1 + cur.deleted) * 4 > cur.buckets * 3) {
+        this.next = new Ring(this.live * 2 > cur.capacity ? cur.capacity * 2 : cur.capacity)
+        this.step(MOVE_PER_INSERT)
+      }
+    }
+    this.cur.append(this.h1, this.h2, expiresAt)
+    this.live++
+  }
+
+  /**
+   * Moves up to `budget` slots from the oldest end of `cur` to the end of `next` (holes are
+   * dropped, not moved); when `cur` is empty, `next` takes its place.
+   *
+   * Why a move always ends before it could run out of room: let the old ring have capacity C
+   * and hold u ≤ C slots when the move starts. Every insert first moves min(64, what is left)
+   * slots, then appends one id to the old ring, so while a move lasts the old ring shrinks by
+   * at least 63 slots per insert: it never overflows, and the move is done within u / 63 ≤ C / 63
+   * inserts, having moved at most u + C / 63 slots in all. The new ring has capacity 2C when more
+   * than C / 2 ids were held at the start, else C with at most C / 2 + C / 63 ids ever moved in —
+   * it never fills during the move either. The old index starts the move at most 3/4 full
+   * (ids + tombstones, a bucket per id) and takes one bucket per insert, C / 63 more of its 2C
+   * buckets (never full, so probing ends); the new one holds at most ~0.52 of its buckets.
+   * Nor can another move be due before this one ends (the condition is only checked then).
+   * A single `add` thus moves at most MOVE_PER_INSERT + MOVE_PER_SWEEP slots (an insert, and
+   * the sweep it may run). Measured at 1M ids (bench/dedup-growth.ts): an add during a move
+   * takes ~6 µs (median; 60 µs at p99, the first writes to the new ring's and index's pages),
+   * a sweep that moves 1,024 slots 0.1–4 ms — against 36 ms for the whole copy at 2^19 ids.
+   */
+  private step (budget: number): void {
+    const from = this.cur
+    const to = this.next as Ring
+    const mask = from.capacity - 1
+    const moved = Math.min(budget, from.used)
+    for (let n = 0; n < moved; n++) {
+      const s = from.head
+      const e = from.exp[s]
+      if (e === e) {
+        to.append(from.hi[s], from.lo[s], e)
+        from.index[2 * from.bucketOf(s)] = -1
+        from.deleted++
+      }
+      from.exp[s] = Number.NaN
+      from.head = (s + 1) & mask
+      from.used--
+    }
+    this.movedSlots += moved
+    to.prefill(2 * budget)
+    if (from.used === 0) {
+      this.cur = to
+      this.next = undefined
+      this.cursor = 0
+    }
+  }
+
+  /** Forgets the id in `slot` of `ring` (a live one). */
+  private removeAt (ring: Ring, slot: number): void {
+    ring.remove(slot)
+    this.live--
+  }
+
+  /** Forgets the oldest id (there must be one). */
+  private removeOldest (): void {
+    const ring = this.next !== undefined && this.next.used > 0 ? this.next : this.cur
+    this.removeAt(ring, ring.head)
+  }
+
+  /** Forgets expired ids (bounded work; `add` does this by itself at most once a second). */
+  sweep (now: number): void {
+    this.lastSweep = now
+    if (this.next !== undefined) this.step(MOVE_PER_SWEEP)
+    // The oldest end first: with one TTL for all, ids expire in insertion order.
+    for (;;) {
+      const ring = this.next !== undefined && this.next.used > 0 ? this.next : this.cur
+      if (!(ring.used > 0 && ring.exp[ring.head] < now)) break
+      this.removeAt(ring, ring.head)
+    }
+    // Then a stretch of the rest, at least twice what was added since the last sweep, so
+    // that short-lived ids behind long-lived ones are found within a few passes. Positions
+    // count from the oldest id: the new ring's, then the old ring's.
+    let budget = Math.max(4096, 2 * this.addsSinceSweep)
+    this.addsSinceSweep = 0
+    for (; budget > 0; budget--) {
+      const older = this.next !== undefined ? this.next.used : 0
+      if (this.cursor >= older + this.cur.used) { this.cursor = 0; break }
+      const ring = this.cursor < older ? this.next as Ring : this.cur
+      const s = (ring.head + this.cursor - (ring === this.cur ? older : 0)) & (ring.capacity - 1)
+      this.cursor++
+      if (ring.exp[s] < now) {
+        const before = ring.head
+        this.removeAt(ring, s)
+        // Removing at the head moved it: positions are relative to the head.
+        if (ring.head !== before) this.cursor = 0
+      }
+    }
+  }
+}
+
+/** Slots a move takes per insert, and per sweep (see DedupCache.step for why these suffice). */
+const MOVE_PER_INSERT = 64
+const MOVE_PER_SWEEP = 1024
+
+/**
+ * One generation of a DedupCache: the ring of slots [head, head + used) modulo capacity (a
+ * power of two) in insertion order — a removed slot inside it is a hole (expiry NaN) until the
+ * head passes it — and its index: per bucket, slot + 1 (0 empty, -1 deleted) and the high hash
+ * half (as int32).
+ */
+class Ring {
+  readonly hi: Uint32Array
+  readonly lo: Uint32Array
+  readonly exp: Float64Array
+  readonly index: Int32Array
+  readonly buckets: number
+  head = 0
+  used = 0
+  deleted = 0
+  // Slots [0, filled) have been written through (prefill).
+  private filled = 0
+
+  constructor (capacity: number) {
+    this.hi = new Uint32Array(capacity)
+    this.lo = new Uint32Array(capacity)
+    this.exp = new Float64Array(capacity)
+    this.buckets = capacity * 2
+    this.index = new Int32Array(this.buckets * 2)
+  }
+
+  get capacity (): number { return this.exp.length }
+
+  /** The slot holding the hash (h1, h2), or -1. */
+  find (h1: number, h2: number): number {
     const mask = this.buckets - 1
     const idx = this.index
-    const tag = this.h1 | 0
-    for (let i = this.h2 & mask; ; i = (i + 1) & mask) {
+    const tag = h1 | 0
+    for (let i = h2 & mask; ; i = (i + 1) & mask) {
       const v = idx[2 * i]
       if (v === 0) return -1
-      if (v > 0 && idx[2 * i + 1] === tag && this.lo[v - 1] === this.h2) return v - 1
+      if (v > 0 && idx[2 * i + 1] === tag && this.lo[v - 1] === h2) return v - 1
     }
   }
 
   /** The index bucket pointing at `slot` (which must be indexed). */
-  private bucketOf (slot: number): number {
+  bucketOf (slot: number): number {
     const mask = this.buckets - 1
     for (let i = this.lo[slot] & mask; ; i = (i + 1) & mask) {
       if (this.index[2 * i] === slot + 1) return i
     }
   }
 
-  private insert (expiresAt: number): void {
-    if (this.used === this.capacity) this.resize(this.live * 2 > this.capacity ? this.capacity * 2 : this.capacity)
-    const slot = (this.head + this.used) % this.capacity
-    this.hi[slot] = this.h1
-    this.lo[slot] = this.h2
+  /** Writes an id at the end of the ring (which must have room) and indexes it. */
+  append (h1: number, h2: number, expiresAt: number): void {
+    const slot = (this.head + this.used) & (this.capacity - 1)
+    this.hi[slot] = h1
+    this.lo[slot] = h2
     this.exp[slot] = expiresAt
     this.used++
-    this.live++
-    this.indexSlot(slot)
-    if ((this.live + this.deleted) * 4 > this.buckets * 3) this.resize(this.capacity)
-  }
-
-  private indexSlot (slot: number): void {
     const mask = this.buckets - 1
-    let i = this.lo[slot] & mask
+    let i = h2 & mask
     while (this.index[2 * i] > 0) i = (i + 1) & mask
     if (this.index[2 * i] === -1) this.deleted--
     this.index[2 * i] = slot + 1
-    this.index[2 * i + 1] = this.hi[slot] | 0
+    this.index[2 * i + 1] = h1 | 0
   }
 
   /** Forgets the id in `slot` (a live one); a hole stays in the ring unless it is the head. */
-  private removeSlot (slot: number): void {
+  remove (slot: number): void {
     this.index[2 * this.bucketOf(slot)] = -1
     this.deleted++
     this.exp[slot] = Number.NaN
-    this.live--
-    this.trimHead()
-  }
-
-  /** Moves the head past holes. */
-  private trimHead (): void {
+    // Move the head past holes.
     while (this.used > 0 && Number.isNaN(this.exp[this.head])) {
-      this.head = (this.head + 1) % this.capacity
+      this.head = (this.head + 1) & (this.capacity - 1)
       this.used--
     }
     if (this.used === 0) this.head = 0
   }
 
-  /** Copies the live slots, in order, into rings of `capacity` and a fresh index. */
-  private resize (capacity: number): void {
-    const hi = new Uint32Array(capacity)
-    const lo = new Uint32Array(capacity)
-    const exp = new Float64Array(capacity)
-    // Written through once, so the whole ring is resident from here: the cache's memory steps
-    // up when it grows, instead of creeping up page by page until the ring first wraps
-    // (minutes later, at the default window — a slope in a soak's RSS that is no leak).
-    hi.fill(0); lo.fill(0); exp.fill(0)
-    let n = 0
-    for (let k = 0; k < this.used; k++) {
-      const s = (this.head + k) % this.capacity
-      if (Number.isNaN(this.exp[s])) continue
-      hi[n] = this.hi[s]; lo[n] = this.lo[s]; exp[n] = this.exp[s]
-      n++
-    }
-    this.hi = hi
-    this.lo = lo
-    this.exp = exp
-    this.head = 0
-    this.used = n
-    this.cursor = 0
-    this.buckets = capacity * 2
-    this.index = new Int32Array(this.buckets * 2)
-    this.deleted = 0
-    for (let s = 0; s < n; s++) this.indexSlot(s)
-  }
-
-  /** Forgets expired ids (bounded work; `add` does this by itself at most once a second). */
-  sweep (now: number): void {
-    this.lastSweep = now
-    // The oldest end first: with one TTL for all, ids expire in insertion order.
-    while (this.used > 0 && this.exp[this.head] < now) this.removeSlot(this.head)
-    // Then a stretch of the rest, at least twice what was added since the last sweep, so
-    // that short-lived ids behind long-lived ones are found within a few passes.
-    let budget = Math.max(4096, 2 * this.addsSinceSweep)
-    this.addsSinceSweep = 0
-    if (this.cursor >= this.used) this.cursor = 0
-    for (; budget > 0 && this.used > 0; budget--) {
-      if (this.cursor >= this.used) { this.cursor = 0; break }
-      const s = (this.head + this.cursor) % this.capacity
-      this.cursor++
-      if (this.exp[s] < now) {
-        const before = this.head
-        this.removeSlot(s)
-        // Removing at the head moved it: positions are relative to the head.
-        if (this.head !== before) this.cursor = 0
-      }
-    }
+  /**
+   * Writes through up to `count` more slots beyond the end of a ring being moved into (it
+   * has not wrapped), so that the cache's memory steps up while it grows instead of creeping
+   * up page by page until the ring first wraps (minutes later, at the default window — a
+   * slope in a soak's RSS that is no leak).
+   */
+  prefill (count: number): void {
+    const from = Math.max(this.filled, this.head + this.used)
+    const to = Math.min(this.capacity, from + count)
+    if (from >= to) return
+    this.hi.fill(0, from, to)
+    this.lo.fill(0, from, to)
+    this.exp.fill(0, from, to)
+    this.filled = to
   }
 }
 

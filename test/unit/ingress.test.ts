@@ -330,6 +330,129 @@ describe('DedupCache', () => {
     }
   })
 
+  test('matches the model across growth and compaction moves (many seeds; ids kept until removed)', () => {
+    // Ids that do not expire, so every difference is one of order or of bookkeeping: the
+    // oldest-first eviction when full, deletes of held and moved ids, and lookups while a
+    // move is under way (the cache moves 64 slots per insert, 1,024 per sweep).
+    for (let seed0 = 1; seed0 <= 8; seed0++) {
+      let seed = seed0 * 7919
+      const rand = (n: number): number => { seed = (seed * 1103515245 + 12345) & 0x7fffffff; return seed % n }
+      // 300: full most of the time, with moves (from 512 slots to 1,024, then compactions)
+      // while the oldest ids are evicted.
+      const max = [300, 2500, 300, 5000][seed0 % 4]
+      const d = new DedupCache(max)
+      const model = new Map<string, number>()
+      let now = 0
+      let next = 0
+      const ids: string[] = []
+      const pick = (): string => ids.length > 0 && rand(3) > 0 ? ids[rand(ids.length)] : `n${next++}`
+      let moves = 0
+      for (let phase = 0; phase < 4; phase++) {
+        // Even phases grow the cache; odd ones delete about as much as they add, leaving
+        // holes and tombstones that force same-size moves (compactions).
+        const deletes = phase % 2 === 0 ? 20 : 48
+        const movedBefore = d.movedSlots
+        for (let i = 0; i < 4 * max; i++) {
+          now += rand(3)
+          const op = rand(100)
+          const id = pick()
+          if (op < deletes) {
+            d.delete(id)
+            model.delete(id)
+          } else if (op < deletes + 10) {
+            assert.equal(d.has(id, now), model.has(id), `has ${id} (seed ${seed0}, phase ${phase}, op ${i})`)
+            continue
+          } else if (op < deletes + 11) {
+            d.sweep(now)
+          } else {
+            const fresh = !model.has(id)
+            if (fresh) for (const k of model.keys()) { if (model.size < max) break; model.delete(k) }
+            if (fresh) model.set(id, now)
+            assert.equal(d.add(id, 1e12, now), fresh, `add ${id} (seed ${seed0}, phase ${phase}, op ${i})`)
+            if (fresh) ids.push(id)
+          }
+          assert.equal(d.size, model.size, `size (seed ${seed0}, phase ${phase}, op ${i})`)
+          if (ids.length > 4 * max) ids.splice(0, max)
+        }
+        moves += d.movedSlots - movedBefore
+        for (const id of ids) assert.equal(d.has(id), model.has(id), `end of phase ${phase}: ${id}`)
+      }
+      // Growth (max 2,500 and 5,000: from 1,024 slots to 4,096 and 8,192) or compactions ran.
+      assert.ok(moves > max, `moved ${moves} slots in all (seed ${seed0})`)
+    }
+  })
+
+  test('when full during a move, evicts the oldest ids first (moved ones before those still to move)', () => {
+    // 1,000 ids in a ring of 1,024; removing some in the middle and adding more fills the
+    // ring (holes included), which starts a move to 2,048 slots while the cache is full.
+    for (const holes of [30, 100, 400]) {
+      const d = new DedupCache(1000)
+      const model = new Map<string, true>()
+      const add = (id: string): void => {
+        if (!model.has(id)) for (const k of model.keys()) { if (model.size < 1000) break; model.delete(k) }
+        model.set(id, true)
+        d.add(id, 1e12, 0)
+      }
+      for (let i = 0; i < 1000; i++) add(`a${i}`)
+      for (let i = 0; i < holes; i++) { d.delete(`a${300 + 2 * i}`); model.delete(`a${300 + 2 * i}`) }
+      const movedBefore = d.movedSlots
+      for (let i = 0; i < holes + 200; i++) {
+        add(`b${i}`)
+        assert.equal(d.size, model.size)
+        // Now and then an old id again (a duplicate, or a fresh add if it was evicted).
+        if (i % 7 === 0) add(`a${i * 3}`)
+      }
+      assert.ok(d.movedSlots > movedBefore, 'a move ran')
+      for (const p of ['a', 'b']) for (let i = 0; i < 1000; i++) assert.equal(d.has(`${p}${i}`), model.has(`${p}${i}`), `${p}${i} with ${holes} holes`)
+    }
+  })
+
+  test('never moves more than a bounded number of slots in one add, however large it grows', () => {
+    // The old resize moved every id in one add (36 ms at 2^19 ids); now each insert moves
+    // at most 64 slots and the sweep an add may run at most 1,024.
+    const n = 300_000
+    const d = new DedupCache(n)
+    let most = 0
+    let mostWithoutSweep = 0
+    let now = 0
+    let lastSweep = 0
+    for (let i = 0; i < n; i++) {
+      const before = d.movedSlots
+      now += 3
+      // add sweeps when a second has passed since the last sweep.
+      const sweeps = now - lastSweep > 1000
+      if (sweeps) lastSweep = now
+      assert.ok(d.add(`id${i}`, 1e12, now))
+      const moved = d.movedSlots - before
+      most = Math.max(most, moved)
+      if (!sweeps) mostWithoutSweep = Math.max(mostWithoutSweep, moved)
+    }
+    assert.equal(d.size, n)
+    // It grew from 1,024 slots to 2^19, so it moved at least the 2^18 ids of the last doubling.
+    assert.ok(d.movedSlots >= 2 ** 18, `moved ${d.movedSlots} in all`)
+    assert.ok(most <= 64 + 1024, `one add moved ${most} slots`)
+    assert.ok(mostWithoutSweep <= 64, `one add without a sweep moved ${mostWithoutSweep} slots`)
+    for (let i = 0; i < n; i += 997) assert.equal(d.has(`id${i}`), true)
+    assert.equal(d.has('id-absent'), false)
+  })
+
+  test('compaction is incremental too: a cache churned by deletes moves a bounded number of slots per add', () => {
+    const d = new DedupCache(100_000)
+    for (let i = 0; i < 60_000; i++) d.add(`keep${i}`, 1e12, 0)
+    let most = 0
+    const movedBefore = d.movedSlots
+    for (let i = 0; i < 400_000; i++) {
+      const before = d.movedSlots
+      d.add(`churn${i}`, 1e12, 0)
+      d.delete(`churn${i}`)
+      most = Math.max(most, d.movedSlots - before)
+    }
+    assert.ok(d.movedSlots - movedBefore >= 60_000, 'the churn forced at least one compaction')
+    assert.ok(most <= 64, `one add moved ${most} slots`)
+    assert.equal(d.size, 60_000)
+    for (let i = 0; i < 60_000; i += 101) assert.equal(d.has(`keep${i}`), true)
+  })
+
   test('adding to a full cache costs O(1), not a scan of the cache', () => {
     const n = 100_000
     const d = new DedupCache(n)
