@@ -19,6 +19,7 @@
  * - `expire()` runs on a timer; senders learn of expiries through the message log
  *   (status `expired`, pushed to the sender's node with an `expired` request).
  */
+import { setTimeout as sleep } from 'node:timers/promises'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { Stream } from '@libp2p/interface'
@@ -102,6 +103,8 @@ export const RECEIPT_RETRY = { firstDelayMs: 1_000, maxDelayMs: 30_000, maxPendi
 const REPLICA_TIMEOUT_MS = 3_000
 /** A peer that failed to answer is not asked again for this long. */
 const DOWN_BACKOFF_MS = 2_000
+/** How often a holder that did not take an `ack` notice is asked again (after 1, 2, 4 s). */
+const ACK_NOTICE_RETRIES = 3
 
 const DEFINITE = new Set(['QuotaExceededError', 'MessageExpiredError', 'AgentNotFoundError', 'InvalidEnvelopeError', 'MessageTooLargeError', 'InvalidArgumentError', 'StoreReadOnlyError'])
 
@@ -708,11 +711,27 @@ export class DurableService {
     } catch { /* not a well-formed receipt: the SDK ignores it too */ }
   }
 
-  /** Passes the agent's signed receipt to every node that may hold copies: they verify it and drop theirs. */
+  /**
+   * Passes the agent's signed receipt to every node that may hold copies: they verify it and
+   * drop theirs. A node that does not answer is asked again after 1, 2 and 4 s (a request to a
+   * node that failed in the last 2 s fails at once, DOWN_BACKOFF_MS, so one retry is always
+   * past that); after that its copies are settled by its own hand-over, which offers them to
+   * the home node again after a minute and drops those the home reports processed.
+   */
   private async notifyAcked (agent: AgentId, receipt: Uint8Array): Promise<void> {
     const peers = new Set([...this.replicaSet(agent, new Set([this.c.peerId]), false), ...(this.holders.get(agent) ?? [])])
     peers.delete(this.c.peerId)
-    await Promise.allSettled([...peers].map(async p => await this.request(p, [], { op: 'ack', rc: receipt }, {})))
+    await Promise.allSettled([...peers].map(async p => {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          await this.request(p, [], { op: 'ack', rc: receipt }, {})
+          return
+        } catch (err) {
+          if (attempt >= ACK_NOTICE_RETRIES || this.stopped) throw err
+          await sleep(1000 * 2 ** attempt, undefined, { ref: false })
+        }
+      }
+    }))
   }
 
   /** Tells the sender's node that its messages expired undelivered (best effort; its log then says so). */
