@@ -40,6 +40,17 @@ async function until (pred: () => Promise<boolean> | boolean, what: string, ms: 
   }
 }
 
+/** Nodes of a describe block, and nodes it starts itself in a data dir of its own to restart them: all stopped and removed after it. */
+function nodesWithRestarts (): { nodes: Nodes, restarted: Array<{ node: MeshNodeImpl, dir: string }> } {
+  const nodes = new Nodes()
+  const restarted: Array<{ node: MeshNodeImpl, dir: string }> = []
+  after(async () => {
+    for (const r of restarted) { await r.node.stop().catch(() => {}); rmSync(r.dir, { recursive: true, force: true }) }
+    await nodes.stopAll()
+  })
+  return { nodes, restarted }
+}
+
 describe('replica choice', () => {
   test('k storage nodes by XOR distance, deterministic, home excluded', () => {
     const nodes = Array.from({ length: 6 }, (_, i) => ({ peer: `peer-${i}`, roles: i === 5 ? ['full'] : ['storage'] }))
@@ -190,12 +201,7 @@ describe('durable delivery', () => {
 })
 
 describe('home node down: replicas hold, hand over, and the agent gets everything in order once', () => {
-  const nodes = new Nodes()
-  const restarted: Array<{ node: MeshNodeImpl, dir: string }> = []
-  after(async () => {
-    for (const r of restarted) { await r.node.stop().catch(() => {}); rmSync(r.dir, { recursive: true, force: true }) }
-    await nodes.stopAll()
-  })
+  const { nodes, restarted } = nodesWithRestarts()
 
   let s1: MeshNodeImpl
   before(async () => { s1 = await nodes.start({ roles: ['full', 'storage'] }) })
@@ -276,14 +282,8 @@ describe('an agent that connects to a storage node instead of its home gets the 
   })
 })
 
-
 describe('a receipt whose sender is unreachable', () => {
-  const nodes = new Nodes()
-  const restarted: Array<{ node: MeshNodeImpl, dir: string }> = []
-  after(async () => {
-    for (const r of restarted) { await r.node.stop().catch(() => {}); rmSync(r.dir, { recursive: true, force: true }) }
-    await nodes.stopAll()
-  })
+  const { nodes, restarted } = nodesWithRestarts()
 
   test('is kept by the home node and reaches the sender once its node is back', async () => {
     const home = await nodes.start()
