@@ -322,3 +322,30 @@ describe('a receipt whose sender is unreachable', () => {
     assert.ok((home.status().store?.durable.receiptsRetried ?? 0) > 0)
   })
 })
+
+describe('a replica that misses the acknowledgement notice', () => {
+  const nodes = new Nodes()
+  after(async () => { await nodes.stopAll() })
+
+  test('is told again and drops its copies within seconds, not at its next hand-over a minute later', async () => {
+    const s1 = await nodes.start({ roles: ['full', 'storage'] })
+    const boot = [s1.multiaddrs()[0]]
+    const home = await nodes.start({ bootstrap: boot })
+    const a = await nodes.start({ bootstrap: boot })
+    const ivy = await home.agent('ivy')
+    const alice = await a.agent('alice')
+    await a.waitForAgent(ivy.id)
+    await until(() => a.nodeRecords().some(r => r.roles.includes('storage')), 'the storage node known at the sender')
+    const held = async (): Promise<number> => (await s1.store.stats(ivy.id)).inbox.count
+    for (let i = 1; i <= 2; i++) assert.equal((await alice.send(ivy.id, { i }, { durable: true })).durable?.replicas, 1)
+    await until(async () => await held() === 2, 'replica copies at the storage node')
+    // The replica has offered its copies to the (reachable) home node once: it offers them again only a minute later.
+    await until(() => s1.status().store?.durable.handedOver === 2, 'the replica\'s first hand-over')
+    // The home node's last request to the replica failed a moment ago: its first notice fails at once.
+    const downUntil = (home.durable as unknown as { downUntil: Map<string, number> }).downUntil
+    downUntil.set(s1.peerId, Date.now() + 1500)
+    assert.deepEqual((await take(ivy.messages(), 2)).map(m => (m.data() as { i: number }).i), [1, 2])
+    await until(async () => (await home.store.stats(ivy.id)).inbox.count === 0, 'acknowledged at the home node')
+    await until(async () => await held() === 0, 'replica copies dropped after the notice was sent again', 15_000)
+  })
+})
