@@ -304,11 +304,7 @@ export class DurableService {
     // As home with no replicas to make and no hand-over: one `enqueueMany` for the batch.
     const rs = req.home == null && req.ho !== true && this.o.replicas === 0 ? await this.storeBatchAsHome(res.results, peer) : await Promise.all(res.results.map(async (r): Promise<DurableAnswer> => {
       try {
-        if (!r.ok) {
-          this.c.observe({ event: 'rejected', id: r.id, reason: r.reason })
-          throw refusalOf(r.reason, r.detail, r.id)
-        }
-        return await this.serveEnvelope(durableOnly(r.envelope), req.home, req.ho, peer)
+        return await this.serveEnvelope(this.carried(r), req.home, req.ho, peer)
       } catch (err) {
         return responseOf(err)
       }
@@ -331,11 +327,7 @@ export class DurableService {
     const at: number[] = []
     results.forEach((r, i) => {
       try {
-        if (!r.ok) {
-          this.c.observe({ event: 'rejected', id: r.id, reason: r.reason })
-          throw refusalOf(r.reason, r.detail, r.id)
-        }
-        const env = durableOnly(r.envelope)
+        const env = this.carried(r)
         this.checkHome((env.to as AgentId[])[0])
         envs.push(env)
         at.push(i)
@@ -367,6 +359,15 @@ export class DurableService {
       this.holdersOf(recipient).add(peer)
     }
     return rs
+  }
+
+  /** A `putb`'s carried envelope as checked with its batch: the durable envelope, or its refusal (logged) thrown. */
+  private carried (r: IngressResult): Envelope {
+    if (!r.ok) {
+      this.c.observe({ event: 'rejected', id: r.id, reason: r.reason })
+      throw refusalOf(r.reason, r.detail, r.id)
+    }
+    return durableOnly(r.envelope)
   }
 
   private checkHome (recipient: AgentId): void {

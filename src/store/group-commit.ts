@@ -94,6 +94,14 @@ export function createGroupCommit<Op, R> (init: GroupCommitInit<Op, R>): GroupCo
     })()
   }
 
+  /** Takes a still-queued item out (it is then never written); false once it is in a batch. */
+  function unqueue (item: Item<Op, R>): boolean {
+    const i = queue.indexOf(item)
+    if (i === -1) return false
+    queue.splice(i, 1)
+    return true
+  }
+
   return {
     submit (op, signal) {
       if (signal?.aborted === true) return Promise.reject(abortReason(signal, 'store write'))
@@ -102,10 +110,7 @@ export function createGroupCommit<Op, R> (init: GroupCommitInit<Op, R>): GroupCo
         if (signal != null) {
           // Aborted while still queued: take it out, so it is never written.
           item.onAbort = () => {
-            const i = queue.indexOf(item)
-            if (i === -1) return
-            queue.splice(i, 1)
-            reject(abortReason(signal, 'store write'))
+            if (unqueue(item)) reject(abortReason(signal, 'store write'))
           }
           signal.addEventListener('abort', item.onAbort, { once: true })
         }
@@ -139,12 +144,7 @@ export function createGroupCommit<Op, R> (init: GroupCommitInit<Op, R>): GroupCo
           // Aborted while some are still queued: those are taken out, so never written.
           onAbort = (): void => {
             const error = abortReason(signal, 'store write')
-            for (const item of items) {
-              const i = queue.indexOf(item)
-              if (i === -1) continue
-              queue.splice(i, 1)
-              item.reject(error)
-            }
+            for (const item of items) if (unqueue(item)) item.reject(error)
           }
           signal.addEventListener('abort', onAbort, { once: true })
         }

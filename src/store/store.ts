@@ -149,11 +149,7 @@ export function createMessageStore (backend: Backend, settings: StoreSettings): 
 
     async enqueue (entry: InboxEntryInit, options: EnqueueOptions = {}): Promise<EnqueueResult> {
       ensureWritable(options.signal, 'enqueue')
-      const e = normalizeEntry(entry, options.owned === true)
-      const quota = quotaFor(options.quota)
-      const now = settings.clock()
-      if (e.expiresAt <= now) throw new MessageExpiredError(`message ${e.id} expired at ${e.expiresAt}`, { details: { recipient: e.recipient, id: e.id, expiresAt: e.expiresAt, now } })
-      return await write({ kind: 'enqueue', entry: e, quota }, options.signal)
+      return await write(enqueueOp(entry, options.owned === true, quotaFor(options.quota), settings.clock()), options.signal)
     },
 
     async enqueueMany (entries: InboxEntryInit[], options: EnqueueOptions = {}): Promise<EnqueueOutcome[]> {
@@ -166,9 +162,7 @@ export function createMessageStore (backend: Backend, settings: StoreSettings): 
       const at: number[] = []
       entries.forEach((entry, i) => {
         try {
-          const e = normalizeEntry(entry, options.owned === true)
-          if (e.expiresAt <= now) throw new MessageExpiredError(`message ${e.id} expired at ${e.expiresAt}`, { details: { recipient: e.recipient, id: e.id, expiresAt: e.expiresAt, now } })
-          ops.push({ kind: 'enqueue', entry: e, quota })
+          ops.push(enqueueOp(entry, options.owned === true, quota, now))
           at.push(i)
         } catch (err) {
           outcomes[i] = { ok: false, error: err as Error }
@@ -283,4 +277,11 @@ export function createMessageStore (backend: Backend, settings: StoreSettings): 
     }
   }
   return store
+}
+
+/** An inbox entry checked and normalized for the writer; throws its typed error (invalid, or expired at `now`). */
+function enqueueOp (entry: InboxEntryInit, owned: boolean, quota: InboxQuota, now: number): WriteOp {
+  const e = normalizeEntry(entry, owned)
+  if (e.expiresAt <= now) throw new MessageExpiredError(`message ${e.id} expired at ${e.expiresAt}`, { details: { recipient: e.recipient, id: e.id, expiresAt: e.expiresAt, now } })
+  return { kind: 'enqueue', entry: e, quota }
 }
