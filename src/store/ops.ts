@@ -12,7 +12,7 @@ import type { OpOutcome } from './group-commit.ts'
 import { heldKey, planEnqueue, usageKeyOf, usageMapKey, type PlanState, type SeqSlot, type Usage, type UsageRow, type UsageScope } from './plan.ts'
 import type { NormalizedEntry, NormalizedLogRecord, NormalizedPatch } from './validate.ts'
 import { bucketNumbers, bucketsOf, logIdHash } from './query.ts'
-import { encodeMembers, planLogRows, RUN_ID_SHIFT, type RunMember } from './log-runs.ts'
+import { encodeMembers, memberIdAt, planLogRows, RUN_ID_SHIFT, type RunMember } from './log-runs.ts'
 import { logRange, membersOf } from './reads.ts'
 import type { AckResult, ExpiredEntry, ExpireResult, RetainResult } from './types.ts'
 import type { AgentId, MessageId } from '../core/ids.ts'
@@ -441,9 +441,11 @@ const LOG_ROW_COLUMNS = LOG_INSERT_COLUMNS.join(', ')
 
 /**
  * Writes `row` (every stored column, as read) again as the records `members[a … b)` of its
- * run: a row of its own for one record, a shorter run for several.
+ * run: a row of its own for one record, a shorter run for several. A record left on its own
+ * takes its `log_status` entry (if any) into its row: only members of runs have entries.
  */
-async function writeRunPart (ctx: OpContext, row: Row, members: RunMember[], a: number, b: number, patch?: NormalizedPatch): Promise<void> {
+async function writeRunPart (ctx: OpContext, row: Row, members: RunMember[], a: number, b: number): Promise<void> {
+  const { sql, d } = ctx
   const seq = num(row.seq) + a
   const first = members[a]
   const part = members.slice(a, b)
@@ -457,18 +459,27 @@ async function writeRunPart (ctx: OpContext, row: Row, members: RunMember[], a: 
     n: part.length,
     members: part.length > 1 ? encodeMembers(part, first.originTs) : null
   }
-  if (patch?.status != null) values.status = patch.status
-  if (patch?.ackedTs != null) values.acked_ts = patch.ackedTs
-  if (patch?.reason != null) values.reason = patch.reason
-  await ctx.sql.run(`INSERT INTO ${ctx.d.table('log')} (${LOG_ROW_COLUMNS}) VALUES ${valuesList(1, LOG_INSERT_COLUMNS.length)}`, LOG_INSERT_COLUMNS.map(c => values[c] ?? null))
+  if (part.length === 1) {
+    const status = d.table('log_status')
+    const own = (await sql.all(`SELECT status, acked_ts, reason FROM ${status} WHERE s = ?`, [seq]))[0]
+    if (own != null) {
+      if (own.status != null) values.status = own.status
+      if (own.acked_ts != null) values.acked_ts = own.acked_ts
+      if (own.reason != null) values.reason = own.reason
+      await sql.run(`DELETE FROM ${status} WHERE s = ?`, [seq])
+    }
+  }
+  await sql.run(`INSERT INTO ${d.table('log')} (${LOG_ROW_COLUMNS}) VALUES ${valuesList(1, LOG_INSERT_COLUMNS.length)}`, LOG_INSERT_COLUMNS.map(c => values[c] ?? null))
   // `log_ids` holds the members of runs only: a record on its own is found by the row's `idh`.
   // By its whole key: a range of positions alone scans the bucket's 4 096 entries.
-  if (part.length === 1) await ctx.sql.run(`DELETE FROM ${ctx.d.table('log_ids')} WHERE b = ? AND idh = ? AND s = ?`, [Math.floor(seq / 2 ** RUN_ID_SHIFT), values.idh, seq])
+  if (part.length === 1) await sql.run(`DELETE FROM ${d.table('log_ids')} WHERE b = ? AND idh = ? AND s = ?`, [Math.floor(seq / 2 ** RUN_ID_SHIFT), values.idh, seq])
 }
 
 /**
- * The runs holding a record of `id` (optionally of one event), each split so that record
- * becomes a row of its own, which gets `patch`; the count of records changed.
+ * The members of runs that are records of `id` (optionally of one event) get `patch` in
+ * `log_status`, keyed by their position: one small upsert each, the run's row untouched
+ * (fields the patch leaves out keep an earlier entry's value, or the run's). The count of
+ * records changed.
  */
 async function updateInRuns (ctx: OpContext, id: string, patch: NormalizedPatch, event: string | null, lo: number, hi: number): Promise<number> {
   const { sql, d } = ctx
@@ -481,16 +492,12 @@ async function updateInRuns (ctx: OpContext, id: string, patch: NormalizedPatch,
   }
   let changed = 0
   for (const s of positions) {
-    const found = await sql.all(`SELECT ${LOG_ROW_COLUMNS} FROM ${log} WHERE seq <= ? ORDER BY seq DESC LIMIT 1`, [s])
-    const row = found[0]
+    const row = (await sql.all(`SELECT seq, n, event, members FROM ${log} WHERE seq <= ? ORDER BY seq DESC LIMIT 1`, [s]))[0]
     if (row == null || num(row.n) <= 1 || s >= num(row.seq) + num(row.n) || (event != null && row.event !== event)) continue
-    const members = membersOf(row)
-    const k = s - num(row.seq)
-    if (members[k].id !== id) continue
-    await sql.run(`DELETE FROM ${log} WHERE seq = ?`, [row.seq])
-    if (k > 0) await writeRunPart(ctx, row, members, 0, k)
-    await writeRunPart(ctx, row, members, k, k + 1, patch)
-    if (k + 1 < members.length) await writeRunPart(ctx, row, members, k + 1, members.length)
+    if (!(row.members instanceof Uint8Array) || memberIdAt(row.members, s - num(row.seq)) !== id) continue
+    await sql.run(`INSERT INTO ${d.table('log_status')} AS o (s, status, acked_ts, reason) VALUES (?, ?, ?, ?) ON CONFLICT (s) DO UPDATE SET ` +
+      'status = COALESCE(excluded.status, o.status), acked_ts = COALESCE(excluded.acked_ts, o.acked_ts), reason = COALESCE(excluded.reason, o.reason)',
+    [s, patch.status, patch.ackedTs, patch.reason])
     changed++
   }
   return changed
@@ -510,7 +517,7 @@ async function updateStatus (ctx: OpContext, id: string, patch: NormalizedPatch,
   let where = `${b.sql} AND idh = ? AND id = ? AND n = 1`
   if (event != null) { where += ' AND event = ?'; params.push(event) }
   const single = await ctx.sql.run(`UPDATE ${ctx.d.table('log')} SET ${sets.join(', ')} WHERE ${where}`, params)
-  // Then records in runs (after: split out, they are rows of their own the UPDATE must not count again).
+  // Then members of runs (their own entries in log_status).
   return single + await updateInRuns(ctx, id, patch, event, range.lo, range.hi)
 }
 
@@ -534,7 +541,10 @@ async function deleteLogRecords (ctx: OpContext, parts: Array<{ row: Row, count:
     const n = num(row.n)
     deleted += count
     bytes += recordBytes(row) * count
-    if (n > 1) await deleteRunIds(ctx, seq, seq + count)
+    if (n > 1) {
+      await deleteRunIds(ctx, seq, seq + count)
+      await sql.run(`DELETE FROM ${d.table('log_status')} WHERE s >= ? AND s < ?`, [seq, seq + count])
+    }
     if (count >= n) { whole.push(seq); continue }
     const full = (await sql.all(`SELECT ${LOG_ROW_COLUMNS} FROM ${log} WHERE seq = ?`, [seq]))[0]
     const members = membersOf(full)
