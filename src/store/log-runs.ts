@@ -186,3 +186,38 @@ export function decodeMembers (bytes: Uint8Array, n: number, baseTs: number): Ru
   if (at !== bytes.length) throw new RunFormatError(`members hold more than ${n} members`)
   return out
 }
+
+/**
+ * The members of a run whose id is `id` (`k`: the index in the run), found by comparing bytes:
+ * the others are skipped, not decoded (a lookup by id reads runs of up to 512 members). Throws
+ * `RunFormatError` as `decodeMembers` does.
+ */
+export function findMembers (bytes: Uint8Array, n: number, baseTs: number, id: string): Array<RunMember & { k: number }> {
+  const want = Buffer.from(id, 'utf8')
+  const out: Array<RunMember & { k: number }> = []
+  let at = 0
+  const varint = (): number => {
+    let v = 0
+    let mul = 1
+    for (let k = 0; k < 8; k++) {
+      if (at >= bytes.length) throw new RunFormatError('members end inside a number')
+      const b = bytes[at++]
+      v += (b & 0x7f) * mul
+      if (b < 0x80) return v
+      mul *= 128
+    }
+    throw new RunFormatError('members hold a number that is too long')
+  }
+  for (let i = 0; i < n; i++) {
+    const len = varint()
+    if (len === 0 || at + len > bytes.length) throw new RunFormatError('members hold a malformed id')
+    let same = len === want.length
+    for (let j = 0; same && j < len; j++) same = bytes[at + j] === want[j]
+    at += len
+    const size = varint()
+    const delta = varint()
+    if (same) out.push({ k: i, id, size, originTs: baseTs + unzigzag(delta) })
+  }
+  if (at !== bytes.length) throw new RunFormatError(`members hold more than ${n} members`)
+  return out
+}

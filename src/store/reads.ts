@@ -8,7 +8,7 @@ import { StoreCorruptError } from './errors.ts'
 import { chunks, num, optNum, optStr, type Dialect, type Row, type Sql } from './backend.ts'
 import { buildLogQuery, encodeInboxCursor, encodeLogCursor, LOG_COLUMNS, logFrom, type LogPageOptions, type NormalizedFilter } from './query.ts'
 import { payloadChecksum, plainBytes } from './validate.ts'
-import { decodeMembers, RunFormatError, type RunMember } from './log-runs.ts'
+import { decodeMembers, findMembers, RunFormatError, type RunMember } from './log-runs.ts'
 import type { InboxEntry, LogEvent, LogPage, LogRecord, LogStatus, PendingPage, StoreStats, VerifyMode } from './types.ts'
 
 function verifiedBytes (where: Record<string, unknown>, id: string, payload: unknown, crc: unknown): Uint8Array {
@@ -125,15 +125,26 @@ function toRecord (r: Row, withBytes: boolean): LogRecord {
   return rec
 }
 
-/** A row's members (log-runs.ts): the row itself when it holds one record. */
-export function membersOf (r: Row): RunMember[] {
+/** A row's members (log-runs.ts), each with its index `k`: the row itself when it holds one record. */
+export function membersOf (r: Row): Array<RunMember & { k: number }> {
+  return runMembers(r, (bytes, n, baseTs) => {
+    const members = decodeMembers(bytes, n, baseTs)
+    if (members[0].id !== String(r.id)) throw new RunFormatError('the first member is not the row\'s id')
+    return members.map((m, k) => ({ ...m, k }))
+  })
+}
+
+/** The members of a row whose id is `id`. */
+function membersWithId (r: Row, id: string): Array<RunMember & { k: number }> {
+  return runMembers(r, (bytes, n, baseTs) => findMembers(bytes, n, baseTs, id))
+}
+
+function runMembers (r: Row, read: (bytes: Uint8Array, n: number, baseTs: number) => Array<RunMember & { k: number }>): Array<RunMember & { k: number }> {
   const n = num(r.n)
-  if (n <= 1) return [{ id: String(r.id), size: num(r.size), originTs: num(r.origin_ts) }]
+  if (n <= 1) return [{ k: 0, id: String(r.id), size: num(r.size), originTs: num(r.origin_ts) }]
   if (!(r.members instanceof Uint8Array)) throw new StoreCorruptError(`log row ${num(r.seq)} holds ${n} records but no members`, { details: { table: 'log', seq: num(r.seq) } })
   try {
-    const members = decodeMembers(r.members, n, num(r.origin_ts))
-    if (members[0].id !== String(r.id)) throw new RunFormatError('the first member is not the row\'s id')
-    return members
+    return read(r.members, n, num(r.origin_ts))
   } catch (err) {
     if (!(err instanceof RunFormatError)) throw err
     throw new StoreCorruptError(`log row ${num(r.seq)}: ${err.message}`, { cause: err, details: { table: 'log', seq: num(r.seq) } })
@@ -176,12 +187,12 @@ function expandRow (r: Row, withBytes: boolean, window: { from: number, to: numb
     if (head.seq >= window.from && head.seq < window.to) out.push(head)
     return
   }
-  const members = membersOf(r)
+  // By id: only the members with that id (the others are skipped, not decoded).
+  const members = id === undefined ? membersOf(r) : membersWithId(r, id)
   for (let k = 0; k < members.length; k++) {
-    const i = asc ? k : members.length - 1 - k
-    const seq = head.seq + i
-    const m = members[i]
-    if (seq < window.from || seq >= window.to || (id !== undefined && m.id !== id)) continue
+    const m = members[asc ? k : members.length - 1 - k]
+    const seq = head.seq + m.k
+    if (seq < window.from || seq >= window.to) continue
     const rec: LogRecord = { ...head, seq, id: m.id as MessageId, size: m.size, originTs: m.originTs }
     const o = own?.get(seq)
     if (o !== undefined) {
