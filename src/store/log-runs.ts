@@ -157,9 +157,11 @@ export function memberIdAt (bytes: Uint8Array, k: number): string | null {
   }
 }
 
-/** The members of a run; throws `RunFormatError` when the column does not hold exactly `n` well-formed members. */
-export function decodeMembers (bytes: Uint8Array, n: number, baseTs: number): RunMember[] {
-  const out: RunMember[] = []
+/**
+ * Walks the `n` members of a run's column: `visit(i, idStart, idLength, size, originDelta)` per
+ * member. Throws `RunFormatError` when the column does not hold exactly `n` well-formed members.
+ */
+function scanMembers (bytes: Uint8Array, n: number, visit: (i: number, idStart: number, idLength: number, size: number, delta: number) => void): void {
   let at = 0
   const varint = (): number => {
     let v = 0
@@ -173,17 +175,22 @@ export function decodeMembers (bytes: Uint8Array, n: number, baseTs: number): Ru
     }
     throw new RunFormatError('members hold a number that is too long')
   }
-  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
   for (let i = 0; i < n; i++) {
     const len = varint()
     if (len === 0 || at + len > bytes.length) throw new RunFormatError('members hold a malformed id')
-    const id = buf.toString('utf8', at, at + len)
+    const start = at
     at += len
     const size = varint()
-    const originTs = baseTs + unzigzag(varint())
-    out.push({ id, size, originTs })
+    visit(i, start, len, size, unzigzag(varint()))
   }
   if (at !== bytes.length) throw new RunFormatError(`members hold more than ${n} members`)
+}
+
+/** The members of a run; throws `RunFormatError` when the column does not hold exactly `n` well-formed members. */
+export function decodeMembers (bytes: Uint8Array, n: number, baseTs: number): RunMember[] {
+  const out: RunMember[] = []
+  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+  scanMembers(bytes, n, (_, start, len, size, delta) => { out.push({ id: buf.toString('utf8', start, start + len), size, originTs: baseTs + delta }) })
   return out
 }
 
@@ -195,29 +202,10 @@ export function decodeMembers (bytes: Uint8Array, n: number, baseTs: number): Ru
 export function findMembers (bytes: Uint8Array, n: number, baseTs: number, id: string): Array<RunMember & { k: number }> {
   const want = Buffer.from(id, 'utf8')
   const out: Array<RunMember & { k: number }> = []
-  let at = 0
-  const varint = (): number => {
-    let v = 0
-    let mul = 1
-    for (let k = 0; k < 8; k++) {
-      if (at >= bytes.length) throw new RunFormatError('members end inside a number')
-      const b = bytes[at++]
-      v += (b & 0x7f) * mul
-      if (b < 0x80) return v
-      mul *= 128
-    }
-    throw new RunFormatError('members hold a number that is too long')
-  }
-  for (let i = 0; i < n; i++) {
-    const len = varint()
-    if (len === 0 || at + len > bytes.length) throw new RunFormatError('members hold a malformed id')
-    let same = len === want.length
-    for (let j = 0; same && j < len; j++) same = bytes[at + j] === want[j]
-    at += len
-    const size = varint()
-    const delta = varint()
-    if (same) out.push({ k: i, id, size, originTs: baseTs + unzigzag(delta) })
-  }
-  if (at !== bytes.length) throw new RunFormatError(`members hold more than ${n} members`)
+  scanMembers(bytes, n, (k, start, len, size, delta) => {
+    if (len !== want.length) return
+    for (let j = 0; j < len; j++) if (bytes[start + j] !== want[j]) return
+    out.push({ k, id, size, originTs: baseTs + delta })
+  })
   return out
 }
