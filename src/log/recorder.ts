@@ -84,12 +84,20 @@ interface OpenRun {
   /** Made when the first record joins (most records stay alone where traffic is mixed). */
   next: LogRunNext | undefined
   event: LogEvent
+  status: LogStatus | undefined
+  /** The one recipient (a durable send's `sent`, a home node's `stored`), if any. */
+  to: string | undefined
   from: string
   topic: string | undefined
   schema: string | undefined
   proto: string | undefined
   type: string
   peer: string | undefined
+}
+
+/** The one recipient of a runnable observation, if it has one. */
+function recipientOf (ob: MessageObservation): string | undefined {
+  return (ob.to ?? ob.env?.to)?.[0]
 }
 
 export class LogRecorder {
@@ -168,7 +176,7 @@ export class LogRecorder {
     const env = ob.env
     if (run === undefined || env === undefined) return false
     if (run.event !== ob.event || run.from !== env.from || run.topic !== env.topic || run.peer !== ob.peer || run.type !== env.type ||
-      run.schema !== env.schema || run.proto !== env.proto) return false
+      run.schema !== env.schema || run.proto !== env.proto || run.status !== ob.status || run.to !== recipientOf(ob)) return false
     let next = run.next
     if (next === undefined) {
       next = run.next = { ids: [], sizes: [], originTs: [] }
@@ -181,16 +189,22 @@ export class LogRecorder {
     return true
   }
 
-  /** Whether the record of `ob` may head or join a run: an envelope, nothing of its own but id, size and time. */
+  /**
+   * Whether the record of `ob` may head or join a run: an envelope, nothing of its own but id,
+   * size and time, at most one recipient. A status given here is shared by the run; a later
+   * change of one member's (`updateStatus`) is stored for that member alone.
+   */
   private runnable (ob: MessageObservation): boolean {
     const env = ob.env
-    return env !== undefined && ob.status == null && ob.reason == null && ob.to == null && env.to == null && env.conv == null && (this.o.payloads ?? 'conversation') !== 'all'
+    if (env === undefined || ob.reason != null || env.conv != null || (this.o.payloads ?? 'conversation') === 'all') return false
+    const to = ob.to ?? env.to
+    return to == null || to.length <= 1
   }
 
   /** The run `rec` heads (`ob` runnable). */
   private openRun (ob: MessageObservation, rec: LogRecordInit): OpenRun {
     const env = ob.env as Envelope
-    return { rec, next: undefined, event: ob.event, from: env.from, topic: env.topic, schema: env.schema, proto: env.proto, type: env.type, peer: ob.peer }
+    return { rec, next: undefined, event: ob.event, status: ob.status, to: recipientOf(ob), from: env.from, topic: env.topic, schema: env.schema, proto: env.proto, type: env.type, peer: ob.peer }
   }
 
   private toRecord (ob: MessageObservation): LogRecordInit | undefined {

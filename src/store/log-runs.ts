@@ -8,6 +8,8 @@
  * The row's `members` column holds the members in order: per member its id (varint length,
  * UTF-8), its size (varint) and its origin time minus the row's (zigzag varint). The ids are
  * indexed through `log_ids` (one small entry per member), everything else through the row.
+ * A member whose status, acknowledgement time or reason changed after the append has a row
+ * in `log_status` (keyed by its position) that overrides the run's fields for it alone.
  */
 import type { NormalizedLogRecord } from './validate.ts'
 
@@ -23,15 +25,20 @@ export const RUN_ID_SHIFT = 12
 
 export interface RunMember { id: string, size: number, originTs: number }
 
-/** Whether `r` can be part of a run at all: no payload, recipients, conversation or status history of its own. */
+/**
+ * Whether `r` can be part of a run at all: no payload, conversation, reason or acknowledgement
+ * time of its own, at most one recipient. A member's later status changes are kept apart from
+ * the run (`log_status`, one small row per member changed), so records whose status changes —
+ * a durable send's `sent`, a home node's `stored` — may share runs too.
+ */
 export function runnable (r: NormalizedLogRecord): boolean {
-  return r.bytes == null && r.conv == null && r.to.length === 0 && r.reason == null && r.ackedTs == null && r.originTs != null
+  return r.bytes == null && r.conv == null && r.to.length <= 1 && r.reason == null && r.ackedTs == null && r.originTs != null
 }
 
 /** Whether `b` may follow `a` in one run (both runnable): every stored field but id, size and origin time equal. */
 export function sameRun (a: NormalizedLogRecord, b: NormalizedLogRecord): boolean {
   return a.event === b.event && a.status === b.status && a.from === b.from && a.topic === b.topic && a.receivedTs === b.receivedTs &&
-    a.peer === b.peer && a.type === b.type && a.schema === b.schema && a.proto === b.proto
+    a.peer === b.peer && a.type === b.type && a.schema === b.schema && a.proto === b.proto && a.to.length === b.to.length && a.to[0] === b.to[0]
 }
 
 /**
@@ -119,9 +126,42 @@ export class RunFormatError extends Error {
   constructor (message: string) { super(message); this.name = 'RunFormatError' }
 }
 
-/** The members of a run; throws `RunFormatError` when the column does not hold exactly `n` well-formed members. */
-export function decodeMembers (bytes: Uint8Array, n: number, baseTs: number): RunMember[] {
-  const out: RunMember[] = []
+/**
+ * The id of member `k` of a run (0-based), reading no further than that member; null when the
+ * column ends or is malformed before it (a status update then leaves the run alone; reads
+ * report the damage through `decodeMembers`).
+ */
+export function memberIdAt (bytes: Uint8Array, k: number): string | null {
+  let at = 0
+  const skipVarint = (): boolean => {
+    for (let i = 0; i < 8; i++) {
+      if (at >= bytes.length) return false
+      if (bytes[at++] < 0x80) return true
+    }
+    return false
+  }
+  for (let i = 0; ; i++) {
+    let len = 0
+    let mul = 1
+    for (let j = 0; ; j++) {
+      if (j === 8 || at >= bytes.length) return null
+      const b = bytes[at++]
+      len += (b & 0x7f) * mul
+      if (b < 0x80) break
+      mul *= 128
+    }
+    if (len === 0 || at + len > bytes.length) return null
+    if (i === k) return Buffer.from(bytes.buffer, bytes.byteOffset + at, len).toString('utf8')
+    at += len
+    if (!skipVarint() || !skipVarint()) return null
+  }
+}
+
+/**
+ * Walks the `n` members of a run's column: `visit(i, idStart, idLength, size, originDelta)` per
+ * member. Throws `RunFormatError` when the column does not hold exactly `n` well-formed members.
+ */
+function scanMembers (bytes: Uint8Array, n: number, visit: (i: number, idStart: number, idLength: number, size: number, delta: number) => void): void {
   let at = 0
   const varint = (): number => {
     let v = 0
@@ -135,16 +175,37 @@ export function decodeMembers (bytes: Uint8Array, n: number, baseTs: number): Ru
     }
     throw new RunFormatError('members hold a number that is too long')
   }
-  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
   for (let i = 0; i < n; i++) {
     const len = varint()
     if (len === 0 || at + len > bytes.length) throw new RunFormatError('members hold a malformed id')
-    const id = buf.toString('utf8', at, at + len)
+    const start = at
     at += len
     const size = varint()
-    const originTs = baseTs + unzigzag(varint())
-    out.push({ id, size, originTs })
+    visit(i, start, len, size, unzigzag(varint()))
   }
   if (at !== bytes.length) throw new RunFormatError(`members hold more than ${n} members`)
+}
+
+/** The members of a run; throws `RunFormatError` when the column does not hold exactly `n` well-formed members. */
+export function decodeMembers (bytes: Uint8Array, n: number, baseTs: number): RunMember[] {
+  const out: RunMember[] = []
+  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+  scanMembers(bytes, n, (_, start, len, size, delta) => { out.push({ id: buf.toString('utf8', start, start + len), size, originTs: baseTs + delta }) })
+  return out
+}
+
+/**
+ * The members of a run whose id is `id` (`k`: the index in the run), found by comparing bytes:
+ * the others are skipped, not decoded (a lookup by id reads runs of up to 512 members). Throws
+ * `RunFormatError` as `decodeMembers` does.
+ */
+export function findMembers (bytes: Uint8Array, n: number, baseTs: number, id: string): Array<RunMember & { k: number }> {
+  const want = Buffer.from(id, 'utf8')
+  const out: Array<RunMember & { k: number }> = []
+  scanMembers(bytes, n, (k, start, len, size, delta) => {
+    if (len !== want.length) return
+    for (let j = 0; j < len; j++) if (bytes[start + j] !== want[j]) return
+    out.push({ k, id, size, originTs: baseTs + delta })
+  })
   return out
 }

@@ -12,7 +12,7 @@ import type { OpOutcome } from './group-commit.ts'
 import { heldKey, planEnqueue, usageKeyOf, usageMapKey, type PlanState, type SeqSlot, type Usage, type UsageRow, type UsageScope } from './plan.ts'
 import type { NormalizedEntry, NormalizedLogRecord, NormalizedPatch } from './validate.ts'
 import { bucketNumbers, bucketsOf, logIdHash } from './query.ts'
-import { encodeMembers, planLogRows, RUN_ID_SHIFT, type RunMember } from './log-runs.ts'
+import { decodeMembers, encodeMembers, memberIdAt, planLogRows, RUN_ID_SHIFT, type RunMember } from './log-runs.ts'
 import { logRange, membersOf } from './reads.ts'
 import type { AckResult, ExpiredEntry, ExpireResult, RetainResult } from './types.ts'
 import type { AgentId, MessageId } from '../core/ids.ts'
@@ -55,6 +55,7 @@ async function executeRun (ctx: OpContext, kind: WriteOp['kind'], run: WriteOp[]
     case 'enqueue': return await enqueueRun(ctx, run as Array<Extract<WriteOp, { kind: 'enqueue' }>>)
     case 'mark': return await markRun(ctx, run as Array<Extract<WriteOp, { kind: 'mark' }>>)
     case 'log': return await logRun(ctx, run as Array<Extract<WriteOp, { kind: 'log' }>>)
+    case 'update': return await updateRun(ctx, run as UpdateOp[])
     default: {
       const out: Outcome[] = []
       for (const op of run) out.push({ ok: true, value: await single(ctx, op) })
@@ -66,7 +67,6 @@ async function executeRun (ctx: OpContext, kind: WriteOp['kind'], run: WriteOp[]
 async function single (ctx: OpContext, op: WriteOp): Promise<unknown> {
   switch (op.kind) {
     case 'ack': return await ack(ctx, op.recipient, op.ids)
-    case 'update': return await updateStatus(ctx, op.id, op.patch, op.event)
     case 'expire': return await expire(ctx, op.now, op.limit)
     case 'retain': return await retain(ctx, op)
     default: throw new Error(`unexpected operation ${op.kind}`)
@@ -441,9 +441,11 @@ const LOG_ROW_COLUMNS = LOG_INSERT_COLUMNS.join(', ')
 
 /**
  * Writes `row` (every stored column, as read) again as the records `members[a … b)` of its
- * run: a row of its own for one record, a shorter run for several.
+ * run: a row of its own for one record, a shorter run for several. A record left on its own
+ * takes its `log_status` entry (if any) into its row: only members of runs have entries.
  */
-async function writeRunPart (ctx: OpContext, row: Row, members: RunMember[], a: number, b: number, patch?: NormalizedPatch): Promise<void> {
+async function writeRunPart (ctx: OpContext, row: Row, members: RunMember[], a: number, b: number): Promise<void> {
+  const { sql, d } = ctx
   const seq = num(row.seq) + a
   const first = members[a]
   const part = members.slice(a, b)
@@ -457,61 +459,108 @@ async function writeRunPart (ctx: OpContext, row: Row, members: RunMember[], a: 
     n: part.length,
     members: part.length > 1 ? encodeMembers(part, first.originTs) : null
   }
-  if (patch?.status != null) values.status = patch.status
-  if (patch?.ackedTs != null) values.acked_ts = patch.ackedTs
-  if (patch?.reason != null) values.reason = patch.reason
-  await ctx.sql.run(`INSERT INTO ${ctx.d.table('log')} (${LOG_ROW_COLUMNS}) VALUES ${valuesList(1, LOG_INSERT_COLUMNS.length)}`, LOG_INSERT_COLUMNS.map(c => values[c] ?? null))
+  if (part.length === 1) {
+    const status = d.table('log_status')
+    const own = (await sql.all(`SELECT status, acked_ts, reason FROM ${status} WHERE s = ?`, [seq]))[0]
+    if (own != null) {
+      if (own.status != null) values.status = own.status
+      if (own.acked_ts != null) values.acked_ts = own.acked_ts
+      if (own.reason != null) values.reason = own.reason
+      await sql.run(`DELETE FROM ${status} WHERE s = ?`, [seq])
+    }
+  }
+  await sql.run(`INSERT INTO ${d.table('log')} (${LOG_ROW_COLUMNS}) VALUES ${valuesList(1, LOG_INSERT_COLUMNS.length)}`, LOG_INSERT_COLUMNS.map(c => values[c] ?? null))
   // `log_ids` holds the members of runs only: a record on its own is found by the row's `idh`.
   // By its whole key: a range of positions alone scans the bucket's 4 096 entries.
-  if (part.length === 1) await ctx.sql.run(`DELETE FROM ${ctx.d.table('log_ids')} WHERE b = ? AND idh = ? AND s = ?`, [Math.floor(seq / 2 ** RUN_ID_SHIFT), values.idh, seq])
+  if (part.length === 1) await sql.run(`DELETE FROM ${d.table('log_ids')} WHERE b = ? AND idh = ? AND s = ?`, [Math.floor(seq / 2 ** RUN_ID_SHIFT), values.idh, seq])
 }
+
+/** A status update as the group commit hands it over. */
+type UpdateOp = Extract<WriteOp, { kind: 'update' }>
 
 /**
- * The runs holding a record of `id` (optionally of one event), each split so that record
- * becomes a row of its own, which gets `patch`; the count of records changed.
+ * Consecutive status updates of one batch (a receipt's ids, typically), in order, each with
+ * its count of records changed. Records of their own: an UPDATE of their row each. Members of
+ * runs: one `log_ids` probe for every id of the batch, each run read once however many of its
+ * members are updated, and a small upsert per member into `log_status` — fields the patch
+ * leaves out keep an earlier entry's value, or the run's; the run's row is never rewritten.
  */
-async function updateInRuns (ctx: OpContext, id: string, patch: NormalizedPatch, event: string | null, lo: number, hi: number): Promise<number> {
+async function updateRun (ctx: OpContext, ops: UpdateOp[]): Promise<Outcome[]> {
   const { sql, d } = ctx
-  const log = d.table('log')
-  const h = logIdHash(id)
-  const positions: number[] = []
-  for (const part of chunks(bucketNumbers(lo, hi + 1, RUN_ID_SHIFT), 1, 1000)) {
-    const rows = await sql.all(`SELECT s FROM ${d.table('log_ids')} WHERE b IN (${part.map(() => '?').join(', ')}) AND idh = ?`, [...part, h])
-    for (const r of rows) positions.push(num(r.s))
+  const counts = ops.map(() => 0)
+  // Every bucket of the id index the log spans (one per 65 536 positions).
+  const range = await logRange(sql, d)
+  if (range != null) {
+    const b = bucketsOf(range.lo, range.hi + 1, 'seq')
+    for (let i = 0; i < ops.length; i++) {
+      const { id, patch, event } = ops[i]
+      const sets: string[] = []
+      const params: unknown[] = []
+      if (patch.status != null) { sets.push('status = ?'); params.push(patch.status) }
+      if (patch.ackedTs != null) { sets.push('acked_ts = ?'); params.push(patch.ackedTs) }
+      if (patch.reason != null) { sets.push('reason = ?'); params.push(patch.reason) }
+      params.push(...b.params, logIdHash(id), id)
+      let where = `${b.sql} AND idh = ? AND id = ? AND n = 1`
+      if (event != null) { where += ' AND event = ?'; params.push(event) }
+      counts[i] = await sql.run(`UPDATE ${d.table('log')} SET ${sets.join(', ')} WHERE ${where}`, params)
+    }
+    await updateInRuns(ctx, ops, counts, range.lo, range.hi)
   }
-  let changed = 0
-  for (const s of positions) {
-    const found = await sql.all(`SELECT ${LOG_ROW_COLUMNS} FROM ${log} WHERE seq <= ? ORDER BY seq DESC LIMIT 1`, [s])
-    const row = found[0]
-    if (row == null || num(row.n) <= 1 || s >= num(row.seq) + num(row.n) || (event != null && row.event !== event)) continue
-    const members = membersOf(row)
-    const k = s - num(row.seq)
-    if (members[k].id !== id) continue
-    await sql.run(`DELETE FROM ${log} WHERE seq = ?`, [row.seq])
-    if (k > 0) await writeRunPart(ctx, row, members, 0, k)
-    await writeRunPart(ctx, row, members, k, k + 1, patch)
-    if (k + 1 < members.length) await writeRunPart(ctx, row, members, k + 1, members.length)
-    changed++
-  }
-  return changed
+  return counts.map(value => ({ ok: true, value }))
 }
 
-async function updateStatus (ctx: OpContext, id: string, patch: NormalizedPatch, event: string | null): Promise<number> {
-  const sets: string[] = []
-  const params: unknown[] = []
-  if (patch.status != null) { sets.push('status = ?'); params.push(patch.status) }
-  if (patch.ackedTs != null) { sets.push('acked_ts = ?'); params.push(patch.ackedTs) }
-  if (patch.reason != null) { sets.push('reason = ?'); params.push(patch.reason) }
-  // Every bucket of the id index the log spans (one per 65 536 positions).
-  const range = await logRange(ctx.sql, ctx.d)
-  if (range == null) return 0
-  const b = bucketsOf(range.lo, range.hi + 1, 'seq')
-  params.push(...b.params, logIdHash(id), id)
-  let where = `${b.sql} AND idh = ? AND id = ? AND n = 1`
-  if (event != null) { where += ' AND event = ?'; params.push(event) }
-  const single = await ctx.sql.run(`UPDATE ${ctx.d.table('log')} SET ${sets.join(', ')} WHERE ${where}`, params)
-  // Then records in runs (after: split out, they are rows of their own the UPDATE must not count again).
-  return single + await updateInRuns(ctx, id, patch, event, range.lo, range.hi)
+interface RunRead { seq: number, n: number, event: unknown, members: Uint8Array | null, hits: number, ids?: string[] }
+
+/** The members of runs that are records of the updates' ids get their patches (`updateRun`); adds to `counts`. */
+async function updateInRuns (ctx: OpContext, ops: UpdateOp[], counts: number[], lo: number, hi: number): Promise<void> {
+  const { sql, d } = ctx
+  const hashes = ops.map(o => logIdHash(o.id))
+  // Positions of members by id hash, from every log_ids bucket the log spans.
+  const at = new Map<number, number[]>()
+  const buckets = bucketNumbers(lo, hi + 1, RUN_ID_SHIFT)
+  for (const bs of chunks(buckets, 1, 500)) {
+    for (const part of chunks([...new Set(hashes)], 1, d.maxParams - bs.length)) {
+      const rows = await sql.all(`SELECT idh, s FROM ${d.table('log_ids')} WHERE b IN (${bs.map(() => '?').join(', ')}) AND idh IN (${part.map(() => '?').join(', ')})`, [...bs, ...part])
+      for (const r of rows) {
+        const h = num(r.idh)
+        const list = at.get(h) ?? []
+        list.push(num(r.s))
+        at.set(h, list)
+      }
+    }
+  }
+  if (at.size === 0) return
+  // The run holding each position, read once per batch; a member's id is compared with the one
+  // asked for (the hash only narrows the search). Ids are decoded when a run is hit twice.
+  const runs: RunRead[] = []
+  const runAt = async (s: number): Promise<RunRead | undefined> => {
+    for (const r of runs) if (s >= r.seq && s < r.seq + r.n) return r
+    const row = (await sql.all(`SELECT seq, n, event, members FROM ${d.table('log')} WHERE seq <= ? ORDER BY seq DESC LIMIT 1`, [s]))[0]
+    if (row == null || num(row.n) <= 1 || s >= num(row.seq) + num(row.n)) return undefined
+    const run: RunRead = { seq: num(row.seq), n: num(row.n), event: row.event, members: row.members instanceof Uint8Array ? row.members : null, hits: 0 }
+    runs.push(run)
+    return run
+  }
+  const idAt = (run: RunRead, k: number): string | null => {
+    if (run.members == null) return null
+    if (run.ids === undefined) {
+      if (run.hits++ === 0) return memberIdAt(run.members, k)
+      // Hit again: decode all of its ids once (a batch of acknowledgements lands in few runs).
+      try { run.ids = decodeMembers(run.members, run.n, 0).map(m => m.id) } catch { run.members = null; return null }
+    }
+    return run.ids[k] ?? null
+  }
+  const upsert = `INSERT INTO ${d.table('log_status')} AS o (s, status, acked_ts, reason) VALUES (?, ?, ?, ?) ON CONFLICT (s) DO UPDATE SET ` +
+    'status = COALESCE(excluded.status, o.status), acked_ts = COALESCE(excluded.acked_ts, o.acked_ts), reason = COALESCE(excluded.reason, o.reason)'
+  for (let i = 0; i < ops.length; i++) {
+    const { id, patch, event } = ops[i]
+    for (const s of at.get(hashes[i]) ?? []) {
+      const run = await runAt(s)
+      if (run === undefined || (event != null && run.event !== event) || idAt(run, s - run.seq) !== id) continue
+      await sql.run(upsert, [s, patch.status, patch.ackedTs, patch.reason])
+      counts[i]++
+    }
+  }
 }
 
 /** Bytes one record of `row` accounts for (a run's records keep no payload). */
@@ -534,7 +583,10 @@ async function deleteLogRecords (ctx: OpContext, parts: Array<{ row: Row, count:
     const n = num(row.n)
     deleted += count
     bytes += recordBytes(row) * count
-    if (n > 1) await deleteRunIds(ctx, seq, seq + count)
+    if (n > 1) {
+      await deleteRunIds(ctx, seq, seq + count)
+      await sql.run(`DELETE FROM ${d.table('log_status')} WHERE s >= ? AND s < ?`, [seq, seq + count])
+    }
     if (count >= n) { whole.push(seq); continue }
     const full = (await sql.all(`SELECT ${LOG_ROW_COLUMNS} FROM ${log} WHERE seq = ?`, [seq]))[0]
     const members = membersOf(full)

@@ -328,7 +328,13 @@ export function filterConditions (f: NormalizedFilter, d: QueryDialect, params: 
   if (f.conversation != null) where.push(`l.conv = ${add(f.conversation)}`)
   if (f.since != null) where.push(`l.received_ts >= ${add(f.since)}`)
   if (f.until != null) where.push(`l.received_ts < ${add(f.until)}`)
-  if (f.status != null) where.push(`l.status IN (${f.status.map(add).join(', ')})`)
+  if (f.status != null) {
+    // A run's members may have statuses of their own (`log_status`): the row is read when its
+    // status or one of theirs matches, and its members are filtered when it is expanded (reads.ts).
+    const row = `l.status IN (${f.status.map(add).join(', ')})`
+    const member = `o.s >= l.seq AND o.s < l.seq + l.n AND o.status IN (${f.status.map(add).join(', ')})`
+    where.push(`(${row} OR (l.n > 1 AND EXISTS (SELECT 1 FROM ${d.table('log_status')} o WHERE ${member})))`)
+  }
   if (f.type != null) where.push(`l.type = ${add(f.type)}`)
   if (f.event != null) where.push(`l.event IN (${f.event.map(add).join(', ')})`)
   return where

@@ -8,7 +8,7 @@ import { StoreCorruptError } from './errors.ts'
 import { chunks, num, optNum, optStr, type Dialect, type Row, type Sql } from './backend.ts'
 import { buildLogQuery, encodeInboxCursor, encodeLogCursor, LOG_COLUMNS, logFrom, type LogPageOptions, type NormalizedFilter } from './query.ts'
 import { payloadChecksum, plainBytes } from './validate.ts'
-import { decodeMembers, RunFormatError, type RunMember } from './log-runs.ts'
+import { decodeMembers, findMembers, RunFormatError, type RunMember } from './log-runs.ts'
 import type { InboxEntry, LogEvent, LogPage, LogRecord, LogStatus, PendingPage, StoreStats, VerifyMode } from './types.ts'
 
 function verifiedBytes (where: Record<string, unknown>, id: string, payload: unknown, crc: unknown): Uint8Array {
@@ -125,38 +125,83 @@ function toRecord (r: Row, withBytes: boolean): LogRecord {
   return rec
 }
 
-/** A row's members (log-runs.ts): the row itself when it holds one record. */
-export function membersOf (r: Row): RunMember[] {
+/** A row's members (log-runs.ts), each with its index `k`: the row itself when it holds one record. */
+export function membersOf (r: Row): Array<RunMember & { k: number }> {
+  return runMembers(r, (bytes, n, baseTs) => {
+    const members = decodeMembers(bytes, n, baseTs)
+    if (members[0].id !== String(r.id)) throw new RunFormatError('the first member is not the row\'s id')
+    return members.map((m, k) => ({ ...m, k }))
+  })
+}
+
+/** The members of a row whose id is `id`. */
+function membersWithId (r: Row, id: string): Array<RunMember & { k: number }> {
+  return runMembers(r, (bytes, n, baseTs) => findMembers(bytes, n, baseTs, id))
+}
+
+function runMembers (r: Row, read: (bytes: Uint8Array, n: number, baseTs: number) => Array<RunMember & { k: number }>): Array<RunMember & { k: number }> {
   const n = num(r.n)
-  if (n <= 1) return [{ id: String(r.id), size: num(r.size), originTs: num(r.origin_ts) }]
+  if (n <= 1) return [{ k: 0, id: String(r.id), size: num(r.size), originTs: num(r.origin_ts) }]
   if (!(r.members instanceof Uint8Array)) throw new StoreCorruptError(`log row ${num(r.seq)} holds ${n} records but no members`, { details: { table: 'log', seq: num(r.seq) } })
   try {
-    const members = decodeMembers(r.members, n, num(r.origin_ts))
-    if (members[0].id !== String(r.id)) throw new RunFormatError('the first member is not the row\'s id')
-    return members
+    return read(r.members, n, num(r.origin_ts))
   } catch (err) {
     if (!(err instanceof RunFormatError)) throw err
     throw new StoreCorruptError(`log row ${num(r.seq)}: ${err.message}`, { cause: err, details: { table: 'log', seq: num(r.seq) } })
   }
 }
 
+/** A run member's own status, acknowledgement time and reason (`log_status`; null: the run's). */
+interface MemberStatus { status: LogStatus | null, ackedTs: number | null, reason: string | null }
+
 /**
- * The records a row holds with `from ≤ seq < to` (and, with `id`, only that message's), in
- * page order, appended to `out`.
+ * The `log_status` entries of the runs among `rows`, by position (only members of runs have
+ * entries); undefined when no row is a run. One range read over the positions the rows span.
  */
-function expandRow (r: Row, withBytes: boolean, window: { from: number, to: number }, id: string | undefined, asc: boolean, out: LogRecord[]): void {
+async function memberStatuses (sql: Sql, d: Dialect, rows: Row[]): Promise<Map<number, MemberStatus> | undefined> {
+  let lo = Infinity
+  let hi = -Infinity
+  for (const r of rows) {
+    const n = num(r.n)
+    if (n <= 1) continue
+    const seq = num(r.seq)
+    if (seq < lo) lo = seq
+    if (seq + n > hi) hi = seq + n
+  }
+  if (hi < lo) return undefined
+  const found = await sql.all(`SELECT s, status, acked_ts, reason FROM ${d.table('log_status')} WHERE s >= ? AND s < ?`, [lo, hi])
+  const out = new Map<number, MemberStatus>()
+  for (const o of found) out.set(num(o.s), { status: (optStr(o.status) ?? null) as LogStatus | null, ackedTs: optNum(o.acked_ts) ?? null, reason: optStr(o.reason) ?? null })
+  return out
+}
+
+/**
+ * The records a row holds with `from ≤ seq < to` (and, with `id`, only that message's; with
+ * `status`, only those whose own status is one of them), in page order, appended to `out`.
+ * A run's members take their entries of `own` over the run's status, ackedTs and reason.
+ */
+function expandRow (r: Row, withBytes: boolean, window: { from: number, to: number }, id: string | undefined, status: readonly LogStatus[] | undefined,
+  own: Map<number, MemberStatus> | undefined, asc: boolean, out: LogRecord[]): void {
   const head = toRecord(r, withBytes)
   if (num(r.n) <= 1) {
     if (head.seq >= window.from && head.seq < window.to) out.push(head)
     return
   }
-  const members = membersOf(r)
+  // By id: only the members with that id (the others are skipped, not decoded).
+  const members = id === undefined ? membersOf(r) : membersWithId(r, id)
   for (let k = 0; k < members.length; k++) {
-    const i = asc ? k : members.length - 1 - k
-    const seq = head.seq + i
-    const m = members[i]
-    if (seq < window.from || seq >= window.to || (id !== undefined && m.id !== id)) continue
-    out.push({ ...head, seq, id: m.id as MessageId, size: m.size, originTs: m.originTs })
+    const m = members[asc ? k : members.length - 1 - k]
+    const seq = head.seq + m.k
+    if (seq < window.from || seq >= window.to) continue
+    const rec: LogRecord = { ...head, seq, id: m.id as MessageId, size: m.size, originTs: m.originTs }
+    const o = own?.get(seq)
+    if (o !== undefined) {
+      if (o.status != null) rec.status = o.status
+      if (o.ackedTs != null) rec.ackedTs = o.ackedTs
+      if (o.reason != null) rec.reason = o.reason
+    }
+    if (status !== undefined && !status.includes(rec.status)) continue
+    out.push(rec)
   }
 }
 
@@ -197,7 +242,8 @@ export async function readLogPage (sql: Sql, d: Dialect, filter: NormalizedFilte
     const q = buildLogQuery(filter, page, { from, to, take }, d)
     const rows = await sql.all(q.sql, q.params)
     const found: LogRecord[] = []
-    for (const r of rows) expandRow(r, page.includeBytes, { from, to }, filter.id, asc, found)
+    const own = await memberStatuses(sql, d, rows)
+    for (const r of rows) expandRow(r, page.includeBytes, { from, to }, filter.id, filter.status, own, asc, found)
     if (found.length > take) {
       records.push(...found.slice(0, take))
       return { records, cursor: cursorAt(records[records.length - 1].seq), more: true }

@@ -8,7 +8,7 @@ import { StoreVersionError } from './errors.ts'
 import { num, type Dialect, type Sql } from './backend.ts'
 import { LOG_BUCKET_SHIFT, logIdHash } from './query.ts'
 
-export const SCHEMA_VERSION = 5
+export const SCHEMA_VERSION = 6
 
 /** Counters kept in the `counters` table. */
 export const COUNTERS = ['inbox_pos', 'log_seq', 'log_count', 'log_bytes'] as const
@@ -285,6 +285,21 @@ async function fillInboxIdHashes (sql: Sql, d: Dialect): Promise<void> {
   await sql.run(`CREATE INDEX inbox_idh ON ${d.table('inbox')} (idh)`)
 }
 
+/**
+ * Version 6 (message log only): per-member status of runs. `log_status` holds, for a member of
+ * a run whose status, acknowledgement time or reason changed after the append, the fields
+ * that changed (NULL: the run's), keyed by the member's log position `s`. A status update of
+ * k members is k small upserts; the run's row (up to 512 members) is never rewritten. Only
+ * positions inside runs (n > 1) have entries: a record of its own is updated in its row, and a
+ * run part left with one member (retention) takes its entry into its row. No existing rows
+ * change, so the step is quick at any size. Self-contained: it touches nothing else.
+ */
+function schemaLogStatus (d: Dialect): string[] {
+  const { bigint } = d.types
+  // SQLite: an INTEGER PRIMARY KEY is the rowid, so the table is its own index.
+  return [`CREATE TABLE ${d.table('log_status')} (s ${bigint} PRIMARY KEY, status TEXT, acked_ts ${bigint}, reason TEXT)`]
+}
+
 interface Migration {
   statements: (d: Dialect) => string[]
   /** Work that needs code, after the statements. */
@@ -292,7 +307,7 @@ interface Migration {
 }
 
 /** Steps from version n-1 to n; index 0 creates version 1. */
-const MIGRATIONS: Migration[] = [{ statements: schemaV1 }, { statements: schemaV2 }, { statements: schemaV3, after: fillLogIdHashes }, { statements: schemaV4 }, { statements: schemaV5, after: fillInboxIdHashes }]
+const MIGRATIONS: Migration[] = [{ statements: schemaV1 }, { statements: schemaV2 }, { statements: schemaV3, after: fillLogIdHashes }, { statements: schemaV4 }, { statements: schemaV5, after: fillInboxIdHashes }, { statements: schemaLogStatus }]
 
 /** The statements that create version `version` from nothing (without its `after` steps; for tests of migrations). */
 export function schemaStatements (d: Dialect, version: number): string[] {

@@ -171,7 +171,24 @@ function optReason (field: string, v: unknown): string | null {
   return v.slice(0, FIELD_LIMITS.maxReasonLength)
 }
 
-export function normalizeLogRecord (input: LogRecordInit, now: number, index: number): NormalizedLogRecord {
+/**
+ * Names (agent ids, topics, peer ids, types, …) already found free of control characters, so
+ * a store checks each distinct name once rather than in every record: a node's records name
+ * the same few agents, topics and peers thousands of times a second (the check was the
+ * largest part of an append's work on the event loop). Bounded: emptied when full.
+ */
+export class KnownNames {
+  private readonly names = new Set<string>()
+  private readonly max: number
+  constructor (max = 4096) { this.max = max }
+  has (v: string): boolean { return this.names.has(v) }
+  add (v: string): void {
+    if (this.names.size >= this.max) this.names.clear()
+    this.names.add(v)
+  }
+}
+
+export function normalizeLogRecord (input: LogRecordInit, now: number, index: number, known?: KnownNames): NormalizedLogRecord {
   // Field names for the error message are built only when a check fails (records come in
   // thousands per second from the node's recorder, nearly always well formed).
   const w = (): string => `records[${index}]`
@@ -180,7 +197,7 @@ export function normalizeLogRecord (input: LogRecordInit, now: number, index: nu
   if (!isLogEvent(r.event)) fail(`${w()}.event`, `must be one of ${LOG_EVENTS.join(', ')}`)
   const status = r.status ?? (r.event === 'rejected' ? 'rejected' : 'ok')
   if (!isLogStatus(status)) fail(`${w()}.status`, `must be one of ${LOG_STATUSES.join(', ')}`)
-  const to = r.to === undefined ? [] : checkIdList(`${w()}.to`, r.to, FIELD_LIMITS.maxRecipients)
+  const to = r.to === undefined ? [] : recipientList(w, r.to, known)
   const bytes = r.bytes === undefined ? null : plainBytes(checkBytes(`${w()}.bytes`, r.bytes, true))
   let size: number
   if (r.size === undefined) {
@@ -195,19 +212,19 @@ export function normalizeLogRecord (input: LogRecordInit, now: number, index: nu
     id,
     event: r.event,
     status,
-    from: optIdField(w, 'from', r.from),
+    from: optName(w, 'from', r.from, known),
     to,
-    topic: optIdField(w, 'topic', r.topic, FIELD_LIMITS.maxTopicLength),
-    schema: optIdField(w, 'schema', r.schema),
-    proto: optIdField(w, 'proto', r.proto),
+    topic: optName(w, 'topic', r.topic, known, FIELD_LIMITS.maxTopicLength),
+    schema: optName(w, 'schema', r.schema, known),
+    proto: optName(w, 'proto', r.proto, known),
     conv: optIdField(w, 'conv', r.conv),
-    type: optIdField(w, 'type', r.type),
+    type: optName(w, 'type', r.type, known),
     size,
     reason: r.reason === undefined ? null : optReason(`${w()}.reason`, r.reason),
     originTs: r.originTs === undefined ? null : checkTime(`${w()}.originTs`, r.originTs),
     receivedTs: r.receivedTs === undefined ? now : checkTime(`${w()}.receivedTs`, r.receivedTs),
     ackedTs: r.ackedTs === undefined ? null : checkTime(`${w()}.ackedTs`, r.ackedTs),
-    peer: optIdField(w, 'peer', r.peer),
+    peer: optName(w, 'peer', r.peer, known),
     bytes,
     crc: bytes == null ? null : payloadChecksum(id, bytes),
     next: r.next === undefined ? null : bytes != null ? fail(`${w()}.next`, 'cannot go with bytes') : checkNext(w, r.next)
@@ -222,6 +239,27 @@ function idField (w: () => string, name: string, v: unknown, max: number = FIELD
 
 function optIdField (w: () => string, name: string, v: unknown, max?: number): string | null {
   return v === undefined ? null : idField(w, name, v, max)
+}
+
+/** A name field (`known`: names found well formed before skip the character check). */
+function optName (w: () => string, name: string, v: unknown, known: KnownNames | undefined, max: number = FIELD_LIMITS.maxIdLength): string | null {
+  return v === undefined ? null : nameField(() => `${w()}.${name}`, v, known, max)
+}
+
+function nameField (field: () => string, v: unknown, known: KnownNames | undefined, max: number = FIELD_LIMITS.maxIdLength): string {
+  if (typeof v === 'string' && v.length > 0 && v.length <= max && known?.has(v) === true) return v
+  const ok = typeof v === 'string' && v.length > 0 && v.length <= max && !CONTROL_RE.test(v) ? v : checkId(field(), v, max)
+  known?.add(ok)
+  return ok
+}
+
+/** A record's `to`: a list of at most `maxRecipients` agent ids, each checked as a name. */
+function recipientList (w: () => string, v: unknown, known: KnownNames | undefined): string[] {
+  if (!Array.isArray(v)) fail(`${w()}.to`, 'must be an array')
+  if (v.length > FIELD_LIMITS.maxRecipients) fail(`${w()}.to`, `has more than ${FIELD_LIMITS.maxRecipients} entries`)
+  const out = new Array<string>(v.length)
+  for (let i = 0; i < v.length; i++) out[i] = nameField(() => `${w()}.to[${i}]`, v[i], known)
+  return out
 }
 
 export interface NormalizedPatch {

@@ -667,17 +667,20 @@ export function storeCompliance (name: string, makeHarness: () => Promise<StoreH
           const base: LogRecordInit = { id: M('n0'), event: 'sent', from: ALICE, topic: 't/x', type: 'inform', size: 10, originTs: T0, receivedTs: T0 + 1 }
           await store.log([
             { ...base, next: { ids, sizes: ids.map((_, i) => 11 + i), originTs: ids.map((_, i) => T0 + i + 1) } },
-            // Not a run in storage (a recipient): its next ones become records of their own.
-            { id: M('d0'), event: 'sent', from: ALICE, to: [BOB], size: 1, originTs: T0, next: { ids: [M('d1'), M('d2')], sizes: [2, 3], originTs: [T0, T0] } }
+            // One recipient: a run too (its members' later status changes are their own).
+            { id: M('d0'), event: 'sent', from: ALICE, to: [BOB], size: 1, originTs: T0, next: { ids: [M('d1'), M('d2')], sizes: [2, 3], originTs: [T0, T0] } },
+            // Not a run in storage (two recipients): its next ones become records of their own.
+            { id: M('e0'), event: 'sent', from: ALICE, to: [BOB, CAROL], size: 1, originTs: T0, next: { ids: [M('e1')], sizes: [2], originTs: [T0] } }
           ])
           const got = (await store.query({}, { limit: 1000 })).records
-          assert.deepEqual(got.map(r => r.id), ['n0', ...ids, 'd0', 'd1', 'd2'])
+          assert.deepEqual(got.map(r => r.id), ['n0', ...ids, 'd0', 'd1', 'd2', 'e0', 'e1'])
           assert.deepEqual(got.slice(0, 601).map(r => [r.size, r.originTs, r.from, r.topic, r.event]), Array.from({ length: 601 }, (_, i) => [10 + i, T0 + i, ALICE, 't/x', 'sent']))
-          assert.deepEqual(got.slice(601).map(r => [r.size, r.to]), [[1, [BOB]], [2, [BOB]], [3, [BOB]]])
+          assert.deepEqual(got.slice(601).map(r => [r.size, r.to]), [[1, [BOB]], [2, [BOB]], [3, [BOB]], [1, [BOB, CAROL]], [2, [BOB, CAROL]]])
           assert.deepEqual(got.map(r => r.seq - got[0].seq), got.map((_, i) => i))
-          assert.equal((await store.stats()).log.count, 604)
-          // 601 records: a row of 512 and one of 89; the three with a recipient, a row each.
+          assert.equal((await store.stats()).log.count, 606)
+          // 601 records: a row of 512 and one of 89; the three to Bob, a run; the two to Bob and Carol, a row each.
           assert.equal(Number((await loc.raw(`SELECT COUNT(*) AS c FROM ${loc.table('log')}`))[0].c), 5)
+          assert.deepEqual((await store.query({ agent: BOB }, { limit: 10 })).records.map(r => r.id), ['d0', 'd1', 'd2', 'e0', 'e1'])
           assert.deepEqual((await store.query({ id: 'n555' })).records.map(r => [r.id, r.size]), [['n555', 565]])
           const bad: unknown[] = [
             { ...base, next: { ids: [M('x')], sizes: [], originTs: [] } },
@@ -692,7 +695,82 @@ export function storeCompliance (name: string, makeHarness: () => Promise<StoreH
           // The limit per call counts the records of runs.
           const many = Array.from({ length: 10_000 }, (_, i) => M(`m${i}`))
           await rejectsWith(store.log([{ ...base, next: { ids: many, sizes: many.map(() => 1), originTs: many.map(() => 1) } }]), 'InvalidArgumentError')
-          assert.equal((await store.stats()).log.count, 604)
+          assert.equal((await store.stats()).log.count, 606)
+        })
+      })
+
+      test('runs with a recipient: a status update of a member is its own (log_status), never a rewrite of the run', async () => {
+        await withStore(async (store, loc) => {
+          const TR = T0 + 20_000
+          const count = async (table: string): Promise<number> => Number((await loc.raw(`SELECT COUNT(*) AS c FROM ${loc.table(table)}`))[0].c)
+          // A durable sender's `sent` records of one batch (pending until acknowledged), then 5 more.
+          const sent = (prefix: string, n: number): LogRecordInit[] =>
+            Array.from({ length: n }, (_, i) => ({ id: M(`${prefix}${i}`), event: 'sent' as const, status: 'pending' as const, from: ALICE, to: [BOB], type: 'inform', size: 10 + i, originTs: T0 + i, receivedTs: TR }))
+          const all = [...sent('d', 20), { id: M('solo'), event: 'received' as const, from: CAROL, size: 1, receivedTs: TR }, ...sent('f', 5)]
+          await store.log(all)
+          assert.equal(await count('log'), 3, 'a run of 20, a record of its own, a run of 5')
+          const membersBefore = (await loc.raw(`SELECT seq, members FROM ${loc.table('log')} ORDER BY seq`)).map(r => Buffer.from(r.members as Uint8Array ?? []).toString('hex'))
+          const q = async (f: Parameters<MessageStore['query']>[0], limit = 1000): Promise<string[]> => (await store.query(f, { limit })).records.map(r => r.id)
+          assert.equal(await store.updateStatus(M('d3'), { status: 'acked', ackedTs: TR + 5 }), 1)
+          assert.equal(await store.updateStatus(M('d3'), { reason: 'late' }), 1, 'a second patch adds to the first')
+          assert.equal(await store.updateStatus(M('d7'), { status: 'acked' }, { event: 'stored' }), 0)
+          assert.equal(await store.updateStatus(M('d19'), { status: 'expired' }), 1)
+          assert.equal(await store.updateStatus(M('f4'), { status: 'acked', ackedTs: TR + 9 }), 1)
+          // Nothing rewritten: the same rows, members unchanged; one small entry per member changed.
+          assert.equal(await count('log'), 3)
+          assert.deepEqual((await loc.raw(`SELECT seq, members FROM ${loc.table('log')} ORDER BY seq`)).map(r => Buffer.from(r.members as Uint8Array ?? []).toString('hex')), membersBefore)
+          assert.equal(await count('log_status'), 3)
+          const d3 = (await store.query({ id: 'd3' })).records
+          assert.deepEqual(d3.map(r => [r.id, r.status, r.ackedTs, r.reason, r.size, r.to]), [['d3', 'acked', TR + 5, 'late', 13, [BOB]]])
+          const d4 = (await store.query({ id: 'd4' })).records[0]
+          assert.deepEqual([d4.status, d4.ackedTs, d4.reason], ['pending', undefined, undefined])
+          // Status filters are exact per member, in pages of any size, both orders.
+          const pendingIds = all.filter(r => r.status === 'pending' && !['d3', 'd19', 'f4'].includes(r.id)).map(r => r.id)
+          assert.deepEqual(await q({ status: 'acked' }), ['d3', 'f4'])
+          assert.deepEqual(await q({ status: 'expired' }), ['d19'])
+          assert.deepEqual(await q({ status: 'pending' }), pendingIds)
+          assert.deepEqual(await q({ status: ['pending', 'ok'] }), all.map(r => r.id).filter(id => !['d3', 'd19', 'f4'].includes(id)))
+          assert.deepEqual(await q({ status: 'acked', agent: BOB, event: 'sent' }), ['d3', 'f4'])
+          for (const order of ['asc', 'desc'] as const) {
+            for (const status of ['pending', 'acked'] as const) {
+              const got: string[] = []
+              let cursor: string | undefined
+              for (let guard = 0; guard < 100; guard++) {
+                const page = await store.query({ status }, { limit: 3, order, ...(cursor != null ? { cursor } : {}) })
+                got.push(...page.records.map(r => r.id))
+                cursor = page.cursor
+                if (!page.more) break
+              }
+              const want = status === 'acked' ? ['d3', 'f4'] : pendingIds
+              assert.deepEqual(got, order === 'asc' ? want : [...want].reverse(), `${status} ${order}`)
+            }
+          }
+          assert.deepEqual((await store.query({}, { limit: 1000 })).records.map(r => `${r.id}:${r.status}`), all.map(r => `${r.id}:${['d3', 'f4'].includes(r.id) ? 'acked' : r.id === 'd19' ? 'expired' : r.status ?? 'ok'}`))
+          // Retention leaving f4 on its own: its entry moves into its row, and updates go on there.
+          assert.deepEqual(await store.retain({ maxBytes: 256 }), { deleted: all.length - 1, bytes: (all.length - 1) * 256, more: false })
+          assert.equal(await count('log_status'), 0)
+          const f4 = (await store.query({})).records
+          assert.deepEqual(f4.map(r => [r.id, r.status, r.ackedTs]), [['f4', 'acked', TR + 9]])
+          assert.equal(await store.updateStatus(M('f4'), { status: 'delivered' }), 1)
+          assert.deepEqual((await store.query({ status: 'delivered' })).records.map(r => [r.id, r.ackedTs]), [['f4', TR + 9]])
+        })
+      })
+
+      test('a version 5 store gets log_status at open (version 6), its runs intact', async () => {
+        await withStore(async (store, loc) => {
+          await store.log(Array.from({ length: 4 }, (_, i) => ({ id: M(`v${i}`), event: 'sent' as const, status: 'pending' as const, from: ALICE, to: [BOB], size: 1, originTs: T0, receivedTs: T0 })))
+          await store.close()
+          await loc.raw(`DROP TABLE ${loc.table('log_status')}`)
+          await loc.raw(`UPDATE ${loc.table('meta')} SET value = '5' WHERE key = 'schema_version'`)
+          const again = loc.create()
+          await again.open()
+          try {
+            assert.equal(again.info().schemaVersion, SCHEMA_VERSION)
+            assert.equal(await again.updateStatus(M('v2'), { status: 'acked' }), 1)
+            assert.deepEqual((await again.query({})).records.map(r => `${r.id}:${r.status}`), ['v0:pending', 'v1:pending', 'v2:acked', 'v3:pending'])
+          } finally {
+            await again.close()
+          }
         })
       })
 
@@ -961,7 +1039,7 @@ export function storeCompliance (name: string, makeHarness: () => Promise<StoreH
             await raw(`CREATE TABLE ${loc.table('inbox_old')} AS SELECT ${v1Columns} FROM ${loc.table('inbox')}`)
             await raw(`DROP TABLE ${loc.table('inbox')}`)
           }
-          for (const t of ['log_to', 'log', 'log_names', 'log_spans', 'log_ids']) await raw(`DROP TABLE ${loc.table(t)}`)
+          for (const t of ['log_to', 'log', 'log_names', 'log_spans', 'log_ids', 'log_status']) await raw(`DROP TABLE ${loc.table(t)}`)
           for (const stmt of schemaStatements(d, 1)) if (/^CREATE (TABLE|INDEX) \S*(log|inbox)/.test(stmt) && (!pg || !/inbox/.test(stmt))) await raw(stmt)
           if (!pg) {
             await raw(`INSERT INTO ${loc.table('inbox')} (${v1Columns}) SELECT ${v1Columns} FROM ${loc.table('inbox_old')}`)

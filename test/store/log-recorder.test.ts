@@ -8,6 +8,7 @@ import assert from 'node:assert/strict'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { DatabaseSync } from 'node:sqlite'
 import { LogRecorder, type MessageObservation } from '../../src/log/recorder.ts'
 import { openStore, type MessageStore } from '../../src/store/index.ts'
 import type { Envelope } from '../../src/core/envelope.ts'
@@ -20,12 +21,12 @@ function env (id: string, o: Partial<Record<'from' | 'topic' | 'type' | 'conv' |
   return { id, from: 'did:key:zAlice', topic: 'sensors/a', type: 'inform', ts: 1_700_000_000_000, bytes: new Uint8Array(size ?? 300), ...rest } as unknown as Envelope
 }
 
-async function withRecorder (fn: (rec: LogRecorder, store: MessageStore) => Promise<void>, o: { maxBuffered?: number, payloads?: 'conversation' | 'all' | 'none' } = {}): Promise<void> {
+async function withRecorder (fn: (rec: LogRecorder, store: MessageStore, path: string) => Promise<void>, o: { maxBuffered?: number, payloads?: 'conversation' | 'all' | 'none' } = {}): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'fm-recorder-'))
   const store = await openStore({ kind: 'sqlite', path: join(dir, 'store.db') })
   const rec = new LogRecorder({ store, logger: quiet, retention: { maxAgeMs: 0, maxBytes: 0 }, flushEveryMs: 5, ...o })
   try {
-    await fn(rec, store)
+    await fn(rec, store, join(dir, 'store.db'))
   } finally {
     await rec.stop()
     await store.close()
@@ -82,4 +83,33 @@ test('past maxBuffered, observations are counted as dropped, run members too', a
     await rec.flush()
     assert.equal((await store.stats()).log.count, 20)
   }, { maxBuffered: 20 })
+})
+
+test('a durable sender\'s `sent` records (one recipient, pending) travel as a run, and acknowledgements change only their own records', async () => {
+  await withRecorder(async (rec, store, path) => {
+    const bob = 'did:key:zBob'
+    // Rows as stored (a second, read-only connection; WAL: it sees what was committed).
+    const rows = (table: string): number => {
+      const db = new DatabaseSync(path, { readOnly: true })
+      try { return Number((db.prepare(`SELECT COUNT(*) AS c FROM ${table}`).get() as { c: number }).c) } finally { db.close() }
+    }
+    // 300 durable sends to Bob, then 3 to Carol, then 2 to Bob with another status.
+    for (let i = 0; i < 300; i++) rec.observe({ event: 'sent', env: env(`p${i}`, { to: [bob], topic: undefined, ts: 1_700_000_000_000 + i }), status: 'pending' })
+    for (let i = 0; i < 3; i++) rec.observe({ event: 'sent', env: env(`q${i}`, { to: ['did:key:zCarol'], topic: undefined }), status: 'pending' })
+    for (let i = 0; i < 2; i++) rec.observe({ event: 'sent', env: env(`r${i}`, { to: [bob], topic: undefined }), status: 'failed' })
+    await rec.flush()
+    assert.equal(rec.stats().written, 305)
+    assert.equal(rows('log'), 3, 'three runs: to Bob pending, to Carol, to Bob failed')
+    const all = (await store.query({}, { limit: 1000 })).records
+    assert.deepEqual(all.map(r => `${r.id}:${r.status}:${r.to.join()}`), [
+      ...Array.from({ length: 300 }, (_, i) => `p${i}:pending:${bob}`), ...[0, 1, 2].map(i => `q${i}:pending:did:key:zCarol`), `r0:failed:${bob}`, `r1:failed:${bob}`])
+    // Receipts: Bob acknowledges some (only records sent by Alice to Bob are touched).
+    for (const id of ['p0', 'p17', 'p299']) rec.updateStatus(id as never, 'acked', 1_700_000_000_500, { event: 'sent', from: 'did:key:zAlice' as never, to: bob as never })
+    rec.updateStatus('q1' as never, 'acked', 1_700_000_000_500, { event: 'sent', from: 'did:key:zAlice' as never, to: bob as never })
+    await rec.flush()
+    const acked = (await store.query({ status: 'acked' })).records
+    assert.deepEqual(acked.map(r => [r.id, r.ackedTs]), [['p0', 1_700_000_000_500], ['p17', 1_700_000_000_500], ['p299', 1_700_000_000_500]])
+    assert.equal((await store.query({ status: 'pending' }, { limit: 1000 })).records.length, 300)
+    assert.deepEqual([rows('log'), rows('log_status')], [3, 3], 'no run rewritten: an entry per acknowledged member')
+  })
 })

@@ -6,7 +6,7 @@ import { test, describe } from 'node:test'
 import assert from 'node:assert/strict'
 import { topicMatches } from '../../src/core/topics.ts'
 import { patternToRegex, parseTopicFilter, prefixUpperBound, parseLogFilter, filterKey, encodeLogCursor, decodeLogCursor, encodeInboxCursor, decodeInboxCursor, buildLogQuery, parseQueryOptions, logIdHash, bucketsOf, type QueryDialect } from '../../src/store/query.ts'
-import { MAX_RUN, decodeMembers, encodeMembers, planLogRows, runLength, RunFormatError } from '../../src/store/log-runs.ts'
+import { MAX_RUN, decodeMembers, encodeMembers, findMembers, memberIdAt, planLogRows, runLength, RunFormatError } from '../../src/store/log-runs.ts'
 import { planEnqueue, usageKeyOf, usageMapKey, heldKey, type PlanState } from '../../src/store/plan.ts'
 import { createGroupCommit } from '../../src/store/group-commit.ts'
 import { normalizeEntry, normalizeLogRecord, payloadChecksum } from '../../src/store/validate.ts'
@@ -75,7 +75,9 @@ describe('filters and cursors', () => {
     // Rows holding records in 50 … 99: a run that starts up to MAX_RUN positions earlier may reach in.
     assert.match(q.sql, /l\.seq > \? AND l\.seq < \? AND l\.seq \+ l\.n > \? ORDER BY l\.seq DESC LIMIT 11$/)
     assert.doesNotMatch(q.sql, /l\.payload[^_]/)
-    assert.deepEqual(q.params, ['bob', 'bob', 'bob', 'a/', 'a0', 're:a/*/c', 1, 9, 'acked', 'ok', 50 - MAX_RUN, 100, 50])
+    // Status: the row's, or (a run) one of its members' own in log_status.
+    assert.match(q.sql, /\(l\.status IN \(\?, \?\) OR \(l\.n > 1 AND EXISTS \(SELECT 1 FROM s\.log_status o WHERE o\.s >= l\.seq AND o\.s < l\.seq \+ l\.n AND o\.status IN \(\?, \?\)\)\)\)/)
+    assert.deepEqual(q.params, ['bob', 'bob', 'bob', 'a/', 'a0', 're:a/*/c', 1, 9, 'acked', 'ok', 'acked', 'ok', 50 - MAX_RUN, 100, 50])
     assert.equal(page.after, 100)
     assert.equal((q.sql.match(/\?/g) ?? []).length, q.params.length)
     assert.match(buildLogQuery(f, { ...page, includeBytes: true }, { from: 0, to: 1, take: 1 }, d).sql, /l\.payload FROM/)
@@ -121,6 +123,18 @@ describe('log runs', () => {
     assert.throws(() => decodeMembers(new Uint8Array([0, 1, 0]), 1, 0), RunFormatError, 'an empty id')
   })
 
+  test('a member by id without decoding the others', () => {
+    const members = [{ id: 'a', size: 1, originTs: 10 }, { id: 'bé', size: 300, originTs: 7 }, { id: 'a', size: 2, originTs: 12 }, { id: 'ab', size: 3, originTs: 10 }]
+    const bytes = encodeMembers(members, 10)
+    assert.deepEqual(findMembers(bytes, 4, 10, 'a'), [{ k: 0, id: 'a', size: 1, originTs: 10 }, { k: 2, id: 'a', size: 2, originTs: 12 }])
+    assert.deepEqual(findMembers(bytes, 4, 10, 'bé'), [{ k: 1, id: 'bé', size: 300, originTs: 7 }])
+    assert.deepEqual(findMembers(bytes, 4, 10, 'b'), [])
+    assert.throws(() => findMembers(bytes, 5, 10, 'a'), RunFormatError)
+    assert.throws(() => findMembers(bytes.subarray(0, bytes.length - 1), 4, 10, 'a'), RunFormatError)
+    assert.deepEqual([0, 1, 2, 3, 4].map(k => memberIdAt(bytes, k)), ['a', 'bé', 'a', 'ab', null])
+    assert.equal(memberIdAt(bytes.subarray(0, 3), 1), null)
+  })
+
   test('which records share a row', () => {
     const same = [rec('a'), rec('b'), rec('c')]
     assert.equal(runLength(same, 0), 3)
@@ -132,6 +146,10 @@ describe('log runs', () => {
       assert.equal(runLength([rec('a'), rec('b', o)], 0), 1, JSON.stringify(o))
       assert.equal(runLength([rec('a', o), rec('b')], 0), 1, JSON.stringify(o))
     }
+    // One recipient, the same in each (a durable sender's `sent` records): a run; two recipients: not.
+    assert.equal(runLength([rec('a', { to: ['bob'] }), rec('b', { to: ['bob'] }), rec('c', { to: ['bob'] })], 0), 3)
+    assert.equal(runLength([rec('a', { to: ['bob'] }), rec('b', { to: ['carol'] })], 0), 1)
+    assert.equal(runLength([rec('a', { to: ['bob', 'carol'] }), rec('b', { to: ['bob', 'carol'] })], 0), 1)
     const long = Array.from({ length: MAX_RUN + 3 }, (_, i) => rec(`m${i}`))
     assert.deepEqual(planLogRows(long).map(r => r.members?.length ?? 1), [MAX_RUN, 3])
     // A record's own `next` ones: its run, split at MAX_RUN; not joined with neighbours.
