@@ -96,16 +96,15 @@ async function enqueueRun (ctx: OpContext, run: Array<Extract<WriteOp, { kind: '
   const entries = run.map(o => o.entry)
   const inbox = d.table('inbox')
 
-  // The batch's ids held already, found by their hashes (`idh`, schema version 5, in the
-  // two-tier `inbox_ids` of version 6): a row whose hash matches but whose (recipient, id)
-  // is another's adds a key no entry asks for.
+  // The batch's ids held already, found by their hashes (`idh`, schema version 5): a row
+  // whose hash matches but whose (recipient, id) is another's adds a key no entry asks for.
   const held = new Set<string>()
   const hashes = [...new Set(entries.map(e => logIdHash(e.id)))]
   for (let i = 0; i < hashes.length; i += HELD_CHUNK) {
     // Padded to a power of two (at least 8) by repeating the last hash (harmless in an IN
     // list): a few statement texts, each prepared once, serve every batch size.
     const part = padPow2(hashes.slice(i, i + HELD_CHUNK), 8)
-    const found = await sql.all(statementText(`held\n${inbox}`, part.length, () => rowsByHash(d, 'i.recipient, i.id', part.length)), part)
+    const found = await sql.all(statementText(`held\n${inbox}`, part.length, () => `SELECT recipient, id FROM ${inbox} WHERE idh IN (${part.map(() => '?').join(', ')})`), part)
     for (const r of found) held.add(heldKey(String(r.recipient), String(r.id)))
   }
 
@@ -157,7 +156,6 @@ async function enqueueRun (ctx: OpContext, run: Array<Extract<WriteOp, { kind: '
   const cols = ['idh', 'recipient', 'id', 'sender', 'sender_seq', 'priority', 'size', 'payload', 'crc', 'enqueued_ts', 'expires_at', 'replica', 'home', 'pos']
   // SQLite: one row per statement (no statement journal; see MAX_ROWS_PER_INSERT).
   const insertParams = d.kind === 'sqlite' ? cols.length : d.maxParams
-  const ids: unknown[] = []
   for (const part of chunks(plan.inserts, cols.length, insertParams)) {
     const params: unknown[] = new Array(part.length * cols.length)
     let k = 0
@@ -165,52 +163,12 @@ async function enqueueRun (ctx: OpContext, run: Array<Extract<WriteOp, { kind: '
       params[k++] = logIdHash(e.id); params[k++] = e.recipient; params[k++] = e.id; params[k++] = e.sender; params[k++] = e.senderSeq; params[k++] = e.priority; params[k++] = e.size; params[k++] = e.bytes
       params[k++] = e.crc; params[k++] = ctx.now; params[k++] = e.expiresAt; params[k++] = e.replica ? 1 : 0; params[k++] = e.home; params[k++] = e.pos
     }
-    const rows = await sql.all(statementText(`insert\n${inbox}`, part.length, () => `INSERT INTO ${inbox} (${cols.join(', ')}) VALUES ${valuesList(part.length, cols.length)} RETURNING idh, rid`), params)
-    for (const r of rows) ids.push(r.idh, r.rid)
+    await sql.run(statementText(`insert\n${inbox}`, part.length, () => `INSERT INTO ${inbox} (${cols.join(', ')}) VALUES ${valuesList(part.length, cols.length)}`), params)
   }
-  await addIds(ctx, ids)
-  for (const m of plan.moves) {
-    await sql.run(`UPDATE ${inbox} SET pos = ? WHERE rid IN (SELECT rid FROM ${d.table('inbox_ids')} WHERE t IN (0, 1) AND idh = ?) AND recipient = ? AND id = ?`, [m.pos, logIdHash(m.id), m.recipient, m.id])
-  }
+  for (const m of plan.moves) await sql.run(`UPDATE ${inbox} SET pos = ? WHERE idh = ? AND recipient = ? AND id = ?`, [m.pos, logIdHash(m.id), m.recipient, m.id])
   await setUsage(ctx, plan.usage)
   if (plan.inserts.length > 0) await writeCounter(ctx, 'inbox_pos', plan.nextPos - 1)
   return plan.outcomes.map(o => o instanceof Error ? { ok: false, error: o } : { ok: true, value: o })
-}
-
-/**
- * Most keys in tier 0 of the inbox's id index (schema version 6) before they all move to tier 1:
- * tier 0 stays a few pages (a commit's new keys dirty those, not a page of the big tier per
- * key), and tier 1's pages are rewritten once per merge.
- */
-export const IDS_MERGE_AT = 4096
-
-/** The SELECT of `columns` (of inbox `i`) for the rows whose id hash is one of `n` parameters, through both tiers of `inbox_ids`. */
-function rowsByHash (d: Dialect, columns: string, n: number): string {
-  return `SELECT ${columns} FROM ${d.table('inbox_ids')} x JOIN ${d.table('inbox')} i ON i.rid = x.rid WHERE x.t IN (0, 1) AND x.idh IN (${new Array(n).fill('?').join(', ')})`
-}
-
-/** New inbox rows' keys (`[idh, rid, …]`) into tier 0; a full tier 0 then merges into tier 1. */
-async function addIds (ctx: OpContext, pairs: unknown[]): Promise<void> {
-  if (pairs.length === 0) return
-  const { sql, d } = ctx
-  const ids = d.table('inbox_ids')
-  const perStatement = 128
-  for (let i = 0; i < pairs.length; i += perStatement) {
-    const part = pairs.slice(i, i + perStatement)
-    const n = part.length / 2
-    await sql.run(statementText(`ids\n${ids}`, n, () => `INSERT INTO ${ids} (t, idh, rid) VALUES ${valuesList(n, '(0, ?, ?)')}`), part)
-  }
-  const full = await sql.all(`SELECT 1 AS one FROM ${ids} WHERE t = 0 ORDER BY idh LIMIT 1 OFFSET ${IDS_MERGE_AT - 1}`)
-  if (full.length > 0) await sql.run(`UPDATE ${ids} SET t = 1 WHERE t = 0`)
-}
-
-/** Removes deleted inbox rows' keys (each row has one key, so a key with one of the rids and one of the hashes is one of theirs). */
-async function dropIds (ctx: OpContext, rows: Row[]): Promise<void> {
-  const { sql, d } = ctx
-  for (const part of chunks(rows, 2, d.maxParams)) {
-    await sql.run(`DELETE FROM ${d.table('inbox_ids')} WHERE t IN (0, 1) AND idh IN (${part.map(() => '?').join(', ')}) AND rid IN (${part.map(() => '?').join(', ')})`,
-      [...part.map(r => r.idh), ...part.map(r => r.rid)])
-  }
 }
 
 async function setUsage (ctx: OpContext, rows: UsageRow[]): Promise<void> {
@@ -257,7 +215,7 @@ async function ack (ctx: OpContext, recipient: string, ids: string[]): Promise<A
   for (const part of chunks([...new Set(ids)], 1, ctx.d.maxParams - 2)) {
     // The rows by their ids' hashes (the only index that names an id), then by `rid`.
     const wanted = new Set(part)
-    const found = await ctx.sql.all(rowsByHash(ctx.d, 'i.rid, i.recipient, i.id', part.length), part.map(logIdHash))
+    const found = await ctx.sql.all(`SELECT rid, recipient, id FROM ${inbox} WHERE idh IN (${part.map(() => '?').join(', ')})`, part.map(logIdHash))
     const rids = found.filter(r => String(r.recipient) === recipient && wanted.has(String(r.id))).map(r => r.rid)
     if (rids.length === 0) continue
     const rows = await ctx.sql.all(`UPDATE ${inbox} SET delivered_ts = ?${dropPayload} WHERE rid IN (${rids.map(() => '?').join(', ')}) AND delivered_ts IS NULL RETURNING id, sender, size`,
@@ -276,8 +234,7 @@ async function ack (ctx: OpContext, recipient: string, ids: string[]): Promise<A
 async function expire (ctx: OpContext, now: number, limit: number): Promise<ExpireResult> {
   const { sql, d } = ctx
   const inbox = d.table('inbox')
-  const rows = await sql.all(`SELECT rid, idh, recipient, id, sender, size, expires_at, replica, home FROM ${inbox} WHERE delivered_ts IS NULL AND expires_at <= ? ORDER BY expires_at, rid LIMIT ${limit}`, [now])
-  await dropIds(ctx, rows)
+  const rows = await sql.all(`SELECT rid, recipient, id, sender, size, expires_at, replica, home FROM ${inbox} WHERE delivered_ts IS NULL AND expires_at <= ? ORDER BY expires_at, rid LIMIT ${limit}`, [now])
   for (const part of chunks(rows, 1, d.maxParams)) {
     await sql.run(`DELETE FROM ${inbox} WHERE rid IN (${part.map(() => '?').join(', ')})`, part.map(r => r.rid))
   }
@@ -288,12 +245,7 @@ async function expire (ctx: OpContext, now: number, limit: number): Promise<Expi
     return e
   })
   // Delivered entries: kept (id only, or with payload while keepDeliveredMs runs) until both have passed.
-  const done = await sql.all(`SELECT rid, idh FROM ${inbox} WHERE delivered_ts IS NOT NULL AND expires_at <= ? AND delivered_ts <= ? LIMIT ${limit}`, [now, now - ctx.keepDeliveredMs])
-  await dropIds(ctx, done)
-  let deliveredPruned = 0
-  for (const part of chunks(done, 1, d.maxParams)) {
-    deliveredPruned += await sql.run(`DELETE FROM ${inbox} WHERE rid IN (${part.map(() => '?').join(', ')})`, part.map(r => r.rid))
-  }
+  const deliveredPruned = await sql.run(`DELETE FROM ${inbox} WHERE rid IN (SELECT rid FROM ${inbox} WHERE delivered_ts IS NOT NULL AND expires_at <= ? AND delivered_ts <= ? LIMIT ${limit})`, [now, now - ctx.keepDeliveredMs])
   const processed = d.table('processed')
   const marksPruned = await sql.run(`DELETE FROM ${processed} WHERE (agent, id) IN (SELECT agent, id FROM ${processed} WHERE expires_at <= ? LIMIT ${limit})`, [now])
   return { expired, pruned: deliveredPruned + marksPruned, more: rows.length === limit || deliveredPruned === limit || marksPruned === limit }

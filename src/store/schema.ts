@@ -8,7 +8,7 @@ import { StoreVersionError } from './errors.ts'
 import { num, type Dialect, type Sql } from './backend.ts'
 import { LOG_BUCKET_SHIFT, logIdHash } from './query.ts'
 
-export const SCHEMA_VERSION = 6
+export const SCHEMA_VERSION = 5
 
 /** Counters kept in the `counters` table. */
 export const COUNTERS = ['inbox_pos', 'log_seq', 'log_count', 'log_bytes'] as const
@@ -285,26 +285,6 @@ async function fillInboxIdHashes (sql: Sql, d: Dialect): Promise<void> {
   await sql.run(`CREATE INDEX inbox_idh ON ${d.table('inbox')} (idh)`)
 }
 
-/**
- * Version 6: the inbox's id index in two tiers, `inbox_ids (t, idh, rid)` in place of the
- * index `inbox_idh`. A new entry's key goes to tier 0, a small range of the index (at most
- * `IDS_MERGE_AT` keys, ops.ts); when tier 0 is that full, one statement moves all its keys to
- * tier 1 in key order. The hashes are random: in one big index every entry of a commit
- * dirtied a leaf of its own (a WAL page per message once the index outgrew the commit),
- * now a commit dirties tier 0's few pages and each of tier 1's pages is rewritten once per
- * merge. Lookups ask both tiers (`t IN (0, 1)`); a deleted entry's key goes with it. The
- * existing keys go to tier 1.
- */
-function schemaV6 (d: Dialect): string[] {
-  const t = d.table
-  const { bigint } = d.types
-  return [
-    `CREATE TABLE ${t('inbox_ids')} (t INTEGER NOT NULL, idh ${bigint} NOT NULL, rid ${bigint} NOT NULL, PRIMARY KEY (t, idh, rid))${d.kind === 'sqlite' ? ' WITHOUT ROWID' : ''}`,
-    `INSERT INTO ${t('inbox_ids')} (t, idh, rid) SELECT 1, idh, rid FROM ${t('inbox')}`,
-    `DROP INDEX ${d.kind === 'postgres' ? t('inbox_idh') : 'inbox_idh'}`
-  ]
-}
-
 interface Migration {
   statements: (d: Dialect) => string[]
   /** Work that needs code, after the statements. */
@@ -312,7 +292,7 @@ interface Migration {
 }
 
 /** Steps from version n-1 to n; index 0 creates version 1. */
-const MIGRATIONS: Migration[] = [{ statements: schemaV1 }, { statements: schemaV2 }, { statements: schemaV3, after: fillLogIdHashes }, { statements: schemaV4 }, { statements: schemaV5, after: fillInboxIdHashes }, { statements: schemaV6 }]
+const MIGRATIONS: Migration[] = [{ statements: schemaV1 }, { statements: schemaV2 }, { statements: schemaV3, after: fillLogIdHashes }, { statements: schemaV4 }, { statements: schemaV5, after: fillInboxIdHashes }]
 
 /** The statements that create version `version` from nothing (without its `after` steps; for tests of migrations). */
 export function schemaStatements (d: Dialect, version: number): string[] {
