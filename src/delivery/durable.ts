@@ -267,6 +267,16 @@ export class DurableService {
     return res.st === 'stored' || res.st == null ? 'stored' : 'duplicate'
   }
 
+  /**
+   * Whether a message stored here as home could get replicas: some are configured and some
+   * other node with the storage role is known (else every recipient's replica set is empty).
+   */
+  private mayReplicate (): boolean {
+    if (this.o.replicas <= 0) return false
+    const now = Date.now()
+    return this.c.nodeRecords().some(r => r.exp > now && r.peer !== this.c.peerId && r.roles.includes('storage'))
+  }
+
   /** The replica set of a recipient: k storage nodes by XOR distance, this node included if it has the role. */
   private replicaSet (recipient: AgentId, exclude: Set<string>, includeSelf: boolean): string[] {
     const now = Date.now()
@@ -301,8 +311,9 @@ export class DurableService {
   private async servePutBatch (req: Extract<DurableRequest, { op: 'putb' }>, peer: string): Promise<DurableAnswer> {
     const res = checkBatch(req.s, req.l, 0, this.ingress)
     if (!res.ok) throw refusalOf(res.reason, res.detail)
-    // As home with no replicas to make and no hand-over: one `enqueueMany` for the batch.
-    const rs = req.home == null && req.ho !== true && this.o.replicas === 0 ? await this.storeBatchAsHome(res.results, peer) : await Promise.all(res.results.map(async (r): Promise<DurableAnswer> => {
+    // As home with no replicas to make (none configured, or no storage node known) and no
+    // hand-over: one `enqueueMany` for the batch.
+    const rs = req.home == null && req.ho !== true && !this.mayReplicate() ? await this.storeBatchAsHome(res.results, peer) : await Promise.all(res.results.map(async (r): Promise<DurableAnswer> => {
       try {
         return await this.serveEnvelope(this.carried(r), req.home, req.ho, peer)
       } catch (err) {

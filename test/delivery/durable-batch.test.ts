@@ -208,10 +208,18 @@ describe('putb from a plain libp2p peer', () => {
     }
     const count = async (): Promise<number> => (await home.store.stats(carol.id)).inbox.count
 
+    // The home node has replicas configured (the default) but knows no storage node: the
+    // batch goes to the store as one enqueueMany, not an enqueue per envelope.
+    const store = home.store
+    const enqueueMany = store.enqueueMany.bind(store)
+    let batches = 0
+    store.enqueueMany = async (...args: Parameters<typeof enqueueMany>) => { batches++; return await enqueueMany(...args) }
+
     // All four carried and stored: one answer for all.
     const four = signEnvelopes([0, 1, 2, 3].map(i => fields(i)), key)
     assert.deepEqual(await putb(four, [0, 1, 2, 3]), { ok: true, st: 'stored' })
     assert.equal(await count(), 4)
+    assert.equal(batches, 1)
     // Stored alone, verifiable alone: each inbox entry has its wire bytes with `bp`.
     for (const e of (await home.store.pending(carol.id, { limit: 10 })).entries) {
       const d = decodeEnvelope(e.bytes)
