@@ -34,14 +34,22 @@ function repeatSlot (k: string): number {
 }
 
 class Reader {
-  readonly b: Uint8Array
+  b: Uint8Array
   o: number
-  readonly end: number
+  end: number
 
   constructor (b: Uint8Array, start: number = 0) {
     this.b = b
     this.o = start
     this.end = b.length
+  }
+
+  /** Starts over on `b` (a reader kept for reuse: one object fewer per map read). */
+  reset (b: Uint8Array): void {
+    this.b = b
+    this.o = 0
+    this.end = b.length
+    this.latin1 = undefined
   }
 
   /** One head: [major type, argument], rejecting non-shortest and indefinite forms. */
@@ -343,6 +351,8 @@ export class MapLayout {
 const SAME = 0
 const SAME_FRESH = 1
 const VARIES = 2
+/** The reader decodeMapLike reads changed values with (never re-entered). */
+const likeReader = new Reader(new Uint8Array(0))
 
 /**
  * Reads the canonical map `bytes` against `layout`: true when it has the layout's entries in
@@ -361,7 +371,8 @@ export function decodeMapLike (bytes: Uint8Array, layout: MapLayout, into: Recor
   if (o > end) return false
   for (let i = 0; i < o; i++) if (bytes[i] !== t[i]) return false
   const { starts, valueStarts, ends, keys, values, kinds } = layout
-  let r: Reader | undefined
+  const r = likeReader
+  r.reset(bytes)
   try {
     for (let e = 0; e < keys.length; e++) {
       const kind = kinds[e]
@@ -375,7 +386,6 @@ export function decodeMapLike (bytes: Uint8Array, layout: MapLayout, into: Recor
         into[keys[e]] = values[e]
         continue
       }
-      r ??= new Reader(bytes)
       r.o = kind === VARIES ? o + same : o + valueStarts[e] - s
       into[keys[e]] = r.item(1)
       o = r.o

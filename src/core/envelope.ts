@@ -354,9 +354,10 @@ export interface PreparedEnvelope {
    * id's multihash, and the envelope's leaf in a batch.
    */
   readonly leaf: Uint8Array
-  /** The unsigned canonical bytes, and where in them `bp` and `sig` go (after `v`, after `net`). */
+  /** The unsigned canonical bytes, and where in them `bp` and `sig` go (after `v`, after `net`; -1 when not known). */
   readonly unsigned: Uint8Array
-  readonly marks: { v: number, net: number }
+  readonly markV: number
+  readonly markNet: number
 }
 
 /** Checks and encodes fields for signing by `key` (throws InvalidEnvelopeError). */
@@ -392,12 +393,15 @@ export function prepareOwnedEnvelope (fields: EnvelopeFields, key: Pick<AgentKey
 }
 
 function prepareChecked (clean: EnvelopeFields): PreparedEnvelope {
-  const marks = { v: 0, net: 0 }
+  const marks = prepareMarks
   const unsigned = encodeEnvelopeFields(clean, undefined, undefined, marks)
   // The leaf as its own array: batches take it as it is (a view into a multihash cost ~0.1 µs).
   const leaf = sha256(unsigned)
-  return { fields: clean, id: idOfDigest(leaf), leaf, unsigned, marks }
+  return { fields: clean, id: idOfDigest(leaf), leaf, unsigned, markV: marks.v, markNet: marks.net }
 }
+
+/** Where prepareChecked's encoder reports its marks (copied out at once: no object per envelope). */
+const prepareMarks = { v: 0, net: 0 }
 
 /**
  * The wire bytes: the unsigned bytes with `bp` spliced in after `v` and `sig` after `net`
@@ -405,8 +409,8 @@ function prepareChecked (clean: EnvelopeFields): PreparedEnvelope {
  * the entry count raised to match. Byte-identical to encoding all fields anew.
  */
 function wireBytes (p: PreparedEnvelope, sig: Uint8Array): Uint8Array {
-  if (p.marks.v < 0) return encodeEnvelopeFields(p.fields, sig)
-  return spliceWire(p.unsigned, p.marks, sig)
+  if (p.markV < 0) return encodeEnvelopeFields(p.fields, sig)
+  return spliceWire(p.unsigned, { v: p.markV, net: p.markNet }, sig)
 }
 
 function spliceWire (u: Uint8Array, marks: { v: number, net: number }, sig: Uint8Array, bp?: BatchProof): Uint8Array {
@@ -528,6 +532,8 @@ export function signPrepared (prepared: readonly PreparedEnvelope[], key: AgentK
   return prepared.map((p, i) => {
     const f = p.fields as unknown as Record<string, unknown>
     const env = leafObject(Object.getPrototypeOf(f) === LEAF_PROTO ? f : Object.assign(Object.create(LEAF_PROTO) as Record<string, unknown>, f), p.id, batch, i)
+    // Its exact wire size only when the most `sig` and `bp` can add might reach the limit.
+    if (p.unsigned.length + MAX_WIRE_OVERHEAD <= LIMITS.maxEnvelopeBytes) return env
     const size = wireSize(env)
     if (size > LIMITS.maxEnvelopeBytes) throw new MessageTooLargeError(`envelope is ${size} bytes, limit ${LIMITS.maxEnvelopeBytes}`)
     return env
@@ -690,6 +696,12 @@ export function leafEnvelope (fields: EnvelopeFields, id: MessageId, batch: Sign
   if (Object.getPrototypeOf(fields) !== LEAF_PROTO) throw new TypeError('leafEnvelope takes the fields decodeUnsigned returned')
   return leafObject(fields as unknown as Record<string, unknown>, id, batch, i)
 }
+
+/**
+ * The most the wire bytes of a batch envelope exceed its unsigned bytes: a map head two bytes
+ * longer, `sig` (4 + 66 bytes) and `bp` (key, array heads, n and i, up to 10 hashes of 34).
+ */
+const MAX_WIRE_OVERHEAD = 2 + 4 + 66 + 3 + 1 + 3 + 3 + 1 + 10 * 34
 
 /**
  * `env.bytes.length`, without building the wire bytes of an envelope that came in a batch
