@@ -34,14 +34,22 @@ function repeatSlot (k: string): number {
 }
 
 class Reader {
-  readonly b: Uint8Array
+  b: Uint8Array
   o: number
-  readonly end: number
+  end: number
 
   constructor (b: Uint8Array, start: number = 0) {
     this.b = b
     this.o = start
     this.end = b.length
+  }
+
+  /** Starts over on `b` (a reader kept for reuse: one object fewer per map read). */
+  reset (b: Uint8Array): void {
+    this.b = b
+    this.o = 0
+    this.end = b.length
+    this.latin1 = undefined
   }
 
   /** One head: [major type, argument], rejecting non-shortest and indefinite forms. */
@@ -287,6 +295,109 @@ export function decodeCanonicalMap (bytes: Uint8Array, omit: readonly string[], 
 }
 
 /**
+ * A canonical top-level map decoded once, as the pattern for maps that repeat most of it
+ * byte for byte (the envelopes of one batch: the same sender, network, topic, type, content
+ * type, limits; a new timestamp and body). Per entry: where it starts, where its value starts
+ * and ends, its key, its decoded value and how a map read against it treats the entry
+ * (decodeMapLike).
+ */
+export class MapLayout {
+  readonly bytes: Uint8Array
+  /** Where the first entry starts (after the map head). */
+  readonly bodyStart: number
+  readonly starts: number[] = []
+  readonly valueStarts: number[] = []
+  readonly ends: number[] = []
+  readonly keys: string[] = []
+  readonly values: unknown[] = []
+  /** Per entry: SAME (the value repeats, taken as it is), SAME_FRESH (repeats, decoded anew: an object) or VARIES. */
+  readonly kinds: number[] = []
+
+  private constructor (bytes: Uint8Array, bodyStart: number) {
+    this.bytes = bytes
+    this.bodyStart = bodyStart
+  }
+
+  /**
+   * The layout of `bytes`, a canonical map already decoded (and checked) into `value`;
+   * entries named in `varies` may differ in the maps read against it. Undefined when
+   * `bytes` is not a map the canonical reader takes.
+   */
+  static of (bytes: Uint8Array, value: Record<string, unknown>, varies: ReadonlySet<string>): MapLayout | undefined {
+    try {
+      const r = new Reader(bytes)
+      const n = r.head()
+      if (r.major !== 5) return undefined
+      const layout = new MapLayout(bytes, r.o)
+      for (let i = 0; i < n; i++) {
+        layout.starts.push(r.o)
+        const k = r.key()
+        layout.valueStarts.push(r.o)
+        r.item(1)
+        layout.ends.push(r.o)
+        layout.keys.push(k)
+        const v = value[k]
+        layout.values.push(v)
+        layout.kinds.push(varies.has(k) ? VARIES : v !== null && typeof v === 'object' ? SAME_FRESH : SAME)
+      }
+      return r.o === bytes.length ? layout : undefined
+    } catch (err) {
+      if (err === FAIL) return undefined
+      throw err
+    }
+  }
+}
+
+const SAME = 0
+const SAME_FRESH = 1
+const VARIES = 2
+/** The reader decodeMapLike reads changed values with (never re-entered). */
+const likeReader = new Reader(new Uint8Array(0))
+
+/**
+ * Reads the canonical map `bytes` against `layout`: true when it has the layout's entries in
+ * the same order, each byte for byte the layout's except the values of VARIES entries, which
+ * are read and checked for canonical form (heads, lengths, UTF-8) like any item. The entries
+ * go into `into` in map order: a repeated primitive value is the layout's own (a string is
+ * the same string), a repeated object is decoded anew (no object shared between maps).
+ * Whatever the layout's map passed (canonical form, field checks) the entries that repeat it
+ * pass too; the caller checks the VARIES values. False when the map differs otherwise (or is
+ * not canonical): `into` may then hold some entries, and the caller reads the map in full.
+ */
+export function decodeMapLike (bytes: Uint8Array, layout: MapLayout, into: Record<string, unknown>): boolean {
+  const t = layout.bytes
+  const end = bytes.length
+  let o = layout.bodyStart
+  if (o > end) return false
+  for (let i = 0; i < o; i++) if (bytes[i] !== t[i]) return false
+  const { starts, valueStarts, ends, keys, values, kinds } = layout
+  const r = likeReader
+  r.reset(bytes)
+  try {
+    for (let e = 0; e < keys.length; e++) {
+      const kind = kinds[e]
+      const s = starts[e]
+      // The whole entry when it repeats, else its key.
+      const same = kind === VARIES ? valueStarts[e] - s : ends[e] - s
+      if (o + same > end) return false
+      for (let i = 0; i < same; i++) if (bytes[o + i] !== t[s + i]) return false
+      if (kind === SAME) {
+        o += same
+        into[keys[e]] = values[e]
+        continue
+      }
+      r.o = kind === VARIES ? o + same : o + valueStarts[e] - s
+      into[keys[e]] = r.item(1)
+      o = r.o
+    }
+  } catch (err) {
+    if (err === FAIL) return false
+    throw err
+  }
+  return o === end
+}
+
+/**
  * The keys a map usually holds (an envelope's), in canonical order, with their encodings:
  * decodeCanonicalMap compares the bytes at each key against the known keys that may still
  * follow — no string made, no lookup, no order check between two known keys. Any other key
@@ -348,6 +459,12 @@ const TEXT_CACHE_MAX_LENGTH = 128
 const TEXT_CACHE_ENTRIES = 4096
 /** Encoded text strings (head and UTF-8 bytes) by value; cleared when full. */
 const textCache = new Map<string, Uint8Array>()
+
+/** The canonical encoding (head and bytes) of an ASCII string of at most 23 characters: a map key to write with `small`. */
+export function encodedText (s: string): Uint8Array {
+  if (s.length > 23 || !/^[\x00-\x7f]*$/.test(s)) throw new RangeError('encodedText takes ASCII of at most 23 characters')
+  return Uint8Array.from([0x60 | s.length, ...Array.from(s, c => c.charCodeAt(0))])
+}
 
 /**
  * A growable buffer writing canonical CBOR heads, for encoders of fixed layouts (the
@@ -434,6 +551,18 @@ export class CborWriter {
     this.room(enc.length)
     this.buf.set(enc, this.o)
     this.o += enc.length
+  }
+
+  /**
+   * A short encoded item (a map key from `encodedText`): copied byte by byte, which for a
+   * few bytes is cheaper than `raw`'s typed-array `set`.
+   */
+  small (v: Uint8Array): void {
+    this.room(v.length)
+    const b = this.buf
+    let o = this.o
+    for (let i = 0; i < v.length; i++) b[o++] = v[i]
+    this.o = o
   }
 
   /** Bytes already encoded (a slice of canonical CBOR). */

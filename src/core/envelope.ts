@@ -19,7 +19,7 @@ import { isNetworkId } from './ids.ts'
 import { isAgentId, verifyByDid, type AgentKey } from './keys.ts'
 import { isTopic } from './topics.ts'
 import { InvalidEnvelopeError, MessageTooLargeError } from './errors.ts'
-import { CborWriter, KnownKeys, decodeCanonicalMap, mapEntryEnd } from './cbor-fast.ts'
+import { CborWriter, KnownKeys, encodedText, MapLayout, decodeCanonicalMap, decodeMapLike, mapEntryEnd } from './cbor-fast.ts'
 import { MAX_BATCH, SignedBatch, batchSigningInput, leafOf, merkleRoot, proofLength, putDigest, sha256, sha256Latin1, verifyInclusion, type BatchProof, type VerifiedRoots } from './batch.ts'
 
 export type { BatchProof } from './batch.ts'
@@ -241,58 +241,88 @@ export function compact<T extends object> (obj: T): T {
  * checkFields.
  */
 export function encodeEnvelopeFields (f: EnvelopeFields, sig?: Uint8Array, bp?: BatchProof, marks?: { v: number, net: number }): Uint8Array {
-  if (!directlyEncodable(f)) {
+  let n = encodableCount(f)
+  if (n < 0) {
     // A field this encoder does not lay out (one added to FIELD_NAMES or DELIVERY_NAMES
     // later): the generic encoder is always right. No marks: the wire is encoded anew.
     if (marks !== undefined) { marks.v = -1; marks.net = -1 }
     return dagCbor.encode(sig === undefined ? f : bp === undefined ? { ...f, sig } : { ...f, sig, bp: [bp.n, bp.i, bp.path] })
   }
-  let n = 0
-  for (const k of ENCODE_ORDER) if ((f as unknown as Record<string, unknown>)[k] !== undefined) n++
   if (sig !== undefined) n++
   if (bp !== undefined) n++
   const w = scratch.reset()
   w.head(5, n)
-  w.text('v'); w.uint(f.v)
+  w.small(K_V); w.uint(f.v)
   if (marks !== undefined) marks.v = w.length
   if (bp !== undefined) {
-    w.text('bp'); w.head(4, 3); w.uint(bp.n); w.uint(bp.i); w.head(4, bp.path.length)
+    w.small(K_BP); w.head(4, 3); w.uint(bp.n); w.uint(bp.i); w.head(4, bp.path.length)
     for (const h of bp.path) w.bytes(h)
   }
-  w.text('ct'); w.text(f.ct)
-  if (f.to !== undefined) { w.text('to'); w.head(4, f.to.length); for (const a of f.to) w.text(a) }
-  w.text('ts'); w.uint(f.ts)
+  w.small(K_CT); w.text(f.ct)
+  if (f.to !== undefined) { w.small(K_TO); w.head(4, f.to.length); for (const a of f.to) w.text(a) }
+  w.small(K_TS); w.uint(f.ts)
   if (f.dlv !== undefined) {
     const d = f.dlv
-    w.text('dlv')
+    w.small(K_DLV)
     w.head(5, (d.ack !== undefined ? 1 : 0) + (d.seq !== undefined ? 1 : 0) + (d.dedup !== undefined ? 1 : 0) + (d.maxMs !== undefined ? 1 : 0) + (d.durable !== undefined ? 1 : 0) + (d.retries !== undefined ? 1 : 0))
-    if (d.ack !== undefined) { w.text('ack'); w.bool(d.ack) }
-    if (d.seq !== undefined) { w.text('seq'); w.uint(d.seq) }
-    if (d.dedup !== undefined) { w.text('dedup'); w.bool(d.dedup) }
-    if (d.maxMs !== undefined) { w.text('maxMs'); w.uint(d.maxMs) }
-    if (d.durable !== undefined) { w.text('durable'); w.bool(d.durable) }
-    if (d.retries !== undefined) { w.text('retries'); w.uint(d.retries) }
+    if (d.ack !== undefined) { w.small(K_ACK); w.bool(d.ack) }
+    if (d.seq !== undefined) { w.small(K_SEQ); w.uint(d.seq) }
+    if (d.dedup !== undefined) { w.small(K_DEDUP); w.bool(d.dedup) }
+    if (d.maxMs !== undefined) { w.small(K_MAXMS); w.uint(d.maxMs) }
+    if (d.durable !== undefined) { w.small(K_DURABLE); w.bool(d.durable) }
+    if (d.retries !== undefined) { w.small(K_RETRIES); w.uint(d.retries) }
   }
-  if (f.enc !== undefined) { w.text('enc'); w.text(f.enc) }
-  w.text('net'); w.text(f.net)
+  if (f.enc !== undefined) { w.small(K_ENC); w.text(f.enc) }
+  w.small(K_NET); w.text(f.net)
   if (marks !== undefined) marks.net = w.length
-  if (sig !== undefined) { w.text('sig'); w.bytes(sig) }
-  w.text('ttl'); w.uint(f.ttl)
-  w.text('body'); w.bytes(f.body)
-  if (f.conv !== undefined) { w.text('conv'); w.text(f.conv) }
-  if (f.corr !== undefined) { w.text('corr'); w.text(f.corr) }
-  w.text('from'); w.text(f.from)
-  w.text('hops'); w.uint(f.hops)
-  w.text('mode'); w.text(f.mode)
-  w.text('prio'); w.uint(f.prio)
-  w.text('type'); w.text(f.type)
-  if (f.nonce !== undefined) { w.text('nonce'); w.uint(f.nonce) }
-  if (f.proto !== undefined) { w.text('proto'); w.text(f.proto) }
-  if (f.topic !== undefined) { w.text('topic'); w.text(f.topic) }
-  if (f.schema !== undefined) { w.text('schema'); w.text(f.schema) }
-  if (f.replyTo !== undefined) { w.text('replyTo'); w.text(f.replyTo) }
+  if (sig !== undefined) { w.small(K_SIG); w.bytes(sig) }
+  w.small(K_TTL); w.uint(f.ttl)
+  w.small(K_BODY); w.bytes(f.body)
+  if (f.conv !== undefined) { w.small(K_CONV); w.text(f.conv) }
+  if (f.corr !== undefined) { w.small(K_CORR); w.text(f.corr) }
+  w.small(K_FROM); w.text(f.from)
+  w.small(K_HOPS); w.uint(f.hops)
+  w.small(K_MODE); w.text(f.mode)
+  w.small(K_PRIO); w.uint(f.prio)
+  w.small(K_TYPE); w.text(f.type)
+  if (f.nonce !== undefined) { w.small(K_NONCE); w.uint(f.nonce) }
+  if (f.proto !== undefined) { w.small(K_PROTO); w.text(f.proto) }
+  if (f.topic !== undefined) { w.small(K_TOPIC); w.text(f.topic) }
+  if (f.schema !== undefined) { w.small(K_SCHEMA); w.text(f.schema) }
+  if (f.replyTo !== undefined) { w.small(K_REPLYTO); w.text(f.replyTo) }
   return w.finish()
 }
+
+/** Envelope keys (and dlv's), encoded: written with CborWriter.small. */
+const K_ACK = encodedText('ack')
+const K_BODY = encodedText('body')
+const K_BP = encodedText('bp')
+const K_CONV = encodedText('conv')
+const K_CORR = encodedText('corr')
+const K_CT = encodedText('ct')
+const K_DEDUP = encodedText('dedup')
+const K_DLV = encodedText('dlv')
+const K_DURABLE = encodedText('durable')
+const K_ENC = encodedText('enc')
+const K_FROM = encodedText('from')
+const K_HOPS = encodedText('hops')
+const K_MAXMS = encodedText('maxMs')
+const K_MODE = encodedText('mode')
+const K_NET = encodedText('net')
+const K_NONCE = encodedText('nonce')
+const K_PRIO = encodedText('prio')
+const K_PROTO = encodedText('proto')
+const K_REPLYTO = encodedText('replyTo')
+const K_RETRIES = encodedText('retries')
+const K_SCHEMA = encodedText('schema')
+const K_SEQ = encodedText('seq')
+const K_SIG = encodedText('sig')
+const K_TO = encodedText('to')
+const K_TOPIC = encodedText('topic')
+const K_TS = encodedText('ts')
+const K_TTL = encodedText('ttl')
+const K_TYPE = encodedText('type')
+const K_V = encodedText('v')
 
 /** One writer reused by the encoders (never re-entered); `finish` copies out what was written. */
 const scratch = new CborWriter(64 * 1024)
@@ -300,14 +330,20 @@ const scratch = new CborWriter(64 * 1024)
 const ENCODABLE = new Set<string>(['v', 'ct', 'to', 'ts', 'dlv', 'enc', 'net', 'ttl', 'body', 'conv', 'corr', 'from', 'hops', 'mode', 'prio', 'type', 'nonce', 'proto', 'topic', 'schema', 'replyTo'])
 const ENCODABLE_DLV = new Set<string>(['ack', 'seq', 'dedup', 'maxMs', 'durable', 'retries'])
 
-function directlyEncodable (f: EnvelopeFields): boolean {
-  for (const k in f) if (!ENCODABLE.has(k) && (f as unknown as Record<string, unknown>)[k] !== undefined) return false
-  if (f.dlv !== undefined) for (const k in f.dlv) if (!ENCODABLE_DLV.has(k) && (f.dlv as Record<string, unknown>)[k] !== undefined) return false
-  return true
+/**
+ * How many entries encodeEnvelopeFields writes for `f` (its members that are not undefined),
+ * or -1 when one of them is a field it does not lay out.
+ */
+function encodableCount (f: EnvelopeFields): number {
+  let n = 0
+  for (const k in f) {
+    if ((f as unknown as Record<string, unknown>)[k] === undefined) continue
+    if (!ENCODABLE.has(k)) return -1
+    n++
+  }
+  if (f.dlv !== undefined) for (const k in f.dlv) if (!ENCODABLE_DLV.has(k) && (f.dlv as Record<string, unknown>)[k] !== undefined) return -1
+  return n
 }
-
-/** Envelope keys (without `sig`), in canonical order. */
-const ENCODE_ORDER = ['v', 'ct', 'to', 'ts', 'dlv', 'enc', 'net', 'ttl', 'body', 'conv', 'corr', 'from', 'hops', 'mode', 'prio', 'type', 'nonce', 'proto', 'topic', 'schema', 'replyTo'] as const
 
 /** Fields checked and canonically encoded, with their id: an envelope waiting for its signature. */
 export interface PreparedEnvelope {
@@ -318,9 +354,10 @@ export interface PreparedEnvelope {
    * id's multihash, and the envelope's leaf in a batch.
    */
   readonly leaf: Uint8Array
-  /** The unsigned canonical bytes, and where in them `bp` and `sig` go (after `v`, after `net`). */
+  /** The unsigned canonical bytes, and where in them `bp` and `sig` go (after `v`, after `net`; -1 when not known). */
   readonly unsigned: Uint8Array
-  readonly marks: { v: number, net: number }
+  readonly markV: number
+  readonly markNet: number
 }
 
 /** Checks and encodes fields for signing by `key` (throws InvalidEnvelopeError). */
@@ -356,12 +393,15 @@ export function prepareOwnedEnvelope (fields: EnvelopeFields, key: Pick<AgentKey
 }
 
 function prepareChecked (clean: EnvelopeFields): PreparedEnvelope {
-  const marks = { v: 0, net: 0 }
+  const marks = prepareMarks
   const unsigned = encodeEnvelopeFields(clean, undefined, undefined, marks)
   // The leaf as its own array: batches take it as it is (a view into a multihash cost ~0.1 µs).
   const leaf = sha256(unsigned)
-  return { fields: clean, id: idOfDigest(leaf), leaf, unsigned, marks }
+  return { fields: clean, id: idOfDigest(leaf), leaf, unsigned, markV: marks.v, markNet: marks.net }
 }
+
+/** Where prepareChecked's encoder reports its marks (copied out at once: no object per envelope). */
+const prepareMarks = { v: 0, net: 0 }
 
 /**
  * The wire bytes: the unsigned bytes with `bp` spliced in after `v` and `sig` after `net`
@@ -369,8 +409,8 @@ function prepareChecked (clean: EnvelopeFields): PreparedEnvelope {
  * the entry count raised to match. Byte-identical to encoding all fields anew.
  */
 function wireBytes (p: PreparedEnvelope, sig: Uint8Array): Uint8Array {
-  if (p.marks.v < 0) return encodeEnvelopeFields(p.fields, sig)
-  return spliceWire(p.unsigned, p.marks, sig)
+  if (p.markV < 0) return encodeEnvelopeFields(p.fields, sig)
+  return spliceWire(p.unsigned, { v: p.markV, net: p.markNet }, sig)
 }
 
 function spliceWire (u: Uint8Array, marks: { v: number, net: number }, sig: Uint8Array, bp?: BatchProof): Uint8Array {
@@ -380,11 +420,11 @@ function spliceWire (u: Uint8Array, marks: { v: number, net: number }, sig: Uint
   w.head(5, count + 1 + (bp !== undefined ? 1 : 0))
   w.raw(u.subarray(head, marks.v))
   if (bp !== undefined) {
-    w.text('bp'); w.head(4, 3); w.uint(bp.n); w.uint(bp.i); w.head(4, bp.path.length)
+    w.small(K_BP); w.head(4, 3); w.uint(bp.n); w.uint(bp.i); w.head(4, bp.path.length)
     for (const h of bp.path) w.bytes(h)
   }
   w.raw(u.subarray(marks.v, marks.net))
-  w.text('sig'); w.bytes(sig)
+  w.small(K_SIG); w.bytes(sig)
   w.raw(u.subarray(marks.net))
   return w.finish()
 }
@@ -492,6 +532,8 @@ export function signPrepared (prepared: readonly PreparedEnvelope[], key: AgentK
   return prepared.map((p, i) => {
     const f = p.fields as unknown as Record<string, unknown>
     const env = leafObject(Object.getPrototypeOf(f) === LEAF_PROTO ? f : Object.assign(Object.create(LEAF_PROTO) as Record<string, unknown>, f), p.id, batch, i)
+    // Its exact wire size only when the most `sig` and `bp` can add might reach the limit.
+    if (p.unsigned.length + MAX_WIRE_OVERHEAD <= LIMITS.maxEnvelopeBytes) return env
     const size = wireSize(env)
     if (size > LIMITS.maxEnvelopeBytes) throw new MessageTooLargeError(`envelope is ${size} bytes, limit ${LIMITS.maxEnvelopeBytes}`)
     return env
@@ -602,6 +644,49 @@ export function decodeLeafFields (bytes: Uint8Array, maxBytes: number = LIMITS.m
   return fields as unknown as EnvelopeFields
 }
 
+/** The fields the envelopes of one batch usually differ in (LeafDecoder): time, nonce, body. */
+const LEAF_VARYING: ReadonlySet<string> = new Set(['ts', 'nonce', 'body'])
+/** Layouts a LeafDecoder keeps: with and without a nonce (envelopes of one millisecond have one). */
+const LEAF_LAYOUTS = 2
+
+/**
+ * decodeLeafFields for the leaves of one batch frame, in order. The envelopes of a batch
+ * repeat each other's bytes except in time, nonce and body: a leaf whose every other entry
+ * is byte for byte that of a leaf decoded and checked before it (the last two kept, as
+ * layouts) takes those values as they are — the same strings — and only its time, nonce and
+ * body are read and checked. Any other leaf is decoded in full (decodeLeafFields: the same
+ * verdicts, and its failure's detail) and becomes a layout if it passes.
+ */
+export class LeafDecoder {
+  private readonly maxBytes: number
+  private readonly layouts: MapLayout[] = []
+  /** Leaves read against a layout (the rest were decoded in full). */
+  repeated = 0
+
+  constructor (maxBytes: number = LIMITS.maxEnvelopeBytes) { this.maxBytes = maxBytes }
+
+  decode (bytes: Uint8Array): EnvelopeFields | LeafFailure {
+    if (bytes.length <= this.maxBytes) {
+      for (const layout of this.layouts) {
+        if (layout.bytes[0] !== bytes[0]) continue
+        const f = Object.create(LEAF_PROTO) as Record<string, unknown>
+        if (decodeMapLike(bytes, layout, f) && checkTsNonce(f) === undefined && checkBody(f) === undefined) {
+          this.repeated++
+          return f as unknown as EnvelopeFields
+        }
+      }
+    }
+    const f = decodeLeafFields(bytes, this.maxBytes)
+    if (f instanceof LeafFailure) return f
+    const layout = MapLayout.of(bytes, f as unknown as Record<string, unknown>, LEAF_VARYING)
+    if (layout !== undefined) {
+      this.layouts.unshift(layout)
+      if (this.layouts.length > LEAF_LAYOUTS) this.layouts.pop()
+    }
+    return f
+  }
+}
+
 /**
  * The envelope of leaf `i` of a verified batch, from its decodeUnsigned fields (they become
  * the envelope): the batch signature, and — computed when first read — its inclusion proof
@@ -611,6 +696,12 @@ export function leafEnvelope (fields: EnvelopeFields, id: MessageId, batch: Sign
   if (Object.getPrototypeOf(fields) !== LEAF_PROTO) throw new TypeError('leafEnvelope takes the fields decodeUnsigned returned')
   return leafObject(fields as unknown as Record<string, unknown>, id, batch, i)
 }
+
+/**
+ * The most the wire bytes of a batch envelope exceed its unsigned bytes: a map head two bytes
+ * longer, `sig` (4 + 66 bytes) and `bp` (key, array heads, n and i, up to 10 hashes of 34).
+ */
+const MAX_WIRE_OVERHEAD = 2 + 4 + 66 + 3 + 1 + 3 + 3 + 1 + 10 * 34
 
 /**
  * `env.bytes.length`, without building the wire bytes of an envelope that came in a batch
@@ -701,8 +792,8 @@ export function checkFields (f: Record<string, unknown>): string | undefined {
   for (const k of ['schema', 'proto', 'conv', 'corr', 'replyTo'] as const) {
     if (f[k] !== undefined && !isShortString(f[k])) return `${k} must be a string of 1–${LIMITS.maxStringField} characters`
   }
-  if (!isInt(f.ts, 0, Number.MAX_SAFE_INTEGER)) return 'ts must be a non-negative integer (ms)'
-  if (f.nonce !== undefined && !isInt(f.nonce, 1, Number.MAX_SAFE_INTEGER)) return 'nonce must be a positive integer'
+  const when = checkTsNonce(f)
+  if (when !== undefined) return when
   if (!isInt(f.ttl, 1, LIMITS.maxTtlSeconds)) return `ttl must be 1–${LIMITS.maxTtlSeconds} seconds`
   if (!isInt(f.hops, 0, LIMITS.maxHops)) return `hops must be 0–${LIMITS.maxHops}`
   if (!isInt(f.prio, 0, 3)) return 'prio must be 0–3'
@@ -719,8 +810,19 @@ export function checkFields (f: Record<string, unknown>): string | undefined {
   }
   if (!isShortString(f.ct, LIMITS.maxContentType)) return 'ct must be a content type'
   if (f.enc !== undefined && !COMPRESSIONS.includes(f.enc as Compression)) return `enc must be one of ${COMPRESSIONS.join(', ')}`
-  if (!(f.body instanceof Uint8Array)) return 'body must be bytes'
+  return checkBody(f)
+}
+
+// The checks of the fields a batch's envelopes differ in (LEAF_VARYING), shared by
+// checkFields and LeafDecoder.
+function checkTsNonce (f: Record<string, unknown>): string | undefined {
+  if (!isInt(f.ts, 0, Number.MAX_SAFE_INTEGER)) return 'ts must be a non-negative integer (ms)'
+  if (f.nonce !== undefined && !isInt(f.nonce, 1, Number.MAX_SAFE_INTEGER)) return 'nonce must be a positive integer'
   return undefined
+}
+
+function checkBody (f: Record<string, unknown>): string | undefined {
+  return f.body instanceof Uint8Array ? undefined : 'body must be bytes'
 }
 
 /** The payload bytes, decompressed when `enc` says so, bounded by `maxBytes`. */

@@ -5,7 +5,7 @@
  */
 import type { MessageId, NetworkId } from './ids.ts'
 import { MAX_BATCH, SignedBatch, batchSigningInput, merkleRoot, type VerifiedRoots } from './batch.ts'
-import { LeafFailure, decodeEnvelope, decodeLeafFields, envelopeDigest, envelopePayload, idOfDigest, leafEnvelope, LIMITS, type DecodeFailure, type Envelope, type EnvelopeFields } from './envelope.ts'
+import { LeafDecoder, LeafFailure, decodeEnvelope, envelopeDigest, envelopePayload, idOfDigest, leafEnvelope, LIMITS, type DecodeFailure, type Envelope, type EnvelopeFields } from './envelope.ts'
 import type { AgentId, MessageId as Id } from './ids.ts'
 import { verifyByDid } from './keys.ts'
 
@@ -99,10 +99,11 @@ export function checkBatch (sig: Uint8Array, elements: readonly Uint8Array[], ho
   const index: number[] = []
   const ids: Id[] = []
   let signer: AgentId | undefined
+  const decoder = new LeafDecoder(opts.maxBytes)
   for (let i = 0; i < n; i++) {
     const e = elements[i]
     if (e.length === LEAF_HASH_BYTES) { leaves[i] = e; continue }
-    const f = decodeLeafFields(e, opts.maxBytes)
+    const f = decoder.decode(e)
     if (f instanceof LeafFailure) return { ok: false, reason: f.reason, detail: `leaf ${i}: ${f.detail}` }
     if (signer === undefined) signer = f.from
     else if (f.from !== signer) return { ok: false, reason: 'bad-field', detail: `leaf ${i} is from ${f.from}, the batch from ${signer}` }

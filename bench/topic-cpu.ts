@@ -1,0 +1,69 @@
+/**
+ * CPU per topic message in each node process, for one source tree: a publisher agent on one
+ * node → one subscriber agent on another (1 → 1), or with `--fanout`, → two nodes of five
+ * subscriber agents each. Each process measures its own CPU (every thread) from the first
+ * measured message to the last one delivered, after a warm-up; prints one JSON line:
+ * µs per message at the publisher and at each subscriber node (per published message, so a
+ * fan-out node's figure covers its five deliveries), and the wall-clock rate.
+ *
+ *   node bench/topic-cpu.ts [--tree DIR] [--count N] [--fanout] [-- node flags such as --cpu-prof]
+ *
+ * Wall-clock rates on a shared machine are noise; compare CPU per message of two trees in
+ * alternating runs (docs/PERFORMANCE.md "Topic path, session 6").
+ */
+import { fork, type ChildProcess } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import { dirname, resolve } from 'node:path'
+
+const here = dirname(fileURLToPath(import.meta.url))
+const args = process.argv.slice(2)
+const dash = args.indexOf('--')
+const own = dash >= 0 ? args.slice(0, dash) : args
+const nodeFlags = dash >= 0 ? args.slice(dash + 1) : []
+const opt = (name: string): string | undefined => { const i = own.indexOf(name); return i >= 0 ? own[i + 1] : undefined }
+const tree = resolve(opt('--tree') ?? resolve(here, '..'))
+const count = Number(opt('--count') ?? 100_000)
+const fanout = own.includes('--fanout')
+const DEADLINE_MS = 600_000
+
+const deadline = setTimeout(() => { console.error('topic-cpu: deadline passed'); stopAll(); process.exit(1) }, DEADLINE_MS)
+const children: ChildProcess[] = []
+function stopAll (): void { for (const c of children) c.kill() }
+
+interface Reply { type: string, addrs?: string[], cpu?: number }
+function start (role: 'pub' | 'sub', agents: number): { child: ChildProcess, next: () => Promise<Reply> } {
+  const child = fork(resolve(here, 'workers/topic-cpu-node.ts'), [tree, role, String(count), String(agents)], { execArgv: nodeFlags, stdio: 'inherit' })
+  children.push(child)
+  const replies: Reply[] = []
+  let wake: (() => void) | undefined
+  child.on('message', (m: Reply) => { replies.push(m); wake?.() })
+  child.on('exit', (code) => { if (code !== 0 && code !== null) { console.error(`topic-cpu: a ${role} process exited with ${code}`); stopAll(); process.exit(1) } })
+  const next = async (): Promise<Reply> => {
+    while (replies.length === 0) await new Promise<void>(resolve => { wake = resolve })
+    return replies.shift() as Reply
+  }
+  return { child, next }
+}
+
+const subs = fanout ? [start('sub', 5), start('sub', 5)] : [start('sub', 1)]
+subs[0].child.send({})
+const first = await subs[0].next()
+for (const s of subs.slice(1)) { s.child.send({ bootstrap: first.addrs }); await s.next() }
+const pub = start('pub', 1)
+pub.child.send({ bootstrap: first.addrs })
+await pub.next()
+pub.child.send({ type: 'warm-up' })
+for (const s of subs) await s.next()
+const t0 = Date.now()
+pub.child.send({ type: 'go' })
+const subCpu: number[] = []
+for (const s of subs) subCpu.push((await s.next()).cpu as number)
+const seconds = (Date.now() - t0) / 1000
+pub.child.send({ type: 'subscribers-done' })
+const pubCpu = (await pub.next()).cpu as number
+console.log(JSON.stringify({ tree, fanout, count, pub: +pubCpu.toFixed(2), subs: subCpu.map(x => +x.toFixed(2)), rate: Math.round(count / seconds) }))
+const exited = children.map(async c => await new Promise(resolve => c.once('exit', resolve)))
+for (const c of children) c.send({ type: 'stop' })
+await Promise.race([Promise.all(exited), new Promise(resolve => setTimeout(resolve, 10_000))])
+clearTimeout(deadline)
+stopAll()
