@@ -294,19 +294,51 @@ export class Router {
 
   // ---- outbound -------------------------------------------------------------------------
 
-  /** Routes an envelope signed by a local agent. */
-  async submit (env: Envelope, options: AbortOptions = {}): Promise<SendResult> {
+  /** Routes an envelope signed by a local agent. Never throws: a failure rejects. */
+  submit (env: Envelope, options: AbortOptions = {}): Promise<SendResult> {
+    try {
+      return this.route(env, options)
+    } catch (err) {
+      return Promise.reject(err)
+    }
+  }
+
+  private route (env: Envelope, options: AbortOptions): Promise<SendResult> {
     this.counters.published++
     this.c.observe?.({ event: 'sent', env })
     if (env.mode === 'topic' || env.mode === 'broadcast') {
       // The dissemination core records the id in `dedup` (its table of ids taken).
       this.publishTopic(env)
+      const result = { id: env.id, confirmed: [] }
       // Backpressure for callers that await each publication: resolve once the links drain.
-      if (this.topics.queuedBytes() > SUBMIT_HIGH_WATER_BYTES) await this.topics.drained(SUBMIT_LOW_WATER_BYTES)
-      return { id: env.id, confirmed: [] }
+      if (this.topics.queuedBytes() > SUBMIT_HIGH_WATER_BYTES) return this.topics.drained(SUBMIT_LOW_WATER_BYTES).then(() => result)
+      return Promise.resolve(result)
     }
     this.dedup.add(env.id, env.ts + env.ttl * 1000 + this.ingress.clockSkewMs)
-    return await this.sendDirect(env, options)
+    return this.sendOverOpenLink(env, options) ?? this.sendDirect(env, options)
+  }
+
+  /**
+   * The fast path of a direct envelope that asks for no confirmation (every reply): to one
+   * remote recipient whose home node's link is open, it is queued on that link at once,
+   * without the lookups and promises of sendDirect. Undefined when it does not apply (the
+   * general path then sends it); a link that fails under the frame hands it to the general
+   * path, which sends it once more over a new link, as sendToHomes does.
+   */
+  private sendOverOpenLink (env: Envelope, options: AbortOptions): Promise<SendResult> | undefined {
+    const to = env.to
+    if (to === undefined || to.length !== 1 || wantsConfirm(env) || env.dlv?.maxMs !== undefined || options.signal?.aborted === true) return undefined
+    const rec = this.endpoints.has(to[0]) ? undefined : this.knownAgent(to[0]) ?? this.hintedRecord(to[0])
+    const home = rec?.home.find(h => h.id !== this.peerId)
+    const link = home === undefined ? undefined : this.openLinks.get(home.id)
+    if (home === undefined || link === undefined || link.isClosed) return undefined
+    if (env.corr != null) this.replying(env, home.id)
+    const sent = link.sendEncoded(encodeMessageFrame(1, env.bytes), env.prio)
+    this.counters.forwarded++
+    return sent.then(() => ({ id: env.id, confirmed: [] }), () => {
+      this.counters.forwarded--
+      return this.sendDirect(env, options)
+    })
   }
 
   /**
