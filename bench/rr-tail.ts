@@ -7,7 +7,9 @@
  * measured ones; the responder's handler echoes the payload. Over the measured window both
  * processes record, on one clock (`performance.timeOrigin + now()`):
  *
- * - CPU: `process.cpuUsage` (all threads) and the main thread's alone (/proc/self/task/<pid>/stat);
+ * - CPU: `process.cpuUsage` (all threads) and the main thread's alone (`process.threadCpuUsage`),
+ *   the latter also in units of one Ed25519 verification timed in the same process at the
+ *   window's start and end, which cancels out the machine's speed at the moment;
  * - bytes allocated on the V8 heap (`v8.GCProfiler`: heap used before each GC minus after the last);
  * - GC events (`PerformanceObserver('gc')`: kind, start, duration);
  * - message-log appends (`LogRecorder.flush`: its synchronous part on the event loop, and
@@ -24,7 +26,8 @@
  *   node bench/rr-tail.ts --profile cpu --save DIR   # … and the raw profiles (requester.cpuprofile, …) in DIR
  */
 import { fork, type ChildProcess } from 'node:child_process'
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { generateKeyPairSync, sign, verify } from 'node:crypto'
 import { loadavg, tmpdir } from 'node:os'
 import { basename, dirname, join, resolve } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
@@ -46,6 +49,8 @@ interface ProcStats {
   role: Role
   cpuUs: number
   mainCpuUs: number
+  /** Main-thread CPU µs of one Ed25519 verification, at the start and end of the window (mean). */
+  verifyUs: number
   allocated: number
   gcs: GcEvent[]
   appends: Append[]
@@ -63,11 +68,25 @@ interface RunResult {
 
 const now = (): number => performance.timeOrigin + performance.now()
 
-/** utime + stime of this process's main thread, in µs (clock ticks of 10 ms). */
-async function mainThreadCpuUs (): Promise<number> {
-  const stat = await readFile(`/proc/self/task/${process.pid}/stat`, 'utf8')
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-  return (Number(f[11]) + Number(f[12])) * 10_000
+/** CPU time of this (the main) thread, in µs. */
+function mainThreadCpuUs (): number {
+  const u = process.threadCpuUsage()
+  return u.user + u.system
+}
+
+const CALIBRATION_VERIFIES = 400
+
+/**
+ * Main-thread CPU µs of one Ed25519 verification now: the unit that makes CPU figures of
+ * runs on a loaded, shared machine comparable (the machine's speed at that moment cancels out).
+ */
+function verifyCostUs (): number {
+  const { privateKey, publicKey } = generateKeyPairSync('ed25519')
+  const data = new Uint8Array(53).fill(1)
+  const sig = sign(null, data, privateKey)
+  const t0 = mainThreadCpuUs()
+  for (let i = 0; i < CALIBRATION_VERIFIES; i++) if (!verify(null, data, publicKey, sig)) throw new Error('calibration signature does not verify')
+  return (mainThreadCpuUs() - t0) / CALIBRATION_VERIFIES
 }
 
 async function child (): Promise<void> {
@@ -122,6 +141,7 @@ async function child (): Promise<void> {
   let session: Session | undefined
   let cpu0 = process.cpuUsage()
   let main0 = 0
+  let verify0 = 0
   let gcProfiler: InstanceType<typeof v8.GCProfiler> | undefined
   let heap0 = 0
   for (;;) {
@@ -145,7 +165,8 @@ async function child (): Promise<void> {
       gcProfiler = new v8.GCProfiler()
       heap0 = v8.getHeapStatistics().used_heap_size
       gcProfiler.start()
-      main0 = await mainThreadCpuUs()
+      verify0 = verifyCostUs()
+      main0 = mainThreadCpuUs()
       cpu0 = process.cpuUsage()
       recording = true
       send({ type: 'begun' })
@@ -162,7 +183,8 @@ async function child (): Promise<void> {
     } else if (m.cmd === 'end') {
       recording = false
       const cpu = process.cpuUsage(cpu0)
-      const main = await mainThreadCpuUs() - main0
+      const main = mainThreadCpuUs() - main0
+      const verifyUs = (verify0 + verifyCostUs()) / 2
       const heap1 = v8.getHeapStatistics().used_heap_size
       const prof = gcProfiler?.stop()
       let allocated = 0
@@ -179,7 +201,7 @@ async function child (): Promise<void> {
         hot = init.profile === 'cpu' ? cpuHotSpots(profile as { nodes: CpuNode[] }, m.top, m.callers) : heapHotSpots(profile as { head: HeapNode }, m.top, m.callers)
         if (m.save !== undefined) await writeFile(join(m.save, `${role}.${init.profile === 'cpu' ? 'cpuprofile' : 'heapprofile'}`), JSON.stringify(profile))
       }
-      send({ type: 'stats', stats: { role, cpuUs: cpu.user + cpu.system, mainCpuUs: main, allocated, gcs, appends, hot } satisfies ProcStats })
+      send({ type: 'stats', stats: { role, cpuUs: cpu.user + cpu.system, mainCpuUs: main, verifyUs, allocated, gcs, appends, hot } satisfies ProcStats })
     } else if (m.cmd === 'stop') {
       obs.disconnect()
       await node.stop()
@@ -310,7 +332,7 @@ interface Summary {
   slow: number
   /** Slow round trips overlapping an event of either process (GC or a log append). */
   selfSlow: number
-  perProc: Record<Role, { cpuUs: number, mainCpuUs: number, allocB: number, scavenges: number, markCompacts: number, appends: number, slowGc: number, slowAppend: number }>
+  perProc: Record<Role, { cpuUs: number, mainCpuUs: number, verifies: number, allocB: number, scavenges: number, markCompacts: number, appends: number, slowGc: number, slowAppend: number }>
 }
 
 function quantile (sorted: number[], q: number): number {
@@ -336,6 +358,7 @@ function summarise (r: RunResult, slowMs: number): Summary {
     perProc[role] = {
       cpuUs: p.cpuUs / n,
       mainCpuUs: p.mainCpuUs / n,
+      verifies: p.mainCpuUs / n / p.verifyUs,
       allocB: p.allocated / n,
       scavenges: p.gcs.filter(g => g.kind === 'scavenge').length,
       markCompacts: p.gcs.filter(g => g.kind === 'mark-compact').length,
@@ -356,7 +379,7 @@ function row (label: string, r: RunResult, s: Summary): string {
   return [
     label.padEnd(14),
     `load ${r.load.map(x => x.toFixed(1)).join('→')}`,
-    `cpu ${f0(q.cpuUs)}/${f0(p.cpuUs)} µs (main ${f0(q.mainCpuUs)}/${f0(p.mainCpuUs)})`,
+    `cpu ${f0(q.cpuUs)}/${f0(p.cpuUs)} µs (main ${f0(q.mainCpuUs)}/${f0(p.mainCpuUs)} = ${f2(q.verifies)}/${f2(p.verifies)} verifies)`,
     `alloc ${f2(q.allocB / 1024)}/${f2(p.allocB / 1024)} KB`,
     `scav ${q.scavenges}/${p.scavenges} mc ${q.markCompacts}/${p.markCompacts} app ${q.appends}/${p.appends}`,
     `slow ${s.slow} self ${s.selfSlow} (gc ${q.slowGc}/${p.slowGc} app ${q.slowAppend}/${p.slowAppend})`,
@@ -374,6 +397,7 @@ function summaryTable (byTree: Map<string, Summary[]>): string {
   const measures: Array<[string, (s: Summary) => [number, number] | number, (x: number) => string]> = [
     ['CPU µs per round trip, requester / responder (process)', s => [s.perProc.requester.cpuUs, s.perProc.responder.cpuUs], f0],
     ['  main thread only', s => [s.perProc.requester.mainCpuUs, s.perProc.responder.mainCpuUs], f0],
+    ['  main thread, in Ed25519 verifications', s => [s.perProc.requester.verifies, s.perProc.responder.verifies], f2],
     ['KB allocated per round trip', s => [s.perProc.requester.allocB / 1024, s.perProc.responder.allocB / 1024], f2],
     ['scavenges', s => [s.perProc.requester.scavenges, s.perProc.responder.scavenges], f0],
     ['mark-compacts', s => [s.perProc.requester.markCompacts, s.perProc.responder.markCompacts], f0],
