@@ -26,7 +26,7 @@
  *   node bench/rr-tail.ts --profile cpu --save DIR   # … and the raw profiles (requester.cpuprofile, …) in DIR
  */
 import { fork, type ChildProcess } from 'node:child_process'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { generateKeyPairSync, sign, verify } from 'node:crypto'
 import { loadavg, tmpdir } from 'node:os'
 import { basename, dirname, join, resolve } from 'node:path'
@@ -459,6 +459,7 @@ async function parent (): Promise<void> {
     callers: values.callers,
     save: values.save === undefined ? undefined : resolve(values.save)
   }
+  if (o.save !== undefined) await mkdir(o.save, { recursive: true })
   const names = o.trees.map(t => basename(t))
   const byTree = new Map<string, Summary[]>(names.map(n => [n, []]))
   const all: Array<{ tree: string, summary: Summary, hot?: Record<Role, HotSpot[] | undefined> }> = []
