@@ -22,6 +22,7 @@ import type { NetworkId } from '../core/ids.ts'
 import { MAX_FRAME_BYTES } from './frames.ts'
 import { coalesceWrites } from './coalesce.ts'
 import { halfWindowUpdates } from './yamux-window.ts'
+import { quietLengthPrefixReads } from './noise-reads.ts'
 
 export interface NetInit {
   privateKey: PrivateKey
@@ -45,6 +46,8 @@ export function controlTopic (network: string): string { return `/fedmesh/${netw
 export async function createNet (init: NetInit) {
   // A window update per half window, not per data frame (yamux-window.ts).
   halfWindowUpdates()
+  // Noise reads without an exception per socket read (noise-reads.ts).
+  quietLengthPrefixReads()
   const services = {
     identify: identify({ protocolPrefix: `fedmesh/${init.network}` }),
     ping: ping(),

@@ -294,19 +294,72 @@ export class Router {
 
   // ---- outbound -------------------------------------------------------------------------
 
-  /** Routes an envelope signed by a local agent. */
-  async submit (env: Envelope, options: AbortOptions = {}): Promise<SendResult> {
+  /** Routes an envelope signed by a local agent. Never throws: a failure rejects. */
+  submit (env: Envelope, options: AbortOptions = {}): Promise<SendResult> {
+    try {
+      return this.route(env, options)
+    } catch (err) {
+      return Promise.reject(err)
+    }
+  }
+
+  private route (env: Envelope, options: AbortOptions): Promise<SendResult> {
     this.counters.published++
     this.c.observe?.({ event: 'sent', env })
     if (env.mode === 'topic' || env.mode === 'broadcast') {
       // The dissemination core records the id in `dedup` (its table of ids taken).
       this.publishTopic(env)
+      const result = { id: env.id, confirmed: [] }
       // Backpressure for callers that await each publication: resolve once the links drain.
-      if (this.topics.queuedBytes() > SUBMIT_HIGH_WATER_BYTES) await this.topics.drained(SUBMIT_LOW_WATER_BYTES)
-      return { id: env.id, confirmed: [] }
+      if (this.topics.queuedBytes() > SUBMIT_HIGH_WATER_BYTES) return this.topics.drained(SUBMIT_LOW_WATER_BYTES).then(() => result)
+      return Promise.resolve(result)
     }
     this.dedup.add(env.id, env.ts + env.ttl * 1000 + this.ingress.clockSkewMs)
-    return await this.sendDirect(env, options)
+    return this.sendOverOpenLink(env, options) ?? this.sendDirect(env, options)
+  }
+
+  /**
+   * The fast path of a direct envelope to one remote recipient whose home node's link is
+   * open (every request and reply): the frame is queued on that link at once, without the
+   * lookups, loops and promise layers of sendDirect/sendToHomes, with the same outcome. It
+   * does not apply (undefined: the general path sends it) to retries, a delivery deadline,
+   * or a confirmation wanted from an agent with several home nodes (tried in turn there).
+   * A link that fails under the frame hands it to the general path, which sends it once
+   * more over a new link, as sendToHomes does.
+   */
+  private sendOverOpenLink (env: Envelope, options: AbortOptions): Promise<SendResult> | undefined {
+    const to = env.to
+    const signal = options.signal
+    if (to === undefined || to.length !== 1 || env.dlv?.maxMs !== undefined || (env.dlv?.retries ?? 0) > 0 || signal?.aborted === true) return undefined
+    const rec = this.endpoints.has(to[0]) ? undefined : this.knownAgent(to[0]) ?? this.hintedRecord(to[0])
+    if (rec === undefined) return undefined
+    const wantConfirm = wantsConfirm(env)
+    if (wantConfirm && rec.home.length !== 1) return undefined
+    const home = rec.home.find(h => h.id !== this.peerId)
+    const link = home === undefined ? undefined : this.openLinks.get(home.id)
+    if (home === undefined || link === undefined || link.isClosed) return undefined
+    if (env.corr != null) this.replying(env, home.id)
+    let outcome: Promise<SendResult> | undefined
+    if (wantConfirm) {
+      // Waited for before the frame is queued (a reply may come back at once), and settled
+      // as sendToHomes settles a single attempt. Handled at once: it may fail before `sent` settles.
+      outcome = this.awaitConfirm(home.id, env.id, signal, isRequest(env) ? to : undefined).then((reply) => {
+        if (reply.ok) return { id: env.id, confirmed: [to[0]] }
+        throw errorFromConfirm(reply.code, reply.msg)
+      }, (err: Error) => {
+        if (isAborted(signal)) throw abortReason(signal as AbortSignal, 'delivery')
+        throw err instanceof FedmeshError ? err : new UnreachableError(`could not deliver ${env.id}: ${err.message}`, { cause: err })
+      })
+      outcome.catch(ignore)
+    }
+    const sent = link.sendEncoded(encodeMessageFrame(1, env.bytes), env.prio)
+    this.counters.forwarded++
+    return sent.then(() => outcome ?? { id: env.id, confirmed: [] }, (err: Error) => {
+      this.counters.forwarded--
+      // Not sent: this confirmation wait will never be answered.
+      if (wantConfirm) this.confirms.take(`${home.id}|${env.id}`)?.reject(err)
+      return this.sendDirect(env, options)
+    })
   }
 
   /**
@@ -928,6 +981,8 @@ export function anySignal (...signals: Array<AbortSignal | undefined>): AbortSig
   if (s.length === 0) return undefined
   return s.length === 1 ? s[0] : AbortSignal.any(s)
 }
+
+const ignore = (): void => {}
 
 function isAborted (signal?: AbortSignal): boolean {
   return signal?.aborted === true

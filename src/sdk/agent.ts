@@ -9,7 +9,7 @@ import type { AgentKey } from '../core/keys.ts'
 import { isAgentId } from '../core/keys.ts'
 import { MAX_BATCH } from '../core/batch.ts'
 import {
-  compressPayload, DEFAULTS, newLeafFields, prepareOwnedEnvelope, signEnvelope, signPrepared, type Envelope, type EnvelopeFields, type Mode, type PreparedEnvelope
+  compressPayload, DEFAULTS, newLeafFields, prepareOwnedEnvelope, signPrepared, type Envelope, type EnvelopeFields, type Mode, type PreparedEnvelope
 } from '../core/envelope.ts'
 import { parsePattern, parseTopic, topicMatches } from '../core/topics.ts'
 import {
@@ -77,6 +77,18 @@ interface Queued {
   options?: SendOptions
   resolve?: (r: SendResult) => void
   reject?: (e: Error) => void
+}
+
+const NO_OPTIONS: SendOptions = Object.freeze({})
+const ignore = (): void => {}
+
+function isThenable<T> (v: T | Promise<T>): v is Promise<T> {
+  return v != null && typeof (v as { then?: unknown }).then === 'function'
+}
+
+/** The fields that make an envelope the reply to `msg`: correlated, in its conversation. */
+function replyFields (msg: Message, type: string): Partial<EnvelopeFields> {
+  return msg.conversation === undefined ? { corr: msg.id, type } : { corr: msg.id, conv: msg.conversation, type }
 }
 
 function parseAgentId (s: unknown): AgentId {
@@ -198,6 +210,8 @@ export class AgentImpl implements Agent {
   private handler?: RequestHandler
   private streamHandler?: StreamHandler
   private readonly handlerAborts = new AbortController()
+  /** What every handler call gets (one object for all of them). */
+  private readonly handlerContext = Object.freeze({ signal: this.handlerAborts.signal })
   private closed = false
   private lastTs = 0
   private nonce = 0
@@ -241,11 +255,16 @@ export class AgentImpl implements Agent {
 
   // ---- building envelopes ---------------------------------------------------------------
 
+  /**
+   * An envelope signed alone. Its fields are built in a plain object that becomes the
+   * envelope as it is (prepareOwnedEnvelope), not copied as signEnvelope copies a caller's.
+   */
   private envelope (mode: Mode, target: { to?: AgentId[], topic?: string }, payload: Payload, o: SendOptions, extra: Partial<EnvelopeFields> = {}, seq?: number, encoded?: { body: Uint8Array, ct: string }): Envelope {
-    return signEnvelope(this.fields(mode, target, payload, o, extra, seq, encoded), this.key)
+    return signPrepared([prepareOwnedEnvelope(this.fields(mode, target, payload, o, extra, seq, encoded, false), this.key)], this.key)[0]
   }
 
-  private fields (mode: Mode, target: { to?: AgentId[], topic?: string }, payload: Payload, o: SendOptions, extra: Partial<EnvelopeFields> = {}, seq?: number, encoded?: { body: Uint8Array, ct: string }): EnvelopeFields {
+  /** Fields for prepareOwnedEnvelope: on the batch envelopes' prototype when `leaf` (to be signed in a batch). */
+  private fields (mode: Mode, target: { to?: AgentId[], topic?: string }, payload: Payload, o: SendOptions, extra: Partial<EnvelopeFields> = {}, seq?: number, encoded?: { body: Uint8Array, ct: string }, leaf = true): EnvelopeFields {
     if (this.closed) throw new ClosedError('agent closed')
     const { body, ct } = encoded ?? encodePayload(payload, o.contentType)
     const ts = Date.now()
@@ -255,7 +274,7 @@ export class AgentImpl implements Agent {
     // Built without undefined members (also in dlv), so that prepareOwnedEnvelope can take
     // the object as it is instead of copying it — and on the batch envelopes' prototype, so
     // that signPrepared makes it the envelope without another copy.
-    const f = newLeafFields()
+    const f: Record<string, unknown> = leaf ? newLeafFields() : {}
     f.v = 1
     f.net = this.opts.network
     f.mode = mode
@@ -514,7 +533,9 @@ export class AgentImpl implements Agent {
     let id: string | undefined
     try {
       const seq = options.ordered === true ? this.nextSeq(target) : undefined
-      const env = await this.checked('direct', { to: [target] }, payload, options, { type: options.type ?? 'request', replyTo: this.id }, seq)
+      const extra = { type: options.type ?? 'request', replyTo: this.id }
+      // Without a schema, protocol or conversation there is nothing to check: signed at once.
+      const env = this.semanticStep(options) ? await this.checked('direct', { to: [target] }, payload, options, extra, seq) : this.envelope('direct', { to: [target] }, payload, options, extra, seq)
       if (ctl.signal.aborted) throw ctl.signal.reason
       id = env.id
       this.pending.set(env.id, { to: target, resolve, reject })
@@ -725,7 +746,7 @@ export class AgentImpl implements Agent {
       if (p != null && p.to === env.from) { p.resolve(msg); return }
     }
     if (env.replyTo != null && env.corr == null && this.handler != null) {
-      void this.answer(msg, this.handler)
+      this.answer(msg, this.handler)
       return
     }
     const seq = env.dlv?.seq
@@ -733,28 +754,42 @@ export class AgentImpl implements Agent {
     else this.toInbox(msg)
   }
 
-  private async answer (msg: Message, handler: RequestHandler): Promise<void> {
+  /**
+   * Runs the handler and sends its answer. A handler that returns a value (not a promise)
+   * is answered at once, in the delivery's own call: no promise or closure per request.
+   */
+  private answer (msg: Message, handler: RequestHandler): void {
     const replyTo = msg.replyTo as string
     if (!isAgentId(replyTo)) return
-    const reply = { corr: msg.id, conv: msg.conversation }
-    const failure = (err: unknown): Envelope => {
-      const e = err as { code?: string, message?: string }
-      return this.envelope('direct', { to: [replyTo] }, { error: { code: e.code ?? 'HandlerError', message: e.message ?? String(err) } }, {}, { ...reply, type: 'failure' })
-    }
-    let outcome: { ok: true, value: Payload } | { ok: false, error: unknown }
+    let value: Payload | Promise<Payload>
     try {
-      outcome = { ok: true, value: await handler(msg, { signal: this.handlerAborts.signal }) }
-    } catch (error) {
-      outcome = { ok: false, error }
+      value = handler(msg, this.handlerContext)
+    } catch (err) {
+      this.sendAnswer(msg, replyTo, false, err)
+      return
     }
+    if (isThenable(value)) {
+      value.then((v) => { this.sendAnswer(msg, replyTo, true, v) }, (err: unknown) => { this.sendAnswer(msg, replyTo, false, err) })
+    } else this.sendAnswer(msg, replyTo, true, value)
+  }
+
+  /** The reply to `msg`: the handler's value (`ok`), or a `failure` with its error. */
+  private sendAnswer (msg: Message, replyTo: string, ok: boolean, outcome: unknown): void {
     if (this.closed) return
+    const to = [replyTo as AgentId]
     let env: Envelope
     try {
-      env = outcome.ok ? this.envelope('direct', { to: [replyTo] }, outcome.value, {}, { ...reply, type: 'inform' }) : failure(outcome.error)
+      env = ok ? this.envelope('direct', { to }, outcome as Payload, NO_OPTIONS, replyFields(msg, 'inform')) : this.failureReply(msg, to, outcome)
     } catch (err) {
-      env = failure(err) // e.g. a reply that is not JSON-serialisable or too large
+      // e.g. a reply that is not JSON-serialisable or too large
+      try { env = this.failureReply(msg, to, err) } catch { return }
     }
-    await this.transport.submit(env).catch(() => { /* requester gone: its timeout reports it */ })
+    this.transport.submit(env).catch(ignore) // requester gone: its timeout reports it
+  }
+
+  private failureReply (msg: Message, to: AgentId[], err: unknown): Envelope {
+    const e = err as { code?: string, message?: string } | undefined
+    return this.envelope('direct', { to }, { error: { code: e?.code ?? 'HandlerError', message: e?.message ?? String(err) } }, NO_OPTIONS, replyFields(msg, 'failure'))
   }
 
   // ---- conversations (the semantic layer) ----------------------------------------------------
