@@ -36,6 +36,8 @@ export interface ApiHandle { url: string, close: () => Promise<void> }
 
 /** How often `waitForAgent` looks for a record that arrived by another path during a DHT query. */
 const WAIT_POLL_MS = 100
+/** Connected peers whose directories `waitForAgent` asks with each attempt. */
+const WAIT_DIRECTORY_PEERS = 8
 
 export class MeshNodeImpl implements MeshNode {
   readonly peerId: string
@@ -280,6 +282,11 @@ export class MeshNodeImpl implements MeshNode {
       // that arrived during a query on a loaded node waited for the query's bound (up to 10 s).
       const heard = new AbortController()
       const watch = setInterval(() => { if (this.router.knownAgent(id) != null) heard.abort() }, WAIT_POLL_MS)
+      // And the connected peers are asked for their directories: one hop, no query. A record
+      // whose announcement this node missed (published before the gossip mesh formed) is
+      // otherwise found only through the DHT, whose queries a starved node may never finish
+      // within a bound; the peers' directories are asked once more with each attempt.
+      for (const peer of this.net.getPeers().slice(0, WAIT_DIRECTORY_PEERS)) void this.router.fetchDirectory(peer.toString())
       try {
         // Growing per-attempt bounds: a loaded node's DHT query may need more than the first.
         return await this.router.findAgent(id, { signal: AbortSignal.any([signal, heard.signal, AbortSignal.timeout(Math.min(10_000, 2000 * (attempt + 1)))]) })

@@ -52,6 +52,27 @@ function nodesWithRestarts (): { nodes: Nodes, restarted: Array<{ node: MeshNode
   return { nodes, restarted }
 }
 
+/**
+ * Two storage nodes (s1 given), a sender's node `a` with agent alice, and a home node in a
+ * data dir of its own (to restart it with `homeOpts`) with agent `name`, found by alice; the
+ * sender knows both storage nodes.
+ */
+async function storageSetup (nodes: Nodes, restarted: Array<{ node: MeshNodeImpl, dir: string }>, s1: MeshNodeImpl, name: string) {
+  const boot = [s1.multiaddrs()[0]]
+  const s2 = await nodes.start({ roles: ['full', 'storage'], bootstrap: boot })
+  const a = await nodes.start({ bootstrap: boot })
+  const homeDir = tempDir()
+  const port = await freePort()
+  const homeOpts: CreateNodeOptions = { dir: homeDir, listen: [`/ip4/127.0.0.1/tcp/${port}`], api: false, bootstrap: boot }
+  const home = await createNode(homeOpts)
+  restarted.push({ node: home, dir: homeDir })
+  const agent = await home.agent(name)
+  const alice = await a.agent('alice')
+  await a.waitForAgent(agent.id)
+  await until(() => a.nodeRecords().filter(r => r.roles.includes('storage')).length >= 2, 'storage node records at the sender')
+  return { s2, a, home, homeOpts, homeDir, agent, alice }
+}
+
 describe('replica choice', () => {
   test('k storage nodes by XOR distance, deterministic, home excluded', () => {
     const nodes = Array.from({ length: 6 }, (_, i) => ({ peer: `peer-${i}`, roles: i === 5 ? ['full'] : ['storage'] }))
@@ -208,18 +229,9 @@ describe('home node down: replicas hold, hand over, and the agent gets everythin
   before(async () => { s1 = await nodes.start({ roles: ['full', 'storage'] }) })
 
   test('send while the home is down, restart it, receive 1..N exactly once', async () => {
-    const boot = [s1.multiaddrs()[0]]
-    const s2 = await nodes.start({ roles: ['full', 'storage'], bootstrap: boot })
-    const a = await nodes.start({ bootstrap: boot })
-    const homeDir = tempDir()
-    const port = await freePort()
-    const homeOpts: CreateNodeOptions = { dir: homeDir, listen: [`/ip4/127.0.0.1/tcp/${port}`], api: false, bootstrap: boot }
-    let home = await createNode(homeOpts)
-    restarted.push({ node: home, dir: homeDir })
-    const erin = await home.agent('erin')
-    const alice = await a.agent('alice')
-    await a.waitForAgent(erin.id)
-    await until(() => a.nodeRecords().filter(r => r.roles.includes('storage')).length >= 2, 'storage node records at the sender')
+    const setup = await storageSetup(nodes, restarted, s1, 'erin')
+    const { s2, homeOpts, homeDir, agent: erin, alice } = setup
+    let home = setup.home
     // Two before the home goes down, delivered at once.
     const inbox1 = erin.messages()
     for (let i = 1; i <= 2; i++) await alice.send(erin.id, { i }, { durable: true })
@@ -362,18 +374,9 @@ describe('a replica whose hand-over is still being stored when the agent acknowl
 
   test('is told of the acknowledgement: it drops its copies within the notice\'s retries, not at its hand-over a minute later', async () => {
     const s1 = await nodes.start({ roles: ['full', 'storage'] })
-    const boot = [s1.multiaddrs()[0]]
-    const s2 = await nodes.start({ roles: ['full', 'storage'], bootstrap: boot })
-    const a = await nodes.start({ bootstrap: boot })
-    const homeDir = tempDir()
-    const port = await freePort()
-    const homeOpts: CreateNodeOptions = { dir: homeDir, listen: [`/ip4/127.0.0.1/tcp/${port}`], api: false, bootstrap: boot }
-    let home = await createNode(homeOpts)
-    restarted.push({ node: home, dir: homeDir })
-    const jo = await home.agent('jo')
-    const alice = await a.agent('alice')
-    await a.waitForAgent(jo.id)
-    await until(() => a.nodeRecords().filter(r => r.roles.includes('storage')).length >= 2, 'storage node records at the sender')
+    const setup = await storageSetup(nodes, restarted, s1, 'jo')
+    const { s2, homeOpts, homeDir, agent: jo, alice } = setup
+    let home = setup.home
     const homeId = home.peerId
     await home.stop()
     for (let i = 1; i <= 3; i++) assert.equal((await alice.send(jo.id, { i }, { durable: true })).durable?.replicas, 2)
