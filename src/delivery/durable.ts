@@ -497,10 +497,12 @@ export class DurableService {
   private async serveEnvelope (env: Envelope, home: string | undefined, ho: boolean | undefined, peer: string): Promise<DurableAnswer> {
     if (home != null) return { ok: true, st: await this.storeAsReplica(env, home, peer) }
     const recipient = (env.to as AgentId[])[0]
+    // A holder from the moment its copy is received: an acknowledgement while the copy is being
+    // stored (or checked) must be passed on to it too, or it keeps the copy until its next hand-over.
+    this.holdersOf(recipient).add(peer)
     // A replica handing over a message the recipient has already processed here.
     if (ho === true && await this.c.store.isProcessed(recipient, env.id)) return { ok: true, st: 'processed' }
     const out = await this.storeAsHome(env, peer)
-    this.holdersOf(recipient).add(peer)
     // `n` only when replicas stored (absent reads as 0): a `puts` answer is one map per envelope.
     return out.replicas > 0 ? { ok: true, st: out.status, n: out.replicas } : { ok: true, st: out.status }
   }

@@ -34,6 +34,11 @@ const MIN_CONNECTIONS = 16
 
 export interface ApiHandle { url: string, close: () => Promise<void> }
 
+/** How often `waitForAgent` looks for a record that arrived by another path during a DHT query. */
+const WAIT_POLL_MS = 100
+/** Connected peers whose directories `waitForAgent` asks with each attempt. */
+const WAIT_DIRECTORY_PEERS = 8
+
 export class MeshNodeImpl implements MeshNode {
   readonly peerId: string
   readonly network: NetworkId
@@ -273,13 +278,26 @@ export class MeshNodeImpl implements MeshNode {
     for (let attempt = 0; ; attempt++) {
       const known = this.router.knownAgent(id)
       if (known != null) return known
+      // The record may come by another path while the DHT query runs (a control-topic
+      // announcement, a peer's directory): that ends the attempt at once. Before, a record
+      // that arrived during a query on a loaded node waited for the query's bound (up to 10 s).
+      const heard = new AbortController()
+      const watch = setInterval(() => { if (this.router.knownAgent(id) != null) heard.abort() }, WAIT_POLL_MS)
+      // And the connected peers are asked for their directories: one hop, no query. A record
+      // whose announcement this node missed (published before the gossip mesh formed) is
+      // otherwise found only through the DHT, whose queries a starved node may never finish
+      // within a bound; the peers' directories are asked once more with each attempt.
+      for (const peer of this.net.getPeers().slice(0, WAIT_DIRECTORY_PEERS)) void this.router.fetchDirectory(peer.toString())
       try {
         // Growing per-attempt bounds: a loaded node's DHT query may need more than the first.
-        return await this.router.findAgent(id, { signal: AbortSignal.any([signal, AbortSignal.timeout(Math.min(10_000, 2000 * (attempt + 1)))]) })
+        return await this.router.findAgent(id, { signal: AbortSignal.any([signal, heard.signal, AbortSignal.timeout(Math.min(10_000, 2000 * (attempt + 1)))]) })
       } catch (err) {
         if (signal.aborted) throw abortReason(signal, `waiting for agent ${id}`)
+        if (heard.signal.aborted) continue
         // One attempt's own bound running out is not the end of the wait: try again.
         if (!(err instanceof AgentNotFoundError) && !(err instanceof TimeoutError)) throw err
+      } finally {
+        clearInterval(watch)
       }
       await new Promise(resolve => setTimeout(resolve, Math.min(1000, 100 * (attempt + 1))))
     }

@@ -309,7 +309,9 @@ export class NodeSemantics {
     try {
       if (parseRegistryKey(key)?.kind === 'latest') {
         // The highest version: hear everyone (bounded by the timeout), then select.
-        const all = (await Promise.allSettled(lookups)).flatMap(r => r.status === 'fulfilled' && r.value != null ? [r.value] : [])
+        const settled = await Promise.allSettled(lookups)
+        if (local == null && settled.every(r => r.status === 'rejected')) throw new UnreachableError(`no peer answered for ${key}`)
+        const all = settled.flatMap(r => r.status === 'fulfilled' && r.value != null ? [r.value] : [])
         if (local != null) all.push(local)
         if (all.length === 0) return undefined
         return all[selectRegistryRecord(key, all)]
@@ -384,13 +386,25 @@ function anyOf (...signals: Array<AbortSignal | undefined>): AbortSignal {
   return AbortSignal.any(signals.filter((s): s is AbortSignal => s != null))
 }
 
-/** The first promise to resolve with a value; undefined when all resolve empty or fail. */
+/**
+ * The first promise to resolve with a value; undefined when all settle and at least one
+ * resolved empty (someone answered "not here"). When every one fails (timed out, refused,
+ * unreachable) it throws: no answer is not an answer of absence, and the registry remembers
+ * only the latter as a miss.
+ */
 async function firstDefined<T> (ps: Array<Promise<T | undefined>>): Promise<T | undefined> {
-  return await new Promise<T | undefined>((resolve) => {
+  return await new Promise<T | undefined>((resolve, reject) => {
     let left = ps.length
+    let answered = false
+    let firstError: unknown
     if (left === 0) { resolve(undefined); return }
     for (const p of ps) {
-      p.then((v) => { if (v !== undefined) resolve(v) }, () => {}).finally(() => { if (--left === 0) resolve(undefined) })
+      p.then((v) => { answered = true; if (v !== undefined) resolve(v) }, (err: unknown) => { firstError ??= err })
+        .finally(() => {
+          if (--left > 0) return
+          if (answered) resolve(undefined)
+          else reject(new UnreachableError(`no peer answered: ${(firstError as Error)?.message ?? String(firstError)}`, { cause: firstError }))
+        })
     }
   })
 }

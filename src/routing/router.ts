@@ -905,8 +905,8 @@ export class Router {
     }
   }
 
-  /** Learns a peer's directory; every record is verified, newer ones replace older. */
-  private async fetchDirectory (peer: string): Promise<void> {
+  /** Learns a peer's directory; every record is verified, newer ones replace older. Never throws. */
+  async fetchDirectory (peer: string): Promise<void> {
     if (this.stopped) return
     try {
       const signal = AbortSignal.timeout(10_000)

@@ -12,7 +12,7 @@
 import type { ValidateFunction } from 'ajv'
 import type { Ajv2020 } from 'ajv/dist/2020.js'
 import type { AgentId, SchemaUri } from '../core/ids.ts'
-import { abortReason, InvalidArgumentError, UnreachableError } from '../core/errors.ts'
+import { abortReason, InvalidArgumentError } from '../core/errors.ts'
 import { createAjv, toIssues } from './ajv.ts'
 import { createSchemaLimits, type SchemaLimits } from './bounds.ts'
 import { BUILTIN_PUBLISHER, builtinDocuments } from './builtins.ts'
@@ -48,8 +48,9 @@ export interface RegistryNetwork {
    */
   put: (key: string, bytes: Uint8Array, options?: { signal?: AbortSignal }) => Promise<void>
   /**
-   * Finds the value stored under `key`, or undefined. Must honour `signal`. Throws
-   * UnreachableError when there was no one to ask (the registry then does not remember a miss).
+   * Finds the value stored under `key`, or undefined when those asked answered without it.
+   * Must honour `signal`. Throws when there was no one to ask or no one answered (timed out,
+   * failed): the registry remembers a miss only for an answer without the document.
    */
   get: (key: string, options?: { signal?: AbortSignal }) => Promise<Uint8Array | undefined>
 }
@@ -480,16 +481,23 @@ class SchemaRegistryImpl implements SchemaRegistry {
       if (this.inflight.size >= this.cfg.maxLookups) throw new SchemaNotFoundError(`${what} is not known here and ${this.cfg.maxLookups} lookups are already in flight`)
       p = (async () => {
         try {
-          const r = await this.fetchKey(key)
-          if (r == null) throw new SchemaNotFoundError(`${what} was not found on the network`)
-          if (!r.ok) throw new SchemaNotFoundError(`${what} was found but refused (${r.reason}): ${r.detail}`, { details: { reason: r.reason } })
-          if (!matches(r.document)) throw new SchemaNotFoundError(`the network answered for ${what} with another document`)
+          let r: IngestResult | undefined
+          try {
+            r = await this.fetchKey(key)
+          } catch (err) {
+            // Timed out, aborted, or no one there or answering (no peers yet, a process too
+            // starved to hear its peers in time): no evidence of absence, so not remembered
+            // as a miss — the next lookup asks again.
+            throw new SchemaNotFoundError(`${what} could not be fetched: ${(err as Error).message}`, { cause: err })
+          }
+          // The network answered: without the document, or with one that is not it. Remembered.
+          if (r == null) throw this.miss(key, new SchemaNotFoundError(`${what} was not found on the network`))
+          if (!r.ok) throw this.miss(key, new SchemaNotFoundError(`${what} was found but refused (${r.reason}): ${r.detail}`, { details: { reason: r.reason } }))
+          if (!matches(r.document)) throw this.miss(key, new SchemaNotFoundError(`the network answered for ${what} with another document`))
           return r.document
         } catch (err) {
           this.counters.fetchFailed++
-          // No one was there to ask (a node with no peers yet): not evidence of absence.
-          if (!(err instanceof UnreachableError)) this.rememberMiss(key)
-          throw err instanceof SchemaNotFoundError ? err : new SchemaNotFoundError(`${what} could not be fetched: ${(err as Error).message}`, { cause: err })
+          throw err
         } finally {
           this.inflight.delete(key)
         }
@@ -514,9 +522,11 @@ class SchemaRegistryImpl implements SchemaRegistry {
     return this.ingest(bytes, 'fetch')
   }
 
-  private rememberMiss (key: string): void {
+  /** Remembers that the network answered without `key`'s document (not asked again for `missTtlMs`); returns `err`. */
+  private miss (key: string, err: Error): Error {
     if (this.misses.size >= 10_000) this.misses.delete(this.misses.keys().next().value as string)
     this.misses.set(key, this.now() + this.cfg.missTtlMs)
+    return err
   }
 
   async schema (uri: string, options: { signal?: AbortSignal } = {}): Promise<JsonSchema> {

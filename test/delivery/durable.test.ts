@@ -16,7 +16,8 @@ import { buildApi } from '../../src/api/server.ts'
 import { loadAgentKey } from '../../src/node/datadir.ts'
 import { connect } from '../../src/sdk/remote.ts'
 import { generateAgentKey } from '../../src/core/keys.ts'
-import { signEnvelope } from '../../src/core/envelope.ts'
+import { signEnvelope, type Envelope } from '../../src/core/envelope.ts'
+import { DurableService } from '../../src/delivery/durable.ts'
 
 const TOKEN = 'durable-test-token-0123456789'
 
@@ -49,6 +50,27 @@ function nodesWithRestarts (): { nodes: Nodes, restarted: Array<{ node: MeshNode
     await nodes.stopAll()
   })
   return { nodes, restarted }
+}
+
+/**
+ * Two storage nodes (s1 given), a sender's node `a` with agent alice, and a home node in a
+ * data dir of its own (to restart it with `homeOpts`) with agent `name`, found by alice; the
+ * sender knows both storage nodes.
+ */
+async function storageSetup (nodes: Nodes, restarted: Array<{ node: MeshNodeImpl, dir: string }>, s1: MeshNodeImpl, name: string) {
+  const boot = [s1.multiaddrs()[0]]
+  const s2 = await nodes.start({ roles: ['full', 'storage'], bootstrap: boot })
+  const a = await nodes.start({ bootstrap: boot })
+  const homeDir = tempDir()
+  const port = await freePort()
+  const homeOpts: CreateNodeOptions = { dir: homeDir, listen: [`/ip4/127.0.0.1/tcp/${port}`], api: false, bootstrap: boot }
+  const home = await createNode(homeOpts)
+  restarted.push({ node: home, dir: homeDir })
+  const agent = await home.agent(name)
+  const alice = await a.agent('alice')
+  await a.waitForAgent(agent.id)
+  await until(() => a.nodeRecords().filter(r => r.roles.includes('storage')).length >= 2, 'storage node records at the sender')
+  return { s2, a, home, homeOpts, homeDir, agent, alice }
 }
 
 describe('replica choice', () => {
@@ -207,18 +229,9 @@ describe('home node down: replicas hold, hand over, and the agent gets everythin
   before(async () => { s1 = await nodes.start({ roles: ['full', 'storage'] }) })
 
   test('send while the home is down, restart it, receive 1..N exactly once', async () => {
-    const boot = [s1.multiaddrs()[0]]
-    const s2 = await nodes.start({ roles: ['full', 'storage'], bootstrap: boot })
-    const a = await nodes.start({ bootstrap: boot })
-    const homeDir = tempDir()
-    const port = await freePort()
-    const homeOpts: CreateNodeOptions = { dir: homeDir, listen: [`/ip4/127.0.0.1/tcp/${port}`], api: false, bootstrap: boot }
-    let home = await createNode(homeOpts)
-    restarted.push({ node: home, dir: homeDir })
-    const erin = await home.agent('erin')
-    const alice = await a.agent('alice')
-    await a.waitForAgent(erin.id)
-    await until(() => a.nodeRecords().filter(r => r.roles.includes('storage')).length >= 2, 'storage node records at the sender')
+    const setup = await storageSetup(nodes, restarted, s1, 'erin')
+    const { s2, homeOpts, homeDir, agent: erin, alice } = setup
+    let home = setup.home
     // Two before the home goes down, delivered at once.
     const inbox1 = erin.messages()
     for (let i = 1; i <= 2; i++) await alice.send(erin.id, { i }, { durable: true })
@@ -348,5 +361,52 @@ describe('a replica that misses the acknowledgement notice', () => {
     assert.deepEqual((await take(ivy.messages(), 2)).map(m => (m.data() as { i: number }).i), [1, 2])
     await until(async () => (await home.store.stats(ivy.id)).inbox.count === 0, 'acknowledged at the home node')
     await until(async () => await held() === 0, 'replica copies dropped after the notice was sent again', 15_000)
+  })
+})
+
+describe('a replica whose hand-over is still being stored when the agent acknowledges', () => {
+  const { nodes, restarted } = nodesWithRestarts()
+  type Enqueue = (env: Envelope, peer: string | undefined, replicaOf?: string) => Promise<'stored' | 'duplicate'>
+  type ReplicaSet = (recipient: string, exclude: Set<string>, includeSelf: boolean) => string[]
+  const proto = DurableService.prototype as unknown as { enqueue: Enqueue, replicaSet: ReplicaSet }
+  const { enqueue, replicaSet } = proto
+  after(() => { proto.enqueue = enqueue; proto.replicaSet = replicaSet })
+
+  test('is told of the acknowledgement: it drops its copies within the notice\'s retries, not at its hand-over a minute later', async () => {
+    const s1 = await nodes.start({ roles: ['full', 'storage'] })
+    const setup = await storageSetup(nodes, restarted, s1, 'jo')
+    const { s2, homeOpts, homeDir, agent: jo, alice } = setup
+    let home = setup.home
+    const homeId = home.peerId
+    await home.stop()
+    for (let i = 1; i <= 3; i++) assert.equal((await alice.send(jo.id, { i }, { durable: true })).durable?.replicas, 2)
+    const held = async (n: MeshNodeImpl): Promise<number> => (await n.store.stats(jo.id)).inbox.count
+    // The restarted home stores s1's hand-over slowly (a starved store): s1's puts are received
+    // (and found not yet processed) first, stored only once jo has acknowledged the copies s2
+    // handed over, which are stored once s1's are received.
+    let acked!: () => void
+    const joAcked = new Promise<void>(resolve => { acked = resolve })
+    let received!: () => void
+    const s1Received = new Promise<void>(resolve => { received = resolve })
+    // And it has not heard the storage nodes' records yet (as just after a restart on a loaded
+    // machine): the replicas it tells are those that handed copies over.
+    proto.replicaSet = function (this: { c: { peerId: string } }, recipient, exclude, includeSelf) {
+      return this.c.peerId === homeId ? [] : replicaSet.call(this, recipient, exclude, includeSelf)
+    }
+    proto.enqueue = async function (this: { c: { peerId: string } }, env, peer, replicaOf) {
+      if (this.c.peerId === homeId && replicaOf == null) {
+        if (peer === s1.peerId) { received(); await joAcked }
+        if (peer === s2.peerId) await s1Received
+      }
+      return await enqueue.call(this, env, peer, replicaOf)
+    }
+    home = await createNode(homeOpts)
+    restarted.push({ node: home, dir: homeDir })
+    const jo2 = await home.agent('jo')
+    assert.deepEqual((await take(jo2.messages(), 3, 30_000)).map(m => (m.data() as { i: number }).i), [1, 2, 3])
+    await until(async () => await held(s2) === 0 && (await home.store.stats(jo.id)).inbox.count === 0, 'acknowledged at the home and s2')
+    acked()
+    // The notice is retried for 7 s (1, 2, 4 s); s1 heard of it within that, not a minute later.
+    await until(async () => await held(s1) === 0, 's1 told of the acknowledgement', 15_000)
   })
 })

@@ -258,6 +258,42 @@ describe('SchemaRegistry over a network', () => {
     for (const p of [a1, a2, b]) assert.equal(await codeOf(p), 'SchemaNotFoundError')
   })
 
+  test('a lookup that timed out or got no answer is not remembered as a miss: the next one asks again', async () => {
+    const hub = createMemoryRegistryHub()
+    const publisher = member(hub, 'p')
+    await publisher.publish(doc('acme/order@1.0.0', ORDER_V1))
+    const net = hub.join('starved')
+    // First a network too slow to answer within the registry's bound, then one that fails outright, then the real one.
+    let mode: 'hang' | 'fail' | 'ok' = 'hang'
+    let gets = 0
+    const flaky: RegistryNetwork = {
+      ...net,
+      get: async (k, o) => {
+        gets++
+        if (mode === 'hang') {
+          // (AbortSignal.timeout does not keep the process alive: a timer does, until the abort.)
+          const alive = setTimeout(() => {}, 10_000)
+          return await new Promise<never>((_resolve, reject) => { o?.signal?.addEventListener('abort', () => { clearTimeout(alive); reject(o.signal?.reason) }, { once: true }) })
+        }
+        if (mode === 'fail') throw new Error('no peer answered')
+        return await net.get(k, o)
+      }
+    }
+    const reg = createSchemaRegistry({ network: flaky, fetchTimeoutMs: 20 })
+    assert.match(await reg.resolve('acme/order@1.0.0').then(() => '', (e: Error) => e.message), /could not be fetched/)
+    mode = 'fail'
+    assert.match(await reg.resolve('acme/order@1.0.0').then(() => '', (e: Error) => e.message), /could not be fetched/)
+    mode = 'ok'
+    assert.equal((await reg.resolve('acme/order@1.0.0')).parsed.uri, 'acme/order@1.0.0')
+    assert.equal(gets, 3)
+    // An answer without the document is remembered: not asked again for a while.
+    assert.equal(await codeOf(reg.resolve('acme/nothing@1.0.0')), 'SchemaNotFoundError')
+    assert.equal(await codeOf(reg.resolve('acme/nothing@1.0.0')), 'SchemaNotFoundError')
+    assert.equal(gets, 4)
+    reg.close()
+    publisher.close()
+  })
+
   test('invalid announcements are counted, not thrown; an aborted lookup is an AbortError', async () => {
     const hub = createMemoryRegistryHub()
     const reg = member(hub, 'r')
