@@ -41,8 +41,8 @@ import type { EnqueueOutcome, InboxEntry, InboxQuota, MessageStore } from '../st
 import type { LogRecorder, Observe } from '../log/recorder.ts'
 import { chooseReplicas } from './replicas.ts'
 import { isReceipt, parseReceipt, verifyReceipt } from './receipts.ts'
-import { PutBatcher, type PutTarget } from './put-batch.ts'
-import { DurableClient, durableProtocol, MAX_ACK_IDS, serveDurable, type DurableAnswer, type DurableRequest, type DurableResponse } from './wire.ts'
+import { PutBatcher, PUTS_PER_REQUEST, type PutTarget } from './put-batch.ts'
+import { DurableClient, durableProtocol, MAX_ACK_IDS, MAX_PUTS_BYTES, serveDurable, type DurableAnswer, type DurableRequest, type DurableResponse } from './wire.ts'
 
 /** What a durable send reports (in `SendResult.durable`). */
 export interface DurableOutcome {
@@ -141,6 +141,24 @@ function responseOf (err: unknown): DurableAnswer {
   // Through JSON: CBOR has no Infinity (an unlimited quota), JSON turns it into null.
   const d = e.details != null ? JSON.parse(JSON.stringify(e.details)) as Record<string, unknown> : undefined
   return { ok: false, code: e.code ?? 'InternalError', msg: e.message ?? String(err), ...(d != null ? { d } : {}) }
+}
+
+/** Copies in `puts` requests of at most PUTS_PER_REQUEST envelopes and MAX_PUTS_BYTES, in the order given. */
+function requestsOf (entries: InboxEntry[]): InboxEntry[][] {
+  const out: InboxEntry[][] = []
+  let cur: InboxEntry[] = []
+  let bytes = 0
+  for (const e of entries) {
+    if (cur.length > 0 && (cur.length >= PUTS_PER_REQUEST || bytes + e.bytes.length > MAX_PUTS_BYTES)) {
+      out.push(cur)
+      cur = []
+      bytes = 0
+    }
+    cur.push(e)
+    bytes += e.bytes.length
+  }
+  if (cur.length > 0) out.push(cur)
+  return out
 }
 
 export class DurableService {
@@ -466,6 +484,7 @@ export class DurableService {
         case 'putb':
           return await this.servePutBatch(req, peer)
         case 'puts': {
+          if (req.ho === true && req.home == null) return { ok: true, rs: await this.serveHandOver(req.es, peer) }
           // Each envelope on its own (checked, stored or refused); the store's group commit
           // writes them in one transaction, and the answer goes once all are durable.
           const rs = await Promise.all(req.es.map(async e => await this.servePut(e, req.home, req.ho, peer).catch(responseOf)))
@@ -507,6 +526,34 @@ export class DurableService {
     return out.replicas > 0 ? { ok: true, st: out.status, n: out.replicas } : { ok: true, st: out.status }
   }
 
+  /**
+   * A replica's hand-over (`puts`, `ho`): its copies come in its delivery order (per sender,
+   * sequence order). All are checked first (the processed look-ups may answer in any order),
+   * then stored in the order given, submitted in one turn: the group commit writes them in
+   * that order, so no copy is stored (and delivered) before an earlier one of the request.
+   */
+  private async serveHandOver (es: Uint8Array[], peer: string): Promise<DurableAnswer[]> {
+    const rs = new Array<DurableAnswer>(es.length)
+    const fresh: Array<Envelope | undefined> = []
+    await Promise.all(es.map(async (e, i) => {
+      try {
+        const env = this.checkInbound(e)
+        const recipient = (env.to as AgentId[])[0]
+        this.holdersOf(recipient).add(peer)
+        if (await this.c.store.isProcessed(recipient, env.id)) rs[i] = { ok: true, st: 'processed' }
+        else fresh[i] = env
+      } catch (err) {
+        rs[i] = responseOf(err)
+      }
+    }))
+    // Checked already: stored as a plain put (`ho` false skips the processed look-up).
+    await Promise.all(es.map(async (_, i) => {
+      const env = fresh[i]
+      if (env != null) rs[i] = await this.serveEnvelope(env, undefined, false, peer).catch(responseOf)
+    }))
+    return rs
+  }
+
   private holdersOf (agent: AgentId): Set<string> {
     let s = this.holders.get(agent)
     if (s == null) {
@@ -523,29 +570,43 @@ export class DurableService {
    * Pushes the replica copies held for `agent` to `target` (its home node). A copy stays
    * until the home reports it processed or the recipient's acknowledgement reaches us.
    * Returns how many the target accepted.
+   *
+   * In delivery order (the store's: per sender, sequence order), one `puts` request at a
+   * time, the next once the last one's copies are stored: the home node stores a request's
+   * copies in the order given, so it never holds (and delivers) a sender's later message
+   * before an earlier one this node is handing over. A request that fails, or a copy the
+   * home refuses, ends the hand-over there: what follows waits for the next one.
    */
   private async handOver (agent: AgentId, target: { peer: string, addrs: string[] }, force = true): Promise<number> {
     let n = 0
     let cursor: string | undefined
     const now = Date.now()
-    for (let page = 0; page < 100; page++) {
+    const to: PutTarget = { peer: target.peer, addrs: target.addrs, ho: true }
+    pages: for (let page = 0; page < 100; page++) {
       const res = await this.c.store.pending(agent, { limit: 200, afterCursor: cursor })
       const copies = res.entries.filter(e => e.replica && (force || now - (this.handedOver.get(e.id) ?? 0) > 60_000))
-      const outcomes = await Promise.allSettled(copies.map(async (e) => {
-        const r = await this.request(target.peer, target.addrs, { op: 'put', e: e.bytes, ho: true }, {})
-        return { e, r }
-      }))
-      const done: MessageId[] = []
-      for (const o of outcomes) {
-        if (o.status !== 'fulfilled') continue
-        n++
-        this.counters.handedOver++
-        this.handedOver.set(o.value.e.id, now)
-        if (o.value.r.st === 'processed') done.push(o.value.e.id)
-        this.c.observe({ event: 'relayed', id: o.value.e.id, peer: target.peer, to: [agent] })
+      for (const chunk of requestsOf(copies)) {
+        let answers: DurableAnswer[]
+        try {
+          answers = await this.sendLoose(to, chunk.map(e => e.bytes))
+        } catch (err) {
+          this.c.logger.debug({ agent, home: target.peer, err: (err as Error).message }, 'replica handover request failed')
+          break pages
+        }
+        const done: MessageId[] = []
+        let refused = false
+        chunk.forEach((e, i) => {
+          const a = answers[i]
+          if (!a.ok) { refused = true; return }
+          n++
+          this.counters.handedOver++
+          this.handedOver.set(e.id, now)
+          if (a.st === 'processed') done.push(e.id)
+          this.c.observe({ event: 'relayed', id: e.id, peer: target.peer, to: [agent] })
+        })
+        if (done.length > 0) await this.c.store.ack(agent, done)
+        if (refused) break pages
       }
-      if (done.length > 0) await this.c.store.ack(agent, done)
-      if (outcomes.some(o => o.status === 'rejected')) break
       if (!res.more) break
       cursor = res.cursor
     }

@@ -263,6 +263,44 @@ describe('home node down: replicas hold, hand over, and the agent gets everythin
   })
 })
 
+describe('handover order: copies the home node checks out of order are still stored and delivered in the sender\'s order', () => {
+  const { nodes, restarted } = nodesWithRestarts()
+
+  test('the processed look-ups of the first five answer last; the agent still gets 1..10 in order', async () => {
+    const s1 = await nodes.start({ roles: ['full', 'storage'] })
+    const setup = await storageSetup(nodes, restarted, s1, 'iris')
+    const { homeOpts, homeDir, agent: iris, alice } = setup
+    await setup.home.stop()
+    const sent = []
+    for (let i = 1; i <= 10; i++) sent.push(await alice.send(iris.id, { i }, { durable: true }))
+    assert.ok(sent.every(r => r.durable?.replicas === 2 && r.durable.home == null))
+    const home = await createNode(homeOpts)
+    restarted.push({ node: home, dir: homeDir })
+    // At the restarted home, the look-ups for the first five copies wait (as a loaded store's
+    // may): until the agent has its first message, or at most 8 s (on the old code the later
+    // five were stored and delivered meanwhile: the pull gives up after 3 s).
+    const early = new Set(sent.slice(0, 5).map(r => r.id))
+    const gate = Promise.withResolvers<undefined>()
+    const store = home.store as { isProcessed: MeshNodeImpl['store']['isProcessed'] }
+    const isProcessed = store.isProcessed.bind(home.store)
+    store.isProcessed = async (agent, id, options) => {
+      if (early.has(id)) await gate.promise
+      return await isProcessed(agent, id, options)
+    }
+    const bound = setTimeout(() => { gate.resolve(undefined) }, 8_000)
+    try {
+      const inbox = (await home.agent('iris')).messages()
+      const first = await take(inbox, 1, 30_000)
+      gate.resolve(undefined)
+      const rest = await take(inbox, 9, 30_000)
+      assert.deepEqual([...first, ...rest].map(m => (m.data() as { i: number }).i), Array.from({ length: 10 }, (_, i) => i + 1))
+    } finally {
+      clearTimeout(bound)
+      gate.resolve(undefined)
+    }
+  })
+})
+
 describe('an agent that connects to a storage node instead of its home gets the copies held there', () => {
   const nodes = new Nodes()
   after(async () => { await nodes.stopAll() })
