@@ -70,6 +70,8 @@ async function storageSetup (nodes: Nodes, restarted: Array<{ node: MeshNodeImpl
   const alice = await a.agent('alice')
   await a.waitForAgent(agent.id)
   await until(() => a.nodeRecords().filter(r => r.roles.includes('storage')).length >= 2, 'storage node records at the sender')
+  // The home replicates only to the storage nodes it knows of when a message comes in.
+  await until(() => home.nodeRecords().filter(r => r.roles.includes('storage')).length >= 2, 'storage node records at the home')
   return { s2, a, home, homeOpts, homeDir, agent, alice }
 }
 
@@ -234,7 +236,7 @@ describe('home node down: replicas hold, hand over, and the agent gets everythin
     let home = setup.home
     // Two before the home goes down, delivered at once.
     const inbox1 = erin.messages()
-    for (let i = 1; i <= 2; i++) await alice.send(erin.id, { i }, { durable: true })
+    for (let i = 1; i <= 2; i++) assert.equal((await alice.send(erin.id, { i }, { durable: true })).durable?.replicas, 2)
     assert.deepEqual((await take(inbox1, 2)).map(m => (m.data() as { i: number }).i), [1, 2])
     const held = async (n: MeshNodeImpl): Promise<number> => (await n.store.stats(erin.id)).inbox.count
     // The home replicated both to the storage nodes, and told them of erin's acknowledgement.
