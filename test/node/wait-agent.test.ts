@@ -17,8 +17,9 @@ test('a record heard during a DHT query ends the query: the wait does not sit ou
   const record = b.router.knownAgent(bob.id)
   assert.ok(record != null)
   for (let i = 0; i < 200 && a.net.getPeers().length === 0; i++) await new Promise(resolve => setTimeout(resolve, 50))
-  // Forget bob if the announcement already came; the DHT (stubbed: a starved query that never
-  // answers) is asked, and the record arrives while it runs.
+  // Forget bob if the announcement already came. The DHT lookup is replaced by a test double
+  // that behaves as a starved node's query does (it never answers until aborted); bob's
+  // record arrives while it runs.
   const directory = (a.router as unknown as { directory: Map<string, unknown> }).directory
   directory.delete(bob.id)
   const reasons: string[] = []
