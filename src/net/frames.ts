@@ -197,6 +197,7 @@ export class FrameLink {
   private readonly maxBatchBytes: number
   private readonly opts: FrameLinkOptions
   private drainWaiters: Array<() => void> = []
+  private chunksRead = 0
   readonly done: Promise<void>
 
   constructor (stream: Stream, opts: FrameLinkOptions) {
@@ -207,6 +208,9 @@ export class FrameLink {
   }
 
   get isClosed (): boolean { return this.closed }
+
+  /** Chunks read from the stream so far: whether anything came back since a given moment. */
+  get reads (): number { return this.chunksRead }
 
   /** Bytes queued here and not yet handed to the stream. */
   get queuedBytes (): number { return this.bytesQueued }
@@ -343,12 +347,14 @@ export class FrameLink {
       stream.removeEventListener('close', onClose)
       stream.removeEventListener('remoteCloseWrite', onRemoteCloseWrite)
       if (err === undefined && this.partsLen > 0) err = new Error(`stream ended inside a frame (${this.partsLen} bytes)`)
-      if (err !== undefined) this.opts.onGarbage?.(`stream error: ${err.message}`)
+      // A stream this side closed (a failed write, a link found dead) is not the peer's garbage.
+      if (err !== undefined && !this.closed) this.opts.onGarbage?.(`stream error: ${err.message}`)
       this.fail(err)
       resolve()
     }
     const onMessage = (evt: Event): void => {
       if (ended) return
+      this.chunksRead++
       const data = (evt as Event & { data: Uint8Array | Uint8ArrayList }).data
       try {
         this.onChunk(data instanceof Uint8Array ? data : data.subarray())
@@ -427,6 +433,11 @@ export class FrameLink {
     if (err != null) this.stream.abort(err)
     else void this.stream.close().catch(() => {})
     this.opts.onClose?.(err)
+  }
+
+  /** Closes the link at once (the stream is aborted with `err`): for a link found dead. */
+  abort (err: Error): void {
+    this.fail(err)
   }
 
   async close (): Promise<void> {

@@ -55,6 +55,12 @@ const CONFIRM_TIMEOUT_MS = 5000
  * explicit confirmation; far below CONFIRM_TIMEOUT_MS either way.
  */
 export const ACK_HOLD_MS = 200
+/**
+ * A link over which a frame awaiting confirmation went out, and nothing at all came back
+ * for this long (5 × ACK_HOLD_MS: a live node confirms within ACK_HOLD_MS), is taken for
+ * dead once that wait ends unconfirmed (see `dropIfSilent`).
+ */
+export const SILENT_LINK_MS = 5 * ACK_HOLD_MS
 /** Most agent records exchanged in one directory sync. */
 const DIRECTORY_SYNC_MAX = 2000
 const ROUTE_HINTS_MAX = 10_000
@@ -137,6 +143,8 @@ export class Router {
   readonly counters: RouterCounters = { published: 0, delivered: 0, forwarded: 0, received: 0 }
   /** Confirmation frames sent, and requests sent from here whose reply stood for their confirmation. */
   readonly confirmCounts = { sent: 0, byReply: 0 }
+  /** Links closed because nothing came back over them while a confirmation was awaited (`dropIfSilent`). */
+  silentLinksDropped = 0
   /** Requests delivered here whose confirmation is held for their reply. */
   get heldConfirmations (): number { return this.heldAcks.size }
   private readonly c: RouterComponents
@@ -343,7 +351,7 @@ export class Router {
     if (wantConfirm) {
       // Waited for before the frame is queued (a reply may come back at once), and settled
       // as sendToHomes settles a single attempt. Handled at once: it may fail before `sent` settles.
-      outcome = this.awaitConfirm(home.id, env.id, signal, isRequest(env) ? to : undefined).then((reply) => {
+      outcome = this.awaitConfirm(link, home.id, env.id, signal, isRequest(env) ? to : undefined).then((reply) => {
         if (reply.ok) return { id: env.id, confirmed: [to[0]] }
         throw errorFromConfirm(reply.code, reply.msg)
       }, (err: Error) => {
@@ -458,7 +466,7 @@ export class Router {
             this.counters.forwarded++
             return true
           }
-          const confirm = this.awaitConfirm(home.id, env.id, signal, isRequest(env) ? recipients : undefined)
+          const confirm = this.awaitConfirm(link, home.id, env.id, signal, isRequest(env) ? recipients : undefined)
           try {
             await link.sendEncoded(frame, env.prio)
           } catch (err) {
@@ -489,19 +497,26 @@ export class Router {
   }
 
   /**
-   * Waits for the confirmation of `id` from `peer` (CONFIRM_TIMEOUT_MS, or until `signal`).
-   * For a request, `answeredBy` lists its recipients there: their reply confirms it too.
+   * Waits for the confirmation of `id` from `peer`, sent over `link` (CONFIRM_TIMEOUT_MS, or
+   * until `signal`). For a request, `answeredBy` lists its recipients there: their reply
+   * confirms it too. A wait that ends unconfirmed checks whether the link is dead.
    */
-  private awaitConfirm (peer: string, id: string, signal?: AbortSignal, answeredBy?: readonly AgentId[]): Promise<ConfirmFrame> {
+  private awaitConfirm (link: FrameLink, peer: string, id: string, signal?: AbortSignal, answeredBy?: readonly AgentId[]): Promise<ConfirmFrame> {
     const key = `${peer}|${id}`
     const { promise, resolve, reject } = Promise.withResolvers<ConfirmFrame>()
     let onAbort: (() => void) | undefined
+    const reads = link.reads
+    const since = performance.now()
     const wait: PendingConfirm = {
       peer,
       id,
       answeredBy,
       resolve: (f) => { if (onAbort !== undefined) signal?.removeEventListener('abort', onAbort); resolve(f) },
-      reject: (e) => { if (onAbort !== undefined) signal?.removeEventListener('abort', onAbort); reject(e) }
+      reject: (e) => {
+        if (onAbort !== undefined) signal?.removeEventListener('abort', onAbort)
+        this.dropIfSilent(link, peer, reads, since)
+        reject(e)
+      }
     }
     if (signal != null) {
       onAbort = () => {
@@ -512,6 +527,24 @@ export class Router {
     }
     this.confirms.add(key, wait)
     return promise
+  }
+
+  /**
+   * A confirmation wait over `link` ended unconfirmed (its deadline, the request's timeout or
+   * abort). If the link read nothing since the frame was queued (`reads` then, at `since`)
+   * and that was at least SILENT_LINK_MS ago, the node at the other end is not reading it
+   * — a live one confirms within ACK_HOLD_MS — and the link is closed, so the next send
+   * opens a new one instead of waiting on this one too. A dead connection under it is
+   * libp2p's to find (its connection monitor pings every connection and aborts one that
+   * does not answer); a new link over it fails with it.
+   */
+  private dropIfSilent (link: FrameLink, peer: string, reads: number, since: number): void {
+    if (this.stopped || link.isClosed || link.reads !== reads) return
+    const silentMs = performance.now() - since
+    if (silentMs < SILENT_LINK_MS) return
+    this.silentLinksDropped++
+    this.c.logger.warn({ peer, silentMs: Math.round(silentMs) }, 'link silent while a confirmation was awaited: closed')
+    link.abort(new TimeoutError(`nothing read from node ${peer} in ${Math.round(silentMs)} ms while a confirmation was awaited`))
   }
 
   /**
