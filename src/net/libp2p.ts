@@ -23,6 +23,7 @@ import { MAX_FRAME_BYTES } from './frames.ts'
 import { coalesceWrites } from './coalesce.ts'
 import { halfWindowUpdates } from './yamux-window.ts'
 import { quietLengthPrefixReads } from './noise-reads.ts'
+import { directMessageStreams } from './message-streams.ts'
 
 export interface NetInit {
   privateKey: PrivateKey
@@ -48,6 +49,8 @@ export async function createNet (init: NetInit) {
   halfWindowUpdates()
   // Noise reads without an exception per socket read (noise-reads.ts).
   quietLengthPrefixReads()
+  // A chunk read or written through each libp2p stream layer without list copies when nothing waits (message-streams.ts).
+  directMessageStreams()
   const services = {
     identify: identify({ protocolPrefix: `fedmesh/${init.network}` }),
     ping: ping(),
