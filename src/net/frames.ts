@@ -230,11 +230,12 @@ export class FrameLink {
   /**
    * Queues an encoded frame without a promise (the hot path: one per message would cost
    * more than the write). False when the link is closed. Callers bound what they queue
-   * with `queuedBytes` and `drained()`.
+   * with `queuedBytes` and `drained()`. `onFail` is called if the frame is not handed to
+   * the stream (the link fails first, or the write throws).
    */
-  push (bytes: Uint8Array, priority: number = 1): boolean {
+  push (bytes: Uint8Array, priority: number = 1, onFail?: (err: Error) => void): boolean {
     if (this.closed) return false
-    this.enqueue({ bytes }, priority)
+    this.enqueue({ bytes, reject: onFail }, priority)
     return true
   }
 

@@ -347,27 +347,42 @@ export class Router {
     const link = home === undefined ? undefined : this.openLinks.get(home.id)
     if (home === undefined || link === undefined || link.isClosed) return undefined
     if (env.corr != null) this.replying(env, home.id)
-    let outcome: Promise<SendResult> | undefined
-    if (wantConfirm) {
-      // Waited for before the frame is queued (a reply may come back at once), and settled
-      // as sendToHomes settles a single attempt. Handled at once: it may fail before `sent` settles.
-      outcome = this.awaitConfirm(link, home.id, env.id, signal, isRequest(env) ? to : undefined).then((reply) => {
-        if (reply.ok) return { id: env.id, confirmed: [to[0]] }
-        throw errorFromConfirm(reply.code, reply.msg)
-      }, (err: Error) => {
-        if (isAborted(signal)) throw abortReason(signal as AbortSignal, 'delivery')
-        throw err instanceof FedmeshError ? err : new UnreachableError(`could not deliver ${env.id}: ${err.message}`, { cause: err })
+    const frame = encodeMessageFrame(1, env.bytes)
+    if (!wantConfirm) {
+      const sent = link.sendEncoded(frame, env.prio)
+      this.counters.forwarded++
+      return sent.then(() => ({ id: env.id, confirmed: [] }), () => {
+        this.counters.forwarded--
+        return this.sendDirect(env, options)
       })
-      outcome.catch(ignore)
     }
-    const sent = link.sendEncoded(encodeMessageFrame(1, env.bytes), env.prio)
-    this.counters.forwarded++
-    return sent.then(() => outcome ?? { id: env.id, confirmed: [] }, (err: Error) => {
+    // A request (or an acknowledged send): one promise, settled by the confirmation (or the
+    // reply standing for it) as sendToHomes settles a single attempt. The frame is queued
+    // without a promise of its own; if the link fails under it, the wait is dropped and the
+    // general path sends it instead.
+    const { promise, resolve, reject } = Promise.withResolvers<SendResult>()
+    let resent = false
+    const resend = (err: Error): void => {
+      if (resent) return
+      resent = true
       this.counters.forwarded--
       // Not sent: this confirmation wait will never be answered.
-      if (wantConfirm) this.confirms.take(`${home.id}|${env.id}`)?.reject(err)
-      return this.sendDirect(env, options)
+      this.confirms.take(`${home.id}|${env.id}`)?.reject(err)
+      this.sendDirect(env, options).then(resolve, reject)
+    }
+    // Waited for before the frame is queued: a reply may come back at once.
+    this.watchConfirm(link, home.id, env.id, signal, isRequest(env) ? to : undefined, (reply) => {
+      if (resent) return
+      if (reply.ok) resolve({ id: env.id, confirmed: [to[0]] })
+      else reject(errorFromConfirm(reply.code, reply.msg))
+    }, (err) => {
+      if (resent) return
+      if (isAborted(signal)) reject(abortReason(signal as AbortSignal, 'delivery'))
+      else reject(err instanceof FedmeshError ? err : new UnreachableError(`could not deliver ${env.id}: ${err.message}`, { cause: err }))
     })
+    this.counters.forwarded++
+    if (!link.push(frame, env.prio, resend)) resend(new ClosedError('link closed'))
+    return promise
   }
 
   /**
@@ -502,8 +517,15 @@ export class Router {
    * confirms it too. A wait that ends unconfirmed checks whether the link is dead.
    */
   private awaitConfirm (link: FrameLink, peer: string, id: string, signal?: AbortSignal, answeredBy?: readonly AgentId[]): Promise<ConfirmFrame> {
-    const key = `${peer}|${id}`
     const { promise, resolve, reject } = Promise.withResolvers<ConfirmFrame>()
+    this.watchConfirm(link, peer, id, signal, answeredBy, resolve, reject)
+    return promise
+  }
+
+  /** `awaitConfirm` with callbacks instead of a promise: exactly one of them is called, once. */
+  private watchConfirm (link: FrameLink, peer: string, id: string, signal: AbortSignal | undefined, answeredBy: readonly AgentId[] | undefined,
+    resolve: (f: ConfirmFrame) => void, reject: (err: Error) => void): void {
+    const key = `${peer}|${id}`
     let onAbort: (() => void) | undefined
     const reads = link.reads
     const since = performance.now()
@@ -526,7 +548,6 @@ export class Router {
       signal.addEventListener('abort', onAbort, { once: true })
     }
     this.confirms.add(key, wait)
-    return promise
   }
 
   /**
@@ -1014,8 +1035,6 @@ export function anySignal (...signals: Array<AbortSignal | undefined>): AbortSig
   if (s.length === 0) return undefined
   return s.length === 1 ? s[0] : AbortSignal.any(s)
 }
-
-const ignore = (): void => {}
 
 function isAborted (signal?: AbortSignal): boolean {
   return signal?.aborted === true

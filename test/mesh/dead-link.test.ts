@@ -63,4 +63,16 @@ describe('a dead link', { timeout: 120_000 }, () => {
     assert.equal(link.isClosed, false)
     assert.equal(openLink(a, b.peerId), link)
   })
+
+  it('a link whose write fails under a request hands the request to a new link', async () => {
+    await alice.request(echo.id, 5, { timeout: 10_000 })
+    const failing = openLink(a, b.peerId)
+    assert.ok(failing !== undefined && !failing.isClosed)
+    failing.stream.send = () => { throw new Error('write failed') }
+    const reply = await alice.request(echo.id, 6, { timeout: 10_000 })
+    assert.deepEqual(reply.data(), { echo: 6 })
+    assert.equal(failing.isClosed, true)
+    const fresh = openLink(a, b.peerId)
+    assert.ok(fresh !== undefined && fresh !== failing && !fresh.isClosed)
+  })
 })
