@@ -332,6 +332,12 @@ interface Summary {
   slow: number
   /** Slow round trips overlapping an event of either process (GC or a log append). */
   selfSlow: number
+  /**
+   * Round trips that overlap a log append's writer-thread time (from its start to its
+   * completion, either process) — that thread competes with both main threads for the
+   * cores — as [slow among them, all of them]; and the same for the others.
+   */
+  writer: { slowIn: number, in: number, slowOut: number, out: number }
   perProc: Record<Role, { cpuUs: number, mainCpuUs: number, verifies: number, allocB: number, scavenges: number, markCompacts: number, appends: number, slowGc: number, slowAppend: number }>
 }
 
@@ -367,7 +373,14 @@ function summarise (r: RunResult, slowMs: number): Summary {
       slowAppend: appSlow.size
     }
   }
-  return { p50: quantile(sorted, 0.5), p90: quantile(sorted, 0.9), p99: quantile(sorted, 0.99), max: sorted[n - 1], slow: slow.length, selfSlow: self.size, perProc }
+  const writer = { slowIn: 0, in: 0, slowOut: 0, out: 0 }
+  const windows = [...r.procs.requester.appends, ...r.procs.responder.appends].filter(a => a.done !== undefined)
+  for (let i = 0; i < n; i++) {
+    const inside = windows.some(a => overlaps(i, a.start, a.done as number))
+    const isSlow = r.durs[i] > slowMs
+    if (inside) { writer.in++; if (isSlow) writer.slowIn++ } else { writer.out++; if (isSlow) writer.slowOut++ }
+  }
+  return { p50: quantile(sorted, 0.5), p90: quantile(sorted, 0.9), p99: quantile(sorted, 0.99), max: sorted[n - 1], slow: slow.length, selfSlow: self.size, writer, perProc }
 }
 
 const f0 = (x: number): string => x.toFixed(0)
@@ -383,6 +396,7 @@ function row (label: string, r: RunResult, s: Summary): string {
     `alloc ${f2(q.allocB / 1024)}/${f2(p.allocB / 1024)} KB`,
     `scav ${q.scavenges}/${p.scavenges} mc ${q.markCompacts}/${p.markCompacts} app ${q.appends}/${p.appends}`,
     `slow ${s.slow} self ${s.selfSlow} (gc ${q.slowGc}/${p.slowGc} app ${q.slowAppend}/${p.slowAppend})`,
+    `writer ${s.writer.slowIn}/${s.writer.in} vs ${s.writer.slowOut}/${s.writer.out}`,
     `p50 ${f2(s.p50)} p90 ${f2(s.p90)} p99 ${f2(s.p99)} max ${f2(s.max)} ms`
   ].join('  ')
 }
@@ -405,6 +419,7 @@ function summaryTable (byTree: Map<string, Summary[]>): string {
     ['slow round trips overlapping own GC', s => [s.perProc.requester.slowGc, s.perProc.responder.slowGc], f0],
     ['slow round trips overlapping own append', s => [s.perProc.requester.slowAppend, s.perProc.responder.slowAppend], f0],
     ['slow round trips, all / self-caused', s => [s.slow, s.selfSlow], f0],
+    ['% slow while a log writer works / otherwise', s => [100 * s.writer.slowIn / Math.max(1, s.writer.in), 100 * s.writer.slowOut / Math.max(1, s.writer.out)], f2],
     ['p50 ms', s => s.p50, f2],
     ['p99 ms', s => s.p99, f2]
   ]
