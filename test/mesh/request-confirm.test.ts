@@ -2,12 +2,15 @@
  * Delivery confirmations of direct messages and requests between two in-process nodes
  * (PROTOCOL.md 8.1): a confirmation frame crosses only when the envelope asks for one, and
  * a request's reply stands for its confirmation; a request whose reply does not come back
- * that way is confirmed explicitly once the recipient's node has held it ACK_HOLD_MS.
+ * that way is confirmed explicitly once the recipient's node has held it ACK_HOLD_MS. A link
+ * that reads nothing while a confirmation is awaited is dropped once the wait fails.
  */
 import { describe, it, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import type { MeshNodeImpl } from '../../src/node/mesh-node.ts'
 import type { Agent, Message, Subscription } from '../../src/node/types.ts'
+import type { FrameLink } from '../../src/net/frames.ts'
+import { SILENT_LINK_MS } from '../../src/routing/router.ts'
 import { Nodes, within } from '../helpers/api.ts'
 
 async function next (sub: Subscription, what: string): Promise<Message> {
@@ -93,4 +96,52 @@ describe('delivery confirmations', { timeout: 120_000 }, () => {
     assert.equal(b.router.confirmCounts.sent - sentByB, 1)
     inbox.unsubscribe()
   })
+
+  // Last: these break the link from a to b on purpose. A link that stops carrying anything
+  // while the connection under it stays up must not be kept for the next request, which
+  // would wait on it too (router `dropIfSilent`).
+  describe('a dead link', () => {
+    it('is dropped after a request over it times out, and the next request goes over a new one', async () => {
+      await alice.request(echo.id, 0, { timeout: 10_000 })
+      const dead = openLink(a, b.peerId)
+      assert.ok(dead !== undefined && !dead.isClosed, 'a request went over an open link')
+      // Everything written to the link from now on is lost, as on a stream whose other end
+      // stopped reading; the libp2p connection itself stays up.
+      dead.stream.send = () => true
+      await assert.rejects(alice.request(echo.id, 1, { timeout: SILENT_LINK_MS + 500 }), { code: 'TimeoutError' })
+      assert.equal(dead.isClosed, true, 'the silent link was closed')
+      assert.equal(a.router.silentLinksDropped, 1)
+      const reply = await alice.request(echo.id, 2, { timeout: 10_000 })
+      assert.deepEqual(reply.data(), { echo: 2 })
+      const fresh = openLink(a, b.peerId)
+      assert.ok(fresh !== undefined && fresh !== dead && !fresh.isClosed)
+    })
+
+    it('is not dropped when a request times out faster than a live node confirms', async () => {
+      await alice.request(echo.id, 3, { timeout: 10_000 })
+      const link = openLink(a, b.peerId)
+      assert.ok(link !== undefined)
+      // Times out before the held confirmation (ACK_HOLD_MS) could come back: says nothing about the link.
+      await assert.rejects(alice.request(silent.id, 4, { timeout: 50 }), { code: 'TimeoutError' })
+      assert.equal(link.isClosed, false)
+      assert.equal(openLink(a, b.peerId), link)
+    })
+
+    it('whose write fails under a request hands the request to a new link', async () => {
+      await alice.request(echo.id, 5, { timeout: 10_000 })
+      const failing = openLink(a, b.peerId)
+      assert.ok(failing !== undefined && !failing.isClosed)
+      failing.stream.send = () => { throw new Error('write failed') }
+      const reply = await alice.request(echo.id, 6, { timeout: 10_000 })
+      assert.deepEqual(reply.data(), { echo: 6 })
+      assert.equal(failing.isClosed, true)
+      const fresh = openLink(a, b.peerId)
+      assert.ok(fresh !== undefined && fresh !== failing && !fresh.isClosed)
+    })
+  })
 })
+
+/** A node's open link to `peer` (the router keeps it private). */
+function openLink (node: MeshNodeImpl, peer: string): FrameLink | undefined {
+  return (node.router as unknown as { openLinks: Map<string, FrameLink> }).openLinks.get(peer)
+}
