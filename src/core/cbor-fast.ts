@@ -187,6 +187,31 @@ class Reader {
     }
   }
 
+  /**
+   * Steps over one item as `item` reads it (the same heads, lengths and nesting refused)
+   * without making its value: text is not decoded, so its UTF-8 is not checked.
+   */
+  skip (depth: number): void {
+    const v = this.head()
+    switch (this.major) {
+      case 0: return
+      case 2: case 3:
+        if (v > this.end - this.o) throw FAIL
+        this.o += v
+        return
+      case 4: case 5: {
+        if (depth >= MAX_DEPTH || v > this.end - this.o) throw FAIL
+        const n = this.major === 5 ? 2 * v : v
+        for (let i = 0; i < n; i++) this.skip(depth + 1)
+        return
+      }
+      case 7:
+        if (v === 20 || v === 21) return
+        throw FAIL
+      default: throw FAIL
+    }
+  }
+
   key (): string {
     const len = this.head()
     if (this.major !== 3) throw FAIL
@@ -603,19 +628,34 @@ const SLAB_MAX_COPY = 4 * 1024
 let slab = new Uint8Array(SLAB_BYTES)
 let slabUsed = 0
 
+/** mapEntryEnd's keys, encoded (the few an envelope splices at). */
+const entryKeys = new Map<string, Uint8Array>()
+
 /**
  * Where the entry `key` of a canonical top-level map ends (the offset just past its value),
- * or -1 when the map has no such entry (or is not fast-path CBOR).
+ * or -1 when the map has no such entry (or is not fast-path CBOR). For maps already read
+ * and checked (a verified batch's leaves): keys are compared as bytes and the entries before
+ * it stepped over, nothing decoded.
  */
 export function mapEntryEnd (bytes: Uint8Array, key: string): number {
   try {
+    let want = entryKeys.get(key)
+    if (want === undefined) { want = encodedText(key); entryKeys.set(key, want) }
     const r = new Reader(bytes)
     const n = r.head()
     if (r.major !== 5) return -1
     for (let i = 0; i < n; i++) {
-      const k = r.key()
-      r.item(1)
-      if (k === key) return r.o
+      const at = r.o
+      let same = at + want.length <= bytes.length
+      for (let j = 0; same && j < want.length; j++) same = bytes[at + j] === want[j]
+      if (same) r.o += want.length
+      else {
+        const len = r.head()
+        if ((r.major as number) !== 3 || len > bytes.length - r.o) return -1
+        r.o += len
+      }
+      r.skip(1)
+      if (same) return r.o
     }
     return -1
   } catch (err) {

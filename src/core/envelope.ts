@@ -644,17 +644,20 @@ export function decodeLeafFields (bytes: Uint8Array, maxBytes: number = LIMITS.m
   return fields as unknown as EnvelopeFields
 }
 
-/** The fields the envelopes of one batch usually differ in (LeafDecoder): time, nonce, body. */
-const LEAF_VARYING: ReadonlySet<string> = new Set(['ts', 'nonce', 'body'])
+/**
+ * The fields the envelopes of one batch usually differ in (LeafDecoder): time, nonce, body,
+ * and the delivery map (a durable or ordered send's `dlv.seq` grows by one per envelope).
+ */
+const LEAF_VARYING: ReadonlySet<string> = new Set(['ts', 'nonce', 'dlv', 'body'])
 /** Layouts a LeafDecoder keeps: with and without a nonce (envelopes of one millisecond have one). */
 const LEAF_LAYOUTS = 2
 
 /**
  * decodeLeafFields for the leaves of one batch frame, in order. The envelopes of a batch
- * repeat each other's bytes except in time, nonce and body: a leaf whose every other entry
- * is byte for byte that of a leaf decoded and checked before it (the last two kept, as
- * layouts) takes those values as they are — the same strings — and only its time, nonce and
- * body are read and checked. Any other leaf is decoded in full (decodeLeafFields: the same
+ * repeat each other's bytes except in time, nonce, delivery map and body: a leaf whose every
+ * other entry is byte for byte that of a leaf decoded and checked before it (the last two
+ * kept, as layouts) takes those values as they are — the same strings — and only its time,
+ * nonce, delivery map and body are read and checked. Any other leaf is decoded in full (decodeLeafFields: the same
  * verdicts, and its failure's detail) and becomes a layout if it passes.
  */
 export class LeafDecoder {
@@ -670,7 +673,7 @@ export class LeafDecoder {
       for (const layout of this.layouts) {
         if (layout.bytes[0] !== bytes[0]) continue
         const f = Object.create(LEAF_PROTO) as Record<string, unknown>
-        if (decodeMapLike(bytes, layout, f) && checkTsNonce(f) === undefined && checkBody(f) === undefined) {
+        if (decodeMapLike(bytes, layout, f) && checkTsNonce(f) === undefined && checkDelivery(f) === undefined && checkBody(f) === undefined) {
           this.repeated++
           return f as unknown as EnvelopeFields
         }
@@ -797,17 +800,8 @@ export function checkFields (f: Record<string, unknown>): string | undefined {
   if (!isInt(f.ttl, 1, LIMITS.maxTtlSeconds)) return `ttl must be 1–${LIMITS.maxTtlSeconds} seconds`
   if (!isInt(f.hops, 0, LIMITS.maxHops)) return `hops must be 0–${LIMITS.maxHops}`
   if (!isInt(f.prio, 0, 3)) return 'prio must be 0–3'
-  if (f.dlv !== undefined) {
-    if (f.dlv == null || typeof f.dlv !== 'object' || Array.isArray(f.dlv) || f.dlv instanceof Uint8Array) return 'dlv must be a map'
-    const d = f.dlv as Record<string, unknown>
-    for (const k of Object.keys(d)) if (!DELIVERY_NAMES.has(k)) return `unknown delivery field ${JSON.stringify(k)}`
-    if (d.ack !== undefined && typeof d.ack !== 'boolean') return 'dlv.ack must be a boolean'
-    if (d.dedup !== undefined && typeof d.dedup !== 'boolean') return 'dlv.dedup must be a boolean'
-    if (d.durable !== undefined && typeof d.durable !== 'boolean') return 'dlv.durable must be a boolean'
-    if (d.maxMs !== undefined && !isInt(d.maxMs, 1, LIMITS.maxTtlSeconds * 1000)) return 'dlv.maxMs out of range'
-    if (d.retries !== undefined && !isInt(d.retries, 0, LIMITS.maxRetries)) return `dlv.retries must be 0–${LIMITS.maxRetries}`
-    if (d.seq !== undefined && !isInt(d.seq, 0, Number.MAX_SAFE_INTEGER)) return 'dlv.seq must be a non-negative integer'
-  }
+  const delivery = checkDelivery(f)
+  if (delivery !== undefined) return delivery
   if (!isShortString(f.ct, LIMITS.maxContentType)) return 'ct must be a content type'
   if (f.enc !== undefined && !COMPRESSIONS.includes(f.enc as Compression)) return `enc must be one of ${COMPRESSIONS.join(', ')}`
   return checkBody(f)
@@ -818,6 +812,20 @@ export function checkFields (f: Record<string, unknown>): string | undefined {
 function checkTsNonce (f: Record<string, unknown>): string | undefined {
   if (!isInt(f.ts, 0, Number.MAX_SAFE_INTEGER)) return 'ts must be a non-negative integer (ms)'
   if (f.nonce !== undefined && !isInt(f.nonce, 1, Number.MAX_SAFE_INTEGER)) return 'nonce must be a positive integer'
+  return undefined
+}
+
+function checkDelivery (f: Record<string, unknown>): string | undefined {
+  if (f.dlv === undefined) return undefined
+  if (f.dlv == null || typeof f.dlv !== 'object' || Array.isArray(f.dlv) || f.dlv instanceof Uint8Array) return 'dlv must be a map'
+  const d = f.dlv as Record<string, unknown>
+  for (const k of Object.keys(d)) if (!DELIVERY_NAMES.has(k)) return `unknown delivery field ${JSON.stringify(k)}`
+  if (d.ack !== undefined && typeof d.ack !== 'boolean') return 'dlv.ack must be a boolean'
+  if (d.dedup !== undefined && typeof d.dedup !== 'boolean') return 'dlv.dedup must be a boolean'
+  if (d.durable !== undefined && typeof d.durable !== 'boolean') return 'dlv.durable must be a boolean'
+  if (d.maxMs !== undefined && !isInt(d.maxMs, 1, LIMITS.maxTtlSeconds * 1000)) return 'dlv.maxMs out of range'
+  if (d.retries !== undefined && !isInt(d.retries, 0, LIMITS.maxRetries)) return `dlv.retries must be 0–${LIMITS.maxRetries}`
+  if (d.seq !== undefined && !isInt(d.seq, 0, Number.MAX_SAFE_INTEGER)) return 'dlv.seq must be a non-negative integer'
   return undefined
 }
 

@@ -41,6 +41,7 @@ import type { Stream } from '@libp2p/interface'
 import { ClosedError, TimeoutError, abortReason } from '../core/errors.ts'
 import { LIMITS } from '../core/envelope.ts'
 import { MAX_BATCH } from '../core/batch.ts'
+import { CborWriter, decodeCanonical } from '../core/cbor-fast.ts'
 import { LEAF_HASH_BYTES } from '../core/ingress.ts'
 import { boundedSource, sendWithBackpressure } from '../net/flow.ts'
 
@@ -73,16 +74,30 @@ function isStr (v: unknown, max: number = 512): v is string {
   return typeof v === 'string' && v.length > 0 && v.length <= max
 }
 
+/**
+ * A frame's DAG-CBOR: read by the canonical reader (byte strings as views into `bytes`: a
+ * `putb`'s leaves are not copied one by one), and by the general decoder when that reader
+ * does not take it (tags, floats, a form that is not canonical), so that what is accepted
+ * is what the general decoder accepts. Undefined when neither can read it.
+ */
+function decodeFrame (bytes: Uint8Array): unknown {
+  const fast = decodeCanonical(bytes)
+  if (fast !== undefined) return fast
+  try { return dagCbor.decode(bytes) } catch { return undefined }
+}
+
 /** Parses a request; undefined for anything malformed. */
 export function decodeRequest (bytes: Uint8Array): DurableRequest | undefined {
-  let v: unknown
-  try { v = dagCbor.decode(bytes) } catch { return undefined }
+  const v = decodeFrame(bytes)
   if (v == null || typeof v !== 'object' || Array.isArray(v)) return undefined
   const m = v as Record<string, unknown>
   if (!Number.isSafeInteger(m.r) || (m.r as number) < 0) return undefined
   switch (m.op) {
     case 'put':
       if (!(m.e instanceof Uint8Array) || (m.home !== undefined && !isStr(m.home)) || (m.ho !== undefined && typeof m.ho !== 'boolean')) return undefined
+      // Its own bytes: an envelope stored as it came must not hold on to (and, crossing to the
+      // store's writer thread, copy) the whole read buffer it was a view of.
+      m.e = m.e.slice()
       return m as unknown as DurableRequest
     case 'puts': {
       if (!Array.isArray(m.es) || m.es.length === 0 || m.es.length > MAX_PUTS || (m.home !== undefined && !isStr(m.home)) || (m.ho !== undefined && typeof m.ho !== 'boolean')) return undefined
@@ -92,6 +107,7 @@ export function decodeRequest (bytes: Uint8Array): DurableRequest | undefined {
         bytes += e.length
       }
       if (bytes > MAX_PUTS_BYTES) return undefined
+      m.es = m.es.map((e: Uint8Array) => e.slice())
       return m as unknown as DurableRequest
     }
     case 'putb': {
@@ -121,8 +137,7 @@ export function decodeRequest (bytes: Uint8Array): DurableRequest | undefined {
 }
 
 export function decodeResponse (bytes: Uint8Array): DurableResponse | undefined {
-  let v: unknown
-  try { v = dagCbor.decode(bytes) } catch { return undefined }
+  const v = decodeFrame(bytes)
   if (v == null || typeof v !== 'object' || Array.isArray(v)) return undefined
   const m = v as Record<string, unknown>
   if (!Number.isSafeInteger(m.r) || typeof m.ok !== 'boolean') return undefined
@@ -145,10 +160,79 @@ function isAnswer (v: unknown): boolean {
   return a.ok === false && typeof a.code === 'string' && typeof a.msg === 'string'
 }
 
-function encode (m: Record<string, unknown>): Uint8Array {
-  const clean: Record<string, unknown> = {}
-  for (const [k, v] of Object.entries(m)) if (v !== undefined) clean[k] = v
-  return dagCbor.encode(clean)
+/**
+ * `m` (its undefined members left out) as one length-prefixed frame: its DAG-CBOR, with the
+ * varint length before it, in one buffer. Requests and answers hold only strings, integers,
+ * booleans, byte strings, lists and maps of those: written here in canonical form (byte for
+ * byte what `dagCbor.encode` writes); anything else goes through `dagCbor.encode`.
+ */
+export function encodeFrame (m: Record<string, unknown>): Uint8Array {
+  const w = frameWriter.reset()
+  let body: Uint8Array
+  if (writeMap(w, m, 0, true)) body = w.finish()
+  else {
+    const clean: Record<string, unknown> = {}
+    for (const [k, v] of Object.entries(m)) if (v !== undefined) clean[k] = v
+    body = dagCbor.encode(clean)
+  }
+  let n = body.length
+  let prefix = 1
+  while (n >= 0x80) { n = Math.floor(n / 0x80); prefix++ }
+  const out = new Uint8Array(prefix + body.length)
+  n = body.length
+  for (let i = 0; i < prefix - 1; i++) { out[i] = (n & 0x7f) | 0x80; n = Math.floor(n / 0x80) }
+  out[prefix - 1] = n
+  out.set(body, prefix)
+  return out
+}
+
+const frameWriter = new CborWriter(64 * 1024)
+/** Nesting the frame writer takes (requests and answers nest two or three deep). */
+const MAX_FRAME_DEPTH = 8
+
+/** Canonical map key order: shorter first, then bytewise (ASCII keys: by UTF-16 code units). */
+function keyOrder (a: string, b: string): number {
+  return a.length - b.length || (a < b ? -1 : a > b ? 1 : 0)
+}
+
+/** Writes map `m` (with `top`, undefined members are left out); false for anything it does not write. */
+function writeMap (w: CborWriter, m: Record<string, unknown>, depth: number, top: boolean): boolean {
+  const proto = Object.getPrototypeOf(m)
+  if (depth >= MAX_FRAME_DEPTH || (proto !== Object.prototype && proto !== null)) return false
+  const keys: string[] = []
+  for (const k of Object.keys(m)) {
+    if (m[k] === undefined) {
+      if (top) continue
+      return false
+    }
+    for (let i = 0; i < k.length; i++) if (k.charCodeAt(i) >= 0x80) return false
+    keys.push(k)
+  }
+  keys.sort(keyOrder)
+  w.head(5, keys.length)
+  for (const k of keys) {
+    w.text(k)
+    if (!writeValue(w, m[k], depth + 1)) return false
+  }
+  return true
+}
+
+function writeValue (w: CborWriter, v: unknown, depth: number): boolean {
+  if (typeof v === 'string') w.text(v)
+  else if (typeof v === 'number') {
+    if (!Number.isSafeInteger(v)) return false
+    if (v >= 0) w.uint(v)
+    else w.head(1, -1 - v)
+  } else if (typeof v === 'boolean') w.bool(v)
+  else if (v === null) w.head(7, 22)
+  else if (v instanceof Uint8Array) w.bytes(v)
+  else if (Array.isArray(v)) {
+    if (depth >= MAX_FRAME_DEPTH) return false
+    w.head(4, v.length)
+    for (const x of v) if (!writeValue(w, x, depth + 1)) return false
+  } else if (typeof v === 'object') return writeMap(w, v as Record<string, unknown>, depth, false)
+  else return false
+  return true
 }
 
 /** Writes frames in batches: everything queued within one tick goes out in one write. */
@@ -163,8 +247,9 @@ class BatchWriter {
     this.onError = onError
   }
 
+  /** Queues one length-prefixed frame (encodeFrame). */
   write (frame: Uint8Array): void {
-    this.queue.push(lp.encode.single(frame).subarray())
+    this.queue.push(frame)
     if (!this.flushing) {
       this.flushing = true
       queueMicrotask(() => { void this.flush() })
@@ -176,10 +261,13 @@ class BatchWriter {
       while (this.queue.length > 0) {
         const chunks = this.queue
         this.queue = []
-        const total = chunks.reduce((n, c) => n + c.length, 0)
-        const buf = new Uint8Array(total)
-        let off = 0
-        for (const c of chunks) { buf.set(c, off); off += c.length }
+        let buf = chunks[0]
+        if (chunks.length > 1) {
+          const total = chunks.reduce((n, c) => n + c.length, 0)
+          buf = new Uint8Array(total)
+          let off = 0
+          for (const c of chunks) { buf.set(c, off); off += c.length }
+        }
         await sendWithBackpressure(this.stream, buf)
       }
     } catch (err) {
@@ -219,7 +307,7 @@ export class DurableClient {
     const done = (): void => { clearTimeout(timer); this.waiting.delete(r); options.signal?.removeEventListener('abort', onAbort) }
     options.signal?.addEventListener('abort', onAbort, { once: true })
     this.waiting.set(r, { resolve: (v) => { done(); resolve(v) }, reject: (e) => { done(); reject(e) } })
-    this.writer.write(encode({ ...req, r }))
+    this.writer.write(encodeFrame({ ...req, r }))
     return await promise
   }
 
@@ -267,8 +355,8 @@ export async function serveDurable (stream: Stream, handle: (req: DurableRequest
       const req = decodeRequest(chunk.subarray())
       if (req == null) { onGarbage('malformed durable request'); continue }
       void handle(req).then(
-        (res) => { if (!broken) writer.write(encode({ ...res, r: req.r })) },
-        (err: Error & { code?: string }) => { if (!broken) writer.write(encode({ r: req.r, ok: false, code: err.code ?? 'InternalError', msg: err.message })) }
+        (res) => { if (!broken) writer.write(encodeFrame({ ...res, r: req.r })) },
+        (err: Error & { code?: string }) => { if (!broken) writer.write(encodeFrame({ r: req.r, ok: false, code: err.code ?? 'InternalError', msg: err.message })) }
       )
     }
   } catch (err) {

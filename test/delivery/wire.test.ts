@@ -8,7 +8,8 @@ import * as dagCbor from '@ipld/dag-cbor'
 import { generateAgentKey } from '../../src/core/keys.ts'
 import { signEnvelope, type EnvelopeFields } from '../../src/core/envelope.ts'
 import type { MessageId, NetworkId } from '../../src/core/ids.ts'
-import { decodeRequest, decodeResponse } from '../../src/delivery/wire.ts'
+import * as lp from 'it-length-prefixed'
+import { decodeRequest, decodeResponse, encodeFrame } from '../../src/delivery/wire.ts'
 import { isReceipt, parseReceipt, receiptPayload, verifyReceipt } from '../../src/delivery/receipts.ts'
 import { errorFromResponse } from '../../src/delivery/durable.ts'
 
@@ -21,6 +22,58 @@ function env (from = bob, fields: Partial<EnvelopeFields> = {}, body: unknown = 
     ct: 'application/json', body: new TextEncoder().encode(JSON.stringify(body)), ...fields
   }, from)
 }
+
+describe('durable protocol frames', () => {
+  const leaf = (n: number, fill: number): Uint8Array => new Uint8Array(n).fill(fill)
+  const frames: Array<Record<string, unknown>> = [
+    { r: 1, op: 'putb', s: leaf(64, 1), l: [leaf(600, 2), leaf(32, 3), leaf(700, 4)], home: undefined, ho: undefined },
+    { r: 2 ** 40, op: 'putb', s: leaf(64, 1), l: Array.from({ length: 300 }, (_, i) => leaf(500 + i, i & 255)), home: '12D3KooWhome', ho: true },
+    { r: 3, op: 'puts', es: [leaf(10, 1), leaf(0, 0)], home: 'peer-é', ho: false },
+    { r: 4, op: 'put', e: leaf(70_000, 9) },
+    { r: 5, op: 'expired', from: 'did:key:z6Mk', ids: ['b1', 'b2'] },
+    { r: 6, ok: true, st: 'stored' },
+    { r: 7, ok: true, rs: [{ ok: true, st: 'duplicate' }, { ok: false, code: 'QuotaExceededError', msg: 'full', d: { scope: 'inbox', used: -1, limit: null } }] },
+    { r: 8, ok: false, code: 'E', msg: 'ratio', d: { ratio: 0.5, big: 2n ** 60n } },
+    { r: 9, ok: false, code: 'E', msg: 'ünïcode ✓', d: { 'ключ': 'значение', nested: { a: [1, 'x', true, false, null] } } }
+  ]
+
+  test('a frame is its length prefix and the DAG-CBOR dagCbor.encode writes, byte for byte', () => {
+    for (const [i, m] of frames.entries()) {
+      const clean = Object.fromEntries(Object.entries(m).filter(([, v]) => v !== undefined))
+      assert.deepEqual(encodeFrame(m), lp.encode.single(dagCbor.encode(clean)).subarray(), `frame ${i}`)
+    }
+  })
+
+  test('a frame decodes to what the general decoder reads from it; an envelope of put or puts is a buffer of its own', () => {
+    for (const [i, m] of frames.entries()) {
+      const clean = Object.fromEntries(Object.entries(m).filter(([, v]) => v !== undefined))
+      const bytes = dagCbor.encode(clean)
+      assert.deepEqual(m.op != null ? decodeRequest(bytes) : decodeResponse(bytes), clean, `frame ${i}`)
+    }
+    const read = new Uint8Array(4096)
+    const put = dagCbor.encode({ r: 1, op: 'put', e: leaf(100, 7) })
+    read.set(put, 100)
+    const got = decodeRequest(read.subarray(100, 100 + put.length))
+    assert.ok(got?.op === 'put')
+    assert.equal(got.e.buffer.byteLength, 100)
+    const puts = dagCbor.encode({ r: 1, op: 'puts', es: [leaf(50, 7), leaf(60, 8)] })
+    read.set(puts, 0)
+    const got2 = decodeRequest(read.subarray(0, puts.length))
+    assert.ok(got2?.op === 'puts')
+    assert.deepEqual(got2.es.map(e => e.buffer.byteLength), [50, 60])
+  })
+
+  test('a frame in a form the canonical reader does not take is read by the general decoder, as before', () => {
+    // Keys out of canonical order, and a float: well-formed CBOR the general decoder reads.
+    const unordered = Uint8Array.from([0xa3, 0x62, 0x6f, 0x6b, 0xf5, 0x61, 0x72, 0x01, 0x62, 0x73, 0x74, 0x66, 0x73, 0x74, 0x6f, 0x72, 0x65, 0x64])
+    let general: unknown
+    try { general = dagCbor.decode(unordered) } catch { general = undefined }
+    assert.deepEqual(decodeResponse(unordered), general === undefined ? undefined : general)
+    const float = dagCbor.encode({ r: 1, ok: false, code: 'E', msg: 'm', d: { x: 0.25 } })
+    assert.deepEqual(decodeResponse(float), dagCbor.decode(float))
+    assert.equal(decodeRequest(Uint8Array.from([0xff])), undefined)
+  })
+})
 
 describe('durable protocol requests', () => {
   test('well-formed requests decode', () => {

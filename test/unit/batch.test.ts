@@ -14,7 +14,7 @@ import {
   decodeEnvelope, encodeEnvelopeFields, signEnvelope, signEnvelopes, type EnvelopeFields
 } from '../../src/core/envelope.ts'
 import { MAX_BATCH, VerifiedRoots, leafOf, merkleTree, rootFromProof, verifyInclusion } from '../../src/core/batch.ts'
-import { decodeCanonical, decodeCanonicalMap } from '../../src/core/cbor-fast.ts'
+import { decodeCanonical, decodeCanonicalMap, mapEntryEnd } from '../../src/core/cbor-fast.ts'
 import { base32 } from 'multiformats/bases/base32'
 import { randomBytes } from 'node:crypto'
 import { base32Multibase } from '../../src/core/envelope.ts'
@@ -238,6 +238,23 @@ describe('one-pass canonical reader and direct encoders', () => {
     assert.equal(hex(encodeEnvelopeFields(f)), hex(dagCbor.encode(clean)))
     const sig = new Uint8Array(64).fill(3)
     assert.equal(hex(encodeEnvelopeFields(f, sig)), hex(dagCbor.encode({ ...clean, sig })))
+  })
+
+  test('mapEntryEnd: where each entry of an envelope map ends, as DAG-CBOR lays it out; -1 for a key it lacks', () => {
+    for (const f of samples()) {
+      const bytes = encodeEnvelopeFields(f)
+      const value = dagCbor.decode(bytes) as Record<string, unknown>
+      const keys = Object.keys(value)
+      // DAG-CBOR writes the entries in canonical order after the map head.
+      let end = bytes.length - keys.reduce((n, k) => n + dagCbor.encode({ [k]: value[k] }).length - 1, 0)
+      const ordered = keys.slice().sort((a, b) => a.length - b.length || Buffer.compare(Buffer.from(a), Buffer.from(b)))
+      for (const k of ordered) {
+        end += dagCbor.encode({ [k]: value[k] }).length - 1
+        assert.equal(mapEntryEnd(bytes, k), end, k)
+      }
+      assert.equal(mapEntryEnd(bytes, 'sig'), -1)
+      assert.equal(mapEntryEnd(bytes.subarray(0, bytes.length - 1), ordered[ordered.length - 1]), -1)
+    }
   })
 
   test('signed envelopes (alone and batched) decode the same on the fast and the general path', () => {

@@ -111,6 +111,22 @@ describe('LeafDecoder', () => {
     }
   })
 
+  test('leaves that differ only in their delivery map (a durable send\'s sequence numbers) are read against a layout, and a bad one is refused as decodeLeafFields refuses it', () => {
+    const d = new LeafDecoder()
+    for (let i = 0; i < 16; i++) {
+      const bytes = encodeEnvelopeFields(fields(4 * i, { mode: 'direct', to: [key.id], dlv: { seq: 1000 + i, durable: true } }))
+      assert.deepEqual(verdict(d.decode(bytes)), verdict(decodeLeafFields(bytes)), `leaf ${i}`)
+    }
+    assert.ok(d.repeated >= 14, `${d.repeated} of 16 read against a layout`)
+    const good = fields(4, { mode: 'direct', to: [key.id], dlv: { seq: 2000, durable: true } })
+    for (const dlv of [{ seq: 'x', durable: true }, { seq: 1, durable: 1 }, { seq: 1.5, durable: true }, { seq: 1, durable: true, ack: 'yes' }, { seq: 2 ** 60, durable: true }]) {
+      const bytes = dagCbor.encode({ ...good, dlv })
+      const got = d.decode(bytes)
+      assert.ok(got instanceof LeafFailure, JSON.stringify(dlv))
+      assert.deepEqual(verdict(got), verdict(decodeLeafFields(bytes)))
+    }
+  })
+
   test('a leaf over the size limit is refused before any layout is tried', () => {
     const d = new LeafDecoder(300)
     const small = encodeEnvelopeFields(fields(1, { body: new Uint8Array(10) }))
