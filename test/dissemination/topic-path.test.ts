@@ -83,6 +83,17 @@ async function until (pred: () => boolean, what: string): Promise<void> {
   assert.ok(pred(), what)
 }
 
+/** A publisher `a` linked to `b` and `c`, both subscribed to line/#, once a knows both. */
+async function star (n: number): Promise<{ a: Host, b: Host, c: Host, ab: ReturnType<typeof link>, ac: ReturnType<typeof link> }> {
+  const [a, b, c] = [host(n), host(n + 1), host(n + 2)]
+  const [ab] = connect(a, b)
+  const [ac] = connect(a, c)
+  b.path.subscribe('line/#')
+  c.path.subscribe('line/#')
+  await until(() => a.path.core.interestedIn('line/x').length === 2, 'interest of b and c at a')
+  return { a, b, c, ab, ac }
+}
+
 describe('TopicPath over in-memory links', () => {
   test('a line of three: interest reaches the publisher, data reaches the subscriber through the relay', async () => {
     const [a, b, c] = [host(1), host(2), host(3)]
@@ -120,12 +131,7 @@ describe('TopicPath over in-memory links', () => {
   })
 
   test('a star: the publisher sends each neighbour one batch frame per batch and priority, whatever the order of the copies', async () => {
-    const [a, b, c] = [host(9), host(10), host(11)]
-    const [ab] = connect(a, b)
-    const [ac] = connect(a, c)
-    b.path.subscribe('line/#')
-    c.path.subscribe('line/#')
-    await until(() => a.path.core.interestedIn('line/x').length === 2, 'interest of b and c at a')
+    const { a, b, c, ab, ac } = await star(9)
     // Two batches; in each, the priorities alternate, so every copy's group differs from the
     // last copy's (the other neighbour's, or the other priority's).
     const batches = [1, 2].map(k => signEnvelopes(Array.from({ length: 6 }, (_, i) => fields({ nonce: 10 * k + i, prio: 1 + (i % 2) })), agent))
@@ -148,12 +154,7 @@ describe('TopicPath over in-memory links', () => {
   })
 
   test('a copy too large for a batch frame goes alone, between the frames of its batch, and nothing after it is lost', async () => {
-    const [a, b, c] = [host(12), host(13), host(14)]
-    const [ab] = connect(a, b)
-    const [ac] = connect(a, c)
-    b.path.subscribe('line/#')
-    c.path.subscribe('line/#')
-    await until(() => a.path.core.interestedIn('line/x').length === 2, 'interest of b and c at a')
+    const { a, b, c, ab, ac } = await star(12)
     const large = new Uint8Array(70 * 1024).fill(0x31)
     const batch = signEnvelopes([fields({ nonce: 1 }), fields({ nonce: 2 }), fields({ nonce: 3, body: large }), fields({ nonce: 4 }), fields({ nonce: 5 })], agent)
     for (const e of batch) a.path.publish(e)
