@@ -6,7 +6,11 @@
  * µs per message at the publisher and at each subscriber node (per published message, so a
  * fan-out node's figure covers its five deliveries), and the wall-clock rate.
  *
- *   node bench/topic-cpu.ts [--tree DIR] [--count N] [--fanout] [-- node flags such as --cpu-prof]
+ *   node bench/topic-cpu.ts [--tree DIR] [--count N] [--fanout | --layout L,S,S…] [-- node flags such as --cpu-prof]
+ *
+ * `--layout 4,3,3` is the layout of run.ts's fan-out measure: the publisher's node hosts L
+ * subscriber agents of its own (its figure covers their deliveries), and each further node,
+ * bootstrapped from the publisher's, hosts S.
  *
  * Wall-clock rates on a shared machine are noise; compare CPU per message of two trees in
  * alternating runs (docs/PERFORMANCE.md "Topic path, session 6").
@@ -24,6 +28,10 @@ const opt = (name: string): string | undefined => { const i = own.indexOf(name);
 const tree = resolve(opt('--tree') ?? resolve(here, '..'))
 const count = Number(opt('--count') ?? 100_000)
 const fanout = own.includes('--fanout')
+const layout = opt('--layout')?.split(',').map(Number)
+if (layout !== undefined && (layout.length < 2 || layout.some(n => !Number.isInteger(n) || n < 0) || layout.slice(1).some(n => n < 1))) {
+  throw new Error('--layout takes the publisher node\'s subscriber count, then at least one subscriber node\'s count (≥ 1), e.g. 4,3,3')
+}
 const DEADLINE_MS = 600_000
 
 const deadline = setTimeout(() => { console.error('topic-cpu: deadline passed'); stopAll(); process.exit(1) }, DEADLINE_MS)
@@ -31,8 +39,8 @@ const children: ChildProcess[] = []
 function stopAll (): void { for (const c of children) c.kill() }
 
 interface Reply { type: string, addrs?: string[], cpu?: number }
-function start (role: 'pub' | 'sub', agents: number): { child: ChildProcess, next: () => Promise<Reply> } {
-  const child = fork(resolve(here, 'workers/topic-cpu-node.ts'), [tree, role, String(count), String(agents)], { execArgv: nodeFlags, stdio: 'inherit' })
+function start (role: 'pub' | 'sub', agents: number, localSubs = 0): { child: ChildProcess, next: () => Promise<Reply> } {
+  const child = fork(resolve(here, 'workers/topic-cpu-node.ts'), [tree, role, String(count), String(agents), String(localSubs)], { execArgv: nodeFlags, stdio: 'inherit' })
   children.push(child)
   const replies: Reply[] = []
   let wake: (() => void) | undefined
@@ -45,13 +53,24 @@ function start (role: 'pub' | 'sub', agents: number): { child: ChildProcess, nex
   return { child, next }
 }
 
-const subs = fanout ? [start('sub', 5), start('sub', 5)] : [start('sub', 1)]
-subs[0].child.send({})
-const first = await subs[0].next()
-for (const s of subs.slice(1)) { s.child.send({ bootstrap: first.addrs }); await s.next() }
-const pub = start('pub', 1)
-pub.child.send({ bootstrap: first.addrs })
-await pub.next()
+let subs: Array<ReturnType<typeof start>>
+let pub: ReturnType<typeof start>
+if (layout !== undefined) {
+  // As run.ts lays out its fan-out: the publisher's node first, the others bootstrap from it.
+  pub = start('pub', 1, layout[0])
+  pub.child.send({})
+  const first = await pub.next()
+  subs = layout.slice(1).map(n => start('sub', n))
+  for (const s of subs) { s.child.send({ bootstrap: first.addrs }); await s.next() }
+} else {
+  subs = fanout ? [start('sub', 5), start('sub', 5)] : [start('sub', 1)]
+  subs[0].child.send({})
+  const first = await subs[0].next()
+  for (const s of subs.slice(1)) { s.child.send({ bootstrap: first.addrs }); await s.next() }
+  pub = start('pub', 1)
+  pub.child.send({ bootstrap: first.addrs })
+  await pub.next()
+}
 pub.child.send({ type: 'warm-up' })
 for (const s of subs) await s.next()
 const t0 = Date.now()
@@ -61,7 +80,7 @@ for (const s of subs) subCpu.push((await s.next()).cpu as number)
 const seconds = (Date.now() - t0) / 1000
 pub.child.send({ type: 'subscribers-done' })
 const pubCpu = (await pub.next()).cpu as number
-console.log(JSON.stringify({ tree, fanout, count, pub: +pubCpu.toFixed(2), subs: subCpu.map(x => +x.toFixed(2)), rate: Math.round(count / seconds) }))
+console.log(JSON.stringify({ tree, fanout, layout, count, pub: +pubCpu.toFixed(2), subs: subCpu.map(x => +x.toFixed(2)), rate: Math.round(count / seconds) }))
 const exited = children.map(async c => await new Promise(resolve => c.once('exit', resolve)))
 for (const c of children) c.send({ type: 'stop' })
 await Promise.race([Promise.all(exited), new Promise(resolve => setTimeout(resolve, 10_000))])

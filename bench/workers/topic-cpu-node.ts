@@ -1,6 +1,7 @@
 /**
  * One node process of bench/topic-cpu.ts: a fedmesh node (of the source tree given as
- * argv[2]) with a publisher agent or `agents` subscriber agents on `bench/data`. It reports
+ * argv[2]) with a publisher agent (and `localSubs` subscriber agents beside it) or `agents`
+ * subscriber agents on `bench/data`. It reports
  * its own CPU (process.cpuUsage: every thread, the log's writer included) per measured
  * message. Driven over IPC by topic-cpu.ts; every wait is bounded by the orchestrator's
  * deadline (it kills this process), every loop in count.
@@ -10,9 +11,10 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
-const [tree, role, countArg, agentsArg] = process.argv.slice(2)
+const [tree, role, countArg, agentsArg, localArg] = process.argv.slice(2)
 const count = Number(countArg)
 const agents = Number(agentsArg ?? '1')
+const localSubs = Number(localArg ?? '0')
 const TOPIC = 'bench/data'
 /** Warm-up publications (payload byte 0 = 1) per round, and the most rounds. */
 const WARM_BATCH = 2000
@@ -34,30 +36,41 @@ const init = await next()
 const dir = mkdtempSync(join(tmpdir(), 'topic-cpu-'))
 const node = await createNode({ dir, listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: init.bootstrap ?? [], api: false })
 
-if (role === 'sub') {
+/**
+ * `n` subscriber agents; `onWarm` once all have had a warm-up round, `onDone(first)` once all
+ * have every measured message (`first`: the CPU reading at the first one).
+ */
+async function subscribers (n: number, onWarm: () => void, onDone: (first: NodeJS.CpuUsage | undefined) => void): Promise<void> {
   let got = 0
   let warm = 0
-  let start: NodeJS.CpuUsage | undefined
-  for (let i = 0; i < agents; i++) {
+  let first: NodeJS.CpuUsage | undefined
+  for (let i = 0; i < n; i++) {
     const agent = await node.agent(`sub-${i}`)
     agent.subscribe(TOPIC, {
       onMessage: (msg) => {
         if (msg.payload[0] === 1) {
-          if (++warm === WARM_BATCH * agents) send({ type: 'warm' })
+          if (++warm === WARM_BATCH * n) onWarm()
           return
         }
-        if (got === 0) start = process.cpuUsage()
-        if (++got === count * agents) {
-          const u = process.cpuUsage(start)
-          send({ type: 'done', cpu: (u.user + u.system) / count })
-        }
+        if (got === 0) first = process.cpuUsage()
+        if (++got === count * n) onDone(first)
       }
     })
   }
+}
+
+if (role === 'sub') {
+  await subscribers(agents, () => { send({ type: 'warm' }) }, (first) => {
+    const u = process.cpuUsage(first)
+    send({ type: 'done', cpu: (u.user + u.system) / count })
+  })
   send({ type: 'ready', addrs: node.multiaddrs() })
 } else {
+  let localDone: () => void = () => {}
+  const localAll = localSubs === 0 ? Promise.resolve() : new Promise<void>(resolve => { localDone = resolve })
+  await subscribers(localSubs, () => {}, () => { localDone() })
   const agent = await node.agent('pub')
-  send({ type: 'ready' })
+  send({ type: 'ready', addrs: node.multiaddrs() })
   const publish = async (n: number, kind: number): Promise<void> => {
     for (let i = 0; i < n; i++) {
       const p = new Uint8Array(256)
@@ -79,6 +92,7 @@ if (role === 'sub') {
   const start = process.cpuUsage()
   await publish(count, 0)
   await next() // the subscribers have all
+  await localAll
   const u = process.cpuUsage(start)
   send({ type: 'done', cpu: (u.user + u.system) / count })
 }

@@ -52,7 +52,16 @@ interface Group {
   readonly prio: number
   readonly leaves: number[]
   bytes: number
+  /** Still in `groups` (false once written out). */
+  open: boolean
 }
+
+/**
+ * How many recently joined groups a copy is compared with before its key is built: a
+ * publication fans out to one group per neighbour, so the copies of consecutive messages
+ * alternate between that many groups.
+ */
+const RECENT_GROUPS = 8
 
 export interface TopicPathInit {
   self: string
@@ -93,8 +102,8 @@ export class TopicPath {
   /** Open batch frames, by neighbour, hops, labels and priority; written out at the end of the turn. */
   private readonly groups = new Map<string, Group>()
   private groupsScheduled = false
-  /** The group the last copy joined (see group()). */
-  private lastGroup: Group | undefined
+  /** The groups copies joined lately, most recent last (see group()); all open when the list was last cleared. */
+  private recent: Group[] = []
   private timer?: NodeJS.Timeout
   private timerAt = Number.POSITIVE_INFINITY
   private stopped = false
@@ -294,14 +303,19 @@ export class TopicPath {
     const i = leafIndexOf(env)
     const size = batch.unsigned[i]?.length ?? Number.POSITIVE_INFINITY
     if (size > MAX_GROUPED_ENVELOPE) return false
-    // Consecutive copies usually go where the last one went (same neighbour, hops, labels
-    // array, priority and batch): append to that frame without building its key.
-    const last = this.lastGroup
-    if (last !== undefined && last.batch === batch && last.to === to && last.link === link && last.hops === m.hops &&
-        last.prio === env.prio && last.labels === labels && last.bytes + size <= MAX_BATCH_FRAME_CARRIED && this.groups.get(last.key) === last) {
-      last.leaves.push(i)
-      last.bytes += size
-      return true
+    // A copy usually goes where a recent one went (same neighbour, hops, labels array,
+    // priority and batch) — with several neighbours, the copies of one message go to one
+    // group each, and the next message's copies to the same groups: append to that frame
+    // without building its key.
+    const recent = this.recent
+    for (let r = recent.length - 1; r >= 0; r--) {
+      const g = recent[r]
+      if (g.open && g.batch === batch && g.to === to && g.link === link && g.hops === m.hops && g.prio === env.prio &&
+          g.labels === labels && g.bytes + size <= MAX_BATCH_FRAME_CARRIED) {
+        g.leaves.push(i)
+        g.bytes += size
+        return true
+      }
     }
     const key = `${to}\u0000${m.hops}\u0000${env.prio}\u0000${labels === undefined ? '*' : labels.join(',')}`
     let g = this.groups.get(key)
@@ -311,7 +325,7 @@ export class TopicPath {
       g = undefined
     }
     if (g === undefined) {
-      g = { key, to, link, batch, hops: m.hops, labels, prio: env.prio, leaves: [], bytes: 0 }
+      g = { key, to, link, batch, hops: m.hops, labels, prio: env.prio, leaves: [], bytes: 0, open: true }
       this.groups.set(key, g)
       if (!this.groupsScheduled) {
         this.groupsScheduled = true
@@ -320,13 +334,16 @@ export class TopicPath {
     }
     g.leaves.push(i)
     g.bytes += size
-    this.lastGroup = g
+    if (!recent.includes(g)) {
+      if (recent.length >= RECENT_GROUPS) recent.shift()
+      recent.push(g)
+    }
     return true
   }
 
   /** Writes out the open batch frames (those to `to` only, when given). */
   private flushGroups (to?: string): void {
-    if (to === undefined) { this.groupsScheduled = false; this.lastGroup = undefined }
+    if (to === undefined) { this.groupsScheduled = false; this.recent = [] }
     for (const [key, g] of this.groups) {
       if (to !== undefined && g.to !== to) continue
       this.groups.delete(key)
@@ -335,6 +352,7 @@ export class TopicPath {
   }
 
   private writeGroup (g: Group): void {
+    g.open = false
     if (this.stopped || g.link.isClosed) return
     const b = g.batch
     const elements = b.leaves.slice()

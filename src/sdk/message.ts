@@ -63,6 +63,21 @@ class EnvelopeMessage implements Message {
   toJSON (): ReturnType<Message['toJSON']> { return envelopeToJson(this.envelope) }
 }
 
+/**
+ * The envelope last made into a message, and that message. A node hands one envelope to each
+ * of its matching agents in turn (a topic's local subscribers, a broadcast's agents, the
+ * local recipients of a direct message), and they all get this one message: one object per
+ * envelope, not per agent, and a compressed payload inflated once. Its fields are read-only
+ * and its payload was shared before (the envelope's body), so sharing it changes nothing an
+ * agent can see.
+ */
+let lastEnvelope: Envelope | undefined
+let lastMessage: EnvelopeMessage | undefined
+
 export function toMessage (env: Envelope): Message {
-  return new EnvelopeMessage(env)
+  if (env !== lastEnvelope || lastMessage === undefined) {
+    lastMessage = new EnvelopeMessage(env)
+    lastEnvelope = env
+  }
+  return lastMessage
 }

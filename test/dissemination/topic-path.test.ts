@@ -83,6 +83,17 @@ async function until (pred: () => boolean, what: string): Promise<void> {
   assert.ok(pred(), what)
 }
 
+/** A publisher `a` linked to `b` and `c`, both subscribed to line/#, once a knows both. */
+async function star (n: number): Promise<{ a: Host, b: Host, c: Host, ab: ReturnType<typeof link>, ac: ReturnType<typeof link> }> {
+  const [a, b, c] = [host(n), host(n + 1), host(n + 2)]
+  const [ab] = connect(a, b)
+  const [ac] = connect(a, c)
+  b.path.subscribe('line/#')
+  c.path.subscribe('line/#')
+  await until(() => a.path.core.interestedIn('line/x').length === 2, 'interest of b and c at a')
+  return { a, b, c, ab, ac }
+}
+
 describe('TopicPath over in-memory links', () => {
   test('a line of three: interest reaches the publisher, data reaches the subscriber through the relay', async () => {
     const [a, b, c] = [host(1), host(2), host(3)]
@@ -116,6 +127,44 @@ describe('TopicPath over in-memory links', () => {
     assert.deepEqual(b.relayed, envs.slice(0, 2).map(e => [e.id, c.id]))
     assert.deepEqual([a.relayed, c.relayed], [[], []])
     assert.deepEqual([a.rejected, b.rejected, c.rejected], [[], [], []])
+    for (const h of [a, b, c]) h.path.stop()
+  })
+
+  test('a star: the publisher sends each neighbour one batch frame per batch and priority, whatever the order of the copies', async () => {
+    const { a, b, c, ab, ac } = await star(9)
+    // Two batches; in each, the priorities alternate, so every copy's group differs from the
+    // last copy's (the other neighbour's, or the other priority's).
+    const batches = [1, 2].map(k => signEnvelopes(Array.from({ length: 6 }, (_, i) => fields({ nonce: 10 * k + i, prio: 1 + (i % 2) })), agent))
+    for (const batch of batches) for (const e of batch) a.path.publish(e)
+    const all = batches.flat()
+    await until(() => b.delivered.length === all.length && c.delivered.length === all.length, 'b and c got every message')
+    await settle()
+    for (const [l, h] of [[ab, b], [ac, c]] as const) {
+      const frames = l.frames.filter((f): f is BatchFrame => f.t === FRAME_BATCH)
+      // Per batch, one frame per priority, each carrying that priority's three envelopes.
+      assert.equal(frames.length, 4)
+      for (const f of frames) assert.equal(f.l.filter(e => e.length !== 32).length, 3)
+      assert.equal(l.frames.filter(f => f.t === FRAME_DATA).length, 0)
+      assert.deepEqual(new Set(h.delivered.map(e => e.id)), new Set(all.map(e => e.id)))
+      // Within a priority, in publication order.
+      for (const prio of [1, 2]) assert.deepEqual(h.delivered.filter(e => e.prio === prio).map(e => e.id), all.filter(e => e.prio === prio).map(e => e.id))
+    }
+    assert.deepEqual([a.rejected, b.rejected, c.rejected], [[], [], []])
+    for (const h of [a, b, c]) h.path.stop()
+  })
+
+  test('a copy too large for a batch frame goes alone, between the frames of its batch, and nothing after it is lost', async () => {
+    const { a, b, c, ab, ac } = await star(12)
+    const large = new Uint8Array(70 * 1024).fill(0x31)
+    const batch = signEnvelopes([fields({ nonce: 1 }), fields({ nonce: 2 }), fields({ nonce: 3, body: large }), fields({ nonce: 4 }), fields({ nonce: 5 })], agent)
+    for (const e of batch) a.path.publish(e)
+    await until(() => b.delivered.length === batch.length && c.delivered.length === batch.length, 'b and c got every message')
+    await settle()
+    for (const [l, h] of [[ab, b], [ac, c]] as const) {
+      const data = l.frames.filter(f => f.t === FRAME_DATA || f.t === FRAME_BATCH)
+      assert.deepEqual(data.map(f => f.t === FRAME_BATCH ? (f as BatchFrame).l.filter(e => e.length !== 32).length : 'alone'), [2, 'alone', 2])
+      assert.deepEqual(h.delivered.map(e => e.id), batch.map(e => e.id))
+    }
     for (const h of [a, b, c]) h.path.stop()
   })
 
