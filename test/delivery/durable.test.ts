@@ -5,7 +5,7 @@
  */
 import { test, describe, before, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { existsSync, rmSync } from 'node:fs'
+import { existsSync, rmSync, writeFileSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import * as dagCbor from '@ipld/dag-cbor'
@@ -520,6 +520,21 @@ describe('a restarted home node that has not heard the storage nodes\' records a
     for (const r of (await s1.log({ event: 'relayed', agent: kai.id })).records) {
       assert.equal(r.from, alice.id)
       assert.equal(r.type, 'inform')
+    }
+  })
+})
+
+describe('remembered storage nodes', () => {
+  const { restarted } = nodesWithRestarts()
+
+  test('a damaged or foreign file is ignored: the node starts and remembers nothing', async () => {
+    for (const bytes of [new Uint8Array([0xff, 0x00, 0x13]), dagCbor.encode([new Uint8Array([1, 2, 3]), 'x']), dagCbor.encode({ a: 1 })]) {
+      const dir = tempDir()
+      writeFileSync(join(dir, STORAGE_NODES_FILE), bytes)
+      const n = await createNode({ dir, listen: ['/ip4/127.0.0.1/tcp/0'], api: false, store: { replicaWaitMs: 0 } })
+      restarted.push({ node: n, dir })
+      assert.equal((n.durable as unknown as { remembered: Map<string, unknown> }).remembered.size, 0)
+      await n.stop()
     }
   })
 })
