@@ -202,6 +202,8 @@ export class DurableService {
   private readonly remembered = new Map<string, NodeRecord>()
   /** What STORAGE_NODES_FILE holds (peer:seq of each record), to write it only when that changes. */
   private savedRecords = ''
+  /** The last write of STORAGE_NODES_FILE: the next one waits for it (the tick's and stop's never interleave). */
+  private saving: Promise<void> = Promise.resolve()
   /** Batch roots (and tree hashes) whose signature this node verified: a batch of durable sends costs one signature check. */
   private readonly roots: VerifiedRoots
   /** The node's ingress options with `roots` (for `putb`). */
@@ -395,6 +397,12 @@ export class DurableService {
    * known (heard, or remembered and not heard again yet) changed since it was last written.
    */
   private async saveStorageNodes (now: number): Promise<void> {
+    const next = this.saving.then(async () => { await this.writeStorageNodes(now) })
+    this.saving = next.catch(() => {})
+    await next
+  }
+
+  private async writeStorageNodes (now: number): Promise<void> {
     if (this.c.dir == null) return
     const records = new Map<string, NodeRecord>()
     const heard = new Set<string>()
