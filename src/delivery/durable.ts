@@ -19,7 +19,10 @@
  * - `expire()` runs on a timer; senders learn of expiries through the message log
  *   (status `expired`, pushed to the sender's node with an `expired` request).
  */
+import { readFile, rename, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
+import * as dagCbor from '@ipld/dag-cbor'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { Stream } from '@libp2p/interface'
@@ -32,14 +35,14 @@ import {
   AgentNotFoundError, ClosedError, FedmeshError, InvalidArgumentError, InvalidEnvelopeError, MessageTooLargeError, UnreachableError
 } from '../core/errors.ts'
 import type { Net } from '../net/libp2p.ts'
-import type { AgentRecord, NodeRecord, NodeRole } from '../net/records.ts'
+import { decodeNodeRecord, encodeNodeRecord, type AgentRecord, type NodeRecord, type NodeRole } from '../net/records.ts'
 import type { Endpoint } from '../routing/types.ts'
 import type { AbortOptions, Logger, SendResult } from '../node/types.ts'
 import * as storeErrors from '../store/errors.ts'
 import { MessageExpiredError, QuotaExceededError } from '../store/errors.ts'
 import type { EnqueueOutcome, InboxEntry, InboxQuota, MessageStore } from '../store/types.ts'
 import type { LogRecorder, Observe } from '../log/recorder.ts'
-import { chooseReplicas } from './replicas.ts'
+import { chooseReplicas, type StorageCandidate } from './replicas.ts'
 import { isReceipt, parseReceipt, verifyReceipt } from './receipts.ts'
 import { PutBatcher, PUTS_PER_REQUEST, type PutTarget } from './put-batch.ts'
 import { DurableClient, durableProtocol, MAX_ACK_IDS, MAX_PUTS_BYTES, serveDurable, type DurableAnswer, type DurableRequest, type DurableResponse } from './wire.ts'
@@ -66,6 +69,12 @@ export interface DurableInit {
   requestTimeoutMs?: number
   /** How often expiry, redelivery and replica handover run, ms. Default 1 000. */
   tickMs?: number
+  /**
+   * For this long after start, while fewer than `replicas` storage nodes are known, a home
+   * node waits for their records before it replicates (and answers the sender), and before
+   * an attached agent's first pull. Default 2 000 ms; 0 does not wait.
+   */
+  replicaWaitMs?: number
 }
 
 export interface DurableComponents {
@@ -86,6 +95,8 @@ export interface DurableComponents {
   route: (env: Envelope) => Promise<SendResult>
   /** True for agents whose key lives in this node's data dir. */
   hostsKey: (id: AgentId) => boolean
+  /** The node's data dir: the storage nodes' records it knows are kept there for after a restart (STORAGE_NODES_FILE). */
+  dir?: string
 }
 
 interface Delivery { endpoint: Endpoint, inflight: Map<string, number>, draining?: Promise<void>, again: boolean, ready: boolean }
@@ -105,6 +116,15 @@ const REPLICA_TIMEOUT_MS = 3_000
 const DOWN_BACKOFF_MS = 2_000
 /** How often a holder that did not take an `ack` notice is asked again (after 1, 2, 4 s). */
 const ACK_NOTICE_RETRIES = 3
+/** How long an attached agent's delivery waits for the pulls to its replica set. */
+const PULL_TIMEOUT_MS = 3_000
+/**
+ * The signed records of the storage nodes this node knows, kept in its data dir (a DAG-CBOR
+ * list of record bytes, at most MAX_REMEMBERED) so that after a restart it replicates to and
+ * pulls from the same replica sets before it hears the records again.
+ */
+export const STORAGE_NODES_FILE = 'storage-nodes.cbor'
+const MAX_REMEMBERED = 256
 
 const DEFINITE = new Set(['QuotaExceededError', 'MessageExpiredError', 'AgentNotFoundError', 'InvalidEnvelopeError', 'MessageTooLargeError', 'InvalidArgumentError', 'StoreReadOnlyError'])
 
@@ -177,6 +197,13 @@ export class DurableService {
   private timer?: NodeJS.Timeout
   private ticking = false
   private stopped = false
+  private startedAt = Date.now()
+  /** Storage-node records read from the data dir at start, used until the node hears them again (or they expire). */
+  private readonly remembered = new Map<string, NodeRecord>()
+  /** What STORAGE_NODES_FILE holds (peer:seq of each record), to write it only when that changes. */
+  private savedRecords = ''
+  /** The last write of STORAGE_NODES_FILE: the next one waits for it (the tick's and stop's never interleave). */
+  private saving: Promise<void> = Promise.resolve()
   /** Batch roots (and tree hashes) whose signature this node verified: a batch of durable sends costs one signature check. */
   private readonly roots: VerifiedRoots
   /** The node's ingress options with `roots` (for `putb`). */
@@ -196,11 +223,14 @@ export class DurableService {
       redeliverMs: init.redeliverMs ?? 5_000,
       window: init.window ?? 512,
       requestTimeoutMs: init.requestTimeoutMs ?? 10_000,
-      tickMs: init.tickMs ?? 1_000
+      tickMs: init.tickMs ?? 1_000,
+      replicaWaitMs: init.replicaWaitMs ?? 2_000
     }
   }
 
   async start (): Promise<void> {
+    this.startedAt = Date.now()
+    await this.loadStorageNodes()
     await this.c.net.handle(durableProtocol(this.c.network), (stream, connection) => {
       const peer = connection.remotePeer.toString()
       void serveDurable(stream, async (req) => await this.serve(req, peer), (detail) => {
@@ -214,6 +244,8 @@ export class DurableService {
   async stop (): Promise<void> {
     this.stopped = true
     clearInterval(this.timer)
+    // The storage nodes heard since the last maintenance tick are kept for the restart too.
+    await this.saveStorageNodes(Date.now()).catch((err: Error) => { this.c.logger.warn({ err: err.message }, 'storage nodes not written to the data dir') })
     await this.c.net.unhandle(durableProtocol(this.c.network)).catch(() => {})
     const clients = await Promise.allSettled([...this.clients.values()])
     await Promise.allSettled(clients.flatMap(c => c.status === 'fulfilled' ? [c.value.close()] : []))
@@ -267,7 +299,7 @@ export class DurableService {
       }
     }
     // The home node is down: hold the message on the replica set until it is back.
-    const replicas = this.replicaSet(to, new Set(homes), true)
+    const replicas = await this.replicaSetSoon(to, new Set(homes), true)
     const results = await Promise.allSettled(replicas.map(async peer => await this.putReplica(peer, env, homes[0], options)))
     const stored = results.filter(r => r.status === 'fulfilled')
     if (stored.length > 0) {
@@ -286,21 +318,111 @@ export class DurableService {
   }
 
   /**
-   * Whether a message stored here as home could get replicas: some are configured and some
-   * other node with the storage role is known (else every recipient's replica set is empty).
+   * Storage nodes known besides this one, counted up to k: with none, a message stored here
+   * as home gets no replicas (every recipient's replica set is empty).
    */
-  private mayReplicate (): boolean {
-    if (this.o.replicas <= 0) return false
-    const now = Date.now()
-    return this.c.nodeRecords().some(r => r.exp > now && r.peer !== this.c.peerId && r.roles.includes('storage'))
+  private storageNodes (): number {
+    if (this.o.replicas <= 0) return 0
+    let n = 0
+    for (const r of this.candidates(Date.now())) if (r.peer !== this.c.peerId && r.roles.includes('storage') && ++n >= this.o.replicas) break
+    return n
   }
 
   /** The replica set of a recipient: k storage nodes by XOR distance, this node included if it has the role. */
   private replicaSet (recipient: AgentId, exclude: Set<string>, includeSelf: boolean): string[] {
-    const now = Date.now()
-    const candidates = this.c.nodeRecords().filter(r => r.exp > now).map(r => ({ peer: r.peer, roles: r.roles }))
+    const candidates = this.candidates(Date.now())
     if (includeSelf) candidates.push({ peer: this.c.peerId, roles: [...this.c.roles] })
     return chooseReplicas(recipient, candidates, this.o.replicas, exclude)
+  }
+
+  /**
+   * The replica set as `replicaSet`, but just after start (within `replicaWaitMs`) and while
+   * it has fewer than k nodes, first waits (polling, bounded by that window) for more storage
+   * nodes' records: a node that has just started may not have heard them yet.
+   */
+  private async replicaSetSoon (recipient: AgentId, exclude: Set<string>, includeSelf: boolean): Promise<string[]> {
+    let set = this.replicaSet(recipient, exclude, includeSelf)
+    if (set.length < this.o.replicas && this.starting()) await this.startWait(() => (set = this.replicaSet(recipient, exclude, includeSelf)).length >= this.o.replicas)
+    return set
+  }
+
+  /** Whether the node started less than `replicaWaitMs` ago. */
+  private starting (): boolean {
+    return Date.now() < this.startedAt + this.o.replicaWaitMs
+  }
+
+  /** Within `replicaWaitMs` of the start: waits (polling every 50 ms) until `enough()` holds or that time is over. */
+  private async startWait (enough: () => boolean): Promise<void> {
+    const end = this.startedAt + this.o.replicaWaitMs
+    while (!enough() && Date.now() < end && !this.stopped) await sleep(Math.max(1, Math.min(50, end - Date.now())), undefined, { ref: false })
+  }
+
+  /** Unexpired node records this node knows, with the storage nodes remembered from before its restart that it has not heard again. */
+  private candidates (now: number): StorageCandidate[] {
+    const out: StorageCandidate[] = []
+    for (const r of this.c.nodeRecords()) if (r.exp > now) out.push({ peer: r.peer, roles: r.roles })
+    if (this.remembered.size > 0) {
+      const heard = new Set(out.map(r => r.peer))
+      for (const r of this.remembered.values()) if (r.exp > now && !heard.has(r.peer)) out.push({ peer: r.peer, roles: r.roles })
+    }
+    return out
+  }
+
+  /** Reads STORAGE_NODES_FILE: each record's signature is checked again; expired, foreign or damaged ones are left out. */
+  private async loadStorageNodes (): Promise<void> {
+    if (this.c.dir == null) return
+    let list: unknown
+    try {
+      list = dagCbor.decode(await readFile(join(this.c.dir, STORAGE_NODES_FILE)))
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.c.logger.warn({ err: (err as Error).message }, 'remembered storage nodes unreadable; waiting for their records instead')
+      return
+    }
+    if (!Array.isArray(list)) return
+    const kept: string[] = []
+    for (const bytes of list.slice(0, MAX_REMEMBERED)) {
+      if (!(bytes instanceof Uint8Array)) continue
+      try {
+        const r = await decodeNodeRecord(bytes)
+        if (r.net !== this.c.network || r.peer === this.c.peerId || !r.roles.includes('storage')) continue
+        this.remembered.set(r.peer, r)
+        kept.push(`${r.peer}:${r.seq}`)
+      } catch { /* expired or not verifying: its node is heard again or not at all */ }
+    }
+    this.savedRecords = kept.sort().join(',')
+  }
+
+  /**
+   * Writes STORAGE_NODES_FILE (atomically: a temporary file renamed) when the storage nodes
+   * known (heard, or remembered and not heard again yet) changed since it was last written.
+   */
+  private async saveStorageNodes (now: number): Promise<void> {
+    const next = this.saving.then(async () => { await this.writeStorageNodes(now) })
+    this.saving = next.catch(() => {})
+    await next
+  }
+
+  private async writeStorageNodes (now: number): Promise<void> {
+    if (this.c.dir == null) return
+    const records = new Map<string, NodeRecord>()
+    const heard = new Set<string>()
+    for (const r of this.c.nodeRecords()) {
+      if (r.exp <= now) continue
+      heard.add(r.peer)
+      if (r.peer !== this.c.peerId && r.roles.includes('storage') && records.size < MAX_REMEMBERED) records.set(r.peer, r)
+    }
+    // A remembered record gives way to the one heard again (whatever its roles now), and to its expiry.
+    for (const [peer, r] of this.remembered) {
+      if (r.exp <= now || heard.has(peer)) this.remembered.delete(peer)
+      else if (records.size < MAX_REMEMBERED) records.set(peer, r)
+    }
+    const key = [...records.values()].map(r => `${r.peer}:${r.seq}`).sort().join(',')
+    if (key === this.savedRecords) return
+    const path = join(this.c.dir, STORAGE_NODES_FILE)
+    const tmp = `${path}.${process.pid}.tmp`
+    await writeFile(tmp, dagCbor.encode([...records.values()].map(encodeNodeRecord)), { mode: 0o600 })
+    await rename(tmp, path)
+    this.savedRecords = key
   }
 
   // ---- storing --------------------------------------------------------------------------
@@ -329,9 +451,11 @@ export class DurableService {
   private async servePutBatch (req: Extract<DurableRequest, { op: 'putb' }>, peer: string): Promise<DurableAnswer> {
     const res = checkBatch(req.s, req.l, 0, this.ingress)
     if (!res.ok) throw refusalOf(res.reason, res.detail)
-    // As home with no replicas to make (none configured, or no storage node known) and no
-    // hand-over: one `enqueueMany` for the batch.
-    const rs = req.home == null && req.ho !== true && !this.mayReplicate() ? await this.storeBatchAsHome(res.results, peer) : await Promise.all(res.results.map(async (r): Promise<DurableAnswer> => {
+    // As home with no replicas to make (none configured, or no storage node known, after the
+    // start wait) and no hand-over: one `enqueueMany` for the batch.
+    const asHome = req.home == null && req.ho !== true
+    if (asHome && this.starting()) await this.startWait(() => this.storageNodes() >= this.o.replicas)
+    const rs = asHome && this.storageNodes() === 0 ? await this.storeBatchAsHome(res.results, peer) : await Promise.all(res.results.map(async (r): Promise<DurableAnswer> => {
       try {
         return await this.serveEnvelope(this.carried(r), req.home, req.ho, peer)
       } catch (err) {
@@ -383,10 +507,7 @@ export class DurableService {
         rs[at[j]] = responseOf(o.error)
       }
     })
-    for (const recipient of reached) {
-      this.kick(recipient)
-      this.holdersOf(recipient).add(peer)
-    }
+    for (const recipient of reached) this.kick(recipient)
     return rs
   }
 
@@ -455,7 +576,7 @@ export class DurableService {
     const status = await this.enqueue(env, peer)
     let replicas = 0
     if (status === 'stored' && this.o.replicas > 0) {
-      const targets = this.replicaSet(recipient, new Set([this.c.peerId]), false)
+      const targets = await this.replicaSetSoon(recipient, new Set([this.c.peerId]), false)
       // Bounded: a replica that does not answer in time is not counted (the sender learns how many did).
       const results = await Promise.allSettled(targets.map(async p => await this.put({ peer: p, addrs: [], home: this.c.peerId, timeoutMs: REPLICA_TIMEOUT_MS }, env, {})))
       replicas = results.filter(r => r.status === 'fulfilled').length
@@ -516,11 +637,14 @@ export class DurableService {
   private async serveEnvelope (env: Envelope, home: string | undefined, ho: boolean | undefined, peer: string): Promise<DurableAnswer> {
     if (home != null) return { ok: true, st: await this.storeAsReplica(env, home, peer) }
     const recipient = (env.to as AgentId[])[0]
-    // A holder from the moment its copy is received: an acknowledgement while the copy is being
-    // stored (or checked) must be passed on to it too, or it keeps the copy until its next hand-over.
-    this.holdersOf(recipient).add(peer)
-    // A replica handing over a message the recipient has already processed here.
-    if (ho === true && await this.c.store.isProcessed(recipient, env.id)) return { ok: true, st: 'processed' }
+    if (ho === true) {
+      // A holder from the moment its copy is received: an acknowledgement while the copy is being
+      // stored (or checked) must be passed on to it too, or it keeps the copy until its next
+      // hand-over. (A sender's node holds no copy: it is not told.)
+      this.holdersOf(recipient).add(peer)
+      // A replica handing over a message the recipient has already processed here.
+      if (await this.c.store.isProcessed(recipient, env.id)) return { ok: true, st: 'processed' }
+    }
     const out = await this.storeAsHome(env, peer)
     // `n` only when replicas stored (absent reads as 0): a `puts` answer is one map per envelope.
     return out.replicas > 0 ? { ok: true, st: out.status, n: out.replicas } : { ok: true, st: out.status }
@@ -602,7 +726,9 @@ export class DurableService {
           this.counters.handedOver++
           this.handedOver.set(e.id, now)
           if (a.st === 'processed') done.push(e.id)
-          this.c.observe({ event: 'relayed', id: e.id, peer: target.peer, to: [agent] })
+          // Decoded (and verified again, as for a delivery) so that the record names sender and type.
+          const dec = decodeEnvelope(e.bytes)
+          this.c.observe({ event: 'relayed', ...(dec.ok ? { env: dec.envelope } : { id: e.id }), peer: target.peer, to: [agent] })
         })
         if (done.length > 0) await this.c.store.ack(agent, done)
         if (refused) break pages
@@ -646,8 +772,9 @@ export class DurableService {
     const d: Delivery = { endpoint, inflight: new Map(), again: false, ready: false }
     this.deliveries.set(endpoint.agent, d)
     void (async () => {
-      const peers = this.replicaSet(endpoint.agent, new Set([this.c.peerId]), false)
-      await Promise.allSettled(peers.map(async p => await this.request(p, [], { op: 'pull', to: endpoint.agent }, { signal: AbortSignal.timeout(3000) })))
+      const peers = await this.replicaSetSoon(endpoint.agent, new Set([this.c.peerId]), false)
+      if (this.deliveries.get(endpoint.agent) !== d || this.stopped) return
+      await Promise.allSettled(peers.map(async p => await this.request(p, [], { op: 'pull', to: endpoint.agent }, { signal: AbortSignal.timeout(PULL_TIMEOUT_MS) })))
       if (this.deliveries.get(endpoint.agent) !== d) return
       d.ready = true
       this.kick(endpoint.agent)
@@ -851,6 +978,7 @@ export class DurableService {
       for (const [sender, ids] of bySender) void this.notifyExpired(sender, ids)
       if (this.pendingReceipts.size > 0) this.retryReceipts(Date.now())
       for (const agent of this.deliveries.keys()) this.kick(agent)
+      await this.saveStorageNodes(Date.now()).catch((err: Error) => { this.c.logger.warn({ err: err.message }, 'storage nodes not written to the data dir') })
       await this.handOverAll()
     } catch (err) {
       if (!this.stopped) this.c.logger.warn({ err: (err as Error).message }, 'durable maintenance failed')
@@ -974,7 +1102,8 @@ export class DurableService {
     }
     const p = (async () => {
       const pid = peerIdFromString(peer)
-      const known = addrs.length > 0 ? addrs : (this.c.nodeRecords().find(r => r.peer === peer)?.addrs ?? [])
+      // A storage node remembered from before a restart is dialled at the addresses of its record.
+      const known = addrs.length > 0 ? addrs : ((this.c.nodeRecords().find(r => r.peer === peer) ?? this.remembered.get(peer))?.addrs ?? [])
       if (known.length > 0) await this.c.net.peerStore.merge(pid, { multiaddrs: known.map(a => multiaddr(a)) })
       let stream: Stream
       try {

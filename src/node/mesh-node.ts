@@ -138,8 +138,9 @@ export class MeshNodeImpl implements MeshNode {
       knownAgent: (id) => router.knownAgent(id),
       findAgent: async (id, options) => await router.findAgent(id, options),
       route: async (env) => await router.submit(env),
-      hostsKey: (id) => this.keyIds.has(id)
-    }, { replicas: storeConfig.replicas, quota: storeConfig.quota })
+      hostsKey: (id) => this.keyIds.has(id),
+      dir: this.dir
+    }, { replicas: storeConfig.replicas, replicaWaitMs: storeConfig.replicaWaitMs, quota: storeConfig.quota })
     const durable = this.durable
     this.transport = {
       // No async wrapper: both return their promise and never throw (one promise less per message).

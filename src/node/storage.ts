@@ -21,6 +21,8 @@ export interface NodeStoreConfig {
   synchronous?: 'full' | 'normal'
   /** Replicas (storage-role nodes besides the home node) of each durable message. Default 2, at most 8. */
   replicas?: number
+  /** Just after start, how long a home node waits for storage nodes' records while it knows fewer than `replicas`, ms. Default 2 000, at most 60 000; 0 does not wait. */
+  replicaWaitMs?: number
   /** Inbox quotas (per inbox, per sender, per sender overall; count and bytes). Defaults: docs/STORE.md. */
   quota?: Partial<InboxQuota>
   /** Keep an acknowledged inbox entry's payload this long after delivery, ms. Default 0 (dropped at acknowledgement). */
@@ -36,12 +38,13 @@ export interface NodeStoreConfig {
 export const STORE_DEFAULTS = {
   synchronous: 'full' as const,
   replicas: 2,
+  replicaWaitMs: 2_000,
   logMaxAgeMs: 30 * DAY,
   logMaxBytes: 1024 * 1024 * 1024,
   logPayloads: 'conversation' as const
 }
 
-const KEYS = new Set(['url', 'schema', 'synchronous', 'replicas', 'quota', 'keepDeliveredMs', 'logMaxAgeMs', 'logMaxBytes', 'logPayloads'])
+const KEYS = new Set(['url', 'schema', 'synchronous', 'replicas', 'replicaWaitMs', 'quota', 'keepDeliveredMs', 'logMaxAgeMs', 'logMaxBytes', 'logPayloads'])
 const QUOTA_KEYS = new Set(['inboxCount', 'inboxBytes', 'senderCount', 'senderBytes', 'senderTotalCount', 'senderTotalBytes'])
 
 function nonNegInt (v: unknown, name: string, max: number = Number.MAX_SAFE_INTEGER): void {
@@ -58,6 +61,7 @@ export function validateStoreConfig (v: unknown): NodeStoreConfig {
   if (c.schema !== undefined && (typeof c.schema !== 'string' || !/^[a-z_][a-z0-9_]{0,62}$/.test(c.schema))) throw new InvalidArgumentError('store.schema must match [a-z_][a-z0-9_]{0,62}')
   if (c.synchronous !== undefined && c.synchronous !== 'full' && c.synchronous !== 'normal') throw new InvalidArgumentError('store.synchronous must be full or normal')
   nonNegInt(c.replicas, 'replicas', 8)
+  nonNegInt(c.replicaWaitMs, 'replicaWaitMs', 60_000)
   nonNegInt(c.keepDeliveredMs, 'keepDeliveredMs')
   nonNegInt(c.logMaxAgeMs, 'logMaxAgeMs')
   nonNegInt(c.logMaxBytes, 'logMaxBytes')

@@ -5,7 +5,10 @@
  */
 import { test, describe, before, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { rmSync } from 'node:fs'
+import { existsSync, rmSync, writeFileSync } from 'node:fs'
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import * as dagCbor from '@ipld/dag-cbor'
 import { createNode, type MeshNodeImpl } from '../../src/node/mesh-node.ts'
 import type { CreateNodeOptions, Message, Subscription } from '../../src/node/types.ts'
 import { parseReceipt, verifyReceipt } from '../../src/delivery/receipts.ts'
@@ -17,7 +20,9 @@ import { loadAgentKey } from '../../src/node/datadir.ts'
 import { connect } from '../../src/sdk/remote.ts'
 import { generateAgentKey } from '../../src/core/keys.ts'
 import { signEnvelope, type Envelope } from '../../src/core/envelope.ts'
-import { DurableService } from '../../src/delivery/durable.ts'
+import { DurableService, STORAGE_NODES_FILE } from '../../src/delivery/durable.ts'
+import { Router } from '../../src/routing/router.ts'
+import type { NodeRecord } from '../../src/net/records.ts'
 
 const TOKEN = 'durable-test-token-0123456789'
 
@@ -50,6 +55,31 @@ function nodesWithRestarts (): { nodes: Nodes, restarted: Array<{ node: MeshNode
     await nodes.stopAll()
   })
   return { nodes, restarted }
+}
+
+/**
+ * Nodes (by peer id) blind to storage nodes' records, as a node is just after start before it
+ * has heard them: their routers list no storage node. Each describe block using it clears it after.
+ */
+const hidden = new Set<string>()
+{
+  type This = { c: { net: { peerId: { toString: () => string } } } }
+  const proto = Router.prototype as unknown as { nodeRecords: (this: This) => NodeRecord[] }
+  const { nodeRecords } = proto
+  proto.nodeRecords = function (this: This) {
+    const all = nodeRecords.call(this)
+    return hidden.size > 0 && hidden.has(this.c.net.peerId.toString()) ? all.filter(r => !r.roles.includes('storage')) : all
+  }
+  after(() => { proto.nodeRecords = nodeRecords })
+}
+
+/** Holds back a node's own once-a-second hand-over of replica copies until `release` (a pull is still served). */
+function holdHandOver (n: MeshNodeImpl): { release: () => void } {
+  const durable = n.durable as unknown as { handOverAll: () => Promise<void> }
+  const handOverAll = durable.handOverAll.bind(n.durable)
+  let held = true
+  durable.handOverAll = async () => { if (!held) await handOverAll() }
+  return { release: () => { held = false } }
 }
 
 /**
@@ -448,5 +478,128 @@ describe('a replica whose hand-over is still being stored when the agent acknowl
     acked()
     // The notice is retried for 7 s (1, 2, 4 s); s1 heard of it within that, not a minute later.
     await until(async () => await held(s1) === 0, 's1 told of the acknowledgement', 15_000)
+  })
+})
+
+describe('a restarted home node that has not heard the storage nodes\' records again yet', () => {
+  const { nodes, restarted } = nodesWithRestarts()
+  after(() => { hidden.clear() })
+
+  test('pulls from the storage nodes it remembers before delivering: a message sent to it after the restart comes after those the replicas hold', async () => {
+    const s1 = await nodes.start({ roles: ['full', 'storage'] })
+    const setup = await storageSetup(nodes, restarted, s1, 'kai')
+    const { s2, a, homeOpts, homeDir, agent: kai, alice } = setup
+    const homeId = setup.home.peerId
+    // The home keeps the storage nodes it knows in its data dir (from its once-a-second maintenance).
+    const file = join(homeDir, STORAGE_NODES_FILE)
+    await until(async () => existsSync(file) && (dagCbor.decode(await readFile(file)) as unknown[]).length === 2, 'both storage nodes written to the home\'s data dir')
+    // The replicas do not offer their copies by themselves: only a pull from the home brings them.
+    const holds = [s1, s2].map(holdHandOver)
+    await setup.home.stop()
+    for (let i = 1; i <= 5; i++) {
+      const r = await alice.send(kai.id, { i }, { durable: true })
+      assert.equal(r.durable?.home, undefined)
+      assert.equal(r.durable?.replicas, 2)
+    }
+    // Restarted, and blind to the storage nodes' records (as just after a restart on a loaded machine).
+    hidden.add(homeId)
+    const home = await createNode(homeOpts)
+    restarted.push({ node: home, dir: homeDir })
+    const inbox = (await home.agent('kai')).messages()
+    // Message 6 goes to the home node itself (the sender's node tries it again at once).
+    ;(a.durable as unknown as { downUntil: Map<string, number> }).downUntil.delete(homeId)
+    const sixth = await alice.send(kai.id, { i: 6 }, { durable: true })
+    assert.equal(sixth.durable?.home, homeId)
+    // Replicated to the remembered storage nodes too.
+    assert.equal(sixth.durable?.replicas, 2)
+    for (const h of holds) h.release()
+    const got = await take(inbox, 6, 30_000)
+    assert.deepEqual(got.map(m => (m.data() as { i: number }).i), [1, 2, 3, 4, 5, 6])
+    // The replicas' log records of the hand-over name the sender and the type.
+    await until(async () => (await s1.log({ event: 'relayed', agent: kai.id })).records.length >= 5, 'relayed records at s1')
+    for (const r of (await s1.log({ event: 'relayed', agent: kai.id })).records) {
+      assert.equal(r.from, alice.id)
+      assert.equal(r.type, 'inform')
+    }
+  })
+})
+
+describe('remembered storage nodes', () => {
+  const { restarted } = nodesWithRestarts()
+
+  test('a damaged or foreign file is ignored: the node starts and remembers nothing', async () => {
+    for (const bytes of [new Uint8Array([0xff, 0x00, 0x13]), dagCbor.encode([new Uint8Array([1, 2, 3]), 'x']), dagCbor.encode({ a: 1 })]) {
+      const dir = tempDir()
+      writeFileSync(join(dir, STORAGE_NODES_FILE), bytes)
+      const n = await createNode({ dir, listen: ['/ip4/127.0.0.1/tcp/0'], api: false, store: { replicaWaitMs: 0 } })
+      restarted.push({ node: n, dir })
+      assert.equal((n.durable as unknown as { remembered: Map<string, unknown> }).remembered.size, 0)
+      await n.stop()
+    }
+  })
+})
+
+describe('a home node just started, before it has heard of the storage nodes', () => {
+  const nodes = new Nodes()
+  after(async () => { await nodes.stopAll() })
+  after(() => { hidden.clear() })
+
+  test('waits for their records (bounded by replicaWaitMs) before it answers the sender: k replicas, not fewer', async () => {
+    const s1 = await nodes.start({ roles: ['full', 'storage'] })
+    const boot = [s1.multiaddrs()[0]]
+    await nodes.start({ roles: ['full', 'storage'], bootstrap: boot })
+    const home = await nodes.start({ bootstrap: boot, store: { replicaWaitMs: 30_000 } })
+    hidden.add(home.peerId)
+    const a = await nodes.start({ bootstrap: boot })
+    const lee = await home.agent('lee')
+    const alice = await a.agent('alice')
+    await a.waitForAgent(lee.id)
+    // The home hears of the storage nodes one second after the send.
+    setTimeout(() => { hidden.delete(home.peerId) }, 1000).unref()
+    const r = await alice.send(lee.id, { i: 1 }, { durable: true })
+    assert.equal(r.durable?.home, home.peerId)
+    assert.equal(r.durable?.replicas, 2)
+    assert.deepEqual((await take(lee.messages(), 1)).map(m => (m.data() as { i: number }).i), [1])
+  })
+
+  test('past replicaWaitMs it answers with the replicas it has', async () => {
+    const s1 = await nodes.start({ roles: ['full', 'storage'] })
+    const home = await nodes.start({ bootstrap: [s1.multiaddrs()[0]], store: { replicaWaitMs: 1000 } })
+    hidden.add(home.peerId)
+    const a = await nodes.start({ bootstrap: [s1.multiaddrs()[0]] })
+    const max = await home.agent('max')
+    const alice = await a.agent('alice')
+    await a.waitForAgent(max.id)
+    const r = await alice.send(max.id, { i: 1 }, { durable: true })
+    assert.equal(r.durable?.home, home.peerId)
+    assert.equal(r.durable?.replicas, 0)
+    assert.deepEqual((await take(max.messages(), 1)).map(m => (m.data() as { i: number }).i), [1])
+  })
+})
+
+describe('acknowledgement notices', () => {
+  const nodes = new Nodes()
+  after(async () => { await nodes.stopAll() })
+
+  test('go to the nodes that hold copies, not to the sender\'s node', async () => {
+    const s1 = await nodes.start({ roles: ['full', 'storage'] })
+    const home = await nodes.start({ bootstrap: [s1.multiaddrs()[0]] })
+    const a = await nodes.start({ bootstrap: [s1.multiaddrs()[0]] })
+    const nia = await home.agent('nia')
+    const alice = await a.agent('alice')
+    await a.waitForAgent(nia.id)
+    await until(() => home.nodeRecords().some(r => r.roles.includes('storage')), 'the storage node known at the home')
+    const served: string[] = []
+    for (const n of [a, s1]) {
+      const durable = n.durable as unknown as { serve: (req: { op: string }, peer: string) => Promise<unknown> }
+      const serve = durable.serve.bind(n.durable)
+      durable.serve = async (req, peer) => { if (req.op === 'ack') served.push(n === a ? 'sender' : 'replica'); return await serve(req, peer) }
+    }
+    for (let i = 1; i <= 3; i++) assert.equal((await alice.send(nia.id, { i }, { durable: true })).durable?.replicas, 1)
+    assert.deepEqual((await take(nia.messages(), 3)).map(m => (m.data() as { i: number }).i), [1, 2, 3])
+    await until(async () => (await s1.store.stats(nia.id)).inbox.count === 0, 'the replica told')
+    await until(async () => (await a.log({ event: 'sent', status: 'acked' })).records.length === 3, 'receipts at the sender')
+    assert.ok(served.includes('replica'))
+    assert.ok(!served.includes('sender'), `ack notices served: ${served.join(', ')}`)
   })
 })
