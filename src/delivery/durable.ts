@@ -35,7 +35,7 @@ import {
   AgentNotFoundError, ClosedError, FedmeshError, InvalidArgumentError, InvalidEnvelopeError, MessageTooLargeError, UnreachableError
 } from '../core/errors.ts'
 import type { Net } from '../net/libp2p.ts'
-import { decodeNodeRecord, encodeNodeRecord, type AgentRecord, type NodeRecord, type NodeRole } from '../net/records.ts'
+import { decodeAgentRecord, decodeNodeRecord, encodeAgentRecord, encodeNodeRecord, type AgentRecord, type NodeRecord, type NodeRole } from '../net/records.ts'
 import type { Endpoint } from '../routing/types.ts'
 import type { AbortOptions, Logger, SendResult } from '../node/types.ts'
 import * as storeErrors from '../store/errors.ts'
@@ -618,6 +618,7 @@ export class DurableService {
           return { ok: true, n: acked.length }
         }
         case 'pull':
+          this.checkPuller(req.to as AgentId, req.rec, peer)
           return { ok: true, n: await this.handOver(req.to as AgentId, { peer, addrs: [] }) }
         case 'expired':
           // Only what its sender is known to have sent through this node is marked.
@@ -676,6 +677,30 @@ export class DurableService {
       if (env != null) rs[i] = await this.serveEnvelope(env, undefined, false, peer).catch(responseOf)
     }))
     return rs
+  }
+
+  /**
+   * A pull hands `agent`'s copies to the node that asks, so only a node that `agent`'s newest
+   * record names as its home may pull: the record known here or the one the pull carries,
+   * whichever is newer. Records are signed by the agent, so no node can name itself, and an
+   * older record offered never outweighs a newer one known here.
+   */
+  private checkPuller (agent: AgentId, offered: Uint8Array | undefined, peer: string): void {
+    let rec = this.c.knownAgent(agent)
+    if (offered != null) {
+      const o = decodeAgentRecord(offered)
+      if (o.agent !== agent || o.net !== this.c.network) throw new core.InvalidArgumentError('pull: the record is of another agent or network')
+      if (rec == null || o.seq > rec.seq) rec = o
+    }
+    if (rec == null || !rec.home.some(h => h.id === peer)) throw new core.UnauthorizedError(`pull: ${peer} is not a home node of ${agent}`)
+  }
+
+  /** The pull a home node sends for an agent attached here: with the agent's record, which names this node. */
+  private pullRequest (agent: AgentId): Parameters<DurableClient['request']>[0] {
+    const rec = this.c.knownAgent(agent)
+    if (rec == null) return { op: 'pull', to: agent }
+    const { sig, ...fields } = rec
+    return { op: 'pull', to: agent, rec: encodeAgentRecord(fields, sig) }
   }
 
   private holdersOf (agent: AgentId): Set<string> {
@@ -774,7 +799,8 @@ export class DurableService {
     void (async () => {
       const peers = await this.replicaSetSoon(endpoint.agent, new Set([this.c.peerId]), false)
       if (this.deliveries.get(endpoint.agent) !== d || this.stopped) return
-      await Promise.allSettled(peers.map(async p => await this.request(p, [], { op: 'pull', to: endpoint.agent }, { signal: AbortSignal.timeout(PULL_TIMEOUT_MS) })))
+      const pull = this.pullRequest(endpoint.agent)
+      await Promise.allSettled(peers.map(async p => await this.request(p, [], pull, { signal: AbortSignal.timeout(PULL_TIMEOUT_MS) })))
       if (this.deliveries.get(endpoint.agent) !== d) return
       d.ready = true
       this.kick(endpoint.agent)

@@ -26,8 +26,10 @@
  *   ack   {r, op: 'ack', rc: <receipt envelope wire bytes>}
  *         the recipient acknowledged these (its signed receipt, verified by the replica,
  *         so no peer can make a replica drop copies it holds): a replica drops its copies.
- *   pull  {r, op: 'pull', to: <agent>}
+ *   pull  {r, op: 'pull', to: <agent>, rec?: <agent record bytes>}
  *         hand over now whatever is held for `to` (sent by a home node before it delivers).
+ *         Served only to a node that `to`'s newest agent record (the one known here or `rec`,
+ *         signed by the agent) names as its home; others get UnauthorizedError.
  *   expired {r, op: 'expired', from: <agent>, ids: [<message id>…]}
  *         these messages of sender `from` expired undelivered (to the sender's home node).
  *   response {r, ok: true, st?: 'stored' | 'duplicate' | 'processed', n?: uint, rs?: [answer…]}
@@ -60,7 +62,7 @@ export type DurableRequest =
   | { r: number, op: 'puts', es: Uint8Array[], home?: string, ho?: boolean }
   | { r: number, op: 'putb', s: Uint8Array, l: Uint8Array[], home?: string, ho?: boolean }
   | { r: number, op: 'ack', rc: Uint8Array }
-  | { r: number, op: 'pull', to: string }
+  | { r: number, op: 'pull', to: string, rec?: Uint8Array }
   | { r: number, op: 'expired', from: string, ids: string[] }
 
 /** A response without its request id. */
@@ -69,6 +71,9 @@ export type DurableAnswer =
   | { ok: false, code: string, msg: string, d?: Record<string, unknown> }
 
 export type DurableResponse = DurableAnswer & { r: number }
+
+/** An agent record carried by a pull (records are at most 16 KiB, net/records.ts). */
+const MAX_PULL_RECORD_BYTES = 16 * 1024
 
 function isStr (v: unknown, max: number = 512): v is string {
   return typeof v === 'string' && v.length > 0 && v.length <= max
@@ -126,7 +131,7 @@ export function decodeRequest (bytes: Uint8Array): DurableRequest | undefined {
       if (!(m.rc instanceof Uint8Array)) return undefined
       return m as unknown as DurableRequest
     case 'pull':
-      if (!isStr(m.to)) return undefined
+      if (!isStr(m.to) || (m.rec !== undefined && !(m.rec instanceof Uint8Array && m.rec.length <= MAX_PULL_RECORD_BYTES))) return undefined
       return m as unknown as DurableRequest
     case 'expired':
       if (!isStr(m.from) || !Array.isArray(m.ids) || m.ids.length > MAX_ACK_IDS || !m.ids.every(i => isStr(i, 256))) return undefined
