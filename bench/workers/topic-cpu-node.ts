@@ -6,11 +6,14 @@
  * deadline (it kills this process), every loop in count.
  */
 import { setImmediate as yieldToLoop, setTimeout as sleep } from 'node:timers/promises'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { writeFileSync } from 'node:fs'
+import { performance } from 'node:perf_hooks'
+import { Session } from 'node:inspector/promises'
 
-const [tree, role, countArg, agentsArg] = process.argv.slice(2)
+const [tree, role, countArg, agentsArg, profileDir] = process.argv.slice(2)
 const count = Number(countArg)
 const agents = Number(agentsArg ?? '1')
 const TOPIC = 'bench/data'
@@ -30,6 +33,62 @@ async function next (): Promise<{ bootstrap?: string[] }> {
 }
 const send = (m: object): void => { process.send?.(m) }
 
+/**
+ * The measured window of this process: its CPU (every thread), the main thread's event-loop
+ * utilization (busy share of wall time: 1 means this end bounds the rate) and, when a
+ * profile directory is given, a CPU profile of the main thread over that window only.
+ */
+/** CPU seconds of each thread of this process by name (Linux /proc; empty elsewhere). */
+function threadCpu (): Map<string, number> {
+  const out = new Map<string, number>()
+  let tids: string[] = []
+  try { tids = readdirSync('/proc/self/task') } catch { return out }
+  for (const tid of tids) {
+    try {
+      const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'latin1')
+      const close = stat.lastIndexOf(')')
+      const name = tid === String(process.pid) ? 'main' : stat.slice(stat.indexOf('(') + 1, close)
+      const f = stat.slice(close + 2).split(' ')
+      out.set(name, (out.get(name) ?? 0) + (Number(f[11]) + Number(f[12])) / 100)
+    } catch { /* the thread ended */ }
+  }
+  return out
+}
+
+class Window {
+  private readonly cpu = process.cpuUsage()
+  private readonly threads = threadCpu()
+  private readonly t0 = performance.now()
+  private readonly elu = performance.eventLoopUtilization()
+  private readonly session: Session | undefined
+  private constructor (session: Session | undefined) { this.session = session }
+  static async open (): Promise<Window> {
+    if (profileDir === undefined || profileDir === '') return new Window(undefined)
+    const session = new Session()
+    session.connect()
+    await session.post('Profiler.enable')
+    await session.post('Profiler.start')
+    return new Window(session)
+  }
+
+  async close (): Promise<{ cpu: number, elu: number, wallMs: number, threads: Record<string, number> }> {
+    const u = process.cpuUsage(this.cpu)
+    const elu = performance.eventLoopUtilization(this.elu).utilization
+    const wallMs = performance.now() - this.t0
+    const threads: Record<string, number> = {}
+    for (const [name, s] of threadCpu()) {
+      const us = (s - (this.threads.get(name) ?? 0)) * 1e6 / count
+      if (us >= 0.05) threads[name] = +us.toFixed(2)
+    }
+    if (this.session !== undefined) {
+      const { profile } = await this.session.post('Profiler.stop')
+      writeFileSync(join(profileDir, `${role}-${process.pid}.cpuprofile`), JSON.stringify(profile))
+      this.session.disconnect()
+    }
+    return { cpu: (u.user + u.system) / count, elu: +elu.toFixed(3), wallMs: Math.round(wallMs), threads }
+  }
+}
+
 const init = await next()
 const dir = mkdtempSync(join(tmpdir(), 'topic-cpu-'))
 const node = await createNode({ dir, listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: init.bootstrap ?? [], api: false })
@@ -37,7 +96,7 @@ const node = await createNode({ dir, listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap
 if (role === 'sub') {
   let got = 0
   let warm = 0
-  let start: NodeJS.CpuUsage | undefined
+  let window: Promise<Window> | undefined
   for (let i = 0; i < agents; i++) {
     const agent = await node.agent(`sub-${i}`)
     agent.subscribe(TOPIC, {
@@ -46,10 +105,9 @@ if (role === 'sub') {
           if (++warm === WARM_BATCH * agents) send({ type: 'warm' })
           return
         }
-        if (got === 0) start = process.cpuUsage()
+        if (got === 0) window = Window.open()
         if (++got === count * agents) {
-          const u = process.cpuUsage(start)
-          send({ type: 'done', cpu: (u.user + u.system) / count })
+          void (window as Promise<Window>).then(async w => await w.close()).then(r => { send({ type: 'done', ...r }) })
         }
       }
     })
@@ -76,11 +134,10 @@ if (role === 'sub') {
   warmed = true
   await warming
   await sleep(500)
-  const start = process.cpuUsage()
+  const window = await Window.open()
   await publish(count, 0)
   await next() // the subscribers have all
-  const u = process.cpuUsage(start)
-  send({ type: 'done', cpu: (u.user + u.system) / count })
+  send({ type: 'done', ...await window.close() })
 }
 await next() // stop
 await node.stop()
