@@ -6,11 +6,15 @@
  * µs per message at the publisher and at each subscriber node (per published message, so a
  * fan-out node's figure covers its five deliveries), and the wall-clock rate.
  *
- *   node bench/topic-cpu.ts [--tree DIR] [--count N] [--fanout | --layout L,S,S…] [-- node flags such as --cpu-prof]
+ *   node bench/topic-cpu.ts [--tree DIR] [--count N] [--fanout | --layout L,S,S…] [--threads] [--profile DIR] [-- node flags]
  *
  * `--layout 4,3,3` is the layout of run.ts's fan-out measure: the publisher's node hosts L
  * subscriber agents of its own (its figure covers their deliveries), and each further node,
  * bootstrapped from the publisher's, hosts S.
+ *
+ * `elu` is each main thread's event-loop utilization over its measured window (1: that end was
+ * busy all the time and bounds the rate). `--profile DIR` writes a CPU profile of each main
+ * thread over its measured window only (no start-up, no warm-up) into DIR.
  *
  * Wall-clock rates on a shared machine are noise; compare CPU per message of two trees in
  * alternating runs (docs/PERFORMANCE.md "Topic path, session 6").
@@ -32,15 +36,17 @@ const layout = opt('--layout')?.split(',').map(Number)
 if (layout !== undefined && (layout.length < 2 || layout.some(n => !Number.isInteger(n) || n < 0) || layout.slice(1).some(n => n < 1))) {
   throw new Error('--layout takes the publisher node\'s subscriber count, then at least one subscriber node\'s count (≥ 1), e.g. 4,3,3')
 }
+const threads = own.includes('--threads')
+const profileDir = opt('--profile') !== undefined ? resolve(opt('--profile') as string) : ''
 const DEADLINE_MS = 600_000
 
 const deadline = setTimeout(() => { console.error('topic-cpu: deadline passed'); stopAll(); process.exit(1) }, DEADLINE_MS)
 const children: ChildProcess[] = []
 function stopAll (): void { for (const c of children) c.kill() }
 
-interface Reply { type: string, addrs?: string[], cpu?: number }
+interface Reply { type: string, addrs?: string[], cpu?: number, elu?: number, wallMs?: number, threads?: Record<string, number> }
 function start (role: 'pub' | 'sub', agents: number, localSubs = 0): { child: ChildProcess, next: () => Promise<Reply> } {
-  const child = fork(resolve(here, 'workers/topic-cpu-node.ts'), [tree, role, String(count), String(agents), String(localSubs)], { execArgv: nodeFlags, stdio: 'inherit' })
+  const child = fork(resolve(here, 'workers/topic-cpu-node.ts'), [tree, role, String(count), String(agents), String(localSubs), profileDir], { execArgv: nodeFlags, stdio: 'inherit' })
   children.push(child)
   const replies: Reply[] = []
   let wake: (() => void) | undefined
@@ -75,12 +81,23 @@ pub.child.send({ type: 'warm-up' })
 for (const s of subs) await s.next()
 const t0 = Date.now()
 pub.child.send({ type: 'go' })
-const subCpu: number[] = []
-for (const s of subs) subCpu.push((await s.next()).cpu as number)
+const subDone: Reply[] = []
+for (const s of subs) subDone.push(await s.next())
 const seconds = (Date.now() - t0) / 1000
 pub.child.send({ type: 'subscribers-done' })
-const pubCpu = (await pub.next()).cpu as number
-console.log(JSON.stringify({ tree, fanout, layout, count, pub: +pubCpu.toFixed(2), subs: subCpu.map(x => +x.toFixed(2)), rate: Math.round(count / seconds) }))
+const pubDone = await pub.next()
+console.log(JSON.stringify({
+  tree,
+  fanout,
+  layout,
+  count,
+  pub: +(pubDone.cpu as number).toFixed(2),
+  subs: subDone.map(r => +(r.cpu as number).toFixed(2)),
+  rate: Math.round(count / seconds),
+  subRate: subDone.map(r => Math.round(count / (r.wallMs as number) * 1000)),
+  elu: { pub: pubDone.elu, subs: subDone.map(r => r.elu) },
+  ...(threads ? { threads: { pub: pubDone.threads, subs: subDone.map(r => r.threads) } } : {})
+}))
 const exited = children.map(async c => await new Promise(resolve => c.once('exit', resolve)))
 for (const c of children) c.send({ type: 'stop' })
 await Promise.race([Promise.all(exited), new Promise(resolve => setTimeout(resolve, 10_000))])

@@ -7,11 +7,13 @@
  * deadline (it kills this process), every loop in count.
  */
 import { setImmediate as yieldToLoop, setTimeout as sleep } from 'node:timers/promises'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { performance } from 'node:perf_hooks'
+import { Session } from 'node:inspector/promises'
 
-const [tree, role, countArg, agentsArg, localArg] = process.argv.slice(2)
+const [tree, role, countArg, agentsArg, localArg, profileDir] = process.argv.slice(2)
 const count = Number(countArg)
 const agents = Number(agentsArg ?? '1')
 const localSubs = Number(localArg ?? '0')
@@ -32,18 +34,74 @@ async function next (): Promise<{ bootstrap?: string[] }> {
 }
 const send = (m: object): void => { process.send?.(m) }
 
+/** CPU seconds of each thread of this process by name (Linux /proc; empty elsewhere). */
+function threadCpu (): Map<string, number> {
+  const out = new Map<string, number>()
+  let tids: string[] = []
+  try { tids = readdirSync('/proc/self/task') } catch { return out }
+  for (const tid of tids) {
+    try {
+      const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'latin1')
+      const close = stat.lastIndexOf(')')
+      const name = tid === String(process.pid) ? 'main' : stat.slice(stat.indexOf('(') + 1, close)
+      const f = stat.slice(close + 2).split(' ')
+      out.set(name, (out.get(name) ?? 0) + (Number(f[11]) + Number(f[12])) / 100)
+    } catch { /* the thread ended */ }
+  }
+  return out
+}
+
+/**
+ * The measured window of this process: its CPU (every thread), the main thread's event-loop
+ * utilization (busy share of wall time: 1 means this end bounds the rate) and, when a
+ * profile directory is given, a CPU profile of the main thread over that window only.
+ */
+class Window {
+  private readonly cpu = process.cpuUsage()
+  private readonly threads = threadCpu()
+  private readonly t0 = performance.now()
+  private readonly elu = performance.eventLoopUtilization()
+  private readonly session: Session | undefined
+  private constructor (session: Session | undefined) { this.session = session }
+  static async open (): Promise<Window> {
+    if (profileDir === undefined || profileDir === '') return new Window(undefined)
+    const session = new Session()
+    session.connect()
+    await session.post('Profiler.enable')
+    await session.post('Profiler.start')
+    return new Window(session)
+  }
+
+  async close (): Promise<{ cpu: number, elu: number, wallMs: number, threads: Record<string, number> }> {
+    const u = process.cpuUsage(this.cpu)
+    const elu = performance.eventLoopUtilization(this.elu).utilization
+    const wallMs = performance.now() - this.t0
+    const threads: Record<string, number> = {}
+    for (const [name, s] of threadCpu()) {
+      const us = (s - (this.threads.get(name) ?? 0)) * 1e6 / count
+      if (us >= 0.05) threads[name] = +us.toFixed(2)
+    }
+    if (this.session !== undefined) {
+      const { profile } = await this.session.post('Profiler.stop')
+      writeFileSync(join(profileDir, `${role}-${process.pid}.cpuprofile`), JSON.stringify(profile))
+      this.session.disconnect()
+    }
+    return { cpu: (u.user + u.system) / count, elu: +elu.toFixed(3), wallMs: Math.round(wallMs), threads }
+  }
+}
+
 const init = await next()
 const dir = mkdtempSync(join(tmpdir(), 'topic-cpu-'))
 const node = await createNode({ dir, listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: init.bootstrap ?? [], api: false })
 
 /**
- * `n` subscriber agents; `onWarm` once all have had a warm-up round, `onDone(first)` once all
- * have every measured message (`first`: the CPU reading at the first one).
+ * `n` subscriber agents; `onWarm` once all have had a warm-up round, `onDone(window)` once all
+ * have every measured message (`window`: opened at the first one).
  */
-async function subscribers (n: number, onWarm: () => void, onDone: (first: NodeJS.CpuUsage | undefined) => void): Promise<void> {
+async function subscribers (n: number, onWarm: () => void, onDone: (window: Promise<Window>) => void): Promise<void> {
   let got = 0
   let warm = 0
-  let first: NodeJS.CpuUsage | undefined
+  let window: Promise<Window> | undefined
   for (let i = 0; i < n; i++) {
     const agent = await node.agent(`sub-${i}`)
     agent.subscribe(TOPIC, {
@@ -52,17 +110,16 @@ async function subscribers (n: number, onWarm: () => void, onDone: (first: NodeJ
           if (++warm === WARM_BATCH * n) onWarm()
           return
         }
-        if (got === 0) first = process.cpuUsage()
-        if (++got === count * n) onDone(first)
+        if (got === 0) window = Window.open()
+        if (++got === count * n) onDone(window as Promise<Window>)
       }
     })
   }
 }
 
 if (role === 'sub') {
-  await subscribers(agents, () => { send({ type: 'warm' }) }, (first) => {
-    const u = process.cpuUsage(first)
-    send({ type: 'done', cpu: (u.user + u.system) / count })
+  await subscribers(agents, () => { send({ type: 'warm' }) }, (window) => {
+    void window.then(async w => await w.close()).then(r => { send({ type: 'done', ...r }) })
   })
   send({ type: 'ready', addrs: node.multiaddrs() })
 } else {
@@ -89,12 +146,11 @@ if (role === 'sub') {
   warmed = true
   await warming
   await sleep(500)
-  const start = process.cpuUsage()
+  const window = await Window.open()
   await publish(count, 0)
   await next() // the subscribers have all
   await localAll
-  const u = process.cpuUsage(start)
-  send({ type: 'done', cpu: (u.user + u.system) / count })
+  send({ type: 'done', ...await window.close() })
 }
 await next() // stop
 await node.stop()

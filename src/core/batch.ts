@@ -109,6 +109,45 @@ export function merkleRoot (leaves: readonly Uint8Array[]): Uint8Array {
 }
 
 /**
+ * merkleRoot over `n` leaves packed back to back in `digests` (32 bytes each, leaf i at
+ * 32·i): the same tree, without an array of its own per leaf. The first level's nodes read
+ * their two leaves straight from the packed bytes; above it, nodes are latin1 digest strings
+ * (see sha256Latin1), as in merkleRoot.
+ */
+export function merkleRootOfDigests (digests: Uint8Array, n: number): Uint8Array {
+  if (n < 1 || digests.length < 32 * n) throw new RangeError(`${n} packed leaves need ${32 * n} bytes (1 at least), not ${digests.length}`)
+  if (n === 1) return digests.slice(0, 32)
+  const buf = nodeInput
+  buf[0] = 0x01
+  const level: string[] = new Array((n + 1) >>> 1)
+  let w = 0
+  for (let r = 0; r + 1 < n; r += 2) {
+    const o = 32 * r
+    // 0x01 ‖ leaf r ‖ leaf r + 1: 64 consecutive packed bytes.
+    for (let i = 0; i < 64; i++) buf[1 + i] = digests[o + i]
+    level[w++] = sha256Latin1(buf)
+  }
+  if ((n & 1) === 1) {
+    // An odd last leaf is carried up unchanged: as the latin1 string of its bytes.
+    level[w++] = String.fromCharCode.apply(null, digests.subarray(32 * (n - 1), 32 * n) as unknown as number[])
+  }
+  let m = w
+  while (m > 1) {
+    w = 0
+    for (let r = 0; r + 1 < m; r += 2) {
+      putDigest(buf, 1, level[r])
+      putDigest(buf, 33, level[r + 1])
+      level[w++] = sha256Latin1(buf)
+    }
+    if ((m & 1) === 1) level[w++] = level[m - 1]
+    m = w
+  }
+  const out = new Uint8Array(32)
+  putDigest(out, 0, level[0])
+  return out
+}
+
+/**
  * One batch an agent signed (section 4.1), as a node holds it: the signature, every leaf
  * (the 32-byte digests of the envelope ids, in order) and the unsigned bytes of the
  * envelopes it has. From this a batch frame (section 8.2.1) can carry any subset of the
@@ -118,26 +157,50 @@ export function merkleRoot (leaves: readonly Uint8Array[]): Uint8Array {
 export class SignedBatch {
   readonly signer: string
   readonly sig: Uint8Array
-  readonly leaves: readonly Uint8Array[]
   /** Unsigned envelope bytes per leaf; undefined for envelopes this node never had. */
   readonly unsigned: ReadonlyArray<Uint8Array | undefined>
+  readonly n: number
+  private leafArrays: readonly Uint8Array[] | undefined
+  /** The leaves packed back to back (32 bytes each), when the batch was made from them. */
+  private readonly packed: Uint8Array | undefined
   private paths: Uint8Array[][] | undefined
   private readonly wires: Array<Uint8Array | undefined> = []
 
-  constructor (signer: string, sig: Uint8Array, leaves: readonly Uint8Array[], unsigned: ReadonlyArray<Uint8Array | undefined>, paths?: Uint8Array[][]) {
+  /**
+   * `leaves`: one 32-byte array per leaf, or all of them packed in one array (leaf i at
+   * 32·i) — the form ingress and signing make them in; the per-leaf arrays (`leaves`) are
+   * then made only if a node reads them (to relay a subset, to build proofs).
+   */
+  constructor (signer: string, sig: Uint8Array, leaves: readonly Uint8Array[] | Uint8Array, unsigned: ReadonlyArray<Uint8Array | undefined>, paths?: Uint8Array[][]) {
     this.signer = signer
     this.sig = sig
-    this.leaves = leaves
+    if (leaves instanceof Uint8Array) {
+      if (leaves.length % 32 !== 0) throw new RangeError(`packed leaves are 32 bytes each, not ${leaves.length} bytes in all`)
+      this.packed = leaves
+      this.n = leaves.length >>> 5
+    } else {
+      this.leafArrays = leaves
+      this.n = leaves.length
+    }
     this.unsigned = unsigned
     this.paths = paths
   }
 
-  get n (): number { return this.leaves.length }
+  /** Every leaf (the 32-byte digests of the envelope ids), in order. */
+  get leaves (): readonly Uint8Array[] {
+    if (this.leafArrays === undefined) {
+      const p = this.packed as Uint8Array
+      const out: Uint8Array[] = new Array(this.n)
+      for (let i = 0; i < this.n; i++) out[i] = p.subarray(32 * i, 32 * i + 32)
+      this.leafArrays = out
+    }
+    return this.leafArrays
+  }
 
   /** The inclusion proof of leaf `i`. */
   proof (i: number): BatchProof {
     this.paths ??= merkleTree(this.leaves).paths
-    return { n: this.leaves.length, i, path: this.paths[i] }
+    return { n: this.n, i, path: this.paths[i] }
   }
 
   /** Leaf `i`'s wire bytes (with `sig` and `bp`), built by `make` once and kept. */

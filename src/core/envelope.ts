@@ -136,21 +136,17 @@ export function messageIdFromBytes (unsigned: Uint8Array): { id: MessageId, mult
   return { id: idOfDigest(multihash, 2), multihash }
 }
 
-/** The sha2-256 digest of unsigned envelope bytes (a batch leaf), as a plain Uint8Array. */
-export function envelopeDigest (unsigned: Uint8Array): Uint8Array {
-  return sha256(unsigned)
-}
-
 const BASE32_CODES = new TextEncoder().encode('abcdefghijklmnopqrstuvwxyz234567')
 /** Written into and decoded from for every id (ids are made synchronously). */
 const idOut = Buffer.alloc(56)
 
 /**
- * The message id of a sha2-256 digest (the 32 bytes at `at`): multibase base32 of the multihash 0x12 0x20 ‖ digest,
- * without building the multihash — five bytes (eight characters) at a time.
+ * The message id of a sha2-256 digest (the 32 bytes at `at`; `length` other than 32 takes
+ * the general path): multibase base32 of the multihash 0x12 0x20 ‖ digest, without building
+ * the multihash — five bytes (eight characters) at a time.
  */
-export function idOfDigest (bytes: Uint8Array, at: number = 0): MessageId {
-  if (bytes.length - at !== 32) return base32Multibase(Uint8Array.of(0x12, 0x20, ...bytes.subarray(at))) as MessageId
+export function idOfDigest (bytes: Uint8Array, at: number = 0, length: number = bytes.length - at): MessageId {
+  if (length !== 32 || bytes.length - at < 32) return base32Multibase(Uint8Array.of(0x12, 0x20, ...bytes.subarray(at, at + length))) as MessageId
   const digest = bytes
   const out = idOut
   const C = BASE32_CODES

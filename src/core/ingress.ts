@@ -4,8 +4,8 @@
  * message; nothing is thrown and nothing is forwarded.
  */
 import type { MessageId, NetworkId } from './ids.ts'
-import { MAX_BATCH, SignedBatch, batchSigningInput, merkleRoot, type VerifiedRoots } from './batch.ts'
-import { LeafDecoder, LeafFailure, decodeEnvelope, envelopeDigest, envelopePayload, idOfDigest, leafEnvelope, LIMITS, type DecodeFailure, type Envelope, type EnvelopeFields } from './envelope.ts'
+import { MAX_BATCH, SignedBatch, batchSigningInput, merkleRootOfDigests, putDigest, sha256Latin1, type VerifiedRoots } from './batch.ts'
+import { LeafDecoder, LeafFailure, decodeEnvelope, envelopePayload, idOfDigest, leafEnvelope, LIMITS, type DecodeFailure, type Envelope, type EnvelopeFields } from './envelope.ts'
 import type { AgentId, MessageId as Id } from './ids.ts'
 import { verifyByDid } from './keys.ts'
 
@@ -92,7 +92,8 @@ export function checkBatch (sig: Uint8Array, elements: readonly Uint8Array[], ho
   const n = elements.length
   if (n < 2 || n > MAX_BATCH) return { ok: false, reason: 'malformed', detail: `a batch has 2–${MAX_BATCH} leaves, not ${n}` }
   if (sig.length !== 64) return { ok: false, reason: 'bad-field', detail: 'batch signature must be 64 bytes' }
-  const leaves: Uint8Array[] = new Array(n)
+  // Every leaf's digest, packed (leaf i at 32·i): no array of its own per leaf.
+  const digests = new Uint8Array(32 * n)
   const unsigned: Array<Uint8Array | undefined> = new Array(n)
   // The carried envelopes: fields, leaf index and id, in leaf order.
   const fields: EnvelopeFields[] = []
@@ -102,20 +103,19 @@ export function checkBatch (sig: Uint8Array, elements: readonly Uint8Array[], ho
   const decoder = new LeafDecoder(opts.maxBytes)
   for (let i = 0; i < n; i++) {
     const e = elements[i]
-    if (e.length === LEAF_HASH_BYTES) { leaves[i] = e; continue }
+    if (e.length === LEAF_HASH_BYTES) { digests.set(e, 32 * i); continue }
     const f = decoder.decode(e)
     if (f instanceof LeafFailure) return { ok: false, reason: f.reason, detail: `leaf ${i}: ${f.detail}` }
     if (signer === undefined) signer = f.from
     else if (f.from !== signer) return { ok: false, reason: 'bad-field', detail: `leaf ${i} is from ${f.from}, the batch from ${signer}` }
-    const digest = envelopeDigest(e)
-    leaves[i] = digest
+    putDigest(digests, 32 * i, sha256Latin1(e))
     unsigned[i] = e
     fields.push(f)
     index.push(i)
-    ids.push(idOfDigest(digest))
+    ids.push(idOfDigest(digests, 32 * i, 32))
   }
   if (signer === undefined) return { ok: false, reason: 'malformed', detail: 'a batch frame carries at least one envelope' }
-  const root = merkleRoot(leaves)
+  const root = merkleRootOfDigests(digests, n)
   const roots = opts.roots
   // Cached as root ‖ signature: a frame is taken as verified only when this very root was
   // signed with this signature — never because it is some inner node of a verified tree.
@@ -127,7 +127,7 @@ export function checkBatch (sig: Uint8Array, elements: readonly Uint8Array[], ho
     roots?.add(signer, root, sig)
     if (roots !== undefined) roots.hits += fields.length - 1
   }
-  const batch = new SignedBatch(signer, sig, leaves, unsigned)
+  const batch = new SignedBatch(signer, sig, digests, unsigned)
   const results: IngressResult[] = new Array(fields.length)
   for (let k = 0; k < fields.length; k++) results[k] = checkContext(leafEnvelope(fields[k], ids[k], batch, index[k]), hopCount, opts, now)
   return { ok: true, batch, results }

@@ -21,7 +21,7 @@ import { base32Multibase } from '../../src/core/envelope.ts'
 import { encodeBatchFrame, encodeDataFrame, decodeFrame } from '../../src/net/frames.ts'
 import { checkBatch, type IngressOptions } from '../../src/core/ingress.ts'
 import { batchOf, decodeUnsigned, wireSize } from '../../src/core/envelope.ts'
-import { merkleRoot, proofLength } from '../../src/core/batch.ts'
+import { SignedBatch, merkleRoot, merkleRootOfDigests, proofLength } from '../../src/core/batch.ts'
 import { VECTORS_FILE } from '../../scripts/gen-vectors.ts'
 import type { NetworkId, Topic } from '../../src/core/ids.ts'
 
@@ -56,6 +56,28 @@ describe('Merkle tree and inclusion proofs', () => {
         assert.equal(hex(rootFromProof(leaves[i], { n, i, path: paths[i] }) as Uint8Array), hex(root), `leaf ${i} of ${n}`)
       }
     }
+  })
+
+  test('packed leaves: the same root as RFC 9162, and a batch made from them has the same leaves and proofs, for 1 … 70 leaves', () => {
+    for (let n = 1; n <= 70; n++) {
+      const leaves = Array.from({ length: n }, (_, i) => sha(Uint8Array.of(2, i)))
+      // Packed at an offset into a larger buffer, as a view: only the n leaves may be read.
+      const backing = randomBytes(32 * n + 40)
+      const packed = new Uint8Array(backing.buffer, backing.byteOffset + 8, 32 * n)
+      leaves.forEach((l, i) => { packed.set(l, 32 * i) })
+      assert.equal(hex(merkleRootOfDigests(packed, n)), hex(mth(leaves)), `root of ${n} packed leaves`)
+      const batch = new SignedBatch('did:key:x', new Uint8Array(64), packed, new Array(n))
+      assert.equal(batch.n, n)
+      assert.deepEqual(batch.leaves.map(hex), leaves.map(hex))
+      assert.equal(batch.leaves, batch.leaves, 'the leaf arrays are made once')
+      if (n > 1) {
+        const plain = new SignedBatch('did:key:x', new Uint8Array(64), leaves, new Array(n))
+        for (let i = 0; i < n; i++) assert.deepEqual(batch.proof(i).path.map(hex), plain.proof(i).path.map(hex), `proof ${i} of ${n}`)
+      }
+    }
+    assert.throws(() => merkleRootOfDigests(new Uint8Array(32 * 3), 4), RangeError)
+    assert.throws(() => merkleRootOfDigests(new Uint8Array(0), 0), RangeError)
+    assert.throws(() => new SignedBatch('did:key:x', new Uint8Array(64), new Uint8Array(33), []), RangeError)
   })
 
   test('a proof for another index, size, a shorter or longer path or another leaf does not reach the root', () => {
