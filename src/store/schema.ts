@@ -309,17 +309,15 @@ function schemaLogStatus (d: Dialect): string[] {
  * pages, so a commit of a few hundred entries dirties those pages and not one random leaf of a
  * large index per entry. When tier 0 holds `INBOX_IDS_TIER0` keys the writer moves them all to
  * tier 1 in one statement (key order: each leaf of tier 1 is written once for many keys).
- * Lookups ask `t IN (0, 1)`. The keys are kept by triggers on the inbox, so an INSERT or DELETE
- * of a row is still one statement: nothing can write a row without its key or leave a key
- * behind. Existing keys go to tier 1; the index on `idh` is dropped. `rid` is never changed.
+ * Lookups ask `t IN (0, 1)`. The keys are kept by triggers on the inbox (SQLite: per row;
+ * PostgreSQL: per statement, over its transition table), so an INSERT or DELETE of rows is
+ * still one statement: nothing can write a row without its key or leave a key behind. Existing keys go to tier 1; the index on `idh` is dropped. `rid` is never changed.
  */
 function schemaInboxIds (d: Dialect): string[] {
   const t = d.table
   const { bigint } = d.types
   const ids = t('inbox_ids')
   const inbox = t('inbox')
-  const add = `INSERT INTO ${ids} (t, idh, rid) VALUES (0, NEW.idh, NEW.rid)`
-  const drop = `DELETE FROM ${ids} WHERE t IN (0, 1) AND idh = OLD.idh AND rid = OLD.rid`
   const common = [
     `CREATE TABLE ${ids} (t ${bigint} NOT NULL, idh ${bigint} NOT NULL, rid ${bigint} NOT NULL, PRIMARY KEY (t, idh, rid))${d.kind === 'sqlite' ? ' WITHOUT ROWID' : ''}`,
     `INSERT INTO ${ids} (t, idh, rid) SELECT 1, idh, rid FROM ${inbox}`,
@@ -328,18 +326,20 @@ function schemaInboxIds (d: Dialect): string[] {
   if (d.kind === 'sqlite') {
     return [
       ...common,
-      `CREATE TRIGGER inbox_ids_add AFTER INSERT ON inbox BEGIN ${add}; END`,
-      `CREATE TRIGGER inbox_ids_drop AFTER DELETE ON inbox BEGIN ${drop}; END`
+      `CREATE TRIGGER inbox_ids_add AFTER INSERT ON inbox BEGIN INSERT INTO ${ids} (t, idh, rid) VALUES (0, NEW.idh, NEW.rid); END`,
+      `CREATE TRIGGER inbox_ids_drop AFTER DELETE ON inbox BEGIN DELETE FROM ${ids} WHERE t IN (0, 1) AND idh = OLD.idh AND rid = OLD.rid; END`
     ]
   }
-  const fn = (name: string, body: string, ret: string): string =>
-    `CREATE FUNCTION ${t(name)}() RETURNS trigger LANGUAGE plpgsql AS $body$ BEGIN ${body}; RETURN ${ret}; END $body$`
+  // PostgreSQL: statement-level triggers over the transition tables (one call per INSERT of up
+  // to 64 rows, or per DELETE), not a PL/pgSQL call per row.
+  const fn = (name: string, body: string): string =>
+    `CREATE FUNCTION ${t(name)}() RETURNS trigger LANGUAGE plpgsql AS $body$ BEGIN ${body}; RETURN NULL; END $body$`
   return [
     ...common,
-    fn('inbox_ids_add', add, 'NEW'),
-    fn('inbox_ids_drop', drop, 'OLD'),
-    `CREATE TRIGGER inbox_ids_add AFTER INSERT ON ${inbox} FOR EACH ROW EXECUTE FUNCTION ${t('inbox_ids_add')}()`,
-    `CREATE TRIGGER inbox_ids_drop AFTER DELETE ON ${inbox} FOR EACH ROW EXECUTE FUNCTION ${t('inbox_ids_drop')}()`
+    fn('inbox_ids_add', `INSERT INTO ${ids} (t, idh, rid) SELECT 0, idh, rid FROM new_rows`),
+    fn('inbox_ids_drop', `DELETE FROM ${ids} x USING old_rows o WHERE x.t IN (0, 1) AND x.idh = o.idh AND x.rid = o.rid`),
+    `CREATE TRIGGER inbox_ids_add AFTER INSERT ON ${inbox} REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ${t('inbox_ids_add')}()`,
+    `CREATE TRIGGER inbox_ids_drop AFTER DELETE ON ${inbox} REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION ${t('inbox_ids_drop')}()`
   ]
 }
 
