@@ -76,6 +76,14 @@ export function parseCommand (c: Command, argv: string[]): Parsed | 'help' {
   try {
     parsed = parseArgs({ args: argv, options, strict: true, allowPositionals: true })
   } catch (err) {
+    // A value that starts with a dash (`--retries -1`, `--data -5`) reads as a flag to
+    // parseArgs, which calls it "ambiguous"; say what to type instead.
+    const ambiguous = /^Option '--([^' ]+)' argument is ambiguous/.exec((err as Error).message)
+    if (ambiguous != null) {
+      const flag = ambiguous[1]
+      const given = argv[argv.indexOf(`--${flag}`) + 1] ?? '-…'
+      throw new UsageError(`--${flag} needs a value; one that starts with "-" is written --${flag}=${given} (see: fedmesh ${c.name} --help)`)
+    }
     // parseArgs explains at length; the first sentence names the problem.
     const msg = (err as Error).message.split('\n')[0].replace(/\. To specify a positional argument.*$/, '')
     throw new UsageError(`${msg} (see: fedmesh ${c.name} --help)`)
