@@ -46,6 +46,8 @@ export interface Command {
   args?: string[]
   summary: string
   options?: Record<string, OptionSpec>
+  /** False for a command that has no data dir of its own (`demo` makes temporary ones): no --dir. */
+  dir?: false
   run: (p: Parsed) => Promise<void>
 }
 
@@ -59,8 +61,13 @@ export function defaultDir (): string {
   return env != null && env !== '' ? env : join(homedir(), '.fedmesh')
 }
 
+function optionsOf (c: Command): Record<string, OptionSpec> {
+  const { dir, ...rest } = COMMON_OPTIONS
+  return { ...c.options, ...(c.dir === false ? {} : { dir }), ...rest }
+}
+
 export function commandHelp (c: Command): string {
-  const opts = { ...c.options, ...COMMON_OPTIONS }
+  const opts = optionsOf(c)
   const lines = Object.entries(opts).map(([name, o]) => {
     const flag = `${o.short != null ? `-${o.short}, ` : ''}--${name}${o.type === 'string' ? ` ${o.arg ?? 'VALUE'}` : ''}${o.multiple === true ? ' …' : ''}`
     return `  ${flag.padEnd(26)} ${o.help}`
@@ -69,7 +76,7 @@ export function commandHelp (c: Command): string {
 }
 
 export function parseCommand (c: Command, argv: string[]): Parsed | 'help' {
-  const specs = { ...c.options, ...COMMON_OPTIONS }
+  const specs = optionsOf(c)
   const options: Record<string, { type: 'string' | 'boolean', multiple?: boolean, short?: string }> = {}
   for (const [name, o] of Object.entries(specs)) options[name] = { type: o.type, ...(o.multiple === true ? { multiple: true } : {}), ...(o.short != null ? { short: o.short } : {}) }
   let parsed

@@ -424,7 +424,7 @@ export function usage (): string {
     return `  ${head.padEnd(width)}  ${c.summary.split('. ')[0].replace(/\.$/, '')}`
   })
   return `usage: fedmesh <command> [options]\n\ncommands:\n${lines.join('\n')}\n\n` +
-    'Every command takes --dir DIR (default $FEDMESH_DIR or ~/.fedmesh) and --help.\n' +
+    'Every command takes --help, and all but demo --dir DIR (default $FEDMESH_DIR or ~/.fedmesh).\n' +
     'Commands other than init and node start talk to the node running on DIR through its API.\n'
 }
 

@@ -71,6 +71,16 @@ describe('fedmesh CLI: bad input gives one clear line', { timeout: 120_000 }, ()
     }
   })
 
+  it('demo has no --dir (its data dirs are temporary): refused, not ignored, and not in its help', async () => {
+    oneLineError(await fedmesh('demo', '--dir', join(root, 'demo'), '--exit-after-run'), 2, /Unknown option '--dir'/)
+    assert.equal(existsSync(join(root, 'demo')), false)
+    const help = await fedmesh('demo', '--help')
+    assert.equal(help.code, 0)
+    assert.doesNotMatch(help.stdout, /^  --dir/m)
+    assert.match(help.stdout, /--sellers N/)
+    assert.match((await fedmesh('status', '--help')).stdout, /--dir DIR/)
+  })
+
   it('a message that wraps is printed whole on one line', async () => {
     // JSON.parse quotes the text with its newline: the first line alone ended at `"garbage`.
     const file = join(root, 'bad.json')
