@@ -14,7 +14,7 @@ import { isAgentId } from '../core/keys.ts'
 import { REJECTION_REASONS } from '../core/ingress.ts'
 import { LIMITS } from '../core/envelope.ts'
 import { CliError, UsageError, intFlag, jsonFlag, listFlag, stringFlag, type Command, type OptionSpec, type Parsed } from './args.ts'
-import { apiError, call, locateNode, openSocket } from './client.ts'
+import { apiError, call, locateNode, openSocket, runningNode } from './client.ts'
 import { SEMANTIC_COMMANDS } from './semantic-commands.ts'
 import { DEMO_COMMANDS } from './demo.ts'
 import { logCommand } from './log.ts'
@@ -116,6 +116,12 @@ const nodeStart: Command = {
     if (!LOG_LEVELS.includes(level)) throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`)
     const overrides = configOverrides(values)
     await checkAddresses(values)
+    // Two nodes on one dir would share its identity and store, and the first to stop would
+    // remove the other's node.json.
+    const running = await runningNode(dir)
+    if (running != null) {
+      throw new CliError(`a node is already running on ${dir} (pid ${running.pid}${running.api != null ? `, API ${running.api}` : ''}); stop it first, or give this one another --dir`)
+    }
     const logger = pino({ level, base: { dir } }, pino.destination({ dest: 2, sync: true }))
     // Loaded here, not at the top: the other commands do not need libp2p.
     const { createNode } = await import('../node/mesh-node.ts')

@@ -71,6 +71,18 @@ describe('fedmesh CLI: bad input gives one clear line', { timeout: 120_000 }, ()
     }
   })
 
+  it('a second node start on a dir whose node runs is refused; the first keeps running', async () => {
+    const dir = join(root, 'twice')
+    const first = procs.start(['node', 'start', '--dir', dir, '--listen', '/ip4/127.0.0.1/tcp/0', '--api', '127.0.0.1:0', '--log-level', 'warn'])
+    const ready = await first.stdout.waitJson<{ event: string, api: string }>(v => v.event === 'ready', 'first node ready', 30_000)
+    const second = await procs.run(['node', 'start', '--dir', dir, '--listen', '/ip4/127.0.0.1/tcp/0', '--api', '127.0.0.1:0', '--log-level', 'warn'], 20_000)
+    oneLineError(second, 1, new RegExp(`a node is already running on .*twice \\(pid \\d+, API ${ready.api.replace(/[.]/g, '\\.')}\\)`))
+    const status = await fedmesh('status', '--json', '--dir', dir)
+    assert.equal(status.code, 0, status.stderr)
+    first.kill('SIGTERM')
+    assert.equal((await first.exit(20_000)).code, 0)
+  })
+
   it('demo has no --dir (its data dirs are temporary): refused, not ignored, and not in its help', async () => {
     oneLineError(await fedmesh('demo', '--dir', join(root, 'demo'), '--exit-after-run'), 2, /Unknown option '--dir'/)
     assert.equal(existsSync(join(root, 'demo')), false)
