@@ -9,18 +9,16 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { Procs, type RunResult } from '../helpers/cli.ts'
+import { Procs, assertOneLineError, type RunResult } from '../helpers/cli.ts'
 
 const BOB = 'did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK'
 const PEER = '12D3KooWSpJ6f76pvansWBBpaDoYgpTC9c6J6LeqhGn5QsMKea6d'
 
+/** Exit `code`, nothing on stdout, one line `fedmesh: …` matching `re` on stderr. */
 function oneLineError (r: RunResult, code: number, re: RegExp): void {
   assert.equal(r.code, code, r.stderr)
   assert.equal(r.stdout, '')
-  const lines = r.stderr.trimEnd().split('\n')
-  assert.equal(lines.length, 1, `one line on stderr, got: ${r.stderr}`)
-  assert.match(lines[0], /^fedmesh: /)
-  assert.match(lines[0], re)
+  assertOneLineError(r, re)
 }
 
 describe('fedmesh CLI: bad input gives one clear line', { timeout: 120_000 }, () => {
