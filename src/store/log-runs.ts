@@ -26,6 +26,17 @@ export const RUN_ID_SHIFT = 12
 export interface RunMember { id: string, size: number, originTs: number }
 
 /**
+ * A record's `next` members as the writer takes them when every id is printable ASCII (the
+ * message ids of the wire always are): already in the `members` column's encoding, origin
+ * times relative to the record's own (`originTs ?? 0`). One byte array crosses to the writer
+ * thread instead of a string per member (`packMembers`).
+ */
+export interface PackedNext { packed: Uint8Array, n: number }
+
+/** A normalized record's `next`: packed, or as given (`LogRecordInit.next`) when an id is not ASCII. */
+export type NormalizedNext = PackedNext | { ids: string[], sizes: number[], originTs: number[] }
+
+/**
  * Whether `r` can be part of a run at all: no payload, conversation, reason or acknowledgement
  * time of its own, at most one recipient. A member's later status changes are kept apart from
  * the run (`log_status`, one small row per member changed), so records whose status changes —
@@ -54,7 +65,12 @@ export function runLength (records: readonly NormalizedLogRecord[], start: numbe
 }
 
 /** One log row to write: its first record (every shared field) and, for a run, all its members. */
-export interface LogRow { head: NormalizedLogRecord, members: RunMember[] | null }
+export interface LogRow {
+  head: NormalizedLogRecord
+  members: RunMember[] | null
+  /** Instead of `members`: the run's `members` column as written (head first), and its member count. */
+  column?: { bytes: Uint8Array, n: number }
+}
 
 /**
  * The rows an append writes, in order: consecutive records that may share a row as runs,
@@ -67,8 +83,16 @@ export function planLogRows (records: readonly NormalizedLogRecord[]): LogRow[] 
   for (let i = 0; i < records.length;) {
     const r = records[i]
     if (r.next != null) {
+      const next = r.next
+      if ('packed' in next && runnable(r) && next.n < MAX_RUN) {
+        // The usual case (a recorder's run): one row, its column the head's member then the packed ones.
+        rows.push({ head: { ...r, next: null }, members: null, column: { bytes: prependMember(r, next.packed), n: next.n + 1 } })
+        i++
+        continue
+      }
+      const given = 'packed' in next ? unpackNext(next, r.originTs ?? 0) : next
       const all: Array<{ id: string, size: number, originTs: number | null }> = [{ id: r.id, size: r.size, originTs: r.originTs }]
-      for (let k = 0; k < r.next.ids.length; k++) all.push({ id: r.next.ids[k], size: r.next.sizes[k], originTs: r.next.originTs[k] })
+      for (let k = 0; k < given.ids.length; k++) all.push({ id: given.ids[k], size: given.sizes[k], originTs: given.originTs[k] })
       const together = runnable(r)
       for (let k = 0; k < all.length; k += together ? MAX_RUN : 1) {
         const part = all.slice(k, together ? k + MAX_RUN : k + 1)
@@ -83,6 +107,59 @@ export function planLogRows (records: readonly NormalizedLogRecord[]): LogRow[] 
     i += n
   }
   return rows
+}
+
+/** `packed` (members relative to `r.originTs`) with `r` itself as the first member. */
+function prependMember (r: NormalizedLogRecord, packed: Uint8Array): Uint8Array {
+  const id = Buffer.from(r.id, 'utf8')
+  const out = new Uint8Array(varintLength(id.length) + id.length + varintLength(r.size) + 1 + packed.length)
+  let at = writeVarint(out, 0, id.length)
+  out.set(id, at)
+  at = writeVarint(out, at + id.length, r.size)
+  out[at++] = 0 // origin time: the row's own
+  out.set(packed, at)
+  return out
+}
+
+/** The arrays a packed `next` was made from. */
+function unpackNext (next: PackedNext, baseTs: number): { ids: string[], sizes: number[], originTs: number[] } {
+  const out = { ids: [] as string[], sizes: [] as number[], originTs: [] as number[] }
+  for (const m of decodeMembers(next.packed, next.n, baseTs)) { out.ids.push(m.id); out.sizes.push(m.size); out.originTs.push(m.originTs) }
+  return out
+}
+
+/**
+ * `LogRecordInit.next` packed for the writer (`PackedNext`, origin times relative to `baseTs`),
+ * checking each member as `checkNext` (validate.ts) does; null when an id is not printable
+ * ASCII of 1 … `maxIdLength` characters or a size or time is not an integer ≥ 0 — the
+ * caller then checks (and reports) member by member and keeps the arrays.
+ */
+export function packMembers (ids: unknown[], sizes: unknown[], originTs: unknown[], baseTs: number, maxIdLength: number): Uint8Array | null {
+  let bound = 0
+  for (let i = 0; i < ids.length; i++) {
+    const id = ids[i]
+    if (typeof id !== 'string' || id.length === 0 || id.length > maxIdLength) return null
+    // Length (≤ 2 bytes at these limits), id, size and time (≤ 8 bytes each).
+    bound += id.length + 18
+  }
+  const out = new Uint8Array(bound)
+  let at = 0
+  for (let i = 0; i < ids.length; i++) {
+    const id = ids[i] as string
+    const size = sizes[i]
+    const ts = originTs[i]
+    if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0 || typeof ts !== 'number' || !Number.isSafeInteger(ts) || ts < 0) return null
+    at = writeVarint(out, at, id.length)
+    for (let j = 0; j < id.length; j++) {
+      const c = id.charCodeAt(j)
+      // Control characters and DEL are refused (checkId); others above ASCII take the checked path.
+      if (c < 0x20 || c >= 0x7f) return null
+      out[at++] = c
+    }
+    at = writeVarint(out, at, size)
+    at = writeVarint(out, at, zigzag(ts - baseTs))
+  }
+  return out.subarray(0, at)
 }
 
 function varintLength (v: number): number {
@@ -161,7 +238,7 @@ export function memberIdAt (bytes: Uint8Array, k: number): string | null {
  * Walks the `n` members of a run's column: `visit(i, idStart, idLength, size, originDelta)` per
  * member. Throws `RunFormatError` when the column does not hold exactly `n` well-formed members.
  */
-function scanMembers (bytes: Uint8Array, n: number, visit: (i: number, idStart: number, idLength: number, size: number, delta: number) => void): void {
+export function scanMembers (bytes: Uint8Array, n: number, visit: (i: number, idStart: number, idLength: number, size: number, delta: number) => void): void {
   let at = 0
   const varint = (): number => {
     let v = 0
