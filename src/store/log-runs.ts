@@ -26,15 +26,15 @@ export const RUN_ID_SHIFT = 12
 export interface RunMember { id: string, size: number, originTs: number }
 
 /**
- * A record's `next` members as the writer takes them when every id is printable ASCII (the
- * message ids of the wire always are): already in the `members` column's encoding, origin
- * times relative to the record's own (`originTs ?? 0`). One byte array crosses to the writer
- * thread instead of a string per member (`packMembers`).
+ * A record's `next` members as they cross to the writer thread when every id is printable
+ * ASCII (the wire's message ids always are): the ids as one string and their lengths, so the
+ * structured clone copies one string instead of one per member, and the writer reads the ids
+ * as bytes (the `members` column, their hashes) without making a string of each (`joinIds`).
  */
-export interface PackedNext { packed: Uint8Array, n: number }
+export interface JoinedNext { joined: string, lengths: number[], sizes: number[], originTs: number[] }
 
-/** A normalized record's `next`: packed, or as given (`LogRecordInit.next`) when an id is not ASCII. */
-export type NormalizedNext = PackedNext | { ids: string[], sizes: number[], originTs: number[] }
+/** A normalized record's `next`: joined, or as given (`LogRecordInit.next`) when an id is not ASCII. */
+export type NormalizedNext = JoinedNext | { ids: string[], sizes: number[], originTs: number[] }
 
 /**
  * Whether `r` can be part of a run at all: no payload, conversation, reason or acknowledgement
@@ -68,8 +68,18 @@ export function runLength (records: readonly NormalizedLogRecord[], start: numbe
 export interface LogRow {
   head: NormalizedLogRecord
   members: RunMember[] | null
-  /** Instead of `members`: the run's `members` column as written (head first), and its member count. */
-  column?: { bytes: Uint8Array, n: number }
+  /** Instead of `members`: the run's `members` column as written. */
+  column?: JoinedColumn
+}
+
+/** A run's `members` column made from a joined `next` (`JoinedNext`). */
+export interface JoinedColumn {
+  bytes: Uint8Array
+  /** Members, the head included. */
+  n: number
+  /** The ids of the members after the head, ASCII, one after another, and their lengths. */
+  ids: Uint8Array
+  lengths: number[]
 }
 
 /**
@@ -84,13 +94,13 @@ export function planLogRows (records: readonly NormalizedLogRecord[]): LogRow[] 
     const r = records[i]
     if (r.next != null) {
       const next = r.next
-      if ('packed' in next && runnable(r) && next.n < MAX_RUN) {
-        // The usual case (a recorder's run): one row, its column the head's member then the packed ones.
-        rows.push({ head: { ...r, next: null }, members: null, column: { bytes: prependMember(r, next.packed), n: next.n + 1 } })
+      if ('joined' in next && runnable(r) && next.lengths.length < MAX_RUN) {
+        // The usual case (a recorder's run): one row, its column the head's member then the joined ones.
+        rows.push({ head: { ...r, next: null }, members: null, column: joinedColumn(r, next) })
         i++
         continue
       }
-      const given = 'packed' in next ? unpackNext(next, r.originTs ?? 0) : next
+      const given = 'joined' in next ? splitIds(next) : next
       const all: Array<{ id: string, size: number, originTs: number | null }> = [{ id: r.id, size: r.size, originTs: r.originTs }]
       for (let k = 0; k < given.ids.length; k++) all.push({ id: given.ids[k], size: given.sizes[k], originTs: given.originTs[k] })
       const together = runnable(r)
@@ -109,57 +119,54 @@ export function planLogRows (records: readonly NormalizedLogRecord[]): LogRow[] 
   return rows
 }
 
-/** `packed` (members relative to `r.originTs`) with `r` itself as the first member. */
-function prependMember (r: NormalizedLogRecord, packed: Uint8Array): Uint8Array {
-  const id = Buffer.from(r.id, 'utf8')
-  const out = new Uint8Array(varintLength(id.length) + id.length + varintLength(r.size) + 1 + packed.length)
-  let at = writeVarint(out, 0, id.length)
-  out.set(id, at)
-  at = writeVarint(out, at + id.length, r.size)
+/** The `members` column of `r` followed by its joined `next` members (runnable `r`: its origin time is the row's). */
+function joinedColumn (r: NormalizedLogRecord, next: JoinedNext): JoinedColumn {
+  const head = Buffer.from(r.id, 'utf8')
+  const ids = Buffer.from(next.joined, 'latin1')
+  const n = next.lengths.length
+  const baseTs = r.originTs as number
+  // Per member: its id, and at most 2 + 8 + 8 bytes of length, size and time.
+  const out = new Uint8Array(head.length + 18 + ids.length + 18 * n)
+  let at = writeVarint(out, 0, head.length)
+  out.set(head, at)
+  at = writeVarint(out, at + head.length, r.size)
   out[at++] = 0 // origin time: the row's own
-  out.set(packed, at)
-  return out
+  let from = 0
+  for (let k = 0; k < n; k++) {
+    const len = next.lengths[k]
+    at = writeVarint(out, at, len)
+    for (let j = 0; j < len; j++) out[at++] = ids[from++]
+    at = writeVarint(out, at, next.sizes[k])
+    at = writeVarint(out, at, zigzag(next.originTs[k] - baseTs))
+  }
+  return { bytes: out.subarray(0, at), n: n + 1, ids, lengths: next.lengths }
 }
 
-/** The arrays a packed `next` was made from. */
-function unpackNext (next: PackedNext, baseTs: number): { ids: string[], sizes: number[], originTs: number[] } {
-  const out = { ids: [] as string[], sizes: [] as number[], originTs: [] as number[] }
-  for (const m of decodeMembers(next.packed, next.n, baseTs)) { out.ids.push(m.id); out.sizes.push(m.size); out.originTs.push(m.originTs) }
-  return out
+/** The ids of a joined `next`, one string each. */
+function splitIds (next: JoinedNext): { ids: string[], sizes: number[], originTs: number[] } {
+  const ids: string[] = []
+  let from = 0
+  for (const len of next.lengths) { ids.push(next.joined.slice(from, from + len)); from += len }
+  return { ids, sizes: next.sizes, originTs: next.originTs }
 }
+
+/** Every character printable ASCII (0x20 … 0x7e): no control character, nothing to encode. */
+const PRINTABLE_ASCII = /^[\u0020-\u007e]*$/
 
 /**
- * `LogRecordInit.next` packed for the writer (`PackedNext`, origin times relative to `baseTs`),
- * checking each member as `checkNext` (validate.ts) does; null when an id is not printable
- * ASCII of 1 … `maxIdLength` characters or a size or time is not an integer ≥ 0 — the
- * caller then checks (and reports) member by member and keeps the arrays.
+ * The ids of `LogRecordInit.next` joined (`JoinedNext`) when every one is a string of 1 …
+ * `maxIdLength` printable ASCII characters — one check of the joined string instead of one
+ * per id — or null (the caller then checks and reports id by id, and keeps the list).
  */
-export function packMembers (ids: unknown[], sizes: unknown[], originTs: unknown[], baseTs: number, maxIdLength: number): Uint8Array | null {
-  let bound = 0
+export function joinIds (ids: unknown[], maxIdLength: number): { joined: string, lengths: number[] } | null {
+  const lengths = new Array<number>(ids.length)
   for (let i = 0; i < ids.length; i++) {
     const id = ids[i]
     if (typeof id !== 'string' || id.length === 0 || id.length > maxIdLength) return null
-    // Length (≤ 2 bytes at these limits), id, size and time (≤ 8 bytes each).
-    bound += id.length + 18
+    lengths[i] = id.length
   }
-  const out = new Uint8Array(bound)
-  let at = 0
-  for (let i = 0; i < ids.length; i++) {
-    const id = ids[i] as string
-    const size = sizes[i]
-    const ts = originTs[i]
-    if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0 || typeof ts !== 'number' || !Number.isSafeInteger(ts) || ts < 0) return null
-    at = writeVarint(out, at, id.length)
-    for (let j = 0; j < id.length; j++) {
-      const c = id.charCodeAt(j)
-      // Control characters and DEL are refused (checkId); others above ASCII take the checked path.
-      if (c < 0x20 || c >= 0x7f) return null
-      out[at++] = c
-    }
-    at = writeVarint(out, at, size)
-    at = writeVarint(out, at, zigzag(ts - baseTs))
-  }
-  return out.subarray(0, at)
+  const joined = ids.join('')
+  return PRINTABLE_ASCII.test(joined) ? { joined, lengths } : null
 }
 
 function varintLength (v: number): number {
@@ -238,7 +245,7 @@ export function memberIdAt (bytes: Uint8Array, k: number): string | null {
  * Walks the `n` members of a run's column: `visit(i, idStart, idLength, size, originDelta)` per
  * member. Throws `RunFormatError` when the column does not hold exactly `n` well-formed members.
  */
-export function scanMembers (bytes: Uint8Array, n: number, visit: (i: number, idStart: number, idLength: number, size: number, delta: number) => void): void {
+function scanMembers (bytes: Uint8Array, n: number, visit: (i: number, idStart: number, idLength: number, size: number, delta: number) => void): void {
   let at = 0
   const varint = (): number => {
     let v = 0

@@ -12,7 +12,7 @@ import type { OpOutcome } from './group-commit.ts'
 import { heldKey, planEnqueue, usageKeyOf, usageMapKey, type PlanState, type SeqSlot, type Usage, type UsageRow, type UsageScope } from './plan.ts'
 import type { NormalizedEntry, NormalizedLogRecord, NormalizedPatch } from './validate.ts'
 import { bucketNumbers, bucketsOf, logIdHash, logIdHashAscii } from './query.ts'
-import { decodeMembers, encodeMembers, memberIdAt, planLogRows, RUN_ID_SHIFT, scanMembers, type RunMember } from './log-runs.ts'
+import { decodeMembers, encodeMembers, memberIdAt, planLogRows, RUN_ID_SHIFT, type JoinedColumn, type RunMember } from './log-runs.ts'
 import { logRange, membersOf } from './reads.ts'
 import type { AckResult, ExpiredEntry, ExpireResult, RetainResult } from './types.ts'
 import type { AgentId, MessageId } from '../core/ids.ts'
@@ -383,7 +383,7 @@ async function logRun (ctx: OpContext, run: Array<Extract<WriteOp, { kind: 'log'
       let encoded: Uint8Array | null = null
       if (column != null) {
         encoded = column.bytes
-        runs.push([seq, columnIdHashes(r.id, column.bytes, n)])
+        runs.push([seq, columnIdHashes(r.id, column)])
       } else if (members != null) {
         encoded = encodeMembers(members, r.originTs as number)
         runs.push([seq, members.map(m => logIdHash(m.id))])
@@ -418,13 +418,11 @@ async function logRun (ctx: OpContext, run: Array<Extract<WriteOp, { kind: 'log'
   return run.map(() => ({ ok: true, value: undefined }))
 }
 
-/**
- * The id hashes of a run's members from its `members` column (`LogRow.column`): the head's
- * from its id, the others' from their bytes (ASCII there: `packMembers`), not decoded.
- */
-function columnIdHashes (headId: string, bytes: Uint8Array, n: number): number[] {
-  const out = new Array<number>(n)
-  scanMembers(bytes, n, (i, start, len) => { out[i] = i === 0 ? logIdHash(headId) : logIdHashAscii(bytes, start, len) })
+/** The id hashes of a joined run's members: the head's from its id, the others' from their bytes. */
+function columnIdHashes (headId: string, column: JoinedColumn): number[] {
+  const out = [logIdHash(headId)]
+  let from = 0
+  for (const len of column.lengths) { out.push(logIdHashAscii(column.ids, from, len)); from += len }
   return out
 }
 

@@ -7,7 +7,7 @@
 import { crc32 } from 'node:zlib'
 import { InvalidArgumentError } from '../core/errors.ts'
 import { FIELD_LIMITS } from './config.ts'
-import { packMembers, type NormalizedNext } from './log-runs.ts'
+import { joinIds, type NormalizedNext } from './log-runs.ts'
 import { LOG_EVENTS, LOG_STATUSES, type InboxEntryInit, type LogEvent, type LogRecordInit, type LogStatus, type StatusPatch } from './types.ts'
 
 // Control characters are refused in ids: '\n' separates the parts of quota keys.
@@ -148,26 +148,25 @@ export function recordCount (r: unknown): number {
 }
 
 /**
- * `LogRecordInit.next`: three lists of one length, each entry checked as the record's own;
- * packed for the writer (`packMembers`, one pass over each id instead of a check here and a
- * copy of every string to the writer thread) unless an id is not ASCII.
+ * `LogRecordInit.next`: three lists of one length, each entry checked as the record's own.
+ * Printable ASCII ids cross to the writer joined into one string (`joinIds`).
  */
-function checkNext (w: () => string, v: unknown, baseTs: number): NormalizedLogRecord['next'] {
+function checkNext (w: () => string, v: unknown): NormalizedLogRecord['next'] {
   if (v == null || typeof v !== 'object' || Array.isArray(v)) fail(`${w()}.next`, 'must be an object')
   const n = checkKeys(() => `${w()}.next`, v, NEXT_FIELDS)
   const { ids, sizes, originTs } = n
   if (!Array.isArray(ids) || !Array.isArray(sizes) || !Array.isArray(originTs) || sizes.length !== ids.length || originTs.length !== ids.length) {
     fail(`${w()}.next`, 'must hold ids, sizes and originTs of one length')
   }
-  const packed = packMembers(ids, sizes, originTs, baseTs, FIELD_LIMITS.maxIdLength)
-  if (packed !== null) return { packed, n: ids.length }
+  const joined = joinIds(ids, FIELD_LIMITS.maxIdLength)
   for (let i = 0; i < ids.length; i++) {
-    idField(() => `${w()}.next.ids[${i}]`, 'id', ids[i])
+    if (joined === null) idField(() => `${w()}.next.ids[${i}]`, 'id', ids[i])
     const size = sizes[i]
     if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) fail(`${w()}.next.sizes[${i}]`, 'must be an integer ≥ 0')
     checkTime(`${w()}.next.originTs[${i}]`, originTs[i])
   }
-  return { ids: ids.slice() as string[], sizes: sizes.slice() as number[], originTs: originTs.slice() as number[] }
+  const numbers = { sizes: sizes.slice() as number[], originTs: originTs.slice() as number[] }
+  return joined !== null ? { ...joined, ...numbers } : { ids: ids.slice() as string[], ...numbers }
 }
 
 const NEXT_FIELDS = new Set(['ids', 'sizes', 'originTs'])
@@ -235,7 +234,7 @@ export function normalizeLogRecord (input: LogRecordInit, now: number, index: nu
     peer: optName(w, 'peer', r.peer, known),
     bytes,
     crc: bytes == null ? null : payloadChecksum(id, bytes),
-    next: r.next === undefined ? null : bytes != null ? fail(`${w()}.next`, 'cannot go with bytes') : checkNext(w, r.next, originTs ?? 0)
+    next: r.next === undefined ? null : bytes != null ? fail(`${w()}.next`, 'cannot go with bytes') : checkNext(w, r.next)
   }
 }
 
