@@ -69,7 +69,7 @@ export interface RecorderStats { written: number, dropped: number, failed: numbe
  */
 const FLUSH_EVERY_MS = 200
 /** Bulk traffic appends by count before the window closes: memory and batch size stay bounded. */
-const FLUSH_AT_RECORDS = 2048
+const FLUSH_AT_RECORDS = 8192
 
 /** Most records (run members included) in one `store.log()` call: the store's limit. */
 const MAX_BATCH = 10_000
