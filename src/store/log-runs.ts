@@ -26,17 +26,6 @@ export const RUN_ID_SHIFT = 12
 export interface RunMember { id: string, size: number, originTs: number }
 
 /**
- * A record's `next` members as they cross to the writer thread when every id is printable
- * ASCII (the wire's message ids always are): the ids as one string and their lengths, so the
- * structured clone copies one string instead of one per member, and the writer reads the ids
- * as bytes (the `members` column, their hashes) without making a string of each (`joinIds`).
- */
-export interface JoinedNext { joined: string, lengths: number[], sizes: number[], originTs: number[] }
-
-/** A normalized record's `next`: joined, or as given (`LogRecordInit.next`) when an id is not ASCII. */
-export type NormalizedNext = JoinedNext | { ids: string[], sizes: number[], originTs: number[] }
-
-/**
  * Whether `r` can be part of a run at all: no payload, conversation, reason or acknowledgement
  * time of its own, at most one recipient. A member's later status changes are kept apart from
  * the run (`log_status`, one small row per member changed), so records whose status changes —
@@ -65,22 +54,7 @@ export function runLength (records: readonly NormalizedLogRecord[], start: numbe
 }
 
 /** One log row to write: its first record (every shared field) and, for a run, all its members. */
-export interface LogRow {
-  head: NormalizedLogRecord
-  members: RunMember[] | null
-  /** Instead of `members`: the run's `members` column as written. */
-  column?: JoinedColumn
-}
-
-/** A run's `members` column made from a joined `next` (`JoinedNext`). */
-export interface JoinedColumn {
-  bytes: Uint8Array
-  /** Members, the head included. */
-  n: number
-  /** The ids of the members after the head, ASCII, one after another, and their lengths. */
-  ids: Uint8Array
-  lengths: number[]
-}
+export interface LogRow { head: NormalizedLogRecord, members: RunMember[] | null }
 
 /**
  * The rows an append writes, in order: consecutive records that may share a row as runs,
@@ -93,16 +67,8 @@ export function planLogRows (records: readonly NormalizedLogRecord[]): LogRow[] 
   for (let i = 0; i < records.length;) {
     const r = records[i]
     if (r.next != null) {
-      const next = r.next
-      if ('joined' in next && runnable(r) && next.lengths.length < MAX_RUN) {
-        // The usual case (a recorder's run): one row, its column the head's member then the joined ones.
-        rows.push({ head: { ...r, next: null }, members: null, column: joinedColumn(r, next) })
-        i++
-        continue
-      }
-      const given = 'joined' in next ? splitIds(next) : next
       const all: Array<{ id: string, size: number, originTs: number | null }> = [{ id: r.id, size: r.size, originTs: r.originTs }]
-      for (let k = 0; k < given.ids.length; k++) all.push({ id: given.ids[k], size: given.sizes[k], originTs: given.originTs[k] })
+      for (let k = 0; k < r.next.ids.length; k++) all.push({ id: r.next.ids[k], size: r.next.sizes[k], originTs: r.next.originTs[k] })
       const together = runnable(r)
       for (let k = 0; k < all.length; k += together ? MAX_RUN : 1) {
         const part = all.slice(k, together ? k + MAX_RUN : k + 1)
@@ -117,56 +83,6 @@ export function planLogRows (records: readonly NormalizedLogRecord[]): LogRow[] 
     i += n
   }
   return rows
-}
-
-/** The `members` column of `r` followed by its joined `next` members (runnable `r`: its origin time is the row's). */
-function joinedColumn (r: NormalizedLogRecord, next: JoinedNext): JoinedColumn {
-  const head = Buffer.from(r.id, 'utf8')
-  const ids = Buffer.from(next.joined, 'latin1')
-  const n = next.lengths.length
-  const baseTs = r.originTs as number
-  // Per member: its id, and at most 2 + 8 + 8 bytes of length, size and time.
-  const out = new Uint8Array(head.length + 18 + ids.length + 18 * n)
-  let at = writeVarint(out, 0, head.length)
-  out.set(head, at)
-  at = writeVarint(out, at + head.length, r.size)
-  out[at++] = 0 // origin time: the row's own
-  let from = 0
-  for (let k = 0; k < n; k++) {
-    const len = next.lengths[k]
-    at = writeVarint(out, at, len)
-    for (let j = 0; j < len; j++) out[at++] = ids[from++]
-    at = writeVarint(out, at, next.sizes[k])
-    at = writeVarint(out, at, zigzag(next.originTs[k] - baseTs))
-  }
-  return { bytes: out.subarray(0, at), n: n + 1, ids, lengths: next.lengths }
-}
-
-/** The ids of a joined `next`, one string each. */
-function splitIds (next: JoinedNext): { ids: string[], sizes: number[], originTs: number[] } {
-  const ids: string[] = []
-  let from = 0
-  for (const len of next.lengths) { ids.push(next.joined.slice(from, from + len)); from += len }
-  return { ids, sizes: next.sizes, originTs: next.originTs }
-}
-
-/** Every character printable ASCII (0x20 … 0x7e): no control character, nothing to encode. */
-const PRINTABLE_ASCII = /^[\u0020-\u007e]*$/
-
-/**
- * The ids of `LogRecordInit.next` joined (`JoinedNext`) when every one is a string of 1 …
- * `maxIdLength` printable ASCII characters — one check of the joined string instead of one
- * per id — or null (the caller then checks and reports id by id, and keeps the list).
- */
-export function joinIds (ids: unknown[], maxIdLength: number): { joined: string, lengths: number[] } | null {
-  const lengths = new Array<number>(ids.length)
-  for (let i = 0; i < ids.length; i++) {
-    const id = ids[i]
-    if (typeof id !== 'string' || id.length === 0 || id.length > maxIdLength) return null
-    lengths[i] = id.length
-  }
-  const joined = ids.join('')
-  return PRINTABLE_ASCII.test(joined) ? { joined, lengths } : null
 }
 
 function varintLength (v: number): number {

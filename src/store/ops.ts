@@ -11,8 +11,8 @@ import { chunks, num, valuesList, type Dialect, type Row, type Sql } from './bac
 import type { OpOutcome } from './group-commit.ts'
 import { heldKey, planEnqueue, usageKeyOf, usageMapKey, type PlanState, type SeqSlot, type Usage, type UsageRow, type UsageScope } from './plan.ts'
 import type { NormalizedEntry, NormalizedLogRecord, NormalizedPatch } from './validate.ts'
-import { bucketNumbers, bucketsOf, logIdHash, logIdHashAscii } from './query.ts'
-import { decodeMembers, encodeMembers, memberIdAt, planLogRows, RUN_ID_SHIFT, type JoinedColumn, type RunMember } from './log-runs.ts'
+import { bucketNumbers, bucketsOf, logIdHash } from './query.ts'
+import { decodeMembers, encodeMembers, memberIdAt, planLogRows, RUN_ID_SHIFT, type RunMember } from './log-runs.ts'
 import { logRange, membersOf } from './reads.ts'
 import type { AckResult, ExpiredEntry, ExpireResult, RetainResult } from './types.ts'
 import type { AgentId, MessageId } from '../core/ids.ts'
@@ -363,8 +363,8 @@ async function logRun (ctx: OpContext, run: Array<Extract<WriteOp, { kind: 'log'
     // The largest power of two that fits what is left (and the cap).
     const chunkRows = (): number => { let n = maxRows; while (n > left) n = n >>> 1; return n }
     let target = chunkRows()
-    for (const { head: r, members, column } of plan) {
-      const n = column?.n ?? members?.length ?? 1
+    for (const { head: r, members } of plan) {
+      const n = members?.length ?? 1
       seq += 1
       const stored = r.bytes?.length ?? 0
       bytes += accountedBytes(stored) * n
@@ -381,10 +381,7 @@ async function logRun (ctx: OpContext, run: Array<Extract<WriteOp, { kind: 'log'
         else for (const a of agents) to.push([nidOf(a) as number, seq])
       }
       let encoded: Uint8Array | null = null
-      if (column != null) {
-        encoded = column.bytes
-        runs.push([seq, columnIdHashes(r.id, column)])
-      } else if (members != null) {
+      if (members != null) {
         encoded = encodeMembers(members, r.originTs as number)
         runs.push([seq, members.map(m => logIdHash(m.id))])
       }
@@ -416,14 +413,6 @@ async function logRun (ctx: OpContext, run: Array<Extract<WriteOp, { kind: 'log'
     await writeCounter(ctx, 'log_bytes', bytes)
   }
   return run.map(() => ({ ok: true, value: undefined }))
-}
-
-/** The id hashes of a joined run's members: the head's from its id, the others' from their bytes. */
-function columnIdHashes (headId: string, column: JoinedColumn): number[] {
-  const out = [logIdHash(headId)]
-  let from = 0
-  for (const len of column.lengths) { out.push(logIdHashAscii(column.ids, from, len)); from += len }
-  return out
 }
 
 /**

@@ -243,22 +243,6 @@ export function logIdHash (id: string): number {
     a = Math.imul(a ^ c, 0x01000193)
     b = Math.imul(b ^ c, 0x5bd1e995)
   }
-  return finishIdHash(a, b)
-}
-
-/** `logIdHash` of an ASCII id held as bytes (`bytes[start … start + length)`): the same value. */
-export function logIdHashAscii (bytes: Uint8Array, start: number, length: number): number {
-  let a = 0x811c9dc5
-  let b = 0x6b43a9b5
-  for (let i = start; i < start + length; i++) {
-    const c = bytes[i]
-    a = Math.imul(a ^ c, 0x01000193)
-    b = Math.imul(b ^ c, 0x5bd1e995)
-  }
-  return finishIdHash(a, b)
-}
-
-function finishIdHash (a: number, b: number): number {
   a ^= a >>> 15
   a = Math.imul(a, 0x2c1b3c6d)
   a ^= a >>> 12

@@ -7,7 +7,6 @@
 import { crc32 } from 'node:zlib'
 import { InvalidArgumentError } from '../core/errors.ts'
 import { FIELD_LIMITS } from './config.ts'
-import { joinIds, type NormalizedNext } from './log-runs.ts'
 import { LOG_EVENTS, LOG_STATUSES, type InboxEntryInit, type LogEvent, type LogRecordInit, type LogStatus, type StatusPatch } from './types.ts'
 
 // Control characters are refused in ids: '\n' separates the parts of quota keys.
@@ -134,8 +133,8 @@ export interface NormalizedLogRecord {
   peer: string | null
   bytes: Uint8Array | null
   crc: number | null
-  /** The records that follow in its run (`LogRecordInit.next`; packed when every id is ASCII), or null. */
-  next: NormalizedNext | null
+  /** The records that follow in its run (`LogRecordInit.next`), or null. */
+  next: { ids: string[], sizes: number[], originTs: number[] } | null
 }
 
 const RECORD_FIELDS = new Set(['id', 'event', 'status', 'from', 'to', 'topic', 'schema', 'proto', 'conv', 'type', 'size', 'reason', 'originTs', 'receivedTs', 'ackedTs', 'peer', 'bytes', 'next'])
@@ -147,10 +146,7 @@ export function recordCount (r: unknown): number {
   return 1 + (Array.isArray(ids) ? ids.length : 0)
 }
 
-/**
- * `LogRecordInit.next`: three lists of one length, each entry checked as the record's own.
- * Printable ASCII ids cross to the writer joined into one string (`joinIds`).
- */
+/** `LogRecordInit.next`: three lists of one length, each entry checked as the record's own. */
 function checkNext (w: () => string, v: unknown): NormalizedLogRecord['next'] {
   if (v == null || typeof v !== 'object' || Array.isArray(v)) fail(`${w()}.next`, 'must be an object')
   const n = checkKeys(() => `${w()}.next`, v, NEXT_FIELDS)
@@ -158,15 +154,13 @@ function checkNext (w: () => string, v: unknown): NormalizedLogRecord['next'] {
   if (!Array.isArray(ids) || !Array.isArray(sizes) || !Array.isArray(originTs) || sizes.length !== ids.length || originTs.length !== ids.length) {
     fail(`${w()}.next`, 'must hold ids, sizes and originTs of one length')
   }
-  const joined = joinIds(ids, FIELD_LIMITS.maxIdLength)
   for (let i = 0; i < ids.length; i++) {
-    if (joined === null) idField(() => `${w()}.next.ids[${i}]`, 'id', ids[i])
+    idField(() => `${w()}.next.ids[${i}]`, 'id', ids[i])
     const size = sizes[i]
     if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) fail(`${w()}.next.sizes[${i}]`, 'must be an integer ≥ 0')
     checkTime(`${w()}.next.originTs[${i}]`, originTs[i])
   }
-  const numbers = { sizes: sizes.slice() as number[], originTs: originTs.slice() as number[] }
-  return joined !== null ? { ...joined, ...numbers } : { ids: ids.slice() as string[], ...numbers }
+  return { ids: ids.slice() as string[], sizes: sizes.slice() as number[], originTs: originTs.slice() as number[] }
 }
 
 const NEXT_FIELDS = new Set(['ids', 'sizes', 'originTs'])
@@ -214,7 +208,6 @@ export function normalizeLogRecord (input: LogRecordInit, now: number, index: nu
     size = r.size
     if (bytes != null && bytes.length !== size) fail(`${w()}.size`, `is ${size} but bytes has ${bytes.length}`)
   }
-  const originTs = r.originTs === undefined ? null : checkTime(`${w()}.originTs`, r.originTs)
   return {
     id,
     event: r.event,
@@ -228,7 +221,7 @@ export function normalizeLogRecord (input: LogRecordInit, now: number, index: nu
     type: optName(w, 'type', r.type, known),
     size,
     reason: r.reason === undefined ? null : optReason(`${w()}.reason`, r.reason),
-    originTs,
+    originTs: r.originTs === undefined ? null : checkTime(`${w()}.originTs`, r.originTs),
     receivedTs: r.receivedTs === undefined ? now : checkTime(`${w()}.receivedTs`, r.receivedTs),
     ackedTs: r.ackedTs === undefined ? null : checkTime(`${w()}.ackedTs`, r.ackedTs),
     peer: optName(w, 'peer', r.peer, known),

@@ -115,7 +115,7 @@ test('a durable sender\'s `sent` records (one recipient, pending) travel as a ru
   })
 })
 
-test('a run\'s `next` crosses to the writer joined when its ids are ASCII: the stored column is the same, other ids take the checked path', async () => {
+test('a run\'s `next`: every member exact by position and id (non-ASCII ids too), the column as encodeMembers writes it, control characters refused', async () => {
   await withRecorder(async (_rec, store, path) => {
     const T0 = 1_700_000_000_000
     const base = { event: 'received' as const, from: 'did:key:zAlice' as never, topic: 't/a', type: 'inform', peer: 'peerA', receivedTs: T0 + 50 }
