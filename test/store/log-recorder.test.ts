@@ -144,3 +144,21 @@ test('a run\'s `next`: every member exact by position and id (non-ASCII ids too)
     assert.equal((await store.stats()).log.count, 309)
   })
 })
+
+test('the payloads of one append share a buffer on the way to the writer: each record keeps exactly its own bytes', async () => {
+  await withRecorder(async (_rec, store) => {
+    const wire = Buffer.alloc(4096, 0xee)
+    const payloads = [new Uint8Array([1, 2, 3]), new Uint8Array(0), wire.subarray(100, 600).fill(7), new Uint8Array(300).fill(9), wire.subarray(1000, 1001)]
+    const records: LogRecordInit[] = payloads.map((bytes, i) => ({ id: `p${i}` as never, event: 'sent', from: 'did:key:zAlice' as never, conv: 'c1' as never, type: 'request', bytes }))
+    // Records without payload between them, and a record refused for its payload: nothing of that call is written.
+    records.splice(2, 0, { id: 'x0' as never, event: 'received', size: 5 })
+    await assert.rejects(store.log([...records, { id: 'bad' as never, event: 'sent', bytes: 'no' as never }]), { name: 'InvalidArgumentError' })
+    await store.log(records)
+    wire.fill(0) // the caller reuses its buffer: the log holds copies
+    const got = (await store.query({}, { limit: 100, includeBytes: true })).records
+    assert.deepEqual(got.map(r => r.id), ['p0', 'p1', 'x0', 'p2', 'p3', 'p4'])
+    const want = [[1, 2, 3], [], null, Array(500).fill(7), Array(300).fill(9), [0xee]]
+    assert.deepEqual(got.map(r => r.bytes == null ? null : [...r.bytes]), want)
+    assert.deepEqual(got.map(r => r.size), [3, 0, 5, 500, 300, 1])
+  })
+})
