@@ -10,16 +10,13 @@ import * as dagCbor from '@ipld/dag-cbor'
 import { generateAgentKey } from '../../src/core/keys.ts'
 import { batchOf, decodeEnvelope, encodeEnvelopeFields, signEnvelopes, type EnvelopeFields } from '../../src/core/envelope.ts'
 import type { NetworkId } from '../../src/core/ids.ts'
-import { DurableClient, decodeRequest, decodeResponse, durableProtocol, MAX_PUTS, MAX_PUTS_BYTES, type DurableAnswer } from '../../src/delivery/wire.ts'
+import { decodeRequest, decodeResponse, MAX_PUTS, MAX_PUTS_BYTES, type DurableAnswer } from '../../src/delivery/wire.ts'
 import { PUTS_PER_REQUEST } from '../../src/delivery/put-batch.ts'
 import { PutBatcher, type PutTarget } from '../../src/delivery/put-batch.ts'
 import type { Message, Subscription } from '../../src/node/types.ts'
 import { Nodes, within } from '../helpers/api.ts'
-import { createLibp2p, type Libp2p } from 'libp2p'
-import { tcp } from '@libp2p/tcp'
-import { noise } from '@chainsafe/libp2p-noise'
-import { yamux } from '@chainsafe/libp2p-yamux'
-import { multiaddr } from '@multiformats/multiaddr'
+import { plainDurablePeer } from '../helpers/peers.ts'
+import type { Libp2p } from 'libp2p'
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex')
 
@@ -191,8 +188,9 @@ describe('putb from a plain libp2p peer', () => {
     const net = 'putbnet' as NetworkId
     const home = await nodes.start({ network: net })
     const carol = await home.agent('carol-putb')
-    peer = await createLibp2p({ addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] }, transports: [tcp()], connectionEncrypters: [noise()], streamMuxers: [yamux()] })
-    const client = new DurableClient(await peer.dialProtocol(multiaddr(home.multiaddrs()[0]), durableProtocol(net)))
+    const plain = await plainDurablePeer(home.multiaddrs()[0], net)
+    peer = plain.peer
+    const { client } = plain
     const key = generateAgentKey()
     const fields = (i: number, over: Partial<EnvelopeFields> = {}): EnvelopeFields => ({
       v: 1, net, mode: 'direct', type: 'inform', from: key.id, to: [carol.id], ts: Date.now(), ttl: 60, hops: 4, prio: 1,

@@ -5,17 +5,13 @@
  */
 import { test, describe, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { createLibp2p, type Libp2p } from 'libp2p'
-import { tcp } from '@libp2p/tcp'
-import { noise } from '@chainsafe/libp2p-noise'
-import { yamux } from '@chainsafe/libp2p-yamux'
-import { multiaddr } from '@multiformats/multiaddr'
+import type { Libp2p } from 'libp2p'
 import type { NetworkId } from '../../src/core/ids.ts'
 import { generateAgentKey, type AgentKey } from '../../src/core/keys.ts'
 import { agentRecordSigningInput, encodeAgentRecord, type AgentRecordFields } from '../../src/net/records.ts'
 import { loadAgentKey } from '../../src/node/datadir.ts'
-import { DurableClient, durableProtocol } from '../../src/delivery/wire.ts'
 import { Nodes } from '../helpers/api.ts'
+import { plainDurablePeer } from '../helpers/peers.ts'
 
 /** A record of `key`'s agent, signed by `signer` (the agent itself unless given). */
 function signedRecord (key: AgentKey, fields: Omit<AgentRecordFields, 'v' | 'agent' | 'caps'>, signer: AgentKey = key): Uint8Array {
@@ -38,9 +34,10 @@ describe('pull from a node that is not the agent\'s home', () => {
     const known = await s1.waitForAgent(hana.id)
     assert.equal(known.home[0].id, home.peerId)
 
-    peer = await createLibp2p({ addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] }, transports: [tcp()], connectionEncrypters: [noise()], streamMuxers: [yamux()] })
-    const me = peer.peerId.toString()
-    const client = new DurableClient(await peer.dialProtocol(multiaddr(s1.multiaddrs()[0]), durableProtocol(net)))
+    const plain = await plainDurablePeer(s1.multiaddrs()[0], net)
+    peer = plain.peer
+    const { client } = plain
+    const me = plain.peer.peerId.toString()
     const pull = async (rec?: Uint8Array): Promise<{ ok: boolean, code?: string }> => {
       const res = await client.request({ op: 'pull', to: hana.id, ...(rec != null ? { rec } : {}) }, { timeoutMs: 10_000 })
       return { ok: res.ok, ...(res.ok ? {} : { code: res.code }) }

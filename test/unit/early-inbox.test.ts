@@ -8,18 +8,10 @@ import assert from 'node:assert/strict'
 import { createAgent, EARLY_MAX } from '../../src/sdk/agent.ts'
 import { generateAgentKey } from '../../src/core/keys.ts'
 import { signEnvelopes, type EnvelopeFields } from '../../src/core/envelope.ts'
-import type { AgentTransport } from '../../src/routing/types.ts'
+import { inertTransport as transport } from '../helpers/peers.ts'
 import type { AgentId, NetworkId } from '../../src/core/ids.ts'
 import type { Message, Subscription } from '../../src/node/types.ts'
 
-const transport: AgentTransport = {
-  submit: async (env) => ({ id: env.id, confirmed: [] }),
-  subscribe: async () => {},
-  unsubscribe: async () => {},
-  openStream: async () => { throw new Error('no streams here') },
-  attach: async () => {},
-  detach: async () => {}
-}
 
 async function take (sub: Subscription, n: number): Promise<Message[]> {
   const out: Message[] = []

@@ -9,18 +9,10 @@ import assert from 'node:assert/strict'
 import { createAgent } from '../../src/sdk/agent.ts'
 import { generateAgentKey } from '../../src/core/keys.ts'
 import { compressPayload, signEnvelopes, type EnvelopeFields } from '../../src/core/envelope.ts'
-import type { AgentTransport } from '../../src/routing/types.ts'
+import { inertTransport as transport } from '../helpers/peers.ts'
 import type { Message } from '../../src/node/types.ts'
 import type { NetworkId, Topic } from '../../src/core/ids.ts'
 
-const transport: AgentTransport = {
-  submit: async (env) => ({ id: env.id, confirmed: [] }),
-  subscribe: async () => {},
-  unsubscribe: async () => {},
-  openStream: async () => { throw new Error('no streams here') },
-  attach: async () => {},
-  detach: async () => {}
-}
 
 test('the agents of one node share one message per envelope, and a compressed payload is inflated for all of them', async () => {
   const got: Message[][] = [[], [], []]
