@@ -236,8 +236,9 @@ export function compact<T extends object> (obj: T): T {
  * map (tested), without walking and sorting a generic value. `f` must have passed
  * checkFields.
  */
-export function encodeEnvelopeFields (f: EnvelopeFields, sig?: Uint8Array, bp?: BatchProof, marks?: { v: number, net: number }): Uint8Array {
-  let n = encodableCount(f)
+export function encodeEnvelopeFields (f: EnvelopeFields, sig?: Uint8Array, bp?: BatchProof, marks?: { v: number, net: number }, count?: number): Uint8Array {
+  // `count`: encodableCount(f), when the caller knows it already (prepareOwnedEnvelope).
+  let n = count ?? encodableCount(f)
   if (n < 0) {
     // A field this encoder does not lay out (one added to FIELD_NAMES or DELIVERY_NAMES
     // later): the generic encoder is always right. No marks: the wire is encoded anew.
@@ -379,18 +380,83 @@ export function prepareOwnedEnvelope (fields: EnvelopeFields, key: Pick<AgentKey
   const f = fields as unknown as Record<string, unknown>
   const proto = Object.getPrototypeOf(f)
   if (proto !== Object.prototype && proto !== LEAF_PROTO) return prepareEnvelope(fields, key)
+  if (fields.from !== key.id) throw new InvalidEnvelopeError('envelope `from` must be the signing agent')
+  const known = sameAsChecked(f)
+  if (known >= 0) {
+    const problem = checkTsNonce(f) ?? checkBody(f)
+    if (problem != null) throw new InvalidEnvelopeError(problem)
+    return prepareChecked(fields, known)
+  }
   for (const k in f) if (f[k] === undefined) return prepareEnvelope(fields, key)
   const d = f.dlv
   if (d !== null && typeof d === 'object') for (const k in d) if ((d as Record<string, unknown>)[k] === undefined) return prepareEnvelope(fields, key)
-  if (fields.from !== key.id) throw new InvalidEnvelopeError('envelope `from` must be the signing agent')
   const problem = checkFields(f)
   if (problem != null) throw new InvalidEnvelopeError(problem)
+  rememberChecked(f)
   return prepareChecked(fields)
 }
 
-function prepareChecked (clean: EnvelopeFields): PreparedEnvelope {
+/**
+ * The fields prepareOwnedEnvelope checked last in full, but for those one publisher's
+ * envelopes differ in (ts, nonce, body): their keys in order and their values, all
+ * primitives (a member holding an object — `to`, `dlv` — is not remembered: it could be
+ * changed in place). An SDK publishing one topic builds the same net, mode, type, from,
+ * topic, ttl, hops, prio and ct for every message; those passed checkFields once.
+ */
+let checkedKeys: string[] = []
+let checkedValues: unknown[] = []
+/** encodableCount of the remembered members (-1: nothing remembered). */
+let checkedCount = -1
+
+function varies (k: string): boolean {
+  return k === 'ts' || k === 'nonce' || k === 'body'
+}
+
+/**
+ * encodableCount(f) when `f`'s members other than ts, nonce and body are the remembered
+ * ones — the same keys in the same order, each value identical (===) — and ts, nonce and
+ * body are not undefined; otherwise -1. Only ts, nonce and body are then left to check.
+ */
+function sameAsChecked (f: Record<string, unknown>): number {
+  if (checkedCount < 0) return -1
+  const keys = checkedKeys
+  const values = checkedValues
+  let j = 0
+  let n = 0
+  for (const k in f) {
+    const v = f[k]
+    if (varies(k)) {
+      if (v === undefined) return -1
+      n++
+    } else {
+      if (j === keys.length || k !== keys[j] || v !== values[j]) return -1
+      j++
+    }
+  }
+  return j === keys.length ? checkedCount + n : -1
+}
+
+/** Remembers fields that passed checkFields (see checkedKeys), unless a member holds an object. */
+function rememberChecked (f: Record<string, unknown>): void {
+  const count = encodableCount(f as unknown as EnvelopeFields)
+  const keys: string[] = []
+  const values: unknown[] = []
+  let n = 0
+  for (const k in f) {
+    if (varies(k)) { n++; continue }
+    const v = f[k]
+    if (typeof v === 'object' || typeof v === 'function') { checkedCount = -1; return }
+    keys.push(k)
+    values.push(v)
+  }
+  checkedKeys = keys
+  checkedValues = values
+  checkedCount = count < 0 ? -1 : count - n
+}
+
+function prepareChecked (clean: EnvelopeFields, count?: number): PreparedEnvelope {
   const marks = prepareMarks
-  const unsigned = encodeEnvelopeFields(clean, undefined, undefined, marks)
+  const unsigned = encodeEnvelopeFields(clean, undefined, undefined, marks, count)
   // The leaf as its own array: batches take it as it is (a view into a multihash cost ~0.1 µs).
   const leaf = sha256(unsigned)
   return { fields: clean, id: idOfDigest(leaf), leaf, unsigned, markV: marks.v, markNet: marks.net }
