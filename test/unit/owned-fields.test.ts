@@ -76,7 +76,7 @@ describe('prepareOwnedEnvelope, fields repeating the last checked ones', () => {
     const direct = (): EnvelopeFields => sdkFields({ mode: 'direct', to }, ['topic'])
     prepareOwnedEnvelope(direct(), A)
     prepareOwnedEnvelope(direct(), A)
-    to[0] = 'not an agent'
+    to[0] = 'not an agent' as typeof to[0]
     assert.throws(() => prepareOwnedEnvelope(direct(), A), /to must contain/)
     const dlv = { ack: true }
     prepareOwnedEnvelope(sdkFields({ dlv }), A)
