@@ -236,13 +236,13 @@ export function compact<T extends object> (obj: T): T {
  * map (tested), without walking and sorting a generic value. `f` must have passed
  * checkFields.
  */
-export function encodeEnvelopeFields (f: EnvelopeFields, sig?: Uint8Array, bp?: BatchProof, marks?: { v: number, net: number }, count?: number): Uint8Array {
-  // `count`: encodableCount(f), when the caller knows it already (prepareOwnedEnvelope).
-  let n = count ?? encodableCount(f)
+export function encodeEnvelopeFields (f: EnvelopeFields, sig?: Uint8Array, bp?: BatchProof, marks?: { v: number, net: number }, spots?: Int32Array): Uint8Array {
+  let n = encodableCount(f)
   if (n < 0) {
     // A field this encoder does not lay out (one added to FIELD_NAMES or DELIVERY_NAMES
     // later): the generic encoder is always right. No marks: the wire is encoded anew.
     if (marks !== undefined) { marks.v = -1; marks.net = -1 }
+    if (spots !== undefined) spots[0] = -1
     return dagCbor.encode(sig === undefined ? f : bp === undefined ? { ...f, sig } : { ...f, sig, bp: [bp.n, bp.i, bp.path] })
   }
   if (sig !== undefined) n++
@@ -257,7 +257,9 @@ export function encodeEnvelopeFields (f: EnvelopeFields, sig?: Uint8Array, bp?: 
   }
   w.small(K_CT); w.text(f.ct)
   if (f.to !== undefined) { w.small(K_TO); w.head(4, f.to.length); for (const a of f.to) w.text(a) }
+  if (spots !== undefined) spots[0] = w.length
   w.small(K_TS); w.uint(f.ts)
+  if (spots !== undefined) spots[1] = w.length
   if (f.dlv !== undefined) {
     const d = f.dlv
     w.small(K_DLV)
@@ -274,7 +276,9 @@ export function encodeEnvelopeFields (f: EnvelopeFields, sig?: Uint8Array, bp?: 
   if (marks !== undefined) marks.net = w.length
   if (sig !== undefined) { w.small(K_SIG); w.bytes(sig) }
   w.small(K_TTL); w.uint(f.ttl)
+  if (spots !== undefined) spots[2] = w.length
   w.small(K_BODY); w.bytes(f.body)
+  if (spots !== undefined) spots[3] = w.length
   if (f.conv !== undefined) { w.small(K_CONV); w.text(f.conv) }
   if (f.corr !== undefined) { w.small(K_CORR); w.text(f.corr) }
   w.small(K_FROM); w.text(f.from)
@@ -282,7 +286,9 @@ export function encodeEnvelopeFields (f: EnvelopeFields, sig?: Uint8Array, bp?: 
   w.small(K_MODE); w.text(f.mode)
   w.small(K_PRIO); w.uint(f.prio)
   w.small(K_TYPE); w.text(f.type)
+  if (spots !== undefined) spots[4] = w.length
   if (f.nonce !== undefined) { w.small(K_NONCE); w.uint(f.nonce) }
+  if (spots !== undefined) spots[5] = w.length
   if (f.proto !== undefined) { w.small(K_PROTO); w.text(f.proto) }
   if (f.topic !== undefined) { w.small(K_TOPIC); w.text(f.topic) }
   if (f.schema !== undefined) { w.small(K_SCHEMA); w.text(f.schema) }
@@ -385,15 +391,17 @@ export function prepareOwnedEnvelope (fields: EnvelopeFields, key: Pick<AgentKey
   if (known >= 0) {
     const problem = checkTsNonce(f) ?? checkBody(f)
     if (problem != null) throw new InvalidEnvelopeError(problem)
-    return prepareChecked(fields, known)
+    return preparedOf(fields, encodeFromChecked(fields, known))
   }
   for (const k in f) if (f[k] === undefined) return prepareEnvelope(fields, key)
   const d = f.dlv
   if (d !== null && typeof d === 'object') for (const k in d) if ((d as Record<string, unknown>)[k] === undefined) return prepareEnvelope(fields, key)
   const problem = checkFields(f)
   if (problem != null) throw new InvalidEnvelopeError(problem)
-  rememberChecked(f)
-  return prepareChecked(fields)
+  const spots = checkedSpots
+  const p = preparedOf(fields, encodeEnvelopeFields(fields, undefined, undefined, prepareMarks, spots))
+  rememberChecked(f, p, spots)
+  return p
 }
 
 /**
@@ -401,12 +409,25 @@ export function prepareOwnedEnvelope (fields: EnvelopeFields, key: Pick<AgentKey
  * envelopes differ in (ts, nonce, body): their keys in order and their values, all
  * primitives (a member holding an object — `to`, `dlv` — is not remembered: it could be
  * changed in place). An SDK publishing one topic builds the same net, mode, type, from,
- * topic, ttl, hops, prio and ct for every message; those passed checkFields once.
+ * topic, ttl, hops, prio and ct for every message; those passed checkFields once — and
+ * encode to the same bytes: the pieces of their encoding between ts, body and nonce are
+ * kept too (`checkedPieces`), and such fields are encoded by copying them.
  */
 let checkedKeys: string[] = []
 let checkedValues: unknown[] = []
 /** encodableCount of the remembered members (-1: nothing remembered). */
 let checkedCount = -1
+/**
+ * The remembered fields' canonical encoding without its map head, cut around the ts, body
+ * and nonce entries: v … up to ts; after ts up to body; after body up to where nonce goes;
+ * after nonce to the end.
+ */
+let checkedPieces: Uint8Array[] = []
+/** Where `bp` and `sig` go (prepareChecked's marks): in the first piece, and in the second. */
+let checkedMarkV = 0
+let checkedMarkNet = 0
+/** Where the encoder recorded the ts, body and nonce entries (start and end of each). */
+const checkedSpots = new Int32Array(6)
 
 function varies (k: string): boolean {
   return k === 'ts' || k === 'nonce' || k === 'body'
@@ -436,27 +457,68 @@ function sameAsChecked (f: Record<string, unknown>): number {
   return j === keys.length ? checkedCount + n : -1
 }
 
-/** Remembers fields that passed checkFields (see checkedKeys), unless a member holds an object. */
-function rememberChecked (f: Record<string, unknown>): void {
+/**
+ * Remembers fields that passed checkFields, prepared as `p` with the encoder's `spots` (see
+ * checkedKeys) — unless a member holds an object or the encoder did not lay them out.
+ */
+function rememberChecked (f: Record<string, unknown>, p: PreparedEnvelope, spots: Int32Array): void {
+  checkedCount = -1
   const count = encodableCount(f as unknown as EnvelopeFields)
+  if (count < 0 || spots[0] < 0 || p.markV < 0) return
   const keys: string[] = []
   const values: unknown[] = []
   let n = 0
   for (const k in f) {
     if (varies(k)) { n++; continue }
     const v = f[k]
-    if (typeof v === 'object' || typeof v === 'function') { checkedCount = -1; return }
+    if (typeof v === 'object' || typeof v === 'function') return
     keys.push(k)
     values.push(v)
   }
+  const u = p.unsigned
+  const head = mapHeadLength(u)
+  // Copies: `u` is a view into a slab the envelope's bytes share.
+  checkedPieces = [u.slice(head, spots[0]), u.slice(spots[1], spots[2]), u.slice(spots[3], spots[4]), u.slice(spots[5])]
+  checkedMarkV = p.markV - head
+  checkedMarkNet = p.markNet - spots[1]
   checkedKeys = keys
   checkedValues = values
-  checkedCount = count < 0 ? -1 : count - n
+  checkedCount = count - n
 }
 
-function prepareChecked (clean: EnvelopeFields, count?: number): PreparedEnvelope {
+/** The length of the map head that starts `u` (canonical: 1, 2 or 3 bytes for an envelope). */
+function mapHeadLength (u: Uint8Array): number {
+  return u[0] < 0xb8 ? 1 : u[0] === 0xb8 ? 2 : 3
+}
+
+/**
+ * encodeEnvelopeFields of fields that sameAsChecked found to repeat the remembered ones
+ * (`count` entries): the remembered pieces with this envelope's ts, body and nonce between
+ * them — the same bytes, in the same canonical order. Sets prepareMarks.
+ */
+function encodeFromChecked (f: EnvelopeFields, count: number): Uint8Array {
+  const pieces = checkedPieces
+  const w = scratch.reset()
+  w.head(5, count)
+  prepareMarks.v = w.length + checkedMarkV
+  w.raw(pieces[0])
+  w.small(K_TS); w.uint(f.ts)
+  prepareMarks.net = w.length + checkedMarkNet
+  w.raw(pieces[1])
+  w.small(K_BODY); w.bytes(f.body)
+  w.raw(pieces[2])
+  if (f.nonce !== undefined) { w.small(K_NONCE); w.uint(f.nonce) }
+  w.raw(pieces[3])
+  return w.finish()
+}
+
+function prepareChecked (clean: EnvelopeFields): PreparedEnvelope {
+  return preparedOf(clean, encodeEnvelopeFields(clean, undefined, undefined, prepareMarks))
+}
+
+/** The prepared envelope of `clean`, encoded as `unsigned` (the marks in prepareMarks). */
+function preparedOf (clean: EnvelopeFields, unsigned: Uint8Array): PreparedEnvelope {
   const marks = prepareMarks
-  const unsigned = encodeEnvelopeFields(clean, undefined, undefined, marks, count)
   // The leaf as its own array: batches take it as it is (a view into a multihash cost ~0.1 µs).
   const leaf = sha256(unsigned)
   return { fields: clean, id: idOfDigest(leaf), leaf, unsigned, markV: marks.v, markNet: marks.net }
@@ -476,7 +538,7 @@ function wireBytes (p: PreparedEnvelope, sig: Uint8Array): Uint8Array {
 }
 
 function spliceWire (u: Uint8Array, marks: { v: number, net: number }, sig: Uint8Array, bp?: BatchProof): Uint8Array {
-  const head = u[0] < 0xb8 ? 1 : u[0] === 0xb8 ? 2 : 3
+  const head = mapHeadLength(u)
   const count = head === 1 ? u[0] & 31 : head === 2 ? u[1] : (u[1] << 8) | u[2]
   const w = scratch.reset()
   w.head(5, count + 1 + (bp !== undefined ? 1 : 0))

@@ -47,7 +47,9 @@ describe('prepareOwnedEnvelope, fields repeating the last checked ones', () => {
       assert.deepEqual(Buffer.from(p.unsigned), Buffer.from(dagCbor.encode(plain)))
       prepared.push(p)
     }
-    for (const env of signPrepared(prepared, A)) assert.equal(decodeEnvelope(env.bytes).ok, true)
+    // Signed alone (`sig` spliced in at the marks), and in a batch (`bp` too).
+    for (const p of prepared.slice(0, 8)) assert.equal(decodeEnvelope(signPrepared([p], A)[0].bytes).ok, true)
+    for (const env of signPrepared(prepared.slice(8), A)) assert.equal(decodeEnvelope(env.bytes).ok, true)
   })
 
   test('the varying members are still checked', () => {
