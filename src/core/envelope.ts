@@ -380,68 +380,120 @@ export function prepareEnvelope (fields: EnvelopeFields, key: Pick<AgentKey, 'id
 /**
  * prepareEnvelope for a fresh object its caller gives up (the SDK's): when it has no undefined
  * members (nor has its `dlv`), it is checked and becomes the envelope as it is, without the
- * copy; otherwise as prepareEnvelope.
+ * copy; otherwise as prepareEnvelope. With a `memo` (one per publisher), fields whose members
+ * but ts, nonce and body repeat fields checked before have only those three checked, and are
+ * encoded from the pieces of the earlier encoding (see FieldsMemo).
  */
-export function prepareOwnedEnvelope (fields: EnvelopeFields, key: Pick<AgentKey, 'id'>): PreparedEnvelope {
+export function prepareOwnedEnvelope (fields: EnvelopeFields, key: Pick<AgentKey, 'id'>, memo?: FieldsMemo): PreparedEnvelope {
   const f = fields as unknown as Record<string, unknown>
   const proto = Object.getPrototypeOf(f)
   if (proto !== Object.prototype && proto !== LEAF_PROTO) return prepareEnvelope(fields, key)
   if (fields.from !== key.id) throw new InvalidEnvelopeError('envelope `from` must be the signing agent')
-  const known = sameAsChecked(f)
-  if (known >= 0) {
-    const problem = checkTsNonce(f) ?? checkBody(f)
-    if (problem != null) throw new InvalidEnvelopeError(problem)
-    return preparedOf(fields, encodeFromChecked(fields, known))
+  if (memo !== undefined) {
+    const count = memo.match(f)
+    if (count >= 0) {
+      const problem = checkTsNonce(f) ?? checkBody(f)
+      if (problem != null) throw new InvalidEnvelopeError(problem)
+      return preparedOf(fields, encodeFromShape(memo.shapes[0], fields, count))
+    }
   }
   for (const k in f) if (f[k] === undefined) return prepareEnvelope(fields, key)
   const d = f.dlv
   if (d !== null && typeof d === 'object') for (const k in d) if ((d as Record<string, unknown>)[k] === undefined) return prepareEnvelope(fields, key)
   const problem = checkFields(f)
   if (problem != null) throw new InvalidEnvelopeError(problem)
-  const spots = checkedSpots
+  if (memo === undefined) return prepareChecked(fields)
+  const spots = shapeSpots
   const p = preparedOf(fields, encodeEnvelopeFields(fields, undefined, undefined, prepareMarks, spots))
-  rememberChecked(f, p, spots)
+  memo.remember(f, p, spots)
   return p
 }
 
-/**
- * The fields prepareOwnedEnvelope checked last in full, but for those one publisher's
- * envelopes differ in (ts, nonce, body): their keys in order and their values, all
- * primitives (a member holding an object — `to`, `dlv` — is not remembered: it could be
- * changed in place). An SDK publishing one topic builds the same net, mode, type, from,
- * topic, ttl, hops, prio and ct for every message; those passed checkFields once — and
- * encode to the same bytes: the pieces of their encoding between ts, body and nonce are
- * kept too (`checkedPieces`), and such fields are encoded by copying them.
- */
-let checkedKeys: string[] = []
-let checkedValues: unknown[] = []
-/** encodableCount of the remembered members (-1: nothing remembered). */
-let checkedCount = -1
-/**
- * The remembered fields' canonical encoding without its map head, cut around the ts, body
- * and nonce entries: v … up to ts; after ts up to body; after body up to where nonce goes;
- * after nonce to the end.
- */
-let checkedPieces: Uint8Array[] = []
-/** Where `bp` and `sig` go (prepareChecked's marks): in the first piece, and in the second. */
-let checkedMarkV = 0
-let checkedMarkNet = 0
-/** Where the encoder recorded the ts, body and nonce entries (start and end of each). */
-const checkedSpots = new Int32Array(6)
-
+/** Fields a FieldsMemo takes as checked but for these (a publisher's envelopes differ in them). */
 function varies (k: string): boolean {
   return k === 'ts' || k === 'nonce' || k === 'body'
 }
 
 /**
- * encodableCount(f) when `f`'s members other than ts, nonce and body are the remembered
- * ones — the same keys in the same order, each value identical (===) — and ts, nonce and
- * body are not undefined; otherwise -1. Only ts, nonce and body are then left to check.
+ * Fields that passed checkFields, but for ts, nonce and body: their keys in order and their
+ * values (all primitives), and their encoding without its map head, cut around the ts,
+ * body and nonce entries — v … up to ts; after ts up to body; after body up to where nonce
+ * goes; after nonce to the end.
  */
-function sameAsChecked (f: Record<string, unknown>): number {
-  if (checkedCount < 0) return -1
-  const keys = checkedKeys
-  const values = checkedValues
+interface CheckedShape {
+  readonly keys: readonly string[]
+  readonly values: readonly unknown[]
+  /** encodableCount of the members in `keys`. */
+  readonly count: number
+  readonly pieces: readonly Uint8Array[]
+  /** Where `bp` and `sig` go (prepareChecked's marks): in the first piece, and in the second. */
+  readonly markV: number
+  readonly markNet: number
+}
+
+/** How many shapes a FieldsMemo keeps (a publisher alternating between two topics). */
+const MEMO_SHAPES = 2
+
+/** Where the encoder records the ts, body and nonce entries (start and end of each). */
+const shapeSpots = new Int32Array(6)
+
+/**
+ * The fields one publisher's envelopes were last checked with in full (an SDK agent keeps
+ * one): publishing to one topic, it builds the same net, mode, type, from, topic, ttl, hops,
+ * prio and ct every time — they passed checkFields once, and encode to the same bytes. A
+ * member holding an object (`to`, `dlv`) is never remembered: it could be changed in place.
+ */
+export class FieldsMemo {
+  /** The latest first. */
+  readonly shapes: CheckedShape[] = []
+
+  /**
+   * encodableCount(f) when `f`'s members but ts, nonce and body are those of a remembered
+   * shape — the same keys in the same order, each value identical (===) — and ts, nonce
+   * and body are not undefined (the shape is then `shapes[0]`); otherwise -1.
+   */
+  match (f: Record<string, unknown>): number {
+    const shapes = this.shapes
+    for (let s = 0; s < shapes.length; s++) {
+      const count = matchShape(shapes[s], f)
+      if (count < 0) continue
+      if (s > 0) { const t = shapes[s]; shapes[s] = shapes[0]; shapes[0] = t }
+      return count
+    }
+    return -1
+  }
+
+  /**
+   * Remembers fields that passed checkFields, prepared as `p` with the encoder's `spots` —
+   * unless a member holds an object or the encoder did not lay them out.
+   */
+  remember (f: Record<string, unknown>, p: PreparedEnvelope, spots: Int32Array): void {
+    if (spots[0] < 0 || p.markV < 0) return
+    const keys: string[] = []
+    const values: unknown[] = []
+    let n = 0
+    for (const k in f) {
+      if (varies(k)) { n++; continue }
+      const v = f[k]
+      if (typeof v === 'object' || typeof v === 'function') return
+      keys.push(k)
+      values.push(v)
+    }
+    const count = encodableCount(f as unknown as EnvelopeFields)
+    if (count < 0) return
+    const u = p.unsigned
+    const head = mapHeadLength(u)
+    // Copies: `u` is a view into a slab the envelope's bytes share.
+    const pieces = [u.slice(head, spots[0]), u.slice(spots[1], spots[2]), u.slice(spots[3], spots[4]), u.slice(spots[5])]
+    this.shapes.unshift({ keys, values, count: count - n, pieces, markV: p.markV - head, markNet: p.markNet - spots[1] })
+    if (this.shapes.length > MEMO_SHAPES) this.shapes.pop()
+  }
+}
+
+/** FieldsMemo.match against one shape. */
+function matchShape (shape: CheckedShape, f: Record<string, unknown>): number {
+  const keys = shape.keys
+  const values = shape.values
   let j = 0
   let n = 0
   for (const k in f) {
@@ -454,36 +506,7 @@ function sameAsChecked (f: Record<string, unknown>): number {
       j++
     }
   }
-  return j === keys.length ? checkedCount + n : -1
-}
-
-/**
- * Remembers fields that passed checkFields, prepared as `p` with the encoder's `spots` (see
- * checkedKeys) — unless a member holds an object or the encoder did not lay them out.
- */
-function rememberChecked (f: Record<string, unknown>, p: PreparedEnvelope, spots: Int32Array): void {
-  checkedCount = -1
-  const count = encodableCount(f as unknown as EnvelopeFields)
-  if (count < 0 || spots[0] < 0 || p.markV < 0) return
-  const keys: string[] = []
-  const values: unknown[] = []
-  let n = 0
-  for (const k in f) {
-    if (varies(k)) { n++; continue }
-    const v = f[k]
-    if (typeof v === 'object' || typeof v === 'function') return
-    keys.push(k)
-    values.push(v)
-  }
-  const u = p.unsigned
-  const head = mapHeadLength(u)
-  // Copies: `u` is a view into a slab the envelope's bytes share.
-  checkedPieces = [u.slice(head, spots[0]), u.slice(spots[1], spots[2]), u.slice(spots[3], spots[4]), u.slice(spots[5])]
-  checkedMarkV = p.markV - head
-  checkedMarkNet = p.markNet - spots[1]
-  checkedKeys = keys
-  checkedValues = values
-  checkedCount = count - n
+  return j === keys.length ? shape.count + n : -1
 }
 
 /** The length of the map head that starts `u` (canonical: 1, 2 or 3 bytes for an envelope). */
@@ -492,18 +515,18 @@ function mapHeadLength (u: Uint8Array): number {
 }
 
 /**
- * encodeEnvelopeFields of fields that sameAsChecked found to repeat the remembered ones
- * (`count` entries): the remembered pieces with this envelope's ts, body and nonce between
- * them — the same bytes, in the same canonical order. Sets prepareMarks.
+ * encodeEnvelopeFields of fields that match `shape` (`count` entries): its pieces with this
+ * envelope's ts, body and nonce between them — the same bytes, in the same canonical order.
+ * Sets prepareMarks.
  */
-function encodeFromChecked (f: EnvelopeFields, count: number): Uint8Array {
-  const pieces = checkedPieces
+function encodeFromShape (shape: CheckedShape, f: EnvelopeFields, count: number): Uint8Array {
+  const pieces = shape.pieces
   const w = scratch.reset()
   w.head(5, count)
-  prepareMarks.v = w.length + checkedMarkV
+  prepareMarks.v = w.length + shape.markV
   w.raw(pieces[0])
   w.small(K_TS); w.uint(f.ts)
-  prepareMarks.net = w.length + checkedMarkNet
+  prepareMarks.net = w.length + shape.markNet
   w.raw(pieces[1])
   w.small(K_BODY); w.bytes(f.body)
   w.raw(pieces[2])

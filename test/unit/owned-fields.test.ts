@@ -7,7 +7,7 @@
 import { test, describe } from 'node:test'
 import assert from 'node:assert/strict'
 import * as dagCbor from '@ipld/dag-cbor'
-import { prepareOwnedEnvelope, newLeafFields, signPrepared, decodeEnvelope, type EnvelopeFields } from '../../src/core/envelope.ts'
+import { FieldsMemo, prepareOwnedEnvelope, newLeafFields, signPrepared, decodeEnvelope, type EnvelopeFields } from '../../src/core/envelope.ts'
 import { agentKeyFromSeed } from '../../src/core/keys.ts'
 import { InvalidEnvelopeError } from '../../src/core/errors.ts'
 
@@ -26,22 +26,31 @@ function sdkFields (over: Record<string, unknown> = {}, drop: string[] = []): En
   return f as unknown as EnvelopeFields
 }
 
-/** Checked in full once: the next ones repeat its members. */
-function primed (): void { prepareOwnedEnvelope(sdkFields(), A) }
+/** A memo that holds the fields sdkFields() builds (checked in full once). */
+function primed (): FieldsMemo {
+  const memo = new FieldsMemo()
+  prepareOwnedEnvelope(sdkFields(), A, memo)
+  assert.equal(memo.match(sdkFields() as unknown as Record<string, unknown>) >= 0, true)
+  return memo
+}
 
 const refused = (f: EnvelopeFields, detail: RegExp, key = A): void => {
-  primed()
-  assert.throws(() => prepareOwnedEnvelope(f, key), (err: unknown) => err instanceof InvalidEnvelopeError && detail.test(err.message))
+  const memo = primed()
+  assert.throws(() => prepareOwnedEnvelope(f, key, memo), (err: unknown) => err instanceof InvalidEnvelopeError && detail.test(err.message))
 }
 
 describe('prepareOwnedEnvelope, fields repeating the last checked ones', () => {
   test('encodes as the generic encoder does, with and without a nonce, and signs verifiable envelopes', () => {
-    primed()
+    const memo = primed()
     const prepared = []
     for (let i = 0; i < 40; i++) {
       const f = sdkFields({ ts: 1_767_225_600_000 + (i >> 2), body: new Uint8Array(i + 1).fill(i) })
       if (i % 4 !== 0) (f as unknown as Record<string, unknown>).nonce = i % 4
-      const p = prepareOwnedEnvelope(f, A)
+      // Two topics in turn: both shapes stay remembered.
+      if (i % 3 === 2) (f as unknown as Record<string, unknown>).topic = 'a/c'
+      const taken = memo.match(f as unknown as Record<string, unknown>) >= 0
+      if (i >= 3) assert.equal(taken, true)
+      const p = prepareOwnedEnvelope(f, A, memo)
       const plain: Record<string, unknown> = {}
       for (const k in f) plain[k] = (f as unknown as Record<string, unknown>)[k]
       assert.deepEqual(Buffer.from(p.unsigned), Buffer.from(dagCbor.encode(plain)))
@@ -75,14 +84,16 @@ describe('prepareOwnedEnvelope, fields repeating the last checked ones', () => {
 
   test('members holding objects are never taken as checked', () => {
     const to = [B.id]
+    const memo = new FieldsMemo()
     const direct = (): EnvelopeFields => sdkFields({ mode: 'direct', to }, ['topic'])
-    prepareOwnedEnvelope(direct(), A)
-    prepareOwnedEnvelope(direct(), A)
+    prepareOwnedEnvelope(direct(), A, memo)
+    prepareOwnedEnvelope(direct(), A, memo)
+    assert.equal(memo.shapes.length, 0)
     to[0] = 'not an agent' as typeof to[0]
-    assert.throws(() => prepareOwnedEnvelope(direct(), A), /to must contain/)
+    assert.throws(() => prepareOwnedEnvelope(direct(), A, memo), /to must contain/)
     const dlv = { ack: true }
-    prepareOwnedEnvelope(sdkFields({ dlv }), A)
+    prepareOwnedEnvelope(sdkFields({ dlv }), A, memo)
     ;(dlv as Record<string, unknown>).ack = 'yes'
-    assert.throws(() => prepareOwnedEnvelope(sdkFields({ dlv }), A), /dlv.ack must be/)
+    assert.throws(() => prepareOwnedEnvelope(sdkFields({ dlv }), A, memo), /dlv.ack must be/)
   })
 })
