@@ -12,6 +12,7 @@
  *   node bench/log-rows.ts --records 100000 --rounds 3 --rate 30000
  *   node bench/log-rows.ts --threads             # also each thread's CPU (stderr)
  *   node bench/log-rows.ts --batch 1             # every record from another sender and topic (no runs)
+ *   node bench/log-rows.ts --conv                # request–reply records: each in a conversation, its wire bytes kept (no runs)
  *
  * `--base DIR` is a checkout of another version (e.g. `git worktree add /tmp/log-base <commit>`
  * plus a `node_modules` symlink); the runs alternate base / this so both see the same machine.
@@ -31,7 +32,8 @@ const { values: args } = parseArgs({
     base: { type: 'string' },
     json: { type: 'boolean', default: false },
     threads: { type: 'boolean', default: false },
-    batch: { type: 'string', default: '256' }
+    batch: { type: 'string', default: '256' },
+    conv: { type: 'boolean', default: false }
   }
 })
 const N = Number(args.records)
@@ -47,11 +49,9 @@ const TICK_MS = 5
 const PER_TICK = Math.max(1, Math.round(RATE * TICK_MS / 1000))
 const CLK_TCK = 100
 
-/** CPU of the calling thread (utime + stime), µs. */
+/** CPU of the calling thread, µs (schedstat: nanoseconds, not the 10 ms ticks of `stat`). */
 function threadCpu (): number {
-  const f = readFileSync('/proc/thread-self/stat', 'utf8')
-  const rest = f.slice(f.lastIndexOf(')') + 2).split(' ')
-  return (Number(rest[11]) + Number(rest[12])) * 1e6 / CLK_TCK
+  return Number(readFileSync('/proc/thread-self/schedstat', 'utf8').split(' ')[0]) / 1000
 }
 
 /** CPU (µs) of every thread of this process, by thread name and id. */
@@ -90,7 +90,9 @@ function makeStream (n: number, salt: number): Array<Record<string, unknown>> {
   const now = Date.now()
   for (let i = 0; i < n; i++) {
     const k = Math.floor(i / BATCH)
-    out.push({ id: fakeId(i + salt * n, 56, 'b'), from: senders[k & 3], topic: `sensors/room-${k % 16}/temp`, type: 'event', ts: now + i, bytes })
+    const id = fakeId(i + salt * n, 56, 'b')
+    if (args.conv === true) out.push({ id, from: senders[i & 1], to: [senders[(i & 1) ^ 1]], conv: id, type: i % 2 === 0 ? 'request' : 'reply', ts: now + i, bytes })
+    else out.push({ id, from: senders[k & 3], topic: `sensors/room-${k % 16}/temp`, type: 'event', ts: now + i, bytes })
   }
   return out
 }
@@ -178,7 +180,8 @@ const rows = [...results.entries()].filter(([k]) => k !== 'pacing only').map(([n
 if (args.json === true) {
   console.log(JSON.stringify({ records: N, rounds: ROUNDS, rate: RATE, pacingUs: pacing, results: rows }, null, 2))
 } else {
-  console.log(`${N} received records of a topic stream at ${RATE}/s, ${BATCH} in a row from one sender and topic, ${ROUNDS} rounds (medians; pacing loop ${pacing.toFixed(2)} µs/record subtracted)`)
+  const what = args.conv === true ? 'request–reply records (conversation, bytes kept)' : `received records of a topic stream, ${BATCH} in a row from one sender and topic`
+  console.log(`${N} ${what} at ${RATE}/s, ${ROUNDS} rounds (medians; pacing loop ${pacing.toFixed(2)} µs/record subtracted)`)
   console.log('version   main µs/rec   other threads µs/rec   total µs/rec')
   for (const r of rows) console.log(`${r.name.padEnd(8)}  ${r.main.toFixed(2).padStart(11)}   ${r.other.toFixed(2).padStart(20)}   ${r.total.toFixed(2).padStart(12)}`)
   if (rows.length === 2) console.log(`this / base: total ${(rows[1].total / rows[0].total).toFixed(2)}, main ${(rows[1].main / rows[0].main).toFixed(2)}, other ${(rows[1].other / rows[0].other).toFixed(2)}`)

@@ -89,6 +89,11 @@ export function errorBody (err: unknown): { status: number, body: ErrorBody } {
     return { status: statusOf('MessageTooLargeError'), body: { error: { code: 'MessageTooLargeError', message: e.message ?? 'request body too large' } } }
   }
   if (e.statusCode === 404) return { status: 404, body: { error: { code: 'NotFoundError', message: e.message ?? 'not found' } } }
+  // Fastify gives the same error, without a cause, for JSON that does not parse and for JSON
+  // refused for its __proto__ / constructor.prototype keys; its message named only the first.
+  if (e.code === 'FST_ERR_CTP_INVALID_JSON_BODY') {
+    return { status: 400, body: { error: { code: 'InvalidArgumentError', message: 'the body is not valid JSON, or has a __proto__ or constructor.prototype key' } } }
+  }
   // Fastify's other client errors: bad JSON, __proto__ keys, wrong content type, empty body.
   if (typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) {
     return { status: 400, body: { error: { code: 'InvalidArgumentError', message: e.message ?? 'bad request' } } }

@@ -15,7 +15,6 @@ import websocket from '@fastify/websocket'
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { AgentId } from '../core/ids.ts'
 import { InvalidArgumentError, NotSupportedError, UnauthorizedError } from '../core/errors.ts'
-import { decodeEnvelope, envelopeToJson } from '../core/envelope.ts'
 import type { LogFilter, LogRecord, QueryOptions } from '../store/types.ts'
 import type { RejectionReason } from '../core/ingress.ts'
 import type { Logger, Payload, RequestOptions } from '../node/types.ts'
@@ -28,6 +27,7 @@ import type { ApiHandle, ApiNode, ApiOptions } from './types.ts'
 import { ApiConnection, type WsContext } from './ws.ts'
 import { toBase64 } from '../util/base64.ts'
 import { registerSemanticRoutes } from './semantic-routes.ts'
+import { logRecordJson } from './log-json.ts'
 
 export type { ApiHandle, ApiNode, ApiOptions } from './types.ts'
 
@@ -142,19 +142,6 @@ function logQuery (q: LogQuery): { filter: LogFilter, options: QueryOptions } {
   if (q.cursor != null) options.cursor = q.cursor
   if (q.order != null) options.order = q.order
   return { filter: filter as LogFilter, options }
-}
-
-/** A log record as JSON: the wire bytes, when present, become the message's JSON form. */
-export function logRecordJson (r: LogRecord): Record<string, unknown> {
-  const { bytes, ...rest } = r
-  const out: Record<string, unknown> = { ...rest }
-  if (bytes != null) {
-    const decoded = decodeEnvelope(bytes)
-    if (decoded.ok) {
-      try { out.message = envelopeToJson(decoded.envelope) } catch { out.messageBase64 = toBase64(bytes) }
-    }
-  }
-  return out
 }
 
 /** Aborted when the client goes away before the response is written. */

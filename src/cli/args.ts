@@ -46,6 +46,8 @@ export interface Command {
   args?: string[]
   summary: string
   options?: Record<string, OptionSpec>
+  /** False for a command that has no data dir of its own (`demo` makes temporary ones): no --dir. */
+  dir?: false
   run: (p: Parsed) => Promise<void>
 }
 
@@ -59,8 +61,13 @@ export function defaultDir (): string {
   return env != null && env !== '' ? env : join(homedir(), '.fedmesh')
 }
 
+function optionsOf (c: Command): Record<string, OptionSpec> {
+  const { dir, ...rest } = COMMON_OPTIONS
+  return { ...c.options, ...(c.dir === false ? {} : { dir }), ...rest }
+}
+
 export function commandHelp (c: Command): string {
-  const opts = { ...c.options, ...COMMON_OPTIONS }
+  const opts = optionsOf(c)
   const lines = Object.entries(opts).map(([name, o]) => {
     const flag = `${o.short != null ? `-${o.short}, ` : ''}--${name}${o.type === 'string' ? ` ${o.arg ?? 'VALUE'}` : ''}${o.multiple === true ? ' …' : ''}`
     return `  ${flag.padEnd(26)} ${o.help}`
@@ -69,13 +76,21 @@ export function commandHelp (c: Command): string {
 }
 
 export function parseCommand (c: Command, argv: string[]): Parsed | 'help' {
-  const specs = { ...c.options, ...COMMON_OPTIONS }
+  const specs = optionsOf(c)
   const options: Record<string, { type: 'string' | 'boolean', multiple?: boolean, short?: string }> = {}
   for (const [name, o] of Object.entries(specs)) options[name] = { type: o.type, ...(o.multiple === true ? { multiple: true } : {}), ...(o.short != null ? { short: o.short } : {}) }
   let parsed
   try {
     parsed = parseArgs({ args: argv, options, strict: true, allowPositionals: true })
   } catch (err) {
+    // A value that starts with a dash (`--retries -1`, `--data -5`) reads as a flag to
+    // parseArgs, which calls it "ambiguous"; say what to type instead.
+    const ambiguous = /^Option '--([^' ]+)' argument is ambiguous/.exec((err as Error).message)
+    if (ambiguous != null) {
+      const flag = ambiguous[1]
+      const given = argv[argv.indexOf(`--${flag}`) + 1] ?? '-…'
+      throw new UsageError(`--${flag} needs a value; one that starts with "-" is written --${flag}=${given} (see: fedmesh ${c.name} --help)`)
+    }
     // parseArgs explains at length; the first sentence names the problem.
     const msg = (err as Error).message.split('\n')[0].replace(/\. To specify a positional argument.*$/, '')
     throw new UsageError(`${msg} (see: fedmesh ${c.name} --help)`)

@@ -24,6 +24,22 @@ function pidAlive (pid: unknown): boolean {
   }
 }
 
+/**
+ * The node already running on DIR, if any: node.json names a live pid, and its API (when it
+ * has one) answers. A pid reused by another process after a node was killed does not answer.
+ */
+export async function runningNode (dir: string): Promise<{ pid: number, api?: string } | undefined> {
+  const info = await readRuntimeInfo(dir)
+  if (info == null || !pidAlive(info.pid)) return undefined
+  if (info.api == null) return { pid: info.pid }
+  try {
+    await fetch(`${info.api}/healthz`, { signal: AbortSignal.timeout(2000) })
+    return { pid: info.pid, api: info.api }
+  } catch {
+    return undefined
+  }
+}
+
 function urlOf (api: string): string {
   return `http://${api}`
 }

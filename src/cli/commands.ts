@@ -14,7 +14,7 @@ import { isAgentId } from '../core/keys.ts'
 import { REJECTION_REASONS } from '../core/ingress.ts'
 import { LIMITS } from '../core/envelope.ts'
 import { CliError, UsageError, intFlag, jsonFlag, listFlag, stringFlag, type Command, type OptionSpec, type Parsed } from './args.ts'
-import { apiError, call, locateNode, openSocket } from './client.ts'
+import { apiError, call, locateNode, openSocket, runningNode } from './client.ts'
 import { SEMANTIC_COMMANDS } from './semantic-commands.ts'
 import { DEMO_COMMANDS } from './demo.ts'
 import { logCommand } from './log.ts'
@@ -65,6 +65,33 @@ function configOverrides (v: Parsed['values']): Partial<NodeConfig> {
   return o
 }
 
+/**
+ * Checks --listen, --announce and --bootstrap before anything is written or started: libp2p
+ * would otherwise fail at start with a bare parser message ("Please pass a multibase
+ * decoder…"), and a bootstrap address without its peer id is silently never dialled.
+ */
+async function checkAddresses (v: Parsed['values']): Promise<void> {
+  const { multiaddr } = await import('@multiformats/multiaddr')
+  const { peerIdFromString } = await import('@libp2p/peer-id')
+  for (const flag of ['listen', 'announce', 'bootstrap'] as const) {
+    for (const a of listFlag(v[flag]) ?? []) {
+      let components
+      try {
+        components = multiaddr(a).getComponents()
+      } catch (err) {
+        throw new UsageError(`--${flag} ${JSON.stringify(a)} is not a multiaddr: ${(err as Error).message}`)
+      }
+      const peers = components.filter(c => c.name === 'p2p')
+      for (const p of peers) {
+        try { peerIdFromString(p.value ?? '') } catch { throw new UsageError(`--${flag} ${JSON.stringify(a)}: ${JSON.stringify(p.value ?? '')} is not a peer id`) }
+      }
+      if (flag === 'bootstrap' && components.at(-1)?.name !== 'p2p') {
+        throw new UsageError(`--bootstrap ${JSON.stringify(a)} must end with /p2p/<peer id> (the address a node prints when it starts)`)
+      }
+    }
+  }
+}
+
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
 
 const init: Command = {
@@ -72,7 +99,9 @@ const init: Command = {
   summary: 'Create a node identity, API token and config in DIR (or update its config), and print the peer id.',
   options: nodeOptions,
   run: async ({ values, dir }) => {
-    const data = await openDataDir(dir, configOverrides(values), { save: true })
+    const overrides = configOverrides(values)
+    await checkAddresses(values)
+    const data = await openDataDir(dir, overrides, { save: true })
     print(data.peerId)
   }
 }
@@ -86,6 +115,13 @@ const nodeStart: Command = {
     const level = stringFlag(values['log-level']) ?? 'info'
     if (!LOG_LEVELS.includes(level)) throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`)
     const overrides = configOverrides(values)
+    await checkAddresses(values)
+    // Two nodes on one dir would share its identity and store, and the first to stop would
+    // remove the other's node.json.
+    const running = await runningNode(dir)
+    if (running != null) {
+      throw new CliError(`a node is already running on ${dir} (pid ${running.pid}${running.api != null ? `, API ${running.api}` : ''}); stop it first, or give this one another --dir`)
+    }
     const logger = pino({ level, base: { dir } }, pino.destination({ dest: 2, sync: true }))
     // Loaded here, not at the top: the other commands do not need libp2p.
     const { createNode } = await import('../node/mesh-node.ts')
@@ -97,6 +133,12 @@ const nodeStart: Command = {
       if (e.code === 'InvalidArgumentError') throw err // bad config or flags: exit 2
       if (e.code === 'StoreCorruptError') {
         throw new CliError(`cannot start the node in ${dir}: its store is corrupt (StoreCorruptError: ${e.message}); the node will not serve from it. Move the store aside or restore it from a backup.`, { code: e.code })
+      }
+      if (e.name === 'UnsupportedListenAddressesError') {
+        // libp2p lists each address with its cause (and a stack) and suggests one of its own
+        // settings; the user needs the address and the cause.
+        const causes = [...e.message.matchAll(/^\s+(\/\S+): (?:Error: )?(.+)$/gm)].map(m => `${m[1]} (${m[2]})`)
+        throw new CliError(`cannot start the node in ${dir}: cannot listen on ${causes.length > 0 ? causes.join(', ') : 'its --listen addresses'}; change --listen (or "listen" in config.json)`)
       }
       throw new CliError(`cannot start the node in ${dir}: ${e.code != null ? `${e.code}: ` : ''}${e.message}`, { code: e.code })
     }
@@ -388,7 +430,7 @@ export function usage (): string {
     return `  ${head.padEnd(width)}  ${c.summary.split('. ')[0].replace(/\.$/, '')}`
   })
   return `usage: fedmesh <command> [options]\n\ncommands:\n${lines.join('\n')}\n\n` +
-    'Every command takes --dir DIR (default $FEDMESH_DIR or ~/.fedmesh) and --help.\n' +
+    'Every command takes --help, and all but demo --dir DIR (default $FEDMESH_DIR or ~/.fedmesh).\n' +
     'Commands other than init and node start talk to the node running on DIR through its API.\n'
 }
 

@@ -66,6 +66,7 @@ const demo: Command = {
     'exit-after-run': { type: 'boolean', help: 'Stop the mesh and exit when the run is done (for scripts and tests)' },
     keep: { type: 'boolean', help: 'Keep the data dirs after stopping (they are removed by default)' }
   },
+  dir: false,
   run: async ({ values }) => {
     const sellerCount = intFlag(values.sellers, 'sellers', 1, 8) ?? 3
     // Loaded here: the other commands do not need the SDK.

@@ -11,7 +11,7 @@ import { CliError, UsageError, intFlag, stringFlag, type Command, type OptionSpe
 import { call, locateNode } from './client.ts'
 import { openNodeStore, sqlitePath, validateStoreConfig, type NodeStoreConfig } from '../node/storage.ts'
 import type { LogFilter, LogRecord, QueryOptions } from '../store/types.ts'
-import { decodeEnvelope, envelopeToJson } from '../core/envelope.ts'
+import { logRecordJson } from '../api/log-json.ts'
 
 const MAX_PAGES = 10_000
 
@@ -67,11 +67,6 @@ function text (r: LogRecord): string {
   ].join('  ')
 }
 
-function recordJson (r: LogRecord): Record<string, unknown> {
-  const { bytes, ...rest } = r
-  return bytes != null ? { ...rest, bytesBase64: Buffer.from(bytes).toString('base64') } : rest
-}
-
 interface Source {
   page: (filter: LogFilter, options: QueryOptions) => Promise<{ records: Array<Record<string, unknown>>, cursor?: string | null, more: boolean }>
   replay: (conv: string, limit?: number) => Promise<Array<Record<string, unknown>>>
@@ -90,9 +85,9 @@ async function directSource (dir: string, cfg: NodeStoreConfig): Promise<Source>
   return {
     page: async (filter, options) => {
       const p = await store.query(filter, options)
-      return { records: p.records.map(r => ({ ...recordJson(r), _record: r })), cursor: p.cursor, more: p.more }
+      return { records: p.records.map(r => ({ ...logRecordJson(r), _record: r })), cursor: p.cursor, more: p.more }
     },
-    replay: async (conv, limit) => (await store.conversation(conv, { limit })).map(r => ({ ...recordJson(r), _record: r })),
+    replay: async (conv, limit) => (await store.conversation(conv, { limit })).map(r => ({ ...logRecordJson(r), _record: r })),
     close: async () => { await store.close() }
   }
 }
@@ -140,7 +135,7 @@ export const logCommand: Command = {
     cursor: { type: 'string', arg: 'C', help: 'Continue after this cursor (printed on stderr when more records follow)' },
     all: { type: 'boolean', help: 'Follow the cursor to the end' },
     desc: { type: 'boolean', help: 'Newest first' },
-    payloads: { type: 'boolean', help: 'Include the message bytes where the log kept them (--json)' },
+    payloads: { type: 'boolean', help: 'With --json: each record carries its message (decoded, payload included) where the log kept the bytes' },
     replay: { type: 'boolean', help: 'With --conversation: replay it, one line per message in order, with its payload' },
     api: { type: 'boolean', help: 'Ask the running node\'s API instead of reading the store' },
     ...storeOption
@@ -165,9 +160,8 @@ export const logCommand: Command = {
         for (const m of messages) {
           if (v.json === true) { out(clean(m)); continue }
           const r = asRecord(m)
-          const body = m.message != null ? (m.message as { payload?: unknown, payloadBase64?: string }) : undefined
-          let payload: unknown = body?.payload ?? body?.payloadBase64
-          if (payload === undefined && r.bytes != null) payload = payloadOf(r.bytes)
+          const body = m.message as { payload?: unknown, payloadBase64?: string } | undefined
+          const payload: unknown = body?.payload ?? body?.payloadBase64
           process.stdout.write(`${text(r)}  ${JSON.stringify(payload ?? null)}\n`)
         }
         return
@@ -189,17 +183,5 @@ export const logCommand: Command = {
     } finally {
       await source.close()
     }
-  }
-}
-
-/** The payload of stored wire bytes, as JSON when it parses, else base64. */
-function payloadOf (bytes: Uint8Array): unknown {
-  const d = decodeEnvelope(bytes)
-  if (!d.ok) return null
-  try {
-    const j = envelopeToJson(d.envelope)
-    return j.payload ?? j.payloadBase64
-  } catch {
-    return null
   }
 }

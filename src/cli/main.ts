@@ -56,6 +56,17 @@ function messageOf (err: unknown): string {
   return `${e?.name ?? 'Error'}: ${e?.message ?? String(err)}`
 }
 
+/**
+ * The message on one line, whole: some messages wrap (libp2p's listen failure names each
+ * address and its cause on lines of their own; JSON.parse quotes text with its newlines),
+ * so the first line alone can end just before the reason. Stack frames are left out.
+ */
+function oneLine (message: string): string {
+  const lines = message.split('\n')
+  const frame = lines.findIndex(l => /^\s+at /.test(l))
+  return lines.slice(0, frame === -1 ? undefined : frame).map(l => l.trim()).filter(l => l !== '').join(' ')
+}
+
 // `fedmesh sub … | head` closes our stdout early: that is the reader's choice, not an error.
 process.stdout.on('error', (err: NodeJS.ErrnoException) => {
   if (err.code === 'EPIPE') process.exit(0)
@@ -65,7 +76,7 @@ process.stdout.on('error', (err: NodeJS.ErrnoException) => {
 main(process.argv.slice(2)).then(
   () => { process.exit(0) },
   (err: unknown) => {
-    process.stderr.write(`fedmesh: ${messageOf(err).split('\n')[0]}\n`)
+    process.stderr.write(`fedmesh: ${oneLine(messageOf(err))}\n`)
     process.exit(exitCodeOf(err))
   }
 )

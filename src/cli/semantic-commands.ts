@@ -61,7 +61,7 @@ const schemaPublish: Command = {
   args: ['FILE'],
   summary: 'Publish the JSON Schema in FILE (`{"uri","schema"}`, or a bare schema with --uri) on the mesh, signed by a local agent. ' +
     'A new minor/patch version must accept everything the previous one accepted (IncompatibleSchemaError otherwise).',
-  options: { ...agentOpt, ...json, uri: { type: 'string', arg: 'URI', help: 'The schema\'s URI namespace/name@x.y.z, when FILE holds a bare schema' } },
+  options: { ...agentOpt, ...json, uri: { type: 'string', arg: 'URI', help: 'The schema\'s URI namespace/name@x.y.z: needed when FILE holds a bare schema, and used instead of the file\'s "uri" when both are given' } },
   run: async ({ values, positionals, dir }) => {
     const file = parseSchemaFile(await readSmall(positionals[0]), stringFlag(values.uri))
     const r = await call<PublishResultJson>(await locateNode(dir), 'POST', '/v1/schemas', { uri: file.uri, schema: file.schema, agent: stringFlag(values.agent) })

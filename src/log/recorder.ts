@@ -54,7 +54,7 @@ export interface RecorderOptions {
    * always see what was observed.
    */
   flushEveryMs?: number
-  /** Append at once when this many records (run members included) are buffered. Default 2,048. */
+  /** Append at once when this many records (run members included) are buffered. Default 8,192. */
   flushAtRecords?: number
 }
 
@@ -68,8 +68,16 @@ export interface RecorderStats { written: number, dropped: number, failed: numbe
  * "Request–reply, session 5").
  */
 const FLUSH_EVERY_MS = 200
-/** Bulk traffic appends by count before the window closes: memory and batch size stay bounded. */
-const FLUSH_AT_RECORDS = 2048
+/**
+ * Bulk traffic appends by count before the window closes: memory and batch size stay bounded.
+ * Each append has costs that do not grow with its records — a commit, the counters and the
+ * time span, and the `log_ids` pages of the newest bucket, which a run's random id hashes
+ * touch all over and every commit writes again — so at 8,192 (under the store's 10,000 per
+ * call) a topic stream's record costs ~20 % less on both threads than at 2,048
+ * (PERFORMANCE.md, "Message log, session 7"). An append of 8,192 records in runs holds the
+ * event loop ~1 ms; request–reply traffic, whose records are not runs, stays under it.
+ */
+const FLUSH_AT_RECORDS = 8192
 
 /** Most records (run members included) in one `store.log()` call: the store's limit. */
 const MAX_BATCH = 10_000

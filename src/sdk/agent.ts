@@ -46,6 +46,11 @@ const DEFAULT_REQUEST_TIMEOUT_MS = 10_000
 const RECENT_PROCESSED = 100_000
 /** Durable messages held while no `messages()` iterator exists yet. */
 const BACKLOG_MAX = 10_000
+/**
+ * Other messages for the inbox (direct, multicast, broadcast) held while no `messages()`
+ * iterator exists yet: the newest this many (an older one goes when a newer one comes).
+ */
+export const EARLY_MAX = 1_000
 /** A processed mark outlives the message by this much (the ingress skew tolerance and then some). */
 const MARK_SLACK_MS = 60_000
 /**
@@ -205,6 +210,8 @@ export class AgentImpl implements Agent {
   /** Durable ids queued for a consumer and not yet claimed: a redelivery meanwhile is not queued again. */
   private readonly queued = new Set<string>()
   private backlog: Message[] = []
+  /** Non-durable inbox messages that came before any `messages()` iterator (≤ EARLY_MAX, newest kept). */
+  private early: Message[] = []
   private readonly receiptQueue = new Map<AgentId, MessageId[]>()
   private receiptFlush = false
   private handler?: RequestHandler
@@ -598,10 +605,13 @@ export class AgentImpl implements Agent {
     if (this.closed) throw new ClosedError('agent closed')
     const sub = new Sub('', this.opts.subscriptionCapacity ?? 10_000, (s) => { this.dropSub(s) }, options.signal, async (m) => await this.admit(m))
     this.inboxes.add(sub)
-    // Durable messages that arrived before anyone listened.
+    // Messages that arrived before anyone listened: durable ones, then the others.
     const held = this.backlog
+    const early = this.early
     this.backlog = []
+    this.early = []
     for (const m of held) sub.push(m)
+    for (const m of early) sub.push(m)
     return sub
   }
 
@@ -695,6 +705,11 @@ export class AgentImpl implements Agent {
   }
 
   private toInbox (msg: Message): void {
+    if (this.inboxes.size === 0) {
+      if (this.early.length >= EARLY_MAX) this.early.shift()
+      this.early.push(msg)
+      return
+    }
     for (const s of this.inboxes) s.push(msg)
   }
 

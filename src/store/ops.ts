@@ -14,6 +14,7 @@ import type { NormalizedEntry, NormalizedLogRecord, NormalizedPatch } from './va
 import { bucketNumbers, bucketsOf, logIdHash } from './query.ts'
 import { decodeMembers, encodeMembers, memberIdAt, planLogRows, RUN_ID_SHIFT, type RunMember } from './log-runs.ts'
 import { logRange, membersOf } from './reads.ts'
+import { INBOX_IDS_TIER0 } from './schema.ts'
 import type { AckResult, ExpiredEntry, ExpireResult, RetainResult } from './types.ts'
 import type { AgentId, MessageId } from '../core/ids.ts'
 
@@ -96,7 +97,7 @@ async function enqueueRun (ctx: OpContext, run: Array<Extract<WriteOp, { kind: '
   const entries = run.map(o => o.entry)
   const inbox = d.table('inbox')
 
-  // The batch's ids held already, found by their hashes (`idh`, schema version 5): a row
+  // The batch's ids held already, found by their hashes (`inbox_ids`, schema version 7): a row
   // whose hash matches but whose (recipient, id) is another's adds a key no entry asks for.
   const held = new Set<string>()
   const hashes = [...new Set(entries.map(e => logIdHash(e.id)))]
@@ -104,7 +105,7 @@ async function enqueueRun (ctx: OpContext, run: Array<Extract<WriteOp, { kind: '
     // Padded to a power of two (at least 8) by repeating the last hash (harmless in an IN
     // list): a few statement texts, each prepared once, serve every batch size.
     const part = padPow2(hashes.slice(i, i + HELD_CHUNK), 8)
-    const found = await sql.all(statementText(`held\n${inbox}`, part.length, () => `SELECT recipient, id FROM ${inbox} WHERE idh IN (${part.map(() => '?').join(', ')})`), part)
+    const found = await sql.all(statementText(`held\n${inbox}`, part.length, () => `SELECT i.recipient, i.id FROM ${idRows(d, part.length)}`), part)
     for (const r of found) held.add(heldKey(String(r.recipient), String(r.id)))
   }
 
@@ -154,8 +155,12 @@ async function enqueueRun (ctx: OpContext, run: Array<Extract<WriteOp, { kind: '
   const plan = planEnqueue(run.map(o => ({ entry: o.entry, quota: o.quota })), state)
 
   const cols = ['idh', 'recipient', 'id', 'sender', 'sender_seq', 'priority', 'size', 'payload', 'crc', 'enqueued_ts', 'expires_at', 'replica', 'home', 'pos']
-  // SQLite: one row per statement (no statement journal; see MAX_ROWS_PER_INSERT).
+  // SQLite: one row per statement (no statement journal; see MAX_ROWS_PER_INSERT). The row's
+  // trigger (its `inbox_ids` key) would make SQLite keep one anyway, for a constraint that fails
+  // after the row is written; OR FAIL keeps no statement journal. Nothing half-written stays:
+  // any failed statement rolls the whole transaction back (inWriteTransaction).
   const insertParams = d.kind === 'sqlite' ? cols.length : d.maxParams
+  const insertVerb = d.kind === 'sqlite' ? 'INSERT OR FAIL' : 'INSERT'
   for (const part of chunks(plan.inserts, cols.length, insertParams)) {
     const params: unknown[] = new Array(part.length * cols.length)
     let k = 0
@@ -163,12 +168,37 @@ async function enqueueRun (ctx: OpContext, run: Array<Extract<WriteOp, { kind: '
       params[k++] = logIdHash(e.id); params[k++] = e.recipient; params[k++] = e.id; params[k++] = e.sender; params[k++] = e.senderSeq; params[k++] = e.priority; params[k++] = e.size; params[k++] = e.bytes
       params[k++] = e.crc; params[k++] = ctx.now; params[k++] = e.expiresAt; params[k++] = e.replica ? 1 : 0; params[k++] = e.home; params[k++] = e.pos
     }
-    await sql.run(statementText(`insert\n${inbox}`, part.length, () => `INSERT INTO ${inbox} (${cols.join(', ')}) VALUES ${valuesList(part.length, cols.length)}`), params)
+    await sql.run(statementText(`insert\n${inbox}`, part.length, () => `${insertVerb} INTO ${inbox} (${cols.join(', ')}) VALUES ${valuesList(part.length, cols.length)}`), params)
   }
-  for (const m of plan.moves) await sql.run(`UPDATE ${inbox} SET pos = ? WHERE idh = ? AND recipient = ? AND id = ?`, [m.pos, logIdHash(m.id), m.recipient, m.id])
+  for (const m of plan.moves) {
+    await sql.run(`UPDATE ${inbox} SET pos = ? WHERE rid IN (SELECT rid FROM ${d.table('inbox_ids')} WHERE t IN (0, 1) AND idh = ?) AND recipient = ? AND id = ?`, [m.pos, logIdHash(m.id), m.recipient, m.id])
+  }
   await setUsage(ctx, plan.usage)
-  if (plan.inserts.length > 0) await writeCounter(ctx, 'inbox_pos', plan.nextPos - 1)
+  if (plan.inserts.length > 0) {
+    await writeCounter(ctx, 'inbox_pos', plan.nextPos - 1)
+    // Only inserts take positions: crossing a multiple of INBOX_IDS_TIER0 means tier 0 has
+    // taken that many keys since the last move (fewer right after the migration, which leaves it empty).
+    if (Math.floor((plan.nextPos - 1) / INBOX_IDS_TIER0) > Math.floor((state.nextPos - 1) / INBOX_IDS_TIER0)) await moveInboxIds(ctx)
+  }
   return plan.outcomes.map(o => o instanceof Error ? { ok: false, error: o } : { ok: true, value: o })
+}
+
+/**
+ * The inbox rows whose ids have one of `n` hashes (parameters), as `i`, with the key table
+ * as `x`: the FROM … WHERE of a lookup by id (both tiers of `inbox_ids`, schema version 7).
+ */
+function idRows (d: Dialect, n: number): string {
+  return `${d.table('inbox_ids')} x JOIN ${d.table('inbox')} i ON i.rid = x.rid WHERE x.t IN (0, 1) AND x.idh IN (${new Array(n).fill('?').join(', ')})`
+}
+
+/**
+ * Moves tier 0 of `inbox_ids` to tier 1 (every `INBOX_IDS_TIER0` inserts): in key order, so each
+ * leaf page of tier 1 is written once for all the keys it takes. Tier 0 stays a few pages.
+ */
+async function moveInboxIds (ctx: OpContext): Promise<void> {
+  const ids = ctx.d.table('inbox_ids')
+  await ctx.sql.run(`INSERT INTO ${ids} (t, idh, rid) SELECT 1, idh, rid FROM ${ids} WHERE t = 0 ORDER BY idh, rid`)
+  await ctx.sql.run(`DELETE FROM ${ids} WHERE t = 0`)
 }
 
 async function setUsage (ctx: OpContext, rows: UsageRow[]): Promise<void> {
@@ -213,9 +243,9 @@ async function ack (ctx: OpContext, recipient: string, ids: string[]): Promise<A
   const acked: MessageId[] = []
   const removed: Array<{ recipient: string, sender: string, size: number }> = []
   for (const part of chunks([...new Set(ids)], 1, ctx.d.maxParams - 2)) {
-    // The rows by their ids' hashes (the only index that names an id), then by `rid`.
+    // The rows by their ids' hashes (`inbox_ids`, the only index that names an id), then by `rid`.
     const wanted = new Set(part)
-    const found = await ctx.sql.all(`SELECT rid, recipient, id FROM ${inbox} WHERE idh IN (${part.map(() => '?').join(', ')})`, part.map(logIdHash))
+    const found = await ctx.sql.all(`SELECT i.rid, i.recipient, i.id FROM ${idRows(ctx.d, part.length)}`, part.map(logIdHash))
     const rids = found.filter(r => String(r.recipient) === recipient && wanted.has(String(r.id))).map(r => r.rid)
     if (rids.length === 0) continue
     const rows = await ctx.sql.all(`UPDATE ${inbox} SET delivered_ts = ?${dropPayload} WHERE rid IN (${rids.map(() => '?').join(', ')}) AND delivered_ts IS NULL RETURNING id, sender, size`,

@@ -8,7 +8,10 @@ import { StoreVersionError } from './errors.ts'
 import { num, type Dialect, type Sql } from './backend.ts'
 import { LOG_BUCKET_SHIFT, logIdHash } from './query.ts'
 
-export const SCHEMA_VERSION = 6
+export const SCHEMA_VERSION = 7
+
+/** Keys in tier 0 of `inbox_ids` before they are moved to tier 1 together (version 7). */
+export const INBOX_IDS_TIER0 = 4096
 
 /** Counters kept in the `counters` table. */
 export const COUNTERS = ['inbox_pos', 'log_seq', 'log_count', 'log_bytes'] as const
@@ -300,6 +303,46 @@ function schemaLogStatus (d: Dialect): string[] {
   return [`CREATE TABLE ${d.table('log_status')} (s ${bigint} PRIMARY KEY, status TEXT, acked_ts ${bigint}, reason TEXT)`]
 }
 
+/**
+ * Version 7: the inbox finds an id through `inbox_ids (t, idh, rid)` instead of the index on
+ * `idh`. A new entry's key goes to tier 0 (t = 0): at most a few thousand keys, a few dozen
+ * pages, so a commit of a few hundred entries dirties those pages and not one random leaf of a
+ * large index per entry. When tier 0 holds `INBOX_IDS_TIER0` keys the writer moves them all to
+ * tier 1 in one statement (key order: each leaf of tier 1 is written once for many keys).
+ * Lookups ask `t IN (0, 1)`. The keys are kept by triggers on the inbox (SQLite: per row;
+ * PostgreSQL: per statement, over its transition table), so an INSERT or DELETE of rows is
+ * still one statement: nothing can write a row without its key or leave a key behind. Existing keys go to tier 1; the index on `idh` is dropped. `rid` is never changed.
+ */
+function schemaInboxIds (d: Dialect): string[] {
+  const t = d.table
+  const { bigint } = d.types
+  const ids = t('inbox_ids')
+  const inbox = t('inbox')
+  const common = [
+    `CREATE TABLE ${ids} (t ${bigint} NOT NULL, idh ${bigint} NOT NULL, rid ${bigint} NOT NULL, PRIMARY KEY (t, idh, rid))${d.kind === 'sqlite' ? ' WITHOUT ROWID' : ''}`,
+    `INSERT INTO ${ids} (t, idh, rid) SELECT 1, idh, rid FROM ${inbox}`,
+    `DROP INDEX IF EXISTS ${t('inbox_idh')}`
+  ]
+  if (d.kind === 'sqlite') {
+    return [
+      ...common,
+      `CREATE TRIGGER inbox_ids_add AFTER INSERT ON inbox BEGIN INSERT INTO ${ids} (t, idh, rid) VALUES (0, NEW.idh, NEW.rid); END`,
+      `CREATE TRIGGER inbox_ids_drop AFTER DELETE ON inbox BEGIN DELETE FROM ${ids} WHERE t IN (0, 1) AND idh = OLD.idh AND rid = OLD.rid; END`
+    ]
+  }
+  // PostgreSQL: statement-level triggers over the transition tables (one call per INSERT of up
+  // to 64 rows, or per DELETE), not a PL/pgSQL call per row.
+  const fn = (name: string, body: string): string =>
+    `CREATE FUNCTION ${t(name)}() RETURNS trigger LANGUAGE plpgsql AS $body$ BEGIN ${body}; RETURN NULL; END $body$`
+  return [
+    ...common,
+    fn('inbox_ids_add', `INSERT INTO ${ids} (t, idh, rid) SELECT 0, idh, rid FROM new_rows`),
+    fn('inbox_ids_drop', `DELETE FROM ${ids} x USING old_rows o WHERE x.t IN (0, 1) AND x.idh = o.idh AND x.rid = o.rid`),
+    `CREATE TRIGGER inbox_ids_add AFTER INSERT ON ${inbox} REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ${t('inbox_ids_add')}()`,
+    `CREATE TRIGGER inbox_ids_drop AFTER DELETE ON ${inbox} REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION ${t('inbox_ids_drop')}()`
+  ]
+}
+
 interface Migration {
   statements: (d: Dialect) => string[]
   /** Work that needs code, after the statements. */
@@ -307,7 +350,7 @@ interface Migration {
 }
 
 /** Steps from version n-1 to n; index 0 creates version 1. */
-const MIGRATIONS: Migration[] = [{ statements: schemaV1 }, { statements: schemaV2 }, { statements: schemaV3, after: fillLogIdHashes }, { statements: schemaV4 }, { statements: schemaV5, after: fillInboxIdHashes }, { statements: schemaLogStatus }]
+const MIGRATIONS: Migration[] = [{ statements: schemaV1 }, { statements: schemaV2 }, { statements: schemaV3, after: fillLogIdHashes }, { statements: schemaV4 }, { statements: schemaV5, after: fillInboxIdHashes }, { statements: schemaLogStatus }, { statements: schemaInboxIds }]
 
 /** The statements that create version `version` from nothing (without its `after` steps; for tests of migrations). */
 export function schemaStatements (d: Dialect, version: number): string[] {

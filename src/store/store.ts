@@ -17,7 +17,7 @@ import type {
   LogFilter, LogPage, LogRecord, LogRecordInit, MessageStore, PendingOptions, PendingPage, QueryOptions, RetainLimits,
   RetainOptions, RetainResult, StatusPatch, StoreInfo, StoreStats, UpdateStatusOptions
 } from './types.ts'
-import { checkId, checkIdList, checkTime, isLogEvent, KnownNames, normalizeEntry, normalizeLogRecord, normalizePatch, pageLimit, recordCount } from './validate.ts'
+import { checkId, checkIdList, checkTime, isLogEvent, KnownNames, normalizeEntry, normalizeLogRecords, normalizePatch, pageLimit, recordCount } from './validate.ts'
 
 type State = 'new' | 'opening' | 'open' | 'closing' | 'closed'
 
@@ -237,7 +237,7 @@ export function createMessageStore (backend: Backend, settings: StoreSettings): 
       if (count > FIELD_LIMITS.maxLogBatch) throw new InvalidArgumentError(`more than ${FIELD_LIMITS.maxLogBatch} records in one call`)
       if (records.length === 0) return
       const now = settings.clock()
-      const normalized = records.map((r, i) => normalizeLogRecord(r, now, i, knownNames))
+      const normalized = normalizeLogRecords(records, now, knownNames)
       await write({ kind: 'log', records: normalized }, options.signal)
     },
 

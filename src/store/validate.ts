@@ -188,7 +188,32 @@ export class KnownNames {
   }
 }
 
-export function normalizeLogRecord (input: LogRecordInit, now: number, index: number, known?: KnownNames): NormalizedLogRecord {
+/**
+ * The records of one append, normalized, their payloads copied into one buffer: one
+ * allocation per append instead of one per record, and one ArrayBuffer for the structured
+ * clone to the writer thread to copy (and that thread to allocate) instead of one per record
+ * — a record with a payload (a conversation's request or reply) is not part of a run.
+ */
+export function normalizeLogRecords (records: readonly LogRecordInit[], now: number, known?: KnownNames): NormalizedLogRecord[] {
+  let total = 0
+  for (const r of records) {
+    const b = (r as { bytes?: unknown } | null)?.bytes
+    if (b instanceof Uint8Array) total += b.length
+  }
+  if (total === 0) return records.map((r, i) => normalizeLogRecord(r, now, i, known))
+  const slab = new Uint8Array(total)
+  let at = 0
+  const copy = (b: Uint8Array): Uint8Array => {
+    const out = slab.subarray(at, at + b.length)
+    out.set(b)
+    at += b.length
+    return out
+  }
+  return records.map((r, i) => normalizeLogRecord(r, now, i, known, copy))
+}
+
+/** `copy`: where a payload goes (a slab of the append's, `normalizeLogRecords`); a buffer of its own by default. */
+export function normalizeLogRecord (input: LogRecordInit, now: number, index: number, known?: KnownNames, copy: (b: Uint8Array) => Uint8Array = plainBytes): NormalizedLogRecord {
   // Field names for the error message are built only when a check fails (records come in
   // thousands per second from the node's recorder, nearly always well formed).
   const w = (): string => `records[${index}]`
@@ -198,7 +223,7 @@ export function normalizeLogRecord (input: LogRecordInit, now: number, index: nu
   const status = r.status ?? (r.event === 'rejected' ? 'rejected' : 'ok')
   if (!isLogStatus(status)) fail(`${w()}.status`, `must be one of ${LOG_STATUSES.join(', ')}`)
   const to = r.to === undefined ? [] : recipientList(w, r.to, known)
-  const bytes = r.bytes === undefined ? null : plainBytes(checkBytes(`${w()}.bytes`, r.bytes, true))
+  const bytes = r.bytes === undefined ? null : copy(checkBytes(`${w()}.bytes`, r.bytes, true))
   let size: number
   if (r.size === undefined) {
     if (bytes == null) fail(`${w()}.size`, 'is required when bytes are not given')

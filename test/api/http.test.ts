@@ -206,6 +206,7 @@ describe('HTTP API (inject)', { timeout: 120_000 }, () => {
         const res = await raw(payload)
         assert.equal(res.statusCode, 400, payload)
         assert.equal(res.json().error.code, 'InvalidArgumentError')
+        assert.match(res.json().error.message, /not valid JSON, or has a __proto__ or constructor\.prototype key/)
       }
       const deep = await raw(`{"topic":"a/b","payload":${'['.repeat(100)}${']'.repeat(100)}}`)
       assert.equal(deep.statusCode, 400)

@@ -9,19 +9,11 @@ import assert from 'node:assert/strict'
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { Procs, ROOT, freePort, type Proc, type RunResult } from '../helpers/cli.ts'
+import { Procs, ROOT, assertOneLineError, freePort, type Proc, type RunResult } from '../helpers/cli.ts'
 
 const DID = /^did:key:z6Mk[1-9A-HJ-NP-Za-km-z]+$/
 
 interface Ready { event: 'ready', peerId: string, addresses: string[], api: string }
-
-/** Exactly one line on stderr, `fedmesh: …`. */
-function oneLineError (r: RunResult, re: RegExp): void {
-  const lines = r.stderr.trimEnd().split('\n')
-  assert.equal(lines.length, 1, `one line on stderr, got: ${r.stderr}`)
-  assert.match(lines[0], /^fedmesh: /)
-  assert.match(lines[0], re)
-}
 
 describe('fedmesh CLI', { timeout: 240_000 }, () => {
   const procs = new Procs()
@@ -63,7 +55,7 @@ describe('fedmesh CLI', { timeout: 240_000 }, () => {
         const r = await fedmesh(...args)
         assert.equal(r.code, 2, r.stderr)
         assert.equal(r.stdout, '')
-        oneLineError(r, re)
+        assertOneLineError(r, re)
       })
     }
 
@@ -84,7 +76,7 @@ describe('fedmesh CLI', { timeout: 240_000 }, () => {
     it('no node in the dir at all', async () => {
       const r = await fedmesh('status', '--dir', join(root, 'nothing'))
       assert.equal(r.code, 1)
-      oneLineError(r, /no fedmesh node in .*nothing.*fedmesh init/)
+      assertOneLineError(r, /no fedmesh node in .*nothing.*fedmesh init/)
     })
 
     it('initialised but not started', async () => {
@@ -94,7 +86,7 @@ describe('fedmesh CLI', { timeout: 240_000 }, () => {
       for (const args of [['status'], ['pub', 'a/b', '--data', '1'], ['sub', 'a/#']]) {
         const r = await fedmesh(...args, '--dir', dir)
         assert.equal(r.code, 1, args.join(' '))
-        oneLineError(r, new RegExp(`${dir.replace(/[/.]/g, '\\$&')}.*127\\.0\\.0\\.1:${port}`))
+        assertOneLineError(r, new RegExp(`${dir.replace(/[/.]/g, '\\$&')}.*127\\.0\\.0\\.1:${port}`))
       }
     })
   })
@@ -145,7 +137,7 @@ describe('fedmesh CLI', { timeout: 240_000 }, () => {
       assert.ok(list.some((a: { name: string, id: string }) => a.name === 'alice' && a.id === r.stdout.trim()))
       const bad = await fedmesh('agent', 'create', 'no way', '--dir', d1)
       assert.equal(bad.code, 2)
-      oneLineError(bad, /InvalidArgumentError/)
+      assertOneLineError(bad, /InvalidArgumentError/)
     })
 
     it('a second node, bootstrapped from the first, starts in an empty dir', async () => {
@@ -240,13 +232,13 @@ describe('fedmesh CLI', { timeout: 240_000 }, () => {
         const r = await fedmesh('request', agents.idle, '--dir', d1, '--data', '1')
         assert.equal(r.code, 1)
         assert.equal(r.stdout, '')
-        oneLineError(r, /^fedmesh: NoRespondersError: /)
+        assertOneLineError(r, /^fedmesh: NoRespondersError: /)
       })
 
       it('no answer in time → exit 1, one-line TimeoutError', async () => {
         const r = await fedmesh('request', agents.silent, '--dir', d1, '--data', '1', '--timeout', '500')
         assert.equal(r.code, 1)
-        oneLineError(r, /^fedmesh: TimeoutError: /)
+        assertOneLineError(r, /^fedmesh: TimeoutError: /)
       })
     })
 
@@ -269,7 +261,7 @@ describe('fedmesh CLI', { timeout: 240_000 }, () => {
       assert.deepEqual(await node1.exit(20_000), { code: 0, signal: null })
       const r = await fedmesh('status', '--dir', d1)
       assert.equal(r.code, 1)
-      oneLineError(r, new RegExp(`127\\.0\\.0\\.1:${port1}`))
+      assertOneLineError(r, new RegExp(`127\\.0\\.0\\.1:${port1}`))
     })
   })
 })

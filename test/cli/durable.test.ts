@@ -100,6 +100,16 @@ describe('fedmesh durable delivery (CLI, three node processes)', { timeout: 240_
     const lines = replay.stdout.trim().split('\n')
     assert.equal(lines.length, 5)
     lines.forEach((l, i) => { assert.ok(l.endsWith(JSON.stringify({ n: i + 1 })), l) })
+    // --json --payloads: the same records, each with its decoded message, whether read from
+    // the store or through the API.
+    const withPayloads = async (...extra: string[]): Promise<Array<{ id: string, message?: { payload?: unknown } }>> => {
+      const r = await fedmesh('log', '--event', 'sent', '--conversation', 'order-42', '--json', '--payloads', ...extra, '--dir', dirs.s1)
+      assert.equal(r.code, 0, r.stderr)
+      return r.stdout.trim().split('\n').map(l => JSON.parse(l))
+    }
+    const direct = await withPayloads()
+    assert.deepEqual(direct.map(r => r.message?.payload), [1, 2, 3, 4, 5].map(n => ({ n })))
+    assert.deepEqual(direct, await withPayloads('--api'))
 
     await stop(home.proc)
     // Stopped: the log is read from the store directly.

@@ -4,6 +4,7 @@
  * ones (node start, sub, fixtures) are read line by line and waited on by content.
  * `Procs.killAll` ends every child a test started.
  */
+import assert from 'node:assert/strict'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { createServer } from 'node:net'
 import type { Readable } from 'node:stream'
@@ -14,6 +15,14 @@ export const NODE = `${ROOT}node_modules/.bin/node`
 export const BIN = `${ROOT}bin/fedmesh.js`
 
 export interface RunResult { code: number | null, stdout: string, stderr: string }
+
+/** Exactly one line on stderr, `fedmesh: …`, matching `re`. */
+export function assertOneLineError (r: RunResult, re: RegExp): void {
+  const lines = r.stderr.trimEnd().split('\n')
+  assert.equal(lines.length, 1, `one line on stderr, got: ${r.stderr}`)
+  assert.match(lines[0], /^fedmesh: /)
+  assert.match(lines[0], re)
+}
 
 /** A port nothing listens on right now (the OS picked it). */
 export async function freePort (): Promise<number> {

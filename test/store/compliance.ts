@@ -12,7 +12,7 @@ import {
   type CommonStoreConfig, type InboxEntryInit, type LogRecordInit, type MessageStore, type QuotaKind
 } from '../../src/store/index.ts'
 import { createStoreSettings } from '../../src/store/config.ts'
-import { SCHEMA_VERSION, schemaStatements } from '../../src/store/schema.ts'
+import { INBOX_IDS_TIER0, SCHEMA_VERSION, schemaStatements } from '../../src/store/schema.ts'
 import { postgresDialect, numberPlaceholders } from '../../src/store/postgres.ts'
 import { sqliteDialect } from '../../src/store/sqlite.ts'
 import { payloadChecksum } from '../../src/store/validate.ts'
@@ -760,6 +760,7 @@ export function storeCompliance (name: string, makeHarness: () => Promise<StoreH
         await withStore(async (store, loc) => {
           await store.log(Array.from({ length: 4 }, (_, i) => ({ id: M(`v${i}`), event: 'sent' as const, status: 'pending' as const, from: ALICE, to: [BOB], size: 1, originTs: T0, receivedTs: T0 })))
           await store.close()
+          await backToVersion6(loc, store.kind === 'postgres')
           await loc.raw(`DROP TABLE ${loc.table('log_status')}`)
           await loc.raw(`UPDATE ${loc.table('meta')} SET value = '5' WHERE key = 'schema_version'`)
           const again = loc.create()
@@ -1022,6 +1023,7 @@ export function storeCompliance (name: string, makeHarness: () => Promise<StoreH
           await store.enqueue({ recipient: BOB, id: M('m1'), sender: ALICE, bytes: payload('m1', 3), expiresAt: exp })
           await store.enqueue({ recipient: DAVE, id: M('m2'), sender: ALICE, bytes: payload('m2', 3), expiresAt: exp, replica: true, home: 'node-h' })
           await store.close()
+          await backToVersion6(loc, store.kind === 'postgres')
           // Back to the version 1 schema: no inbox_replica; the message log in its version 1
           // layout (names as text, every recipient in log_to, full indexes), with data in it.
           const pg = store.kind === 'postgres'
@@ -1106,6 +1108,70 @@ export function storeCompliance (name: string, makeHarness: () => Promise<StoreH
         })
       })
 
+      test('a version 6 store (inbox_idh) gets inbox_ids at open (version 7): pending entries deliver, duplicates, moves and acks find them', async () => {
+        await withStore(async (store, loc) => {
+          const pg = store.kind === 'postgres'
+          await store.enqueue(entry('s3', { senderSeq: 3 }))
+          await store.enqueue(entry('c1', { sender: CAROL }))
+          await store.enqueue(entry('s5', { senderSeq: 5 }))
+          await store.enqueue(entry('d1', { recipient: DAVE }))
+          await store.ack(BOB, [M('c1')])
+          await store.close()
+          await backToVersion6(loc, pg)
+          const again = loc.create()
+          await again.open()
+          try {
+            assert.equal(again.info().schemaVersion, SCHEMA_VERSION)
+            const keys = await loc.raw(`SELECT t, COUNT(*) AS c FROM ${loc.table('inbox_ids')} GROUP BY t`)
+            assert.deepEqual(keys.map(r => [Number(r.t), Number(r.c)]), [[1, 4]], 'every row\'s key, in tier 1')
+            const idx = pg
+              ? await loc.raw('SELECT 1 AS one FROM pg_indexes WHERE schemaname = $1 AND indexname = $2', [loc.table('inbox').split('.')[0].replace(/"/g, ''), 'inbox_idh'])
+              : await loc.raw("SELECT 1 AS one FROM sqlite_master WHERE type = 'index' AND name = 'inbox_idh'")
+            assert.equal(idx.length, 0, 'inbox_idh is dropped')
+            assert.deepEqual(await allPending(again, BOB), ['s3', 's5'])
+            // Duplicates of migrated entries, pending and acknowledged.
+            assert.deepEqual(await again.enqueue(entry('s3', { senderSeq: 3 })), { status: 'duplicate' })
+            assert.deepEqual(await again.enqueue(entry('c1', { sender: CAROL })), { status: 'duplicate' })
+            // A lower sequence number moves the migrated ones back.
+            await again.enqueue(entry('s1', { senderSeq: 1 }))
+            assert.deepEqual(await allPending(again, BOB), ['s1', 's3', 's5'])
+            assert.deepEqual((await again.ack(BOB, [M('s3'), M('d1')])).acked, [M('s3')])
+            assert.deepEqual(await allPending(again, BOB), ['s1', 's5'])
+            assert.deepEqual((await again.pending(DAVE)).entries.map(e => e.id), [M('d1')])
+            assert.deepEqual((await again.ack(DAVE, [M('d1')])).acked, [M('d1')])
+          } finally {
+            await again.close()
+          }
+        })
+      })
+
+      test(`inbox_ids: tier 0 moves to tier 1 at ${INBOX_IDS_TIER0} keys; both tiers answer; deleted rows take their keys`, async () => {
+        const clock = manualClock(1_000_000)
+        await withStore(async (store, loc) => {
+          const n = INBOX_IDS_TIER0 + 100
+          const ids = Array.from({ length: n }, (_, i) => `t${i}`)
+          for (let i = 0; i < n; i += 512) {
+            const out = await store.enqueueMany(ids.slice(i, i + 512).map(id => entry(id, { expiresAt: id === 't0' ? 1_001_000 : 2_000_000 })))
+            assert.ok(out.every(o => o.ok && o.status === 'stored'))
+          }
+          const tiers = async (): Promise<number[][]> => (await loc.raw(`SELECT t, COUNT(*) AS c FROM ${loc.table('inbox_ids')} GROUP BY t ORDER BY t`)).map(r => [Number(r.t), Number(r.c)])
+          const moved = (await tiers()).find(([t]) => t === 1)?.[1] ?? 0
+          assert.ok(moved >= INBOX_IDS_TIER0, `tier 1 holds ${moved} keys`)
+          assert.equal((await tiers()).reduce((a, [, c]) => a + c, 0), n)
+          // An id of each tier: a duplicate, and acknowledged by its key.
+          const last = ids[n - 1]
+          const dup = await store.enqueueMany([entry('t1'), entry(last), entry('t-new')])
+          assert.deepEqual(dup.map(o => o.ok && o.status), ['duplicate', 'duplicate', 'stored'])
+          assert.deepEqual((await store.ack(BOB, [M('t1'), M(last), M('t-unknown')])).acked, [M('t1'), M(last)])
+          clock.set(1_002_000)
+          const r = await store.expire()
+          assert.deepEqual(r.expired.map(e => e.id), [M('t0')])
+          assert.equal((await tiers()).reduce((a, [, c]) => a + c, 0), n)
+          // The expired entry's key went with its row: the id is new again.
+          assert.deepEqual(await store.enqueue(entry('t0', { expiresAt: 2_000_000 })), { status: 'stored' })
+        }, { clock: clock.now, quota: { inboxCount: Infinity, inboxBytes: Infinity, senderCount: Infinity, senderBytes: Infinity, senderTotalCount: Infinity, senderTotalBytes: Infinity } })
+      })
+
       test('a store with a newer schema version is refused', async () => {
         await withStore(async (store, loc) => {
           await store.close()
@@ -1115,6 +1181,25 @@ export function storeCompliance (name: string, makeHarness: () => Promise<StoreH
       })
     })
   })
+}
+
+/**
+ * Takes a store of this code back to schema version 6's layout: the inbox's ids indexed by
+ * `inbox_idh (idh)`, no `inbox_ids` and no triggers (rows are written the same by both).
+ */
+async function backToVersion6 (loc: StoreLocation, pg: boolean): Promise<void> {
+  const inbox = loc.table('inbox')
+  for (const name of ['inbox_ids_add', 'inbox_ids_drop']) {
+    if (pg) {
+      await loc.raw(`DROP TRIGGER ${name} ON ${inbox}`)
+      await loc.raw(`DROP FUNCTION ${loc.table(name)}()`)
+    } else {
+      await loc.raw(`DROP TRIGGER ${name}`)
+    }
+  }
+  await loc.raw(`DROP TABLE ${loc.table('inbox_ids')}`)
+  await loc.raw(`CREATE INDEX inbox_idh ON ${inbox} (idh)`)
+  await loc.raw(`UPDATE ${loc.table('meta')} SET value = '6' WHERE key = 'schema_version'`)
 }
 
 function quotaField (q: QuotaKind): string {

@@ -10,7 +10,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
 import { LogRecorder, type MessageObservation } from '../../src/log/recorder.ts'
-import { openStore, type MessageStore } from '../../src/store/index.ts'
+import { openStore, type LogRecordInit, type MessageStore } from '../../src/store/index.ts'
+import { encodeMembers } from '../../src/store/log-runs.ts'
 import type { Envelope } from '../../src/core/envelope.ts'
 
 const quiet = { trace () {}, debug () {}, info () {}, warn () {}, error () {}, child () { return quiet } } as never
@@ -111,5 +112,53 @@ test('a durable sender\'s `sent` records (one recipient, pending) travel as a ru
     assert.deepEqual(acked.map(r => [r.id, r.ackedTs]), [['p0', 1_700_000_000_500], ['p17', 1_700_000_000_500], ['p299', 1_700_000_000_500]])
     assert.equal((await store.query({ status: 'pending' }, { limit: 1000 })).records.length, 300)
     assert.deepEqual([rows('log'), rows('log_status')], [3, 3], 'no run rewritten: an entry per acknowledged member')
+  })
+})
+
+test('a run\'s `next`: every member exact by position and id (non-ASCII ids too), the column as encodeMembers writes it, control characters refused', async () => {
+  await withRecorder(async (_rec, store, path) => {
+    const T0 = 1_700_000_000_000
+    const base = { event: 'received' as const, from: 'did:key:zAlice' as never, topic: 't/a', type: 'inform', peer: 'peerA', receivedTs: T0 + 50 }
+    const ascii = Array.from({ length: 300 }, (_, i) => `b${'x'.repeat(i % 70)}${i}`)
+    const unicode = ['u1', 'ü2', 'u3🙂', 'u4']
+    const runOf = (head: string, ids: string[], ts: number): LogRecordInit => ({ ...base, id: head as never, size: 7, originTs: ts, next: { ids: ids as never[], sizes: ids.map((_, i) => 100 + i * 300), originTs: ids.map((_, i) => ts + i - 20) } })
+    await store.log([runOf('h0', ascii, T0), runOf('hé', unicode, T0 + 1), runOf('h2', ['a1', 'a2'], T0 + 2)])
+    const got = (await store.query({}, { limit: 1000 })).records
+    const expect = [['h0', ascii, T0], ['hé', unicode, T0 + 1], ['h2', ['a1', 'a2'], T0 + 2]] as const
+    assert.deepEqual(got.map(r => [r.id, r.size, r.originTs]), expect.flatMap(([h, ids, ts]) => [[h, 7, ts], ...ids.map((id, i) => [id, 100 + i * 300, ts + i - 20])]))
+    for (const id of ['b0', `b${'x'.repeat(69)}69`, 'ü2', 'u3🙂', 'hé', 'a2']) assert.deepEqual((await store.query({ id: id as never })).records.map(r => r.id), [id])
+    // The stored column is what encodeMembers writes (the format of the rows does not depend on the path).
+    const db = new DatabaseSync(path, { readOnly: true })
+    try {
+      const rows = db.prepare('SELECT n, origin_ts, members FROM log ORDER BY seq').all() as Array<{ n: number, origin_ts: number, members: Uint8Array }>
+      assert.deepEqual(rows.map(r => r.n), [301, 5, 3])
+      expect.forEach(([h, ids, ts], k) => {
+        const members = [{ id: h, size: 7, originTs: ts }, ...ids.map((id, i) => ({ id, size: 100 + i * 300, originTs: ts + i - 20 }))]
+        assert.deepEqual(Buffer.from(rows[k].members), Buffer.from(encodeMembers(members, ts)), h)
+      })
+    } finally { db.close() }
+    // Ids with a control character or DEL are refused, naming the member; nothing is written.
+    for (const bad of ['a\u0000', 'a\u001f', 'a\u007f', 'a\n']) {
+      await assert.rejects(store.log([runOf('z', ['ok', bad], T0)]), (e: Error & { details?: { field?: string } }) => e.name === 'InvalidArgumentError' && e.details?.field === 'records[0].next.ids[1].id')
+    }
+    assert.equal((await store.stats()).log.count, 309)
+  })
+})
+
+test('the payloads of one append share a buffer on the way to the writer: each record keeps exactly its own bytes', async () => {
+  await withRecorder(async (_rec, store) => {
+    const wire = Buffer.alloc(4096, 0xee)
+    const payloads = [new Uint8Array([1, 2, 3]), new Uint8Array(0), wire.subarray(100, 600).fill(7), new Uint8Array(300).fill(9), wire.subarray(1000, 1001)]
+    const records: LogRecordInit[] = payloads.map((bytes, i) => ({ id: `p${i}` as never, event: 'sent', from: 'did:key:zAlice' as never, conv: 'c1' as never, type: 'request', bytes }))
+    // Records without payload between them, and a record refused for its payload: nothing of that call is written.
+    records.splice(2, 0, { id: 'x0' as never, event: 'received', size: 5 })
+    await assert.rejects(store.log([...records, { id: 'bad' as never, event: 'sent', bytes: 'no' as never }]), { name: 'InvalidArgumentError' })
+    await store.log(records)
+    wire.fill(0) // the caller reuses its buffer: the log holds copies
+    const got = (await store.query({}, { limit: 100, includeBytes: true })).records
+    assert.deepEqual(got.map(r => r.id), ['p0', 'p1', 'x0', 'p2', 'p3', 'p4'])
+    const want = [[1, 2, 3], [], null, Array(500).fill(7), Array(300).fill(9), [0xee]]
+    assert.deepEqual(got.map(r => r.bytes == null ? null : [...r.bytes]), want)
+    assert.deepEqual(got.map(r => r.size), [3, 0, 5, 500, 300, 1])
   })
 })
