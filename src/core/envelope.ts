@@ -468,7 +468,8 @@ export class FieldsMemo {
    * unless a member holds an object or the encoder did not lay them out.
    */
   remember (f: Record<string, unknown>, p: PreparedEnvelope, spots: Int32Array): void {
-    if (spots[0] < 0 || p.markV < 0) return
+    // Requests and replies (recipients), and publications with delivery options: nothing to keep.
+    if (spots[0] < 0 || p.markV < 0 || f.to !== undefined || f.dlv !== undefined) return
     const keys: string[] = []
     const values: unknown[] = []
     let n = 0
