@@ -236,12 +236,13 @@ export function compact<T extends object> (obj: T): T {
  * map (tested), without walking and sorting a generic value. `f` must have passed
  * checkFields.
  */
-export function encodeEnvelopeFields (f: EnvelopeFields, sig?: Uint8Array, bp?: BatchProof, marks?: { v: number, net: number }): Uint8Array {
+export function encodeEnvelopeFields (f: EnvelopeFields, sig?: Uint8Array, bp?: BatchProof, marks?: { v: number, net: number }, spots?: Int32Array): Uint8Array {
   let n = encodableCount(f)
   if (n < 0) {
     // A field this encoder does not lay out (one added to FIELD_NAMES or DELIVERY_NAMES
     // later): the generic encoder is always right. No marks: the wire is encoded anew.
     if (marks !== undefined) { marks.v = -1; marks.net = -1 }
+    if (spots !== undefined) spots[0] = -1
     return dagCbor.encode(sig === undefined ? f : bp === undefined ? { ...f, sig } : { ...f, sig, bp: [bp.n, bp.i, bp.path] })
   }
   if (sig !== undefined) n++
@@ -256,7 +257,9 @@ export function encodeEnvelopeFields (f: EnvelopeFields, sig?: Uint8Array, bp?: 
   }
   w.small(K_CT); w.text(f.ct)
   if (f.to !== undefined) { w.small(K_TO); w.head(4, f.to.length); for (const a of f.to) w.text(a) }
+  if (spots !== undefined) spots[0] = w.length
   w.small(K_TS); w.uint(f.ts)
+  if (spots !== undefined) spots[1] = w.length
   if (f.dlv !== undefined) {
     const d = f.dlv
     w.small(K_DLV)
@@ -273,7 +276,9 @@ export function encodeEnvelopeFields (f: EnvelopeFields, sig?: Uint8Array, bp?: 
   if (marks !== undefined) marks.net = w.length
   if (sig !== undefined) { w.small(K_SIG); w.bytes(sig) }
   w.small(K_TTL); w.uint(f.ttl)
+  if (spots !== undefined) spots[2] = w.length
   w.small(K_BODY); w.bytes(f.body)
+  if (spots !== undefined) spots[3] = w.length
   if (f.conv !== undefined) { w.small(K_CONV); w.text(f.conv) }
   if (f.corr !== undefined) { w.small(K_CORR); w.text(f.corr) }
   w.small(K_FROM); w.text(f.from)
@@ -281,7 +286,9 @@ export function encodeEnvelopeFields (f: EnvelopeFields, sig?: Uint8Array, bp?: 
   w.small(K_MODE); w.text(f.mode)
   w.small(K_PRIO); w.uint(f.prio)
   w.small(K_TYPE); w.text(f.type)
+  if (spots !== undefined) spots[4] = w.length
   if (f.nonce !== undefined) { w.small(K_NONCE); w.uint(f.nonce) }
+  if (spots !== undefined) spots[5] = w.length
   if (f.proto !== undefined) { w.small(K_PROTO); w.text(f.proto) }
   if (f.topic !== undefined) { w.small(K_TOPIC); w.text(f.topic) }
   if (f.schema !== undefined) { w.small(K_SCHEMA); w.text(f.schema) }
@@ -373,24 +380,169 @@ export function prepareEnvelope (fields: EnvelopeFields, key: Pick<AgentKey, 'id
 /**
  * prepareEnvelope for a fresh object its caller gives up (the SDK's): when it has no undefined
  * members (nor has its `dlv`), it is checked and becomes the envelope as it is, without the
- * copy; otherwise as prepareEnvelope.
+ * copy; otherwise as prepareEnvelope. With a `memo` (one per publisher), fields whose members
+ * but ts, nonce and body repeat fields checked before have only those three checked, and are
+ * encoded from the pieces of the earlier encoding (see FieldsMemo).
  */
-export function prepareOwnedEnvelope (fields: EnvelopeFields, key: Pick<AgentKey, 'id'>): PreparedEnvelope {
+export function prepareOwnedEnvelope (fields: EnvelopeFields, key: Pick<AgentKey, 'id'>, memo?: FieldsMemo): PreparedEnvelope {
   const f = fields as unknown as Record<string, unknown>
   const proto = Object.getPrototypeOf(f)
   if (proto !== Object.prototype && proto !== LEAF_PROTO) return prepareEnvelope(fields, key)
+  if (fields.from !== key.id) throw new InvalidEnvelopeError('envelope `from` must be the signing agent')
+  if (memo !== undefined) {
+    const count = memo.match(f)
+    if (count >= 0) {
+      const problem = checkTsNonce(f) ?? checkBody(f)
+      if (problem != null) throw new InvalidEnvelopeError(problem)
+      return preparedOf(fields, encodeFromShape(memo.shapes[0], fields, count))
+    }
+  }
   for (const k in f) if (f[k] === undefined) return prepareEnvelope(fields, key)
   const d = f.dlv
   if (d !== null && typeof d === 'object') for (const k in d) if ((d as Record<string, unknown>)[k] === undefined) return prepareEnvelope(fields, key)
-  if (fields.from !== key.id) throw new InvalidEnvelopeError('envelope `from` must be the signing agent')
   const problem = checkFields(f)
   if (problem != null) throw new InvalidEnvelopeError(problem)
-  return prepareChecked(fields)
+  if (memo === undefined) return prepareChecked(fields)
+  const spots = shapeSpots
+  const p = preparedOf(fields, encodeEnvelopeFields(fields, undefined, undefined, prepareMarks, spots))
+  memo.remember(f, p, spots)
+  return p
+}
+
+/** Fields a FieldsMemo takes as checked but for these (a publisher's envelopes differ in them). */
+function varies (k: string): boolean {
+  return k === 'ts' || k === 'nonce' || k === 'body'
+}
+
+/**
+ * Fields that passed checkFields, but for ts, nonce and body: their keys in order and their
+ * values (all primitives), and their encoding without its map head, cut around the ts,
+ * body and nonce entries — v … up to ts; after ts up to body; after body up to where nonce
+ * goes; after nonce to the end.
+ */
+interface CheckedShape {
+  readonly keys: readonly string[]
+  readonly values: readonly unknown[]
+  /** encodableCount of the members in `keys`. */
+  readonly count: number
+  readonly pieces: readonly Uint8Array[]
+  /** Where `bp` and `sig` go (prepareChecked's marks): in the first piece, and in the second. */
+  readonly markV: number
+  readonly markNet: number
+}
+
+/** How many shapes a FieldsMemo keeps (a publisher alternating between two topics). */
+const MEMO_SHAPES = 2
+
+/** Where the encoder records the ts, body and nonce entries (start and end of each). */
+const shapeSpots = new Int32Array(6)
+
+/**
+ * The fields one publisher's envelopes were last checked with in full (an SDK agent keeps
+ * one): publishing to one topic, it builds the same net, mode, type, from, topic, ttl, hops,
+ * prio and ct every time — they passed checkFields once, and encode to the same bytes. A
+ * member holding an object (`to`, `dlv`) is never remembered: it could be changed in place.
+ */
+export class FieldsMemo {
+  /** The latest first. */
+  readonly shapes: CheckedShape[] = []
+
+  /**
+   * encodableCount(f) when `f`'s members but ts, nonce and body are those of a remembered
+   * shape — the same keys in the same order, each value identical (===) — and ts, nonce
+   * and body are not undefined (the shape is then `shapes[0]`); otherwise -1.
+   */
+  match (f: Record<string, unknown>): number {
+    const shapes = this.shapes
+    for (let s = 0; s < shapes.length; s++) {
+      const count = matchShape(shapes[s], f)
+      if (count < 0) continue
+      if (s > 0) { const t = shapes[s]; shapes[s] = shapes[0]; shapes[0] = t }
+      return count
+    }
+    return -1
+  }
+
+  /**
+   * Remembers fields that passed checkFields, prepared as `p` with the encoder's `spots` —
+   * unless a member holds an object or the encoder did not lay them out.
+   */
+  remember (f: Record<string, unknown>, p: PreparedEnvelope, spots: Int32Array): void {
+    // Requests and replies (recipients), and publications with delivery options: nothing to keep.
+    if (spots[0] < 0 || p.markV < 0 || f.to !== undefined || f.dlv !== undefined) return
+    const keys: string[] = []
+    const values: unknown[] = []
+    let n = 0
+    for (const k in f) {
+      if (varies(k)) { n++; continue }
+      const v = f[k]
+      if (typeof v === 'object' || typeof v === 'function') return
+      keys.push(k)
+      values.push(v)
+    }
+    const count = encodableCount(f as unknown as EnvelopeFields)
+    if (count < 0) return
+    const u = p.unsigned
+    const head = mapHeadLength(u)
+    // Copies: `u` is a view into a slab the envelope's bytes share.
+    const pieces = [u.slice(head, spots[0]), u.slice(spots[1], spots[2]), u.slice(spots[3], spots[4]), u.slice(spots[5])]
+    this.shapes.unshift({ keys, values, count: count - n, pieces, markV: p.markV - head, markNet: p.markNet - spots[1] })
+    if (this.shapes.length > MEMO_SHAPES) this.shapes.pop()
+  }
+}
+
+/** FieldsMemo.match against one shape. */
+function matchShape (shape: CheckedShape, f: Record<string, unknown>): number {
+  const keys = shape.keys
+  const values = shape.values
+  let j = 0
+  let n = 0
+  for (const k in f) {
+    const v = f[k]
+    if (varies(k)) {
+      if (v === undefined) return -1
+      n++
+    } else {
+      if (j === keys.length || k !== keys[j] || v !== values[j]) return -1
+      j++
+    }
+  }
+  return j === keys.length ? shape.count + n : -1
+}
+
+/** The length of the map head that starts `u` (canonical: 1, 2 or 3 bytes for an envelope). */
+function mapHeadLength (u: Uint8Array): number {
+  return u[0] < 0xb8 ? 1 : u[0] === 0xb8 ? 2 : 3
+}
+
+/**
+ * encodeEnvelopeFields of fields that match `shape` (`count` entries): its pieces with this
+ * envelope's ts, body and nonce between them — the same bytes, in the same canonical order.
+ * Sets prepareMarks.
+ */
+function encodeFromShape (shape: CheckedShape, f: EnvelopeFields, count: number): Uint8Array {
+  const pieces = shape.pieces
+  const w = scratch.reset()
+  w.head(5, count)
+  prepareMarks.v = w.length + shape.markV
+  w.raw(pieces[0])
+  w.small(K_TS); w.uint(f.ts)
+  prepareMarks.net = w.length + shape.markNet
+  w.raw(pieces[1])
+  w.small(K_BODY); w.bytes(f.body)
+  w.raw(pieces[2])
+  if (f.nonce !== undefined) { w.small(K_NONCE); w.uint(f.nonce) }
+  w.raw(pieces[3])
+  return w.finish()
 }
 
 function prepareChecked (clean: EnvelopeFields): PreparedEnvelope {
+  return preparedOf(clean, encodeEnvelopeFields(clean, undefined, undefined, prepareMarks))
+}
+
+/** The prepared envelope of `clean`, encoded as `unsigned` (the marks in prepareMarks). */
+function preparedOf (clean: EnvelopeFields, unsigned: Uint8Array): PreparedEnvelope {
   const marks = prepareMarks
-  const unsigned = encodeEnvelopeFields(clean, undefined, undefined, marks)
   // The leaf as its own array: batches take it as it is (a view into a multihash cost ~0.1 µs).
   const leaf = sha256(unsigned)
   return { fields: clean, id: idOfDigest(leaf), leaf, unsigned, markV: marks.v, markNet: marks.net }
@@ -410,7 +562,7 @@ function wireBytes (p: PreparedEnvelope, sig: Uint8Array): Uint8Array {
 }
 
 function spliceWire (u: Uint8Array, marks: { v: number, net: number }, sig: Uint8Array, bp?: BatchProof): Uint8Array {
-  const head = u[0] < 0xb8 ? 1 : u[0] === 0xb8 ? 2 : 3
+  const head = mapHeadLength(u)
   const count = head === 1 ? u[0] & 31 : head === 2 ? u[1] : (u[1] << 8) | u[2]
   const w = scratch.reset()
   w.head(5, count + 1 + (bp !== undefined ? 1 : 0))

@@ -9,7 +9,7 @@ import type { AgentKey } from '../core/keys.ts'
 import { isAgentId } from '../core/keys.ts'
 import { MAX_BATCH } from '../core/batch.ts'
 import {
-  compressPayload, DEFAULTS, newLeafFields, prepareOwnedEnvelope, signPrepared, type Envelope, type EnvelopeFields, type Mode, type PreparedEnvelope
+  compressPayload, DEFAULTS, FieldsMemo, newLeafFields, prepareOwnedEnvelope, signPrepared, type Envelope, type EnvelopeFields, type Mode, type PreparedEnvelope
 } from '../core/envelope.ts'
 import { parsePattern, parseTopic, topicMatches } from '../core/topics.ts'
 import {
@@ -239,6 +239,8 @@ export class AgentImpl implements Agent {
   readonly conversations?: AgentConversations
   /** Tracked deliveries are checked in arrival order. */
   private receiving: Promise<void> = Promise.resolve()
+  /** The fields of this agent's envelopes checked lately (prepareOwnedEnvelope checks only what differs). */
+  private readonly checkedFields = new FieldsMemo()
 
   constructor (key: AgentKey, transport: AgentTransport, opts: CreateAgentOptions) {
     this.id = key.id
@@ -267,7 +269,7 @@ export class AgentImpl implements Agent {
    * envelope as it is (prepareOwnedEnvelope), not copied as signEnvelope copies a caller's.
    */
   private envelope (mode: Mode, target: { to?: AgentId[], topic?: string }, payload: Payload, o: SendOptions, extra: Partial<EnvelopeFields> = {}, seq?: number, encoded?: { body: Uint8Array, ct: string }): Envelope {
-    return signPrepared([prepareOwnedEnvelope(this.fields(mode, target, payload, o, extra, seq, encoded, false), this.key)], this.key)[0]
+    return signPrepared([prepareOwnedEnvelope(this.fields(mode, target, payload, o, extra, seq, encoded, false), this.key, this.checkedFields)], this.key)[0]
   }
 
   /** Fields for prepareOwnedEnvelope: on the batch envelopes' prototype when `leaf` (to be signed in a batch). */
@@ -445,7 +447,7 @@ export class AgentImpl implements Agent {
       const env = await this.checked('topic', { topic: parseTopic(topic) }, payload, options)
       return await this.transport.submit(env, options)
     }
-    const p = prepareOwnedEnvelope(this.fields('topic', { topic: parseTopic(topic) }, payload, options), this.key)
+    const p = prepareOwnedEnvelope(this.fields('topic', { topic: parseTopic(topic) }, payload, options), this.key, this.checkedFields)
     return await new Promise<SendResult>((resolve, reject) => { this.queuePublication({ p, options, resolve, reject }) })
   }
 
@@ -461,7 +463,7 @@ export class AgentImpl implements Agent {
       })
       return this.bufferedInflight < PUBLISH_MAX_INFLIGHT
     }
-    const p = prepareOwnedEnvelope(this.fields('topic', { topic: parseTopic(topic) }, payload, options), this.key)
+    const p = prepareOwnedEnvelope(this.fields('topic', { topic: parseTopic(topic) }, payload, options), this.key, this.checkedFields)
     this.queuePublication({ p })
     const t = this.transport
     // In process, the node's link queues are the backpressure (and a batch is handed over
@@ -514,7 +516,7 @@ export class AgentImpl implements Agent {
       const env = await this.checked('broadcast', {}, payload, options)
       return await this.transport.submit(env, options)
     }
-    const p = prepareOwnedEnvelope(this.fields('broadcast', {}, payload, options), this.key)
+    const p = prepareOwnedEnvelope(this.fields('broadcast', {}, payload, options), this.key, this.checkedFields)
     return await new Promise<SendResult>((resolve, reject) => { this.queuePublication({ p, options, resolve, reject }) })
   }
 
