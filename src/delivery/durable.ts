@@ -43,7 +43,8 @@ import { MessageExpiredError, QuotaExceededError } from '../store/errors.ts'
 import type { EnqueueOutcome, InboxEntry, InboxQuota, MessageStore } from '../store/types.ts'
 import type { LogRecorder, Observe } from '../log/recorder.ts'
 import { chooseReplicas, type StorageCandidate } from './replicas.ts'
-import { isReceipt, parseReceipt, verifyReceipt } from './receipts.ts'
+import { decodeReceiptList, encodeReceiptList, isReceipt, parseReceipt, PENDING_RECEIPTS_FILE, verifyReceipt } from './receipts.ts'
+import { DataFile } from './data-file.ts'
 import { PutBatcher, PUTS_PER_REQUEST, type PutTarget } from './put-batch.ts'
 import { DurableClient, durableProtocol, MAX_ACK_IDS, MAX_PUTS_BYTES, serveDurable, type DurableAnswer, type DurableRequest, type DurableResponse } from './wire.ts'
 
@@ -95,7 +96,10 @@ export interface DurableComponents {
   route: (env: Envelope) => Promise<SendResult>
   /** True for agents whose key lives in this node's data dir. */
   hostsKey: (id: AgentId) => boolean
-  /** The node's data dir: the storage nodes' records it knows are kept there for after a restart (STORAGE_NODES_FILE). */
+  /**
+   * The node's data dir: the storage nodes' records it knows (STORAGE_NODES_FILE) and the
+   * receipts it could not forward yet (PENDING_RECEIPTS_FILE) are kept there for after a restart.
+   */
   dir?: string
 }
 
@@ -106,9 +110,11 @@ interface PendingReceipt { env: Envelope, to: AgentId, attempts: number, nextAt:
 /**
  * Forwarding receipts to senders that were unreachable: the first retry after 1 s, then
  * twice the delay each time up to 30 s, until the receipt's own ttl runs out; at most 10,000
- * receipts kept per node and 256 retried per maintenance tick.
+ * receipts and 16 MiB of them kept per node (in memory and in PENDING_RECEIPTS_FILE, which
+ * is rewritten whole: a receipt of 256 ids is about 15 KiB) and 256 retried per maintenance
+ * tick.
  */
-export const RECEIPT_RETRY = { firstDelayMs: 1_000, maxDelayMs: 30_000, maxPending: 10_000, perTick: 256 } as const
+export const RECEIPT_RETRY = { firstDelayMs: 1_000, maxDelayMs: 30_000, maxPending: 10_000, maxBytes: 16 * 1024 * 1024, perTick: 256 } as const
 
 /** How long a home node waits for its replicas' answers before answering the sender. */
 const REPLICA_TIMEOUT_MS = 3_000
@@ -209,8 +215,15 @@ export class DurableService {
   /** The node's ingress options with `roots` (for `putb`). */
   private readonly ingress: IngressOptions
   readonly counters = { stored: 0, replicated: 0, delivered: 0, acked: 0, expired: 0, refused: 0, handedOver: 0, receiptsRetried: 0, receiptsDropped: 0 }
-  /** Receipts whose forward to their sender failed, by receipt id: retried from the maintenance tick. */
+  /** Receipts whose forward to their sender failed, by receipt id (oldest first): retried from the maintenance tick. */
   private readonly pendingReceipts = new Map<string, PendingReceipt>()
+  /** The wire bytes of `pendingReceipts`, in all. */
+  private pendingReceiptBytes = 0
+  /** PENDING_RECEIPTS_FILE, when the node has a data dir. */
+  private readonly receiptsFile?: DataFile
+  /** Changes to `pendingReceipts`, and how many of them the file holds (-1: its last write failed). */
+  private receiptsChanged = 0
+  private receiptsSaved = 0
 
   constructor (components: DurableComponents, init: DurableInit) {
     this.c = components
@@ -226,11 +239,19 @@ export class DurableService {
       tickMs: init.tickMs ?? 1_000,
       replicaWaitMs: init.replicaWaitMs ?? 2_000
     }
+    if (components.dir != null) {
+      this.receiptsFile = new DataFile(components.dir, PENDING_RECEIPTS_FILE, () => {
+        if (this.receiptsSaved === this.receiptsChanged) return undefined
+        this.receiptsSaved = this.receiptsChanged
+        return encodeReceiptList([...this.pendingReceipts.values()].map(p => p.env.bytes))
+      })
+    }
   }
 
   async start (): Promise<void> {
     this.startedAt = Date.now()
     await this.loadStorageNodes()
+    await this.loadReceipts()
     await this.c.net.handle(durableProtocol(this.c.network), (stream, connection) => {
       const peer = connection.remotePeer.toString()
       void serveDurable(stream, async (req) => await this.serve(req, peer), (detail) => {
@@ -246,6 +267,8 @@ export class DurableService {
     clearInterval(this.timer)
     // The storage nodes heard since the last maintenance tick are kept for the restart too.
     await this.saveStorageNodes(Date.now()).catch((err: Error) => { this.c.logger.warn({ err: err.message }, 'storage nodes not written to the data dir') })
+    // Receipts still waiting for their senders: the next start forwards them.
+    await this.saveReceipts()
     await this.c.net.unhandle(durableProtocol(this.c.network)).catch(() => {})
     const clients = await Promise.allSettled([...this.clients.values()])
     await Promise.allSettled(clients.flatMap(c => c.status === 'fulfilled' ? [c.value.close()] : []))
@@ -887,12 +910,14 @@ export class DurableService {
    * Routes a receipt to its sender. When that fails (the sender's node is down or
    * unreachable) the receipt is kept and tried again from the maintenance tick, with a
    * doubling delay (RECEIPT_RETRY), until it expires; at most RECEIPT_RETRY.maxPending are
-   * kept (the oldest is dropped first). Kept in memory: a restart of this node forgets them.
+   * kept (the oldest is dropped first). A receipt newly kept is written to the data dir at
+   * once (PENDING_RECEIPTS_FILE), so a restart of this node forwards it still; the ones
+   * forwarded or given up leave the file at the next maintenance tick.
    */
   private async forwardReceipt (env: Envelope, to: AgentId, pending?: PendingReceipt): Promise<void> {
     try {
       await this.c.route(env)
-      if (pending != null) this.pendingReceipts.delete(env.id)
+      if (pending != null) this.dropReceipt(env.id)
     } catch (err) {
       if (this.stopped) return
       const now = Date.now()
@@ -900,20 +925,80 @@ export class DurableService {
       p.attempts++
       p.nextAt = now + Math.min(RECEIPT_RETRY.maxDelayMs, RECEIPT_RETRY.firstDelayMs * 2 ** (p.attempts - 1))
       if (p.nextAt > env.ts + env.ttl * 1000) {
-        this.pendingReceipts.delete(env.id)
+        this.dropReceipt(env.id)
         this.counters.receiptsDropped++
         this.c.logger.info({ to, receipt: env.id, attempts: p.attempts }, 'receipt expired before its sender was reachable')
         return
       }
       if (pending == null) {
-        if (this.pendingReceipts.size >= RECEIPT_RETRY.maxPending) {
-          const oldest = this.pendingReceipts.keys().next().value
-          if (oldest !== undefined) this.pendingReceipts.delete(oldest)
-          this.counters.receiptsDropped++
-        }
-        this.pendingReceipts.set(env.id, p)
+        this.keepReceipt(p)
+        void this.saveReceipts()
       }
       this.c.logger.debug({ err: (err as Error).message, to, attempts: p.attempts }, 'receipt not forwarded yet')
+    }
+  }
+
+  /** Adds a receipt to those waiting for their sender; past RECEIPT_RETRY.maxPending or maxBytes the oldest are given up. */
+  private keepReceipt (p: PendingReceipt): void {
+    if (this.pendingReceipts.has(p.env.id)) return
+    const size = p.env.bytes.length
+    while (this.pendingReceipts.size > 0 && (this.pendingReceipts.size >= RECEIPT_RETRY.maxPending || this.pendingReceiptBytes + size > RECEIPT_RETRY.maxBytes)) {
+      this.dropReceipt(this.pendingReceipts.keys().next().value as string)
+      this.counters.receiptsDropped++
+    }
+    this.pendingReceipts.set(p.env.id, p)
+    this.pendingReceiptBytes += size
+    this.receiptsChanged++
+  }
+
+  private dropReceipt (id: string): void {
+    const p = this.pendingReceipts.get(id)
+    if (p == null) return
+    this.pendingReceipts.delete(id)
+    this.pendingReceiptBytes -= p.env.bytes.length
+    this.receiptsChanged++
+  }
+
+  /**
+   * Reads PENDING_RECEIPTS_FILE at start: each receipt is verified again (a damaged or
+   * altered entry is left out), those past their ttl are dropped, and the rest are due at
+   * the first maintenance tick. An unreadable file is ignored with a warning.
+   */
+  private async loadReceipts (): Promise<void> {
+    if (this.receiptsFile == null) return
+    let bytes: Uint8Array
+    try {
+      bytes = await readFile(this.receiptsFile.path)
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.c.logger.warn({ err: (err as Error).message }, 'pending receipts unreadable; starting without them')
+      return
+    }
+    const now = Date.now()
+    let list
+    try {
+      list = decodeReceiptList(bytes, { network: this.c.network, now, max: RECEIPT_RETRY.maxPending })
+    } catch (err) {
+      this.c.logger.warn({ err: (err as Error).message, file: this.receiptsFile.path }, 'pending receipts file damaged; starting without it')
+      // Rewritten (as the receipts kept from now on) at the next change or tick.
+      this.receiptsSaved = -1
+      return
+    }
+    for (const r of list.receipts) this.keepReceipt({ env: r.envelope, to: r.to, attempts: 0, nextAt: now })
+    this.counters.receiptsDropped += list.expired
+    if (list.invalid > 0) this.c.logger.warn({ invalid: list.invalid, file: this.receiptsFile.path }, 'pending receipts that do not verify were left out')
+    if (list.receipts.length > 0) this.c.logger.info({ receipts: list.receipts.length, expired: list.expired }, 'receipts kept from before the restart are forwarded again')
+    // Rewritten once (at the first tick) without what was left out.
+    this.receiptsSaved = -1
+  }
+
+  /** Writes PENDING_RECEIPTS_FILE when the receipts kept changed since its last write (one write at a time). */
+  private async saveReceipts (): Promise<void> {
+    if (this.receiptsFile == null || this.receiptsSaved === this.receiptsChanged) return
+    try {
+      await this.receiptsFile.save()
+    } catch (err) {
+      this.receiptsSaved = -1
+      this.c.logger.warn({ err: (err as Error).message }, 'pending receipts not written to the data dir')
     }
   }
 
@@ -1003,6 +1088,7 @@ export class DurableService {
       }
       for (const [sender, ids] of bySender) void this.notifyExpired(sender, ids)
       if (this.pendingReceipts.size > 0) this.retryReceipts(Date.now())
+      void this.saveReceipts()
       for (const agent of this.deliveries.keys()) this.kick(agent)
       await this.saveStorageNodes(Date.now()).catch((err: Error) => { this.c.logger.warn({ err: err.message }, 'storage nodes not written to the data dir') })
       await this.handOverAll()

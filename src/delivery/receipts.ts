@@ -9,7 +9,8 @@
  * One receipt covers up to `MAX_RECEIPT_IDS` messages from one sender, so a busy recipient
  * signs one envelope per batch, not one per message.
  */
-import type { AgentId, MessageId } from '../core/ids.ts'
+import * as dagCbor from '@ipld/dag-cbor'
+import type { AgentId, MessageId, NetworkId } from '../core/ids.ts'
 import { decodeEnvelope, type Envelope } from '../core/envelope.ts'
 import { InvalidEnvelopeError } from '../core/errors.ts'
 
@@ -62,4 +63,55 @@ export function verifyReceipt (bytes: Uint8Array, expect: { by?: AgentId, id?: M
   if (expect.by != null && r.by !== expect.by) throw new InvalidEnvelopeError(`receipt is signed by ${r.by}, expected ${expect.by}`)
   if (expect.id != null && !r.ids.includes(expect.id)) throw new InvalidEnvelopeError(`receipt does not cover ${expect.id}`)
   return r
+}
+
+/**
+ * The receipts a home node has not been able to forward to their senders yet, kept in its
+ * data dir across restarts (docs/PROTOCOL.md §8.4.4): a DAG-CBOR list of receipt wire bytes,
+ * oldest first.
+ */
+export const PENDING_RECEIPTS_FILE = 'pending-receipts.cbor'
+
+export function encodeReceiptList (receipts: readonly Uint8Array[]): Uint8Array {
+  return dagCbor.encode(receipts)
+}
+
+export interface ReceiptList {
+  /** The receipts that verified and are still within their ttl, oldest first, no id twice. */
+  receipts: Receipt[]
+  /** Entries left out because their ttl ran out. */
+  expired: number
+  /** Entries left out because they are not a receipt of this network that verifies. */
+  invalid: number
+}
+
+/**
+ * Reads a receipt list back, trusting nothing in it: each entry is verified again
+ * (signature, receipt shape, network) and kept only while `now` is within its ttl; of more
+ * than `max`, the newest `max` are kept. Throws InvalidEnvelopeError when `bytes` is not a
+ * DAG-CBOR list.
+ */
+export function decodeReceiptList (bytes: Uint8Array, o: { network: NetworkId, now: number, max: number }): ReceiptList {
+  let list: unknown
+  try { list = dagCbor.decode(bytes) } catch (err) { throw new InvalidEnvelopeError(`receipt list is not DAG-CBOR: ${(err as Error).message}`) }
+  if (!Array.isArray(list)) throw new InvalidEnvelopeError('receipt list is not a list')
+  const out: ReceiptList = { receipts: [], expired: 0, invalid: 0 }
+  const seen = new Set<string>()
+  for (const item of list.slice(Math.max(0, list.length - o.max))) {
+    let r: Receipt
+    try {
+      if (!(item instanceof Uint8Array)) throw new InvalidEnvelopeError('not bytes')
+      r = verifyReceipt(item)
+      if (r.envelope.net !== o.network) throw new InvalidEnvelopeError('another network')
+    } catch {
+      out.invalid++
+      continue
+    }
+    if (r.ts + r.envelope.ttl * 1000 <= o.now) out.expired++
+    else if (!seen.has(r.envelope.id)) {
+      seen.add(r.envelope.id)
+      out.receipts.push(r)
+    }
+  }
+  return out
 }

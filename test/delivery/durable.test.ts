@@ -11,7 +11,7 @@ import { join } from 'node:path'
 import * as dagCbor from '@ipld/dag-cbor'
 import { createNode, type MeshNodeImpl } from '../../src/node/mesh-node.ts'
 import type { CreateNodeOptions, Message, Subscription } from '../../src/node/types.ts'
-import { parseReceipt, verifyReceipt } from '../../src/delivery/receipts.ts'
+import { decodeReceiptList, encodeReceiptList, parseReceipt, PENDING_RECEIPTS_FILE, receiptPayload, verifyReceipt } from '../../src/delivery/receipts.ts'
 import { chooseReplicas } from '../../src/delivery/replicas.ts'
 import { Nodes, tempDir, within } from '../helpers/api.ts'
 import { freePort } from '../helpers/cli.ts'
@@ -20,7 +20,7 @@ import { loadAgentKey } from '../../src/node/datadir.ts'
 import { connect } from '../../src/sdk/remote.ts'
 import { generateAgentKey } from '../../src/core/keys.ts'
 import { signEnvelope, type Envelope } from '../../src/core/envelope.ts'
-import { DurableService, STORAGE_NODES_FILE } from '../../src/delivery/durable.ts'
+import { DurableService, RECEIPT_RETRY, STORAGE_NODES_FILE } from '../../src/delivery/durable.ts'
 import { Router } from '../../src/routing/router.ts'
 import type { NodeRecord } from '../../src/net/records.ts'
 
@@ -366,20 +366,31 @@ describe('an agent that connects to a storage node instead of its home gets the 
   })
 })
 
+/**
+ * A sender's node of its own (data dir, fixed port: it can be started again as the same node)
+ * bootstrapped to `home`, with hana on the home node and alice on the sender's, each knowing
+ * the other's record.
+ */
+async function receiptSetup (home: MeshNodeImpl, restarted: Array<{ node: MeshNodeImpl, dir: string }>) {
+  const senderDir = tempDir()
+  const senderOpts: CreateNodeOptions = { dir: senderDir, listen: [`/ip4/127.0.0.1/tcp/${await freePort()}`], api: false, bootstrap: [home.multiaddrs()[0]] }
+  const a = await createNode(senderOpts)
+  restarted.push({ node: a, dir: senderDir })
+  const hana = await home.agent('hana')
+  const alice = await a.agent('alice')
+  await a.waitForAgent(hana.id)
+  await home.waitForAgent(alice.id)
+  return { a, senderDir, senderOpts, hana, alice }
+}
+
 describe('a receipt whose sender is unreachable', () => {
   const { nodes, restarted } = nodesWithRestarts()
 
   test('is kept by the home node and reaches the sender once its node is back', async () => {
     const home = await nodes.start()
-    const senderDir = tempDir()
-    const port = await freePort()
-    const senderOpts: CreateNodeOptions = { dir: senderDir, listen: [`/ip4/127.0.0.1/tcp/${port}`], api: false, bootstrap: [home.multiaddrs()[0]] }
-    let a = await createNode(senderOpts)
-    restarted.push({ node: a, dir: senderDir })
-    const hana = await home.agent('hana')
-    let alice = await a.agent('alice')
-    await a.waitForAgent(hana.id)
-    await home.waitForAgent(alice.id)
+    const setup = await receiptSetup(home, restarted)
+    const { senderDir, senderOpts, hana } = setup
+    let { a, alice } = setup
     // Stored while hana reads nothing; then the sender's node goes away.
     const sent: Array<{ id: string }> = []
     for (let i = 1; i <= 3; i++) sent.push(await alice.send(hana.id, { i }, { durable: true }))
@@ -601,5 +612,115 @@ describe('acknowledgement notices', () => {
     await until(async () => (await a.log({ event: 'sent', status: 'acked' })).records.length === 3, 'receipts at the sender')
     assert.ok(served.includes('replica'))
     assert.ok(!served.includes('sender'), `ack notices served: ${served.join(', ')}`)
+  })
+})
+
+describe('a receipt kept for an unreachable sender, across a restart of the home node', () => {
+  const { restarted } = nodesWithRestarts()
+
+  test('is written to the home\'s data dir, read back at start, and reaches the sender once its node is back', async () => {
+    const homeDir = tempDir()
+    const homeOpts: CreateNodeOptions = { dir: homeDir, listen: [`/ip4/127.0.0.1/tcp/${await freePort()}`], api: false }
+    let home = await createNode(homeOpts)
+    restarted.push({ node: home, dir: homeDir })
+    const setup = await receiptSetup(home, restarted)
+    const { senderDir, senderOpts, hana, alice } = setup
+    let { a } = setup
+    const sent: string[] = []
+    for (let i = 1; i <= 3; i++) sent.push((await alice.send(hana.id, { i }, { durable: true })).id)
+    await a.stop()
+    // hana takes them while the sender's node is down: the receipt waits at the home node.
+    assert.deepEqual((await take(hana.messages(), 3)).map(m => (m.data() as { i: number }).i), [1, 2, 3])
+    await until(async () => (await home.store.stats(hana.id)).inbox.count === 0, 'inbox acknowledged')
+    await until(() => (home.status().store?.durable.receiptsPending ?? 0) > 0, 'receipt kept for the unreachable sender')
+    const file = join(homeDir, PENDING_RECEIPTS_FILE)
+    const filed = async (): Promise<string[]> => {
+      if (!existsSync(file)) return []
+      return decodeReceiptList(await readFile(file), { network: home.network, now: Date.now(), max: RECEIPT_RETRY.maxPending }).receipts.flatMap(r => r.ids)
+    }
+    await until(async () => (await filed()).length === 3, 'the receipt in the data dir')
+    assert.deepEqual((await filed()).sort(), [...sent].sort())
+    // The home node restarts before the sender's node is back: the receipt is read back.
+    await home.stop()
+    home = await createNode(homeOpts)
+    restarted.push({ node: home, dir: homeDir })
+    assert.ok((home.status().store?.durable.receiptsPending ?? 0) > 0, 'receipts read back at start')
+    // The sender's node comes back: its log learns that all three were acknowledged.
+    a = await createNode(senderOpts)
+    restarted.push({ node: a, dir: senderDir })
+    await a.agent('alice')
+    const acked = async (): Promise<string[]> => (await a.log({ event: 'sent', status: 'acked' })).records.map(r => r.id).filter(id => sent.includes(id))
+    await until(async () => (await acked()).length === 3, 'the sender\'s log: acked', 60_000)
+    await until(() => home.status().store?.durable.receiptsPending === 0, 'nothing left to forward')
+    // Forwarded: it leaves the file too (at the next maintenance tick).
+    await until(async () => (await filed()).length === 0, 'the file emptied')
+  })
+
+  test('at start, entries that do not verify, are expired or are damaged are left out; a damaged file is ignored', async () => {
+    const dir = tempDir()
+    const opts: CreateNodeOptions = { dir, listen: ['/ip4/127.0.0.1/tcp/0'], api: false, store: { replicaWaitMs: 0 } }
+    let n = await createNode(opts)
+    restarted.push({ node: n, dir })
+    const network = n.network
+    await n.stop()
+    const by = generateAgentKey()
+    const to = generateAgentKey()
+    const id = 'bciqmcmvsz7vpklmppedjometftmiuy7ntcju4ebyefdmdvivipnzhpq'
+    const receipt = (fields: Partial<Envelope> = {}): Envelope => signEnvelope({
+      v: 1, net: network, mode: 'direct', type: 'receipt', from: by.id, to: [to.id], ts: Date.now(), ttl: 3600, hops: 8, prio: 1, corr: id,
+      ct: 'application/json', body: new TextEncoder().encode(JSON.stringify(receiptPayload([id as Envelope['id']]))), ...fields
+    } as never, by)
+    const good = receipt()
+    const altered = receipt({ ts: Date.now() - 1 }).bytes.slice()
+    altered[altered.length - 1] ^= 1
+    const entries = [
+      good.bytes,
+      good.bytes, // twice: kept once
+      receipt({ ts: Date.now() - 120_000, ttl: 60 }).bytes, // expired
+      receipt({ net: 'elsewhere' as never, ts: Date.now() - 2 }).bytes, // another network
+      receipt({ type: 'inform', ts: Date.now() - 3 }).bytes, // not a receipt
+      altered, // signature does not verify
+      new Uint8Array([1, 2, 3])
+    ]
+    writeFileSync(join(dir, PENDING_RECEIPTS_FILE), encodeReceiptList(entries))
+    n = await createNode(opts)
+    restarted.push({ node: n, dir })
+    assert.equal(n.status().store?.durable.receiptsPending, 1)
+    assert.equal(n.status().store?.durable.receiptsDropped, 1)
+    await n.stop()
+    // Written back without the entries left out (the one receipt is still undelivered: its sender is nowhere).
+    const back = decodeReceiptList(await readFile(join(dir, PENDING_RECEIPTS_FILE)), { network, now: Date.now(), max: 10 })
+    assert.deepEqual(back.receipts.map(r => r.envelope.id), [good.id])
+    assert.equal(back.expired + back.invalid, 0)
+    for (const bytes of [new Uint8Array([0xff, 0x00, 0x13]), dagCbor.encode({ a: 1 }), new Uint8Array(0)]) {
+      writeFileSync(join(dir, PENDING_RECEIPTS_FILE), bytes)
+      n = await createNode(opts)
+      restarted.push({ node: n, dir })
+      assert.equal(n.status().store?.durable.receiptsPending, 0)
+      await n.stop()
+    }
+  })
+})
+
+describe('receipts kept for unreachable senders', () => {
+  const nodes = new Nodes()
+  after(async () => { await nodes.stopAll() })
+
+  test('are bounded by count and by bytes: the oldest are given up first', async () => {
+    const n = await nodes.start({ store: { replicaWaitMs: 0 } })
+    type Kept = { env: { id: string, bytes: Uint8Array }, to: string, attempts: number, nextAt: number }
+    const d = n.durable as unknown as { keepReceipt: (p: Kept) => void, pendingReceipts: Map<string, Kept> }
+    // Not due: the maintenance tick leaves them alone.
+    const kept = (id: string, size: number): Kept => ({ env: { id, bytes: new Uint8Array(size) }, to: 'did:key:z', attempts: 1, nextAt: Number.POSITIVE_INFINITY })
+    for (let i = 0; i <= RECEIPT_RETRY.maxPending; i++) d.keepReceipt(kept(`r${i}`, 10))
+    assert.equal(d.pendingReceipts.size, RECEIPT_RETRY.maxPending)
+    assert.ok(!d.pendingReceipts.has('r0') && d.pendingReceipts.has('r1'))
+    assert.equal(n.status().store?.durable.receiptsDropped, 1)
+    const big = Math.floor(RECEIPT_RETRY.maxBytes / 2) - 1000
+    for (const id of ['b1', 'b2', 'b3']) d.keepReceipt(kept(id, big))
+    // b3 did not fit beside the small ones and b1 and b2: all the small ones went, then b1.
+    assert.deepEqual([...d.pendingReceipts.keys()], ['b2', 'b3'])
+    assert.equal(n.status().store?.durable.receiptsDropped, 1 + RECEIPT_RETRY.maxPending + 1)
+    d.pendingReceipts.clear()
   })
 })
