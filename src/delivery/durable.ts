@@ -19,7 +19,7 @@
  * - `expire()` runs on a timer; senders learn of expiries through the message log
  *   (status `expired`, pushed to the sender's node with an `expired` request).
  */
-import { readFile, rename, writeFile } from 'node:fs/promises'
+import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import * as dagCbor from '@ipld/dag-cbor'
@@ -208,8 +208,8 @@ export class DurableService {
   private readonly remembered = new Map<string, NodeRecord>()
   /** What STORAGE_NODES_FILE holds (peer:seq of each record), to write it only when that changes. */
   private savedRecords = ''
-  /** The last write of STORAGE_NODES_FILE: the next one waits for it (the tick's and stop's never interleave). */
-  private saving: Promise<void> = Promise.resolve()
+  /** STORAGE_NODES_FILE (the tick's and stop's writes never interleave). */
+  private readonly storageNodesFile?: DataFile
   /** Batch roots (and tree hashes) whose signature this node verified: a batch of durable sends costs one signature check. */
   private readonly roots: VerifiedRoots
   /** The node's ingress options with `roots` (for `putb`). */
@@ -240,6 +240,7 @@ export class DurableService {
       replicaWaitMs: init.replicaWaitMs ?? 2_000
     }
     if (components.dir != null) {
+      this.storageNodesFile = new DataFile(components.dir, STORAGE_NODES_FILE, () => this.storageNodesContents())
       this.receiptsFile = new DataFile(components.dir, PENDING_RECEIPTS_FILE, () => {
         if (this.receiptsSaved === this.receiptsChanged) return undefined
         this.receiptsSaved = this.receiptsChanged
@@ -266,7 +267,7 @@ export class DurableService {
     this.stopped = true
     clearInterval(this.timer)
     // The storage nodes heard since the last maintenance tick are kept for the restart too.
-    await this.saveStorageNodes(Date.now()).catch((err: Error) => { this.c.logger.warn({ err: err.message }, 'storage nodes not written to the data dir') })
+    await this.saveStorageNodes().catch((err: Error) => { this.c.logger.warn({ err: err.message }, 'storage nodes not written to the data dir') })
     // Receipts still waiting for their senders: the next start forwards them.
     await this.saveReceipts()
     await this.c.net.unhandle(durableProtocol(this.c.network)).catch(() => {})
@@ -416,17 +417,22 @@ export class DurableService {
   }
 
   /**
-   * Writes STORAGE_NODES_FILE (atomically: a temporary file renamed) when the storage nodes
-   * known (heard, or remembered and not heard again yet) changed since it was last written.
+   * Writes STORAGE_NODES_FILE (atomically: a temporary file flushed, then renamed) when the
+   * storage nodes known (heard, or remembered and not heard again yet) changed since it was
+   * last written.
    */
-  private async saveStorageNodes (now: number): Promise<void> {
-    const next = this.saving.then(async () => { await this.writeStorageNodes(now) })
-    this.saving = next.catch(() => {})
-    await next
+  private async saveStorageNodes (): Promise<void> {
+    try {
+      await this.storageNodesFile?.save()
+    } catch (err) {
+      this.savedRecords = ''
+      throw err
+    }
   }
 
-  private async writeStorageNodes (now: number): Promise<void> {
-    if (this.c.dir == null) return
+  /** STORAGE_NODES_FILE's contents now, or undefined when they are what it holds. */
+  private storageNodesContents (): Uint8Array | undefined {
+    const now = Date.now()
     const records = new Map<string, NodeRecord>()
     const heard = new Set<string>()
     for (const r of this.c.nodeRecords()) {
@@ -440,12 +446,9 @@ export class DurableService {
       else if (records.size < MAX_REMEMBERED) records.set(peer, r)
     }
     const key = [...records.values()].map(r => `${r.peer}:${r.seq}`).sort().join(',')
-    if (key === this.savedRecords) return
-    const path = join(this.c.dir, STORAGE_NODES_FILE)
-    const tmp = `${path}.${process.pid}.tmp`
-    await writeFile(tmp, dagCbor.encode([...records.values()].map(encodeNodeRecord)), { mode: 0o600 })
-    await rename(tmp, path)
+    if (key === this.savedRecords) return undefined
     this.savedRecords = key
+    return dagCbor.encode([...records.values()].map(encodeNodeRecord))
   }
 
   // ---- storing --------------------------------------------------------------------------
@@ -1090,7 +1093,7 @@ export class DurableService {
       if (this.pendingReceipts.size > 0) this.retryReceipts(Date.now())
       void this.saveReceipts()
       for (const agent of this.deliveries.keys()) this.kick(agent)
-      await this.saveStorageNodes(Date.now()).catch((err: Error) => { this.c.logger.warn({ err: err.message }, 'storage nodes not written to the data dir') })
+      await this.saveStorageNodes().catch((err: Error) => { this.c.logger.warn({ err: err.message }, 'storage nodes not written to the data dir') })
       await this.handOverAll()
     } catch (err) {
       if (!this.stopped) this.c.logger.warn({ err: (err as Error).message }, 'durable maintenance failed')
