@@ -13,7 +13,7 @@ import { createNode } from '../../src/node/mesh-node.ts'
 import { lockDataDir, openDataDir, staleLockReason } from '../../src/node/datadir.ts'
 import type { CreateNodeOptions, Logger } from '../../src/node/types.ts'
 
-const NODE = { listen: ['/ip4/127.0.0.1/tcp/0'], api: false } as const
+const NODE: Omit<CreateNodeOptions, 'dir'> = { listen: ['/ip4/127.0.0.1/tcp/0'], api: false }
 
 /** A child process that runs until killed; `gone` resolves once it has exited. */
 function sleeper (): { pid: number, kill: () => Promise<void> } {
