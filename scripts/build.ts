@@ -23,8 +23,15 @@
  * fails the build, so nothing breaks silently (see rewriteImportMeta).
  *
  * The stamp's time is the build's start, so a source edited during the build counts as newer.
+ *
+ * A rebuild keeps the chunks of the previous KEEP_BUILDS - 1 builds (listed in dist/.builds.json):
+ * a node started from an earlier build loads some of its code only when first used (the API,
+ * the SQL stores…), from chunks named by their content hash; had the rebuild removed them, that
+ * node would fail with `Cannot find module dist/chunk-….js`. Entry points (cli-main.js, the
+ * worker scripts) keep their names and are replaced: a worker a running node starts after a
+ * rebuild runs the new build's code.
  */
-import { existsSync, renameSync, rmSync, utimesSync, writeFileSync } from 'node:fs'
+import { copyFileSync, existsSync, linkSync, readFileSync, readdirSync, renameSync, rmSync, utimesSync, writeFileSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import { basename, dirname, relative, resolve } from 'node:path'
@@ -37,6 +44,12 @@ const dist = `${root}dist`
 /** Built here, then swapped in: a running node that loads a chunk lazily never meets a half-written dist/. */
 const staging = `${root}.dist-build-${process.pid}`
 const optional = process.argv.includes('--if-possible')
+/** Builds whose chunks dist/ holds: this one and the ones before it that a running node may still load from. */
+export const KEEP_BUILDS = 3
+/** dist/'s list of the builds whose chunks it holds, newest first. */
+const BUILDS_FILE = '.builds.json'
+interface BuildRecord { stamp: string, chunks: string[] }
+
 /** The entry points everyone runs: src-relative paths without extension. */
 const ENTRIES = ['cli/main', 'index']
 
@@ -191,6 +204,47 @@ async function bundle (esbuild: typeof Esbuild, entries: Map<string, string>, fo
   })
 }
 
+const isChunk = (f: string): boolean => f.startsWith('chunk-')
+
+/**
+ * The builds a new dist/ keeps the chunks of (newest first, `current` first), given the
+ * previous dist/'s list: at most KEEP_BUILDS. A dist/ from before the list existed counts as
+ * one build of all its chunks.
+ */
+export function keptBuilds (current: BuildRecord, previous: BuildRecord[]): BuildRecord[] {
+  return [current, ...previous].slice(0, KEEP_BUILDS)
+}
+
+/** The previous dist/'s builds (empty without a dist/). */
+function previousBuilds (): BuildRecord[] {
+  if (!existsSync(dist)) return []
+  try {
+    const list = JSON.parse(readFileSync(`${dist}/${BUILDS_FILE}`, 'utf8')) as { builds?: BuildRecord[] }
+    if (Array.isArray(list.builds)) return list.builds.filter(b => typeof b.stamp === 'string' && Array.isArray(b.chunks))
+  } catch { /* no list (a dist/ built before it was kept) or a damaged one: all its chunks are one build */ }
+  let stamp = ''
+  try { stamp = readFileSync(`${dist}/.build-stamp`, 'utf8').trim() } catch { /* none */ }
+  return [{ stamp, chunks: readdirSync(dist).filter(isChunk) }]
+}
+
+/**
+ * Carries the chunks of the kept earlier builds from dist/ into the staged build (hard links:
+ * no copy, and the same file a running process may have open) and writes the list.
+ */
+function carryChunks (stamp: string): void {
+  const own = readdirSync(staging).filter(isChunk)
+  const builds = keptBuilds({ stamp, chunks: own }, previousBuilds())
+  const present = new Set(own)
+  for (const b of builds.slice(1)) {
+    for (const f of b.chunks) {
+      if (present.has(f) || !isChunk(f) || f.includes('/') || !existsSync(`${dist}/${f}`)) continue
+      try { linkSync(`${dist}/${f}`, `${staging}/${f}`) } catch { copyFileSync(`${dist}/${f}`, `${staging}/${f}`) }
+      present.add(f)
+    }
+  }
+  writeFileSync(`${staging}/${BUILDS_FILE}`, JSON.stringify({ builds }, null, 1) + '\n')
+}
+
 async function main (): Promise<void> {
   let esbuild: typeof Esbuild
   try {
@@ -224,6 +278,7 @@ async function main (): Promise<void> {
   const stamp = `${staging}/.build-stamp`
   writeFileSync(stamp, `${started.toISOString()}\n`)
   utimesSync(stamp, started, started)
+  carryChunks(started.toISOString())
   const old = `${staging}-old`
   if (existsSync(dist)) renameSync(dist, old)
   renameSync(staging, dist)

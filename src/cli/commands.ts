@@ -131,6 +131,8 @@ const nodeStart: Command = {
     } catch (err) {
       const e = err as Error & { code?: string }
       if (e.code === 'InvalidArgumentError') throw err // bad config or flags: exit 2
+      // Another node took the dir's lock (node.lock) since the check above: its message names the pid.
+      if (e.code === 'ConflictError') throw new CliError(e.message, { code: e.code })
       if (e.code === 'StoreCorruptError') {
         throw new CliError(`cannot start the node in ${dir}: its store is corrupt (StoreCorruptError: ${e.message}); the node will not serve from it. Move the store aside or restore it from a backup.`, { code: e.code })
       }

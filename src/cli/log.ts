@@ -111,6 +111,16 @@ function asRecord (r: Record<string, unknown>): LogRecord {
   return (r._record ?? r) as LogRecord
 }
 
+/**
+ * The stderr line for a query that printed nothing: an empty stdout alone does not tell a
+ * filter that matched nothing from a command that did not run (stdout stays empty for --json).
+ */
+export function noRecordsLine (filter: Record<string, unknown>, opts: { replay?: boolean, cursor?: string } = {}): string {
+  const terms = Object.entries(filter).map(([k, v]) => `${k}=${Array.isArray(v) ? v.join(',') : String(v)}`)
+  const what = opts.replay === true ? `no records of conversation ${String(filter.conversation)}` : 'no records match'
+  return `fedmesh log: ${what}${terms.length > 0 && opts.replay !== true ? ` (${terms.join(' ')})` : ''}${opts.cursor != null ? ' after the cursor' : ''}\n`
+}
+
 function clean (r: Record<string, unknown>): Record<string, unknown> {
   const { _record: _r, ...rest } = r
   return rest
@@ -157,6 +167,7 @@ export const logCommand: Command = {
     try {
       if (replay) {
         const messages = await source.replay(filter.conversation as string, limit)
+        if (messages.length === 0) process.stderr.write(noRecordsLine(filter, { replay: true }))
         for (const m of messages) {
           if (v.json === true) { out(clean(m)); continue }
           const r = asRecord(m)
@@ -169,6 +180,7 @@ export const logCommand: Command = {
       let cursor = stringFlag(v.cursor)
       for (let page = 0; page < MAX_PAGES; page++) {
         const res = await source.page(filter as LogFilter, { limit, cursor, order: v.desc === true ? 'desc' : 'asc', includeBytes: v.payloads === true })
+        if (page === 0 && res.records.length === 0) process.stderr.write(noRecordsLine(filter, { cursor }))
         for (const r of res.records) {
           if (v.json === true) out(clean(r))
           else process.stdout.write(text(asRecord(r)) + '\n')

@@ -4,21 +4,23 @@
  *   config.json   NodeConfig (defaults filled in at load)
  *   api.token     bearer token for the local API, mode 0600
  *   agents/NAME.key  agent Ed25519 seeds (JSON), mode 0600
+ *   node.lock     held while a node runs on the dir: its pid (lockDataDir)
  *   node.json     written while running: pid, peerId, addresses, api URL
  *   store.db      the SQLite store (inboxes, processed marks, message log), unless config.store.url names PostgreSQL
  */
-import { mkdir, readFile, writeFile, rename, chmod, stat, readdir, rm } from 'node:fs/promises'
+import { mkdir, readFile, writeFile, rename, chmod, stat, readdir, rm, link, unlink } from 'node:fs/promises'
 import { randomBytes } from 'node:crypto'
+import { uptime } from 'node:os'
 import { join } from 'node:path'
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import type { PrivateKey } from '@libp2p/interface'
 import { agentKeyFromSeed, generateAgentKey, type AgentKey } from '../core/keys.ts'
-import { InvalidArgumentError } from '../core/errors.ts'
+import { ConflictError, InvalidArgumentError } from '../core/errors.ts'
 import { isNetworkId } from '../core/ids.ts'
 import { NODE_ROLES, type NodeRole } from '../net/records.ts'
 import { LIMITS } from '../core/envelope.ts'
-import type { NodeConfig } from './types.ts'
+import type { Logger, NodeConfig } from './types.ts'
 import { validateStoreConfig } from './storage.ts'
 
 export const DEFAULT_CONFIG: NodeConfig = {
@@ -49,9 +51,33 @@ async function exists (path: string): Promise<boolean> {
   try { await stat(path); return true } catch { return false }
 }
 
-/** Fills defaults and checks every field; throws InvalidArgumentError naming the problem. */
-export function validateConfig (partial: Partial<NodeConfig>): NodeConfig {
-  const c: NodeConfig = { ...DEFAULT_CONFIG, ...Object.fromEntries(Object.entries(partial).filter(([, v]) => v !== undefined)) }
+/** The settings of config.json (NodeConfig's keys). */
+export const CONFIG_KEYS: readonly string[] = [...Object.keys(DEFAULT_CONFIG), 'capacity']
+const CAPACITY_KEYS = ['cpus', 'memoryMB', 'storageMB']
+
+/**
+ * Throws InvalidArgumentError for a key of `v` not in `known`, naming it and the known ones:
+ * a misspelt setting ("bootstrapp") would otherwise be ignored without a word.
+ */
+function checkKeys (v: object, known: readonly string[], where: string): void {
+  for (const k of Object.keys(v)) {
+    if (!known.includes(k)) throw new InvalidArgumentError(`unknown setting ${JSON.stringify(k)} in ${where}; known settings: ${known.join(', ')}`)
+  }
+}
+
+function isPlainObject (v: unknown): v is Record<string, unknown> {
+  return v != null && typeof v === 'object' && !Array.isArray(v)
+}
+
+/**
+ * Fills defaults and checks every field; throws InvalidArgumentError naming the problem.
+ * `where` names the source of `partial` in messages (default: the node config).
+ */
+export function validateConfig (partial: Partial<NodeConfig>, where: string = 'the node config'): NodeConfig {
+  if (!isPlainObject(partial)) throw new InvalidArgumentError(`${where} must be an object`)
+  const given = Object.fromEntries(Object.entries(partial).filter(([, v]) => v !== undefined))
+  checkKeys(given, CONFIG_KEYS, where)
+  const c: NodeConfig = { ...DEFAULT_CONFIG, ...given }
   if (!isNetworkId(c.network)) throw new InvalidArgumentError(`network must match [a-z0-9][a-z0-9._-]{0,62}, got ${JSON.stringify(c.network)}`)
   for (const k of ['listen', 'announce', 'bootstrap'] as const) {
     if (!Array.isArray(c[k]) || !c[k].every(a => typeof a === 'string' && a.startsWith('/'))) throw new InvalidArgumentError(`${k} must be a list of multiaddrs`)
@@ -64,6 +90,13 @@ export function validateConfig (partial: Partial<NodeConfig>): NodeConfig {
   if (!Number.isInteger(c.clockSkewMs) || c.clockSkewMs < 0 || c.clockSkewMs > 600_000) throw new InvalidArgumentError('clockSkewMs must be 0–600000')
   if (!Number.isInteger(c.maxMessageBytes) || c.maxMessageBytes < 1024 || c.maxMessageBytes > LIMITS.maxEnvelopeBytes) {
     throw new InvalidArgumentError(`maxMessageBytes must be 1024–${LIMITS.maxEnvelopeBytes}`)
+  }
+  if (c.capacity !== undefined) {
+    if (!isPlainObject(c.capacity)) throw new InvalidArgumentError('capacity must be an object')
+    checkKeys(c.capacity, CAPACITY_KEYS, `capacity of ${where}`)
+    for (const [k, n] of Object.entries(c.capacity)) {
+      if (!Number.isSafeInteger(n) || (n as number) < 0) throw new InvalidArgumentError(`capacity.${k} must be a non-negative integer`)
+    }
   }
   c.store = validateStoreConfig(c.store)
   return c
@@ -82,6 +115,20 @@ export interface DataDir {
  * `overrides` replace the stored config for this run; with `save` they are persisted.
  */
 export async function openDataDir (dir: string, overrides: Partial<NodeConfig> = {}, opts: { save?: boolean } = {}): Promise<DataDir> {
+  // The config is checked before anything is written: a refused one leaves the dir as it was.
+  const configPath = join(dir, 'config.json')
+  let stored: Partial<NodeConfig> = {}
+  if (await exists(configPath)) {
+    try {
+      stored = JSON.parse(await readFile(configPath, 'utf8'))
+    } catch (err) {
+      throw new InvalidArgumentError(`${configPath} is not valid JSON: ${(err as Error).message}`)
+    }
+    validateConfig(stored, configPath)
+  }
+  // The store section merges key by key: `--store URL` must not drop the stored quotas.
+  const store = overrides.store != null ? { ...stored.store, ...overrides.store } : stored.store
+  const config = validateConfig({ ...stored, ...overrides, ...(store != null ? { store } : {}) }, 'the node options')
   await mkdir(join(dir, 'agents'), { recursive: true, mode: 0o700 })
   const keyPath = join(dir, 'node.key')
   let privateKey: PrivateKey
@@ -99,18 +146,6 @@ export async function openDataDir (dir: string, overrides: Partial<NodeConfig> =
     apiToken = randomBytes(24).toString('base64url')
     await writeSecret(tokenPath, apiToken + '\n')
   }
-  const configPath = join(dir, 'config.json')
-  let stored: Partial<NodeConfig> = {}
-  if (await exists(configPath)) {
-    try {
-      stored = JSON.parse(await readFile(configPath, 'utf8'))
-    } catch (err) {
-      throw new InvalidArgumentError(`${configPath} is not valid JSON: ${(err as Error).message}`)
-    }
-  }
-  // The store section merges key by key: `--store URL` must not drop the stored quotas.
-  const store = overrides.store != null ? { ...stored.store, ...overrides.store } : stored.store
-  const config = validateConfig({ ...stored, ...overrides, ...(store != null ? { store } : {}) })
   if (opts.save === true || !(await exists(configPath))) await writeSecret(configPath, JSON.stringify(config, null, 2) + '\n', 0o644)
   return { dir, privateKey, peerId: peerIdFromPrivateKey(privateKey).toString(), config, apiToken }
 }
@@ -171,4 +206,117 @@ export function parseRoles (s: string): NodeRole[] {
   const roles = s.split(',').map(r => r.trim()).filter(r => r.length > 0)
   for (const r of roles) if (!(NODE_ROLES as readonly string[]).includes(r)) throw new InvalidArgumentError(`unknown role ${JSON.stringify(r)}; roles are ${NODE_ROLES.join(', ')}`)
   return roles as NodeRole[]
+}
+
+/** Held while a node runs on a data dir (its node.lock); `release` removes it. */
+export interface DataDirLock { path: string, release: () => Promise<void> }
+
+interface LockInfo { pid: number, startedAt: number }
+
+/** How often a start retries when the lock changes under it (another start taking it at the same moment). */
+const LOCK_ATTEMPTS = 5
+
+/** The lock file's text and what it says; undefined when there is no lock file. */
+async function readLock (path: string): Promise<{ text: string, info?: LockInfo } | undefined> {
+  let text: string
+  try {
+    text = await readFile(path, 'utf8')
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+    throw err
+  }
+  try {
+    const v = JSON.parse(text) as Partial<LockInfo>
+    return Number.isSafeInteger(v.pid) && (v.pid as number) > 0 && typeof v.startedAt === 'number' ? { text, info: v as LockInfo } : { text }
+  } catch {
+    return { text }
+  }
+}
+
+/**
+ * Why the lock described by `info` is stale — its holder cannot be running — or undefined
+ * while it may be. A pid is only meaningful within one boot: a lock written before the system
+ * last booted is stale whatever process has that pid now. `bootedAt` is ms since the epoch
+ * (os.uptime() has about a second's resolution, hence the margin).
+ */
+export function staleLockReason (info: LockInfo | undefined, bootedAt: number = Date.now() - uptime() * 1000): string | undefined {
+  if (info == null) return 'the lock file is unreadable'
+  if (info.startedAt < bootedAt - 2000) return `it was written before the system booted (pid ${info.pid})`
+  if (info.pid === process.pid) return undefined
+  try {
+    process.kill(info.pid, 0)
+    return undefined
+  } catch (err) {
+    // EPERM: the process exists but belongs to another user.
+    return (err as NodeJS.ErrnoException).code === 'ESRCH' ? `process ${info.pid} is not running` : undefined
+  }
+}
+
+/**
+ * Removes the stale lock whose text is `stale`. Moved aside first (a rename is atomic): if what
+ * was moved is not the stale lock, another start has just taken the lock, and it goes back.
+ * Returns whether the stale lock was removed by this call.
+ */
+async function removeStaleLock (path: string, stale: string): Promise<boolean> {
+  const aside = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.stale`
+  try {
+    await rename(path, aside)
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false
+    throw err
+  }
+  try {
+    if (await readFile(aside, 'utf8') === stale) return true
+    // A lock taken since it was read: put it back unless yet another start holds one now.
+    await link(aside, path).catch((err: NodeJS.ErrnoException) => { if (err.code !== 'EEXIST') throw err })
+    return false
+  } finally {
+    await unlink(aside).catch(() => {})
+  }
+}
+
+/**
+ * Takes the data dir's lock (node.lock, holding this process's pid), so that two nodes never
+ * run on one dir: they would share its identity and store, and the first to stop would remove
+ * the other's node.json. The lock file appears complete or not at all (written beside it, then
+ * hard-linked into place, which fails if it exists — O_EXCL for a file with content). A lock
+ * whose holder is gone (killed, or from before the last boot) is taken over with a warning; a
+ * live one is a ConflictError naming its pid. The lock is not a lease: nothing renews it, and a
+ * process holds it until `release` (or its death, which the next start detects).
+ */
+export async function lockDataDir (dir: string, logger?: Logger): Promise<DataDirLock> {
+  await mkdir(dir, { recursive: true, mode: 0o700 })
+  const path = join(dir, 'node.lock')
+  const mine = JSON.stringify({ pid: process.pid, startedAt: Date.now() } satisfies LockInfo) + '\n'
+  const tmp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`
+  await writeFile(tmp, mine, { mode: 0o644 })
+  try {
+    for (let attempt = 0; ; attempt++) {
+      if (attempt > LOCK_ATTEMPTS) throw new ConflictError(`cannot take the lock ${path}: other starts keep changing it`, { details: { dir } })
+      try {
+        await link(tmp, path)
+        break
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
+      }
+      const held = await readLock(path)
+      if (held == null) continue // released in the meantime
+      const stale = staleLockReason(held.info)
+      if (stale == null) {
+        throw new ConflictError(`a node is already running on ${dir} (pid ${held.info?.pid ?? '?'}, lock ${path}); stop it first, or give this one another data dir`, { details: { dir, pid: held.info?.pid } })
+      }
+      if (await removeStaleLock(path, held.text)) logger?.warn({ lock: path, pid: held.info?.pid, reason: stale }, `taking over the stale lock of the data dir: ${stale}`)
+    }
+  } finally {
+    await rm(tmp, { force: true })
+  }
+  let released: Promise<void> | undefined
+  return {
+    path,
+    release: async () => {
+      // Only the lock this call wrote.
+      released ??= readLock(path).then(async (held) => { if (held?.text === mine) await rm(path, { force: true }) })
+      await released
+    }
+  }
 }

@@ -17,7 +17,7 @@ import { Router, AGENT_RECORD_TTL_MS } from '../routing/router.ts'
 import type { AgentTransport } from '../routing/types.ts'
 import { createAgent, type AgentImpl } from '../sdk/agent.ts'
 import { createValidation } from '../semantic/index.ts'
-import { listAgentIds, loadAgentKey, openDataDir, removeRuntimeInfo, writeRuntimeInfo, type DataDir } from './datadir.ts'
+import { listAgentIds, loadAgentKey, lockDataDir, openDataDir, validateConfig, removeRuntimeInfo, writeRuntimeInfo, type DataDir, type DataDirLock } from './datadir.ts'
 import { INGRESS_FETCH_MS, NodeSemantics } from './semantic.ts'
 import type { ApiSemantics } from '../api/semantic-routes.ts'
 import type { AgentSemantics } from '../sdk/conversations.ts'
@@ -59,14 +59,16 @@ export class MeshNodeImpl implements MeshNode {
   readonly recorder: LogRecorder
   readonly durable: DurableService
   private readonly data: DataDir
+  private readonly lock?: DataDirLock
   private readonly keyIds: Set<string>
   private readonly local = new Map<string, Promise<AgentImpl>>()
   private readonly startedAt = Date.now()
   private api?: ApiHandle
   private stopping?: Promise<void>
 
-  constructor (data: DataDir, net: Net, logger: Logger, store: MessageStore, keyIds: Set<string>) {
+  constructor (data: DataDir, net: Net, logger: Logger, store: MessageStore, keyIds: Set<string>, lock?: DataDirLock) {
     this.data = data
+    this.lock = lock
     this.store = store
     this.keyIds = keyIds
     this.dir = data.dir
@@ -349,6 +351,8 @@ export class MeshNodeImpl implements MeshNode {
       await this.recorder.stop()
       await this.store.close().catch((err: Error) => { this.logger.warn({ err: err.message }, 'store close failed') })
       await removeRuntimeInfo(this.dir)
+      // Last: the next node on this dir may start once this one has let go of the store.
+      await this.lock?.release()
     })()
     await this.stopping
   }
@@ -384,29 +388,38 @@ export async function createNode (options: CreateNodeOptions): Promise<MeshNodeI
   if (options == null || typeof options.dir !== 'string' || options.dir.length === 0) throw new InvalidArgumentError('createNode needs a data dir: { dir }')
   const { dir, logger: givenLogger, ...overrides } = options
   const logger: Logger = givenLogger ?? pino({ level: 'silent' })
-  const data = await openDataDir(dir, overrides)
-  // The store first: a damaged one stops the node here, before it joins the network.
-  const store = await openNodeStore(dir, data.config.store)
-  const keyIds = new Set(await listAgentIds(dir))
-  const relayServer = data.config.relay && data.config.roles.some(r => r === 'full' || r === 'gateway')
+  // Bad options are refused before the dir is touched.
+  validateConfig(overrides, 'the createNode options')
+  // Before anything in the dir is read or written: two starts at once on a new dir would
+  // otherwise each create an identity.
+  const lock = await lockDataDir(dir, logger)
+  let store: MessageStore | undefined
   let net
+  let keyIds
+  let data
   try {
+    data = await openDataDir(dir, overrides)
+    // The store first: a damaged one stops the node here, before it joins the network.
+    store = await openNodeStore(dir, data.config.store)
+    keyIds = new Set(await listAgentIds(dir))
+    const relayServer = data.config.relay && data.config.roles.some(r => r === 'full' || r === 'gateway')
     net = await createNet({
-    privateKey: data.privateKey,
-    network: data.config.network as NetworkId,
-    listen: data.config.listen,
-    announce: data.config.announce,
-    bootstrap: data.config.bootstrap,
-    mdns: data.config.mdns,
-    relayServer,
-    dhtValidators,
-    dhtSelectors
+      privateKey: data.privateKey,
+      network: data.config.network as NetworkId,
+      listen: data.config.listen,
+      announce: data.config.announce,
+      bootstrap: data.config.bootstrap,
+      mdns: data.config.mdns,
+      relayServer,
+      dhtValidators,
+      dhtSelectors
     })
   } catch (err) {
-    await store.close().catch(() => {})
+    await store?.close().catch(() => {})
+    await lock.release()
     throw err
   }
-  const node = new MeshNodeImpl(data, net, logger, store, keyIds)
+  const node = new MeshNodeImpl(data, net, logger, store, keyIds, lock)
   try {
     await node.start()
   } catch (err) {

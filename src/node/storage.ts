@@ -56,7 +56,7 @@ export function validateStoreConfig (v: unknown): NodeStoreConfig {
   if (v === undefined) return {}
   if (v == null || typeof v !== 'object' || Array.isArray(v)) throw new InvalidArgumentError('store must be an object')
   const c = v as Record<string, unknown>
-  for (const k of Object.keys(c)) if (!KEYS.has(k)) throw new InvalidArgumentError(`unknown store setting ${JSON.stringify(k)}`)
+  for (const k of Object.keys(c)) if (!KEYS.has(k)) throw new InvalidArgumentError(`unknown store setting ${JSON.stringify(k)}; known store settings: ${[...KEYS].join(', ')}`)
   if (c.url !== undefined && (typeof c.url !== 'string' || !/^postgres(ql)?:\/\//.test(c.url))) throw new InvalidArgumentError('store.url must be a postgres:// connection string')
   if (c.schema !== undefined && (typeof c.schema !== 'string' || !/^[a-z_][a-z0-9_]{0,62}$/.test(c.schema))) throw new InvalidArgumentError('store.schema must match [a-z_][a-z0-9_]{0,62}')
   if (c.synchronous !== undefined && c.synchronous !== 'full' && c.synchronous !== 'normal') throw new InvalidArgumentError('store.synchronous must be full or normal')
@@ -69,7 +69,7 @@ export function validateStoreConfig (v: unknown): NodeStoreConfig {
   if (c.quota !== undefined) {
     if (c.quota == null || typeof c.quota !== 'object' || Array.isArray(c.quota)) throw new InvalidArgumentError('store.quota must be an object')
     for (const [k, q] of Object.entries(c.quota)) {
-      if (!QUOTA_KEYS.has(k)) throw new InvalidArgumentError(`unknown quota ${JSON.stringify(k)}`)
+      if (!QUOTA_KEYS.has(k)) throw new InvalidArgumentError(`unknown quota ${JSON.stringify(k)}; known quotas: ${[...QUOTA_KEYS].join(', ')}`)
       nonNegInt(q, `quota.${k}`)
     }
   }
