@@ -44,6 +44,8 @@ const GET_FANOUT = 6
 const PUT_FANOUT = 3
 const PEER_TIMEOUT_MS = 3_000
 const DHT_TIMEOUT_MS = 5_000
+/** Documents kept for announcement until a peer subscribes to the control topic (NodeSemantics.unheard). */
+const UNHEARD_MAX = 64
 
 export function registryProtocol (network: string): string { return `/fedmesh/${network}/registry/1.0.0` }
 
@@ -137,6 +139,20 @@ export class NodeSemantics {
   private readonly announceHandlers = new Set<(bytes: Uint8Array) => IngestResult | undefined>()
   private loading = true
   private readonly writes = new Set<Promise<void>>()
+  /**
+   * Documents announced while no peer listened on the control topic (a node just started, its
+   * peers' subscriptions not known yet): announced again once a peer subscribes. The newest
+   * UNHEARD_MAX are kept; a node that joins later fetches documents on demand.
+   */
+  private unheard: Uint8Array[] = []
+  private unheardTimer?: NodeJS.Timeout
+  private readonly onSubscription = (e: CustomEvent<{ subscriptions: Array<{ topic: string, subscribe: boolean }> }>): void => {
+    if (this.unheard.length === 0 || this.unheardTimer != null) return
+    if (!e.detail.subscriptions.some(sub => sub.topic === controlTopic(this.c.network) && sub.subscribe)) return
+    // After the subscriber's other subscriptions settle, as the router's own announcements do.
+    this.unheardTimer = setTimeout(() => { this.unheardTimer = undefined; void this.announceUnheard() }, 100)
+    this.unheardTimer.unref()
+  }
 
   constructor (init: NodeSemanticsInit) {
     this.c = init
@@ -178,9 +194,13 @@ export class NodeSemantics {
     this.loading = false
     if (loaded > 0) this.c.logger.info({ documents: loaded }, 'registry cache loaded')
     await this.c.net.handle(registryProtocol(this.c.network), (stream) => { void this.serve(stream) }, { maxInboundStreams: 32 })
+    this.c.net.services.pubsub.addEventListener('subscription-change', this.onSubscription)
   }
 
   async stop (): Promise<void> {
+    this.c.net.services.pubsub.removeEventListener('subscription-change', this.onSubscription)
+    clearTimeout(this.unheardTimer)
+    this.unheard = []
     this.registry.close()
     await Promise.allSettled([...this.writes])
   }
@@ -268,9 +288,22 @@ export class NodeSemantics {
   private async announce (bytes: Uint8Array, options: { signal?: AbortSignal } = {}): Promise<void> {
     if (options.signal?.aborted === true) throw abortReason(options.signal, 'registry announce')
     const pubsub = this.c.net.services.pubsub
-    // Reported (not thrown at the publisher): the document stands here, and late joiners fetch it on demand.
-    if (pubsub.getSubscribers(controlTopic(this.c.network)).length === 0) throw new Error('no peer to announce to yet')
+    // Reported (not thrown at the publisher): the document stands here, goes out when a peer
+    // subscribes, and later joiners fetch it on demand.
+    if (pubsub.getSubscribers(controlTopic(this.c.network)).length === 0) {
+      if (!this.unheard.some(b => bytesEqual(b, bytes))) this.unheard.push(bytes)
+      if (this.unheard.length > UNHEARD_MAX) this.unheard.shift()
+      throw new Error('no peer to announce to yet')
+    }
     await pubsub.publish(controlTopic(this.c.network), dagCbor.encode({ k: 'doc', r: bytes }))
+  }
+
+  private async announceUnheard (): Promise<void> {
+    const docs = this.unheard
+    this.unheard = []
+    for (const bytes of docs) {
+      await this.announce(bytes).catch((err: Error) => { this.c.logger.debug({ err: err.message }, 'registry document still unannounced') })
+    }
   }
 
   private async put (key: string, bytes: Uint8Array, options: { signal?: AbortSignal } = {}): Promise<void> {
