@@ -233,16 +233,21 @@ async function readLock (path: string): Promise<{ text: string, info?: LockInfo 
   }
 }
 
+/** The lock files' texts this process holds (lockDataDir until release). */
+const locksHeld = new Set<string>()
+
 /**
  * Why the lock described by `info` is stale — its holder cannot be running — or undefined
  * while it may be. A pid is only meaningful within one boot: a lock written before the system
  * last booted is stale whatever process has that pid now. `bootedAt` is ms since the epoch
- * (os.uptime() has about a second's resolution, hence the margin).
+ * (os.uptime() has about a second's resolution, hence the margin). A lock naming this process
+ * is live only if this process took it (`heldHere`): otherwise the pid was reused since it was
+ * written, as when a container restarts and its node is pid 1 again.
  */
-export function staleLockReason (info: LockInfo | undefined, bootedAt: number = Date.now() - uptime() * 1000): string | undefined {
+export function staleLockReason (info: LockInfo | undefined, bootedAt: number = Date.now() - uptime() * 1000, heldHere: boolean = false): string | undefined {
   if (info == null) return 'the lock file is unreadable'
   if (info.startedAt < bootedAt - 2000) return `it was written before the system booted (pid ${info.pid})`
-  if (info.pid === process.pid) return undefined
+  if (info.pid === process.pid) return heldHere ? undefined : `it names this process (pid ${info.pid}), which did not take it: the pid was reused since`
   try {
     process.kill(info.pid, 0)
     return undefined
@@ -301,7 +306,7 @@ export async function lockDataDir (dir: string, logger?: Logger): Promise<DataDi
       }
       const held = await readLock(path)
       if (held == null) continue // released in the meantime
-      const stale = staleLockReason(held.info)
+      const stale = staleLockReason(held.info, undefined, locksHeld.has(held.text))
       if (stale == null) {
         throw new ConflictError(`a node is already running on ${dir} (pid ${held.info?.pid ?? '?'}, lock ${path}); stop it first, or give this one another data dir`, { details: { dir, pid: held.info?.pid } })
       }
@@ -310,12 +315,16 @@ export async function lockDataDir (dir: string, logger?: Logger): Promise<DataDi
   } finally {
     await rm(tmp, { force: true })
   }
+  locksHeld.add(mine)
   let released: Promise<void> | undefined
   return {
     path,
     release: async () => {
       // Only the lock this call wrote.
-      released ??= readLock(path).then(async (held) => { if (held?.text === mine) await rm(path, { force: true }) })
+      released ??= readLock(path).then(async (held) => {
+        locksHeld.delete(mine)
+        if (held?.text === mine) await rm(path, { force: true })
+      })
       await released
     }
   }

@@ -80,11 +80,20 @@ describe('data dir', { timeout: 60_000 }, () => {
     }
   })
 
-  it('stale locks: one from before the last boot, an unreadable file; this process\'s own lock is live', () => {
+  it('stale locks: one from before the last boot, an unreadable file, one naming this process that it did not take; its own lock is live', () => {
     const bootedAt = Date.now() - 3_600_000
-    assert.equal(staleLockReason({ pid: process.pid, startedAt: Date.now() }, bootedAt), undefined)
+    assert.equal(staleLockReason({ pid: process.pid, startedAt: Date.now() }, bootedAt, true), undefined)
+    assert.match(staleLockReason({ pid: process.pid, startedAt: Date.now() }, bootedAt) ?? '', /did not take it/)
     assert.match(staleLockReason({ pid: process.pid, startedAt: bootedAt - 60_000 }, bootedAt) ?? '', /before the system booted/)
     assert.match(staleLockReason(undefined, bootedAt) ?? '', /unreadable/)
+  })
+
+  it('a lock naming this process\'s pid that it never took (a container restarted with the same pid) is taken over', async () => {
+    const dir = join(root, 'reused-pid')
+    mkdirSync(dir)
+    writeFileSync(join(dir, 'node.lock'), JSON.stringify({ pid: process.pid, startedAt: Date.now() - 1000 }) + '\n')
+    const lock = await lockDataDir(dir)
+    await lock.release()
   })
 
   it('a lock is released only by its holder, once', async () => {
