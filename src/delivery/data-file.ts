@@ -3,7 +3,7 @@
  * durable service's pending receipts): each write goes to a temporary file, flushed to disk,
  * then renamed over the old one, so a reader finds the old contents or the new, never a mix.
  */
-import { open, rename } from 'node:fs/promises'
+import { open, readFile, rename } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 
 export class DataFile {
@@ -18,6 +18,16 @@ export class DataFile {
   constructor (dir: string, name: string, contents: () => Uint8Array | undefined) {
     this.path = join(dir, name)
     this.contents = contents
+  }
+
+  /** The file's bytes, or undefined when there is none yet; other read errors are thrown. */
+  async read (): Promise<Uint8Array | undefined> {
+    try {
+      return await readFile(this.path)
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+      throw err
+    }
   }
 
   /** Writes the current contents; resolves once they are on disk (or nothing needed writing). */

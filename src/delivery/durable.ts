@@ -19,8 +19,6 @@
  * - `expire()` runs on a timer; senders learn of expiries through the message log
  *   (status `expired`, pushed to the sender's node with an `expired` request).
  */
-import { readFile } from 'node:fs/promises'
-import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import * as dagCbor from '@ipld/dag-cbor'
 import { peerIdFromString } from '@libp2p/peer-id'
@@ -394,12 +392,14 @@ export class DurableService {
 
   /** Reads STORAGE_NODES_FILE: each record's signature is checked again; expired, foreign or damaged ones are left out. */
   private async loadStorageNodes (): Promise<void> {
-    if (this.c.dir == null) return
+    if (this.storageNodesFile == null) return
     let list: unknown
     try {
-      list = dagCbor.decode(await readFile(join(this.c.dir, STORAGE_NODES_FILE)))
+      const bytes = await this.storageNodesFile.read()
+      if (bytes == null) return
+      list = dagCbor.decode(bytes)
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.c.logger.warn({ err: (err as Error).message }, 'remembered storage nodes unreadable; waiting for their records instead')
+      this.c.logger.warn({ err: (err as Error).message }, 'remembered storage nodes unreadable; waiting for their records instead')
       return
     }
     if (!Array.isArray(list)) return
@@ -969,13 +969,14 @@ export class DurableService {
    */
   private async loadReceipts (): Promise<void> {
     if (this.receiptsFile == null) return
-    let bytes: Uint8Array
+    let bytes: Uint8Array | undefined
     try {
-      bytes = await readFile(this.receiptsFile.path)
+      bytes = await this.receiptsFile.read()
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.c.logger.warn({ err: (err as Error).message }, 'pending receipts unreadable; starting without them')
+      this.c.logger.warn({ err: (err as Error).message }, 'pending receipts unreadable; starting without them')
       return
     }
+    if (bytes == null) return
     const now = Date.now()
     let list
     try {
