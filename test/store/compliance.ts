@@ -9,7 +9,7 @@ import { topicMatches } from '../../src/core/topics.ts'
 import type { AgentId, MessageId } from '../../src/core/ids.ts'
 import {
   QuotaExceededError, StoreClosedError, StoreVersionError,
-  type CommonStoreConfig, type InboxEntryInit, type LogRecordInit, type MessageStore, type QuotaKind
+  type CommonStoreConfig, type InboxEntry, type InboxEntryInit, type LogRecordInit, type MessageStore, type QuotaKind
 } from '../../src/store/index.ts'
 import { createStoreSettings } from '../../src/store/config.ts'
 import { INBOX_IDS_TIER0, SCHEMA_VERSION, schemaStatements } from '../../src/store/schema.ts'
@@ -317,6 +317,51 @@ export function storeCompliance (name: string, makeHarness: () => Promise<StoreH
           assert.equal((await store.enqueue(entry('b-late'))).status, 'stored')
           assert.equal((await store.stats(BOB)).inbox.count, 3)
         }, { quota: { senderCount: 4 } })
+      })
+
+      test('enqueueMany: a batch of 59 (SQLite inserts 16 rows per statement, then 8, 2, 1) keeps every column of every entry', async () => {
+        await withStore(async (store) => {
+          assert.equal((await store.enqueue(entry('r-held'))).status, 'stored')
+          const batch: InboxEntryInit[] = []
+          for (let i = 0; i < 59; i++) {
+            batch.push(entry(`r${i}`, {
+              size: 1 + (i * 37) % 300,
+              priority: i % 4,
+              expiresAt: Date.now() + HOUR + i,
+              ...(i % 3 === 0 ? { senderSeq: 1000 + i } : {}),
+              ...(i % 5 === 0 ? { replica: true, home: `peer-${i}` } : {}),
+              ...(i % 7 === 0 ? { sender: CAROL } : {})
+            }))
+          }
+          // Duplicates inside the batch and of a held entry: refused, the others still stored.
+          const outcomes = await store.enqueueMany([...batch.slice(0, 30), entry('r-held'), batch[4], ...batch.slice(30)])
+          const statuses = outcomes.map(o => o.ok ? o.status : (o.error as { code?: string }).code)
+          assert.deepEqual(statuses.filter(s => s !== 'stored'), ['duplicate', 'duplicate'])
+          assert.equal(statuses[30], 'duplicate')
+          assert.equal(statuses[31], 'duplicate')
+          const held: InboxEntry[] = []
+          let cursor: string | undefined
+          for (let i = 0; i < 20; i++) {
+            const page = await store.pending(BOB, { limit: 16, afterCursor: cursor })
+            held.push(...page.entries)
+            cursor = page.cursor
+            if (!page.more) break
+          }
+          assert.deepEqual(held.map(e => e.id), [M('r-held'), ...batch.map(e => e.id)])
+          for (const [i, e] of batch.entries()) {
+            const got = held[i + 1]
+            assert.deepEqual(got.bytes, e.bytes, `bytes of ${e.id}`)
+            assert.equal(got.size, e.bytes.length)
+            assert.equal(got.priority, e.priority)
+            assert.equal(got.expiresAt, e.expiresAt)
+            assert.equal(got.sender, e.sender)
+            assert.equal(got.senderSeq, e.senderSeq)
+            assert.equal(got.replica, e.replica === true)
+            assert.equal(got.home, e.home)
+          }
+          assert.equal((await store.stats(BOB)).inbox.count, 60)
+          assert.deepEqual((await store.ack(BOB, [M('r17'), M('r58')])).acked, [M('r17'), M('r58')])
+        })
       })
 
       test('enqueueMany: each entry stored or refused on its own, in order, quotas counted across the call', async () => {
