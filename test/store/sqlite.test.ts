@@ -10,6 +10,7 @@ import { join } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
 import { createStore, type CommonStoreConfig, type MessageStore, type SqliteStoreConfig } from '../../src/store/index.ts'
 import { storeCompliance, entry, A, type StoreHarness, type StoreLocation } from './compliance.ts'
+import { NEW_STORE_PAGE_SIZE } from '../../src/store/sqlite.ts'
 
 const root = await mkdtemp(join(tmpdir(), 'fedmesh-store-'))
 after(async () => { await rm(root, { recursive: true, force: true }) })
@@ -65,6 +66,33 @@ describe('sqlite specifics', () => {
       } finally {
         await loc.dispose()
       }
+    }
+  })
+
+  test('a new store has 8 KB pages; an existing file keeps its page size and is served', async () => {
+    const fresh = sqliteLocation()
+    const old = sqliteLocation()
+    try {
+      const store = fresh.create()
+      await store.open()
+      assert.equal((await fresh.raw('PRAGMA page_size'))[0].page_size, NEW_STORE_PAGE_SIZE)
+      assert.equal(NEW_STORE_PAGE_SIZE, 8192)
+      await store.close()
+      // A file made before (SQLite's default 4 096), with a table of its own already in it.
+      const db = new DatabaseSync(old.path)
+      db.exec('PRAGMA page_size = 4096')
+      db.exec('CREATE TABLE other (x INTEGER)')
+      db.close()
+      const kept = old.create()
+      await kept.open()
+      for (let i = 0; i < 40; i++) assert.equal((await kept.enqueue(entry(`p${i}`, { size: 900 }))).status, 'stored')
+      assert.equal((await kept.pending(A('Bob'), { limit: 100 })).entries.length, 40)
+      await kept.close()
+      assert.equal((await old.raw('PRAGMA page_size'))[0].page_size, 4096)
+      assert.equal((await old.raw('PRAGMA integrity_check'))[0].integrity_check, 'ok')
+    } finally {
+      await fresh.dispose()
+      await old.dispose()
     }
   })
 
