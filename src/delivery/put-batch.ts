@@ -55,9 +55,12 @@ export class PutBatcher<T = Uint8Array> {
     this.sizeOf = sizeOf
   }
 
-  /** Queues a put; resolves with its own answer (which may be a refusal: `ok: false`). */
-  async put (target: PutTarget, e: T, signal?: AbortSignal): Promise<DurableAnswer> {
-    if (signal?.aborted === true) throw abortReason(signal, 'durable put')
+  /**
+   * Queues a put; resolves with its own answer (which may be a refusal: `ok: false`). Not
+   * `async`: without a signal the promise returned is the one the batch's answer settles.
+   */
+  put (target: PutTarget, e: T, signal?: AbortSignal): Promise<DurableAnswer> {
+    if (signal?.aborted === true) return Promise.reject(abortReason(signal, 'durable put'))
     const key = `${target.peer}\n${target.home ?? ''}\n${target.ho === true ? 1 : 0}\n${target.timeoutMs ?? ''}`
     const size = this.sizeOf(e)
     let p = this.pending.get(key)
@@ -78,14 +81,10 @@ export class PutBatcher<T = Uint8Array> {
       this.pending.delete(key)
       this.send(p)
     } else this.scheduled ??= setImmediate(() => { this.flush() })
-    if (signal == null) return await promise
+    if (signal == null) return promise
     const onAbort = (): void => { reject(abortReason(signal, 'durable put')) }
     signal.addEventListener('abort', onAbort, { once: true })
-    try {
-      return await promise
-    } finally {
-      signal.removeEventListener('abort', onAbort)
-    }
+    return promise.finally(() => { signal.removeEventListener('abort', onAbort) })
   }
 
   /** Sends everything queued now. */
