@@ -191,6 +191,8 @@ export class DurableService {
   private readonly clients = new Map<string, Promise<DurableClient>>()
   /** Puts to the same node within one turn of the event loop go out as one `putb` / `puts` request. */
   private readonly puts = new PutBatcher<Envelope>(async (target, envs) => await this.sendPuts(target, envs), wireSize)
+  /** Put targets of agent records' home entries (`targetOf`). */
+  private readonly homeTargets = new WeakMap<object, PutTarget>()
   private readonly deliveries = new Map<AgentId, Delivery>()
   /** Replica copies recently handed to a home node: id → when (re-pushed after a while). */
   private readonly handedOver = new Map<string, number>()
@@ -283,24 +285,19 @@ export class DurableService {
   /**
    * Submits an envelope signed by a local agent: a durable send, or a receipt. Not `async`:
    * a durable send's promise is its put's own answer, mapped (one promise per layer less, see
-   * `place`); a check that fails rejects it.
+   * `send`); a check that fails rejects it.
    */
   submit (env: Envelope, options: AbortOptions = {}): Promise<SendResult> {
     if (isReceipt(env)) return this.onReceipt(env)
-    let placed: Promise<DurableOutcome>
     try {
-      placed = this.send(env, options)
+      return this.send(env, options)
     } catch (err) {
       return Promise.reject(err)
     }
-    return placed.then(outcome => ({ id: env.id, confirmed: [], durable: outcome }), (err: unknown) => {
-      this.c.recorder?.updateStatus(env.id, 'failed')
-      throw err
-    })
   }
 
-  /** Checks a durable send (throws its typed error, nothing sent) and places it; the outcome's failure is its `failed`. */
-  private send (env: Envelope, options: AbortOptions): Promise<DurableOutcome> {
+  /** Checks a durable send (throws its typed error, nothing sent) and places it; a failure to place it records it `failed`. */
+  private send (env: Envelope, options: AbortOptions): Promise<SendResult> {
     if (env.mode !== 'direct') throw new InvalidArgumentError('durable delivery is for direct messages (one recipient)')
     if (env.replyTo != null && env.corr == null) throw new InvalidArgumentError('a request cannot be durable: its reply is awaited now')
     // wireSize: a batch-signed envelope's wire bytes (with its proof) are not built to tell its size.
@@ -313,11 +310,31 @@ export class DurableService {
     // next home as `placeFrom` would have.
     const rec = this.deliveries.has(to) || this.c.hostsKey(to) ? undefined : this.c.knownAgent(to)
     const first = rec?.home[0]
-    if (rec === undefined || first === undefined || rec.home.some(h => h.id === this.c.peerId)) return this.place(env, to, options)
-    return this.puts.put({ peer: first.id, addrs: first.addrs }, env, options.signal).then(
-      a => a.ok ? this.outcomeOf(a, first.id) : this.placeFrom(env, to, rec, 1, errorFromResponse(a.code, a.msg, a.d), first.id, options),
-      (err: Error) => this.placeFrom(env, to, rec, 1, err, first.id, options)
+    if (rec === undefined || first === undefined || rec.home.some(h => h.id === this.c.peerId)) return this.placed(env, this.place(env, to, options))
+    return this.puts.put(this.targetOf(first), env, options.signal).then(
+      a => a.ok ? { id: env.id, confirmed: [], durable: this.outcomeOf(a, first.id) } : this.placed(env, this.placeFrom(env, to, rec, 1, errorFromResponse(a.code, a.msg, a.d), first.id, options)),
+      (err: Error) => this.placed(env, this.placeFrom(env, to, rec, 1, err, first.id, options))
     )
+  }
+
+  /** A home of an agent record as a put's target (one object per home entry, not per send). */
+  private targetOf (home: AgentRecord['home'][number]): PutTarget {
+    let t = this.homeTargets.get(home)
+    if (t === undefined) {
+      t = { peer: home.id, addrs: home.addrs }
+      this.homeTargets.set(home, t)
+    }
+    return t
+  }
+
+  /** The send's result once `placing` settles; its failure is recorded (`failed`) and thrown. */
+  private async placed (env: Envelope, placing: Promise<DurableOutcome>): Promise<SendResult> {
+    try {
+      return { id: env.id, confirmed: [], durable: await placing }
+    } catch (err) {
+      this.c.recorder?.updateStatus(env.id, 'failed')
+      throw err
+    }
   }
 
   private outcomeOf (a: DurableAnswer & { ok: true }, home: string): DurableOutcome {

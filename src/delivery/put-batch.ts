@@ -49,6 +49,9 @@ export class PutBatcher<T = Uint8Array> {
   private readonly sizeOf: (e: T) => number
   private readonly pending = new Map<string, Pending<T>>()
   private scheduled: NodeJS.Immediate | undefined
+  /** The last target put to (`keyOf`); a target is not changed once used. */
+  private lastTarget: PutTarget | undefined
+  private lastKey = ''
 
   constructor (sendPuts: SendPuts<T>, sizeOf: (e: T) => number = (e) => (e as Uint8Array).length) {
     this.sendPuts = sendPuts
@@ -61,7 +64,7 @@ export class PutBatcher<T = Uint8Array> {
    */
   put (target: PutTarget, e: T, signal?: AbortSignal): Promise<DurableAnswer> {
     if (signal?.aborted === true) return Promise.reject(abortReason(signal, 'durable put'))
-    const key = `${target.peer}\n${target.home ?? ''}\n${target.ho === true ? 1 : 0}\n${target.timeoutMs ?? ''}`
+    const key = this.keyOf(target)
     const size = this.sizeOf(e)
     let p = this.pending.get(key)
     if (p != null && p.bytes + size > MAX_PUTS_BYTES) {
@@ -85,6 +88,15 @@ export class PutBatcher<T = Uint8Array> {
     const onAbort = (): void => { reject(abortReason(signal, 'durable put')) }
     signal.addEventListener('abort', onAbort, { once: true })
     return promise.finally(() => { signal.removeEventListener('abort', onAbort) })
+  }
+
+  /** The batch key of a target: the same target object as the last put's gets the same string, built once. */
+  private keyOf (target: PutTarget): string {
+    if (target === this.lastTarget) return this.lastKey
+    const key = `${target.peer}\n${target.home ?? ''}\n${target.ho === true ? 1 : 0}\n${target.timeoutMs ?? ''}`
+    this.lastTarget = target
+    this.lastKey = key
+    return key
   }
 
   /** Sends everything queued now. */
