@@ -212,7 +212,7 @@ export class DurableService {
   private readonly storageNodesFile?: DataFile
   /** Batch roots (and tree hashes) whose signature this node verified: a batch of durable sends costs one signature check. */
   private readonly roots: VerifiedRoots
-  /** The node's ingress options with `roots` (for `putb`). */
+  /** The node's ingress options with `roots` and `keepTree` (for `putb`). */
   private readonly ingress: IngressOptions
   readonly counters = { stored: 0, replicated: 0, delivered: 0, acked: 0, expired: 0, refused: 0, handedOver: 0, receiptsRetried: 0, receiptsDropped: 0 }
   /** Receipts whose forward to their sender failed, by receipt id (oldest first): retried from the maintenance tick. */
@@ -228,7 +228,8 @@ export class DurableService {
   constructor (components: DurableComponents, init: DurableInit) {
     this.c = components
     this.roots = components.ingress.roots ?? new VerifiedRoots()
-    this.ingress = { ...components.ingress, roots: this.roots }
+    // keepTree: every envelope of a `putb` stored here gets its proof (entryOf's wire bytes).
+    this.ingress = { ...components.ingress, roots: this.roots, keepTree: true }
     this.o = {
       replicas: init.replicas,
       // Frozen: the store merges it with its defaults once, not per message.
