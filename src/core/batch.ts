@@ -112,14 +112,15 @@ export function merkleRoot (leaves: readonly Uint8Array[]): Uint8Array {
  * merkleRoot over `n` leaves packed back to back in `digests` (32 bytes each, leaf i at
  * 32·i): the same tree, without an array of its own per leaf. The first level's nodes read
  * their two leaves straight from the packed bytes; above it, nodes are latin1 digest strings
- * (see sha256Latin1), as in merkleRoot.
+ * (see sha256Latin1), as in merkleRoot. With `levels`, every level above the leaves is pushed
+ * there (level 1 first, the root's last), for `pathsFromLevels`.
  */
-export function merkleRootOfDigests (digests: Uint8Array, n: number): Uint8Array {
+export function merkleRootOfDigests (digests: Uint8Array, n: number, levels?: string[][]): Uint8Array {
   if (n < 1 || digests.length < 32 * n) throw new RangeError(`${n} packed leaves need ${32 * n} bytes (1 at least), not ${digests.length}`)
   if (n === 1) return digests.slice(0, 32)
   const buf = nodeInput
   buf[0] = 0x01
-  const level: string[] = new Array((n + 1) >>> 1)
+  let level: string[] = new Array((n + 1) >>> 1)
   let w = 0
   for (let r = 0; r + 1 < n; r += 2) {
     const o = 32 * r
@@ -132,19 +133,59 @@ export function merkleRootOfDigests (digests: Uint8Array, n: number): Uint8Array
     level[w++] = String.fromCharCode.apply(null, digests.subarray(32 * (n - 1), 32 * n) as unknown as number[])
   }
   let m = w
+  levels?.push(level)
   while (m > 1) {
+    // Kept levels are not overwritten: the next one goes to an array of its own.
+    const next = levels !== undefined ? new Array<string>((m + 1) >>> 1) : level
     w = 0
     for (let r = 0; r + 1 < m; r += 2) {
       putDigest(buf, 1, level[r])
       putDigest(buf, 33, level[r + 1])
-      level[w++] = sha256Latin1(buf)
+      next[w++] = sha256Latin1(buf)
     }
-    if ((m & 1) === 1) level[w++] = level[m - 1]
+    if ((m & 1) === 1) next[w++] = level[m - 1]
     m = w
+    level = next
+    levels?.push(level)
   }
   const out = new Uint8Array(32)
   putDigest(out, 0, level[0])
   return out
+}
+
+/**
+ * Every leaf's inclusion path (leaf to root) from the levels `merkleRootOfDigests` kept: at
+ * each level the node's sibling, none where the node is an odd last one carried up — the
+ * paths merkleTree builds, without hashing the tree again. Each inner node becomes one
+ * 32-byte array, shared by the paths that hold it.
+ */
+export function pathsFromLevels (leaves: readonly Uint8Array[], levels: readonly string[][]): Uint8Array[][] {
+  const n = leaves.length
+  const arrays: Array<Array<Uint8Array | undefined>> = levels.map(l => new Array(l.length))
+  const node = (k: number, j: number): Uint8Array => {
+    if (k === 0) return leaves[j]
+    let a = arrays[k - 1][j]
+    if (a === undefined) {
+      a = new Uint8Array(32)
+      putDigest(a, 0, levels[k - 1][j])
+      arrays[k - 1][j] = a
+    }
+    return a
+  }
+  const paths: Uint8Array[][] = new Array(n)
+  for (let i = 0; i < n; i++) {
+    const path: Uint8Array[] = []
+    let j = i
+    let m = n
+    for (let k = 0; m > 1; k++) {
+      const sib = j ^ 1
+      if (sib < m) path.push(node(k, sib))
+      j >>>= 1
+      m = (m + 1) >>> 1
+    }
+    paths[i] = path
+  }
+  return paths
 }
 
 /**
@@ -164,6 +205,8 @@ export class SignedBatch {
   /** The leaves packed back to back (32 bytes each), when the batch was made from them. */
   private readonly packed: Uint8Array | undefined
   private paths: Uint8Array[][] | undefined
+  /** The tree's levels above the leaves, when the root was computed with them (ingress): proofs without hashing again. */
+  private readonly levels: string[][] | undefined
   private readonly wires: Array<Uint8Array | undefined> = []
 
   /**
@@ -171,7 +214,7 @@ export class SignedBatch {
    * 32·i) — the form ingress and signing make them in; the per-leaf arrays (`leaves`) are
    * then made only if a node reads them (to relay a subset, to build proofs).
    */
-  constructor (signer: string, sig: Uint8Array, leaves: readonly Uint8Array[] | Uint8Array, unsigned: ReadonlyArray<Uint8Array | undefined>, paths?: Uint8Array[][]) {
+  constructor (signer: string, sig: Uint8Array, leaves: readonly Uint8Array[] | Uint8Array, unsigned: ReadonlyArray<Uint8Array | undefined>, paths?: Uint8Array[][], levels?: string[][]) {
     this.signer = signer
     this.sig = sig
     if (leaves instanceof Uint8Array) {
@@ -184,6 +227,7 @@ export class SignedBatch {
     }
     this.unsigned = unsigned
     this.paths = paths
+    this.levels = levels
   }
 
   /** Every leaf (the 32-byte digests of the envelope ids), in order. */
@@ -199,7 +243,7 @@ export class SignedBatch {
 
   /** The inclusion proof of leaf `i`. */
   proof (i: number): BatchProof {
-    this.paths ??= merkleTree(this.leaves).paths
+    this.paths ??= this.levels !== undefined ? pathsFromLevels(this.leaves, this.levels) : merkleTree(this.leaves).paths
     return { n: this.n, i, path: this.paths[i] }
   }
 

@@ -30,6 +30,13 @@ export interface IngressOptions {
   clockSkewMs: number
   /** Batch roots already verified (per node): a batch is then verified with one signature check. */
   roots?: VerifiedRoots
+  /**
+   * A checked batch keeps its Merkle tree's levels, so that the proofs of its envelopes are
+   * read from them instead of hashing the tree again: for a node that gives every carried
+   * envelope its proof (a home node storing a `putb`'s envelopes with theirs). Off elsewhere:
+   * the levels live as long as the batch.
+   */
+  keepTree?: boolean
 }
 
 export const DEFAULT_INGRESS: Omit<IngressOptions, 'network'> = {
@@ -115,7 +122,8 @@ export function checkBatch (sig: Uint8Array, elements: readonly Uint8Array[], ho
     ids.push(idOfDigest(digests, 32 * i, 32))
   }
   if (signer === undefined) return { ok: false, reason: 'malformed', detail: 'a batch frame carries at least one envelope' }
-  const root = merkleRootOfDigests(digests, n)
+  const levels: string[][] | undefined = opts.keepTree === true ? [] : undefined
+  const root = merkleRootOfDigests(digests, n, levels)
   const roots = opts.roots
   // Cached as root ‖ signature: a frame is taken as verified only when this very root was
   // signed with this signature — never because it is some inner node of a verified tree.
@@ -127,7 +135,7 @@ export function checkBatch (sig: Uint8Array, elements: readonly Uint8Array[], ho
     roots?.add(signer, root, sig)
     if (roots !== undefined) roots.hits += fields.length - 1
   }
-  const batch = new SignedBatch(signer, sig, digests, unsigned)
+  const batch = new SignedBatch(signer, sig, digests, unsigned, undefined, levels)
   const results: IngressResult[] = new Array(fields.length)
   for (let k = 0; k < fields.length; k++) results[k] = checkContext(leafEnvelope(fields[k], ids[k], batch, index[k]), hopCount, opts, now)
   return { ok: true, batch, results }

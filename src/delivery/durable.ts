@@ -191,6 +191,8 @@ export class DurableService {
   private readonly clients = new Map<string, Promise<DurableClient>>()
   /** Puts to the same node within one turn of the event loop go out as one `putb` / `puts` request. */
   private readonly puts = new PutBatcher<Envelope>(async (target, envs) => await this.sendPuts(target, envs), wireSize)
+  /** Put targets of agent records' home entries (`targetOf`). */
+  private readonly homeTargets = new WeakMap<object, PutTarget>()
   private readonly deliveries = new Map<AgentId, Delivery>()
   /** Replica copies recently handed to a home node: id → when (re-pushed after a while). */
   private readonly handedOver = new Map<string, number>()
@@ -210,7 +212,7 @@ export class DurableService {
   private readonly storageNodesFile?: DataFile
   /** Batch roots (and tree hashes) whose signature this node verified: a batch of durable sends costs one signature check. */
   private readonly roots: VerifiedRoots
-  /** The node's ingress options with `roots` (for `putb`). */
+  /** The node's ingress options with `roots` and `keepTree` (for `putb`). */
   private readonly ingress: IngressOptions
   readonly counters = { stored: 0, replicated: 0, delivered: 0, acked: 0, expired: 0, refused: 0, handedOver: 0, receiptsRetried: 0, receiptsDropped: 0 }
   /** Receipts whose forward to their sender failed, by receipt id (oldest first): retried from the maintenance tick. */
@@ -226,7 +228,8 @@ export class DurableService {
   constructor (components: DurableComponents, init: DurableInit) {
     this.c = components
     this.roots = components.ingress.roots ?? new VerifiedRoots()
-    this.ingress = { ...components.ingress, roots: this.roots }
+    // keepTree: every envelope of a `putb` stored here gets its proof (entryOf's wire bytes).
+    this.ingress = { ...components.ingress, roots: this.roots, keepTree: true }
     this.o = {
       replicas: init.replicas,
       // Frozen: the store merges it with its defaults once, not per message.
@@ -280,13 +283,22 @@ export class DurableService {
 
   // ---- sending --------------------------------------------------------------------------
 
-  /** Submits an envelope signed by a local agent: a durable send, or a receipt. */
-  async submit (env: Envelope, options: AbortOptions = {}): Promise<SendResult> {
-    if (isReceipt(env)) return await this.onReceipt(env)
-    return await this.send(env, options)
+  /**
+   * Submits an envelope signed by a local agent: a durable send, or a receipt. Not `async`:
+   * a durable send's promise is its put's own answer, mapped (one promise per layer less, see
+   * `send`); a check that fails rejects it.
+   */
+  submit (env: Envelope, options: AbortOptions = {}): Promise<SendResult> {
+    if (isReceipt(env)) return this.onReceipt(env)
+    try {
+      return this.send(env, options)
+    } catch (err) {
+      return Promise.reject(err)
+    }
   }
 
-  private async send (env: Envelope, options: AbortOptions): Promise<SendResult> {
+  /** Checks a durable send (throws its typed error, nothing sent) and places it; a failure to place it records it `failed`. */
+  private send (env: Envelope, options: AbortOptions): Promise<SendResult> {
     if (env.mode !== 'direct') throw new InvalidArgumentError('durable delivery is for direct messages (one recipient)')
     if (env.replyTo != null && env.corr == null) throw new InvalidArgumentError('a request cannot be durable: its reply is awaited now')
     // wireSize: a batch-signed envelope's wire bytes (with its proof) are not built to tell its size.
@@ -294,33 +306,67 @@ export class DurableService {
     if (size > this.c.ingress.maxBytes) throw new MessageTooLargeError(`envelope is ${size} bytes, this node's limit is ${this.c.ingress.maxBytes}`)
     const to = (env.to as AgentId[])[0]
     this.c.observe({ event: 'sent', env, status: 'pending' })
+    // The common case — the recipient's record known, its first home another node — without
+    // an `async` layer: the put's answer goes through one `then`; a failure goes on with the
+    // next home as `placeFrom` would have.
+    const rec = this.deliveries.has(to) || this.c.hostsKey(to) ? undefined : this.c.knownAgent(to)
+    const first = rec?.home[0]
+    if (rec === undefined || first === undefined || rec.home.some(h => h.id === this.c.peerId)) return this.placed(env, this.place(env, to, options))
+    return this.puts.put(this.targetOf(first), env, options.signal).then(
+      a => a.ok ? { id: env.id, confirmed: [], durable: this.outcomeOf(a, first.id) } : this.placed(env, this.placeFrom(env, to, rec, 1, errorFromResponse(a.code, a.msg, a.d), first.id, options)),
+      (err: Error) => this.placed(env, this.placeFrom(env, to, rec, 1, err, first.id, options))
+    )
+  }
+
+  /** A home of an agent record as a put's target (one object per home entry, not per send). */
+  private targetOf (home: AgentRecord['home'][number]): PutTarget {
+    let t = this.homeTargets.get(home)
+    if (t === undefined) {
+      t = { peer: home.id, addrs: home.addrs }
+      this.homeTargets.set(home, t)
+    }
+    return t
+  }
+
+  /** The send's result once `placing` settles; its failure is recorded (`failed`) and thrown. */
+  private async placed (env: Envelope, placing: Promise<DurableOutcome>): Promise<SendResult> {
     try {
-      const outcome = await this.place(env, to, options)
-      return { id: env.id, confirmed: [], durable: outcome }
+      return { id: env.id, confirmed: [], durable: await placing }
     } catch (err) {
       this.c.recorder?.updateStatus(env.id, 'failed')
       throw err
     }
   }
 
+  private outcomeOf (a: DurableAnswer & { ok: true }, home: string): DurableOutcome {
+    return { status: a.st === 'stored' || a.st == null ? 'stored' : 'duplicate', home, replicas: a.n ?? 0 }
+  }
+
   private async place (env: Envelope, to: AgentId, options: AbortOptions): Promise<DurableOutcome> {
     if (this.deliveries.has(to) || this.c.hostsKey(to)) return await this.storeAsHome(env)
     const rec = this.c.knownAgent(to) ?? await this.c.findAgent(to, options)
-    const homes = rec.home.map(h => h.id)
-    if (homes.includes(this.c.peerId)) return await this.storeAsHome(env)
-    let lastError: Error | undefined
-    for (const home of rec.home) {
+    if (rec.home.some(h => h.id === this.c.peerId)) return await this.storeAsHome(env)
+    return await this.placeFrom(env, to, rec, 0, undefined, undefined, options)
+  }
+
+  /**
+   * Puts `env` to the record's homes from `from` on, in order (`failed` the error of the one
+   * before, tried as `failedHome`), then, when none took it, to the recipient's replica set.
+   */
+  private async placeFrom (env: Envelope, to: AgentId, rec: AgentRecord, from: number, failed: Error | undefined, failedHome: string | undefined, options: AbortOptions): Promise<DurableOutcome> {
+    let lastError = failed
+    if (failed !== undefined) this.failedHome(failed, failedHome as string, options)
+    for (let i = from; i < rec.home.length; i++) {
+      const home = rec.home[i]
       try {
-        const res = await this.put({ peer: home.id, addrs: home.addrs }, env, options)
-        return { status: res.st === 'stored' || res.st == null ? 'stored' : 'duplicate', home: home.id, replicas: res.n ?? 0 }
+        return this.outcomeOf(await this.put({ peer: home.id, addrs: home.addrs }, env, options), home.id)
       } catch (err) {
-        if (err instanceof FedmeshError && DEFINITE.has(err.code)) throw err
-        if (options.signal?.aborted === true) throw err
+        this.failedHome(err as Error, home.id, options)
         lastError = err as Error
-        this.c.logger.debug({ home: home.id, err: (err as Error).message }, 'home node unreachable for a durable send')
       }
     }
     // The home node is down: hold the message on the replica set until it is back.
+    const homes = rec.home.map(h => h.id)
     const replicas = await this.replicaSetSoon(to, new Set(homes), true)
     const results = await Promise.allSettled(replicas.map(async peer => await this.putReplica(peer, env, homes[0], options)))
     const stored = results.filter(r => r.status === 'fulfilled')
@@ -331,6 +377,13 @@ export class DurableService {
     const definite = results.map(r => (r as PromiseRejectedResult).reason).find(e => e instanceof FedmeshError && DEFINITE.has(e.code))
     if (definite != null) throw definite
     throw new UnreachableError(`home node of ${to} unreachable (${lastError?.message ?? 'no address'}) and no storage node took the message (${replicas.length} tried)`, { cause: lastError })
+  }
+
+  /** A home's failure to take a put: rethrown when it is definite (a refusal) or the caller gave up; else logged, and the next one is tried. */
+  private failedHome (err: Error, home: string, options: AbortOptions): void {
+    if (err instanceof FedmeshError && DEFINITE.has(err.code)) throw err
+    if (options.signal?.aborted === true) throw err
+    this.c.logger.debug({ home, err: err.message }, 'home node unreachable for a durable send')
   }
 
   private async putReplica (peer: string, env: Envelope, home: string, options: AbortOptions): Promise<'stored' | 'duplicate'> {

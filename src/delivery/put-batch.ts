@@ -49,16 +49,22 @@ export class PutBatcher<T = Uint8Array> {
   private readonly sizeOf: (e: T) => number
   private readonly pending = new Map<string, Pending<T>>()
   private scheduled: NodeJS.Immediate | undefined
+  /** The last target put to (`keyOf`); a target is not changed once used. */
+  private lastTarget: PutTarget | undefined
+  private lastKey = ''
 
   constructor (sendPuts: SendPuts<T>, sizeOf: (e: T) => number = (e) => (e as Uint8Array).length) {
     this.sendPuts = sendPuts
     this.sizeOf = sizeOf
   }
 
-  /** Queues a put; resolves with its own answer (which may be a refusal: `ok: false`). */
-  async put (target: PutTarget, e: T, signal?: AbortSignal): Promise<DurableAnswer> {
-    if (signal?.aborted === true) throw abortReason(signal, 'durable put')
-    const key = `${target.peer}\n${target.home ?? ''}\n${target.ho === true ? 1 : 0}\n${target.timeoutMs ?? ''}`
+  /**
+   * Queues a put; resolves with its own answer (which may be a refusal: `ok: false`). Not
+   * `async`: without a signal the promise returned is the one the batch's answer settles.
+   */
+  put (target: PutTarget, e: T, signal?: AbortSignal): Promise<DurableAnswer> {
+    if (signal?.aborted === true) return Promise.reject(abortReason(signal, 'durable put'))
+    const key = this.keyOf(target)
     const size = this.sizeOf(e)
     let p = this.pending.get(key)
     if (p != null && p.bytes + size > MAX_PUTS_BYTES) {
@@ -78,14 +84,19 @@ export class PutBatcher<T = Uint8Array> {
       this.pending.delete(key)
       this.send(p)
     } else this.scheduled ??= setImmediate(() => { this.flush() })
-    if (signal == null) return await promise
+    if (signal == null) return promise
     const onAbort = (): void => { reject(abortReason(signal, 'durable put')) }
     signal.addEventListener('abort', onAbort, { once: true })
-    try {
-      return await promise
-    } finally {
-      signal.removeEventListener('abort', onAbort)
-    }
+    return promise.finally(() => { signal.removeEventListener('abort', onAbort) })
+  }
+
+  /** The batch key of a target: the same target object as the last put's gets the same string, built once. */
+  private keyOf (target: PutTarget): string {
+    if (target === this.lastTarget) return this.lastKey
+    const key = `${target.peer}\n${target.home ?? ''}\n${target.ho === true ? 1 : 0}\n${target.timeoutMs ?? ''}`
+    this.lastTarget = target
+    this.lastKey = key
+    return key
   }
 
   /** Sends everything queued now. */

@@ -488,16 +488,27 @@ export class AgentImpl implements Agent {
     }
   }
 
-  async send (to: AgentId | string, payload: Payload, options: SendOptions = {}): Promise<SendResult> {
-    const id = parseAgentId(to)
-    const seq = options.durable === true ? this.nextDurableSeq(id) : options.ordered === true ? this.nextSeq(id) : undefined
-    if (options.durable === true && !this.semanticStep(options)) {
-      // Durable sends made in the same tick share one batch signature, as publications do:
-      // each envelope carries its inclusion proof, so it is stored and delivered alone, and
-      // the home node verifies the batch's signature once. Submitted in call order.
-      const p = prepareOwnedEnvelope(this.fields('direct', { to: [id] }, payload, options, {}, seq), this.key)
-      return await new Promise<SendResult>((resolve, reject) => { this.queuePublication({ p, options, resolve, reject }) })
+  send (to: AgentId | string, payload: Payload, options: SendOptions = {}): Promise<SendResult> {
+    let id: AgentId
+    let seq: number | undefined
+    try {
+      id = parseAgentId(to)
+      seq = options.durable === true ? this.nextDurableSeq(id) : options.ordered === true ? this.nextSeq(id) : undefined
+      if (options.durable === true && !this.semanticStep(options)) {
+        // Durable sends made in the same tick share one batch signature, as publications do:
+        // each envelope carries its inclusion proof, so it is stored and delivered alone, and
+        // the home node verifies the batch's signature once. Submitted in call order. The
+        // promise returned is the one the transport's answer settles (no `async` layer).
+        const p = prepareOwnedEnvelope(this.fields('direct', { to: [id] }, payload, options, {}, seq), this.key)
+        return new Promise<SendResult>((resolve, reject) => { this.queuePublication({ p, options, resolve, reject }) })
+      }
+    } catch (err) {
+      return Promise.reject(err)
     }
+    return this.sendChecked(id, payload, options, seq)
+  }
+
+  private async sendChecked (id: AgentId, payload: Payload, options: SendOptions, seq: number | undefined): Promise<SendResult> {
     const env = await this.checked('direct', { to: [id] }, payload, options, {}, seq)
     return await this.transport.submit(env, options)
   }

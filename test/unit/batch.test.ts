@@ -80,6 +80,24 @@ describe('Merkle tree and inclusion proofs', () => {
     assert.throws(() => new SignedBatch('did:key:x', new Uint8Array(64), new Uint8Array(33), []), RangeError)
   })
 
+  test('proofs from the levels the packed root kept are merkleTree\'s, and lead to the root, for 1 … 70 leaves', () => {
+    for (let n = 1; n <= 70; n++) {
+      const leaves = Array.from({ length: n }, (_, i) => sha(Uint8Array.of(3, i)))
+      const packed = new Uint8Array(32 * n)
+      leaves.forEach((l, i) => { packed.set(l, 32 * i) })
+      const levels: string[][] = []
+      const root = merkleRootOfDigests(packed, n, levels)
+      assert.equal(hex(root), hex(mth(leaves)), `root of ${n} with its levels kept`)
+      assert.equal(levels.length, n === 1 ? 0 : Math.ceil(Math.log2(n)), `levels of ${n}`)
+      const batch = new SignedBatch('did:key:x', new Uint8Array(64), packed, new Array(n), undefined, levels)
+      const { paths } = merkleTree(leaves)
+      for (let i = 0; i < n; i++) {
+        assert.deepEqual(batch.proof(i).path.map(hex), paths[i].map(hex), `proof ${i} of ${n}`)
+        if (n > 1) assert.equal(hex(rootFromProof(leaves[i], batch.proof(i)) as Uint8Array), hex(root), `leaf ${i} of ${n}`)
+      }
+    }
+  })
+
   test('a proof for another index, size, a shorter or longer path or another leaf does not reach the root', () => {
     const leaves = Array.from({ length: 13 }, (_, i) => sha(Uint8Array.of(0, i)))
     const { root, paths } = merkleTree(leaves)
@@ -371,6 +389,15 @@ describe('one-pass canonical reader and direct encoders', () => {
       assert.deepEqual(e.bp, orig.bp)
       assert.equal(hex(e.bytes), hex(orig.bytes))
       assert.equal(wireSize(e), orig.bytes.length)
+    }
+    // With the tree's levels kept (a home node's putb): the same proofs and wire bytes.
+    const kept = checkBatch(envs[0].sig, l, 1, { ...opts, keepTree: true })
+    assert.ok(kept.ok)
+    for (const x of kept.results) {
+      assert.ok(x.ok)
+      const orig = envs[x.envelope.bp?.i ?? -1]
+      assert.deepEqual(x.envelope.bp, orig.bp)
+      assert.equal(hex(x.envelope.bytes), hex(orig.bytes))
     }
     // The same batch again: verified from the cache.
     assert.ok(checkBatch(envs[0].sig, l, 1, opts).ok)
