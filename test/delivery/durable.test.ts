@@ -791,6 +791,23 @@ describe('a sender that fell back to the replica set while the home node was up 
     await until(async () => await held(s1) === 0 && await held(s2) === 0 && await held(a) === 0, 'copies acknowledged', 30_000)
   })
 
+  test('with every replica down by the time of the direct send', async () => {
+    const s1 = await nodes.start({ roles: ['full', 'storage'] })
+    const setup = await storageSetup(nodes, restarted, s1, 'quin')
+    const { s2, a, home, agent: quin, alice } = setup
+    const inbox = quin.messages()
+    const cut = cutDurable(a, home.peerId)
+    const holds = [s1, s2].map(holdHandOver)
+    for (let i = 1; i <= 3; i++) assert.equal((await alice.send(quin.id, { i }, { durable: true })).durable?.replicas, 2)
+    // Both replicas go away before they handed anything over.
+    await Promise.all([s1.stop(), s2.stop()])
+    for (const h of holds) h.release()
+    cut.restore()
+    assert.equal((await alice.send(quin.id, { i: 4 }, { durable: true })).durable?.home, home.peerId)
+    // On the old code only 4 arrived: 1..3 were on the stopped replicas alone.
+    assert.deepEqual((await take(inbox, 4, 30_000)).map(m => (m.data() as { i: number }).i), [1, 2, 3, 4])
+  })
+
   test('across a restart of the sender\'s node between the fall-back and the direct send', async () => {
     const s1 = await nodes.start({ roles: ['full', 'storage'] })
     const boot = [s1.multiaddrs()[0]]
