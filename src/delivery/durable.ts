@@ -279,8 +279,10 @@ export class DurableService {
     clearInterval(this.timer)
     // The storage nodes heard since the last maintenance tick are kept for the restart too.
     await this.saveStorageNodes().catch((err: Error) => { this.c.logger.warn({ err: err.message }, 'storage nodes not written to the data dir') })
-    // Receipts still waiting for their senders: the next start forwards them.
+    await this.storageNodesFile?.close().catch(() => {})
+    // Receipts still waiting for their senders (and those on their way): the next start forwards them.
     await this.saveReceipts()
+    await this.receiptsFile?.close().catch(() => {})
     await this.c.net.unhandle(durableProtocol(this.c.network)).catch(() => {})
     const clients = await Promise.allSettled([...this.clients.values()])
     await Promise.allSettled(clients.flatMap(c => c.status === 'fulfilled' ? [c.value.close()] : []))

@@ -5,7 +5,7 @@
  */
 import { test, describe, before, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { existsSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import * as dagCbor from '@ipld/dag-cbor'
@@ -751,6 +751,22 @@ describe('receipts kept for unreachable senders', () => {
     assert.deepEqual([...d.pendingReceipts.keys()], ['b2', 'b3'])
     assert.equal(n.status().store?.durable.receiptsDropped, 1 + RECEIPT_RETRY.maxPending + 1)
     d.pendingReceipts.clear()
+  })
+
+  test('are not written into the data dir after the node stopped (a receipt acknowledged as it stops, a write racing the dir\'s removal)', async () => {
+    const dir = tempDir()
+    try {
+      const n = await createNode({ dir, listen: ['/ip4/127.0.0.1/tcp/0'], api: false })
+      await n.stop()
+      type Kept = { env: { id: string, bytes: Uint8Array }, to: string, attempts: number, nextAt: number }
+      const d = n.durable as unknown as { keepReceipt: (p: Kept) => void, saveReceipts: () => Promise<void> }
+      d.keepReceipt({ env: { id: 'late', bytes: new Uint8Array(10) }, to: 'did:key:z', attempts: 0, nextAt: Number.POSITIVE_INFINITY })
+      await d.saveReceipts()
+      // On the old code the file appeared.
+      assert.deepEqual(readdirSync(dir).filter(f => f.startsWith(PENDING_RECEIPTS_FILE)), [])
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
   })
 })
 
