@@ -7,7 +7,7 @@
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import pino from 'pino'
-import { openDataDir, parseRoles } from '../node/datadir.ts'
+import { lockDataDir, openDataDir, parseRoles } from '../node/datadir.ts'
 import type { NodeConfig, NodeStatus } from '../node/types.ts'
 import { parsePattern, parseTopic } from '../core/topics.ts'
 import { isAgentId } from '../core/keys.ts'
@@ -101,8 +101,23 @@ const init: Command = {
   run: async ({ values, dir }) => {
     const overrides = configOverrides(values)
     await checkAddresses(values)
-    const data = await openDataDir(dir, overrides, { save: true })
-    print(data.peerId)
+    // The dir's lock, as a node start takes it: a node running on DIR read its config at its
+    // start (a rewrite would not apply, yet would look as if it had), and an init racing a
+    // first start could write a second identity over the one the node runs with.
+    let lock
+    try {
+      lock = await lockDataDir(dir)
+    } catch (err) {
+      const e = err as Error & { code?: string }
+      if (e.code === 'ConflictError') throw new CliError(e.message, { code: e.code })
+      throw err
+    }
+    try {
+      const data = await openDataDir(dir, overrides, { save: true })
+      print(data.peerId)
+    } finally {
+      await lock.release()
+    }
   }
 }
 

@@ -13,6 +13,8 @@ export class DataFile {
   private last: Promise<void> = Promise.resolve()
   /** A write waiting for its turn: later requests share it, since it reads the state when it starts. */
   private queued?: Promise<void>
+  /** Set by `close`: no write starts after it. */
+  private closed = false
 
   /** `contents()` is called when a write's turn comes: the bytes to write, or undefined when nothing changed. */
   constructor (dir: string, name: string, contents: () => Uint8Array | undefined) {
@@ -30,17 +32,32 @@ export class DataFile {
     }
   }
 
-  /** Writes the current contents; resolves once they are on disk (or nothing needed writing). */
+  /** Writes the current contents; resolves once they are on disk (or nothing needed writing, or it is closed). */
   async save (): Promise<void> {
     if (this.queued !== undefined) return await this.queued
     const p = this.last.then(async () => {
       this.queued = undefined
+      if (this.closed) return
       const bytes = this.contents()
       if (bytes !== undefined) await this.replace(bytes)
     })
     this.queued = p
     this.last = p.catch(() => {})
     await p
+  }
+
+  /**
+   * Writes the current contents a last time (after the writes already asked for) and takes no
+   * more: a service stopping leaves its file as of now, and nothing writes into the data dir
+   * after its stop (a write racing its removal, or the next process's start).
+   */
+  async close (): Promise<void> {
+    try {
+      await this.save()
+    } finally {
+      this.closed = true
+      await this.last
+    }
   }
 
   private async replace (bytes: Uint8Array): Promise<void> {

@@ -10,6 +10,8 @@
  * - A sender is acknowledged only after the write committed (never ack-then-drop). When the
  *   home node cannot be reached the message goes to the replica set instead (k storage-role
  *   nodes chosen by XOR distance, replicas.ts), and is acknowledged once one of them stored it.
+ *   The sender's node keeps a copy as well and hands it to the home before its next direct
+ *   put for that recipient, so that put never overtakes the fall-back (settleFallBack).
  * - Replicas hand their copies to the home node when it is reachable (and at once when a
  *   home node asks, `pull`, before delivering to an agent that just attached), and deliver
  *   themselves when the agent attaches to them. A copy stays until the home node reports the
@@ -103,7 +105,7 @@ export interface DurableComponents {
 
 interface Delivery { endpoint: Endpoint, inflight: Map<string, number>, draining?: Promise<void>, again: boolean, ready: boolean }
 /** A receipt kept for another try at its sender (DurableService.forwardReceipt). */
-interface PendingReceipt { env: Envelope, to: AgentId, attempts: number, nextAt: number }
+interface PendingReceipt { env: Envelope, to: AgentId, attempts: number, nextAt: number, /** Kept before its first forward, which has not failed (yet). */ first?: boolean }
 
 /**
  * Forwarding receipts to senders that were unreachable: the first retry after 1 s, then
@@ -224,6 +226,16 @@ export class DurableService {
   /** Changes to `pendingReceipts`, and how many of them the file holds (-1: its last write failed). */
   private receiptsChanged = 0
   private receiptsSaved = 0
+  /**
+   * Recipients this node put messages for to the replica set (its home unreachable) and
+   * holds its own copies of, not handed to the home since: each with the fall-back's number
+   * (a newer fall-back while a hand-over runs keeps it) and that fall-back's local write.
+   * The next direct put to such a recipient's home waits for that hand-over (settleFallBack).
+   */
+  private readonly fellBack = new Map<AgentId, { n: number, written: Promise<unknown> }>()
+  private fallBacks = 0
+  /** Hand-overs of fall-back copies under way, by recipient: concurrent sends wait for the same one. */
+  private readonly settling = new Map<AgentId, Promise<void>>()
 
   constructor (components: DurableComponents, init: DurableInit) {
     this.c = components
@@ -254,6 +266,7 @@ export class DurableService {
     this.startedAt = Date.now()
     await this.loadStorageNodes()
     await this.loadReceipts()
+    await this.recallFallBacks()
     await this.c.net.handle(durableProtocol(this.c.network), (stream, connection) => {
       const peer = connection.remotePeer.toString()
       void serveDurable(stream, async (req) => await this.serve(req, peer), (detail) => {
@@ -269,8 +282,10 @@ export class DurableService {
     clearInterval(this.timer)
     // The storage nodes heard since the last maintenance tick are kept for the restart too.
     await this.saveStorageNodes().catch((err: Error) => { this.c.logger.warn({ err: err.message }, 'storage nodes not written to the data dir') })
-    // Receipts still waiting for their senders: the next start forwards them.
+    await this.storageNodesFile?.close().catch(() => {})
+    // Receipts still waiting for their senders (and those on their way): the next start forwards them.
     await this.saveReceipts()
+    await this.receiptsFile?.close().catch(() => {})
     await this.c.net.unhandle(durableProtocol(this.c.network)).catch(() => {})
     const clients = await Promise.allSettled([...this.clients.values()])
     await Promise.allSettled(clients.flatMap(c => c.status === 'fulfilled' ? [c.value.close()] : []))
@@ -306,12 +321,13 @@ export class DurableService {
     if (size > this.c.ingress.maxBytes) throw new MessageTooLargeError(`envelope is ${size} bytes, this node's limit is ${this.c.ingress.maxBytes}`)
     const to = (env.to as AgentId[])[0]
     this.c.observe({ event: 'sent', env, status: 'pending' })
-    // The common case — the recipient's record known, its first home another node — without
+    // The common case — the recipient's record known, its first home another node, no
+    // fall-back copies of this node's to hand over first (settleFallBack) — without
     // an `async` layer: the put's answer goes through one `then`; a failure goes on with the
     // next home as `placeFrom` would have.
     const rec = this.deliveries.has(to) || this.c.hostsKey(to) ? undefined : this.c.knownAgent(to)
     const first = rec?.home[0]
-    if (rec === undefined || first === undefined || rec.home.some(h => h.id === this.c.peerId)) return this.placed(env, this.place(env, to, options))
+    if (rec === undefined || first === undefined || this.fellBack.has(to) || rec.home.some(h => h.id === this.c.peerId)) return this.placed(env, this.place(env, to, options))
     return this.puts.put(this.targetOf(first), env, options.signal).then(
       a => a.ok ? { id: env.id, confirmed: [], durable: this.outcomeOf(a, first.id) } : this.placed(env, this.placeFrom(env, to, rec, 1, errorFromResponse(a.code, a.msg, a.d), first.id, options)),
       (err: Error) => this.placed(env, this.placeFrom(env, to, rec, 1, err, first.id, options))
@@ -343,7 +359,7 @@ export class DurableService {
   }
 
   private async place (env: Envelope, to: AgentId, options: AbortOptions): Promise<DurableOutcome> {
-    if (this.deliveries.has(to) || this.c.hostsKey(to)) return await this.storeAsHome(env)
+    if (this.hostsAgent(to)) return await this.storeAsHome(env)
     const rec = this.c.knownAgent(to) ?? await this.c.findAgent(to, options)
     if (rec.home.some(h => h.id === this.c.peerId)) return await this.storeAsHome(env)
     return await this.placeFrom(env, to, rec, 0, undefined, undefined, options)
@@ -359,6 +375,7 @@ export class DurableService {
     for (let i = from; i < rec.home.length; i++) {
       const home = rec.home[i]
       try {
+        if (this.fellBack.has(to)) await this.settleFallBack(to, home)
         return this.outcomeOf(await this.put({ peer: home.id, addrs: home.addrs }, env, options), home.id)
       } catch (err) {
         this.failedHome(err as Error, home.id, options)
@@ -368,12 +385,21 @@ export class DurableService {
     // The home node is down: hold the message on the replica set until it is back.
     const homes = rec.home.map(h => h.id)
     const replicas = await this.replicaSetSoon(to, new Set(homes), true)
-    const results = await Promise.allSettled(replicas.map(async peer => await this.putReplica(peer, env, homes[0], options)))
+    // This node keeps a copy too (as a member of the set, or for order only), handed to the
+    // home before this sender's next direct put there (settleFallBack).
+    const puts = replicas.map(async peer => await this.putReplica(peer, env, homes[0], options))
+    const self = replicas.indexOf(this.c.peerId)
+    const kept = self < 0 ? this.keepForOrder(env, homes[0]) : undefined
+    const written = this.fellBackTo(to, kept ?? puts[self])
+    const results = await Promise.allSettled(puts)
+    await written
     const stored = results.filter(r => r.status === 'fulfilled')
     if (stored.length > 0) {
       const status = stored.every(r => (r as PromiseFulfilledResult<'stored' | 'duplicate'>).value === 'duplicate') ? 'duplicate' : 'stored'
       return { status, replicas: stored.length }
     }
+    // Not placed: the copy kept for order goes too (the sender learns the send failed).
+    if (kept != null && await kept) await this.c.store.ack(to, [env.id]).catch(() => {})
     const definite = results.map(r => (r as PromiseRejectedResult).reason).find(e => e instanceof FedmeshError && DEFINITE.has(e.code))
     if (definite != null) throw definite
     throw new UnreachableError(`home node of ${to} unreachable (${lastError?.message ?? 'no address'}) and no storage node took the message (${replicas.length} tried)`, { cause: lastError })
@@ -384,6 +410,62 @@ export class DurableService {
     if (err instanceof FedmeshError && DEFINITE.has(err.code)) throw err
     if (options.signal?.aborted === true) throw err
     this.c.logger.debug({ home, err: err.message }, 'home node unreachable for a durable send')
+  }
+
+  /**
+   * Stores a fall-back message here as a replica copy for `home` when this node is not in the
+   * replica set: not counted as a replica (the sender's acknowledgement still needs one of
+   * the set), it is what lets this node hand the message to the home before the sender's next
+   * direct put there, whichever replica is down by then. Resolves whether it was stored.
+   */
+  private async keepForOrder (env: Envelope, home: string): Promise<boolean> {
+    try {
+      const { status } = await this.c.store.enqueue(this.entryOf(env, home), { quota: this.o.quota, owned: true })
+      return status === 'stored'
+    } catch (err) {
+      this.c.logger.warn({ id: env.id, err: (err as Error).message }, 'fall-back message not kept here: a later direct send may overtake it')
+      return false
+    }
+  }
+
+  /** Notes a fall-back for `to`, its copy here being written by `own` (resolves once it is, stored or not). */
+  private async fellBackTo (to: AgentId, own: Promise<unknown>): Promise<void> {
+    const prev = this.fellBack.get(to)?.written
+    const written = Promise.all([prev, own.catch(() => false)])
+    this.fellBack.set(to, { n: ++this.fallBacks, written })
+    await written
+  }
+
+  /**
+   * Before a direct put to `home` for a recipient this node fell back for: hands this node's
+   * copies for that recipient to the home (all of them, in delivery order, one request after
+   * the other: PROTOCOL.md §8.4.2) and waits until the home stored them, so that the direct
+   * put comes after them there — whenever the replicas' own hand-over comes. A hand-over that
+   * fails makes the home count as unreachable for this send (it falls back too, behind the
+   * earlier ones); one the home answered, refusals included, settles the recipient.
+   */
+  private async settleFallBack (to: AgentId, home: { id: string, addrs: string[] }): Promise<void> {
+    let p = this.settling.get(to)
+    if (p == null) {
+      p = (async () => {
+        const noted = this.fellBack.get(to)
+        await noted?.written
+        const { failed } = await this.handOver(to, { peer: home.id, addrs: home.addrs })
+        if (failed != null) throw new UnreachableError(`home node ${home.id} did not take the messages held for ${to} since a fall-back: ${failed.message}`, { cause: failed })
+        if (this.fellBack.get(to)?.n === noted?.n) this.fellBack.delete(to)
+      })().finally(() => { this.settling.delete(to) })
+      this.settling.set(to, p)
+    }
+    await p
+  }
+
+  /**
+   * At start: every recipient this node holds replica copies for counts as fallen back for
+   * (its own fall-back copies from before a restart are among them), so the first direct put
+   * to each hands them over first.
+   */
+  private async recallFallBacks (): Promise<void> {
+    for await (const r of this.replicaRecipients()) this.fellBack.set(r, { n: ++this.fallBacks, written: Promise.resolve() })
   }
 
   private async putReplica (peer: string, env: Envelope, home: string, options: AbortOptions): Promise<'stored' | 'duplicate'> {
@@ -617,7 +699,7 @@ export class DurableService {
 
   /** Whether this node takes messages for `agent` as its home. */
   private isHome (agent: AgentId): boolean {
-    if (this.deliveries.has(agent) || this.c.hostsKey(agent)) return true
+    if (this.hostsAgent(agent)) return true
     const rec = this.c.knownAgent(agent)
     // Without a record we cannot tell: the sender found us in a signed record, and quotas bound the cost.
     return rec == null || rec.home.some(h => h.id === this.c.peerId)
@@ -698,7 +780,7 @@ export class DurableService {
         }
         case 'pull':
           this.checkPuller(req.to as AgentId, req.rec, peer)
-          return { ok: true, n: await this.handOver(req.to as AgentId, { peer, addrs: [] }) }
+          return { ok: true, n: (await this.handOver(req.to as AgentId, { peer, addrs: [] })).n }
         case 'expired':
           // Only what its sender is known to have sent through this node is marked.
           for (const id of req.ids) this.expiredHere(req.from as AgentId, id as MessageId)
@@ -803,10 +885,12 @@ export class DurableService {
    * time, the next once the last one's copies are stored: the home node stores a request's
    * copies in the order given, so it never holds (and delivers) a sender's later message
    * before an earlier one this node is handing over. A request that fails, or a copy the
-   * home refuses, ends the hand-over there: what follows waits for the next one.
+   * home refuses, ends the hand-over there: what follows waits for the next one. `failed`:
+   * the request that failed (the target did not answer), if one did.
    */
-  private async handOver (agent: AgentId, target: { peer: string, addrs: string[] }, force = true): Promise<number> {
+  private async handOver (agent: AgentId, target: { peer: string, addrs: string[] }, force = true): Promise<{ n: number, failed?: Error }> {
     let n = 0
+    let failed: Error | undefined
     let cursor: string | undefined
     const now = Date.now()
     const to: PutTarget = { peer: target.peer, addrs: target.addrs, ho: true }
@@ -819,6 +903,7 @@ export class DurableService {
           answers = await this.sendLoose(to, chunk.map(e => e.bytes))
         } catch (err) {
           this.c.logger.debug({ agent, home: target.peer, err: (err as Error).message }, 'replica handover request failed')
+          failed = err as Error
           break pages
         }
         const done: MessageId[] = []
@@ -841,29 +926,34 @@ export class DurableService {
       cursor = res.cursor
     }
     if (this.handedOver.size > 200_000) for (const [id, at] of this.handedOver) if (now - at > 60_000) this.handedOver.delete(id)
-    return n
+    return { n, failed }
   }
 
   /** Replica copies whose recipient's home node is reachable go there; copies for agents attached here are delivered. */
   private async handOverAll (): Promise<void> {
+    for await (const agent of this.replicaRecipients()) {
+      if (this.stopped) return
+      if (this.deliveries.has(agent)) { this.kick(agent); continue }
+      const rec = this.c.knownAgent(agent)
+      if (rec == null) continue
+      for (const home of rec.home) {
+        if (home.id === this.c.peerId) { this.kick(agent); break }
+        try {
+          await this.handOver(agent, { peer: home.id, addrs: home.addrs }, false)
+          break
+        } catch (err) {
+          this.c.logger.debug({ agent, home: home.id, err: (err as Error).message }, 'replica handover failed')
+        }
+      }
+    }
+  }
+
+  /** The recipients this node holds replica copies for: at most 10 pages of 100. */
+  private async * replicaRecipients (): AsyncGenerator<AgentId> {
     let after: AgentId | undefined
     for (let page = 0; page < 10; page++) {
       const { recipients, more } = await this.c.store.inboxes({ replica: true, limit: 100, after })
-      for (const agent of recipients) {
-        if (this.stopped) return
-        if (this.deliveries.has(agent)) { this.kick(agent); continue }
-        const rec = this.c.knownAgent(agent)
-        if (rec == null) continue
-        for (const home of rec.home) {
-          if (home.id === this.c.peerId) { this.kick(agent); break }
-          try {
-            await this.handOver(agent, { peer: home.id, addrs: home.addrs }, false)
-            break
-          } catch (err) {
-            this.c.logger.debug({ agent, home: home.id, err: (err as Error).message }, 'replica handover failed')
-          }
-        }
-      }
+      yield * recipients
       if (!more) return
       after = recipients[recipients.length - 1]
     }
@@ -946,6 +1036,10 @@ export class DurableService {
   private async onReceipt (env: Envelope): Promise<SendResult> {
     const receipt = parseReceipt(env)
     const agent = receipt.by
+    // For a sender on another node the receipt is in the data dir before anything is
+    // acknowledged here: a node that fails while its first forward is under way (or
+    // between the acknowledgement and that forward) forwards it after its restart.
+    const kept = this.receiptsFile != null && !this.hostsAgent(receipt.to) ? await this.keepBeforeForward(env, receipt.to) : undefined
     const { acked } = await this.c.store.ack(agent, receipt.ids)
     const now = Date.now()
     const d = this.deliveries.get(agent)
@@ -955,19 +1049,40 @@ export class DurableService {
     if (acked.length > 0) void this.notifyAcked(agent, env.bytes)
     if (d != null) this.kick(agent)
     // The end-to-end proof goes on to the sender; the acknowledgement above does not wait for it.
-    void this.forwardReceipt(env, receipt.to)
+    void this.forwardReceipt(env, receipt.to, kept)
     return { id: env.id, confirmed: [] }
   }
 
-  /** Receipts waiting for their sender's node to be reachable again. */
-  get receiptsPending (): number { return this.pendingReceipts.size }
+  /** Whether `agent` is attached here or its key is in this node's data dir. */
+  private hostsAgent (agent: AgentId): boolean {
+    return this.deliveries.has(agent) || this.c.hostsKey(agent)
+  }
+
+  /**
+   * Keeps a receipt (in flight: not retried by the tick until its first forward failed) and
+   * writes PENDING_RECEIPTS_FILE with it; a forward that succeeds drops it again (the file
+   * follows at the next tick). A failed write is logged (saveReceipts) and changes nothing else.
+   */
+  private async keepBeforeForward (env: Envelope, to: AgentId): Promise<PendingReceipt | undefined> {
+    this.keepReceipt({ env, to, attempts: 0, nextAt: Number.POSITIVE_INFINITY, first: true })
+    await this.saveReceipts()
+    return this.pendingReceipts.get(env.id)
+  }
+
+  /** Receipts waiting for their sender's node to be reachable again (not those on their first forward). */
+  get receiptsPending (): number {
+    let n = 0
+    for (const p of this.pendingReceipts.values()) if (p.first !== true) n++
+    return n
+  }
 
   /**
    * Routes a receipt to its sender. When that fails (the sender's node is down or
    * unreachable) the receipt is kept and tried again from the maintenance tick, with a
    * doubling delay (RECEIPT_RETRY), until it expires; at most RECEIPT_RETRY.maxPending are
    * kept (the oldest is dropped first). A receipt newly kept is written to the data dir at
-   * once (PENDING_RECEIPTS_FILE), so a restart of this node forwards it still; the ones
+   * once (PENDING_RECEIPTS_FILE), so a restart of this node forwards it still — one for a
+   * sender on another node before its first forward (`pending`, keepBeforeForward); the ones
    * forwarded or given up leave the file at the next maintenance tick.
    */
   private async forwardReceipt (env: Envelope, to: AgentId, pending?: PendingReceipt): Promise<void> {
@@ -978,6 +1093,7 @@ export class DurableService {
       if (this.stopped) return
       const now = Date.now()
       const p = pending ?? { env, to, attempts: 0, nextAt: 0 }
+      p.first = undefined
       p.attempts++
       p.nextAt = now + Math.min(RECEIPT_RETRY.maxDelayMs, RECEIPT_RETRY.firstDelayMs * 2 ** (p.attempts - 1))
       if (p.nextAt > env.ts + env.ttl * 1000) {
@@ -1106,7 +1222,7 @@ export class DurableService {
 
   /** Tells the sender's node that its messages expired undelivered (best effort; its log then says so). */
   private async notifyExpired (sender: AgentId, ids: MessageId[]): Promise<void> {
-    if (this.deliveries.has(sender) || this.c.hostsKey(sender)) {
+    if (this.hostsAgent(sender)) {
       for (const id of ids) this.expiredHere(sender, id)
       return
     }

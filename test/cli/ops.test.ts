@@ -63,6 +63,31 @@ describe('fedmesh node operation', { timeout: 240_000 }, () => {
     assert.deepEqual(readdirSync(dir).filter(f => f.startsWith('node.lock') || f === 'node.json'), [])
   })
 
+  it('init on a dir whose node runs is refused naming its pid, and changes nothing; once it stopped, init works', async () => {
+    const dir = join(root, 'init-running')
+    const node = procs.start(['node', 'start', '--dir', dir, ...START])
+    const ready = await readyOrExit(node)
+    assert.ok(ready != null, node.stderr.text)
+    const files = (): Record<string, string> => Object.fromEntries(['config.json', 'node.key', 'api.token', 'node.lock'].map(f => [f, readFileSync(join(dir, f), 'latin1')]))
+    const before = files()
+    // On the old code: exit 0, and config.json rewritten with the new API address the running node does not use.
+    const init = await fedmesh('init', '--dir', dir, '--api', '127.0.0.1:7999')
+    assert.equal(init.code, 1, init.stderr)
+    assert.equal(init.stdout, '')
+    assert.match(init.stderr, new RegExp(`^fedmesh: a node is already running on .*init-running \\(pid ${node.child.pid as number}[,)]`))
+    assert.deepEqual(files(), before)
+    const status = await fedmesh('status', '--json', '--dir', dir)
+    assert.equal(status.code, 0, status.stderr)
+    node.kill('SIGTERM')
+    assert.equal((await node.exit(20_000)).code, 0)
+    const after = await fedmesh('init', '--dir', dir, '--api', '127.0.0.1:7999')
+    assert.equal(after.code, 0, after.stderr)
+    assert.equal(after.stdout.trim(), ready.peerId)
+    assert.equal(JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')).api, '127.0.0.1:7999')
+    // The lock init took is gone with it.
+    assert.deepEqual(readdirSync(dir).filter(f => f.startsWith('node.lock')), [])
+  })
+
   it('log: a query without matching records says so on stderr (exit 0); --json prints nothing', async () => {
     const replay = await fedmesh('log', '--conversation', 'nothing-here', '--replay', '--dir', dir)
     assert.equal(replay.code, 0, replay.stderr)

@@ -5,7 +5,7 @@
  */
 import { test, describe, before, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { existsSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import * as dagCbor from '@ipld/dag-cbor'
@@ -656,6 +656,35 @@ describe('a receipt kept for an unreachable sender, across a restart of the home
     await until(async () => (await filed()).length === 0, 'the file emptied')
   })
 
+  test('one whose first forward is under way when the home node stops was written before the messages were acknowledged, and reaches the sender after the restart', async () => {
+    const homeDir = tempDir()
+    const homeOpts: CreateNodeOptions = { dir: homeDir, listen: [`/ip4/127.0.0.1/tcp/${await freePort()}`], api: false }
+    let home = await createNode(homeOpts)
+    restarted.push({ node: home, dir: homeDir })
+    const { a, hana, alice } = await receiptSetup(home, restarted)
+    const sent: string[] = []
+    for (let i = 1; i <= 3; i++) sent.push((await alice.send(hana.id, { i }, { durable: true })).id)
+    // The home's forwards of receipts never finish (a link that takes the frame and then stalls).
+    const c = (home.durable as unknown as { c: { route: (env: Envelope) => Promise<unknown> } }).c
+    const route = c.route
+    let forwards = 0
+    c.route = async (env) => { if (env.type === 'receipt') { forwards++; return await new Promise(() => {}) } return await route(env) }
+    assert.deepEqual((await take(hana.messages(), 3)).map(m => (m.data() as { i: number }).i), [1, 2, 3])
+    await until(async () => (await home.store.stats(hana.id)).inbox.count === 0 && forwards > 0, 'acknowledged, the receipt on its way')
+    // Already in the data dir (a crash now would keep it); on the old code only a failed forward wrote it.
+    const file = join(homeDir, PENDING_RECEIPTS_FILE)
+    assert.ok(existsSync(file), 'pending receipts written before the forward')
+    assert.deepEqual(decodeReceiptList(await readFile(file), { network: home.network, now: Date.now(), max: RECEIPT_RETRY.maxPending }).receipts.flatMap(r => r.ids).sort(), [...sent].sort())
+    // Not one waiting for its sender: its first forward has not failed.
+    assert.equal(home.status().store?.durable.receiptsPending, 0)
+    await home.stop()
+    // Restarted, and reaching the sender's node (which stayed up) through it as bootstrap.
+    home = await createNode({ ...homeOpts, bootstrap: [a.multiaddrs()[0]] })
+    restarted.push({ node: home, dir: homeDir })
+    const acked = async (): Promise<string[]> => (await a.log({ event: 'sent', status: 'acked' })).records.map(r => r.id).filter(id => sent.includes(id))
+    await until(async () => (await acked()).length === 3, 'the sender\'s log: acked', 30_000)
+  })
+
   test('at start, entries that do not verify, are expired or are damaged are left out; a damaged file is ignored', async () => {
     const dir = tempDir()
     const opts: CreateNodeOptions = { dir, listen: ['/ip4/127.0.0.1/tcp/0'], api: false, store: { replicaWaitMs: 0 } }
@@ -722,5 +751,108 @@ describe('receipts kept for unreachable senders', () => {
     assert.deepEqual([...d.pendingReceipts.keys()], ['b2', 'b3'])
     assert.equal(n.status().store?.durable.receiptsDropped, 1 + RECEIPT_RETRY.maxPending + 1)
     d.pendingReceipts.clear()
+  })
+
+  test('are not written into the data dir after the node stopped (a receipt acknowledged as it stops, a write racing the dir\'s removal)', async () => {
+    const dir = tempDir()
+    try {
+      const n = await createNode({ dir, listen: ['/ip4/127.0.0.1/tcp/0'], api: false })
+      await n.stop()
+      type Kept = { env: { id: string, bytes: Uint8Array }, to: string, attempts: number, nextAt: number }
+      const d = n.durable as unknown as { keepReceipt: (p: Kept) => void, saveReceipts: () => Promise<void> }
+      d.keepReceipt({ env: { id: 'late', bytes: new Uint8Array(10) }, to: 'did:key:z', attempts: 0, nextAt: Number.POSITIVE_INFINITY })
+      await d.saveReceipts()
+      // On the old code the file appeared.
+      assert.deepEqual(readdirSync(dir).filter(f => f.startsWith(PENDING_RECEIPTS_FILE)), [])
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})
+
+/** Keeps node `n` from reaching `peer` on the durable protocol until `restore` (as a link cut between the two only). */
+function cutDurable (n: MeshNodeImpl, peer: string): { restore: () => void } {
+  const down = (n.durable as unknown as { downUntil: Map<string, number> }).downUntil
+  const timer = setInterval(() => { down.set(peer, Date.now() + 60_000) }, 20)
+  down.set(peer, Date.now() + 60_000)
+  return { restore: () => { clearInterval(timer); down.delete(peer) } }
+}
+
+describe('a sender that fell back to the replica set while the home node was up all along', () => {
+  const { nodes, restarted } = nodesWithRestarts()
+
+  test('its next message to the home directly is delivered after the ones the replicas hold', async () => {
+    const s1 = await nodes.start({ roles: ['full', 'storage'] })
+    const setup = await storageSetup(nodes, restarted, s1, 'olga')
+    const { s2, a, home, agent: olga, alice } = setup
+    const inbox = olga.messages()
+    // The replicas hand over late (their next tick), after the sender has reached the home again.
+    const holds = [s1, s2].map(holdHandOver)
+    const cut = cutDurable(a, home.peerId)
+    for (let i = 1; i <= 5; i++) {
+      const r = await alice.send(olga.id, { i }, { durable: true })
+      assert.equal(r.durable?.home, undefined)
+      assert.equal(r.durable?.replicas, 2)
+    }
+    cut.restore()
+    const sixth = await alice.send(olga.id, { i: 6 }, { durable: true })
+    assert.equal(sixth.durable?.home, home.peerId)
+    // On the old code 6 was delivered at once, before 1..5 (still on the replicas).
+    const first = await take(inbox, 1, 30_000)
+    for (const h of holds) h.release()
+    const rest = await take(inbox, 5, 30_000)
+    assert.deepEqual([...first, ...rest].map(m => (m.data() as { i: number }).i), [1, 2, 3, 4, 5, 6])
+    // Every copy is dropped once olga acknowledged: the replicas' and the sender's node's own.
+    const held = async (n: MeshNodeImpl): Promise<number> => (await n.store.stats(olga.id)).inbox.count
+    await until(async () => await held(s1) === 0 && await held(s2) === 0 && await held(a) === 0, 'copies acknowledged', 30_000)
+  })
+
+  test('with every replica down by the time of the direct send', async () => {
+    const s1 = await nodes.start({ roles: ['full', 'storage'] })
+    const setup = await storageSetup(nodes, restarted, s1, 'quin')
+    const { s2, a, home, agent: quin, alice } = setup
+    const inbox = quin.messages()
+    const cut = cutDurable(a, home.peerId)
+    const holds = [s1, s2].map(holdHandOver)
+    for (let i = 1; i <= 3; i++) assert.equal((await alice.send(quin.id, { i }, { durable: true })).durable?.replicas, 2)
+    // Both replicas go away before they handed anything over.
+    await Promise.all([s1.stop(), s2.stop()])
+    for (const h of holds) h.release()
+    cut.restore()
+    assert.equal((await alice.send(quin.id, { i: 4 }, { durable: true })).durable?.home, home.peerId)
+    // On the old code only 4 arrived: 1..3 were on the stopped replicas alone.
+    assert.deepEqual((await take(inbox, 4, 30_000)).map(m => (m.data() as { i: number }).i), [1, 2, 3, 4])
+  })
+
+  test('across a restart of the sender\'s node between the fall-back and the direct send', async () => {
+    const s1 = await nodes.start({ roles: ['full', 'storage'] })
+    const boot = [s1.multiaddrs()[0]]
+    const s2 = await nodes.start({ roles: ['full', 'storage'], bootstrap: boot })
+    const home = await nodes.start({ bootstrap: boot })
+    const aDir = tempDir()
+    const aOpts: CreateNodeOptions = { dir: aDir, listen: [`/ip4/127.0.0.1/tcp/${await freePort()}`], api: false, bootstrap: boot }
+    let a = await createNode(aOpts)
+    restarted.push({ node: a, dir: aDir })
+    const pia = await home.agent('pia')
+    let alice = await a.agent('alice')
+    await a.waitForAgent(pia.id)
+    await until(() => a.nodeRecords().filter(r => r.roles.includes('storage')).length >= 2, 'storage node records at the sender')
+    await until(() => home.nodeRecords().filter(r => r.roles.includes('storage')).length >= 2, 'storage node records at the home')
+    const inbox = pia.messages()
+    const holds = [s1, s2].map(holdHandOver)
+    const cut = cutDurable(a, home.peerId)
+    for (let i = 1; i <= 4; i++) assert.equal((await alice.send(pia.id, { i }, { durable: true })).durable?.replicas, 2)
+    cut.restore()
+    await a.stop()
+    a = await createNode(aOpts)
+    restarted.push({ node: a, dir: aDir })
+    alice = await a.agent('alice')
+    await a.waitForAgent(pia.id)
+    const fifth = await alice.send(pia.id, { i: 5 }, { durable: true })
+    assert.equal(fifth.durable?.home, home.peerId)
+    const first = await take(inbox, 1, 30_000)
+    for (const h of holds) h.release()
+    const rest = await take(inbox, 4, 30_000)
+    assert.deepEqual([...first, ...rest].map(m => (m.data() as { i: number }).i), [1, 2, 3, 4, 5])
   })
 })
