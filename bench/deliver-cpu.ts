@@ -12,37 +12,18 @@
  *
  * Compare trees in alternating processes (see publish-cpu.ts for why not in one process).
  */
-import { join, resolve, dirname } from 'node:path'
-import { fileURLToPath } from 'node:url'
-import { setFlagsFromString } from 'node:v8'
-import { runInNewContext } from 'node:vm'
+import { join } from 'node:path'
+import { BATCH, WARM_ROUNDS, batchSigner, inertTransport, intOption, medianMin, timedRounds, tree } from './lib/in-process.ts'
 
-const args = process.argv.slice(2)
-const opt = (name: string): string | undefined => { const i = args.indexOf(name); return i >= 0 ? args[i + 1] : undefined }
-const tree = resolve(opt('--tree') ?? join(dirname(fileURLToPath(import.meta.url)), '..'))
-const agents = Number(opt('--agents') ?? 4)
-const rounds = Number(opt('--rounds') ?? 12)
-const batches = Number(opt('--batches') ?? 40)
-const WARM_ROUNDS = 2
-const BATCH = 1020
-if (!Number.isInteger(agents) || agents < 1 || agents > 100) throw new RangeError('--agents takes 1–100')
-if (!Number.isInteger(rounds) || rounds <= WARM_ROUNDS || rounds > 1000) throw new RangeError(`--rounds takes ${WARM_ROUNDS + 1}–1000`)
-if (!Number.isInteger(batches) || batches < 1 || batches > 1000) throw new RangeError('--batches takes 1–1000')
+const agents = intOption('--agents', 4, 1, 100)
+const rounds = intOption('--rounds', 12, WARM_ROUNDS + 1, 1000)
+const batches = intOption('--batches', 40, 1, 1000)
 
 const { createAgent } = await import(join(tree, 'src/sdk/agent.ts')) as typeof import('../src/sdk/agent.ts')
 const { agentKeyFromSeed } = await import(join(tree, 'src/core/keys.ts')) as typeof import('../src/core/keys.ts')
-const { signEnvelopes } = await import(join(tree, 'src/core/envelope.ts')) as typeof import('../src/core/envelope.ts')
 type Envelope = import('../src/core/envelope.ts').Envelope
-type EnvelopeFields = import('../src/core/envelope.ts').EnvelopeFields
 
-const transport = {
-  submit: async () => { throw new Error('deliver-cpu sends nothing') },
-  subscribe: async () => {},
-  unsubscribe: async () => {},
-  openStream: async () => { throw new Error('deliver-cpu opens no streams') },
-  attach: async () => {},
-  detach: async () => {}
-}
+const transport = inertTransport('deliver-cpu')
 let delivered = 0
 const endpoints = await Promise.all(Array.from({ length: agents }, async (_, i) => {
   const a = await createAgent(agentKeyFromSeed(new Uint8Array(32).fill(i + 1)), transport as never, { network: 'bench' })
@@ -50,34 +31,14 @@ const endpoints = await Promise.all(Array.from({ length: agents }, async (_, i) 
   return a.endpoint
 }))
 
-const publisher = agentKeyFromSeed(new Uint8Array(32).fill(99))
-let nonce = 0
-function batch (): Envelope[] {
-  const ts = Date.now()
-  const fields: EnvelopeFields[] = []
-  for (let i = 0; i < BATCH; i++) {
-    fields.push({ v: 1, net: 'bench', mode: 'topic', type: 'inform', from: publisher.id, topic: 'bench/data', ts, nonce: ++nonce, ttl: 300, hops: 16, prio: 1, ct: 'application/octet-stream', body: new Uint8Array(256) } as never)
-  }
-  return signEnvelopes(fields, publisher)
-}
+const batch = await batchSigner(agentKeyFromSeed(new Uint8Array(32).fill(99))) as () => Envelope[]
 
-// A full collection before each timed round: the garbage of signing stays out of the window.
-setFlagsFromString('--expose-gc')
-const gc = runInNewContext('gc') as () => void
-const perDelivery: number[] = []
-for (let r = 0; r < rounds; r++) {
-  const signed = Array.from({ length: batches }, batch)
-  gc()
-  const t = process.cpuUsage()
-  for (const envs of signed) {
-    for (const env of envs) for (const ep of endpoints) ep.deliver(env)
-    // One batch frame's deliveries per turn, as a node makes them.
-    await new Promise<void>(resolve => { setImmediate(resolve) })
-  }
-  const u = process.cpuUsage(t)
-  if (r >= WARM_ROUNDS) perDelivery.push((u.user + u.system) * 1000 / (batches * BATCH * agents))
-}
+// One batch frame's deliveries per turn, as a node makes them; ns per delivery.
+const perDelivery = (await timedRounds(rounds, batches, batch, async (envs) => {
+  for (const env of envs) for (const ep of endpoints) ep.deliver(env)
+  await new Promise<void>(resolve => { setImmediate(resolve) })
+}, batches * BATCH * agents)).map(us => us * 1000)
 if (delivered !== rounds * batches * BATCH * agents) throw new Error(`${delivered} deliveries, ${rounds * batches * BATCH * agents} made`)
-perDelivery.sort((a, b) => a - b)
-console.log(JSON.stringify({ tree, agents, medianNs: Math.round(perDelivery[Math.floor(perDelivery.length / 2)]), minNs: Math.round(perDelivery[0]) }))
+const { median, min } = medianMin(perDelivery)
+console.log(JSON.stringify({ tree, agents, medianNs: Math.round(median), minNs: Math.round(min) }))
 process.exit(0)

@@ -13,26 +13,15 @@
  *
  * Compare trees in alternating processes (see publish-cpu.ts for why not in one process).
  */
-import { join, resolve, dirname } from 'node:path'
-import { fileURLToPath } from 'node:url'
-import { setFlagsFromString } from 'node:v8'
-import { runInNewContext } from 'node:vm'
+import { join } from 'node:path'
+import { BATCH, WARM_ROUNDS, batchSigner, intOption, medianMin, timedRounds, tree } from './lib/in-process.ts'
 
-const args = process.argv.slice(2)
-const opt = (name: string): string | undefined => { const i = args.indexOf(name); return i >= 0 ? args[i + 1] : undefined }
-const tree = resolve(opt('--tree') ?? join(dirname(fileURLToPath(import.meta.url)), '..'))
-const neighbours = Number(opt('--neighbours') ?? 2)
-const rounds = Number(opt('--rounds') ?? 10)
-const batches = Number(opt('--batches') ?? 40)
-const WARM_ROUNDS = 2
-const BATCH = 1020
-if (!Number.isInteger(neighbours) || neighbours < 1 || neighbours > 64) throw new RangeError('--neighbours takes 1–64')
-if (!Number.isInteger(rounds) || rounds <= WARM_ROUNDS || rounds > 1000) throw new RangeError(`--rounds takes ${WARM_ROUNDS + 1}–1000`)
-if (!Number.isInteger(batches) || batches < 1 || batches > 1000) throw new RangeError('--batches takes 1–1000')
+const neighbours = intOption('--neighbours', 2, 1, 64)
+const rounds = intOption('--rounds', 10, WARM_ROUNDS + 1, 1000)
+const batches = intOption('--batches', 40, 1, 1000)
 
 const { TopicPath } = await import(join(tree, 'src/routing/topic-path.ts')) as typeof import('../src/routing/topic-path.ts')
 const { agentKeyFromSeed } = await import(join(tree, 'src/core/keys.ts')) as typeof import('../src/core/keys.ts')
-const { signEnvelopes } = await import(join(tree, 'src/core/envelope.ts')) as typeof import('../src/core/envelope.ts')
 const { DedupCache } = await import(join(tree, 'src/core/ingress.ts')) as typeof import('../src/core/ingress.ts')
 const { nodeIdFromBytes } = await import(join(tree, 'src/dissemination/wire.ts')) as typeof import('../src/dissemination/wire.ts')
 const { decodeFrame, FRAME_DATA, FRAME_BATCH } = await import(join(tree, 'src/net/frames.ts')) as typeof import('../src/net/frames.ts')
@@ -95,34 +84,13 @@ for (let k = 0; k < neighbours; k++) {
 for (let i = 0; i < 200 && pub.path.core.interestedIn('bench/data').length < neighbours; i++) await new Promise(resolve => setTimeout(resolve, 10))
 if (pub.path.core.interestedIn('bench/data').length < neighbours) throw new Error('the neighbours\' interest did not reach the publisher')
 
-const agent = agentKeyFromSeed(new Uint8Array(32).fill(99))
-let nonce = 0
-function batch (): Envelope[] {
-  const ts = Date.now()
-  const fields: Array<import('../src/core/envelope.ts').EnvelopeFields> = []
-  for (let i = 0; i < BATCH; i++) {
-    fields.push({ v: 1, net: 'bench', mode: 'topic', type: 'inform', from: agent.id, topic: 'bench/data', ts, nonce: ++nonce, ttl: TTL, hops: 16, prio: 1, ct: 'application/octet-stream', body: new Uint8Array(256) } as never)
-  }
-  return signEnvelopes(fields, agent)
-}
+const batch = await batchSigner(agentKeyFromSeed(new Uint8Array(32).fill(99))) as () => Envelope[]
 
-// A full collection before each timed round: the garbage of signing stays out of the window.
-setFlagsFromString('--expose-gc')
-const gc = runInNewContext('gc') as () => void
-const perMessage: number[] = []
-for (let r = 0; r < rounds; r++) {
-  const signed = Array.from({ length: batches }, batch)
-  gc()
-  const t = process.cpuUsage()
-  for (const envs of signed) {
-    for (const e of envs) pub.path.publish(e)
-    // The frames are written in the microtask after the batch (as the router's are).
-    await Promise.resolve()
-  }
-  const u = process.cpuUsage(t)
-  if (r >= WARM_ROUNDS) perMessage.push((u.user + u.system) / (batches * BATCH))
-}
-perMessage.sort((a, b) => a - b)
-const median = perMessage[Math.floor(perMessage.length / 2)]
-console.log(JSON.stringify({ tree, neighbours, median: +median.toFixed(3), min: +perMessage[0].toFixed(3), frames, bytesPerMessage: Math.round(bytesOut / (rounds * batches * BATCH)) }))
+// The frames are written in the microtask after each batch (as the router's are).
+const perMessage = await timedRounds(rounds, batches, batch, async (envs) => {
+  for (const e of envs) pub.path.publish(e)
+  await Promise.resolve()
+}, batches * BATCH)
+const { median, min } = medianMin(perMessage)
+console.log(JSON.stringify({ tree, neighbours, median: +median.toFixed(3), min: +min.toFixed(3), frames, bytesPerMessage: Math.round(bytesOut / (rounds * batches * BATCH)) }))
 process.exit(0)

@@ -13,14 +13,19 @@ import { inertTransport as transport } from '../helpers/peers.ts'
 import type { Message } from '../../src/node/types.ts'
 import type { NetworkId, Topic } from '../../src/core/ids.ts'
 
-
-test('the agents of one node share one message per envelope, and a compressed payload is inflated for all of them', async () => {
-  const got: Message[][] = [[], [], []]
+/** `n` agents subscribed to fan/# with a callback each, and what each got. */
+async function subscribers (n: number): Promise<{ got: Message[][], agents: Array<Awaited<ReturnType<typeof createAgent>>> }> {
+  const got: Message[][] = Array.from({ length: n }, () => [])
   const agents = await Promise.all(got.map(async (list) => {
     const a = await createAgent(generateAgentKey(), transport, { network: 'testnet' })
     a.subscribe('fan/#', { onMessage: (m) => { list.push(m) } })
     return a
   }))
+  return { got, agents }
+}
+
+test('the agents of one node share one message per envelope, and a compressed payload is inflated for all of them', async () => {
+  const { got, agents } = await subscribers(3)
   const publisher = generateAgentKey()
   const payloads = [new TextEncoder().encode('one '.repeat(100)), new TextEncoder().encode('two '.repeat(100))]
   const fields = payloads.map((p, i): EnvelopeFields => ({
@@ -45,12 +50,7 @@ test('the agents of one node share one message per envelope, and a compressed pa
 })
 
 test('expiry is checked against one clock reading per turn of deliveries, read again in the next turn', async () => {
-  const got: Message[][] = [[], [], []]
-  const agents = await Promise.all(got.map(async (list) => {
-    const a = await createAgent(generateAgentKey(), transport, { network: 'testnet' })
-    a.subscribe('fan/#', { onMessage: (m) => { list.push(m) } })
-    return a
-  }))
+  const { got, agents } = await subscribers(3)
   const publisher = generateAgentKey()
   const t0 = Date.now()
   const envs = signEnvelopes([1, 2, 3, 4, 5].map((nonce): EnvelopeFields => ({
