@@ -16,6 +16,7 @@
 import { join, resolve, dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { setImmediate as yieldToLoop } from 'node:timers/promises'
+import { inertTransport } from './lib/in-process.ts'
 
 const args = process.argv.slice(2)
 const opt = (name: string): string | undefined => { const i = args.indexOf(name); return i >= 0 ? args[i + 1] : undefined }
@@ -30,21 +31,15 @@ if (!Number.isInteger(count) || count < 1 || count > 10_000_000) throw new Range
 
 const { AgentImpl } = await import(join(tree, 'src/sdk/agent.ts')) as typeof import('../src/sdk/agent.ts')
 const { agentKeyFromSeed } = await import(join(tree, 'src/core/keys.ts')) as typeof import('../src/core/keys.ts')
-const { ClosedError } = await import(join(tree, 'src/core/errors.ts')) as typeof import('../src/core/errors.ts')
 
 let taken = 0
 const transport = {
+  ...inertTransport('publish-cpu'),
   publishNow: () => { taken++ },
   queuedBytes: () => 0,
-  drained: async () => {},
-  submit: async () => { throw new ClosedError('publish-cpu takes buffered publications only') },
-  subscribe: async () => {},
-  unsubscribe: async () => {},
-  openStream: async () => { throw new ClosedError('publish-cpu opens no streams') },
-  attach: async () => {},
-  detach: async () => {}
+  drained: async () => {}
 }
-const agent = new AgentImpl(agentKeyFromSeed(new Uint8Array(32).fill(7)), transport, { network: 'bench', name: 'publisher' })
+const agent = new AgentImpl(agentKeyFromSeed(new Uint8Array(32).fill(7)), transport as never, { network: 'bench', name: 'publisher' })
 
 async function round (): Promise<number> {
   const before = process.cpuUsage()

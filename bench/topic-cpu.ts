@@ -6,7 +6,7 @@
  * µs per message at the publisher and at each subscriber node (per published message, so a
  * fan-out node's figure covers its five deliveries), and the wall-clock rate.
  *
- *   node bench/topic-cpu.ts [--tree DIR] [--count N] [--fanout | --layout L,S,S…] [--threads] [--profile DIR] [-- node flags]
+ *   node bench/topic-cpu.ts [--tree DIR] [--count N] [--fanout | --layout L,S,S…] [--threads] [--profile DIR [--heap]] [-- node flags]
  *
  * `--layout 4,3,3` is the layout of run.ts's fan-out measure: the publisher's node hosts L
  * subscriber agents of its own (its figure covers their deliveries), and each further node,
@@ -14,7 +14,9 @@
  *
  * `elu` is each main thread's event-loop utilization over its measured window (1: that end was
  * busy all the time and bounds the rate). `--profile DIR` writes a CPU profile of each main
- * thread over its measured window only (no start-up, no warm-up) into DIR.
+ * thread over its measured window only (no start-up, no warm-up) into DIR; with `--heap`, a
+ * sampled allocation profile of the window instead (`.heapprofile`: bytes allocated by site,
+ * the objects already collected included — where the garbage collector's work comes from).
  *
  * Wall-clock rates on a shared machine are noise; compare CPU per message of two trees in
  * alternating runs (docs/PERFORMANCE.md "Topic path, session 6").
@@ -38,6 +40,8 @@ if (layout !== undefined && (layout.length < 2 || layout.some(n => !Number.isInt
 }
 const threads = own.includes('--threads')
 const profileDir = opt('--profile') !== undefined ? resolve(opt('--profile') as string) : ''
+// With --heap, the profiles are of the window's allocations (by site) instead of its CPU time.
+const profileKind = own.includes('--heap') ? 'heap' : 'cpu'
 const DEADLINE_MS = 600_000
 
 const deadline = setTimeout(() => { console.error('topic-cpu: deadline passed'); stopAll(); process.exit(1) }, DEADLINE_MS)
@@ -46,7 +50,7 @@ function stopAll (): void { for (const c of children) c.kill() }
 
 interface Reply { type: string, addrs?: string[], cpu?: number, elu?: number, wallMs?: number, threads?: Record<string, number> }
 function start (role: 'pub' | 'sub', agents: number, localSubs = 0): { child: ChildProcess, next: () => Promise<Reply> } {
-  const child = fork(resolve(here, 'workers/topic-cpu-node.ts'), [tree, role, String(count), String(agents), String(localSubs), profileDir], { execArgv: nodeFlags, stdio: 'inherit' })
+  const child = fork(resolve(here, 'workers/topic-cpu-node.ts'), [tree, role, String(count), String(agents), String(localSubs), profileDir, profileKind], { execArgv: nodeFlags, stdio: 'inherit' })
   children.push(child)
   const replies: Reply[] = []
   let wake: (() => void) | undefined

@@ -13,7 +13,9 @@ import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { Session } from 'node:inspector/promises'
 
-const [tree, role, countArg, agentsArg, localArg, profileDir] = process.argv.slice(2)
+const [tree, role, countArg, agentsArg, localArg, profileDir, profileKind] = process.argv.slice(2)
+/** `heap`: the window's allocations by site (sampled, collected ones included) instead of its CPU profile. */
+const heapProfile = profileKind === 'heap'
 const count = Number(countArg)
 const agents = Number(agentsArg ?? '1')
 const localSubs = Number(localArg ?? '0')
@@ -67,8 +69,14 @@ class Window {
     if (profileDir === undefined || profileDir === '') return new Window(undefined)
     const session = new Session()
     session.connect()
-    await session.post('Profiler.enable')
-    await session.post('Profiler.start')
+    if (heapProfile) {
+      // Allocations over the window, the ones already collected included (where GC time comes from).
+      await session.post('HeapProfiler.enable')
+      await session.post('HeapProfiler.startSampling', { samplingInterval: 1024, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true })
+    } else {
+      await session.post('Profiler.enable')
+      await session.post('Profiler.start')
+    }
     return new Window(session)
   }
 
@@ -82,8 +90,13 @@ class Window {
       if (us >= 0.05) threads[name] = +us.toFixed(2)
     }
     if (this.session !== undefined) {
-      const { profile } = await this.session.post('Profiler.stop')
-      writeFileSync(join(profileDir, `${role}-${process.pid}.cpuprofile`), JSON.stringify(profile))
+      if (heapProfile) {
+        const { profile } = await this.session.post('HeapProfiler.stopSampling')
+        writeFileSync(join(profileDir, `${role}-${process.pid}.heapprofile`), JSON.stringify(profile))
+      } else {
+        const { profile } = await this.session.post('Profiler.stop')
+        writeFileSync(join(profileDir, `${role}-${process.pid}.cpuprofile`), JSON.stringify(profile))
+      }
       this.session.disconnect()
     }
     return { cpu: (u.user + u.system) / count, elu: +elu.toFixed(3), wallMs: Math.round(wallMs), threads }

@@ -141,6 +141,17 @@ export function encodeBatchFrame (hops: number, sig: Uint8Array, leaves: readonl
   return out
 }
 
+/**
+ * The `x` entry of a frame with `labels` (key and label array), as the frame encoders end a
+ * labelled frame: a batch frame encoded for one neighbour is the same bytes for another up
+ * to this entry (`FrameLink.push` takes the rest of a frame as `tail`).
+ */
+export function labelsEntry (labels: readonly number[]): Uint8Array {
+  const out = new Uint8Array(labelsSize(labels))
+  writeLabels(out, 0, labels)
+  return out
+}
+
 /** Bytes of the `x` entry (key and label array); 0 without labels. */
 function labelsSize (labels: readonly number[] | undefined): number {
   if (labels === undefined) return 0
@@ -181,7 +192,7 @@ export interface FrameLinkOptions {
   onClose?: (err?: Error) => void
 }
 
-interface Pending { bytes: Uint8Array, resolve?: () => void, reject?: (err: Error) => void }
+interface Pending { bytes: Uint8Array, tail?: Uint8Array, size: number, resolve?: () => void, reject?: (err: Error) => void }
 
 /**
  * A framed, batched, prioritised duplex over one libp2p stream. Used for both the
@@ -223,7 +234,7 @@ export class FrameLink {
   sendEncoded (bytes: Uint8Array, priority: number = 1): Promise<void> {
     if (this.closed) return Promise.reject(new ClosedError('link closed'))
     const { promise, resolve, reject } = Promise.withResolvers<void>()
-    this.enqueue({ bytes, resolve, reject }, priority)
+    this.enqueue({ bytes, size: bytes.length, resolve, reject }, priority)
     return promise
   }
 
@@ -231,11 +242,13 @@ export class FrameLink {
    * Queues an encoded frame without a promise (the hot path: one per message would cost
    * more than the write). False when the link is closed. Callers bound what they queue
    * with `queuedBytes` and `drained()`. `onFail` is called if the frame is not handed to
-   * the stream (the link fails first, or the write throws).
+   * the stream (the link fails first, or the write throws). A frame may come in two pieces,
+   * `bytes` then `tail` (a batch frame shared between links, its labels of this link's own):
+   * they are written one after the other, as one frame.
    */
-  push (bytes: Uint8Array, priority: number = 1, onFail?: (err: Error) => void): boolean {
+  push (bytes: Uint8Array, priority: number = 1, onFail?: (err: Error) => void, tail?: Uint8Array): boolean {
     if (this.closed) return false
-    this.enqueue({ bytes, reject: onFail }, priority)
+    this.enqueue({ bytes, tail, size: tail === undefined ? bytes.length : bytes.length + tail.length, reject: onFail }, priority)
     return true
   }
 
@@ -248,7 +261,7 @@ export class FrameLink {
   private enqueue (p: Pending, priority: number): void {
     this.queues[3 - Math.max(0, Math.min(3, priority))].push(p)
     this.queued++
-    this.bytesQueued += p.bytes.length
+    this.bytesQueued += p.size
     if (!this.flushing) {
       this.flushing = true
       queueMicrotask(() => { this.flush() })
@@ -260,10 +273,10 @@ export class FrameLink {
     let size = 0
     for (const q of this.queues) {
       let n = 0
-      while (n < q.length && (batch.length === 0 || size + q[n].bytes.length <= this.maxBatchBytes)) {
+      while (n < q.length && (batch.length === 0 || size + q[n].size <= this.maxBatchBytes)) {
         const p = q[n++]
         batch.push(p)
-        size += p.bytes.length + 5
+        size += p.size + 5
       }
       // One splice per queue instead of a shift per frame (shift is O(n) on long queues).
       if (n > 0) q.splice(0, n)
@@ -285,13 +298,14 @@ export class FrameLink {
       const batch = this.nextBatch()
       let total = 0
       let payload = 0
-      for (const p of batch) { total += varintSize(p.bytes.length) + p.bytes.length; payload += p.bytes.length }
+      for (const p of batch) { total += varintSize(p.size) + p.size; payload += p.size }
       const buf = new Uint8Array(total)
       let off = 0
       for (const p of batch) {
-        off = writeVarint(buf, off, p.bytes.length)
+        off = writeVarint(buf, off, p.size)
         buf.set(p.bytes, off)
         off += p.bytes.length
+        if (p.tail !== undefined) { buf.set(p.tail, off); off += p.tail.length }
       }
       this.bytesQueued -= payload
       let wait: Promise<void> | undefined

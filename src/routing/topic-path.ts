@@ -21,7 +21,7 @@ import {
 import {
   RecordSignatureCache, decodeControlFrame, encodeControlFrame, interestSigningInput
 } from '../dissemination/wire.ts'
-import { FRAME_BATCH, encodeBatchFrame, encodeDataFrame, type BatchFrame, type ControlFrame, type DataFrame, type FrameLink } from '../net/frames.ts'
+import { FRAME_BATCH, encodeBatchFrame, encodeDataFrame, labelsEntry, type BatchFrame, type ControlFrame, type DataFrame, type FrameLink } from '../net/frames.ts'
 import type { Logger } from '../node/types.ts'
 
 /** Control frames (small, they repair routes) leave before data. */
@@ -104,6 +104,8 @@ export class TopicPath {
   private groupsScheduled = false
   /** The groups copies joined lately, most recent last (see group()); all open when the list was last cleared. */
   private recent: Group[] = []
+  /** The batch frame written last and what it carried (see writeGroup); dropped once all groups are out. */
+  private lastFrame: { batch: SignedBatch, hops: number, leaves: readonly number[], labels: readonly number[] | undefined, bytes: Uint8Array, common: Uint8Array | undefined } | undefined
   private timer?: NodeJS.Timeout
   private timerAt = Number.POSITIVE_INFINITY
   private stopped = false
@@ -349,15 +351,34 @@ export class TopicPath {
       this.groups.delete(key)
       this.writeGroup(g)
     }
+    if (this.groups.size === 0) this.lastFrame = undefined
   }
 
+  /**
+   * Writes a group's batch frame. A publisher's copies of one batch go to each neighbour
+   * with the same leaves and hops, and their frames differ only in the labels at the end: a
+   * frame that carries what the frame written last carried is that frame's bytes — up to the
+   * labels, with this neighbour's after them (two pieces the link writes as one frame) —
+   * instead of every leaf encoded again for each neighbour.
+   */
   private writeGroup (g: Group): void {
     g.open = false
     if (this.stopped || g.link.isClosed) return
+    const last = this.lastFrame
+    if (last !== undefined && last.batch === g.batch && last.hops === g.hops && sameNumbers(last.leaves, g.leaves)) {
+      if (sameLabels(last.labels, g.labels)) { g.link.push(last.bytes, g.prio); return }
+      if (last.labels !== undefined && g.labels !== undefined) {
+        last.common ??= last.bytes.subarray(0, last.bytes.length - labelsEntry(last.labels).length)
+        g.link.push(last.common, g.prio, undefined, labelsEntry(g.labels))
+        return
+      }
+    }
     const b = g.batch
     const elements = b.leaves.slice()
     for (const i of g.leaves) elements[i] = b.unsigned[i] as Uint8Array
-    g.link.push(encodeBatchFrame(g.hops, b.sig, elements, g.labels), g.prio)
+    const bytes = encodeBatchFrame(g.hops, b.sig, elements, g.labels)
+    this.lastFrame = { batch: b, hops: g.hops, leaves: g.leaves, labels: g.labels, bytes, common: undefined }
+    g.link.push(bytes, g.prio)
   }
 
   private onDrop (reason: DropReason, from?: string, ref?: string): void {
@@ -386,6 +407,18 @@ export class TopicPath {
     }, Math.max(0, at - Date.now()))
     this.timer.unref()
   }
+}
+
+/** Whether two lists of numbers (a group's leaves, its labels) are the same, in order. */
+function sameNumbers (a: readonly number[], b: readonly number[]): boolean {
+  if (a === b) return true
+  if (a.length !== b.length) return false
+  for (let k = 0; k < a.length; k++) if (a[k] !== b[k]) return false
+  return true
+}
+
+function sameLabels (a: readonly number[] | undefined, b: readonly number[] | undefined): boolean {
+  return a === undefined || b === undefined ? a === b : sameNumbers(a, b)
 }
 
 function encode (f: Frame<Envelope>): Uint8Array {

@@ -22,7 +22,7 @@ import type {
   AbortOptions, Agent, AgentStream, Message, Payload, RequestHandler, RequestOptions, SendOptions, SendResult, StreamHandler, SubscribeOptions, Subscription
 } from '../node/types.ts'
 import type { AgentTransport, ByteStream, Endpoint } from '../routing/types.ts'
-import { toMessage } from './message.ts'
+import { deliveryNow, toMessage } from './message.ts'
 import { AgentConversations, type AgentSemantics, type ConversationEvent, type ConversationInfo } from './conversations.ts'
 import { randomUUID } from 'node:crypto'
 import { NoCommonVersionError, NOT_UNDERSTOOD_SCHEMA, parseUri, compareSemver, type NotUnderstoodPayload } from '../semantic/index.ts'
@@ -146,7 +146,7 @@ class Sub implements Subscription {
 
   push (msg: Message): void {
     // Expired while queued or in flight: TTL is honoured at the last step too.
-    if (msg.timestamp + msg.ttl * 1000 < Date.now()) return
+    if (msg.timestamp + msg.ttl * 1000 < deliveryNow()) return
     const cb = this.onMessage
     if (cb === undefined) { this.channel.push(msg); return }
     if (this.channel.isEnded) return

@@ -81,3 +81,26 @@ export function toMessage (env: Envelope): Message {
   }
   return lastMessage
 }
+
+/**
+ * The clock a subscription checks a message's expiry against when it takes it (Sub.push):
+ * read once per turn of deliveries, not once per agent and message. A node delivers a batch
+ * frame's envelopes to its agents in one synchronous run — ~10³ envelopes to each matching
+ * agent — and `Date.now()` costs ~40 ns a call here, as much as the rest of a delivery. The
+ * reading is dropped when the run ends (a microtask queued with it), so it is never older
+ * than the task delivering: what ingress does too, which checks a whole frame against one
+ * reading (checkBatch's `now`).
+ */
+let turnNow = 0
+let turnRead = false
+
+export function deliveryNow (): number {
+  if (!turnRead) {
+    turnNow = Date.now()
+    turnRead = true
+    queueMicrotask(endTurn)
+  }
+  return turnNow
+}
+
+function endTurn (): void { turnRead = false }

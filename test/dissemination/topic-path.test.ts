@@ -47,11 +47,13 @@ function link (from: Host, to: Host, opts: { stuck?: boolean } = {}): FrameLink 
     pushed: 0,
     frames: [] as Frame[],
     queuedBytes: opts.stuck === true ? MAX_LINK_QUEUE_BYTES + 1 : 0,
-    push (bytes: Uint8Array): boolean {
+    push (bytes: Uint8Array, _prio?: number, _onFail?: unknown, tail?: Uint8Array): boolean {
       l.pushed++
       if (opts.stuck === true) return true
+      // A frame in two pieces (FrameLink.push's `tail`) is written as one.
+      const frame = tail === undefined ? bytes : new Uint8Array([...bytes, ...tail])
       setImmediate(() => {
-        const f = decodeFrame(bytes)
+        const f = decodeFrame(frame)
         assert.ok(f != null)
         l.frames.push(f)
         if (f.t === FRAME_DATA) to.path.onData(from.id, f as DataFrame)
@@ -151,6 +153,28 @@ describe('TopicPath over in-memory links', () => {
     }
     assert.deepEqual([a.rejected, b.rejected, c.rejected], [[], [], []])
     for (const h of [a, b, c]) h.path.stop()
+  })
+
+  test('one batch to two neighbours with different labels: each frame carries its own, the leaves encoded once', async () => {
+    // a — b — d and a — c: the copies to b are for b and d (two labels), those to c for c.
+    const [a, b, c, d] = [host(30), host(31), host(32), host(33)]
+    const [ab] = connect(a, b)
+    const [ac] = connect(a, c)
+    connect(b, d)
+    for (const h of [b, c, d]) h.path.subscribe('line/#')
+    await until(() => a.path.core.interestedIn('line/x').length === 3, 'interest of b, c and d at a')
+    const batch = signEnvelopes([1, 2, 3].map(nonce => fields({ nonce })), agent)
+    for (const e of batch) a.path.publish(e)
+    await until(() => [b, c, d].every(h => h.delivered.length === batch.length), 'b, c and d got every message')
+    const [fb, fc] = [ab, ac].map(l => l.frames.filter((f): f is BatchFrame => f.t === FRAME_BATCH))
+    assert.equal(fb.length, 1)
+    assert.equal(fc.length, 1)
+    assert.equal(fb[0].x?.length, 2)
+    assert.equal(fc[0].x?.length, 1)
+    assert.deepEqual(fb[0].l.map(e => Buffer.from(e).toString('hex')), fc[0].l.map(e => Buffer.from(e).toString('hex')))
+    for (const h of [b, c, d]) assert.deepEqual(h.delivered.map(e => e.id), batch.map(e => e.id))
+    assert.deepEqual([a.rejected, b.rejected, c.rejected, d.rejected], [[], [], [], []])
+    for (const h of [a, b, c, d]) h.path.stop()
   })
 
   test('a copy too large for a batch frame goes alone, between the frames of its batch, and nothing after it is lost', async () => {

@@ -15,6 +15,23 @@ describe('FrameLink on the request path', () => {
     assert.equal(writes.length, 1)
   })
 
+  it('a frame pushed in two pieces (a tail) is written as one frame, between the frames around it', async () => {
+    const { stream, writes } = idleStream()
+    const link = new FrameLink(stream, { onFrame () {} })
+    const a = encodeMessageFrame(1, new Uint8Array(8))
+    const b = encodeMessageFrame(2, new Uint8Array(300).fill(7))
+    const c = encodeMessageFrame(3, new Uint8Array(8))
+    link.push(a)
+    link.push(b.subarray(0, 100), 1, undefined, b.subarray(100))
+    link.push(c)
+    assert.equal(link.queuedBytes, a.length + b.length + c.length)
+    await new Promise<void>(resolve => { queueMicrotask(resolve) })
+    const written = writes.flatMap(w => [...w])
+    const varint = (n: number): number[] => n < 128 ? [n] : [(n & 0x7f) | 0x80, n >>> 7]
+    assert.deepEqual(written, [...varint(a.length), ...a, ...varint(b.length), ...b, ...varint(c.length), ...c])
+    assert.equal(link.queuedBytes, 0)
+  })
+
   it('sendEncoded resolves without waiting for an idle event while the stream takes the data', async () => {
     const { stream, writes } = idleStream()
     const link = new FrameLink(stream, { onFrame () {} })
