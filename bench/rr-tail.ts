@@ -27,6 +27,7 @@
  */
 import { fork, type ChildProcess } from 'node:child_process'
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { createWriteStream, readdirSync, readFileSync } from 'node:fs'
 import { generateKeyPairSync, sign, verify } from 'node:crypto'
 import { loadavg, tmpdir } from 'node:os'
 import { basename, dirname, join, resolve } from 'node:path'
@@ -39,7 +40,7 @@ import { parseArgs } from 'node:util'
 const SCRIPT = fileURLToPath(import.meta.url)
 const STEP_TIMEOUT_MS = 180_000
 
-interface Options { trees: string[], pairs: number, count: number, warmup: number, size: number, slow: number, profile?: 'cpu' | 'heap', flags: string[], json: boolean, top: number, callers: boolean, save?: string }
+interface Options { trees: string[], pairs: number, count: number, warmup: number, size: number, slow: number, profile?: 'cpu' | 'heap' | 'timeline', flags: string[], json: boolean, top: number, callers: boolean, save?: string }
 
 type Role = 'requester' | 'responder'
 interface GcEvent { kind: 'scavenge' | 'mark-compact' | 'other', start: number, dur: number }
@@ -55,6 +56,10 @@ interface ProcStats {
   gcs: GcEvent[]
   appends: Append[]
   hot?: HotSpot[]
+  /** With `--profile timeline`: the main thread's CPU profile samples, on the common clock (ms), and each one's label. */
+  timeline?: { t: number[], label: number[], labels: string[] }
+  /** CPU ms of each of the process's threads over the window, by thread name (Linux: /proc/self/task). */
+  threads?: Record<string, number>
 }
 interface RunResult {
   tree: string
@@ -87,6 +92,25 @@ function verifyCostUs (): number {
   const t0 = mainThreadCpuUs()
   for (let i = 0; i < CALIBRATION_VERIFIES; i++) if (!verify(null, data, publicKey, sig)) throw new Error('calibration signature does not verify')
   return (mainThreadCpuUs() - t0) / CALIBRATION_VERIFIES
+}
+
+/** CPU ms used so far by each thread of this process, summed by thread name; empty where there is no /proc. */
+function threadCpuMs (): Map<string, number> {
+  const by = new Map<string, number>()
+  let tasks: string[] = []
+  try { tasks = readdirSync('/proc/self/task') } catch { return by }
+  const tick = 1000 / 100 // USER_HZ
+  for (const tid of tasks) {
+    let stat: string
+    try { stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8') } catch { continue }
+    const close = stat.lastIndexOf(')')
+    const comm = stat.slice(stat.indexOf('(') + 1, close).replace(/[0-9]+$/, '#')
+    // Node names few of its threads: tell them apart by id (the main thread's is the pid).
+    const name = String(process.pid) === tid ? 'main' : `${comm}:${tid}`
+    const f = stat.slice(close + 2).split(' ')
+    by.set(name, (by.get(name) ?? 0) + (Number(f[11]) + Number(f[12])) * tick)
+  }
+  return by
 }
 
 async function child (): Promise<void> {
@@ -144,6 +168,7 @@ async function child (): Promise<void> {
   let verify0 = 0
   let gcProfiler: InstanceType<typeof v8.GCProfiler> | undefined
   let heap0 = 0
+  let threads0 = new Map<string, number>()
   for (;;) {
     const m = await next()
     if (m.cmd === 'warmup') {
@@ -153,9 +178,9 @@ async function child (): Promise<void> {
       if (init.profile != null) {
         session = new Session()
         session.connect()
-        if (init.profile === 'cpu') {
+        if (init.profile === 'cpu' || init.profile === 'timeline') {
           await session.post('Profiler.enable')
-          await session.post('Profiler.setSamplingInterval', { interval: 100 })
+          await session.post('Profiler.setSamplingInterval', { interval: init.profile === 'timeline' ? 50 : 100 })
           await session.post('Profiler.start')
         } else {
           await session.post('HeapProfiler.enable')
@@ -168,7 +193,9 @@ async function child (): Promise<void> {
       verify0 = verifyCostUs()
       main0 = mainThreadCpuUs()
       cpu0 = process.cpuUsage()
+      threads0 = threadCpuMs()
       recording = true
+      if (process.env.RR_TAIL_CHILD_LOG !== undefined) process.stdout.write('=== begin\n')
       send({ type: 'begun' })
     } else if (m.cmd === 'run') {
       const starts: number[] = []
@@ -182,7 +209,10 @@ async function child (): Promise<void> {
       send({ type: 'rtts', starts, durs })
     } else if (m.cmd === 'end') {
       recording = false
+      if (process.env.RR_TAIL_CHILD_LOG !== undefined) process.stdout.write('=== end\n')
       const cpu = process.cpuUsage(cpu0)
+      const threads: Record<string, number> = {}
+      for (const [name, ms] of threadCpuMs()) { const d = ms - (threads0.get(name) ?? 0); if (d > 0) threads[name] = d }
       const main = mainThreadCpuUs() - main0
       const verifyUs = (verify0 + verifyCostUs()) / 2
       const heap1 = v8.getHeapStatistics().used_heap_size
@@ -195,13 +225,16 @@ async function child (): Promise<void> {
       }
       allocated += heap1 - after
       let hot: HotSpot[] | undefined
+      let timeline: ProcStats['timeline']
       if (session != null) {
-        const profile = init.profile === 'cpu' ? (await session.post('Profiler.stop')).profile : (await session.post('HeapProfiler.stopSampling')).profile
+        const cpuProfile = init.profile !== 'heap'
+        const profile = cpuProfile ? (await session.post('Profiler.stop')).profile : (await session.post('HeapProfiler.stopSampling')).profile
         session.disconnect()
-        hot = init.profile === 'cpu' ? cpuHotSpots(profile as { nodes: CpuNode[] }, m.top, m.callers) : heapHotSpots(profile as { head: HeapNode }, m.top, m.callers)
-        if (m.save !== undefined) await writeFile(join(m.save, `${role}.${init.profile === 'cpu' ? 'cpuprofile' : 'heapprofile'}`), JSON.stringify(profile))
+        hot = cpuProfile ? cpuHotSpots(profile as { nodes: CpuNode[] }, m.top, m.callers) : heapHotSpots(profile as { head: HeapNode }, m.top, m.callers)
+        if (init.profile === 'timeline') timeline = sampleTimeline(profile as CpuProfile)
+        if (m.save !== undefined) await writeFile(join(m.save, `${role}.${cpuProfile ? 'cpuprofile' : 'heapprofile'}`), JSON.stringify(profile))
       }
-      send({ type: 'stats', stats: { role, cpuUs: cpu.user + cpu.system, mainCpuUs: main, verifyUs, allocated, gcs, appends, hot } satisfies ProcStats })
+      send({ type: 'stats', stats: { role, cpuUs: cpu.user + cpu.system, mainCpuUs: main, verifyUs, allocated, gcs, appends, hot, timeline, threads } satisfies ProcStats })
     } else if (m.cmd === 'stop') {
       obs.disconnect()
       await node.stop()
@@ -212,6 +245,52 @@ async function child (): Promise<void> {
 }
 
 interface CpuNode { id: number, callFrame: { functionName: string, url: string, lineNumber: number }, hitCount?: number, children?: number[] }
+interface CpuProfile { nodes: CpuNode[], startTime: number, samples: number[], timeDeltas: number[] }
+
+/**
+ * Each sample of a CPU profile on the common clock, labelled by what ran: `(idle)`, `(garbage
+ * collector)`, `(program)`, or the leaf function and the area of the stack under it (the first
+ * fedmesh or library frame from the root that is not the event loop's own). V8 stamps samples
+ * with CLOCK_MONOTONIC µs, the clock of `process.hrtime`, so one reading of both maps them.
+ */
+function sampleTimeline (profile: CpuProfile): NonNullable<ProcStats['timeline']> {
+  const offset = now() - Number(process.hrtime.bigint()) / 1e6
+  const byId = new Map<number, CpuNode>()
+  const parent = new Map<number, number>()
+  for (const n of profile.nodes) { byId.set(n.id, n); for (const c of n.children ?? []) parent.set(c, n.id) }
+  const labels: string[] = []
+  const labelIx = new Map<string, number>()
+  const nodeLabel = new Map<number, number>()
+  const labelOf = (id: number): number => {
+    let ix = nodeLabel.get(id)
+    if (ix !== undefined) return ix
+    const n = byId.get(id) as CpuNode
+    let name = frameName(n.callFrame)
+    if (!name.startsWith('(')) {
+      // The stack's area: the outermost frame from fedmesh's src/ or a library, below the root.
+      let area = ''
+      for (let up: number | undefined = id; up !== undefined; up = parent.get(up)) {
+        const f = (byId.get(up) as CpuNode).callFrame
+        const m = /\/src\/([a-z-]+)\/|\/node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(f.url)
+        if (m != null) area = m[1] ?? m[2]
+      }
+      name = `${area} :: ${name}`
+    }
+    ix = labelIx.get(name)
+    if (ix === undefined) { ix = labels.length; labels.push(name); labelIx.set(name, ix) }
+    nodeLabel.set(id, ix)
+    return ix
+  }
+  const t: number[] = []
+  const label: number[] = []
+  let ts = profile.startTime
+  for (let i = 0; i < profile.samples.length; i++) {
+    ts += profile.timeDeltas[i]
+    t.push(ts / 1000 + offset)
+    label.push(labelOf(profile.samples[i]))
+  }
+  return { t, label, labels }
+}
 interface HeapNode { callFrame: { functionName: string, url: string, lineNumber: number }, selfSize: number, children: HeapNode[] }
 
 function frameName (f: { functionName: string, url: string, lineNumber: number }): string {
@@ -263,7 +342,10 @@ class Child {
   constructor (name: string, flags: string[]) {
     this.name = name
     this.proc = fork(SCRIPT, ['--child'], { execPath: process.execPath, execArgv: [...process.execArgv, ...flags], stdio: ['ignore', 'pipe', 'pipe', 'ipc'] })
-    const keep = (b: Buffer): void => { this.output = (this.output + b.toString()).slice(-4000) }
+    // RR_TAIL_CHILD_LOG=DIR keeps each child's whole output (e.g. of --trace-opt) in DIR/<name>.<pid>.log.
+    const logDir = process.env.RR_TAIL_CHILD_LOG
+    const log = logDir === undefined ? undefined : createWriteStream(join(logDir, `${name}.${this.proc.pid ?? 0}.log`))
+    const keep = (b: Buffer): void => { log?.write(b); this.output = (this.output + b.toString()).slice(-4000) }
     this.proc.stdout?.on('data', keep)
     this.proc.stderr?.on('data', keep)
     this.proc.on('message', (m: Record<string, any>) => { this.inbox.push(m); this.wake?.() })
@@ -338,7 +420,7 @@ interface Summary {
    * cores — as [slow among them, all of them]; and the same for the others.
    */
   writer: { slowIn: number, in: number, slowOut: number, out: number }
-  perProc: Record<Role, { cpuUs: number, mainCpuUs: number, verifies: number, allocB: number, scavenges: number, markCompacts: number, appends: number, slowGc: number, slowAppend: number }>
+  perProc: Record<Role, { cpuUs: number, mainCpuUs: number, verifies: number, allocB: number, scavenges: number, markCompacts: number, appends: number, appendMs: number, appendMaxMs: number, slowGc: number, slowAppend: number }>
 }
 
 function quantile (sorted: number[], q: number): number {
@@ -369,6 +451,8 @@ function summarise (r: RunResult, slowMs: number): Summary {
       scavenges: p.gcs.filter(g => g.kind === 'scavenge').length,
       markCompacts: p.gcs.filter(g => g.kind === 'mark-compact').length,
       appends: p.appends.length,
+      appendMs: p.appends.reduce((sum, a) => sum + a.dur, 0) / Math.max(1, p.appends.length),
+      appendMaxMs: Math.max(0, ...p.appends.map(a => a.dur)),
       slowGc: gcSlow.size,
       slowAppend: appSlow.size
     }
@@ -383,6 +467,72 @@ function summarise (r: RunResult, slowMs: number): Summary {
   return { p50: quantile(sorted, 0.5), p90: quantile(sorted, 0.9), p99: quantile(sorted, 0.99), max: sorted[n - 1], slow: slow.length, selfSlow: self.size, writer, perProc }
 }
 
+/**
+ * What each process's main thread did during the slow round trips, against all round trips:
+ * busy and idle milliseconds per round trip, and the labels that took most of the slow ones'
+ * time (in ms per slow round trip, next to the same per average round trip).
+ */
+function timelineReport (r: RunResult, slowMs: number, top: number): string {
+  const n = r.durs.length
+  const slowIx = new Set<number>()
+  for (let i = 0; i < n; i++) if (r.durs[i] > slowMs) slowIx.add(i)
+  const out: string[] = []
+  let bothIdleSlow = 0
+  const busyIn = new Map<Role, Float64Array>()
+  for (const role of ['requester', 'responder'] as const) {
+    const tl = r.procs[role].timeline
+    if (tl === undefined) continue
+    const busy = new Float64Array(n)
+    const slowBy = new Float64Array(tl.labels.length)
+    const allBy = new Float64Array(tl.labels.length)
+    // Round trips are sequential and sorted by start: walk samples and round trips together.
+    let j = 0
+    for (let k = 1; k < tl.t.length; k++) {
+      const t = tl.t[k]
+      const dt = t - tl.t[k - 1]
+      while (j < n && r.starts[j] + r.durs[j] < t) j++
+      if (j >= n) break
+      if (t < r.starts[j]) continue
+      const lab = tl.label[k]
+      allBy[lab] += dt
+      if (!tl.labels[lab].startsWith('(idle)')) busy[j] += dt
+      if (slowIx.has(j)) slowBy[lab] += dt
+    }
+    busyIn.set(role, busy)
+    // What the main thread ran inside the appends' event-loop parts.
+    const inApp = new Float64Array(tl.labels.length)
+    const apps = r.procs[role].appends
+    let a = 0
+    for (let k = 1; k < tl.t.length && a < apps.length; k++) {
+      const t = tl.t[k]
+      while (a < apps.length && apps[a].start + apps[a].dur < t) a++
+      if (a < apps.length && t >= apps[a].start) inApp[tl.label[k]] += t - Math.max(tl.t[k - 1], apps[a].start)
+    }
+    const appTotal = inApp.reduce((x, y) => x + y, 0)
+    out.push(`  ${role}: inside ${apps.length} appends (${appTotal.toFixed(2)} ms sampled):`)
+    for (const ix of [...inApp.keys()].sort((x, y) => inApp[y] - inApp[x]).slice(0, top)) if (inApp[ix] > 0) out.push(`    ${(100 * inApp[ix] / appTotal).toFixed(1).padStart(5)}%  ${tl.labels[ix]}`)
+    let sb = 0
+    let ab = 0
+    for (let i = 0; i < n; i++) { ab += busy[i]; if (slowIx.has(i)) sb += busy[i] }
+    out.push(`  ${role}: busy ms per round trip, slow ${(sb / Math.max(1, slowIx.size)).toFixed(3)} vs all ${(ab / n).toFixed(3)}; top labels in slow round trips (ms per slow / per any):`)
+    const order = [...slowBy.keys()].sort((a, b) => slowBy[b] - slowBy[a]).slice(0, top)
+    for (const ix of order) out.push(`    ${(slowBy[ix] / Math.max(1, slowIx.size)).toFixed(3).padStart(7)} / ${(allBy[ix] / n).toFixed(3).padStart(6)}  ${tl.labels[ix]}`)
+  }
+  const q = busyIn.get('requester')
+  const p = busyIn.get('responder')
+  if (q !== undefined && p !== undefined) {
+    let slowTime = 0
+    let slowBusy = 0
+    for (const i of slowIx) {
+      slowTime += r.durs[i]
+      slowBusy += q[i] + p[i]
+      if (q[i] + p[i] < 0.5 * r.durs[i]) bothIdleSlow++
+    }
+    out.unshift(`  slow ${slowIx.size}: mean ${(slowTime / Math.max(1, slowIx.size)).toFixed(2)} ms, of which main threads busy ${(slowBusy / Math.max(1, slowIx.size)).toFixed(2)} ms; ${bothIdleSlow} with both main threads busy under half the time`)
+  }
+  return out.join('\n')
+}
+
 const f0 = (x: number): string => x.toFixed(0)
 const f2 = (x: number): string => x.toFixed(2)
 
@@ -394,7 +544,7 @@ function row (label: string, r: RunResult, s: Summary): string {
     `load ${r.load.map(x => x.toFixed(1)).join('→')}`,
     `cpu ${f0(q.cpuUs)}/${f0(p.cpuUs)} µs (main ${f0(q.mainCpuUs)}/${f0(p.mainCpuUs)} = ${f2(q.verifies)}/${f2(p.verifies)} verifies)`,
     `alloc ${f2(q.allocB / 1024)}/${f2(p.allocB / 1024)} KB`,
-    `scav ${q.scavenges}/${p.scavenges} mc ${q.markCompacts}/${p.markCompacts} app ${q.appends}/${p.appends}`,
+    `scav ${q.scavenges}/${p.scavenges} mc ${q.markCompacts}/${p.markCompacts} app ${q.appends}/${p.appends} (${f2(q.appendMs)}/${f2(p.appendMs)} ms, max ${f2(q.appendMaxMs)}/${f2(p.appendMaxMs)})`,
     `slow ${s.slow} self ${s.selfSlow} (gc ${q.slowGc}/${p.slowGc} app ${q.slowAppend}/${p.slowAppend})`,
     `writer ${s.writer.slowIn}/${s.writer.in} vs ${s.writer.slowOut}/${s.writer.out}`,
     `p50 ${f2(s.p50)} p90 ${f2(s.p90)} p99 ${f2(s.p99)} max ${f2(s.max)} ms`
@@ -459,7 +609,7 @@ async function parent (): Promise<void> {
     if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer ≥ ${min}`)
     return n
   }
-  if (values.profile !== undefined && values.profile !== 'cpu' && values.profile !== 'heap') throw new Error('--profile is cpu or heap')
+  if (values.profile !== undefined && values.profile !== 'cpu' && values.profile !== 'heap' && values.profile !== 'timeline') throw new Error('--profile is cpu, heap or timeline')
   const o: Options = {
     trees: (values.trees ?? resolve(dirname(SCRIPT), '..')).split(',').map(t => resolve(t)),
     pairs: int(values.pairs, 'pairs', 1),
@@ -485,7 +635,12 @@ async function parent (): Promise<void> {
       byTree.get(names[t])?.push(s)
       all.push({ tree: names[t], summary: s, hot: o.profile != null ? { requester: r.procs.requester.hot, responder: r.procs.responder.hot } : undefined })
       process.stderr.write(row(names[t], r, s) + '\n')
-      if (o.profile != null && !o.json) {
+      for (const role of ['requester', 'responder'] as const) {
+        const th = r.procs[role].threads ?? {}
+        process.stderr.write(`  ${role} threads, µs per round trip: ${Object.entries(th).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${(1000 * v / r.durs.length).toFixed(0)}`).join(', ')}\n`)
+      }
+      if (o.profile === 'timeline') process.stderr.write(timelineReport(r, o.slow, o.top) + '\n')
+      else if (o.profile != null && !o.json) {
         for (const role of ['requester', 'responder'] as const) {
           process.stderr.write(`  ${role} ${o.profile === 'cpu' ? 'self time' : 'bytes allocated'}:\n`)
           for (const h of r.procs[role].hot ?? []) process.stderr.write(`    ${(h.share * 100).toFixed(1).padStart(5)}%  ${h.fn}\n`)
