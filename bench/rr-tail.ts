@@ -3,17 +3,18 @@
  * and which of the slow ones each process caused itself.
  *
  * Two node processes (`createNode` + one agent each, as bench/systems/fedmesh.ts), the
- * requester sends `--warmup` sequential `agent.request`s of `--size` bytes, then `--count`
- * measured ones; the responder's handler echoes the payload. Over the measured window both
+ * requester sends `--warmup` sequential `agent.request`s of `--size` bytes (8,000: after
+ * 1,000, V8 still compiled hot functions on its worker threads through the window), then
+ * `--count` measured ones; the responder's handler echoes the payload. Over the measured window both
  * processes record, on one clock (`performance.timeOrigin + now()`):
  *
- * - CPU: `process.cpuUsage` (all threads) and the main thread's alone (`process.threadCpuUsage`),
+ * - CPU: `process.cpuUsage` (all threads), each thread's (/proc/self/task), and the main thread's alone (`process.threadCpuUsage`),
  *   the latter also in units of one Ed25519 verification timed in the same process at the
  *   window's start and end, which cancels out the machine's speed at the moment;
  * - bytes allocated on the V8 heap (`v8.GCProfiler`: heap used before each GC minus after the last);
  * - GC events (`PerformanceObserver('gc')`: kind, start, duration);
- * - message-log appends (`LogRecorder.flush`: its synchronous part on the event loop, and
- *   when it completed).
+ * - message-log appends (each `store.log()` call of `LogRecorder`: its part on the event loop —
+ *   the call and the group commit's hand-off to the writer thread — and when it completed).
  *
  * A round trip over `--slow` ms (2) is counted as caused by an event of either process that
  * overlaps it. Several trees (checkouts of fedmesh, `--trees a,b`) run alternately,
@@ -23,6 +24,7 @@
  *   node bench/rr-tail.ts --profile cpu      # + top self-time functions per process
  *   node bench/rr-tail.ts --profile heap     # + top allocating functions (sampled, GC'd objects included)
  *   node bench/rr-tail.ts --profile heap --callers   # … keyed by function and its caller
+ *   node bench/rr-tail.ts --profile timeline  # + what each main thread ran during the slow round trips and the appends
  *   node bench/rr-tail.ts --profile cpu --save DIR   # … and the raw profiles (requester.cpuprofile, …) in DIR
  */
 import { fork, type ChildProcess } from 'node:child_process'
@@ -130,15 +132,28 @@ async function child (): Promise<void> {
 
   let recording = false
   const appends: Append[] = []
+  // Each `store.log()` call of the recorder is an append: its synchronous part and the group
+  // commit's hand-off to the writer thread (a microtask queued by the call, so one queued after
+  // it runs when that is done) on the event loop, and when its commit came back.
   const flush = LogRecorder.prototype.flush
-  LogRecorder.prototype.flush = function (this: { buffer: unknown[] }): Promise<void> {
-    if (!recording || this.buffer.length === 0) return flush.call(this)
-    const start = now()
-    const p: Promise<void> = flush.call(this)
-    const a: Append = { start, dur: now() - start }
-    appends.push(a)
-    void p.finally(() => { a.done = now() })
-    return p
+  const wrapped = new WeakSet<object>()
+  LogRecorder.prototype.flush = function (this: { o: { store: { log: (r: unknown[]) => Promise<void> } } }): Promise<void> {
+    const store = this.o.store
+    if (!wrapped.has(store)) {
+      wrapped.add(store)
+      const log = store.log.bind(store)
+      store.log = (records: unknown[]): Promise<void> => {
+        if (!recording) return log(records)
+        const start = now()
+        const p = log(records)
+        const a: Append = { start, dur: now() - start }
+        queueMicrotask(() => { a.dur = now() - start })
+        appends.push(a)
+        void p.finally(() => { a.done = now() })
+        return p
+      }
+    }
+    return flush.call(this)
   }
   const gcs: GcEvent[] = []
   const obs = new PerformanceObserver((list) => {
@@ -593,7 +608,7 @@ async function parent (): Promise<void> {
       trees: { type: 'string' },
       pairs: { type: 'string', default: '1' },
       count: { type: 'string', default: '3000' },
-      warmup: { type: 'string', default: '1000' },
+      warmup: { type: 'string', default: '8000' },
       size: { type: 'string', default: '256' },
       slow: { type: 'string', default: '2' },
       profile: { type: 'string' },
