@@ -286,7 +286,8 @@ export class LogRecorder {
         const slice = this.buffer.splice(0, end)
         left -= end
         this.buffered -= count
-        writes.push(this.o.store.log(slice).then(() => { this.counts.written += count }, (err: Error) => {
+        // (An async wrapper, so that a store throwing at once is counted like one that rejects.)
+        writes.push((async () => { await this.o.store.log(slice) })().then(() => { this.counts.written += count }, (err: Error) => {
           this.counts.failed += count
           this.o.logger.warn({ err: err.message, records: count }, 'message log write failed')
         }))

@@ -248,3 +248,32 @@ test('an append hands its records over in slices of 256, one per event-loop turn
     assert.equal((await store.stats()).log.count, 2600)
   })
 })
+
+test('a slice the store refuses is counted as failed (thrown or rejected); the other slices are written', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'fm-recorder-'))
+  const store = await openStore({ kind: 'sqlite', path: join(dir, 'store.db') })
+  let call = 0
+  const failing = new Proxy(store, {
+    get (target, key) {
+      const v = Reflect.get(target, key)
+      if (key !== 'log') return typeof v === 'function' ? v.bind(target) : v
+      return (records: LogRecordInit[]) => {
+        call++
+        if (call === 2) throw new Error('refused at once')
+        if (call === 3) return Promise.reject(new Error('refused later'))
+        return target.log(records)
+      }
+    }
+  })
+  const rec = new LogRecorder({ store: failing, logger: quiet, retention: { maxAgeMs: 0, maxBytes: 0 }, flushEveryMs: 60_000 })
+  try {
+    for (let i = 0; i < 700; i++) rec.observe({ event: 'received', env: env(`c${i}`, { conv: 'c1' }), peer: 'p' })
+    await rec.flush()
+    assert.deepEqual(rec.stats(), { written: 256, dropped: 0, failed: 444, buffered: 0 })
+    assert.deepEqual((await store.query({}, { limit: 1000 })).records.map(r => r.id), Array.from({ length: 256 }, (_, i) => `c${i}`))
+  } finally {
+    await rec.stop()
+    await store.close()
+    rmSync(dir, { recursive: true, force: true })
+  }
+})
