@@ -435,6 +435,13 @@ interface Summary {
    * cores — as [slow among them, all of them]; and the same for the others.
    */
   writer: { slowIn: number, in: number, slowOut: number, out: number }
+  /**
+   * Slow round trips overlapping an own GC or an append of either process beyond what the
+   * slow share of the round trips overlapping neither predicts for them (on a loaded machine
+   * many slow round trips overlap such an event by chance): [GC, appends], and the share of
+   * slow round trips among those overlapping each, against the others'.
+   */
+  excess: { gc: number, app: number, gcShare: [number, number], appShare: [number, number] }
   perProc: Record<Role, { cpuUs: number, mainCpuUs: number, verifies: number, allocB: number, scavenges: number, markCompacts: number, appends: number, appendMs: number, appendMaxMs: number, slowGc: number, slowAppend: number }>
 }
 
@@ -479,7 +486,20 @@ function summarise (r: RunResult, slowMs: number): Summary {
     const isSlow = r.durs[i] > slowMs
     if (inside) { writer.in++; if (isSlow) writer.slowIn++ } else { writer.out++; if (isSlow) writer.slowOut++ }
   }
-  return { p50: quantile(sorted, 0.5), p90: quantile(sorted, 0.9), p99: quantile(sorted, 0.99), max: sorted[n - 1], slow: slow.length, selfSlow: self.size, writer, perProc }
+  const gcs = [...r.procs.requester.gcs, ...r.procs.responder.gcs]
+  const apps = [...r.procs.requester.appends, ...r.procs.responder.appends]
+  let gcIn = 0; let gcSlowIn = 0; let appIn = 0; let appSlowIn = 0; let none = 0; let noneSlow = 0
+  for (let i = 0; i < n; i++) {
+    const isSlow = r.durs[i] > slowMs
+    const g = gcs.some(e => overlaps(i, e.start, e.start + e.dur))
+    const a = apps.some(e => overlaps(i, e.start, e.start + e.dur) || (e.done !== undefined && overlaps(i, e.done, e.done)))
+    if (g) { gcIn++; if (isSlow) gcSlowIn++ }
+    if (a) { appIn++; if (isSlow) appSlowIn++ }
+    if (!g && !a) { none++; if (isSlow) noneSlow++ }
+  }
+  const base = noneSlow / Math.max(1, none)
+  const excess = { gc: gcSlowIn - gcIn * base, app: appSlowIn - appIn * base, gcShare: [gcSlowIn / Math.max(1, gcIn), base] as [number, number], appShare: [appSlowIn / Math.max(1, appIn), base] as [number, number] }
+  return { p50: quantile(sorted, 0.5), p90: quantile(sorted, 0.9), p99: quantile(sorted, 0.99), max: sorted[n - 1], slow: slow.length, selfSlow: self.size, writer, excess, perProc }
 }
 
 /**
@@ -562,6 +582,7 @@ function row (label: string, r: RunResult, s: Summary): string {
     `scav ${q.scavenges}/${p.scavenges} mc ${q.markCompacts}/${p.markCompacts} app ${q.appends}/${p.appends} (${f2(q.appendMs)}/${f2(p.appendMs)} ms, max ${f2(q.appendMaxMs)}/${f2(p.appendMaxMs)})`,
     `slow ${s.slow} self ${s.selfSlow} (gc ${q.slowGc}/${p.slowGc} app ${q.slowAppend}/${p.slowAppend})`,
     `writer ${s.writer.slowIn}/${s.writer.in} vs ${s.writer.slowOut}/${s.writer.out}`,
+    `excess gc ${s.excess.gc.toFixed(1)} app ${s.excess.app.toFixed(1)} (slow share ${f2(100 * s.excess.gcShare[0])}/${f2(100 * s.excess.appShare[0])} vs ${f2(100 * s.excess.appShare[1])} %)`,
     `p50 ${f2(s.p50)} p90 ${f2(s.p90)} p99 ${f2(s.p99)} max ${f2(s.max)} ms`
   ].join('  ')
 }
@@ -584,6 +605,9 @@ function summaryTable (byTree: Map<string, Summary[]>): string {
     ['slow round trips overlapping own GC', s => [s.perProc.requester.slowGc, s.perProc.responder.slowGc], f0],
     ['slow round trips overlapping own append', s => [s.perProc.requester.slowAppend, s.perProc.responder.slowAppend], f0],
     ['slow round trips, all / self-caused', s => [s.slow, s.selfSlow], f0],
+    ['  beyond chance: overlapping a GC / an append (either process)', s => [s.excess.gc, s.excess.app], f0],
+    ['  % slow overlapping a GC / an append', s => [100 * s.excess.gcShare[0], 100 * s.excess.appShare[0]], f2],
+    ['  % slow overlapping neither', s => 100 * s.excess.appShare[1], f2],
     ['% slow while a log writer works / otherwise', s => [100 * s.writer.slowIn / Math.max(1, s.writer.in), 100 * s.writer.slowOut / Math.max(1, s.writer.out)], f2],
     ['p50 ms', s => s.p50, f2],
     ['p99 ms', s => s.p99, f2]
