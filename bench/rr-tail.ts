@@ -3,17 +3,18 @@
  * and which of the slow ones each process caused itself.
  *
  * Two node processes (`createNode` + one agent each, as bench/systems/fedmesh.ts), the
- * requester sends `--warmup` sequential `agent.request`s of `--size` bytes, then `--count`
- * measured ones; the responder's handler echoes the payload. Over the measured window both
+ * requester sends `--warmup` sequential `agent.request`s of `--size` bytes (8,000: after
+ * 1,000, V8 still compiled hot functions on its worker threads through the window), then
+ * `--count` measured ones; the responder's handler echoes the payload. Over the measured window both
  * processes record, on one clock (`performance.timeOrigin + now()`):
  *
- * - CPU: `process.cpuUsage` (all threads) and the main thread's alone (`process.threadCpuUsage`),
+ * - CPU: `process.cpuUsage` (all threads), each thread's (/proc/self/task), and the main thread's alone (`process.threadCpuUsage`),
  *   the latter also in units of one Ed25519 verification timed in the same process at the
  *   window's start and end, which cancels out the machine's speed at the moment;
  * - bytes allocated on the V8 heap (`v8.GCProfiler`: heap used before each GC minus after the last);
  * - GC events (`PerformanceObserver('gc')`: kind, start, duration);
- * - message-log appends (`LogRecorder.flush`: its synchronous part on the event loop, and
- *   when it completed).
+ * - message-log appends (each `store.log()` call of `LogRecorder`: its part on the event loop —
+ *   the call and the group commit's hand-off to the writer thread — and when it completed).
  *
  * A round trip over `--slow` ms (2) is counted as caused by an event of either process that
  * overlaps it. Several trees (checkouts of fedmesh, `--trees a,b`) run alternately,
@@ -23,10 +24,12 @@
  *   node bench/rr-tail.ts --profile cpu      # + top self-time functions per process
  *   node bench/rr-tail.ts --profile heap     # + top allocating functions (sampled, GC'd objects included)
  *   node bench/rr-tail.ts --profile heap --callers   # … keyed by function and its caller
+ *   node bench/rr-tail.ts --profile timeline  # + what each main thread ran during the slow round trips and the appends
  *   node bench/rr-tail.ts --profile cpu --save DIR   # … and the raw profiles (requester.cpuprofile, …) in DIR
  */
 import { fork, type ChildProcess } from 'node:child_process'
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { createWriteStream, readdirSync, readFileSync } from 'node:fs'
 import { generateKeyPairSync, sign, verify } from 'node:crypto'
 import { loadavg, tmpdir } from 'node:os'
 import { basename, dirname, join, resolve } from 'node:path'
@@ -39,7 +42,7 @@ import { parseArgs } from 'node:util'
 const SCRIPT = fileURLToPath(import.meta.url)
 const STEP_TIMEOUT_MS = 180_000
 
-interface Options { trees: string[], pairs: number, count: number, warmup: number, size: number, slow: number, profile?: 'cpu' | 'heap', flags: string[], json: boolean, top: number, callers: boolean, save?: string }
+interface Options { trees: string[], pairs: number, count: number, warmup: number, size: number, slow: number, profile?: 'cpu' | 'heap' | 'timeline', flags: string[], json: boolean, top: number, callers: boolean, save?: string }
 
 type Role = 'requester' | 'responder'
 interface GcEvent { kind: 'scavenge' | 'mark-compact' | 'other', start: number, dur: number }
@@ -55,6 +58,10 @@ interface ProcStats {
   gcs: GcEvent[]
   appends: Append[]
   hot?: HotSpot[]
+  /** With `--profile timeline`: the main thread's CPU profile samples, on the common clock (ms), and each one's label. */
+  timeline?: { t: number[], label: number[], labels: string[] }
+  /** CPU ms of each of the process's threads over the window, by thread name (Linux: /proc/self/task). */
+  threads?: Record<string, number>
 }
 interface RunResult {
   tree: string
@@ -89,6 +96,25 @@ function verifyCostUs (): number {
   return (mainThreadCpuUs() - t0) / CALIBRATION_VERIFIES
 }
 
+/** CPU ms used so far by each thread of this process, summed by thread name; empty where there is no /proc. */
+function threadCpuMs (): Map<string, number> {
+  const by = new Map<string, number>()
+  let tasks: string[] = []
+  try { tasks = readdirSync('/proc/self/task') } catch { return by }
+  const tick = 1000 / 100 // USER_HZ
+  for (const tid of tasks) {
+    let stat: string
+    try { stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8') } catch { continue }
+    const close = stat.lastIndexOf(')')
+    const comm = stat.slice(stat.indexOf('(') + 1, close).replace(/[0-9]+$/, '#')
+    // Node names few of its threads: tell them apart by id (the main thread's is the pid).
+    const name = String(process.pid) === tid ? 'main' : `${comm}:${tid}`
+    const f = stat.slice(close + 2).split(' ')
+    by.set(name, (by.get(name) ?? 0) + (Number(f[11]) + Number(f[12])) * tick)
+  }
+  return by
+}
+
 async function child (): Promise<void> {
   const send = (m: unknown): void => { process.send?.(m) }
   const inbox: Array<Record<string, any>> = []
@@ -106,15 +132,28 @@ async function child (): Promise<void> {
 
   let recording = false
   const appends: Append[] = []
+  // Each `store.log()` call of the recorder is an append: its synchronous part and the group
+  // commit's hand-off to the writer thread (a microtask queued by the call, so one queued after
+  // it runs when that is done) on the event loop, and when its commit came back.
   const flush = LogRecorder.prototype.flush
-  LogRecorder.prototype.flush = function (this: { buffer: unknown[] }): Promise<void> {
-    if (!recording || this.buffer.length === 0) return flush.call(this)
-    const start = now()
-    const p: Promise<void> = flush.call(this)
-    const a: Append = { start, dur: now() - start }
-    appends.push(a)
-    void p.finally(() => { a.done = now() })
-    return p
+  const wrapped = new WeakSet<object>()
+  LogRecorder.prototype.flush = function (this: { o: { store: { log: (r: unknown[]) => Promise<void> } } }): Promise<void> {
+    const store = this.o.store
+    if (!wrapped.has(store)) {
+      wrapped.add(store)
+      const log = store.log.bind(store)
+      store.log = (records: unknown[]): Promise<void> => {
+        if (!recording) return log(records)
+        const start = now()
+        const p = log(records)
+        const a: Append = { start, dur: now() - start }
+        queueMicrotask(() => { a.dur = now() - start })
+        appends.push(a)
+        void p.finally(() => { a.done = now() })
+        return p
+      }
+    }
+    return flush.call(this)
   }
   const gcs: GcEvent[] = []
   const obs = new PerformanceObserver((list) => {
@@ -144,6 +183,7 @@ async function child (): Promise<void> {
   let verify0 = 0
   let gcProfiler: InstanceType<typeof v8.GCProfiler> | undefined
   let heap0 = 0
+  let threads0 = new Map<string, number>()
   for (;;) {
     const m = await next()
     if (m.cmd === 'warmup') {
@@ -153,9 +193,9 @@ async function child (): Promise<void> {
       if (init.profile != null) {
         session = new Session()
         session.connect()
-        if (init.profile === 'cpu') {
+        if (init.profile === 'cpu' || init.profile === 'timeline') {
           await session.post('Profiler.enable')
-          await session.post('Profiler.setSamplingInterval', { interval: 100 })
+          await session.post('Profiler.setSamplingInterval', { interval: init.profile === 'timeline' ? 50 : 100 })
           await session.post('Profiler.start')
         } else {
           await session.post('HeapProfiler.enable')
@@ -168,7 +208,9 @@ async function child (): Promise<void> {
       verify0 = verifyCostUs()
       main0 = mainThreadCpuUs()
       cpu0 = process.cpuUsage()
+      threads0 = threadCpuMs()
       recording = true
+      if (process.env.RR_TAIL_CHILD_LOG !== undefined) process.stdout.write('=== begin\n')
       send({ type: 'begun' })
     } else if (m.cmd === 'run') {
       const starts: number[] = []
@@ -182,7 +224,10 @@ async function child (): Promise<void> {
       send({ type: 'rtts', starts, durs })
     } else if (m.cmd === 'end') {
       recording = false
+      if (process.env.RR_TAIL_CHILD_LOG !== undefined) process.stdout.write('=== end\n')
       const cpu = process.cpuUsage(cpu0)
+      const threads: Record<string, number> = {}
+      for (const [name, ms] of threadCpuMs()) { const d = ms - (threads0.get(name) ?? 0); if (d > 0) threads[name] = d }
       const main = mainThreadCpuUs() - main0
       const verifyUs = (verify0 + verifyCostUs()) / 2
       const heap1 = v8.getHeapStatistics().used_heap_size
@@ -195,13 +240,16 @@ async function child (): Promise<void> {
       }
       allocated += heap1 - after
       let hot: HotSpot[] | undefined
+      let timeline: ProcStats['timeline']
       if (session != null) {
-        const profile = init.profile === 'cpu' ? (await session.post('Profiler.stop')).profile : (await session.post('HeapProfiler.stopSampling')).profile
+        const cpuProfile = init.profile !== 'heap'
+        const profile = cpuProfile ? (await session.post('Profiler.stop')).profile : (await session.post('HeapProfiler.stopSampling')).profile
         session.disconnect()
-        hot = init.profile === 'cpu' ? cpuHotSpots(profile as { nodes: CpuNode[] }, m.top, m.callers) : heapHotSpots(profile as { head: HeapNode }, m.top, m.callers)
-        if (m.save !== undefined) await writeFile(join(m.save, `${role}.${init.profile === 'cpu' ? 'cpuprofile' : 'heapprofile'}`), JSON.stringify(profile))
+        hot = cpuProfile ? cpuHotSpots(profile as { nodes: CpuNode[] }, m.top, m.callers) : heapHotSpots(profile as { head: HeapNode }, m.top, m.callers)
+        if (init.profile === 'timeline') timeline = sampleTimeline(profile as CpuProfile)
+        if (m.save !== undefined) await writeFile(join(m.save, `${role}.${cpuProfile ? 'cpuprofile' : 'heapprofile'}`), JSON.stringify(profile))
       }
-      send({ type: 'stats', stats: { role, cpuUs: cpu.user + cpu.system, mainCpuUs: main, verifyUs, allocated, gcs, appends, hot } satisfies ProcStats })
+      send({ type: 'stats', stats: { role, cpuUs: cpu.user + cpu.system, mainCpuUs: main, verifyUs, allocated, gcs, appends, hot, timeline, threads } satisfies ProcStats })
     } else if (m.cmd === 'stop') {
       obs.disconnect()
       await node.stop()
@@ -212,6 +260,52 @@ async function child (): Promise<void> {
 }
 
 interface CpuNode { id: number, callFrame: { functionName: string, url: string, lineNumber: number }, hitCount?: number, children?: number[] }
+interface CpuProfile { nodes: CpuNode[], startTime: number, samples: number[], timeDeltas: number[] }
+
+/**
+ * Each sample of a CPU profile on the common clock, labelled by what ran: `(idle)`, `(garbage
+ * collector)`, `(program)`, or the leaf function and the area of the stack under it (the first
+ * fedmesh or library frame from the root that is not the event loop's own). V8 stamps samples
+ * with CLOCK_MONOTONIC µs, the clock of `process.hrtime`, so one reading of both maps them.
+ */
+function sampleTimeline (profile: CpuProfile): NonNullable<ProcStats['timeline']> {
+  const offset = now() - Number(process.hrtime.bigint()) / 1e6
+  const byId = new Map<number, CpuNode>()
+  const parent = new Map<number, number>()
+  for (const n of profile.nodes) { byId.set(n.id, n); for (const c of n.children ?? []) parent.set(c, n.id) }
+  const labels: string[] = []
+  const labelIx = new Map<string, number>()
+  const nodeLabel = new Map<number, number>()
+  const labelOf = (id: number): number => {
+    let ix = nodeLabel.get(id)
+    if (ix !== undefined) return ix
+    const n = byId.get(id) as CpuNode
+    let name = frameName(n.callFrame)
+    if (!name.startsWith('(')) {
+      // The stack's area: the outermost frame from fedmesh's src/ or a library, below the root.
+      let area = ''
+      for (let up: number | undefined = id; up !== undefined; up = parent.get(up)) {
+        const f = (byId.get(up) as CpuNode).callFrame
+        const m = /\/src\/([a-z-]+)\/|\/node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(f.url)
+        if (m != null) area = m[1] ?? m[2]
+      }
+      name = `${area} :: ${name}`
+    }
+    ix = labelIx.get(name)
+    if (ix === undefined) { ix = labels.length; labels.push(name); labelIx.set(name, ix) }
+    nodeLabel.set(id, ix)
+    return ix
+  }
+  const t: number[] = []
+  const label: number[] = []
+  let ts = profile.startTime
+  for (let i = 0; i < profile.samples.length; i++) {
+    ts += profile.timeDeltas[i]
+    t.push(ts / 1000 + offset)
+    label.push(labelOf(profile.samples[i]))
+  }
+  return { t, label, labels }
+}
 interface HeapNode { callFrame: { functionName: string, url: string, lineNumber: number }, selfSize: number, children: HeapNode[] }
 
 function frameName (f: { functionName: string, url: string, lineNumber: number }): string {
@@ -263,7 +357,10 @@ class Child {
   constructor (name: string, flags: string[]) {
     this.name = name
     this.proc = fork(SCRIPT, ['--child'], { execPath: process.execPath, execArgv: [...process.execArgv, ...flags], stdio: ['ignore', 'pipe', 'pipe', 'ipc'] })
-    const keep = (b: Buffer): void => { this.output = (this.output + b.toString()).slice(-4000) }
+    // RR_TAIL_CHILD_LOG=DIR keeps each child's whole output (e.g. of --trace-opt) in DIR/<name>.<pid>.log.
+    const logDir = process.env.RR_TAIL_CHILD_LOG
+    const log = logDir === undefined ? undefined : createWriteStream(join(logDir, `${name}.${this.proc.pid ?? 0}.log`))
+    const keep = (b: Buffer): void => { log?.write(b); this.output = (this.output + b.toString()).slice(-4000) }
     this.proc.stdout?.on('data', keep)
     this.proc.stderr?.on('data', keep)
     this.proc.on('message', (m: Record<string, any>) => { this.inbox.push(m); this.wake?.() })
@@ -338,7 +435,14 @@ interface Summary {
    * cores — as [slow among them, all of them]; and the same for the others.
    */
   writer: { slowIn: number, in: number, slowOut: number, out: number }
-  perProc: Record<Role, { cpuUs: number, mainCpuUs: number, verifies: number, allocB: number, scavenges: number, markCompacts: number, appends: number, slowGc: number, slowAppend: number }>
+  /**
+   * Slow round trips overlapping an own GC or an append of either process beyond what the
+   * slow share of the round trips overlapping neither predicts for them (on a loaded machine
+   * many slow round trips overlap such an event by chance): [GC, appends], and the share of
+   * slow round trips among those overlapping each, against the others'.
+   */
+  excess: { gc: number, app: number, gcShare: [number, number], appShare: [number, number] }
+  perProc: Record<Role, { cpuUs: number, mainCpuUs: number, verifies: number, allocB: number, scavenges: number, markCompacts: number, appends: number, appendMs: number, appendMaxMs: number, slowGc: number, slowAppend: number }>
 }
 
 function quantile (sorted: number[], q: number): number {
@@ -369,6 +473,8 @@ function summarise (r: RunResult, slowMs: number): Summary {
       scavenges: p.gcs.filter(g => g.kind === 'scavenge').length,
       markCompacts: p.gcs.filter(g => g.kind === 'mark-compact').length,
       appends: p.appends.length,
+      appendMs: p.appends.reduce((sum, a) => sum + a.dur, 0) / Math.max(1, p.appends.length),
+      appendMaxMs: Math.max(0, ...p.appends.map(a => a.dur)),
       slowGc: gcSlow.size,
       slowAppend: appSlow.size
     }
@@ -380,7 +486,86 @@ function summarise (r: RunResult, slowMs: number): Summary {
     const isSlow = r.durs[i] > slowMs
     if (inside) { writer.in++; if (isSlow) writer.slowIn++ } else { writer.out++; if (isSlow) writer.slowOut++ }
   }
-  return { p50: quantile(sorted, 0.5), p90: quantile(sorted, 0.9), p99: quantile(sorted, 0.99), max: sorted[n - 1], slow: slow.length, selfSlow: self.size, writer, perProc }
+  const gcs = [...r.procs.requester.gcs, ...r.procs.responder.gcs]
+  const apps = [...r.procs.requester.appends, ...r.procs.responder.appends]
+  let gcIn = 0; let gcSlowIn = 0; let appIn = 0; let appSlowIn = 0; let none = 0; let noneSlow = 0
+  for (let i = 0; i < n; i++) {
+    const isSlow = r.durs[i] > slowMs
+    const g = gcs.some(e => overlaps(i, e.start, e.start + e.dur))
+    const a = apps.some(e => overlaps(i, e.start, e.start + e.dur) || (e.done !== undefined && overlaps(i, e.done, e.done)))
+    if (g) { gcIn++; if (isSlow) gcSlowIn++ }
+    if (a) { appIn++; if (isSlow) appSlowIn++ }
+    if (!g && !a) { none++; if (isSlow) noneSlow++ }
+  }
+  const base = noneSlow / Math.max(1, none)
+  const excess = { gc: gcSlowIn - gcIn * base, app: appSlowIn - appIn * base, gcShare: [gcSlowIn / Math.max(1, gcIn), base] as [number, number], appShare: [appSlowIn / Math.max(1, appIn), base] as [number, number] }
+  return { p50: quantile(sorted, 0.5), p90: quantile(sorted, 0.9), p99: quantile(sorted, 0.99), max: sorted[n - 1], slow: slow.length, selfSlow: self.size, writer, excess, perProc }
+}
+
+/**
+ * What each process's main thread did during the slow round trips, against all round trips:
+ * busy and idle milliseconds per round trip, and the labels that took most of the slow ones'
+ * time (in ms per slow round trip, next to the same per average round trip).
+ */
+function timelineReport (r: RunResult, slowMs: number, top: number): string {
+  const n = r.durs.length
+  const slowIx = new Set<number>()
+  for (let i = 0; i < n; i++) if (r.durs[i] > slowMs) slowIx.add(i)
+  const out: string[] = []
+  let bothIdleSlow = 0
+  const busyIn = new Map<Role, Float64Array>()
+  for (const role of ['requester', 'responder'] as const) {
+    const tl = r.procs[role].timeline
+    if (tl === undefined) continue
+    const busy = new Float64Array(n)
+    const slowBy = new Float64Array(tl.labels.length)
+    const allBy = new Float64Array(tl.labels.length)
+    // Round trips are sequential and sorted by start: walk samples and round trips together.
+    let j = 0
+    for (let k = 1; k < tl.t.length; k++) {
+      const t = tl.t[k]
+      const dt = t - tl.t[k - 1]
+      while (j < n && r.starts[j] + r.durs[j] < t) j++
+      if (j >= n) break
+      if (t < r.starts[j]) continue
+      const lab = tl.label[k]
+      allBy[lab] += dt
+      if (!tl.labels[lab].startsWith('(idle)')) busy[j] += dt
+      if (slowIx.has(j)) slowBy[lab] += dt
+    }
+    busyIn.set(role, busy)
+    // What the main thread ran inside the appends' event-loop parts.
+    const inApp = new Float64Array(tl.labels.length)
+    const apps = r.procs[role].appends
+    let a = 0
+    for (let k = 1; k < tl.t.length && a < apps.length; k++) {
+      const t = tl.t[k]
+      while (a < apps.length && apps[a].start + apps[a].dur < t) a++
+      if (a < apps.length && t >= apps[a].start) inApp[tl.label[k]] += t - Math.max(tl.t[k - 1], apps[a].start)
+    }
+    const appTotal = inApp.reduce((x, y) => x + y, 0)
+    out.push(`  ${role}: inside ${apps.length} appends (${appTotal.toFixed(2)} ms sampled):`)
+    for (const ix of [...inApp.keys()].sort((x, y) => inApp[y] - inApp[x]).slice(0, top)) if (inApp[ix] > 0) out.push(`    ${(100 * inApp[ix] / appTotal).toFixed(1).padStart(5)}%  ${tl.labels[ix]}`)
+    let sb = 0
+    let ab = 0
+    for (let i = 0; i < n; i++) { ab += busy[i]; if (slowIx.has(i)) sb += busy[i] }
+    out.push(`  ${role}: busy ms per round trip, slow ${(sb / Math.max(1, slowIx.size)).toFixed(3)} vs all ${(ab / n).toFixed(3)}; top labels in slow round trips (ms per slow / per any):`)
+    const order = [...slowBy.keys()].sort((a, b) => slowBy[b] - slowBy[a]).slice(0, top)
+    for (const ix of order) out.push(`    ${(slowBy[ix] / Math.max(1, slowIx.size)).toFixed(3).padStart(7)} / ${(allBy[ix] / n).toFixed(3).padStart(6)}  ${tl.labels[ix]}`)
+  }
+  const q = busyIn.get('requester')
+  const p = busyIn.get('responder')
+  if (q !== undefined && p !== undefined) {
+    let slowTime = 0
+    let slowBusy = 0
+    for (const i of slowIx) {
+      slowTime += r.durs[i]
+      slowBusy += q[i] + p[i]
+      if (q[i] + p[i] < 0.5 * r.durs[i]) bothIdleSlow++
+    }
+    out.unshift(`  slow ${slowIx.size}: mean ${(slowTime / Math.max(1, slowIx.size)).toFixed(2)} ms, of which main threads busy ${(slowBusy / Math.max(1, slowIx.size)).toFixed(2)} ms; ${bothIdleSlow} with both main threads busy under half the time`)
+  }
+  return out.join('\n')
 }
 
 const f0 = (x: number): string => x.toFixed(0)
@@ -394,9 +579,10 @@ function row (label: string, r: RunResult, s: Summary): string {
     `load ${r.load.map(x => x.toFixed(1)).join('→')}`,
     `cpu ${f0(q.cpuUs)}/${f0(p.cpuUs)} µs (main ${f0(q.mainCpuUs)}/${f0(p.mainCpuUs)} = ${f2(q.verifies)}/${f2(p.verifies)} verifies)`,
     `alloc ${f2(q.allocB / 1024)}/${f2(p.allocB / 1024)} KB`,
-    `scav ${q.scavenges}/${p.scavenges} mc ${q.markCompacts}/${p.markCompacts} app ${q.appends}/${p.appends}`,
+    `scav ${q.scavenges}/${p.scavenges} mc ${q.markCompacts}/${p.markCompacts} app ${q.appends}/${p.appends} (${f2(q.appendMs)}/${f2(p.appendMs)} ms, max ${f2(q.appendMaxMs)}/${f2(p.appendMaxMs)})`,
     `slow ${s.slow} self ${s.selfSlow} (gc ${q.slowGc}/${p.slowGc} app ${q.slowAppend}/${p.slowAppend})`,
     `writer ${s.writer.slowIn}/${s.writer.in} vs ${s.writer.slowOut}/${s.writer.out}`,
+    `excess gc ${s.excess.gc.toFixed(1)} app ${s.excess.app.toFixed(1)} (slow share ${f2(100 * s.excess.gcShare[0])}/${f2(100 * s.excess.appShare[0])} vs ${f2(100 * s.excess.appShare[1])} %)`,
     `p50 ${f2(s.p50)} p90 ${f2(s.p90)} p99 ${f2(s.p99)} max ${f2(s.max)} ms`
   ].join('  ')
 }
@@ -419,6 +605,9 @@ function summaryTable (byTree: Map<string, Summary[]>): string {
     ['slow round trips overlapping own GC', s => [s.perProc.requester.slowGc, s.perProc.responder.slowGc], f0],
     ['slow round trips overlapping own append', s => [s.perProc.requester.slowAppend, s.perProc.responder.slowAppend], f0],
     ['slow round trips, all / self-caused', s => [s.slow, s.selfSlow], f0],
+    ['  beyond chance: overlapping a GC / an append (either process)', s => [s.excess.gc, s.excess.app], f0],
+    ['  % slow overlapping a GC / an append', s => [100 * s.excess.gcShare[0], 100 * s.excess.appShare[0]], f2],
+    ['  % slow overlapping neither', s => 100 * s.excess.appShare[1], f2],
     ['% slow while a log writer works / otherwise', s => [100 * s.writer.slowIn / Math.max(1, s.writer.in), 100 * s.writer.slowOut / Math.max(1, s.writer.out)], f2],
     ['p50 ms', s => s.p50, f2],
     ['p99 ms', s => s.p99, f2]
@@ -443,7 +632,7 @@ async function parent (): Promise<void> {
       trees: { type: 'string' },
       pairs: { type: 'string', default: '1' },
       count: { type: 'string', default: '3000' },
-      warmup: { type: 'string', default: '1000' },
+      warmup: { type: 'string', default: '8000' },
       size: { type: 'string', default: '256' },
       slow: { type: 'string', default: '2' },
       profile: { type: 'string' },
@@ -459,7 +648,7 @@ async function parent (): Promise<void> {
     if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer ≥ ${min}`)
     return n
   }
-  if (values.profile !== undefined && values.profile !== 'cpu' && values.profile !== 'heap') throw new Error('--profile is cpu or heap')
+  if (values.profile !== undefined && values.profile !== 'cpu' && values.profile !== 'heap' && values.profile !== 'timeline') throw new Error('--profile is cpu, heap or timeline')
   const o: Options = {
     trees: (values.trees ?? resolve(dirname(SCRIPT), '..')).split(',').map(t => resolve(t)),
     pairs: int(values.pairs, 'pairs', 1),
@@ -485,7 +674,12 @@ async function parent (): Promise<void> {
       byTree.get(names[t])?.push(s)
       all.push({ tree: names[t], summary: s, hot: o.profile != null ? { requester: r.procs.requester.hot, responder: r.procs.responder.hot } : undefined })
       process.stderr.write(row(names[t], r, s) + '\n')
-      if (o.profile != null && !o.json) {
+      for (const role of ['requester', 'responder'] as const) {
+        const th = r.procs[role].threads ?? {}
+        process.stderr.write(`  ${role} threads, µs per round trip: ${Object.entries(th).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${(1000 * v / r.durs.length).toFixed(0)}`).join(', ')}\n`)
+      }
+      if (o.profile === 'timeline') process.stderr.write(timelineReport(r, o.slow, o.top) + '\n')
+      else if (o.profile != null && !o.json) {
         for (const role of ['requester', 'responder'] as const) {
           process.stderr.write(`  ${role} ${o.profile === 'cpu' ? 'self time' : 'bytes allocated'}:\n`)
           for (const h of r.procs[role].hot ?? []) process.stderr.write(`    ${(h.share * 100).toFixed(1).padStart(5)}%  ${h.fn}\n`)

@@ -1,8 +1,9 @@
 /**
  * The message log's writer: the router and the durable service report what happens to
  * each message (`observe`), and this turns the reports into log records appended in
- * batches, off the hot path — `observe` only pushes to an array; one `store.log()` per
- * tick carries everything reported meanwhile (and the store's group commit merges it with
+ * batches, off the hot path — `observe` only pushes to an array; one append per window
+ * (1 s, or at once past 8,192 records) carries everything reported meanwhile, handed to the
+ * store in slices over a few event-loop turns (and the store's group commit merges it with
  * the inbox writes of the same moment). Retention by age and size runs on a timer.
  *
  * Memory is bounded: past `maxBuffered` unwritten records, new ones are counted in
@@ -48,10 +49,11 @@ export interface RecorderOptions {
   /** How often retention runs, ms. Default 60 000. */
   retainEveryMs?: number
   /**
-   * How long records gather before one append, ms. Default 200: the log then costs one
-   * commit (and one fsync) per interval, not one per message, and the writer thread wakes
-   * five times a second under steady traffic. Queries through the node flush first, so they
-   * always see what was observed.
+   * How long records gather before one append, ms. Default 1,000: the log then costs one
+   * or two commits per interval, not one per message, and the writer thread wakes about once
+   * a second under steady traffic. A crash loses at most this much of the log (an audit
+   * trail: messages and their acknowledgements are the inbox's). Queries through the node
+   * flush first, so they always see what was observed.
    */
   flushEveryMs?: number
   /** Append at once when this many records (run members included) are buffered. Default 8,192. */
@@ -61,13 +63,14 @@ export interface RecorderOptions {
 export interface RecorderStats { written: number, dropped: number, failed: number, buffered: number }
 
 /**
- * The append window. Each append costs the event loop a fixed share (a batch's validation,
- * its hand-off to the writer thread and the outcome's return, 0.1–1 ms) that delays whatever
- * message is being handled at that moment; at 50 ms those moments made 57–118 of 3,000
- * request–reply round trips slower than 2 ms, at 200 ms 12–39 (PERFORMANCE.md,
- * "Request–reply, session 5").
+ * The append window. Each append wakes the writer thread, which then competes with the
+ * event loops for the cores, and costs the event loop a share that delays whatever message is
+ * being handled at that moment; at 50 ms those moments made 57–118 of 3,000 request–reply
+ * round trips slower than 2 ms, at 200 ms 12–39 (PERFORMANCE.md, "Request–reply, session
+ * 5"), at 1 s, with an append's records handed over in slices, fewer still ("Request–reply
+ * tail, session 8").
  */
-const FLUSH_EVERY_MS = 200
+const FLUSH_EVERY_MS = 1000
 /**
  * Bulk traffic appends by count before the window closes: memory and batch size stay bounded.
  * Each append has costs that do not grow with its records — a commit, the counters and the
@@ -78,6 +81,13 @@ const FLUSH_EVERY_MS = 200
  * event loop ~1 ms; request–reply traffic, whose records are not runs, stays under it.
  */
 const FLUSH_AT_RECORDS = 8192
+
+/**
+ * Records of one `store.log()` call, a run counting as one (its members cost the store's checks
+ * little: ids and sizes): an append hands over a slice per event-loop turn. A topic stream's
+ * append of 8,192 in runs of up to 512 stays one call.
+ */
+const SLICE_RECORDS = 256
 
 /** Most records (run members included) in one `store.log()` call: the store's limit. */
 const MAX_BATCH = 10_000
@@ -249,27 +259,40 @@ export class LogRecorder {
     while (this.flushing != null) await this.flushing
     if (this.buffer.length === 0) return
     this.flushing = (async () => {
-      while (this.buffer.length > 0) {
-        // Up to the store's limit of records per call; a run taken here is closed to joiners.
+      // What is buffered now. Records observed meanwhile wait for their own window: a pass that
+      // went on until the buffer was empty chased steady traffic with appends of the few records
+      // that came in during each commit — 3–8 appends per window instead of one, each with a
+      // commit's fixed costs and a wake-up of the writer thread.
+      let left = this.buffer.length
+      const writes: Array<Promise<void>> = []
+      while (left > 0) {
+        // The store checks every record of a call within the call (~1 µs a request–reply
+        // record): one call with a window's records held the event loop 1–4 ms, and the round
+        // trip it landed in was slow. So a slice of SLICE_RECORDS per event-loop turn (~0.2 ms);
+        // the store's group commit commits the slices that come while the first one commits
+        // together, so an append stays one or two transactions. Up to the store's limit of
+        // records per call, run members included.
+        if (writes.length > 0) await new Promise<void>(resolve => { setImmediate(resolve) })
+        // A run taken here is closed to joiners.
         this.open = undefined
         let end = 0
         let count = 0
-        while (end < this.buffer.length) {
+        while (end < left) {
           const n = 1 + (this.buffer[end].next?.ids.length ?? 0)
-          if (end > 0 && count + n > MAX_BATCH) break
+          if (end > 0 && (end === SLICE_RECORDS || count + n > MAX_BATCH)) break
           count += n
           end++
         }
-        const batch = this.buffer.splice(0, end)
+        const slice = this.buffer.splice(0, end)
+        left -= end
         this.buffered -= count
-        try {
-          await this.o.store.log(batch)
-          this.counts.written += count
-        } catch (err) {
+        // (An async wrapper, so that a store throwing at once is counted like one that rejects.)
+        writes.push((async () => { await this.o.store.log(slice) })().then(() => { this.counts.written += count }, (err: Error) => {
           this.counts.failed += count
-          this.o.logger.warn({ err: (err as Error).message, records: count }, 'message log write failed')
-        }
+          this.o.logger.warn({ err: err.message, records: count }, 'message log write failed')
+        }))
       }
+      await Promise.all(writes)
     })()
     try { await this.flushing } finally { this.flushing = undefined }
   }

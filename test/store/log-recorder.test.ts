@@ -162,3 +162,118 @@ test('the payloads of one append share a buffer on the way to the writer: each r
     assert.deepEqual(got.map(r => r.size), [3, 0, 5, 500, 300, 1])
   })
 })
+
+/** A store whose `log()` calls are seen (sizes, and what ran between them) and can be held back. */
+function spyStore (store: MessageStore): { store: MessageStore, calls: number[], events: string[], hold: () => () => void } {
+  const calls: number[] = []
+  const events: string[] = []
+  let gate: Promise<void> | undefined
+  const spy = new Proxy(store, {
+    get (target, key) {
+      if (key === 'log') {
+        return async (records: LogRecordInit[]) => {
+          calls.push(records.length)
+          events.push(`log${calls.length}`)
+          const n = calls.length
+          setImmediate(() => { events.push(`turn${n}`) })
+          if (gate !== undefined) await gate
+          await target.log(records)
+        }
+      }
+      const v = Reflect.get(target, key)
+      return typeof v === 'function' ? v.bind(target) : v
+    }
+  })
+  const hold = (): (() => void) => {
+    let release!: () => void
+    gate = new Promise<void>(resolve => { release = resolve })
+    return () => { gate = undefined; release() }
+  }
+  return { store: spy, calls, events, hold }
+}
+
+async function withSpiedRecorder (o: { flushEveryMs: number, flushAtRecords?: number }, fn: (rec: LogRecorder, spy: ReturnType<typeof spyStore>, store: MessageStore) => Promise<void>): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'fm-recorder-'))
+  const store = await openStore({ kind: 'sqlite', path: join(dir, 'store.db') })
+  const spy = spyStore(store)
+  const rec = new LogRecorder({ store: spy.store, logger: quiet, retention: { maxAgeMs: 0, maxBytes: 0 }, ...o })
+  try {
+    await fn(rec, spy, store)
+  } finally {
+    await rec.stop()
+    await store.close()
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+/** Waits until `cond` holds, polling every millisecond (for at most 5 s). */
+async function until (cond: () => boolean): Promise<void> {
+  for (let i = 0; i < 5000 && !cond(); i++) await new Promise(resolve => setTimeout(resolve, 1))
+  assert.ok(cond(), 'condition not met within 5 s')
+}
+
+test('records observed while an append commits wait for the next window: one append per window, not a chain chasing the traffic', async () => {
+  // On the old code the append went on until the buffer was empty: a second store.log() with the two records at once.
+  await withSpiedRecorder({ flushEveryMs: 60_000, flushAtRecords: 3 }, async (rec, spy, store) => {
+    const release = spy.hold()
+    // Conversation messages: records of their own (no runs).
+    for (let i = 0; i < 3; i++) rec.observe({ event: 'received', env: env(`m${i}`, { conv: 'c1' }), peer: 'p' })
+    await until(() => spy.calls.length === 1)
+    rec.observe({ event: 'sent', env: env('m3', { conv: 'c1' }) })
+    rec.observe({ event: 'sent', env: env('m4', { conv: 'c1' }) })
+    release()
+    await until(() => rec.stats().written === 3)
+    for (let i = 0; i < 20; i++) await new Promise(resolve => setImmediate(resolve))
+    assert.deepEqual(spy.calls, [3])
+    assert.deepEqual(rec.stats(), { written: 3, dropped: 0, failed: 0, buffered: 2 })
+    // flush() (queries, stop) still writes everything observed before it.
+    await rec.flush()
+    assert.deepEqual(spy.calls, [3, 2])
+    assert.deepEqual((await store.query({}, { limit: 10 })).records.map(r => r.id), ['m0', 'm1', 'm2', 'm3', 'm4'])
+  })
+})
+
+test('an append hands its records over in slices of 256, one per event-loop turn, in order; runs count as one', async () => {
+  await withSpiedRecorder({ flushEveryMs: 60_000 }, async (rec, spy, store) => {
+    for (let i = 0; i < 600; i++) rec.observe({ event: 'received', env: env(`c${i}`, { conv: 'c1' }), peer: 'p' })
+    // A topic stream: 2,000 records in runs of up to 512, four buffered records — one call.
+    for (let i = 0; i < 2000; i++) rec.observe({ event: 'received', env: env(`t${i}`), peer: 'q' })
+    await rec.flush()
+    assert.deepEqual(spy.calls, [256, 256, 88 + 4])
+    // The event loop turned between the calls.
+    assert.deepEqual(spy.events.slice(0, 4), ['log1', 'turn1', 'log2', 'turn2'])
+    assert.deepEqual(rec.stats(), { written: 2600, dropped: 0, failed: 0, buffered: 0 })
+    const ids = (await store.query({}, { limit: 1000 })).records.map(r => r.id)
+    assert.deepEqual(ids.slice(0, 600), Array.from({ length: 600 }, (_, i) => `c${i}`))
+    assert.equal((await store.stats()).log.count, 2600)
+  })
+})
+
+test('a slice the store refuses is counted as failed (thrown or rejected); the other slices are written', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'fm-recorder-'))
+  const store = await openStore({ kind: 'sqlite', path: join(dir, 'store.db') })
+  let call = 0
+  const failing = new Proxy(store, {
+    get (target, key) {
+      const v = Reflect.get(target, key)
+      if (key !== 'log') return typeof v === 'function' ? v.bind(target) : v
+      return (records: LogRecordInit[]) => {
+        call++
+        if (call === 2) throw new Error('refused at once')
+        if (call === 3) return Promise.reject(new Error('refused later'))
+        return target.log(records)
+      }
+    }
+  })
+  const rec = new LogRecorder({ store: failing, logger: quiet, retention: { maxAgeMs: 0, maxBytes: 0 }, flushEveryMs: 60_000 })
+  try {
+    for (let i = 0; i < 700; i++) rec.observe({ event: 'received', env: env(`c${i}`, { conv: 'c1' }), peer: 'p' })
+    await rec.flush()
+    assert.deepEqual(rec.stats(), { written: 256, dropped: 0, failed: 444, buffered: 0 })
+    assert.deepEqual((await store.query({}, { limit: 1000 })).records.map(r => r.id), Array.from({ length: 256 }, (_, i) => `c${i}`))
+  } finally {
+    await rec.stop()
+    await store.close()
+    rmSync(dir, { recursive: true, force: true })
+  }
+})
