@@ -21,6 +21,8 @@ const READY_TIMEOUT_MS = 30_000
 const CONNECT_TIMEOUT_MS = 40_000
 /** Extra time for a publisher to flush, or a requester to warm up, beyond the measured window. */
 const SLACK_MS = 30_000
+/** A requester's warm-up, at most (workers/client.ts WARMUP_MAX_MS). */
+const WARMUP_MAX_MS = 5000
 /** The subscriber calls the stream over after this long without a message. */
 const QUIET_MS = 1000
 
@@ -160,8 +162,8 @@ export async function measureRequestReply (target: Target, opts: MeasureOptions)
     requester = startWorker(target, 'requester', opts.size, contact)
     await requester.next('ready', READY_TIMEOUT_MS)
     requester.send({ type: 'go', durationMs: opts.durationMs, maxCount: opts.maxRequests, timeoutMs: opts.requestTimeoutMs })
-    // Warm-up (≤ 30 s of probing + 20 requests), the window, and one last timeout.
-    const budget = CONNECT_TIMEOUT_MS + 21 * opts.requestTimeoutMs + opts.durationMs + SLACK_MS
+    // Warm-up (≤ 30 s of probing, then ≤ 5 s of round trips and one timeout), the window, and one last timeout.
+    const budget = CONNECT_TIMEOUT_MS + WARMUP_MAX_MS + 2 * opts.requestTimeoutMs + opts.durationMs + SLACK_MS
     const r = (await requester.next('result', budget)).result as RequesterReport
     if (r.mismatches > 0) throw new Error(`${r.mismatches} replies did not match their request`)
     if (r.latenciesMs.length === 0) throw new Error(`no round trip completed (${r.timeouts} timed out)`)

@@ -18,9 +18,12 @@ const PROBE_INTERVAL_MS = 20
 /**
  * Round trips made before measuring, the same for every system: enough for V8 to have
  * compiled the hot paths of the JavaScript clients (and fedmesh's nodes), so the measured
- * window shows a running system, not its first seconds.
+ * window shows a running system, not its first seconds. After 500 or 1,000, V8 was still
+ * compiling hot functions on its worker threads through the window (a quarter of a core per
+ * process; PERFORMANCE.md, "Request–reply tail, session 8"). Bounded in time as well.
  */
-const WARMUP_REQUESTS = 500
+const WARMUP_REQUESTS = 8000
+const WARMUP_MAX_MS = 5000
 /** The publisher yields to the event loop every this many messages, so I/O keeps flowing. */
 const YIELD_EVERY = 256
 
@@ -230,7 +233,8 @@ async function requester (ep: Endpoint): Promise<RequesterReport> {
       await sleep(PROBE_INTERVAL_MS)
     }
   }
-  for (let i = 0; i < WARMUP_REQUESTS; i++) {
+  const warmEnd = performance.now() + WARMUP_MAX_MS
+  for (let i = 0; i < WARMUP_REQUESTS && performance.now() < warmEnd; i++) {
     await rpc.request(makePayload(init.size, KIND_PROBE, seq++), timeoutMs).catch(() => {})
   }
 
