@@ -24,7 +24,7 @@
  * `npm run bench` also runs it (benchRows below) and puts its rows in the same table.
  */
 import { spawn, fork, type ChildProcess } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
@@ -49,7 +49,7 @@ if (process.argv[2] === '--home') {
   process.on('message', (m: { op: string }) => {
     void (async () => {
       if (m.op === 'detach') { await bob.close(); process.send?.({ event: 'detached' }) }
-      if (m.op === 'count') process.send?.({ event: 'count', count: (await node.store.stats(bob.id)).inbox.count, cpuUs: cpuUs(), mainUs: mainCpuUs() })
+      if (m.op === 'count') process.send?.({ event: 'count', count: (await node.store.stats(bob.id)).inbox.count, cpuUs: cpuUs(), mainUs: mainCpuUs(), threads: threadsCpuUs(process.pid) })
       if (m.op === 'stop') { await node.stop(); process.exit(0) }
     })()
   })
@@ -80,6 +80,44 @@ interface Result {
   /** Of those, on the main thread (the event loop); fedmesh only. */
   senderMainCpuUsPerMsg?: number
   homeMainCpuUsPerMsg?: number
+  /** CPU µs per message by thread name (Linux only): the sending process, the receiving one. */
+  senderThreads?: Record<string, number>
+  homeThreads?: Record<string, number>
+}
+
+/**
+ * A process's CPU time so far per kind of thread (Linux /proc/<pid>/task/<tid>/schedstat, ns
+ * resolution; empty elsewhere), µs, keyed "main" (the event loop) or thread name/id (Node names
+ * its V8 helper, libuv pool and worker threads all "node").
+ */
+function threadsCpuUs (pid: number | undefined): Record<string, number> {
+  const out: Record<string, number> = {}
+  if (pid == null) return out
+  try {
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      try {
+        const name = readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim()
+        const ns = Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0])
+        const key = tid === String(pid) ? 'main' : `${name}/${tid}`
+        if (Number.isFinite(ns)) out[key] = (out[key] ?? 0) + ns / 1000
+      } catch {
+        // The thread ended meanwhile.
+      }
+    }
+  } catch {
+    // No /proc.
+  }
+  return out
+}
+
+/** Per thread, CPU µs per message between two `threadsCpuUs` readings (threads that ended count as 0 after). */
+function threadsPerMsg (before: Record<string, number>, after: Record<string, number>, n: number): Record<string, number> {
+  const out: Record<string, number> = {}
+  for (const name of new Set([...Object.keys(before), ...Object.keys(after)])) {
+    const d = ((after[name] ?? 0) - (before[name] ?? 0)) / n
+    if (Math.abs(d) >= 0.5) out[name] = Math.round(d)
+  }
+  return out
 }
 
 /** Another process's CPU time so far (Linux /proc; NaN elsewhere), µs. */
@@ -182,12 +220,14 @@ async function benchFedmesh (count: number, window: number, synchronous: 'full' 
       const before = await countAt(child)
       const cpu0 = cpuUs()
       const main0 = mainCpuUs()
+      const threads0 = threadsCpuUs(process.pid)
       const run = await pipeline(count, window, async () => {
         const r = await alice.send(ready.bob, payload, { durable: true })
         if (r.durable?.status !== 'stored') throw new Error(`not stored: ${JSON.stringify(r.durable)}`)
       })
       const senderCpu = cpuUs() - cpu0
       const senderMain = mainCpuUs() - main0
+      const threads1 = threadsCpuUs(process.pid)
       const after = await countAt(child)
       const res = result(`fedmesh durable (SQLite ${synchronous.toUpperCase()}, k=0)`, count, window, run, after.count - before.count)
       const acked = Math.max(1, run.latencies.length)
@@ -195,6 +235,8 @@ async function benchFedmesh (count: number, window: number, synchronous: 'full' 
       res.homeCpuUsPerMsg = (after.cpuUs - before.cpuUs) / acked
       res.senderMainCpuUsPerMsg = senderMain / acked
       res.homeMainCpuUsPerMsg = (after.mainUs - before.mainUs) / acked
+      res.senderThreads = threadsPerMsg(threads0, threads1, acked)
+      res.homeThreads = threadsPerMsg(before.threads, after.threads, acked)
       return res
     } finally {
       await node.stop()
@@ -208,8 +250,8 @@ async function benchFedmesh (count: number, window: number, synchronous: 'full' 
 }
 
 /** The inbox count at the home node and its CPU time so far. */
-async function countAt (child: ChildProcess): Promise<{ count: number, cpuUs: number, mainUs: number }> {
-  const p = childEvent<{ count: number, cpuUs: number, mainUs: number }>(child, 'count', 30_000)
+async function countAt (child: ChildProcess): Promise<{ count: number, cpuUs: number, mainUs: number, threads: Record<string, number> }> {
+  const p = childEvent<{ count: number, cpuUs: number, mainUs: number, threads: Record<string, number> }>(child, 'count', 30_000)
   child.send({ op: 'count' })
   return await p
 }
@@ -238,14 +280,20 @@ async function benchJetStream (count: number, window: number): Promise<Result> {
       const before = (await jsm.streams.info('BENCH')).state.messages
       const cpu0 = cpuUs()
       const server0 = procCpuUs(server.pid)
+      const threads0 = threadsCpuUs(process.pid)
+      const serverThreads0 = threadsCpuUs(server.pid)
       const run = await pipeline(count, window, async () => await js.publish('bench.durable', payload))
       const senderCpu = cpuUs() - cpu0
       const serverCpu = procCpuUs(server.pid) - server0
+      const threads1 = threadsCpuUs(process.pid)
+      const serverThreads1 = threadsCpuUs(server.pid)
       const after = (await jsm.streams.info('BENCH')).state.messages
       const res = result('NATS JetStream (file, R1)', count, window, run, after - before)
       const acked = Math.max(1, run.latencies.length)
       res.senderCpuUsPerMsg = senderCpu / acked
       if (Number.isFinite(serverCpu)) res.homeCpuUsPerMsg = serverCpu / acked
+      res.senderThreads = threadsPerMsg(threads0, threads1, acked)
+      res.homeThreads = threadsPerMsg(serverThreads0, serverThreads1, acked)
       return res
     } finally {
       await nc.close()
@@ -297,6 +345,10 @@ async function main (): Promise<void> {
     const main = (all: number, m: number | undefined): string => m != null ? ` (${m.toFixed(0)} on the main thread, ${(all - m).toFixed(0)} on others)` : ''
     process.stdout.write(`\n${r.system}: CPU per message ${r.senderCpuUsPerMsg.toFixed(0)} µs at the sender${main(r.senderCpuUsPerMsg, r.senderMainCpuUsPerMsg)}, ` +
       `${r.homeCpuUsPerMsg.toFixed(0)} µs at the ${r.system.startsWith('NATS') ? 'server' : `home node${main(r.homeCpuUsPerMsg, r.homeMainCpuUsPerMsg)}`}\n`)
+    const byThread = (t: Record<string, number> | undefined): string => Object.entries(t ?? {}).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${v}`).join(', ')
+    if (r.senderThreads != null && Object.keys(r.senderThreads).length > 0) {
+      process.stdout.write(`  per thread, µs/message (schedstat): sender ${byThread(r.senderThreads)}; ${r.system.startsWith('NATS') ? 'server' : 'home'} ${byThread(r.homeThreads)}\n`)
+    }
   }
   if (ratios != null) {
     process.stdout.write(`\nfedmesh / JetStream: throughput ${ratios.throughput.toFixed(2)}x, p50 latency ${ratios.p50.toFixed(2)}x, p99 latency ${ratios.p99.toFixed(2)}x\n`)
