@@ -10,7 +10,10 @@
  *
  * Both: 256-byte payloads, `--window` sends in flight, `--count` messages, one publisher.
  * Afterwards every message is counted at the far end (inbox entries / stream messages):
- * "lost" must be 0. Latency is per send, from the call to its acknowledgement.
+ * "lost" must be 0. Latency is per send, from the call to its acknowledgement. Before
+ * measuring, WARM_SENDS sends go out 512 in flight (so V8 has optimised the shared path: a run of a
+ * few thousand lone sends otherwise measures unoptimised code and the compiler threads), then
+ * 500 at the window measured. CPU is also split per thread (Linux schedstat).
  *
  *   node bench/durable.ts [--count N] [--window W] [--json] [--only fedmesh|jetstream] [--sync full|normal]
  *
@@ -24,7 +27,7 @@
  * `npm run bench` also runs it (benchRows below) and puts its rows in the same table.
  */
 import { spawn, fork, type ChildProcess } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
@@ -34,6 +37,16 @@ import { parseArgs } from 'node:util'
 const PAYLOAD_BYTES = 256
 const NATS_SERVER = '/usr/sbin/nats-server'
 const HOST = '127.0.0.1'
+/**
+ * Sends before any phase, WARM_WINDOW in flight: enough calls of every function on the
+ * shared path for V8 to optimise it (TurboFan compiles a function after some thousands of
+ * calls). Without it a window-1 run measures mostly unoptimised code and the compiler
+ * threads: at 200–500 sends a second that lasts 10–40 s.
+ */
+const WARM_SENDS = 5_000
+const WARM_WINDOW = 512
+/** Then, before each phase, this many at the phase's own window (its own code path: `put` rather than `putb`). */
+const PHASE_WARM_SENDS = 500
 
 // ---- child: the recipient's home node ----------------------------------------------------
 
@@ -49,7 +62,7 @@ if (process.argv[2] === '--home') {
   process.on('message', (m: { op: string }) => {
     void (async () => {
       if (m.op === 'detach') { await bob.close(); process.send?.({ event: 'detached' }) }
-      if (m.op === 'count') process.send?.({ event: 'count', count: (await node.store.stats(bob.id)).inbox.count, cpuUs: cpuUs(), mainUs: mainCpuUs() })
+      if (m.op === 'count') process.send?.({ event: 'count', count: (await node.store.stats(bob.id)).inbox.count, cpuUs: cpuUs(), mainUs: mainCpuUs(), threads: threadsCpuUs(process.pid) })
       if (m.op === 'stop') { await node.stop(); process.exit(0) }
     })()
   })
@@ -80,6 +93,44 @@ interface Result {
   /** Of those, on the main thread (the event loop); fedmesh only. */
   senderMainCpuUsPerMsg?: number
   homeMainCpuUsPerMsg?: number
+  /** CPU µs per message by thread name (Linux only): the sending process, the receiving one. */
+  senderThreads?: Record<string, number>
+  homeThreads?: Record<string, number>
+}
+
+/**
+ * A process's CPU time so far per kind of thread (Linux /proc/<pid>/task/<tid>/schedstat, ns
+ * resolution; empty elsewhere), µs, keyed "main" (the event loop) or thread name/id (Node names
+ * its V8 helper, libuv pool and worker threads all "node").
+ */
+function threadsCpuUs (pid: number | undefined): Record<string, number> {
+  const out: Record<string, number> = {}
+  if (pid == null) return out
+  try {
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      try {
+        const name = readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim()
+        const ns = Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0])
+        const key = tid === String(pid) ? 'main' : `${name}/${tid}`
+        if (Number.isFinite(ns)) out[key] = (out[key] ?? 0) + ns / 1000
+      } catch {
+        // The thread ended meanwhile.
+      }
+    }
+  } catch {
+    // No /proc.
+  }
+  return out
+}
+
+/** Per thread, CPU µs per message between two `threadsCpuUs` readings (threads that ended count as 0 after). */
+function threadsPerMsg (before: Record<string, number>, after: Record<string, number>, n: number): Record<string, number> {
+  const out: Record<string, number> = {}
+  for (const name of new Set([...Object.keys(before), ...Object.keys(after)])) {
+    const d = ((after[name] ?? 0) - (before[name] ?? 0)) / n
+    if (Math.abs(d) >= 0.5) out[name] = Math.round(d)
+  }
+  return out
 }
 
 /** Another process's CPU time so far (Linux /proc; NaN elsewhere), µs. */
@@ -159,7 +210,11 @@ function childEvent<T> (child: ChildProcess, event: string, timeoutMs: number): 
 
 // ---- fedmesh -------------------------------------------------------------------------------
 
-async function benchFedmesh (count: number, window: number, synchronous: 'full' | 'normal' = 'full'): Promise<Result> {
+/** One measurement on the same processes: `count` sends, `window` in flight. */
+interface Phase { count: number, window: number }
+
+
+async function benchFedmesh (phases: Phase[], synchronous: 'full' | 'normal' = 'full'): Promise<Result[]> {
   const { createNode } = await import('../src/node/mesh-node.ts')
   const homeDir = mkdtempSync(join(tmpdir(), 'fedmesh-bench-home-'))
   const senderDir = mkdtempSync(join(tmpdir(), 'fedmesh-bench-sender-'))
@@ -178,24 +233,33 @@ async function benchFedmesh (count: number, window: number, synchronous: 'full' 
       await childEvent(child, 'detached', 10_000)
       const payload = new Uint8Array(PAYLOAD_BYTES).fill(0x61)
       // Warm-up: connections, statements, JIT.
-      await pipeline(Math.min(500, count), window, async () => await alice.send(ready.bob, payload, { durable: true }))
-      const before = await countAt(child)
-      const cpu0 = cpuUs()
-      const main0 = mainCpuUs()
-      const run = await pipeline(count, window, async () => {
-        const r = await alice.send(ready.bob, payload, { durable: true })
-        if (r.durable?.status !== 'stored') throw new Error(`not stored: ${JSON.stringify(r.durable)}`)
-      })
-      const senderCpu = cpuUs() - cpu0
-      const senderMain = mainCpuUs() - main0
-      const after = await countAt(child)
-      const res = result(`fedmesh durable (SQLite ${synchronous.toUpperCase()}, k=0)`, count, window, run, after.count - before.count)
-      const acked = Math.max(1, run.latencies.length)
-      res.senderCpuUsPerMsg = senderCpu / acked
-      res.homeCpuUsPerMsg = (after.cpuUs - before.cpuUs) / acked
-      res.senderMainCpuUsPerMsg = senderMain / acked
-      res.homeMainCpuUsPerMsg = (after.mainUs - before.mainUs) / acked
-      return res
+      await pipeline(WARM_SENDS, WARM_WINDOW, async () => await alice.send(ready.bob, payload, { durable: true }))
+      const results: Result[] = []
+      for (const { count, window } of phases) {
+        await pipeline(Math.min(PHASE_WARM_SENDS, count), window, async () => await alice.send(ready.bob, payload, { durable: true }))
+        const before = await countAt(child)
+        const cpu0 = cpuUs()
+        const main0 = mainCpuUs()
+        const threads0 = threadsCpuUs(process.pid)
+        const run = await pipeline(count, window, async () => {
+          const r = await alice.send(ready.bob, payload, { durable: true })
+          if (r.durable?.status !== 'stored') throw new Error(`not stored: ${JSON.stringify(r.durable)}`)
+        })
+        const senderCpu = cpuUs() - cpu0
+        const senderMain = mainCpuUs() - main0
+        const threads1 = threadsCpuUs(process.pid)
+        const after = await countAt(child)
+        const res = result(`fedmesh durable (SQLite ${synchronous.toUpperCase()}, k=0)`, count, window, run, after.count - before.count)
+        const acked = Math.max(1, run.latencies.length)
+        res.senderCpuUsPerMsg = senderCpu / acked
+        res.homeCpuUsPerMsg = (after.cpuUs - before.cpuUs) / acked
+        res.senderMainCpuUsPerMsg = senderMain / acked
+        res.homeMainCpuUsPerMsg = (after.mainUs - before.mainUs) / acked
+        res.senderThreads = threadsPerMsg(threads0, threads1, acked)
+        res.homeThreads = threadsPerMsg(before.threads, after.threads, acked)
+        results.push(res)
+      }
+      return results
     } finally {
       await node.stop()
     }
@@ -208,15 +272,15 @@ async function benchFedmesh (count: number, window: number, synchronous: 'full' 
 }
 
 /** The inbox count at the home node and its CPU time so far. */
-async function countAt (child: ChildProcess): Promise<{ count: number, cpuUs: number, mainUs: number }> {
-  const p = childEvent<{ count: number, cpuUs: number, mainUs: number }>(child, 'count', 30_000)
+async function countAt (child: ChildProcess): Promise<{ count: number, cpuUs: number, mainUs: number, threads: Record<string, number> }> {
+  const p = childEvent<{ count: number, cpuUs: number, mainUs: number, threads: Record<string, number> }>(child, 'count', 30_000)
   child.send({ op: 'count' })
   return await p
 }
 
 // ---- JetStream -----------------------------------------------------------------------------
 
-async function benchJetStream (count: number, window: number): Promise<Result> {
+async function benchJetStream (phases: Phase[]): Promise<Result[]> {
   const { connect } = await import('nats')
   const port = await freePort()
   const storeDir = mkdtempSync(join(tmpdir(), 'fedmesh-bench-js-'))
@@ -234,19 +298,30 @@ async function benchJetStream (count: number, window: number): Promise<Result> {
       await jsm.streams.add({ name: 'BENCH', subjects: ['bench.>'], storage: 'file' as never })
       const js = nc.jetstream()
       const payload = new Uint8Array(PAYLOAD_BYTES).fill(0x61)
-      await pipeline(Math.min(500, count), window, async () => await js.publish('bench.warm', payload))
-      const before = (await jsm.streams.info('BENCH')).state.messages
-      const cpu0 = cpuUs()
-      const server0 = procCpuUs(server.pid)
-      const run = await pipeline(count, window, async () => await js.publish('bench.durable', payload))
-      const senderCpu = cpuUs() - cpu0
-      const serverCpu = procCpuUs(server.pid) - server0
-      const after = (await jsm.streams.info('BENCH')).state.messages
-      const res = result('NATS JetStream (file, R1)', count, window, run, after - before)
-      const acked = Math.max(1, run.latencies.length)
-      res.senderCpuUsPerMsg = senderCpu / acked
-      if (Number.isFinite(serverCpu)) res.homeCpuUsPerMsg = serverCpu / acked
-      return res
+      await pipeline(WARM_SENDS, WARM_WINDOW, async () => await js.publish('bench.warm', payload))
+      const results: Result[] = []
+      for (const { count, window } of phases) {
+        await pipeline(Math.min(PHASE_WARM_SENDS, count), window, async () => await js.publish('bench.warm', payload))
+        const before = (await jsm.streams.info('BENCH')).state.messages
+        const cpu0 = cpuUs()
+        const server0 = procCpuUs(server.pid)
+        const threads0 = threadsCpuUs(process.pid)
+        const serverThreads0 = threadsCpuUs(server.pid)
+        const run = await pipeline(count, window, async () => await js.publish('bench.durable', payload))
+        const senderCpu = cpuUs() - cpu0
+        const serverCpu = procCpuUs(server.pid) - server0
+        const threads1 = threadsCpuUs(process.pid)
+        const serverThreads1 = threadsCpuUs(server.pid)
+        const after = (await jsm.streams.info('BENCH')).state.messages
+        const res = result('NATS JetStream (file, R1)', count, window, run, after - before)
+        const acked = Math.max(1, run.latencies.length)
+        res.senderCpuUsPerMsg = senderCpu / acked
+        if (Number.isFinite(serverCpu)) res.homeCpuUsPerMsg = serverCpu / acked
+        res.senderThreads = threadsPerMsg(threads0, threads1, acked)
+        res.homeThreads = threadsPerMsg(serverThreads0, serverThreads1, acked)
+        results.push(res)
+      }
+      return results
     } finally {
       await nc.close()
     }
@@ -275,8 +350,8 @@ async function main (): Promise<void> {
   if (!Number.isSafeInteger(window) || window < 1 || window > 100_000) throw new Error('--window must be 1–100000')
   const results: Result[] = []
   if (values.sync !== 'full' && values.sync !== 'normal') throw new Error('--sync must be full or normal')
-  if (values.only == null || values.only === 'fedmesh') results.push(await benchFedmesh(count, window, values.sync))
-  if (values.only == null || values.only === 'jetstream') results.push(await benchJetStream(count, window))
+  if (values.only == null || values.only === 'fedmesh') results.push(...await benchFedmesh([{ count, window }], values.sync))
+  if (values.only == null || values.only === 'jetstream') results.push(...await benchJetStream([{ count, window }]))
   const fm = results.find(r => r.system.startsWith('fedmesh'))
   const js = results.find(r => r.system.startsWith('NATS'))
   const ratios = fm != null && js != null
@@ -297,6 +372,10 @@ async function main (): Promise<void> {
     const main = (all: number, m: number | undefined): string => m != null ? ` (${m.toFixed(0)} on the main thread, ${(all - m).toFixed(0)} on others)` : ''
     process.stdout.write(`\n${r.system}: CPU per message ${r.senderCpuUsPerMsg.toFixed(0)} µs at the sender${main(r.senderCpuUsPerMsg, r.senderMainCpuUsPerMsg)}, ` +
       `${r.homeCpuUsPerMsg.toFixed(0)} µs at the ${r.system.startsWith('NATS') ? 'server' : `home node${main(r.homeCpuUsPerMsg, r.homeMainCpuUsPerMsg)}`}\n`)
+    const byThread = (t: Record<string, number> | undefined): string => Object.entries(t ?? {}).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${v}`).join(', ')
+    if (r.senderThreads != null && Object.keys(r.senderThreads).length > 0) {
+      process.stdout.write(`  per thread, µs/message (schedstat): sender ${byThread(r.senderThreads)}; ${r.system.startsWith('NATS') ? 'server' : 'home'} ${byThread(r.homeThreads)}\n`)
+    }
   }
   if (ratios != null) {
     process.stdout.write(`\nfedmesh / JetStream: throughput ${ratios.throughput.toFixed(2)}x, p50 latency ${ratios.p50.toFixed(2)}x, p99 latency ${ratios.p99.toFixed(2)}x\n`)
@@ -310,28 +389,31 @@ interface BenchRow { system: string, measure: string, value: number | null, unit
 /** Messages per system when run from bench/run.ts (the durable measure is count-based). */
 const RUN_COUNT = 20_000
 const RUN_WINDOW = 512
+/** Then lone sends (one in flight: an agent that awaits each send) on the same processes, for latency. */
+const LONE_COUNT = 1_000
 
 /**
  * bench/run.ts's entry: both systems, then rows in its format (ratio: fedmesh ÷ system for
  * rates, system ÷ fedmesh for latencies; above 1 means fedmesh is better).
  */
 export async function benchRows (opts: { durationMs: number, size: number, dir: string, log: (line: string) => void }): Promise<BenchRow[]> {
-  opts.log(`durable: fedmesh, ${RUN_COUNT} sends of ${PAYLOAD_BYTES} B, ${RUN_WINDOW} in flight`)
-  const fm = await benchFedmesh(RUN_COUNT, RUN_WINDOW)
-  opts.log(`durable: fedmesh ${fm.perSecond.toFixed(0)} msgs/s, lost ${fm.lost}`)
+  const phases: Phase[] = [{ count: RUN_COUNT, window: RUN_WINDOW }, { count: LONE_COUNT, window: 1 }]
+  opts.log(`durable: fedmesh, ${RUN_COUNT} sends of ${PAYLOAD_BYTES} B, ${RUN_WINDOW} in flight, then ${LONE_COUNT} one at a time`)
+  const [fm, fmLone] = await benchFedmesh(phases)
+  opts.log(`durable: fedmesh ${fm.perSecond.toFixed(0)} msgs/s, lost ${fm.lost + fmLone.lost}; lone send p50 ${fmLone.p50Ms.toFixed(2)} ms`)
   opts.log('durable: NATS JetStream (file storage, own server)')
-  const js = await benchJetStream(RUN_COUNT, RUN_WINDOW)
-  opts.log(`durable: JetStream ${js.perSecond.toFixed(0)} msgs/s, lost ${js.lost}`)
-  const rows = (r: Result, system: string, rate: number | null, p50: number | null, p99: number | null): BenchRow[] => {
-    const detail = `${r.count} sends, ${r.window} in flight, lost ${r.lost}, errors ${r.errors}`
-    return [
-      { system, measure: 'durable send', value: r.perSecond, unit: 'msgs/s', ratio: rate, detail },
-      { system, measure: 'durable send p50', value: r.p50Ms, unit: 'ms', ratio: p50 },
-      { system, measure: 'durable send p99', value: r.p99Ms, unit: 'ms', ratio: p99 }
-    ]
-  }
+  const [js, jsLone] = await benchJetStream(phases)
+  opts.log(`durable: JetStream ${js.perSecond.toFixed(0)} msgs/s, lost ${js.lost + jsLone.lost}; lone send p50 ${jsLone.p50Ms.toFixed(2)} ms`)
+  const detail = (r: Result): string => `${r.count} sends, ${r.window} in flight, lost ${r.lost}, errors ${r.errors}`
+  const rows = (r: Result, lone: Result, system: string, rate: number | null, p50: number | null, p99: number | null, loneP50: number | null, loneP99: number | null): BenchRow[] => [
+    { system, measure: 'durable send', value: r.perSecond, unit: 'msgs/s', ratio: rate, detail: detail(r) },
+    { system, measure: 'durable send p50', value: r.p50Ms, unit: 'ms', ratio: p50 },
+    { system, measure: 'durable send p99', value: r.p99Ms, unit: 'ms', ratio: p99 },
+    { system, measure: 'lone durable send p50', value: lone.p50Ms, unit: 'ms', ratio: loneP50, detail: detail(lone) },
+    { system, measure: 'lone durable send p99', value: lone.p99Ms, unit: 'ms', ratio: loneP99 }
+  ]
   return [
-    ...rows(js, 'nats-jetstream', fm.perSecond / js.perSecond, js.p50Ms / fm.p50Ms, js.p99Ms / fm.p99Ms),
-    ...rows(fm, 'fedmesh', 1, 1, 1)
+    ...rows(js, jsLone, 'nats-jetstream', fm.perSecond / js.perSecond, js.p50Ms / fm.p50Ms, js.p99Ms / fm.p99Ms, jsLone.p50Ms / fmLone.p50Ms, jsLone.p99Ms / fmLone.p99Ms),
+    ...rows(fm, fmLone, 'fedmesh', 1, 1, 1, 1, 1)
   ]
 }

@@ -4,9 +4,12 @@
  * one request, answered once after one durable write on the far side, one answer per
  * envelope. One request, one timer and one response instead of one each per message.
  *
- * A batch is sent on the next turn of the event loop (setImmediate: the sends an agent
- * signed together arrive within the same turn) or as soon as it is full (PUTS_PER_REQUEST
- * envelopes or MAX_PUTS_BYTES). A lone put goes out as a plain `put`.
+ * To a node with no request of ours in flight, a batch goes out as soon as the current task's
+ * synchronous work and the promise jobs it queued are done (a microtask: the sends an agent
+ * signed together reach `put` in the same round of jobs): a lone send does not wait for the
+ * next turn of the event loop. To a node that is still answering an earlier request, a batch
+ * is sent on the next turn (setImmediate: what arrives meanwhile joins it), or as soon as it
+ * is full (PUTS_PER_REQUEST envelopes or MAX_PUTS_BYTES). A lone put goes out as a plain `put`.
  *
  * PUTS_PER_REQUEST is below the protocol's MAX_PUTS on purpose: with hundreds of durable
  * sends in flight, one request for all of them makes sender and home node take turns (the
@@ -35,7 +38,7 @@ export interface PutTarget {
 
 interface Waiter<T> { e: T, resolve: (a: DurableAnswer) => void, reject: (err: Error) => void }
 
-interface Pending<T> { target: PutTarget, items: Array<Waiter<T>>, bytes: number }
+interface Pending<T> { key: string, target: PutTarget, items: Array<Waiter<T>>, bytes: number }
 
 /** Sends one batch: resolves with one answer per envelope, in order, or rejects when the request as a whole failed. */
 export type SendPuts<T> = (target: PutTarget, es: T[]) => Promise<DurableAnswer[]>
@@ -48,7 +51,11 @@ export class PutBatcher<T = Uint8Array> {
   private readonly sendPuts: SendPuts<T>
   private readonly sizeOf: (e: T) => number
   private readonly pending = new Map<string, Pending<T>>()
+  /** Requests sent and not yet answered, per batch key. */
+  private readonly inflight = new Map<string, number>()
   private scheduled: NodeJS.Immediate | undefined
+  /** A microtask flush is queued. */
+  private soon = false
   /** The last target put to (`keyOf`); a target is not changed once used. */
   private lastTarget: PutTarget | undefined
   private lastKey = ''
@@ -73,7 +80,7 @@ export class PutBatcher<T = Uint8Array> {
       p = undefined
     }
     if (p == null) {
-      p = { target, items: [], bytes: 0 }
+      p = { key, target, items: [], bytes: 0 }
       this.pending.set(key, p)
     }
     const { promise, resolve, reject } = Promise.withResolvers<DurableAnswer>()
@@ -83,6 +90,12 @@ export class PutBatcher<T = Uint8Array> {
       // Full: on its way now, while the caller prepares the next ones.
       this.pending.delete(key)
       this.send(p)
+    } else if (!this.inflight.has(key)) {
+      // Nothing in flight to that node: out once this round of jobs is done.
+      if (!this.soon) {
+        this.soon = true
+        queueMicrotask(() => { this.soon = false; this.flushIdle() })
+      }
     } else this.scheduled ??= setImmediate(() => { this.flush() })
     if (signal == null) return promise
     const onAbort = (): void => { reject(abortReason(signal, 'durable put')) }
@@ -108,14 +121,32 @@ export class PutBatcher<T = Uint8Array> {
     for (const p of all) this.send(p)
   }
 
+  /** Sends the batches to nodes with nothing in flight; the others wait for the next turn. */
+  private flushIdle (): void {
+    for (const p of [...this.pending.values()]) {
+      if (this.inflight.has(p.key)) continue
+      this.pending.delete(p.key)
+      this.send(p)
+    }
+    if (this.pending.size > 0) this.scheduled ??= setImmediate(() => { this.flush() })
+  }
+
   private send (p: Pending<T>): void {
+    this.inflight.set(p.key, (this.inflight.get(p.key) ?? 0) + 1)
+    const answered = (): void => {
+      const n = (this.inflight.get(p.key) ?? 1) - 1
+      if (n > 0) this.inflight.set(p.key, n)
+      else this.inflight.delete(p.key)
+    }
     this.sendPuts(p.target, p.items.map(w => w.e)).then((answers) => {
+      answered()
       for (let i = 0; i < p.items.length; i++) {
         const a = answers[i]
         if (a != null) p.items[i].resolve(a)
         else p.items[i].reject(new Error(`durable puts answered ${answers.length} of ${p.items.length} envelopes`))
       }
     }, (err: Error) => {
+      answered()
       for (const w of p.items) w.reject(err)
     })
   }

@@ -107,6 +107,38 @@ describe('PutBatcher', () => {
     assert.equal(other.ok, true)
   })
 
+  test('a lone put to an idle node goes out without waiting a turn; puts to a busy node gather for the next turn', async () => {
+    const calls: number[][] = []
+    let release!: () => void
+    const gate = new Promise<void>(resolve => { release = resolve })
+    const b = new PutBatcher(async (_t, es) => {
+      calls.push(es.map(e => e[0]))
+      if (calls.length === 1) await gate
+      return es.map((): DurableAnswer => ({ ok: true, st: 'stored' }))
+    })
+    let turned = false
+    setImmediate(() => { turned = true })
+    const p1 = b.put(target, new Uint8Array([1]))
+    // A few rounds of promise jobs, no turn of the event loop: the request is out.
+    for (let i = 0; i < 3; i++) await Promise.resolve()
+    assert.equal(turned, false)
+    assert.deepEqual(calls, [[1]])
+    // The first request is unanswered: these two wait for the next turn and go together.
+    const p2 = b.put(target, new Uint8Array([2]))
+    const p3 = b.put(target, new Uint8Array([3]))
+    for (let i = 0; i < 3; i++) await Promise.resolve()
+    assert.deepEqual(calls, [[1]])
+    await new Promise(resolve => setImmediate(resolve))
+    assert.deepEqual(calls, [[1], [2, 3]])
+    release()
+    assert.deepEqual((await Promise.all([p1, p2, p3])).map(a => a.ok), [true, true, true])
+    // Idle again: the next lone put goes out at once.
+    const p4 = b.put(target, new Uint8Array([4]))
+    await Promise.resolve()
+    assert.deepEqual(calls.at(-1), [4])
+    assert.equal((await p4).ok, true)
+  })
+
   test('a full batch is sent at once; a failed request rejects its puts only', async () => {
     let n = 0
     const b = new PutBatcher(async (_t, es) => {
