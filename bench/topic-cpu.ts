@@ -61,7 +61,7 @@ const deadline = setTimeout(() => { console.error('topic-cpu: deadline passed');
 const children: ChildProcess[] = []
 function stopAll (): void { for (const c of children) c.kill() }
 
-interface Diag { type: 'diag', role: string, pid: number, got?: number, published?: number, inDrainMs?: number, drains?: number, topics?: { linkDrops: number, closedFrames: number, closedBytes: number, lastClose?: string, dropped: Record<string, number>, links: Array<{ queuedBytes: number }> } }
+interface Diag { type: 'diag', role: string, pid: number, pingRtt?: Array<number | null>, got?: number, published?: number, inDrainMs?: number, drains?: number, topics?: { linkDrops: number, closedFrames: number, closedBytes: number, lastClose?: string, dropped: Record<string, number>, links: Array<{ queuedBytes: number }> } }
 const diags = new Map<ChildProcess, Diag>()
 interface Reply { type: string, addrs?: string[], cpu?: number, elu?: number, wallMs?: number, threads?: Record<string, number> }
 function start (role: 'pub' | 'sub', agents: number, localSubs = 0): { child: ChildProcess, next: () => Promise<Reply> } {
@@ -119,7 +119,7 @@ let lastChange = Date.now()
 const poll = setInterval(() => {
   const now = [...diags.values()].map(d => `${d.got ?? 0}/${d.published ?? 0}`).join(' ')
   if (now !== lastProgress) { lastProgress = now; lastChange = Date.now() }
-  if (watch) console.error(`topic-cpu: ${Math.round((Date.now() - t0) / 1000)} s`, [...diags.values()].map(d => JSON.stringify({ role: d.role, got: d.got, published: d.published, inDrainMs: d.inDrainMs, linkDrops: d.topics?.linkDrops, closedFrames: d.topics?.closedFrames, queued: d.topics?.links.map(l => l.queuedBytes) })).join(' '))
+  if (watch) console.error(`topic-cpu: ${Math.round((Date.now() - t0) / 1000)} s`, [...diags.values()].map(d => JSON.stringify({ role: d.role, got: d.got, published: d.published, inDrainMs: d.inDrainMs, linkDrops: d.topics?.linkDrops, closedFrames: d.topics?.closedFrames, pingRtt: d.pingRtt, queued: d.topics?.links.map(l => l.queuedBytes) })).join(' '))
   if (Date.now() - lastChange > STALL_MS) {
     console.error(`topic-cpu: no progress for ${STALL_MS / 1000} s; each process:`)
     for (const d of diags.values()) console.error(JSON.stringify(d))

@@ -125,6 +125,9 @@ function diag (): object {
     pid: process.pid,
     ...progress,
     inDrainMs: progress.drainSince === 0 ? 0 : Math.round(performance.now() - progress.drainSince),
+    // Round trip of libp2p's last connection-monitor ping on each connection (ms): one that
+    // takes longer than its timeout (5 s at least) gets the connection aborted.
+    pingRtt: (node as unknown as { net: { getConnections: () => Array<{ rtt?: number }> } }).net.getConnections().map(c => c.rtt ?? null),
     counters: st.counters,
     rejected,
     topics
