@@ -28,7 +28,11 @@ const YIELD_EVERY = 256
 const { createNode } = await import(join(tree, 'src/index.ts')) as typeof import('../../src/index.ts')
 const inbox: unknown[] = []
 let wake: (() => void) | undefined
-process.on('message', (m) => { inbox.push(m); wake?.() })
+process.on('message', (m) => {
+  // A diagnostic request is answered at once, whatever the process is waiting for.
+  if ((m as { type?: string }).type === 'diag') { send(diag()); return }
+  inbox.push(m); wake?.()
+})
 process.on('disconnect', () => { process.exit(1) })
 async function next (): Promise<{ bootstrap?: string[] }> {
   while (inbox.length === 0) await new Promise<void>(resolve => { wake = resolve })
@@ -103,9 +107,38 @@ class Window {
   }
 }
 
+/** Measured messages delivered here, published (publisher), and since when the publisher waits in drain(). */
+const progress = { got: 0, published: 0, drainSince: 0, drains: 0, drainMs: 0 }
+/**
+ * This process's progress and what its topic path dropped or holds: the harness asks for it
+ * every few seconds, prints it when a run stalls, and adds the drops to its result.
+ */
+function diag (): object {
+  const node = diagNode
+  if (node === undefined) return { type: 'diag', role, pid: process.pid }
+  const topics = (node as unknown as { router: { topics: { stats: () => unknown } } }).router.topics.stats()
+  const st = node.status()
+  const rejected = Object.fromEntries(Object.entries(st.rejections).filter(([, n]) => n > 0))
+  return {
+    type: 'diag',
+    role,
+    pid: process.pid,
+    ...progress,
+    inDrainMs: progress.drainSince === 0 ? 0 : Math.round(performance.now() - progress.drainSince),
+    // Round trip of libp2p's last connection-monitor ping on each connection (ms): one that
+    // takes longer than its timeout (5 s at least) gets the connection aborted.
+    pingRtt: (node as unknown as { net: { getConnections: () => Array<{ rtt?: number }> } }).net.getConnections().map(c => c.rtt ?? null),
+    counters: st.counters,
+    rejected,
+    topics
+  }
+}
+
+let diagNode: Awaited<ReturnType<typeof createNode>> | undefined
 const init = await next()
 const dir = mkdtempSync(join(tmpdir(), 'topic-cpu-'))
 const node = await createNode({ dir, listen: ['/ip4/127.0.0.1/tcp/0'], bootstrap: init.bootstrap ?? [], api: false })
+diagNode = node
 
 /**
  * `n` subscriber agents; `onWarm` once all have had a warm-up round, `onDone(window)` once all
@@ -124,6 +157,7 @@ async function subscribers (n: number, onWarm: () => void, onDone: (window: Prom
           return
         }
         if (got === 0) window = Window.open()
+        progress.got++
         if (++got === count * n) onDone(window as Promise<Window>)
       }
     })
@@ -141,14 +175,22 @@ if (role === 'sub') {
   await subscribers(localSubs, () => {}, () => { localDone() })
   const agent = await node.agent('pub')
   send({ type: 'ready', addrs: node.multiaddrs() })
+  const timedDrain = async (): Promise<void> => {
+    progress.drainSince = performance.now()
+    await agent.drain()
+    progress.drainMs += performance.now() - progress.drainSince
+    progress.drains++
+    progress.drainSince = 0
+  }
   const publish = async (n: number, kind: number): Promise<void> => {
     for (let i = 0; i < n; i++) {
       const p = new Uint8Array(256)
       p[0] = kind
-      if (!agent.publishBuffered(TOPIC, p)) await agent.drain()
+      if (kind === 0) progress.published++
+      if (!agent.publishBuffered(TOPIC, p)) await timedDrain()
       if (i % YIELD_EVERY === YIELD_EVERY - 1) await yieldToLoop()
     }
-    await agent.drain()
+    await timedDrain()
   }
   await next() // warm up: until every subscriber process saw a whole warm-up round
   let warmed = false

@@ -51,6 +51,24 @@ export function createMetrics (status: () => NodeStatus): ApiMetrics {
       for (const reason of REJECTION_REASONS) this.inc({ reason }, r[reason] ?? 0)
     }
   })
+  new Counter({ // eslint-disable-line no-new
+    name: 'fedmesh_topic_copies_dropped_total',
+    help: 'Topic and broadcast copies not passed on, by reason (link-full: the link to the next hop held more than 16 MB)',
+    labelNames: ['reason'],
+    registers: [registry],
+    collect () {
+      this.reset()
+      const t = current().topics
+      this.inc({ reason: 'link-full' }, t.linkDrops)
+      for (const [reason, n] of Object.entries(t.dropped)) this.inc({ reason }, n ?? 0)
+    }
+  })
+  new Counter({ // eslint-disable-line no-new
+    name: 'fedmesh_link_closed_frames_total',
+    help: 'Frames thrown away unsent by links to neighbouring nodes that closed (topic copies among them are lost)',
+    registers: [registry],
+    collect () { this.reset(); this.inc(current().topics.closedFrames) }
+  })
   new Gauge({ name: 'fedmesh_peers', help: 'Connected peers', registers: [registry], collect () { this.set(current().peers) } }) // eslint-disable-line no-new
   new Gauge({ name: 'fedmesh_agents', help: 'Agents attached to this node (local and remote)', registers: [registry], collect () { this.set(current().agents.length) } }) // eslint-disable-line no-new
   new Gauge({ name: 'fedmesh_uptime_seconds', help: 'Seconds since the node started', registers: [registry], collect () { this.set(current().uptimeMs / 1000) } }) // eslint-disable-line no-new

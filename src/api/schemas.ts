@@ -107,6 +107,13 @@ export const components = {
     uptimeMs: i,
     rejections: { type: 'object', additionalProperties: i, description: 'Ingress rejections by reason.' },
     counters: closed({ published: i, delivered: i, forwarded: i, received: i }),
+    topics: closed({
+      queuedBytes: { ...i, description: 'Bytes of topic frames waiting on the links to neighbours.' },
+      linkDrops: { ...i, description: 'Topic copies dropped because the link to their next hop held more than 16 MB.' },
+      closedFrames: { ...i, description: 'Frames thrown away unsent by links to neighbours that closed (topic copies among them are lost).' },
+      closedBytes: { ...i, description: 'Bytes thrown away unsent by links to neighbours that closed.' },
+      dropped: { type: 'object', additionalProperties: i, description: 'Topic copies the dissemination core dropped, by reason (duplicate copies are normal).' }
+    }),
     store: closed({
       kind: { enum: ['sqlite', 'postgres'] },
       durable: closed({ stored: i, replicated: i, delivered: i, acked: i, expired: i, refused: i, handedOver: i, receiptsPending: i, receiptsRetried: i, receiptsDropped: i }),

@@ -209,6 +209,15 @@ export class FrameLink {
   private readonly opts: FrameLinkOptions
   private drainWaiters: Array<() => void> = []
   private chunksRead = 0
+  /**
+   * What this link threw away when it closed: frames still queued here (each counted once,
+   * whatever it carried) and bytes, those queued plus what the stream still held unsent
+   * when it was aborted. Topic copies among them are lost (at most once, PROTOCOL.md 8.2).
+   */
+  discardedFrames = 0
+  discardedBytes = 0
+  /** Why the link closed (the error's message), once it has. */
+  closeReason: string | undefined
   readonly done: Promise<void>
 
   constructor (stream: Stream, opts: FrameLinkOptions) {
@@ -440,14 +449,22 @@ export class FrameLink {
   private fail (err?: Error): void {
     if (this.closed) return
     this.closed = true
-    const reason = new ClosedError('link closed', { cause: err })
+    this.closeReason = err?.message ?? 'closed'
+    if (err != null) this.discardedBytes += this.stream.writeBufferLength
+    this.discard(new ClosedError('link closed', { cause: err }))
+    if (err != null) this.stream.abort(err)
+    else void this.stream.close().catch(() => {})
+    this.opts.onClose?.(err)
+  }
+
+  /** Rejects and counts every frame still queued (the link closed), and wakes drain waiters. */
+  private discard (reason: Error): void {
+    this.discardedFrames += this.queued
+    this.discardedBytes += this.bytesQueued
     for (const q of this.queues) for (const p of q.splice(0)) p.reject?.(reason)
     this.queued = 0
     this.bytesQueued = 0
     this.wakeDrained()
-    if (err != null) this.stream.abort(err)
-    else void this.stream.close().catch(() => {})
-    this.opts.onClose?.(err)
   }
 
   /** Closes the link at once (the stream is aborted with `err`): for a link found dead. */
@@ -458,10 +475,8 @@ export class FrameLink {
   async close (): Promise<void> {
     if (this.closed) return
     this.closed = true
-    for (const q of this.queues) for (const p of q.splice(0)) p.reject?.(new ClosedError('link closed'))
-    this.queued = 0
-    this.bytesQueued = 0
-    this.wakeDrained()
+    this.closeReason = 'closed'
+    this.discard(new ClosedError('link closed'))
     await this.stream.close().catch(() => this.stream.abort(new ClosedError('link closed')))
     this.opts.onClose?.()
   }

@@ -80,6 +80,16 @@ export interface NodeStatus {
   uptimeMs: number
   rejections: Record<RejectionReason, number>
   counters: { published: number, delivered: number, forwarded: number, received: number }
+  /**
+   * Topic and broadcast copies this node did not pass on (at most once: nothing retries
+   * them): `linkDrops`, copies dropped because the link to their next hop held more than
+   * 16 MB (a neighbour not reading); `dropped`, the dissemination core's drops by reason
+   * (`duplicate` copies are normal on a mesh); `closedFrames` / `closedBytes`, frames and
+   * bytes thrown away by links that closed with them unsent (a connection aborted because
+   * its peer did not answer libp2p's ping in time: a stopped or starved node); `queuedBytes`,
+   * what waits on the links now.
+   */
+  topics: { queuedBytes: number, linkDrops: number, closedFrames: number, closedBytes: number, dropped: Partial<Record<string, number>> }
   /** The store and durable delivery: backend, what this node stored, delivered, acknowledged, expired, refused, handed over; the log writer's counts. */
   store?: {
     kind: 'sqlite' | 'postgres'

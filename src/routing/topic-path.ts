@@ -92,6 +92,40 @@ export interface TopicPathInit {
   logger: Logger
 }
 
+/** One link's state in TopicPath.stats(). */
+export interface TopicLinkStats {
+  peer: string
+  /** Bytes queued on the link, not yet handed to the stream. */
+  queuedBytes: number
+  closed: boolean
+  /** Bytes the stream holds that the muxer has not sent (its window to the peer is spent). */
+  writeBufferBytes: number
+  writeStatus: string
+  readStatus: string
+  /** Chunks read from the peer so far. */
+  reads: number
+}
+
+export interface TopicPathStats {
+  /** Bytes queued on all links (the publisher's backpressure signal). */
+  queuedBytes: number
+  /** Data copies dropped because their link held more than MAX_LINK_QUEUE_BYTES. */
+  linkDrops: number
+  /**
+   * Frames (of any kind; topic copies travel many to a batch frame) and bytes the links to
+   * the neighbours threw away when they closed — a connection aborted because its peer did
+   * not answer libp2p's ping in time, say. Topic copies among them are lost; direct
+   * messages are sent again by their senders' confirmation path.
+   */
+  closedFrames: number
+  closedBytes: number
+  /** The last link closed with frames not sent: `peer: reason`. */
+  lastClose?: string
+  /** The dissemination core's drops by reason, only the reasons counted at least once. */
+  dropped: Partial<Record<DropReason, number>>
+  links: TopicLinkStats[]
+}
+
 export class TopicPath {
   readonly core: Disseminator<Envelope>
   private readonly init: TopicPathInit
@@ -99,6 +133,12 @@ export class TopicPath {
   private readonly signatures = new RecordSignatureCache()
   /** Data copies dropped because the link to their next hop was over MAX_LINK_QUEUE_BYTES. */
   overflowDrops = 0
+  /** Frames and bytes the links threw away when they closed (FrameLink.discardedFrames/Bytes), and the last such close. */
+  private closedFrames = 0
+  private closedBytes = 0
+  private lastClose: string | undefined
+  /** Links already counted into closedFrames (removeLink can be called more than once for one). */
+  private readonly closedLinks = new WeakSet<FrameLink>()
   /** Open batch frames, by neighbour, hops, labels and priority; written out at the end of the turn. */
   private readonly groups = new Map<string, Group>()
   private groupsScheduled = false
@@ -140,6 +180,15 @@ export class TopicPath {
 
   /** A link closed; the last one to `peer` makes it no longer a neighbour. */
   removeLink (peer: string, link: FrameLink): void {
+    if (!this.closedLinks.has(link)) {
+      this.closedLinks.add(link)
+      this.closedFrames += link.discardedFrames
+      this.closedBytes += link.discardedBytes
+      if (link.discardedFrames > 0 || link.discardedBytes > 0) {
+        this.lastClose = `${peer}: ${link.closeReason ?? 'closed'}`
+        this.init.logger.warn({ peer, frames: link.discardedFrames, bytes: link.discardedBytes, reason: link.closeReason }, 'link closed with frames not sent: topic copies lost')
+      }
+    }
     const list = this.links.get(peer)
     if (list === undefined) return
     const i = list.indexOf(link)
@@ -175,6 +224,32 @@ export class TopicPath {
       new Promise<void>(resolve => { timer = setTimeout(resolve, MAX_DRAIN_WAIT_MS); timer.unref() })
     ])
     clearTimeout(timer)
+  }
+
+  /**
+   * What the topic path dropped so far and what waits on each link: copies dropped at a full
+   * link (`linkDrops`), frames thrown away by links that closed (`closedFrames`), the core's drops by reason (duplicates included), and per link its
+   * queue here and its stream's write buffer and state (a link whose muxer never takes more
+   * shows a write buffer above the high-water mark and a queue that does not go down).
+   */
+  stats (): TopicPathStats {
+    const dropped: Partial<Record<DropReason, number>> = {}
+    for (const [r, n] of Object.entries(this.core.counters.dropped) as Array<[DropReason, number]>) if (n > 0) dropped[r] = n
+    const links: TopicLinkStats[] = []
+    for (const [peer, list] of this.links) {
+      for (const l of list) {
+        links.push({ peer, queuedBytes: l.queuedBytes, closed: l.isClosed, writeBufferBytes: l.stream.writeBufferLength, writeStatus: l.stream.writeStatus, readStatus: l.stream.readStatus, reads: l.reads })
+      }
+    }
+    return {
+      queuedBytes: this.queuedBytes(),
+      linkDrops: this.overflowDrops,
+      closedFrames: this.closedFrames,
+      closedBytes: this.closedBytes,
+      ...(this.lastClose === undefined ? {} : { lastClose: this.lastClose }),
+      dropped,
+      links
+    }
   }
 
   // ---- local events ---------------------------------------------------------------------

@@ -5,6 +5,7 @@
  */
 import { describe, it, before, after } from 'node:test'
 import assert from 'node:assert/strict'
+import { peerIdFromString } from '@libp2p/peer-id'
 import { Nodes, within } from '../helpers/api.ts'
 import type { MeshNodeImpl } from '../../src/node/mesh-node.ts'
 import type { Agent, Message, Subscription } from '../../src/index.ts'
@@ -85,6 +86,26 @@ describe('topics over the dissemination layer', { timeout: 120_000 }, () => {
     const r = await Promise.all([0, 1, 2].map(async i => await pub.publish('load/y', { tail: i })))
     await until(() => got.filter(m => m.topic === 'load/y').length === 3, 'publish() delivered')
     assert.deepEqual(got.filter(m => m.topic === 'load/y').map(m => m.id), r.map(x => x.id))
+  })
+
+  // Last here: it cuts the connection between the two nodes.
+  it('a connection aborted with topic copies unsent: the loss is counted, and drain() returns', async () => {
+    const sub = subAgent.subscribe('cut/x', { onMessage () {} })
+    await interest(a, 'cut/x', b.peerId, true)
+    const before = a.status().topics
+    assert.equal(before.closedFrames, 0)
+    // ~8 MB queued in one turn: more than the stream takes before its reader has run.
+    const payload = new Uint8Array(1024)
+    for (let i = 0; i < 8000; i++) pub.publishBuffered('cut/x', payload)
+    const draining = pub.drain()
+    assert.ok(a.status().topics.queuedBytes > 1024 * 1024, `queued on the link: ${a.status().topics.queuedBytes}`)
+    // As libp2p's connection monitor does when the peer does not answer its ping in time.
+    for (const c of a.net.getConnections(peerIdFromString(b.peerId))) c.abort(new Error('ping timed out (test)'))
+    await within(draining, 10_000, 'drain() after the connection was aborted')
+    const after = a.status().topics
+    assert.ok(after.closedFrames > 0 && after.closedBytes > 1024 * 1024, `counted as thrown away: ${JSON.stringify(after)}`)
+    assert.equal(after.queuedBytes, 0)
+    sub.unsubscribe()
   })
 
   it('messages go only to nodes whose interest matches', async () => {
