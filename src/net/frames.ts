@@ -364,15 +364,21 @@ export class FrameLink {
     const { promise, resolve } = Promise.withResolvers<void>()
     const stream = this.stream
     let ended = false
-    const end = (err?: Error): void => {
+    /** `garbage`: the error is in what the peer sent (a bad frame), not in the stream itself. */
+    const end = (err?: Error, garbage = false): void => {
       if (ended) return
       ended = true
       stream.removeEventListener('message', onMessage)
       stream.removeEventListener('close', onClose)
       stream.removeEventListener('remoteCloseWrite', onRemoteCloseWrite)
-      if (err === undefined && this.partsLen > 0) err = new Error(`stream ended inside a frame (${this.partsLen} bytes)`)
-      // A stream this side closed (a failed write, a link found dead) is not the peer's garbage.
-      if (err !== undefined && !this.closed) this.opts.onGarbage?.(`stream error: ${err.message}`)
+      if (err === undefined && this.partsLen > 0) {
+        err = new Error(`stream ended inside a frame (${this.partsLen} bytes)`)
+        garbage = true
+      }
+      // Only what the peer sent counts against it: a stream reset or aborted under the link
+      // (a connection closed by this node's own liveness check, say) is not its garbage, nor
+      // is a stream this side closed (a failed write, a link found dead).
+      if (garbage && !this.closed) this.opts.onGarbage?.(`stream error: ${(err as Error).message}`)
       this.fail(err)
       resolve()
     }
@@ -383,7 +389,7 @@ export class FrameLink {
       try {
         this.onChunk(data instanceof Uint8Array ? data : data.subarray())
       } catch (err) {
-        end(err as Error)
+        end(err as Error, true)
       }
     }
     const onClose = (evt: Event): void => { end((evt as Event & { error?: Error }).error) }

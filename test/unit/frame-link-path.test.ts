@@ -64,6 +64,19 @@ describe('FrameLink on the request path', () => {
     assert.match(garbage.join(';'), /ended inside a frame/)
   })
 
+  it('a stream aborted under the link (a reset, a connection closed by a liveness check) is not counted as the peer\'s garbage', async () => {
+    const { stream, feed } = idleStream()
+    const garbage: string[] = []
+    let closed = 0
+    const link = new FrameLink(stream, { onFrame () {}, onGarbage (d) { garbage.push(d) }, onClose () { closed++ } })
+    feed(prefixed(encodeMessageFrame(1, new Uint8Array(4))))
+    stream.dispatchEvent(Object.assign(new Event('close'), { error: new Error('The operation was aborted due to timeout') }))
+    await link.done
+    assert.ok(link.isClosed)
+    assert.equal(closed, 1)
+    assert.deepEqual(garbage, [])
+  })
+
   it('an error thrown while handling a frame closes the link instead of escaping into the muxer', async () => {
     const { stream, feed } = idleStream()
     const garbage: string[] = []
