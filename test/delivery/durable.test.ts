@@ -51,7 +51,10 @@ function nodesWithRestarts (): { nodes: Nodes, restarted: Array<{ node: MeshNode
   const nodes = new Nodes()
   const restarted: Array<{ node: MeshNodeImpl, dir: string }> = []
   after(async () => {
-    for (const r of restarted) { await r.node.stop().catch(() => {}); rmSync(r.dir, { recursive: true, force: true }) }
+    // Every node first, then the dirs: a dir is listed once per node started on it, and the
+    // restarted node still running on it would write into it while it is removed (ENOTEMPTY).
+    for (const r of restarted) await r.node.stop().catch(() => {})
+    for (const dir of new Set(restarted.map(r => r.dir))) rmSync(dir, { recursive: true, force: true })
     await nodes.stopAll()
   })
   return { nodes, restarted }
