@@ -827,6 +827,34 @@ describe('a sender that fell back to the replica set while the home node was up 
     assert.deepEqual((await take(inbox, 4, 30_000)).map(m => (m.data() as { i: number }).i), [1, 2, 3, 4])
   })
 
+  test('a sender\'s node with the storage role, itself one of the replica set', async () => {
+    const s1 = await nodes.start({ roles: ['full', 'storage'] })
+    const boot = [s1.multiaddrs()[0]]
+    // Two storage nodes in all besides the home: the set (k = 2) is s1 and the sender's node.
+    const a = await nodes.start({ roles: ['full', 'storage'], bootstrap: boot })
+    const home = await nodes.start({ bootstrap: boot })
+    const rae = await home.agent('rae')
+    const alice = await a.agent('alice')
+    await a.waitForAgent(rae.id)
+    await until(() => a.nodeRecords().filter(r => r.roles.includes('storage')).length >= 2, 'storage node records at the sender')
+    await until(() => home.nodeRecords().filter(r => r.roles.includes('storage')).length >= 2, 'storage node records at the home')
+    const inbox = rae.messages()
+    const holds = [s1, a].map(holdHandOver)
+    const cut = cutDurable(a, home.peerId)
+    for (let i = 1; i <= 3; i++) {
+      const r = await alice.send(rae.id, { i }, { durable: true })
+      assert.equal(r.durable?.home, undefined)
+      assert.equal(r.durable?.replicas, 2)
+    }
+    assert.equal((await a.store.stats(rae.id)).inbox.count, 3, 'the sender\'s node holds its copies as a member of the set')
+    cut.restore()
+    assert.equal((await alice.send(rae.id, { i: 4 }, { durable: true })).durable?.home, home.peerId)
+    const first = await take(inbox, 1, 30_000)
+    for (const h of holds) h.release()
+    const rest = await take(inbox, 3, 30_000)
+    assert.deepEqual([...first, ...rest].map(m => (m.data() as { i: number }).i), [1, 2, 3, 4])
+  })
+
   test('across a restart of the sender\'s node between the fall-back and the direct send', async () => {
     const s1 = await nodes.start({ roles: ['full', 'storage'] })
     const boot = [s1.multiaddrs()[0]]
