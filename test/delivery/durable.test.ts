@@ -10,7 +10,7 @@ import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import * as dagCbor from '@ipld/dag-cbor'
 import { createNode, type MeshNodeImpl } from '../../src/node/mesh-node.ts'
-import type { CreateNodeOptions, Message, Subscription } from '../../src/node/types.ts'
+import type { Agent, CreateNodeOptions, Message, Subscription } from '../../src/node/types.ts'
 import { decodeReceiptList, encodeReceiptList, parseReceipt, PENDING_RECEIPTS_FILE, receiptPayload, verifyReceipt } from '../../src/delivery/receipts.ts'
 import { chooseReplicas } from '../../src/delivery/replicas.ts'
 import { Nodes, tempDir, within } from '../helpers/api.ts'
@@ -86,6 +86,17 @@ function holdHandOver (n: MeshNodeImpl): { release: () => void } {
 }
 
 /**
+ * Waits until the sender's node `a` found the recipient and both it and the home know two
+ * storage nodes (the home replicates only to the storage nodes it knows of when a message
+ * comes in).
+ */
+async function storageKnown (a: MeshNodeImpl, home: MeshNodeImpl, recipient: string): Promise<void> {
+  await a.waitForAgent(recipient)
+  await until(() => a.nodeRecords().filter(r => r.roles.includes('storage')).length >= 2, 'storage node records at the sender')
+  await until(() => home.nodeRecords().filter(r => r.roles.includes('storage')).length >= 2, 'storage node records at the home')
+}
+
+/**
  * Two storage nodes (s1 given), a sender's node `a` with agent alice, and a home node in a
  * data dir of its own (to restart it with `homeOpts`) with agent `name`, found by alice; the
  * sender knows both storage nodes.
@@ -101,10 +112,7 @@ async function storageSetup (nodes: Nodes, restarted: Array<{ node: MeshNodeImpl
   restarted.push({ node: home, dir: homeDir })
   const agent = await home.agent(name)
   const alice = await a.agent('alice')
-  await a.waitForAgent(agent.id)
-  await until(() => a.nodeRecords().filter(r => r.roles.includes('storage')).length >= 2, 'storage node records at the sender')
-  // The home replicates only to the storage nodes it knows of when a message comes in.
-  await until(() => home.nodeRecords().filter(r => r.roles.includes('storage')).length >= 2, 'storage node records at the home')
+  await storageKnown(a, home, agent.id)
   return { s2, a, home, homeOpts, homeDir, agent, alice }
 }
 
@@ -781,6 +789,31 @@ function cutDurable (n: MeshNodeImpl, peer: string): { restore: () => void } {
   return { restore: () => { clearInterval(timer); down.delete(peer) } }
 }
 
+/**
+ * A fall-back: `holders`' hand-overs held (not on their ticks), `a` cut off from `home`, and
+ * durable sends of `{ i }` for i in 1..n, each acknowledged by the 2 replicas alone; then the
+ * cut is lifted. Returns the holds.
+ */
+async function fallBack (a: MeshNodeImpl, home: MeshNodeImpl, holders: MeshNodeImpl[], alice: Agent, to: string, n: number): Promise<Array<{ release: () => void }>> {
+  const holds = holders.map(holdHandOver)
+  const cut = cutDurable(a, home.peerId)
+  for (let i = 1; i <= n; i++) {
+    const r = await alice.send(to, { i }, { durable: true })
+    assert.equal(r.durable?.home, undefined)
+    assert.equal(r.durable?.replicas, 2)
+  }
+  cut.restore()
+  return holds
+}
+
+/** The recipient's first message, then (the held hand-overs released) the other `n - 1`: their `i`s in the order they came. */
+async function afterRelease (inbox: Subscription, holds: Array<{ release: () => void }>, n: number): Promise<number[]> {
+  const first = await take(inbox, 1, 30_000)
+  for (const h of holds) h.release()
+  const rest = await take(inbox, n - 1, 30_000)
+  return [...first, ...rest].map(m => (m.data() as { i: number }).i)
+}
+
 describe('a sender that fell back to the replica set while the home node was up all along', () => {
   const { nodes, restarted } = nodesWithRestarts()
 
@@ -790,21 +823,11 @@ describe('a sender that fell back to the replica set while the home node was up 
     const { s2, a, home, agent: olga, alice } = setup
     const inbox = olga.messages()
     // The replicas hand over late (their next tick), after the sender has reached the home again.
-    const holds = [s1, s2].map(holdHandOver)
-    const cut = cutDurable(a, home.peerId)
-    for (let i = 1; i <= 5; i++) {
-      const r = await alice.send(olga.id, { i }, { durable: true })
-      assert.equal(r.durable?.home, undefined)
-      assert.equal(r.durable?.replicas, 2)
-    }
-    cut.restore()
+    const holds = await fallBack(a, home, [s1, s2], alice, olga.id, 5)
     const sixth = await alice.send(olga.id, { i: 6 }, { durable: true })
     assert.equal(sixth.durable?.home, home.peerId)
     // On the old code 6 was delivered at once, before 1..5 (still on the replicas).
-    const first = await take(inbox, 1, 30_000)
-    for (const h of holds) h.release()
-    const rest = await take(inbox, 5, 30_000)
-    assert.deepEqual([...first, ...rest].map(m => (m.data() as { i: number }).i), [1, 2, 3, 4, 5, 6])
+    assert.deepEqual(await afterRelease(inbox, holds, 6), [1, 2, 3, 4, 5, 6])
     // Every copy is dropped once olga acknowledged: the replicas' and the sender's node's own.
     const held = async (n: MeshNodeImpl): Promise<number> => (await n.store.stats(olga.id)).inbox.count
     await until(async () => await held(s1) === 0 && await held(s2) === 0 && await held(a) === 0, 'copies acknowledged', 30_000)
@@ -835,24 +858,12 @@ describe('a sender that fell back to the replica set while the home node was up 
     const home = await nodes.start({ bootstrap: boot })
     const rae = await home.agent('rae')
     const alice = await a.agent('alice')
-    await a.waitForAgent(rae.id)
-    await until(() => a.nodeRecords().filter(r => r.roles.includes('storage')).length >= 2, 'storage node records at the sender')
-    await until(() => home.nodeRecords().filter(r => r.roles.includes('storage')).length >= 2, 'storage node records at the home')
+    await storageKnown(a, home, rae.id)
     const inbox = rae.messages()
-    const holds = [s1, a].map(holdHandOver)
-    const cut = cutDurable(a, home.peerId)
-    for (let i = 1; i <= 3; i++) {
-      const r = await alice.send(rae.id, { i }, { durable: true })
-      assert.equal(r.durable?.home, undefined)
-      assert.equal(r.durable?.replicas, 2)
-    }
+    const holds = await fallBack(a, home, [s1, a], alice, rae.id, 3)
     assert.equal((await a.store.stats(rae.id)).inbox.count, 3, 'the sender\'s node holds its copies as a member of the set')
-    cut.restore()
     assert.equal((await alice.send(rae.id, { i: 4 }, { durable: true })).durable?.home, home.peerId)
-    const first = await take(inbox, 1, 30_000)
-    for (const h of holds) h.release()
-    const rest = await take(inbox, 3, 30_000)
-    assert.deepEqual([...first, ...rest].map(m => (m.data() as { i: number }).i), [1, 2, 3, 4])
+    assert.deepEqual(await afterRelease(inbox, holds, 4), [1, 2, 3, 4])
   })
 
   test('across a restart of the sender\'s node between the fall-back and the direct send', async () => {
@@ -866,14 +877,9 @@ describe('a sender that fell back to the replica set while the home node was up 
     restarted.push({ node: a, dir: aDir })
     const pia = await home.agent('pia')
     let alice = await a.agent('alice')
-    await a.waitForAgent(pia.id)
-    await until(() => a.nodeRecords().filter(r => r.roles.includes('storage')).length >= 2, 'storage node records at the sender')
-    await until(() => home.nodeRecords().filter(r => r.roles.includes('storage')).length >= 2, 'storage node records at the home')
+    await storageKnown(a, home, pia.id)
     const inbox = pia.messages()
-    const holds = [s1, s2].map(holdHandOver)
-    const cut = cutDurable(a, home.peerId)
-    for (let i = 1; i <= 4; i++) assert.equal((await alice.send(pia.id, { i }, { durable: true })).durable?.replicas, 2)
-    cut.restore()
+    const holds = await fallBack(a, home, [s1, s2], alice, pia.id, 4)
     await a.stop()
     a = await createNode(aOpts)
     restarted.push({ node: a, dir: aDir })
@@ -881,9 +887,6 @@ describe('a sender that fell back to the replica set while the home node was up 
     await a.waitForAgent(pia.id)
     const fifth = await alice.send(pia.id, { i: 5 }, { durable: true })
     assert.equal(fifth.durable?.home, home.peerId)
-    const first = await take(inbox, 1, 30_000)
-    for (const h of holds) h.release()
-    const rest = await take(inbox, 4, 30_000)
-    assert.deepEqual([...first, ...rest].map(m => (m.data() as { i: number }).i), [1, 2, 3, 4, 5])
+    assert.deepEqual(await afterRelease(inbox, holds, 5), [1, 2, 3, 4, 5])
   })
 })
