@@ -153,7 +153,7 @@ export function labelsEntry (labels: readonly number[]): Uint8Array {
 }
 
 /** Bytes of the `x` entry (key and label array); 0 without labels. */
-function labelsSize (labels: readonly number[] | undefined): number {
+export function labelsSize (labels: readonly number[] | undefined): number {
   if (labels === undefined) return 0
   let size = 2 + cborHeadSize(labels.length)
   for (const l of labels) size += cborHeadSize(l)

@@ -246,7 +246,7 @@ export class MeshNodeImpl implements MeshNode {
       uptimeMs: Date.now() - this.startedAt,
       rejections: { ...this.router.rejections.counts },
       counters: { ...this.router.counters },
-      topics: (({ queuedBytes, linkDrops, closedFrames, closedBytes, dropped }) => ({ queuedBytes, linkDrops, closedFrames, closedBytes, dropped }))(this.router.topics.stats()),
+      topics: this.router.topics.counts(),
       store: { kind: this.store.kind, durable: { ...this.durable.counters, receiptsPending: this.durable.receiptsPending }, log: this.recorder.stats() }
     }
   }

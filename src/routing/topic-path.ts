@@ -21,7 +21,7 @@ import {
 import {
   RecordSignatureCache, decodeControlFrame, encodeControlFrame, interestSigningInput
 } from '../dissemination/wire.ts'
-import { FRAME_BATCH, encodeBatchFrame, encodeDataFrame, labelsEntry, type BatchFrame, type ControlFrame, type DataFrame, type FrameLink } from '../net/frames.ts'
+import { FRAME_BATCH, encodeBatchFrame, encodeDataFrame, labelsEntry, labelsSize, type BatchFrame, type ControlFrame, type DataFrame, type FrameLink } from '../net/frames.ts'
 import type { Logger } from '../node/types.ts'
 
 /** Control frames (small, they repair routes) leave before data. */
@@ -106,7 +106,8 @@ export interface TopicLinkStats {
   reads: number
 }
 
-export interface TopicPathStats {
+/** What the topic path dropped so far, and what waits on its links (NodeStatus.topics). */
+export interface TopicPathCounts {
   /** Bytes queued on all links (the publisher's backpressure signal). */
   queuedBytes: number
   /** Data copies dropped because their link held more than MAX_LINK_QUEUE_BYTES. */
@@ -119,10 +120,13 @@ export interface TopicPathStats {
    */
   closedFrames: number
   closedBytes: number
-  /** The last link closed with frames not sent: `peer: reason`. */
-  lastClose?: string
   /** The dissemination core's drops by reason, only the reasons counted at least once. */
   dropped: Partial<Record<DropReason, number>>
+}
+
+export interface TopicPathStats extends TopicPathCounts {
+  /** The last link closed with frames not sent: `peer: reason`. */
+  lastClose?: string
   links: TopicLinkStats[]
 }
 
@@ -227,28 +231,34 @@ export class TopicPath {
   }
 
   /**
-   * What the topic path dropped so far and what waits on each link: copies dropped at a full
-   * link (`linkDrops`), frames thrown away by links that closed (`closedFrames`), the core's drops by reason (duplicates included), and per link its
-   * queue here and its stream's write buffer and state (a link whose muxer never takes more
-   * shows a write buffer above the high-water mark and a queue that does not go down).
+   * counts(), the last link closed with frames unsent, and per link its queue here and its
+   * stream's write buffer and state (a link whose muxer never takes more shows a write buffer
+   * above the high-water mark and a queue that does not go down).
    */
   stats (): TopicPathStats {
-    const dropped: Partial<Record<DropReason, number>> = {}
-    for (const [r, n] of Object.entries(this.core.counters.dropped) as Array<[DropReason, number]>) if (n > 0) dropped[r] = n
     const links: TopicLinkStats[] = []
     for (const [peer, list] of this.links) {
       for (const l of list) {
         links.push({ peer, queuedBytes: l.queuedBytes, closed: l.isClosed, writeBufferBytes: l.stream.writeBufferLength, writeStatus: l.stream.writeStatus, readStatus: l.stream.readStatus, reads: l.reads })
       }
     }
+    return { ...this.counts(), ...(this.lastClose === undefined ? {} : { lastClose: this.lastClose }), links }
+  }
+
+  /**
+   * What the topic path dropped so far — copies dropped at a full link (`linkDrops`), frames
+   * thrown away by links that closed (`closedFrames`), the core's drops by reason (duplicates
+   * included) — and what waits on the links: the node's status and metrics.
+   */
+  counts (): TopicPathCounts {
+    const dropped: Partial<Record<DropReason, number>> = {}
+    for (const [r, n] of Object.entries(this.core.counters.dropped) as Array<[DropReason, number]>) if (n > 0) dropped[r] = n
     return {
       queuedBytes: this.queuedBytes(),
       linkDrops: this.overflowDrops,
       closedFrames: this.closedFrames,
       closedBytes: this.closedBytes,
-      ...(this.lastClose === undefined ? {} : { lastClose: this.lastClose }),
-      dropped,
-      links
+      dropped
     }
   }
 
@@ -443,7 +453,7 @@ export class TopicPath {
     if (last !== undefined && last.batch === g.batch && last.hops === g.hops && sameNumbers(last.leaves, g.leaves)) {
       if (sameLabels(last.labels, g.labels)) { g.link.push(last.bytes, g.prio); return }
       if (last.labels !== undefined && g.labels !== undefined) {
-        last.common ??= last.bytes.subarray(0, last.bytes.length - labelsEntry(last.labels).length)
+        last.common ??= last.bytes.subarray(0, last.bytes.length - labelsSize(last.labels))
         g.link.push(last.common, g.prio, undefined, labelsEntry(g.labels))
         return
       }
