@@ -172,6 +172,8 @@ async function bundle (esbuild: typeof Esbuild, entries: Map<string, string>, fo
     format: 'esm',
     platform: 'node',
     target: 'node22',
+    // A native addon: loaded from node_modules at run time (its prebuilt binary sits beside it).
+    external: ['sodium-native'],
     // Whitespace, syntax and identifiers: the less source text, the less a process holds.
     // Nothing fedmesh loads depends on the names of its own functions or classes (checked:
     // the dependencies compare constructor names only of built-ins such as Uint8Array).

@@ -71,6 +71,59 @@ describe('agent keys', () => {
     assert.equal(verifyByDid(a.id, data, bad), false)
   })
 
+  test('libsodium and an independent implementation (OpenSSL) agree on keys, signatures and verification', () => {
+    for (let i = 0; i < 200; i++) {
+      const key = generateAgentKey()
+      const data = new Uint8Array(i * 7)
+      for (let j = 0; j < data.length; j++) data[j] = (i * 31 + j * 17) & 0xff
+      const sig = key.sign(data)
+      assert.equal(sig.length, 64)
+      assert.ok(ed25519Verify(key.publicKey, data, sig), `OpenSSL verifies signature ${i}`)
+      assert.ok(verifyByDid(key.id, data, sig))
+      // A signature over a view into a larger buffer is the signature of the view.
+      const framed = new Uint8Array(data.length + 9)
+      framed.set(data, 5)
+      assert.deepEqual(key.sign(framed.subarray(5, 5 + data.length)), sig)
+      assert.ok(verifyByDid(key.id, framed.subarray(5, 5 + data.length), sig))
+      const flipped = new Uint8Array(sig)
+      flipped[i % 64] ^= 1 << (i % 8)
+      assert.equal(verifyByDid(key.id, data, flipped), false)
+      assert.equal(ed25519Verify(key.publicKey, data, flipped), false)
+    }
+  })
+
+  test('verification is strict: small-order keys and R, and non-canonical S, are refused', () => {
+    // The identity point as the public key with R = identity and S = 0 satisfies the
+    // cofactorless equation for every message, so OpenSSL (RFC 8032 §5.1.7 as written)
+    // accepts it: anyone could sign as that did. libsodium refuses small-order keys.
+    const identity = new Uint8Array(32)
+    identity[0] = 1
+    const forged = new Uint8Array(64)
+    forged.set(identity, 0)
+    const weak = didFromPublicKey(identity)
+    assert.equal(ed25519Verify(identity, utf8('anything'), forged), true, 'OpenSSL accepts the forgery')
+    assert.equal(verifyByDid(weak, utf8('anything'), forged), false)
+    assert.equal(verifyByDid(weak, utf8('something else'), forged), false)
+    // A real key's signature with S + L (same value mod L, not canonical) is refused.
+    const a = agentKeyFromSeed(unhex(vectors.seeds.A))
+    const data = utf8('fedmesh')
+    const sig = a.sign(data)
+    const L = [0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde, 0x14,
+      0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10]
+    const big = new Uint8Array(sig)
+    let carry = 0
+    for (let i = 0; i < 32; i++) {
+      const v = big[32 + i] + L[i] + carry
+      big[32 + i] = v & 0xff
+      carry = v >> 8
+    }
+    if (carry === 0) assert.equal(verifyByDid(a.id, data, big), false, 'S + L')
+    // R replaced by a small-order point (the identity) is refused too.
+    const smallR = new Uint8Array(sig)
+    smallR.set(identity, 0)
+    assert.equal(verifyByDid(a.id, data, smallR), false)
+  })
+
   test('seeds and public keys must be 32 bytes', () => {
     assert.throws(() => agentKeyFromSeed(new Uint8Array(31)), InvalidArgumentError)
     assert.throws(() => agentKeyFromSeed(new Uint8Array(33)), InvalidArgumentError)
