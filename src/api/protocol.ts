@@ -5,7 +5,9 @@
  *
  * Subscriptions for people and scripts (the CLI's `sub`):
  *   → {op:'subscribe', id, pattern, agent?}   ← {op:'subscribed', id}, then {op:'message', sub:id, message}
- *   → {op:'messages', id, agent?}             (the local agent's direct inbox)
+ *   → {op:'messages', id, agent?, ack?}       (the local agent's direct inbox; ack 'manual': durable
+ *                                              messages are marked processed only by the client's acks)
+ *   → {op:'ack', id, message}                 ← {op:'acked', id, message}
  *   → {op:'unsubscribe', id}                  ← {op:'unsubscribed', id}
  *   ← {op:'error', id?, error}
  *
@@ -78,7 +80,8 @@ export interface ErrorJson { code: string, message: string, details?: unknown }
 /** Messages a client sends. */
 export type ClientMessage =
   | { op: 'subscribe', id: string, pattern: string, agent?: string }
-  | { op: 'messages', id: string, agent?: string }
+  | { op: 'messages', id: string, agent?: string, ack?: 'auto' | 'manual' }
+  | { op: 'ack', id: string, message: string }
   | { op: 'unsubscribe', id: string }
   | { op: 'attach', rid: number, agent: string, name?: string, caps?: string[] }
   | { op: 'prove', rid: number, sig: string }
@@ -98,6 +101,7 @@ export type ServerMessage =
   | { op: 'hello', v: number, network: string, peerId: string }
   | { op: 'subscribed', id: string }
   | { op: 'unsubscribed', id: string }
+  | { op: 'acked', id: string, message: string }
   | { op: 'message', sub: string, message: unknown }
   | { op: 'error', id?: string, error: ErrorJson }
   | { op: 'challenge', rid: number, nonce: string }

@@ -17,7 +17,7 @@ import {
   AbortError, ClosedError, FedmeshError, InvalidArgumentError, InvalidEnvelopeError, MessageTooLargeError, TimeoutError, UnauthorizedError
 } from '../core/errors.ts'
 import { AGENT_NAME_RE } from '../node/datadir.ts'
-import type { Logger, Subscription } from '../node/types.ts'
+import type { Agent, Logger, Message, Subscription } from '../node/types.ts'
 import type { Endpoint } from '../routing/types.ts'
 import { ConflictError, NotSupportedError, TooManyRequestsError, errorBody, errorFromJson } from './errors.ts'
 import { MAX_STREAMS_PER_CONNECTION, WsByteStream, pipeStream, type StreamWireMessage } from './ws-streams.ts'
@@ -71,6 +71,8 @@ export class ApiConnection {
   private readonly socket: WebSocket
   private readonly ctx: WsContext
   private readonly subs = new Map<string, Subscription>()
+  /** Per manual-ack inbox subscription: its agent and the messages sent and not yet acknowledged, by message id. */
+  private readonly toAck = new Map<string, { agent: Agent, messages: Map<string, Message> }>()
   private readonly inflight = new Map<number, AbortController>()
   /** Batch roots this connection's agent signed and we verified: the rest of a batch costs hashes only. */
   private readonly roots = new VerifiedRoots(16_384)
@@ -137,9 +139,11 @@ export class ApiConnection {
           const id = str(msg, 'id', WS_LIMITS.maxIdLength, true)
           this.subs.get(id)?.unsubscribe()
           this.subs.delete(id)
+          this.toAck.delete(id)
           this.send({ op: 'unsubscribed', id })
         })
         return
+      case 'ack': void this.ack(msg); return
       case 'attach': this.answer(msg, async (rid) => { this.attach(rid, msg) }, false); return
       case 'prove': this.answer(msg, async (rid) => await this.prove(rid, msg)); return
       case 'signed': this.guard(msg, () => { this.onSigned(msg) }); return
@@ -219,8 +223,14 @@ export class ApiConnection {
       // Checked again: other subscribes on this connection may have completed meanwhile.
       if (this.subs.has(id)) throw new InvalidArgumentError(`subscription id ${JSON.stringify(id)} is in use`)
       if (this.budget() <= 0) throw new TooManyRequestsError(`at most ${this.ctx.limits.maxSubscriptions} subscriptions per connection`)
-      const sub = pattern != null ? agent.subscribe(pattern) : agent.messages()
+      if (msg.ack !== undefined && (op !== 'messages' || (msg.ack !== 'auto' && msg.ack !== 'manual'))) {
+        throw new InvalidArgumentError('ack is \'auto\' or \'manual\', and only for op "messages"')
+      }
+      const manual = msg.ack === 'manual'
+      const sub = pattern != null ? agent.subscribe(pattern) : agent.messages({ ack: manual ? 'manual' : 'auto' })
       this.subs.set(id, sub)
+      const toAck = manual ? new Map<string, Message>() : undefined
+      if (toAck != null) this.toAck.set(id, { agent, messages: toAck })
       this.send({ op: 'subscribed', id })
       for await (const m of sub) {
         let message: unknown
@@ -228,14 +238,35 @@ export class ApiConnection {
           message = m.toJSON()
         } catch (err) {
           this.ctx.logger.debug({ err: (err as Error).message, id: m.id }, 'message not representable as JSON')
+          // Never shown to the client, so never acknowledged by it: done with here.
+          if (toAck != null) await agent.ack(m).catch(() => {})
           continue
         }
+        toAck?.set(m.id, m)
         if (!this.send({ op: 'message', sub: id, message })) break
       }
     } catch (err) {
       this.send({ op: 'error', ...(id != null ? { id } : {}), error: errorBody(err).body.error })
     } finally {
       if (id != null && this.closed) this.subs.get(id)?.unsubscribe()
+    }
+  }
+
+  /** `{op:"ack", id, message}`: the client is done with a message of its manual-ack inbox subscription `id`. */
+  private async ack (msg: Msg): Promise<void> {
+    let id: string | undefined
+    try {
+      id = str(msg, 'id', WS_LIMITS.maxIdLength, true)
+      const messageId = str(msg, 'message', 128, true)
+      const held = this.toAck.get(id)
+      if (held == null) throw new InvalidArgumentError(`no inbox subscription ${JSON.stringify(id)} with ack 'manual' on this connection`)
+      const m = held.messages.get(messageId)
+      if (m == null) throw new InvalidArgumentError(`message ${messageId} was not sent on subscription ${JSON.stringify(id)}, or is acknowledged already`)
+      await held.agent.ack(m)
+      held.messages.delete(messageId)
+      this.send({ op: 'acked', id, message: messageId })
+    } catch (err) {
+      this.send({ op: 'error', ...(id != null ? { id } : {}), error: errorBody(err).body.error })
     }
   }
 

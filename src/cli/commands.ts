@@ -298,14 +298,25 @@ function brief (m: WireMessage): Record<string, unknown> {
   }
 }
 
-/** Streams a subscription (op subscribe or messages) as JSON lines until --count or a signal. */
+/** How long an interrupted `inbox` waits for the acknowledgements of what it printed. */
+const ACK_WAIT_MS = 2_000
+
+/**
+ * Streams a subscription (op subscribe or messages) as JSON lines until --count or a signal.
+ * The inbox subscribes with manual acknowledgements: each message is acknowledged once its
+ * line is written, so a durable message the command never printed (it stopped first, or
+ * was killed) stays in the inbox and comes again.
+ */
 async function stream (p: Parsed, request: Record<string, unknown>, what: string): Promise<void> {
   const count = intFlag(p.values.count, 'count', 1, Number.MAX_SAFE_INTEGER)
   const node = await locateNode(p.dir)
   const ws = await openSocket(node)
+  const acks = request.op === 'messages'
   let seen = 0
+  let unacked = 0
   await new Promise<void>((resolve, reject) => {
     let done = false
+    let ending = false
     const finish = (err?: Error): void => {
       if (done) return
       done = true
@@ -313,22 +324,35 @@ async function stream (p: Parsed, request: Record<string, unknown>, what: string
       if (err != null) reject(err)
       else resolve()
     }
+    // Done once every printed message is acknowledged (bounded when interrupted).
+    const end = (): void => {
+      ending = true
+      if (unacked === 0) { finish(); return }
+      setTimeout(() => { finish() }, ACK_WAIT_MS).unref()
+    }
     ws.on('message', (raw) => {
       let m: { op?: string, error?: { code?: string, message?: string }, message?: WireMessage }
       try { m = JSON.parse(raw.toString()) } catch { return }
       if (m.op === 'subscribed') process.stderr.write(JSON.stringify({ event: 'subscribed', ...what === 'pattern' ? { pattern: request.pattern } : { inbox: true } }) + '\n')
       else if (m.op === 'error') finish(apiError(0, m))
-      else if (m.op === 'message' && m.message != null) {
+      else if (m.op === 'acked') {
+        if (--unacked === 0 && ending) finish()
+      } else if (m.op === 'message' && m.message != null) {
+        if (ending) return // not printed, not acknowledged: it comes again
         out(p.values.json === true ? m.message : brief(m.message))
-        if (count != null && ++seen >= count) finish()
+        if (acks) {
+          unacked++
+          ws.send(JSON.stringify({ op: 'ack', id: 'cli', message: m.message.id }))
+        }
+        if (count != null && ++seen >= count) end()
       }
     })
     ws.on('close', (code, reason) => { finish(done ? undefined : new CliError(`the node at ${node.url} closed the connection (${code}${reason.length > 0 ? ` ${reason.toString()}` : ''})`)) })
     ws.on('error', (err) => { finish(new CliError(`connection to the node at ${node.url} failed: ${err.message}`)) })
-    const stop = (): void => { finish() }
+    const stop = (): void => { end() }
     process.once('SIGINT', stop)
     process.once('SIGTERM', stop)
-    ws.send(JSON.stringify({ op: request.op, id: 'cli', ...request, ...(p.values.agent != null ? { agent: p.values.agent } : {}) }))
+    ws.send(JSON.stringify({ op: request.op, id: 'cli', ...request, ...(acks ? { ack: 'manual' } : {}), ...(p.values.agent != null ? { agent: p.values.agent } : {}) }))
   })
 }
 
@@ -352,7 +376,8 @@ const sub: Command = {
 
 const inbox: Command = {
   name: 'inbox',
-  summary: 'Print the direct, multicast and broadcast messages addressed to a local agent, one JSON line each.',
+  summary: 'Print the direct, multicast and broadcast messages addressed to a local agent, one JSON line each. ' +
+    'A durable message is acknowledged once its line is written: one not printed (--count reached, interrupted, killed) comes again next time.',
   options: streamOptions,
   run: async (p) => { await stream(p, { op: 'messages' }, 'inbox') }
 }

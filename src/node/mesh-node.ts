@@ -204,6 +204,8 @@ export class MeshNodeImpl implements MeshNode {
 
   async agent (name: string, options: { capabilities?: string[] } = {}): Promise<AgentImpl> {
     let p = this.local.get(name)
+    // An agent closed by its holder: the name gets a new agent object (same key), attached anew.
+    if (p != null && (await p.catch(() => undefined))?.isClosed === true) p = undefined
     if (p == null) {
       p = (async () => {
         const key = await loadAgentKey(this.dir, name, { create: true })

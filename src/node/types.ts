@@ -175,6 +175,16 @@ export interface Message {
   toJSON: () => EnvelopeJson
 }
 
+export interface MessagesOptions extends AbortOptions {
+  /**
+   * `'auto'` (default): a durable message is marked processed as the iterator hands it
+   * over. `'manual'`: only when the application calls `agent.ack(msg)`; until then the
+   * node holds it (and redelivers it to a new attachment), at most the node's delivery
+   * window (`durable.window`, 512) of them unacknowledged at a time.
+   */
+  ack?: 'auto' | 'manual'
+}
+
 export interface SubscribeOptions extends AbortOptions {
   /** Called synchronously with each message instead of queueing it for iteration. */
   onMessage?: (msg: Message) => void
@@ -236,10 +246,21 @@ export interface Agent {
   subscribe: (pattern: string, options?: SubscribeOptions) => Subscription
   /**
    * Direct, multicast and broadcast messages addressed to this agent (not replies). Durable
-   * messages come here exactly once: each is durably marked processed as the iterator hands
-   * it over, and acknowledged to its sender with a signed receipt.
+   * messages come here exactly once: by default each is durably marked processed as the
+   * iterator hands it over, and acknowledged to its sender with a signed receipt. With
+   * `{ ack: 'manual' }` a durable message is marked and receipted only by `agent.ack(msg)`:
+   * one the application took but never acknowledged (its process died while acting on
+   * it) comes again after the agent attaches anew (at-least-once across such a crash).
    */
-  messages: (options?: AbortOptions) => Subscription
+  messages: (options?: MessagesOptions) => Subscription
+  /**
+   * Acknowledges a durable message taken from `messages({ ack: 'manual' })`: marks it
+   * processed in the node's store and sends the signed receipt. Resolves once the mark is
+   * durable; rejects with `UnreachableError` if the node could not be reached (the message
+   * comes again), `InvalidArgumentError` for a message this agent did not hand over
+   * for acknowledgement. Idempotent; a non-durable message needs none (resolves at once).
+   */
+  ack: (msg: Message) => Promise<void>
   /** Signed delivery receipts for this agent's durable sends (messages of type `receipt`; see `parseReceipt`). */
   receipts: (options?: AbortOptions) => Subscription
   send: (to: AgentId | string, payload: Payload, options?: SendOptions) => Promise<SendResult>

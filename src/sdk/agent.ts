@@ -13,13 +13,13 @@ import {
 } from '../core/envelope.ts'
 import { parsePattern, parseTopic, topicMatches } from '../core/topics.ts'
 import {
-  ClosedError, InvalidArgumentError, RemoteError, TimeoutError, abortReason
+  ClosedError, InvalidArgumentError, RemoteError, TimeoutError, UnreachableError, abortReason
 } from '../core/errors.ts'
 import { Channel } from '../util/channel.ts'
 import { Reorderer } from '../delivery/ordering.ts'
 import { isReceipt, MAX_RECEIPT_IDS, receiptPayload } from '../delivery/receipts.ts'
 import type {
-  AbortOptions, Agent, AgentStream, Message, Payload, RequestHandler, RequestOptions, SendOptions, SendResult, StreamHandler, SubscribeOptions, Subscription
+  AbortOptions, Agent, AgentStream, Message, MessagesOptions, Payload, RequestHandler, RequestOptions, SendOptions, SendResult, StreamHandler, SubscribeOptions, Subscription
 } from '../node/types.ts'
 import type { AgentTransport, ByteStream, Endpoint } from '../routing/types.ts'
 import { deliveryNow, toMessage } from './message.ts'
@@ -209,6 +209,11 @@ export class AgentImpl implements Agent {
   private readonly inDoubt = new Set<string>()
   /** Durable ids queued for a consumer and not yet claimed: a redelivery meanwhile is not queued again. */
   private readonly queued = new Set<string>()
+  /**
+   * Durable messages a manual-ack `messages()` handed over and the application has not
+   * acknowledged yet (bounded by the node's delivery window: it sends no more until acks).
+   */
+  private readonly unacked = new Map<string, { env: Envelope, owner: object }>()
   private backlog: Message[] = []
   /** Non-durable inbox messages that came before any `messages()` iterator (≤ EARLY_MAX, newest kept). */
   private early: Message[] = []
@@ -612,9 +617,17 @@ export class AgentImpl implements Agent {
     return [...this.patternRefs.keys()]
   }
 
-  messages (options: AbortOptions = {}): Subscription {
+  messages (options: MessagesOptions = {}): Subscription {
     if (this.closed) throw new ClosedError('agent closed')
-    const sub = new Sub('', this.opts.subscriptionCapacity ?? 10_000, (s) => { this.dropSub(s) }, options.signal, async (m) => await this.admit(m))
+    const ack = options.ack ?? 'auto'
+    if (ack !== 'auto' && ack !== 'manual') throw new InvalidArgumentError(`ack must be 'auto' or 'manual', not ${String(ack)}`)
+    const owner = {}
+    const gate = ack === 'manual' ? async (m: Message) => await this.handOver(m, owner) : async (m: Message) => await this.admit(m)
+    const onEnd = (s: Sub): void => {
+      this.dropSub(s)
+      if (ack === 'manual') this.release(owner)
+    }
+    const sub = new Sub('', this.opts.subscriptionCapacity ?? 10_000, onEnd, options.signal, gate)
     this.inboxes.add(sub)
     // Messages that arrived before anyone listened: durable ones, then the others.
     const held = this.backlog
@@ -657,6 +670,67 @@ export class AgentImpl implements Agent {
       if (this.claims.size > 10_000) this.claims.delete(this.claims.keys().next().value as string)
     }
     return await p
+  }
+
+  /**
+   * The gate of a manual-ack `messages()`: a durable message is handed over unless this
+   * agent processed it already (here, or — the node's mark says so — before a restart, when
+   * only its receipt was lost) or handed it over and awaits its `ack`. Nothing is marked
+   * now: that is `ack()`'s. A look-up that fails (node gone) holds the message back; it
+   * comes again.
+   */
+  private async handOver (m: Message, owner: object): Promise<boolean> {
+    const env = m.envelope
+    if (env.dlv?.durable !== true) return true
+    if (this.recent.has(env.id) || this.unacked.has(env.id)) return false
+    let processed: boolean
+    try {
+      processed = (await this.transport.isProcessed?.(this.id, env.id)) ?? false
+    } catch {
+      this.queued.delete(env.id)
+      return false
+    }
+    this.queued.delete(env.id)
+    if (processed) {
+      this.remember(env.id)
+      this.queueReceipt(env.from, env.id)
+      return false
+    }
+    if (this.recent.has(env.id) || this.unacked.has(env.id)) return false
+    this.unacked.set(env.id, { env, owner })
+    return true
+  }
+
+  /**
+   * A manual-ack `messages()` ended: what it handed over and was never acknowledged goes to
+   * the next inbox iterator at once (in the order taken), not after the node's redelivery.
+   */
+  private release (owner: object): void {
+    const back: Envelope[] = []
+    for (const [id, u] of this.unacked) {
+      if (u.owner !== owner) continue
+      this.unacked.delete(id)
+      back.push(u.env)
+    }
+    if (this.closed) return
+    for (const env of back) this.dispatch(env)
+  }
+
+  async ack (msg: Message): Promise<void> {
+    const env = msg.envelope
+    if (env.dlv?.durable !== true) return
+    if (this.recent.has(env.id)) return
+    if (!this.unacked.has(env.id)) throw new InvalidArgumentError(`message ${env.id} was not handed over for acknowledgement (take it from messages({ ack: 'manual' }) of this agent)`)
+    let p = this.claims.get(env.id)
+    if (p == null) {
+      p = this.claim(env)
+      this.claims.set(env.id, p)
+      if (this.claims.size > 10_000) this.claims.delete(this.claims.keys().next().value as string)
+    }
+    await p
+    this.unacked.delete(env.id)
+    // claim() remembers the id once the mark is durable (new or found set).
+    if (!this.recent.has(env.id)) throw new UnreachableError(`the acknowledgement of ${env.id} could not be recorded (node unreachable); the message comes again`)
   }
 
   private async claim (env: Envelope): Promise<boolean> {
@@ -758,7 +832,8 @@ export class AgentImpl implements Agent {
     if (env.dlv?.durable === true) {
       // Already processed by this agent: only the acknowledgement may have been lost.
       if (this.recent.has(env.id)) { this.queueReceipt(env.from, env.id); return }
-      if (this.queued.has(env.id)) return
+      // Handed over by a manual-ack inbox and not acknowledged yet: the node's redelivery.
+      if (this.queued.has(env.id) || this.unacked.has(env.id)) return
       if (this.queued.size < BACKLOG_MAX * 10) this.queued.add(env.id)
       // In the order the node's store gives (per-sender seq), not through the reorderer.
       if (this.inboxes.size === 0) { if (this.backlog.length < BACKLOG_MAX) this.backlog.push(msg); return }
@@ -915,6 +990,9 @@ export class AgentImpl implements Agent {
     if (handler == null) { raw.abort(new ClosedError('no stream handler')); return }
     void Promise.resolve(handler(agentStream(raw, open.from, name), msg)).catch((err: Error) => { raw.abort(err) })
   }
+
+  /** True once `close()` was called. */
+  get isClosed (): boolean { return this.closed }
 
   async close (): Promise<void> {
     if (this.closed) return

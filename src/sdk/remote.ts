@@ -466,6 +466,7 @@ export async function connect (opts: ConnectOptions): Promise<RemoteAgent> {
     subscribe: (pattern, options) => inner.subscribe(pattern, options),
     messages: (options) => inner.messages(options),
     receipts: (options) => inner.receipts(options),
+    ack: async (msg) => { await inner.ack(msg) },
     send: async (to, payload, options) => await inner.send(to, payload, options),
     multicast: async (to, payload, options) => await inner.multicast(to, payload, options),
     broadcast: async (payload, options) => await inner.broadcast(payload, options),

@@ -124,6 +124,32 @@ describe('fedmesh durable delivery (CLI, three node processes)', { timeout: 240_
     await stop(s1.proc)
   })
 
+  it('inbox --count N acknowledges only what it printed: the rest comes to the next inbox, none twice', async () => {
+    const dir = join(root, 'one')
+    const node = await start(dir, [])
+    const bobId = (await fedmesh('agent', 'create', 'bob', '--dir', dir)).stdout.trim()
+    assert.equal((await fedmesh('agent', 'create', 'alice', '--dir', dir)).code, 0)
+    for (let n = 1; n <= 3; n++) {
+      const r = await fedmesh('send', bobId, '--durable', '--agent', 'alice', '--data', JSON.stringify({ n }), '--dir', dir)
+      assert.equal(r.code, 0, r.stderr)
+    }
+    const payloads = (p: Proc): number[] => p.stdout.lines.filter(l => l.trim() !== '').map(l => (JSON.parse(l) as { payload: { n: number } }).payload.n)
+    const first = procs.start(['inbox', '--agent', 'bob', '--count', '1', '--dir', dir])
+    assert.equal((await first.exit(30_000)).code, 0, first.stderr.text)
+    assert.deepEqual(payloads(first), [1])
+    // Before: the node marked all three processed as it sent them on the socket; 2 and 3 were lost.
+    const second = procs.start(['inbox', '--agent', 'bob', '--count', '2', '--dir', dir])
+    assert.equal((await second.exit(30_000)).code, 0, second.stderr.text)
+    assert.deepEqual(payloads(second), [2, 3])
+    const third = procs.start(['inbox', '--agent', 'bob', '--dir', dir])
+    await third.stderr.waitJson(v => v.event === 'subscribed', 'inbox subscribed', 20_000)
+    await new Promise(resolve => setTimeout(resolve, 2000))
+    third.kill('SIGTERM')
+    await third.exit(10_000)
+    assert.deepEqual(payloads(third), [], 'nothing twice')
+    await stop(node.proc)
+  })
+
   it('log: malformed filters are typed errors', async () => {
     // Bad input: exit 2 with the typed error named (the store refuses before reading anything).
     const bad = await fedmesh('log', '--status', 'lost', '--dir', dirs.home)

@@ -88,6 +88,24 @@ describe('topics over the dissemination layer', { timeout: 120_000 }, () => {
     assert.deepEqual(got.filter(m => m.topic === 'load/y').map(m => m.id), r.map(x => x.id))
   })
 
+  it('messages go only to nodes whose interest matches', async () => {
+    const sub = subAgent.subscribe('only/here')
+    const got = collect(sub)
+    await interest(a, 'only/here', b.peerId, true)
+    await pub.publish('only/here', 1)
+    await until(() => got.length === 1, 'delivered while subscribed')
+    sub.unsubscribe()
+    await interest(a, 'only/here', b.peerId, false)
+    const sentinel = collect(subAgent.subscribe('only/sentinel'))
+    await interest(a, 'only/sentinel', b.peerId, true)
+    const before = b.status().counters.received
+    for (let i = 0; i < 20; i++) await pub.publish('only/here', i)
+    await pub.publish('only/sentinel', 'end')
+    await until(() => sentinel.length === 1, 'sentinel delivered')
+    // Frames on one link arrive in order: the 20 publications were never sent to b.
+    assert.equal(b.status().counters.received - before, 1, 'only the sentinel reached node b')
+  })
+
   // Last here: it cuts the connection between the two nodes.
   it('a connection aborted with topic copies unsent: the loss is counted, and drain() returns', async () => {
     const sub = subAgent.subscribe('cut/x', { onMessage () {} })
@@ -108,21 +126,4 @@ describe('topics over the dissemination layer', { timeout: 120_000 }, () => {
     sub.unsubscribe()
   })
 
-  it('messages go only to nodes whose interest matches', async () => {
-    const sub = subAgent.subscribe('only/here')
-    const got = collect(sub)
-    await interest(a, 'only/here', b.peerId, true)
-    await pub.publish('only/here', 1)
-    await until(() => got.length === 1, 'delivered while subscribed')
-    sub.unsubscribe()
-    await interest(a, 'only/here', b.peerId, false)
-    const sentinel = collect(subAgent.subscribe('only/sentinel'))
-    await interest(a, 'only/sentinel', b.peerId, true)
-    const before = b.status().counters.received
-    for (let i = 0; i < 20; i++) await pub.publish('only/here', i)
-    await pub.publish('only/sentinel', 'end')
-    await until(() => sentinel.length === 1, 'sentinel delivered')
-    // Frames on one link arrive in order: the 20 publications were never sent to b.
-    assert.equal(b.status().counters.received - before, 1, 'only the sentinel reached node b')
-  })
 })
