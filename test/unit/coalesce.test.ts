@@ -30,8 +30,10 @@ function fakeConn (socket: Socket): FakeConn {
   } as unknown as FakeConn
 }
 
+interface Pair { server: Server, socket: Socket, received: () => number[], writes: () => number, readAll: (n: number) => Promise<void> }
+
 /** A loopback server collecting what it reads, and a client socket to it whose writes are counted. */
-async function pair (): Promise<{ server: Server, socket: Socket, received: () => number[], writes: () => number, readAll: (n: number) => Promise<void> }> {
+async function pair (): Promise<Pair> {
   const chunks: Buffer[] = []
   const waiters: Array<{ n: number, resolve: () => void }> = []
   const server = createServer((s) => {
@@ -59,16 +61,20 @@ async function pair (): Promise<{ server: Server, socket: Socket, received: () =
   }
 }
 
-async function cleanup (server: Server, socket: Socket): Promise<void> {
-  socket.destroy()
-  await new Promise(resolve => server.close(resolve))
+/** Runs `body` with a coalescing connection over a fresh pair, and closes the pair after. */
+async function withConn (body: (conn: FakeConn, p: Pair) => Promise<void>): Promise<void> {
+  const p = await pair()
+  try {
+    await body(corkUntilDrained(fakeConn(p.socket)) as FakeConn, p)
+  } finally {
+    p.socket.destroy()
+    await new Promise(resolve => p.server.close(resolve))
+  }
 }
 
 describe('corkUntilDrained', { timeout: 10_000 }, () => {
   it('holds writes until the promise jobs have run, then sends them in one write, in order', async () => {
-    const { server, socket, received, writes, readAll } = await pair()
-    try {
-      const conn = corkUntilDrained(fakeConn(socket)) as FakeConn
+    await withConn(async (conn, { received, writes, readAll }) => {
       const r = conn.sendData(new Uint8ArrayList(Uint8Array.of(1, 2), Uint8Array.of(3)))
       assert.deepEqual(r, { sentBytes: 3, canSendMore: true })
       // A write from a promise job started by this code joins the same batch.
@@ -86,36 +92,26 @@ describe('corkUntilDrained', { timeout: 10_000 }, () => {
       await readAll(8)
       assert.equal(writes(), 2)
       assert.deepEqual(received(), [1, 2, 3, 4, 5, 6, 7, 8])
-    } finally {
-      await cleanup(server, socket)
-    }
+    })
   })
 
   it('lets a bulk write go at once: held bytes reaching the high-water mark are written without waiting', async () => {
-    const { server, socket, writes, readAll } = await pair()
-    try {
-      const conn = corkUntilDrained(fakeConn(socket)) as FakeConn
+    await withConn(async (conn, { socket, writes, readAll }) => {
       conn.sendData(new Uint8ArrayList(new Uint8Array(100)))
       assert.equal(writes(), 0)
       conn.sendData(new Uint8ArrayList(new Uint8Array(socket.writableHighWaterMark)))
       assert.equal(writes(), 1, 'written without waiting for the promise jobs')
       await readAll(100 + socket.writableHighWaterMark)
-    } finally {
-      await cleanup(server, socket)
-    }
+    })
   })
 
   it('writes what is held before the connection closes', async () => {
-    const { server, socket, received, readAll } = await pair()
-    try {
-      const conn = corkUntilDrained(fakeConn(socket)) as FakeConn
+    await withConn(async (conn, { received, readAll }) => {
       conn.sendData(new Uint8ArrayList(Uint8Array.of(9, 8, 7)))
       await conn.sendClose()
       await readAll(3)
       assert.deepEqual(received(), [9, 8, 7])
-    } finally {
-      await cleanup(server, socket)
-    }
+    })
   })
 
   it('leaves a connection without a net.Socket untouched', () => {
