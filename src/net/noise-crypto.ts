@@ -23,10 +23,21 @@ function contiguous (data: Bytes): Uint8Array {
   return data instanceof Uint8Array ? data : data.subarray()
 }
 
-/** Seals `plaintext`: the ciphertext followed by its tag, in a new buffer. */
+/**
+ * Seals `plaintext`: the ciphertext followed by its tag, in a new buffer. A list (what
+ * Noise gets from yamux: a frame header, then its data) is copied into that buffer and
+ * sealed in place (libsodium reads each byte before it writes it), not joined into a
+ * buffer of its own first.
+ */
 export function sealChaCha20Poly1305 (plaintext: Bytes, nonce: Uint8Array, ad: Uint8Array, k: Uint8Array): Uint8Array {
-  const m = contiguous(plaintext)
-  const c = Buffer.allocUnsafe(m.byteLength + TAG_BYTES)
+  const c = Buffer.allocUnsafe(plaintext.byteLength + TAG_BYTES)
+  let m: Uint8Array
+  if (plaintext instanceof Uint8Array) m = plaintext
+  else {
+    let at = 0
+    for (const part of plaintext) { c.set(part, at); at += part.byteLength }
+    m = c.subarray(0, at)
+  }
   sodium.crypto_aead_chacha20poly1305_ietf_encrypt(c, m, ad, null, nonce, k)
   return c
 }
