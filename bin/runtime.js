@@ -15,8 +15,12 @@ import { fileURLToPath } from 'node:url'
  * replaces them (empty: none) and turns the switch off.
  */
 export const NODE_START_V8_FLAGS = '--optimize-for-size'
-/** What a busy node runs with: V8's speed defaults back, with the young generation's default maximum (16 MB semi-spaces). */
-export const NODE_BUSY_V8_FLAGS = '--no-optimize-for-size --max-semi-space-size=16'
+/**
+ * What a busy node runs with: V8's speed defaults back. (The young generation's size is not
+ * among them: V8 fixes its maximum when the process starts, and a later
+ * `--max-semi-space-size` changes nothing — see NODE_START_EXEC_ARGV.)
+ */
+export const NODE_BUSY_V8_FLAGS = '--no-optimize-for-size'
 
 /**
  * Settings for `fedmesh node start` that act only when a process starts, so the process
@@ -30,9 +34,13 @@ export const NODE_BUSY_V8_FLAGS = '--no-optimize-for-size --max-semi-space-size=
  * (−5 MB idle RSS, and a steadier figure). A fixed threshold also stops glibc from raising
  * it after large blocks are freed (its dynamic threshold, up to 32 MB), which otherwise moves
  * those blocks into the arena, where they fragment it under load. Cost: ~70 ms more CPU to
- * ready (each segment is a fresh mapping, paged in).
+ * ready (each segment is a fresh mapping, paged in). And semi-spaces of up to 32 MB instead
+ * of 16: a busy node's young generation grows to twice the size, so half as many scavenges
+ * land in its round trips (each a sure slow one when it does); V8 takes the maximum only
+ * from the command line, and an idle node never grows its young generation there (idle RSS
+ * unchanged; docs/PERFORMANCE.md, "Request–reply, session 9").
  */
-export const NODE_START_EXEC_ARGV = ['--v8-pool-size=1']
+export const NODE_START_EXEC_ARGV = ['--v8-pool-size=1', '--max-semi-space-size=32']
 export const NODE_START_ENV = { MALLOC_ARENA_MAX: '2', MALLOC_MMAP_THRESHOLD_: '16384' }
 /** Set in the environment of the re-executed process (to the names of the variables added). */
 const REEXEC_MARK = 'FEDMESH_REEXECUTED'

@@ -23,7 +23,7 @@ import { MAX_FRAME_BYTES } from './frames.ts'
 import { coalesceWrites } from './coalesce.ts'
 import { halfWindowUpdates } from './yamux-window.ts'
 import { quietLengthPrefixReads } from './noise-reads.ts'
-import { noiseCrypto } from './noise-crypto.ts'
+import { sodiumNoiseCrypto } from './noise-crypto.ts'
 import { directMessageStreams } from './message-streams.ts'
 
 export interface NetInit {
@@ -98,8 +98,8 @@ export async function createNet (init: NetInit) {
     addresses: { listen: init.listen, announce: init.announce ?? [] },
     // What a callback and its promise jobs write to a TCP connection leaves in one syscall (coalesce.ts).
     transports: [coalesceWrites(tcp()), webSockets(), circuitRelayTransport()],
-    // Noise's ChaCha20-Poly1305 and X25519 on libsodium (noise-crypto.ts).
-    connectionEncrypters: [noise({ crypto: noiseCrypto })],
+    // Noise's AEAD on libsodium instead of WebAssembly (noise-crypto.ts).
+    connectionEncrypters: [noise({ crypto: sodiumNoiseCrypto })],
     // A bounded per-stream window: a paused (slow) reader holds at most this much from one
     // stream, well under libp2p's 4 MiB read-buffer limit that would otherwise reset it.
     streamMuxers: [yamux({ streamOptions: { maxStreamWindowSize: 2 * 1024 * 1024 } })],

@@ -148,6 +148,7 @@ export class MeshNodeImpl implements MeshNode {
       // No async wrapper: both return their promise and never throw (one promise less per message).
       submit: (env, options) => durable.handles(env) ? durable.submit(env, options) : router.submit(env, options),
       publishNow: (env) => { router.publishNow(env) },
+      sendNow: (env) => { if (durable.handles(env)) durable.submit(env).catch(() => {}); else router.sendNow(env) },
       queuedBytes: () => router.topics.queuedBytes(),
       drained: async (bytes) => { await router.topics.drained(bytes) },
       subscribe: async (agent, pattern) => { router.subscribe(agent, pattern) },

@@ -71,6 +71,9 @@ const MATCH_CACHE_MAX = 4096
 const SUBMIT_HIGH_WATER_BYTES = 4 * 1024 * 1024
 /** … until they are down to this. */
 const SUBMIT_LOW_WATER_BYTES = 1024 * 1024
+/** A route hint is moved to the back of the eviction order at most this often (`rememberRoute`). */
+const ROUTE_HINT_REFRESH_MS = 1000
+const ignore = (): void => {}
 
 /**
  * What the semantic ingress check (src/node/semantic.ts) says about an envelope that passed
@@ -336,16 +339,13 @@ export class Router {
    * more over a new link, as sendToHomes does.
    */
   private sendOverOpenLink (env: Envelope, options: AbortOptions): Promise<SendResult> | undefined {
-    const to = env.to
     const signal = options.signal
-    if (to === undefined || to.length !== 1 || env.dlv?.maxMs !== undefined || (env.dlv?.retries ?? 0) > 0 || signal?.aborted === true) return undefined
-    const rec = this.endpoints.has(to[0]) ? undefined : this.knownAgent(to[0]) ?? this.hintedRecord(to[0])
-    if (rec === undefined) return undefined
+    if (signal?.aborted === true) return undefined
     const wantConfirm = wantsConfirm(env)
-    if (wantConfirm && rec.home.length !== 1) return undefined
-    const home = rec.home.find(h => h.id !== this.peerId)
-    const link = home === undefined ? undefined : this.openLinks.get(home.id)
-    if (home === undefined || link === undefined || link.isClosed) return undefined
+    const route = this.openRoute(env, wantConfirm)
+    if (route === undefined) return undefined
+    const { home, link } = route
+    const to = env.to as AgentId[]
     if (env.corr != null) this.replying(env, home.id)
     const frame = encodeMessageFrame(1, env.bytes)
     if (!wantConfirm) {
@@ -383,6 +383,44 @@ export class Router {
     this.counters.forwarded++
     if (!link.push(frame, env.prio, resend)) resend(new ClosedError('link closed'))
     return promise
+  }
+
+  /**
+   * The open link to the home node of a direct envelope's one remote recipient, when the
+   * fast path applies (see sendOverOpenLink): no retries, no delivery deadline, and a single
+   * home node if a confirmation is wanted.
+   */
+  private openRoute (env: Envelope, wantConfirm: boolean): { home: AgentRecord['home'][number], link: FrameLink } | undefined {
+    const to = env.to
+    if (to === undefined || to.length !== 1 || env.dlv?.maxMs !== undefined || (env.dlv?.retries ?? 0) > 0) return undefined
+    const rec = this.endpoints.has(to[0]) ? undefined : this.knownAgent(to[0]) ?? this.hintedRecord(to[0])
+    if (rec === undefined || (wantConfirm && rec.home.length !== 1)) return undefined
+    const home = rec.home.find(h => h.id !== this.peerId)
+    const link = home === undefined ? undefined : this.openLinks.get(home.id)
+    if (home === undefined || link === undefined || link.isClosed) return undefined
+    return { home, link }
+  }
+
+  /**
+   * Routes a local agent's direct envelope whose outcome nobody awaits — a request
+   * handler's answer (the requester's timeout reports a lost one) — as `submit` does, but
+   * over an open link without a promise: the frame is queued with a failure callback that
+   * hands it to the general path, as the fast path's send does. Failures are dropped.
+   */
+  sendNow (env: Envelope): void {
+    if (env.mode !== 'direct' || wantsConfirm(env)) { this.submit(env).catch(ignore); return }
+    this.counters.published++
+    this.c.observe?.({ event: 'sent', env })
+    this.dedup.add(env.id, env.ts + env.ttl * 1000 + this.ingress.clockSkewMs)
+    const route = this.openRoute(env, false)
+    if (route === undefined) { this.sendDirect(env, {}).catch(ignore); return }
+    if (env.corr != null) this.replying(env, route.home.id)
+    this.counters.forwarded++
+    const resend = (): void => {
+      this.counters.forwarded--
+      this.sendDirect(env, {}).catch(ignore)
+    }
+    if (!route.link.push(encodeMessageFrame(1, env.bytes), env.prio, resend)) resend()
   }
 
   /**
@@ -1001,9 +1039,22 @@ export class Router {
     }
   }
 
+  /**
+   * Each direct message received refreshes its sender's hint. A conversation refreshes the
+   * same hint once per message: it is updated in place and moved to the back of the
+   * eviction order (delete, then set) only when the peer changed or ROUTE_HINT_REFRESH_MS
+   * passed, so that a request–reply stream costs no Map reordering and no new object per
+   * message. The hint's age (its TTL) is exact either way.
+   */
   private rememberRoute (agent: AgentId, peer: string): void {
+    const now = Date.now()
+    const hint = this.routeHints.get(agent)
+    if (hint !== undefined && hint.peer === peer && now - hint.at < ROUTE_HINT_REFRESH_MS) {
+      hint.at = now
+      return
+    }
     this.routeHints.delete(agent)
-    this.routeHints.set(agent, { peer, at: Date.now() })
+    this.routeHints.set(agent, { peer, at: now })
     if (this.routeHints.size > ROUTE_HINTS_MAX) this.routeHints.delete(this.routeHints.keys().next().value as AgentId)
   }
 

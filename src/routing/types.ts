@@ -39,6 +39,12 @@ export interface AgentTransport {
    * without a promise (the SDK's buffered publish path). Errors are counted, not thrown.
    */
   publishNow?: (env: Envelope) => void
+  /**
+   * In-process transports: routes a signed direct envelope whose outcome nobody awaits (a
+   * request handler's answer) without a promise. Failures are dropped, as a rejected
+   * `submit` ignored by its caller would be.
+   */
+  sendNow?: (env: Envelope) => void
   /** Bytes queued towards other nodes, for publishers' backpressure. */
   queuedBytes?: () => number
   /** Resolves once the queues towards other nodes hold at most `bytes`. */

@@ -545,8 +545,10 @@ export class AgentImpl implements Agent {
     // with AbortSignal.any costs ~6 µs a request and keeps a timer for the whole timeout.
     const ctl = new AbortController()
     const { promise, resolve, reject } = Promise.withResolvers<Message>()
-    promise.catch(() => {}) // observed below; this only keeps a late rejection from going unhandled
-    const fail = (err: Error): void => { reject(err); ctl.abort(err) }
+    // Only `fail` (the timer, the caller's signal) can reject it before it is awaited below
+    // (while the request is checked, or at once for a signal already aborted): it marks the
+    // rejection handled first. Every other settlement comes after the await.
+    const fail = (err: Error): void => { promise.catch(ignore); reject(err); ctl.abort(err) }
     const timer = setTimeout(() => { fail(new TimeoutError(`request to ${target} timed out after ${timeout} ms`)) }, timeout)
     timer.unref() // as AbortSignal.timeout's: a pending request alone does not keep a process up
     const user = options.signal
@@ -887,7 +889,10 @@ export class AgentImpl implements Agent {
       // e.g. a reply that is not JSON-serialisable or too large
       try { env = this.failureReply(msg, to, err) } catch { return }
     }
-    this.transport.submit(env).catch(ignore) // requester gone: its timeout reports it
+    // Nobody awaits the outcome (a requester gone is told by its timeout): without a promise where the transport can.
+    const t = this.transport
+    if (t.sendNow !== undefined) t.sendNow(env)
+    else t.submit(env).catch(ignore)
   }
 
   private failureReply (msg: Message, to: AgentId[], err: unknown): Envelope {

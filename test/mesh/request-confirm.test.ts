@@ -97,6 +97,22 @@ describe('delivery confirmations', { timeout: 120_000 }, () => {
     inbox.unsubscribe()
   })
 
+  it('a handler\'s answer leaves without a promise (the router\'s sendNow), and still confirms its request', async () => {
+    const router = b.router as unknown as { submit: (...args: unknown[]) => unknown }
+    const submit = router.submit
+    let submitted = 0
+    router.submit = function (this: unknown, ...args: unknown[]) { submitted++; return submit.apply(this, args) }
+    const byReply = a.router.confirmCounts.byReply
+    try {
+      const reply = await alice.request(echo.id, { n: 1 }, { timeout: 10_000 })
+      assert.deepEqual(reply.data(), { echo: { n: 1 } })
+    } finally {
+      delete (router as { submit?: unknown }).submit
+    }
+    assert.equal(submitted, 0, 'the answer did not go through submit')
+    assert.equal(a.router.confirmCounts.byReply - byReply, 1, 'the reply confirmed the request')
+  })
+
   // Last: these break the link from a to b on purpose. A link that stops carrying anything
   // while the connection under it stays up must not be kept for the next request, which
   // would wait on it too (router `dropIfSilent`).
@@ -127,16 +143,28 @@ describe('delivery confirmations', { timeout: 120_000 }, () => {
       assert.equal(openLink(a, b.peerId), link)
     })
 
-    it('whose write fails under a request hands the request to a new link', async () => {
-      await alice.request(echo.id, 5, { timeout: 10_000 })
-      const failing = openLink(a, b.peerId)
-      assert.ok(failing !== undefined && !failing.isClosed)
+    /**
+     * The next request after `node`'s open link to `peer` starts failing every write still
+     * gets its reply: the frame that link took (`n`: the request's number) goes over a new one.
+     */
+    async function overFailingLink (node: MeshNodeImpl, peer: string, n: number): Promise<void> {
+      await alice.request(echo.id, n, { timeout: 10_000 })
+      const failing = openLink(node, peer)
+      assert.ok(failing !== undefined && !failing.isClosed, 'the message went over an open link')
       failing.stream.send = () => { throw new Error('write failed') }
-      const reply = await alice.request(echo.id, 6, { timeout: 10_000 })
-      assert.deepEqual(reply.data(), { echo: 6 })
+      const reply = await alice.request(echo.id, n + 1, { timeout: 10_000 })
+      assert.deepEqual(reply.data(), { echo: n + 1 })
       assert.equal(failing.isClosed, true)
-      const fresh = openLink(a, b.peerId)
+      const fresh = openLink(node, peer)
       assert.ok(fresh !== undefined && fresh !== failing && !fresh.isClosed)
+    }
+
+    it('whose write fails under a request hands the request to a new link', async () => {
+      await overFailingLink(a, b.peerId, 5)
+    })
+
+    it('whose write fails under a reply hands the reply to a new link', async () => {
+      await overFailingLink(b, a.peerId, 7)
     })
   })
 })

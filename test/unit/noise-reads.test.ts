@@ -69,6 +69,32 @@ describe('Noise reads without an exception per read (net/noise-reads.ts)', () =>
     assert.deepEqual([...d.decode(f.subarray(1))].map(l => l.subarray()), [new Uint8Array(4).fill(9)])
   })
 
+  it('a read of whole messages yields views of the read itself, nothing buffered', () => {
+    const { d, thrown } = decoder()
+    const read = concat(frame(3, 1), frame(0, 2), frame(5, 3))
+    const out = [...d.decode(read)]
+    assert.deepEqual(out.map(m => m.subarray()), [new Uint8Array(3).fill(1), new Uint8Array(5).fill(3)])
+    // Before: a sublist of the decoder's buffer list per message.
+    for (const m of out) assert.ok(m instanceof Uint8Array && m.buffer === read.buffer, 'a view of the read')
+    assert.equal((d as unknown as { buffer: Uint8ArrayList }).buffer.byteLength, 0)
+    assert.equal(thrown(), 0)
+  })
+
+  it('an incomplete message after whole ones waits in the buffer for the next read', () => {
+    const { d } = decoder()
+    const second = frame(6, 5)
+    const first = [...d.decode(concat(frame(2, 4), second.subarray(0, 4)))].map(m => m.subarray())
+    assert.deepEqual(first, [new Uint8Array(2).fill(4)])
+    assert.deepEqual([...d.decode(second.subarray(4))].map(m => m.subarray()), [new Uint8Array(6).fill(5)])
+  })
+
+  it('a bad length still throws the library\'s error, after the messages before it', () => {
+    const d = new LengthPrefixedDecoder({ lengthDecoder: uint16Length, maxDataLength: 100, encodingLength: () => 2 })
+    const got: number[][] = []
+    assert.throws(() => { for (const m of d.decode(concat(frame(2, 7), frame(200, 8)))) got.push([...m.subarray()]) }, /Invalid message length/)
+    assert.deepEqual(got, [[7, 7]])
+  })
+
   it('emptyIsShort answers 0 for an empty buffer and defers to the decoder otherwise', () => {
     const quiet = emptyIsShort(uint16Length)
     assert.equal(quiet(new Uint8ArrayList()), 0)

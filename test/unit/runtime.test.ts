@@ -28,6 +28,8 @@ describe('re-execution for node start', () => {
   test('runs once more with the start-only flags and environment, and leaves no trace for its children', () => {
     const r = run({})
     for (const f of NODE_START_EXEC_ARGV) assert.ok(r.execArgv.includes(f), `${f} in ${r.execArgv.join(' ')}`)
+    // The young generation's maximum only counts on the command line (V8 fixes it at start).
+    assert.ok(r.execArgv.includes('--max-semi-space-size=32'))
     // The V8 flags are set at run time (prepareNodeProcess), so that a busy node can leave them.
     assert.ok(!r.execArgv.includes(NODE_START_V8_FLAGS))
     // The variables were in force at start (glibc reads them then) and are gone afterwards,
