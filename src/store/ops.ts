@@ -455,17 +455,17 @@ async function insertRunIds (ctx: OpContext, first: number, hashes: number[]): P
 }
 
 /**
- * The statement of `insertRunIds`. SQLite: `OR IGNORE`, so that it cannot abort halfway —
- * a statement that writes several rows and may abort gets a statement journal, a copy of
- * every page it touches first, which for a run of 256–512 members spills to a temp file: 60 %
- * of an append's writes (PERFORMANCE.md, "Topic 1→1, session 9"). Nothing is ignored in
- * fact: positions are new, so an entry (its key holds its position `s`) is never there yet,
- * and no value is NULL.
+ * The statement of `insertRunIds`. SQLite: `OR FAIL`, as the inbox's INSERT (STORE.md): a
+ * statement that writes several rows and may ABORT halfway gets a statement journal, a copy
+ * of every page it touches first, which for a run's 256–512 entries spills to a temp file —
+ * 60 % of a topic append's writes (PERFORMANCE.md, "Topic 1→1, session 9"). FAIL keeps the
+ * rows written before a failure, but a failure (no entry is NULL or there yet: `s` is a new
+ * position) fails the append, whose transaction the writer then rolls back whole.
  */
 export function runIdsInsert (d: Dialect): string {
   const table = d.table('log_ids')
   return d.kind === 'sqlite'
-    ? `INSERT OR IGNORE INTO ${table} (b, idh, s) SELECT (? + key) >> ${RUN_ID_SHIFT}, value, ? + key FROM json_each(?)`
+    ? `INSERT OR FAIL INTO ${table} (b, idh, s) SELECT (? + key) >> ${RUN_ID_SHIFT}, value, ? + key FROM json_each(?)`
     : `INSERT INTO ${table} (b, idh, s) SELECT (CAST(? AS BIGINT) + o - 1) >> ${RUN_ID_SHIFT}, CAST(v AS BIGINT), CAST(? AS BIGINT) + o - 1 FROM jsonb_array_elements_text(CAST(? AS JSONB)) WITH ORDINALITY AS t(v, o)`
 }
 
