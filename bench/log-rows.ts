@@ -13,6 +13,7 @@
  *   node bench/log-rows.ts --threads             # also each thread's CPU (stderr)
  *   node bench/log-rows.ts --batch 1             # every record from another sender and topic (no runs)
  *   node bench/log-rows.ts --conv                # request–reply records: each in a conversation, its wire bytes kept (no runs)
+ *   node bench/log-rows.ts --node-heap            # as in a node: each envelope made when observed, garbage and a live heap beside
  *
  * `--base DIR` is a checkout of another version (e.g. `git worktree add /tmp/log-base <commit>`
  * plus a `node_modules` symlink); the runs alternate base / this so both see the same machine.
@@ -33,7 +34,8 @@ const { values: args } = parseArgs({
     json: { type: 'boolean', default: false },
     threads: { type: 'boolean', default: false },
     batch: { type: 'string', default: '256' },
-    conv: { type: 'boolean', default: false }
+    conv: { type: 'boolean', default: false },
+    'node-heap': { type: 'boolean', default: false }
   }
 })
 const N = Number(args.records)
@@ -43,6 +45,24 @@ const RATE = Number(args.rate)
 const BATCH = Number(args.batch)
 if (!Number.isSafeInteger(N) || N < 1000 || !Number.isSafeInteger(ROUNDS) || ROUNDS < 1 || !Number.isSafeInteger(RATE) || RATE < 1000 || !Number.isSafeInteger(BATCH) || BATCH < 1) {
   throw new Error('--records ≥ 1000, --rounds ≥ 1, --rate ≥ 1000, --batch ≥ 1')
+}
+
+/**
+ * `--node-heap`: the garbage collector's work as in a topic node, which this bench otherwise
+ * leaves out: each envelope (its id string) is made when it is observed instead of all of them
+ * beforehand (so they die once the log lets go of them), each record comes with ~2 KB of
+ * short-lived garbage (a node's per-message allocations: decoding, checks, delivery), and
+ * ~25 MB of live objects stand for a node's heap (code, modules, state), which every major GC
+ * marks. V8's threads then show what the log's records cost in promotions.
+ */
+const NODE_HEAP = args['node-heap'] === true
+const ballast: unknown[] = []
+if (NODE_HEAP) for (let i = 0; i < 250_000; i++) ballast.push({ i, s: `live-${i}`, next: ballast[i - 1] })
+let sink: unknown
+function churn (): void {
+  const g: unknown[] = []
+  for (let k = 0; k < 24; k++) g.push({ k, a: [k, k + 1, k + 2], b: { c: k } })
+  sink = g
 }
 
 const TICK_MS = 5
@@ -82,6 +102,16 @@ function fakeId (i: number, len: number, prefix: string): string {
   return Buffer.from(s, 'latin1').toString('latin1')
 }
 
+const STREAM_BYTES = new Uint8Array(300)
+const STREAM_NOW = Date.now()
+/** Envelope `i` of a stream of `n` (`--node-heap` makes each when it is observed). */
+function makeEnvelope (i: number, salt: number, n: number): Record<string, unknown> {
+  const k = Math.floor(i / BATCH)
+  return { id: fakeId(i + salt * n, 56, 'b'), from: SENDERS[k & 3], topic: TOPICS[k % 16], type: 'event', ts: STREAM_NOW + i, bytes: STREAM_BYTES }
+}
+const SENDERS = [0, 1, 2, 3].map(i => fakeId(i, 56, 'did:key:z6Mk'))
+const TOPICS = Array.from({ length: 16 }, (_, k) => `sensors/room-${k}/temp`)
+
 /** Envelopes as a subscriber's router hands them to `observe` (only the fields the recorder reads). */
 function makeStream (n: number, salt: number): Array<Record<string, unknown>> {
   const senders = [0, 1, 2, 3].map(i => fakeId(i, 56, 'did:key:z6Mk'))
@@ -112,7 +142,7 @@ const quiet = { trace () {}, debug () {}, info () {}, warn (o: unknown, m: strin
 interface RunResult { name: string, mainUs: number, otherUs: number, totalUs: number, written: number }
 
 async function runOnce (impl: Impl | null, round: number): Promise<RunResult> {
-  const stream = makeStream(N, round)
+  const stream = NODE_HEAP ? [] : makeStream(N, round)
   const dir = mkdtempSync(join(tmpdir(), 'fm-log-rows-'))
   let store: any = null
   let recorder: any = null
@@ -133,7 +163,9 @@ async function runOnce (impl: Impl | null, round: number): Promise<RunResult> {
     const pu0 = process.cpuUsage()
     for (let i = 0; i < N; i += PER_TICK) {
       const end = Math.min(N, i + PER_TICK)
-      for (let j = i; j < end; j++) observe({ event: 'received', env: stream[j], peer: PEER })
+      if (NODE_HEAP) {
+        for (let j = i; j < end; j++) { churn(); observe({ event: 'received', env: makeEnvelope(j, round, N), peer: PEER }) }
+      } else for (let j = i; j < end; j++) observe({ event: 'received', env: stream[j], peer: PEER })
       await new Promise(resolve => setTimeout(resolve, TICK_MS))
     }
     if (recorder != null) await recorder.flush()

@@ -40,7 +40,18 @@ async function next (): Promise<{ bootstrap?: string[] }> {
 }
 const send = (m: object): void => { process.send?.(m) }
 
-/** CPU seconds of each thread of this process by name (Linux /proc; empty elsewhere). */
+/**
+ * Threads this process had before the node was created: besides the main thread, V8's
+ * platform workers (GC helpers: concurrent marking and sweeping, parallel scavenges;
+ * concurrent compilers) and Node's own. Threads started later are the store's writer (a
+ * Worker) and libuv's pool, if used.
+ */
+const startThreads = new Set(readdirSync('/proc/self/task'))
+
+/**
+ * CPU seconds of each thread of this process (Linux /proc; empty elsewhere), by what it is:
+ * `main`, `v8` (the threads there at start, summed) and each later thread by its id.
+ */
 function threadCpu (): Map<string, number> {
   const out = new Map<string, number>()
   let tids: string[] = []
@@ -48,9 +59,8 @@ function threadCpu (): Map<string, number> {
   for (const tid of tids) {
     try {
       const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'latin1')
-      const close = stat.lastIndexOf(')')
-      const name = tid === String(process.pid) ? 'main' : stat.slice(stat.indexOf('(') + 1, close)
-      const f = stat.slice(close + 2).split(' ')
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+      const name = tid === String(process.pid) ? 'main' : startThreads.has(tid) ? 'v8' : `t${tid}`
       out.set(name, (out.get(name) ?? 0) + (Number(f[11]) + Number(f[12])) / 100)
     } catch { /* the thread ended */ }
   }
@@ -88,11 +98,18 @@ class Window {
     const u = process.cpuUsage(this.cpu)
     const elu = performance.eventLoopUtilization(this.elu).utilization
     const wallMs = performance.now() - this.t0
-    const threads: Record<string, number> = {}
+    // Main, V8's workers, the busiest later thread (the store's writer) and the rest.
+    const threads: Record<string, number> = { main: 0, v8: 0, writer: 0, rest: 0 }
+    const later: number[] = []
     for (const [name, s] of threadCpu()) {
       const us = (s - (this.threads.get(name) ?? 0)) * 1e6 / count
-      if (us >= 0.05) threads[name] = +us.toFixed(2)
+      if (name === 'main' || name === 'v8') threads[name] = us
+      else later.push(us)
     }
+    later.sort((a, b) => b - a)
+    threads.writer = later[0] ?? 0
+    for (const us of later.slice(1)) threads.rest += us
+    for (const k of Object.keys(threads)) threads[k] = +threads[k].toFixed(2)
     if (this.session !== undefined) {
       if (heapProfile) {
         const { profile } = await this.session.post('HeapProfiler.stopSampling')

@@ -451,14 +451,22 @@ async function logRun (ctx: OpContext, run: Array<Extract<WriteOp, { kind: 'log'
  * `(s >> RUN_ID_SHIFT, hash of its id, s)`, in one statement (the hashes travel as a JSON list).
  */
 async function insertRunIds (ctx: OpContext, first: number, hashes: number[]): Promise<void> {
-  const { sql, d } = ctx
+  await ctx.sql.run(runIdsInsert(ctx.d), [first, first, JSON.stringify(hashes)])
+}
+
+/**
+ * The statement of `insertRunIds`. SQLite: `OR FAIL`, as the inbox's INSERT (STORE.md): a
+ * statement that writes several rows and may ABORT halfway gets a statement journal, a copy
+ * of every page it touches first, which for a run's 256–512 entries spills to a temp file —
+ * 60 % of a topic append's writes (PERFORMANCE.md, "Topic 1→1, session 9"). FAIL keeps the
+ * rows written before a failure, but a failure (no entry is NULL or there yet: `s` is a new
+ * position) fails the append, whose transaction the writer then rolls back whole.
+ */
+export function runIdsInsert (d: Dialect): string {
   const table = d.table('log_ids')
-  const list = JSON.stringify(hashes)
-  if (d.kind === 'sqlite') {
-    await sql.run(`INSERT INTO ${table} (b, idh, s) SELECT (? + key) >> ${RUN_ID_SHIFT}, value, ? + key FROM json_each(?)`, [first, first, list])
-  } else {
-    await sql.run(`INSERT INTO ${table} (b, idh, s) SELECT (CAST(? AS BIGINT) + o - 1) >> ${RUN_ID_SHIFT}, CAST(v AS BIGINT), CAST(? AS BIGINT) + o - 1 FROM jsonb_array_elements_text(CAST(? AS JSONB)) WITH ORDINALITY AS t(v, o)`, [first, first, list])
-  }
+  return d.kind === 'sqlite'
+    ? `INSERT OR FAIL INTO ${table} (b, idh, s) SELECT (? + key) >> ${RUN_ID_SHIFT}, value, ? + key FROM json_each(?)`
+    : `INSERT INTO ${table} (b, idh, s) SELECT (CAST(? AS BIGINT) + o - 1) >> ${RUN_ID_SHIFT}, CAST(v AS BIGINT), CAST(? AS BIGINT) + o - 1 FROM jsonb_array_elements_text(CAST(? AS JSONB)) WITH ORDINALITY AS t(v, o)`
 }
 
 /** Removes the `log_ids` entries of positions `lo ≤ s < hi` (members of runs leaving the log). */

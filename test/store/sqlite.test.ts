@@ -10,7 +10,9 @@ import { join } from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
 import { createStore, type CommonStoreConfig, type MessageStore, type SqliteStoreConfig } from '../../src/store/index.ts'
 import { storeCompliance, entry, A, type StoreHarness, type StoreLocation } from './compliance.ts'
-import { NEW_STORE_PAGE_SIZE } from '../../src/store/sqlite.ts'
+import { NEW_STORE_PAGE_SIZE, sqliteDialect } from '../../src/store/sqlite.ts'
+import { runIdsInsert } from '../../src/store/ops.ts'
+import type { MessageId } from '../../src/core/ids.ts'
 
 const root = await mkdtemp(join(tmpdir(), 'fedmesh-store-'))
 after(async () => { await rm(root, { recursive: true, force: true }) })
@@ -31,7 +33,7 @@ export function sqliteLocation (overrides: Partial<SqliteStoreConfig> = {}): Sto
       const db = new DatabaseSync(path)
       try {
         const stmt = db.prepare(sql)
-        if (/^\s*(SELECT|PRAGMA)/i.test(sql)) return stmt.all(...params as never[]) as Array<Record<string, unknown>>
+        if (/^\s*(SELECT|PRAGMA|EXPLAIN)/i.test(sql)) return stmt.all(...params as never[]) as Array<Record<string, unknown>>
         stmt.run(...params as never[])
         return []
       } finally {
@@ -66,6 +68,28 @@ describe('sqlite specifics', () => {
       } finally {
         await loc.dispose()
       }
+    }
+  })
+
+  test('a run\'s log_ids insert does not ABORT halfway (no statement journal), and its entries are all written', async () => {
+    // A multi-row statement that may abort (a NOT NULL or key check with ABORT) gets a
+    // statement journal, spilled to a temp file for a run's hundreds of entries.
+    const loc = sqliteLocation()
+    try {
+      const store = loc.create()
+      await store.open()
+      const plan = await loc.raw(`EXPLAIN ${runIdsInsert(sqliteDialect)}`)
+      // Constraint checks that ABORT (P2 = 2) are what make SQLite keep one.
+      const aborts = plan.filter(r => (r.opcode === 'Halt' || r.opcode === 'HaltIfNull') && Number(r.p2) === 2)
+      assert.deepEqual(aborts.map(r => `${String(r.opcode)} ${String(r.p1)} ${String(r.p4)}`), [])
+      const now = Date.now()
+      const ids = Array.from({ length: 300 }, (_, i) => `m-${i}` as MessageId)
+      await store.log([{ id: ids[0], event: 'received', from: A('sender'), topic: 't', type: 'event', size: 1, originTs: now, next: { ids: ids.slice(1), sizes: ids.slice(1).map(() => 1), originTs: ids.slice(1).map(() => now) } }])
+      assert.equal((await loc.raw('SELECT COUNT(*) AS n FROM log_ids'))[0].n, 300)
+      for (const id of [ids[1], ids[150], ids[299]]) assert.deepEqual((await store.query({ id })).records.map(r => r.id), [id])
+      await store.close()
+    } finally {
+      await loc.dispose()
     }
   })
 
