@@ -30,106 +30,19 @@ export interface SqliteWriterInit {
 }
 
 /**
- * Log appends cross as arrays of their fields: the structured clone then writes no property
- * names, about half the work of objects.
+ * Enqueues and log appends — nearly every write — cross as arrays of their fields: the
+ * structured clone then writes no property names, about half the work of objects.
  */
+type EntryTuple = [string, string, string, Uint8Array, number, number, number, number | null, boolean, string | null, number]
 type RecordTuple = [string, string, string, string | null, string[], string | null, string | null, string | null, string | null, string | null, number, string | null, number | null, number, number | null, string | null, Uint8Array | null, number | null, NormalizedLogRecord['next']]
+type PackedOp = { kind: 'enqueue', e: EntryTuple, quota: InboxQuota } | { kind: 'log', rs: RecordTuple[] } | Exclude<WriteOp, { kind: 'enqueue' | 'log' }>
 
-/**
- * A run of consecutive enqueues — nearly every durable write — crosses as a few columns, not
- * as an object per entry: the texts that repeat (recipients, senders, homes; and the quota
- * objects) once each, the numbers in one Float64Array, every entry's bytes in one buffer
- * that is transferred, not copied. The structured clone of 256 entries as tuples with their
- * quota cost the event loop ≈ 2.3 µs per entry (600 µs per batch) and the writer thread
- * its deserialization.
- */
-interface EnqueueColumns {
-  kind: 'enqueues'
-  /** Distinct recipients, senders and homes of the run. */
-  texts: string[]
-  /** Per entry: recipient, sender, home (-1: none), as indexes into `texts`. */
-  refs: Int32Array
-  ids: string[]
-  /** Per entry ENTRY_NUMS numbers: size, priority, expiresAt, senderSeq (NaN: none), replica (1/0), crc, quota index, end of its bytes. */
-  nums: Float64Array
-  /** Every entry's bytes, one after another. */
-  bytes: Uint8Array
-  quotas: InboxQuota[]
+function packEntry (e: NormalizedEntry): EntryTuple {
+  return [e.recipient, e.id, e.sender, e.bytes, e.size, e.priority, e.expiresAt, e.senderSeq, e.replica, e.home, e.crc]
 }
 
-const ENTRY_NUMS = 8
-
-type PackedOp = EnqueueColumns | { kind: 'log', rs: RecordTuple[] } | Exclude<WriteOp, { kind: 'enqueue' | 'log' }>
-
-type EnqueueOp = Extract<WriteOp, { kind: 'enqueue' }>
-
-/** A run of enqueues as columns; the buffers to transfer are added to `transfer`. */
-function packEnqueues (run: EnqueueOp[], transfer: ArrayBuffer[]): EnqueueColumns {
-  const n = run.length
-  const texts: string[] = []
-  const textAt = new Map<string, number>()
-  const text = (t: string): number => {
-    let k = textAt.get(t)
-    if (k === undefined) { k = texts.length; texts.push(t); textAt.set(t, k) }
-    return k
-  }
-  const quotas: InboxQuota[] = []
-  const refs = new Int32Array(n * 3)
-  const ids = new Array<string>(n)
-  const nums = new Float64Array(n * ENTRY_NUMS)
-  let total = 0
-  for (const op of run) total += op.entry.bytes.length
-  const bytes = new Uint8Array(total)
-  let end = 0
-  for (let i = 0; i < n; i++) {
-    const { entry: e, quota } = run[i]
-    refs[i * 3] = text(e.recipient)
-    refs[i * 3 + 1] = text(e.sender)
-    refs[i * 3 + 2] = e.home == null ? -1 : text(e.home)
-    ids[i] = e.id
-    let q = quotas.indexOf(quota)
-    if (q === -1) q = quotas.push(quota) - 1
-    bytes.set(e.bytes, end)
-    end += e.bytes.length
-    const o = i * ENTRY_NUMS
-    nums[o] = e.size
-    nums[o + 1] = e.priority
-    nums[o + 2] = e.expiresAt
-    nums[o + 3] = e.senderSeq ?? NaN
-    nums[o + 4] = e.replica ? 1 : 0
-    nums[o + 5] = e.crc
-    nums[o + 6] = q
-    nums[o + 7] = end
-  }
-  transfer.push(bytes.buffer as ArrayBuffer, refs.buffer as ArrayBuffer, nums.buffer as ArrayBuffer)
-  return { kind: 'enqueues', texts, refs, ids, nums, bytes, quotas }
-}
-
-/** The enqueues again, in order; an empty byte array is made anew (see below). */
-function unpackEnqueues (c: EnqueueColumns, out: WriteOp[]): void {
-  const { texts, refs, ids, nums, bytes, quotas } = c
-  let start = 0
-  for (let i = 0; i < ids.length; i++) {
-    const o = i * ENTRY_NUMS
-    const end = nums[o + 7]
-    const seq = nums[o + 3]
-    const home = refs[i * 3 + 2]
-    const entry: NormalizedEntry = {
-      recipient: texts[refs[i * 3]],
-      id: ids[i],
-      sender: texts[refs[i * 3 + 1]],
-      bytes: end > start ? bytes.subarray(start, end) : new Uint8Array(0),
-      size: nums[o],
-      priority: nums[o + 1],
-      expiresAt: nums[o + 2],
-      senderSeq: Number.isNaN(seq) ? null : seq,
-      replica: nums[o + 4] === 1,
-      home: home === -1 ? null : texts[home],
-      crc: nums[o + 5]
-    }
-    out.push({ kind: 'enqueue', entry, quota: quotas[nums[o + 6]] })
-    start = end
-  }
+function unpackEntry (t: EntryTuple): NormalizedEntry {
+  return { recipient: t[0], id: t[1], sender: t[2], bytes: t[3], size: t[4], priority: t[5], expiresAt: t[6], senderSeq: t[7], replica: t[8], home: t[9], crc: t[10] }
 }
 
 function packRecord (r: NormalizedLogRecord): RecordTuple {
@@ -143,42 +56,30 @@ function unpackRecord (t: RecordTuple): NormalizedLogRecord {
   }
 }
 
-/** The operations as they cross: each run of enqueues as columns. */
-function packOps (ops: WriteOp[], transfer: ArrayBuffer[]): PackedOp[] {
-  const packed: PackedOp[] = []
-  let i = 0
-  while (i < ops.length) {
-    const op = ops[i]
-    if (op.kind === 'enqueue') {
-      let j = i + 1
-      while (j < ops.length && ops[j].kind === 'enqueue') j++
-      packed.push(packEnqueues(ops.slice(i, j) as EnqueueOp[], transfer))
-      i = j
-      continue
-    }
-    packed.push(op.kind === 'log' ? { kind: 'log', rs: op.records.map(packRecord) } : op)
-    i++
-  }
-  return packed
+function packOp (op: WriteOp): PackedOp {
+  if (op.kind === 'enqueue') return { kind: 'enqueue', e: packEntry(op.entry), quota: op.quota }
+  if (op.kind === 'log') return { kind: 'log', rs: op.records.map(packRecord) }
+  return op
 }
 
-/** Back to operations, in order; an empty byte array is made anew (see below). */
-function unpackOps (packed: PackedOp[]): WriteOp[] {
-  const ops: WriteOp[] = []
-  for (const p of packed) {
-    if (p.kind === 'enqueues') unpackEnqueues(p, ops)
-    else if (p.kind === 'log') {
-      ops.push({
-        kind: 'log',
-        records: p.rs.map(t => {
-          const r = unpackRecord(t)
-          if (r.bytes != null && r.bytes.length === 0) r.bytes = new Uint8Array(0)
-          return r
-        })
-      })
-    } else ops.push(p)
+/** Back to operations; an empty byte array is made anew (see below). */
+function unpackOp (p: PackedOp): WriteOp {
+  if (p.kind === 'enqueue') {
+    const entry = unpackEntry(p.e)
+    if (entry.bytes.length === 0) entry.bytes = new Uint8Array(0)
+    return { kind: 'enqueue', entry, quota: p.quota }
   }
-  return ops
+  if (p.kind === 'log') {
+    return {
+      kind: 'log',
+      records: p.rs.map(t => {
+        const r = unpackRecord(t)
+        if (r.bytes != null && r.bytes.length === 0) r.bytes = new Uint8Array(0)
+        return r
+      })
+    }
+  }
+  return p
 }
 
 /** One batch for the worker. */
@@ -279,9 +180,8 @@ export async function startSqliteWriter (init: SqliteWriterInit): Promise<Sqlite
       return await new Promise((resolve, reject) => {
         if (waiting.size === 0) worker.ref()
         waiting.set(id, { resolve, reject })
-        const transfer: ArrayBuffer[] = []
-        const req: Request = { t: 'batch', id, ops: packOps(ops, transfer), now: ctx.now, keepDeliveredMs: ctx.keepDeliveredMs, flush }
-        worker.postMessage(req, transfer)
+        const req: Request = { t: 'batch', id, ops: ops.map(packOp), now: ctx.now, keepDeliveredMs: ctx.keepDeliveredMs, flush }
+        worker.postMessage(req)
       })
     },
 
@@ -303,7 +203,7 @@ export async function startSqliteWriter (init: SqliteWriterInit): Promise<Sqlite
 
 // An empty byte array that crossed the thread boundary has no backing store, and
 // `node:sqlite` binds that as NULL rather than an empty BLOB; a fresh one binds as a BLOB
-// (unpackOps makes it anew).
+// (unpackOp makes it anew).
 
 async function runWorker (): Promise<void> {
   const port = parentPort
@@ -340,7 +240,7 @@ async function runWorker (): Promise<void> {
         return
       }
       try {
-        const ops = unpackOps(req.ops)
+        const ops = req.ops.map(unpackOp)
         const outcomes = await inWriteTransaction(db, !req.flush && init.synchronous === 'full',
           async () => await executeOps({ sql, d: sqliteDialect, now: req.now, keepDeliveredMs: req.keepDeliveredMs }, ops))
         reply({ t: 'done', id: req.id, outcomes: outcomes.map(o => o.ok ? o : { ok: false, error: toWire(o.error) }) })
