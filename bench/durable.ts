@@ -128,7 +128,8 @@ function threadsPerMsg (before: Record<string, number>, after: Record<string, nu
   const out: Record<string, number> = {}
   for (const name of new Set([...Object.keys(before), ...Object.keys(after)])) {
     const d = ((after[name] ?? 0) - (before[name] ?? 0)) / n
-    if (Math.abs(d) >= 0.5) out[name] = Math.round(d)
+    // Tenths: the pairs that compare two trees differ by a few µs per message.
+    if (Math.abs(d) >= 0.5) out[name] = Math.round(d * 10) / 10
   }
   return out
 }
@@ -369,9 +370,9 @@ async function main (): Promise<void> {
   process.stdout.write([line(headers), line(widths.map(w => '-'.repeat(w))), ...rows.map(line)].join('\n') + '\n')
   for (const r of results) {
     if (r.senderCpuUsPerMsg == null || r.homeCpuUsPerMsg == null) continue
-    const main = (all: number, m: number | undefined): string => m != null ? ` (${m.toFixed(0)} on the main thread, ${(all - m).toFixed(0)} on others)` : ''
-    process.stdout.write(`\n${r.system}: CPU per message ${r.senderCpuUsPerMsg.toFixed(0)} µs at the sender${main(r.senderCpuUsPerMsg, r.senderMainCpuUsPerMsg)}, ` +
-      `${r.homeCpuUsPerMsg.toFixed(0)} µs at the ${r.system.startsWith('NATS') ? 'server' : `home node${main(r.homeCpuUsPerMsg, r.homeMainCpuUsPerMsg)}`}\n`)
+    const main = (all: number, m: number | undefined): string => m != null ? ` (${m.toFixed(1)} on the main thread, ${(all - m).toFixed(1)} on others)` : ''
+    process.stdout.write(`\n${r.system}: CPU per message ${r.senderCpuUsPerMsg.toFixed(1)} µs at the sender${main(r.senderCpuUsPerMsg, r.senderMainCpuUsPerMsg)}, ` +
+      `${r.homeCpuUsPerMsg.toFixed(1)} µs at the ${r.system.startsWith('NATS') ? 'server' : `home node${main(r.homeCpuUsPerMsg, r.homeMainCpuUsPerMsg)}`}\n`)
     const byThread = (t: Record<string, number> | undefined): string => Object.entries(t ?? {}).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${v}`).join(', ')
     if (r.senderThreads != null && Object.keys(r.senderThreads).length > 0) {
       process.stdout.write(`  per thread, µs/message (schedstat): sender ${byThread(r.senderThreads)}; ${r.system.startsWith('NATS') ? 'server' : 'home'} ${byThread(r.homeThreads)}\n`)

@@ -364,6 +364,23 @@ export function storeCompliance (name: string, makeHarness: () => Promise<StoreH
         })
       })
 
+      test('enqueues of one commit under different quotas, with an ack between them: each run keeps its own quota and bytes', async () => {
+        await withStore(async (store) => {
+          assert.equal((await store.enqueue(entry('q0'))).status, 'stored')
+          // Submitted together: one group-commit batch (SQLite: one crossing to the writer thread).
+          const strict = store.enqueueMany([entry('q1', { size: 10 }), entry('q2', { size: 20 })], { quota: { senderCount: 2 } })
+          const acked = store.ack(BOB, [M('q0')])
+          const loose = store.enqueueMany([entry('q3', { size: 30 }), entry('q4', { size: 40, sender: CAROL }), entry('q5', { size: 50 })], { quota: { senderCount: 4 } })
+          const [s, a, l] = await Promise.all([strict, acked, loose])
+          assert.deepEqual(s.map(o => o.ok ? o.status : (o.error as { code?: string }).code), ['stored', 'QuotaExceededError'])
+          assert.deepEqual(a.acked, [M('q0')])
+          assert.deepEqual(l.map(o => o.ok ? o.status : (o.error as { code?: string }).code), ['stored', 'stored', 'stored'])
+          const held = (await store.pending(BOB)).entries
+          assert.deepEqual(held.map(e => [e.id, e.sender, e.size]), [[M('q1'), ALICE, 10], [M('q3'), ALICE, 30], [M('q4'), CAROL, 40], [M('q5'), ALICE, 50]])
+          for (const e of held) assert.deepEqual(e.bytes, payload(e.id, e.size))
+        })
+      })
+
       test('enqueueMany: each entry stored or refused on its own, in order, quotas counted across the call', async () => {
         await withStore(async (store, loc) => {
           assert.equal((await store.enqueue(entry('m0'))).status, 'stored')
