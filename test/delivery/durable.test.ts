@@ -13,7 +13,7 @@ import { createNode, type MeshNodeImpl } from '../../src/node/mesh-node.ts'
 import type { Agent, CreateNodeOptions, Message, Subscription } from '../../src/node/types.ts'
 import { decodeReceiptList, encodeReceiptList, parseReceipt, PENDING_RECEIPTS_FILE, receiptPayload, verifyReceipt } from '../../src/delivery/receipts.ts'
 import { chooseReplicas } from '../../src/delivery/replicas.ts'
-import { Nodes, tempDir, within } from '../helpers/api.ts'
+import { Nodes, take, tempDir, within } from '../helpers/api.ts'
 import { freePort } from '../helpers/cli.ts'
 import { buildApi } from '../../src/api/server.ts'
 import { loadAgentKey } from '../../src/node/datadir.ts'
@@ -25,17 +25,6 @@ import { Router } from '../../src/routing/router.ts'
 import type { NodeRecord } from '../../src/net/records.ts'
 
 const TOKEN = 'durable-test-token-0123456789'
-
-async function take (sub: Subscription, n: number, ms: number = 20_000): Promise<Message[]> {
-  const out: Message[] = []
-  const it = sub[Symbol.asyncIterator]()
-  while (out.length < n) {
-    const r = await within(it.next(), ms, `message ${out.length + 1} of ${n}`)
-    if (r.done === true) break
-    out.push(r.value)
-  }
-  return out
-}
 
 /** Waits until `pred` holds (polled; bounded). */
 async function until (pred: () => Promise<boolean> | boolean, what: string, ms: number = 20_000): Promise<void> {

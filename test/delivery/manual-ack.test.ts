@@ -8,22 +8,11 @@ import { test, describe, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
-import type { Message, Subscription } from '../../src/node/types.ts'
+import type { Message } from '../../src/node/types.ts'
 import { parseReceipt } from '../../src/delivery/receipts.ts'
 import { InvalidArgumentError } from '../../src/core/errors.ts'
-import { Nodes, within } from '../helpers/api.ts'
+import { Nodes, take, within } from '../helpers/api.ts'
 import { Procs, ROOT, type Proc } from '../helpers/cli.ts'
-
-async function take (sub: Subscription, n: number, ms: number = 20_000): Promise<Message[]> {
-  const out: Message[] = []
-  const it = sub[Symbol.asyncIterator]()
-  while (out.length < n) {
-    const r = await within(it.next(), ms, `message ${out.length + 1} of ${n}`)
-    if (r.done === true) break
-    out.push(r.value)
-  }
-  return out
-}
 
 const ids = (ms: Message[]): number[] => ms.map(m => (m.data() as { i: number }).i)
 

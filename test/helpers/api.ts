@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import WebSocket from 'ws'
 import { createNode, type MeshNodeImpl } from '../../src/node/mesh-node.ts'
-import type { CreateNodeOptions } from '../../src/node/types.ts'
+import type { CreateNodeOptions, Message, Subscription } from '../../src/node/types.ts'
 
 export function tempDir (prefix: string = 'fedmesh-api-'): string {
   return mkdtempSync(join(tmpdir(), prefix))
@@ -39,6 +39,18 @@ export async function within<T> (p: Promise<T>, ms: number, what: string): Promi
   } finally {
     clearTimeout(timer)
   }
+}
+
+/** The next `n` messages of `sub` (fewer if it ends), each within `ms`. */
+export async function take (sub: Subscription, n: number, ms: number = 20_000): Promise<Message[]> {
+  const out: Message[] = []
+  const it = sub[Symbol.asyncIterator]()
+  while (out.length < n) {
+    const r = await within(it.next(), ms, `message ${out.length + 1} of ${n}`)
+    if (r.done === true) break
+    out.push(r.value)
+  }
+  return out
 }
 
 export type WsMsg = Record<string, any> // eslint-disable-line @typescript-eslint/no-explicit-any
