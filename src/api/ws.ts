@@ -242,7 +242,8 @@ export class ApiConnection {
           if (toAck != null) await agent.ack(m).catch(() => {})
           continue
         }
-        toAck?.set(m.id, m)
+        // Only durable messages take an acknowledgement (bounded by the node's delivery window).
+        if (toAck != null && m.envelope.dlv?.durable === true) toAck.set(m.id, m)
         if (!this.send({ op: 'message', sub: id, message })) break
       }
     } catch (err) {

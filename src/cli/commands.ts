@@ -285,7 +285,7 @@ const rejections: Command = {
 
 // ---- messaging -----------------------------------------------------------------------
 
-interface WireMessage { id: string, topic?: string, from: string, to?: string[], type: string, payload?: unknown, payloadBase64?: string }
+interface WireMessage { id: string, topic?: string, from: string, to?: string[], type: string, payload?: unknown, payloadBase64?: string, dlv?: { durable?: boolean } }
 
 function brief (m: WireMessage): Record<string, unknown> {
   return {
@@ -340,7 +340,7 @@ async function stream (p: Parsed, request: Record<string, unknown>, what: string
       } else if (m.op === 'message' && m.message != null) {
         if (ending) return // not printed, not acknowledged: it comes again
         out(p.values.json === true ? m.message : brief(m.message))
-        if (acks) {
+        if (acks && m.message.dlv?.durable === true) {
           unacked++
           ws.send(JSON.stringify({ op: 'ack', id: 'cli', message: m.message.id }))
         }

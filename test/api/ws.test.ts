@@ -88,6 +88,33 @@ describe('WebSocket API', { timeout: 120_000 }, () => {
       assert.equal(m.message.mode, 'direct')
       assert.equal(m.message.payloadBase64, Buffer.from([1, 2, 3]).toString('base64'))
     })
+
+    it('op "messages" with ack "manual": durable messages are acknowledged with op "ack"; others take none; bad acks are refused', async () => {
+      const c = await open()
+      const dora = await node.agent('dora')
+      const sender = await node.agent('sender')
+      c.send({ op: 'messages', id: 'm', agent: 'dora', ack: 'manual' })
+      await c.next(m => m.op === 'subscribed' && m.id === 'm', 'subscribed')
+      const durable = await sender.send(dora.id, { n: 1 }, { durable: true })
+      const plain = await sender.send(dora.id, { n: 2 })
+      await c.next(x => x.op === 'message' && x.sub === 'm' && x.message.id === durable.id, 'durable message')
+      await c.next(x => x.op === 'message' && x.sub === 'm' && x.message.id === plain.id, 'plain message')
+      let from = c.received.length
+      c.send({ op: 'ack', id: 'm', message: plain.id })
+      assert.match((await c.next(x => x.op === 'error' && x.id === 'm', 'plain ack refused', 5000, from)).error.message, /not sent on subscription|acknowledged already/)
+      c.send({ op: 'ack', id: 'm', message: durable.id })
+      await c.next(x => x.op === 'acked' && x.id === 'm' && x.message === durable.id, 'acked')
+      assert.equal(await node.store.isProcessed(dora.id, durable.id), true)
+      from = c.received.length
+      c.send({ op: 'ack', id: 'm', message: durable.id })
+      assert.equal((await c.next(x => x.op === 'error' && x.id === 'm', 'second ack refused', 5000, from)).error.code, 'InvalidArgumentError')
+      from = c.received.length
+      c.send({ op: 'ack', id: 'nope', message: durable.id })
+      assert.equal((await c.next(x => x.op === 'error' && x.id === 'nope', 'unknown subscription', 5000, from)).error.code, 'InvalidArgumentError')
+      from = c.received.length
+      c.send({ op: 'subscribe', id: 'bad', pattern: 'a/b', ack: 'manual' })
+      assert.equal((await c.next(x => x.op === 'error' && x.id === 'bad', 'ack on a topic subscription', 5000, from)).error.code, 'InvalidArgumentError')
+    })
   })
 
   describe('bad input is answered, the connection stays usable', () => {
