@@ -1,10 +1,10 @@
 /**
  * Agent keys: Ed25519, named by `did:key` (multicodec ed25519-pub 0xed01, base58btc).
  * Signing and verification use libsodium (sodium-native): on this project's machines it
- * signs and verifies about twice as fast as Node's OpenSSL (PERFORMANCE.md, "Ed25519 on
- * libsodium, session 9"), and its verification is strict — it refuses non-canonical
- * encodings and small-order public keys or R points, which RFC 8032 leaves open
- * (PROTOCOL.md §2). The public key each did names is cached, decoded, per did.
+ * signs and verifies about twice as fast as Node's OpenSSL (PERFORMANCE.md, "Ed25519 and
+ * Noise on libsodium, session 9"), and its verification is strict — it refuses
+ * non-canonical encodings and small-order public keys or R points, which RFC 8032 leaves
+ * open (PROTOCOL.md §4). The public key each did names is cached, decoded, per did.
  */
 import { randomBytes } from 'node:crypto'
 import sodium from 'sodium-native'

@@ -665,13 +665,18 @@ export class AgentImpl implements Agent {
   private async admit (m: Message): Promise<boolean> {
     const env = m.envelope
     if (env.dlv?.durable !== true) return true
+    return await this.claimOnce(env)
+  }
+
+  /** `claim(env)`, shared by every caller while it runs (and remembered a while after). */
+  private claimOnce (env: Envelope): Promise<boolean> {
     let p = this.claims.get(env.id)
     if (p == null) {
       p = this.claim(env)
       this.claims.set(env.id, p)
       if (this.claims.size > 10_000) this.claims.delete(this.claims.keys().next().value as string)
     }
-    return await p
+    return p
   }
 
   /**
@@ -685,14 +690,10 @@ export class AgentImpl implements Agent {
     const env = m.envelope
     if (env.dlv?.durable !== true) return true
     if (this.recent.has(env.id) || this.unacked.has(env.id)) return false
-    let processed: boolean
-    try {
-      processed = (await this.transport.isProcessed?.(this.id, env.id)) ?? false
-    } catch {
-      this.queued.delete(env.id)
-      return false
-    }
+    // undefined: the look-up failed.
+    const processed = await Promise.resolve(this.transport.isProcessed?.(this.id, env.id) ?? false).catch(() => undefined)
     this.queued.delete(env.id)
+    if (processed === undefined) return false
     if (processed) {
       this.remember(env.id)
       this.queueReceipt(env.from, env.id)
@@ -723,13 +724,7 @@ export class AgentImpl implements Agent {
     if (env.dlv?.durable !== true) return
     if (this.recent.has(env.id)) return
     if (!this.unacked.has(env.id)) throw new InvalidArgumentError(`message ${env.id} was not handed over for acknowledgement (take it from messages({ ack: 'manual' }) of this agent)`)
-    let p = this.claims.get(env.id)
-    if (p == null) {
-      p = this.claim(env)
-      this.claims.set(env.id, p)
-      if (this.claims.size > 10_000) this.claims.delete(this.claims.keys().next().value as string)
-    }
-    await p
+    await this.claimOnce(env)
     this.unacked.delete(env.id)
     // claim() remembers the id once the mark is durable (new or found set).
     if (!this.recent.has(env.id)) throw new UnreachableError(`the acknowledgement of ${env.id} could not be recorded (node unreachable); the message comes again`)
