@@ -15,7 +15,10 @@
  * few thousand lone sends otherwise measures unoptimised code and the compiler threads), then
  * 500 at the window measured. CPU is also split per thread (Linux schedstat).
  *
- *   node bench/durable.ts [--count N] [--window W] [--json] [--only fedmesh|jetstream] [--sync full|normal]
+ *   node bench/durable.ts [--count N] [--window W[,W…]] [--json] [--only fedmesh|jetstream] [--sync full|normal]
+ *
+ * `--window 64,512,2048` measures each window in turn on the same processes (a sweep: how
+ * each system scales with the sends an application keeps in flight).
  *
  * `--sync normal`: the home node's SQLite commits without an fsync (an acknowledged message
  * survives a killed process, not a power cut) — the guarantee JetStream's default file
@@ -346,20 +349,23 @@ async function main (): Promise<void> {
     }
   })
   const count = Number(values.count)
-  const window = Number(values.window)
+  const windows = values.window.split(',').map(Number)
   if (!Number.isSafeInteger(count) || count < 1 || count > 10_000_000) throw new Error('--count must be 1–10000000')
-  if (!Number.isSafeInteger(window) || window < 1 || window > 100_000) throw new Error('--window must be 1–100000')
+  if (windows.length > 8 || windows.some(w => !Number.isSafeInteger(w) || w < 1 || w > 100_000)) throw new Error('--window must be 1–100000, or up to 8 of them separated by commas')
   const results: Result[] = []
   if (values.sync !== 'full' && values.sync !== 'normal') throw new Error('--sync must be full or normal')
-  if (values.only == null || values.only === 'fedmesh') results.push(...await benchFedmesh([{ count, window }], values.sync))
-  if (values.only == null || values.only === 'jetstream') results.push(...await benchJetStream([{ count, window }]))
-  const fm = results.find(r => r.system.startsWith('fedmesh'))
-  const js = results.find(r => r.system.startsWith('NATS'))
-  const ratios = fm != null && js != null
-    ? { throughput: fm.perSecond / js.perSecond, p50: fm.p50Ms / js.p50Ms, p99: fm.p99Ms / js.p99Ms }
-    : undefined
+  const phases = windows.map(window => ({ count, window }))
+  if (values.only == null || values.only === 'fedmesh') results.push(...await benchFedmesh(phases, values.sync))
+  if (values.only == null || values.only === 'jetstream') results.push(...await benchJetStream(phases))
+  // fedmesh ÷ JetStream at each window both measured.
+  const ratios = windows.flatMap(window => {
+    const fm = results.find(r => r.window === window && r.system.startsWith('fedmesh'))
+    const js = results.find(r => r.window === window && r.system.startsWith('NATS'))
+    return fm != null && js != null ? [{ window, throughput: fm.perSecond / js.perSecond, p50: fm.p50Ms / js.p50Ms, p99: fm.p99Ms / js.p99Ms }] : []
+  })
   if (values.json === true) {
-    process.stdout.write(JSON.stringify({ payloadBytes: PAYLOAD_BYTES, count, window, results, ratios }, null, 2) + '\n')
+    const one = windows.length === 1
+    process.stdout.write(JSON.stringify({ payloadBytes: PAYLOAD_BYTES, count, window: one ? windows[0] : windows, results, ratios: one ? ratios[0] : ratios }, null, 2) + '\n')
     return
   }
   const rows = results.map(r => [r.system, String(r.count), String(r.window), r.perSecond.toFixed(0), r.p50Ms.toFixed(2), r.p99Ms.toFixed(2), r.maxMs.toFixed(1), String(r.lost), String(r.errors)])
@@ -371,16 +377,17 @@ async function main (): Promise<void> {
   for (const r of results) {
     if (r.senderCpuUsPerMsg == null || r.homeCpuUsPerMsg == null) continue
     const main = (all: number, m: number | undefined): string => m != null ? ` (${m.toFixed(1)} on the main thread, ${(all - m).toFixed(1)} on others)` : ''
-    process.stdout.write(`\n${r.system}: CPU per message ${r.senderCpuUsPerMsg.toFixed(1)} µs at the sender${main(r.senderCpuUsPerMsg, r.senderMainCpuUsPerMsg)}, ` +
+    process.stdout.write(`\n${r.system}${windows.length > 1 ? `, ${r.window} in flight` : ''}: CPU per message ${r.senderCpuUsPerMsg.toFixed(1)} µs at the sender${main(r.senderCpuUsPerMsg, r.senderMainCpuUsPerMsg)}, ` +
       `${r.homeCpuUsPerMsg.toFixed(1)} µs at the ${r.system.startsWith('NATS') ? 'server' : `home node${main(r.homeCpuUsPerMsg, r.homeMainCpuUsPerMsg)}`}\n`)
     const byThread = (t: Record<string, number> | undefined): string => Object.entries(t ?? {}).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${v}`).join(', ')
     if (r.senderThreads != null && Object.keys(r.senderThreads).length > 0) {
       process.stdout.write(`  per thread, µs/message (schedstat): sender ${byThread(r.senderThreads)}; ${r.system.startsWith('NATS') ? 'server' : 'home'} ${byThread(r.homeThreads)}\n`)
     }
   }
-  if (ratios != null) {
-    process.stdout.write(`\nfedmesh / JetStream: throughput ${ratios.throughput.toFixed(2)}x, p50 latency ${ratios.p50.toFixed(2)}x, p99 latency ${ratios.p99.toFixed(2)}x\n`)
+  for (const q of ratios) {
+    process.stdout.write(`\nfedmesh / JetStream${windows.length > 1 ? `, ${q.window} in flight` : ''}: throughput ${q.throughput.toFixed(2)}x, p50 latency ${q.p50.toFixed(2)}x, p99 latency ${q.p99.toFixed(2)}x`)
   }
+  if (ratios.length > 0) process.stdout.write('\n')
 }
 
 // ---- rows for bench/run.ts -----------------------------------------------------------------
@@ -390,6 +397,11 @@ interface BenchRow { system: string, measure: string, value: number | null, unit
 /** Messages per system when run from bench/run.ts (the durable measure is count-based). */
 const RUN_COUNT = 20_000
 const RUN_WINDOW = 512
+/**
+ * And a deeper window on the same processes: how each scales with more sends in flight
+ * (nats.js's publish costs more per message with thousands pending; fedmesh's batches grow).
+ */
+const DEEP_WINDOW = 2048
 /** Then lone sends (one in flight: an agent that awaits each send) on the same processes, for latency. */
 const LONE_COUNT = 1_000
 
@@ -398,23 +410,26 @@ const LONE_COUNT = 1_000
  * rates, system ÷ fedmesh for latencies; above 1 means fedmesh is better).
  */
 export async function benchRows (opts: { durationMs: number, size: number, dir: string, log: (line: string) => void }): Promise<BenchRow[]> {
-  const phases: Phase[] = [{ count: RUN_COUNT, window: RUN_WINDOW }, { count: LONE_COUNT, window: 1 }]
-  opts.log(`durable: fedmesh, ${RUN_COUNT} sends of ${PAYLOAD_BYTES} B, ${RUN_WINDOW} in flight, then ${LONE_COUNT} one at a time`)
-  const [fm, fmLone] = await benchFedmesh(phases)
-  opts.log(`durable: fedmesh ${fm.perSecond.toFixed(0)} msgs/s, lost ${fm.lost + fmLone.lost}; lone send p50 ${fmLone.p50Ms.toFixed(2)} ms`)
+  const phases: Phase[] = [{ count: RUN_COUNT, window: RUN_WINDOW }, { count: LONE_COUNT, window: 1 }, { count: RUN_COUNT, window: DEEP_WINDOW }]
+  opts.log(`durable: fedmesh, ${RUN_COUNT} sends of ${PAYLOAD_BYTES} B, ${RUN_WINDOW} in flight, then ${LONE_COUNT} one at a time, then ${RUN_COUNT} with ${DEEP_WINDOW} in flight`)
+  const [fm, fmLone, fmDeep] = await benchFedmesh(phases)
+  opts.log(`durable: fedmesh ${fm.perSecond.toFixed(0)} msgs/s (${fmDeep.perSecond.toFixed(0)} at ${DEEP_WINDOW} in flight), lost ${fm.lost + fmLone.lost + fmDeep.lost}; lone send p50 ${fmLone.p50Ms.toFixed(2)} ms`)
   opts.log('durable: NATS JetStream (file storage, own server)')
-  const [js, jsLone] = await benchJetStream(phases)
-  opts.log(`durable: JetStream ${js.perSecond.toFixed(0)} msgs/s, lost ${js.lost + jsLone.lost}; lone send p50 ${jsLone.p50Ms.toFixed(2)} ms`)
+  const [js, jsLone, jsDeep] = await benchJetStream(phases)
+  opts.log(`durable: JetStream ${js.perSecond.toFixed(0)} msgs/s (${jsDeep.perSecond.toFixed(0)} at ${DEEP_WINDOW} in flight), lost ${js.lost + jsLone.lost + jsDeep.lost}; lone send p50 ${jsLone.p50Ms.toFixed(2)} ms`)
   const detail = (r: Result): string => `${r.count} sends, ${r.window} in flight, lost ${r.lost}, errors ${r.errors}`
-  const rows = (r: Result, lone: Result, system: string, rate: number | null, p50: number | null, p99: number | null, loneP50: number | null, loneP99: number | null): BenchRow[] => [
+  const deep = `durable send, ${DEEP_WINDOW} in flight`
+  const rows = (r: Result, lone: Result, d: Result, system: string, rate: number | null, p50: number | null, p99: number | null, loneP50: number | null, loneP99: number | null, deepRate: number | null, deepP99: number | null): BenchRow[] => [
     { system, measure: 'durable send', value: r.perSecond, unit: 'msgs/s', ratio: rate, detail: detail(r) },
     { system, measure: 'durable send p50', value: r.p50Ms, unit: 'ms', ratio: p50 },
     { system, measure: 'durable send p99', value: r.p99Ms, unit: 'ms', ratio: p99 },
     { system, measure: 'lone durable send p50', value: lone.p50Ms, unit: 'ms', ratio: loneP50, detail: detail(lone) },
-    { system, measure: 'lone durable send p99', value: lone.p99Ms, unit: 'ms', ratio: loneP99 }
+    { system, measure: 'lone durable send p99', value: lone.p99Ms, unit: 'ms', ratio: loneP99 },
+    { system, measure: deep, value: d.perSecond, unit: 'msgs/s', ratio: deepRate, detail: detail(d) },
+    { system, measure: `${deep} p99`, value: d.p99Ms, unit: 'ms', ratio: deepP99 }
   ]
   return [
-    ...rows(js, jsLone, 'nats-jetstream', fm.perSecond / js.perSecond, js.p50Ms / fm.p50Ms, js.p99Ms / fm.p99Ms, jsLone.p50Ms / fmLone.p50Ms, jsLone.p99Ms / fmLone.p99Ms),
-    ...rows(fm, fmLone, 'fedmesh', 1, 1, 1, 1, 1)
+    ...rows(js, jsLone, jsDeep, 'nats-jetstream', fm.perSecond / js.perSecond, js.p50Ms / fm.p50Ms, js.p99Ms / fm.p99Ms, jsLone.p50Ms / fmLone.p50Ms, jsLone.p99Ms / fmLone.p99Ms, fmDeep.perSecond / jsDeep.perSecond, jsDeep.p99Ms / fmDeep.p99Ms),
+    ...rows(fm, fmLone, fmDeep, 'fedmesh', 1, 1, 1, 1, 1, 1, 1)
   ]
 }
