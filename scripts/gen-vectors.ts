@@ -76,11 +76,12 @@ export function vectorInputs (): VectorInput[] {
       fields: durable
     },
     {
-      // The recipient's signed receipt for the durable message above (its id in `ids` and `corr`).
+      // The recipient's signed receipt for the durable message above (its id in `ids` and `corr`;
+      // `dlv.ack`: the sender's node confirms it once its log has the acknowledgement).
       name: 'delivery receipt',
       fields: {
         v: 1, net, mode: 'direct', type: 'receipt', from: b.id, to: [a.id], corr: durableId,
-        ts: TS + 2000, ttl: 3600, hops: 8, prio: 1, ct: 'application/json', body: utf8(`{"ids":["${durableId}"]}`)
+        ts: TS + 2000, ttl: 3600, hops: 8, prio: 1, dlv: { ack: true }, ct: 'application/json', body: utf8(`{"ids":["${durableId}"]}`)
       }
     },
     {

@@ -1188,13 +1188,21 @@ export class DurableService {
     }
   }
 
-  /** A receipt addressed to an agent of this node: the log learns its messages were acknowledged. */
-  observeReceipt (env: Envelope): void {
+  /**
+   * A receipt from a link, addressed to an agent of this node: the log learns its messages
+   * were acknowledged. Resolves once those marks are written (the receipt's confirmation
+   * waits for it, so the home node keeps the receipt until then).
+   */
+  async takeReceipt (env: Envelope): Promise<void> {
+    let r
     try {
-      const r = parseReceipt(env)
-      // Only messages the receipt's addressee sent to its signer are marked.
-      for (const id of r.ids) this.c.recorder?.updateStatus(id, 'acked', env.ts, { event: 'sent', from: r.to, to: r.by })
-    } catch { /* not a well-formed receipt: the SDK ignores it too */ }
+      r = parseReceipt(env)
+    } catch { return /* not a well-formed receipt: the SDK ignores it too */ }
+    const recorder = this.c.recorder
+    if (recorder == null) return
+    // Only messages the receipt's addressee sent to its signer are marked.
+    const written = await Promise.all(r.ids.map(async id => await recorder.updateStatus(id, 'acked', env.ts, { event: 'sent', from: r.to, to: r.by })))
+    if (written.includes(false)) throw new storeErrors.StoreIOError('the log did not take the receipt\'s acknowledgements')
   }
 
   /**

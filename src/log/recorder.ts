@@ -132,7 +132,7 @@ export class LogRecorder {
   private readonly counts = { written: 0, dropped: 0, failed: 0 }
   private readonly maxBuffered: number
   private stopped = false
-  private readonly updates = new Set<Promise<void>>()
+  private readonly updates = new Set<Promise<unknown>>()
 
   constructor (o: RecorderOptions) {
     this.o = o
@@ -301,11 +301,13 @@ export class LogRecorder {
    * Moves every record of `id` (or those of one event) to `status` (batched by the store's
    * group commit). With `only.from`, only when the log holds a record of `id` sent by that
    * agent — a notice from another node cannot touch records it has no business with.
+   * Resolves (never rejects) once the update is durable — true — or has failed (logged) or
+   * the recorder is stopped — false.
    */
-  updateStatus (id: MessageId, status: LogStatus, ackedTs?: number, only: { event?: LogEvent, from?: AgentId, to?: AgentId } = {}): void {
-    if (this.stopped) return
+  updateStatus (id: MessageId, status: LogStatus, ackedTs?: number, only: { event?: LogEvent, from?: AgentId, to?: AgentId } = {}): Promise<boolean> {
+    if (this.stopped) return Promise.resolve(false)
     // After the append of the same message, so the update finds its records.
-    const p: Promise<void> = this.appends().then(async () => {
+    const p: Promise<boolean> = this.appends().then(async () => {
       if (only.from != null || only.to != null) {
         // Newest first: the record is a recent one, and a page scans a bounded stretch of the log.
         const { records } = await this.o.store.query({ id, event: only.event ?? 'sent' }, { limit: 1, order: 'desc' })
@@ -314,9 +316,10 @@ export class LogRecorder {
       }
       await this.o.store.updateStatus(id, { status, ...(ackedTs != null ? { ackedTs } : {}) }, only.event != null ? { event: only.event } : {})
     })
-      .catch((err: Error) => { this.o.logger.debug({ err: err.message, id }, 'log status update failed') })
+      .then(() => true, (err: Error) => { this.o.logger.debug({ err: err.message, id }, 'log status update failed'); return false })
       .finally(() => { this.updates.delete(p) })
     this.updates.add(p)
+    return p
   }
 
   /** Applies the retention limits (bounded work per call; more next time). */

@@ -109,10 +109,7 @@ export class MeshNodeImpl implements MeshNode {
       retention: { maxAgeMs: storeConfig.logMaxAgeMs, maxBytes: storeConfig.logMaxBytes },
       payloads: storeConfig.logPayloads
     })
-    const observe = (o: MessageObservation): void => {
-      this.recorder.observe(o)
-      if (o.event === 'received' && o.env != null && isReceipt(o.env)) this.durable.observeReceipt(o.env)
-    }
+    const observe = (o: MessageObservation): void => { this.recorder.observe(o) }
     this.router = new Router({
       net,
       network: this.network,
@@ -123,6 +120,8 @@ export class MeshNodeImpl implements MeshNode {
       inspect: (env) => sem.inspect(env),
       onControlDocument: (peer, bytes) => sem.onControlDocument(peer, bytes),
       observe,
+      // A receipt from a link: the sender's log marks, then (when it asks) its confirmation.
+      take: (env) => isReceipt(env) ? this.durable.takeReceipt(env) : undefined,
       signNode: nodeSigner(data.privateKey)
     })
     const router = this.router

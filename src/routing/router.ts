@@ -102,6 +102,14 @@ export interface RouterComponents {
   onControlDocument?: (peer: string, bytes: Uint8Array) => TopicValidatorResult
   /** Told what happens to each message here (sent, received, rejected): the message log. Must not block. */
   observe?: (o: MessageObservation) => void
+  /**
+   * A direct envelope that this node takes on its own account as it arrives from a link,
+   * besides handing it to the recipients attached here: a receipt (the log marks of the
+   * messages it acknowledges). Returns undefined for any other envelope, else the promise of
+   * that work being durable: the envelope's confirmation waits for it and is sent whether or
+   * not a recipient is attached (a failure is a negative confirmation, so its sender tries again).
+   */
+  take?: (env: Envelope) => Promise<void> | undefined
   /** Signs with the node key (interest records of the dissemination layer). */
   signNode: (input: Uint8Array) => Uint8Array
   dissemination?: Partial<DisseminationParams>
@@ -721,9 +729,21 @@ export class Router {
    * Hands a verified direct or multicast envelope to the recipients hosted here, then
    * answers the sender's node: a refusal always; a success only when the envelope asks
    * for a confirmation, and for a request not before its reply has had ACK_HOLD_MS to
-   * carry it (PROTOCOL.md 8.1).
+   * carry it (PROTOCOL.md 8.1). One that the node takes itself (`take`: a receipt) is
+   * confirmed once that is durable, attached recipient or not.
    */
   private deliverFrame (env: Envelope, link: FrameLink, peer: string): void {
+    const taken = this.c.take?.(env)
+    if (taken !== undefined) {
+      for (const to of env.to ?? []) if (this.endpoints.has(to)) this.deliverDirect(env, to)
+      if (wantsConfirm(env)) {
+        void taken.then(
+          () => { this.sendConfirm(link, env.id, true) },
+          (err: Error & { code?: string }) => { this.sendConfirm(link, env.id, false, err.code ?? 'InternalError', err.message) }
+        )
+      }
+      return
+    }
     const request = isRequest(env)
     const handed: AgentId[] = []
     let failure: { code: string, msg: string } | undefined

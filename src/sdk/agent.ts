@@ -778,7 +778,9 @@ export class AgentImpl implements Agent {
         const chunk = ids.slice(i, i + MAX_RECEIPT_IDS)
         let env: Envelope
         try {
-          env = this.envelope('direct', { to: [to] }, receiptPayload(chunk), { type: 'receipt', ttl: 3600 }, { corr: chunk[0] })
+          // `confirm`: the sender's node answers once its log has the acknowledgements, and the
+          // home node keeps the receipt until then (PROTOCOL.md 8.4.4).
+          env = this.envelope('direct', { to: [to] }, receiptPayload(chunk), { type: 'receipt', ttl: 3600, confirm: true }, { corr: chunk[0] })
         } catch { continue }
         // Unacknowledged messages come again, and are receipted again then.
         void this.transport.submit(env).catch(() => {})

@@ -13,7 +13,7 @@ import { createNode, type MeshNodeImpl } from '../../src/node/mesh-node.ts'
 import type { Agent, CreateNodeOptions, Message, Subscription } from '../../src/node/types.ts'
 import { decodeReceiptList, encodeReceiptList, parseReceipt, PENDING_RECEIPTS_FILE, receiptPayload, verifyReceipt } from '../../src/delivery/receipts.ts'
 import { chooseReplicas } from '../../src/delivery/replicas.ts'
-import { Nodes, take, tempDir, within } from '../helpers/api.ts'
+import { Nodes, take, tempDir, until, within } from '../helpers/api.ts'
 import { freePort } from '../helpers/cli.ts'
 import { buildApi } from '../../src/api/server.ts'
 import { loadAgentKey } from '../../src/node/datadir.ts'
@@ -25,15 +25,6 @@ import { Router } from '../../src/routing/router.ts'
 import type { NodeRecord } from '../../src/net/records.ts'
 
 const TOKEN = 'durable-test-token-0123456789'
-
-/** Waits until `pred` holds (polled; bounded). */
-async function until (pred: () => Promise<boolean> | boolean, what: string, ms: number = 20_000): Promise<void> {
-  const end = Date.now() + ms
-  while (!(await pred())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await new Promise(resolve => setTimeout(resolve, 50))
-  }
-}
 
 /** Nodes of a describe block, and nodes it starts itself in a data dir of its own to restart them: all stopped and removed after it. */
 function nodesWithRestarts (): { nodes: Nodes, restarted: Array<{ node: MeshNodeImpl, dir: string }> } {

@@ -32,6 +32,15 @@ export class Nodes {
   }
 }
 
+/** Waits until `pred` holds, polled every 50 ms; throws naming `what` after `ms`. */
+export async function until (pred: () => boolean | Promise<boolean>, what: string, ms: number = 20_000): Promise<void> {
+  const end = Date.now() + ms
+  while (!(await pred())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
+    await new Promise(resolve => setTimeout(resolve, 50))
+  }
+}
+
 export async function within<T> (p: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined
   try {
