@@ -7,7 +7,7 @@
 import { test, describe } from 'node:test'
 import assert from 'node:assert/strict'
 import * as dagCbor from '@ipld/dag-cbor'
-import { FieldsMemo, prepareOwnedEnvelope, newLeafFields, signPrepared, decodeEnvelope, type EnvelopeFields } from '../../src/core/envelope.ts'
+import { FieldsMemo, prepareOwnedEnvelope, newLeafFields, signPrepared, decodeEnvelope, type EnvelopeFields, type PreparedEnvelope } from '../../src/core/envelope.ts'
 import { agentKeyFromSeed } from '../../src/core/keys.ts'
 import { InvalidEnvelopeError } from '../../src/core/errors.ts'
 
@@ -34,6 +34,15 @@ function primed (): FieldsMemo {
   return memo
 }
 
+/** prepareOwnedEnvelope with `memo`, its bytes checked against the generic encoder's. */
+function preparedAsGeneric (f: EnvelopeFields, memo: FieldsMemo): PreparedEnvelope {
+  const p = prepareOwnedEnvelope(f, A, memo)
+  const plain: Record<string, unknown> = {}
+  for (const k in f) plain[k] = (f as unknown as Record<string, unknown>)[k]
+  assert.deepEqual(Buffer.from(p.unsigned), Buffer.from(dagCbor.encode(plain)))
+  return p
+}
+
 const refused = (f: EnvelopeFields, detail: RegExp, key = A): void => {
   const memo = primed()
   assert.throws(() => prepareOwnedEnvelope(f, key, memo), (err: unknown) => err instanceof InvalidEnvelopeError && detail.test(err.message))
@@ -50,11 +59,7 @@ describe('prepareOwnedEnvelope, fields repeating the last checked ones', () => {
       if (i % 3 === 2) (f as unknown as Record<string, unknown>).topic = 'a/c'
       const taken = memo.match(f as unknown as Record<string, unknown>) >= 0
       if (i >= 3) assert.equal(taken, true)
-      const p = prepareOwnedEnvelope(f, A, memo)
-      const plain: Record<string, unknown> = {}
-      for (const k in f) plain[k] = (f as unknown as Record<string, unknown>)[k]
-      assert.deepEqual(Buffer.from(p.unsigned), Buffer.from(dagCbor.encode(plain)))
-      prepared.push(p)
+      prepared.push(preparedAsGeneric(f, memo))
     }
     // Signed alone (`sig` spliced in at the marks), and in a batch (`bp` too).
     for (const p of prepared.slice(0, 8)) assert.equal(decodeEnvelope(signPrepared([p], A)[0].bytes).ok, true)
@@ -121,11 +126,7 @@ describe('prepareOwnedEnvelope, durable sends to one agent (dlv.seq varies)', ()
       const f = durable(seqs[i % seqs.length], { ts: 1_767_225_600_000 + (i >> 2), body: new Uint8Array(i * 7 + 1).fill(i) })
       if (i % 4 !== 0) (f as unknown as Record<string, unknown>).nonce = i % 4
       assert.equal(memo.match(f as unknown as Record<string, unknown>) >= 0, true)
-      const p = prepareOwnedEnvelope(f, A, memo)
-      const plain: Record<string, unknown> = {}
-      for (const k in f) plain[k] = (f as unknown as Record<string, unknown>)[k]
-      assert.deepEqual(Buffer.from(p.unsigned), Buffer.from(dagCbor.encode(plain)))
-      prepared.push(p)
+      prepared.push(preparedAsGeneric(f, memo))
     }
     for (const p of prepared.slice(0, 8)) assert.equal(decodeEnvelope(signPrepared([p], A)[0].bytes).ok, true)
     for (const env of signPrepared(prepared.slice(8), A)) {
@@ -152,10 +153,7 @@ describe('prepareOwnedEnvelope, durable sends to one agent (dlv.seq varies)', ()
     // Another recipient or other delivery options: a shape of their own, the same bytes as the generic encoder's.
     const memo = primedDurable()
     for (const f of [durable(5, { to: [A.id] }), durable(6, { dlv: { ack: true, seq: 6, durable: true } }), durable(7, { dlv: { durable: true } })]) {
-      const p = prepareOwnedEnvelope(f, A, memo)
-      const plain: Record<string, unknown> = {}
-      for (const k in f) plain[k] = (f as unknown as Record<string, unknown>)[k]
-      assert.deepEqual(Buffer.from(p.unsigned), Buffer.from(dagCbor.encode(plain)))
+      preparedAsGeneric(f, memo)
     }
   })
 })
