@@ -485,7 +485,9 @@ export class FieldsMemo {
    * unless a member holds another object or the encoder did not lay them out.
    */
   remember (f: Record<string, unknown>, p: PreparedEnvelope, spots: Int32Array): void {
-    if (spots[0] < 0 || p.markV < 0) return
+    // Replies and receipts (`corr`, another each time) would never match: not kept, so they
+    // neither pay for the copies nor push out the shapes that do repeat.
+    if (spots[0] < 0 || p.markV < 0 || f.corr !== undefined) return
     const keys: string[] = []
     const values: unknown[] = []
     let n = 0

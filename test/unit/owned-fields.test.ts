@@ -104,6 +104,8 @@ describe('prepareOwnedEnvelope, fields repeating the last checked ones', () => {
     const before = memo.shapes.length
     prepareOwnedEnvelope(sdkFields({ mode: 'multicast', to: [B.id, A.id] }, ['topic']), A, memo)
     prepareOwnedEnvelope(sdkFields({ dlv: new (class { ack = true })() }), A, memo)
+    // Replies (`corr`, another each time): not remembered either.
+    prepareOwnedEnvelope(sdkFields({ mode: 'direct', to: [B.id], corr: 'bafy-request-1' }, ['topic']), A, memo)
     assert.equal(memo.shapes.length, before)
   })
 })
