@@ -259,13 +259,18 @@ export function encodeEnvelopeFields (f: EnvelopeFields, sig?: Uint8Array, bp?: 
   if (f.to !== undefined) { w.small(K_TO); w.head(4, f.to.length); for (const a of f.to) w.text(a) }
   if (spots !== undefined) spots[0] = w.length
   w.small(K_TS); w.uint(f.ts)
-  if (spots !== undefined) spots[1] = w.length
+  if (spots !== undefined) { spots[1] = w.length; spots[2] = w.length; spots[3] = w.length }
   if (f.dlv !== undefined) {
     const d = f.dlv
     w.small(K_DLV)
     w.head(5, (d.ack !== undefined ? 1 : 0) + (d.seq !== undefined ? 1 : 0) + (d.dedup !== undefined ? 1 : 0) + (d.maxMs !== undefined ? 1 : 0) + (d.durable !== undefined ? 1 : 0) + (d.retries !== undefined ? 1 : 0))
     if (d.ack !== undefined) { w.small(K_ACK); w.bool(d.ack) }
-    if (d.seq !== undefined) { w.small(K_SEQ); w.uint(d.seq) }
+    if (d.seq !== undefined) {
+      w.small(K_SEQ)
+      if (spots !== undefined) spots[2] = w.length
+      w.uint(d.seq)
+      if (spots !== undefined) spots[3] = w.length
+    }
     if (d.dedup !== undefined) { w.small(K_DEDUP); w.bool(d.dedup) }
     if (d.maxMs !== undefined) { w.small(K_MAXMS); w.uint(d.maxMs) }
     if (d.durable !== undefined) { w.small(K_DURABLE); w.bool(d.durable) }
@@ -276,9 +281,9 @@ export function encodeEnvelopeFields (f: EnvelopeFields, sig?: Uint8Array, bp?: 
   if (marks !== undefined) marks.net = w.length
   if (sig !== undefined) { w.small(K_SIG); w.bytes(sig) }
   w.small(K_TTL); w.uint(f.ttl)
-  if (spots !== undefined) spots[2] = w.length
+  if (spots !== undefined) spots[4] = w.length
   w.small(K_BODY); w.bytes(f.body)
-  if (spots !== undefined) spots[3] = w.length
+  if (spots !== undefined) spots[5] = w.length
   if (f.conv !== undefined) { w.small(K_CONV); w.text(f.conv) }
   if (f.corr !== undefined) { w.small(K_CORR); w.text(f.corr) }
   w.small(K_FROM); w.text(f.from)
@@ -286,9 +291,9 @@ export function encodeEnvelopeFields (f: EnvelopeFields, sig?: Uint8Array, bp?: 
   w.small(K_MODE); w.text(f.mode)
   w.small(K_PRIO); w.uint(f.prio)
   w.small(K_TYPE); w.text(f.type)
-  if (spots !== undefined) spots[4] = w.length
+  if (spots !== undefined) spots[6] = w.length
   if (f.nonce !== undefined) { w.small(K_NONCE); w.uint(f.nonce) }
-  if (spots !== undefined) spots[5] = w.length
+  if (spots !== undefined) spots[7] = w.length
   if (f.proto !== undefined) { w.small(K_PROTO); w.text(f.proto) }
   if (f.topic !== undefined) { w.small(K_TOPIC); w.text(f.topic) }
   if (f.schema !== undefined) { w.small(K_SCHEMA); w.text(f.schema) }
@@ -381,8 +386,8 @@ export function prepareEnvelope (fields: EnvelopeFields, key: Pick<AgentKey, 'id
  * prepareEnvelope for a fresh object its caller gives up (the SDK's): when it has no undefined
  * members (nor has its `dlv`), it is checked and becomes the envelope as it is, without the
  * copy; otherwise as prepareEnvelope. With a `memo` (one per publisher), fields whose members
- * but ts, nonce and body repeat fields checked before have only those three checked, and are
- * encoded from the pieces of the earlier encoding (see FieldsMemo).
+ * but ts, nonce, body and dlv.seq repeat fields checked before have only those four checked,
+ * and are encoded from the pieces of the earlier encoding (see FieldsMemo).
  */
 export function prepareOwnedEnvelope (fields: EnvelopeFields, key: Pick<AgentKey, 'id'>, memo?: FieldsMemo): PreparedEnvelope {
   const f = fields as unknown as Record<string, unknown>
@@ -415,10 +420,11 @@ function varies (k: string): boolean {
 }
 
 /**
- * Fields that passed checkFields, but for ts, nonce and body: their keys in order and their
- * values (all primitives), and their encoding without its map head, cut around the ts,
- * body and nonce entries — v … up to ts; after ts up to body; after body up to where nonce
- * goes; after nonce to the end.
+ * Fields that passed checkFields, but for ts, nonce, body and `dlv.seq`: their keys in order
+ * and their values (primitives; a one-recipient `to` as its recipient, a `dlv` as a DlvShape),
+ * and their encoding without its map head, cut around the ts, seq, body and nonce entries —
+ * v … up to ts; after ts up to seq's value (empty without one); after seq up to body; after
+ * body up to where nonce goes; after nonce to the end.
  */
 interface CheckedShape {
   readonly keys: readonly string[]
@@ -426,31 +432,42 @@ interface CheckedShape {
   /** encodableCount of the members in `keys`. */
   readonly count: number
   readonly pieces: readonly Uint8Array[]
-  /** Where `bp` and `sig` go (prepareChecked's marks): in the first piece, and in the second. */
+  /** `dlv.seq` is there (its value goes between the second and third pieces). */
+  readonly seq: boolean
+  /** Where `bp` and `sig` go (prepareChecked's marks): in the first piece, and in the third. */
   readonly markV: number
   readonly markNet: number
+}
+
+/** A `dlv` of a CheckedShape: its members in order and their values (`seq`'s is not compared). */
+interface DlvShape {
+  readonly keys: readonly string[]
+  readonly values: readonly unknown[]
 }
 
 /** How many shapes a FieldsMemo keeps (a publisher alternating between two topics). */
 const MEMO_SHAPES = 2
 
-/** Where the encoder records the ts, body and nonce entries (start and end of each). */
-const shapeSpots = new Int32Array(6)
+/** Where the encoder records the ts, seq (its value), body and nonce entries (start and end of each). */
+const shapeSpots = new Int32Array(8)
 
 /**
  * The fields one publisher's envelopes were last checked with in full (an SDK agent keeps
- * one): publishing to one topic, it builds the same net, mode, type, from, topic, ttl, hops,
- * prio and ct every time — they passed checkFields once, and encode to the same bytes. A
- * member holding an object (`to`, `dlv`) is never remembered: it could be changed in place.
+ * one): publishing to one topic, or sending durably to one agent, it builds the same net,
+ * mode, type, from, topic or recipient, ttl, hops, prio, delivery options and ct every time —
+ * they passed checkFields once, and encode to the same bytes. Members holding objects are
+ * compared by content, never remembered by reference (they could be changed in place): only
+ * a `to` of one recipient, and a plain `dlv` of primitives, whose `seq` varies as ts does.
  */
 export class FieldsMemo {
   /** The latest first. */
   readonly shapes: CheckedShape[] = []
 
   /**
-   * encodableCount(f) when `f`'s members but ts, nonce and body are those of a remembered
-   * shape — the same keys in the same order, each value identical (===) — and ts, nonce
-   * and body are not undefined (the shape is then `shapes[0]`); otherwise -1.
+   * encodableCount(f) when `f`'s members but ts, nonce, body and dlv.seq are those of a
+   * remembered shape — the same keys in the same order, each value identical (===) — and ts,
+   * nonce and body are not undefined, and dlv.seq a valid sequence number (the shape is then
+   * `shapes[0]`); otherwise -1.
    */
   match (f: Record<string, unknown>): number {
     const shapes = this.shapes
@@ -465,17 +482,32 @@ export class FieldsMemo {
 
   /**
    * Remembers fields that passed checkFields, prepared as `p` with the encoder's `spots` —
-   * unless a member holds an object or the encoder did not lay them out.
+   * unless a member holds another object or the encoder did not lay them out.
    */
   remember (f: Record<string, unknown>, p: PreparedEnvelope, spots: Int32Array): void {
-    // Requests and replies (recipients), and publications with delivery options: nothing to keep.
-    if (spots[0] < 0 || p.markV < 0 || f.to !== undefined || f.dlv !== undefined) return
+    // Replies and receipts (`corr`, another each time) would never match: not kept, so they
+    // neither pay for the copies nor push out the shapes that do repeat.
+    if (spots[0] < 0 || p.markV < 0 || f.corr !== undefined) return
     const keys: string[] = []
     const values: unknown[] = []
     let n = 0
     for (const k in f) {
       if (varies(k)) { n++; continue }
       const v = f[k]
+      if (k === 'to') {
+        // Requests and replies to one agent, durable sends: the recipient; multicasts: nothing to keep.
+        if (!Array.isArray(v) || v.length !== 1 || typeof v[0] !== 'string') return
+        keys.push(k)
+        values.push(v[0])
+        continue
+      }
+      if (k === 'dlv') {
+        const d = dlvShape(v)
+        if (d === undefined) return
+        keys.push(k)
+        values.push(d)
+        continue
+      }
       if (typeof v === 'object' || typeof v === 'function') return
       keys.push(k)
       values.push(v)
@@ -485,10 +517,24 @@ export class FieldsMemo {
     const u = p.unsigned
     const head = mapHeadLength(u)
     // Copies: `u` is a view into a slab the envelope's bytes share.
-    const pieces = [u.slice(head, spots[0]), u.slice(spots[1], spots[2]), u.slice(spots[3], spots[4]), u.slice(spots[5])]
-    this.shapes.unshift({ keys, values, count: count - n, pieces, markV: p.markV - head, markNet: p.markNet - spots[1] })
+    const pieces = [u.slice(head, spots[0]), u.slice(spots[1], spots[2]), u.slice(spots[3], spots[4]), u.slice(spots[5], spots[6]), u.slice(spots[7])]
+    this.shapes.unshift({ keys, values, count: count - n, pieces, seq: spots[3] > spots[2], markV: p.markV - head, markNet: p.markNet - spots[3] })
     if (this.shapes.length > MEMO_SHAPES) this.shapes.pop()
   }
+}
+
+/** The DlvShape of a checked `dlv`: a plain object of booleans and numbers; undefined otherwise. */
+function dlvShape (v: unknown): DlvShape | undefined {
+  if (v === null || typeof v !== 'object' || Object.getPrototypeOf(v) !== Object.prototype) return undefined
+  const keys: string[] = []
+  const values: unknown[] = []
+  for (const k in v) {
+    const x = (v as Record<string, unknown>)[k]
+    if (typeof x !== 'boolean' && typeof x !== 'number') return undefined
+    keys.push(k)
+    values.push(k === 'seq' ? undefined : x)
+  }
+  return { keys, values }
 }
 
 /** FieldsMemo.match against one shape. */
@@ -502,12 +548,31 @@ function matchShape (shape: CheckedShape, f: Record<string, unknown>): number {
     if (varies(k)) {
       if (v === undefined) return -1
       n++
-    } else {
-      if (j === keys.length || k !== keys[j] || v !== values[j]) return -1
-      j++
+      continue
     }
+    if (j === keys.length || k !== keys[j]) return -1
+    if (k === 'to') {
+      if (!Array.isArray(v) || v.length !== 1 || v[0] !== values[j]) return -1
+    } else if (k === 'dlv') {
+      if (!matchDlv(values[j] as DlvShape, v)) return -1
+    } else if (v !== values[j]) return -1
+    j++
   }
   return j === keys.length ? shape.count + n : -1
+}
+
+/** `v` is a plain object with the members of `d`, in its order, equal but for `seq`, which is a valid sequence number. */
+function matchDlv (d: DlvShape, v: unknown): boolean {
+  if (v === null || typeof v !== 'object' || Object.getPrototypeOf(v) !== Object.prototype) return false
+  const keys = d.keys
+  let i = 0
+  for (const k in v) {
+    const x = (v as Record<string, unknown>)[k]
+    if (i === keys.length || k !== keys[i]) return false
+    if (k === 'seq' ? !isInt(x, 0, Number.MAX_SAFE_INTEGER) : x !== d.values[i]) return false
+    i++
+  }
+  return i === keys.length
 }
 
 /** The length of the map head that starts `u` (canonical: 1, 2 or 3 bytes for an envelope). */
@@ -517,8 +582,8 @@ function mapHeadLength (u: Uint8Array): number {
 
 /**
  * encodeEnvelopeFields of fields that match `shape` (`count` entries): its pieces with this
- * envelope's ts, body and nonce between them — the same bytes, in the same canonical order.
- * Sets prepareMarks.
+ * envelope's ts, seq, body and nonce between them — the same bytes, in the same canonical
+ * order. Sets prepareMarks.
  */
 function encodeFromShape (shape: CheckedShape, f: EnvelopeFields, count: number): Uint8Array {
   const pieces = shape.pieces
@@ -527,12 +592,14 @@ function encodeFromShape (shape: CheckedShape, f: EnvelopeFields, count: number)
   prepareMarks.v = w.length + shape.markV
   w.raw(pieces[0])
   w.small(K_TS); w.uint(f.ts)
-  prepareMarks.net = w.length + shape.markNet
   w.raw(pieces[1])
-  w.small(K_BODY); w.bytes(f.body)
+  if (shape.seq) w.uint((f.dlv as Delivery).seq as number)
+  prepareMarks.net = w.length + shape.markNet
   w.raw(pieces[2])
-  if (f.nonce !== undefined) { w.small(K_NONCE); w.uint(f.nonce) }
+  w.small(K_BODY); w.bytes(f.body)
   w.raw(pieces[3])
+  if (f.nonce !== undefined) { w.small(K_NONCE); w.uint(f.nonce) }
+  w.raw(pieces[4])
   return w.finish()
 }
 

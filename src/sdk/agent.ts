@@ -504,7 +504,9 @@ export class AgentImpl implements Agent {
         // each envelope carries its inclusion proof, so it is stored and delivered alone, and
         // the home node verifies the batch's signature once. Submitted in call order. The
         // promise returned is the one the transport's answer settles (no `async` layer).
-        const p = prepareOwnedEnvelope(this.fields('direct', { to: [id] }, payload, options, {}, seq), this.key)
+        // With the memo: sends to the same agent repeat every member but ts, nonce, body and
+        // dlv.seq, checked and encoded in full once (FieldsMemo).
+        const p = prepareOwnedEnvelope(this.fields('direct', { to: [id] }, payload, options, {}, seq), this.key, this.checkedFields)
         return new Promise<SendResult>((resolve, reject) => { this.queuePublication({ p, options, resolve, reject }) })
       }
     } catch (err) {

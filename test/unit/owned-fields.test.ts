@@ -7,7 +7,7 @@
 import { test, describe } from 'node:test'
 import assert from 'node:assert/strict'
 import * as dagCbor from '@ipld/dag-cbor'
-import { FieldsMemo, prepareOwnedEnvelope, newLeafFields, signPrepared, decodeEnvelope, type EnvelopeFields } from '../../src/core/envelope.ts'
+import { FieldsMemo, prepareOwnedEnvelope, newLeafFields, signPrepared, decodeEnvelope, type EnvelopeFields, type PreparedEnvelope } from '../../src/core/envelope.ts'
 import { agentKeyFromSeed } from '../../src/core/keys.ts'
 import { InvalidEnvelopeError } from '../../src/core/errors.ts'
 
@@ -34,6 +34,15 @@ function primed (): FieldsMemo {
   return memo
 }
 
+/** prepareOwnedEnvelope with `memo`, its bytes checked against the generic encoder's. */
+function preparedAsGeneric (f: EnvelopeFields, memo: FieldsMemo): PreparedEnvelope {
+  const p = prepareOwnedEnvelope(f, A, memo)
+  const plain: Record<string, unknown> = {}
+  for (const k in f) plain[k] = (f as unknown as Record<string, unknown>)[k]
+  assert.deepEqual(Buffer.from(p.unsigned), Buffer.from(dagCbor.encode(plain)))
+  return p
+}
+
 const refused = (f: EnvelopeFields, detail: RegExp, key = A): void => {
   const memo = primed()
   assert.throws(() => prepareOwnedEnvelope(f, key, memo), (err: unknown) => err instanceof InvalidEnvelopeError && detail.test(err.message))
@@ -50,11 +59,7 @@ describe('prepareOwnedEnvelope, fields repeating the last checked ones', () => {
       if (i % 3 === 2) (f as unknown as Record<string, unknown>).topic = 'a/c'
       const taken = memo.match(f as unknown as Record<string, unknown>) >= 0
       if (i >= 3) assert.equal(taken, true)
-      const p = prepareOwnedEnvelope(f, A, memo)
-      const plain: Record<string, unknown> = {}
-      for (const k in f) plain[k] = (f as unknown as Record<string, unknown>)[k]
-      assert.deepEqual(Buffer.from(p.unsigned), Buffer.from(dagCbor.encode(plain)))
-      prepared.push(p)
+      prepared.push(preparedAsGeneric(f, memo))
     }
     // Signed alone (`sig` spliced in at the marks), and in a batch (`bp` too).
     for (const p of prepared.slice(0, 8)) assert.equal(decodeEnvelope(signPrepared([p], A)[0].bytes).ok, true)
@@ -82,18 +87,75 @@ describe('prepareOwnedEnvelope, fields repeating the last checked ones', () => {
     refused(sdkFields({ from: B.id }), /must be the signing agent/)
   })
 
-  test('members holding objects are never taken as checked', () => {
+  test('members holding objects are compared by content, never taken by reference', () => {
     const to = [B.id]
     const memo = new FieldsMemo()
     const direct = (): EnvelopeFields => sdkFields({ mode: 'direct', to }, ['topic'])
     prepareOwnedEnvelope(direct(), A, memo)
-    prepareOwnedEnvelope(direct(), A, memo)
-    assert.equal(memo.shapes.length, 0)
+    assert.equal(memo.match(direct() as unknown as Record<string, unknown>) >= 0, true)
     to[0] = 'not an agent' as typeof to[0]
+    assert.equal(memo.match(direct() as unknown as Record<string, unknown>), -1)
     assert.throws(() => prepareOwnedEnvelope(direct(), A, memo), /to must contain/)
     const dlv = { ack: true }
     prepareOwnedEnvelope(sdkFields({ dlv }), A, memo)
     ;(dlv as Record<string, unknown>).ack = 'yes'
     assert.throws(() => prepareOwnedEnvelope(sdkFields({ dlv }), A, memo), /dlv.ack must be/)
+    // Several recipients, a dlv that is not a plain object of primitives: not remembered.
+    const before = memo.shapes.length
+    prepareOwnedEnvelope(sdkFields({ mode: 'multicast', to: [B.id, A.id] }, ['topic']), A, memo)
+    prepareOwnedEnvelope(sdkFields({ dlv: new (class { ack = true })() }), A, memo)
+    // Replies (`corr`, another each time): not remembered either.
+    prepareOwnedEnvelope(sdkFields({ mode: 'direct', to: [B.id], corr: 'bafy-request-1' }, ['topic']), A, memo)
+    assert.equal(memo.shapes.length, before)
+  })
+})
+
+describe('prepareOwnedEnvelope, durable sends to one agent (dlv.seq varies)', () => {
+  const durable = (seq: unknown, over: Record<string, unknown> = {}): EnvelopeFields =>
+    sdkFields({ mode: 'direct', to: [B.id], dlv: { seq, durable: true }, ...over }, ['topic'])
+  const primedDurable = (): FieldsMemo => {
+    const memo = new FieldsMemo()
+    prepareOwnedEnvelope(durable(1_767_225_600_000_000), A, memo)
+    assert.equal(memo.match(durable(1_767_225_600_000_001) as unknown as Record<string, unknown>) >= 0, true)
+    return memo
+  }
+
+  test('encodes as the generic encoder does, whatever the seq, nonce and body, and signs verifiable envelopes', () => {
+    const memo = primedDurable()
+    const prepared = []
+    const seqs = [0, 1, 23, 24, 255, 256, 65_536, 2 ** 32, 1_767_225_600_000_123, Number.MAX_SAFE_INTEGER]
+    for (let i = 0; i < 40; i++) {
+      const f = durable(seqs[i % seqs.length], { ts: 1_767_225_600_000 + (i >> 2), body: new Uint8Array(i * 7 + 1).fill(i) })
+      if (i % 4 !== 0) (f as unknown as Record<string, unknown>).nonce = i % 4
+      assert.equal(memo.match(f as unknown as Record<string, unknown>) >= 0, true)
+      prepared.push(preparedAsGeneric(f, memo))
+    }
+    for (const p of prepared.slice(0, 8)) assert.equal(decodeEnvelope(signPrepared([p], A)[0].bytes).ok, true)
+    for (const env of signPrepared(prepared.slice(8), A)) {
+      const d = decodeEnvelope(env.bytes)
+      assert.equal(d.ok, true)
+      if (d.ok) assert.deepEqual(d.envelope.dlv, env.dlv)
+    }
+  })
+
+  test('seq is still checked, and any other difference is checked in full', () => {
+    const refusedDurable = (f: EnvelopeFields, detail: RegExp): void => {
+      const memo = primedDurable()
+      assert.throws(() => prepareOwnedEnvelope(f, A, memo), (err: unknown) => err instanceof InvalidEnvelopeError && detail.test(err.message))
+    }
+    refusedDurable(durable(-1), /dlv.seq must be/)
+    refusedDurable(durable(1.5), /dlv.seq must be/)
+    refusedDurable(durable(Number.MAX_SAFE_INTEGER + 2), /dlv.seq must be/)
+    refusedDurable(durable('7'), /dlv.seq must be/)
+    refusedDurable(durable(1, { to: ['did:key:zNope'] }), /to must contain/)
+    refusedDurable(durable(1, { to: [B.id, A.id] }), /direct mode needs exactly one/)
+    refusedDurable(durable(1, { dlv: { seq: 1, durable: 'yes' } }), /dlv.durable must be/)
+    refusedDurable(durable(1, { dlv: { seq: 1, durable: true, extra: 1 } }), /unknown delivery field/)
+    refusedDurable(durable(1, { dlv: [1] }), /dlv must be a map/)
+    // Another recipient or other delivery options: a shape of their own, the same bytes as the generic encoder's.
+    const memo = primedDurable()
+    for (const f of [durable(5, { to: [A.id] }), durable(6, { dlv: { ack: true, seq: 6, durable: true } }), durable(7, { dlv: { durable: true } })]) {
+      preparedAsGeneric(f, memo)
+    }
   })
 })
