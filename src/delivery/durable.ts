@@ -705,6 +705,7 @@ export class DurableService {
     return rec == null || rec.home.some(h => h.id === this.c.peerId)
   }
 
+  /** One shape for every entry (absent fields undefined, as the store reads them): no spread objects per message. */
   private entryOf (env: Envelope, replica?: string): Parameters<MessageStore['enqueue']>[0] {
     return {
       recipient: (env.to as AgentId[])[0],
@@ -713,8 +714,9 @@ export class DurableService {
       bytes: env.bytes,
       expiresAt: env.ts + env.ttl * 1000,
       priority: env.prio,
-      ...(env.dlv?.seq != null ? { senderSeq: env.dlv.seq } : {}),
-      ...(replica != null ? { replica: true, home: replica } : {})
+      senderSeq: env.dlv?.seq ?? undefined,
+      replica: replica != null ? true : undefined,
+      home: replica
     }
   }
 

@@ -87,6 +87,13 @@ export function quotaViolation (entry: NormalizedEntry, quota: InboxQuota, usage
   return null
 }
 
+/**
+ * The two non-error outcomes, one object each for every entry: crossing back from the writer
+ * thread, the structured clone writes each once per batch (a reference for every repeat).
+ */
+const STORED: EnqueueResult = Object.freeze({ status: 'stored' })
+const DUPLICATE: EnqueueResult = Object.freeze({ status: 'duplicate' })
+
 interface Slot extends SeqSlot { insert?: PlannedInsert, originalPos: number }
 
 export function planEnqueue (batch: PlanInput[], state: PlanState): EnqueuePlan {
@@ -103,14 +110,18 @@ export function planEnqueue (batch: PlanInput[], state: PlanState): EnqueuePlan 
     return u
   }
   // The three usages of an entry follow from its (recipient, sender) pair: looked up once per pair.
+  // A batch is mostly one pair after another: the last pair's usages are at hand without a key.
   const byPair = new Map<string, Usage[]>()
+  let last: { recipient: string, sender: string, us: Usage[] } | undefined
   const usagesOf = (entry: NormalizedEntry): Usage[] => {
+    if (last !== undefined && last.recipient === entry.recipient && last.sender === entry.sender) return last.us
     const pk = usageKeyOf('pair', entry.recipient, entry.sender)
     let us = byPair.get(pk)
     if (us == null) {
       us = SCOPES.map(s => usageOf(s.scope, entry))
       byPair.set(pk, us)
     }
+    last = { recipient: entry.recipient, sender: entry.sender, us }
     return us
   }
   const slots = new Map<string, Slot[]>()
@@ -121,7 +132,7 @@ export function planEnqueue (batch: PlanInput[], state: PlanState): EnqueuePlan 
 
   for (const { entry, quota } of batch) {
     const hk = heldKey(entry.recipient, entry.id)
-    if (held.has(hk)) { outcomes.push({ status: 'duplicate' }); continue }
+    if (held.has(hk)) { outcomes.push(DUPLICATE); continue }
     const us = usagesOf(entry)
     const violation = quotaViolation(entry, quota, scope => us[SCOPE_INDEX[scope]])
     if (violation != null) { outcomes.push(violation); continue }
@@ -132,7 +143,7 @@ export function planEnqueue (batch: PlanInput[], state: PlanState): EnqueuePlan 
     held.add(hk)
     const insert: PlannedInsert = { ...entry, pos: nextPos++ }
     inserts.push(insert)
-    outcomes.push({ status: 'stored' })
+    outcomes.push(STORED)
     if (entry.senderSeq == null) continue
 
     // Keep the pair's sequenced entries in sequence order: the newcomer takes the position
