@@ -162,6 +162,10 @@ function durableOnly (env: Envelope): Envelope {
   return env
 }
 
+/** A `putb`'s answers for its stored and duplicate envelopes: one object each, never changed. */
+const STORED: DurableAnswer = Object.freeze({ ok: true, st: 'stored' })
+const DUPLICATE: DurableAnswer = Object.freeze({ ok: true, st: 'duplicate' })
+
 function responseOf (err: unknown): DurableAnswer {
   const e = err as Partial<FedmeshError>
   // Through JSON: CBOR has no Infinity (an unlimited quota), JSON turns it into null.
@@ -638,36 +642,42 @@ export class DurableService {
   private async storeBatchAsHome (results: readonly IngressResult[], peer: string): Promise<DurableAnswer[]> {
     const rs = new Array<DurableAnswer>(results.length)
     const envs: Envelope[] = []
+    const entries: Array<Parameters<MessageStore['enqueue']>[0]> = []
     const at: number[] = []
-    results.forEach((r, i) => {
+    // A batch is mostly for one recipient: the last one found hosted here is not looked up again.
+    let hosted: AgentId | undefined
+    for (let i = 0; i < results.length; i++) {
       try {
-        const env = this.carried(r)
-        this.checkHome((env.to as AgentId[])[0])
+        const env = this.carried(results[i])
+        const recipient = (env.to as AgentId[])[0]
+        if (recipient !== hosted) { this.checkHome(recipient); hosted = recipient }
         envs.push(env)
+        entries.push(this.entryOf(env))
         at.push(i)
       } catch (err) {
         rs[i] = responseOf(err)
       }
-    })
+    }
     if (envs.length === 0) return rs
     let outcomes: EnqueueOutcome[]
     try {
-      outcomes = await this.c.store.enqueueMany(envs.map(env => this.entryOf(env)), { quota: this.o.quota, owned: true })
+      outcomes = await this.c.store.enqueueMany(entries, { quota: this.o.quota, owned: true })
     } catch (err) {
       outcomes = envs.map(() => ({ ok: false, error: err as Error }))
     }
     const reached = new Set<AgentId>()
-    outcomes.forEach((o, j) => {
+    for (let j = 0; j < outcomes.length; j++) {
+      const o = outcomes[j]
       const env = envs[j]
       if (o.ok) {
         this.noteStored(env, o.status, peer)
         reached.add((env.to as AgentId[])[0])
-        rs[at[j]] = { ok: true, st: o.status }
+        rs[at[j]] = o.status === 'stored' ? STORED : DUPLICATE
       } else {
         this.noteRefused(env, peer, o.error)
         rs[at[j]] = responseOf(o.error)
       }
-    })
+    }
     for (const recipient of reached) this.kick(recipient)
     return rs
   }
@@ -688,7 +698,8 @@ export class DurableService {
   private noteStored (env: Envelope, status: 'stored' | 'duplicate', peer: string | undefined, replicaOf?: string): void {
     if (status !== 'stored') return
     this.counters.stored++
-    this.c.observe({ event: 'stored', env, status: 'pending', peer, ...(replicaOf != null ? { reason: `replica for ${replicaOf}` } : {}) })
+    if (replicaOf == null) this.c.observe({ event: 'stored', env, status: 'pending', peer })
+    else this.c.observe({ event: 'stored', env, status: 'pending', peer, reason: `replica for ${replicaOf}` })
   }
 
   private noteRefused (env: Envelope, peer: string | undefined, err: unknown): void {
@@ -705,6 +716,7 @@ export class DurableService {
     return rec == null || rec.home.some(h => h.id === this.c.peerId)
   }
 
+  /** One shape for every entry (absent fields undefined, as the store reads them): no spread objects per message. */
   private entryOf (env: Envelope, replica?: string): Parameters<MessageStore['enqueue']>[0] {
     return {
       recipient: (env.to as AgentId[])[0],
@@ -713,8 +725,9 @@ export class DurableService {
       bytes: env.bytes,
       expiresAt: env.ts + env.ttl * 1000,
       priority: env.prio,
-      ...(env.dlv?.seq != null ? { senderSeq: env.dlv.seq } : {}),
-      ...(replica != null ? { replica: true, home: replica } : {})
+      senderSeq: env.dlv?.seq ?? undefined,
+      replica: replica != null ? true : undefined,
+      home: replica
     }
   }
 

@@ -39,12 +39,24 @@ export interface GroupCommit<Op, R> {
   readonly queued: number
 }
 
-interface Item<Op, R> {
-  op: Op
-  resolve: (value: R) => void
-  reject: (err: Error) => void
-  signal?: AbortSignal
-  onAbort?: () => void
+/**
+ * A queued operation: `submit`'s settles its promise; `submitMany`'s (`many`, at `i`) hands the
+ * batch's outcome object on as it is — no closures or outcome objects made per operation.
+ */
+type Item<Op, R> = { op: Op, signal?: AbortSignal, onAbort?: () => void } & (
+  | { resolve: (value: R) => void, reject: (err: Error) => void, many?: undefined }
+  | { many: (i: number, o: OpOutcome<R>) => void, i: number }
+)
+
+function settle<Op, R> (item: Item<Op, R>, o: OpOutcome<R>): void {
+  if (item.many !== undefined) item.many(item.i, o)
+  else if (o.ok) item.resolve(o.value)
+  else item.reject(o.error)
+}
+
+function fail<Op, R> (item: Item<Op, R>, error: Error): void {
+  if (item.many !== undefined) item.many(item.i, { ok: false, error })
+  else item.reject(error)
 }
 
 export function createGroupCommit<Op, R> (init: GroupCommitInit<Op, R>): GroupCommit<Op, R> {
@@ -80,12 +92,11 @@ export function createGroupCommit<Op, R> (init: GroupCommitInit<Op, R>): GroupCo
         const outcomes = await init.execute(batch.map(i => i.op))
         batch.forEach((item, i) => {
           const o = outcomes[i]
-          if (o == null) item.reject(new Error('group commit: no outcome for operation'))
-          else if (o.ok) item.resolve(o.value)
-          else item.reject(o.error)
+          if (o == null) fail(item, new Error('group commit: no outcome for operation'))
+          else settle(item, o)
         })
       } catch (err) {
-        for (const item of batch) item.reject(err as Error)
+        for (const item of batch) fail(item, err as Error)
       } finally {
         running = null
         // Whatever queued during this commit has waited long enough.
@@ -135,16 +146,12 @@ export function createGroupCommit<Op, R> (init: GroupCommitInit<Op, R>): GroupCo
           if (onAbort != null) signal?.removeEventListener('abort', onAbort)
           resolve(outcomes)
         }
-        const items = ops.map((op, i): Item<Op, R> => ({
-          op,
-          resolve: value => { done(i, { ok: true, value }) },
-          reject: error => { done(i, { ok: false, error }) },
-        }))
+        const items = ops.map((op, i): Item<Op, R> => ({ op, many: done, i }))
         if (signal != null) {
           // Aborted while some are still queued: those are taken out, so never written.
           onAbort = (): void => {
             const error = abortReason(signal, 'store write')
-            for (const item of items) if (unqueue(item)) item.reject(error)
+            for (const item of items) if (unqueue(item)) fail(item, error)
           }
           signal.addEventListener('abort', onAbort, { once: true })
         }

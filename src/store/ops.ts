@@ -111,7 +111,12 @@ async function enqueueRun (ctx: OpContext, run: Array<Extract<WriteOp, { kind: '
 
   const usageKeys = new Map<string, [UsageScope, string]>()
   const pairsSeen = new Set<string>()
+  // A batch is mostly runs of one pair: an entry of the previous entry's pair adds nothing
+  // here, and builds no key string.
+  let prev: NormalizedEntry | undefined
   for (const e of entries) {
+    if (prev !== undefined && e.recipient === prev.recipient && e.sender === prev.sender) continue
+    prev = e
     // One pair's three keys are the same for all its entries.
     const pk = usageKeyOf('pair', e.recipient, e.sender)
     if (pairsSeen.has(pk)) continue
@@ -129,11 +134,16 @@ async function enqueueRun (ctx: OpContext, run: Array<Extract<WriteOp, { kind: '
 
   // Pending sequenced entries that a newcomer may have to move ahead of.
   const minSeq = new Map<string, { recipient: string, sender: string, seq: number }>()
+  let cur: { recipient: string, sender: string, seq: number } | undefined
   for (const e of entries) {
     if (e.senderSeq == null) continue
-    const k = usageKeyOf('pair', e.recipient, e.sender)
-    const cur = minSeq.get(k)
-    if (cur == null || e.senderSeq < cur.seq) minSeq.set(k, { recipient: e.recipient, sender: e.sender, seq: e.senderSeq })
+    // The previous sequenced entry's pair: its minimum at hand without a key.
+    if (cur === undefined || e.recipient !== cur.recipient || e.sender !== cur.sender) {
+      const k = usageKeyOf('pair', e.recipient, e.sender)
+      cur = minSeq.get(k)
+      if (cur === undefined) { cur = { recipient: e.recipient, sender: e.sender, seq: e.senderSeq }; minSeq.set(k, cur) }
+    }
+    if (e.senderSeq < cur.seq) cur.seq = e.senderSeq
   }
   const seqSlots = new Map<string, SeqSlot[]>()
   for (const part of chunks([...minSeq.values()], 3, d.maxParams)) {
@@ -152,7 +162,8 @@ async function enqueueRun (ctx: OpContext, run: Array<Extract<WriteOp, { kind: '
 
   const counters = await readCounters(ctx, ['inbox_pos'])
   const state: PlanState = { held, usage, seqSlots, nextPos: (counters.get('inbox_pos') ?? 0) + 1 }
-  const plan = planEnqueue(run.map(o => ({ entry: o.entry, quota: o.quota })), state)
+  // An enqueue operation is a PlanInput as it is (entry and quota).
+  const plan = planEnqueue(run, state)
 
   const cols = ['idh', 'recipient', 'id', 'sender', 'sender_seq', 'priority', 'size', 'payload', 'crc', 'enqueued_ts', 'expires_at', 'replica', 'home', 'pos']
   // SQLite: up to INBOX_ROWS_PER_INSERT rows per statement, OR FAIL. A statement that writes

@@ -87,6 +87,13 @@ export function quotaViolation (entry: NormalizedEntry, quota: InboxQuota, usage
   return null
 }
 
+/**
+ * The two non-error outcomes, one object each for every entry: crossing back from the writer
+ * thread, the structured clone writes each once per batch (a reference for every repeat).
+ */
+const STORED: EnqueueResult = Object.freeze({ status: 'stored' })
+const DUPLICATE: EnqueueResult = Object.freeze({ status: 'duplicate' })
+
 interface Slot extends SeqSlot { insert?: PlannedInsert, originalPos: number }
 
 export function planEnqueue (batch: PlanInput[], state: PlanState): EnqueuePlan {
@@ -103,15 +110,20 @@ export function planEnqueue (batch: PlanInput[], state: PlanState): EnqueuePlan 
     return u
   }
   // The three usages of an entry follow from its (recipient, sender) pair: looked up once per pair.
+  // A batch is mostly one pair after another: the last pair's key and usages are at hand
+  // without building its key string again.
   const byPair = new Map<string, Usage[]>()
-  const usagesOf = (entry: NormalizedEntry): Usage[] => {
+  let last: { recipient: string, sender: string, pk: string, us: Usage[] } | undefined
+  const pairOf = (entry: NormalizedEntry): { pk: string, us: Usage[] } => {
+    if (last !== undefined && last.recipient === entry.recipient && last.sender === entry.sender) return last
     const pk = usageKeyOf('pair', entry.recipient, entry.sender)
     let us = byPair.get(pk)
     if (us == null) {
       us = SCOPES.map(s => usageOf(s.scope, entry))
       byPair.set(pk, us)
     }
-    return us
+    last = { recipient: entry.recipient, sender: entry.sender, pk, us }
+    return last
   }
   const slots = new Map<string, Slot[]>()
   for (const [k, list] of state.seqSlots) slots.set(k, list.map(s => ({ ...s, originalPos: s.pos })))
@@ -121,8 +133,9 @@ export function planEnqueue (batch: PlanInput[], state: PlanState): EnqueuePlan 
 
   for (const { entry, quota } of batch) {
     const hk = heldKey(entry.recipient, entry.id)
-    if (held.has(hk)) { outcomes.push({ status: 'duplicate' }); continue }
-    const us = usagesOf(entry)
+    if (held.has(hk)) { outcomes.push(DUPLICATE); continue }
+    const pair = pairOf(entry)
+    const us = pair.us
     const violation = quotaViolation(entry, quota, scope => us[SCOPE_INDEX[scope]])
     if (violation != null) { outcomes.push(violation); continue }
     for (const u of us) {
@@ -132,15 +145,15 @@ export function planEnqueue (batch: PlanInput[], state: PlanState): EnqueuePlan 
     held.add(hk)
     const insert: PlannedInsert = { ...entry, pos: nextPos++ }
     inserts.push(insert)
-    outcomes.push({ status: 'stored' })
+    outcomes.push(STORED)
     if (entry.senderSeq == null) continue
 
     // Keep the pair's sequenced entries in sequence order: the newcomer takes the position
     // of the first entry with a higher sequence number, and each of those moves one slot on
     // (the last into the newcomer's fresh position). Other senders' slots are untouched.
-    const pk = usageKeyOf('pair', entry.recipient, entry.sender)
-    const list = slots.get(pk) ?? []
-    slots.set(pk, list)
+    const pk = pair.pk
+    let list = slots.get(pk)
+    if (list === undefined) { list = []; slots.set(pk, list) }
     const seq = entry.senderSeq
     let at = list.length
     while (at > 0 && list[at - 1].seq > seq) at--

@@ -31,14 +31,16 @@ export interface SqliteWriterInit {
 
 /**
  * Enqueues and log appends — nearly every write — cross as arrays of their fields: the
- * structured clone then writes no property names, about half the work of objects.
+ * structured clone then writes no property names, about half the work of objects. An
+ * enqueue is its entry's tuple with the quota last (no object around it); the quota object,
+ * the same for a whole batch, is cloned once (the clone writes a reference for each repeat).
  */
-type EntryTuple = [string, string, string, Uint8Array, number, number, number, number | null, boolean, string | null, number]
+type EntryTuple = [string, string, string, Uint8Array, number, number, number, number | null, boolean, string | null, number, InboxQuota]
 type RecordTuple = [string, string, string, string | null, string[], string | null, string | null, string | null, string | null, string | null, number, string | null, number | null, number, number | null, string | null, Uint8Array | null, number | null, NormalizedLogRecord['next']]
-type PackedOp = { kind: 'enqueue', e: EntryTuple, quota: InboxQuota } | { kind: 'log', rs: RecordTuple[] } | Exclude<WriteOp, { kind: 'enqueue' | 'log' }>
+type PackedOp = EntryTuple | { kind: 'log', rs: RecordTuple[] } | Exclude<WriteOp, { kind: 'enqueue' | 'log' }>
 
-function packEntry (e: NormalizedEntry): EntryTuple {
-  return [e.recipient, e.id, e.sender, e.bytes, e.size, e.priority, e.expiresAt, e.senderSeq, e.replica, e.home, e.crc]
+function packEntry (e: NormalizedEntry, quota: InboxQuota): EntryTuple {
+  return [e.recipient, e.id, e.sender, e.bytes, e.size, e.priority, e.expiresAt, e.senderSeq, e.replica, e.home, e.crc, quota]
 }
 
 function unpackEntry (t: EntryTuple): NormalizedEntry {
@@ -57,17 +59,17 @@ function unpackRecord (t: RecordTuple): NormalizedLogRecord {
 }
 
 function packOp (op: WriteOp): PackedOp {
-  if (op.kind === 'enqueue') return { kind: 'enqueue', e: packEntry(op.entry), quota: op.quota }
+  if (op.kind === 'enqueue') return packEntry(op.entry, op.quota)
   if (op.kind === 'log') return { kind: 'log', rs: op.records.map(packRecord) }
   return op
 }
 
 /** Back to operations; an empty byte array is made anew (see below). */
 function unpackOp (p: PackedOp): WriteOp {
-  if (p.kind === 'enqueue') {
-    const entry = unpackEntry(p.e)
+  if (Array.isArray(p)) {
+    const entry = unpackEntry(p)
     if (entry.bytes.length === 0) entry.bytes = new Uint8Array(0)
-    return { kind: 'enqueue', entry, quota: p.quota }
+    return { kind: 'enqueue', entry, quota: p[11] }
   }
   if (p.kind === 'log') {
     return {
@@ -88,12 +90,16 @@ type Request = BatchRequest | { t: 'close' }
 
 /** An error as it crosses the thread boundary. */
 interface WireError { code: string | null, message: string, details?: Record<string, unknown> }
-type WireOutcome = { ok: true, value: unknown } | { ok: false, error: WireError }
+/**
+ * A batch's outcomes as they cross back: the values in operation order (undefined where one
+ * failed) and the failures by index — no `{ok, value}` object per operation to clone.
+ */
+interface WireOutcomes { values: unknown[], errors?: Array<[number, WireError]> }
 
 type Reply =
   | { t: 'ready' }
   | { t: 'open-failed', error: WireError }
-  | { t: 'done', id: number, outcomes: WireOutcome[] }
+  | { t: 'done', id: number, outcomes: WireOutcomes }
   | { t: 'failed', id: number, error: WireError }
   | { t: 'closed' }
 
@@ -112,6 +118,24 @@ function fromWire (e: WireError): Error {
   const cls = e.code == null ? undefined : CLASSES[e.code]
   if (cls != null) return new cls(e.message, e.details != null ? { details: e.details } : {})
   return new StoreIOError(`write: ${e.message}`)
+}
+
+function toWireOutcomes (outcomes: Array<OpOutcome<unknown>>): WireOutcomes {
+  const values = new Array<unknown>(outcomes.length)
+  let errors: Array<[number, WireError]> | undefined
+  for (let i = 0; i < outcomes.length; i++) {
+    const o = outcomes[i]
+    if (o.ok) values[i] = o.value
+    else (errors ??= []).push([i, toWire(o.error)])
+  }
+  return errors === undefined ? { values } : { values, errors }
+}
+
+function fromWireOutcomes (w: WireOutcomes): Array<OpOutcome<unknown>> {
+  const out = new Array<OpOutcome<unknown>>(w.values.length)
+  for (let i = 0; i < out.length; i++) out[i] = { ok: true, value: w.values[i] }
+  if (w.errors !== undefined) for (const [i, e] of w.errors) out[i] = { ok: false, error: fromWire(e) }
+  return out
 }
 
 // ---------------------------------------------------------------------------------------
@@ -161,7 +185,7 @@ export async function startSqliteWriter (init: SqliteWriterInit): Promise<Sqlite
     switch (m.t) {
       case 'ready': onReady?.resolve(); onReady = null; break
       case 'open-failed': fail(fromWire(m.error)); break
-      case 'done': settle(m.id)?.resolve(m.outcomes.map(o => o.ok ? o : { ok: false, error: fromWire(o.error) })); break
+      case 'done': settle(m.id)?.resolve(fromWireOutcomes(m.outcomes)); break
       case 'failed': settle(m.id)?.reject(fromWire(m.error)); break
       case 'closed': onClosed?.(); break
     }
@@ -243,7 +267,7 @@ async function runWorker (): Promise<void> {
         const ops = req.ops.map(unpackOp)
         const outcomes = await inWriteTransaction(db, !req.flush && init.synchronous === 'full',
           async () => await executeOps({ sql, d: sqliteDialect, now: req.now, keepDeliveredMs: req.keepDeliveredMs }, ops))
-        reply({ t: 'done', id: req.id, outcomes: outcomes.map(o => o.ok ? o : { ok: false, error: toWire(o.error) }) })
+        reply({ t: 'done', id: req.id, outcomes: toWireOutcomes(outcomes) })
       } catch (err) {
         reply({ t: 'failed', id: req.id, error: toWire(mapSqliteError(err, 'write', init.path)) })
       }

@@ -27,7 +27,7 @@ export function createMessageStore (backend: Backend, settings: StoreSettings): 
   let opening: Promise<void> | null = null
   let closing: Promise<void> | null = null
   let info: StoreInfo | null = null
-  // The names this store's log appends have already checked (validate.ts).
+  // The names this store's log appends and enqueues have already checked (validate.ts).
   const knownNames = new KnownNames()
 
   const commit = createGroupCommit<WriteOp, unknown>({
@@ -151,7 +151,9 @@ export function createMessageStore (backend: Backend, settings: StoreSettings): 
 
     async enqueue (entry: InboxEntryInit, options: EnqueueOptions = {}): Promise<EnqueueResult> {
       ensureWritable(options.signal, 'enqueue')
-      return await write(enqueueOp(entry, options.owned === true, quotaFor(options.quota), settings.clock()), options.signal)
+      // The caller's own object: the plan's outcomes are shared (plan.ts).
+      const { status } = await write<EnqueueResult>(enqueueOp(entry, options.owned === true, quotaFor(options.quota), settings.clock(), knownNames), options.signal)
+      return { status }
     },
 
     async enqueueMany (entries: InboxEntryInit[], options: EnqueueOptions = {}): Promise<EnqueueOutcome[]> {
@@ -164,7 +166,7 @@ export function createMessageStore (backend: Backend, settings: StoreSettings): 
       const at: number[] = []
       entries.forEach((entry, i) => {
         try {
-          ops.push(enqueueOp(entry, options.owned === true, quota, now))
+          ops.push(enqueueOp(entry, options.owned === true, quota, now, knownNames))
           at.push(i)
         } catch (err) {
           outcomes[i] = { ok: false, error: err as Error }
@@ -282,8 +284,8 @@ export function createMessageStore (backend: Backend, settings: StoreSettings): 
 }
 
 /** An inbox entry checked and normalized for the writer; throws its typed error (invalid, or expired at `now`). */
-function enqueueOp (entry: InboxEntryInit, owned: boolean, quota: InboxQuota, now: number): WriteOp {
-  const e = normalizeEntry(entry, owned)
+function enqueueOp (entry: InboxEntryInit, owned: boolean, quota: InboxQuota, now: number, known: KnownNames): WriteOp {
+  const e = normalizeEntry(entry, owned, known)
   if (e.expiresAt <= now) throw new MessageExpiredError(`message ${e.id} expired at ${e.expiresAt}`, { details: { recipient: e.recipient, id: e.id, expiresAt: e.expiresAt, now } })
   return { kind: 'enqueue', entry: e, quota }
 }

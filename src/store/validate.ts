@@ -23,10 +23,6 @@ export function checkId (field: string, v: unknown, max: number = FIELD_LIMITS.m
   return v
 }
 
-function optId (field: string, v: unknown, max?: number): string | null {
-  return v === undefined ? null : checkId(field, v, max)
-}
-
 export function checkTime (field: string, v: unknown): number {
   if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) fail(field, 'must be an integer ≥ 0 (ms since the epoch)')
   return v
@@ -80,12 +76,16 @@ export interface NormalizedEntry {
 }
 
 const ENTRY_FIELDS = new Set(['recipient', 'id', 'sender', 'bytes', 'expiresAt', 'priority', 'senderSeq', 'replica', 'home'])
+const ENTRY_RECIPIENT = (): string => 'entry.recipient'
+const ENTRY_SENDER = (): string => 'entry.sender'
+const ENTRY_HOME = (): string => 'entry.home'
 
-export function normalizeEntry (input: InboxEntryInit, owned: boolean = false): NormalizedEntry {
+/** `known`: names (recipient, sender, home) found well formed before skip the character check. */
+export function normalizeEntry (input: InboxEntryInit, owned: boolean = false, known?: KnownNames): NormalizedEntry {
   const e = checkKeys('entry', input, ENTRY_FIELDS)
-  const recipient = checkId('entry.recipient', e.recipient)
+  const recipient = nameField(ENTRY_RECIPIENT, e.recipient, known)
   const id = checkId('entry.id', e.id)
-  const sender = checkId('entry.sender', e.sender)
+  const sender = nameField(ENTRY_SENDER, e.sender, known)
   // A copy: the write happens later, in a batch, and the caller may reuse its buffer meanwhile
   // (unless it handed the bytes over: `owned`, and already a plain Uint8Array).
   const given = checkBytes('entry.bytes', e.bytes, false)
@@ -96,7 +96,7 @@ export function normalizeEntry (input: InboxEntryInit, owned: boolean = false): 
   const senderSeq = e.senderSeq === undefined ? null : checkTime('entry.senderSeq', e.senderSeq)
   const replica = e.replica ?? false
   if (typeof replica !== 'boolean') fail('entry.replica', 'must be a boolean')
-  const home = optId('entry.home', e.home)
+  const home = e.home === undefined ? null : nameField(ENTRY_HOME, e.home, known)
   return { recipient, id, sender, bytes, size: bytes.length, priority, expiresAt, senderSeq, replica, home, crc: payloadChecksum(id, bytes) }
 }
 
