@@ -1207,15 +1207,15 @@ export class DurableService {
    * waits for it, so the home node keeps the receipt until then).
    */
   async takeReceipt (env: Envelope): Promise<void> {
-    let r
-    try {
-      r = parseReceipt(env)
-    } catch { return /* not a well-formed receipt: the SDK ignores it too */ }
     const recorder = this.c.recorder
     if (recorder == null) return
-    // Only messages the receipt's addressee sent to its signer are marked.
-    const written = await Promise.all(r.ids.map(async id => await recorder.updateStatus(id, 'acked', env.ts, { event: 'sent', from: r.to, to: r.by })))
-    if (written.includes(false)) throw new storeErrors.StoreIOError('the log did not take the receipt\'s acknowledgements')
+    let marks: Array<Promise<boolean>>
+    try {
+      const { ids, to, by } = parseReceipt(env)
+      // Only messages the receipt's addressee sent to its signer are marked.
+      marks = ids.map(id => recorder.updateStatus(id, 'acked', env.ts, { event: 'sent', from: to, to: by }))
+    } catch { return /* not a well-formed receipt: the SDK ignores it too */ }
+    if ((await Promise.all(marks)).includes(false)) throw new storeErrors.StoreIOError('the log did not take the receipt\'s acknowledgements')
   }
 
   /**
