@@ -183,6 +183,12 @@ export class Router {
    * so that a reply to a newcomer does not wait for its record to spread. Bounded, expiring.
    */
   private readonly routeHints = new Map<AgentId, { peer: string, at: number }>()
+  /**
+   * Envelopes the node is taking on its own account (`take`: receipts) whose work is not
+   * durable yet, by id: a retransmission that arrives meanwhile is confirmed when that work
+   * is, not at once as a plain duplicate. Bounded by what is in flight.
+   */
+  private readonly taking = new Map<string, Promise<void>>()
   private refreshTimer?: NodeJS.Timeout
   private announceTimer?: NodeJS.Timeout
   private stopped = false
@@ -697,8 +703,11 @@ export class Router {
       this.reject(res.reason, res.detail, peer, res.id)
       // A retransmission of something we already delivered: confirm it again, since
       // the first confirmation may be what was lost.
-      if (res.reason === 'duplicate' && res.id != null) this.sendConfirm(link, res.id, true)
-      else if (res.id != null) this.sendConfirm(link, res.id, false, 'DeliveryFailedError', `rejected: ${res.reason}`)
+      if (res.reason === 'duplicate' && res.id != null) {
+        const taking = this.taking.get(res.id)
+        if (taking === undefined) this.sendConfirm(link, res.id, true)
+        else this.confirmTaken(taking, link, res.id)
+      } else if (res.id != null) this.sendConfirm(link, res.id, false, 'DeliveryFailedError', `rejected: ${res.reason}`)
       return
     }
     const env = res.envelope
@@ -735,13 +744,17 @@ export class Router {
   private deliverFrame (env: Envelope, link: FrameLink, peer: string): void {
     const taken = this.c.take?.(env)
     if (taken !== undefined) {
+      const id = env.id
+      // Until it is durable, a retransmission waits for it; once it has failed, its id is
+      // free again so that the sender's next try is taken anew (not confirmed as a duplicate).
+      const settled = taken.then(
+        () => { this.taking.delete(id) },
+        (err: unknown) => { this.taking.delete(id); this.dedup.delete(id); throw err }
+      )
+      this.taking.set(id, settled)
       for (const to of env.to ?? []) if (this.endpoints.has(to)) this.deliverDirect(env, to)
-      if (wantsConfirm(env)) {
-        void taken.then(
-          () => { this.sendConfirm(link, env.id, true) },
-          (err: Error & { code?: string }) => { this.sendConfirm(link, env.id, false, err.code ?? 'InternalError', err.message) }
-        )
-      }
+      if (wantsConfirm(env)) this.confirmTaken(settled, link, id)
+      else settled.catch(() => {})
       return
     }
     const request = isRequest(env)
@@ -765,6 +778,14 @@ export class Router {
       return
     }
     if (!request && wantsConfirm(env)) this.sendConfirm(link, env.id, true)
+  }
+
+  /** Confirms an envelope the node took once that work is durable; a failure is refused with its code. */
+  private confirmTaken (taken: Promise<void>, link: FrameLink, id: string): void {
+    taken.then(
+      () => { this.sendConfirm(link, id, true) },
+      (err: Error & { code?: string }) => { this.sendConfirm(link, id, false, err.code ?? 'InternalError', err.message) }
+    )
   }
 
   /** Queues a confirmation frame at the highest priority; a closed link drops it (the sender's wait times out). */

@@ -16,6 +16,16 @@ describe('receipt confirmations', () => {
   const nodes = new Nodes()
   const procs: NodeProc[] = []
   const dirs: string[] = []
+  /** A home node with hana, and alice's node bootstrapped from it, each knowing the other's agent. */
+  async function homeAndSender () {
+    const home = await nodes.start()
+    const a = await nodes.start({ bootstrap: [home.multiaddrs()[0]] })
+    const hana = await home.agent('hana')
+    const alice = await a.agent('alice')
+    await a.waitForAgent(hana.id)
+    await home.waitForAgent(alice.id)
+    return { home, a, hana, alice }
+  }
   after(async () => {
     for (const p of procs) { p.child.kill('SIGCONT'); p.kill() }
     await Promise.allSettled(procs.map(async p => { await p.stop() }))
@@ -62,12 +72,7 @@ describe('receipt confirmations', () => {
   })
 
   test('a receipt for a sender agent that is not attached is confirmed by its node (log marked, not retried)', async () => {
-    const home = await nodes.start()
-    const a = await nodes.start({ bootstrap: [home.multiaddrs()[0]] })
-    const hana = await home.agent('hana')
-    const alice = await a.agent('alice')
-    await a.waitForAgent(hana.id)
-    await home.waitForAgent(alice.id)
+    const { home, a, hana, alice } = await homeAndSender()
     const sent = []
     for (let i = 1; i <= 2; i++) sent.push(await alice.send(hana.id, { i }, { durable: true }))
     await alice.close()
@@ -77,5 +82,23 @@ describe('receipt confirmations', () => {
     await new Promise(resolve => setTimeout(resolve, 1500))
     assert.equal(home.status().store?.durable.receiptsPending, 0)
     assert.equal(home.status().store?.durable.receiptsRetried, 0)
+  })
+  test('a receipt whose log marks failed is refused; the home node\'s next try is taken anew, not confirmed as a duplicate', async () => {
+    const { home, a, hana, alice } = await homeAndSender()
+    // The sender's log fails to take the first receipt's marks (a store error), then works again.
+    const rec = a.recorder
+    const real = rec.updateStatus.bind(rec)
+    let failures = 0
+    rec.updateStatus = async (...args: Parameters<typeof rec.updateStatus>) => {
+      if (failures === 0 && args[1] === 'acked') { failures++; return false }
+      return await real(...args)
+    }
+    const sent = await alice.send(hana.id, { i: 1 }, { durable: true })
+    assert.equal((await take(hana.messages(), 1)).length, 1)
+    await until(async () => (await a.log({ event: 'sent', status: 'acked' })).records.length === 1, 'the sender\'s log acked on the next try', 20_000)
+    assert.equal((await a.log({ event: 'sent', status: 'acked' })).records[0]?.id, sent.id)
+    assert.equal(failures, 1)
+    assert.ok((home.status().store?.durable.receiptsRetried ?? 0) > 0, 'the refused receipt was tried again')
+    await until(() => home.status().store?.durable.receiptsPending === 0, 'nothing left to forward')
   })
 })
