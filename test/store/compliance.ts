@@ -1405,17 +1405,22 @@ export function storeCompliance (name: string, makeHarness: () => Promise<StoreH
  * Takes a store of this code back to schema version 6's layout: the inbox's ids indexed by
  * `inbox_idh (idh)`, no `inbox_ids` and no triggers (rows are written the same by both).
  */
-/** Undoes version 8 (inbox_batches, the inbox's batch and leaf columns); the store must hold no batch entries. */
-async function backToVersion7 (loc: StoreLocation, pg: boolean): Promise<void> {
-  const inbox = loc.table('inbox')
-  for (const name of ['inbox_batches_update', 'inbox_batches_delete']) {
+/** Drops triggers on the inbox (PostgreSQL: and their functions). */
+async function dropInboxTriggers (loc: StoreLocation, pg: boolean, names: string[]): Promise<void> {
+  for (const name of names) {
     if (pg) {
-      await loc.raw(`DROP TRIGGER ${name} ON ${inbox}`)
+      await loc.raw(`DROP TRIGGER ${name} ON ${loc.table('inbox')}`)
       await loc.raw(`DROP FUNCTION ${loc.table(name)}()`)
     } else {
       await loc.raw(`DROP TRIGGER ${name}`)
     }
   }
+}
+
+/** Undoes version 8 (inbox_batches, the inbox's batch and leaf columns); the store must hold no batch entries. */
+async function backToVersion7 (loc: StoreLocation, pg: boolean): Promise<void> {
+  const inbox = loc.table('inbox')
+  await dropInboxTriggers(loc, pg, ['inbox_batches_update', 'inbox_batches_delete'])
   await loc.raw(`DROP TABLE ${loc.table('inbox_batches')}`)
   await loc.raw(`ALTER TABLE ${inbox} DROP COLUMN batch`)
   await loc.raw(`ALTER TABLE ${inbox} DROP COLUMN leaf`)
@@ -1425,14 +1430,7 @@ async function backToVersion7 (loc: StoreLocation, pg: boolean): Promise<void> {
 async function backToVersion6 (loc: StoreLocation, pg: boolean): Promise<void> {
   await backToVersion7(loc, pg)
   const inbox = loc.table('inbox')
-  for (const name of ['inbox_ids_add', 'inbox_ids_drop']) {
-    if (pg) {
-      await loc.raw(`DROP TRIGGER ${name} ON ${inbox}`)
-      await loc.raw(`DROP FUNCTION ${loc.table(name)}()`)
-    } else {
-      await loc.raw(`DROP TRIGGER ${name}`)
-    }
-  }
+  await dropInboxTriggers(loc, pg, ['inbox_ids_add', 'inbox_ids_drop'])
   await loc.raw(`DROP TABLE ${loc.table('inbox_ids')}`)
   await loc.raw(`CREATE INDEX inbox_idh ON ${inbox} (idh)`)
   await loc.raw(`UPDATE ${loc.table('meta')} SET value = '6' WHERE key = 'schema_version'`)
