@@ -929,16 +929,28 @@ export function wireSize (env: Envelope): number {
   const batch = batchOf(env)
   const u = batch?.unsigned[leafIndexOf(env)]
   if (batch === undefined || u === undefined) return env.bytes.length
-  const i = leafIndexOf(env)
+  return leafWireSize(u, batch.n, leafIndexOf(env))
+}
+
+/** The length of `spliceLeafWire(u, sig, proof)` for leaf `i` of a batch of `n`, without building it. */
+export function leafWireSize (u: Uint8Array, n: number, i: number): number {
   const count = u[0] < 0xb8 ? u[0] & 31 : u[0] === 0xb8 ? u[1] : (u[1] << 8) | u[2]
   const head = (c: number): number => c < 24 ? 1 : c < 0x100 ? 2 : 3
-  const bp = 3 + 1 + head(batch.n) + head(i) + 1 + proofLength(batch.n, i) * 34
+  const bp = 3 + 1 + head(n) + head(i) + 1 + proofLength(n, i) * 34
   return u.length - head(count) + head(count + 2) + 4 + 66 + bp
 }
 
 function leafWire (batch: SignedBatch, i: number): Uint8Array {
-  const u = batch.unsigned[i] as Uint8Array
-  return spliceWire(u, { v: mapEntryEnd(u, 'v'), net: mapEntryEnd(u, 'net') }, batch.sig, batch.proof(i))
+  return spliceLeafWire(batch.unsigned[i] as Uint8Array, batch.sig, batch.proof(i))
+}
+
+/**
+ * The wire bytes of a batch leaf from its unsigned bytes, the batch signature and its proof —
+ * byte-identical to what its signer sent (the store keeps the three apart: STORE.md, schema 8).
+ * A view into a shared slab, as every encoder output.
+ */
+export function spliceLeafWire (u: Uint8Array, sig: Uint8Array, bp: BatchProof): Uint8Array {
+  return spliceWire(u, { v: mapEntryEnd(u, 'v'), net: mapEntryEnd(u, 'net') }, sig, bp)
 }
 
 /** Lenient decode, then a re-encode compared byte for byte: tells garbage from non-canonical CBOR. */

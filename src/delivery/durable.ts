@@ -40,7 +40,7 @@ import type { Endpoint } from '../routing/types.ts'
 import type { AbortOptions, Logger, SendResult } from '../node/types.ts'
 import * as storeErrors from '../store/errors.ts'
 import { MessageExpiredError, QuotaExceededError } from '../store/errors.ts'
-import type { EnqueueOutcome, InboxEntry, InboxQuota, MessageStore } from '../store/types.ts'
+import type { EnqueueOutcome, InboxBatch, InboxEntry, InboxQuota, MessageStore } from '../store/types.ts'
 import type { LogRecorder, Observe } from '../log/recorder.ts'
 import { chooseReplicas, type StorageCandidate } from './replicas.ts'
 import { decodeReceiptList, encodeReceiptList, isReceipt, parseReceipt, PENDING_RECEIPTS_FILE, verifyReceipt } from './receipts.ts'
@@ -157,6 +157,20 @@ function refusalOf (reason: string, detail: string, id?: string): FedmeshError {
 }
 
 /** A durable put carries a direct envelope with `dlv.durable`. */
+/** Each signed batch as the store takes it (its leaves packed once): one object per batch, so one stored row. */
+const inboxBatches = new WeakMap<SignedBatch, InboxBatch>()
+
+function inboxBatchOf (batch: SignedBatch): InboxBatch {
+  let b = inboxBatches.get(batch)
+  if (b === undefined) {
+    const leaves = new Uint8Array(32 * batch.n)
+    batch.leaves.forEach((l, i) => leaves.set(l, 32 * i))
+    b = { sig: batch.sig, leaves }
+    inboxBatches.set(batch, b)
+  }
+  return b
+}
+
 function durableOnly (env: Envelope): Envelope {
   if (env.dlv?.durable !== true || env.mode !== 'direct') throw new InvalidEnvelopeError('a durable put carries a direct envelope with dlv.durable')
   return env
@@ -716,18 +730,28 @@ export class DurableService {
     return rec == null || rec.home.some(h => h.id === this.c.peerId)
   }
 
-  /** One shape for every entry (absent fields undefined, as the store reads them): no spread objects per message. */
+  /**
+   * One shape for every entry (absent fields undefined, as the store reads them): no spread
+   * objects per message. An envelope of a batch this node holds goes in as its unsigned bytes,
+   * its leaf index and the batch (schema 8: the signature and leaves stored once per batch, the
+   * wire bytes rebuilt when read) — its wire bytes and proof are never built here.
+   */
   private entryOf (env: Envelope, replica?: string): Parameters<MessageStore['enqueue']>[0] {
+    const batch = batchOf(env)
+    const leaf = batch === undefined ? -1 : leafIndexOf(env)
+    const unsigned = batch?.unsigned[leaf]
     return {
       recipient: (env.to as AgentId[])[0],
       id: env.id,
       sender: env.from,
-      bytes: env.bytes,
+      bytes: unsigned ?? env.bytes,
       expiresAt: env.ts + env.ttl * 1000,
       priority: env.prio,
       senderSeq: env.dlv?.seq ?? undefined,
       replica: replica != null ? true : undefined,
-      home: replica
+      home: replica,
+      batch: unsigned !== undefined ? inboxBatchOf(batch as SignedBatch) : undefined,
+      leaf: unsigned !== undefined ? leaf : undefined
     }
   }
 

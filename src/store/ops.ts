@@ -10,7 +10,7 @@ import { LOG_RECORD_OVERHEAD } from './config.ts'
 import { chunks, num, valuesList, type Dialect, type Row, type Sql } from './backend.ts'
 import type { OpOutcome } from './group-commit.ts'
 import { heldKey, planEnqueue, usageKeyOf, usageMapKey, type PlanState, type SeqSlot, type Usage, type UsageRow, type UsageScope } from './plan.ts'
-import type { NormalizedEntry, NormalizedLogRecord, NormalizedPatch } from './validate.ts'
+import type { NormalizedBatch, NormalizedEntry, NormalizedLogRecord, NormalizedPatch } from './validate.ts'
 import { bucketNumbers, bucketsOf, logIdHash } from './query.ts'
 import { decodeMembers, encodeMembers, memberIdAt, planLogRows, RUN_ID_SHIFT, type RunMember } from './log-runs.ts'
 import { logRange, membersOf } from './reads.ts'
@@ -165,7 +165,8 @@ async function enqueueRun (ctx: OpContext, run: Array<Extract<WriteOp, { kind: '
   // An enqueue operation is a PlanInput as it is (entry and quota).
   const plan = planEnqueue(run, state)
 
-  const cols = ['idh', 'recipient', 'id', 'sender', 'sender_seq', 'priority', 'size', 'payload', 'crc', 'enqueued_ts', 'expires_at', 'replica', 'home', 'pos']
+  const bids = await insertBatches(ctx, plan.inserts)
+  const cols = ['idh', 'recipient', 'id', 'sender', 'sender_seq', 'priority', 'size', 'payload', 'crc', 'enqueued_ts', 'expires_at', 'replica', 'home', 'pos', 'batch', 'leaf']
   // SQLite: up to INBOX_ROWS_PER_INSERT rows per statement, OR FAIL. A statement that writes
   // several rows (or fires a trigger: each row's `inbox_ids` key) keeps a statement journal only
   // if a constraint of it may ABORT; OR FAIL (which the trigger's INSERT inherits) never does,
@@ -179,6 +180,7 @@ async function enqueueRun (ctx: OpContext, run: Array<Extract<WriteOp, { kind: '
     for (const e of part) {
       params[k++] = logIdHash(e.id); params[k++] = e.recipient; params[k++] = e.id; params[k++] = e.sender; params[k++] = e.senderSeq; params[k++] = e.priority; params[k++] = e.size; params[k++] = e.bytes
       params[k++] = e.crc; params[k++] = ctx.now; params[k++] = e.expiresAt; params[k++] = e.replica ? 1 : 0; params[k++] = e.home; params[k++] = e.pos
+      params[k++] = e.batch === null ? null : bids.get(e.batch); params[k++] = e.leaf
     }
     await sql.run(statementText(`insert\n${inbox}`, part.length, () => `${insertVerb} INTO ${inbox} (${cols.join(', ')}) VALUES ${valuesList(part.length, cols.length)}`), params)
   }
@@ -193,6 +195,21 @@ async function enqueueRun (ctx: OpContext, run: Array<Extract<WriteOp, { kind: '
     if (Math.floor((plan.nextPos - 1) / INBOX_IDS_TIER0) > Math.floor((state.nextPos - 1) / INBOX_IDS_TIER0)) await moveInboxIds(ctx)
   }
   return plan.outcomes.map(o => o instanceof Error ? { ok: false, error: o } : { ok: true, value: o })
+}
+
+/**
+ * One `inbox_batches` row (schema 8) for each batch the inserted entries belong to, its
+ * `refs` their number: their `bid`s by batch object (the entries of one batch share it).
+ */
+async function insertBatches (ctx: OpContext, inserts: readonly NormalizedEntry[]): Promise<Map<NormalizedBatch, number>> {
+  const refs = new Map<NormalizedBatch, number>()
+  for (const e of inserts) if (e.batch !== null) refs.set(e.batch, (refs.get(e.batch) ?? 0) + 1)
+  const bids = new Map<NormalizedBatch, number>()
+  for (const [b, n] of refs) {
+    const row = await ctx.sql.all(`INSERT INTO ${ctx.d.table('inbox_batches')} (sig, leaves, refs, crc) VALUES (?, ?, ?, ?) RETURNING bid`, [b.sig, b.leaves, n, b.crc])
+    bids.set(b, num(row[0].bid))
+  }
+  return bids
 }
 
 /**

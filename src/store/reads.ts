@@ -9,6 +9,7 @@ import { chunks, num, optNum, optStr, type Dialect, type Row, type Sql } from '.
 import { buildLogQuery, encodeInboxCursor, encodeLogCursor, LOG_COLUMNS, logFrom, type LogPageOptions, type NormalizedFilter } from './query.ts'
 import { payloadChecksum, plainBytes } from './validate.ts'
 import { decodeMembers, findMembers, RunFormatError, type RunMember } from './log-runs.ts'
+import type { StoredBatch } from './inbox-batches.ts'
 import type { InboxEntry, LogEvent, LogPage, LogRecord, LogStatus, PendingPage, StoreStats, VerifyMode } from './types.ts'
 
 function verifiedBytes (where: Record<string, unknown>, id: string, payload: unknown, crc: unknown): Uint8Array {
@@ -27,16 +28,19 @@ export async function readPending (sql: Sql, d: Dialect, recipient: string, afte
   const params: unknown[] = [recipient, now]
   let where = 'recipient = ? AND delivered_ts IS NULL AND expires_at > ?'
   if (after != null) { where += ' AND pos > ?'; params.push(after) }
-  const rows = await sql.all(`SELECT recipient, id, sender, sender_seq, priority, size, payload, crc, enqueued_ts, expires_at, replica, home, pos FROM ${d.table('inbox')} WHERE ${where} ORDER BY pos LIMIT ${limit + 1}`, params)
+  const rows = await sql.all(`SELECT recipient, id, sender, sender_seq, priority, size, payload, crc, enqueued_ts, expires_at, replica, home, pos, batch, leaf FROM ${d.table('inbox')} WHERE ${where} ORDER BY pos LIMIT ${limit + 1}`, params)
   const more = rows.length > limit
   const page = rows.slice(0, limit)
+  const batches = await readBatches(sql, d, page)
   const entries = page.map((r): InboxEntry => {
     const id = String(r.id)
+    const where = { table: 'inbox', recipient, id }
+    const stored = verifiedBytes(where, id, r.payload, r.crc)
     const e: InboxEntry = {
       recipient: String(r.recipient) as AgentId,
       id: id as MessageId,
       sender: String(r.sender) as AgentId,
-      bytes: verifiedBytes({ table: 'inbox', recipient, id }, id, r.payload, r.crc),
+      bytes: r.batch == null ? stored : batchOfRow(batches, r).wire(where, id, stored, num(r.leaf)),
       size: num(r.size),
       priority: num(r.priority),
       expiresAt: num(r.expires_at),
@@ -49,6 +53,29 @@ export async function readPending (sql: Sql, d: Dialect, recipient: string, afte
   })
   const lastPos = page.length > 0 ? num(page[page.length - 1].pos) : after
   return { entries, cursor: lastPos == null ? undefined : encodeInboxCursor(recipient, lastPos), more }
+}
+
+/**
+ * The `inbox_batches` rows (schema 8) the inbox rows given refer to, each checked against its
+ * checksum; none (and inbox-batches.ts not loaded) when no row is of a batch.
+ */
+async function readBatches (sql: Sql, d: Dialect, rows: Row[]): Promise<Map<number, StoredBatch>> {
+  const out = new Map<number, StoredBatch>()
+  const bids = new Set<number>()
+  for (const r of rows) if (r.batch != null) bids.add(num(r.batch))
+  if (bids.size === 0) return out
+  const { StoredBatch } = await import('./inbox-batches.ts')
+  for (const part of chunks([...bids], 1, d.maxParams)) {
+    const found = await sql.all(`SELECT bid, sig, leaves, crc FROM ${d.table('inbox_batches')} WHERE bid IN (${part.map(() => '?').join(', ')})`, part)
+    for (const b of found) out.set(num(b.bid), new StoredBatch(num(b.bid), b.sig, b.leaves, b.crc))
+  }
+  return out
+}
+
+function batchOfRow (batches: Map<number, StoredBatch>, r: Row): StoredBatch {
+  const b = batches.get(num(r.batch))
+  if (b === undefined) throw new StoreCorruptError(`the batch of stored message ${String(r.id)} is missing`, { details: { table: 'inbox', id: String(r.id), batch: num(r.batch) } })
+  return b
 }
 
 export async function readInboxes (sql: Sql, d: Dialect, replica: boolean | undefined, after: string | undefined, limit: number, now: number): Promise<{ recipients: AgentId[], more: boolean }> {
@@ -312,8 +339,15 @@ export async function verifyStored (sql: Sql, d: Dialect, mode: VerifyMode): Pro
   let before = Number.MAX_SAFE_INTEGER
   // Bounded: each turn advances `before` past a page of rows.
   while (checked < inboxBudget) {
-    const rows = await sql.all(`SELECT rid, recipient, id, payload, crc FROM ${inbox} WHERE payload IS NOT NULL AND rid < ? ORDER BY rid DESC LIMIT ${PAGE}`, [before])
-    for (const r of rows) verifiedBytes({ table: 'inbox', recipient: String(r.recipient), id: String(r.id) }, String(r.id), r.payload, r.crc)
+    const rows = await sql.all(`SELECT rid, recipient, id, payload, crc, batch, leaf FROM ${inbox} WHERE payload IS NOT NULL AND rid < ? ORDER BY rid DESC LIMIT ${PAGE}`, [before])
+    // Batch entries: their batch rows too (checksums), and each row's leaf is its id's.
+    const batches = await readBatches(sql, d, rows)
+    for (const r of rows) {
+      const id = String(r.id)
+      const where = { table: 'inbox', recipient: String(r.recipient), id }
+      verifiedBytes(where, id, r.payload, r.crc)
+      if (r.batch != null) batchOfRow(batches, r).checkLeaf(where, id, num(r.leaf))
+    }
     checked += rows.length
     if (rows.length < PAGE) break
     before = num(rows[rows.length - 1].rid)

@@ -8,7 +8,7 @@ import { StoreVersionError } from './errors.ts'
 import { num, type Dialect, type Sql } from './backend.ts'
 import { LOG_BUCKET_SHIFT, logIdHash } from './query.ts'
 
-export const SCHEMA_VERSION = 7
+export const SCHEMA_VERSION = 8
 
 /** Keys in tier 0 of `inbox_ids` before they are moved to tier 1 together (version 7). */
 export const INBOX_IDS_TIER0 = 4096
@@ -343,6 +343,50 @@ function schemaInboxIds (d: Dialect): string[] {
   ]
 }
 
+/**
+ * Version 8: batch-signed entries keep their batch's signature and leaves once (docs/STORE.md,
+ * "Batches"). `inbox_batches` holds one row per stored batch (per commit that stored entries of
+ * it): the 64-byte signature, every leaf digest packed (32·n bytes), `refs` — how many inbox
+ * rows of it still hold a payload — and a checksum. An entry of a batch holds its unsigned
+ * leaf bytes as `payload` (the checksum over them), `batch` (the row's `bid`) and `leaf` (its
+ * index): ≈ 350 bytes of signature and proof less per row; reads rebuild the wire bytes.
+ * Triggers take a row's reference off when its payload goes (acknowledged, expired, removed)
+ * and delete the batch row with its last one, so no code path can leave one behind. Rows
+ * stored before keep their full wire bytes (`batch` NULL) and read as they are.
+ */
+function schemaBatches (d: Dialect): string[] {
+  const t = d.table
+  const { bigint, blob, autoId } = d.types
+  const batches = t('inbox_batches')
+  const inbox = t('inbox')
+  const common = [
+    `CREATE TABLE ${batches} (bid ${autoId}, sig ${blob} NOT NULL, leaves ${blob} NOT NULL, refs ${bigint} NOT NULL, crc ${bigint} NOT NULL)`,
+    `ALTER TABLE ${inbox} ADD COLUMN batch ${bigint}`,
+    `ALTER TABLE ${inbox} ADD COLUMN leaf ${bigint}`
+  ]
+  if (d.kind === 'sqlite') {
+    const release = `BEGIN UPDATE ${batches} SET refs = refs - 1 WHERE bid = OLD.batch; DELETE FROM ${batches} WHERE bid = OLD.batch AND refs <= 0; END`
+    return [
+      ...common,
+      `CREATE TRIGGER inbox_batches_update AFTER UPDATE OF payload ON inbox WHEN OLD.batch IS NOT NULL AND OLD.payload IS NOT NULL AND NEW.payload IS NULL ${release}`,
+      `CREATE TRIGGER inbox_batches_delete AFTER DELETE ON inbox WHEN OLD.batch IS NOT NULL AND OLD.payload IS NOT NULL ${release}`
+    ]
+  }
+  // PostgreSQL: per statement, over the transition tables (a trigger with transition tables
+  // takes no column list: every UPDATE of the inbox runs it, and it looks for payloads gone).
+  const fn = (name: string, gone: string): string =>
+    `CREATE FUNCTION ${t(name)}() RETURNS trigger LANGUAGE plpgsql AS $body$ BEGIN ` +
+    `UPDATE ${batches} b SET refs = b.refs - g.c FROM (SELECT o.batch, COUNT(*) AS c FROM ${gone} GROUP BY o.batch) g WHERE b.bid = g.batch; ` +
+    `DELETE FROM ${batches} b WHERE b.refs <= 0 AND b.bid IN (SELECT o.batch FROM ${gone}); RETURN NULL; END $body$`
+  return [
+    ...common,
+    fn('inbox_batches_update', 'old_rows o JOIN new_rows n ON n.rid = o.rid WHERE o.batch IS NOT NULL AND o.payload IS NOT NULL AND n.payload IS NULL'),
+    fn('inbox_batches_delete', 'old_rows o WHERE o.batch IS NOT NULL AND o.payload IS NOT NULL'),
+    `CREATE TRIGGER inbox_batches_update AFTER UPDATE ON ${inbox} REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION ${t('inbox_batches_update')}()`,
+    `CREATE TRIGGER inbox_batches_delete AFTER DELETE ON ${inbox} REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION ${t('inbox_batches_delete')}()`
+  ]
+}
+
 interface Migration {
   statements: (d: Dialect) => string[]
   /** Work that needs code, after the statements. */
@@ -350,7 +394,7 @@ interface Migration {
 }
 
 /** Steps from version n-1 to n; index 0 creates version 1. */
-const MIGRATIONS: Migration[] = [{ statements: schemaV1 }, { statements: schemaV2 }, { statements: schemaV3, after: fillLogIdHashes }, { statements: schemaV4 }, { statements: schemaV5, after: fillInboxIdHashes }, { statements: schemaLogStatus }, { statements: schemaInboxIds }]
+const MIGRATIONS: Migration[] = [{ statements: schemaV1 }, { statements: schemaV2 }, { statements: schemaV3, after: fillLogIdHashes }, { statements: schemaV4 }, { statements: schemaV5, after: fillInboxIdHashes }, { statements: schemaLogStatus }, { statements: schemaInboxIds }, { statements: schemaBatches }]
 
 /** The statements that create version `version` from nothing (without its `after` steps; for tests of migrations). */
 export function schemaStatements (d: Dialect, version: number): string[] {

@@ -16,7 +16,7 @@ import { extname } from 'node:path'
 import { FedmeshError, InvalidArgumentError } from '../core/errors.ts'
 import type { OpOutcome } from './group-commit.ts'
 import type { WriteOp } from './ops.ts'
-import type { NormalizedEntry, NormalizedLogRecord } from './validate.ts'
+import type { NormalizedBatch, NormalizedEntry, NormalizedLogRecord } from './validate.ts'
 import type { InboxQuota } from './types.ts'
 import {
   InvalidQueryError, MessageExpiredError, QuotaExceededError, StoreClosedError, StoreCorruptError, StoreIOError,
@@ -35,16 +35,16 @@ export interface SqliteWriterInit {
  * enqueue is its entry's tuple with the quota last (no object around it); the quota object,
  * the same for a whole batch, is cloned once (the clone writes a reference for each repeat).
  */
-type EntryTuple = [string, string, string, Uint8Array, number, number, number, number | null, boolean, string | null, number, InboxQuota]
+type EntryTuple = [string, string, string, Uint8Array, number, number, number, number | null, boolean, string | null, number, NormalizedBatch | null, number | null, InboxQuota]
 type RecordTuple = [string, string, string, string | null, string[], string | null, string | null, string | null, string | null, string | null, number, string | null, number | null, number, number | null, string | null, Uint8Array | null, number | null, NormalizedLogRecord['next']]
 type PackedOp = EntryTuple | { kind: 'log', rs: RecordTuple[] } | Exclude<WriteOp, { kind: 'enqueue' | 'log' }>
 
 function packEntry (e: NormalizedEntry, quota: InboxQuota): EntryTuple {
-  return [e.recipient, e.id, e.sender, e.bytes, e.size, e.priority, e.expiresAt, e.senderSeq, e.replica, e.home, e.crc, quota]
+  return [e.recipient, e.id, e.sender, e.bytes, e.size, e.priority, e.expiresAt, e.senderSeq, e.replica, e.home, e.crc, e.batch, e.leaf, quota]
 }
 
 function unpackEntry (t: EntryTuple): NormalizedEntry {
-  return { recipient: t[0], id: t[1], sender: t[2], bytes: t[3], size: t[4], priority: t[5], expiresAt: t[6], senderSeq: t[7], replica: t[8], home: t[9], crc: t[10] }
+  return { recipient: t[0], id: t[1], sender: t[2], bytes: t[3], size: t[4], priority: t[5], expiresAt: t[6], senderSeq: t[7], replica: t[8], home: t[9], crc: t[10], batch: t[11], leaf: t[12] }
 }
 
 function packRecord (r: NormalizedLogRecord): RecordTuple {
@@ -69,7 +69,7 @@ function unpackOp (p: PackedOp): WriteOp {
   if (Array.isArray(p)) {
     const entry = unpackEntry(p)
     if (entry.bytes.length === 0) entry.bytes = new Uint8Array(0)
-    return { kind: 'enqueue', entry, quota: p[11] }
+    return { kind: 'enqueue', entry, quota: p[13] }
   }
   if (p.kind === 'log') {
     return {

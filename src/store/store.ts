@@ -10,6 +10,7 @@ import { InvalidQueryError, MessageExpiredError, StoreClosedError, StoreReadOnly
 import { createGroupCommit } from './group-commit.ts'
 import { executeOps, type WriteOp } from './ops.ts'
 import { decodeInboxCursor, parseLogFilter, parseQueryOptions } from './query.ts'
+import { attachBatch } from './inbox-batches.ts'
 import { readConversation, readExpiryDue, readInboxes, readLogPage, readPending, readProcessed, readStats, verifyStored } from './reads.ts'
 import { migrate, readSchemaVersion, rebuildUsage, SCHEMA_VERSION } from './schema.ts'
 import type {
@@ -286,6 +287,7 @@ export function createMessageStore (backend: Backend, settings: StoreSettings): 
 /** An inbox entry checked and normalized for the writer; throws its typed error (invalid, or expired at `now`). */
 function enqueueOp (entry: InboxEntryInit, owned: boolean, quota: InboxQuota, now: number, known: KnownNames): WriteOp {
   const e = normalizeEntry(entry, owned, known)
+  if (entry.batch !== undefined || entry.leaf !== undefined) attachBatch(e, entry.batch, entry.leaf, owned)
   if (e.expiresAt <= now) throw new MessageExpiredError(`message ${e.id} expired at ${e.expiresAt}`, { details: { recipient: e.recipient, id: e.id, expiresAt: e.expiresAt, now } })
   return { kind: 'enqueue', entry: e, quota }
 }

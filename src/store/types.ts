@@ -161,6 +161,23 @@ export interface InboxEntryInit {
   replica?: boolean
   /** The home node (peer id) a replica is held for. */
   home?: string
+  /**
+   * The batch this message was signed in (schema 8): `bytes` are then the unsigned bytes of
+   * its leaf `leaf`, and the store keeps the batch's signature and leaves once for all its
+   * entries; `pending` hands out the wire bytes (with `sig` and `bp`) rebuilt from them,
+   * byte-identical to the signer's. The same object for every entry of one batch.
+   */
+  batch?: InboxBatch
+  /** With `batch`: the entry's leaf index in it. */
+  leaf?: number
+}
+
+/** A signed batch as the inbox keeps it (docs/STORE.md, schema 8). */
+export interface InboxBatch {
+  /** The batch signature (64 bytes). */
+  sig: Uint8Array
+  /** Every leaf of the batch (its envelopes' 32-byte digests), packed in order: 32·n bytes, n ≥ 2. */
+  leaves: Uint8Array
 }
 
 export interface InboxEntry {

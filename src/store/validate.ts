@@ -72,10 +72,21 @@ export interface NormalizedEntry {
   senderSeq: number | null
   replica: boolean
   home: string | null
+  /** `crc` is over the unsigned bytes of a batch entry too (with its id: `payloadChecksum`). */
+  crc: number
+  /** A batch entry (schema 8, inbox-batches.ts): `bytes` are its unsigned leaf bytes, `size` its wire size. */
+  batch: NormalizedBatch | null
+  leaf: number | null
+}
+
+/** A batch of `InboxEntryInit.batch`, checked: one object for all its entries (one row). */
+export interface NormalizedBatch {
+  sig: Uint8Array
+  leaves: Uint8Array
   crc: number
 }
 
-const ENTRY_FIELDS = new Set(['recipient', 'id', 'sender', 'bytes', 'expiresAt', 'priority', 'senderSeq', 'replica', 'home'])
+const ENTRY_FIELDS = new Set(['recipient', 'id', 'sender', 'bytes', 'expiresAt', 'priority', 'senderSeq', 'replica', 'home', 'batch', 'leaf'])
 const ENTRY_RECIPIENT = (): string => 'entry.recipient'
 const ENTRY_SENDER = (): string => 'entry.sender'
 const ENTRY_HOME = (): string => 'entry.home'
@@ -97,7 +108,7 @@ export function normalizeEntry (input: InboxEntryInit, owned: boolean = false, k
   const replica = e.replica ?? false
   if (typeof replica !== 'boolean') fail('entry.replica', 'must be a boolean')
   const home = e.home === undefined ? null : nameField(ENTRY_HOME, e.home, known)
-  return { recipient, id, sender, bytes, size: bytes.length, priority, expiresAt, senderSeq, replica, home, crc: payloadChecksum(id, bytes) }
+  return { recipient, id, sender, bytes, size: bytes.length, priority, expiresAt, senderSeq, replica, home, crc: payloadChecksum(id, bytes), batch: null, leaf: null }
 }
 
 export function checkIdList (field: string, v: unknown, max: number): string[] {

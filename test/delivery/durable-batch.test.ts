@@ -250,11 +250,13 @@ describe('putb from a plain libp2p peer', () => {
     assert.deepEqual(await putb(four, [0, 1, 2, 3]), { ok: true, st: 'stored' })
     assert.equal(await count(), 4)
     assert.equal(batches, 1)
-    // Stored alone, verifiable alone: each inbox entry has its wire bytes with `bp`.
-    for (const e of (await home.store.pending(carol.id, { limit: 10 })).entries) {
+    // Stored alone, verifiable alone: each inbox entry has its wire bytes with `bp` — the
+    // signer's bytes exactly, though the store keeps the signature and leaves once (schema 8).
+    for (const [i, e] of (await home.store.pending(carol.id, { limit: 10 })).entries.entries()) {
       const d = decodeEnvelope(e.bytes)
       assert.ok(d.ok)
       assert.equal(d.envelope.bp?.n, 4)
+      assert.deepEqual(Buffer.from(e.bytes), Buffer.from(four[i].bytes))
     }
     // A retransmission is answered again: duplicate.
     assert.deepEqual(await putb(four, [1, 3]), { ok: true, st: 'duplicate' })

@@ -9,7 +9,7 @@ import { topicMatches } from '../../src/core/topics.ts'
 import type { AgentId, MessageId } from '../../src/core/ids.ts'
 import {
   QuotaExceededError, StoreClosedError, StoreVersionError,
-  type CommonStoreConfig, type InboxEntry, type InboxEntryInit, type LogRecordInit, type MessageStore, type QuotaKind
+  type CommonStoreConfig, type InboxBatch, type InboxEntry, type InboxEntryInit, type LogRecordInit, type MessageStore, type QuotaKind
 } from '../../src/store/index.ts'
 import { createStoreSettings } from '../../src/store/config.ts'
 import { INBOX_IDS_TIER0, SCHEMA_VERSION, schemaStatements } from '../../src/store/schema.ts'
@@ -17,6 +17,9 @@ import { postgresDialect, numberPlaceholders } from '../../src/store/postgres.ts
 import { sqliteDialect } from '../../src/store/sqlite.ts'
 import { payloadChecksum } from '../../src/store/validate.ts'
 import { InvalidArgumentError } from '../../src/core/errors.ts'
+import { batchOf, decodeEnvelope, signEnvelopes, type Envelope, type EnvelopeFields } from '../../src/core/envelope.ts'
+import { generateAgentKey } from '../../src/core/keys.ts'
+import type { NetworkId } from '../../src/core/ids.ts'
 
 export interface StoreLocation {
   /** A new store instance (not open) on this location. */
@@ -1048,6 +1051,159 @@ export function storeCompliance (name: string, makeHarness: () => Promise<StoreH
       })
     })
 
+    describe('batch entries (schema 8)', () => {
+      // A real agent id: the envelopes verify (`to` must be a did:key).
+      const TO = generateAgentKey().id
+      /** `n` durable envelopes from one key to `to`, signed in one batch, as store entries. */
+      function signedBatch (n: number, ttlMs = HOUR): { envs: Envelope[], entries: InboxEntryInit[], batch: InboxBatch } {
+        const key = generateAgentKey()
+        const envs = signEnvelopes(Array.from({ length: n }, (_, i): EnvelopeFields => ({
+          v: 1, net: 'storenet' as NetworkId, mode: 'direct', type: 'inform', from: key.id, to: [TO], ts: Date.now(), ttl: Math.ceil(ttlMs / 1000), hops: 4, prio: 1,
+          dlv: { seq: i + 1, durable: true }, ct: 'application/octet-stream', body: new Uint8Array(200).fill(i)
+        })), key)
+        const sb = batchOf(envs[0])
+        assert.ok(sb != null)
+        const leaves = new Uint8Array(32 * n)
+        sb.leaves.forEach((l, i) => leaves.set(l, 32 * i))
+        const batch: InboxBatch = { sig: sb.sig, leaves }
+        const entries = envs.map((env, i): InboxEntryInit => ({
+          recipient: TO, id: env.id, sender: env.from, bytes: sb.unsigned[i] as Uint8Array, expiresAt: Date.now() + ttlMs, senderSeq: i + 1, batch, leaf: i
+        }))
+        return { envs, entries, batch }
+      }
+      const batchRows = async (loc: StoreLocation): Promise<number[]> =>
+        (await loc.raw(`SELECT refs FROM ${loc.table('inbox_batches')} ORDER BY bid`)).map(r => Number(r.refs))
+
+      test('one batch row per batch; pending hands out the signer\'s wire bytes, verifiable alone; sizes and quotas count the wire', async () => {
+        await withStore(async (store, loc) => {
+          const { envs, entries } = signedBatch(6)
+          // Leaves 0–3 in one call, 4 in another (same commit or not: a row each commit at most).
+          const out = await store.enqueueMany(entries.slice(0, 4), { owned: true })
+          assert.deepEqual(out.map(o => o.ok && o.status), ['stored', 'stored', 'stored', 'stored'])
+          assert.deepEqual(await store.enqueue(entries[4]), { status: 'stored' })
+          assert.deepEqual(await store.enqueue(entries[1]), { status: 'duplicate' })
+          const refs = await batchRows(loc)
+          assert.equal(refs.reduce((a, b) => a + b, 0), 5)
+          assert.ok(refs.length <= 2)
+          // The rows hold the unsigned bytes: no signature, no proof.
+          const rows = await loc.raw(`SELECT id, size, payload, batch, leaf FROM ${loc.table('inbox')} ORDER BY pos`)
+          for (const [i, r] of rows.entries()) {
+            assert.equal(Number(r.leaf), i)
+            assert.ok(r.batch != null)
+            assert.ok((r.payload as Uint8Array).length < envs[i].bytes.length - 64)
+            assert.equal(Number(r.size), envs[i].bytes.length)
+          }
+          const page = await store.pending(TO)
+          assert.deepEqual(page.entries.map(e => e.id), envs.slice(0, 5).map(e => e.id))
+          for (const [i, e] of page.entries.entries()) {
+            assert.deepEqual(Buffer.from(e.bytes), Buffer.from(envs[i].bytes), `entry ${i}: the signer's bytes`)
+            assert.equal(e.size, envs[i].bytes.length)
+            const d = decodeEnvelope(e.bytes)
+            assert.ok(d.ok, 'verifies alone (signature over the root its proof leads to)')
+            assert.equal(d.envelope.id, envs[i].id)
+          }
+          assert.equal((await store.stats(TO)).inbox.bytes, envs.slice(0, 5).reduce((a, e) => a + e.bytes.length, 0))
+          // A quota on bytes counts the wire size, not the stored bytes.
+          const wire = envs[5].bytes.length
+          const used = (await store.stats(TO)).inbox.bytes
+          await rejectsWith(store.enqueue(entries[5], { quota: { inboxBytes: used + wire - 1 } }), 'QuotaExceededError')
+          assert.deepEqual(await store.enqueue(entries[5], { quota: { inboxBytes: used + wire } }), { status: 'stored' })
+        })
+      })
+
+      test('the batch row goes with its last payload: acknowledged, expired, pruned after keepDeliveredMs — no row left behind', async () => {
+        const clock = manualClock()
+        await withStore(async (store, loc) => {
+          const a = signedBatch(4)
+          await store.enqueueMany(a.entries)
+          assert.deepEqual(await batchRows(loc), [4])
+          await store.ack(TO, [a.envs[0].id, a.envs[2].id])
+          assert.deepEqual(await batchRows(loc), [2])
+          await store.ack(TO, [a.envs[0].id])
+          assert.deepEqual(await batchRows(loc), [2], 'an acknowledged entry is not released twice')
+          await store.ack(TO, [a.envs[1].id, a.envs[3].id])
+          assert.deepEqual(await batchRows(loc), [])
+          // Retransmissions of acknowledged entries are duplicates and add no row.
+          assert.deepEqual((await store.enqueueMany(a.entries)).map(o => o.ok && o.status), ['duplicate', 'duplicate', 'duplicate', 'duplicate'])
+          assert.deepEqual(await batchRows(loc), [])
+          // Expired: removed with the entries.
+          const b = signedBatch(3, 60_000)
+          await store.enqueueMany(b.entries)
+          assert.deepEqual(await batchRows(loc), [3])
+          clock.advance(120_000)
+          const res = await store.expire()
+          assert.equal(res.expired.length, 3)
+          assert.deepEqual(await batchRows(loc), [])
+          assert.equal((await loc.raw(`SELECT COUNT(*) AS c FROM ${loc.table('inbox')} WHERE payload IS NOT NULL`)).map(r => Number(r.c))[0], 0)
+        }, { clock: clock.now })
+        const clock2 = manualClock()
+        await withStore(async (store, loc) => {
+          const c = signedBatch(2, 60_000)
+          await store.enqueueMany(c.entries)
+          await store.ack(TO, c.envs.map(e => e.id))
+          assert.deepEqual(await batchRows(loc), [2], 'payloads kept after the acknowledgement keep their batch')
+          clock2.advance(120_000)
+          await store.expire()
+          assert.deepEqual(await batchRows(loc), [])
+        }, { clock: clock2.now, keepDeliveredMs: 1_000 })
+      })
+
+      test('a corrupted batch row, or an inbox row pointing at the wrong leaf, is StoreCorruptError on read and at open', async () => {
+        for (const tamper of ['batch', 'leaf', 'payload'] as const) {
+          await withStore(async (store, loc) => {
+            const { entries } = signedBatch(3)
+            await store.enqueueMany(entries)
+            await store.enqueue(entry('plain', { recipient: TO }))
+            if (tamper === 'batch') await loc.raw(`UPDATE ${loc.table('inbox_batches')} SET crc = crc + 1`)
+            else if (tamper === 'leaf') await loc.raw(`UPDATE ${loc.table('inbox')} SET leaf = 2 WHERE leaf = 1`)
+            else await loc.raw(`UPDATE ${loc.table('inbox')} SET crc = crc + 1 WHERE leaf = 1`)
+            await rejectsWith(store.pending(TO), 'StoreCorruptError')
+            await store.close()
+            await rejectsWith(loc.create().open(), 'StoreCorruptError', undefined)
+            const tool = loc.create({ verify: 'off' })
+            await tool.open()
+            await rejectsWith(tool.pending(TO), 'StoreCorruptError')
+            await tool.close()
+          })
+        }
+      })
+
+      test('malformed batch entries are refused with InvalidArgumentError and nothing written', async () => {
+        await withStore(async (store) => {
+          const { entries, batch } = signedBatch(2)
+          await rejectsWith(store.enqueue({ ...entries[0], leaf: 1 }), 'InvalidArgumentError')
+          await rejectsWith(store.enqueue({ ...entries[0], leaf: 2 }), 'InvalidArgumentError')
+          await rejectsWith(store.enqueue({ ...entries[0], leaf: undefined }), 'InvalidArgumentError')
+          await rejectsWith(store.enqueue({ ...entries[0], batch: { sig: batch.sig.subarray(1), leaves: batch.leaves } }), 'InvalidArgumentError')
+          await rejectsWith(store.enqueue({ ...entries[0], batch: { sig: batch.sig, leaves: batch.leaves.subarray(0, 32) } }), 'InvalidArgumentError')
+          assert.equal((await store.stats()).inbox.count, 0)
+        })
+      })
+
+      test('a version 7 store gets inbox_batches at open (version 8): its rows with full wire bytes read as before, batch entries join them', async () => {
+        await withStore(async (store, loc) => {
+          const old = signedBatch(2)
+          // Stored the version 7 way: every row its full wire bytes.
+          for (const env of old.envs) await store.enqueue({ recipient: TO, id: env.id, sender: env.from, bytes: env.bytes, expiresAt: Date.now() + HOUR })
+          await store.close()
+          await backToVersion7(loc, store.kind === 'postgres')
+          const again = loc.create()
+          await again.open()
+          try {
+            assert.equal(again.info().schemaVersion, SCHEMA_VERSION)
+            const fresh = signedBatch(2)
+            await again.enqueueMany(fresh.entries)
+            const page = await again.pending(TO)
+            assert.deepEqual(page.entries.map(e => Buffer.from(e.bytes)), [...old.envs, ...fresh.envs].map(e => Buffer.from(e.bytes)))
+            await again.ack(TO, [...old.envs, ...fresh.envs].map(e => e.id))
+            assert.deepEqual(await batchRows(loc), [])
+          } finally {
+            await again.close()
+          }
+        })
+      })
+    })
+
     describe('integrity', () => {
       test('a tampered inbox payload is StoreCorruptError on read and at open', async () => {
         await withStore(async (store, loc) => {
@@ -1249,16 +1405,32 @@ export function storeCompliance (name: string, makeHarness: () => Promise<StoreH
  * Takes a store of this code back to schema version 6's layout: the inbox's ids indexed by
  * `inbox_idh (idh)`, no `inbox_ids` and no triggers (rows are written the same by both).
  */
-async function backToVersion6 (loc: StoreLocation, pg: boolean): Promise<void> {
-  const inbox = loc.table('inbox')
-  for (const name of ['inbox_ids_add', 'inbox_ids_drop']) {
+/** Drops triggers on the inbox (PostgreSQL: and their functions). */
+async function dropInboxTriggers (loc: StoreLocation, pg: boolean, names: string[]): Promise<void> {
+  for (const name of names) {
     if (pg) {
-      await loc.raw(`DROP TRIGGER ${name} ON ${inbox}`)
+      await loc.raw(`DROP TRIGGER ${name} ON ${loc.table('inbox')}`)
       await loc.raw(`DROP FUNCTION ${loc.table(name)}()`)
     } else {
       await loc.raw(`DROP TRIGGER ${name}`)
     }
   }
+}
+
+/** Undoes version 8 (inbox_batches, the inbox's batch and leaf columns); the store must hold no batch entries. */
+async function backToVersion7 (loc: StoreLocation, pg: boolean): Promise<void> {
+  const inbox = loc.table('inbox')
+  await dropInboxTriggers(loc, pg, ['inbox_batches_update', 'inbox_batches_delete'])
+  await loc.raw(`DROP TABLE ${loc.table('inbox_batches')}`)
+  await loc.raw(`ALTER TABLE ${inbox} DROP COLUMN batch`)
+  await loc.raw(`ALTER TABLE ${inbox} DROP COLUMN leaf`)
+  await loc.raw(`UPDATE ${loc.table('meta')} SET value = '7' WHERE key = 'schema_version'`)
+}
+
+async function backToVersion6 (loc: StoreLocation, pg: boolean): Promise<void> {
+  await backToVersion7(loc, pg)
+  const inbox = loc.table('inbox')
+  await dropInboxTriggers(loc, pg, ['inbox_ids_add', 'inbox_ids_drop'])
   await loc.raw(`DROP TABLE ${loc.table('inbox_ids')}`)
   await loc.raw(`CREATE INDEX inbox_idh ON ${inbox} (idh)`)
   await loc.raw(`UPDATE ${loc.table('meta')} SET value = '6' WHERE key = 'schema_version'`)
