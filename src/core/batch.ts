@@ -156,33 +156,36 @@ export function merkleRootOfDigests (digests: Uint8Array, n: number, levels?: st
 /**
  * Every leaf's inclusion path (leaf to root) from the levels `merkleRootOfDigests` kept: at
  * each level the node's sibling, none where the node is an odd last one carried up — the
- * paths merkleTree builds, without hashing the tree again. Each inner node becomes one
- * 32-byte array, shared by the paths that hold it.
+ * paths merkleTree builds, without hashing the tree again. Each inner node a path holds
+ * becomes one 32-byte view into a buffer of them all, shared by the paths that hold it; each
+ * path is an array of its exact length.
  */
 export function pathsFromLevels (leaves: readonly Uint8Array[], levels: readonly string[][]): Uint8Array[][] {
   const n = leaves.length
-  const arrays: Array<Array<Uint8Array | undefined>> = levels.map(l => new Array(l.length))
+  // Inner node j of level k (k ≥ 1) is at 32 · (at[k - 1] + j) in `bytes`, once written.
+  const at: number[] = new Array(levels.length)
+  let total = 0
+  for (let k = 0; k < levels.length; k++) { at[k] = total; total += levels[k].length }
+  const bytes = new Uint8Array(32 * total)
+  const views: Array<Uint8Array | undefined> = new Array(total)
   const node = (k: number, j: number): Uint8Array => {
     if (k === 0) return leaves[j]
-    let a = arrays[k - 1][j]
+    const x = at[k - 1] + j
+    let a = views[x]
     if (a === undefined) {
-      a = new Uint8Array(32)
-      putDigest(a, 0, levels[k - 1][j])
-      arrays[k - 1][j] = a
+      putDigest(bytes, 32 * x, levels[k - 1][j])
+      a = bytes.subarray(32 * x, 32 * x + 32)
+      views[x] = a
     }
     return a
   }
   const paths: Uint8Array[][] = new Array(n)
   for (let i = 0; i < n; i++) {
-    const path: Uint8Array[] = []
-    let j = i
-    let m = n
-    for (let k = 0; m > 1; k++) {
-      const sib = j ^ 1
-      if (sib < m) path.push(node(k, sib))
-      j >>>= 1
-      m = (m + 1) >>> 1
-    }
+    let len = 0
+    for (let j = i, m = n; m > 1; j >>>= 1, m = (m + 1) >>> 1) if ((j ^ 1) < m) len++
+    const path: Uint8Array[] = new Array(len)
+    let p = 0
+    for (let k = 0, j = i, m = n; m > 1; k++, j >>>= 1, m = (m + 1) >>> 1) if ((j ^ 1) < m) path[p++] = node(k, j ^ 1)
     paths[i] = path
   }
   return paths
@@ -207,7 +210,8 @@ export class SignedBatch {
   private paths: Uint8Array[][] | undefined
   /** The tree's levels above the leaves, when the root was computed with them (ingress): proofs without hashing again. */
   private readonly levels: string[][] | undefined
-  private readonly wires: Array<Uint8Array | undefined> = []
+  /** Per leaf, its wire bytes once built (`wire`): made at the first. */
+  private wires: Array<Uint8Array | undefined> | undefined
 
   /**
    * `leaves`: one 32-byte array per leaf, or all of them packed in one array (leaf i at
@@ -247,10 +251,11 @@ export class SignedBatch {
     return { n: this.n, i, path: this.paths[i] }
   }
 
-  /** Leaf `i`'s wire bytes (with `sig` and `bp`), built by `make` once and kept. */
-  wire (i: number, make: () => Uint8Array): Uint8Array {
-    let w = this.wires[i]
-    if (w === undefined) { w = make(); this.wires[i] = w }
+  /** Leaf `i`'s wire bytes (with `sig` and `bp`), built by `make(this, i)` once and kept. */
+  wire (i: number, make: (batch: SignedBatch, i: number) => Uint8Array): Uint8Array {
+    const wires = (this.wires ??= new Array(this.n))
+    let w = wires[i]
+    if (w === undefined) { w = make(this, i); wires[i] = w }
     return w
   }
 }

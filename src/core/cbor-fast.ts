@@ -14,7 +14,10 @@
 const FAIL = Symbol('not fast-path CBOR')
 const MAX_DEPTH = 16
 const utf8 = new TextDecoder('utf-8', { fatal: true })
-/** ASCII strings of up to 6 characters, keyed by length and bytes (7 bits each: < 2^45). */
+/**
+ * ASCII strings of up to 7 characters, keyed by length and bytes (7 bits each): below 2^52,
+ * and the keys of each length are a range of their own, [len · 128^len, (len + 1) · 128^len).
+ */
 const shortStrings = new Map<number, string>()
 /** Per repeatedText slot: the bytes and the string of the last value read (validated then). */
 const lastBytes: Array<Uint8Array | undefined> = []
@@ -96,7 +99,7 @@ class Reader {
     this.o += len
     const b = this.b
     // Map keys and short values repeat in every envelope: intern them by their bytes.
-    if (len <= 6) {
+    if (len <= 7) {
       let k = len
       let ascii = true
       for (let i = start; i < start + len; i++) {
@@ -335,7 +338,11 @@ export class MapLayout {
   readonly ends: number[] = []
   readonly keys: string[] = []
   readonly values: unknown[] = []
-  /** Per entry: SAME (the value repeats, taken as it is), SAME_FRESH (repeats, decoded anew: an object) or VARIES. */
+  /**
+   * Per entry: SAME (the value repeats, taken as it is), SAME_COPY (repeats, an array of
+   * strings, numbers and booleans: a copy of the layout's own), SAME_FRESH (repeats, another
+   * object: decoded anew) or VARIES.
+   */
   readonly kinds: number[] = []
 
   private constructor (bytes: Uint8Array, bodyStart: number) {
@@ -362,8 +369,20 @@ export class MapLayout {
         layout.ends.push(r.o)
         layout.keys.push(k)
         const v = value[k]
-        layout.values.push(v)
-        layout.kinds.push(varies.has(k) ? VARIES : v !== null && typeof v === 'object' ? SAME_FRESH : SAME)
+        if (varies.has(k)) {
+          layout.values.push(v)
+          layout.kinds.push(VARIES)
+        } else if (v === null || typeof v !== 'object') {
+          layout.values.push(v)
+          layout.kinds.push(SAME)
+        } else if (Array.isArray(v) && v.every(x => typeof x !== 'object')) {
+          // The layout's own copy (the decoded map's array is its caller's, and may change).
+          layout.values.push(v.slice())
+          layout.kinds.push(SAME_COPY)
+        } else {
+          layout.values.push(v)
+          layout.kinds.push(SAME_FRESH)
+        }
       }
       return r.o === bytes.length ? layout : undefined
     } catch (err) {
@@ -374,8 +393,9 @@ export class MapLayout {
 }
 
 const SAME = 0
-const SAME_FRESH = 1
-const VARIES = 2
+const SAME_COPY = 1
+const SAME_FRESH = 2
+const VARIES = 3
 /** The reader decodeMapLike reads changed values with (never re-entered). */
 const likeReader = new Reader(new Uint8Array(0))
 
@@ -384,7 +404,9 @@ const likeReader = new Reader(new Uint8Array(0))
  * the same order, each byte for byte the layout's except the values of VARIES entries, which
  * are read and checked for canonical form (heads, lengths, UTF-8) like any item. The entries
  * go into `into` in map order: a repeated primitive value is the layout's own (a string is
- * the same string), a repeated object is decoded anew (no object shared between maps).
+ * the same string), a repeated array of primitives (a direct message's `to`) a copy of the
+ * layout's (new array, the same strings), any other repeated object is decoded anew (no
+ * object shared between maps).
  * Whatever the layout's map passed (canonical form, field checks) the entries that repeat it
  * pass too; the caller checks the VARIES values. False when the map differs otherwise (or is
  * not canonical): `into` may then hold some entries, and the caller reads the map in full.
@@ -409,6 +431,11 @@ export function decodeMapLike (bytes: Uint8Array, layout: MapLayout, into: Recor
       if (kind === SAME) {
         o += same
         into[keys[e]] = values[e]
+        continue
+      }
+      if (kind === SAME_COPY) {
+        o += same
+        into[keys[e]] = (values[e] as unknown[]).slice()
         continue
       }
       r.o = kind === VARIES ? o + same : o + valueStarts[e] - s
@@ -630,6 +657,8 @@ let slabUsed = 0
 
 /** mapEntryEnd's keys, encoded (the few an envelope splices at). */
 const entryKeys = new Map<string, Uint8Array>()
+/** The reader mapEntryEnd steps with (never re-entered). */
+const entryReader = new Reader(new Uint8Array(0))
 
 /**
  * Where the entry `key` of a canonical top-level map ends (the offset just past its value),
@@ -641,7 +670,8 @@ export function mapEntryEnd (bytes: Uint8Array, key: string): number {
   try {
     let want = entryKeys.get(key)
     if (want === undefined) { want = encodedText(key); entryKeys.set(key, want) }
-    const r = new Reader(bytes)
+    const r = entryReader
+    r.reset(bytes)
     const n = r.head()
     if (r.major !== 5) return -1
     for (let i = 0; i < n; i++) {

@@ -663,14 +663,33 @@ const LEAF_PROTO = Object.create(Object.prototype, {
     set: ownValue('bp')
   },
   bytes: {
-    get (this: Leaf): Uint8Array {
-      const batch = this[IN_BATCH]
-      const i = this[LEAF_INDEX]
-      return batch.wire(i, () => leafWire(batch, i))
-    },
+    get (this: Leaf): Uint8Array { return this[IN_BATCH].wire(this[LEAF_INDEX], leafWire) },
     set: ownValue('bytes')
   }
 }) as object
+
+/**
+ * Makes the objects on LEAF_PROTO (a batch envelope's fields, then the envelope itself).
+ * `Object.create(LEAF_PROTO)` gave an object room for 4 properties: the other 13 or so went
+ * to a property array that V8 copies into a larger one every 3 properties added — ≈ 440
+ * bytes allocated per envelope, about half of what a batch frame's ingress allocated per
+ * leaf (PERFORMANCE.md, "Ingress allocations, session 11"). A constructor's objects get the
+ * room V8's slack tracking gives them: the first 7 have room for the constructor's `this.`
+ * assignments plus 8, then the constructor's objects are cut to the most properties any of
+ * those first ones had. Those first objects are made here, just below, with 20 properties
+ * each (`reserve`: `s0` … `s19`); every later one is empty when made and has room for 20 in
+ * itself — a topic publication's 13 fields, its id, `sig`, batch and leaf index, and three
+ * more (`to`, `dlv`, a conversation's fields). Further ones go to a property array.
+ */
+const LeafFields = function LeafFields (this: Record<string, unknown>, reserve?: boolean): void {
+  if (reserve !== true) return
+  this.s0 = 0; this.s1 = 0; this.s2 = 0; this.s3 = 0; this.s4 = 0; this.s5 = 0; this.s6 = 0
+  this.s7 = 0; this.s8 = 0; this.s9 = 0; this.s10 = 0; this.s11 = 0; this.s12 = 0; this.s13 = 0
+  this.s14 = 0; this.s15 = 0; this.s16 = 0; this.s17 = 0; this.s18 = 0; this.s19 = 0
+} as unknown as new (reserve?: boolean) => Record<string, unknown>
+LeafFields.prototype = LEAF_PROTO
+// V8 ends slack tracking after 7 objects; a few more do no harm.
+for (let i = 0; i < 10; i++) new LeafFields(true) // eslint-disable-line no-new
 
 /**
  * An empty object to build an envelope's fields in when they are to be signed in a batch
@@ -678,7 +697,7 @@ const LEAF_PROTO = Object.create(Object.prototype, {
  * it the envelope as it is, instead of copying it onto this prototype.
  */
 export function newLeafFields (): Record<string, unknown> {
-  return Object.create(LEAF_PROTO) as Record<string, unknown>
+  return new LeafFields()
 }
 
 /**
@@ -746,7 +765,7 @@ export function signPrepared (prepared: readonly PreparedEnvelope[], key: AgentK
   const batch = new SignedBatch(key.id, sig, leaves, prepared.map(p => p.unsigned))
   return prepared.map((p, i) => {
     const f = p.fields as unknown as Record<string, unknown>
-    const env = leafObject(Object.getPrototypeOf(f) === LEAF_PROTO ? f : Object.assign(Object.create(LEAF_PROTO) as Record<string, unknown>, f), p.id, batch, i)
+    const env = leafObject(Object.getPrototypeOf(f) === LEAF_PROTO ? f : Object.assign(new LeafFields(), f), p.id, batch, i)
     // Its exact wire size only when the most `sig` and `bp` can add might reach the limit.
     if (p.unsigned.length + MAX_WIRE_OVERHEAD <= LIMITS.maxEnvelopeBytes) return env
     const size = wireSize(env)
@@ -847,12 +866,12 @@ export class LeafFailure {
  */
 export function decodeLeafFields (bytes: Uint8Array, maxBytes: number = LIMITS.maxEnvelopeBytes): EnvelopeFields | LeafFailure {
   if (bytes.length > maxBytes) return new LeafFailure('too-large', `${bytes.length} bytes > ${maxBytes}`)
-  let fields = Object.create(LEAF_PROTO) as Record<string, unknown>
+  let fields = new LeafFields()
   const fast = decodeCanonicalMap(bytes, OMIT_NONE, fields, ENVELOPE_KEYS)
   if (fast === undefined) {
     const slow = decodeGeneral(bytes)
     if (!slow.ok) return new LeafFailure(slow.reason, slow.detail)
-    fields = Object.assign(Object.create(LEAF_PROTO) as Record<string, unknown>, slow.value)
+    fields = Object.assign(new LeafFields(), slow.value)
   }
   const problem = checkFields(fields)
   if (problem != null) return new LeafFailure('bad-field', problem)
@@ -887,7 +906,7 @@ export class LeafDecoder {
     if (bytes.length <= this.maxBytes) {
       for (const layout of this.layouts) {
         if (layout.bytes[0] !== bytes[0]) continue
-        const f = Object.create(LEAF_PROTO) as Record<string, unknown>
+        const f = new LeafFields()
         if (decodeMapLike(bytes, layout, f) && checkTsNonce(f) === undefined && checkDelivery(f) === undefined && checkBody(f) === undefined) {
           this.repeated++
           return f as unknown as EnvelopeFields
@@ -940,6 +959,9 @@ export function leafWireSize (u: Uint8Array, n: number, i: number): number {
   return u.length - head(count) + head(count + 2) + 4 + 66 + bp
 }
 
+/** Where leafWire splices (spliceWire reads it before it returns): no object per envelope. */
+const leafMarks = { v: 0, net: 0 }
+
 function leafWire (batch: SignedBatch, i: number): Uint8Array {
   return spliceLeafWire(batch.unsigned[i] as Uint8Array, batch.sig, batch.proof(i))
 }
@@ -950,7 +972,9 @@ function leafWire (batch: SignedBatch, i: number): Uint8Array {
  * A view into a shared slab, as every encoder output.
  */
 export function spliceLeafWire (u: Uint8Array, sig: Uint8Array, bp: BatchProof): Uint8Array {
-  return spliceWire(u, { v: mapEntryEnd(u, 'v'), net: mapEntryEnd(u, 'net') }, sig, bp)
+  leafMarks.v = mapEntryEnd(u, 'v')
+  leafMarks.net = mapEntryEnd(u, 'net')
+  return spliceWire(u, leafMarks, sig, bp)
 }
 
 /** Lenient decode, then a re-encode compared byte for byte: tells garbage from non-canonical CBOR. */
@@ -1046,7 +1070,8 @@ function checkDelivery (f: Record<string, unknown>): string | undefined {
   if (f.dlv === undefined) return undefined
   if (f.dlv == null || typeof f.dlv !== 'object' || Array.isArray(f.dlv) || f.dlv instanceof Uint8Array) return 'dlv must be a map'
   const d = f.dlv as Record<string, unknown>
-  for (const k of Object.keys(d)) if (!DELIVERY_NAMES.has(k)) return `unknown delivery field ${JSON.stringify(k)}`
+  // Its own keys, as Object.keys lists them, without the array Object.keys makes (once per leaf).
+  for (const k in d) if (Object.hasOwn(d, k) && !DELIVERY_NAMES.has(k)) return `unknown delivery field ${JSON.stringify(k)}`
   if (d.ack !== undefined && typeof d.ack !== 'boolean') return 'dlv.ack must be a boolean'
   if (d.dedup !== undefined && typeof d.dedup !== 'boolean') return 'dlv.dedup must be a boolean'
   if (d.durable !== undefined && typeof d.durable !== 'boolean') return 'dlv.durable must be a boolean'

@@ -3,10 +3,9 @@
  * the check returns a reason value, the caller counts it (RejectionCounter) and drops the
  * message; nothing is thrown and nothing is forwarded.
  */
-import type { MessageId, NetworkId } from './ids.ts'
+import type { AgentId, MessageId, NetworkId } from './ids.ts'
 import { MAX_BATCH, SignedBatch, batchSigningInput, merkleRootOfDigests, putDigest, sha256Latin1, type VerifiedRoots } from './batch.ts'
-import { LeafDecoder, LeafFailure, decodeEnvelope, envelopePayload, idOfDigest, leafEnvelope, LIMITS, type DecodeFailure, type Envelope, type EnvelopeFields } from './envelope.ts'
-import type { AgentId, MessageId as Id } from './ids.ts'
+import { LeafDecoder, LeafFailure, decodeEnvelope, envelopePayload, idOfDigest, leafEnvelope, LIMITS, type DecodeFailure, type Envelope } from './envelope.ts'
 import { verifyByDid } from './keys.ts'
 
 /** What verifyIngress checks: the envelope itself. */
@@ -102,43 +101,45 @@ export function checkBatch (sig: Uint8Array, elements: readonly Uint8Array[], ho
   // Every leaf's digest, packed (leaf i at 32·i): no array of its own per leaf.
   const digests = new Uint8Array(32 * n)
   const unsigned: Array<Uint8Array | undefined> = new Array(n)
-  // The carried envelopes: fields, leaf index and id, in leaf order.
-  const fields: EnvelopeFields[] = []
-  const index: number[] = []
-  const ids: Id[] = []
-  let signer: AgentId | undefined
+  let carried = 0
+  for (let i = 0; i < n; i++) if (elements[i].length !== LEAF_HASH_BYTES) carried++
+  if (carried === 0) return { ok: false, reason: 'malformed', detail: 'a batch frame carries at least one envelope' }
+  // The carried envelopes in leaf order, each made (id, batch, leaf index) as soon as it is
+  // decoded and hashed — none leaves here unless the batch verifies —, then replaced in
+  // place by its ingress result: one array of the right size, none per field.
+  const out: Array<Envelope | IngressResult> = new Array(carried)
+  let k = 0
+  const levels: string[][] | undefined = opts.keepTree === true ? [] : undefined
+  // Made with the first carried envelope (its sender is the signer); the digests, unsigned
+  // bytes and levels it holds are filled in below.
+  let batch: SignedBatch | undefined
   const decoder = new LeafDecoder(opts.maxBytes)
   for (let i = 0; i < n; i++) {
     const e = elements[i]
     if (e.length === LEAF_HASH_BYTES) { digests.set(e, 32 * i); continue }
     const f = decoder.decode(e)
     if (f instanceof LeafFailure) return { ok: false, reason: f.reason, detail: `leaf ${i}: ${f.detail}` }
-    if (signer === undefined) signer = f.from
-    else if (f.from !== signer) return { ok: false, reason: 'bad-field', detail: `leaf ${i} is from ${f.from}, the batch from ${signer}` }
+    if (batch === undefined) batch = new SignedBatch(f.from, sig, digests, unsigned, undefined, levels)
+    else if (f.from !== batch.signer) return { ok: false, reason: 'bad-field', detail: `leaf ${i} is from ${f.from}, the batch from ${batch.signer}` }
     putDigest(digests, 32 * i, sha256Latin1(e))
     unsigned[i] = e
-    fields.push(f)
-    index.push(i)
-    ids.push(idOfDigest(digests, 32 * i, 32))
+    out[k++] = leafEnvelope(f, idOfDigest(digests, 32 * i, 32), batch, i)
   }
-  if (signer === undefined) return { ok: false, reason: 'malformed', detail: 'a batch frame carries at least one envelope' }
-  const levels: string[][] | undefined = opts.keepTree === true ? [] : undefined
+  const signer = (batch as SignedBatch).signer as AgentId
   const root = merkleRootOfDigests(digests, n, levels)
   const roots = opts.roots
   // Cached as root ‖ signature: a frame is taken as verified only when this very root was
   // signed with this signature — never because it is some inner node of a verified tree.
-  if (roots?.has(signer, root, sig) === true) roots.hits += fields.length
+  if (roots?.has(signer, root, sig) === true) roots.hits += carried
   else {
     if (roots !== undefined) roots.checks++
     if (!verifyByDid(signer, batchSigningInput(root), sig)) return { ok: false, reason: 'bad-signature', detail: `batch signature does not verify for ${signer} over the root of its ${n} leaves` }
     // Envelopes of the batch that come alone, with `bp`, then verify by hashes.
     roots?.add(signer, root, sig)
-    if (roots !== undefined) roots.hits += fields.length - 1
+    if (roots !== undefined) roots.hits += carried - 1
   }
-  const batch = new SignedBatch(signer, sig, digests, unsigned, undefined, levels)
-  const results: IngressResult[] = new Array(fields.length)
-  for (let k = 0; k < fields.length; k++) results[k] = checkContext(leafEnvelope(fields[k], ids[k], batch, index[k]), hopCount, opts, now)
-  return { ok: true, batch, results }
+  for (let j = 0; j < carried; j++) out[j] = checkContext(out[j] as Envelope, hopCount, opts, now)
+  return { ok: true, batch: batch as SignedBatch, results: out as IngressResult[] }
 }
 
 /** checkEnvelopeContext, and a compressed payload must inflate within the size limit. */

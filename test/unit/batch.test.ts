@@ -20,7 +20,7 @@ import { randomBytes } from 'node:crypto'
 import { base32Multibase } from '../../src/core/envelope.ts'
 import { encodeBatchFrame, encodeDataFrame, decodeFrame } from '../../src/net/frames.ts'
 import { checkBatch, type IngressOptions } from '../../src/core/ingress.ts'
-import { batchOf, decodeUnsigned, wireSize } from '../../src/core/envelope.ts'
+import { batchOf, decodeUnsigned, leafIndexOf, wireSize } from '../../src/core/envelope.ts'
 import { SignedBatch, merkleRoot, merkleRootOfDigests, proofLength } from '../../src/core/batch.ts'
 import { VECTORS_FILE } from '../../scripts/gen-vectors.ts'
 import type { NetworkId, Topic } from '../../src/core/ids.ts'
@@ -310,6 +310,17 @@ describe('one-pass canonical reader and direct encoders', () => {
     }
   })
 
+  test('short ASCII strings (kept by their bytes, up to 7 characters) read back as they were, each length and value apart', () => {
+    const strings = ['', '\u0000', 'a', '\u0000a', 'a\u0000', '\u007f\u007f\u007f\u007f\u007f\u007f', '\u0000\u0000\u0000\u0000\u0000\u0000\u0001',
+      'durable', 'durablf', 'retries', 'replyTo', '\u007f\u007f\u007f\u007f\u007f\u007f\u007f', 'eightchr', 'ab', 'ba', 'abcdefg', 'abcdefh', 'bcdefga']
+    for (let round = 0; round < 2; round++) {
+      const got = decodeCanonical(dagCbor.encode(strings)) as string[]
+      assert.deepEqual(got, strings, `round ${round}`)
+      const m = decodeCanonical(dagCbor.encode(Object.fromEntries(strings.map((k, i) => [k, i])))) as Record<string, number>
+      for (const [i, k] of strings.entries()) assert.equal(m[k], i, JSON.stringify(k))
+    }
+  })
+
   test('the fast reader refuses every non-canonical or unsupported encoding (the general path then decides)', () => {
     const cases: Record<string, string> = {
       'non-minimal int': 'a1617618 01',
@@ -383,6 +394,8 @@ describe('one-pass canonical reader and direct encoders', () => {
     const got = r.results.map(x => { assert.ok(x.ok); return x.envelope })
     assert.deepEqual(got.map(e => e.id), envs.filter((_, i) => i % 3 !== 0).map(e => e.id))
     assert.equal(opts.roots?.checks, 1)
+    // Each carried envelope is made as its leaf is read: frozen, of the returned batch, at its own leaf index.
+    for (const e of got) assert.ok(Object.isFrozen(e) && batchOf(e) === r.batch && leafIndexOf(e) === envs.findIndex(x => x.id === e.id))
     for (const e of got) {
       // Derived on demand: the same proof and wire bytes the signer made.
       const orig = envs[e.bp?.i ?? -1]

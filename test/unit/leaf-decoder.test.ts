@@ -119,12 +119,31 @@ describe('LeafDecoder', () => {
     }
     assert.ok(d.repeated >= 14, `${d.repeated} of 16 read against a layout`)
     const good = fields(4, { mode: 'direct', to: [key.id], dlv: { seq: 2000, durable: true } })
-    for (const dlv of [{ seq: 'x', durable: true }, { seq: 1, durable: 1 }, { seq: 1.5, durable: true }, { seq: 1, durable: true, ack: 'yes' }, { seq: 2 ** 60, durable: true }]) {
+    for (const dlv of [{ seq: 1, durable: true, extra: true }, { seq: 'x', durable: true }, { seq: 1, durable: 1 }, { seq: 1.5, durable: true }, { seq: 1, durable: true, ack: 'yes' }, { seq: 2 ** 60, durable: true }]) {
       const bytes = dagCbor.encode({ ...good, dlv })
       const got = d.decode(bytes)
       assert.ok(got instanceof LeafFailure, JSON.stringify(dlv))
       assert.deepEqual(verdict(got), verdict(decodeLeafFields(bytes)))
     }
+  })
+
+  test('a repeated recipient list is a new array per envelope: changing one changes neither the others nor the leaves read after it', () => {
+    const d = new LeafDecoder()
+    const other = generateAgentKey()
+    const got: EnvelopeFields[] = []
+    for (let i = 0; i < 8; i++) {
+      const bytes = encodeEnvelopeFields(fields(4 * i, { mode: 'multicast', to: [key.id, other.id], dlv: { seq: i } }))
+      const f = d.decode(bytes)
+      assert.ok(!(f instanceof LeafFailure))
+      assert.deepEqual(verdict(f), verdict(decodeLeafFields(bytes)), `leaf ${i}`)
+      got.push(f)
+      // The caller's array is its own: what it does to it stays there.
+      ;(f.to as string[]).push('x')
+      ;(f.to as string[])[0] = 'y'
+    }
+    assert.ok(d.repeated >= 6, `${d.repeated} of 8 read against a layout`)
+    for (const f of got) assert.deepEqual(f.to, ['y', other.id, 'x'])
+    assert.equal(new Set(got.map(f => f.to)).size, got.length)
   })
 
   test('a leaf over the size limit is refused before any layout is tried', () => {
