@@ -12,7 +12,7 @@ import { batchOf, decodeEnvelope, encodeEnvelopeFields, signEnvelopes, type Enve
 import type { NetworkId } from '../../src/core/ids.ts'
 import { decodeRequest, decodeResponse, MAX_PUTS, MAX_PUTS_BYTES, type DurableAnswer } from '../../src/delivery/wire.ts'
 import { PUTS_PER_REQUEST } from '../../src/delivery/put-batch.ts'
-import { PutBatcher, type PutTarget } from '../../src/delivery/put-batch.ts'
+import { PutBatcher, type PutTarget, type PutWaiter } from '../../src/delivery/put-batch.ts'
 import type { Message, Subscription } from '../../src/node/types.ts'
 import { Nodes, within } from '../helpers/api.ts'
 import { plainDurablePeer } from '../helpers/peers.ts'
@@ -167,6 +167,52 @@ describe('PutBatcher', () => {
     release()
     assert.equal((await p2).ok, true)
     await assert.rejects(b.put(target, new Uint8Array([3]), ac.signal), /abort/)
+  })
+
+  test('putTo tells each waiter once: its answer, the request\'s failure, or its abort (then nothing more); the abort listener goes with the answer', async () => {
+    let n = 0
+    let release!: () => void
+    const gate = new Promise<void>(resolve => { release = resolve })
+    const b = new PutBatcher(async (_t, es) => {
+      n++
+      if (n === 2) throw new Error('link down')
+      await gate
+      return es.map((e): DurableAnswer => e[0] === 2 ? { ok: false, code: 'QuotaExceededError', msg: 'full' } : { ok: true, st: 'stored' })
+    })
+    const told: string[][] = [[], [], [], [], []]
+    const waiter = (i: number): PutWaiter<Uint8Array> => ({
+      e: new Uint8Array([i]),
+      answered: (a) => { told[i].push(a.ok ? 'ok' : a.code) },
+      failed: (err) => { told[i].push(err.message) }
+    })
+    const aborted = new AbortController()
+    const kept = new AbortController()
+    let listeners = 0
+    const add = kept.signal.addEventListener.bind(kept.signal)
+    const remove = kept.signal.removeEventListener.bind(kept.signal)
+    kept.signal.addEventListener = ((...args: Parameters<AbortSignal['addEventListener']>) => { listeners++; add(...args) }) as AbortSignal['addEventListener']
+    kept.signal.removeEventListener = ((...args: Parameters<AbortSignal['removeEventListener']>) => { listeners--; remove(...args) }) as AbortSignal['removeEventListener']
+    b.putTo(target, waiter(0), kept.signal)
+    b.putTo(target, waiter(1), aborted.signal)
+    b.putTo(target, waiter(2))
+    assert.equal(listeners, 1)
+    await new Promise(resolve => setImmediate(resolve))
+    aborted.abort(new Error('gave up'))
+    // The request in flight when the others come: they go in the next one, which fails.
+    b.putTo({ peer: 'p2', addrs: [] }, waiter(3))
+    await new Promise(resolve => setImmediate(resolve))
+    release()
+    await new Promise(resolve => setImmediate(resolve))
+    await new Promise(resolve => setImmediate(resolve))
+    assert.deepEqual(told.slice(0, 3), [['ok'], ['durable put aborted'], ['QuotaExceededError']])
+    assert.deepEqual(told[3], ['link down'])
+    assert.equal(listeners, 0)
+    kept.abort(new Error('late'))
+    const early = new AbortController()
+    early.abort(new Error('before'))
+    b.putTo(target, waiter(4), early.signal)
+    assert.deepEqual(told[4], ['durable put aborted'])
+    assert.deepEqual(told[0], ['ok'])
   })
 })
 
