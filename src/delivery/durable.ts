@@ -1385,17 +1385,23 @@ export class DurableService {
     const options = t.timeoutMs != null ? { timeoutMs: t.timeoutMs } : {}
     const l = batch.leaves.slice()
     const carried: number[] = []
+    // Given in leaf order, each once (the agent's sends of one batch, as they came): the answers are in the order given.
+    let inOrder = true
     for (const env of envs) {
       const i = leafIndexOf(env)
-      if (l[i] === batch.leaves[i]) carried.push(i)
+      if (l[i] === batch.leaves[i]) {
+        if (carried.length > 0 && carried[carried.length - 1] > i) inOrder = false
+        carried.push(i)
+      } else inOrder = false
       l[i] = batch.unsigned[i] as Uint8Array
     }
-    carried.sort((a, b) => a - b)
+    if (!inOrder) carried.sort((a, b) => a - b)
     const res = await this.request(t.peer, t.addrs, { op: 'putb', s: batch.sig, l, home: t.home, ho: t.ho }, options)
     let rs: DurableAnswer[]
     if (res.rs === undefined && res.st !== undefined && res.n === undefined) rs = carried.map(() => ({ ok: true, st: res.st }))
     else if (res.rs?.length === carried.length) rs = res.rs
     else throw new UnreachableError(`node ${t.peer} answered ${res.rs?.length ?? 0} of ${carried.length} durable puts`)
+    if (inOrder) return rs
     // Answers come in leaf order: back to the order given.
     const at = new Map<number, DurableAnswer>()
     for (let j = 0; j < carried.length; j++) at.set(carried[j], rs[j])

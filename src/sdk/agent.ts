@@ -86,6 +86,8 @@ interface Queued {
 }
 
 const NO_OPTIONS: SendOptions = Object.freeze({})
+/** No extra fields (one object for every send that has none). */
+const NO_EXTRA: Partial<EnvelopeFields> = Object.freeze({})
 const ignore = (): void => {}
 
 function isThenable<T> (v: T | Promise<T>): v is Promise<T> {
@@ -512,7 +514,7 @@ export class AgentImpl implements Agent {
         // promise returned is the one the transport's answer settles (no `async` layer).
         // With the memo: sends to the same agent repeat every member but ts, nonce, body and
         // dlv.seq, checked and encoded in full once (FieldsMemo).
-        const p = prepareOwnedEnvelope(this.fields('direct', { to: [id] }, payload, options, {}, seq), this.key, this.checkedFields)
+        const p = prepareOwnedEnvelope(this.fields('direct', { to: [id] }, payload, options, NO_EXTRA, seq), this.key, this.checkedFields)
         return new Promise<SendResult>((resolve, reject) => { this.queuePublication({ p, options, resolve, reject }) })
       }
     } catch (err) {
@@ -522,7 +524,7 @@ export class AgentImpl implements Agent {
   }
 
   private async sendChecked (id: AgentId, payload: Payload, options: SendOptions, seq: number | undefined): Promise<SendResult> {
-    const env = await this.checked('direct', { to: [id] }, payload, options, {}, seq)
+    const env = await this.checked('direct', { to: [id] }, payload, options, NO_EXTRA, seq)
     return await this.transport.submit(env, options)
   }
 

@@ -255,6 +255,23 @@ describe('batched durable sends between nodes', () => {
     const rejected = await a.log({ event: 'sent', status: 'failed' })
     assert.equal(rejected.records.length, 7)
   })
+  test('sends of one batch submitted out of leaf order: each gets its own answer', async () => {
+    const b = await nodes.start({ store: { quota: { senderCount: 3 } } })
+    const a = await nodes.start({ bootstrap: [b.multiaddrs()[0]] })
+    const dave = await b.agent('dave-batch')
+    await a.waitForAgent(dave.id)
+    const key = generateAgentKey()
+    const envs = signEnvelopes(Array.from({ length: 6 }, (_, i): EnvelopeFields => ({
+      v: 1, net: a.network, mode: 'direct', type: 'inform', from: key.id, to: [dave.id], ts: Date.now(), ttl: 60, hops: 4, prio: 1,
+      dlv: { seq: i + 1, durable: true }, ct: 'application/octet-stream', body: new Uint8Array([i])
+    })), key)
+    // One request, leaves 5 … 0 as given: the home stores in leaf order, so leaves 0–2 fit the
+    // quota and 3–5 are refused — each answer must reach its own envelope's caller.
+    const reversed = [5, 4, 3, 2, 1, 0]
+    const results = await Promise.allSettled(reversed.map(async i => await a.transport.submit(envs[i])))
+    assert.deepEqual(results.map(r => r.status === 'fulfilled' ? r.value.id : (r.reason as { code?: string }).code), reversed.map(i => i < 3 ? envs[i].id : 'QuotaExceededError'))
+    assert.equal((await b.store.stats(dave.id)).inbox.count, 3)
+  })
 })
 
 describe('putb from a plain libp2p peer', () => {
