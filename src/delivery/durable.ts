@@ -36,7 +36,7 @@ import {
 } from '../core/errors.ts'
 import type { Net } from '../net/libp2p.ts'
 import { decodeAgentRecord, decodeNodeRecord, encodeAgentRecord, encodeNodeRecord, type AgentRecord, type NodeRecord, type NodeRole } from '../net/records.ts'
-import type { Endpoint } from '../routing/types.ts'
+import type { Endpoint, SubmitSink } from '../routing/types.ts'
 import type { AbortOptions, Logger, SendResult } from '../node/types.ts'
 import * as storeErrors from '../store/errors.ts'
 import { MessageExpiredError, QuotaExceededError } from '../store/errors.ts'
@@ -45,7 +45,7 @@ import type { LogRecorder, Observe } from '../log/recorder.ts'
 import { chooseReplicas, type StorageCandidate } from './replicas.ts'
 import { decodeReceiptList, encodeReceiptList, isReceipt, parseReceipt, PENDING_RECEIPTS_FILE, verifyReceipt } from './receipts.ts'
 import { DataFile } from './data-file.ts'
-import { PutBatcher, PUTS_PER_REQUEST, type PutTarget } from './put-batch.ts'
+import { PutBatcher, PUTS_PER_REQUEST, type PutTarget, type PutWaiter } from './put-batch.ts'
 import { DurableClient, durableProtocol, MAX_ACK_IDS, MAX_PUTS_BYTES, serveDurable, type DurableAnswer, type DurableRequest, type DurableResponse } from './wire.ts'
 
 /** What a durable send reports (in `SendResult.durable`). */
@@ -205,6 +205,41 @@ function requestsOf (entries: InboxEntry[]): InboxEntry[][] {
   return out
 }
 
+function outcomeOf (a: DurableAnswer & { ok: true }, home: string): DurableOutcome {
+  return { status: a.st === 'stored' || a.st == null ? 'stored' : 'duplicate', home, replicas: a.n ?? 0 }
+}
+
+/**
+ * A durable send in flight to its recipient's first home (DurableService.send): the put's
+ * waiter, holding all the send needs — one object where a promise chain was (the agent's
+ * `then`, the batcher's promise and resolvers, the answer's mapping), the caller's own
+ * promise settled from here through its sink.
+ */
+class DurableSend implements PutWaiter<Envelope> {
+  readonly e: Envelope
+  readonly rec: AgentRecord
+  readonly options: AbortOptions
+  readonly sink: SubmitSink
+  private readonly svc: DurableService
+
+  constructor (svc: DurableService, e: Envelope, rec: AgentRecord, options: AbortOptions, sink: SubmitSink) {
+    this.svc = svc
+    this.e = e
+    this.rec = rec
+    this.options = options
+    this.sink = sink
+  }
+
+  answered (a: DurableAnswer): void {
+    if (a.ok) this.sink.resolve({ id: this.e.id, confirmed: [], durable: outcomeOf(a, this.rec.home[0].id) })
+    else this.svc.sendOn(this, errorFromResponse(a.code, a.msg, a.d))
+  }
+
+  failed (err: Error): void {
+    this.svc.sendOn(this, err)
+  }
+}
+
 export class DurableService {
   private readonly c: DurableComponents
   private readonly o: Required<DurableInit>
@@ -316,22 +351,27 @@ export class DurableService {
 
   // ---- sending --------------------------------------------------------------------------
 
-  /**
-   * Submits an envelope signed by a local agent: a durable send, or a receipt. Not `async`:
-   * a durable send's promise is its put's own answer, mapped (one promise per layer less, see
-   * `send`); a check that fails rejects it.
-   */
+  /** Submits an envelope signed by a local agent: a durable send, or a receipt. A check that fails rejects it. */
   submit (env: Envelope, options: AbortOptions = {}): Promise<SendResult> {
     if (isReceipt(env)) return this.onReceipt(env)
+    return new Promise<SendResult>((resolve, reject) => { this.send(env, options, { resolve, reject }) })
+  }
+
+  /**
+   * `submit`, its outcome told to `sink` (AgentTransport.submitTo): a durable send in flight
+   * to its first home is then one record (DurableSend, the put's waiter), no promise.
+   */
+  submitTo (env: Envelope, options: AbortOptions, sink: SubmitSink): void {
+    if (isReceipt(env)) { this.onReceipt(env).then(sink.resolve, sink.reject); return }
     try {
-      return this.send(env, options)
+      this.send(env, options, sink)
     } catch (err) {
-      return Promise.reject(err)
+      sink.reject(err as Error)
     }
   }
 
   /** Checks a durable send (throws its typed error, nothing sent) and places it; a failure to place it records it `failed`. */
-  private send (env: Envelope, options: AbortOptions): Promise<SendResult> {
+  private send (env: Envelope, options: AbortOptions, sink: SubmitSink): void {
     if (env.mode !== 'direct') throw new InvalidArgumentError('durable delivery is for direct messages (one recipient)')
     if (env.replyTo != null && env.corr == null) throw new InvalidArgumentError('a request cannot be durable: its reply is awaited now')
     // wireSize: a batch-signed envelope's wire bytes (with its proof) are not built to tell its size.
@@ -340,16 +380,26 @@ export class DurableService {
     const to = (env.to as AgentId[])[0]
     this.c.observe({ event: 'sent', env, status: 'pending' })
     // The common case — the recipient's record known, its first home another node, no
-    // fall-back copies of this node's to hand over first (settleFallBack) — without
-    // an `async` layer: the put's answer goes through one `then`; a failure goes on with the
-    // next home as `placeFrom` would have.
+    // fall-back copies of this node's to hand over first (settleFallBack) — without a
+    // promise: the put's answer goes to the send's record (DurableSend), which tells the
+    // sink; a failure goes on with the next home as `placeFrom` would have (sendOn).
     const rec = this.deliveries.has(to) || this.c.hostsKey(to) ? undefined : this.c.knownAgent(to)
     const first = rec?.home[0]
-    if (rec === undefined || first === undefined || this.fellBack.has(to) || rec.home.some(h => h.id === this.c.peerId)) return this.placed(env, this.place(env, to, options))
-    return this.puts.put(this.targetOf(first), env, options.signal).then(
-      a => a.ok ? { id: env.id, confirmed: [], durable: this.outcomeOf(a, first.id) } : this.placed(env, this.placeFrom(env, to, rec, 1, errorFromResponse(a.code, a.msg, a.d), first.id, options)),
-      (err: Error) => this.placed(env, this.placeFrom(env, to, rec, 1, err, first.id, options))
-    )
+    if (rec === undefined || first === undefined || this.fellBack.has(to) || rec.home.some(h => h.id === this.c.peerId)) {
+      this.placed(env, this.place(env, to, options)).then(sink.resolve, sink.reject)
+      return
+    }
+    this.puts.putTo(this.targetOf(first), new DurableSend(this, env, rec, options, sink), options.signal)
+  }
+
+  /**
+   * A durable send whose first home did not take it (`err`: its refusal or the request's
+   * failure): the next homes, then the replica set, as `placeFrom`; its sink told the outcome.
+   * For DurableSend only.
+   */
+  sendOn (s: DurableSend, err: Error): void {
+    const env = s.e
+    this.placed(env, this.placeFrom(env, (env.to as AgentId[])[0], s.rec, 1, err, s.rec.home[0].id, s.options)).then(s.sink.resolve, s.sink.reject)
   }
 
   /** A home of an agent record as a put's target (one object per home entry, not per send). */
@@ -372,10 +422,6 @@ export class DurableService {
     }
   }
 
-  private outcomeOf (a: DurableAnswer & { ok: true }, home: string): DurableOutcome {
-    return { status: a.st === 'stored' || a.st == null ? 'stored' : 'duplicate', home, replicas: a.n ?? 0 }
-  }
-
   private async place (env: Envelope, to: AgentId, options: AbortOptions): Promise<DurableOutcome> {
     if (this.hostsAgent(to)) return await this.storeAsHome(env)
     const rec = this.c.knownAgent(to) ?? await this.c.findAgent(to, options)
@@ -394,7 +440,7 @@ export class DurableService {
       const home = rec.home[i]
       try {
         if (this.fellBack.has(to)) await this.settleFallBack(to, home)
-        return this.outcomeOf(await this.put({ peer: home.id, addrs: home.addrs }, env, options), home.id)
+        return outcomeOf(await this.put({ peer: home.id, addrs: home.addrs }, env, options), home.id)
       } catch (err) {
         this.failedHome(err as Error, home.id, options)
         lastError = err as Error
@@ -1363,17 +1409,23 @@ export class DurableService {
     const options = t.timeoutMs != null ? { timeoutMs: t.timeoutMs } : {}
     const l = batch.leaves.slice()
     const carried: number[] = []
+    // Given in leaf order, each once (the agent's sends of one batch, as they came): the answers are in the order given.
+    let inOrder = true
     for (const env of envs) {
       const i = leafIndexOf(env)
-      if (l[i] === batch.leaves[i]) carried.push(i)
+      if (l[i] === batch.leaves[i]) {
+        if (carried.length > 0 && carried[carried.length - 1] > i) inOrder = false
+        carried.push(i)
+      } else inOrder = false
       l[i] = batch.unsigned[i] as Uint8Array
     }
-    carried.sort((a, b) => a - b)
+    if (!inOrder) carried.sort((a, b) => a - b)
     const res = await this.request(t.peer, t.addrs, { op: 'putb', s: batch.sig, l, home: t.home, ho: t.ho }, options)
     let rs: DurableAnswer[]
     if (res.rs === undefined && res.st !== undefined && res.n === undefined) rs = carried.map(() => ({ ok: true, st: res.st }))
     else if (res.rs?.length === carried.length) rs = res.rs
     else throw new UnreachableError(`node ${t.peer} answered ${res.rs?.length ?? 0} of ${carried.length} durable puts`)
+    if (inOrder) return rs
     // Answers come in leaf order: back to the order given.
     const at = new Map<number, DurableAnswer>()
     for (let j = 0; j < carried.length; j++) at.set(carried[j], rs[j])

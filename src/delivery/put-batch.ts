@@ -36,9 +36,61 @@ export interface PutTarget {
   timeoutMs?: number
 }
 
-interface Waiter<T> { e: T, resolve: (a: DurableAnswer) => void, reject: (err: Error) => void }
+/**
+ * What waits for one put's answer (`putTo`): the caller's own record of the put, told once —
+ * `answered` with its answer (which may be a refusal: `ok: false`) or `failed` when the
+ * request as a whole failed. Neither may throw (the other puts of the request are told
+ * after it).
+ */
+export interface PutWaiter<T> {
+  readonly e: T
+  answered: (a: DurableAnswer) => void
+  failed: (err: Error) => void
+}
 
-interface Pending<T> { key: string, target: PutTarget, items: Array<Waiter<T>>, bytes: number }
+/** `put`'s waiter: settles its promise. */
+class PromiseWaiter<T> implements PutWaiter<T> {
+  readonly e: T
+  readonly answered: (a: DurableAnswer) => void
+  readonly failed: (err: Error) => void
+  constructor (e: T, resolve: (a: DurableAnswer) => void, reject: (err: Error) => void) {
+    this.e = e
+    this.answered = resolve
+    this.failed = reject
+  }
+}
+
+/** A waiter whose caller may give up (its signal): told once — the abort or the answer, whichever comes first. */
+class AbortableWaiter<T> implements PutWaiter<T> {
+  readonly e: T
+  private readonly w: PutWaiter<T>
+  private readonly signal: AbortSignal
+  private done = false
+  private readonly onAbort = (): void => { this.failed(abortReason(this.signal, 'durable put')) }
+  constructor (w: PutWaiter<T>, signal: AbortSignal) {
+    this.e = w.e
+    this.w = w
+    this.signal = signal
+    signal.addEventListener('abort', this.onAbort, { once: true })
+  }
+
+  answered (a: DurableAnswer): void {
+    if (this.settle()) this.w.answered(a)
+  }
+
+  failed (err: Error): void {
+    if (this.settle()) this.w.failed(err)
+  }
+
+  private settle (): boolean {
+    if (this.done) return false
+    this.done = true
+    this.signal.removeEventListener('abort', this.onAbort)
+    return true
+  }
+}
+
+interface Pending<T> { key: string, target: PutTarget, items: Array<PutWaiter<T>>, bytes: number }
 
 /** Sends one batch: resolves with one answer per envelope, in order, or rejects when the request as a whole failed. */
 export type SendPuts<T> = (target: PutTarget, es: T[]) => Promise<DurableAnswer[]>
@@ -65,14 +117,22 @@ export class PutBatcher<T = Uint8Array> {
     this.sizeOf = sizeOf
   }
 
-  /**
-   * Queues a put; resolves with its own answer (which may be a refusal: `ok: false`). Not
-   * `async`: without a signal the promise returned is the one the batch's answer settles.
-   */
+  /** Queues a put; resolves with its own answer (which may be a refusal: `ok: false`). */
   put (target: PutTarget, e: T, signal?: AbortSignal): Promise<DurableAnswer> {
-    if (signal?.aborted === true) return Promise.reject(abortReason(signal, 'durable put'))
+    return new Promise<DurableAnswer>((resolve, reject) => { this.putTo(target, new PromiseWaiter(e, resolve, reject), signal) })
+  }
+
+  /**
+   * Queues the put of `w.e`; `w` is told its answer (PutWaiter). No promise: a caller with a
+   * record per put (the durable sends in flight) needs nothing else per put here.
+   */
+  putTo (target: PutTarget, w: PutWaiter<T>, signal?: AbortSignal): void {
+    if (signal != null) {
+      if (signal.aborted) { w.failed(abortReason(signal, 'durable put')); return }
+      w = new AbortableWaiter(w, signal)
+    }
     const key = this.keyOf(target)
-    const size = this.sizeOf(e)
+    const size = this.sizeOf(w.e)
     let p = this.pending.get(key)
     if (p != null && p.bytes + size > MAX_PUTS_BYTES) {
       this.pending.delete(key)
@@ -83,8 +143,7 @@ export class PutBatcher<T = Uint8Array> {
       p = { key, target, items: [], bytes: 0 }
       this.pending.set(key, p)
     }
-    const { promise, resolve, reject } = Promise.withResolvers<DurableAnswer>()
-    p.items.push({ e, resolve, reject })
+    p.items.push(w)
     p.bytes += size
     if (p.items.length >= PUTS_PER_REQUEST) {
       // Full: on its way now, while the caller prepares the next ones.
@@ -97,10 +156,6 @@ export class PutBatcher<T = Uint8Array> {
         queueMicrotask(() => { this.soon = false; this.flushIdle() })
       }
     } else this.scheduled ??= setImmediate(() => { this.flush() })
-    if (signal == null) return promise
-    const onAbort = (): void => { reject(abortReason(signal, 'durable put')) }
-    signal.addEventListener('abort', onAbort, { once: true })
-    return promise.finally(() => { signal.removeEventListener('abort', onAbort) })
   }
 
   /** The batch key of a target: the same target object as the last put's gets the same string, built once. */
@@ -142,12 +197,12 @@ export class PutBatcher<T = Uint8Array> {
       answered()
       for (let i = 0; i < p.items.length; i++) {
         const a = answers[i]
-        if (a != null) p.items[i].resolve(a)
-        else p.items[i].reject(new Error(`durable puts answered ${answers.length} of ${p.items.length} envelopes`))
+        if (a != null) p.items[i].answered(a)
+        else p.items[i].failed(new Error(`durable puts answered ${answers.length} of ${p.items.length} envelopes`))
       }
     }, (err: Error) => {
       answered()
-      for (const w of p.items) w.reject(err)
+      for (const w of p.items) w.failed(err)
     })
   }
 }

@@ -146,6 +146,7 @@ export class MeshNodeImpl implements MeshNode {
     this.transport = {
       // No async wrapper: both return their promise and never throw (one promise less per message).
       submit: (env, options) => durable.handles(env) ? durable.submit(env, options) : router.submit(env, options),
+      submitTo: (env, options, sink) => { if (durable.handles(env)) durable.submitTo(env, options, sink); else router.submit(env, options).then(sink.resolve, sink.reject) },
       publishNow: (env) => { router.publishNow(env) },
       sendNow: (env) => { if (durable.handles(env)) durable.submit(env).catch(() => {}); else router.sendNow(env) },
       queuedBytes: () => router.topics.queuedBytes(),

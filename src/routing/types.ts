@@ -30,10 +30,22 @@ export interface ByteStream extends AsyncIterable<Uint8Array> {
   abort: (err: Error) => void
 }
 
+/** Told the outcome of one `submitTo`, once: `resolve` with what `submit` resolves with, or `reject`. */
+export interface SubmitSink {
+  resolve: (r: SendResult) => void
+  reject: (err: Error) => void
+}
+
 /** What an agent needs from the node it is attached to. */
 export interface AgentTransport {
   /** Routes a signed envelope; resolves per its delivery options (confirmation, retries). */
   submit: (env: Envelope, options?: AbortOptions) => Promise<SendResult>
+  /**
+   * In-process transports: `submit` with its outcome told to `sink` (which must not throw)
+   * instead of a promise — the SDK's awaited sends pass the record it keeps for the call
+   * anyway, and a durable send then needs no promise of its own between agent and put.
+   */
+  submitTo?: (env: Envelope, options: AbortOptions, sink: SubmitSink) => void
   /**
    * In-process transports: publishes a signed topic or broadcast envelope synchronously,
    * without a promise (the SDK's buffered publish path). Errors are counted, not thrown.

@@ -21,7 +21,7 @@ import { isReceipt, MAX_RECEIPT_IDS, receiptPayload } from '../delivery/receipts
 import type {
   AbortOptions, Agent, AgentStream, Message, MessagesOptions, Payload, RequestHandler, RequestOptions, SendOptions, SendResult, StreamHandler, SubscribeOptions, Subscription
 } from '../node/types.ts'
-import type { AgentTransport, ByteStream, Endpoint } from '../routing/types.ts'
+import type { AgentTransport, ByteStream, Endpoint, SubmitSink } from '../routing/types.ts'
 import { deliveryNow, toMessage } from './message.ts'
 import { AgentConversations, type AgentSemantics, type ConversationEvent, type ConversationInfo } from './conversations.ts'
 import { randomUUID } from 'node:crypto'
@@ -78,13 +78,16 @@ export const PUBLISH_LOW_WATER_BYTES = 1024 * 1024
 export const PUBLISH_MAX_INFLIGHT = 128
 
 interface Queued {
-  p: PreparedEnvelope
+  /** Until signed (then dropped: an awaited send's record lives on as its sink, `submitTo`). */
+  p: PreparedEnvelope | undefined
   options?: SendOptions
   resolve?: (r: SendResult) => void
   reject?: (e: Error) => void
 }
 
 const NO_OPTIONS: SendOptions = Object.freeze({})
+/** No extra fields (one object for every send that has none). */
+const NO_EXTRA: Partial<EnvelopeFields> = Object.freeze({})
 const ignore = (): void => {}
 
 function isThenable<T> (v: T | Promise<T>): v is Promise<T> {
@@ -365,7 +368,7 @@ export class AgentImpl implements Agent {
     this.batch = []
     let envs: Envelope[]
     try {
-      envs = signPrepared(items.map(q => q.p), this.key)
+      envs = signPrepared(items.map(q => q.p as PreparedEnvelope), this.key)
     } catch (err) {
       for (const q of items) {
         if (q.reject != null) q.reject(err as Error)
@@ -377,8 +380,13 @@ export class AgentImpl implements Agent {
     for (let i = 0; i < items.length; i++) {
       const q = items[i]
       const env = envs[i]
-      if (q.resolve != null) t.submit(env, q.options).then(q.resolve, q.reject)
-      else if (t.publishNow != null) {
+      if (q.resolve != null) {
+        // In process: the record is the sink (no promise of the transport's, no `then`).
+        if (t.submitTo != null) {
+          q.p = undefined
+          t.submitTo(env, q.options ?? NO_OPTIONS, q as SubmitSink)
+        } else t.submit(env, q.options).then(q.resolve, q.reject)
+      } else if (t.publishNow != null) {
         try { t.publishNow(env) } catch (err) { this.bufferedError ??= err as Error }
       } else {
         // A transport without a synchronous path (a remote agent's WebSocket): one submit
@@ -506,7 +514,7 @@ export class AgentImpl implements Agent {
         // promise returned is the one the transport's answer settles (no `async` layer).
         // With the memo: sends to the same agent repeat every member but ts, nonce, body and
         // dlv.seq, checked and encoded in full once (FieldsMemo).
-        const p = prepareOwnedEnvelope(this.fields('direct', { to: [id] }, payload, options, {}, seq), this.key, this.checkedFields)
+        const p = prepareOwnedEnvelope(this.fields('direct', { to: [id] }, payload, options, NO_EXTRA, seq), this.key, this.checkedFields)
         return new Promise<SendResult>((resolve, reject) => { this.queuePublication({ p, options, resolve, reject }) })
       }
     } catch (err) {
@@ -516,7 +524,7 @@ export class AgentImpl implements Agent {
   }
 
   private async sendChecked (id: AgentId, payload: Payload, options: SendOptions, seq: number | undefined): Promise<SendResult> {
-    const env = await this.checked('direct', { to: [id] }, payload, options, {}, seq)
+    const env = await this.checked('direct', { to: [id] }, payload, options, NO_EXTRA, seq)
     return await this.transport.submit(env, options)
   }
 

@@ -12,7 +12,7 @@ import { batchOf, decodeEnvelope, encodeEnvelopeFields, signEnvelopes, type Enve
 import type { NetworkId } from '../../src/core/ids.ts'
 import { decodeRequest, decodeResponse, MAX_PUTS, MAX_PUTS_BYTES, type DurableAnswer } from '../../src/delivery/wire.ts'
 import { PUTS_PER_REQUEST } from '../../src/delivery/put-batch.ts'
-import { PutBatcher, type PutTarget } from '../../src/delivery/put-batch.ts'
+import { PutBatcher, type PutTarget, type PutWaiter } from '../../src/delivery/put-batch.ts'
 import type { Message, Subscription } from '../../src/node/types.ts'
 import { Nodes, within } from '../helpers/api.ts'
 import { plainDurablePeer } from '../helpers/peers.ts'
@@ -168,6 +168,52 @@ describe('PutBatcher', () => {
     assert.equal((await p2).ok, true)
     await assert.rejects(b.put(target, new Uint8Array([3]), ac.signal), /abort/)
   })
+
+  test('putTo tells each waiter once: its answer, the request\'s failure, or its abort (then nothing more); the abort listener goes with the answer', async () => {
+    let n = 0
+    let release!: () => void
+    const gate = new Promise<void>(resolve => { release = resolve })
+    const b = new PutBatcher(async (_t, es) => {
+      n++
+      if (n === 2) throw new Error('link down')
+      await gate
+      return es.map((e): DurableAnswer => e[0] === 2 ? { ok: false, code: 'QuotaExceededError', msg: 'full' } : { ok: true, st: 'stored' })
+    })
+    const told: string[][] = [[], [], [], [], []]
+    const waiter = (i: number): PutWaiter<Uint8Array> => ({
+      e: new Uint8Array([i]),
+      answered: (a) => { told[i].push(a.ok ? 'ok' : a.code) },
+      failed: (err) => { told[i].push(err.message) }
+    })
+    const aborted = new AbortController()
+    const kept = new AbortController()
+    let listeners = 0
+    const add = kept.signal.addEventListener.bind(kept.signal)
+    const remove = kept.signal.removeEventListener.bind(kept.signal)
+    kept.signal.addEventListener = ((...args: Parameters<AbortSignal['addEventListener']>) => { listeners++; add(...args) }) as AbortSignal['addEventListener']
+    kept.signal.removeEventListener = ((...args: Parameters<AbortSignal['removeEventListener']>) => { listeners--; remove(...args) }) as AbortSignal['removeEventListener']
+    b.putTo(target, waiter(0), kept.signal)
+    b.putTo(target, waiter(1), aborted.signal)
+    b.putTo(target, waiter(2))
+    assert.equal(listeners, 1)
+    await new Promise(resolve => setImmediate(resolve))
+    aborted.abort(new Error('gave up'))
+    // The request in flight when the others come: they go in the next one, which fails.
+    b.putTo({ peer: 'p2', addrs: [] }, waiter(3))
+    await new Promise(resolve => setImmediate(resolve))
+    release()
+    await new Promise(resolve => setImmediate(resolve))
+    await new Promise(resolve => setImmediate(resolve))
+    assert.deepEqual(told.slice(0, 3), [['ok'], ['durable put aborted'], ['QuotaExceededError']])
+    assert.deepEqual(told[3], ['link down'])
+    assert.equal(listeners, 0)
+    kept.abort(new Error('late'))
+    const early = new AbortController()
+    early.abort(new Error('before'))
+    b.putTo(target, waiter(4), early.signal)
+    assert.deepEqual(told[4], ['durable put aborted'])
+    assert.deepEqual(told[0], ['ok'])
+  })
 })
 
 describe('batched durable sends between nodes', () => {
@@ -208,6 +254,23 @@ describe('batched durable sends between nodes', () => {
     assert.deepEqual(got.map(m => (m.data() as { i: number }).i), [0, 1, 2, 3, 4])
     const rejected = await a.log({ event: 'sent', status: 'failed' })
     assert.equal(rejected.records.length, 7)
+  })
+  test('sends of one batch submitted out of leaf order: each gets its own answer', async () => {
+    const b = await nodes.start({ store: { quota: { senderCount: 3 } } })
+    const a = await nodes.start({ bootstrap: [b.multiaddrs()[0]] })
+    const dave = await b.agent('dave-batch')
+    await a.waitForAgent(dave.id)
+    const key = generateAgentKey()
+    const envs = signEnvelopes(Array.from({ length: 6 }, (_, i): EnvelopeFields => ({
+      v: 1, net: a.network, mode: 'direct', type: 'inform', from: key.id, to: [dave.id], ts: Date.now(), ttl: 60, hops: 4, prio: 1,
+      dlv: { seq: i + 1, durable: true }, ct: 'application/octet-stream', body: new Uint8Array([i])
+    })), key)
+    // One request, leaves 5 … 0 as given: the home stores in leaf order, so leaves 0–2 fit the
+    // quota and 3–5 are refused — each answer must reach its own envelope's caller.
+    const reversed = [5, 4, 3, 2, 1, 0]
+    const results = await Promise.allSettled(reversed.map(async i => await a.transport.submit(envs[i])))
+    assert.deepEqual(results.map(r => r.status === 'fulfilled' ? r.value.id : (r.reason as { code?: string }).code), reversed.map(i => i < 3 ? envs[i].id : 'QuotaExceededError'))
+    assert.equal((await b.store.stats(dave.id)).inbox.count, 3)
   })
 })
 
