@@ -245,6 +245,14 @@ export class SignedBatch {
     return this.leafArrays
   }
 
+  /** Every leaf packed back to back (leaf i at 32·i): the array the batch was made from, or a new one. */
+  packedLeaves (): Uint8Array {
+    if (this.packed !== undefined) return this.packed
+    const out = new Uint8Array(32 * this.n)
+    this.leaves.forEach((l, i) => { out.set(l, 32 * i) })
+    return out
+  }
+
   /** The inclusion proof of leaf `i`. */
   proof (i: number): BatchProof {
     this.paths ??= this.levels !== undefined ? pathsFromLevels(this.leaves, this.levels) : merkleTree(this.leaves).paths

@@ -156,21 +156,19 @@ function refusalOf (reason: string, detail: string, id?: string): FedmeshError {
   return new InvalidEnvelopeError(`${reason}: ${detail}`)
 }
 
-/** A durable put carries a direct envelope with `dlv.durable`. */
-/** Each signed batch as the store takes it (its leaves packed once): one object per batch, so one stored row. */
+/** Each signed batch as the store takes it (its leaves packed): one object per batch, so one stored row. */
 const inboxBatches = new WeakMap<SignedBatch, InboxBatch>()
 
 function inboxBatchOf (batch: SignedBatch): InboxBatch {
   let b = inboxBatches.get(batch)
   if (b === undefined) {
-    const leaves = new Uint8Array(32 * batch.n)
-    batch.leaves.forEach((l, i) => leaves.set(l, 32 * i))
-    b = { sig: batch.sig, leaves }
+    b = { sig: batch.sig, leaves: batch.packedLeaves() }
     inboxBatches.set(batch, b)
   }
   return b
 }
 
+/** A durable put carries a direct envelope with `dlv.durable`. */
 function durableOnly (env: Envelope): Envelope {
   if (env.dlv?.durable !== true || env.mode !== 'direct') throw new InvalidEnvelopeError('a durable put carries a direct envelope with dlv.durable')
   return env
