@@ -1272,18 +1272,25 @@ export class DurableService {
   /**
    * A receipt from a link, addressed to an agent of this node: the log learns its messages
    * were acknowledged. Resolves once those marks are written (the receipt's confirmation
-   * waits for it, so the home node keeps the receipt until then).
+   * waits for it, so the home node keeps the receipt until then). Then the receipt goes to
+   * the agent if it is attached (`handOver`), once: the log's record of the receipt is marked
+   * `delivered`, so a copy taken again — the home node's next try after a confirmation that
+   * was lost, even across a restart of this node — is confirmed without a second hand-over.
+   * A try whose marks failed was not handed over; its next try is.
    */
-  async takeReceipt (env: Envelope): Promise<void> {
+  async takeReceipt (env: Envelope, handOver: () => number): Promise<void> {
     const recorder = this.c.recorder
-    if (recorder == null) return
-    let marks: Array<Promise<boolean>>
+    let marks: Array<Promise<boolean>> = []
     try {
       const { ids, to, by } = parseReceipt(env)
       // Only messages the receipt's addressee sent to its signer are marked.
-      marks = ids.map(id => recorder.updateStatus(id, 'acked', env.ts, { event: 'sent', from: to, to: by }))
-    } catch { return /* not a well-formed receipt: the SDK ignores it too */ }
+      if (recorder != null) marks = ids.map(id => recorder.updateStatus(id, 'acked', env.ts, { event: 'sent', from: to, to: by }))
+    } catch { handOver(); return /* not a well-formed receipt: the SDK ignores it too */ }
+    if (recorder == null) { handOver(); return }
     if ((await Promise.all(marks)).includes(false)) throw new storeErrors.StoreIOError('the log did not take the receipt\'s acknowledgements')
+    const { records } = await this.c.store.query({ id: env.id, event: 'received', status: 'delivered' }, { limit: 1 })
+    if (records.length > 0) return
+    if (handOver() > 0) await recorder.updateStatus(env.id, 'delivered', undefined, { event: 'received' })
   }
 
   /**

@@ -121,7 +121,7 @@ export class MeshNodeImpl implements MeshNode {
       onControlDocument: (peer, bytes) => sem.onControlDocument(peer, bytes),
       observe,
       // A receipt from a link: the sender's log marks, then (when it asks) its confirmation.
-      take: (env) => isReceipt(env) ? this.durable.takeReceipt(env) : undefined,
+      take: (env, handOver) => isReceipt(env) ? this.durable.takeReceipt(env, handOver) : undefined,
       signNode: nodeSigner(data.privateKey)
     })
     const router = this.router

@@ -103,13 +103,16 @@ export interface RouterComponents {
   /** Told what happens to each message here (sent, received, rejected): the message log. Must not block. */
   observe?: (o: MessageObservation) => void
   /**
-   * A direct envelope that this node takes on its own account as it arrives from a link,
-   * besides handing it to the recipients attached here: a receipt (the log marks of the
-   * messages it acknowledges). Returns undefined for any other envelope, else the promise of
-   * that work being durable: the envelope's confirmation waits for it and is sent whether or
-   * not a recipient is attached (a failure is a negative confirmation, so its sender tries again).
+   * A direct envelope that this node takes on its own account as it arrives from a link: a
+   * receipt (the log marks of the messages it acknowledges). Returns undefined for any other
+   * envelope, else the promise of that work being durable: the envelope's confirmation waits
+   * for it and is sent whether or not a recipient is attached (a failure is a negative
+   * confirmation, so its sender tries again). The taker decides whether the recipients
+   * attached here get the envelope, by calling `handOver` (at most once; it returns how many
+   * were reached): so a copy taken again — after a failure, or a restart that lost the
+   * confirmation — is not handed over twice.
    */
-  take?: (env: Envelope) => Promise<void> | undefined
+  take?: (env: Envelope, handOver: () => number) => Promise<void> | undefined
   /** Signs with the node key (interest records of the dissemination layer). */
   signNode: (input: Uint8Array) => Uint8Array
   dissemination?: Partial<DisseminationParams>
@@ -742,7 +745,7 @@ export class Router {
    * confirmed once that is durable, attached recipient or not.
    */
   private deliverFrame (env: Envelope, link: FrameLink, peer: string): void {
-    const taken = this.c.take?.(env)
+    const taken = this.c.take?.(env, () => this.handOver(env))
     if (taken !== undefined) {
       const id = env.id
       // Until it is durable, a retransmission waits for it; once it has failed, its id is
@@ -752,7 +755,6 @@ export class Router {
         (err: unknown) => { this.taking.delete(id); this.dedup.delete(id); throw err }
       )
       this.taking.set(id, settled)
-      for (const to of env.to ?? []) if (this.endpoints.has(to)) this.deliverDirect(env, to)
       if (wantsConfirm(env)) this.confirmTaken(settled, link, id)
       else settled.catch(() => {})
       return
@@ -778,6 +780,13 @@ export class Router {
       return
     }
     if (!request && wantsConfirm(env)) this.sendConfirm(link, env.id, true)
+  }
+
+  /** Hands a taken envelope to its recipients attached here; how many there were. */
+  private handOver (env: Envelope): number {
+    let n = 0
+    for (const to of env.to ?? []) if (this.endpoints.has(to)) { this.deliverDirect(env, to); n++ }
+    return n
   }
 
   /** Confirms an envelope the node took once that work is durable; a failure is refused with its code. */

@@ -3,11 +3,14 @@
  * (PROTOCOL.md 8.4.4): a home node whose receipt reached a sender's node that died before
  * recording it (here: frozen with SIGSTOP, so the frame is taken by the kernel and never
  * read, then SIGKILLed) keeps the receipt and forwards it again once that node is back; a
- * receipt for a sender agent that is not attached is confirmed at once and not retried.
+ * receipt for a sender agent that is not attached is confirmed at once and not retried. The
+ * sender agent's `receipts()` gets each receipt once, however often it is taken.
  */
 import { test, describe, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { rmSync } from 'node:fs'
+import { createNode, type MeshNodeImpl } from '../../src/node/mesh-node.ts'
+import type { Subscription } from '../../src/node/types.ts'
 import { Nodes, take, tempDir, until } from '../helpers/api.ts'
 import { NodeProc } from '../helpers/mesh.ts'
 import { freePort } from '../helpers/cli.ts'
@@ -93,6 +96,7 @@ describe('receipt confirmations', () => {
       if (failures === 0 && args[1] === 'acked') { failures++; return false }
       return await real(...args)
     }
+    const receipts = count(alice.receipts())
     const sent = await alice.send(hana.id, { i: 1 }, { durable: true })
     assert.equal((await take(hana.messages(), 1)).length, 1)
     await until(async () => (await a.log({ event: 'sent', status: 'acked' })).records.length === 1, 'the sender\'s log acked on the next try', 20_000)
@@ -100,5 +104,51 @@ describe('receipt confirmations', () => {
     assert.equal(failures, 1)
     assert.ok((home.status().store?.durable.receiptsRetried ?? 0) > 0, 'the refused receipt was tried again')
     await until(() => home.status().store?.durable.receiptsPending === 0, 'nothing left to forward')
+    // Handed to alice once: not by the refused try, by the one that was taken.
+    await new Promise(resolve => setTimeout(resolve, 500))
+    assert.equal(receipts.n, 1, 'alice got the receipt once')
+  })
+
+  test('a receipt taken again after a lost confirmation and a restart of the sender\'s node is not handed over twice', { timeout: 120_000 }, async () => {
+    const home = await nodes.start()
+    const hana = await home.agent('hana')
+    const dir = tempDir('fedmesh-receipt-')
+    dirs.push(dir)
+    const opts = { dir, listen: [`/ip4/127.0.0.1/tcp/${await freePort()}`], bootstrap: [home.multiaddrs()[0]], api: false as const }
+    let a: MeshNodeImpl = await createNode(opts)
+    try {
+      // The sender's node takes receipts but its confirmations are lost.
+      const router = (a as unknown as { router: { confirmTaken: (...args: unknown[]) => void } }).router
+      router.confirmTaken = () => {}
+      let alice = await a.agent('alice')
+      await a.waitForAgent(hana.id)
+      await home.waitForAgent(alice.id)
+      const first = count(alice.receipts())
+      const sent = await alice.send(hana.id, { i: 1 }, { durable: true })
+      assert.equal((await take(hana.messages(), 1)).length, 1)
+      await until(() => first.n === 1, 'alice got the receipt')
+      await until(async () => (await a.log({ event: 'sent', status: 'acked' })).records.length === 1, 'the sender\'s log acked')
+      await until(() => (home.status().store?.durable.receiptsPending ?? 0) > 0, 'the unconfirmed receipt kept', 20_000)
+
+      // The same node again, confirming now: the home's next try is confirmed, not handed over.
+      await a.stop()
+      a = await createNode(opts)
+      alice = await a.agent('alice')
+      const again = count(alice.receipts())
+      await until(() => home.status().store?.durable.receiptsPending === 0, 'the receipt confirmed after the restart', 60_000)
+      assert.ok((home.status().store?.durable.receiptsRetried ?? 0) > 0, 'the receipt was tried again')
+      await new Promise(resolve => setTimeout(resolve, 500))
+      assert.equal(again.n, 0, 'the receipt was not handed over again')
+      assert.equal((await a.log({ event: 'sent', status: 'acked' })).records[0]?.id, sent.id)
+    } finally {
+      await a.stop()
+    }
   })
 })
+
+/** Counts what `sub` yields, as it comes. */
+function count (sub: Subscription): { n: number } {
+  const c = { n: 0 }
+  void (async () => { for await (const _ of sub) c.n++ })()
+  return c
+}
