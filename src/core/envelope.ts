@@ -954,9 +954,13 @@ export function wireSize (env: Envelope): number {
 /** The length of `spliceLeafWire(u, sig, proof)` for leaf `i` of a batch of `n`, without building it. */
 export function leafWireSize (u: Uint8Array, n: number, i: number): number {
   const count = u[0] < 0xb8 ? u[0] & 31 : u[0] === 0xb8 ? u[1] : (u[1] << 8) | u[2]
-  const head = (c: number): number => c < 24 ? 1 : c < 0x100 ? 2 : 3
-  const bp = 3 + 1 + head(n) + head(i) + 1 + proofLength(n, i) * 34
-  return u.length - head(count) + head(count + 2) + 4 + 66 + bp
+  const bp = 3 + 1 + smallHeadSize(n) + smallHeadSize(i) + 1 + proofLength(n, i) * 34
+  return u.length - smallHeadSize(count) + smallHeadSize(count + 2) + 4 + 66 + bp
+}
+
+/** Bytes of a CBOR head for a count below 2^16. */
+function smallHeadSize (c: number): number {
+  return c < 24 ? 1 : c < 0x100 ? 2 : 3
 }
 
 /** Where leafWire splices (spliceWire reads it before it returns): no object per envelope. */

@@ -387,7 +387,16 @@ export class FrameLink {
       this.chunksRead++
       const data = (evt as Event & { data: Uint8Array | Uint8ArrayList }).data
       try {
-        this.onChunk(data instanceof Uint8Array ? data : data.subarray())
+        if (data instanceof Uint8Array) this.onChunk(data)
+        else {
+          // A list (yamux's data of one frame, several decrypted Noise messages) is taken
+          // part by part: a frame within one part stays a view, and only a frame spread over
+          // parts is copied (once, in onChunk) — not the whole list joined first.
+          for (const part of data) {
+            if (this.closed) break
+            if (part.byteLength > 0) this.onChunk(part)
+          }
+        }
       } catch (err) {
         end(err as Error, true)
       }

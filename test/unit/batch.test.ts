@@ -442,6 +442,19 @@ describe('one-pass canonical reader and direct encoders', () => {
       const paths = merkleTree(Array.from({ length: n }, (_, i) => sha(Uint8Array.of(i & 255, i >> 8)))).paths
       for (let i = 0; i < n; i++) assert.equal(proofLength(n, i), paths[i].length, `${i} of ${n}`)
     }
+    // Against RFC 9162's recursion written out with its own split (a doubling loop): every
+    // batch size up to MAX_BATCH, leaves at both ends and around each power of two.
+    const depth = (n: number, i: number): number => {
+      if (n <= 1) return 0
+      let k = 1
+      while (k * 2 < n) k *= 2
+      return 1 + (i < k ? depth(k, i) : depth(n - k, i - k))
+    }
+    for (let n = 1; n <= 1024; n++) {
+      for (const i of [0, 1, n >> 1, n - 2, n - 1, 511, 512, 513]) {
+        if (i >= 0 && i < n) assert.equal(proofLength(n, i), depth(n, i), `${i} of ${n}`)
+      }
+    }
     const envs = signEnvelopes(Array.from({ length: 300 }, (_, i) => fields(i, { conv: 'c', corr: 'x', schema: 's@1.0.0', proto: 'p', replyTo: key.id, dlv: { seq: i } })), key)
     for (const e of envs) assert.equal(wireSize(e), e.bytes.length)
     assert.equal(hex(merkleRoot(envs.map(e => leafOf(dagCborId(batchOf(e)?.unsigned[e.bp?.i ?? -1] as Uint8Array))))), hex(rootFromProof(leafOf(dagCborId(batchOf(envs[0])?.unsigned[0] as Uint8Array)), envs[0].bp!) as Uint8Array))

@@ -89,6 +89,44 @@ describe('FrameLink reading', () => {
     assert.deepEqual(garbage, [])
   })
 
+  it('a chunk that is a list is split part by part: frames in one part stay views of it, frames across parts are whole', async () => {
+    const { stream, feed, end } = messageStream()
+    const got: number[] = []
+    const raws: Uint8Array[] = []
+    const garbage: string[] = []
+    const link = new FrameLink(stream, { onFrame (f, raw) { if (f.t === 1) { got.push(f.h); raws.push(raw) } }, onGarbage (d) { garbage.push(d) } })
+    const sizes = Array.from({ length: 120 }, (_, i) => i % 40 === 7 ? 9_000 : (i * 53) % 400)
+    const frames = sizes.map((n, h) => lp.encode.single(dagCborEncode({ t: 1, h, e: new Uint8Array(n).fill(h) })).subarray())
+    const wire = Buffer.concat(frames)
+    // Lists of 1–6 parts of 1–3000 bytes each: frames cut anywhere, length prefixes included.
+    let seed = 11
+    const parts: Uint8Array[] = []
+    for (let o = 0; o < wire.length;) {
+      seed = (seed * 1103515245 + 12345) % 2147483648
+      const n = 1 + (seed % 3000)
+      parts.push(new Uint8Array(wire.subarray(o, o + n)))
+      o += n
+    }
+    // The first part holds exactly the first frame: it must be handed on as a view of that part.
+    const first = new Uint8Array(frames[0])
+    feed(first, new Uint8Array(frames[1]))
+    for (let i = 0; i < parts.length;) {
+      const k = 1 + (i % 6)
+      feed(...parts.slice(i, i + k))
+      i += k
+    }
+    end()
+    await link.done
+    assert.deepEqual(got, [0, 1, ...sizes.map((_, h) => h)])
+    assert.deepEqual(garbage, [])
+    assert.equal(raws[0].buffer, first.buffer, 'a frame within one part is a view of it, not a copy of the joined list')
+    for (let i = 2; i < raws.length; i++) {
+      const h = got[i]
+      const body = frames[h].subarray(frames[h][0] < 0x80 ? 1 : frames[h][1] < 0x80 ? 2 : 3)
+      assert.deepEqual(Buffer.from(raws[i]), Buffer.from(body), `frame ${h} intact`)
+    }
+  })
+
   it('a length prefix above the frame limit closes the link', async () => {
     const { stream, feed } = messageStream()
     const garbage: string[] = []
