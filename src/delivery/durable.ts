@@ -265,8 +265,14 @@ export class DurableService {
   private readonly storageNodesFile?: DataFile
   /** Batch roots (and tree hashes) whose signature this node verified: a batch of durable sends costs one signature check. */
   private readonly roots: VerifiedRoots
-  /** The node's ingress options with `roots` and `keepTree` (for `putb`). */
+  /**
+   * The node's ingress options with `roots`, for a `putb`: `ingress` keeps the batch's tree
+   * levels (`keepTree`: the proofs of envelopes whose wire bytes are read here — forwarded to
+   * replicas or another home), `ingressAsHome` does not (stored as home with no replicas,
+   * schema 8 rows need no proof: no level strings built per batch).
+   */
   private readonly ingress: IngressOptions
+  private readonly ingressAsHome: IngressOptions
   readonly counters = { stored: 0, replicated: 0, delivered: 0, acked: 0, expired: 0, refused: 0, handedOver: 0, receiptsRetried: 0, receiptsDropped: 0 }
   /** Receipts whose forward to their sender failed, by receipt id (oldest first): retried from the maintenance tick. */
   private readonly pendingReceipts = new Map<string, PendingReceipt>()
@@ -291,8 +297,8 @@ export class DurableService {
   constructor (components: DurableComponents, init: DurableInit) {
     this.c = components
     this.roots = components.ingress.roots ?? new VerifiedRoots()
-    // keepTree: every envelope of a `putb` stored here gets its proof (entryOf's wire bytes).
     this.ingress = { ...components.ingress, roots: this.roots, keepTree: true }
+    this.ingressAsHome = { ...components.ingress, roots: this.roots, keepTree: false }
     this.o = {
       replicas: init.replicas,
       // Frozen: the store merges it with its defaults once, not per message.
@@ -672,13 +678,16 @@ export class DurableService {
    * per carried envelope, in leaf order — or `{ok: true, st}` when all were answered so.
    */
   private async servePutBatch (req: Extract<DurableRequest, { op: 'putb' }>, peer: string): Promise<DurableAnswer> {
-    const res = checkBatch(req.s, req.l, 0, this.ingress)
-    if (!res.ok) throw refusalOf(res.reason, res.detail)
     // As home with no replicas to make (none configured, or no storage node known, after the
     // start wait) and no hand-over: one `enqueueMany` for the batch.
     const asHome = req.home == null && req.ho !== true
+    // The tree's levels only where an envelope may be forwarded (its proof read); should that
+    // still happen (a storage node heard during the start wait), the proof is hashed again.
+    const res = checkBatch(req.s, req.l, 0, asHome && (this.o.replicas === 0 || (!this.starting() && this.storageNodes() === 0)) ? this.ingressAsHome : this.ingress)
+    if (!res.ok) throw refusalOf(res.reason, res.detail)
     if (asHome && this.starting()) await this.startWait(() => this.storageNodes() >= this.o.replicas)
-    const rs = asHome && this.storageNodes() === 0 ? await this.storeBatchAsHome(res.results, peer) : await Promise.all(res.results.map(async (r): Promise<DurableAnswer> => {
+    if (asHome && this.storageNodes() === 0) return await this.storeBatchAsHome(res.results, res.batch, peer)
+    const rs = await Promise.all(res.results.map(async (r): Promise<DurableAnswer> => {
       try {
         return await this.serveEnvelope(this.carried(r), req.home, req.ho, peer)
       } catch (err) {
@@ -695,10 +704,13 @@ export class DurableService {
    * no replicas would store each, but with one `enqueueMany` (one group-commit submission,
    * one await) instead of a promise chain per envelope. Each envelope keeps its own answer:
    * refused at the batch check, not hosted here, over a quota, expired, or stored/duplicate
-   * once its commit is flushed.
+   * once its commit is flushed. The `putb`'s answer: `{ok: true, st}` when every envelope was
+   * answered so (told while storing: no second pass over the answers), else one per envelope.
    */
-  private async storeBatchAsHome (results: readonly IngressResult[], peer: string): Promise<DurableAnswer[]> {
+  private async storeBatchAsHome (results: readonly IngressResult[], batch: SignedBatch, peer: string): Promise<DurableAnswer> {
     const rs = new Array<DurableAnswer>(results.length)
+    // Every carried envelope is of `batch`: its stored form made here once, not looked up per envelope.
+    const stored: InboxBatch = { sig: batch.sig, leaves: batch.packedLeaves() }
     const envs: Envelope[] = []
     const entries: Array<Parameters<MessageStore['enqueue']>[0]> = []
     const at: number[] = []
@@ -710,34 +722,44 @@ export class DurableService {
         const recipient = (env.to as AgentId[])[0]
         if (recipient !== hosted) { this.checkHome(recipient); hosted = recipient }
         envs.push(env)
-        entries.push(this.entryOf(env))
+        entries.push(this.entryOf(env, undefined, stored))
         at.push(i)
       } catch (err) {
         rs[i] = responseOf(err)
       }
     }
-    if (envs.length === 0) return rs
+    if (envs.length === 0) return { ok: true, rs }
     let outcomes: EnqueueOutcome[]
     try {
       outcomes = await this.c.store.enqueueMany(entries, { quota: this.o.quota, owned: true })
     } catch (err) {
       outcomes = envs.map(() => ({ ok: false, error: err as Error }))
     }
-    const reached = new Set<AgentId>()
+    // Recipients to kick once the batch is stored: the batch's recipient, and any others (rare).
+    let reached: AgentId | undefined
+    let others: Set<AgentId> | undefined
+    // STORED or DUPLICATE while every envelope got that answer (`null`: they differ).
+    let same: DurableAnswer | null | undefined = envs.length === results.length ? undefined : null
     for (let j = 0; j < outcomes.length; j++) {
       const o = outcomes[j]
       const env = envs[j]
+      let a: DurableAnswer
       if (o.ok) {
         this.noteStored(env, o.status, peer)
-        reached.add((env.to as AgentId[])[0])
-        rs[at[j]] = o.status === 'stored' ? STORED : DUPLICATE
+        const recipient = (env.to as AgentId[])[0]
+        if (reached === undefined) reached = recipient
+        else if (recipient !== reached) (others ??= new Set()).add(recipient)
+        a = o.status === 'stored' ? STORED : DUPLICATE
       } else {
         this.noteRefused(env, peer, o.error)
-        rs[at[j]] = responseOf(o.error)
+        a = responseOf(o.error)
       }
+      rs[at[j]] = a
+      if (same !== a && same !== null) same = same === undefined && o.ok ? a : null
     }
-    for (const recipient of reached) this.kick(recipient)
-    return rs
+    if (reached !== undefined) this.kick(reached)
+    if (others !== undefined) for (const recipient of others) if (recipient !== reached) this.kick(recipient)
+    return same === STORED ? { ok: true, st: 'stored' } : same === DUPLICATE ? { ok: true, st: 'duplicate' } : { ok: true, rs }
   }
 
   /** A `putb`'s carried envelope as checked with its batch: the durable envelope, or its refusal (logged) thrown. */
@@ -780,7 +802,7 @@ export class DurableService {
    * its leaf index and the batch (schema 8: the signature and leaves stored once per batch, the
    * wire bytes rebuilt when read) — its wire bytes and proof are never built here.
    */
-  private entryOf (env: Envelope, replica?: string): Parameters<MessageStore['enqueue']>[0] {
+  private entryOf (env: Envelope, replica?: string, stored?: InboxBatch): Parameters<MessageStore['enqueue']>[0] {
     const batch = batchOf(env)
     const leaf = batch === undefined ? -1 : leafIndexOf(env)
     const unsigned = batch?.unsigned[leaf]
@@ -794,7 +816,7 @@ export class DurableService {
       senderSeq: env.dlv?.seq ?? undefined,
       replica: replica != null ? true : undefined,
       home: replica,
-      batch: unsigned !== undefined ? inboxBatchOf(batch as SignedBatch) : undefined,
+      batch: unsigned !== undefined ? stored ?? inboxBatchOf(batch as SignedBatch) : undefined,
       leaf: unsigned !== undefined ? leaf : undefined
     }
   }

@@ -323,13 +323,19 @@ describe('putb from a plain libp2p peer', () => {
     }
     // A retransmission is answered again: duplicate.
     assert.deepEqual(await putb(four, [1, 3]), { ok: true, st: 'duplicate' })
+    // Stored and duplicate in one batch: an answer each, not one for all.
+    const three = signEnvelopes([10, 11, 12].map(i => fields(i)), key)
+    assert.deepEqual(await putb(three, [1]), { ok: true, st: 'stored' })
+    const again = await putb(three, [0, 1, 2]) as { ok: true, rs: DurableAnswer[] }
+    assert.deepEqual(again.rs.map(a => a.ok ? a.st : a.code), ['stored', 'duplicate', 'stored'])
+    assert.equal(await count(), 7)
 
     // Mixed: one expired, one not durable, one good — an answer each, in leaf order; the others of the batch by hash.
     const mixed = signEnvelopes([fields(4, { ts: Date.now() - 3_600_000 }), fields(5, { dlv: { seq: 6 } }), fields(6), fields(7)], key)
     const res = await putb(mixed, [0, 1, 2]) as { ok: true, rs: DurableAnswer[] }
     assert.equal(res.ok, true)
     assert.deepEqual(res.rs.map(a => a.ok ? a.st : a.code), ['MessageExpiredError', 'InvalidEnvelopeError', 'stored'])
-    assert.equal(await count(), 5)
+    assert.equal(await count(), 8)
 
     // A wrong signature, or a leaf changed after signing: the batch is refused whole, nothing stored.
     const other = signEnvelopes([fields(8), fields(9)], key)
@@ -341,7 +347,7 @@ describe('putb from a plain libp2p peer', () => {
     tampered[tampered.length - 1] ^= 1
     const answer = await client.request({ op: 'putb', s: b.sig, l: [b.unsigned[0] as Uint8Array, tampered] }, { timeoutMs: 10_000 })
     assert.equal(answer.ok === false ? answer.code : answer.st, 'InvalidEnvelopeError')
-    assert.equal(await count(), 5)
+    assert.equal(await count(), 8)
     await client.close()
   })
 })
