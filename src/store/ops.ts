@@ -14,7 +14,7 @@ import type { NormalizedBatch, NormalizedEntry, NormalizedLogRecord, NormalizedP
 import { bucketNumbers, bucketsOf, logIdHash } from './query.ts'
 import { decodeMembers, encodeMembers, memberIdAt, planLogRows, RUN_ID_SHIFT, type RunMember } from './log-runs.ts'
 import { logRange, membersOf } from './reads.ts'
-import { INBOX_IDS_TIER0 } from './schema.ts'
+import { INBOX_IDS_GROWTH, INBOX_IDS_TIER0, INBOX_IDS_TIERS, INBOX_IDS_TOP } from './schema.ts'
 import type { AckResult, ExpiredEntry, ExpireResult, RetainResult } from './types.ts'
 import type { AgentId, MessageId } from '../core/ids.ts'
 
@@ -185,14 +185,14 @@ async function enqueueRun (ctx: OpContext, run: Array<Extract<WriteOp, { kind: '
     await sql.run(statementText(`insert\n${inbox}`, part.length, () => `${insertVerb} INTO ${inbox} (${cols.join(', ')}) VALUES ${valuesList(part.length, cols.length)}`), params)
   }
   for (const m of plan.moves) {
-    await sql.run(`UPDATE ${inbox} SET pos = ? WHERE rid IN (SELECT rid FROM ${d.table('inbox_ids')} WHERE t IN (0, 1) AND idh = ?) AND recipient = ? AND id = ?`, [m.pos, logIdHash(m.id), m.recipient, m.id])
+    await sql.run(`UPDATE ${inbox} SET pos = ? WHERE rid IN (SELECT rid FROM ${d.table('inbox_ids')} WHERE t IN (${INBOX_IDS_TIERS}) AND idh = ?) AND recipient = ? AND id = ?`, [m.pos, logIdHash(m.id), m.recipient, m.id])
   }
   await setUsage(ctx, plan.usage)
   if (plan.inserts.length > 0) {
     await writeCounter(ctx, 'inbox_pos', plan.nextPos - 1)
     // Only inserts take positions: crossing a multiple of INBOX_IDS_TIER0 means tier 0 has
     // taken that many keys since the last move (fewer right after the migration, which leaves it empty).
-    if (Math.floor((plan.nextPos - 1) / INBOX_IDS_TIER0) > Math.floor((state.nextPos - 1) / INBOX_IDS_TIER0)) await moveInboxIds(ctx)
+    await moveInboxIds(ctx, Math.floor((state.nextPos - 1) / INBOX_IDS_TIER0), Math.floor((plan.nextPos - 1) / INBOX_IDS_TIER0))
   }
   return plan.outcomes.map(o => o instanceof Error ? { ok: false, error: o } : { ok: true, value: o })
 }
@@ -214,20 +214,27 @@ async function insertBatches (ctx: OpContext, inserts: readonly NormalizedEntry[
 
 /**
  * The inbox rows whose ids have one of `n` hashes (parameters), as `i`, with the key table
- * as `x`: the FROM … WHERE of a lookup by id (both tiers of `inbox_ids`, schema version 7).
+ * as `x`: the FROM … WHERE of a lookup by id (every tier of `inbox_ids`, schema versions 7 and 9).
  */
 function idRows (d: Dialect, n: number): string {
-  return `${d.table('inbox_ids')} x JOIN ${d.table('inbox')} i ON i.rid = x.rid WHERE x.t IN (0, 1) AND x.idh IN (${new Array(n).fill('?').join(', ')})`
+  return `${d.table('inbox_ids')} x JOIN ${d.table('inbox')} i ON i.rid = x.rid WHERE x.t IN (${INBOX_IDS_TIERS}) AND x.idh IN (${new Array(n).fill('?').join(', ')})`
 }
 
 /**
- * Moves tier 0 of `inbox_ids` to tier 1 (every `INBOX_IDS_TIER0` inserts): in key order, so each
- * leaf page of tier 1 is written once for all the keys it takes. Tier 0 stays a few pages.
+ * The moves of `inbox_ids` (schema version 9) due when the count of `INBOX_IDS_TIER0` inserts goes
+ * from `before` to `after`: tier k (k < INBOX_IDS_TOP) moves into tier k + 1 when a multiple of
+ * `INBOX_IDS_GROWTH^k` lies in (before, after]. Higher tiers first, so a key moves one tier per
+ * turn and tier k holds at most the keys of `INBOX_IDS_TIER0 · GROWTH^k` inserts. In key order:
+ * each leaf page of the tier moved into is written once for all the keys it takes.
  */
-async function moveInboxIds (ctx: OpContext): Promise<void> {
+async function moveInboxIds (ctx: OpContext, before: number, after: number): Promise<void> {
   const ids = ctx.d.table('inbox_ids')
-  await ctx.sql.run(`INSERT INTO ${ids} (t, idh, rid) SELECT 1, idh, rid FROM ${ids} WHERE t = 0 ORDER BY idh, rid`)
-  await ctx.sql.run(`DELETE FROM ${ids} WHERE t = 0`)
+  for (let k = INBOX_IDS_TOP - 1; k >= 0; k--) {
+    const every = INBOX_IDS_GROWTH ** k
+    if (Math.floor(after / every) <= Math.floor(before / every)) continue
+    await ctx.sql.run(`INSERT INTO ${ids} (t, idh, rid) SELECT ${k + 1}, idh, rid FROM ${ids} WHERE t = ${k} ORDER BY idh, rid`)
+    await ctx.sql.run(`DELETE FROM ${ids} WHERE t = ${k}`)
+  }
 }
 
 async function setUsage (ctx: OpContext, rows: UsageRow[]): Promise<void> {

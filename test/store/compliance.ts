@@ -12,7 +12,7 @@ import {
   type CommonStoreConfig, type InboxBatch, type InboxEntry, type InboxEntryInit, type LogRecordInit, type MessageStore, type QuotaKind
 } from '../../src/store/index.ts'
 import { createStoreSettings } from '../../src/store/config.ts'
-import { INBOX_IDS_TIER0, SCHEMA_VERSION, schemaStatements } from '../../src/store/schema.ts'
+import { INBOX_IDS_GROWTH, INBOX_IDS_TIER0, INBOX_IDS_TOP, SCHEMA_VERSION, schemaStatements } from '../../src/store/schema.ts'
 import { postgresDialect, numberPlaceholders } from '../../src/store/postgres.ts'
 import { sqliteDialect } from '../../src/store/sqlite.ts'
 import { payloadChecksum } from '../../src/store/validate.ts'
@@ -1341,7 +1341,7 @@ export function storeCompliance (name: string, makeHarness: () => Promise<StoreH
           try {
             assert.equal(again.info().schemaVersion, SCHEMA_VERSION)
             const keys = await loc.raw(`SELECT t, COUNT(*) AS c FROM ${loc.table('inbox_ids')} GROUP BY t`)
-            assert.deepEqual(keys.map(r => [Number(r.t), Number(r.c)]), [[1, 4]], 'every row\'s key, in tier 1')
+            assert.deepEqual(keys.map(r => [Number(r.t), Number(r.c)]), [[INBOX_IDS_TOP, 4]], 'every row\'s key, in the top tier (version 9)')
             const idx = pg
               ? await loc.raw('SELECT 1 AS one FROM pg_indexes WHERE schemaname = $1 AND indexname = $2', [loc.table('inbox').split('.')[0].replace(/"/g, ''), 'inbox_idh'])
               : await loc.raw("SELECT 1 AS one FROM sqlite_master WHERE type = 'index' AND name = 'inbox_idh'")
@@ -1390,6 +1390,68 @@ export function storeCompliance (name: string, makeHarness: () => Promise<StoreH
         }, { clock: clock.now, quota: { inboxCount: Infinity, inboxBytes: Infinity, senderCount: Infinity, senderBytes: Infinity, senderTotalCount: Infinity, senderTotalBytes: Infinity } })
       })
 
+      test(`inbox_ids in levels (version 9): tier k moves into tier k + 1 every ${INBOX_IDS_TIER0}·${INBOX_IDS_GROWTH}^k inserts, higher tiers first; every tier answers`, async () => {
+        const clock = manualClock(1_000_000)
+        await withStore(async (store, loc) => {
+          const tiers = async (): Promise<number[][]> => (await loc.raw(`SELECT t, COUNT(*) AS c FROM ${loc.table('inbox_ids')} GROUP BY t ORDER BY t`)).map(r => [Number(r.t), Number(r.c)])
+          // The moves follow the inbox_pos counter: set it just below a boundary, then insert across it.
+          const across = async (boundary: number, prefix: string, n: number): Promise<void> => {
+            await loc.raw(`UPDATE ${loc.table('counters')} SET value = ${boundary - Math.floor(n / 2)} WHERE name = 'inbox_pos'`)
+            const out = await store.enqueueMany(Array.from({ length: n }, (_, i) => entry(`${prefix}${i}`, { expiresAt: i === 0 ? 1_001_000 : 2_000_000 })))
+            assert.ok(out.every(o => o.ok && o.status === 'stored'))
+          }
+          await across(INBOX_IDS_TIER0, 'a', 30)
+          assert.deepEqual(await tiers(), [[1, 30]])
+          await across(INBOX_IDS_TIER0 * INBOX_IDS_GROWTH, 'b', 20)
+          assert.deepEqual(await tiers(), [[1, 20], [2, 30]], 'tier 1 moved into tier 2 before tier 0 moved into tier 1')
+          await across(INBOX_IDS_TIER0 * INBOX_IDS_GROWTH ** 2, 'c', 10)
+          assert.deepEqual(await tiers(), [[1, 10], [2, 20], [3, 30]])
+          await across(INBOX_IDS_TIER0 * INBOX_IDS_GROWTH ** 3, 'd', 6)
+          assert.equal(INBOX_IDS_TOP, 3)
+          assert.deepEqual(await tiers(), [[1, 6], [2, 10], [3, 50]], 'the top tier takes tier 2 and keeps its own')
+          await store.enqueue(entry('e0', { expiresAt: 2_000_000 }))
+          assert.deepEqual(await tiers(), [[0, 1], [1, 6], [2, 10], [3, 50]])
+          // An id of each tier: a duplicate, and acknowledged by its key.
+          const one = ['a1', 'b1', 'c1', 'd1', 'e0']
+          assert.deepEqual((await store.enqueueMany(one.map(id => entry(id)))).map(o => o.ok && o.status), one.map(() => 'duplicate'))
+          assert.deepEqual((await store.ack(BOB, [...one, 'zz'].map(M))).acked, one.map(M))
+          // Expired rows take their keys with them, from any tier; the ids are new again.
+          clock.set(1_002_000)
+          assert.deepEqual((await store.expire()).expired.map(e => e.id).sort(), ['a0', 'b0', 'c0', 'd0'].map(M))
+          assert.deepEqual(await tiers(), [[0, 1], [1, 5], [2, 9], [3, 48]])
+          assert.deepEqual((await store.enqueueMany(['a0', 'b0', 'c0', 'd0'].map(id => entry(id, { expiresAt: 2_000_000 })))).map(o => o.ok && o.status), ['stored', 'stored', 'stored', 'stored'])
+        }, { clock: clock.now, quota: { inboxCount: Infinity, inboxBytes: Infinity, senderCount: Infinity, senderBytes: Infinity, senderTotalCount: Infinity, senderTotalBytes: Infinity } })
+      })
+
+      test('a version 8 store (inbox_ids in two tiers) gets levels at open (version 9): tier 1 goes to the top tier, keys of every tier are found and deleted with their rows', async () => {
+        const clock = manualClock(1_000_000)
+        await withStore(async (store, loc) => {
+          await store.enqueue(entry('old1', { expiresAt: 1_001_000 }))
+          await store.enqueue(entry('old2', { expiresAt: 2_000_000 }))
+          await store.enqueue(entry('new1', { expiresAt: 1_001_000 }))
+          await store.close()
+          await backToVersion8(loc, store.kind === 'postgres')
+          // As version 8 left it: two keys moved to tier 1, one in tier 0.
+          await loc.raw(`UPDATE ${loc.table('inbox_ids')} SET t = 1 WHERE rid IN (SELECT rid FROM ${loc.table('inbox')} WHERE id IN ('old1', 'old2'))`)
+          const tiers = async (): Promise<number[][]> => (await loc.raw(`SELECT t, COUNT(*) AS c FROM ${loc.table('inbox_ids')} GROUP BY t ORDER BY t`)).map(r => [Number(r.t), Number(r.c)])
+          assert.deepEqual(await tiers(), [[0, 1], [1, 2]])
+          const again = loc.create({ clock: clock.now })
+          await again.open()
+          try {
+            assert.equal(again.info().schemaVersion, SCHEMA_VERSION)
+            assert.deepEqual(await tiers(), [[0, 1], [INBOX_IDS_TOP, 2]])
+            assert.deepEqual(await allPending(again, BOB), ['old1', 'old2', 'new1'])
+            assert.deepEqual((await again.enqueueMany(['old2', 'new1'].map(id => entry(id)))).map(o => o.ok && o.status), ['duplicate', 'duplicate'])
+            clock.set(1_002_000)
+            assert.deepEqual((await again.expire()).expired.map(e => e.id).sort(), [M('new1'), M('old1')])
+            assert.deepEqual(await tiers(), [[INBOX_IDS_TOP, 1]], 'the new trigger deletes the top tier\'s keys')
+            assert.deepEqual((await again.ack(BOB, [M('old2')])).acked, [M('old2')])
+          } finally {
+            await again.close()
+          }
+        }, { clock: clock.now })
+      })
+
       test('a store with a newer schema version is refused', async () => {
         await withStore(async (store, loc) => {
           await store.close()
@@ -1417,8 +1479,22 @@ async function dropInboxTriggers (loc: StoreLocation, pg: boolean, names: string
   }
 }
 
+/** Undoes version 9: every moved key in tier 1, the delete trigger of version 7 (tiers 0 and 1). */
+async function backToVersion8 (loc: StoreLocation, pg: boolean): Promise<void> {
+  const ids = loc.table('inbox_ids')
+  await loc.raw(`UPDATE ${ids} SET t = 1 WHERE t > 0`)
+  if (pg) {
+    await loc.raw(`CREATE OR REPLACE FUNCTION ${loc.table('inbox_ids_drop')}() RETURNS trigger LANGUAGE plpgsql AS $body$ BEGIN DELETE FROM ${ids} x USING old_rows o WHERE x.t IN (0, 1) AND x.idh = o.idh AND x.rid = o.rid; RETURN NULL; END $body$`)
+  } else {
+    await loc.raw('DROP TRIGGER inbox_ids_drop')
+    await loc.raw(`CREATE TRIGGER inbox_ids_drop AFTER DELETE ON inbox BEGIN DELETE FROM ${ids} WHERE t IN (0, 1) AND idh = OLD.idh AND rid = OLD.rid; END`)
+  }
+  await loc.raw(`UPDATE ${loc.table('meta')} SET value = '8' WHERE key = 'schema_version'`)
+}
+
 /** Undoes version 8 (inbox_batches, the inbox's batch and leaf columns); the store must hold no batch entries. */
 async function backToVersion7 (loc: StoreLocation, pg: boolean): Promise<void> {
+  await backToVersion8(loc, pg)
   const inbox = loc.table('inbox')
   await dropInboxTriggers(loc, pg, ['inbox_batches_update', 'inbox_batches_delete'])
   await loc.raw(`DROP TABLE ${loc.table('inbox_batches')}`)
