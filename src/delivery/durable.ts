@@ -738,7 +738,7 @@ export class DurableService {
     // Recipients to kick once the batch is stored: the batch's recipient, and any others (rare).
     let reached: AgentId | undefined
     let others: Set<AgentId> | undefined
-    // STORED or DUPLICATE while every envelope got that answer (`null`: they differ).
+    // The answer every envelope got so far (`null`: they differ, or one was refused at the check).
     let same: DurableAnswer | null | undefined = envs.length === results.length ? undefined : null
     for (let j = 0; j < outcomes.length; j++) {
       const o = outcomes[j]
@@ -755,10 +755,10 @@ export class DurableService {
         a = responseOf(o.error)
       }
       rs[at[j]] = a
-      if (same !== a && same !== null) same = same === undefined && o.ok ? a : null
+      if (same !== null && same !== a) same = same === undefined ? a : null
     }
     if (reached !== undefined) this.kick(reached)
-    if (others !== undefined) for (const recipient of others) if (recipient !== reached) this.kick(recipient)
+    if (others !== undefined) for (const recipient of others) this.kick(recipient)
     return same === STORED ? { ok: true, st: 'stored' } : same === DUPLICATE ? { ok: true, st: 'duplicate' } : { ok: true, rs }
   }
 
