@@ -14,7 +14,10 @@
  *
  * And a read of whole messages with nothing buffered before it (`wholeMessages`) is split
  * into views of the read, without the decoder's lists (PERFORMANCE.md, "Request–reply,
- * session 9").
+ * session 9"). A message the library's path yields as a list (spread over reads) is joined
+ * into one buffer here (`joined`), once: Noise's decrypt joined such a list twice — the
+ * ciphertext for the AEAD, and again the space it decrypts into (PERFORMANCE.md, "Topic
+ * path, session 13").
  */
 import { LengthPrefixedDecoder } from '@libp2p/utils'
 import type { Uint8ArrayList } from 'uint8arraylist'
@@ -38,7 +41,7 @@ export function quietLengthPrefixReads (): void {
   installed = true
   const proto = LengthPrefixedDecoder.prototype as unknown as { decode: (this: DecoderState, buf: Uint8Array | Uint8ArrayList) => Iterable<Uint8ArrayList | Uint8Array> }
   const original = proto.decode
-  const libraryPath = (d: DecoderState, buf: Uint8Array): Iterable<Uint8ArrayList | Uint8Array> => original.call(d, buf)
+  const libraryPath = (d: DecoderState, buf: Uint8Array): Iterable<Uint8ArrayList | Uint8Array> => joined(original.call(d, buf))
   proto.decode = function (this: DecoderState, buf: Uint8Array | Uint8ArrayList): Iterable<Uint8ArrayList | Uint8Array> {
     if (this[QUIET] !== true) {
       this[QUIET] = true
@@ -48,8 +51,18 @@ export function quietLengthPrefixReads (): void {
       const whole = wholeMessages(this, buf, libraryPath)
       if (whole !== undefined) return whole
     }
-    return original.call(this, buf)
+    return joined(original.call(this, buf))
   }
+}
+
+/**
+ * The library's messages, each as one Uint8Array: a list (a message spread over reads) is
+ * joined into a new buffer, a list of one part is that part. Noise's decrypt takes a
+ * Uint8Array as views of itself — the ciphertext and the space it is decrypted into, in
+ * place — where a list was joined into a buffer of its own for each of the two.
+ */
+export function * joined (messages: Iterable<Uint8ArrayList | Uint8Array>): Generator<Uint8Array> {
+  for (const m of messages) yield m instanceof Uint8Array ? m : m.subarray()
 }
 
 /**

@@ -61,6 +61,16 @@ describe('Noise reads without an exception per read (net/noise-reads.ts)', () =>
     }
   })
 
+  it('a message spread over reads comes out as one Uint8Array, not a list', () => {
+    const { d } = decoder()
+    const wire = concat(frame(300, 2), frame(40, 4))
+    // Cut inside the first message, then inside the second: both come from the buffered path.
+    const got = [wire.subarray(0, 100), wire.subarray(100, 320), wire.subarray(320)].flatMap(c => [...d.decode(c)])
+    // Before: the library's Uint8ArrayList, which Noise's decrypt joined twice.
+    for (const m of got) assert.ok(m instanceof Uint8Array, 'a Uint8Array')
+    assert.deepEqual(got.map(m => new Uint8Array(m.subarray())), [new Uint8Array(300).fill(2), new Uint8Array(40).fill(4)])
+  })
+
   it('a lone byte of a length prefix still waits for the next read', () => {
     const { d, thrown } = decoder()
     const f = frame(4, 9)
