@@ -88,18 +88,39 @@ export interface Disseminator<P> {
 
 const NONE: readonly never[] = Object.freeze([])
 const NO_ACTIONS: Actions<never> = Object.freeze({ send: NONE, deliver: NONE, dropped: NONE })
+/** An Out's array not used yet (frozen: never pushed to). */
+const UNUSED = NONE as never[]
 
-/** Collects the actions of one input; arrays are created only when used. */
-class Out<P> {
-  send: Send<P>[] | undefined
-  deliver: DataMessage<P>[] | undefined
-  dropped: Drop[] | undefined
+/**
+ * Collects the actions of one input, and is them (Actions): an array is created only when
+ * used, as a literal of its first element (`[x]` has room for one; `[]` then push made room
+ * for 17 — ≈ 100 bytes more per publication, whose actions are one send). Not copied into
+ * another object at the end.
+ */
+class Out<P> implements Actions<P> {
+  send: Send<P>[] = UNUSED
+  deliver: DataMessage<P>[] = UNUSED
+  dropped: Drop[] = UNUSED
 
-  to (to: NodeId, frame: Frame<P>): void { (this.send ??= []).push({ to, frame }) }
-  drop (d: Drop): void { (this.dropped ??= []).push(d) }
+  to (to: NodeId, frame: Frame<P>): void {
+    const s = { to, frame }
+    if (this.send === UNUSED) this.send = [s]
+    else this.send.push(s)
+  }
+
+  drop (d: Drop): void {
+    if (this.dropped === UNUSED) this.dropped = [d]
+    else this.dropped.push(d)
+  }
+
+  deliverLocal (m: DataMessage<P>): void {
+    if (this.deliver === UNUSED) this.deliver = [m]
+    else this.deliver.push(m)
+  }
+
   done (): Actions<P> {
-    if (this.send === undefined && this.deliver === undefined && this.dropped === undefined) return NO_ACTIONS
-    return { send: this.send ?? NONE, deliver: this.deliver ?? NONE, dropped: this.dropped ?? NONE }
+    if (this.send === UNUSED && this.deliver === UNUSED && this.dropped === UNUSED) return NO_ACTIONS
+    return this
   }
 }
 
@@ -407,7 +428,7 @@ class DisseminatorImpl<P> implements Disseminator<P> {
 
   private deliverLocally (out: Out<P>, m: DataMessage<P>): void {
     if (m.broadcast !== true && !this.matchesLocal(m.topic as string)) return
-    (out.deliver ??= []).push(m)
+    out.deliverLocal(m)
     this.counters.delivered++
   }
 
