@@ -153,4 +153,33 @@ describe('LeafDecoder', () => {
     const big = encodeEnvelopeFields(fields(1, { body: new Uint8Array(400) }))
     assert.deepEqual(verdict(d.decode(big)), verdict(decodeLeafFields(big, 300)))
   })
+
+  test('leaves that are views of one buffer at any offset (a batch frame\'s), each byte of one changed in turn: the verdict of decodeLeafFields', () => {
+    const ls = leaves().slice(0, 4)
+    for (let shift = 0; shift < 4; shift++) {
+      // Packed one after another from an odd offset, as a frame's leaves lie in its buffer.
+      const frame = new Uint8Array(shift + ls.reduce((n, l) => n + l.length, 0) + 3)
+      const views: Uint8Array[] = []
+      let at = shift
+      for (const l of ls) { frame.set(l, at); views.push(frame.subarray(at, at + l.length)); at += l.length }
+      const last = views[views.length - 1]
+      const decoder = (): LeafDecoder => {
+        const d = new LeafDecoder()
+        for (const v of views.slice(0, -1)) assert.ok(!(d.decode(v) instanceof LeafFailure))
+        return d
+      }
+      let repeated = 0
+      for (let b = 0; b < last.length; b++) {
+        last[b] ^= 0x20
+        assert.deepEqual(verdict(decoder().decode(last)), verdict(decodeLeafFields(last)), `shift ${shift}, byte ${b}`)
+        last[b] ^= 0x20
+        const d = decoder()
+        const before = d.repeated
+        assert.deepEqual(verdict(d.decode(last)), verdict(decodeLeafFields(last)), `shift ${shift}, byte ${b} restored`)
+        repeated += d.repeated - before
+      }
+      // Intact, the last leaf is read against the layout of one before it.
+      assert.equal(repeated, last.length, `shift ${shift}`)
+    }
+  })
 })
