@@ -19,7 +19,7 @@ import { isNetworkId } from './ids.ts'
 import { isAgentId, verifyByDid, type AgentKey } from './keys.ts'
 import { isTopic } from './topics.ts'
 import { InvalidEnvelopeError, MessageTooLargeError } from './errors.ts'
-import { CborWriter, KnownKeys, encodedText, MapLayout, decodeCanonicalMap, decodeMapLike, mapEntryEnd } from './cbor-fast.ts'
+import { CborWriter, KnownKeys, encodedText, MapLayout, decodeCanonicalMap, decodeMapLike, mapEntryEnd, type FieldStore } from './cbor-fast.ts'
 import { MAX_BATCH, SignedBatch, batchSigningInput, leafOf, merkleRoot, proofLength, putDigest, sha256, sha256Latin1, verifyInclusion, type BatchProof, type VerifiedRoots } from './batch.ts'
 
 export type { BatchProof } from './batch.ts'
@@ -883,6 +883,47 @@ export function decodeLeafFields (bytes: Uint8Array, maxBytes: number = LIMITS.m
  * and the delivery map (a durable or ordered send's `dlv.seq` grows by one per envelope).
  */
 const LEAF_VARYING: ReadonlySet<string> = new Set(['ts', 'nonce', 'dlv', 'body'])
+/** The unsigned fields in a fixed order: their codes in LEAF_STORE. */
+const LEAF_STORE_NAMES = [...FIELD_NAMES]
+const LEAF_STORE_CODES = new Map(LEAF_STORE_NAMES.map((k, i) => [k, i]))
+
+/** A leaf's fields stored by name (FieldStore): each case one property, one hidden class per site. */
+const LEAF_STORE: FieldStore = {
+  code: (k) => LEAF_STORE_CODES.get(k) ?? -1,
+  put: (f, code, v) => {
+    switch (code) {
+      case 0: f.v = v; return
+      case 1: f.net = v; return
+      case 2: f.mode = v; return
+      case 3: f.type = v; return
+      case 4: f.from = v; return
+      case 5: f.to = v; return
+      case 6: f.topic = v; return
+      case 7: f.schema = v; return
+      case 8: f.proto = v; return
+      case 9: f.conv = v; return
+      case 10: f.corr = v; return
+      case 11: f.replyTo = v; return
+      case 12: f.ts = v; return
+      case 13: f.nonce = v; return
+      case 14: f.ttl = v; return
+      case 15: f.hops = v; return
+      case 16: f.prio = v; return
+      case 17: f.dlv = v; return
+      case 18: f.ct = v; return
+      case 19: f.enc = v; return
+      case 20: f.body = v; return
+      default: f[LEAF_STORE_NAMES[code]] = v
+    }
+  }
+}
+// The cases above are written out by hand: each must store the name its code stands for.
+for (const [code, name] of LEAF_STORE_NAMES.entries()) {
+  const o: Record<string, unknown> = {}
+  LEAF_STORE.put(o, code, 1)
+  if (Object.keys(o).join() !== name) throw new Error(`LEAF_STORE: code ${code} stores ${Object.keys(o).join()}, not ${name}`)
+}
+
 /** Layouts a LeafDecoder keeps: with and without a nonce (envelopes of one millisecond have one). */
 const LEAF_LAYOUTS = 2
 
@@ -915,7 +956,7 @@ export class LeafDecoder {
     }
     const f = decodeLeafFields(bytes, this.maxBytes)
     if (f instanceof LeafFailure) return f
-    const layout = MapLayout.of(bytes, f as unknown as Record<string, unknown>, LEAF_VARYING)
+    const layout = MapLayout.of(bytes, f as unknown as Record<string, unknown>, LEAF_VARYING, LEAF_STORE)
     if (layout !== undefined) {
       this.layouts.unshift(layout)
       if (this.layouts.length > LEAF_LAYOUTS) this.layouts.pop()
