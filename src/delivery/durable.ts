@@ -740,28 +740,23 @@ export class DurableService {
     let others: Set<AgentId> | undefined
     // The answer every envelope got so far (`null`: they differ, or one was refused at the check).
     let same: DurableAnswer | null | undefined = envs.length === results.length ? undefined : null
-    // The newly stored envelopes, told to the message log in one observation (in order: a
-    // refusal between them tells those before it first).
-    let fresh: Envelope[] = []
     for (let j = 0; j < outcomes.length; j++) {
       const o = outcomes[j]
       const env = envs[j]
       let a: DurableAnswer
       if (o.ok) {
-        if (o.status === 'stored') fresh.push(env)
+        this.noteStored(env, o.status, peer)
         const recipient = (env.to as AgentId[])[0]
         if (reached === undefined) reached = recipient
         else if (recipient !== reached) (others ??= new Set()).add(recipient)
         a = o.status === 'stored' ? STORED : DUPLICATE
       } else {
-        if (fresh.length > 0) { this.noteStoredBatch(fresh, peer); fresh = [] }
         this.noteRefused(env, peer, o.error)
         a = responseOf(o.error)
       }
       rs[at[j]] = a
       if (same !== null && same !== a) same = same === undefined ? a : null
     }
-    if (fresh.length > 0) this.noteStoredBatch(fresh, peer)
     if (reached !== undefined) this.kick(reached)
     if (others !== undefined) for (const recipient of others) this.kick(recipient)
     return same === STORED ? { ok: true, st: 'stored' } : same === DUPLICATE ? { ok: true, st: 'duplicate' } : { ok: true, rs }
@@ -785,12 +780,6 @@ export class DurableService {
     this.counters.stored++
     if (replicaOf == null) this.c.observe({ event: 'stored', env, status: 'pending', peer })
     else this.c.observe({ event: 'stored', env, status: 'pending', peer, reason: `replica for ${replicaOf}` })
-  }
-
-  /** `noteStored` of envelopes newly stored together (as home: no replica of them). */
-  private noteStoredBatch (envs: Envelope[], peer: string): void {
-    this.counters.stored += envs.length
-    this.c.observe({ event: 'stored', envs, status: 'pending', peer })
   }
 
   private noteRefused (env: Envelope, peer: string | undefined, err: unknown): void {

@@ -20,11 +20,6 @@ export interface MessageObservation {
   event: LogEvent
   /** The envelope, when it was decoded. */
   env?: Envelope
-  /**
-   * Several envelopes that this happened to alike (a batch stored at once), in order, instead
-   * of `env`: one observation, recorded as one per envelope with the other fields shared.
-   */
-  envs?: readonly Envelope[]
   /** The id, when there is no envelope (a rejection after decoding failed partway). */
   id?: string
   status?: LogStatus
@@ -118,9 +113,9 @@ interface OpenRun {
   peer: string | undefined
 }
 
-/** The one recipient of a runnable observation of `env`, if it has one. */
-function recipientOf (ob: MessageObservation, env: Envelope | undefined): string | undefined {
-  return (ob.to ?? env?.to)?.[0]
+/** The one recipient of a runnable observation, if it has one. */
+function recipientOf (ob: MessageObservation): string | undefined {
+  return (ob.to ?? ob.env?.to)?.[0]
 }
 
 export class LogRecorder {
@@ -156,23 +151,16 @@ export class LogRecorder {
     return { ...this.counts, buffered: this.buffered }
   }
 
-  /** Records one observation (one record per envelope of `envs`); never throws, never waits. */
+  /** Records one observation; never throws, never waits. */
   readonly observe: Observe = (ob) => {
     if (this.stopped) return
-    const envs = ob.envs
-    if (envs === undefined) this.record(ob, ob.env)
-    else for (let i = 0; i < envs.length; i++) this.record(ob, envs[i])
-  }
-
-  /** The record of `ob` as it happened to `env` (its `env`, or one of its `envs`). */
-  private record (ob: MessageObservation, env: Envelope | undefined): void {
     if (this.buffered >= this.maxBuffered) { this.counts.dropped++; return }
-    const runnable = this.runnable(ob, env)
-    if (!runnable || !this.joinRun(ob, env)) {
-      const rec = this.toRecord(ob, env)
+    const runnable = this.runnable(ob)
+    if (!runnable || !this.joinRun(ob)) {
+      const rec = this.toRecord(ob)
       if (rec == null) return
       this.buffer.push(rec)
-      this.open = runnable ? this.openRun(ob, env as Envelope, rec) : undefined
+      this.open = runnable ? this.openRun(ob, rec) : undefined
     }
     this.buffered++
     // While an append is under way it takes these records too (it runs until the buffer is empty).
@@ -201,11 +189,12 @@ export class LogRecorder {
    * Adds `ob` to the open run when it differs from the run's record only in id, size and
    * origin time (the next publication of the same batch frame, typically); false otherwise.
    */
-  private joinRun (ob: MessageObservation, env: Envelope | undefined): boolean {
+  private joinRun (ob: MessageObservation): boolean {
     const run = this.open
+    const env = ob.env
     if (run === undefined || env === undefined) return false
     if (run.event !== ob.event || run.from !== env.from || run.topic !== env.topic || run.peer !== ob.peer || run.type !== env.type ||
-      run.schema !== env.schema || run.proto !== env.proto || run.status !== ob.status || run.to !== recipientOf(ob, env)) return false
+      run.schema !== env.schema || run.proto !== env.proto || run.status !== ob.status || run.to !== recipientOf(ob)) return false
     let next = run.next
     if (next === undefined) {
       next = run.next = { ids: [], sizes: [], originTs: [] }
@@ -223,18 +212,21 @@ export class LogRecorder {
    * size and time, at most one recipient. A status given here is shared by the run; a later
    * change of one member's (`updateStatus`) is stored for that member alone.
    */
-  private runnable (ob: MessageObservation, env: Envelope | undefined): boolean {
+  private runnable (ob: MessageObservation): boolean {
+    const env = ob.env
     if (env === undefined || ob.reason != null || env.conv != null || (this.o.payloads ?? 'conversation') === 'all') return false
     const to = ob.to ?? env.to
     return to == null || to.length <= 1
   }
 
-  /** The run `rec` heads (`ob` of `env` runnable). */
-  private openRun (ob: MessageObservation, env: Envelope, rec: LogRecordInit): OpenRun {
-    return { rec, next: undefined, event: ob.event, status: ob.status, to: recipientOf(ob, env), from: env.from, topic: env.topic, schema: env.schema, proto: env.proto, type: env.type, peer: ob.peer }
+  /** The run `rec` heads (`ob` runnable). */
+  private openRun (ob: MessageObservation, rec: LogRecordInit): OpenRun {
+    const env = ob.env as Envelope
+    return { rec, next: undefined, event: ob.event, status: ob.status, to: recipientOf(ob), from: env.from, topic: env.topic, schema: env.schema, proto: env.proto, type: env.type, peer: ob.peer }
   }
 
-  private toRecord (ob: MessageObservation, env: Envelope | undefined): LogRecordInit | undefined {
+  private toRecord (ob: MessageObservation): LogRecordInit | undefined {
+    const env = ob.env
     const id = env?.id ?? ob.id
     if (id == null) return undefined
     const rec: LogRecordInit = { id: id as MessageId, event: ob.event, size: env !== undefined ? wireSize(env) : 0 }
