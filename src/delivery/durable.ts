@@ -174,7 +174,7 @@ function durableOnly (env: Envelope): Envelope {
   return env
 }
 
-/** A `putb`'s answers for its stored and duplicate envelopes: one object each, never changed. */
+/** The answers `stored` and `duplicate` of a `putb`'s envelopes, sent or received: one object each, never changed. */
 const STORED: DurableAnswer = Object.freeze({ ok: true, st: 'stored' })
 const DUPLICATE: DurableAnswer = Object.freeze({ ok: true, st: 'duplicate' })
 
@@ -1449,7 +1449,11 @@ export class DurableService {
     if (!inOrder) carried.sort((a, b) => a - b)
     const res = await this.request(t.peer, t.addrs, { op: 'putb', s: batch.sig, l, home: t.home, ho: t.ho }, options)
     let rs: DurableAnswer[]
-    if (res.rs === undefined && res.st !== undefined && res.n === undefined) rs = carried.map(() => ({ ok: true, st: res.st }))
+    if (res.rs === undefined && res.st !== undefined && res.n === undefined) {
+      // One for all: the shared (frozen) answer, not an object per envelope.
+      const one = res.st === 'stored' ? STORED : res.st === 'duplicate' ? DUPLICATE : { ok: true as const, st: res.st }
+      rs = new Array<DurableAnswer>(carried.length).fill(one)
+    }
     else if (res.rs?.length === carried.length) rs = res.rs
     else throw new UnreachableError(`node ${t.peer} answered ${res.rs?.length ?? 0} of ${carried.length} durable puts`)
     if (inOrder) return rs

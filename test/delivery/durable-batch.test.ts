@@ -250,6 +250,13 @@ describe('batched durable sends between nodes', () => {
       assert.equal(d.envelope.bp?.n, 12)
     }
     assert.equal(b.status().store?.durable.stored, 5)
+    // The home's log: a `stored` record per stored message (told in one observation for the
+    // batch), then a `rejected` one per refusal, in leaf order, each from the sender's node.
+    const sentIds = results.slice(0, 5).map(r => (r as PromiseFulfilledResult<{ id: string }>).value.id)
+    const homeLog = (await b.log({ agent: carol.id }, { limit: 100 })).records.filter(r => r.event === 'stored' || r.event === 'rejected')
+    assert.deepEqual(homeLog.map(r => r.event), [...Array(5).fill('stored'), ...Array(7).fill('rejected')])
+    assert.deepEqual(homeLog.slice(0, 5).map(r => r.id), sentIds)
+    for (const r of homeLog) assert.equal(r.peer, a.peerId)
     const got = await take(carol.messages(), 5)
     assert.deepEqual(got.map(m => (m.data() as { i: number }).i), [0, 1, 2, 3, 4])
     const rejected = await a.log({ event: 'sent', status: 'failed' })
