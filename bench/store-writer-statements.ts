@@ -18,6 +18,7 @@ import { openWriterConnection, sqlOf, sqliteDialect, inWriteTransaction } from '
 import { executeOps, type WriteOp } from '../src/store/ops.ts'
 import { normalizeEntry } from '../src/store/validate.ts'
 import type { Sql } from '../src/store/backend.ts'
+import type { AgentId, MessageId } from '../src/core/ids.ts'
 
 const { values } = parseArgs({ options: { count: { type: 'string', default: '100000' }, batch: { type: 'string', default: '510' }, sync: { type: 'string', default: 'full' }, exec: { type: 'string', multiple: true, default: [] } } })
 const COUNT = Number(values.count)
@@ -43,8 +44,8 @@ try {
     all: async (text, params) => { const t0 = cpu(); const r = await inner.all(text, params); timed(text, t0); return r },
     run: async (text, params) => { const t0 = cpu(); const r = await inner.run(text, params); timed(text, t0); return r }
   }
-  const sender = `did:key:z6Mk${'s'.repeat(44)}`
-  const recipient = `did:key:z6Mk${'r'.repeat(44)}`
+  const sender = `did:key:z6Mk${'s'.repeat(44)}` as AgentId
+  const recipient = `did:key:z6Mk${'r'.repeat(44)}` as AgentId
   const body = new Uint8Array(256).fill(7)
   const expiresAt = Date.now() + 3_600_000
   let seq = 0
@@ -54,7 +55,7 @@ try {
   for (let done = 0; done < COUNT; done += BATCH) {
     const n0 = cpu()
     const ops: WriteOp[] = []
-    for (let i = 0; i < BATCH; i++, seq++) ops.push({ kind: 'enqueue', entry: normalizeEntry({ recipient, sender, id: `m-${seq}`, bytes: body, expiresAt, senderSeq: seq + 1 }), quota: UNLIMITED })
+    for (let i = 0; i < BATCH; i++, seq++) ops.push({ kind: 'enqueue', entry: normalizeEntry({ recipient, sender, id: `m-${seq}` as MessageId, bytes: body, expiresAt, senderSeq: seq + 1 }), quota: UNLIMITED })
     const t0 = cpu()
     norm += t0 - n0
     let c0 = 0
