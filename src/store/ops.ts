@@ -168,12 +168,15 @@ async function enqueueRun (ctx: OpContext, run: Array<Extract<WriteOp, { kind: '
   const bids = await insertBatches(ctx, plan.inserts)
   const cols = ['idh', 'recipient', 'id', 'sender', 'sender_seq', 'priority', 'size', 'payload', 'crc', 'enqueued_ts', 'expires_at', 'replica', 'home', 'pos', 'batch', 'leaf']
   // SQLite: up to INBOX_ROWS_PER_INSERT rows per statement, OR FAIL. A statement that writes
-  // several rows (or fires a trigger: each row's `inbox_ids` key) keeps a statement journal only
-  // if a constraint of it may ABORT; OR FAIL (which the trigger's INSERT inherits) never does,
+  // several rows keeps a statement journal only if a constraint of it may ABORT; OR FAIL never does,
   // so none is kept. Nothing half-written stays: any failed statement rolls the whole
   // transaction back (inWriteTransaction). PostgreSQL: as many rows as its parameters allow.
   const insertVerb = d.kind === 'sqlite' ? 'INSERT OR FAIL' : 'INSERT'
   const parts = d.kind === 'sqlite' ? pow2Parts(plan.inserts, INBOX_ROWS_PER_INSERT) : chunks(plan.inserts, cols.length, d.maxParams)
+  // SQLite (schema version 10): the rows' keys in `inbox_ids` come from one statement after the
+  // inserts, not a trigger per row. The write lock is this transaction's, so the rows past the
+  // largest rid before them are exactly the ones inserted here.
+  const ridBefore = d.kind === 'sqlite' && plan.inserts.length > 0 ? num((await sql.all(`SELECT COALESCE(MAX(rid), 0) AS m FROM ${inbox}`))[0].m) : 0
   for (const part of parts) {
     const params: unknown[] = new Array(part.length * cols.length)
     let k = 0
@@ -183,6 +186,9 @@ async function enqueueRun (ctx: OpContext, run: Array<Extract<WriteOp, { kind: '
       params[k++] = e.batch === null ? null : bids.get(e.batch); params[k++] = e.leaf
     }
     await sql.run(statementText(`insert\n${inbox}`, part.length, () => `${insertVerb} INTO ${inbox} (${cols.join(', ')}) VALUES ${valuesList(part.length, cols.length)}`), params)
+  }
+  if (d.kind === 'sqlite' && plan.inserts.length > 0) {
+    await sql.run(`${insertVerb} INTO ${d.table('inbox_ids')} (t, idh, rid) SELECT 0, idh, rid FROM ${inbox} WHERE rid > ? ORDER BY idh, rid`, [ridBefore])
   }
   for (const m of plan.moves) {
     await sql.run(`UPDATE ${inbox} SET pos = ? WHERE rid IN (SELECT rid FROM ${d.table('inbox_ids')} WHERE t IN (${INBOX_IDS_TIERS}) AND idh = ?) AND recipient = ? AND id = ?`, [m.pos, logIdHash(m.id), m.recipient, m.id])

@@ -1452,6 +1452,52 @@ export function storeCompliance (name: string, makeHarness: () => Promise<StoreH
         }, { clock: clock.now })
       })
 
+      test('version 10: an enqueue batch writes one inbox_ids key per row it inserts (SQLite: one statement, no trigger per row), none for refused or duplicate entries; a version 9 store migrates', async () => {
+        const clock = manualClock(1_000_000)
+        await withStore(async (store, loc) => {
+          const pg = store.kind === 'postgres'
+          const keysMatchRows = async (): Promise<void> => {
+            const rows = await loc.raw(`SELECT i.rid, COUNT(x.rid) AS c FROM ${loc.table('inbox')} i LEFT JOIN ${loc.table('inbox_ids')} x ON x.rid = i.rid AND x.idh = i.idh GROUP BY i.rid`)
+            assert.ok(rows.every(r => Number(r.c) === 1), 'one key per row')
+            const keys = await loc.raw(`SELECT COUNT(*) AS c FROM ${loc.table('inbox_ids')}`)
+            assert.equal(Number(keys[0].c), rows.length, 'no key without its row')
+          }
+          await store.enqueue(entry('v9-a', { expiresAt: 2_000_000 }))
+          await store.close()
+          if (!pg) {
+            // Version 9's row trigger, as an older store has it.
+            await loc.raw(`CREATE TRIGGER inbox_ids_add AFTER INSERT ON inbox BEGIN INSERT INTO ${loc.table('inbox_ids')} (t, idh, rid) VALUES (0, NEW.idh, NEW.rid); END`)
+          }
+          await loc.raw(`UPDATE ${loc.table('meta')} SET value = '9' WHERE key = 'schema_version'`)
+          const again = loc.create({ clock: clock.now, quota: { senderCount: 40 } })
+          await again.open()
+          try {
+            assert.equal(again.info().schemaVersion, SCHEMA_VERSION)
+            const triggers = pg
+              ? await loc.raw(`SELECT tgname AS name FROM pg_trigger WHERE NOT tgisinternal AND tgrelid = '${loc.table('inbox')}'::regclass AND tgname = 'inbox_ids_add'`)
+              : await loc.raw("SELECT name FROM sqlite_master WHERE type = 'trigger' AND name = 'inbox_ids_add'")
+            // PostgreSQL keeps its statement-level trigger; SQLite's per-row one is gone.
+            assert.equal(triggers.length, pg ? 1 : 0)
+            // 70 entries in one batch (several INSERT statements): duplicates of the old and of
+            // each other, and past the sender's quota of 40 — only the stored ones get keys.
+            const ids = Array.from({ length: 70 }, (_, i) => i % 10 === 9 ? 'v9-a' : i % 10 === 8 ? `n${i - 1}` : `n${i}`)
+            const expiresAt = (id: string): number => id === 'n0' || id === 'n1' ? 1_001_000 : 2_000_000
+            const out = await again.enqueueMany(ids.map(id => entry(id, { expiresAt: expiresAt(id) })))
+            const stored = out.filter(o => o.ok && o.status === 'stored').length
+            assert.ok(stored > 0 && stored < 70 && out.some(o => !o.ok), 'stored, duplicate and refused entries in one batch')
+            await keysMatchRows()
+            assert.deepEqual((await again.enqueueMany(['v9-a', 'n0', 'n7'].map(id => entry(id)))).map(o => o.ok && o.status), ['duplicate', 'duplicate', 'duplicate'])
+            clock.set(1_002_000)
+            assert.ok((await again.expire()).expired.length > 0)
+            await keysMatchRows()
+            assert.deepEqual(await again.enqueue(entry('n0', { expiresAt: 3_000_000 })), { status: 'stored' })
+            await keysMatchRows()
+          } finally {
+            await again.close()
+          }
+        }, { clock: clock.now })
+      })
+
       test('a store with a newer schema version is refused', async () => {
         await withStore(async (store, loc) => {
           await store.close()
@@ -1479,8 +1525,15 @@ async function dropInboxTriggers (loc: StoreLocation, pg: boolean, names: string
   }
 }
 
+/** Undoes version 10: SQLite's per-row trigger that writes each inbox row's key. */
+async function backToVersion9 (loc: StoreLocation, pg: boolean): Promise<void> {
+  if (!pg) await loc.raw(`CREATE TRIGGER inbox_ids_add AFTER INSERT ON inbox BEGIN INSERT INTO ${loc.table('inbox_ids')} (t, idh, rid) VALUES (0, NEW.idh, NEW.rid); END`)
+  await loc.raw(`UPDATE ${loc.table('meta')} SET value = '9' WHERE key = 'schema_version'`)
+}
+
 /** Undoes version 9: every moved key in tier 1, the delete trigger of version 7 (tiers 0 and 1). */
 async function backToVersion8 (loc: StoreLocation, pg: boolean): Promise<void> {
+  await backToVersion9(loc, pg)
   const ids = loc.table('inbox_ids')
   await loc.raw(`UPDATE ${ids} SET t = 1 WHERE t > 0`)
   if (pg) {
