@@ -34,58 +34,99 @@ export interface SqliteWriterInit {
  * structured clone then writes no property names, about half the work of objects. An
  * enqueue is its entry's tuple with the quota last (no object around it); the quota object,
  * the same for a whole batch, is cloned once (the clone writes a reference for each repeat).
+ * A batch's operations share two more things that would otherwise be cloned per entry or
+ * record: the names (an entry's recipient, sender and home; a record's event, status,
+ * agents, topic, schema, protocol, conversation, type and peer — a few distinct strings for
+ * hundreds of operations), sent once in `names` and referred to by index, and the enqueues'
+ * payloads, copied end to end into one buffer that is transferred (moved, not cloned) and
+ * read back as views of it.
  */
-type EntryTuple = [string, string, string, Uint8Array, number, number, number, number | null, boolean, string | null, number, NormalizedBatch | null, number | null, InboxQuota]
-type RecordTuple = [string, string, string, string | null, string[], string | null, string | null, string | null, string | null, string | null, number, string | null, number | null, number, number | null, string | null, Uint8Array | null, number | null, NormalizedLogRecord['next']]
+type EntryTuple = [number, string, number, number, number, number, number, number, number | null, boolean, number, number, NormalizedBatch | null, number | null, InboxQuota]
+type RecordTuple = [string, number, number, number, number[], number, number, number, number, number, number, string | null, number | null, number, number | null, number, Uint8Array | null, number | null, NormalizedLogRecord['next']]
 type PackedOp = EntryTuple | { kind: 'log', rs: RecordTuple[] } | Exclude<WriteOp, { kind: 'enqueue' | 'log' }>
 
-function packEntry (e: NormalizedEntry, quota: InboxQuota): EntryTuple {
-  return [e.recipient, e.id, e.sender, e.bytes, e.size, e.priority, e.expiresAt, e.senderSeq, e.replica, e.home, e.crc, e.batch, e.leaf, quota]
+/** A batch's operations as they cross: the tuples, the names they refer to, the payloads. */
+interface PackedOps { ops: PackedOp[], names: string[], payloads: ArrayBuffer | null }
+
+/** `name`'s index in `names` (added on first sight); -1 for null. */
+function nameIndex (name: string | null, names: string[], seen: Map<string, number>): number {
+  if (name === null) return -1
+  let i = seen.get(name)
+  if (i === undefined) {
+    i = names.length
+    names.push(name)
+    seen.set(name, i)
+  }
+  return i
 }
 
-function unpackEntry (t: EntryTuple): NormalizedEntry {
-  return { recipient: t[0], id: t[1], sender: t[2], bytes: t[3], size: t[4], priority: t[5], expiresAt: t[6], senderSeq: t[7], replica: t[8], home: t[9], crc: t[10], batch: t[11], leaf: t[12] }
+function packOps (ops: WriteOp[]): PackedOps {
+  let total = 0
+  for (const op of ops) if (op.kind === 'enqueue') total += op.entry.bytes.length
+  const payloads = total > 0 ? new ArrayBuffer(total) : null
+  const into = payloads === null ? null : new Uint8Array(payloads)
+  const names: string[] = []
+  const seen = new Map<string, number>()
+  const out = new Array<PackedOp>(ops.length)
+  let off = 0
+  for (let i = 0; i < ops.length; i++) {
+    const op = ops[i]
+    if (op.kind === 'enqueue') {
+      const e = op.entry
+      const len = e.bytes.length
+      if (len > 0) into?.set(e.bytes, off)
+      out[i] = [nameIndex(e.recipient, names, seen), e.id, nameIndex(e.sender, names, seen), off, len, e.size, e.priority, e.expiresAt, e.senderSeq, e.replica,
+        nameIndex(e.home, names, seen), e.crc, e.batch, e.leaf, op.quota]
+      off += len
+    } else if (op.kind === 'log') out[i] = { kind: 'log', rs: op.records.map(r => packRecord(r, names, seen)) }
+    else out[i] = op
+  }
+  return { ops: out, names, payloads }
 }
 
-function packRecord (r: NormalizedLogRecord): RecordTuple {
-  return [r.id, r.event, r.status, r.from, r.to, r.topic, r.schema, r.proto, r.conv, r.type, r.size, r.reason, r.originTs, r.receivedTs, r.ackedTs, r.peer, r.bytes, r.crc, r.next]
-}
-
-function unpackRecord (t: RecordTuple): NormalizedLogRecord {
+/** An entry again, its bytes a view of the batch's payloads (an empty one made anew: see below). */
+function unpackEntry (t: EntryTuple, names: string[], payloads: ArrayBuffer | null): NormalizedEntry {
+  const bytes = t[4] === 0 || payloads === null ? new Uint8Array(0) : new Uint8Array(payloads, t[3], t[4])
   return {
-    id: t[0], event: t[1] as NormalizedLogRecord['event'], status: t[2] as NormalizedLogRecord['status'], from: t[3], to: t[4], topic: t[5], schema: t[6], proto: t[7], conv: t[8], type: t[9],
-    size: t[10], reason: t[11], originTs: t[12], receivedTs: t[13], ackedTs: t[14], peer: t[15], bytes: t[16], crc: t[17], next: t[18]
+    recipient: names[t[0]], id: t[1], sender: names[t[2]], bytes, size: t[5], priority: t[6], expiresAt: t[7], senderSeq: t[8], replica: t[9],
+    home: t[10] === -1 ? null : names[t[10]], crc: t[11], batch: t[12], leaf: t[13]
   }
 }
 
-function packOp (op: WriteOp): PackedOp {
-  if (op.kind === 'enqueue') return packEntry(op.entry, op.quota)
-  if (op.kind === 'log') return { kind: 'log', rs: op.records.map(packRecord) }
-  return op
+function packRecord (r: NormalizedLogRecord, names: string[], seen: Map<string, number>): RecordTuple {
+  const n = (v: string | null): number => nameIndex(v, names, seen)
+  return [r.id, n(r.event), n(r.status), n(r.from), r.to.map(n), n(r.topic), n(r.schema), n(r.proto), n(r.conv), n(r.type), r.size, r.reason, r.originTs, r.receivedTs, r.ackedTs, n(r.peer), r.bytes, r.crc, r.next]
+}
+
+function unpackRecord (t: RecordTuple, names: string[]): NormalizedLogRecord {
+  const n = (i: number): string | null => i === -1 ? null : names[i]
+  return {
+    id: t[0], event: names[t[1]] as NormalizedLogRecord['event'], status: names[t[2]] as NormalizedLogRecord['status'], from: n(t[3]), to: t[4].map(i => names[i]),
+    topic: n(t[5]), schema: n(t[6]), proto: n(t[7]), conv: n(t[8]), type: n(t[9]),
+    size: t[10], reason: t[11], originTs: t[12], receivedTs: t[13], ackedTs: t[14], peer: n(t[15]), bytes: t[16], crc: t[17], next: t[18]
+  }
 }
 
 /** Back to operations; an empty byte array is made anew (see below). */
-function unpackOp (p: PackedOp): WriteOp {
-  if (Array.isArray(p)) {
-    const entry = unpackEntry(p)
-    if (entry.bytes.length === 0) entry.bytes = new Uint8Array(0)
-    return { kind: 'enqueue', entry, quota: p[13] }
-  }
-  if (p.kind === 'log') {
-    return {
-      kind: 'log',
-      records: p.rs.map(t => {
-        const r = unpackRecord(t)
-        if (r.bytes != null && r.bytes.length === 0) r.bytes = new Uint8Array(0)
-        return r
-      })
+function unpackOps (p: PackedOps): WriteOp[] {
+  return p.ops.map((op): WriteOp => {
+    if (Array.isArray(op)) return { kind: 'enqueue', entry: unpackEntry(op, p.names, p.payloads), quota: op[14] }
+    if (op.kind === 'log') {
+      return {
+        kind: 'log',
+        records: op.rs.map(t => {
+          const r = unpackRecord(t, p.names)
+          if (r.bytes != null && r.bytes.length === 0) r.bytes = new Uint8Array(0)
+          return r
+        })
+      }
     }
-  }
-  return p
+    return op
+  })
 }
 
 /** One batch for the worker. */
-interface BatchRequest { t: 'batch', id: number, ops: PackedOp[], now: number, keepDeliveredMs: number, flush: boolean }
+interface BatchRequest { t: 'batch', id: number, ops: PackedOps, now: number, keepDeliveredMs: number, flush: boolean }
 type Request = BatchRequest | { t: 'close' }
 
 /** An error as it crosses the thread boundary. */
@@ -204,8 +245,9 @@ export async function startSqliteWriter (init: SqliteWriterInit): Promise<Sqlite
       return await new Promise((resolve, reject) => {
         if (waiting.size === 0) worker.ref()
         waiting.set(id, { resolve, reject })
-        const req: Request = { t: 'batch', id, ops: ops.map(packOp), now: ctx.now, keepDeliveredMs: ctx.keepDeliveredMs, flush }
-        worker.postMessage(req)
+        const packed = packOps(ops)
+        const req: Request = { t: 'batch', id, ops: packed, now: ctx.now, keepDeliveredMs: ctx.keepDeliveredMs, flush }
+        worker.postMessage(req, packed.payloads === null ? [] : [packed.payloads])
       })
     },
 
@@ -227,7 +269,7 @@ export async function startSqliteWriter (init: SqliteWriterInit): Promise<Sqlite
 
 // An empty byte array that crossed the thread boundary has no backing store, and
 // `node:sqlite` binds that as NULL rather than an empty BLOB; a fresh one binds as a BLOB
-// (unpackOp makes it anew).
+// (unpackEntry and unpackOps make it anew).
 
 async function runWorker (): Promise<void> {
   const port = parentPort
@@ -264,7 +306,7 @@ async function runWorker (): Promise<void> {
         return
       }
       try {
-        const ops = req.ops.map(unpackOp)
+        const ops = unpackOps(req.ops)
         const outcomes = await inWriteTransaction(db, !req.flush && init.synchronous === 'full',
           async () => await executeOps({ sql, d: sqliteDialect, now: req.now, keepDeliveredMs: req.keepDeliveredMs }, ops))
         reply({ t: 'done', id: req.id, outcomes: toWireOutcomes(outcomes) })
