@@ -89,21 +89,30 @@ function unpackEntry (t: EntryTuple, names: string[], payloads: ArrayBuffer | nu
   const bytes = t[4] === 0 || payloads === null ? new Uint8Array(0) : new Uint8Array(payloads, t[3], t[4])
   return {
     recipient: names[t[0]], id: t[1], sender: names[t[2]], bytes, size: t[5], priority: t[6], expiresAt: t[7], senderSeq: t[8], replica: t[9],
-    home: t[10] === -1 ? null : names[t[10]], crc: t[11], batch: t[12], leaf: t[13]
+    home: nameAt(names, t[10]), crc: t[11], batch: t[12], leaf: t[13]
   }
 }
 
 function packRecord (r: NormalizedLogRecord, names: string[], seen: Map<string, number>): RecordTuple {
-  const n = (v: string | null): number => nameIndex(v, names, seen)
-  return [r.id, n(r.event), n(r.status), n(r.from), r.to.map(n), n(r.topic), n(r.schema), n(r.proto), n(r.conv), n(r.type), r.size, r.reason, r.originTs, r.receivedTs, r.ackedTs, n(r.peer), r.bytes, r.crc, r.next]
+  const to = new Array<number>(r.to.length)
+  for (let i = 0; i < to.length; i++) to[i] = nameIndex(r.to[i], names, seen)
+  return [r.id, nameIndex(r.event, names, seen), nameIndex(r.status, names, seen), nameIndex(r.from, names, seen), to, nameIndex(r.topic, names, seen),
+    nameIndex(r.schema, names, seen), nameIndex(r.proto, names, seen), nameIndex(r.conv, names, seen), nameIndex(r.type, names, seen),
+    r.size, r.reason, r.originTs, r.receivedTs, r.ackedTs, nameIndex(r.peer, names, seen), r.bytes, r.crc, r.next]
+}
+
+/** The name at index `i` of `names`; null for -1 (nameIndex's null). */
+function nameAt (names: string[], i: number): string | null {
+  return i === -1 ? null : names[i]
 }
 
 function unpackRecord (t: RecordTuple, names: string[]): NormalizedLogRecord {
-  const n = (i: number): string | null => i === -1 ? null : names[i]
+  const to = new Array<string>(t[4].length)
+  for (let i = 0; i < to.length; i++) to[i] = names[t[4][i]]
   return {
-    id: t[0], event: names[t[1]] as NormalizedLogRecord['event'], status: names[t[2]] as NormalizedLogRecord['status'], from: n(t[3]), to: t[4].map(i => names[i]),
-    topic: n(t[5]), schema: n(t[6]), proto: n(t[7]), conv: n(t[8]), type: n(t[9]),
-    size: t[10], reason: t[11], originTs: t[12], receivedTs: t[13], ackedTs: t[14], peer: n(t[15]), bytes: t[16], crc: t[17], next: t[18]
+    id: t[0], event: names[t[1]] as NormalizedLogRecord['event'], status: names[t[2]] as NormalizedLogRecord['status'], from: nameAt(names, t[3]), to,
+    topic: nameAt(names, t[5]), schema: nameAt(names, t[6]), proto: nameAt(names, t[7]), conv: nameAt(names, t[8]), type: nameAt(names, t[9]),
+    size: t[10], reason: t[11], originTs: t[12], receivedTs: t[13], ackedTs: t[14], peer: nameAt(names, t[15]), bytes: t[16], crc: t[17], next: t[18]
   }
 }
 
