@@ -15,7 +15,10 @@
  * few thousand lone sends otherwise measures unoptimised code and the compiler threads), then
  * 500 at the window measured. CPU is also split per thread (Linux schedstat).
  *
- *   node bench/durable.ts [--count N] [--window W[,W…]] [--json] [--only fedmesh|jetstream] [--sync full|normal]
+ *   node bench/durable.ts [--count N] [--seconds S] [--window W[,W…]] [--json] [--only fedmesh|jetstream] [--sync full|normal]
+ *
+ * `--count` sends per window (20,000 by default); `--seconds S` instead sends for S seconds per
+ * window (then `--count` is only a ceiling), as npm run bench's sustained row does.
  *
  * `--window 64,512,2048` measures each window in turn on the same processes (a sweep: how
  * each system scales with the sends an application keeps in flight).
@@ -50,6 +53,14 @@ const WARM_SENDS = 5_000
 const WARM_WINDOW = 512
 /** Then, before each phase, this many at the phase's own window (its own code path: `put` rather than `putb`). */
 const PHASE_WARM_SENDS = 500
+/**
+ * The most sends of a timed run: `--seconds`, and bench/run.ts's sustained row (last, 512 in
+ * flight, for its `--duration`: 5 s by default, every other measure's window). RUN_COUNT sends
+ * last well under a second on a fast machine, so their rate carries the start of each
+ * system's run (V8's compiler threads in the sender, the stream's or the inbox's first
+ * pages); the sustained row shows where each settles.
+ */
+const SUSTAINED_MAX = 2_000_000
 
 // ---- child: the recipient's home node ----------------------------------------------------
 
@@ -157,14 +168,19 @@ function percentile (sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length, Math.max(1, Math.ceil(p / 100 * sorted.length))) - 1]
 }
 
-/** Runs `send(i)` for i < count with `window` in flight; latency per call. */
-async function pipeline (count: number, window: number, send: (i: number) => Promise<unknown>): Promise<{ seconds: number, latencies: number[], errors: number }> {
+/**
+ * Runs `send(i)` for i < count with `window` in flight; latency per call. With `durationMs`,
+ * no send starts after that long (the ones in flight finish): `count` is then a ceiling and
+ * the result's `issued` says how many went out.
+ */
+async function pipeline (count: number, window: number, send: (i: number) => Promise<unknown>, durationMs?: number): Promise<{ seconds: number, latencies: number[], errors: number, issued: number }> {
   const latencies: number[] = []
   let next = 0
   let errors = 0
   const t0 = performance.now()
+  const until = durationMs == null ? Number.POSITIVE_INFINITY : t0 + durationMs
   await Promise.all(Array.from({ length: Math.min(window, count) }, async () => {
-    while (next < count) {
+    while (next < count && performance.now() < until) {
       const i = next++
       const s = performance.now()
       try {
@@ -176,14 +192,14 @@ async function pipeline (count: number, window: number, send: (i: number) => Pro
       }
     }
   }))
-  return { seconds: (performance.now() - t0) / 1000, latencies, errors }
+  return { seconds: (performance.now() - t0) / 1000, latencies, errors, issued: next }
 }
 
-function result (system: string, count: number, window: number, run: { seconds: number, latencies: number[], errors: number }, delivered: number): Result {
+function result (system: string, window: number, run: { seconds: number, latencies: number[], errors: number, issued: number }, delivered: number): Result {
   const sorted = [...run.latencies].sort((a, b) => a - b)
   return {
     system,
-    count,
+    count: run.issued,
     window,
     seconds: run.seconds,
     perSecond: run.latencies.length / run.seconds,
@@ -214,8 +230,11 @@ function childEvent<T> (child: ChildProcess, event: string, timeoutMs: number): 
 
 // ---- fedmesh -------------------------------------------------------------------------------
 
-/** One measurement on the same processes: `count` sends, `window` in flight. */
-interface Phase { count: number, window: number }
+/**
+ * One measurement on the same processes: `count` sends, `window` in flight — or, with
+ * `durationMs`, as many as start in that time (at most `count`).
+ */
+interface Phase { count: number, window: number, durationMs?: number }
 
 
 async function benchFedmesh (phases: Phase[], synchronous: 'full' | 'normal' = 'full'): Promise<Result[]> {
@@ -239,7 +258,7 @@ async function benchFedmesh (phases: Phase[], synchronous: 'full' | 'normal' = '
       // Warm-up: connections, statements, JIT.
       await pipeline(WARM_SENDS, WARM_WINDOW, async () => await alice.send(ready.bob, payload, { durable: true }))
       const results: Result[] = []
-      for (const { count, window } of phases) {
+      for (const { count, window, durationMs } of phases) {
         await pipeline(Math.min(PHASE_WARM_SENDS, count), window, async () => await alice.send(ready.bob, payload, { durable: true }))
         const before = await countAt(child)
         const cpu0 = cpuUs()
@@ -248,12 +267,12 @@ async function benchFedmesh (phases: Phase[], synchronous: 'full' | 'normal' = '
         const run = await pipeline(count, window, async () => {
           const r = await alice.send(ready.bob, payload, { durable: true })
           if (r.durable?.status !== 'stored') throw new Error(`not stored: ${JSON.stringify(r.durable)}`)
-        })
+        }, durationMs)
         const senderCpu = cpuUs() - cpu0
         const senderMain = mainCpuUs() - main0
         const threads1 = threadsCpuUs(process.pid)
         const after = await countAt(child)
-        const res = result(`fedmesh durable (SQLite ${synchronous.toUpperCase()}, k=0)`, count, window, run, after.count - before.count)
+        const res = result(`fedmesh durable (SQLite ${synchronous.toUpperCase()}, k=0)`, window, run, after.count - before.count)
         const acked = Math.max(1, run.latencies.length)
         res.senderCpuUsPerMsg = senderCpu / acked
         res.homeCpuUsPerMsg = (after.cpuUs - before.cpuUs) / acked
@@ -304,20 +323,20 @@ async function benchJetStream (phases: Phase[]): Promise<Result[]> {
       const payload = new Uint8Array(PAYLOAD_BYTES).fill(0x61)
       await pipeline(WARM_SENDS, WARM_WINDOW, async () => await js.publish('bench.warm', payload))
       const results: Result[] = []
-      for (const { count, window } of phases) {
+      for (const { count, window, durationMs } of phases) {
         await pipeline(Math.min(PHASE_WARM_SENDS, count), window, async () => await js.publish('bench.warm', payload))
         const before = (await jsm.streams.info('BENCH')).state.messages
         const cpu0 = cpuUs()
         const server0 = procCpuUs(server.pid)
         const threads0 = threadsCpuUs(process.pid)
         const serverThreads0 = threadsCpuUs(server.pid)
-        const run = await pipeline(count, window, async () => await js.publish('bench.durable', payload))
+        const run = await pipeline(count, window, async () => await js.publish('bench.durable', payload), durationMs)
         const senderCpu = cpuUs() - cpu0
         const serverCpu = procCpuUs(server.pid) - server0
         const threads1 = threadsCpuUs(process.pid)
         const serverThreads1 = threadsCpuUs(server.pid)
         const after = (await jsm.streams.info('BENCH')).state.messages
-        const res = result('NATS JetStream (file, R1)', count, window, run, after - before)
+        const res = result('NATS JetStream (file, R1)', window, run, after - before)
         const acked = Math.max(1, run.latencies.length)
         res.senderCpuUsPerMsg = senderCpu / acked
         if (Number.isFinite(serverCpu)) res.homeCpuUsPerMsg = serverCpu / acked
@@ -341,20 +360,24 @@ async function benchJetStream (phases: Phase[]): Promise<Result[]> {
 async function main (): Promise<void> {
   const { values } = parseArgs({
     options: {
-      count: { type: 'string', default: '20000' },
+      count: { type: 'string' },
+      seconds: { type: 'string' },
       window: { type: 'string', default: '512' },
       json: { type: 'boolean', default: false },
       only: { type: 'string' },
       sync: { type: 'string', default: 'full' }
     }
   })
-  const count = Number(values.count)
+  const seconds = values.seconds == null ? undefined : Number(values.seconds)
+  if (seconds != null && !(seconds >= 0.5 && seconds <= 600)) throw new Error('--seconds must be 0.5–600')
+  // With --seconds, --count is a ceiling (none by default).
+  const count = Number(values.count ?? (seconds == null ? 20_000 : SUSTAINED_MAX))
   const windows = values.window.split(',').map(Number)
   if (!Number.isSafeInteger(count) || count < 1 || count > 10_000_000) throw new Error('--count must be 1–10000000')
   if (windows.length > 8 || windows.some(w => !Number.isSafeInteger(w) || w < 1 || w > 100_000)) throw new Error('--window must be 1–100000, or up to 8 of them separated by commas')
   const results: Result[] = []
   if (values.sync !== 'full' && values.sync !== 'normal') throw new Error('--sync must be full or normal')
-  const phases = windows.map(window => ({ count, window }))
+  const phases: Phase[] = windows.map(window => ({ count, window, ...(seconds != null ? { durationMs: seconds * 1000 } : {}) }))
   if (values.only == null || values.only === 'fedmesh') results.push(...await benchFedmesh(phases, values.sync))
   if (values.only == null || values.only === 'jetstream') results.push(...await benchJetStream(phases))
   // fedmesh ÷ JetStream at each window both measured.
@@ -410,26 +433,42 @@ const LONE_COUNT = 1_000
  * rates, system ÷ fedmesh for latencies; above 1 means fedmesh is better).
  */
 export async function benchRows (opts: { durationMs: number, size: number, dir: string, log: (line: string) => void }): Promise<BenchRow[]> {
-  const phases: Phase[] = [{ count: RUN_COUNT, window: RUN_WINDOW }, { count: LONE_COUNT, window: 1 }, { count: RUN_COUNT, window: DEEP_WINDOW }]
-  opts.log(`durable: fedmesh, ${RUN_COUNT} sends of ${PAYLOAD_BYTES} B, ${RUN_WINDOW} in flight, then ${LONE_COUNT} one at a time, then ${RUN_COUNT} with ${DEEP_WINDOW} in flight`)
-  const [fm, fmLone, fmDeep] = await benchFedmesh(phases)
-  opts.log(`durable: fedmesh ${fm.perSecond.toFixed(0)} msgs/s (${fmDeep.perSecond.toFixed(0)} at ${DEEP_WINDOW} in flight), lost ${fm.lost + fmLone.lost + fmDeep.lost}; lone send p50 ${fmLone.p50Ms.toFixed(2)} ms`)
+  const seconds = opts.durationMs / 1000
+  const phases: Phase[] = [
+    { count: RUN_COUNT, window: RUN_WINDOW },
+    { count: LONE_COUNT, window: 1 },
+    { count: RUN_COUNT, window: DEEP_WINDOW },
+    { count: SUSTAINED_MAX, window: RUN_WINDOW, durationMs: opts.durationMs }
+  ]
+  opts.log(`durable: fedmesh, ${RUN_COUNT} sends of ${PAYLOAD_BYTES} B, ${RUN_WINDOW} in flight, then ${LONE_COUNT} one at a time, then ${RUN_COUNT} with ${DEEP_WINDOW} in flight, then ${seconds} s at ${RUN_WINDOW}`)
+  const fm = await benchFedmesh(phases)
+  const lost = (rs: Result[]): number => rs.reduce((n, r) => n + r.lost, 0)
+  const summary = (rs: Result[]): string => `${rs[0].perSecond.toFixed(0)} msgs/s (${rs[2].perSecond.toFixed(0)} at ${DEEP_WINDOW} in flight, ${rs[3].perSecond.toFixed(0)} over ${seconds} s), lost ${lost(rs)}; lone send p50 ${rs[1].p50Ms.toFixed(2)} ms`
+  opts.log(`durable: fedmesh ${summary(fm)}`)
   opts.log('durable: NATS JetStream (file storage, own server)')
-  const [js, jsLone, jsDeep] = await benchJetStream(phases)
-  opts.log(`durable: JetStream ${js.perSecond.toFixed(0)} msgs/s (${jsDeep.perSecond.toFixed(0)} at ${DEEP_WINDOW} in flight), lost ${js.lost + jsLone.lost + jsDeep.lost}; lone send p50 ${jsLone.p50Ms.toFixed(2)} ms`)
+  const js = await benchJetStream(phases)
+  opts.log(`durable: JetStream ${summary(js)}`)
   const detail = (r: Result): string => `${r.count} sends, ${r.window} in flight, lost ${r.lost}, errors ${r.errors}`
   const deep = `durable send, ${DEEP_WINDOW} in flight`
-  const rows = (r: Result, lone: Result, d: Result, system: string, rate: number | null, p50: number | null, p99: number | null, loneP50: number | null, loneP99: number | null, deepRate: number | null, deepP99: number | null): BenchRow[] => [
-    { system, measure: 'durable send', value: r.perSecond, unit: 'msgs/s', ratio: rate, detail: detail(r) },
-    { system, measure: 'durable send p50', value: r.p50Ms, unit: 'ms', ratio: p50 },
-    { system, measure: 'durable send p99', value: r.p99Ms, unit: 'ms', ratio: p99 },
-    { system, measure: 'lone durable send p50', value: lone.p50Ms, unit: 'ms', ratio: loneP50, detail: detail(lone) },
-    { system, measure: 'lone durable send p99', value: lone.p99Ms, unit: 'ms', ratio: loneP99 },
-    { system, measure: deep, value: d.perSecond, unit: 'msgs/s', ratio: deepRate, detail: detail(d) },
-    { system, measure: `${deep} p99`, value: d.p99Ms, unit: 'ms', ratio: deepP99 }
+  // [measure, phase, rate or latency, p50 or p99, with the detail]
+  const measures: Array<[string, number, 'rate' | 'p50' | 'p99', boolean]> = [
+    ['durable send', 0, 'rate', true],
+    ['durable send p50', 0, 'p50', false],
+    ['durable send p99', 0, 'p99', false],
+    ['lone durable send p50', 1, 'p50', true],
+    ['lone durable send p99', 1, 'p99', false],
+    [deep, 2, 'rate', true],
+    [`${deep} p99`, 2, 'p99', false],
+    [`durable send, ${seconds} s sustained`, 3, 'rate', true],
+    [`durable send, ${seconds} s sustained p99`, 3, 'p99', false]
   ]
-  return [
-    ...rows(js, jsLone, jsDeep, 'nats-jetstream', fm.perSecond / js.perSecond, js.p50Ms / fm.p50Ms, js.p99Ms / fm.p99Ms, jsLone.p50Ms / fmLone.p50Ms, jsLone.p99Ms / fmLone.p99Ms, fmDeep.perSecond / jsDeep.perSecond, jsDeep.p99Ms / fmDeep.p99Ms),
-    ...rows(fm, fmLone, fmDeep, 'fedmesh', 1, 1, 1, 1, 1, 1, 1)
-  ]
+  const value = (r: Result, what: 'rate' | 'p50' | 'p99'): number => what === 'rate' ? r.perSecond : what === 'p50' ? r.p50Ms : r.p99Ms
+  const rows = (rs: Result[], system: string, peer: boolean): BenchRow[] => measures.map(([measure, phase, what, withDetail]) => {
+    const v = value(rs[phase], what)
+    const mine = value(fm[phase], what)
+    // Rates: fedmesh ÷ system; latencies: system ÷ fedmesh (above 1: fedmesh better).
+    const ratio = !peer ? 1 : what === 'rate' ? mine / v : v / mine
+    return { system, measure, value: v, unit: what === 'rate' ? 'msgs/s' : 'ms', ratio, ...(withDetail ? { detail: detail(rs[phase]) } : {}) }
+  })
+  return [...rows(js, 'nats-jetstream', true), ...rows(fm, 'fedmesh', false)]
 }
