@@ -4,7 +4,10 @@
  * each statement timed. 256-byte payloads, one 56-character sender and recipient, sender
  * sequence numbers, `--batch` entries per commit (≈ the home node's batch at 512 in flight).
  *
- *   node bench/store-writer-statements.ts [--count 100000] [--batch 510] [--sync full|normal] [--exec SQL …]
+ *   node bench/store-writer-statements.ts [--count 100000] [--batch 510] [--sync full|normal] [--name-length 56] [--exec SQL …]
+ *
+ * `--name-length` sets the length of the sender's and recipient's ids (at least 12): how much
+ * the names' size in the inbox row and its indexes costs the writer.
  *
  * `--exec` runs SQL on the new store before the enqueues (an experiment: an index or trigger
  * dropped, a PRAGMA), to see what one part of the schema costs the writer.
@@ -20,7 +23,7 @@ import { normalizeEntry } from '../src/store/validate.ts'
 import type { Sql } from '../src/store/backend.ts'
 import type { AgentId, MessageId } from '../src/core/ids.ts'
 
-const { values } = parseArgs({ options: { count: { type: 'string', default: '100000' }, batch: { type: 'string', default: '510' }, sync: { type: 'string', default: 'full' }, exec: { type: 'string', multiple: true, default: [] } } })
+const { values } = parseArgs({ options: { count: { type: 'string', default: '100000' }, batch: { type: 'string', default: '510' }, sync: { type: 'string', default: 'full' }, 'name-length': { type: 'string', default: '56' }, exec: { type: 'string', multiple: true, default: [] } } })
 const COUNT = Number(values.count)
 const BATCH = Number(values.batch)
 const UNLIMITED = { inboxCount: Infinity, inboxBytes: Infinity, senderCount: Infinity, senderBytes: Infinity, senderTotalCount: Infinity, senderTotalBytes: Infinity }
@@ -44,8 +47,9 @@ try {
     all: async (text, params) => { const t0 = cpu(); const r = await inner.all(text, params); timed(text, t0); return r },
     run: async (text, params) => { const t0 = cpu(); const r = await inner.run(text, params); timed(text, t0); return r }
   }
-  const sender = `did:key:z6Mk${'s'.repeat(44)}` as AgentId
-  const recipient = `did:key:z6Mk${'r'.repeat(44)}` as AgentId
+  const nameTail = Math.max(0, Number(values['name-length']) - 12)
+  const sender = `did:key:z6Mk${'s'.repeat(nameTail)}` as AgentId
+  const recipient = `did:key:z6Mk${'r'.repeat(nameTail)}` as AgentId
   const body = new Uint8Array(256).fill(7)
   const expiresAt = Date.now() + 3_600_000
   let seq = 0
