@@ -104,12 +104,8 @@ class Out<P> implements Actions<P> {
 
   to (to: NodeId, frame: Frame<P>): void {
     const s = { to, frame }
-    const send = this.send
-    if (send === UNUSED) this.send = [s]
-    // A second send (a publication to two neighbours) as a literal of two: push on `[x]`
-    // would make room for 17.
-    else if (send.length === 1) this.send = [send[0], s]
-    else send.push(s)
+    if (this.send === UNUSED) this.send = [s]
+    else this.send.push(s)
   }
 
   drop (d: Drop): void {
