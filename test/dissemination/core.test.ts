@@ -223,6 +223,27 @@ describe('forwarding', () => {
     assert.deepEqual(net.deliveredIds('C'), [])
   })
 
+  test('a publication to one, two, three and four neighbours: one send each, in the routes\' order, each with its labels', () => {
+    // The actions' send list is made as [x], then [x, y], then pushed to: each length is covered.
+    for (let n = 1; n <= 4; n++) {
+      const peers = ['B', 'C', 'D', 'E'].slice(0, n)
+      const net = new TestNet().add('A', ...peers).link(...peers.map(p => `A-${p}`)).run()
+      for (const p of peers) net.subscribe(p, 'a/#').run()
+      const routes = net.node('A').routesFor('a/x' as Topic)
+      const sends = net.node('A').publish({ id: `m${n}` as MessageId, topic: 'a/x' as Topic, maxHops: 4, expiresAt: 60_000, payload: 'p' }, 0).send
+      assert.equal(sends.length, n)
+      assert.deepEqual(sends.map(s => s.to), routes.map(r => r[0]))
+      assert.deepEqual([...sends.map(s => s.to)].sort(), peers)
+      for (let k = 0; k < n; k++) {
+        const f = sends[k].frame
+        assert.ok(f.kind === 'data')
+        assert.deepEqual(f.targets, routes[k][1])
+        assert.equal(f.message.id, `m${n}`)
+        assert.equal(f.message.hops, 1)
+      }
+    }
+  })
+
   test('the publisher delivers to its own subscribers; duplicates are dropped', () => {
     const net = new TestNet().add('A', 'B').link('A-B').run()
     net.subscribe('A', 'a/#').run()
