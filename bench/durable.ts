@@ -377,7 +377,8 @@ async function main (): Promise<void> {
   if (windows.length > 8 || windows.some(w => !Number.isSafeInteger(w) || w < 1 || w > 100_000)) throw new Error('--window must be 1–100000, or up to 8 of them separated by commas')
   const results: Result[] = []
   if (values.sync !== 'full' && values.sync !== 'normal') throw new Error('--sync must be full or normal')
-  const phases: Phase[] = windows.map(window => ({ count, window, ...(seconds != null ? { durationMs: seconds * 1000 } : {}) }))
+  const durationMs = seconds == null ? undefined : seconds * 1000
+  const phases: Phase[] = windows.map(window => ({ count, window, durationMs }))
   if (values.only == null || values.only === 'fedmesh') results.push(...await benchFedmesh(phases, values.sync))
   if (values.only == null || values.only === 'jetstream') results.push(...await benchJetStream(phases))
   // fedmesh ÷ JetStream at each window both measured.
@@ -434,6 +435,8 @@ const LONE_COUNT = 1_000
  */
 export async function benchRows (opts: { durationMs: number, size: number, dir: string, log: (line: string) => void }): Promise<BenchRow[]> {
   const seconds = opts.durationMs / 1000
+  // The phases, in order on the same processes, and their places in each system's results.
+  const [RUN, LONE, DEEP, SUSTAINED] = [0, 1, 2, 3]
   const phases: Phase[] = [
     { count: RUN_COUNT, window: RUN_WINDOW },
     { count: LONE_COUNT, window: 1 },
@@ -443,32 +446,32 @@ export async function benchRows (opts: { durationMs: number, size: number, dir: 
   opts.log(`durable: fedmesh, ${RUN_COUNT} sends of ${PAYLOAD_BYTES} B, ${RUN_WINDOW} in flight, then ${LONE_COUNT} one at a time, then ${RUN_COUNT} with ${DEEP_WINDOW} in flight, then ${seconds} s at ${RUN_WINDOW}`)
   const fm = await benchFedmesh(phases)
   const lost = (rs: Result[]): number => rs.reduce((n, r) => n + r.lost, 0)
-  const summary = (rs: Result[]): string => `${rs[0].perSecond.toFixed(0)} msgs/s (${rs[2].perSecond.toFixed(0)} at ${DEEP_WINDOW} in flight, ${rs[3].perSecond.toFixed(0)} over ${seconds} s), lost ${lost(rs)}; lone send p50 ${rs[1].p50Ms.toFixed(2)} ms`
+  const summary = (rs: Result[]): string => `${rs[RUN].perSecond.toFixed(0)} msgs/s (${rs[DEEP].perSecond.toFixed(0)} at ${DEEP_WINDOW} in flight, ${rs[SUSTAINED].perSecond.toFixed(0)} over ${seconds} s), lost ${lost(rs)}; lone send p50 ${rs[LONE].p50Ms.toFixed(2)} ms`
   opts.log(`durable: fedmesh ${summary(fm)}`)
   opts.log('durable: NATS JetStream (file storage, own server)')
   const js = await benchJetStream(phases)
   opts.log(`durable: JetStream ${summary(js)}`)
   const detail = (r: Result): string => `${r.count} sends, ${r.window} in flight, lost ${r.lost}, errors ${r.errors}`
   const deep = `durable send, ${DEEP_WINDOW} in flight`
-  // [measure, phase, rate or latency, p50 or p99, with the detail]
+  // [measure, phase, what of it (rate, p50 or p99), whether the row carries the phase's detail]
   const measures: Array<[string, number, 'rate' | 'p50' | 'p99', boolean]> = [
-    ['durable send', 0, 'rate', true],
-    ['durable send p50', 0, 'p50', false],
-    ['durable send p99', 0, 'p99', false],
-    ['lone durable send p50', 1, 'p50', true],
-    ['lone durable send p99', 1, 'p99', false],
-    [deep, 2, 'rate', true],
-    [`${deep} p99`, 2, 'p99', false],
-    [`durable send, ${seconds} s sustained`, 3, 'rate', true],
-    [`durable send, ${seconds} s sustained p99`, 3, 'p99', false]
+    ['durable send', RUN, 'rate', true],
+    ['durable send p50', RUN, 'p50', false],
+    ['durable send p99', RUN, 'p99', false],
+    ['lone durable send p50', LONE, 'p50', true],
+    ['lone durable send p99', LONE, 'p99', false],
+    [deep, DEEP, 'rate', true],
+    [`${deep} p99`, DEEP, 'p99', false],
+    [`durable send, ${seconds} s sustained`, SUSTAINED, 'rate', true],
+    [`durable send, ${seconds} s sustained p99`, SUSTAINED, 'p99', false]
   ]
   const value = (r: Result, what: 'rate' | 'p50' | 'p99'): number => what === 'rate' ? r.perSecond : what === 'p50' ? r.p50Ms : r.p99Ms
-  const rows = (rs: Result[], system: string, peer: boolean): BenchRow[] => measures.map(([measure, phase, what, withDetail]) => {
+  const rows = (rs: Result[], system: string): BenchRow[] => measures.map(([measure, phase, what, withDetail]) => {
     const v = value(rs[phase], what)
     const mine = value(fm[phase], what)
     // Rates: fedmesh ÷ system; latencies: system ÷ fedmesh (above 1: fedmesh better).
-    const ratio = !peer ? 1 : what === 'rate' ? mine / v : v / mine
+    const ratio = rs === fm ? 1 : what === 'rate' ? mine / v : v / mine
     return { system, measure, value: v, unit: what === 'rate' ? 'msgs/s' : 'ms', ratio, ...(withDetail ? { detail: detail(rs[phase]) } : {}) }
   })
-  return [...rows(js, 'nats-jetstream', true), ...rows(fm, 'fedmesh', false)]
+  return [...rows(js, 'nats-jetstream'), ...rows(fm, 'fedmesh')]
 }
